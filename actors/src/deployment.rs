@@ -1,0 +1,368 @@
+//! One deployment: its live counters (atomics read by handlers) and the actor that owns its cooldown
+//! decisions and health probes.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+
+use crate::messages::{DeploymentFailure, Probe, ProbeOutcome};
+use crate::Upstream;
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// When a deployment is taken out of rotation.
+#[derive(Debug, Clone)]
+pub struct CooldownPolicy {
+    /// Failures tolerated within one minute before a cooldown (`allowed_fails`, default 3).
+    pub allowed_fails: u32,
+    /// How long a cooldown lasts (`cooldown_time`, default 5 s).
+    pub cooldown_time: Duration,
+    /// `disable_cooldowns`.
+    pub disabled: bool,
+}
+
+impl Default for CooldownPolicy {
+    fn default() -> Self {
+        Self {
+            allowed_fails: 3,
+            cooldown_time: Duration::from_secs(5),
+            disabled: false,
+        }
+    }
+}
+
+/// Health as last probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeHealth {
+    Unknown = 0,
+    Healthy = 1,
+    Unhealthy = 2,
+}
+
+/// Live counters of one deployment. Handlers update them with single atomic operations; the
+/// deployment actor writes the cooldown deadline. The state outlives any one actor, so restarting a
+/// crashed actor keeps them.
+#[derive(Debug, Default)]
+pub struct DeploymentState {
+    in_flight: AtomicU64,
+    requests: AtomicU64,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    cooldown_until_ms: AtomicU64,
+    cooldowns: AtomicU64,
+    latency_ewma_us: AtomicU64,
+    restarts: AtomicU64,
+    dropped_reports: AtomicU64,
+    probe_health: AtomicU64,
+    last_probe_error: Mutex<Option<String>>,
+}
+
+/// A copy of the counters, for `/model/info`, `/health` and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentStats {
+    pub in_flight: u64,
+    pub requests: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub cooldowns: u64,
+    pub cooling_down: bool,
+    pub latency_ewma_us: u64,
+    pub restarts: u64,
+}
+
+/// Decrements the in-flight count when the request ends, however it ends.
+pub struct InFlightGuard(Arc<DeploymentState>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl DeploymentState {
+    /// Count a request as started; the guard ends it.
+    pub fn begin(self: &Arc<Self>) -> InFlightGuard {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        InFlightGuard(self.clone())
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Record a successful call and fold its latency into the moving average (alpha = 1/8).
+    pub fn record_success(&self, latency: Duration) {
+        self.successes.fetch_add(1, Ordering::Relaxed);
+        let sample = latency.as_micros().min(u64::MAX as u128) as u64;
+        let _ = self
+            .latency_ewma_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample
+                } else {
+                    old - old / 8 + sample / 8
+                })
+            });
+    }
+
+    pub(crate) fn record_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_dropped_report(&self) {
+        self.dropped_reports.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn cooldown_until_ms(&self) -> u64 {
+        self.cooldown_until_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn is_cooling_down(&self, now_ms: u64) -> bool {
+        self.cooldown_until_ms() > now_ms
+    }
+
+    pub(crate) fn cool_down_until(&self, until_ms: u64) {
+        self.cooldown_until_ms.fetch_max(until_ms, Ordering::Relaxed);
+        self.cooldowns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn probe_health(&self) -> ProbeHealth {
+        match self.probe_health.load(Ordering::Relaxed) {
+            1 => ProbeHealth::Healthy,
+            2 => ProbeHealth::Unhealthy,
+            _ => ProbeHealth::Unknown,
+        }
+    }
+
+    pub fn last_probe_error(&self) -> Option<String> {
+        self.last_probe_error
+            .lock()
+            .ok()
+            .and_then(|guard| guard.clone())
+    }
+
+    fn record_probe(&self, outcome: &ProbeOutcome) {
+        let (health, error) = match outcome {
+            ProbeOutcome::Healthy { .. } => (ProbeHealth::Healthy, None),
+            ProbeOutcome::Unhealthy { error } => (ProbeHealth::Unhealthy, Some(error.clone())),
+        };
+        self.probe_health.store(health as u64, Ordering::Relaxed);
+        if let Ok(mut guard) = self.last_probe_error.lock() {
+            *guard = error;
+        }
+    }
+
+    pub fn stats(&self) -> DeploymentStats {
+        DeploymentStats {
+            in_flight: self.in_flight(),
+            requests: self.requests.load(Ordering::Relaxed),
+            successes: self.successes.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            cooldowns: self.cooldowns.load(Ordering::Relaxed),
+            cooling_down: self.is_cooling_down(now_ms()),
+            latency_ewma_us: self.latency_ewma_us.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Owns one deployment's cooldown decisions and runs its health probes.
+pub struct DeploymentActor<U: Upstream> {
+    upstream: Arc<U>,
+    state: Arc<DeploymentState>,
+    policy: CooldownPolicy,
+    /// Failures counted against `allowed_fails` within the last minute.
+    recent_failures: VecDeque<Instant>,
+}
+
+impl<U: Upstream> DeploymentActor<U> {
+    pub(crate) fn new(upstream: Arc<U>, state: Arc<DeploymentState>, policy: CooldownPolicy) -> Self {
+        Self {
+            upstream,
+            state,
+            policy,
+            recent_failures: VecDeque::new(),
+        }
+    }
+
+    /// Decide whether this failure starts a cooldown; returns the cooldown length if so.
+    fn decide(&mut self, failure: &DeploymentFailure, now: Instant) -> Option<Duration> {
+        if self.policy.disabled || !failure.class.counts_against_deployment() {
+            return None;
+        }
+        let window = Duration::from_secs(60);
+        while self
+            .recent_failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            self.recent_failures.pop_front();
+        }
+        self.recent_failures.push_back(now);
+        let over_allowance = self.recent_failures.len() as u64 > self.policy.allowed_fails as u64;
+        if failure.class.cools_down_immediately() || over_allowance {
+            self.recent_failures.clear();
+            // A provider's retry-after longer than the cooldown wins.
+            let length = failure
+                .retry_after
+                .map_or(self.policy.cooldown_time, |r| r.max(self.policy.cooldown_time));
+            return Some(length);
+        }
+        None
+    }
+}
+
+impl<U: Upstream> Actor for DeploymentActor<U> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Reports are fire-and-forget; a deep mailbox absorbs failure bursts without blocking senders.
+        ctx.set_mailbox_capacity(1024);
+    }
+}
+
+impl<U: Upstream> Handler<DeploymentFailure> for DeploymentActor<U> {
+    type Result = ();
+
+    fn handle(&mut self, failure: DeploymentFailure, _ctx: &mut Self::Context) {
+        if let Some(length) = self.decide(&failure, Instant::now()) {
+            tracing::warn!(
+                deployment = self.upstream.id(),
+                model_group = self.upstream.model_group(),
+                class = ?failure.class,
+                status = failure.status,
+                cooldown_ms = length.as_millis() as u64,
+                "deployment cooling down"
+            );
+            self.state
+                .cool_down_until(now_ms() + length.as_millis() as u64);
+        }
+    }
+}
+
+impl<U: Upstream> Handler<Probe> for DeploymentActor<U> {
+    type Result = ResponseActFuture<Self, ProbeOutcome>;
+
+    fn handle(&mut self, msg: Probe, _ctx: &mut Self::Context) -> Self::Result {
+        let started = Instant::now();
+        let probe = self.upstream.probe();
+        let fut = async move {
+            match actix::clock::timeout(msg.timeout, probe).await {
+                Ok(Ok(())) => ProbeOutcome::Healthy {
+                    latency: started.elapsed(),
+                },
+                Ok(Err(error)) => ProbeOutcome::Unhealthy { error },
+                Err(_) => ProbeOutcome::Unhealthy {
+                    error: format!("health check timed out after {:?}", msg.timeout),
+                },
+            }
+        };
+        Box::pin(fut.into_actor(self).map(|outcome, act, _| {
+            act.state.record_probe(&outcome);
+            outcome
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::FailureClass;
+    use futures_util::future::LocalBoxFuture;
+
+    struct Fake;
+    impl Upstream for Fake {
+        fn id(&self) -> &str {
+            "fake"
+        }
+        fn model_group(&self) -> &str {
+            "g"
+        }
+        fn probe(&self) -> LocalBoxFuture<'static, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn failure(class: FailureClass) -> DeploymentFailure {
+        DeploymentFailure {
+            class,
+            status: None,
+            retry_after: None,
+        }
+    }
+
+    fn actor(policy: CooldownPolicy) -> DeploymentActor<Fake> {
+        DeploymentActor::new(Arc::new(Fake), Arc::default(), policy)
+    }
+
+    #[test]
+    fn server_errors_cool_down_after_allowed_fails() {
+        let mut a = actor(CooldownPolicy::default());
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(a.decide(&failure(FailureClass::Server), now), None);
+        }
+        assert_eq!(
+            a.decide(&failure(FailureClass::Server), now),
+            Some(Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn rate_limit_cools_down_at_once_and_honours_retry_after() {
+        let mut a = actor(CooldownPolicy::default());
+        let mut f = failure(FailureClass::RateLimit);
+        f.retry_after = Some(Duration::from_secs(30));
+        assert_eq!(a.decide(&f, Instant::now()), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn bad_requests_and_disabled_policy_never_cool_down() {
+        let mut a = actor(CooldownPolicy::default());
+        for _ in 0..10 {
+            assert_eq!(a.decide(&failure(FailureClass::BadRequest), Instant::now()), None);
+        }
+        let mut a = actor(CooldownPolicy {
+            disabled: true,
+            ..CooldownPolicy::default()
+        });
+        assert_eq!(a.decide(&failure(FailureClass::RateLimit), Instant::now()), None);
+    }
+
+    #[test]
+    fn failures_older_than_a_minute_are_forgotten() {
+        let mut a = actor(CooldownPolicy::default());
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(a.decide(&failure(FailureClass::Server), start), None);
+        }
+        let later = start + Duration::from_secs(61);
+        assert_eq!(a.decide(&failure(FailureClass::Server), later), None);
+    }
+
+    #[test]
+    fn ewma_latency_and_in_flight_guard() {
+        let state = Arc::new(DeploymentState::default());
+        {
+            let _g = state.begin();
+            assert_eq!(state.in_flight(), 1);
+        }
+        assert_eq!(state.in_flight(), 0);
+        state.record_success(Duration::from_micros(800));
+        state.record_success(Duration::from_micros(1600));
+        assert_eq!(state.stats().latency_ewma_us, 800 - 100 + 200);
+    }
+}

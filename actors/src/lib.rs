@@ -1,0 +1,48 @@
+//! Tollgate's actors.
+//!
+//! Actors own and write state; request handlers never queue behind a mailbox on the hot path:
+//!
+//! * [`RouterActor`] owns the model groups. It supervises one [`DeploymentActor`] per `model_list`
+//!   entry, restarts any child that dies (a panicking handler kills an actix actor for good, even under
+//!   a `Supervisor`), and publishes an immutable [`RoutingSnapshot`] through an `ArcSwap` that handlers
+//!   read without a message.
+//! * [`DeploymentActor`] owns the cooldown decision and runs health probes for its deployment. Its hot
+//!   counters (in-flight requests, cooldown deadline, latency, successes and failures) are atomics in a
+//!   [`DeploymentState`] that outlives the actor, so a restart loses nothing.
+//!
+//! Handlers touch the actors only with fire-and-forget messages (`try_send`), and only when something
+//! happened that needs a decision (an upstream failure). Everything else is a read of published state.
+//!
+//! The actor crate knows nothing about HTTP or providers: a deployment is anything implementing
+//! [`Upstream`], which the gateway binary supplies.
+
+mod deployment;
+mod messages;
+mod router;
+mod snapshot;
+
+pub use deployment::{CooldownPolicy, DeploymentActor, DeploymentState, DeploymentStats};
+pub use messages::{
+    DeploymentFailure, FailureClass, HealthReport, ProbeAll, ProbeOutcome, ReplaceDeployments,
+};
+pub use router::{RouterActor, RouterHandle};
+pub use snapshot::{DeploymentHandle, ModelGroup, RoutingSnapshot};
+
+use futures_util::future::LocalBoxFuture;
+
+/// A deployment the router can route to: one `model_list` entry, resolved.
+///
+/// Implemented by the gateway; the actors only need identity and a health probe.
+pub trait Upstream: Send + Sync + 'static {
+    /// Stable deployment id (`model_info.id`, or a hash of the entry).
+    fn id(&self) -> &str;
+    /// The model group (`model_name`) this deployment serves; may be a wildcard such as `openai/*`.
+    fn model_group(&self) -> &str;
+    /// Relative weight for weighted shuffling (`weight`, else `rpm`, else `tpm`); `None` means equal.
+    fn weight(&self) -> Option<f64> {
+        None
+    }
+    /// A tiny real call to the deployment. It runs on the deployment actor's arbiter, so it may use
+    /// thread-local, non-`Send` clients. The error string must not contain secrets.
+    fn probe(&self) -> LocalBoxFuture<'static, Result<(), String>>;
+}

@@ -1,0 +1,282 @@
+//! The router actor: owns the deployment set, supervises one deployment actor per deployment, and
+//! publishes the routing snapshot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use arc_swap::ArcSwap;
+use futures_util::future::join_all;
+
+use crate::deployment::{CooldownPolicy, DeploymentActor, DeploymentState};
+use crate::messages::{HealthReport, Probe, ProbeAll, ProbeOutcome, ReplaceDeployments};
+use crate::snapshot::{DeploymentHandle, RoutingSnapshot};
+use crate::Upstream;
+
+/// How often the router checks that every child actor is alive.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(250);
+
+pub struct RouterActor<U: Upstream> {
+    handles: Vec<Arc<DeploymentHandle<U>>>,
+    snapshot: Arc<ArcSwap<RoutingSnapshot<U>>>,
+    policy: CooldownPolicy,
+    children: ArbiterHandle,
+}
+
+impl<U: Upstream> RouterActor<U> {
+    fn spawn_child(&self, handle: &DeploymentHandle<U>) {
+        let upstream = handle.upstream.clone();
+        let state = handle.state.clone();
+        let policy = self.policy.clone();
+        let addr = DeploymentActor::start_in_arbiter(&self.children, move |_| {
+            DeploymentActor::new(upstream, state, policy)
+        });
+        handle.actor.store(Some(Arc::new(addr)));
+    }
+
+    /// Restart every child whose actor has died. A panic inside an actor's handler stops that actor
+    /// for good (actix's `Supervisor` only restarts actors that stop themselves), so the router checks
+    /// liveness itself. Counters live in `DeploymentState`, outside the actor, and survive.
+    fn supervise(&mut self) {
+        for handle in &self.handles {
+            let alive = handle
+                .actor
+                .load()
+                .as_ref()
+                .is_some_and(|addr| addr.connected());
+            if !alive {
+                tracing::error!(
+                    deployment = handle.id(),
+                    model_group = handle.upstream.model_group(),
+                    "deployment actor died; restarting it"
+                );
+                handle.state.record_restart();
+                self.spawn_child(handle);
+            }
+        }
+    }
+
+    fn publish(&self) {
+        self.snapshot
+            .store(Arc::new(RoutingSnapshot::build(self.handles.clone())));
+    }
+}
+
+impl<U: Upstream> Actor for RouterActor<U> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(256);
+        ctx.run_interval(SUPERVISE_EVERY, |act, _| act.supervise());
+    }
+}
+
+impl<U: Upstream> Handler<ProbeAll> for RouterActor<U> {
+    type Result = ResponseActFuture<Self, Vec<HealthReport>>;
+
+    fn handle(&mut self, msg: ProbeAll, _ctx: &mut Self::Context) -> Self::Result {
+        let targets: Vec<(String, Option<Addr<DeploymentActor<U>>>)> = self
+            .handles
+            .iter()
+            .filter(|h| {
+                msg.model_group
+                    .as_deref()
+                    .is_none_or(|g| h.upstream.model_group() == g)
+            })
+            .map(|h| {
+                let addr = h.actor.load().as_ref().map(|a| (**a).clone());
+                (h.id().to_string(), addr)
+            })
+            .collect();
+        let timeout = msg.timeout;
+        let probes = targets.into_iter().map(move |(deployment_id, addr)| async move {
+            let outcome = match addr {
+                // The deployment actor enforces the timeout; the outer one covers a wedged mailbox.
+                Some(addr) => match actix::clock::timeout(
+                    timeout + Duration::from_millis(500),
+                    addr.send(Probe { timeout }),
+                )
+                .await
+                {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(_)) => ProbeOutcome::Unhealthy {
+                        error: "deployment actor stopped during the health check; it is being restarted"
+                            .into(),
+                    },
+                    Err(_) => ProbeOutcome::Unhealthy {
+                        error: format!("health check timed out after {timeout:?}"),
+                    },
+                },
+                None => ProbeOutcome::Unhealthy {
+                    error: "deployment actor not running".into(),
+                },
+            };
+            HealthReport {
+                deployment_id,
+                outcome,
+            }
+        });
+        Box::pin(join_all(probes).into_actor(self).map(|reports, act, _| {
+            // A probe may have taken its actor down; restart it now rather than at the next tick.
+            act.supervise();
+            reports
+        }))
+    }
+}
+
+impl<U: Upstream> Handler<ReplaceDeployments<U>> for RouterActor<U> {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReplaceDeployments<U>, _ctx: &mut Self::Context) {
+        let mut previous: HashMap<String, Arc<DeploymentHandle<U>>> = self
+            .handles
+            .drain(..)
+            .map(|h| (h.id().to_string(), h))
+            .collect();
+        for upstream in msg.upstreams {
+            let state = previous
+                .remove(upstream.id())
+                .map(|h| {
+                    // The old actor stops once its last address is dropped with the old handle.
+                    h.state.clone()
+                })
+                .unwrap_or_default();
+            let handle = Arc::new(DeploymentHandle::new(upstream, state));
+            self.spawn_child(&handle);
+            self.handles.push(handle);
+        }
+        self.publish();
+    }
+}
+
+/// What the gateway holds: the router's address and the snapshot it publishes.
+pub struct RouterHandle<U: Upstream> {
+    pub addr: Addr<RouterActor<U>>,
+    snapshot: Arc<ArcSwap<RoutingSnapshot<U>>>,
+}
+
+impl<U: Upstream> Clone for RouterHandle<U> {
+    fn clone(&self) -> Self {
+        Self {
+            addr: self.addr.clone(),
+            snapshot: self.snapshot.clone(),
+        }
+    }
+}
+
+impl<U: Upstream> RouterHandle<U> {
+    /// Start the router on its own arbiter, with one deployment actor per upstream. Must run inside an
+    /// actix `System`. The snapshot is published before this returns, so requests can be routed at once.
+    pub fn start(upstreams: Vec<Arc<U>>, policy: CooldownPolicy) -> Self {
+        let arbiter = Arbiter::new().handle();
+        let handles: Vec<Arc<DeploymentHandle<U>>> = upstreams
+            .into_iter()
+            .map(|u| Arc::new(DeploymentHandle::new(u, Arc::new(DeploymentState::default()))))
+            .collect();
+        let snapshot = Arc::new(ArcSwap::from_pointee(RoutingSnapshot::build(handles.clone())));
+        let router = RouterActor {
+            handles,
+            snapshot: snapshot.clone(),
+            policy,
+            children: arbiter.clone(),
+        };
+        for handle in &router.handles {
+            router.spawn_child(handle);
+        }
+        let addr = RouterActor::start_in_arbiter(&arbiter, move |_| router);
+        Self { addr, snapshot }
+    }
+
+    /// The current snapshot. Cheap (one atomic load and a reference-count increment).
+    pub fn snapshot(&self) -> Arc<RoutingSnapshot<U>> {
+        self.snapshot.load_full()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::future::LocalBoxFuture;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// An upstream whose probe panics once when asked to, then behaves.
+    struct Flaky {
+        id: String,
+        panic_next: Arc<AtomicBool>,
+    }
+
+    impl Upstream for Flaky {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn model_group(&self) -> &str {
+            "group"
+        }
+        fn probe(&self) -> LocalBoxFuture<'static, Result<(), String>> {
+            let panic_now = self.panic_next.swap(false, Ordering::SeqCst);
+            Box::pin(async move {
+                if panic_now {
+                    panic!("probe blew up");
+                }
+                Ok(())
+            })
+        }
+    }
+
+    #[actix_rt::test]
+    async fn router_restarts_a_deployment_actor_that_panicked() {
+        let panic_next = Arc::new(AtomicBool::new(false));
+        let upstream = Arc::new(Flaky {
+            id: "d1".into(),
+            panic_next: panic_next.clone(),
+        });
+        let router = RouterHandle::start(vec![upstream], CooldownPolicy::default());
+        let probe = ProbeAll {
+            timeout: Duration::from_secs(2),
+            model_group: None,
+        };
+
+        let reports = router.addr.send(probe.clone()).await.expect("router alive");
+        assert!(matches!(reports[0].outcome, ProbeOutcome::Healthy { .. }));
+
+        panic_next.store(true, Ordering::SeqCst);
+        let reports = router.addr.send(probe.clone()).await.expect("router alive");
+        assert!(
+            matches!(&reports[0].outcome, ProbeOutcome::Unhealthy { error } if error.contains("stopped")),
+            "{reports:?}"
+        );
+
+        // The router restarted the child: the next probe is answered by a new actor.
+        let snapshot = router.snapshot();
+        let state = snapshot.deployment("d1").expect("deployment").state.clone();
+        assert_eq!(state.stats().restarts, 1);
+        let reports = router.addr.send(probe).await.expect("router alive");
+        assert!(matches!(reports[0].outcome, ProbeOutcome::Healthy { .. }));
+    }
+
+    #[actix_rt::test]
+    async fn replacing_deployments_keeps_state_of_unchanged_ids() {
+        let mk = |id: &str| {
+            Arc::new(Flaky {
+                id: id.into(),
+                panic_next: Arc::default(),
+            })
+        };
+        let router = RouterHandle::start(vec![mk("a"), mk("b")], CooldownPolicy::default());
+        let a_state = router.snapshot().deployment("a").expect("a").state.clone();
+        let _guard = a_state.begin();
+        router
+            .addr
+            .send(ReplaceDeployments {
+                upstreams: vec![mk("a"), mk("c")],
+            })
+            .await
+            .expect("router alive");
+        let snap = router.snapshot();
+        assert!(snap.deployment("b").is_none());
+        assert!(snap.deployment("c").is_some());
+        assert_eq!(snap.deployment("a").expect("a").state.in_flight(), 1);
+        assert_eq!(snap.group("group").expect("group").deployments.len(), 2);
+    }
+}
