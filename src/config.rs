@@ -1,0 +1,843 @@
+//! LiteLLM's `config.yaml`, read the way LiteLLM reads it.
+//!
+//! Loading runs in this order:
+//! 1. parse the YAML (a syntax error names the file, line and column);
+//! 2. export `environment_variables` into the process environment (before any resolution);
+//! 3. replace every `os.environ/NAME` string, at any depth, by the variable's value. A variable that is
+//!    not set is a warning, never a crash: inside a `model_list` entry it marks that deployment as
+//!    misconfigured (calls to it get a clear error), elsewhere the setting is treated as absent;
+//! 4. merge `credential_list` entries into the `litellm_params` that name them
+//!    (`litellm_credential_name`), and drop deployments whose `model_info.supported_environments` does
+//!    not include `LITELLM_ENVIRONMENT`;
+//! 5. read the typed settings the gateway uses, warning about every key it does not know (and, apart,
+//!    about known LiteLLM settings it does not implement yet). Unknown keys are never fatal.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::secret::Secret;
+
+/// A config file that could not be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid YAML in config file {path} at line {line}, column {column}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Shape { path: String, message: String },
+}
+
+/// One `model_list` entry after resolution.
+#[derive(Debug, Clone)]
+pub struct ModelEntry {
+    pub model_name: String,
+    pub litellm_params: Map<String, Value>,
+    pub model_info: Map<String, Value>,
+    /// `os.environ/` references in this entry that could not be resolved: (field path, variable).
+    pub unresolved: Vec<(String, String)>,
+}
+
+/// `model_group_alias` target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelAlias {
+    pub target: String,
+    pub hidden: bool,
+}
+
+/// The parsed document with the typed settings the gateway uses.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyConfig {
+    pub source: Option<PathBuf>,
+    pub model_list: Vec<ModelEntry>,
+    pub litellm_settings: Map<String, Value>,
+    pub router_settings: Map<String, Value>,
+    pub general_settings: Map<String, Value>,
+    /// Everything worth telling the operator at start (unknown keys, unresolved variables…).
+    pub warnings: Vec<String>,
+}
+
+impl ProxyConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, &path.display().to_string())?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parse a document. Exports `environment_variables` into the process environment, so call it
+    /// before starting threads that read the environment.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let doc: Value = if text.trim().is_empty() {
+            Value::Object(Map::new())
+        } else {
+            yaml_serde::from_str(text).map_err(|e| {
+                let (line, column) = e
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .unwrap_or((0, 0));
+                ConfigError::Syntax {
+                    path: origin.to_string(),
+                    line,
+                    column,
+                    message: e.to_string(),
+                }
+            })?
+        };
+        let mut root = match doc {
+            Value::Object(map) => map,
+            Value::Null => Map::new(),
+            other => {
+                return Err(ConfigError::Shape {
+                    path: origin.to_string(),
+                    message: format!("the top level must be a mapping, found {}", kind(&other)),
+                })
+            }
+        };
+        let mut warnings = Vec::new();
+
+        // 2. environment_variables are exported before anything is resolved.
+        if let Some(vars) = root.get("environment_variables") {
+            match vars {
+                Value::Object(vars) => {
+                    for (name, value) in vars {
+                        let value = match value {
+                            Value::String(s) => s.clone(),
+                            Value::Null => continue,
+                            other => other.to_string(),
+                        };
+                        export_env(name, &value);
+                    }
+                }
+                Value::Null => {}
+                _ => warnings.push("environment_variables must be a mapping; ignored".into()),
+            }
+        }
+
+        // 3. os.environ/NAME anywhere.
+        let mut unresolved = Vec::new();
+        let mut root_value = Value::Object(std::mem::take(&mut root));
+        resolve_env_refs(&mut root_value, "", &mut unresolved);
+        let mut root = match root_value {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        for (path, var) in &unresolved {
+            warnings.push(format!(
+                "environment variable {var} referenced at {path} (os.environ/{var}) is not set"
+            ));
+        }
+
+        check_keys("", &root, TOP_LEVEL_KEYS, TOP_LEVEL_LATER, &mut warnings);
+
+        let section = |root: &mut Map<String, Value>, name: &str, warnings: &mut Vec<String>| {
+            match root.remove(name) {
+                Some(Value::Object(m)) => m,
+                None | Some(Value::Null) => Map::new(),
+                Some(other) => {
+                    warnings.push(format!(
+                        "{name} must be a mapping, found {}; ignored",
+                        kind(&other)
+                    ));
+                    Map::new()
+                }
+            }
+        };
+        let litellm_settings = section(&mut root, "litellm_settings", &mut warnings);
+        let router_settings = section(&mut root, "router_settings", &mut warnings);
+        let general_settings = section(&mut root, "general_settings", &mut warnings);
+        check_keys(
+            "litellm_settings.",
+            &litellm_settings,
+            LITELLM_SETTINGS_KEYS,
+            LITELLM_SETTINGS_LATER,
+            &mut warnings,
+        );
+        check_keys(
+            "router_settings.",
+            &router_settings,
+            ROUTER_SETTINGS_KEYS,
+            ROUTER_SETTINGS_LATER,
+            &mut warnings,
+        );
+        check_keys(
+            "general_settings.",
+            &general_settings,
+            GENERAL_SETTINGS_KEYS,
+            GENERAL_SETTINGS_LATER,
+            &mut warnings,
+        );
+
+        let credentials = parse_credentials(root.get("credential_list"), &mut warnings);
+        let model_list = parse_model_list(
+            root.remove("model_list"),
+            &credentials,
+            &unresolved,
+            &mut warnings,
+        );
+
+        Ok(Self {
+            source: None,
+            model_list,
+            litellm_settings,
+            router_settings,
+            general_settings,
+            warnings,
+        })
+    }
+
+    /// The master key: `general_settings.master_key`, else `LITELLM_MASTER_KEY`.
+    pub fn master_key(&self) -> Option<Secret> {
+        self.general_settings
+            .get("master_key")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| std::env::var("LITELLM_MASTER_KEY").ok())
+            .filter(|k| !k.trim().is_empty())
+            .map(Secret::new)
+    }
+
+    pub fn permit_weak_master_key(&self) -> bool {
+        env_flag("LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY")
+            || self
+                .general_settings
+                .get("dangerously_permit_weak_or_unset_master_key")
+                .is_some_and(truthy)
+    }
+
+    /// `general_settings.max_request_size_mb` (default 32).
+    pub fn max_request_size_bytes(&self) -> usize {
+        let mb = self
+            .general_settings
+            .get("max_request_size_mb")
+            .and_then(as_f64)
+            .filter(|v| *v > 0.0)
+            .unwrap_or(32.0);
+        (mb * 1024.0 * 1024.0) as usize
+    }
+
+    pub fn drop_params(&self) -> bool {
+        self.litellm_settings.get("drop_params").is_some_and(truthy)
+    }
+
+    /// Global request timeout: `litellm_settings.request_timeout`, else `router_settings.timeout`,
+    /// else 600 s (LiteLLM's default).
+    pub fn request_timeout(&self) -> Duration {
+        self.litellm_settings
+            .get("request_timeout")
+            .or_else(|| self.router_settings.get("timeout"))
+            .and_then(as_f64)
+            .filter(|s| *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(Duration::from_secs(600))
+    }
+
+    /// `model_group_alias` from `router_settings` (LiteLLM also reads it from `litellm_settings`).
+    pub fn model_group_aliases(&self) -> HashMap<String, ModelAlias> {
+        let raw = self
+            .router_settings
+            .get("model_group_alias")
+            .or_else(|| self.litellm_settings.get("model_group_alias"));
+        let mut out = HashMap::new();
+        if let Some(Value::Object(map)) = raw {
+            for (alias, target) in map {
+                let parsed = match target {
+                    Value::String(t) => Some(ModelAlias {
+                        target: t.clone(),
+                        hidden: false,
+                    }),
+                    Value::Object(o) => o.get("model").and_then(Value::as_str).map(|t| ModelAlias {
+                        target: t.to_string(),
+                        hidden: o.get("hidden").is_some_and(truthy),
+                    }),
+                    _ => None,
+                };
+                if let Some(a) = parsed {
+                    out.insert(alias.clone(), a);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn cooldown_policy(&self) -> tollgate_actors::CooldownPolicy {
+        let mut policy = tollgate_actors::CooldownPolicy::default();
+        if let Some(n) = self.router_settings.get("allowed_fails").and_then(as_f64) {
+            policy.allowed_fails = n.max(0.0) as u32;
+        }
+        if let Some(s) = self
+            .router_settings
+            .get("cooldown_time")
+            .or_else(|| self.litellm_settings.get("cooldown_time"))
+            .and_then(as_f64)
+        {
+            policy.cooldown_time = Duration::from_secs_f64(s.max(0.0));
+        }
+        policy.disabled = self
+            .router_settings
+            .get("disable_cooldowns")
+            .or_else(|| self.litellm_settings.get("disable_cooldowns"))
+            .is_some_and(truthy);
+        policy
+    }
+
+    /// Header carrying the key, when the operator renamed it (`litellm_key_header_name`).
+    pub fn key_header_name(&self) -> Option<String> {
+        self.general_settings
+            .get("litellm_key_header_name")
+            .and_then(Value::as_str)
+            .map(|s| s.to_ascii_lowercase())
+    }
+
+    pub fn database_url(&self) -> Option<String> {
+        self.general_settings
+            .get("database_url")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .filter(|s| !s.is_empty())
+    }
+
+    pub fn json_logs(&self) -> bool {
+        self.litellm_settings.get("json_logs").is_some_and(truthy) || env_flag("JSON_LOGS")
+    }
+
+    /// `general_settings.background_health_checks` and `health_check_interval` (default 300 s).
+    pub fn background_health_checks(&self) -> Option<Duration> {
+        if !self
+            .general_settings
+            .get("background_health_checks")
+            .is_some_and(truthy)
+        {
+            return None;
+        }
+        let secs = self
+            .general_settings
+            .get("health_check_interval")
+            .and_then(as_f64)
+            .filter(|s| *s > 0.0)
+            .unwrap_or(300.0);
+        Some(Duration::from_secs_f64(secs))
+    }
+}
+
+fn export_env(name: &str, value: &str) {
+    // Runs while loading the config, before the server starts any thread.
+    std::env::set_var(name, value);
+}
+
+pub fn env_flag(name: &str) -> bool {
+    std::env::var(name)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .unwrap_or(false)
+}
+
+/// YAML booleans, and the strings LiteLLM users write for them.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"),
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        _ => false,
+    }
+}
+
+/// Numbers, including numbers written as strings (`timeout: "30"`).
+pub fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+const ENV_PREFIX: &str = "os.environ/";
+
+fn resolve_env_refs(value: &mut Value, path: &str, unresolved: &mut Vec<(String, String)>) {
+    match value {
+        Value::String(s) if s.starts_with(ENV_PREFIX) => {
+            let var = s[ENV_PREFIX.len()..].trim().to_string();
+            match std::env::var(&var) {
+                Ok(v) => *s = v,
+                Err(_) => {
+                    unresolved.push((path.to_string(), var));
+                    *value = Value::Null;
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                resolve_env_refs(item, &format!("{path}[{i}]"), unresolved);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                resolve_env_refs(v, &child, unresolved);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_keys(
+    prefix: &str,
+    map: &Map<String, Value>,
+    known: &[&str],
+    later: &[&str],
+    warnings: &mut Vec<String>,
+) {
+    for key in map.keys() {
+        if known.contains(&key.as_str()) {
+            continue;
+        }
+        if later.contains(&key.as_str()) {
+            warnings.push(format!(
+                "{prefix}{key} is a LiteLLM setting this Tollgate version does not implement yet; ignored"
+            ));
+        } else {
+            warnings.push(format!("unknown config key {prefix}{key}; ignored"));
+        }
+    }
+}
+
+/// `credential_list`: name → values merged into `litellm_params`.
+fn parse_credentials(
+    raw: Option<&Value>,
+    warnings: &mut Vec<String>,
+) -> HashMap<String, Map<String, Value>> {
+    let mut out = HashMap::new();
+    let Some(raw) = raw else { return out };
+    let Some(items) = raw.as_array() else {
+        if !raw.is_null() {
+            warnings.push("credential_list must be a list; ignored".into());
+        }
+        return out;
+    };
+    for item in items {
+        let name = item.get("credential_name").and_then(Value::as_str);
+        let values = item.get("credential_values").and_then(Value::as_object);
+        match (name, values) {
+            (Some(name), Some(values)) => {
+                out.insert(name.to_string(), values.clone());
+            }
+            _ => warnings.push(
+                "credential_list entry without credential_name or credential_values; ignored".into(),
+            ),
+        }
+    }
+    out
+}
+
+fn parse_model_list(
+    raw: Option<Value>,
+    credentials: &HashMap<String, Map<String, Value>>,
+    unresolved: &[(String, String)],
+    warnings: &mut Vec<String>,
+) -> Vec<ModelEntry> {
+    let items = match raw {
+        Some(Value::Array(items)) => items,
+        None | Some(Value::Null) => return Vec::new(),
+        Some(_) => {
+            warnings.push("model_list must be a list; ignored".into());
+            return Vec::new();
+        }
+    };
+    let environment = std::env::var("LITELLM_ENVIRONMENT").ok();
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::Object(mut item) = item else {
+            warnings.push(format!("model_list[{i}] is not a mapping; skipped"));
+            continue;
+        };
+        let Some(model_name) = item
+            .get("model_name")
+            .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_number().map(|n| n.to_string())))
+        else {
+            warnings.push(format!("model_list[{i}] has no model_name; skipped"));
+            continue;
+        };
+        let mut litellm_params = match item.remove("litellm_params") {
+            Some(Value::Object(m)) => m,
+            _ => {
+                warnings.push(format!(
+                    "model_list[{i}] ({model_name}) has no litellm_params; skipped"
+                ));
+                continue;
+            }
+        };
+        let model_info = match item.remove("model_info") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        for key in item.keys() {
+            if key != "model_name" {
+                warnings.push(format!("unknown config key model_list[{i}].{key}; ignored"));
+            }
+        }
+
+        if let Some(name) = litellm_params
+            .get("litellm_credential_name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        {
+            match credentials.get(&name) {
+                Some(values) => {
+                    for (k, v) in values {
+                        let missing = litellm_params.get(k).is_none_or(Value::is_null);
+                        if missing {
+                            litellm_params.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                None => warnings.push(format!(
+                    "model_list[{i}] ({model_name}) names credential {name:?}, which credential_list does not define"
+                )),
+            }
+        }
+
+        if let Some(Value::Array(envs)) = model_info.get("supported_environments") {
+            let current = environment.as_deref().unwrap_or("production");
+            if !envs.iter().any(|e| e.as_str() == Some(current)) {
+                tracing::info!(
+                    model_name,
+                    environment = current,
+                    "deployment skipped: not in its model_info.supported_environments"
+                );
+                continue;
+            }
+        }
+
+        if !litellm_params.get("model").is_some_and(Value::is_string) {
+            warnings.push(format!(
+                "model_list[{i}] ({model_name}) has no litellm_params.model; skipped"
+            ));
+            continue;
+        }
+
+        let prefix = format!("model_list[{i}].");
+        let entry_unresolved: Vec<(String, String)> = unresolved
+            .iter()
+            .filter(|(path, _)| path.starts_with(&prefix))
+            .map(|(path, var)| (path[prefix.len()..].to_string(), var.clone()))
+            // A credential that fills the field in makes the reference moot.
+            .filter(|(field, _)| {
+                field
+                    .strip_prefix("litellm_params.")
+                    .is_none_or(|k| litellm_params.get(k).is_none_or(Value::is_null))
+            })
+            .collect();
+        out.push(ModelEntry {
+            model_name,
+            litellm_params,
+            model_info,
+            unresolved: entry_unresolved,
+        });
+    }
+    out
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "model_list",
+    "litellm_settings",
+    "router_settings",
+    "general_settings",
+    "environment_variables",
+    "credential_list",
+];
+const TOP_LEVEL_LATER: &[&str] = &[
+    "guardrails",
+    "finetune_settings",
+    "files_settings",
+    "assistant_settings",
+    "callback_settings",
+    "mcp_servers",
+    "search_tools",
+    "vector_store_registry",
+    "include",
+    "model_group_settings",
+    "pass_through_endpoints",
+];
+
+const LITELLM_SETTINGS_KEYS: &[&str] = &[
+    "drop_params",
+    "request_timeout",
+    "num_retries",
+    "json_logs",
+    "set_verbose",
+    "model_group_alias",
+    "cooldown_time",
+    "disable_cooldowns",
+];
+const LITELLM_SETTINGS_LATER: &[&str] = &[
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "default_fallbacks",
+    "success_callback",
+    "failure_callback",
+    "callbacks",
+    "service_callback",
+    "cache",
+    "cache_params",
+    "max_budget",
+    "budget_duration",
+    "max_end_user_budget",
+    "default_team_settings",
+    "default_key_generate_params",
+    "upperbound_key_generate_params",
+    "key_generation_settings",
+    "max_internal_user_budget",
+    "internal_user_budget_duration",
+    "turn_off_message_logging",
+    "redact_user_api_key_info",
+    "redact_messages_in_exceptions",
+    "telemetry",
+    "modify_params",
+    "enable_caching_on_provider_specific_optional_params",
+    "network_mock",
+    "ssl_verify",
+    "context_window_fallback_dict",
+    "allowed_fails",
+    "retry_policy",
+    "enable_preview_features",
+    "return_response_headers",
+    "enable_json_schema_validation",
+    "default_internal_user_params",
+    "disable_end_user_cost_tracking",
+    "mcp_aliases",
+    "langfuse_default_tags",
+    "force_ipv4",
+];
+
+const ROUTER_SETTINGS_KEYS: &[&str] = &[
+    "routing_strategy",
+    "model_group_alias",
+    "timeout",
+    "allowed_fails",
+    "cooldown_time",
+    "disable_cooldowns",
+    "num_retries",
+];
+const ROUTER_SETTINGS_LATER: &[&str] = &[
+    "routing_strategy_args",
+    "redis_host",
+    "redis_port",
+    "redis_password",
+    "redis_url",
+    "enable_pre_call_checks",
+    "retry_after",
+    "allowed_fails_policy",
+    "retry_policy",
+    "model_group_retry_policy",
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+    "default_fallbacks",
+    "max_fallbacks",
+    "default_max_parallel_requests",
+    "provider_budget_config",
+    "optional_pre_call_checks",
+    "enable_tag_filtering",
+    "stream_timeout",
+    "cache_responses",
+    "client_ttl",
+    "polling_interval",
+    "default_litellm_params",
+];
+
+const GENERAL_SETTINGS_KEYS: &[&str] = &[
+    "master_key",
+    "max_request_size_mb",
+    "dangerously_permit_weak_or_unset_master_key",
+    "litellm_key_header_name",
+    "background_health_checks",
+    "health_check_interval",
+    "database_url",
+];
+const GENERAL_SETTINGS_LATER: &[&str] = &[
+    "database_connection_pool_limit",
+    "database_connection_timeout",
+    "store_model_in_db",
+    "proxy_batch_write_at",
+    "proxy_budget_rescheduler_min_time",
+    "proxy_budget_rescheduler_max_time",
+    "alerting",
+    "alert_types",
+    "alerting_threshold",
+    "alert_to_webhook_url",
+    "max_parallel_requests",
+    "global_max_parallel_requests",
+    "infer_model_from_keys",
+    "pass_through_endpoints",
+    "allowed_routes",
+    "custom_auth",
+    "user_api_key_cache_ttl",
+    "disable_spend_logs",
+    "store_prompts_in_spend_logs",
+    "maximum_spend_logs_retention_period",
+    "allow_requests_on_db_unavailable",
+    "enforce_user_param",
+    "forward_client_headers_to_llm_api",
+    "use_redis_transaction_buffer",
+    "ui_access_mode",
+    "return_wildcard_routes",
+    "disable_master_key_return",
+    "disable_reset_budget",
+    "disable_adding_master_key_hash_to_db",
+    "enable_jwt_auth",
+    "litellm_jwtauth",
+    "public_routes",
+    "admin_only_routes",
+    "max_response_size_mb",
+    "proxy_batch_polling_interval",
+    "health_check_details",
+    "allow_public_health_readiness_details",
+    "include_call_id_in_error_body",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let err = ProxyConfig::parse("model_list:\n  - model_name: a\n   bad: [", "cfg.yaml")
+            .expect_err("must fail");
+        match err {
+            ConfigError::Syntax { path, line, .. } => {
+                assert_eq!(path, "cfg.yaml");
+                assert!(line >= 2, "line {line}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn resolves_env_refs_and_reports_missing_ones() {
+        std::env::set_var("TOLLGATE_TEST_CFG_KEY", "sk-from-env");
+        let cfg = ProxyConfig::parse(
+            r#"
+model_list:
+  - model_name: a
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: os.environ/TOLLGATE_TEST_CFG_KEY
+  - model_name: b
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: "os.environ/TOLLGATE_TEST_CFG_MISSING"
+"#,
+            "x",
+        )
+        .expect("parses");
+        assert_eq!(cfg.model_list[0].litellm_params["api_key"], "sk-from-env");
+        assert!(cfg.model_list[0].unresolved.is_empty());
+        assert_eq!(
+            cfg.model_list[1].unresolved,
+            vec![(
+                "litellm_params.api_key".to_string(),
+                "TOLLGATE_TEST_CFG_MISSING".to_string()
+            )]
+        );
+        assert!(cfg.warnings.iter().any(|w| w.contains("TOLLGATE_TEST_CFG_MISSING")));
+    }
+
+    #[test]
+    fn environment_variables_are_exported_before_resolution() {
+        let cfg = ProxyConfig::parse(
+            r#"
+environment_variables:
+  TOLLGATE_TEST_EXPORTED: "sk-exported"
+model_list:
+  - model_name: a
+    litellm_params: {model: openai/gpt-4o, api_key: os.environ/TOLLGATE_TEST_EXPORTED}
+"#,
+            "x",
+        )
+        .expect("parses");
+        assert_eq!(cfg.model_list[0].litellm_params["api_key"], "sk-exported");
+    }
+
+    #[test]
+    fn credentials_are_merged_and_explicit_params_win() {
+        let cfg = ProxyConfig::parse(
+            r#"
+credential_list:
+  - credential_name: azure_cred
+    credential_values: {api_key: "k1", api_base: "https://a.example"}
+    credential_info: {description: "shared"}
+model_list:
+  - model_name: a
+    litellm_params: {model: azure/dep, litellm_credential_name: azure_cred, api_base: "https://b.example"}
+"#,
+            "x",
+        )
+        .expect("parses");
+        let p = &cfg.model_list[0].litellm_params;
+        assert_eq!(p["api_key"], "k1");
+        assert_eq!(p["api_base"], "https://b.example");
+    }
+
+    #[test]
+    fn unknown_and_unimplemented_keys_warn() {
+        let cfg = ProxyConfig::parse(
+            "litellm_settings: {drop_params: true, cache: true, flux_capacitor: 1}\nweird_top: 1\n",
+            "x",
+        )
+        .expect("parses");
+        assert!(cfg.drop_params());
+        let all = cfg.warnings.join("\n");
+        assert!(all.contains("unknown config key litellm_settings.flux_capacitor"), "{all}");
+        assert!(all.contains("litellm_settings.cache is a LiteLLM setting"), "{all}");
+        assert!(all.contains("unknown config key weird_top"), "{all}");
+    }
+
+    #[test]
+    fn aliases_plain_and_hidden() {
+        let cfg = ProxyConfig::parse(
+            "router_settings:\n  model_group_alias:\n    a: gpt-4o\n    b: {model: gpt-4o, hidden: true}\n",
+            "x",
+        )
+        .expect("parses");
+        let aliases = cfg.model_group_aliases();
+        assert_eq!(aliases["a"], ModelAlias { target: "gpt-4o".into(), hidden: false });
+        assert!(aliases["b"].hidden);
+    }
+
+    #[test]
+    fn empty_document_is_fine() {
+        let cfg = ProxyConfig::parse("", "x").expect("parses");
+        assert!(cfg.model_list.is_empty());
+        assert_eq!(cfg.max_request_size_bytes(), 32 * 1024 * 1024);
+    }
+}

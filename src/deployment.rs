@@ -1,0 +1,580 @@
+//! A deployment: one `model_list` entry resolved into everything needed to call it (provider, base
+//! URL, credential, timeouts, default parameters). Deployments are what the router actor supervises.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use futures_util::future::LocalBoxFuture;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::{as_f64, truthy, ModelEntry};
+use crate::error::GatewayError;
+use crate::llm::{CallKind, LlmRequest};
+use crate::providers::{self, ProviderSpec, Wire};
+use crate::secret::{is_secret_key, Secret};
+
+/// Where and how to call, for one request.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub spec: &'static ProviderSpec,
+    /// The model name the provider expects (no `provider/` prefix).
+    pub model: String,
+    pub api_base: String,
+    pub api_key: Option<Secret>,
+}
+
+/// Overrides from the command line (`--model` quick start and friends).
+#[derive(Debug, Clone, Default)]
+pub struct CliDefaults {
+    pub api_base: Option<String>,
+    pub api_version: Option<String>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u64>,
+    pub drop_params: bool,
+    pub request_timeout: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub struct Deployment {
+    pub id: String,
+    pub model_name: String,
+    /// `litellm_params.model` as configured.
+    pub litellm_model: String,
+    /// Resolved once at load for ordinary deployments; `None` for `model: "*"`, which resolves the
+    /// provider from each request's model name.
+    target: Option<Target>,
+    /// Why this deployment cannot be called (an unset environment variable, an unknown provider…).
+    pub problem: Option<String>,
+    pub api_version: Option<String>,
+    pub organization: Option<String>,
+    pub extra_headers: Vec<(String, String)>,
+    /// OpenAI parameters from `litellm_params` used when the request does not set them.
+    pub defaults: Map<String, Value>,
+    pub drop_params: Option<bool>,
+    pub additional_drop_params: Vec<String>,
+    pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
+    pub weight: Option<f64>,
+    pub mock_response: Option<Value>,
+    pub model_info: Map<String, Value>,
+    /// `litellm_params` without secrets, for `/model/info` and `/health`.
+    pub public_params: Map<String, Value>,
+}
+
+/// `litellm_params` keys the gateway consumes itself.
+const GATEWAY_PARAMS: &[&str] = &[
+    "model",
+    "api_key",
+    "api_base",
+    "base_url",
+    "api_version",
+    "organization",
+    "timeout",
+    "stream_timeout",
+    "max_retries",
+    "num_retries",
+    "weight",
+    "order",
+    "rpm",
+    "tpm",
+    "region_name",
+    "tags",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "input_cost_per_second",
+    "output_cost_per_second",
+    "mock_response",
+    "mock_timeout",
+    "litellm_credential_name",
+    "custom_llm_provider",
+    "extra_headers",
+    "headers",
+    "drop_params",
+    "additional_drop_params",
+    "max_parallel_requests",
+    "use_in_pass_through",
+    "configurable_clientside_auth_params",
+    "merge_reasoning_content_in_choices",
+    "use_litellm_proxy",
+];
+
+/// OpenAI request parameters a deployment may set as defaults.
+const DEFAULTABLE_PARAMS: &[&str] = &[
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "seed",
+    "response_format",
+    "tool_choice",
+    "parallel_tool_calls",
+    "user",
+    "reasoning_effort",
+    "service_tier",
+    "logprobs",
+    "top_logprobs",
+    "modalities",
+    "dimensions",
+    "encoding_format",
+    "top_k",
+    "repetition_penalty",
+    "min_p",
+    "extra_body",
+];
+
+fn string_param(params: &Map<String, Value>, key: &str) -> Option<String> {
+    params
+        .get(key)
+        .and_then(|v| match v {
+            Value::String(s) => Some(s.trim().to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .filter(|s| !s.is_empty())
+}
+
+fn first_env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+/// LiteLLM's deployment id: sha256 of the model name and every `litellm_params` key and value.
+fn deployment_id(entry: &ModelEntry) -> String {
+    if let Some(id) = string_param(&entry.model_info, "id") {
+        return id;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(entry.model_name.as_bytes());
+    for (k, v) in &entry.litellm_params {
+        hasher.update(k.as_bytes());
+        match v {
+            Value::String(s) => hasher.update(s.as_bytes()),
+            other => hasher.update(other.to_string().as_bytes()),
+        }
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Split `provider/model` when the prefix is a known provider; otherwise resolve a bare model name
+/// through the bundled model table, as LiteLLM does (`gpt-4o` → openai).
+pub fn resolve_provider(
+    model: &str,
+    custom_provider: Option<&str>,
+    has_api_base: bool,
+) -> Result<(&'static ProviderSpec, String), String> {
+    if let Some(name) = custom_provider {
+        let spec = providers::by_name(name).ok_or_else(|| format!("unknown custom_llm_provider '{name}'"))?;
+        let bare = model.strip_prefix(&format!("{name}/")).unwrap_or(model);
+        return Ok((spec, bare.to_string()));
+    }
+    if let Some((prefix, rest)) = model.split_once('/') {
+        if let Some(spec) = providers::by_name(prefix) {
+            return Ok((spec, rest.to_string()));
+        }
+    }
+    if let Some(provider) = crate::pricing::provider_of(model) {
+        let name = if provider.starts_with("vertex_ai") {
+            "vertex_ai"
+        } else {
+            provider
+        };
+        if let Some(spec) = providers::by_name(name) {
+            return Ok((spec, model.to_string()));
+        }
+    }
+    if has_api_base {
+        // An unprefixed model with its own api_base: an OpenAI-compatible server.
+        if let Some(spec) = providers::by_name("openai") {
+            return Ok((spec, model.to_string()));
+        }
+    }
+    Err(format!(
+        "cannot tell which provider serves model '{model}': prefix it with a provider (for example 'openai/{model}') or set custom_llm_provider"
+    ))
+}
+
+impl Deployment {
+    pub fn from_entry(entry: &ModelEntry, cli: &CliDefaults) -> Self {
+        let params = &entry.litellm_params;
+        let litellm_model = string_param(params, "model").unwrap_or_default();
+        let mut problems: Vec<String> = entry
+            .unresolved
+            .iter()
+            .map(|(path, var)| format!("environment variable {var} ({path}) is not set"))
+            .collect();
+
+        let configured_base = string_param(params, "api_base")
+            .or_else(|| string_param(params, "base_url"))
+            .or_else(|| cli.api_base.clone());
+        let configured_key = string_param(params, "api_key").map(Secret::new);
+
+        let target = if litellm_model == "*" {
+            None
+        } else {
+            match resolve_provider(
+                &litellm_model,
+                string_param(params, "custom_llm_provider").as_deref(),
+                configured_base.is_some(),
+            ) {
+                Ok((spec, model)) => match Self::make_target(spec, model, configured_base.clone(), configured_key.clone()) {
+                    Ok(t) => Some(t),
+                    Err(p) => {
+                        problems.push(p);
+                        None
+                    }
+                },
+                Err(p) => {
+                    problems.push(p);
+                    None
+                }
+            }
+        };
+
+        let mut defaults = Map::new();
+        for key in DEFAULTABLE_PARAMS {
+            if let Some(v) = params.get(*key).filter(|v| !v.is_null()) {
+                defaults.insert((*key).to_string(), v.clone());
+            }
+        }
+        if let Some(t) = cli.temperature {
+            defaults.entry("temperature").or_insert(json!(t));
+        }
+        if let Some(m) = cli.max_tokens {
+            defaults.entry("max_tokens").or_insert(json!(m));
+        }
+        for key in params.keys() {
+            if !GATEWAY_PARAMS.contains(&key.as_str())
+                && !DEFAULTABLE_PARAMS.contains(&key.as_str())
+                && !key.starts_with("aws_")
+                && !key.starts_with("vertex_")
+            {
+                tracing::warn!(
+                    model_name = entry.model_name,
+                    param = key,
+                    "litellm_params.{key} is not used by this Tollgate version; ignored"
+                );
+            }
+        }
+
+        let extra_headers = params
+            .get("extra_headers")
+            .or_else(|| params.get("headers"))
+            .and_then(Value::as_object)
+            .map(|h| {
+                h.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let secs = |key: &str| {
+            params
+                .get(key)
+                .and_then(as_f64)
+                .filter(|s| *s > 0.0)
+                .map(Duration::from_secs_f64)
+        };
+        let weight = params
+            .get("weight")
+            .or_else(|| params.get("rpm"))
+            .or_else(|| params.get("tpm"))
+            .and_then(as_f64);
+
+        let public_params = params
+            .iter()
+            .filter(|(k, _)| !is_secret_key(k) && !k.starts_with("aws_") && !k.starts_with("vertex_credentials"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+
+        Self {
+            id: deployment_id(entry),
+            model_name: entry.model_name.clone(),
+            litellm_model,
+            target,
+            problem: (!problems.is_empty()).then(|| problems.join("; ")),
+            api_version: string_param(params, "api_version")
+                .or_else(|| cli.api_version.clone())
+                .or_else(|| std::env::var("AZURE_API_VERSION").ok()),
+            organization: string_param(params, "organization"),
+            extra_headers,
+            defaults,
+            drop_params: params
+                .get("drop_params")
+                .map(truthy)
+                .or(cli.drop_params.then_some(true)),
+            additional_drop_params: params
+                .get("additional_drop_params")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+            timeout: secs("timeout").or(cli.request_timeout),
+            stream_timeout: secs("stream_timeout"),
+            weight,
+            mock_response: params.get("mock_response").cloned().filter(|v| !v.is_null()),
+            model_info: entry.model_info.clone(),
+            public_params,
+        }
+    }
+
+    fn make_target(
+        spec: &'static ProviderSpec,
+        model: String,
+        configured_base: Option<String>,
+        configured_key: Option<Secret>,
+    ) -> Result<Target, String> {
+        if spec.wire == Wire::Native {
+            return Err(format!(
+                "provider '{}' needs its native adapter, which this Tollgate version does not include yet",
+                spec.name
+            ));
+        }
+        let api_base = configured_base
+            .or_else(|| first_env(spec.api_base_env))
+            .or_else(|| spec.default_api_base.map(str::to_string))
+            .ok_or_else(|| {
+                let envs = spec.api_base_env.join(" or ");
+                format!(
+                    "provider '{}' needs an api_base: set litellm_params.api_base{}",
+                    spec.name,
+                    if envs.is_empty() { String::new() } else { format!(" or {envs}") }
+                )
+            })?;
+        let api_key = configured_key.or_else(|| first_env(spec.api_key_env).map(Secret::new));
+        Ok(Target {
+            spec,
+            model,
+            api_base: api_base.trim_end_matches('/').to_string(),
+            api_key,
+        })
+    }
+
+    /// Whether `litellm_params.model` is a pattern (`openai/*`, `*`).
+    pub fn is_wildcard(&self) -> bool {
+        self.litellm_model.ends_with('*')
+    }
+
+    /// Where to send a request for `requested` (the client's model name). For wildcard deployments
+    /// the requested model is substituted into the pattern.
+    pub fn target_for(&self, requested: &str) -> Result<Cow<'_, Target>, GatewayError> {
+        if let Some(problem) = &self.problem {
+            return Err(GatewayError::DeploymentMisconfigured {
+                message: format!(
+                    "Deployment of model '{}' cannot be called: {problem}",
+                    self.model_name
+                ),
+            });
+        }
+        match &self.target {
+            Some(t) if !self.is_wildcard() => Ok(Cow::Borrowed(t)),
+            Some(t) => {
+                let prefix = format!("{}/", t.spec.name);
+                let model = requested.strip_prefix(&prefix).unwrap_or(requested);
+                Ok(Cow::Owned(Target {
+                    model: model.to_string(),
+                    ..t.clone()
+                }))
+            }
+            None => {
+                let base = string_param(&self.public_params, "api_base");
+                let (spec, model) = resolve_provider(requested, None, false)
+                    .map_err(|message| GatewayError::DeploymentMisconfigured { message })?;
+                let key = None;
+                Self::make_target(spec, model, base, key)
+                    .map(Cow::Owned)
+                    .map_err(|message| GatewayError::DeploymentMisconfigured { message })
+            }
+        }
+    }
+
+    /// Provider name for display (`openai`, `azure`…).
+    pub fn provider_name(&self) -> &str {
+        self.target
+            .as_ref()
+            .map(|t| t.spec.name)
+            .or_else(|| self.litellm_model.split_once('/').map(|(p, _)| p))
+            .unwrap_or("unknown")
+    }
+
+    /// The base URL without query string, for `x-litellm-model-api-base` and `/health`.
+    pub fn api_base(&self) -> Option<&str> {
+        self.target
+            .as_ref()
+            .map(|t| t.api_base.split('?').next().unwrap_or(&t.api_base))
+    }
+
+    /// `model_info.mode`, else the model table's mode, else chat.
+    pub fn mode(&self) -> CallKind {
+        let mode = string_param(&self.model_info, "mode").or_else(|| {
+            self.target.as_ref().and_then(|t| {
+                crate::pricing::lookup(Some(t.spec.name), &t.model).and_then(|p| p.mode.clone())
+            })
+        });
+        match mode.as_deref() {
+            Some("embedding") => CallKind::Embedding,
+            Some("completion") => CallKind::Completion,
+            _ => CallKind::Chat,
+        }
+    }
+
+    /// A `model_list` entry as `/model/info` shows it (secrets stripped).
+    pub fn info(&self) -> Value {
+        let mut model_info = self.model_info.clone();
+        model_info.insert("id".into(), json!(self.id));
+        model_info.entry("db_model").or_insert(json!(false));
+        if let Some(t) = &self.target {
+            model_info.entry("litellm_provider").or_insert(json!(t.spec.name));
+            if let Some(p) = crate::pricing::lookup(Some(t.spec.name), &t.model) {
+                let fields = [
+                    ("max_input_tokens", p.max_input_tokens.map(|v| json!(v))),
+                    ("max_output_tokens", p.max_output_tokens.map(|v| json!(v))),
+                    ("max_tokens", p.max_tokens.map(|v| json!(v))),
+                    ("input_cost_per_token", p.input_cost_per_token.map(|v| json!(v))),
+                    ("output_cost_per_token", p.output_cost_per_token.map(|v| json!(v))),
+                    ("mode", p.mode.as_ref().map(|v| json!(v))),
+                    ("supports_function_calling", p.supports_function_calling.map(|v| json!(v))),
+                    ("supports_vision", p.supports_vision.map(|v| json!(v))),
+                ];
+                for (k, v) in fields {
+                    if let Some(v) = v {
+                        model_info.entry(k).or_insert(v);
+                    }
+                }
+            }
+        }
+        json!({
+            "model_name": self.model_name,
+            "litellm_params": self.public_params,
+            "model_info": model_info,
+        })
+    }
+
+    /// The request body for a health probe: the smallest real call for the deployment's mode.
+    fn probe_request(&self) -> Result<(LlmRequest, String), String> {
+        let model = if self.is_wildcard() {
+            string_param(&self.model_info, "health_check_model").ok_or_else(|| {
+                "wildcard deployment: set model_info.health_check_model to probe it".to_string()
+            })?
+        } else {
+            self.model_name.clone()
+        };
+        let kind = self.mode();
+        let body = match kind {
+            CallKind::Chat => json!({"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}),
+            CallKind::Completion => json!({"model": model, "prompt": "ping", "max_tokens": 1}),
+            CallKind::Embedding => json!({"model": model, "input": "health check"}),
+        };
+        let req = LlmRequest::parse(kind, body.to_string().as_bytes(), None).map_err(|e| e.to_string())?;
+        Ok((req, model))
+    }
+}
+
+impl tollgate_actors::Upstream for Deployment {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn model_group(&self) -> &str {
+        &self.model_name
+    }
+
+    fn weight(&self) -> Option<f64> {
+        self.weight
+    }
+
+    fn probe(&self) -> LocalBoxFuture<'static, Result<(), String>> {
+        let prepared = self.probe_request().and_then(|(req, model)| {
+            let target = self.target_for(&model).map_err(|e| e.to_string())?;
+            let adapter = providers::adapter_for(target.spec.wire)
+                .ok_or_else(|| format!("no adapter for provider '{}'", target.spec.name))?;
+            let prepared = adapter.prepare(self, &target, &req).map_err(|e| e.to_string())?;
+            Ok((prepared, target.api_key.clone()))
+        });
+        let timeout = string_param(&self.model_info, "health_check_timeout")
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(Duration::from_secs_f64)
+            .unwrap_or(Duration::from_secs(60));
+        Box::pin(async move {
+            let (prepared, key) = prepared?;
+            crate::upstream::probe(prepared, timeout, key.as_ref()).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProxyConfig;
+
+    fn deployments(yaml: &str) -> Vec<Deployment> {
+        let cfg = ProxyConfig::parse(yaml, "t").expect("valid");
+        cfg.model_list
+            .iter()
+            .map(|e| Deployment::from_entry(e, &CliDefaults::default()))
+            .collect()
+    }
+
+    #[test]
+    fn resolves_prefixes_bare_names_and_defaults() {
+        let ds = deployments(
+            r#"
+model_list:
+  - model_name: a
+    litellm_params: {model: openai/gpt-4o, api_key: sk-a}
+  - model_name: b
+    litellm_params: {model: gpt-4o-mini, api_key: sk-b}
+  - model_name: c
+    litellm_params: {model: groq/llama3-8b-8192, api_key: gk}
+  - model_name: d
+    litellm_params: {model: hosted_vllm/facebook/opt-125m}
+  - model_name: e
+    litellm_params: {model: my-local-model, api_base: "http://127.0.0.1:8000/v1/"}
+"#,
+        );
+        let t = |i: usize| ds[i].target_for("x").map(|t| t.into_owned());
+        let a = t(0).expect("a");
+        assert_eq!((a.spec.name, a.model.as_str(), a.api_base.as_str()), ("openai", "gpt-4o", "https://api.openai.com/v1"));
+        assert_eq!(t(1).expect("b").spec.name, "openai");
+        assert_eq!(t(2).expect("c").api_base, "https://api.groq.com/openai/v1");
+        let d = t(3).expect_err("vllm needs a base");
+        assert!(d.to_string().contains("HOSTED_VLLM_API_BASE"), "{d}");
+        let e = t(4).expect("e");
+        assert_eq!((e.spec.name, e.api_base.as_str()), ("openai", "http://127.0.0.1:8000/v1"));
+    }
+
+    #[test]
+    fn unresolved_env_marks_the_deployment_not_the_process() {
+        let ds = deployments(
+            "model_list:\n  - model_name: a\n    litellm_params: {model: azure/dep, api_base: 'https://x', api_key: os.environ/TOLLGATE_TEST_NOPE_KEY}\n",
+        );
+        let err = ds[0].target_for("a").expect_err("misconfigured");
+        let msg = err.to_string();
+        assert!(msg.contains("TOLLGATE_TEST_NOPE_KEY") && msg.contains("'a'"), "{msg}");
+    }
+
+    #[test]
+    fn wildcard_substitutes_requested_model() {
+        let ds = deployments(
+            "model_list:\n  - model_name: 'openai/*'\n    litellm_params: {model: 'openai/*', api_key: k}\n",
+        );
+        let t = ds[0].target_for("openai/gpt-4.1").expect("target");
+        assert_eq!(t.model, "gpt-4.1");
+    }
+
+    #[test]
+    fn ids_are_stable_and_secrets_are_not_public() {
+        let yaml = "model_list:\n  - model_name: a\n    litellm_params: {model: openai/gpt-4o, api_key: sk-secret-123456, rpm: 10}\n";
+        let (a, b) = (deployments(yaml), deployments(yaml));
+        assert_eq!(a[0].id, b[0].id);
+        assert_eq!(a[0].id.len(), 64);
+        assert!(!a[0].public_params.contains_key("api_key"));
+        assert!(!a[0].info().to_string().contains("sk-secret"));
+        assert_eq!(a[0].weight, Some(10.0));
+    }
+}

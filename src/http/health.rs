@@ -1,0 +1,161 @@
+//! Health routes: liveness and readiness probes (no auth), and `/health` (admin), a tiny real call to
+//! every deployment, run in parallel by the deployment actors with a timeout.
+
+use std::time::{Duration, SystemTime};
+
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tollgate_actors::{HealthReport, ProbeAll, ProbeOutcome};
+
+use crate::error::GatewayError;
+use crate::state::{AppState, HealthRound, VERSION};
+
+/// Upper bound on one `/health` round; each probe also has its own `health_check_timeout`.
+pub const HEALTH_ROUND_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health/liveliness", web::get().to(liveliness))
+        .route("/health/liveness", web::get().to(liveliness))
+        .route("/health/readiness", web::get().to(readiness))
+        .route("/health", web::get().to(health));
+}
+
+async fn liveliness() -> HttpResponse {
+    HttpResponse::Ok().json("I'm alive!")
+}
+
+async fn readiness(state: web::Data<AppState>) -> HttpResponse {
+    let db = match state.config.database_url() {
+        // The persistent store arrives with virtual keys; until then a configured URL is not used.
+        Some(_) => "configured (not used by this version)",
+        None => "Not connected",
+    };
+    let deployments = state.router.snapshot().deployments().len();
+    HttpResponse::Ok().json(json!({
+        "status": "healthy",
+        "db": db,
+        "cache": Value::Null,
+        "litellm_version": VERSION,
+        "tollgate_version": VERSION,
+        "deployments": deployments,
+        "uptime_seconds": state.started_at.elapsed().as_secs(),
+        "success_callbacks": [],
+        "last_updated": humantime_now(),
+    }))
+}
+
+fn humantime_now() -> String {
+    // RFC 3339 in UTC without pulling a date crate: days from the epoch to a civil date.
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[derive(Deserialize)]
+struct HealthQuery {
+    model: Option<String>,
+}
+
+async fn health(state: web::Data<AppState>, req: HttpRequest, q: web::Query<HealthQuery>) -> HttpResponse {
+    if let Err(e) = state.auth.require_admin(&req) {
+        return e.error_response();
+    }
+    let reports = match (state.background_health, state.last_health_round.load_full()) {
+        (Some(_), Some(round)) if q.model.is_none() => round.reports.clone(),
+        _ => match run_round(&state, q.model.clone()).await {
+            Ok(r) => r,
+            Err(e) => return e.error_response(),
+        },
+    };
+    HttpResponse::Ok().json(render(&state, &reports))
+}
+
+/// Probe every deployment (or one model group's) through the router actor.
+pub async fn run_round(state: &AppState, model_group: Option<String>) -> Result<Vec<HealthReport>, GatewayError> {
+    let group = model_group.map(|m| {
+        state.aliases.get(&m).map(|a| a.target.clone()).unwrap_or(m)
+    });
+    state
+        .router
+        .addr
+        .send(ProbeAll {
+            timeout: HEALTH_ROUND_TIMEOUT,
+            model_group: group,
+        })
+        .await
+        .map_err(|e| GatewayError::Unavailable {
+            message: format!("the router is not answering: {e}"),
+        })
+}
+
+/// Store a finished background round.
+pub fn store_round(state: &AppState, reports: Vec<HealthReport>) {
+    state.last_health_round.store(Some(std::sync::Arc::new(HealthRound {
+        reports,
+        finished_at: SystemTime::now(),
+    })));
+}
+
+fn render(state: &AppState, reports: &[HealthReport]) -> Value {
+    let snapshot = state.router.snapshot();
+    let mut healthy = Vec::new();
+    let mut unhealthy = Vec::new();
+    for report in reports {
+        let Some(handle) = snapshot.deployment(&report.deployment_id) else {
+            continue;
+        };
+        let d = &handle.upstream;
+        let mut entry = json!({
+            "model": d.litellm_model,
+            "model_name": d.model_name,
+            "model_id": d.id,
+        });
+        if let Some(base) = d.api_base() {
+            entry["api_base"] = json!(base);
+        }
+        if let Some(v) = &d.api_version {
+            entry["api_version"] = json!(v);
+        }
+        match &report.outcome {
+            ProbeOutcome::Healthy { latency } => {
+                entry["latency_ms"] = json!(latency.as_millis() as u64);
+                healthy.push(entry);
+            }
+            ProbeOutcome::Unhealthy { error } => {
+                entry["error"] = json!(error);
+                unhealthy.push(entry);
+            }
+        }
+    }
+    json!({
+        "healthy_endpoints": healthy,
+        "unhealthy_endpoints": unhealthy,
+        "healthy_count": healthy.len(),
+        "unhealthy_count": unhealthy.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_shape() {
+        let t = super::humantime_now();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z'));
+    }
+}

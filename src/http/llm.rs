@@ -1,0 +1,45 @@
+//! `/chat/completions`, `/completions`, `/embeddings`, with and without `/v1`, and in the
+//! `/engines/{model}/…` and `/openai/deployments/{model}/…` forms (the path's model wins).
+
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+
+use crate::llm::CallKind;
+use crate::pipeline;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for (kind, suffix) in [
+        (CallKind::Chat, "chat/completions"),
+        (CallKind::Completion, "completions"),
+        (CallKind::Embedding, "embeddings"),
+    ] {
+        let plain = move |state, req, payload| handle(state, req, payload, kind, None);
+        cfg.route(&format!("/{suffix}"), web::post().to(plain));
+        cfg.route(&format!("/v1/{suffix}"), web::post().to(plain));
+        for prefix in ["/engines", "/openai/deployments", "/v1/engines", "/v1/openai/deployments"] {
+            let with_model = move |state, req, payload, path: web::Path<String>| {
+                handle(state, req, payload, kind, Some(path.into_inner()))
+            };
+            cfg.route(&format!("{prefix}/{{model}}/{suffix}"), web::post().to(with_model));
+        }
+    }
+}
+
+async fn handle(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    kind: CallKind,
+    path_model: Option<String>,
+) -> HttpResponse {
+    // auth first: an unauthenticated caller never gets its body read.
+    let caller = match state.auth.authenticate(&req) {
+        Ok(c) => c,
+        Err(e) => return e.error_response(),
+    };
+    let body = match super::read_body(&req, payload, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.error_response(),
+    };
+    pipeline::run(&state, &req, caller, kind, path_model.as_deref(), body).await
+}

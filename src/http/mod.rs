@@ -1,0 +1,55 @@
+//! The HTTP surface (actix-web). Handlers stay thin: extract, authorize, hand to the domain
+//! ([`crate::pipeline`], the router), map errors to the OpenAI envelope.
+
+mod health;
+
+pub use health::{run_round as run_health_round, store_round as store_health_round};
+mod llm;
+mod models;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use crate::error::GatewayError;
+
+/// Every route the gateway serves.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    llm::configure(cfg);
+    models::configure(cfg);
+    health::configure(cfg);
+    cfg.default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&GatewayError::RouteNotFound {
+        path: req.path().to_string(),
+    })
+}
+
+/// Read a request body, refusing more than `limit` bytes with a 413 in the OpenAI envelope.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<bytes::Bytes, GatewayError> {
+    let too_large = || GatewayError::PayloadTooLarge {
+        limit_mb: (limit / (1024 * 1024)) as u64,
+    };
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| GatewayError::bad_request(format!("Could not read the request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}

@@ -1,0 +1,89 @@
+//! `/models`, `/v1/models`, `/models/{id}` (OpenAI list shape) and `/model/info` (deployments with
+//! secrets stripped).
+
+use std::collections::BTreeSet;
+
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::GatewayError;
+use crate::state::AppState;
+
+/// LiteLLM reports this constant `created` for every model.
+const CREATED: u64 = 1_677_610_602;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/models", web::get().to(list_models))
+        .route("/v1/models", web::get().to(list_models))
+        .route("/models/{model:.+}", web::get().to(get_model))
+        .route("/v1/models/{model:.+}", web::get().to(get_model))
+        .route("/model/info", web::get().to(model_info))
+        .route("/v1/model/info", web::get().to(model_info));
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    return_wildcard_routes: Option<bool>,
+}
+
+fn model_entry(id: &str, owner: &str) -> Value {
+    json!({"id": id, "object": "model", "created": CREATED, "owned_by": owner})
+}
+
+/// Names a client may request: model groups, visible aliases, and wildcards when asked for.
+fn visible_models(state: &AppState, with_wildcards: bool) -> BTreeSet<String> {
+    let snapshot = state.router.snapshot();
+    let mut names: BTreeSet<String> = snapshot.group_names().map(str::to_string).collect();
+    if with_wildcards {
+        names.extend(snapshot.wildcard_names().map(str::to_string));
+    }
+    for (alias, target) in &state.aliases {
+        if !target.hidden {
+            names.insert(alias.clone());
+        }
+    }
+    names
+}
+
+async fn list_models(state: web::Data<AppState>, req: HttpRequest, q: web::Query<ListQuery>) -> HttpResponse {
+    if let Err(e) = state.auth.authenticate(&req) {
+        return e.error_response();
+    }
+    let data: Vec<Value> = visible_models(&state, q.return_wildcard_routes.unwrap_or(false))
+        .iter()
+        .map(|m| model_entry(m, "openai"))
+        .collect();
+    HttpResponse::Ok().json(json!({"object": "list", "data": data}))
+}
+
+async fn get_model(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    if let Err(e) = state.auth.authenticate(&req) {
+        return e.error_response();
+    }
+    let model = path.into_inner();
+    if visible_models(&state, true).contains(&model) {
+        HttpResponse::Ok().json(model_entry(&model, "openai"))
+    } else {
+        GatewayError::UnknownModel { model }.error_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct InfoQuery {
+    litellm_model_id: Option<String>,
+}
+
+async fn model_info(state: web::Data<AppState>, req: HttpRequest, q: web::Query<InfoQuery>) -> HttpResponse {
+    if let Err(e) = state.auth.authenticate(&req) {
+        return e.error_response();
+    }
+    let snapshot = state.router.snapshot();
+    let data: Vec<Value> = snapshot
+        .deployments()
+        .iter()
+        .filter(|d| q.litellm_model_id.as_deref().is_none_or(|id| d.id() == id))
+        .map(|d| d.upstream.info())
+        .collect();
+    HttpResponse::Ok().json(json!({"data": data}))
+}

@@ -1,0 +1,29 @@
+//! Tollgate: an LLM gateway with LiteLLM's config, API and CLI.
+//!
+//! Where things are:
+//! * [`pipeline`]: the request pipeline, documented step by step (start here);
+//! * [`http`]: routes and handlers; [`auth`]: who may call what;
+//! * [`config`]: LiteLLM's `config.yaml`; [`cli`]: the command line; [`server`]: start-up;
+//! * [`llm`]: the internal request/response model; [`providers`]: one adapter per provider;
+//! * [`deployment`]: a `model_list` entry resolved; the router and deployment actors live in the
+//!   `tollgate-actors` crate (`actors/`);
+//! * [`upstream`]: the awc client; [`sse`]: stream relaying; [`mock_provider`]: the built-in mock.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod deployment;
+pub mod error;
+pub mod http;
+pub mod llm;
+pub mod logging;
+pub mod mock_provider;
+pub mod mock_response;
+pub mod pipeline;
+pub mod pricing;
+pub mod providers;
+pub mod secret;
+pub mod server;
+pub mod sse;
+pub mod state;
+pub mod upstream;

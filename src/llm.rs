@@ -1,0 +1,574 @@
+//! The gateway's one internal request/response model (the hub every provider adapter translates to
+//! and from). It is OpenAI's shape: typed fields for what the gateway itself uses, and the rest of
+//! the body kept as raw JSON so fields the gateway does not know pass through untouched.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::GatewayError;
+
+/// Which OpenAI operation a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    Chat,
+    Completion,
+    Embedding,
+}
+
+impl CallKind {
+    /// The OpenAI path suffix for this operation.
+    pub fn path(self) -> &'static str {
+        match self {
+            CallKind::Chat => "/chat/completions",
+            CallKind::Completion => "/completions",
+            CallKind::Embedding => "/embeddings",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::Chat => "chat",
+            CallKind::Completion => "completion",
+            CallKind::Embedding => "embedding",
+        }
+    }
+}
+
+/// Fields LiteLLM clients send that steer the gateway and are never forwarded upstream.
+#[derive(Debug, Default, Clone)]
+pub struct GatewayParams {
+    /// `mock_response`: answer with this content without calling the provider.
+    pub mock_response: Option<Value>,
+    /// `timeout` (seconds) for this request.
+    pub timeout: Option<Duration>,
+    /// `stream_timeout` (seconds) for this request.
+    pub stream_timeout: Option<Duration>,
+    /// `drop_params` for this request.
+    pub drop_params: Option<bool>,
+    /// `metadata` (tags, trace ids…), kept for logging.
+    pub metadata: Option<Value>,
+    /// Credential and routing fields the client tried to set; always ignored.
+    pub ignored_credentials: Vec<String>,
+}
+
+/// A parsed client request.
+#[derive(Debug, Clone)]
+pub struct LlmRequest {
+    pub kind: CallKind,
+    /// The model the client asked for (the path's model wins over the body's).
+    pub model: String,
+    pub stream: bool,
+    /// Whether the client asked for usage in the stream (`stream_options.include_usage`).
+    pub client_wants_usage: bool,
+    /// The body to forward, minus gateway-only and credential fields.
+    pub body: Map<String, Value>,
+    pub gateway: GatewayParams,
+}
+
+/// Keys that steer the gateway, removed before the body goes upstream.
+const GATEWAY_ONLY_KEYS: &[&str] = &[
+    "metadata",
+    "litellm_metadata",
+    "fallbacks",
+    "num_retries",
+    "max_retries",
+    "timeout",
+    "stream_timeout",
+    "request_timeout",
+    "mock_response",
+    "mock_tool_calls",
+    "mock_testing_fallbacks",
+    "mock_testing_rate_limit_error",
+    "mock_testing_context_fallbacks",
+    "mock_testing_content_policy_fallbacks",
+    "mock_timeout",
+    "mock_delay",
+    "cache",
+    "caching",
+    "guardrails",
+    "tags",
+    "context_window_fallback_dict",
+    "drop_params",
+    "additional_drop_params",
+    "proxy_server_request",
+    "secret_fields",
+    "litellm_call_id",
+    "litellm_logging_obj",
+    "litellm_trace_id",
+    "model_list",
+    "priority",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "input_cost_per_second",
+    "output_cost_per_second",
+];
+
+/// Keys that would choose where traffic goes or which credentials it carries. A request body may
+/// never set them, at any depth; they are removed and logged.
+const CLIENT_CREDENTIAL_KEYS: &[&str] = &[
+    "api_base",
+    "base_url",
+    "api_key",
+    "api_version",
+    "api_type",
+    "organization",
+    "custom_llm_provider",
+    "deployment_id",
+    "azure_ad_token",
+    "azure_ad_token_provider",
+    "azure_username",
+    "azure_password",
+    "tenant_id",
+    "client_id",
+    "client_secret",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region_name",
+    "aws_bedrock_runtime_endpoint",
+    "aws_role_name",
+    "aws_profile_name",
+    "aws_web_identity_token",
+    "aws_sts_endpoint",
+    "vertex_credentials",
+    "vertex_project",
+    "vertex_location",
+    "vertex_ai_project",
+    "vertex_ai_location",
+    "region_name",
+    "headers",
+    "extra_headers",
+    "user_api_key",
+    "litellm_params",
+    "litellm_credential_name",
+];
+
+/// Fields holding the user's own content (messages, tool schemas…): never rewritten, even when they
+/// happen to contain a key named like a credential.
+const CONTENT_KEYS: &[&str] = &[
+    "messages",
+    "prompt",
+    "input",
+    "tools",
+    "functions",
+    "tool_choice",
+    "function_call",
+    "response_format",
+    "prediction",
+    "logit_bias",
+    "stop",
+];
+
+/// Remove every credential/routing field from `map` and from any nested object, except inside the
+/// user's content. Returns the paths removed.
+pub fn strip_client_credentials(map: &mut Map<String, Value>) -> Vec<String> {
+    let mut removed = Vec::new();
+    strip_in(map, "", &mut removed);
+    removed
+}
+
+fn strip_in(map: &mut Map<String, Value>, path: &str, removed: &mut Vec<String>) {
+    map.retain(|k, _| {
+        let drop = CLIENT_CREDENTIAL_KEYS.contains(&k.as_str());
+        if drop {
+            removed.push(format!("{path}{k}"));
+        }
+        !drop
+    });
+    for (k, v) in map.iter_mut() {
+        if path.is_empty() && CONTENT_KEYS.contains(&k.as_str()) {
+            continue;
+        }
+        let child = format!("{path}{k}.");
+        match v {
+            Value::Object(inner) => strip_in(inner, &child, removed),
+            Value::Array(items) => {
+                for item in items.iter_mut() {
+                    if let Value::Object(inner) = item {
+                        strip_in(inner, &child, removed);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn seconds(v: &Value, param: &str) -> Result<Option<Duration>, GatewayError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => match n.as_f64() {
+            Some(s) if s > 0.0 && s.is_finite() => Ok(Some(Duration::from_secs_f64(s))),
+            _ => Err(GatewayError::bad_param(
+                param,
+                format!("{param} must be a positive number of seconds"),
+            )),
+        },
+        Value::String(s) => match s.trim().parse::<f64>() {
+            Ok(s) if s > 0.0 && s.is_finite() => Ok(Some(Duration::from_secs_f64(s))),
+            _ => Err(GatewayError::bad_param(
+                param,
+                format!("{param} must be a positive number of seconds"),
+            )),
+        },
+        _ => Err(GatewayError::bad_param(
+            param,
+            format!("{param} must be a number of seconds"),
+        )),
+    }
+}
+
+fn expect_type(
+    body: &Map<String, Value>,
+    key: &str,
+    ok: fn(&Value) -> bool,
+    what: &str,
+) -> Result<(), GatewayError> {
+    match body.get(key) {
+        Some(v) if !v.is_null() && !ok(v) => Err(GatewayError::bad_param(
+            key,
+            format!("Invalid type for '{key}': expected {what}."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl LlmRequest {
+    /// Parse and validate a client body. `path_model` is the model named in the URL
+    /// (`/engines/{model}/…`, `/openai/deployments/{model}/…`), which wins over the body's.
+    pub fn parse(
+        kind: CallKind,
+        raw: &[u8],
+        path_model: Option<&str>,
+    ) -> Result<Self, GatewayError> {
+        let text = std::str::from_utf8(raw).map_err(|e| {
+            GatewayError::bad_request(format!(
+                "Request body is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ))
+        })?;
+        if text.trim().is_empty() {
+            return Err(GatewayError::bad_request(
+                "Request body is empty; expected a JSON object",
+            ));
+        }
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            GatewayError::bad_request(format!(
+                "Malformed JSON in request body: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let Value::Object(mut body) = value else {
+            return Err(GatewayError::bad_request(
+                "Request body must be a JSON object",
+            ));
+        };
+
+        let model = match (path_model, body.get("model")) {
+            (Some(m), _) if !m.is_empty() => m.to_string(),
+            (_, Some(Value::String(m))) if !m.trim().is_empty() => m.trim().to_string(),
+            (_, None) | (_, Some(Value::Null)) => {
+                return Err(GatewayError::bad_param(
+                    "model",
+                    "Missing required parameter: 'model'.",
+                ))
+            }
+            (_, Some(Value::String(_))) => {
+                return Err(GatewayError::bad_param("model", "'model' must not be empty."))
+            }
+            (_, Some(_)) => {
+                return Err(GatewayError::bad_param(
+                    "model",
+                    "Invalid type for 'model': expected a string.",
+                ))
+            }
+        };
+
+        Self::validate(kind, &body)?;
+
+        let stream = match body.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(GatewayError::bad_param(
+                    "stream",
+                    "Invalid type for 'stream': expected a boolean.",
+                ))
+            }
+        };
+        if stream && kind == CallKind::Embedding {
+            return Err(GatewayError::bad_param(
+                "stream",
+                "Embeddings cannot be streamed.",
+            ));
+        }
+        let client_wants_usage = body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+
+        let mut gateway = GatewayParams {
+            mock_response: body.get("mock_response").cloned().filter(|v| !v.is_null()),
+            timeout: body
+                .get("timeout")
+                .or_else(|| body.get("request_timeout"))
+                .map(|v| seconds(v, "timeout"))
+                .transpose()?
+                .flatten(),
+            stream_timeout: body
+                .get("stream_timeout")
+                .map(|v| seconds(v, "stream_timeout"))
+                .transpose()?
+                .flatten(),
+            drop_params: body.get("drop_params").and_then(Value::as_bool),
+            metadata: body.get("metadata").cloned(),
+            ignored_credentials: Vec::new(),
+        };
+        for key in GATEWAY_ONLY_KEYS {
+            body.remove(*key);
+        }
+        gateway.ignored_credentials = strip_client_credentials(&mut body);
+        if let Some(extra) = body.remove("extra_body") {
+            // The OpenAI SDK's `extra_body` arrives merged already; a literal `extra_body` object is
+            // merged the same way (credentials inside it were stripped above).
+            if let Value::Object(extra) = extra {
+                for (k, v) in extra {
+                    if !GATEWAY_ONLY_KEYS.contains(&k.as_str()) {
+                        body.entry(k).or_insert(v);
+                    }
+                }
+            }
+        }
+        body.insert("model".into(), Value::String(model.clone()));
+
+        Ok(Self {
+            kind,
+            model,
+            stream,
+            client_wants_usage,
+            body,
+            gateway,
+        })
+    }
+
+    fn validate(kind: CallKind, body: &Map<String, Value>) -> Result<(), GatewayError> {
+        let number = |v: &Value| v.is_number();
+        let integer = |v: &Value| v.is_u64() || v.is_i64();
+        let object = |v: &Value| v.is_object();
+        let array = |v: &Value| v.is_array();
+        let string = |v: &Value| v.is_string();
+        let stop = |v: &Value| v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
+        expect_type(body, "temperature", number, "a number")?;
+        expect_type(body, "top_p", number, "a number")?;
+        expect_type(body, "presence_penalty", number, "a number")?;
+        expect_type(body, "frequency_penalty", number, "a number")?;
+        expect_type(body, "max_tokens", integer, "an integer")?;
+        expect_type(body, "max_completion_tokens", integer, "an integer")?;
+        expect_type(body, "n", integer, "an integer")?;
+        expect_type(body, "seed", integer, "an integer")?;
+        expect_type(body, "user", string, "a string")?;
+        expect_type(body, "stop", stop, "a string or a list of strings")?;
+        expect_type(body, "stream_options", object, "an object")?;
+        expect_type(body, "metadata", object, "an object")?;
+        expect_type(body, "logit_bias", object, "an object")?;
+        match kind {
+            CallKind::Chat => {
+                expect_type(body, "tools", array, "a list")?;
+                expect_type(body, "response_format", object, "an object")?;
+                let Some(messages) = body.get("messages") else {
+                    return Err(GatewayError::bad_param(
+                        "messages",
+                        "Missing required parameter: 'messages'.",
+                    ));
+                };
+                let Some(messages) = messages.as_array() else {
+                    return Err(GatewayError::bad_param(
+                        "messages",
+                        "Invalid type for 'messages': expected a list of message objects.",
+                    ));
+                };
+                if messages.is_empty() {
+                    return Err(GatewayError::bad_param(
+                        "messages",
+                        "'messages' must contain at least one message.",
+                    ));
+                }
+                for (i, m) in messages.iter().enumerate() {
+                    let role_ok = m.get("role").is_some_and(Value::is_string);
+                    if !m.is_object() || !role_ok {
+                        return Err(GatewayError::bad_param(
+                            &format!("messages[{i}]"),
+                            format!("Invalid message at messages[{i}]: expected an object with a string 'role'."),
+                        ));
+                    }
+                }
+            }
+            CallKind::Completion => {
+                if body.get("prompt").is_none_or(Value::is_null) {
+                    return Err(GatewayError::bad_param(
+                        "prompt",
+                        "Missing required parameter: 'prompt'.",
+                    ));
+                }
+            }
+            CallKind::Embedding => {
+                let input = body.get("input");
+                let ok = input.is_some_and(|v| match v {
+                    Value::String(_) => true,
+                    Value::Array(items) => !items.is_empty()
+                        && items.iter().all(|i| i.is_string() || i.is_number() || i.is_array()),
+                    _ => false,
+                });
+                if !ok {
+                    return Err(GatewayError::bad_param(
+                        "input",
+                        "'input' must be a string, a list of strings, or a list of token lists.",
+                    ));
+                }
+                expect_type(body, "dimensions", integer, "an integer")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Token usage in OpenAI's terms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub total_tokens: u64,
+    #[serde(default, deserialize_with = "cached_tokens")]
+    #[serde(rename = "prompt_tokens_details")]
+    pub cached_tokens: u64,
+    #[serde(default, deserialize_with = "reasoning_tokens")]
+    #[serde(rename = "completion_tokens_details")]
+    pub reasoning_tokens: u64,
+}
+
+fn cached_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = Option::<Value>::deserialize(d)?;
+    Ok(v.and_then(|v| v.get("cached_tokens").and_then(Value::as_u64))
+        .unwrap_or(0))
+}
+
+fn reasoning_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = Option::<Value>::deserialize(d)?;
+    Ok(v.and_then(|v| v.get("reasoning_tokens").and_then(Value::as_u64))
+        .unwrap_or(0))
+}
+
+/// Only the `usage` of an OpenAI-shaped response; everything else is skipped, not built.
+#[derive(Debug, Deserialize)]
+pub struct UsageEnvelope {
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(kind: CallKind, v: Value) -> Result<LlmRequest, GatewayError> {
+        LlmRequest::parse(kind, v.to_string().as_bytes(), None)
+    }
+
+    #[test]
+    fn keeps_unknown_fields_and_strips_gateway_ones() {
+        let req = parse(
+            CallKind::Chat,
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
+                   "some_new_provider_field": {"x": 1}, "metadata": {"tags": ["a"]},
+                   "num_retries": 3, "mock_response": "hello", "timeout": 2}),
+        )
+        .expect("valid");
+        assert_eq!(req.body["some_new_provider_field"], json!({"x": 1}));
+        assert!(!req.body.contains_key("metadata"));
+        assert!(!req.body.contains_key("num_retries"));
+        assert_eq!(req.gateway.mock_response, Some(json!("hello")));
+        assert_eq!(req.gateway.timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn credentials_are_removed_at_any_depth_but_content_is_untouched() {
+        let req = parse(
+            CallKind::Chat,
+            json!({"model": "m", "api_base": "http://evil", "api_key": "sk-x",
+                   "extra_body": {"base_url": "http://evil2", "top_k": 3},
+                   "nested": {"deeper": {"api_key": "sk-y", "ok": 1}},
+                   "messages": [{"role": "user", "content": "hi", "api_key": "part of my content"}],
+                   "tools": [{"type": "function", "function": {"name": "f", "parameters":
+                        {"type": "object", "properties": {"api_key": {"type": "string"}}}}}]}),
+        )
+        .expect("valid");
+        let removed = &req.gateway.ignored_credentials;
+        assert!(removed.contains(&"api_base".to_string()), "{removed:?}");
+        assert!(removed.contains(&"extra_body.base_url".to_string()), "{removed:?}");
+        assert!(removed.contains(&"nested.deeper.api_key".to_string()), "{removed:?}");
+        assert!(!req.body.contains_key("api_base") && !req.body.contains_key("api_key"));
+        assert_eq!(req.body["top_k"], 3);
+        assert_eq!(req.body["nested"]["deeper"], json!({"ok": 1}));
+        assert_eq!(req.body["messages"][0]["api_key"], "part of my content");
+        assert!(req.body["tools"][0]["function"]["parameters"]["properties"]
+            .get("api_key")
+            .is_some());
+    }
+
+    #[test]
+    fn rejects_bad_input_with_param() {
+        let bad = |kind, v: Value, param: &str| {
+            let err = parse(kind, v).expect_err("must fail");
+            assert_eq!(err.param(), Some(param), "{err}");
+        };
+        bad(CallKind::Chat, json!({"messages": []}), "model");
+        bad(CallKind::Chat, json!({"model": 5, "messages": []}), "model");
+        bad(CallKind::Chat, json!({"model": "m"}), "messages");
+        bad(CallKind::Chat, json!({"model": "m", "messages": "hi"}), "messages");
+        bad(CallKind::Chat, json!({"model": "m", "messages": [{"role": "user"}], "temperature": "hot"}), "temperature");
+        bad(CallKind::Chat, json!({"model": "m", "messages": [{"role": "user"}], "stream": "yes"}), "stream");
+        bad(CallKind::Chat, json!({"model": "m", "messages": [{"role": "user"}], "max_tokens": 1.5}), "max_tokens");
+        bad(CallKind::Embedding, json!({"model": "m"}), "input");
+        bad(CallKind::Completion, json!({"model": "m"}), "prompt");
+    }
+
+    #[test]
+    fn rejects_non_objects_invalid_json_and_invalid_utf8() {
+        assert!(LlmRequest::parse(CallKind::Chat, b"[1,2]", None).is_err());
+        assert!(LlmRequest::parse(CallKind::Chat, b"{\"model\":", None).is_err());
+        assert!(LlmRequest::parse(CallKind::Chat, b"{\"model\":\"\xff\"}", None)
+            .expect_err("utf8")
+            .to_string()
+            .contains("UTF-8"));
+    }
+
+    #[test]
+    fn path_model_wins() {
+        let req = LlmRequest::parse(
+            CallKind::Chat,
+            br#"{"model":"body-model","messages":[{"role":"user","content":"x"}]}"#,
+            Some("path-model"),
+        )
+        .expect("valid");
+        assert_eq!(req.model, "path-model");
+        assert_eq!(req.body["model"], "path-model");
+    }
+
+    #[test]
+    fn usage_with_details() {
+        let env: UsageEnvelope = serde_json::from_str(
+            r#"{"id":"x","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,
+                "prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#,
+        )
+        .expect("parses");
+        let u = env.usage.expect("usage");
+        assert_eq!((u.prompt_tokens, u.cached_tokens, u.reasoning_tokens), (10, 4, 2));
+    }
+}

@@ -1,0 +1,34 @@
+use clap::Parser;
+use tollgate::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    // One TLS provider for every outbound connection.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    if let Some(Command::MockProvider(args)) = cli.command {
+        tollgate::logging::init(false, false, false);
+        if let Err(e) = tollgate::mock_provider::run(args) {
+            eprintln!("error: mock provider: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if cli.test || cli.health {
+        std::process::exit(tollgate::cli::run_client_command(&cli));
+    }
+
+    let config = match tollgate::server::load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    tollgate::logging::init(cli.debug, cli.detailed_debug, config.json_logs());
+    if let Err(e) = tollgate::server::serve(cli, config) {
+        tracing::error!("{e}");
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

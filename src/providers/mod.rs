@@ -1,0 +1,325 @@
+//! Provider adapters (hub and spoke): each adapter translates the internal model ([`crate::llm`])
+//! to one provider's wire format and back. Adding a provider means adding one adapter, never a
+//! translation between two providers.
+//!
+//! This module also holds the provider registry: the `provider/` prefixes LiteLLM configs use, with
+//! each provider's wire format, default base URL and API-key environment variables.
+
+pub mod openai;
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use crate::deployment::{Deployment, Target};
+use crate::error::GatewayError;
+use crate::llm::{LlmRequest, Usage};
+
+/// How a provider is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// The OpenAI REST API (`{api_base}/chat/completions`, bearer auth).
+    OpenAi,
+    /// Azure OpenAI (`{api_base}/openai/deployments/{deployment}/…?api-version=`, `api-key` header).
+    Azure,
+    /// A provider with its own wire format whose adapter this build does not include.
+    Native,
+}
+
+/// A provider prefix and everything needed to reach it.
+#[derive(Debug)]
+pub struct ProviderSpec {
+    /// The `provider/` prefix, as LiteLLM spells it.
+    pub name: &'static str,
+    pub wire: Wire,
+    pub default_api_base: Option<&'static str>,
+    /// Environment variables consulted, in order, for the base URL when `api_base` is not set.
+    pub api_base_env: &'static [&'static str],
+    /// Environment variables consulted, in order, for the key when `api_key` is not set.
+    pub api_key_env: &'static [&'static str],
+    /// OpenAI parameters this provider rejects (dropped with `drop_params`, else a 400).
+    pub unsupported_params: &'static [&'static str],
+}
+
+const fn openai_like(
+    name: &'static str,
+    default_api_base: Option<&'static str>,
+    api_base_env: &'static [&'static str],
+    api_key_env: &'static [&'static str],
+    unsupported_params: &'static [&'static str],
+) -> ProviderSpec {
+    ProviderSpec {
+        name,
+        wire: Wire::OpenAi,
+        default_api_base,
+        api_base_env,
+        api_key_env,
+        unsupported_params,
+    }
+}
+
+const fn native(name: &'static str) -> ProviderSpec {
+    ProviderSpec {
+        name,
+        wire: Wire::Native,
+        default_api_base: None,
+        api_base_env: &[],
+        api_key_env: &[],
+        unsupported_params: &[],
+    }
+}
+
+/// Every provider prefix the gateway knows.
+pub static PROVIDERS: &[ProviderSpec] = &[
+    openai_like(
+        "openai",
+        Some("https://api.openai.com/v1"),
+        &["OPENAI_BASE_URL", "OPENAI_API_BASE"],
+        &["OPENAI_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "text-completion-openai",
+        Some("https://api.openai.com/v1"),
+        &["OPENAI_BASE_URL", "OPENAI_API_BASE"],
+        &["OPENAI_API_KEY"],
+        &[],
+    ),
+    openai_like("custom_openai", None, &["OPENAI_BASE_URL", "OPENAI_API_BASE"], &["OPENAI_API_KEY"], &[]),
+    openai_like("openai_like", None, &[], &[], &[]),
+    ProviderSpec {
+        name: "azure",
+        wire: Wire::Azure,
+        default_api_base: None,
+        api_base_env: &["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"],
+        api_key_env: &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"],
+        unsupported_params: &[],
+    },
+    ProviderSpec {
+        name: "azure_text",
+        wire: Wire::Azure,
+        default_api_base: None,
+        api_base_env: &["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"],
+        api_key_env: &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"],
+        unsupported_params: &[],
+    },
+    openai_like("hosted_vllm", None, &["HOSTED_VLLM_API_BASE"], &["HOSTED_VLLM_API_KEY"], &[]),
+    openai_like("vllm", None, &["HOSTED_VLLM_API_BASE", "VLLM_API_BASE"], &["HOSTED_VLLM_API_KEY", "VLLM_API_KEY"], &[]),
+    openai_like(
+        "xinference",
+        Some("http://127.0.0.1:9997/v1"),
+        &["XINFERENCE_API_BASE"],
+        &["XINFERENCE_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "groq",
+        Some("https://api.groq.com/openai/v1"),
+        &["GROQ_API_BASE"],
+        &["GROQ_API_KEY"],
+        &["logprobs", "top_logprobs", "logit_bias"],
+    ),
+    openai_like(
+        "together_ai",
+        Some("https://api.together.xyz/v1"),
+        &["TOGETHER_AI_API_BASE", "TOGETHERAI_API_BASE"],
+        &["TOGETHERAI_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHER_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "mistral",
+        Some("https://api.mistral.ai/v1"),
+        &["MISTRAL_API_BASE"],
+        &["MISTRAL_API_KEY"],
+        &["logit_bias", "logprobs", "top_logprobs"],
+    ),
+    openai_like(
+        "deepseek",
+        Some("https://api.deepseek.com/v1"),
+        &["DEEPSEEK_API_BASE"],
+        &["DEEPSEEK_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "fireworks_ai",
+        Some("https://api.fireworks.ai/inference/v1"),
+        &["FIREWORKS_AI_API_BASE", "FIREWORKS_API_BASE"],
+        &["FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY", "FIREWORKSAI_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "openrouter",
+        Some("https://openrouter.ai/api/v1"),
+        &["OPENROUTER_API_BASE"],
+        &["OPENROUTER_API_KEY", "OR_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "perplexity",
+        Some("https://api.perplexity.ai"),
+        &["PERPLEXITY_API_BASE"],
+        &["PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"],
+        &["tools", "tool_choice", "logit_bias", "logprobs", "n"],
+    ),
+    openai_like("xai", Some("https://api.x.ai/v1"), &["XAI_API_BASE"], &["XAI_API_KEY"], &[]),
+    openai_like(
+        "lm_studio",
+        Some("http://localhost:1234/v1"),
+        &["LM_STUDIO_API_BASE"],
+        &["LM_STUDIO_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "deepinfra",
+        Some("https://api.deepinfra.com/v1/openai"),
+        &["DEEPINFRA_API_BASE"],
+        &["DEEPINFRA_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "cerebras",
+        Some("https://api.cerebras.ai/v1"),
+        &["CEREBRAS_API_BASE"],
+        &["CEREBRAS_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "nvidia_nim",
+        Some("https://integrate.api.nvidia.com/v1"),
+        &["NVIDIA_NIM_API_BASE"],
+        &["NVIDIA_NIM_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "sambanova",
+        Some("https://api.sambanova.ai/v1"),
+        &["SAMBANOVA_API_BASE"],
+        &["SAMBANOVA_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "github",
+        Some("https://models.inference.ai.azure.com"),
+        &["GITHUB_API_BASE"],
+        &["GITHUB_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "anyscale",
+        Some("https://api.endpoints.anyscale.com/v1"),
+        &["ANYSCALE_API_BASE"],
+        &["ANYSCALE_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "litellm_proxy",
+        None,
+        &["LITELLM_PROXY_API_BASE"],
+        &["LITELLM_PROXY_API_KEY"],
+        &[],
+    ),
+    native("anthropic"),
+    native("bedrock"),
+    native("bedrock_converse"),
+    native("vertex_ai"),
+    native("vertex_ai_beta"),
+    native("gemini"),
+    native("cohere"),
+    native("cohere_chat"),
+    native("ollama"),
+    native("ollama_chat"),
+    native("huggingface"),
+    native("sagemaker"),
+    native("watsonx"),
+    native("replicate"),
+];
+
+/// The provider for a `provider/` prefix.
+pub fn by_name(name: &str) -> Option<&'static ProviderSpec> {
+    PROVIDERS.iter().find(|p| p.name == name)
+}
+
+/// A request ready to send: URL, headers and body bytes. Never logged as is: the headers carry the
+/// provider credential (see [`PreparedRequest::redacted_headers`]).
+pub struct PreparedRequest {
+    pub url: String,
+    pub headers: Vec<(Cow<'static, str>, String)>,
+    pub body: Bytes,
+}
+
+impl PreparedRequest {
+    /// Headers with credential values masked, for debug logs.
+    pub fn redacted_headers(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = matches!(k.as_ref(), "authorization" | "api-key" | "x-api-key")
+                    || crate::secret::is_secret_key(k);
+                let v = if secret { crate::secret::mask(v) } else { v.clone() };
+                (k.to_string(), v)
+            })
+            .collect()
+    }
+}
+
+/// A provider response translated to the internal (OpenAI) shape.
+pub struct TranslatedResponse {
+    pub body: Bytes,
+    pub usage: Option<Usage>,
+}
+
+/// One provider's translation, in both directions.
+pub trait ProviderAdapter {
+    /// Internal request → provider request for this deployment.
+    fn prepare(
+        &self,
+        deployment: &Deployment,
+        target: &Target,
+        req: &LlmRequest,
+    ) -> Result<PreparedRequest, GatewayError>;
+
+    /// Provider success body → internal (OpenAI) body and usage.
+    fn translate_response(&self, req: &LlmRequest, body: Bytes) -> Result<TranslatedResponse, GatewayError>;
+
+    /// Provider error → gateway error (status, OpenAI type, and the class the router acts on).
+    fn translate_error(
+        &self,
+        target: &Target,
+        status: u16,
+        retry_after: Option<std::time::Duration>,
+        body: &[u8],
+    ) -> GatewayError;
+}
+
+/// The adapter for a wire format, or `None` when this build has no adapter for it.
+pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
+    match wire {
+        Wire::OpenAi => Some(&openai::OPENAI),
+        Wire::Azure => Some(&openai::AZURE),
+        Wire::Native => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_unique_and_openai_like_ones_have_a_base_or_env() {
+        for (i, p) in PROVIDERS.iter().enumerate() {
+            assert!(
+                PROVIDERS[i + 1..].iter().all(|q| q.name != p.name),
+                "duplicate {}",
+                p.name
+            );
+        }
+        for name in ["openai", "groq", "together_ai", "mistral", "deepseek", "fireworks_ai", "openrouter", "perplexity", "xai", "lm_studio", "xinference"] {
+            let p = by_name(name).expect(name);
+            assert_eq!(p.wire, Wire::OpenAi);
+            assert!(p.default_api_base.is_some(), "{name}");
+        }
+        for name in ["hosted_vllm", "vllm"] {
+            assert!(!by_name(name).expect(name).api_base_env.is_empty());
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The OpenAI wire format, spoken by OpenAI and every OpenAI-compatible provider, and by Azure
+//! OpenAI with its own URL layout and `api-key` header. The internal model is OpenAI's shape, so
+//! translation is mostly the identity: set the provider's model name, apply deployment defaults and
+//! `drop_params`, and ask for usage on streams so the gateway can account for them.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::{PreparedRequest, ProviderAdapter, TranslatedResponse};
+use crate::deployment::{Deployment, Target};
+use crate::error::{GatewayError, UpstreamErrorKind};
+use crate::llm::{LlmRequest, UsageEnvelope};
+use crate::secret::scrub;
+
+/// Azure's GA API version, used when neither the deployment nor `AZURE_API_VERSION` sets one.
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+
+pub struct OpenAiAdapter {
+    azure: bool,
+}
+
+pub static OPENAI: OpenAiAdapter = OpenAiAdapter { azure: false };
+pub static AZURE: OpenAiAdapter = OpenAiAdapter { azure: true };
+
+impl ProviderAdapter for OpenAiAdapter {
+    fn prepare(
+        &self,
+        deployment: &Deployment,
+        target: &Target,
+        req: &LlmRequest,
+    ) -> Result<PreparedRequest, GatewayError> {
+        let mut body = req.body.clone();
+        body.insert("model".into(), Value::String(target.model.clone()));
+        for (k, v) in &deployment.defaults {
+            if !body.contains_key(k) {
+                body.insert(k.clone(), v.clone());
+            }
+        }
+
+        let drop = req.gateway.drop_params.or(deployment.drop_params).unwrap_or(false);
+        for p in &deployment.additional_drop_params {
+            body.remove(p);
+        }
+        let unsupported: Vec<&str> = target
+            .spec
+            .unsupported_params
+            .iter()
+            .copied()
+            .filter(|p| body.contains_key(*p))
+            .collect();
+        if !unsupported.is_empty() {
+            if drop {
+                for p in &unsupported {
+                    body.remove(*p);
+                }
+            } else {
+                return Err(GatewayError::BadRequest {
+                    message: format!(
+                        "UnsupportedParamsError: {} does not support parameters: {:?}, for model={}. To drop these, set `drop_params: true` in the request or `litellm_settings: {{drop_params: true}}` in the config.",
+                        target.spec.name, unsupported, target.model
+                    ),
+                    param: unsupported.first().map(|p| p.to_string()),
+                    code: Some("unsupported_params"),
+                });
+            }
+        }
+
+        if req.stream {
+            // Always ask for the usage chunk so streams are accounted; the relay hides it from
+            // clients that did not ask for it.
+            let opts = body
+                .entry("stream_options")
+                .or_insert_with(|| json!({}));
+            if let Value::Object(o) = opts {
+                o.insert("include_usage".into(), Value::Bool(true));
+            }
+        }
+
+        let path = req.kind.path();
+        let mut headers: Vec<(Cow<'static, str>, String)> = Vec::with_capacity(4);
+        headers.push((Cow::Borrowed("content-type"), "application/json".into()));
+        let url = if self.azure {
+            let version = deployment
+                .api_version
+                .as_deref()
+                .unwrap_or(AZURE_DEFAULT_API_VERSION);
+            if let Some(key) = &target.api_key {
+                headers.push((Cow::Borrowed("api-key"), key.expose().to_string()));
+            }
+            format!(
+                "{}/openai/deployments/{}{}?api-version={}",
+                target.api_base.trim_end_matches("/openai"),
+                target.model,
+                path,
+                version
+            )
+        } else {
+            if let Some(key) = &target.api_key {
+                headers.push((Cow::Borrowed("authorization"), format!("Bearer {}", key.expose())));
+            }
+            format!("{}{}", target.api_base, path)
+        };
+        if let Some(org) = &deployment.organization {
+            headers.push((Cow::Borrowed("openai-organization"), org.clone()));
+        }
+        for (k, v) in &deployment.extra_headers {
+            headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
+        }
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
+        Ok(PreparedRequest {
+            url,
+            headers,
+            body: Bytes::from(body),
+        })
+    }
+
+    fn translate_response(
+        &self,
+        _req: &LlmRequest,
+        body: Bytes,
+    ) -> Result<TranslatedResponse, GatewayError> {
+        let usage = serde_json::from_slice::<UsageEnvelope>(&body)
+            .map_err(|e| GatewayError::Upstream {
+                kind: UpstreamErrorKind::Server,
+                status: 502,
+                message: format!("Provider returned a body that is not valid JSON: {e}"),
+                code: None,
+                param: None,
+                retry_after: None,
+            })?
+            .usage;
+        Ok(TranslatedResponse { body, usage })
+    }
+
+    fn translate_error(
+        &self,
+        target: &Target,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &[u8],
+    ) -> GatewayError {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let err = parsed.as_ref().map(|v| v.get("error").unwrap_or(v));
+        let text = |key: &str| {
+            err.and_then(|e| e.get(key))
+                .and_then(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+        };
+        let message = text("message")
+            .or_else(|| err.and_then(Value::as_str).map(str::to_string))
+            .or_else(|| text("detail"))
+            .unwrap_or_else(|| {
+                let raw = String::from_utf8_lossy(body);
+                let raw = raw.trim();
+                if raw.is_empty() {
+                    format!("HTTP {status} with an empty body")
+                } else {
+                    raw.chars().take(500).collect()
+                }
+            });
+        let code = text("code");
+        let param = text("param");
+        let kind = classify(status, code.as_deref(), &message);
+        let class = match kind {
+            UpstreamErrorKind::RateLimit => "RateLimitError",
+            UpstreamErrorKind::ContextWindowExceeded => "ContextWindowExceededError",
+            UpstreamErrorKind::ContentPolicy => "ContentPolicyViolationError",
+            UpstreamErrorKind::Authentication => "AuthenticationError",
+            UpstreamErrorKind::PermissionDenied => "PermissionDeniedError",
+            UpstreamErrorKind::NotFound => "NotFoundError",
+            UpstreamErrorKind::BadRequest => "BadRequestError",
+            UpstreamErrorKind::Timeout => "Timeout",
+            UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => "APIConnectionError",
+            UpstreamErrorKind::Server if status == 503 => "ServiceUnavailableError",
+            UpstreamErrorKind::Server => "InternalServerError",
+        };
+        let provider = if self.azure { "AzureException" } else { "OpenAIException" };
+        let message = scrub(
+            &format!("{class}: {provider} ({}) - {message}", target.spec.name),
+            target.api_key.as_ref(),
+        );
+        // Keep the provider's string code (`rate_limit_exceeded`, `context_length_exceeded`…).
+        let code = match kind {
+            UpstreamErrorKind::ContextWindowExceeded => Some("context_length_exceeded".into()),
+            UpstreamErrorKind::ContentPolicy => Some("content_policy_violation".into()),
+            _ => code,
+        };
+        GatewayError::Upstream {
+            kind,
+            status: if (400..=599).contains(&status) { status } else { 502 },
+            message,
+            code,
+            param,
+            retry_after,
+        }
+    }
+}
+
+/// What an upstream error means for routing, from status, code and message.
+pub fn classify(status: u16, code: Option<&str>, message: &str) -> UpstreamErrorKind {
+    let lower = message.to_ascii_lowercase();
+    let code = code.unwrap_or("");
+    let context = code == "context_length_exceeded"
+        || lower.contains("maximum context length")
+        || lower.contains("context length")
+        || lower.contains("context_length_exceeded")
+        || lower.contains("prompt is too long")
+        || lower.contains("too many tokens")
+        || lower.contains("input is too long");
+    let policy = code == "content_policy_violation"
+        || code == "content_filter"
+        || lower.contains("content management policy")
+        || lower.contains("safety system")
+        || lower.contains("content policy");
+    match status {
+        400 | 413 | 422 if context => UpstreamErrorKind::ContextWindowExceeded,
+        400 | 422 if policy => UpstreamErrorKind::ContentPolicy,
+        401 => UpstreamErrorKind::Authentication,
+        403 => UpstreamErrorKind::PermissionDenied,
+        404 => UpstreamErrorKind::NotFound,
+        408 => UpstreamErrorKind::Timeout,
+        429 => UpstreamErrorKind::RateLimit,
+        400..=499 => UpstreamErrorKind::BadRequest,
+        _ => UpstreamErrorKind::Server,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProxyConfig;
+    use crate::deployment::CliDefaults;
+    use crate::llm::CallKind;
+
+    fn deployment(yaml: &str) -> Deployment {
+        let cfg = ProxyConfig::parse(yaml, "t").expect("valid");
+        Deployment::from_entry(&cfg.model_list[0], &CliDefaults::default())
+    }
+
+    fn request(body: Value) -> LlmRequest {
+        LlmRequest::parse(CallKind::Chat, body.to_string().as_bytes(), None).expect("valid")
+    }
+
+    #[test]
+    fn openai_request_has_bearer_model_defaults_and_stream_usage() {
+        let d = deployment("model_list:\n  - model_name: g\n    litellm_params: {model: openai/gpt-4o, api_key: sk-upstream-key, temperature: 0.2, api_base: 'http://h/v1'}\n");
+        let t = d.target_for("g").expect("target");
+        let req = request(json!({"model": "g", "messages": [{"role": "user", "content": "x"}], "stream": true}));
+        let p = OPENAI.prepare(&d, &t, &req).expect("prepared");
+        assert_eq!(p.url, "http://h/v1/chat/completions");
+        assert!(p.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer sk-upstream-key"));
+        let body: Value = serde_json::from_slice(&p.body).expect("json");
+        assert_eq!(body["model"], "gpt-4o");
+        assert_eq!(body["temperature"], 0.2);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert!(p.redacted_headers().iter().all(|(_, v)| !v.contains("upstream-key")));
+    }
+
+    #[test]
+    fn azure_url_and_api_key_header() {
+        let d = deployment("model_list:\n  - model_name: g\n    litellm_params: {model: azure/my-dep, api_key: k, api_base: 'https://r.openai.azure.com/', api_version: '2025-01-01-preview'}\n");
+        let t = d.target_for("g").expect("target");
+        let p = AZURE.prepare(&d, &t, &request(json!({"model": "g", "messages": [{"role": "user", "content": "x"}]}))).expect("prepared");
+        assert_eq!(p.url, "https://r.openai.azure.com/openai/deployments/my-dep/chat/completions?api-version=2025-01-01-preview");
+        assert!(p.headers.iter().any(|(k, v)| k == "api-key" && v == "k"));
+    }
+
+    #[test]
+    fn unsupported_params_error_or_drop() {
+        let d = deployment("model_list:\n  - model_name: g\n    litellm_params: {model: groq/llama, api_key: k}\n");
+        let t = d.target_for("g").expect("target");
+        let body = json!({"model": "g", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 2}});
+        let err = OPENAI.prepare(&d, &t, &request(body.clone())).err().expect("unsupported");
+        assert!(err.to_string().contains("logit_bias"));
+        let mut dropping = body;
+        dropping["drop_params"] = json!(true);
+        let p = OPENAI.prepare(&d, &t, &request(dropping)).expect("dropped");
+        assert!(!String::from_utf8_lossy(&p.body).contains("logit_bias"));
+    }
+
+    #[test]
+    fn errors_are_classified_from_real_bodies() {
+        let d = deployment("model_list:\n  - model_name: g\n    litellm_params: {model: openai/gpt-4o, api_key: sk-leaky-secret-1}\n");
+        let t = d.target_for("g").expect("target");
+        let ctx = br#"{"error":{"message":"This model's maximum context length is 8192 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+        let e = OPENAI.translate_error(&t, 400, None, ctx);
+        assert_eq!(e.code(), "context_length_exceeded");
+        assert_eq!(e.param(), Some("messages"));
+        let rl = OPENAI.translate_error(&t, 429, Some(Duration::from_secs(3)), br#"{"error":{"message":"Rate limit","type":"requests","code":"rate_limit_exceeded"}}"#);
+        assert_eq!(rl.error_type(), "rate_limit_error");
+        assert_eq!(rl.retry_after(), Some(Duration::from_secs(3)));
+        let leak = OPENAI.translate_error(&t, 401, None, br#"{"error":{"message":"Incorrect API key provided: sk-leaky-secret-1"}}"#);
+        assert!(!leak.to_string().contains("sk-leaky-secret-1"));
+        let plain = OPENAI.translate_error(&t, 502, None, b"<html>bad gateway</html>");
+        assert_eq!(plain.error_type(), "internal_server_error");
+    }
+}

@@ -1,0 +1,209 @@
+//! Start-up: config → deployments → safety checks → actors → HTTP server.
+//!
+//! Order matters: the config is loaded and `environment_variables` exported before any thread
+//! starts; the actix `System` starts after every check has passed; the router actor and its
+//! deployment actors start before the HTTP workers, which share their addresses.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::{web, App, HttpServer};
+use arc_swap::ArcSwapOption;
+use serde_json::{json, Map, Value};
+use tollgate_actors::RouterHandle;
+
+use crate::auth::{master_key_weakness, Authenticator};
+use crate::cli::Cli;
+use crate::config::{ModelEntry, ProxyConfig};
+use crate::deployment::{CliDefaults, Deployment};
+use crate::secret::redact_json;
+use crate::state::AppState;
+
+/// Why the gateway refused to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("refusing to start: {reason} and the gateway would listen on {host}, which is not a loopback address. Set a strong master key (at least {min} random characters, for example `LITELLM_MASTER_KEY=sk-$(openssl rand -hex 24)`), listen on 127.0.0.1, or set LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY=true to accept the risk.", min = crate::auth::MIN_MASTER_KEY_LEN)]
+    WeakMasterKey { reason: String, host: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub fn is_loopback(host: &str) -> bool {
+    let h = host.trim_matches(|c| c == '[' || c == ']');
+    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The quick-start deployments for `--model`: the model under its name (or `--alias`), and a
+/// catch-all so that every requested model goes to it.
+fn quick_start_entries(cli: &Cli) -> Vec<ModelEntry> {
+    let Some(model) = &cli.model else { return Vec::new() };
+    let mut params = Map::new();
+    params.insert("model".into(), json!(model));
+    if let Some(b) = &cli.api_base {
+        params.insert("api_base".into(), json!(b));
+    }
+    if let Some(v) = &cli.api_version {
+        params.insert("api_version".into(), json!(v));
+    }
+    let name = cli.alias.clone().unwrap_or_else(|| model.clone());
+    [name, "*".to_string()]
+        .into_iter()
+        .map(|model_name| ModelEntry {
+            model_name,
+            litellm_params: params.clone(),
+            model_info: Map::new(),
+            unresolved: Vec::new(),
+        })
+        .collect()
+}
+
+/// Load the config named on the command line (or none), with the quick-start model added.
+pub fn load_config(cli: &Cli) -> Result<ProxyConfig, StartError> {
+    let mut config = match &cli.config {
+        Some(path) => ProxyConfig::load(path)?,
+        None => ProxyConfig::default(),
+    };
+    config.model_list.extend(quick_start_entries(cli));
+    Ok(config)
+}
+
+/// Run the gateway until it is stopped (SIGTERM drains in-flight requests).
+pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
+    let started_at = Instant::now();
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    if cli.detailed_debug {
+        if let Some(path) = &config.source {
+            let raw = std::fs::read_to_string(path).unwrap_or_default();
+            let value: Value = yaml_serde::from_str(&raw).unwrap_or(Value::Null);
+            tracing::debug!(config = %redact_json(&value), "loaded config (secrets masked)");
+        }
+    }
+
+    let master_key = config.master_key();
+    if let Some(reason) = master_key_weakness(master_key.as_ref()) {
+        if !is_loopback(&cli.host) && !config.permit_weak_master_key() {
+            return Err(StartError::WeakMasterKey {
+                reason,
+                host: cli.host.clone(),
+            });
+        }
+        tracing::warn!("{reason}; acceptable only because the gateway listens on {} or the risk was accepted explicitly", cli.host);
+    }
+
+    let cli_defaults = CliDefaults {
+        api_base: None,
+        api_version: None,
+        temperature: cli.temperature,
+        max_tokens: cli.max_tokens,
+        drop_params: cli.drop_params || config.drop_params(),
+        request_timeout: None,
+    };
+    let deployments: Vec<Arc<Deployment>> = config
+        .model_list
+        .iter()
+        .map(|e| Arc::new(Deployment::from_entry(e, &cli_defaults)))
+        .collect();
+    for d in &deployments {
+        match &d.problem {
+            Some(p) => tracing::warn!(model_name = d.model_name, deployment = d.id, "deployment cannot be called: {p}"),
+            None => tracing::info!(model_name = d.model_name, model = d.litellm_model, provider = d.provider_name(), "deployment ready"),
+        }
+    }
+    if deployments.is_empty() {
+        tracing::warn!("no models configured: pass --config or --model");
+    }
+
+    let workers = cli
+        .num_workers
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let request_timeout = cli.request_timeout().unwrap_or_else(|| config.request_timeout());
+    let cooldown = config.cooldown_policy();
+    let aliases = config.model_group_aliases();
+    let background_health = config.background_health_checks();
+    let max_body_bytes = config.max_request_size_bytes();
+    let key_header = config.key_header_name();
+    let config = Arc::new(config);
+    let (debug, detailed_debug) = (cli.debug || cli.detailed_debug, cli.detailed_debug);
+    let host = cli.host.clone();
+    let port = cli.port;
+
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        let router = RouterHandle::start(deployments, cooldown);
+        let state = web::Data::new(AppState {
+            config,
+            router,
+            auth: Authenticator::new(master_key.as_ref(), key_header),
+            aliases,
+            request_timeout,
+            max_body_bytes,
+            started_at,
+            debug,
+            detailed_debug,
+            background_health,
+            last_health_round: ArcSwapOption::empty(),
+        });
+        if let Some(every) = background_health {
+            let state = state.clone();
+            actix_web::rt::spawn(async move {
+                loop {
+                    if let Ok(reports) = crate::http::run_health_round(&state, None).await {
+                        crate::http::store_health_round(&state, reports);
+                    }
+                    actix_web::rt::time::sleep(every).await;
+                }
+            });
+        }
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .configure(crate::http::configure)
+        })
+        .workers(workers)
+        .backlog(4096)
+        .bind((host.as_str(), port))
+        .map_err(|source| StartError::Bind {
+            addr: format!("{host}:{port}"),
+            source,
+        })?;
+        for addr in server.addrs() {
+            // One plain line on stdout that scripts and tests wait for.
+            println!("tollgate listening on http://{addr}");
+        }
+        tracing::info!(
+            workers,
+            deployments = state.router.snapshot().deployments().len(),
+            startup_ms = started_at.elapsed().as_millis() as u64,
+            "Tollgate {} ready",
+            crate::state::VERSION
+        );
+        server.run().await?;
+        tracing::info!("shut down");
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        for h in ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["0.0.0.0", "::", "10.0.0.1", "example.com"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! Relaying a provider's Server-Sent Events stream to the client.
+//!
+//! Bytes go out as soon as a complete event has arrived: nothing is buffered beyond the event being
+//! assembled. On the way through, the relay
+//! * captures the final usage chunk, which the gateway always requests, and hides it from clients
+//!   that did not ask for it (`stream_options.include_usage`);
+//! * ends every stream with `data: [DONE]`, adding it when a provider finished without one;
+//! * turns a broken stream (connection error, idle timeout, or an end without a finish reason) into
+//!   an SSE error event `data: {"error": …}` followed by `data: [DONE]`, never a silent finish;
+//! * reports the outcome (usage, error, time to first byte) exactly once, also when the client goes
+//!   away mid-stream.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use actix_web::rt::time::{sleep, Sleep};
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::llm::Usage;
+
+/// How a relayed stream ended.
+#[derive(Debug, Clone, Default)]
+pub struct StreamOutcome {
+    pub usage: Option<Usage>,
+    /// Why the stream did not complete normally.
+    pub error: Option<String>,
+    /// When the first byte from the provider arrived.
+    pub first_byte_at: Option<Instant>,
+    /// Whether the client went away before the end.
+    pub client_disconnected: bool,
+}
+
+type OnEnd = Box<dyn FnOnce(StreamOutcome)>;
+
+pub struct SseRelay<S> {
+    upstream: S,
+    buf: BytesMut,
+    client_wants_usage: bool,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+    outcome: StreamOutcome,
+    saw_done: bool,
+    saw_finish: bool,
+    finished: bool,
+    on_end: Option<OnEnd>,
+}
+
+#[derive(Deserialize)]
+struct ChunkProbe {
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    choices: Option<Vec<IgnoredAny>>,
+}
+
+/// Find `"key"` followed by optional whitespace, `:`, optional whitespace, and return the next byte.
+fn value_start_after(haystack: &[u8], key: &[u8]) -> Option<u8> {
+    let mut from = 0;
+    while let Some(pos) = memchr::memmem::find(&haystack[from..], key) {
+        let mut i = from + pos + key.len();
+        while i < haystack.len() && haystack[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i < haystack.len() && haystack[i] == b':' {
+            i += 1;
+            while i < haystack.len() && haystack[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            return haystack.get(i).copied();
+        }
+        from += pos + key.len();
+    }
+    None
+}
+
+/// The `data:` payload of one SSE event (multi-line data joined with `\n`), if any.
+fn event_data(event: &[u8]) -> Option<Vec<u8>> {
+    let mut data: Option<Vec<u8>> = None;
+    for line in event.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(rest) = line.strip_prefix(b"data:") {
+            let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+            match &mut data {
+                Some(d) => {
+                    d.push(b'\n');
+                    d.extend_from_slice(rest);
+                }
+                None => data = Some(rest.to_vec()),
+            }
+        }
+    }
+    data
+}
+
+/// Position just past the first event terminator (`\n\n` or `\r\n\r\n`) in `buf`.
+fn event_end(buf: &[u8]) -> Option<usize> {
+    let lf = memchr::memmem::find(buf, b"\n\n").map(|p| p + 2);
+    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|p| p + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The SSE error event sent when a stream breaks after it started.
+pub fn error_event(message: &str) -> Bytes {
+    let body = json!({"error": {
+        "message": message,
+        "type": "api_connection_error",
+        "param": null,
+        "code": "stream_interrupted",
+    }});
+    Bytes::from(format!("data: {body}\n\ndata: [DONE]\n\n"))
+}
+
+pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
+
+impl<S> SseRelay<S> {
+    pub fn new(
+        upstream: S,
+        client_wants_usage: bool,
+        idle_timeout: Duration,
+        on_end: impl FnOnce(StreamOutcome) + 'static,
+    ) -> Self {
+        Self {
+            upstream,
+            buf: BytesMut::new(),
+            client_wants_usage,
+            idle_timeout,
+            idle: Box::pin(sleep(idle_timeout)),
+            outcome: StreamOutcome::default(),
+            saw_done: false,
+            saw_finish: false,
+            finished: false,
+            on_end: Some(Box::new(on_end)),
+        }
+    }
+
+    /// Move every complete event from the buffer to `out`, filtering and inspecting as it goes.
+    /// With `eof`, a trailing event without terminator is processed too.
+    fn drain_events(&mut self, out: &mut BytesMut, eof: bool) {
+        loop {
+            if self.saw_done {
+                // Anything after [DONE] is not part of the stream.
+                self.buf.clear();
+                return;
+            }
+            let end = match event_end(&self.buf) {
+                Some(end) => end,
+                None if eof && !self.buf.iter().all(u8::is_ascii_whitespace) => self.buf.len(),
+                None => return,
+            };
+            let event = self.buf.split_to(end).freeze();
+            if self.inspect(&event) {
+                out.extend_from_slice(&event);
+                if !event.ends_with(b"\n\n") {
+                    out.extend_from_slice(if event.ends_with(b"\n") { b"\n" } else { b"\n\n" });
+                }
+            }
+        }
+    }
+
+    /// Look at one event; returns whether it goes to the client.
+    fn inspect(&mut self, event: &[u8]) -> bool {
+        let Some(data) = event_data(event) else {
+            // Comments (`: ping`) and named events without data pass through.
+            return true;
+        };
+        let trimmed = data.trim_ascii();
+        if trimmed == b"[DONE]" {
+            self.saw_done = true;
+            return true;
+        }
+        if matches!(value_start_after(trimmed, b"\"finish_reason\""), Some(b'"')) {
+            self.saw_finish = true;
+        }
+        if value_start_after(trimmed, b"\"error\"").is_some_and(|b| b == b'{' || b == b'"') {
+            self.outcome.error = Some(String::from_utf8_lossy(trimmed).chars().take(500).collect());
+        }
+        if matches!(value_start_after(trimmed, b"\"usage\""), Some(b'{')) {
+            if let Ok(chunk) = serde_json::from_slice::<ChunkProbe>(trimmed) {
+                if let Some(usage) = chunk.usage {
+                    self.outcome.usage = Some(usage);
+                    let usage_only = chunk.choices.as_ref().is_none_or(Vec::is_empty);
+                    if usage_only && !self.client_wants_usage {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn finish(&mut self, error: Option<String>) -> Option<Bytes> {
+        self.finished = true;
+        let mut tail = BytesMut::new();
+        let error = error.or_else(|| {
+            (!self.saw_done && !self.saw_finish)
+                .then(|| "the provider ended the stream before it finished".to_string())
+        });
+        match &error {
+            Some(message) => tail.extend_from_slice(&error_event(message)),
+            None if !self.saw_done => tail.extend_from_slice(DONE_EVENT),
+            None => {}
+        }
+        if self.outcome.error.is_none() {
+            self.outcome.error = error;
+        }
+        if let Some(on_end) = self.on_end.take() {
+            on_end(std::mem::take(&mut self.outcome));
+        }
+        (!tail.is_empty()).then(|| tail.freeze())
+    }
+}
+
+impl<S, E> Stream for SseRelay<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        loop {
+            match Pin::new(&mut this.upstream).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if this.outcome.first_byte_at.is_none() {
+                        this.outcome.first_byte_at = Some(Instant::now());
+                    }
+                    let deadline = actix_web::rt::time::Instant::now() + this.idle_timeout;
+                    this.idle.as_mut().reset(deadline);
+                    this.buf.extend_from_slice(&chunk);
+                    let mut out = BytesMut::new();
+                    this.drain_events(&mut out, false);
+                    if this.saw_done {
+                        let tail = this.finish(None);
+                        if let Some(tail) = tail {
+                            out.extend_from_slice(&tail);
+                        }
+                        return Poll::Ready(Some(Ok(out.freeze())));
+                    }
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(out.freeze())));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let mut out = BytesMut::new();
+                    this.drain_events(&mut out, true);
+                    if let Some(tail) = this.finish(Some(format!("the provider's stream broke off: {e}"))) {
+                        out.extend_from_slice(&tail);
+                    }
+                    return Poll::Ready(Some(Ok(out.freeze())));
+                }
+                Poll::Ready(None) => {
+                    let mut out = BytesMut::new();
+                    this.drain_events(&mut out, true);
+                    if let Some(tail) = this.finish(None) {
+                        out.extend_from_slice(&tail);
+                    }
+                    return if out.is_empty() {
+                        Poll::Ready(None)
+                    } else {
+                        Poll::Ready(Some(Ok(out.freeze())))
+                    };
+                }
+                Poll::Pending => {
+                    if this.idle.as_mut().poll(cx).is_ready() {
+                        let message = format!(
+                            "the provider sent nothing for {} s (stream_timeout)",
+                            this.idle_timeout.as_secs_f64()
+                        );
+                        let tail = this.finish(Some(message));
+                        return Poll::Ready(tail.map(Ok));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl<S> Drop for SseRelay<S> {
+    fn drop(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            let mut outcome = std::mem::take(&mut self.outcome);
+            outcome.client_disconnected = true;
+            if outcome.error.is_none() {
+                outcome.error = Some("the client disconnected before the stream ended".into());
+            }
+            on_end(outcome);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{stream, StreamExt};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    async fn relay(
+        chunks: Vec<Result<&'static str, &'static str>>,
+        wants_usage: bool,
+    ) -> (String, StreamOutcome) {
+        let seen = Rc::new(RefCell::new(None));
+        let seen2 = seen.clone();
+        let upstream = stream::iter(chunks.into_iter().map(|c| c.map(|s| Bytes::from_static(s.as_bytes()))));
+        let relay = SseRelay::new(upstream, wants_usage, Duration::from_secs(5), move |o| {
+            *seen2.borrow_mut() = Some(o);
+        });
+        let parts: Vec<Bytes> = relay.map(|r| r.expect("no transport error")).collect().await;
+        let text = parts.iter().map(|b| String::from_utf8_lossy(b).to_string()).collect::<String>();
+        let outcome = seen.borrow_mut().take().expect("outcome reported");
+        (text, outcome)
+    }
+
+    const ROLE: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}],\"usage\":null}\n\n";
+    const HELLO: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}],\"usage\":null}\n\n";
+    const STOP: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n";
+    const USAGE: &str = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}\n\n";
+    const DONE: &str = "data: [DONE]\n\n";
+
+    #[actix_rt::test]
+    async fn usage_is_captured_and_hidden_unless_asked() {
+        let (text, outcome) = relay(vec![Ok(ROLE), Ok(HELLO), Ok(STOP), Ok(USAGE), Ok(DONE)], false).await;
+        assert!(!text.contains("\"prompt_tokens\""), "{text}");
+        assert!(text.ends_with(DONE));
+        assert_eq!(outcome.usage.map(|u| u.total_tokens), Some(10));
+        assert!(outcome.error.is_none());
+
+        let (text, _) = relay(vec![Ok(ROLE), Ok(STOP), Ok(USAGE), Ok(DONE)], true).await;
+        assert!(text.contains("\"prompt_tokens\":7"), "{text}");
+    }
+
+    #[actix_rt::test]
+    async fn events_split_across_reads_are_reassembled() {
+        let (text, outcome) = relay(
+            vec![Ok("data: {\"choices\":[{\"delta\":{\"content\":\"He"), Ok("llo\"},\"finish_reason\":\"stop\"}]}\n"), Ok("\ndata: [DONE]\n\n")],
+            false,
+        )
+        .await;
+        assert_eq!(text, "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+        assert!(outcome.error.is_none());
+    }
+
+    #[actix_rt::test]
+    async fn missing_done_is_added_after_a_finish() {
+        let (text, outcome) = relay(vec![Ok(ROLE), Ok(STOP)], false).await;
+        assert!(text.ends_with(DONE));
+        assert!(outcome.error.is_none());
+    }
+
+    #[actix_rt::test]
+    async fn a_cut_stream_ends_with_an_error_event() {
+        let (text, outcome) = relay(vec![Ok(ROLE), Ok(HELLO), Err("connection reset")], false).await;
+        assert!(text.contains("data: {\"error\":"), "{text}");
+        assert!(text.contains("connection reset"));
+        assert!(text.ends_with(DONE));
+        assert!(outcome.error.is_some());
+
+        // A clean EOF without finish_reason is a cut too.
+        let (text, outcome) = relay(vec![Ok(ROLE), Ok(HELLO)], false).await;
+        assert!(text.contains("\"code\":\"stream_interrupted\""), "{text}");
+        assert!(outcome.error.is_some());
+    }
+
+    #[actix_rt::test]
+    async fn idle_timeout_ends_the_stream_with_an_error() {
+        let upstream = stream::iter(vec![Ok::<_, &str>(Bytes::from_static(ROLE.as_bytes()))]).chain(stream::pending());
+        let relay = SseRelay::new(upstream, false, Duration::from_millis(50), |_| {});
+        let parts: Vec<Bytes> = relay.map(|r| r.expect("ok")).collect().await;
+        let text: String = parts.iter().map(|b| String::from_utf8_lossy(b).to_string()).collect();
+        assert!(text.contains("stream_timeout"), "{text}");
+        assert!(text.ends_with(DONE));
+    }
+
+    #[test]
+    fn value_detection_tolerates_spaces() {
+        assert_eq!(value_start_after(b"{\"finish_reason\": \"stop\"}", b"\"finish_reason\""), Some(b'"'));
+        assert_eq!(value_start_after(b"{\"finish_reason\":null}", b"\"finish_reason\""), Some(b'n'));
+        assert_eq!(value_start_after(b"{\"x\":\"finish_reason\"}", b"\"finish_reason\""), None);
+    }
+}

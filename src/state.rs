@@ -1,0 +1,35 @@
+//! What every worker shares: settings, the authenticator, and the router's handle.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use tollgate_actors::{HealthReport, RouterHandle};
+
+use crate::auth::Authenticator;
+use crate::config::{ModelAlias, ProxyConfig};
+use crate::deployment::Deployment;
+
+/// The last background health-check round (`background_health_checks: true`).
+pub struct HealthRound {
+    pub reports: Vec<HealthReport>,
+    pub finished_at: std::time::SystemTime,
+}
+
+pub struct AppState {
+    pub config: Arc<ProxyConfig>,
+    pub router: RouterHandle<Deployment>,
+    pub auth: Authenticator,
+    pub aliases: HashMap<String, ModelAlias>,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub started_at: Instant,
+    /// Log request and upstream details (`--debug` / `--detailed_debug`).
+    pub debug: bool,
+    pub detailed_debug: bool,
+    pub background_health: Option<Duration>,
+    pub last_health_round: ArcSwapOption<HealthRound>,
+}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

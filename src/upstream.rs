@@ -1,0 +1,136 @@
+//! Calls to providers over awc. `awc::Client` is `!Send`, so each worker thread (and each actor
+//! arbiter that runs health probes) has its own client and connection pool; the call always runs
+//! on the thread that handles the request.
+
+use std::time::Duration;
+
+use awc::error::SendRequestError;
+use awc::http::header::{HeaderMap, RETRY_AFTER};
+use awc::Client;
+
+use crate::error::{GatewayError, UpstreamErrorKind};
+use crate::providers::PreparedRequest;
+use crate::secret::{scrub, Secret};
+
+/// Largest non-streaming provider response accepted (embeddings of big batches are large).
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+thread_local! {
+    static CLIENT: Client = build_client();
+}
+
+fn build_client() -> Client {
+    let connector = awc::Connector::new()
+        // Concurrent connections per worker and host; streams hold one each for their lifetime.
+        .limit(4096)
+        .timeout(Duration::from_secs(10))
+        .handshake_timeout(Duration::from_secs(10));
+    Client::builder()
+        .connector(connector)
+        // Timeouts are set per request from the deployment and request settings.
+        .disable_timeout()
+        .no_default_headers()
+        .add_default_header(("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION"))))
+        .finish()
+}
+
+pub type UpstreamResponse = awc::ClientResponse;
+
+/// Send a prepared request; `head_timeout` bounds the wait for the response head.
+pub async fn send(
+    prepared: PreparedRequest,
+    head_timeout: Duration,
+    model: &str,
+    key: Option<&Secret>,
+) -> Result<UpstreamResponse, GatewayError> {
+    let request = CLIENT.with(|c| {
+        let mut r = c.post(&prepared.url).timeout(head_timeout);
+        for (k, v) in &prepared.headers {
+            r = r.insert_header((k.as_ref(), v.as_str()));
+        }
+        r
+    });
+    request
+        .send_body(prepared.body)
+        .await
+        .map_err(|e| send_error(e, head_timeout, model, key))
+}
+
+fn send_error(e: SendRequestError, timeout: Duration, model: &str, key: Option<&Secret>) -> GatewayError {
+    match e {
+        SendRequestError::Timeout => GatewayError::Timeout {
+            model: model.to_string(),
+            timeout,
+        },
+        other => GatewayError::Upstream {
+            kind: UpstreamErrorKind::Connection,
+            status: 502,
+            message: scrub(
+                &format!("APIConnectionError: cannot reach the provider for model={model}: {other}"),
+                key,
+            ),
+            code: None,
+            param: None,
+            retry_after: None,
+        },
+    }
+}
+
+/// The provider's `retry-after`, in seconds or as an HTTP date (dates are treated as 1 s: clocks
+/// between gateway and provider are not trusted).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    match v.parse::<f64>() {
+        Ok(s) if s >= 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s.min(3600.0))),
+        _ => Some(Duration::from_secs(1)),
+    }
+}
+
+/// Read a whole (non-streaming) body within `deadline`.
+pub async fn read_body(
+    response: &mut UpstreamResponse,
+    deadline: Duration,
+    model: &str,
+) -> Result<bytes::Bytes, GatewayError> {
+    match actix_web::rt::time::timeout(deadline, response.body().limit(MAX_RESPONSE_BYTES)).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => Err(GatewayError::Upstream {
+            kind: UpstreamErrorKind::Connection,
+            status: 502,
+            message: format!("APIConnectionError: the provider's response for model={model} broke off: {e}"),
+            code: None,
+            param: None,
+            retry_after: None,
+        }),
+        Err(_) => Err(GatewayError::Timeout {
+            model: model.to_string(),
+            timeout: deadline,
+        }),
+    }
+}
+
+/// A health probe: send, read, and accept any 2xx.
+pub async fn probe(
+    prepared: PreparedRequest,
+    timeout: Duration,
+    key: Option<&Secret>,
+) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let mut response = send(prepared, timeout, "health check", key)
+        .await
+        .map_err(|e| e.to_string())?;
+    let left = timeout.saturating_sub(started.elapsed());
+    let body = read_body(&mut response, left, "health check")
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(&body);
+        let text: String = text.chars().take(300).collect();
+        Err(scrub(
+            &format!("provider answered {}: {}", response.status().as_u16(), text),
+            key,
+        ))
+    }
+}
