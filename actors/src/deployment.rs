@@ -8,10 +8,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 
-use crate::messages::{DeploymentFailure, Probe, ProbeOutcome};
+use crate::messages::{DeploymentFailure, FailureClass, Probe, ProbeOutcome};
 use crate::Upstream;
 
-pub(crate) fn now_ms() -> u64 {
+/// Wall-clock milliseconds since the Unix epoch (cooldown deadlines are shared across instances).
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -184,16 +185,26 @@ pub struct DeploymentActor<U: Upstream> {
     upstream: Arc<U>,
     state: Arc<DeploymentState>,
     policy: CooldownPolicy,
+    /// Whether this is the only deployment of its model group. Cooling the only deployment down
+    /// would turn every request into a gateway 429 that hides the provider's own answer, so a sole
+    /// deployment is cooled only for failures no retry can fix (bad credentials, unknown model).
+    alone: bool,
     /// Failures counted against `allowed_fails` within the last minute.
     recent_failures: VecDeque<Instant>,
 }
 
 impl<U: Upstream> DeploymentActor<U> {
-    pub(crate) fn new(upstream: Arc<U>, state: Arc<DeploymentState>, policy: CooldownPolicy) -> Self {
+    pub(crate) fn new(
+        upstream: Arc<U>,
+        state: Arc<DeploymentState>,
+        policy: CooldownPolicy,
+        alone: bool,
+    ) -> Self {
         Self {
             upstream,
             state,
             policy,
+            alone,
             recent_failures: VecDeque::new(),
         }
     }
@@ -201,6 +212,9 @@ impl<U: Upstream> DeploymentActor<U> {
     /// Decide whether this failure starts a cooldown; returns the cooldown length if so.
     fn decide(&mut self, failure: &DeploymentFailure, now: Instant) -> Option<Duration> {
         if self.policy.disabled || !failure.class.counts_against_deployment() {
+            return None;
+        }
+        if self.alone && !matches!(failure.class, FailureClass::Auth | FailureClass::NotFound) {
             return None;
         }
         let window = Duration::from_secs(60);
@@ -280,7 +294,6 @@ impl<U: Upstream> Handler<Probe> for DeploymentActor<U> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::FailureClass;
     use futures_util::future::LocalBoxFuture;
 
     struct Fake;
@@ -305,7 +318,18 @@ mod tests {
     }
 
     fn actor(policy: CooldownPolicy) -> DeploymentActor<Fake> {
-        DeploymentActor::new(Arc::new(Fake), Arc::default(), policy)
+        DeploymentActor::new(Arc::new(Fake), Arc::default(), policy, false)
+    }
+
+    #[test]
+    fn a_sole_deployment_cools_down_only_for_unfixable_failures() {
+        let mut a = DeploymentActor::new(Arc::new(Fake), Arc::default(), CooldownPolicy::default(), true);
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(a.decide(&failure(FailureClass::RateLimit), now), None);
+            assert_eq!(a.decide(&failure(FailureClass::Server), now), None);
+        }
+        assert!(a.decide(&failure(FailureClass::Auth), now).is_some());
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod messages;
 mod router;
 mod snapshot;
 
-pub use deployment::{CooldownPolicy, DeploymentActor, DeploymentState, DeploymentStats};
+pub use deployment::{now_ms, CooldownPolicy, DeploymentActor, DeploymentState, DeploymentStats};
 pub use messages::{
     DeploymentFailure, FailureClass, HealthReport, ProbeAll, ProbeOutcome, ReplaceDeployments,
 };

@@ -29,8 +29,15 @@ impl<U: Upstream> RouterActor<U> {
         let upstream = handle.upstream.clone();
         let state = handle.state.clone();
         let policy = self.policy.clone();
+        let group = handle.upstream.model_group();
+        let alone = self
+            .handles
+            .iter()
+            .filter(|h| h.upstream.model_group() == group)
+            .count()
+            <= 1;
         let addr = DeploymentActor::start_in_arbiter(&self.children, move |_| {
-            DeploymentActor::new(upstream, state, policy)
+            DeploymentActor::new(upstream, state, policy, alone)
         });
         handle.actor.store(Some(Arc::new(addr)));
     }
@@ -142,9 +149,10 @@ impl<U: Upstream> Handler<ReplaceDeployments<U>> for RouterActor<U> {
                     h.state.clone()
                 })
                 .unwrap_or_default();
-            let handle = Arc::new(DeploymentHandle::new(upstream, state));
-            self.spawn_child(&handle);
-            self.handles.push(handle);
+            self.handles.push(Arc::new(DeploymentHandle::new(upstream, state)));
+        }
+        for handle in &self.handles {
+            self.spawn_child(handle);
         }
         self.publish();
     }

@@ -1,0 +1,2044 @@
+//! Built-in mock LLM provider (`tollgate mock-provider`).
+//!
+//! A small, fast HTTP server that speaks the OpenAI wire format (chat completions, legacy
+//! completions, embeddings, models), with deterministic replies, configurable latency, request
+//! counters, capture of the last request and per-request failure injection. The test suite, the
+//! benchmarks and users' chaos tests point Tollgate deployments at it instead of a real provider.
+//! `docs/MOCK_PROVIDER.md` is the user-facing reference.
+
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+    fmt,
+    io::{self, Write as _},
+    net::{SocketAddr, TcpListener, ToSocketAddrs},
+    num::NonZeroUsize,
+    str::FromStr,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex, MutexGuard, PoisonError,
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use actix_web::{
+    body::SizedStream,
+    dev::Server,
+    http::{
+        header::{self, ContentType, HeaderMap, HeaderName, HeaderValue},
+        StatusCode,
+    },
+    rt::time::sleep,
+    web::{self, Bytes},
+    App, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer, ResponseError,
+};
+use futures_util::stream::{self, Stream};
+use rand::{distr::Alphanumeric, Rng as _};
+use serde::{Serialize, Serializer};
+use serde_json::{json, Map, Value};
+
+/// Reply used when the request carries no `mock_reply`.
+const DEFAULT_REPLY: &str = "Hello from the Tollgate mock provider. This is a deterministic reply.";
+const SYSTEM_FINGERPRINT: &str = "fp_tollgate_mock";
+const SERVICE_TIER: &str = "default";
+/// Ids listed by `GET /models`.
+const MODEL_IDS: [&str; 4] = ["mock-gpt", "mock-gpt-mini", "mock-gpt-instruct", "mock-embedding"];
+const MODEL_CREATED: u64 = 1_677_610_602;
+const MODEL_OWNER: &str = "tollgate-mock";
+
+/// A model named `mock-fail-<mode>` injects `<mode>`.
+const FAIL_MODEL_PREFIX: &str = "mock-fail-";
+const FAIL_HEADER: &str = "x-mock-fail";
+const LATENCY_HEADER: &str = "x-mock-latency-ms";
+const RETRY_AFTER_HEADER: &str = "x-mock-retry-after";
+const FAIL_FIELD: &str = "mock_fail";
+const LATENCY_FIELD: &str = "mock_latency_ms";
+const RETRY_AFTER_FIELD: &str = "mock_retry_after";
+const REPLY_FIELD: &str = "mock_reply";
+
+const RATE_LIMIT_REQUESTS: &str = "10000";
+const RATE_LIMIT_REMAINING: &str = "9999";
+const DEFAULT_RETRY_AFTER: &str = "1";
+
+const HANG_DURATION: Duration = Duration::from_secs(3600);
+const SLOW_DURATION: Duration = Duration::from_secs(2);
+/// Content chunks sent by a `cut` stream before the connection is dropped.
+const CUT_AFTER_PARTS: usize = 2;
+const TOOL_ARGUMENTS: &str = "{}";
+
+const DEFAULT_EMBEDDING_DIM: usize = 8;
+const MAX_EMBEDDING_DIM: u64 = 16_384;
+/// Largest number of inputs (embeddings) or prompts (completions) in one request.
+const MAX_INPUTS: usize = 2048;
+const MAX_CHOICES: u64 = 128;
+
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+const LISTEN_BACKLOG: u32 = 4096;
+const SHUTDOWN_TIMEOUT_SECS: u64 = 2;
+
+// ---------------------------------------------------------------------------------------------
+// Command line and shared state
+// ---------------------------------------------------------------------------------------------
+
+/// Options of `tollgate mock-provider`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MockProviderArgs {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to bind; 0 picks a free port (the chosen one is printed).
+    #[arg(long, default_value_t = 8090)]
+    pub port: u16,
+    /// Worker threads; 0 means one per CPU.
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Latency added before every LLM response head, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Pause between streamed (SSE) chunks, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub chunk_delay_ms: u64,
+    /// Number of content chunks a streamed reply is split into.
+    #[arg(long, default_value_t = 8)]
+    pub stream_chunks: usize,
+    /// If set, require `Authorization: Bearer <key>` (or an `api-key: <key>` header).
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Embedding dimension when the request has no `dimensions` (0 means 8).
+    #[arg(long, default_value_t = 0)]
+    pub embedding_dim: usize,
+}
+
+impl Default for MockProviderArgs {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8090,
+            workers: 0,
+            latency_ms: 0,
+            chunk_delay_ms: 0,
+            stream_chunks: 8,
+            api_key: None,
+            embedding_dim: 0,
+        }
+    }
+}
+
+/// The LLM routes the mock serves; the key used in `by_route` statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    const ALL: [Self; 3] = [Self::Chat, Self::Completions, Self::Embeddings];
+
+    fn route(self) -> &'static str {
+        match self {
+            Self::Chat => "/chat/completions",
+            Self::Completions => "/completions",
+            Self::Embeddings => "/embeddings",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::Chat => 0,
+            Self::Completions => 1,
+            Self::Embeddings => 2,
+        }
+    }
+}
+
+/// The last LLM request, kept raw so that capturing it stays cheap; parsed only when asked for.
+#[derive(Debug, Clone)]
+struct CapturedRequest {
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl CapturedRequest {
+    fn to_json(&self) -> Value {
+        let mut headers: BTreeMap<&str, String> = BTreeMap::new();
+        for (name, value) in self.headers.iter() {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            headers
+                .entry(name.as_str())
+                .and_modify(|joined| {
+                    joined.push_str(", ");
+                    joined.push_str(&value);
+                })
+                .or_insert_with(|| value.into_owned());
+        }
+        let body = if self.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&self.body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.body).into_owned()))
+        };
+        json!({
+            "path": self.path,
+            "query": self.query,
+            "headers": headers,
+            "body": body,
+        })
+    }
+}
+
+/// Options and counters shared by every worker of one mock provider.
+pub struct MockState {
+    latency: Duration,
+    chunk_delay: Duration,
+    stream_chunks: usize,
+    api_key: Option<String>,
+    embedding_dim: usize,
+    total: AtomicU64,
+    by_route: [AtomicU64; 3],
+    by_model: Mutex<HashMap<String, u64>>,
+    last_request: Mutex<Option<CapturedRequest>>,
+}
+
+impl fmt::Debug for MockState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockState")
+            .field("latency", &self.latency)
+            .field("chunk_delay", &self.chunk_delay)
+            .field("stream_chunks", &self.stream_chunks)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("embedding_dim", &self.embedding_dim)
+            .field("total", &self.total_requests())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockState {
+    /// State for a mock configured by `args` (`host`, `port` and `workers` are not used here).
+    pub fn new(args: &MockProviderArgs) -> Self {
+        Self {
+            latency: Duration::from_millis(args.latency_ms),
+            chunk_delay: Duration::from_millis(args.chunk_delay_ms),
+            stream_chunks: args.stream_chunks.max(1),
+            api_key: args.api_key.clone().filter(|key| !key.is_empty()),
+            embedding_dim: if args.embedding_dim == 0 {
+                DEFAULT_EMBEDDING_DIM
+            } else {
+                args.embedding_dim
+            },
+            total: AtomicU64::new(0),
+            by_route: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            by_model: Mutex::new(HashMap::new()),
+            last_request: Mutex::new(None),
+        }
+    }
+
+    /// Number of LLM requests received since start or the last reset (failures included).
+    pub fn total_requests(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Zeroes the counters and forgets the last request (what `POST /mock/reset` does).
+    pub fn reset(&self) {
+        self.total.store(0, Ordering::Relaxed);
+        for counter in &self.by_route {
+            counter.store(0, Ordering::Relaxed);
+        }
+        lock(&self.by_model).clear();
+        let previous = lock(&self.last_request).take();
+        drop(previous);
+    }
+
+    fn record(&self, endpoint: Endpoint, model: Option<&str>, req: &HttpRequest, body: &Bytes) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        self.by_route[endpoint.index()].fetch_add(1, Ordering::Relaxed);
+        if let Some(model) = model {
+            let mut by_model = lock(&self.by_model);
+            match by_model.get_mut(model) {
+                Some(count) => *count += 1,
+                None => {
+                    by_model.insert(model.to_owned(), 1);
+                }
+            }
+        }
+        let captured = CapturedRequest {
+            path: req.path().to_owned(),
+            query: req.query_string().to_owned(),
+            headers: req.headers().clone(),
+            body: body.clone(),
+        };
+        // The previous capture is dropped after the lock is released.
+        let previous = lock(&self.last_request).replace(captured);
+        drop(previous);
+    }
+
+    fn stats_json(&self) -> Value {
+        let by_model: BTreeMap<String, u64> = lock(&self.by_model)
+            .iter()
+            .map(|(model, count)| (model.clone(), *count))
+            .collect();
+        let by_route: Map<String, Value> = Endpoint::ALL
+            .iter()
+            .map(|endpoint| {
+                let count = self.by_route[endpoint.index()].load(Ordering::Relaxed);
+                (endpoint.route().to_owned(), Value::from(count))
+            })
+            .collect();
+        json!({
+            "total": self.total_requests(),
+            "by_model": by_model,
+            "by_route": by_route,
+        })
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(expected) = self.api_key.as_deref() else {
+            return Ok(());
+        };
+        let bearer = header_text(headers, header::AUTHORIZATION.as_str()).and_then(bearer_token);
+        let api_key = header_text(headers, "api-key");
+        if bearer.is_none() && api_key.is_none() {
+            return Err(ApiError::missing_api_key());
+        }
+        if [bearer, api_key].into_iter().flatten().any(|key| key == expected) {
+            Ok(())
+        } else {
+            Err(ApiError::invalid_api_key())
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------------
+
+/// Runs the mock provider until SIGINT/SIGTERM, on an actix `System` of its own.
+///
+/// Once the socket is bound, prints exactly one line to stdout and flushes it:
+/// `mock-provider listening on http://{host}:{port}` (the real port when 0 was asked for).
+pub fn run(args: MockProviderArgs) -> io::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let (server, port) = start_server(&args)?;
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "{}", listening_line(&args.host, port))?;
+        stdout.flush()?;
+        drop(stdout);
+        server.await
+    })
+}
+
+/// Registers the mock provider's routes (with and without the `/v1` prefix, plus the Azure-style
+/// deployment routes) on an app, for running the mock in-process.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
+    let llm_resource = |endpoint: Endpoint| {
+        let path = endpoint.route();
+        web::resource(vec![
+            path.to_owned(),
+            format!("/v1{path}"),
+            format!("/openai/deployments/{{deployment}}{path}"),
+        ])
+        .app_data(state.clone())
+        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+    };
+    let resource = |path: &str| web::resource(vec![path.to_owned(), format!("/v1{path}")]).app_data(state.clone());
+
+    cfg.service(llm_resource(Endpoint::Chat).route(web::post().to(chat_completions)))
+        .service(llm_resource(Endpoint::Completions).route(web::post().to(completions)))
+        .service(llm_resource(Endpoint::Embeddings).route(web::post().to(embeddings)))
+        .service(resource("/models").route(web::get().to(list_models)))
+        .service(resource("/models/{model:.+}").route(web::get().to(retrieve_model)))
+        .service(resource("/health").route(web::get().to(health)))
+        .service(resource("/mock/stats").route(web::get().to(mock_stats)))
+        .service(resource("/mock/reset").route(web::post().to(mock_reset)))
+        .service(resource("/mock/last_request").route(web::get().to(mock_last_request)));
+}
+
+/// Builds and binds the server; returns it (not yet running) and the bound port.
+fn start_server(args: &MockProviderArgs) -> io::Result<(Server, u16)> {
+    let state = web::Data::new(MockState::new(args));
+    let workers = if args.workers == 0 {
+        std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+    } else {
+        args.workers
+    };
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new()
+            .configure(|cfg| configure(cfg, state))
+            .default_service(web::to(unknown_route))
+    })
+    .workers(workers)
+    .backlog(LISTEN_BACKLOG)
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+
+    let server = if args.port != 0 {
+        server.bind((args.host.as_str(), args.port))?
+    } else {
+        // Bind the first resolved address on a free port, then the other addresses of the host
+        // (e.g. both loopbacks of `localhost`) on that same port where possible.
+        let mut addrs = (args.host.as_str(), 0).to_socket_addrs()?;
+        let first = addrs.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::AddrNotAvailable, format!("cannot resolve host {}", args.host))
+        })?;
+        let mut server = server.bind(first)?;
+        let port = bound_port(&server.addrs())?;
+        for extra in addrs {
+            if let Ok(listener) = TcpListener::bind(SocketAddr::new(extra.ip(), port)) {
+                server = server.listen(listener)?;
+            }
+        }
+        server
+    };
+    let port = bound_port(&server.addrs())?;
+    Ok((server.run(), port))
+}
+
+fn bound_port(addrs: &[SocketAddr]) -> io::Result<u16> {
+    addrs
+        .first()
+        .map(SocketAddr::port)
+        .ok_or_else(|| io::Error::other("the mock provider has no listening socket"))
+}
+
+fn listening_line(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("mock-provider listening on http://[{host}]:{port}")
+    } else {
+        format!("mock-provider listening on http://{host}:{port}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+// ---------------------------------------------------------------------------------------------
+
+async fn chat_completions(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    handle_llm(Endpoint::Chat, &req, &body, &state).await
+}
+
+async fn completions(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    handle_llm(Endpoint::Completions, &req, &body, &state).await
+}
+
+async fn embeddings(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    handle_llm(Endpoint::Embeddings, &req, &body, &state).await
+}
+
+async fn list_models(req: HttpRequest, state: web::Data<MockState>) -> Result<HttpResponse, ApiError> {
+    state.authorize(req.headers())?;
+    let data: Vec<ModelObject<'_>> = MODEL_IDS.iter().map(|id| ModelObject::new(id)).collect();
+    Ok(HttpResponse::Ok().json(ModelList { object: "list", data }))
+}
+
+async fn retrieve_model(
+    req: HttpRequest,
+    model: web::Path<String>,
+    state: web::Data<MockState>,
+) -> Result<HttpResponse, ApiError> {
+    state.authorize(req.headers())?;
+    let model = model.into_inner();
+    match MODEL_IDS.iter().find(|id| **id == model) {
+        Some(id) => Ok(HttpResponse::Ok().json(ModelObject::new(id))),
+        None => Err(ApiError::model_not_found(&model)),
+    }
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+async fn mock_stats(state: web::Data<MockState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.stats_json())
+}
+
+async fn mock_reset(state: web::Data<MockState>) -> HttpResponse {
+    state.reset();
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+async fn mock_last_request(state: web::Data<MockState>) -> Result<HttpResponse, ApiError> {
+    let captured = lock(&state.last_request).clone();
+    match captured {
+        Some(captured) => Ok(HttpResponse::Ok().json(captured.to_json())),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "No LLM request has been received yet.",
+            "invalid_request_error",
+        )),
+    }
+}
+
+async fn unknown_route(req: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("Invalid URL ({} {})", req.method(), req.path()),
+        "invalid_request_error",
+    )
+    .error_response()
+}
+
+/// Common path of the LLM routes: count, capture, then answer (or fail as asked).
+async fn handle_llm(endpoint: Endpoint, req: &HttpRequest, raw: &Bytes, state: &MockState) -> HttpResponse {
+    let started = Instant::now();
+    let parsed: Option<Value> = serde_json::from_slice(raw).ok();
+    let model = parsed
+        .as_ref()
+        .and_then(|body| body.get("model"))
+        .and_then(Value::as_str)
+        .or_else(|| req.match_info().get("deployment"));
+    state.record(endpoint, model, req, raw);
+
+    let mut response = match serve_llm(endpoint, req, parsed.as_ref(), model, state).await {
+        Ok(response) => response,
+        Err(error) => error.error_response(),
+    };
+    let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
+    let processing_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(HeaderName::from_static("x-request-id"), value);
+    }
+    headers.insert(HeaderName::from_static("openai-processing-ms"), HeaderValue::from(processing_ms));
+    response
+}
+
+async fn serve_llm(
+    endpoint: Endpoint,
+    req: &HttpRequest,
+    parsed: Option<&Value>,
+    model: Option<&str>,
+    state: &MockState,
+) -> Result<HttpResponse, ApiError> {
+    let controls = Controls::extract(req.headers(), parsed.and_then(Value::as_object), model);
+    let latency = controls.as_ref().ok().and_then(|c| c.latency).unwrap_or(state.latency);
+    pause(latency).await;
+    state.authorize(req.headers())?;
+    let controls = controls?;
+
+    let mut cut = false;
+    if let Some(mode) = controls.failure {
+        match mode {
+            FailureMode::Hang => pause(HANG_DURATION).await,
+            FailureMode::Slow => pause(SLOW_DURATION).await,
+            FailureMode::Cut => cut = true,
+            FailureMode::Status(status) => return Err(ApiError::injected(status)),
+            FailureMode::RateLimit => return Err(ApiError::rate_limited(controls.retry_after)),
+            FailureMode::ContextLength => return Err(ApiError::context_length_exceeded()),
+            FailureMode::ContentPolicy => return Err(ApiError::content_policy_violation()),
+        }
+    }
+
+    let body = parsed
+        .ok_or_else(ApiError::invalid_json)?
+        .as_object()
+        .ok_or_else(ApiError::body_not_object)?;
+    let model = model.ok_or_else(ApiError::missing_model)?;
+    let exchange = Exchange { body, model, state, cut };
+    match endpoint {
+        Endpoint::Chat => exchange.chat_completion(),
+        Endpoint::Completions => exchange.text_completion(),
+        Endpoint::Embeddings => exchange.embeddings(),
+    }
+}
+
+async fn pause(duration: Duration) {
+    if !duration.is_zero() {
+        sleep(duration).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-request controls and failure injection
+// ---------------------------------------------------------------------------------------------
+
+/// A failure the caller asked the mock to simulate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailureMode {
+    /// Any 4xx/5xx status (except 429) with an OpenAI error body.
+    Status(StatusCode),
+    /// 429 with OpenAI's rate-limit body and `retry-after`.
+    RateLimit,
+    /// 400 `context_length_exceeded`.
+    ContextLength,
+    /// 400 `content_policy_violation`.
+    ContentPolicy,
+    /// Drop the connection part-way through the body.
+    Cut,
+    /// Never answer (an hour), until the client gives up.
+    Hang,
+    /// Answer normally after two extra seconds.
+    Slow,
+}
+
+/// A failure mode name that the mock does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UnknownFailureMode;
+
+impl FromStr for FailureMode {
+    type Err = UnknownFailureMode;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let name = raw.trim().to_ascii_lowercase().replace('-', "_");
+        match name.as_str() {
+            "429" | "rate_limit" => Ok(Self::RateLimit),
+            "context_length" => Ok(Self::ContextLength),
+            "content_policy" => Ok(Self::ContentPolicy),
+            "cut" => Ok(Self::Cut),
+            "hang" => Ok(Self::Hang),
+            "slow" => Ok(Self::Slow),
+            numeric => match numeric.parse::<u16>() {
+                Ok(code @ 400..=599) => StatusCode::from_u16(code)
+                    .map(Self::Status)
+                    .map_err(|_| UnknownFailureMode),
+                _ => Err(UnknownFailureMode),
+            },
+        }
+    }
+}
+
+/// Mock controls of one request: failure mode, latency override, `retry-after` override.
+#[derive(Debug, Default)]
+struct Controls {
+    failure: Option<FailureMode>,
+    latency: Option<Duration>,
+    retry_after: Option<String>,
+}
+
+impl Controls {
+    fn extract(headers: &HeaderMap, body: Option<&Map<String, Value>>, model: Option<&str>) -> Result<Self, ApiError> {
+        Ok(Self {
+            failure: requested_failure(headers, body, model)?,
+            latency: requested_latency(headers, body)?,
+            retry_after: requested_retry_after(headers, body)?,
+        })
+    }
+}
+
+/// The failure mode from the `x-mock-fail` header, else the `mock_fail` body field, else a
+/// `mock-fail-<mode>` model name.
+fn requested_failure(
+    headers: &HeaderMap,
+    body: Option<&Map<String, Value>>,
+    model: Option<&str>,
+) -> Result<Option<FailureMode>, ApiError> {
+    if let Some(raw) = header_text(headers, FAIL_HEADER) {
+        return parse_failure(raw, FAIL_HEADER, None).map(Some);
+    }
+    if let Some(value) = body_field(body, FAIL_FIELD) {
+        let raw = scalar_text(value).ok_or_else(|| ApiError::invalid_type(FAIL_FIELD, "a string"))?;
+        if !raw.trim().is_empty() {
+            return parse_failure(&raw, FAIL_FIELD, Some(FAIL_FIELD)).map(Some);
+        }
+    }
+    match model.and_then(|model| model.strip_prefix(FAIL_MODEL_PREFIX)) {
+        Some(raw) => parse_failure(raw, "model", Some("model")).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn parse_failure(raw: &str, source: &str, param: Option<&'static str>) -> Result<FailureMode, ApiError> {
+    raw.parse().map_err(|UnknownFailureMode| {
+        ApiError::invalid_request(
+            format!(
+                "Unknown mock failure mode '{raw}' (from {source}). Expected a 4xx/5xx status code, \
+                 429, context_length, content_policy, cut, hang or slow."
+            ),
+            param,
+            None,
+        )
+    })
+}
+
+fn requested_latency(headers: &HeaderMap, body: Option<&Map<String, Value>>) -> Result<Option<Duration>, ApiError> {
+    let invalid = |source: &str, param| {
+        ApiError::invalid_request(
+            format!("Invalid {source}: expected a non-negative number of milliseconds."),
+            param,
+            None,
+        )
+    };
+    if let Some(raw) = header_text(headers, LATENCY_HEADER) {
+        return parse_non_negative(raw)
+            .and_then(duration_from_millis)
+            .map(Some)
+            .ok_or_else(|| invalid(LATENCY_HEADER, None));
+    }
+    match body_field(body, LATENCY_FIELD) {
+        Some(value) => value_non_negative(value)
+            .and_then(duration_from_millis)
+            .map(Some)
+            .ok_or_else(|| invalid(LATENCY_FIELD, Some(LATENCY_FIELD))),
+        None => Ok(None),
+    }
+}
+
+fn requested_retry_after(headers: &HeaderMap, body: Option<&Map<String, Value>>) -> Result<Option<String>, ApiError> {
+    let invalid = |source: &str, param| {
+        ApiError::invalid_request(
+            format!("Invalid {source}: expected a non-negative number of seconds."),
+            param,
+            None,
+        )
+    };
+    if let Some(raw) = header_text(headers, RETRY_AFTER_HEADER) {
+        return parse_non_negative(raw)
+            .map(|seconds| Some(format_seconds(seconds)))
+            .ok_or_else(|| invalid(RETRY_AFTER_HEADER, None));
+    }
+    match body_field(body, RETRY_AFTER_FIELD) {
+        Some(value) => value_non_negative(value)
+            .map(|seconds| Some(format_seconds(seconds)))
+            .ok_or_else(|| invalid(RETRY_AFTER_FIELD, Some(RETRY_AFTER_FIELD))),
+        None => Ok(None),
+    }
+}
+
+/// A header's value as trimmed text, if present, valid and non-empty.
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// A body field that is present and not `null`.
+fn body_field<'a>(body: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a Value> {
+    body.and_then(|body| body.get(key)).filter(|value| !value.is_null())
+}
+
+fn scalar_text(value: &Value) -> Option<Cow<'_, str>> {
+    match value {
+        Value::String(text) => Some(Cow::Borrowed(text)),
+        Value::Number(number) => Some(Cow::Owned(number.to_string())),
+        _ => None,
+    }
+}
+
+fn parse_non_negative(raw: &str) -> Option<f64> {
+    raw.trim().parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0)
+}
+
+fn value_non_negative(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(number) => number.as_f64().filter(|x| x.is_finite() && *x >= 0.0),
+        Value::String(text) => parse_non_negative(text),
+        _ => None,
+    }
+}
+
+fn duration_from_millis(millis: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(millis / 1000.0).ok()
+}
+
+/// Seconds as a header value: `1` rather than `1.0`, but `0.5` kept as is.
+fn format_seconds(seconds: f64) -> String {
+    if seconds.fract() == 0.0 && seconds < 1e15 {
+        format!("{seconds:.0}")
+    } else {
+        seconds.to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors in OpenAI's shape
+// ---------------------------------------------------------------------------------------------
+
+/// An error answered as `{"error":{"message","type","param","code"}}`.
+#[derive(Debug, Clone)]
+struct ApiError {
+    status: StatusCode,
+    message: Cow<'static, str>,
+    kind: &'static str,
+    param: Option<&'static str>,
+    code: Option<&'static str>,
+    /// Set on 429s: the `retry-after` value (rate-limit headers are added too).
+    retry_after: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<Cow<'static, str>>, kind: &'static str) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+            retry_after: None,
+        }
+    }
+
+    fn invalid_request(
+        message: impl Into<Cow<'static, str>>,
+        param: Option<&'static str>,
+        code: Option<&'static str>,
+    ) -> Self {
+        Self {
+            param,
+            code,
+            ..Self::new(StatusCode::BAD_REQUEST, message, "invalid_request_error")
+        }
+    }
+
+    fn invalid_type(param: &'static str, expected: &str) -> Self {
+        Self::invalid_request(
+            format!("Invalid type for '{param}': expected {expected}."),
+            Some(param),
+            Some("invalid_type"),
+        )
+    }
+
+    fn invalid_value(param: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::invalid_request(message, Some(param), Some("invalid_value"))
+    }
+
+    fn missing_parameter(param: &'static str) -> Self {
+        Self::invalid_request(
+            format!("Missing required parameter: '{param}'."),
+            Some(param),
+            Some("missing_required_parameter"),
+        )
+    }
+
+    fn invalid_json() -> Self {
+        Self::invalid_request(
+            "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload, \
+             but what was sent was not valid JSON.",
+            None,
+            None,
+        )
+    }
+
+    fn body_not_object() -> Self {
+        Self::invalid_request("The request body must be a JSON object.", None, None)
+    }
+
+    fn missing_model() -> Self {
+        Self::invalid_request("You must provide a model parameter.", Some("model"), None)
+    }
+
+    fn missing_api_key() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "You didn't provide an API key. You need to provide your API key in an Authorization \
+             header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            "invalid_request_error",
+        )
+    }
+
+    fn invalid_api_key() -> Self {
+        Self {
+            code: Some("invalid_api_key"),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "Incorrect API key provided.",
+                "invalid_request_error",
+            )
+        }
+    }
+
+    fn model_not_found(model: &str) -> Self {
+        Self {
+            code: Some("model_not_found"),
+            ..Self::new(
+                StatusCode::NOT_FOUND,
+                format!("The model '{model}' does not exist or you do not have access to it."),
+                "invalid_request_error",
+            )
+        }
+    }
+
+    fn injected(status: StatusCode) -> Self {
+        let kind = if status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request_error"
+        };
+        let code = match status {
+            StatusCode::UNAUTHORIZED => Some("invalid_api_key"),
+            StatusCode::NOT_FOUND => Some("model_not_found"),
+            _ => None,
+        };
+        Self {
+            code,
+            ..Self::new(
+                status,
+                format!("Mock provider injected {} error", status.as_u16()),
+                kind,
+            )
+        }
+    }
+
+    fn rate_limited(retry_after: Option<String>) -> Self {
+        Self {
+            code: Some("rate_limit_exceeded"),
+            retry_after: Some(retry_after.unwrap_or_else(|| DEFAULT_RETRY_AFTER.to_owned())),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit reached for requests",
+                "requests",
+            )
+        }
+    }
+
+    fn context_length_exceeded() -> Self {
+        Self::invalid_request(
+            "This model's maximum context length is 8192 tokens. However, your messages resulted in \
+             9000 tokens. Please reduce the length of the messages.",
+            Some("messages"),
+            Some("context_length_exceeded"),
+        )
+    }
+
+    fn content_policy_violation() -> Self {
+        Self::invalid_request(
+            "Your request was rejected as a result of our safety system.",
+            None,
+            Some("content_policy_violation"),
+        )
+    }
+
+    fn internal(message: String) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message, "server_error")
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status);
+        if let Some(retry_after) = &self.retry_after {
+            builder
+                .insert_header((header::RETRY_AFTER, retry_after.as_str()))
+                .insert_header(("x-ratelimit-limit-requests", RATE_LIMIT_REQUESTS))
+                .insert_header(("x-ratelimit-remaining-requests", "0"))
+                .insert_header(("x-ratelimit-reset-requests", format!("{retry_after}s")));
+        }
+        builder.json(ErrorEnvelope {
+            error: ErrorBody {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param,
+                code: self.code,
+            },
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire types (OpenAI's shapes)
+// ---------------------------------------------------------------------------------------------
+
+/// Serialises as JSON `null`: fields OpenAI always sends that the mock never fills.
+#[derive(Clone, Copy, Debug, Default)]
+struct Null;
+
+impl Serialize for Null {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_none()
+    }
+}
+
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+struct Usage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct PromptTokensDetails {
+    cached_tokens: u64,
+    audio_tokens: u64,
+}
+
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct CompletionTokensDetails {
+    reasoning_tokens: u64,
+    audio_tokens: u64,
+    accepted_prediction_tokens: u64,
+    rejected_prediction_tokens: u64,
+}
+
+impl Usage {
+    /// Usage of a legacy completion (no details objects).
+    fn basic(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            prompt_tokens_details: None,
+            completion_tokens_details: None,
+        }
+    }
+
+    /// Usage of a chat completion, with the (zeroed) details objects.
+    fn chat(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        Self {
+            prompt_tokens_details: Some(PromptTokensDetails::default()),
+            completion_tokens_details: Some(CompletionTokensDetails::default()),
+            ..Self::basic(prompt_tokens, completion_tokens)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ChatCompletion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<ChatChoice<'a>>,
+    usage: Usage,
+    service_tier: &'static str,
+    system_fingerprint: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChatChoice<'a> {
+    index: u32,
+    message: AssistantMessage<'a>,
+    logprobs: Null,
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct AssistantMessage<'a> {
+    role: &'static str,
+    content: Option<&'a str>,
+    refusal: Null,
+    annotations: [Null; 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCall<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct ToolCall<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionCall<'a> {
+    name: &'a str,
+    arguments: &'static str,
+}
+
+#[derive(Serialize)]
+struct ChatChunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    service_tier: &'static str,
+    system_fingerprint: &'static str,
+    choices: &'a [ChatChunkChoice<'a>],
+    /// Absent unless `stream_options.include_usage`; then `null` except on the usage chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<&'a Usage>>,
+}
+
+#[derive(Serialize)]
+struct ChatChunkChoice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    logprobs: Null,
+    finish_reason: Option<&'static str>,
+}
+
+#[derive(Serialize, Default)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    /// `Some(None)` serialises as `"content": null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct TextCompletion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<TextChoice<'a>>,
+    usage: Usage,
+}
+
+#[derive(Serialize)]
+struct TextCompletionChunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: &'a [TextChoice<'a>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<&'a Usage>>,
+}
+
+#[derive(Serialize)]
+struct TextChoice<'a> {
+    text: &'a str,
+    index: u32,
+    logprobs: Null,
+    finish_reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct EmbeddingList<'a> {
+    object: &'static str,
+    data: Vec<EmbeddingItem>,
+    model: &'a str,
+    usage: EmbeddingUsage,
+}
+
+#[derive(Serialize)]
+struct EmbeddingItem {
+    object: &'static str,
+    index: usize,
+    embedding: EmbeddingVector,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum EmbeddingVector {
+    Float(Vec<f32>),
+    Base64(String),
+}
+
+#[derive(Serialize)]
+struct EmbeddingUsage {
+    prompt_tokens: u64,
+    total_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct ModelList<'a> {
+    object: &'static str,
+    data: Vec<ModelObject<'a>>,
+}
+
+#[derive(Serialize)]
+struct ModelObject<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    owned_by: &'static str,
+}
+
+impl<'a> ModelObject<'a> {
+    fn new(id: &'a str) -> Self {
+        Self {
+            id,
+            object: "model",
+            created: MODEL_CREATED,
+            owned_by: MODEL_OWNER,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building replies
+// ---------------------------------------------------------------------------------------------
+
+/// One validated LLM request being answered.
+struct Exchange<'a> {
+    body: &'a Map<String, Value>,
+    model: &'a str,
+    state: &'a MockState,
+    /// Failure mode `cut`: abort the body part-way.
+    cut: bool,
+}
+
+/// What every choice of a reply says.
+enum Reply {
+    Text { text: String, finish_reason: &'static str },
+    Tool { name: String },
+}
+
+impl Reply {
+    /// The text reply (`mock_reply` or the default), truncated to the token limit.
+    fn text(body: &Map<String, Value>) -> Result<Self, ApiError> {
+        let text = match body_field(Some(body), REPLY_FIELD) {
+            None => DEFAULT_REPLY,
+            Some(Value::String(text)) => text.as_str(),
+            Some(_) => return Err(ApiError::invalid_type(REPLY_FIELD, "a string")),
+        };
+        let limit = match optional_u64(body, "max_completion_tokens")? {
+            Some(limit) => Some(limit),
+            None => optional_u64(body, "max_tokens")?,
+        };
+        Ok(match limit.and_then(|limit| truncate_words(text, limit)) {
+            Some(truncated) => Self::Text {
+                text: truncated.to_owned(),
+                finish_reason: "length",
+            },
+            None => Self::Text {
+                text: text.to_owned(),
+                finish_reason: "stop",
+            },
+        })
+    }
+
+    fn completion_tokens(&self) -> u64 {
+        match self {
+            Self::Text { text, .. } => count_words(text),
+            Self::Tool { name } => tokens_for_chars(name.chars().count() + TOOL_ARGUMENTS.len()),
+        }
+    }
+
+    fn finish_reason(&self) -> &'static str {
+        match self {
+            Self::Text { finish_reason, .. } => finish_reason,
+            Self::Tool { .. } => "tool_calls",
+        }
+    }
+}
+
+impl Exchange<'_> {
+    fn chat_completion(&self) -> Result<HttpResponse, ApiError> {
+        let messages = match body_field(Some(self.body), "messages") {
+            None => return Err(ApiError::missing_parameter("messages")),
+            Some(Value::Array(messages)) if messages.is_empty() => {
+                return Err(ApiError::invalid_value(
+                    "messages",
+                    "'messages' must contain at least one message.",
+                ))
+            }
+            Some(Value::Array(messages)) => messages,
+            Some(_) => return Err(ApiError::invalid_type("messages", "an array")),
+        };
+        let prompt_tokens = chat_prompt_tokens(messages);
+        let choices = choice_count(self.body)?;
+        let reply = match forced_tool(self.body) {
+            Some(name) => Reply::Tool { name },
+            None => Reply::text(self.body)?,
+        };
+        let usage = Usage::chat(
+            prompt_tokens,
+            reply.completion_tokens().saturating_mul(u64::from(choices)),
+        );
+        let id = random_id("chatcmpl-", 29);
+        let created = unix_now();
+
+        if is_streaming(self.body) {
+            let plan = StreamPlan::new(StreamKind::Chat, id, created, self.model, choices, reply, self.state)
+                .with_usage(include_usage(self.body).then_some(usage));
+            return Ok(sse_response(plan, self.state.chunk_delay, self.cut));
+        }
+
+        let finish_reason = reply.finish_reason();
+        let choices = (0..choices)
+            .map(|index| {
+                let message = match &reply {
+                    Reply::Text { text, .. } => AssistantMessage {
+                        role: "assistant",
+                        content: Some(text),
+                        refusal: Null,
+                        annotations: [],
+                        tool_calls: None,
+                    },
+                    Reply::Tool { name } => AssistantMessage {
+                        role: "assistant",
+                        content: None,
+                        refusal: Null,
+                        annotations: [],
+                        tool_calls: Some([ToolCall {
+                            id: random_id("call_", 24),
+                            kind: "function",
+                            function: FunctionCall {
+                                name,
+                                arguments: TOOL_ARGUMENTS,
+                            },
+                        }]),
+                    },
+                };
+                ChatChoice {
+                    index,
+                    message,
+                    logprobs: Null,
+                    finish_reason,
+                }
+            })
+            .collect();
+        json_response(
+            &ChatCompletion {
+                id: &id,
+                object: "chat.completion",
+                created,
+                model: self.model,
+                choices,
+                usage,
+                service_tier: SERVICE_TIER,
+                system_fingerprint: SYSTEM_FINGERPRINT,
+            },
+            self.cut,
+        )
+    }
+
+    fn text_completion(&self) -> Result<HttpResponse, ApiError> {
+        let prompts = match body_field(Some(self.body), "prompt") {
+            None => vec![InputItem::Text("")],
+            Some(prompt) => parse_inputs(prompt).ok_or_else(|| {
+                ApiError::invalid_value(
+                    "prompt",
+                    format!(
+                        "'prompt' must be a string, an array of strings, an array of token ids or an \
+                         array of token id arrays (at most {MAX_INPUTS})."
+                    ),
+                )
+            })?,
+        };
+        let prompt_tokens = prompts.iter().map(InputItem::tokens).fold(0, u64::saturating_add);
+        let per_prompt = choice_count(self.body)?;
+        let choices = u32::try_from(prompts.len())
+            .ok()
+            .and_then(|prompts| prompts.checked_mul(per_prompt))
+            .ok_or_else(|| ApiError::invalid_value("n", "Too many choices requested."))?;
+        let reply = Reply::text(self.body)?;
+        let usage = Usage::basic(
+            prompt_tokens,
+            reply.completion_tokens().saturating_mul(u64::from(choices)),
+        );
+        let id = random_id("cmpl-", 29);
+        let created = unix_now();
+
+        if is_streaming(self.body) {
+            let plan = StreamPlan::new(StreamKind::Text, id, created, self.model, choices, reply, self.state)
+                .with_usage(include_usage(self.body).then_some(usage));
+            return Ok(sse_response(plan, self.state.chunk_delay, self.cut));
+        }
+
+        let (text, finish_reason) = match &reply {
+            Reply::Text { text, finish_reason } => (text.as_str(), *finish_reason),
+            Reply::Tool { .. } => ("", reply.finish_reason()),
+        };
+        let choices = (0..choices)
+            .map(|index| TextChoice {
+                text,
+                index,
+                logprobs: Null,
+                finish_reason: Some(finish_reason),
+            })
+            .collect();
+        json_response(
+            &TextCompletion {
+                id: &id,
+                object: "text_completion",
+                created,
+                model: self.model,
+                choices,
+                usage,
+            },
+            self.cut,
+        )
+    }
+
+    fn embeddings(&self) -> Result<HttpResponse, ApiError> {
+        let input = body_field(Some(self.body), "input").ok_or_else(|| ApiError::missing_parameter("input"))?;
+        let inputs = parse_inputs(input).ok_or_else(|| {
+            ApiError::invalid_value(
+                "input",
+                format!(
+                    "'input' must be a string, an array of strings, an array of token ids or an array \
+                     of token id arrays (non-empty, at most {MAX_INPUTS} inputs)."
+                ),
+            )
+        })?;
+        let dimensions = match optional_u64(self.body, "dimensions")? {
+            None => self.state.embedding_dim,
+            Some(dimensions @ 1..=MAX_EMBEDDING_DIM) => usize::try_from(dimensions)
+                .map_err(|_| ApiError::invalid_value("dimensions", "'dimensions' is too large."))?,
+            Some(_) => {
+                return Err(ApiError::invalid_value(
+                    "dimensions",
+                    format!("'dimensions' must be between 1 and {MAX_EMBEDDING_DIM}."),
+                ))
+            }
+        };
+        let base64 = match body_field(Some(self.body), "encoding_format") {
+            None => false,
+            Some(Value::String(format)) if format == "float" => false,
+            Some(Value::String(format)) if format == "base64" => true,
+            Some(_) => {
+                return Err(ApiError::invalid_value(
+                    "encoding_format",
+                    "'encoding_format' must be 'float' or 'base64'.",
+                ))
+            }
+        };
+
+        let data = inputs
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let vector = embedding_vector(item, dimensions);
+                let embedding = if base64 {
+                    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    EmbeddingVector::Base64(base64_encode(&bytes))
+                } else {
+                    EmbeddingVector::Float(vector)
+                };
+                EmbeddingItem {
+                    object: "embedding",
+                    index,
+                    embedding,
+                }
+            })
+            .collect();
+        let prompt_tokens = inputs.iter().map(InputItem::tokens).fold(0, u64::saturating_add);
+        json_response(
+            &EmbeddingList {
+                object: "list",
+                data,
+                model: self.model,
+                usage: EmbeddingUsage {
+                    prompt_tokens,
+                    total_tokens: prompt_tokens,
+                },
+            },
+            self.cut,
+        )
+    }
+}
+
+/// `n`, validated (1 to 128, default 1).
+fn choice_count(body: &Map<String, Value>) -> Result<u32, ApiError> {
+    match optional_u64(body, "n")? {
+        None => Ok(1),
+        Some(n @ 1..=MAX_CHOICES) => {
+            u32::try_from(n).map_err(|_| ApiError::invalid_value("n", "'n' is too large."))
+        }
+        Some(_) => Err(ApiError::invalid_value(
+            "n",
+            format!("'n' must be between 1 and {MAX_CHOICES}."),
+        )),
+    }
+}
+
+/// An optional non-negative integer field; present with another type is a 400.
+fn optional_u64(body: &Map<String, Value>, key: &'static str) -> Result<Option<u64>, ApiError> {
+    match body_field(Some(body), key) {
+        None => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid_type(key, "a non-negative integer")),
+    }
+}
+
+fn is_streaming(body: &Map<String, Value>) -> bool {
+    body.get("stream").and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn include_usage(body: &Map<String, Value>) -> bool {
+    body.get("stream_options")
+        .and_then(|options| options.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The function to call when the request forces a tool call: `tools` is non-empty and
+/// `tool_choice` is `"required"` (first tool) or an object naming a function.
+fn forced_tool(body: &Map<String, Value>) -> Option<String> {
+    let tools = body.get("tools")?.as_array().filter(|tools| !tools.is_empty())?;
+    let function_name = |item: &Value| {
+        item.get("function")
+            .and_then(|function| function.get("name"))
+            .or_else(|| item.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match body.get("tool_choice")? {
+        Value::String(choice) if choice == "required" => {
+            Some(tools.first().and_then(function_name).unwrap_or_else(|| "function".to_owned()))
+        }
+        choice @ Value::Object(_) => function_name(choice),
+        _ => None,
+    }
+}
+
+/// An embedding input or a legacy-completion prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum InputItem<'a> {
+    Text(&'a str),
+    Tokens(Vec<i64>),
+}
+
+impl InputItem<'_> {
+    fn tokens(&self) -> u64 {
+        match self {
+            Self::Text(text) => tokens_for_chars(text.chars().count()),
+            Self::Tokens(tokens) => u64::try_from(tokens.len()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Stable 64-bit fingerprint (FNV-1a), the seed of the embedding vector.
+    fn fingerprint(&self) -> u64 {
+        match self {
+            Self::Text(text) => fnv1a(fnv1a(FNV_OFFSET, b"text:"), text.as_bytes()),
+            Self::Tokens(tokens) => tokens
+                .iter()
+                .fold(fnv1a(FNV_OFFSET, b"tokens:"), |hash, token| fnv1a(hash, &token.to_le_bytes())),
+        }
+    }
+}
+
+/// Parses OpenAI's input forms: a string, an array of strings, an array of token ids, or an
+/// array of token-id arrays. `None` if empty, mixed, too many, or another type.
+fn parse_inputs(value: &Value) -> Option<Vec<InputItem<'_>>> {
+    let token_ids = |items: &[Value]| items.iter().map(Value::as_i64).collect::<Option<Vec<i64>>>();
+    let inputs = match value {
+        Value::String(text) => vec![InputItem::Text(text)],
+        Value::Array(items) => match items.first()? {
+            Value::String(_) => items
+                .iter()
+                .map(|item| item.as_str().map(InputItem::Text))
+                .collect::<Option<Vec<_>>>()?,
+            Value::Number(_) => vec![InputItem::Tokens(token_ids(items)?)],
+            Value::Array(_) => items
+                .iter()
+                .map(|item| match item {
+                    Value::Array(tokens) if !tokens.is_empty() => token_ids(tokens).map(InputItem::Tokens),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    (inputs.len() <= MAX_INPUTS).then_some(inputs)
+}
+
+fn json_response<T: Serialize>(value: &T, cut: bool) -> Result<HttpResponse, ApiError> {
+    let body = serde_json::to_vec(value).map_err(|error| ApiError::internal(error.to_string()))?;
+    let mut builder = success_builder();
+    builder.insert_header(ContentType::json());
+    Ok(if cut {
+        builder.body(truncated_body(body))
+    } else {
+        builder.body(body)
+    })
+}
+
+/// Declares the full length but sends only the first half, then fails so the connection drops.
+fn truncated_body(full: Vec<u8>) -> SizedStream<impl Stream<Item = io::Result<Bytes>>> {
+    let declared = u64::try_from(full.len()).unwrap_or(u64::MAX);
+    let mut sent = Bytes::from(full);
+    sent.truncate(sent.len() / 2);
+    SizedStream::new(declared, stream::iter([Ok(sent), Err(cut_error())]))
+}
+
+fn cut_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "mock provider cut the response (failure mode `cut`)",
+    )
+}
+
+fn success_builder() -> HttpResponseBuilder {
+    let mut builder = HttpResponse::Ok();
+    builder
+        .insert_header(("x-ratelimit-limit-requests", RATE_LIMIT_REQUESTS))
+        .insert_header(("x-ratelimit-remaining-requests", RATE_LIMIT_REMAINING));
+    builder
+}
+
+fn random_id(prefix: &str, len: usize) -> String {
+    let mut id = String::with_capacity(prefix.len() + len);
+    id.push_str(prefix);
+    id.extend(rand::rng().sample_iter(Alphanumeric).take(len).map(char::from));
+    id
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming (server-sent events)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamKind {
+    /// `chat.completion.chunk` events.
+    Chat,
+    /// `text_completion` events.
+    Text,
+}
+
+/// What the stream carries in its content events.
+enum StreamBody {
+    Text { parts: Vec<String>, finish_reason: &'static str },
+    Tool { name: String, call_ids: Vec<String> },
+}
+
+/// A JSON event of a chunk stream, rendered only when it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Event {
+    /// The opening `role: assistant` delta of a choice (chat only).
+    Role(u32),
+    /// Content part `.1` of choice `.0` (the arguments delta for a tool call).
+    Content(u32, usize),
+    /// Empty delta with the finish reason.
+    Finish(u32),
+    /// `choices: []` with the usage (only with `include_usage`).
+    Usage,
+}
+
+/// One item of the body stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Event(Event),
+    /// `data: [DONE]`.
+    Done,
+    /// Failure mode `cut`: error the body so that the connection is dropped.
+    Abort,
+}
+
+/// Everything needed to render the events of one streamed reply.
+struct StreamPlan {
+    kind: StreamKind,
+    id: String,
+    created: u64,
+    model: String,
+    choices: u32,
+    body: StreamBody,
+    usage: Option<Usage>,
+}
+
+impl StreamPlan {
+    fn new(
+        kind: StreamKind,
+        id: String,
+        created: u64,
+        model: &str,
+        choices: u32,
+        reply: Reply,
+        state: &MockState,
+    ) -> Self {
+        let body = match reply {
+            Reply::Text { text, finish_reason } => StreamBody::Text {
+                parts: split_chunks(&text, state.stream_chunks)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                finish_reason,
+            },
+            Reply::Tool { name } => StreamBody::Tool {
+                name,
+                call_ids: (0..choices).map(|_| random_id("call_", 24)).collect(),
+            },
+        };
+        Self {
+            kind,
+            id,
+            created,
+            model: model.to_owned(),
+            choices,
+            body,
+            usage: None,
+        }
+    }
+
+    fn with_usage(self, usage: Option<Usage>) -> Self {
+        Self { usage, ..self }
+    }
+
+    fn finish_reason(&self) -> &'static str {
+        match &self.body {
+            StreamBody::Text { finish_reason, .. } => finish_reason,
+            StreamBody::Tool { .. } => "tool_calls",
+        }
+    }
+
+    /// The events to send, in order; `cut` stops after two content parts with [`Step::Abort`].
+    fn steps(&self, cut: bool) -> Vec<Step> {
+        let parts = match &self.body {
+            StreamBody::Text { parts, .. } => parts.len(),
+            StreamBody::Tool { .. } => 1,
+        };
+        let mut steps = Vec::new();
+        if self.kind == StreamKind::Chat {
+            steps.extend((0..self.choices).map(|choice| Step::Event(Event::Role(choice))));
+        }
+        let sent_parts = if cut { parts.min(CUT_AFTER_PARTS) } else { parts };
+        for part in 0..sent_parts {
+            steps.extend((0..self.choices).map(|choice| Step::Event(Event::Content(choice, part))));
+        }
+        if cut {
+            steps.push(Step::Abort);
+            return steps;
+        }
+        steps.extend((0..self.choices).map(|choice| Step::Event(Event::Finish(choice))));
+        if self.usage.is_some() {
+            steps.push(Step::Event(Event::Usage));
+        }
+        steps.push(Step::Done);
+        steps
+    }
+
+    fn render(&self, step: Step) -> io::Result<Bytes> {
+        match step {
+            Step::Done => Ok(Bytes::from_static(b"data: [DONE]\n\n")),
+            Step::Abort => Err(cut_error()),
+            Step::Event(event) => match self.kind {
+                StreamKind::Chat => self.chat_event(event),
+                StreamKind::Text => self.text_event(event),
+            },
+        }
+    }
+
+    /// `usage` of a non-usage chunk: absent, or `null` when usage was asked for.
+    fn usage_placeholder(&self) -> Option<Option<&Usage>> {
+        self.usage.as_ref().map(|_| None)
+    }
+
+    fn part(&self, part: usize) -> &str {
+        match &self.body {
+            StreamBody::Text { parts, .. } => parts.get(part).map_or("", String::as_str),
+            StreamBody::Tool { .. } => "",
+        }
+    }
+
+    fn chat_event(&self, event: Event) -> io::Result<Bytes> {
+        let (choice, usage) = match event {
+            Event::Role(index) => (Some((index, self.role_delta(index), None)), self.usage_placeholder()),
+            Event::Content(index, part) => (
+                Some((index, self.content_delta(part), None)),
+                self.usage_placeholder(),
+            ),
+            Event::Finish(index) => (
+                Some((index, Delta::default(), Some(self.finish_reason()))),
+                self.usage_placeholder(),
+            ),
+            Event::Usage => (None, self.usage.as_ref().map(Some)),
+        };
+        let choice = choice.map(|(index, delta, finish_reason)| ChatChunkChoice {
+            index,
+            delta,
+            logprobs: Null,
+            finish_reason,
+        });
+        sse_event(&ChatChunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            service_tier: SERVICE_TIER,
+            system_fingerprint: SYSTEM_FINGERPRINT,
+            choices: choice.as_slice(),
+            usage,
+        })
+    }
+
+    fn role_delta(&self, index: u32) -> Delta<'_> {
+        match &self.body {
+            StreamBody::Text { .. } => Delta {
+                role: Some("assistant"),
+                content: Some(Some("")),
+                tool_calls: None,
+            },
+            StreamBody::Tool { name, call_ids } => Delta {
+                role: Some("assistant"),
+                content: Some(None),
+                tool_calls: Some([ToolCallDelta {
+                    index: 0,
+                    id: usize::try_from(index)
+                        .ok()
+                        .and_then(|index| call_ids.get(index))
+                        .map(String::as_str),
+                    kind: Some("function"),
+                    function: FunctionDelta {
+                        name: Some(name),
+                        arguments: "",
+                    },
+                }]),
+            },
+        }
+    }
+
+    fn content_delta(&self, part: usize) -> Delta<'_> {
+        match &self.body {
+            StreamBody::Text { .. } => Delta {
+                content: Some(Some(self.part(part))),
+                ..Delta::default()
+            },
+            StreamBody::Tool { .. } => Delta {
+                tool_calls: Some([ToolCallDelta {
+                    index: 0,
+                    id: None,
+                    kind: None,
+                    function: FunctionDelta {
+                        name: None,
+                        arguments: TOOL_ARGUMENTS,
+                    },
+                }]),
+                ..Delta::default()
+            },
+        }
+    }
+
+    fn text_event(&self, event: Event) -> io::Result<Bytes> {
+        let (choice, usage) = match event {
+            Event::Content(index, part) => (Some((self.part(part), index, None)), self.usage_placeholder()),
+            // Legacy completions have no role event (`steps` plans none): an empty text chunk.
+            Event::Role(index) => (Some(("", index, None)), self.usage_placeholder()),
+            Event::Finish(index) => (Some(("", index, Some(self.finish_reason()))), self.usage_placeholder()),
+            Event::Usage => (None, self.usage.as_ref().map(Some)),
+        };
+        let choice = choice.map(|(text, index, finish_reason)| TextChoice {
+            text,
+            index,
+            logprobs: Null,
+            finish_reason,
+        });
+        sse_event(&TextCompletionChunk {
+            id: &self.id,
+            object: "text_completion",
+            created: self.created,
+            model: &self.model,
+            choices: choice.as_slice(),
+            usage,
+        })
+    }
+}
+
+fn sse_event<T: Serialize>(event: &T) -> io::Result<Bytes> {
+    let mut frame = Vec::with_capacity(256);
+    frame.extend_from_slice(b"data: ");
+    serde_json::to_writer(&mut frame, event)?;
+    frame.extend_from_slice(b"\n\n");
+    Ok(Bytes::from(frame))
+}
+
+/// The event stream: each event is rendered and sent as it comes, `delay` apart.
+fn sse_stream(plan: StreamPlan, delay: Duration, cut: bool) -> impl Stream<Item = io::Result<Bytes>> {
+    let steps = plan.steps(cut).into_iter();
+    stream::unfold((plan, steps, true), move |(plan, mut steps, first)| async move {
+        let step = steps.next()?;
+        if !first {
+            pause(delay).await;
+        }
+        let event = plan.render(step);
+        Some((event, (plan, steps, false)))
+    })
+}
+
+fn sse_response(plan: StreamPlan, delay: Duration, cut: bool) -> HttpResponse {
+    success_builder()
+        .content_type("text/event-stream; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .streaming(sse_stream(plan, delay, cut))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure helpers: tokens, words, chunks, embeddings, base64
+// ---------------------------------------------------------------------------------------------
+
+/// `ceil(chars / 4)`, at least 1.
+fn tokens_for_chars(chars: usize) -> u64 {
+    u64::try_from(chars.div_ceil(4)).unwrap_or(u64::MAX).max(1)
+}
+
+/// `ceil(total content chars / 4) + 3 per message`, at least 1.
+fn chat_prompt_tokens(messages: &[Value]) -> u64 {
+    let chars: usize = messages
+        .iter()
+        .map(|message| message.get("content").map_or(0, content_chars))
+        .sum();
+    let per_message = u64::try_from(messages.len()).unwrap_or(u64::MAX).saturating_mul(3);
+    u64::try_from(chars.div_ceil(4))
+        .unwrap_or(u64::MAX)
+        .saturating_add(per_message)
+        .max(1)
+}
+
+/// Characters of a message `content`: a string, or the `text` of its parts.
+fn content_chars(content: &Value) -> usize {
+    match content {
+        Value::String(text) => text.chars().count(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|part| part.get("text").and_then(Value::as_str))
+            .map(|text| text.chars().count())
+            .sum(),
+        _ => 0,
+    }
+}
+
+fn count_words(text: &str) -> u64 {
+    u64::try_from(text.split_whitespace().count()).unwrap_or(u64::MAX)
+}
+
+/// Byte ranges `(start, end)` of the whitespace-separated words of `text`.
+fn word_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (index, ch) in text.char_indices() {
+        if ch.is_whitespace() {
+            if let Some(word_start) = start.take() {
+                spans.push((word_start, index));
+            }
+        } else if start.is_none() {
+            start = Some(index);
+        }
+    }
+    if let Some(word_start) = start {
+        spans.push((word_start, text.len()));
+    }
+    spans
+}
+
+/// The first `limit` words of `text` (original spacing kept), or `None` if it has no more.
+fn truncate_words(text: &str, limit: u64) -> Option<&str> {
+    let spans = word_spans(text);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if spans.len() <= limit {
+        return None;
+    }
+    Some(match limit.checked_sub(1).and_then(|last| spans.get(last)) {
+        Some(&(_, end)) => &text[..end],
+        None => "",
+    })
+}
+
+/// Splits `text` into at most `chunks` parts of roughly equal word counts. Parts start with the
+/// whitespace before their first word (like tokens do), so they concatenate back to `text`.
+fn split_chunks(text: &str, chunks: usize) -> Vec<&str> {
+    let spans = word_spans(text);
+    let words = spans.len();
+    if words == 0 {
+        return if text.is_empty() { Vec::new() } else { vec![text] };
+    }
+    let groups = chunks.clamp(1, words);
+    let mut parts = Vec::with_capacity(groups);
+    let mut start = 0;
+    for group in 1..=groups {
+        let end = if group == groups {
+            text.len()
+        } else {
+            // End of the last word of this group.
+            spans[group * words / groups - 1].1
+        };
+        parts.push(&text[start..end]);
+        start = end;
+    }
+    parts
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(seed, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(FNV_PRIME))
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A deterministic unit vector seeded by the input's fingerprint.
+fn embedding_vector(item: &InputItem<'_>, dimensions: usize) -> Vec<f32> {
+    let mut state = item.fingerprint();
+    let scale = 1.0 / (1u32 << 24) as f32;
+    let mut vector: Vec<f32> = (0..dimensions)
+        .map(|_| {
+            let bits = splitmix64(&mut state) >> 40; // 24 random bits
+            (bits as f32 * scale).mul_add(2.0, -1.0)
+        })
+        .collect();
+    let norm = vector.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        for x in &mut vector {
+            *x = (f64::from(*x) / norm) as f32;
+        }
+    } else if let Some(first) = vector.first_mut() {
+        *first = 1.0;
+    }
+    vector
+}
+
+/// Standard base64 (RFC 4648, with padding).
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let sextet = |triple: u32, shift: u32| char::from(ALPHABET[((triple >> shift) & 0x3f) as usize]);
+    let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let byte = |index: usize| u32::from(chunk.get(index).copied().unwrap_or(0));
+        let triple = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        encoded.push(sextet(triple, 18));
+        encoded.push(sextet(triple, 12));
+        encoded.push(if chunk.len() > 1 { sextet(triple, 6) } else { '=' });
+        encoded.push(if chunk.len() > 2 { sextet(triple, 0) } else { '=' });
+    }
+    encoded
+}
+

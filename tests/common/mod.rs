@@ -1,0 +1,301 @@
+//! Test harness: starts the real `tollgate` binary (gateway and mock provider) on random ports and
+//! talks to it over real HTTP. Each test gets its own processes and temp directory; processes are
+//! killed when the handles drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const MASTER_KEY: &str = "sk-test-master-key-0123456789";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tollgate")
+}
+
+/// A child process whose stderr is captured and which is killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub url: String,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub fn logs(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Spawn `tollgate <args>` and wait for its `… listening on http://…` line.
+pub fn spawn(args: &[&str], envs: &[(&str, &str)], dir: &std::path::Path) -> Result<Proc, String> {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("LITELLM_MASTER_KEY")
+        .env_remove("CONFIG_FILE_PATH")
+        .env_remove("HOST")
+        .env_remove("PORT")
+        .env_remove("RUST_LOG");
+    if let Ok(filter) = std::env::var("TOLLGATE_TEST_LOG") {
+        cmd.env("RUST_LOG", filter);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let captured = Arc::new(Mutex::new(String::new()));
+    let sink = captured.clone();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut buf = String::new();
+        while reader.read_line(&mut buf).unwrap_or(0) > 0 {
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&buf);
+            }
+            buf.clear();
+        }
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(pos) = line.find("listening on ") {
+                let _ = tx.send(line[pos + "listening on ".len()..].trim().to_string());
+            }
+            line.clear();
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(url) => Ok(Proc {
+            child,
+            url,
+            stderr: captured,
+        }),
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            std::thread::sleep(Duration::from_millis(100));
+            let logs = captured.lock().map(|s| s.clone()).unwrap_or_default();
+            Err(format!("process did not start (exit {status:?}); stderr:\n{logs}"))
+        }
+    }
+}
+
+/// Run `tollgate <args>` to completion; returns (exit code, stdout, stderr).
+pub fn run_to_end(args: &[&str], envs: &[(&str, &str)], dir: &std::path::Path) -> (i32, String, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("LITELLM_MASTER_KEY")
+        .env_remove("CONFIG_FILE_PATH")
+        .env_remove("HOST")
+        .env_remove("PORT");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut out = String::new();
+            let mut err = String::new();
+            if let Some(mut s) = child.stdout.take() {
+                let _ = s.read_to_string(&mut out);
+            }
+            if let Some(mut s) = child.stderr.take() {
+                let _ = s.read_to_string(&mut err);
+            }
+            return (status.code().unwrap_or(-1), out, err);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tollgate {args:?} did not exit within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running mock provider.
+pub struct Mock {
+    pub proc: Proc,
+    pub dir: tempfile::TempDir,
+}
+
+impl Mock {
+    pub fn start(extra: &[&str]) -> Mock {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut args = vec!["mock-provider", "--port", "0", "--workers", "1"];
+        args.extend_from_slice(extra);
+        let proc = spawn(&args, &[], dir.path()).expect("mock provider starts");
+        Mock { proc, dir }
+    }
+
+    /// Base URL as a deployment's `api_base` (with `/v1`).
+    pub fn api_base(&self) -> String {
+        format!("{}/v1", self.proc.url)
+    }
+
+    pub async fn stats(&self) -> Value {
+        get(&format!("{}/mock/stats", self.proc.url), None).await.2
+    }
+
+    pub async fn last_request(&self) -> Value {
+        get(&format!("{}/mock/last_request", self.proc.url), None).await.2
+    }
+}
+
+/// A running gateway with its config file.
+pub struct Gateway {
+    pub proc: Proc,
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Start on 127.0.0.1 with `config` (YAML text) and extra CLI args.
+    pub fn start(config: &str, extra: &[&str], envs: &[(&str, &str)]) -> Gateway {
+        Self::try_start(config, extra, envs).expect("gateway starts")
+    }
+
+    pub fn try_start(config: &str, extra: &[&str], envs: &[(&str, &str)]) -> Result<Gateway, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config).expect("write config");
+        let path = path.to_string_lossy().to_string();
+        let mut args = vec!["--config", path.as_str(), "--host", "127.0.0.1", "--port", "0", "--num_workers", "2"];
+        args.extend_from_slice(extra);
+        let proc = spawn(&args, envs, dir.path())?;
+        Ok(Gateway { proc, dir })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.proc.url, path)
+    }
+}
+
+/// A config with one model group `mock-gpt` on the mock, and the test master key.
+pub fn basic_config(mock: &Mock) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: mock-gpt
+    litellm_params:
+      model: openai/mock-gpt
+      api_base: {base}
+      api_key: sk-mock-upstream-secret-42
+  - model_name: mock-embed
+    litellm_params:
+      model: openai/mock-embedding
+      api_base: {base}
+      api_key: sk-mock-upstream-secret-42
+    model_info:
+      mode: embedding
+general_settings:
+  master_key: {MASTER_KEY}
+"#,
+        base = mock.api_base()
+    )
+}
+
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+}
+
+pub type Headers = awc::http::header::HeaderMap;
+
+/// POST JSON (or raw bytes) and return (status, headers, JSON body or the text as a JSON string).
+pub async fn post_raw(url: &str, key: Option<&str>, body: impl Into<bytes::Bytes>, headers: &[(&str, &str)]) -> (u16, Headers, Value) {
+    let mut req = client().post(url).insert_header(("content-type", "application/json"));
+    if let Some(k) = key {
+        req = req.insert_header(("authorization", format!("Bearer {k}")));
+    }
+    for (k, v) in headers {
+        req = req.insert_header((*k, *v));
+    }
+    let mut resp = req.send_body(body.into()).await.expect("request sent");
+    let status = resp.status().as_u16();
+    let bytes = resp.body().limit(64 * 1024 * 1024).await.expect("body");
+    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, resp.headers().clone(), value)
+}
+
+pub async fn post(url: &str, key: Option<&str>, body: &Value) -> (u16, Headers, Value) {
+    post_raw(url, key, body.to_string(), &[]).await
+}
+
+pub async fn get(url: &str, key: Option<&str>) -> (u16, Headers, Value) {
+    let mut req = client().get(url);
+    if let Some(k) = key {
+        req = req.insert_header(("authorization", format!("Bearer {k}")));
+    }
+    let mut resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let bytes = resp.body().limit(64 * 1024 * 1024).await.expect("body");
+    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, resp.headers().clone(), value)
+}
+
+/// POST a streaming request and collect the raw SSE text (transport errors end the collection).
+pub async fn stream_text(url: &str, key: Option<&str>, body: &Value) -> (u16, Headers, String) {
+    use futures_util::StreamExt;
+    let mut req = client().post(url).insert_header(("content-type", "application/json"));
+    if let Some(k) = key {
+        req = req.insert_header(("authorization", format!("Bearer {k}")));
+    }
+    let mut resp = req.send_body(body.to_string()).await.expect("request sent");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let mut text = String::new();
+    while let Some(chunk) = resp.next().await {
+        match chunk {
+            Ok(c) => text.push_str(&String::from_utf8_lossy(&c)),
+            Err(e) => {
+                text.push_str(&format!("\n<transport error: {e}>"));
+                break;
+            }
+        }
+    }
+    (status, headers, text)
+}
+
+pub fn chat(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}]})
+}
+
+/// The `data:` payloads of an SSE text.
+pub fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data:").map(|d| d.trim().to_string()))
+        .collect()
+}
+
+/// Assert the OpenAI error envelope: message, type and string code present.
+pub fn assert_envelope(body: &Value) {
+    let err = &body["error"];
+    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "message: {body}");
+    let ty = err["type"].as_str().unwrap_or("");
+    assert!(!ty.is_empty() && ty != "None", "type: {body}");
+    assert!(err["code"].is_string(), "code must be a string: {body}");
+    assert!(err.get("param").is_some(), "param present: {body}");
+}

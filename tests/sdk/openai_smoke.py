@@ -1,0 +1,64 @@
+"""Smoke test with the official OpenAI Python SDK against a running Tollgate.
+
+Usage: python openai_smoke.py <gateway base url> <master key>
+Exits non-zero on the first failed check; prints one line per check.
+"""
+import sys
+
+import openai
+
+base, key = sys.argv[1], sys.argv[2]
+client = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
+
+
+def check(name, cond, detail=""):
+    if not cond:
+        print(f"FAIL {name} {detail}")
+        sys.exit(1)
+    print(f"ok   {name}")
+
+
+r = client.chat.completions.create(model="mock-gpt", messages=[{"role": "user", "content": "hi"}])
+check("chat", r.choices[0].message.content and r.usage.total_tokens > 0, r)
+
+chunks = list(client.chat.completions.create(
+    model="mock-gpt", messages=[{"role": "user", "content": "hi"}], stream=True,
+    stream_options={"include_usage": True}))
+text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+check("stream", text and chunks[-1].usage and chunks[-1].usage.total_tokens > 0, chunks[-1])
+
+e = client.embeddings.create(model="mock-embed", input=["a", "b"])
+check("embeddings", len(e.data) == 2 and len(e.data[0].embedding) > 0)
+
+c = client.completions.create(model="mock-gpt", prompt="Once upon a time")
+check("completions", c.choices[0].text)
+
+ids = [m.id for m in client.models.list()]
+check("models", "mock-gpt" in ids, ids)
+
+try:
+    openai.OpenAI(base_url=base + "/v1", api_key="sk-wrong-0000000000", max_retries=0).models.list()
+    check("auth error", False)
+except openai.AuthenticationError:
+    check("auth error raises AuthenticationError", True)
+
+for mode, exc in [("429", openai.RateLimitError), ("500", openai.InternalServerError),
+                  ("context_length", openai.BadRequestError)]:
+    try:
+        client.chat.completions.create(model="mock-gpt", messages=[{"role": "user", "content": "hi"}],
+                                       extra_body={"mock_fail": mode})
+        check(f"{mode} raises {exc.__name__}", False)
+    except exc as err:
+        if mode == "context_length":
+            check("context length code", err.code == "context_length_exceeded", err)
+        check(f"{mode} raises {exc.__name__}", True)
+
+try:
+    for _ in client.chat.completions.create(model="mock-gpt", messages=[{"role": "user", "content": "hi"}],
+                                            stream=True, extra_body={"mock_fail": "cut"}):
+        pass
+    check("cut stream raises", False)
+except openai.APIError:
+    check("cut stream raises APIError", True)
+
+print("all SDK checks passed")
