@@ -32,7 +32,7 @@ use actix_web::{
     web::{self, Bytes},
     App, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer, ResponseError,
 };
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt as _};
 use rand::{distr::Alphanumeric, Rng as _};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
@@ -42,7 +42,12 @@ const DEFAULT_REPLY: &str = "Hello from the Tollgate mock provider. This is a de
 const SYSTEM_FINGERPRINT: &str = "fp_tollgate_mock";
 const SERVICE_TIER: &str = "default";
 /// Ids listed by `GET /models`.
-const MODEL_IDS: [&str; 4] = ["mock-gpt", "mock-gpt-mini", "mock-gpt-instruct", "mock-embedding"];
+const MODEL_IDS: [&str; 4] = [
+    "mock-gpt",
+    "mock-gpt-mini",
+    "mock-gpt-instruct",
+    "mock-embedding",
+];
 const MODEL_CREATED: u64 = 1_677_610_602;
 const MODEL_OWNER: &str = "tollgate-mock";
 
@@ -74,13 +79,14 @@ const MAX_CHOICES: u64 = 128;
 
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 const LISTEN_BACKLOG: u32 = 4096;
-const SHUTDOWN_TIMEOUT_SECS: u64 = 2;
+/// Grace given to in-flight requests on SIGTERM (SIGINT stops at once).
+const SHUTDOWN_TIMEOUT_SECS: u64 = 1;
 
 // ---------------------------------------------------------------------------------------------
 // Command line and shared state
 // ---------------------------------------------------------------------------------------------
 
-/// Options of `tollgate mock-provider`.
+/// Run the built-in mock OpenAI-compatible provider (for tests, benchmarks and chaos tests).
 #[derive(clap::Args, Debug, Clone)]
 pub struct MockProviderArgs {
     /// Address to bind.
@@ -164,7 +170,7 @@ struct CapturedRequest {
 impl CapturedRequest {
     fn to_json(&self) -> Value {
         let mut headers: BTreeMap<&str, String> = BTreeMap::new();
-        for (name, value) in self.headers.iter() {
+        for (name, value) in &self.headers {
             let value = String::from_utf8_lossy(value.as_bytes());
             headers
                 .entry(name.as_str())
@@ -302,7 +308,11 @@ impl MockState {
         if bearer.is_none() && api_key.is_none() {
             return Err(ApiError::missing_api_key());
         }
-        if [bearer, api_key].into_iter().flatten().any(|key| key == expected) {
+        if [bearer, api_key]
+            .into_iter()
+            .flatten()
+            .any(|key| key == expected)
+        {
             Ok(())
         } else {
             Err(ApiError::invalid_api_key())
@@ -321,7 +331,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Runs the mock provider until SIGINT/SIGTERM, on an actix `System` of its own.
 ///
 /// Once the socket is bound, prints exactly one line to stdout and flushes it:
-/// `mock-provider listening on http://{host}:{port}` (the real port when 0 was asked for).
+/// `mock-provider listening on http://{host}:{port}` (the real port when 0 was asked for; an IPv6
+/// host in brackets).
+///
+/// # Errors
+///
+/// Fails if the host does not resolve, the address cannot be bound, or stdout cannot be written.
 pub fn run(args: MockProviderArgs) -> io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let (server, port) = start_server(&args)?;
@@ -346,7 +361,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
         .app_data(state.clone())
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
     };
-    let resource = |path: &str| web::resource(vec![path.to_owned(), format!("/v1{path}")]).app_data(state.clone());
+    let resource = |path: &str| {
+        web::resource(vec![path.to_owned(), format!("/v1{path}")]).app_data(state.clone())
+    };
 
     cfg.service(llm_resource(Endpoint::Chat).route(web::post().to(chat_completions)))
         .service(llm_resource(Endpoint::Completions).route(web::post().to(completions)))
@@ -384,7 +401,10 @@ fn start_server(args: &MockProviderArgs) -> io::Result<(Server, u16)> {
         // (e.g. both loopbacks of `localhost`) on that same port where possible.
         let mut addrs = (args.host.as_str(), 0).to_socket_addrs()?;
         let first = addrs.next().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::AddrNotAvailable, format!("cannot resolve host {}", args.host))
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("cannot resolve host {}", args.host),
+            )
         })?;
         let mut server = server.bind(first)?;
         let port = bound_port(&server.addrs())?;
@@ -418,7 +438,11 @@ fn listening_line(host: &str, port: u16) -> String {
 // Handlers
 // ---------------------------------------------------------------------------------------------
 
-async fn chat_completions(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+async fn chat_completions(
+    req: HttpRequest,
+    body: Bytes,
+    state: web::Data<MockState>,
+) -> HttpResponse {
     handle_llm(Endpoint::Chat, &req, &body, &state).await
 }
 
@@ -430,10 +454,16 @@ async fn embeddings(req: HttpRequest, body: Bytes, state: web::Data<MockState>) 
     handle_llm(Endpoint::Embeddings, &req, &body, &state).await
 }
 
-async fn list_models(req: HttpRequest, state: web::Data<MockState>) -> Result<HttpResponse, ApiError> {
+async fn list_models(
+    req: HttpRequest,
+    state: web::Data<MockState>,
+) -> Result<HttpResponse, ApiError> {
     state.authorize(req.headers())?;
     let data: Vec<ModelObject<'_>> = MODEL_IDS.iter().map(|id| ModelObject::new(id)).collect();
-    Ok(HttpResponse::Ok().json(ModelList { object: "list", data }))
+    Ok(HttpResponse::Ok().json(ModelList {
+        object: "list",
+        data,
+    }))
 }
 
 async fn retrieve_model(
@@ -484,7 +514,12 @@ async fn unknown_route(req: HttpRequest) -> HttpResponse {
 }
 
 /// Common path of the LLM routes: count, capture, then answer (or fail as asked).
-async fn handle_llm(endpoint: Endpoint, req: &HttpRequest, raw: &Bytes, state: &MockState) -> HttpResponse {
+async fn handle_llm(
+    endpoint: Endpoint,
+    req: &HttpRequest,
+    raw: &Bytes,
+    state: &MockState,
+) -> HttpResponse {
     let started = Instant::now();
     let parsed: Option<Value> = serde_json::from_slice(raw).ok();
     let model = parsed
@@ -504,7 +539,10 @@ async fn handle_llm(endpoint: Endpoint, req: &HttpRequest, raw: &Bytes, state: &
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert(HeaderName::from_static("x-request-id"), value);
     }
-    headers.insert(HeaderName::from_static("openai-processing-ms"), HeaderValue::from(processing_ms));
+    headers.insert(
+        HeaderName::from_static("openai-processing-ms"),
+        HeaderValue::from(processing_ms),
+    );
     response
 }
 
@@ -516,7 +554,11 @@ async fn serve_llm(
     state: &MockState,
 ) -> Result<HttpResponse, ApiError> {
     let controls = Controls::extract(req.headers(), parsed.and_then(Value::as_object), model);
-    let latency = controls.as_ref().ok().and_then(|c| c.latency).unwrap_or(state.latency);
+    let latency = controls
+        .as_ref()
+        .ok()
+        .and_then(|c| c.latency)
+        .unwrap_or(state.latency);
     pause(latency).await;
     state.authorize(req.headers())?;
     let controls = controls?;
@@ -539,7 +581,12 @@ async fn serve_llm(
         .as_object()
         .ok_or_else(ApiError::body_not_object)?;
     let model = model.ok_or_else(ApiError::missing_model)?;
-    let exchange = Exchange { body, model, state, cut };
+    let exchange = Exchange {
+        body,
+        model,
+        state,
+        cut,
+    };
     match endpoint {
         Endpoint::Chat => exchange.chat_completion(),
         Endpoint::Completions => exchange.text_completion(),
@@ -603,7 +650,7 @@ impl FromStr for FailureMode {
 }
 
 /// Mock controls of one request: failure mode, latency override, `retry-after` override.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Controls {
     failure: Option<FailureMode>,
     latency: Option<Duration>,
@@ -611,7 +658,11 @@ struct Controls {
 }
 
 impl Controls {
-    fn extract(headers: &HeaderMap, body: Option<&Map<String, Value>>, model: Option<&str>) -> Result<Self, ApiError> {
+    fn extract(
+        headers: &HeaderMap,
+        body: Option<&Map<String, Value>>,
+        model: Option<&str>,
+    ) -> Result<Self, ApiError> {
         Ok(Self {
             failure: requested_failure(headers, body, model)?,
             latency: requested_latency(headers, body)?,
@@ -631,7 +682,8 @@ fn requested_failure(
         return parse_failure(raw, FAIL_HEADER, None).map(Some);
     }
     if let Some(value) = body_field(body, FAIL_FIELD) {
-        let raw = scalar_text(value).ok_or_else(|| ApiError::invalid_type(FAIL_FIELD, "a string"))?;
+        let raw =
+            scalar_text(value).ok_or_else(|| ApiError::invalid_type(FAIL_FIELD, "a string"))?;
         if !raw.trim().is_empty() {
             return parse_failure(&raw, FAIL_FIELD, Some(FAIL_FIELD)).map(Some);
         }
@@ -642,7 +694,11 @@ fn requested_failure(
     }
 }
 
-fn parse_failure(raw: &str, source: &str, param: Option<&'static str>) -> Result<FailureMode, ApiError> {
+fn parse_failure(
+    raw: &str,
+    source: &str,
+    param: Option<&'static str>,
+) -> Result<FailureMode, ApiError> {
     raw.parse().map_err(|UnknownFailureMode| {
         ApiError::invalid_request(
             format!(
@@ -655,7 +711,10 @@ fn parse_failure(raw: &str, source: &str, param: Option<&'static str>) -> Result
     })
 }
 
-fn requested_latency(headers: &HeaderMap, body: Option<&Map<String, Value>>) -> Result<Option<Duration>, ApiError> {
+fn requested_latency(
+    headers: &HeaderMap,
+    body: Option<&Map<String, Value>>,
+) -> Result<Option<Duration>, ApiError> {
     let invalid = |source: &str, param| {
         ApiError::invalid_request(
             format!("Invalid {source}: expected a non-negative number of milliseconds."),
@@ -678,7 +737,10 @@ fn requested_latency(headers: &HeaderMap, body: Option<&Map<String, Value>>) -> 
     }
 }
 
-fn requested_retry_after(headers: &HeaderMap, body: Option<&Map<String, Value>>) -> Result<Option<String>, ApiError> {
+fn requested_retry_after(
+    headers: &HeaderMap,
+    body: Option<&Map<String, Value>>,
+) -> Result<Option<String>, ApiError> {
     let invalid = |source: &str, param| {
         ApiError::invalid_request(
             format!("Invalid {source}: expected a non-negative number of seconds."),
@@ -715,7 +777,8 @@ fn bearer_token(authorization: &str) -> Option<&str> {
 
 /// A body field that is present and not `null`.
 fn body_field<'a>(body: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a Value> {
-    body.and_then(|body| body.get(key)).filter(|value| !value.is_null())
+    body.and_then(|body| body.get(key))
+        .filter(|value| !value.is_null())
 }
 
 fn scalar_text(value: &Value) -> Option<Cow<'_, str>> {
@@ -727,7 +790,10 @@ fn scalar_text(value: &Value) -> Option<Cow<'_, str>> {
 }
 
 fn parse_non_negative(raw: &str) -> Option<f64> {
-    raw.trim().parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0)
+    raw.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && *x >= 0.0)
 }
 
 fn value_non_negative(value: &Value) -> Option<f64> {
@@ -1211,8 +1277,13 @@ struct Exchange<'a> {
 
 /// What every choice of a reply says.
 enum Reply {
-    Text { text: String, finish_reason: &'static str },
-    Tool { name: String },
+    Text {
+        text: String,
+        finish_reason: &'static str,
+    },
+    Tool {
+        name: String,
+    },
 }
 
 impl Reply {
@@ -1281,8 +1352,16 @@ impl Exchange<'_> {
         let created = unix_now();
 
         if is_streaming(self.body) {
-            let plan = StreamPlan::new(StreamKind::Chat, id, created, self.model, choices, reply, self.state)
-                .with_usage(include_usage(self.body).then_some(usage));
+            let plan = StreamPlan::new(
+                StreamKind::Chat,
+                id,
+                created,
+                self.model,
+                choices,
+                reply,
+                self.state,
+            )
+            .with_usage(include_usage(self.body).then_some(usage));
             return Ok(sse_response(plan, self.state.chunk_delay, self.cut));
         }
 
@@ -1348,7 +1427,10 @@ impl Exchange<'_> {
                 )
             })?,
         };
-        let prompt_tokens = prompts.iter().map(InputItem::tokens).fold(0, u64::saturating_add);
+        let prompt_tokens = prompts
+            .iter()
+            .map(InputItem::tokens)
+            .fold(0, u64::saturating_add);
         let per_prompt = choice_count(self.body)?;
         let choices = u32::try_from(prompts.len())
             .ok()
@@ -1363,13 +1445,24 @@ impl Exchange<'_> {
         let created = unix_now();
 
         if is_streaming(self.body) {
-            let plan = StreamPlan::new(StreamKind::Text, id, created, self.model, choices, reply, self.state)
-                .with_usage(include_usage(self.body).then_some(usage));
+            let plan = StreamPlan::new(
+                StreamKind::Text,
+                id,
+                created,
+                self.model,
+                choices,
+                reply,
+                self.state,
+            )
+            .with_usage(include_usage(self.body).then_some(usage));
             return Ok(sse_response(plan, self.state.chunk_delay, self.cut));
         }
 
         let (text, finish_reason) = match &reply {
-            Reply::Text { text, finish_reason } => (text.as_str(), *finish_reason),
+            Reply::Text {
+                text,
+                finish_reason,
+            } => (text.as_str(), *finish_reason),
             Reply::Tool { .. } => ("", reply.finish_reason()),
         };
         let choices = (0..choices)
@@ -1394,7 +1487,8 @@ impl Exchange<'_> {
     }
 
     fn embeddings(&self) -> Result<HttpResponse, ApiError> {
-        let input = body_field(Some(self.body), "input").ok_or_else(|| ApiError::missing_parameter("input"))?;
+        let input = body_field(Some(self.body), "input")
+            .ok_or_else(|| ApiError::missing_parameter("input"))?;
         let inputs = parse_inputs(input).ok_or_else(|| {
             ApiError::invalid_value(
                 "input",
@@ -1445,7 +1539,10 @@ impl Exchange<'_> {
                 }
             })
             .collect();
-        let prompt_tokens = inputs.iter().map(InputItem::tokens).fold(0, u64::saturating_add);
+        let prompt_tokens = inputs
+            .iter()
+            .map(InputItem::tokens)
+            .fold(0, u64::saturating_add);
         json_response(
             &EmbeddingList {
                 object: "list",
@@ -1500,7 +1597,10 @@ fn include_usage(body: &Map<String, Value>) -> bool {
 /// The function to call when the request forces a tool call: `tools` is non-empty and
 /// `tool_choice` is `"required"` (first tool) or an object naming a function.
 fn forced_tool(body: &Map<String, Value>) -> Option<String> {
-    let tools = body.get("tools")?.as_array().filter(|tools| !tools.is_empty())?;
+    let tools = body
+        .get("tools")?
+        .as_array()
+        .filter(|tools| !tools.is_empty())?;
     let function_name = |item: &Value| {
         item.get("function")
             .and_then(|function| function.get("name"))
@@ -1509,9 +1609,12 @@ fn forced_tool(body: &Map<String, Value>) -> Option<String> {
             .map(str::to_owned)
     };
     match body.get("tool_choice")? {
-        Value::String(choice) if choice == "required" => {
-            Some(tools.first().and_then(function_name).unwrap_or_else(|| "function".to_owned()))
-        }
+        Value::String(choice) if choice == "required" => Some(
+            tools
+                .first()
+                .and_then(function_name)
+                .unwrap_or_else(|| "function".to_owned()),
+        ),
         choice @ Value::Object(_) => function_name(choice),
         _ => None,
     }
@@ -1538,7 +1641,9 @@ impl InputItem<'_> {
             Self::Text(text) => fnv1a(fnv1a(FNV_OFFSET, b"text:"), text.as_bytes()),
             Self::Tokens(tokens) => tokens
                 .iter()
-                .fold(fnv1a(FNV_OFFSET, b"tokens:"), |hash, token| fnv1a(hash, &token.to_le_bytes())),
+                .fold(fnv1a(FNV_OFFSET, b"tokens:"), |hash, token| {
+                    fnv1a(hash, &token.to_le_bytes())
+                }),
         }
     }
 }
@@ -1546,7 +1651,12 @@ impl InputItem<'_> {
 /// Parses OpenAI's input forms: a string, an array of strings, an array of token ids, or an
 /// array of token-id arrays. `None` if empty, mixed, too many, or another type.
 fn parse_inputs(value: &Value) -> Option<Vec<InputItem<'_>>> {
-    let token_ids = |items: &[Value]| items.iter().map(Value::as_i64).collect::<Option<Vec<i64>>>();
+    let token_ids = |items: &[Value]| {
+        items
+            .iter()
+            .map(Value::as_i64)
+            .collect::<Option<Vec<i64>>>()
+    };
     let inputs = match value {
         Value::String(text) => vec![InputItem::Text(text)],
         Value::Array(items) => match items.first()? {
@@ -1558,7 +1668,9 @@ fn parse_inputs(value: &Value) -> Option<Vec<InputItem<'_>>> {
             Value::Array(_) => items
                 .iter()
                 .map(|item| match item {
-                    Value::Array(tokens) if !tokens.is_empty() => token_ids(tokens).map(InputItem::Tokens),
+                    Value::Array(tokens) if !tokens.is_empty() => {
+                        token_ids(tokens).map(InputItem::Tokens)
+                    }
                     _ => None,
                 })
                 .collect::<Option<Vec<_>>>()?,
@@ -1585,7 +1697,18 @@ fn truncated_body(full: Vec<u8>) -> SizedStream<impl Stream<Item = io::Result<By
     let declared = u64::try_from(full.len()).unwrap_or(u64::MAX);
     let mut sent = Bytes::from(full);
     sent.truncate(sent.len() / 2);
-    SizedStream::new(declared, stream::iter([Ok(sent), Err(cut_error())]))
+    let abort = stream::once(async {
+        flush_point().await;
+        Err(cut_error())
+    });
+    SizedStream::new(declared, stream::iter([Ok(sent)]).chain(abort))
+}
+
+/// Returns `Pending` once. actix writes the bytes buffered so far to the socket whenever the body
+/// is pending, but discards them if the body fails in the same poll; a `cut` therefore passes
+/// here before failing, so that the client really receives the partial response.
+async fn flush_point() {
+    actix_web::rt::task::yield_now().await;
 }
 
 fn cut_error() -> io::Error {
@@ -1606,7 +1729,12 @@ fn success_builder() -> HttpResponseBuilder {
 fn random_id(prefix: &str, len: usize) -> String {
     let mut id = String::with_capacity(prefix.len() + len);
     id.push_str(prefix);
-    id.extend(rand::rng().sample_iter(Alphanumeric).take(len).map(char::from));
+    id.extend(
+        rand::rng()
+            .sample_iter(Alphanumeric)
+            .take(len)
+            .map(char::from),
+    );
     id
 }
 
@@ -1630,8 +1758,14 @@ enum StreamKind {
 
 /// What the stream carries in its content events.
 enum StreamBody {
-    Text { parts: Vec<String>, finish_reason: &'static str },
-    Tool { name: String, call_ids: Vec<String> },
+    Text {
+        parts: Vec<String>,
+        finish_reason: &'static str,
+    },
+    Tool {
+        name: String,
+        call_ids: Vec<String>,
+    },
 }
 
 /// A JSON event of a chunk stream, rendered only when it is sent.
@@ -1679,7 +1813,10 @@ impl StreamPlan {
         state: &MockState,
     ) -> Self {
         let body = match reply {
-            Reply::Text { text, finish_reason } => StreamBody::Text {
+            Reply::Text {
+                text,
+                finish_reason,
+            } => StreamBody::Text {
                 parts: split_chunks(&text, state.stream_chunks)
                     .into_iter()
                     .map(str::to_owned)
@@ -1723,7 +1860,11 @@ impl StreamPlan {
         if self.kind == StreamKind::Chat {
             steps.extend((0..self.choices).map(|choice| Step::Event(Event::Role(choice))));
         }
-        let sent_parts = if cut { parts.min(CUT_AFTER_PARTS) } else { parts };
+        let sent_parts = if cut {
+            parts.min(CUT_AFTER_PARTS)
+        } else {
+            parts
+        };
         for part in 0..sent_parts {
             steps.extend((0..self.choices).map(|choice| Step::Event(Event::Content(choice, part))));
         }
@@ -1764,7 +1905,10 @@ impl StreamPlan {
 
     fn chat_event(&self, event: Event) -> io::Result<Bytes> {
         let (choice, usage) = match event {
-            Event::Role(index) => (Some((index, self.role_delta(index), None)), self.usage_placeholder()),
+            Event::Role(index) => (
+                Some((index, self.role_delta(index), None)),
+                self.usage_placeholder(),
+            ),
             Event::Content(index, part) => (
                 Some((index, self.content_delta(part), None)),
                 self.usage_placeholder(),
@@ -1842,10 +1986,16 @@ impl StreamPlan {
 
     fn text_event(&self, event: Event) -> io::Result<Bytes> {
         let (choice, usage) = match event {
-            Event::Content(index, part) => (Some((self.part(part), index, None)), self.usage_placeholder()),
+            Event::Content(index, part) => (
+                Some((self.part(part), index, None)),
+                self.usage_placeholder(),
+            ),
             // Legacy completions have no role event (`steps` plans none): an empty text chunk.
             Event::Role(index) => (Some(("", index, None)), self.usage_placeholder()),
-            Event::Finish(index) => (Some(("", index, Some(self.finish_reason()))), self.usage_placeholder()),
+            Event::Finish(index) => (
+                Some(("", index, Some(self.finish_reason()))),
+                self.usage_placeholder(),
+            ),
             Event::Usage => (None, self.usage.as_ref().map(Some)),
         };
         let choice = choice.map(|(text, index, finish_reason)| TextChoice {
@@ -1874,16 +2024,26 @@ fn sse_event<T: Serialize>(event: &T) -> io::Result<Bytes> {
 }
 
 /// The event stream: each event is rendered and sent as it comes, `delay` apart.
-fn sse_stream(plan: StreamPlan, delay: Duration, cut: bool) -> impl Stream<Item = io::Result<Bytes>> {
+fn sse_stream(
+    plan: StreamPlan,
+    delay: Duration,
+    cut: bool,
+) -> impl Stream<Item = io::Result<Bytes>> {
     let steps = plan.steps(cut).into_iter();
-    stream::unfold((plan, steps, true), move |(plan, mut steps, first)| async move {
-        let step = steps.next()?;
-        if !first {
-            pause(delay).await;
-        }
-        let event = plan.render(step);
-        Some((event, (plan, steps, false)))
-    })
+    stream::unfold(
+        (plan, steps, true),
+        move |(plan, mut steps, first)| async move {
+            let step = steps.next()?;
+            if !first {
+                pause(delay).await;
+            }
+            if step == Step::Abort {
+                flush_point().await;
+            }
+            let event = plan.render(step);
+            Some((event, (plan, steps, false)))
+        },
+    )
 }
 
 fn sse_response(plan: StreamPlan, delay: Duration, cut: bool) -> HttpResponse {
@@ -1908,7 +2068,9 @@ fn chat_prompt_tokens(messages: &[Value]) -> u64 {
         .iter()
         .map(|message| message.get("content").map_or(0, content_chars))
         .sum();
-    let per_message = u64::try_from(messages.len()).unwrap_or(u64::MAX).saturating_mul(3);
+    let per_message = u64::try_from(messages.len())
+        .unwrap_or(u64::MAX)
+        .saturating_mul(3);
     u64::try_from(chars.div_ceil(4))
         .unwrap_or(u64::MAX)
         .saturating_add(per_message)
@@ -1958,10 +2120,12 @@ fn truncate_words(text: &str, limit: u64) -> Option<&str> {
     if spans.len() <= limit {
         return None;
     }
-    Some(match limit.checked_sub(1).and_then(|last| spans.get(last)) {
-        Some(&(_, end)) => &text[..end],
-        None => "",
-    })
+    Some(
+        match limit.checked_sub(1).and_then(|last| spans.get(last)) {
+            Some(&(_, end)) => &text[..end],
+            None => "",
+        },
+    )
 }
 
 /// Splits `text` into at most `chunks` parts of roughly equal word counts. Parts start with the
@@ -1970,7 +2134,11 @@ fn split_chunks(text: &str, chunks: usize) -> Vec<&str> {
     let spans = word_spans(text);
     let words = spans.len();
     if words == 0 {
-        return if text.is_empty() { Vec::new() } else { vec![text] };
+        return if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![text]
+        };
     }
     let groups = chunks.clamp(1, words);
     let mut parts = Vec::with_capacity(groups);
@@ -1992,9 +2160,9 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(seed, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(FNV_PRIME))
+    bytes.iter().fold(seed, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(FNV_PRIME)
+    })
 }
 
 fn splitmix64(state: &mut u64) -> u64 {
@@ -2015,7 +2183,11 @@ fn embedding_vector(item: &InputItem<'_>, dimensions: usize) -> Vec<f32> {
             (bits as f32 * scale).mul_add(2.0, -1.0)
         })
         .collect();
-    let norm = vector.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let norm = vector
+        .iter()
+        .map(|x| f64::from(*x).powi(2))
+        .sum::<f64>()
+        .sqrt();
     if norm > 0.0 {
         for x in &mut vector {
             *x = (f64::from(*x) / norm) as f32;
@@ -2029,16 +2201,1479 @@ fn embedding_vector(item: &InputItem<'_>, dimensions: usize) -> Vec<f32> {
 /// Standard base64 (RFC 4648, with padding).
 fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let sextet = |triple: u32, shift: u32| char::from(ALPHABET[((triple >> shift) & 0x3f) as usize]);
+    let sextet =
+        |triple: u32, shift: u32| char::from(ALPHABET[((triple >> shift) & 0x3f) as usize]);
     let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let byte = |index: usize| u32::from(chunk.get(index).copied().unwrap_or(0));
         let triple = (byte(0) << 16) | (byte(1) << 8) | byte(2);
         encoded.push(sextet(triple, 18));
         encoded.push(sextet(triple, 12));
-        encoded.push(if chunk.len() > 1 { sextet(triple, 6) } else { '=' });
-        encoded.push(if chunk.len() > 2 { sextet(triple, 0) } else { '=' });
+        encoded.push(if chunk.len() > 1 {
+            sextet(triple, 6)
+        } else {
+            '='
+        });
+        encoded.push(if chunk.len() > 2 {
+            sextet(triple, 0)
+        } else {
+            '='
+        });
     }
     encoded
 }
 
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{Read as _, Write as _},
+        net::TcpStream,
+        pin::pin,
+    };
+
+    use actix_web::{
+        body::{BodySize, MessageBody},
+        dev::ServiceResponse,
+        test::{self, TestRequest},
+    };
+    use futures_util::future::poll_fn;
+
+    use super::*;
+
+    const CHAT: &str = "/v1/chat/completions";
+
+    /// An in-process mock service and its state.
+    macro_rules! mock_app {
+        ($args:expr) => {{
+            let state = web::Data::new(MockState::new(&$args));
+            let cfg_state = state.clone();
+            let app =
+                test::init_service(App::new().configure(move |cfg| configure(cfg, cfg_state)))
+                    .await;
+            (app, state)
+        }};
+        () => {
+            mock_app!(MockProviderArgs::default())
+        };
+    }
+
+    fn chat_body() -> Value {
+        json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "Hello there"}]})
+    }
+
+    fn post(path: &str, body: Value) -> TestRequest {
+        TestRequest::post().uri(path).set_json(body)
+    }
+
+    /// Reads a body to its end or its first error: (bytes received, whether it errored).
+    async fn drain<B: MessageBody>(body: B) -> (Vec<u8>, bool) {
+        let mut body = pin!(body);
+        let mut received = Vec::new();
+        loop {
+            match poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+                Some(Ok(chunk)) => received.extend_from_slice(&chunk),
+                Some(Err(_)) => return (received, true),
+                None => return (received, false),
+            }
+        }
+    }
+
+    async fn json_of<B: MessageBody>(response: ServiceResponse<B>) -> Value {
+        let (bytes, errored) = drain(response.into_body()).await;
+        assert!(!errored, "body errored");
+        serde_json::from_slice(&bytes).expect("JSON body")
+    }
+
+    /// The `data:` payloads of an SSE body, checking the framing.
+    fn sse_payloads(bytes: &[u8]) -> Vec<String> {
+        let text = std::str::from_utf8(bytes).expect("UTF-8 SSE body");
+        assert!(
+            text.ends_with("\n\n"),
+            "every event ends with a blank line: {text:?}"
+        );
+        text.split_terminator("\n\n")
+            .map(|event| {
+                event
+                    .strip_prefix("data: ")
+                    .unwrap_or_else(|| panic!("event without `data: `: {event:?}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    fn sse_json(payloads: &[String]) -> Vec<Value> {
+        payloads
+            .iter()
+            .filter(|payload| *payload != "[DONE]")
+            .map(|payload| serde_json::from_str(payload).expect("JSON event"))
+            .collect()
+    }
+
+    fn header<'a, B>(response: &'a ServiceResponse<B>, name: &str) -> Option<&'a str> {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    }
+
+    fn error_json(message: &str, kind: &str, param: Value, code: Value) -> Value {
+        json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
+    }
+
+    // ----- pure helpers ------------------------------------------------------------------
+
+    #[test]
+    fn token_counting() {
+        assert_eq!(tokens_for_chars(0), 1);
+        assert_eq!(tokens_for_chars(1), 1);
+        assert_eq!(tokens_for_chars(4), 1);
+        assert_eq!(tokens_for_chars(5), 2);
+        assert_eq!(tokens_for_chars(400), 100);
+
+        let messages = [json!({"role": "user", "content": "Hello there"})];
+        assert_eq!(chat_prompt_tokens(&messages), 3 + 3); // ceil(11 / 4) + 3
+        let messages = [
+            json!({"role": "system", "content": "abcd"}),
+            json!({"role": "user", "content": [
+                {"type": "text", "text": "ab"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/x.png"}},
+                {"type": "text", "text": "c"}
+            ]}),
+            json!({"role": "assistant", "content": null, "tool_calls": []}),
+        ];
+        assert_eq!(chat_prompt_tokens(&messages), 2 + 9); // ceil(7 / 4) + 3 * 3
+        assert_eq!(chat_prompt_tokens(&[]), 1);
+        // Characters, not bytes.
+        assert_eq!(chat_prompt_tokens(&[json!({"content": "éééé"})]), 1 + 3);
+
+        assert_eq!(count_words(DEFAULT_REPLY), 11);
+        assert_eq!(count_words("  spaced\tout \n words "), 3);
+        assert_eq!(count_words(""), 0);
+        assert_eq!(InputItem::Tokens(vec![1, 2, 3]).tokens(), 3);
+        assert_eq!(InputItem::Text("abcdefghi").tokens(), 3);
+    }
+
+    #[test]
+    fn word_truncation() {
+        assert_eq!(truncate_words(DEFAULT_REPLY, 11), None);
+        assert_eq!(truncate_words(DEFAULT_REPLY, 100), None);
+        assert_eq!(
+            truncate_words(DEFAULT_REPLY, 4),
+            Some("Hello from the Tollgate")
+        );
+        assert_eq!(truncate_words("a  b\tc", 2), Some("a  b"));
+        assert_eq!(truncate_words("one two", 0), Some(""));
+        assert_eq!(truncate_words("", 0), None);
+    }
+
+    #[test]
+    fn chunk_splitting() {
+        let parts = split_chunks(DEFAULT_REPLY, 8);
+        assert_eq!(parts.len(), 8);
+        assert_eq!(parts.concat(), DEFAULT_REPLY);
+        assert_eq!(parts[0], "Hello");
+        assert!(parts[1..].iter().all(|part| part.starts_with(' ')));
+        let sizes: Vec<u64> = parts.iter().map(|part| count_words(part)).collect();
+        assert_eq!(sizes.iter().sum::<u64>(), 11);
+        assert!(sizes.iter().all(|size| (1..=2).contains(size)), "{sizes:?}");
+
+        assert_eq!(split_chunks("one two three", 3), ["one", " two", " three"]);
+        assert_eq!(split_chunks("one two three", 1), ["one two three"]);
+        assert_eq!(split_chunks("one two three", 0), ["one two three"]);
+        // Fewer words than chunks: one word per chunk.
+        assert_eq!(split_chunks("one two", 8), ["one", " two"]);
+        assert_eq!(
+            split_chunks(" lead and trail ", 2),
+            [" lead", " and trail "]
+        );
+        assert!(split_chunks("", 8).is_empty());
+        assert_eq!(split_chunks("   ", 8), ["   "]);
+        let words: String = (0..100).map(|i| format!("w{i} ")).collect();
+        let parts = split_chunks(&words, 7);
+        assert_eq!(parts.len(), 7);
+        assert_eq!(parts.concat(), words);
+        assert!(parts
+            .iter()
+            .all(|part| (14..=15).contains(&count_words(part))));
+    }
+
+    #[test]
+    fn failure_mode_parsing() {
+        let parse = |raw: &str| raw.parse::<FailureMode>();
+        assert_eq!(
+            parse("500"),
+            Ok(FailureMode::Status(StatusCode::INTERNAL_SERVER_ERROR))
+        );
+        assert_eq!(
+            parse(" 503 "),
+            Ok(FailureMode::Status(StatusCode::SERVICE_UNAVAILABLE))
+        );
+        assert_eq!(parse("404"), Ok(FailureMode::Status(StatusCode::NOT_FOUND)));
+        assert_eq!(
+            parse("400"),
+            Ok(FailureMode::Status(StatusCode::BAD_REQUEST))
+        );
+        assert_eq!(
+            parse("599"),
+            Ok(FailureMode::Status(
+                StatusCode::from_u16(599).expect("valid")
+            ))
+        );
+        assert_eq!(parse("429"), Ok(FailureMode::RateLimit));
+        assert_eq!(parse("rate-limit"), Ok(FailureMode::RateLimit));
+        assert_eq!(parse("context_length"), Ok(FailureMode::ContextLength));
+        assert_eq!(parse("Context-Length"), Ok(FailureMode::ContextLength));
+        assert_eq!(parse("content_policy"), Ok(FailureMode::ContentPolicy));
+        assert_eq!(parse("CUT"), Ok(FailureMode::Cut));
+        assert_eq!(parse("hang"), Ok(FailureMode::Hang));
+        assert_eq!(parse("slow"), Ok(FailureMode::Slow));
+        for bad in [
+            "", "200", "302", "399", "600", "70000", "-500", "boom", "5O0",
+        ] {
+            assert_eq!(parse(bad), Err(UnknownFailureMode), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_formatting() {
+        assert_eq!(format_seconds(1.0), "1");
+        assert_eq!(format_seconds(0.0), "0");
+        assert_eq!(format_seconds(0.5), "0.5");
+        assert_eq!(format_seconds(30.0), "30");
+        assert_eq!(parse_non_negative(" 2.5 "), Some(2.5));
+        assert_eq!(parse_non_negative("-1"), None);
+        assert_eq!(parse_non_negative("inf"), None);
+        assert_eq!(parse_non_negative("soon"), None);
+    }
+
+    #[test]
+    fn base64_encoding() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64_encode(plain.as_bytes()), encoded);
+        }
+        assert_eq!(base64_encode(&[0xff, 0xfe, 0xfd, 0x00]), "//79AA==");
+        assert_eq!(base64_encode(&1.0f32.to_le_bytes()), "AACAPw==");
+    }
+
+    #[test]
+    fn embeddings_are_deterministic_unit_vectors() {
+        let hello = InputItem::Text("hello");
+        let first = embedding_vector(&hello, 8);
+        assert_eq!(first.len(), 8);
+        assert_eq!(first, embedding_vector(&hello, 8));
+        assert_ne!(first, embedding_vector(&InputItem::Text("hello!"), 8));
+        assert_ne!(first, embedding_vector(&InputItem::Tokens(vec![1, 2]), 8));
+        assert_eq!(
+            embedding_vector(&InputItem::Tokens(vec![1, 2]), 8),
+            embedding_vector(&InputItem::Tokens(vec![1, 2]), 8)
+        );
+        for dimensions in [1, 2, 8, 256, 3072] {
+            let vector = embedding_vector(&hello, dimensions);
+            assert_eq!(vector.len(), dimensions);
+            let norm = vector
+                .iter()
+                .map(|x| f64::from(*x).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "norm {norm} at {dimensions}");
+            assert!(vector
+                .iter()
+                .all(|x| x.is_finite() && (-1.0..=1.0).contains(x)));
+        }
+        assert!(embedding_vector(&hello, 0).is_empty());
+        // Fixed across builds and platforms (FNV-1a + splitmix64, no std hasher).
+        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn input_parsing() {
+        assert_eq!(parse_inputs(&json!("x")), Some(vec![InputItem::Text("x")]));
+        assert_eq!(
+            parse_inputs(&json!(["a", "b"])),
+            Some(vec![InputItem::Text("a"), InputItem::Text("b")])
+        );
+        assert_eq!(
+            parse_inputs(&json!([1, 2, 3])),
+            Some(vec![InputItem::Tokens(vec![1, 2, 3])])
+        );
+        assert_eq!(
+            parse_inputs(&json!([[1, 2], [3]])),
+            Some(vec![
+                InputItem::Tokens(vec![1, 2]),
+                InputItem::Tokens(vec![3])
+            ])
+        );
+        for bad in [
+            json!([]),
+            json!(["a", 1]),
+            json!([[1], "a"]),
+            json!([[]]),
+            json!(null),
+            json!({"a": 1}),
+            json!([1.5]),
+        ] {
+            assert_eq!(parse_inputs(&bad), None, "{bad}");
+        }
+        let too_many = Value::Array(vec![json!("x"); MAX_INPUTS + 1]);
+        assert_eq!(parse_inputs(&too_many), None);
+    }
+
+    #[test]
+    fn listening_line_format() {
+        assert_eq!(
+            listening_line("127.0.0.1", 8090),
+            "mock-provider listening on http://127.0.0.1:8090"
+        );
+        assert_eq!(
+            listening_line("localhost", 1),
+            "mock-provider listening on http://localhost:1"
+        );
+        assert_eq!(
+            listening_line("::1", 9),
+            "mock-provider listening on http://[::1]:9"
+        );
+    }
+
+    // ----- chat completions --------------------------------------------------------------
+
+    #[actix_web::test]
+    async fn chat_completion_shape() {
+        let (app, _) = mock_app!();
+        let response = test::call_service(&app, post(CHAT, chat_body()).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-type"), Some("application/json"));
+        assert_eq!(
+            header(&response, "x-ratelimit-limit-requests"),
+            Some("10000")
+        );
+        assert_eq!(
+            header(&response, "x-ratelimit-remaining-requests"),
+            Some("9999")
+        );
+        assert!(header(&response, "x-request-id").is_some_and(|id| id.starts_with("req_")));
+        assert!(
+            header(&response, "openai-processing-ms").is_some_and(|ms| ms.parse::<u64>().is_ok())
+        );
+
+        let body = json_of(response).await;
+        let id = body["id"].as_str().expect("id");
+        assert!(id.starts_with("chatcmpl-") && id.len() > "chatcmpl-".len());
+        assert_eq!(body["object"], "chat.completion");
+        assert!(body["created"]
+            .as_u64()
+            .is_some_and(|created| created > 1_700_000_000));
+        assert_eq!(body["model"], "mock-gpt");
+        assert!(body["system_fingerprint"].is_string());
+        assert_eq!(body["choices"].as_array().map(Vec::len), Some(1));
+        let choice = &body["choices"][0];
+        assert_eq!(choice["index"], 0);
+        assert_eq!(choice["message"]["role"], "assistant");
+        assert_eq!(choice["message"]["content"], DEFAULT_REPLY);
+        assert!(choice["message"].get("tool_calls").is_none());
+        assert_eq!(choice["finish_reason"], "stop");
+        assert!(choice.get("logprobs").is_some_and(Value::is_null));
+        assert_eq!(
+            body["usage"],
+            json!({
+                "prompt_tokens": 6,
+                "completion_tokens": 11,
+                "total_tokens": 17,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": 0,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0
+                }
+            })
+        );
+    }
+
+    #[actix_web::test]
+    async fn chat_n_max_tokens_and_mock_reply() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["n"] = json!(3);
+        body["max_tokens"] = json!(4);
+        let response = test::call_service(&app, post("/chat/completions", body).to_request()).await;
+        let body = json_of(response).await;
+        let choices = body["choices"].as_array().expect("choices");
+        assert_eq!(choices.len(), 3);
+        for (index, choice) in choices.iter().enumerate() {
+            assert_eq!(choice["index"], index);
+            assert_eq!(choice["message"]["content"], "Hello from the Tollgate");
+            assert_eq!(choice["finish_reason"], "length");
+        }
+        assert_eq!(body["usage"]["completion_tokens"], 12);
+
+        let mut body = chat_body();
+        body["mock_reply"] = json!("Custom words here");
+        body["max_completion_tokens"] = json!(3);
+        body["max_tokens"] = json!(1);
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        let body = json_of(response).await;
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "Custom words here"
+        );
+        assert_eq!(body["choices"][0]["finish_reason"], "stop");
+        assert_eq!(body["usage"]["completion_tokens"], 3);
+    }
+
+    #[actix_web::test]
+    async fn chat_tool_calls() {
+        let (app, _) = mock_app!();
+        let tools = json!([
+            {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
+            {"type": "function", "function": {"name": "get_time"}}
+        ]);
+
+        let mut body = chat_body();
+        body["tools"] = tools.clone();
+        body["tool_choice"] = json!("required");
+        let body = json_of(test::call_service(&app, post(CHAT, body).to_request()).await).await;
+        let choice = &body["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls");
+        assert!(choice["message"]["content"].is_null());
+        let call = &choice["message"]["tool_calls"][0];
+        assert!(call["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("call_")));
+        assert_eq!(call["type"], "function");
+        assert_eq!(
+            call["function"],
+            json!({"name": "get_weather", "arguments": "{}"})
+        );
+
+        let mut body = chat_body();
+        body["tools"] = tools.clone();
+        body["tool_choice"] = json!({"type": "function", "function": {"name": "get_time"}});
+        let body = json_of(test::call_service(&app, post(CHAT, body).to_request()).await).await;
+        assert_eq!(
+            body["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+            "get_time"
+        );
+
+        for tool_choice in [json!("auto"), json!("none"), Value::Null] {
+            let mut body = chat_body();
+            body["tools"] = tools.clone();
+            body["tool_choice"] = tool_choice;
+            let body = json_of(test::call_service(&app, post(CHAT, body).to_request()).await).await;
+            assert_eq!(body["choices"][0]["message"]["content"], DEFAULT_REPLY);
+            assert_eq!(body["choices"][0]["finish_reason"], "stop");
+        }
+    }
+
+    // ----- streaming ---------------------------------------------------------------------
+
+    #[actix_web::test]
+    async fn chat_stream_framing_without_usage() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            header(&response, "content-type"),
+            Some("text/event-stream; charset=utf-8")
+        );
+        assert_eq!(
+            header(&response, "x-ratelimit-remaining-requests"),
+            Some("9999")
+        );
+        let (bytes, errored) = drain(response.into_body()).await;
+        assert!(!errored);
+        let payloads = sse_payloads(&bytes);
+        assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+        assert_eq!(payloads.iter().filter(|p| *p == "[DONE]").count(), 1);
+
+        let chunks = sse_json(&payloads);
+        assert_eq!(chunks.len(), 1 + 8 + 1);
+        let id = &chunks[0]["id"];
+        for chunk in &chunks {
+            assert_eq!(chunk["object"], "chat.completion.chunk");
+            assert_eq!(&chunk["id"], id);
+            assert_eq!(chunk["created"], chunks[0]["created"]);
+            assert_eq!(chunk["model"], "mock-gpt");
+            assert!(
+                chunk.get("usage").is_none(),
+                "no usage field unless asked: {chunk}"
+            );
+        }
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
+        assert!(chunks[0]["choices"][0]["finish_reason"].is_null());
+        let content: String = chunks[1..9]
+            .iter()
+            .map(|chunk| {
+                assert_eq!(
+                    chunk["choices"][0]["delta"].as_object().map(Map::len),
+                    Some(1)
+                );
+                chunk["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .expect("content")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(content, DEFAULT_REPLY);
+        assert_eq!(chunks[9]["choices"][0]["delta"], json!({}));
+        assert_eq!(chunks[9]["choices"][0]["finish_reason"], "stop");
+    }
+
+    #[actix_web::test]
+    async fn chat_stream_usage_chunk_when_asked() {
+        let (app, _) = mock_app!(MockProviderArgs {
+            stream_chunks: 3,
+            ..MockProviderArgs::default()
+        });
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        let (bytes, _) = drain(response.into_body()).await;
+        let payloads = sse_payloads(&bytes);
+        assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+        let chunks = sse_json(&payloads);
+        assert_eq!(chunks.len(), 1 + 3 + 1 + 1);
+        let (usage_chunk, others) = chunks.split_last().expect("chunks");
+        assert_eq!(usage_chunk["choices"], json!([]));
+        assert_eq!(usage_chunk["usage"]["prompt_tokens"], 6);
+        assert_eq!(usage_chunk["usage"]["completion_tokens"], 11);
+        assert_eq!(usage_chunk["usage"]["total_tokens"], 17);
+        assert!(others
+            .iter()
+            .all(|chunk| chunk.get("usage").is_some_and(Value::is_null)));
+        assert_eq!(
+            others
+                .last()
+                .map(|chunk| &chunk["choices"][0]["finish_reason"]),
+            Some(&json!("stop"))
+        );
+
+        // include_usage false: no usage chunk.
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": false});
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        let (bytes, _) = drain(response.into_body()).await;
+        let chunks = sse_json(&sse_payloads(&bytes));
+        assert!(chunks
+            .iter()
+            .all(|chunk| !chunk["choices"].as_array().is_some_and(Vec::is_empty)));
+    }
+
+    #[actix_web::test]
+    async fn chat_stream_n_choices_and_length() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        body["n"] = json!(2);
+        body["max_tokens"] = json!(2);
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        let (bytes, _) = drain(response.into_body()).await;
+        let chunks = sse_json(&sse_payloads(&bytes));
+        for index in 0..2 {
+            let of_choice: Vec<&Value> = chunks
+                .iter()
+                .filter(|chunk| chunk["choices"][0]["index"] == index)
+                .collect();
+            let text: String = of_choice
+                .iter()
+                .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+                .collect();
+            assert_eq!(text, "Hello from");
+            assert_eq!(
+                of_choice.last().map(|c| &c["choices"][0]["finish_reason"]),
+                Some(&json!("length"))
+            );
+        }
+    }
+
+    #[actix_web::test]
+    async fn chat_stream_tool_call() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        body["tools"] = json!([{"type": "function", "function": {"name": "lookup"}}]);
+        body["tool_choice"] = json!("required");
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        let (bytes, _) = drain(response.into_body()).await;
+        let chunks = sse_json(&sse_payloads(&bytes));
+        assert_eq!(chunks.len(), 3);
+        let first = &chunks[0]["choices"][0]["delta"];
+        assert_eq!(first["role"], "assistant");
+        assert!(first["content"].is_null());
+        assert_eq!(first["tool_calls"][0]["index"], 0);
+        assert_eq!(first["tool_calls"][0]["type"], "function");
+        assert_eq!(
+            first["tool_calls"][0]["function"],
+            json!({"name": "lookup", "arguments": ""})
+        );
+        assert!(first["tool_calls"][0]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("call_")));
+        assert_eq!(
+            chunks[1]["choices"][0]["delta"],
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})
+        );
+        assert_eq!(chunks[2]["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[actix_web::test]
+    async fn chunk_delay_paces_the_stream() {
+        let (app, _) = mock_app!(MockProviderArgs {
+            chunk_delay_ms: 40,
+            stream_chunks: 2,
+            ..MockProviderArgs::default()
+        });
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        let started = Instant::now();
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        assert!(
+            started.elapsed() < Duration::from_millis(40),
+            "head is not delayed by chunk pacing"
+        );
+        let (bytes, _) = drain(response.into_body()).await;
+        // role, 2 content, finish, [DONE]: four pauses.
+        assert_eq!(sse_payloads(&bytes).len(), 5);
+        assert!(started.elapsed() >= Duration::from_millis(160));
+    }
+
+    // ----- legacy completions, embeddings, models ------------------------------------------
+
+    #[actix_web::test]
+    async fn text_completions() {
+        let (app, _) = mock_app!();
+        let body = json!({"model": "mock-gpt-instruct", "prompt": "Say hi", "max_tokens": 3});
+        let response = test::call_service(&app, post("/v1/completions", body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = json_of(response).await;
+        assert!(body["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("cmpl-")));
+        assert_eq!(body["object"], "text_completion");
+        assert_eq!(body["model"], "mock-gpt-instruct");
+        assert_eq!(
+            body["choices"],
+            json!([{"text": "Hello from the", "index": 0, "logprobs": null, "finish_reason": "length"}])
+        );
+        assert_eq!(
+            body["usage"],
+            json!({"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5})
+        );
+
+        let body = json!({"model": "m", "prompt": ["a", "b"], "n": 2});
+        let body =
+            json_of(test::call_service(&app, post("/completions", body).to_request()).await).await;
+        assert_eq!(body["choices"].as_array().map(Vec::len), Some(4));
+
+        let body = json!({
+            "model": "mock-gpt-instruct",
+            "prompt": "Say hi",
+            "stream": true,
+            "stream_options": {"include_usage": true}
+        });
+        let response = test::call_service(&app, post("/v1/completions", body).to_request()).await;
+        let (bytes, _) = drain(response.into_body()).await;
+        let payloads = sse_payloads(&bytes);
+        assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+        let chunks = sse_json(&payloads);
+        assert_eq!(chunks.len(), 8 + 1 + 1);
+        assert!(chunks
+            .iter()
+            .all(|chunk| chunk["object"] == "text_completion"));
+        let text: String = chunks[..8]
+            .iter()
+            .map(|chunk| {
+                chunk["choices"][0]["text"]
+                    .as_str()
+                    .expect("text")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(text, DEFAULT_REPLY);
+        assert_eq!(chunks[8]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(chunks[9]["choices"], json!([]));
+        assert_eq!(chunks[9]["usage"]["completion_tokens"], 11);
+    }
+
+    #[actix_web::test]
+    async fn embeddings_shape_and_encoding() {
+        let (app, _) = mock_app!();
+        let body = json!({"model": "mock-embedding", "input": ["hello", "world!"]});
+        let response = test::call_service(&app, post("/v1/embeddings", body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = json_of(response).await;
+        assert_eq!(body["object"], "list");
+        assert_eq!(body["model"], "mock-embedding");
+        assert_eq!(
+            body["usage"],
+            json!({"prompt_tokens": 4, "total_tokens": 4})
+        ); // 2 + 2
+        let data = body["data"].as_array().expect("data");
+        assert_eq!(data.len(), 2);
+        for (index, item) in data.iter().enumerate() {
+            assert_eq!(item["object"], "embedding");
+            assert_eq!(item["index"], index);
+            assert_eq!(
+                item["embedding"].as_array().map(Vec::len),
+                Some(DEFAULT_EMBEDDING_DIM)
+            );
+        }
+        let expected = embedding_vector(&InputItem::Text("hello"), DEFAULT_EMBEDDING_DIM);
+        let received: Vec<f32> = data[0]["embedding"]
+            .as_array()
+            .expect("floats")
+            .iter()
+            .map(|x| x.as_f64().expect("float") as f32)
+            .collect();
+        assert!(expected
+            .iter()
+            .zip(&received)
+            .all(|(a, b)| (a - b).abs() < 1e-6));
+
+        let body =
+            json!({"model": "e", "input": "hello", "dimensions": 5, "encoding_format": "base64"});
+        let body =
+            json_of(test::call_service(&app, post("/embeddings", body).to_request()).await).await;
+        let bytes: Vec<u8> = embedding_vector(&InputItem::Text("hello"), 5)
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(body["data"][0]["embedding"], base64_encode(&bytes));
+
+        let body = json!({"model": "e", "input": [[1, 2, 3], [4]]});
+        let body =
+            json_of(test::call_service(&app, post("/embeddings", body).to_request()).await).await;
+        assert_eq!(body["data"].as_array().map(Vec::len), Some(2));
+        assert_eq!(body["usage"]["prompt_tokens"], 4);
+
+        let (app, _) = mock_app!(MockProviderArgs {
+            embedding_dim: 16,
+            ..MockProviderArgs::default()
+        });
+        let body = json!({"model": "e", "input": [1, 2, 3]});
+        let body =
+            json_of(test::call_service(&app, post("/embeddings", body).to_request()).await).await;
+        assert_eq!(
+            body["data"][0]["embedding"].as_array().map(Vec::len),
+            Some(16)
+        );
+
+        for (bad, param) in [
+            (json!({"model": "e"}), "input"),
+            (json!({"model": "e", "input": []}), "input"),
+            (json!({"model": "e", "input": ["a", 1]}), "input"),
+            (
+                json!({"model": "e", "input": "a", "dimensions": 0}),
+                "dimensions",
+            ),
+            (
+                json!({"model": "e", "input": "a", "encoding_format": "hex"}),
+                "encoding_format",
+            ),
+        ] {
+            let response =
+                test::call_service(&app, post("/embeddings", bad.clone()).to_request()).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+            let body = json_of(response).await;
+            assert_eq!(body["error"]["type"], "invalid_request_error");
+            assert_eq!(body["error"]["param"], param);
+        }
+    }
+
+    #[actix_web::test]
+    async fn models_and_health() {
+        let (app, _) = mock_app!();
+        for path in ["/models", "/v1/models"] {
+            let response =
+                test::call_service(&app, TestRequest::get().uri(path).to_request()).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = json_of(response).await;
+            assert_eq!(body["object"], "list");
+            assert_eq!(
+                body["data"][0],
+                json!({"id": "mock-gpt", "object": "model", "created": 1_677_610_602, "owned_by": "tollgate-mock"})
+            );
+            assert_eq!(body["data"].as_array().map(Vec::len), Some(MODEL_IDS.len()));
+        }
+        let response = test::call_service(
+            &app,
+            TestRequest::get()
+                .uri("/v1/models/mock-gpt-mini")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(json_of(response).await["id"], "mock-gpt-mini");
+        let response = test::call_service(
+            &app,
+            TestRequest::get().uri("/v1/models/gpt-9").to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(json_of(response).await["error"]["code"], "model_not_found");
+
+        for path in ["/health", "/v1/health"] {
+            let response =
+                test::call_service(&app, TestRequest::get().uri(path).to_request()).await;
+            assert_eq!(json_of(response).await, json!({"status": "ok"}));
+        }
+    }
+
+    #[actix_web::test]
+    async fn azure_deployment_routes() {
+        let (app, state) = mock_app!();
+        let body = json!({"messages": [{"role": "user", "content": "hi"}]});
+        let request = post(
+            "/openai/deployments/my-gpt/chat/completions?api-version=2024-10-21",
+            body,
+        )
+        .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(json_of(response).await["model"], "my-gpt");
+
+        let body = json!({"input": "hi"});
+        let request = post(
+            "/openai/deployments/emb/embeddings?api-version=2024-10-21",
+            body,
+        )
+        .to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status(),
+            StatusCode::OK
+        );
+        let body = json!({"prompt": "hi"});
+        let request = post("/openai/deployments/inst/completions", body).to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status(),
+            StatusCode::OK
+        );
+
+        let stats = state.stats_json();
+        assert_eq!(stats["by_model"], json!({"emb": 1, "inst": 1, "my-gpt": 1}));
+        let last = lock(&state.last_request)
+            .clone()
+            .expect("captured")
+            .to_json();
+        assert_eq!(last["path"], "/openai/deployments/inst/completions");
+    }
+
+    // ----- bad input ---------------------------------------------------------------------
+
+    #[actix_web::test]
+    async fn bad_input_is_rejected_in_openai_shape() {
+        let (app, _) = mock_app!();
+        let request = TestRequest::post()
+            .uri(CHAT)
+            .insert_header(ContentType::json())
+            .set_payload("{not json")
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = json_of(response).await;
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("JSON")));
+
+        let cases = [
+            (
+                json!({"messages": [{"role": "user", "content": "x"}]}),
+                "model",
+            ),
+            (json!({"model": "mock-gpt"}), "messages"),
+            (json!({"model": "mock-gpt", "messages": []}), "messages"),
+            (json!({"model": "mock-gpt", "messages": "hi"}), "messages"),
+            (
+                json!({"model": "mock-gpt", "messages": [{"content": "x"}], "n": 0}),
+                "n",
+            ),
+            (
+                json!({"model": "mock-gpt", "messages": [{"content": "x"}], "max_tokens": "ten"}),
+                "max_tokens",
+            ),
+            (
+                json!({"model": "mock-gpt", "messages": [{"content": "x"}], "mock_reply": 42}),
+                "mock_reply",
+            ),
+        ];
+        for (body, param) in cases {
+            let response = test::call_service(&app, post(CHAT, body.clone()).to_request()).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+            let error = json_of(response).await;
+            assert_eq!(error["error"]["type"], "invalid_request_error", "{body}");
+            assert_eq!(error["error"]["param"], param, "{body}");
+        }
+        let response = test::call_service(&app, post(CHAT, json!([1, 2])).to_request()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+
+    // ----- failure injection -------------------------------------------------------------
+
+    #[actix_web::test]
+    async fn injected_status_errors() {
+        let (app, _) = mock_app!();
+        let cases = [
+            (500, "server_error", Value::Null),
+            (502, "server_error", Value::Null),
+            (503, "server_error", Value::Null),
+            (504, "server_error", Value::Null),
+            (400, "invalid_request_error", Value::Null),
+            (401, "invalid_request_error", json!("invalid_api_key")),
+            (403, "invalid_request_error", Value::Null),
+            (404, "invalid_request_error", json!("model_not_found")),
+            (422, "invalid_request_error", Value::Null),
+        ];
+        for (status, kind, code) in cases {
+            let request = post(CHAT, chat_body())
+                .insert_header((FAIL_HEADER, status.to_string()))
+                .to_request();
+            let response = test::call_service(&app, request).await;
+            assert_eq!(response.status().as_u16(), status);
+            assert!(header(&response, "x-request-id").is_some());
+            assert_eq!(header(&response, "content-type"), Some("application/json"));
+            let message = format!("Mock provider injected {status} error");
+            assert_eq!(
+                json_of(response).await,
+                error_json(&message, kind, Value::Null, code)
+            );
+        }
+    }
+
+    #[actix_web::test]
+    async fn injected_rate_limit() {
+        let (app, _) = mock_app!();
+        let expected = error_json(
+            "Rate limit reached for requests",
+            "requests",
+            Value::Null,
+            json!("rate_limit_exceeded"),
+        );
+
+        let request = post(CHAT, chat_body())
+            .insert_header((FAIL_HEADER, "429"))
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header(&response, "retry-after"), Some("1"));
+        assert_eq!(
+            header(&response, "x-ratelimit-remaining-requests"),
+            Some("0")
+        );
+        assert_eq!(json_of(response).await, expected);
+
+        let mut body = chat_body();
+        body["mock_fail"] = json!("429");
+        body["mock_retry_after"] = json!(7);
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header(&response, "retry-after"), Some("7"));
+
+        let request = post(
+            CHAT,
+            json!({"model": "mock-fail-429", "messages": [{"content": "x"}]}),
+        )
+        .insert_header((RETRY_AFTER_HEADER, "0.5"))
+        .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header(&response, "retry-after"), Some("0.5"));
+        assert_eq!(json_of(response).await, expected);
+    }
+
+    #[actix_web::test]
+    async fn injected_context_length_and_content_policy() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["mock_fail"] = json!("context_length");
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            json_of(response).await,
+            error_json(
+                "This model's maximum context length is 8192 tokens. However, your messages resulted in \
+                 9000 tokens. Please reduce the length of the messages.",
+                "invalid_request_error",
+                json!("messages"),
+                json!("context_length_exceeded"),
+            )
+        );
+
+        let body = json!({"model": "mock-fail-content_policy", "messages": [{"content": "x"}]});
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            json_of(response).await,
+            error_json(
+                "Your request was rejected as a result of our safety system.",
+                "invalid_request_error",
+                Value::Null,
+                json!("content_policy_violation"),
+            )
+        );
+    }
+
+    #[actix_web::test]
+    async fn failure_source_precedence_and_unknown_modes() {
+        let (app, _) = mock_app!();
+        // Header beats body beats model.
+        let body =
+            json!({"model": "mock-fail-500", "mock_fail": "502", "messages": [{"content": "x"}]});
+        let request = post(CHAT, body.clone())
+            .insert_header((FAIL_HEADER, "503"))
+            .to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status().as_u16(),
+            503
+        );
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        assert_eq!(response.status().as_u16(), 502);
+        let body = json!({"model": "mock-fail-500", "messages": [{"content": "x"}]});
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        assert_eq!(response.status().as_u16(), 500);
+        // Works on every LLM route, even before body validation.
+        let request = post("/v1/embeddings", json!({}))
+            .insert_header((FAIL_HEADER, "502"))
+            .to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status().as_u16(),
+            502
+        );
+        let request = TestRequest::post()
+            .uri("/v1/completions")
+            .set_payload("garbage")
+            .insert_header((FAIL_HEADER, "503"))
+            .to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status().as_u16(),
+            503
+        );
+
+        let request = post(CHAT, chat_body())
+            .insert_header((FAIL_HEADER, "teapot"))
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = json_of(response).await;
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("teapot")));
+        let body = json!({"model": "mock-fail-nope", "messages": [{"content": "x"}]});
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(json_of(response).await["error"]["param"], "model");
+    }
+
+    #[actix_web::test]
+    async fn cut_stream_ends_without_finish_or_done() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        let request = post(CHAT, body)
+            .insert_header((FAIL_HEADER, "cut"))
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let (bytes, errored) = drain(response.into_body()).await;
+        assert!(
+            errored,
+            "the body stream must error so the connection is aborted"
+        );
+        let payloads = sse_payloads(&bytes);
+        assert!(!payloads.iter().any(|p| p == "[DONE]"));
+        let chunks = sse_json(&payloads);
+        assert_eq!(chunks.len(), 3, "role chunk + two content chunks");
+        assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+        assert!(chunks
+            .iter()
+            .all(|chunk| chunk["choices"][0]["finish_reason"].is_null()));
+    }
+
+    #[actix_web::test]
+    async fn cut_non_stream_declares_more_than_it_sends() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["mock_fail"] = json!("cut");
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body();
+        let BodySize::Sized(declared) = body.size() else {
+            panic!("a cut non-streaming body declares its length");
+        };
+        let (bytes, errored) = drain(body).await;
+        assert!(errored);
+        assert!((bytes.len() as u64) < declared);
+        assert!(bytes.starts_with(b"{\"id\":\"chatcmpl-"));
+    }
+
+    #[actix_web::test]
+    async fn hang_never_answers_until_dropped() {
+        let (app, state) = mock_app!();
+        let request = post(CHAT, chat_body())
+            .insert_header((FAIL_HEADER, "hang"))
+            .to_request();
+        let outcome = actix_web::rt::time::timeout(
+            Duration::from_millis(300),
+            test::call_service(&app, request),
+        )
+        .await;
+        assert!(outcome.is_err(), "a hanging request does not answer");
+        assert_eq!(state.total_requests(), 1, "the hung request was counted");
+        // The service is still usable after the hanging call was dropped.
+        let response = test::call_service(&app, post(CHAT, chat_body()).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[actix_web::test]
+    async fn slow_and_latency_delay_the_head() {
+        let (app, _) = mock_app!();
+        let started = Instant::now();
+        let request = post(CHAT, chat_body())
+            .insert_header((FAIL_HEADER, "slow"))
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert!(started.elapsed() >= SLOW_DURATION);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(header(&response, "openai-processing-ms")
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .is_some_and(|ms| ms >= 2000));
+        assert_eq!(
+            json_of(response).await["choices"][0]["message"]["content"],
+            DEFAULT_REPLY
+        );
+
+        let started = Instant::now();
+        let request = post(CHAT, chat_body())
+            .insert_header((LATENCY_HEADER, "150"))
+            .to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status(),
+            StatusCode::OK
+        );
+        assert!(started.elapsed() >= Duration::from_millis(150));
+
+        let (app, _) = mock_app!(MockProviderArgs {
+            latency_ms: 120,
+            ..MockProviderArgs::default()
+        });
+        let started = Instant::now();
+        assert_eq!(
+            test::call_service(&app, post(CHAT, chat_body()).to_request())
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        assert!(started.elapsed() >= Duration::from_millis(120));
+        // A per-request override replaces the configured latency.
+        let started = Instant::now();
+        let mut body = chat_body();
+        body["mock_latency_ms"] = json!(0);
+        assert_eq!(
+            test::call_service(&app, post(CHAT, body).to_request())
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        assert!(started.elapsed() < Duration::from_millis(120));
+
+        let request = post(CHAT, chat_body())
+            .insert_header((LATENCY_HEADER, "soon"))
+            .to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    // ----- stats, capture, auth ----------------------------------------------------------
+
+    #[actix_web::test]
+    async fn stats_count_every_llm_request() {
+        let (app, _) = mock_app!();
+        test::call_service(&app, post(CHAT, chat_body()).to_request()).await;
+        test::call_service(&app, post("/chat/completions", chat_body()).to_request()).await;
+        let request = post(CHAT, chat_body())
+            .insert_header((FAIL_HEADER, "503"))
+            .to_request();
+        test::call_service(&app, request).await;
+        test::call_service(
+            &app,
+            post(CHAT, json!({"model": "mock-fail-429", "messages": []})).to_request(),
+        )
+        .await;
+        test::call_service(
+            &app,
+            post("/v1/embeddings", json!({"model": "emb", "input": "x"})).to_request(),
+        )
+        .await;
+        let request = TestRequest::post()
+            .uri("/v1/completions")
+            .set_payload("nope")
+            .to_request();
+        test::call_service(&app, request).await;
+        // Not LLM requests: not counted.
+        test::call_service(&app, TestRequest::get().uri("/v1/models").to_request()).await;
+        test::call_service(&app, TestRequest::get().uri("/health").to_request()).await;
+
+        let response =
+            test::call_service(&app, TestRequest::get().uri("/mock/stats").to_request()).await;
+        assert_eq!(
+            json_of(response).await,
+            json!({
+                "total": 6,
+                "by_model": {"emb": 1, "mock-fail-429": 1, "mock-gpt": 3},
+                "by_route": {"/chat/completions": 4, "/completions": 1, "/embeddings": 1}
+            })
+        );
+
+        let response =
+            test::call_service(&app, TestRequest::post().uri("/v1/mock/reset").to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let response =
+            test::call_service(&app, TestRequest::get().uri("/v1/mock/stats").to_request()).await;
+        assert_eq!(
+            json_of(response).await,
+            json!({
+                "total": 0,
+                "by_model": {},
+                "by_route": {"/chat/completions": 0, "/completions": 0, "/embeddings": 0}
+            })
+        );
+        let response = test::call_service(
+            &app,
+            TestRequest::get().uri("/mock/last_request").to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[actix_web::test]
+    async fn last_request_is_captured() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["temperature"] = json!(0.5);
+        let request = post("/v1/chat/completions?trace=1", body.clone())
+            .insert_header(("Authorization", "Bearer sk-upstream"))
+            .insert_header(("X-Custom", "a"))
+            .to_request();
+        test::call_service(&app, request).await;
+        let response = test::call_service(
+            &app,
+            TestRequest::get().uri("/mock/last_request").to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let last = json_of(response).await;
+        assert_eq!(last["path"], "/v1/chat/completions");
+        assert_eq!(last["query"], "trace=1");
+        assert_eq!(last["headers"]["authorization"], "Bearer sk-upstream");
+        assert_eq!(last["headers"]["x-custom"], "a");
+        assert_eq!(last["headers"]["content-type"], "application/json");
+        assert_eq!(last["body"], body);
+
+        let request = TestRequest::post()
+            .uri("/v1/completions")
+            .set_payload("raw text")
+            .to_request();
+        test::call_service(&app, request).await;
+        let response = test::call_service(
+            &app,
+            TestRequest::get().uri("/mock/last_request").to_request(),
+        )
+        .await;
+        assert_eq!(json_of(response).await["body"], "raw text");
+    }
+
+    #[actix_web::test]
+    async fn api_key_is_enforced_when_set() {
+        let (app, state) = mock_app!(MockProviderArgs {
+            api_key: Some("sk-mock".to_owned()),
+            ..MockProviderArgs::default()
+        });
+        let response = test::call_service(&app, post(CHAT, chat_body()).to_request()).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body = json_of(response).await;
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert!(body["error"]["code"].is_null());
+
+        let request = post(CHAT, chat_body())
+            .insert_header(("Authorization", "Bearer sk-wrong"))
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body = json_of(response).await;
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["code"], "invalid_api_key");
+
+        // Auth is checked before failure injection.
+        let request = post(CHAT, chat_body())
+            .insert_header((FAIL_HEADER, "500"))
+            .to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+
+        for (name, value) in [
+            ("Authorization", "Bearer sk-mock"),
+            ("authorization", "bearer  sk-mock"),
+            ("api-key", "sk-mock"),
+        ] {
+            let request = post(CHAT, chat_body())
+                .insert_header((name, value))
+                .to_request();
+            assert_eq!(
+                test::call_service(&app, request).await.status(),
+                StatusCode::OK,
+                "{name}: {value}"
+            );
+        }
+        let request = post("/v1/embeddings", json!({"model": "e", "input": "x"}))
+            .insert_header(("api-key", "sk-mock"))
+            .to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status(),
+            StatusCode::OK
+        );
+
+        let response =
+            test::call_service(&app, TestRequest::get().uri("/v1/models").to_request()).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let request = TestRequest::get()
+            .uri("/v1/models")
+            .insert_header(("Authorization", "Bearer sk-mock"))
+            .to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status(),
+            StatusCode::OK
+        );
+        // Health and the /mock routes stay open.
+        let response =
+            test::call_service(&app, TestRequest::get().uri("/health").to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let response =
+            test::call_service(&app, TestRequest::get().uri("/mock/stats").to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        // Rejected calls are still counted.
+        assert_eq!(state.total_requests(), 7);
+    }
+
+    // ----- over a real socket ------------------------------------------------------------
+
+    /// Sends one raw HTTP/1.1 request and reads until the server closes the connection.
+    fn raw_exchange(port: u16, request: &str) -> Vec<u8> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => return received,
+                Ok(read) => received.extend_from_slice(&buffer[..read]),
+            }
+        }
+    }
+
+    fn raw_post(path: &str, body: &Value) -> String {
+        let body = body.to_string();
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[test]
+    fn server_over_tcp_streams_and_cuts_connections() {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let server_thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let args = MockProviderArgs {
+                    port: 0,
+                    workers: 1,
+                    ..MockProviderArgs::default()
+                };
+                let (server, port) = start_server(&args)?;
+                sender
+                    .send((server.handle(), port))
+                    .map_err(|_| io::Error::other("test thread gone"))?;
+                server.await
+            })
+        });
+        let (handle, port) = receiver.recv().expect("server started");
+        assert_ne!(port, 0);
+
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        let complete =
+            String::from_utf8(raw_exchange(port, &raw_post(CHAT, &body))).expect("UTF-8");
+        assert!(complete.starts_with("HTTP/1.1 200 OK"), "{complete}");
+        assert!(complete
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"));
+        assert!(complete.contains("data: [DONE]\n\n"));
+        assert!(
+            complete.ends_with("0\r\n\r\n"),
+            "a complete stream ends the chunked encoding"
+        );
+
+        body["mock_fail"] = json!("cut");
+        let cut = String::from_utf8(raw_exchange(port, &raw_post(CHAT, &body))).expect("UTF-8");
+        assert!(cut.starts_with("HTTP/1.1 200 OK"), "{cut}");
+        assert!(cut.contains("\"role\":\"assistant\""));
+        assert!(!cut.contains("[DONE]"));
+        assert!(!cut.contains("finish_reason\":\"stop"));
+        assert!(
+            !cut.ends_with("0\r\n\r\n"),
+            "the chunked encoding is never terminated: {cut:?}"
+        );
+
+        let cut = raw_exchange(
+            port,
+            &raw_post(
+                CHAT,
+                &json!({"model": "mock-fail-cut", "messages": [{"content": "x"}]}),
+            ),
+        );
+        let cut = String::from_utf8_lossy(&cut);
+        let (head, sent) = cut.split_once("\r\n\r\n").expect("head");
+        let declared: usize = head
+            .lines()
+            .find_map(|line| {
+                line.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(str::to_owned)
+            })
+            .and_then(|length| length.trim().parse().ok())
+            .expect("content-length");
+        assert!(sent.len() < declared, "sent {} of {declared}", sent.len());
+
+        let request = "GET /v1/nowhere HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let missing = String::from_utf8(raw_exchange(port, request)).expect("UTF-8");
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+        assert!(missing.contains("Invalid URL (GET /v1/nowhere)"));
+
+        actix_web::rt::System::new().block_on(handle.stop(false));
+        server_thread
+            .join()
+            .expect("server thread")
+            .expect("server result");
+    }
+}
