@@ -144,8 +144,10 @@ impl ProxyConfig {
 
         check_keys("", &root, TOP_LEVEL_KEYS, TOP_LEVEL_LATER, &mut warnings);
 
-        let section = |root: &mut Map<String, Value>, name: &str, warnings: &mut Vec<String>| {
-            match root.remove(name) {
+        let section =
+            |root: &mut Map<String, Value>, name: &str, warnings: &mut Vec<String>| match root
+                .remove(name)
+            {
                 Some(Value::Object(m)) => m,
                 None | Some(Value::Null) => Map::new(),
                 Some(other) => {
@@ -155,8 +157,7 @@ impl ProxyConfig {
                     ));
                     Map::new()
                 }
-            }
-        };
+            };
         let litellm_settings = section(&mut root, "litellm_settings", &mut warnings);
         let router_settings = section(&mut root, "router_settings", &mut warnings);
         let general_settings = section(&mut root, "general_settings", &mut warnings);
@@ -260,10 +261,12 @@ impl ProxyConfig {
                         target: t.clone(),
                         hidden: false,
                     }),
-                    Value::Object(o) => o.get("model").and_then(Value::as_str).map(|t| ModelAlias {
-                        target: t.to_string(),
-                        hidden: o.get("hidden").is_some_and(truthy),
-                    }),
+                    Value::Object(o) => {
+                        o.get("model").and_then(Value::as_str).map(|t| ModelAlias {
+                            target: t.to_string(),
+                            hidden: o.get("hidden").is_some_and(truthy),
+                        })
+                    }
                     _ => None,
                 };
                 if let Some(a) = parsed {
@@ -342,7 +345,12 @@ fn export_env(name: &str, value: &str) {
 
 pub fn env_flag(name: &str) -> bool {
     std::env::var(name)
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
         .unwrap_or(false)
 }
 
@@ -350,7 +358,10 @@ pub fn env_flag(name: &str) -> bool {
 pub fn truthy(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,
-        Value::String(s) => matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"),
+        Value::String(s) => matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "true" | "1" | "yes" | "on"
+        ),
         Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
         _ => false,
     }
@@ -451,7 +462,8 @@ fn parse_credentials(
                 out.insert(name.to_string(), values.clone());
             }
             _ => warnings.push(
-                "credential_list entry without credential_name or credential_values; ignored".into(),
+                "credential_list entry without credential_name or credential_values; ignored"
+                    .into(),
             ),
         }
     }
@@ -479,10 +491,11 @@ fn parse_model_list(
             warnings.push(format!("model_list[{i}] is not a mapping; skipped"));
             continue;
         };
-        let Some(model_name) = item
-            .get("model_name")
-            .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_number().map(|n| n.to_string())))
-        else {
+        let Some(model_name) = item.get("model_name").and_then(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .or_else(|| v.as_number().map(|n| n.to_string()))
+        }) else {
             warnings.push(format!("model_list[{i}] has no model_name; skipped"));
             continue;
         };
@@ -597,12 +610,14 @@ const LITELLM_SETTINGS_KEYS: &[&str] = &[
     "model_group_alias",
     "cooldown_time",
     "disable_cooldowns",
-];
-const LITELLM_SETTINGS_LATER: &[&str] = &[
     "fallbacks",
     "context_window_fallbacks",
     "content_policy_fallbacks",
     "default_fallbacks",
+    "allowed_fails",
+    "retry_policy",
+];
+const LITELLM_SETTINGS_LATER: &[&str] = &[
     "success_callback",
     "failure_callback",
     "callbacks",
@@ -627,8 +642,6 @@ const LITELLM_SETTINGS_LATER: &[&str] = &[
     "network_mock",
     "ssl_verify",
     "context_window_fallback_dict",
-    "allowed_fails",
-    "retry_policy",
     "enable_preview_features",
     "return_response_headers",
     "enable_json_schema_validation",
@@ -647,13 +660,7 @@ const ROUTER_SETTINGS_KEYS: &[&str] = &[
     "cooldown_time",
     "disable_cooldowns",
     "num_retries",
-];
-const ROUTER_SETTINGS_LATER: &[&str] = &[
     "routing_strategy_args",
-    "redis_host",
-    "redis_port",
-    "redis_password",
-    "redis_url",
     "enable_pre_call_checks",
     "retry_after",
     "allowed_fails_policy",
@@ -664,11 +671,17 @@ const ROUTER_SETTINGS_LATER: &[&str] = &[
     "content_policy_fallbacks",
     "default_fallbacks",
     "max_fallbacks",
+    "stream_timeout",
+];
+const ROUTER_SETTINGS_LATER: &[&str] = &[
+    "redis_host",
+    "redis_port",
+    "redis_password",
+    "redis_url",
     "default_max_parallel_requests",
     "provider_budget_config",
     "optional_pre_call_checks",
     "enable_tag_filtering",
-    "stream_timeout",
     "cache_responses",
     "client_ttl",
     "polling_interval",
@@ -769,7 +782,10 @@ model_list:
                 "TOLLGATE_TEST_CFG_MISSING".to_string()
             )]
         );
-        assert!(cfg.warnings.iter().any(|w| w.contains("TOLLGATE_TEST_CFG_MISSING")));
+        assert!(cfg
+            .warnings
+            .iter()
+            .any(|w| w.contains("TOLLGATE_TEST_CFG_MISSING")));
     }
 
     #[test]
@@ -817,8 +833,14 @@ model_list:
         .expect("parses");
         assert!(cfg.drop_params());
         let all = cfg.warnings.join("\n");
-        assert!(all.contains("unknown config key litellm_settings.flux_capacitor"), "{all}");
-        assert!(all.contains("litellm_settings.cache is a LiteLLM setting"), "{all}");
+        assert!(
+            all.contains("unknown config key litellm_settings.flux_capacitor"),
+            "{all}"
+        );
+        assert!(
+            all.contains("litellm_settings.cache is a LiteLLM setting"),
+            "{all}"
+        );
         assert!(all.contains("unknown config key weird_top"), "{all}");
     }
 
@@ -830,7 +852,13 @@ model_list:
         )
         .expect("parses");
         let aliases = cfg.model_group_aliases();
-        assert_eq!(aliases["a"], ModelAlias { target: "gpt-4o".into(), hidden: false });
+        assert_eq!(
+            aliases["a"],
+            ModelAlias {
+                target: "gpt-4o".into(),
+                hidden: false
+            }
+        );
         assert!(aliases["b"].hidden);
     }
 

@@ -56,6 +56,17 @@ pub struct Deployment {
     pub timeout: Option<Duration>,
     pub stream_timeout: Option<Duration>,
     pub weight: Option<f64>,
+    /// Requests / tokens per minute this deployment may take (`rpm`, `tpm`).
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    /// `order`: 1 is tried first; higher orders only when every lower one is unavailable.
+    pub order: Option<u32>,
+    /// `num_retries` for calls routed to this deployment.
+    pub num_retries: Option<u32>,
+    /// Input + output price per token (custom `litellm_params` prices, else the price table).
+    pub cost_per_token: Option<f64>,
+    /// Context window (`model_info.max_input_tokens`, else the price table).
+    pub max_input_tokens: Option<u64>,
     pub mock_response: Option<Value>,
     pub model_info: Map<String, Value>,
     /// `litellm_params` without secrets, for `/model/info` and `/health`.
@@ -170,7 +181,8 @@ pub fn resolve_provider(
     has_api_base: bool,
 ) -> Result<(&'static ProviderSpec, String), String> {
     if let Some(name) = custom_provider {
-        let spec = providers::by_name(name).ok_or_else(|| format!("unknown custom_llm_provider '{name}'"))?;
+        let spec = providers::by_name(name)
+            .ok_or_else(|| format!("unknown custom_llm_provider '{name}'"))?;
         let bare = model.strip_prefix(&format!("{name}/")).unwrap_or(model);
         return Ok((spec, bare.to_string()));
     }
@@ -223,7 +235,12 @@ impl Deployment {
                 string_param(params, "custom_llm_provider").as_deref(),
                 configured_base.is_some(),
             ) {
-                Ok((spec, model)) => match Self::make_target(spec, model, configured_base.clone(), configured_key.clone()) {
+                Ok((spec, model)) => match Self::make_target(
+                    spec,
+                    model,
+                    configured_base.clone(),
+                    configured_key.clone(),
+                ) {
                     Ok(t) => Some(t),
                     Err(p) => {
                         problems.push(p);
@@ -287,9 +304,45 @@ impl Deployment {
             .or_else(|| params.get("tpm"))
             .and_then(as_f64);
 
+        let count = |key: &str| {
+            params
+                .get(key)
+                .and_then(as_f64)
+                .filter(|n| *n >= 0.0)
+                .map(|n| n as u64)
+        };
+        let price_entry = target.as_ref().and_then(|t| {
+            let base_model = entry.model_info.get("base_model").and_then(Value::as_str);
+            crate::pricing::lookup(Some(t.spec.name), base_model.unwrap_or(&t.model))
+        });
+        let custom_cost = match (
+            params.get("input_cost_per_token").and_then(as_f64),
+            params.get("output_cost_per_token").and_then(as_f64),
+        ) {
+            (None, None) => None,
+            (i, o) => Some(i.unwrap_or(0.0) + o.unwrap_or(0.0)),
+        };
+        let cost_per_token = custom_cost.or_else(|| {
+            price_entry.and_then(
+                |p| match (p.input_cost_per_token, p.output_cost_per_token) {
+                    (None, None) => None,
+                    (i, o) => Some(i.unwrap_or(0.0) + o.unwrap_or(0.0)),
+                },
+            )
+        });
+        let max_input_tokens = entry
+            .model_info
+            .get("max_input_tokens")
+            .or_else(|| entry.model_info.get("max_tokens"))
+            .and_then(as_f64)
+            .map(|n| n as u64)
+            .or_else(|| price_entry.and_then(|p| p.max_input_tokens.or(p.max_tokens)));
+
         let public_params = params
             .iter()
-            .filter(|(k, _)| !is_secret_key(k) && !k.starts_with("aws_") && !k.starts_with("vertex_credentials"))
+            .filter(|(k, _)| {
+                !is_secret_key(k) && !k.starts_with("aws_") && !k.starts_with("vertex_credentials")
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
 
@@ -312,12 +365,27 @@ impl Deployment {
             additional_drop_params: params
                 .get("additional_drop_params")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default(),
             timeout: secs("timeout").or(cli.request_timeout),
             stream_timeout: secs("stream_timeout"),
             weight,
-            mock_response: params.get("mock_response").cloned().filter(|v| !v.is_null()),
+            rpm: count("rpm"),
+            tpm: count("tpm"),
+            order: count("order").map(|n| n.min(u32::MAX as u64) as u32),
+            num_retries: count("num_retries")
+                .or_else(|| count("max_retries"))
+                .map(|n| n.min(100) as u32),
+            cost_per_token,
+            max_input_tokens,
+            mock_response: params
+                .get("mock_response")
+                .cloned()
+                .filter(|v| !v.is_null()),
             model_info: entry.model_info.clone(),
             public_params,
         }
@@ -343,7 +411,11 @@ impl Deployment {
                 format!(
                     "provider '{}' needs an api_base: set litellm_params.api_base{}",
                     spec.name,
-                    if envs.is_empty() { String::new() } else { format!(" or {envs}") }
+                    if envs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" or {envs}")
+                    }
                 )
             })?;
         let api_key = configured_key.or_else(|| first_env(spec.api_key_env).map(Secret::new));
@@ -429,16 +501,27 @@ impl Deployment {
         model_info.insert("id".into(), json!(self.id));
         model_info.entry("db_model").or_insert(json!(false));
         if let Some(t) = &self.target {
-            model_info.entry("litellm_provider").or_insert(json!(t.spec.name));
+            model_info
+                .entry("litellm_provider")
+                .or_insert(json!(t.spec.name));
             if let Some(p) = crate::pricing::lookup(Some(t.spec.name), &t.model) {
                 let fields = [
                     ("max_input_tokens", p.max_input_tokens.map(|v| json!(v))),
                     ("max_output_tokens", p.max_output_tokens.map(|v| json!(v))),
                     ("max_tokens", p.max_tokens.map(|v| json!(v))),
-                    ("input_cost_per_token", p.input_cost_per_token.map(|v| json!(v))),
-                    ("output_cost_per_token", p.output_cost_per_token.map(|v| json!(v))),
+                    (
+                        "input_cost_per_token",
+                        p.input_cost_per_token.map(|v| json!(v)),
+                    ),
+                    (
+                        "output_cost_per_token",
+                        p.output_cost_per_token.map(|v| json!(v)),
+                    ),
                     ("mode", p.mode.as_ref().map(|v| json!(v))),
-                    ("supports_function_calling", p.supports_function_calling.map(|v| json!(v))),
+                    (
+                        "supports_function_calling",
+                        p.supports_function_calling.map(|v| json!(v)),
+                    ),
                     ("supports_vision", p.supports_vision.map(|v| json!(v))),
                 ];
                 for (k, v) in fields {
@@ -466,11 +549,14 @@ impl Deployment {
         };
         let kind = self.mode();
         let body = match kind {
-            CallKind::Chat => json!({"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}),
+            CallKind::Chat => {
+                json!({"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
+            }
             CallKind::Completion => json!({"model": model, "prompt": "ping", "max_tokens": 1}),
             CallKind::Embedding => json!({"model": model, "input": "health check"}),
         };
-        let req = LlmRequest::parse(kind, body.to_string().as_bytes(), None).map_err(|e| e.to_string())?;
+        let req = LlmRequest::parse(kind, body.to_string().as_bytes(), None)
+            .map_err(|e| e.to_string())?;
         Ok((req, model))
     }
 }
@@ -488,12 +574,34 @@ impl tollgate_actors::Upstream for Deployment {
         self.weight
     }
 
+    fn rpm(&self) -> Option<u64> {
+        self.rpm
+    }
+
+    fn tpm(&self) -> Option<u64> {
+        self.tpm
+    }
+
+    fn order(&self) -> Option<u32> {
+        self.order
+    }
+
+    fn cost_per_token(&self) -> Option<f64> {
+        self.cost_per_token
+    }
+
+    fn max_input_tokens(&self) -> Option<u64> {
+        self.max_input_tokens
+    }
+
     fn probe(&self) -> LocalBoxFuture<'static, Result<(), String>> {
         let prepared = self.probe_request().and_then(|(req, model)| {
             let target = self.target_for(&model).map_err(|e| e.to_string())?;
             let adapter = providers::adapter_for(target.spec.wire)
                 .ok_or_else(|| format!("no adapter for provider '{}'", target.spec.name))?;
-            let prepared = adapter.prepare(self, &target, &req).map_err(|e| e.to_string())?;
+            let prepared = adapter
+                .prepare(self, &target, &req)
+                .map_err(|e| e.to_string())?;
             Ok((prepared, target.api_key.clone()))
         });
         let timeout = string_param(&self.model_info, "health_check_timeout")
@@ -539,13 +647,19 @@ model_list:
         );
         let t = |i: usize| ds[i].target_for("x").map(|t| t.into_owned());
         let a = t(0).expect("a");
-        assert_eq!((a.spec.name, a.model.as_str(), a.api_base.as_str()), ("openai", "gpt-4o", "https://api.openai.com/v1"));
+        assert_eq!(
+            (a.spec.name, a.model.as_str(), a.api_base.as_str()),
+            ("openai", "gpt-4o", "https://api.openai.com/v1")
+        );
         assert_eq!(t(1).expect("b").spec.name, "openai");
         assert_eq!(t(2).expect("c").api_base, "https://api.groq.com/openai/v1");
         let d = t(3).expect_err("vllm needs a base");
         assert!(d.to_string().contains("HOSTED_VLLM_API_BASE"), "{d}");
         let e = t(4).expect("e");
-        assert_eq!((e.spec.name, e.api_base.as_str()), ("openai", "http://127.0.0.1:8000/v1"));
+        assert_eq!(
+            (e.spec.name, e.api_base.as_str()),
+            ("openai", "http://127.0.0.1:8000/v1")
+        );
     }
 
     #[test]
@@ -555,7 +669,10 @@ model_list:
         );
         let err = ds[0].target_for("a").expect_err("misconfigured");
         let msg = err.to_string();
-        assert!(msg.contains("TOLLGATE_TEST_NOPE_KEY") && msg.contains("'a'"), "{msg}");
+        assert!(
+            msg.contains("TOLLGATE_TEST_NOPE_KEY") && msg.contains("'a'"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -51,9 +51,10 @@ pub enum GatewayError {
     #[error("Route not found: {path}")]
     RouteNotFound { path: String },
 
-    #[error("No deployments available for selected model. Every deployment of model group '{model_group}' is cooling down; try again in {} s.", retry_after.as_secs().max(1))]
+    #[error("No deployments available for selected model, model group '{model_group}': {reason}. Try again in {} s.", retry_after.as_secs_f64().ceil().max(1.0))]
     NoDeploymentsAvailable {
         model_group: String,
+        reason: &'static str,
         retry_after: Duration,
     },
 
@@ -240,7 +241,10 @@ mod tests {
         assert_eq!(body["error"]["code"], "400");
         assert_eq!(body["error"]["type"], "invalid_request_error");
         assert_eq!(body["error"]["param"], "model");
-        assert!(body["error"]["message"].as_str().unwrap_or("").contains("nope"));
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nope"));
     }
 
     #[test]
@@ -262,12 +266,15 @@ mod tests {
     fn rate_limit_sets_retry_after() {
         let err = GatewayError::NoDeploymentsAvailable {
             model_group: "g".into(),
+            reason: "every deployment is cooling down",
             retry_after: Duration::from_millis(1500),
         };
         let resp = err.error_response();
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(
-            resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()),
+            resp.headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
             Some("2")
         );
     }

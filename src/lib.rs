@@ -5,6 +5,7 @@
 //! * [`http`]: routes and handlers; [`auth`]: who may call what;
 //! * [`config`]: LiteLLM's `config.yaml`; [`cli`]: the command line; [`server`]: start-up;
 //! * [`llm`]: the internal request/response model; [`providers`]: one adapter per provider;
+//! * [`routing`]: strategy, retries, fallbacks (`router_settings`);
 //! * [`deployment`]: a `model_list` entry resolved; the router and deployment actors live in the
 //!   `tollgate-actors` crate (`actors/`);
 //! * [`upstream`]: the awc client; [`sse`]: stream relaying; [`mock_provider`]: the built-in mock.
@@ -22,6 +23,7 @@ pub mod mock_response;
 pub mod pipeline;
 pub mod pricing;
 pub mod providers;
+pub mod routing;
 pub mod secret;
 pub mod server;
 pub mod sse;

@@ -51,6 +51,23 @@ pub struct GatewayParams {
     pub metadata: Option<Value>,
     /// Credential and routing fields the client tried to set; always ignored.
     pub ignored_credentials: Vec<String>,
+    /// `num_retries` for this request.
+    pub num_retries: Option<u32>,
+    /// Client-side `fallbacks`: model names or `{"model", "messages", …}` objects.
+    pub fallbacks: Vec<crate::routing::Fallback>,
+    /// LiteLLM's test switches: make the first model group fail with this error without calling
+    /// the provider (`mock_testing_fallbacks`, `mock_testing_rate_limit_error`,
+    /// `mock_testing_context_fallbacks`, `mock_testing_content_policy_fallbacks`).
+    pub mock_failure: Option<MockFailure>,
+}
+
+/// A failure the client asked the gateway to simulate on the requested model group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MockFailure {
+    Server,
+    RateLimit,
+    ContextWindow,
+    ContentPolicy,
 }
 
 /// A parsed client request.
@@ -236,6 +253,60 @@ fn expect_type(
 }
 
 impl LlmRequest {
+    /// The request as sent to a fallback model group: the model replaced, and for the client-side
+    /// `{"model", "messages", …}` form those fields replaced too (never credential fields).
+    pub fn for_fallback(&self, fallback: &crate::routing::Fallback) -> Self {
+        let mut next = self.clone();
+        next.model = fallback.model.clone();
+        next.body
+            .insert("model".into(), Value::String(fallback.model.clone()));
+        let mut overrides = fallback.overrides.clone();
+        strip_client_credentials(&mut overrides);
+        for (k, v) in overrides {
+            if !GATEWAY_ONLY_KEYS.contains(&k.as_str()) {
+                next.body.insert(k, v);
+            }
+        }
+        next.gateway.mock_failure = None;
+        next
+    }
+
+    /// A quick estimate of the prompt's tokens (about four bytes of text per token, plus a few per
+    /// message), used for `tpm` reservations and the context-window pre-call check before the
+    /// provider reports the real count. It never reads the whole body twice: only text fields.
+    pub fn estimated_prompt_tokens(&self) -> u64 {
+        fn text_bytes(v: &Value) -> u64 {
+            match v {
+                Value::String(s) => s.len() as u64,
+                Value::Array(items) => items.iter().map(text_bytes).sum(),
+                Value::Object(o) => o
+                    .iter()
+                    .filter(|(k, _)| {
+                        matches!(
+                            k.as_str(),
+                            "content" | "text" | "arguments" | "name" | "input"
+                        )
+                    })
+                    .map(|(_, v)| text_bytes(v))
+                    .sum(),
+                Value::Number(_) => 1,
+                _ => 0,
+            }
+        }
+        let mut bytes = 0;
+        let mut items = 0;
+        for key in ["messages", "prompt", "input", "tools"] {
+            if let Some(v) = self.body.get(key) {
+                bytes += match key {
+                    "tools" => v.to_string().len() as u64,
+                    _ => text_bytes(v),
+                };
+                items += v.as_array().map_or(1, |a| a.len() as u64);
+            }
+        }
+        bytes.div_ceil(4) + 4 * items
+    }
+
     /// Parse and validate a client body. `path_model` is the model named in the URL
     /// (`/engines/{model}/…`, `/openai/deployments/{model}/…`), which wins over the body's.
     pub fn parse(
@@ -277,7 +348,10 @@ impl LlmRequest {
                 ))
             }
             (_, Some(Value::String(_))) => {
-                return Err(GatewayError::bad_param("model", "'model' must not be empty."))
+                return Err(GatewayError::bad_param(
+                    "model",
+                    "'model' must not be empty.",
+                ))
             }
             (_, Some(_)) => {
                 return Err(GatewayError::bad_param(
@@ -327,19 +401,58 @@ impl LlmRequest {
             drop_params: body.get("drop_params").and_then(Value::as_bool),
             metadata: body.get("metadata").cloned(),
             ignored_credentials: Vec::new(),
+            num_retries: match body.get("num_retries") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().filter(|n| *n <= 100).ok_or_else(|| {
+                    GatewayError::bad_param(
+                        "num_retries",
+                        "'num_retries' must be an integer from 0 to 100.",
+                    )
+                })? as u32),
+            },
+            fallbacks: match body.get("fallbacks") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|f| {
+                        crate::routing::Fallback::parse(f).ok_or_else(|| {
+                            GatewayError::bad_param(
+                                "fallbacks",
+                                "each fallback must be a model name or an object with 'model'",
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => {
+                    return Err(GatewayError::bad_param(
+                        "fallbacks",
+                        "'fallbacks' must be a list.",
+                    ))
+                }
+            },
+            mock_failure: [
+                ("mock_testing_fallbacks", MockFailure::Server),
+                ("mock_testing_rate_limit_error", MockFailure::RateLimit),
+                ("mock_testing_context_fallbacks", MockFailure::ContextWindow),
+                (
+                    "mock_testing_content_policy_fallbacks",
+                    MockFailure::ContentPolicy,
+                ),
+            ]
+            .into_iter()
+            .find(|(key, _)| body.get(*key).is_some_and(crate::config::truthy))
+            .map(|(_, f)| f),
         };
         for key in GATEWAY_ONLY_KEYS {
             body.remove(*key);
         }
         gateway.ignored_credentials = strip_client_credentials(&mut body);
-        if let Some(extra) = body.remove("extra_body") {
-            // The OpenAI SDK's `extra_body` arrives merged already; a literal `extra_body` object is
-            // merged the same way (credentials inside it were stripped above).
-            if let Value::Object(extra) = extra {
-                for (k, v) in extra {
-                    if !GATEWAY_ONLY_KEYS.contains(&k.as_str()) {
-                        body.entry(k).or_insert(v);
-                    }
+        // The OpenAI SDK's `extra_body` arrives merged already; a literal `extra_body` object is
+        // merged the same way (credentials inside it were stripped above).
+        if let Some(Value::Object(extra)) = body.remove("extra_body") {
+            for (k, v) in extra {
+                if !GATEWAY_ONLY_KEYS.contains(&k.as_str()) {
+                    body.entry(k).or_insert(v);
                 }
             }
         }
@@ -361,7 +474,9 @@ impl LlmRequest {
         let object = |v: &Value| v.is_object();
         let array = |v: &Value| v.is_array();
         let string = |v: &Value| v.is_string();
-        let stop = |v: &Value| v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
+        let stop = |v: &Value| {
+            v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+        };
         expect_type(body, "temperature", number, "a number")?;
         expect_type(body, "top_p", number, "a number")?;
         expect_type(body, "presence_penalty", number, "a number")?;
@@ -419,8 +534,12 @@ impl LlmRequest {
                 let input = body.get("input");
                 let ok = input.is_some_and(|v| match v {
                     Value::String(_) => true,
-                    Value::Array(items) => !items.is_empty()
-                        && items.iter().all(|i| i.is_string() || i.is_number() || i.is_array()),
+                    Value::Array(items) => {
+                        !items.is_empty()
+                            && items
+                                .iter()
+                                .all(|i| i.is_string() || i.is_number() || i.is_array())
+                    }
                     _ => false,
                 });
                 if !ok {
@@ -455,14 +574,18 @@ pub struct Usage {
 
 fn cached_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let v = Option::<Value>::deserialize(d)?;
-    Ok(v.and_then(|v| v.get("cached_tokens").and_then(Value::as_u64))
-        .unwrap_or(0))
+    Ok(
+        v.and_then(|v| v.get("cached_tokens").and_then(Value::as_u64))
+            .unwrap_or(0),
+    )
 }
 
 fn reasoning_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let v = Option::<Value>::deserialize(d)?;
-    Ok(v.and_then(|v| v.get("reasoning_tokens").and_then(Value::as_u64))
-        .unwrap_or(0))
+    Ok(
+        v.and_then(|v| v.get("reasoning_tokens").and_then(Value::as_u64))
+            .unwrap_or(0),
+    )
 }
 
 /// Only the `usage` of an OpenAI-shaped response; everything else is skipped, not built.
@@ -511,8 +634,14 @@ mod tests {
         .expect("valid");
         let removed = &req.gateway.ignored_credentials;
         assert!(removed.contains(&"api_base".to_string()), "{removed:?}");
-        assert!(removed.contains(&"extra_body.base_url".to_string()), "{removed:?}");
-        assert!(removed.contains(&"nested.deeper.api_key".to_string()), "{removed:?}");
+        assert!(
+            removed.contains(&"extra_body.base_url".to_string()),
+            "{removed:?}"
+        );
+        assert!(
+            removed.contains(&"nested.deeper.api_key".to_string()),
+            "{removed:?}"
+        );
         assert!(!req.body.contains_key("api_base") && !req.body.contains_key("api_key"));
         assert_eq!(req.body["top_k"], 3);
         assert_eq!(req.body["nested"]["deeper"], json!({"ok": 1}));
@@ -531,10 +660,26 @@ mod tests {
         bad(CallKind::Chat, json!({"messages": []}), "model");
         bad(CallKind::Chat, json!({"model": 5, "messages": []}), "model");
         bad(CallKind::Chat, json!({"model": "m"}), "messages");
-        bad(CallKind::Chat, json!({"model": "m", "messages": "hi"}), "messages");
-        bad(CallKind::Chat, json!({"model": "m", "messages": [{"role": "user"}], "temperature": "hot"}), "temperature");
-        bad(CallKind::Chat, json!({"model": "m", "messages": [{"role": "user"}], "stream": "yes"}), "stream");
-        bad(CallKind::Chat, json!({"model": "m", "messages": [{"role": "user"}], "max_tokens": 1.5}), "max_tokens");
+        bad(
+            CallKind::Chat,
+            json!({"model": "m", "messages": "hi"}),
+            "messages",
+        );
+        bad(
+            CallKind::Chat,
+            json!({"model": "m", "messages": [{"role": "user"}], "temperature": "hot"}),
+            "temperature",
+        );
+        bad(
+            CallKind::Chat,
+            json!({"model": "m", "messages": [{"role": "user"}], "stream": "yes"}),
+            "stream",
+        );
+        bad(
+            CallKind::Chat,
+            json!({"model": "m", "messages": [{"role": "user"}], "max_tokens": 1.5}),
+            "max_tokens",
+        );
         bad(CallKind::Embedding, json!({"model": "m"}), "input");
         bad(CallKind::Completion, json!({"model": "m"}), "prompt");
     }
@@ -543,10 +688,12 @@ mod tests {
     fn rejects_non_objects_invalid_json_and_invalid_utf8() {
         assert!(LlmRequest::parse(CallKind::Chat, b"[1,2]", None).is_err());
         assert!(LlmRequest::parse(CallKind::Chat, b"{\"model\":", None).is_err());
-        assert!(LlmRequest::parse(CallKind::Chat, b"{\"model\":\"\xff\"}", None)
-            .expect_err("utf8")
-            .to_string()
-            .contains("UTF-8"));
+        assert!(
+            LlmRequest::parse(CallKind::Chat, b"{\"model\":\"\xff\"}", None)
+                .expect_err("utf8")
+                .to_string()
+                .contains("UTF-8")
+        );
     }
 
     #[test]
@@ -569,6 +716,9 @@ mod tests {
         )
         .expect("parses");
         let u = env.usage.expect("usage");
-        assert_eq!((u.prompt_tokens, u.cached_tokens, u.reasoning_tokens), (10, 4, 2));
+        assert_eq!(
+            (u.prompt_tokens, u.cached_tokens, u.reasoning_tokens),
+            (10, 4, 2)
+        );
     }
 }

@@ -35,14 +35,18 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tollgate_actors::{now_ms, DeploymentFailure, DeploymentHandle, FailureClass};
+use tollgate_actors::{
+    now_ms, DeploymentFailure, DeploymentHandle, FailureClass, PickError, PickRequest, Picked,
+};
 
 use crate::auth::Caller;
 use crate::deployment::Deployment;
 use crate::error::{GatewayError, UpstreamErrorKind};
-use crate::llm::{CallKind, LlmRequest, Usage};
+use crate::llm::{CallKind, LlmRequest, MockFailure, Usage};
 use crate::providers::{self, ProviderAdapter};
+use crate::routing::ErrorClass;
 use crate::secret::redact_json;
 use crate::sse::{SseRelay, StreamOutcome};
 use crate::state::{AppState, VERSION};
@@ -58,6 +62,9 @@ struct ServedBy {
     timeout: Option<Duration>,
     upstream_time: Duration,
     provider_headers: Vec<(HeaderName, HeaderValue)>,
+    attempted_retries: u32,
+    max_retries: Option<u32>,
+    attempted_fallbacks: u32,
 }
 
 impl ServedBy {
@@ -82,11 +89,26 @@ impl ServedBy {
             put("x-litellm-timeout", format!("{}", t.as_secs_f64()));
         }
         let total = started.elapsed();
-        put("x-litellm-response-duration-ms", format!("{:.3}", total.as_secs_f64() * 1000.0));
+        put(
+            "x-litellm-response-duration-ms",
+            format!("{:.3}", total.as_secs_f64() * 1000.0),
+        );
         let overhead = total.saturating_sub(self.upstream_time);
-        put("x-litellm-overhead-duration-ms", format!("{:.3}", overhead.as_secs_f64() * 1000.0));
-        put("x-litellm-attempted-retries", "0".into());
-        put("x-litellm-attempted-fallbacks", "0".into());
+        put(
+            "x-litellm-overhead-duration-ms",
+            format!("{:.3}", overhead.as_secs_f64() * 1000.0),
+        );
+        put(
+            "x-litellm-attempted-retries",
+            self.attempted_retries.to_string(),
+        );
+        if let Some(max) = self.max_retries {
+            put("x-litellm-max-retries", max.to_string());
+        }
+        put(
+            "x-litellm-attempted-fallbacks",
+            self.attempted_fallbacks.to_string(),
+        );
         for (k, v) in &self.provider_headers {
             headers.insert(k.clone(), v.clone());
         }
@@ -137,7 +159,26 @@ fn header_seconds(req: &HttpRequest, name: &str) -> Result<Option<Duration>, Gat
             .and_then(|s| s.trim().parse::<f64>().ok())
             .filter(|s| *s > 0.0 && s.is_finite())
             .map(|s| Some(Duration::from_secs_f64(s)))
-            .ok_or_else(|| GatewayError::bad_request(format!("header {name} must be a positive number of seconds"))),
+            .ok_or_else(|| {
+                GatewayError::bad_request(format!(
+                    "header {name} must be a positive number of seconds"
+                ))
+            }),
+    }
+}
+
+fn header_count(req: &HttpRequest, name: &str) -> Result<Option<u32>, GatewayError> {
+    match req.headers().get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|n| *n <= 100)
+            .map(Some)
+            .ok_or_else(|| {
+                GatewayError::bad_request(format!("header {name} must be an integer from 0 to 100"))
+            }),
     }
 }
 
@@ -146,10 +187,14 @@ fn failure_class(err: &GatewayError) -> Option<FailureClass> {
         GatewayError::Timeout { .. } => Some(FailureClass::Timeout),
         GatewayError::Upstream { kind, .. } => Some(match kind {
             UpstreamErrorKind::RateLimit => FailureClass::RateLimit,
-            UpstreamErrorKind::Authentication | UpstreamErrorKind::PermissionDenied => FailureClass::Auth,
+            UpstreamErrorKind::Authentication | UpstreamErrorKind::PermissionDenied => {
+                FailureClass::Auth
+            }
             UpstreamErrorKind::NotFound => FailureClass::NotFound,
             UpstreamErrorKind::Timeout => FailureClass::Timeout,
-            UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => FailureClass::Connection,
+            UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => {
+                FailureClass::Connection
+            }
             UpstreamErrorKind::Server => FailureClass::Server,
             UpstreamErrorKind::BadRequest
             | UpstreamErrorKind::ContextWindowExceeded
@@ -189,7 +234,17 @@ pub async fn run(
         call_id: uuid::Uuid::new_v4().to_string(),
         ..ServedBy::default()
     };
-    let result = serve(state, http, caller, kind, path_model, raw, started, &mut served).await;
+    let result = serve(
+        state,
+        http,
+        caller,
+        kind,
+        path_model,
+        raw,
+        started,
+        &mut served,
+    )
+    .await;
     let mut response = match result {
         Ok(response) => response,
         Err(err) => {
@@ -204,6 +259,14 @@ pub async fn run(
     };
     served.apply(response.headers_mut(), started);
     response
+}
+
+/// What the request's headers and body ask of routing, read once.
+struct CallOptions {
+    timeout: Option<Duration>,
+    stream_timeout: Option<Duration>,
+    /// `num_retries` from the body, else the `x-litellm-num-retries` header.
+    num_retries: Option<u32>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -230,8 +293,97 @@ async fn serve(
         let body = redact_json(&Value::Object(req.body.clone()));
         tracing::debug!(call_id = served.call_id, ?caller, %body, "request");
     }
+    let options = CallOptions {
+        timeout: req
+            .gateway
+            .timeout
+            .or(header_seconds(http, "x-litellm-timeout")?),
+        stream_timeout: req
+            .gateway
+            .stream_timeout
+            .or(header_seconds(http, "x-litellm-stream-timeout")?),
+        num_retries: match req.gateway.num_retries {
+            Some(n) => Some(n),
+            None => header_count(http, "x-litellm-num-retries")?,
+        },
+    };
 
-    // 3. route
+    // 3. route: the requested group with its retries, then the fallback chain.
+    let first_error = match serve_group(state, &req, &options, true, started, served).await {
+        Ok(response) => return Ok(response),
+        Err(err) => err,
+    };
+    let group = served
+        .model_group
+        .clone()
+        .unwrap_or_else(|| req.model.clone());
+    let chain = state
+        .policy
+        .fallbacks_for(&group, &first_error, &req.gateway.fallbacks);
+    for fallback in chain {
+        served.attempted_fallbacks += 1;
+        let fallback_req = req.for_fallback(&fallback);
+        tracing::info!(
+            call_id = served.call_id,
+            from = group,
+            to = fallback.model,
+            error = %first_error,
+            "falling back"
+        );
+        match serve_group(state, &fallback_req, &options, false, started, served).await {
+            Ok(response) => return Ok(response),
+            Err(err) => {
+                tracing::debug!(call_id = served.call_id, fallback = fallback.model, error = %err, "fallback failed");
+            }
+        }
+    }
+    // Every fallback failed too: the client learns why its own model failed.
+    Err(first_error)
+}
+
+fn pick_error(group: &str, err: PickError) -> GatewayError {
+    match err {
+        PickError::AllCoolingDown { retry_after } => GatewayError::NoDeploymentsAvailable {
+            model_group: group.to_string(),
+            reason: "every deployment is cooling down after failures",
+            retry_after,
+        },
+        PickError::OverDeploymentLimits { retry_after } => GatewayError::NoDeploymentsAvailable {
+            model_group: group.to_string(),
+            reason: "every deployment has reached its rpm/tpm limit for this minute",
+            retry_after,
+        },
+        PickError::Exhausted => GatewayError::NoDeploymentsAvailable {
+            model_group: group.to_string(),
+            reason: "every deployment was tried",
+            retry_after: Duration::from_secs(1),
+        },
+        PickError::ContextWindowExceeded {
+            prompt_tokens,
+            largest_window,
+        } => GatewayError::Upstream {
+            kind: UpstreamErrorKind::ContextWindowExceeded,
+            status: 400,
+            message: format!(
+                "This model's maximum context length is {largest_window} tokens. However, your messages resulted in about {prompt_tokens} tokens (pre-call check, model group '{group}')."
+            ),
+            code: None,
+            param: Some("messages".into()),
+            retry_after: None,
+        },
+    }
+}
+
+/// Serve a request from one model group: pick a deployment, call it, and retry on another (or the
+/// same, after a backoff) while the error is retryable and retries remain.
+async fn serve_group(
+    state: &AppState,
+    req: &LlmRequest,
+    options: &CallOptions,
+    requested_group: bool,
+    started: Instant,
+    served: &mut ServedBy,
+) -> Result<HttpResponse, GatewayError> {
     let snapshot = state.router.snapshot();
     let group_name = state
         .aliases
@@ -240,50 +392,177 @@ async fn serve(
         .unwrap_or(&req.model);
     let group = snapshot
         .group(group_name)
-        .ok_or_else(|| GatewayError::UnknownModel { model: req.model.clone() })?;
+        .ok_or_else(|| GatewayError::UnknownModel {
+            model: req.model.clone(),
+        })?;
     served.model_group = Some(group.name.clone());
-    let now = now_ms();
-    let handle = group.pick(now, &[]).ok_or_else(|| GatewayError::NoDeploymentsAvailable {
-        model_group: group.name.clone(),
-        retry_after: Duration::from_millis(group.next_available_ms().unwrap_or(now).saturating_sub(now).max(1000)),
-    })?;
+    let policy = &state.policy;
+    let estimated_tokens = req.estimated_prompt_tokens();
+    let mut tried: Vec<String> = Vec::new();
+    let mut retries = 0u32;
+    let mut last_error: Option<GatewayError> = None;
+    loop {
+        let pick = |exclude: &[String]| {
+            group.pick(&PickRequest {
+                strategy: &policy.strategy,
+                exclude,
+                estimated_tokens,
+                pre_call_checks: policy.pre_call_checks,
+                now_ms: now_ms(),
+            })
+        };
+        let picked = match (pick(&tried), last_error.take()) {
+            (Ok(picked), _) => picked,
+            // Every deployment was tried: the same ones may be tried again.
+            (Err(PickError::Exhausted), Some(previous)) => match pick(&[]) {
+                Ok(picked) => picked,
+                Err(_) => return Err(previous),
+            },
+            // Nothing can take the retry (cooling down, over its limits): the client gets the
+            // error that made it retry.
+            (Err(_), Some(previous)) => return Err(previous),
+            (Err(err), None) => return Err(pick_error(&group.name, err)),
+        };
+        let deployment = picked.handle.upstream.clone();
+        served.deployment_id = Some(deployment.id.clone());
+        served.api_base = deployment.api_base().map(str::to_string);
+        served.max_retries = Some(policy.max_retries(
+            &group.name,
+            None,
+            options.num_retries,
+            deployment.num_retries,
+        ));
+
+        let simulated = req
+            .gateway
+            .mock_failure
+            .filter(|f| requested_group && (retries == 0 || *f != MockFailure::RateLimit));
+        let result = match simulated {
+            Some(failure) => Err(simulated_error(failure, &req.model)),
+            None => attempt(state, req, options, &picked, started, served).await,
+        };
+        let err = match result {
+            Ok(response) => return Ok(response),
+            Err(err) => err,
+        };
+        let class = ErrorClass::of(&err);
+        let max = policy.max_retries(
+            &group.name,
+            class,
+            options.num_retries,
+            deployment.num_retries,
+        );
+        served.max_retries = Some(max);
+        let others = group.deployments.len() > 1;
+        let simulated_server_error = simulated == Some(MockFailure::Server);
+        if simulated_server_error || retries >= max || !policy.retryable(&group.name, &err, others)
+        {
+            return Err(err);
+        }
+        retries += 1;
+        served.attempted_retries += 1;
+        tried.push(deployment.id.clone());
+        if !group.has_other_available(now_ms(), &tried) {
+            match policy.backoff(retries, err.retry_after()) {
+                Some(wait) => {
+                    tracing::debug!(
+                        call_id = served.call_id,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying after backoff"
+                    );
+                    actix_web::rt::time::sleep(wait).await;
+                }
+                None => return Err(err),
+            }
+        }
+        tracing::debug!(call_id = served.call_id, retry = retries, error = %err, "retrying");
+        last_error = Some(err);
+    }
+}
+
+fn simulated_error(failure: MockFailure, model: &str) -> GatewayError {
+    let (kind, status, message) = match failure {
+        MockFailure::Server => (
+            UpstreamErrorKind::Server,
+            500,
+            "mock_testing_fallbacks: simulated provider error",
+        ),
+        MockFailure::RateLimit => (
+            UpstreamErrorKind::RateLimit,
+            429,
+            "mock_testing_rate_limit_error: simulated rate limit",
+        ),
+        MockFailure::ContextWindow => (
+            UpstreamErrorKind::ContextWindowExceeded,
+            400,
+            "mock_testing_context_fallbacks: simulated context window exceeded",
+        ),
+        MockFailure::ContentPolicy => (
+            UpstreamErrorKind::ContentPolicy,
+            400,
+            "mock_testing_content_policy_fallbacks: simulated content policy violation",
+        ),
+    };
+    GatewayError::Upstream {
+        kind,
+        status,
+        message: format!("{message} (model={model})"),
+        code: None,
+        param: None,
+        retry_after: None,
+    }
+}
+
+/// One call to one deployment. Nothing reaches the client until this returns `Ok`: a stream is
+/// committed only once its first bytes have arrived, so a stream that fails before that can still
+/// be retried or fall back.
+async fn attempt(
+    state: &AppState,
+    req: &LlmRequest,
+    options: &CallOptions,
+    picked: &Picked<Deployment>,
+    started: Instant,
+    served: &mut ServedBy,
+) -> Result<HttpResponse, GatewayError> {
+    let handle = &picked.handle;
     let deployment = handle.upstream.clone();
-    served.deployment_id = Some(deployment.id.clone());
-    served.api_base = deployment.api_base().map(str::to_string);
+    let reserved = picked.reserved_tokens;
     let in_flight = handle.state.begin();
 
-    // Timeouts: body, then header, then deployment, then global.
-    let timeout = req
-        .gateway
+    // Timeouts: body, then header, then deployment, then router settings / global.
+    let timeout = options
         .timeout
-        .or(header_seconds(http, "x-litellm-timeout")?)
         .or(deployment.timeout)
         .unwrap_or(state.request_timeout);
-    let stream_timeout = req
-        .gateway
+    let stream_timeout = options
         .stream_timeout
-        .or(header_seconds(http, "x-litellm-stream-timeout")?)
         .or(deployment.stream_timeout)
+        .or(state.policy.stream_timeout)
         .unwrap_or(timeout);
     served.timeout = Some(if req.stream { stream_timeout } else { timeout });
 
-    if let Some(content) = req.gateway.mock_response.as_ref().or(deployment.mock_response.as_ref()) {
+    if let Some(content) = req
+        .gateway
+        .mock_response
+        .as_ref()
+        .or(deployment.mock_response.as_ref())
+    {
         handle.state.record_success(started.elapsed());
-        return Ok(crate::mock_response::respond(&req, content));
+        return Ok(crate::mock_response::respond(req, content));
     }
 
     // 4. translate
     let target = deployment.target_for(&req.model)?;
-    let adapter: &dyn ProviderAdapter = providers::adapter_for(target.spec.wire).ok_or_else(|| {
-        GatewayError::DeploymentMisconfigured {
-            message: format!("no adapter for provider '{}'", target.spec.name),
-        }
-    })?;
-    let prepared = adapter.prepare(&deployment, &target, &req)?;
+    let adapter: &dyn ProviderAdapter =
+        providers::adapter_for(target.spec.wire).ok_or_else(|| {
+            GatewayError::DeploymentMisconfigured {
+                message: format!("no adapter for provider '{}'", target.spec.name),
+            }
+        })?;
+    let prepared = adapter.prepare(&deployment, &target, req)?;
     if state.debug {
         tracing::debug!(
             call_id = served.call_id,
-            model_group = group.name,
             deployment = deployment.id,
             url = prepared.url,
             headers = ?prepared.redacted_headers(),
@@ -296,14 +575,16 @@ async fn serve(
     let call_started = Instant::now();
     let head_timeout = if req.stream { stream_timeout } else { timeout };
     let key = target.api_key.clone();
-    let sent = upstream::send(prepared, head_timeout, &req.model, key.as_ref()).await;
-    let mut response = match sent {
+    let fail = |err: GatewayError, served: &mut ServedBy| {
+        served.upstream_time += call_started.elapsed();
+        handle.state.reconcile_tokens(now_ms(), reserved, 0);
+        report(handle, &err);
+        err
+    };
+    let mut response = match upstream::send(prepared, head_timeout, &req.model, key.as_ref()).await
+    {
         Ok(r) => r,
-        Err(e) => {
-            served.upstream_time = call_started.elapsed();
-            report(&handle, &e);
-            return Err(e);
-        }
+        Err(e) => return Err(fail(e, served)),
     };
     served.provider_headers = provider_headers(response.headers());
     let status = response.status().as_u16();
@@ -311,66 +592,114 @@ async fn serve(
     if !(200..300).contains(&status) || !req.stream {
         let left = timeout.saturating_sub(call_started.elapsed());
         let body = upstream::read_body(&mut response, left, &req.model).await;
-        served.upstream_time = call_started.elapsed();
         let result = body.and_then(|body| {
             if (200..300).contains(&status) {
-                adapter.translate_response(&req, body)
+                adapter.translate_response(req, body)
             } else {
-                Err(adapter.translate_error(&target, status, upstream::retry_after(response.headers()), &body))
+                Err(adapter.translate_error(
+                    &target,
+                    status,
+                    upstream::retry_after(response.headers()),
+                    &body,
+                ))
             }
         });
         return match result {
             Ok(translated) => {
                 // 7. account
-                handle.state.record_success(served.upstream_time);
-                log_usage(served, &group.name, &deployment, translated.usage, started);
+                served.upstream_time += call_started.elapsed();
+                handle.state.record_success(call_started.elapsed());
+                let usage = translated.usage.unwrap_or_default();
+                handle
+                    .state
+                    .reconcile_tokens(now_ms(), reserved, usage.total_tokens);
+                log_usage(served, &deployment, usage, started);
                 drop(in_flight);
                 Ok(HttpResponse::Ok()
                     .content_type("application/json")
                     .body(translated.body))
             }
-            Err(e) => {
-                report(&handle, &e);
-                Err(e)
-            }
+            Err(e) => Err(fail(e, served)),
         };
     }
 
-    // 6. relay the stream
-    served.upstream_time = call_started.elapsed();
+    // 6. relay the stream, once its first bytes are here.
+    let first = match actix_web::rt::time::timeout(stream_timeout, response.next()).await {
+        Ok(Some(Ok(bytes))) => bytes,
+        Ok(Some(Err(e))) => {
+            return Err(fail(
+                stream_error(
+                    &format!("the stream broke before its first byte: {e}"),
+                    &req.model,
+                ),
+                served,
+            ))
+        }
+        Ok(None) => {
+            return Err(fail(
+                stream_error("the stream ended before its first byte", &req.model),
+                served,
+            ))
+        }
+        Err(_) => {
+            return Err(fail(
+                GatewayError::Timeout {
+                    model: req.model.clone(),
+                    timeout: stream_timeout,
+                },
+                served,
+            ))
+        }
+    };
+    let time_to_first_token = call_started.elapsed();
+    served.upstream_time += time_to_first_token;
     let call_id = served.call_id.clone();
-    let group_name = group.name.clone();
+    let group_name = served.model_group.clone().unwrap_or_default();
     let handle_for_end: Arc<DeploymentHandle<Deployment>> = handle.clone();
-    let relay = SseRelay::new(response, req.client_wants_usage, stream_timeout, move |outcome: StreamOutcome| {
-        let _in_flight = in_flight;
-        match &outcome.error {
-            None => {
-                handle_for_end.state.record_success(
-                    outcome.first_byte_at.map(|t| t - call_started).unwrap_or_else(|| call_started.elapsed()),
+    let body = futures_util::stream::iter([Ok(first)]).chain(response);
+    let relay = SseRelay::new(
+        body,
+        req.client_wants_usage,
+        stream_timeout,
+        move |outcome: StreamOutcome| {
+            let _in_flight = in_flight;
+            let state = &handle_for_end.state;
+            state.reconcile_tokens(
+                now_ms(),
+                reserved,
+                outcome.usage.as_ref().map_or(0, |u| u.total_tokens),
+            );
+            match &outcome.error {
+                // latency-based routing ranks streams by time to first token.
+                None => state.record_success(time_to_first_token),
+                Some(error) if !outcome.client_disconnected => {
+                    handle_for_end.report_failure(DeploymentFailure {
+                        class: FailureClass::Connection,
+                        status: None,
+                        retry_after: None,
+                    });
+                    tracing::warn!(
+                        call_id,
+                        model_group = group_name,
+                        error,
+                        "stream ended with an error"
+                    );
+                }
+                Some(_) => tracing::debug!(call_id, "client disconnected mid-stream"),
+            }
+            if let Some(usage) = outcome.usage {
+                tracing::debug!(
+                    call_id,
+                    model_group = group_name,
+                    prompt_tokens = usage.prompt_tokens,
+                    completion_tokens = usage.completion_tokens,
+                    total_tokens = usage.total_tokens,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "stream finished"
                 );
             }
-            Some(error) if !outcome.client_disconnected => {
-                handle_for_end.report_failure(DeploymentFailure {
-                    class: FailureClass::Connection,
-                    status: None,
-                    retry_after: None,
-                });
-                tracing::warn!(call_id, model_group = group_name, error, "stream ended with an error");
-            }
-            Some(_) => tracing::debug!(call_id, "client disconnected mid-stream"),
-        }
-        if let Some(usage) = outcome.usage {
-            tracing::debug!(
-                call_id,
-                model_group = group_name,
-                prompt_tokens = usage.prompt_tokens,
-                completion_tokens = usage.completion_tokens,
-                total_tokens = usage.total_tokens,
-                duration_ms = started.elapsed().as_millis() as u64,
-                "stream finished"
-            );
-        }
-    });
+        },
+    );
     Ok(HttpResponse::build(StatusCode::OK)
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))
@@ -378,11 +707,21 @@ async fn serve(
         .streaming(relay))
 }
 
-fn log_usage(served: &ServedBy, group: &str, deployment: &Deployment, usage: Option<Usage>, started: Instant) {
-    let usage = usage.unwrap_or_default();
+fn stream_error(message: &str, model: &str) -> GatewayError {
+    GatewayError::Upstream {
+        kind: UpstreamErrorKind::Connection,
+        status: 502,
+        message: format!("APIConnectionError: {message} (model={model})"),
+        code: None,
+        param: None,
+        retry_after: None,
+    }
+}
+
+fn log_usage(served: &ServedBy, deployment: &Deployment, usage: Usage, started: Instant) {
     tracing::debug!(
         call_id = served.call_id,
-        model_group = group,
+        model_group = served.model_group.as_deref().unwrap_or_default(),
         deployment = deployment.id,
         prompt_tokens = usage.prompt_tokens,
         completion_tokens = usage.completion_tokens,

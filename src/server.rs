@@ -28,7 +28,10 @@ pub enum StartError {
     #[error("refusing to start: {reason} and the gateway would listen on {host}, which is not a loopback address. Set a strong master key (at least {min} random characters, for example `LITELLM_MASTER_KEY=sk-$(openssl rand -hex 24)`), listen on 127.0.0.1, or set LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY=true to accept the risk.", min = crate::auth::MIN_MASTER_KEY_LEN)]
     WeakMasterKey { reason: String, host: String },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -41,7 +44,9 @@ pub fn is_loopback(host: &str) -> bool {
 /// The quick-start deployments for `--model`: the model under its name (or `--alias`), and a
 /// catch-all so that every requested model goes to it.
 fn quick_start_entries(cli: &Cli) -> Vec<ModelEntry> {
-    let Some(model) = &cli.model else { return Vec::new() };
+    let Some(model) = &cli.model else {
+        return Vec::new();
+    };
     let mut params = Map::new();
     params.insert("model".into(), json!(model));
     if let Some(b) = &cli.api_base {
@@ -112,20 +117,34 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         .collect();
     for d in &deployments {
         match &d.problem {
-            Some(p) => tracing::warn!(model_name = d.model_name, deployment = d.id, "deployment cannot be called: {p}"),
-            None => tracing::info!(model_name = d.model_name, model = d.litellm_model, provider = d.provider_name(), "deployment ready"),
+            Some(p) => tracing::warn!(
+                model_name = d.model_name,
+                deployment = d.id,
+                "deployment cannot be called: {p}"
+            ),
+            None => tracing::info!(
+                model_name = d.model_name,
+                model = d.litellm_model,
+                provider = d.provider_name(),
+                "deployment ready"
+            ),
         }
     }
     if deployments.is_empty() {
         tracing::warn!("no models configured: pass --config or --model");
     }
 
-    let workers = cli
-        .num_workers
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let request_timeout = cli.request_timeout().unwrap_or_else(|| config.request_timeout());
-    let cooldown = config.cooldown_policy();
+    let workers = cli.num_workers.filter(|n| *n > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let request_timeout = cli
+        .request_timeout()
+        .unwrap_or_else(|| config.request_timeout());
+    let mut cooldown = config.cooldown_policy();
+    cooldown.allowed_fails_by_class = crate::routing::RouterPolicy::allowed_fails_policy(&config);
+    let policy = crate::routing::RouterPolicy::from_config(&config);
     let aliases = config.model_group_aliases();
     let background_health = config.background_health_checks();
     let max_body_bytes = config.max_request_size_bytes();
@@ -143,6 +162,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             router,
             auth: Authenticator::new(master_key.as_ref(), key_header),
             aliases,
+            policy,
             request_timeout,
             max_body_bytes,
             started_at,

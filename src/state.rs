@@ -22,6 +22,8 @@ pub struct AppState {
     pub router: RouterHandle<Deployment>,
     pub auth: Authenticator,
     pub aliases: HashMap<String, ModelAlias>,
+    /// Strategy, retries and fallbacks (`router_settings`).
+    pub policy: crate::routing::RouterPolicy,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     pub started_at: Instant,

@@ -28,6 +28,18 @@ pub struct CooldownPolicy {
     pub cooldown_time: Duration,
     /// `disable_cooldowns`.
     pub disabled: bool,
+    /// `allowed_fails_policy`: per failure class, how many failures of that class a minute are
+    /// tolerated before a cooldown. A class listed here is no longer cooled at the first failure.
+    pub allowed_fails_by_class: Vec<(FailureClass, u32)>,
+}
+
+impl CooldownPolicy {
+    fn allowance_for(&self, class: FailureClass) -> Option<u32> {
+        self.allowed_fails_by_class
+            .iter()
+            .find(|(c, _)| *c == class)
+            .map(|(_, n)| *n)
+    }
 }
 
 impl Default for CooldownPolicy {
@@ -36,6 +48,7 @@ impl Default for CooldownPolicy {
             allowed_fails: 3,
             cooldown_time: Duration::from_secs(5),
             disabled: false,
+            allowed_fails_by_class: Vec::new(),
         }
     }
 }
@@ -64,6 +77,45 @@ pub struct DeploymentState {
     dropped_reports: AtomicU64,
     probe_health: AtomicU64,
     last_probe_error: Mutex<Option<String>>,
+    /// Requests started in the current minute, packed as `minute << 32 | count` so that the rollover
+    /// and the increment are one atomic step (exact under concurrency).
+    minute_requests: AtomicU64,
+    /// Tokens (reserved estimates, reconciled with real usage) in the current minute, packed the same way.
+    minute_tokens: AtomicU64,
+    /// The last [`LATENCY_SAMPLES`] latencies in microseconds + 1 (0 = empty slot), for
+    /// `latency-based-routing`; streams record their time to first token.
+    latency_samples: [AtomicU64; LATENCY_SAMPLES],
+    latency_next: AtomicU64,
+}
+
+/// How many recent latencies `latency-based-routing` averages (LiteLLM's `max_latency_list_size`).
+pub const LATENCY_SAMPLES: usize = 10;
+
+fn minute_of(now_ms: u64) -> u64 {
+    (now_ms / 60_000) & 0xFFFF_FFFF
+}
+
+fn unpack(packed: u64, minute: u64) -> u64 {
+    if packed >> 32 == minute {
+        packed & 0xFFFF_FFFF
+    } else {
+        0
+    }
+}
+
+/// Add `n` to a packed per-minute counter unless the result would pass `limit`. Returns whether it
+/// was added.
+fn add_within(counter: &AtomicU64, now_ms: u64, n: u64, limit: Option<u64>) -> bool {
+    let minute = minute_of(now_ms);
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
+            let current = unpack(packed, minute);
+            if limit.is_some_and(|l| current >= l || (current > 0 && current + n > l)) {
+                return None;
+            }
+            Some(minute << 32 | (current + n).min(0xFFFF_FFFF))
+        })
+        .is_ok()
 }
 
 /// A copy of the counters, for `/model/info`, `/health` and tests.
@@ -103,6 +155,7 @@ impl DeploymentState {
     /// Record a successful call and fold its latency into the moving average (alpha = 1/8).
     pub fn record_success(&self, latency: Duration) {
         self.successes.fetch_add(1, Ordering::Relaxed);
+        self.record_latency(latency);
         let sample = latency.as_micros().min(u64::MAX as u128) as u64;
         let _ = self
             .latency_ewma_us
@@ -132,7 +185,8 @@ impl DeploymentState {
     }
 
     pub(crate) fn cool_down_until(&self, until_ms: u64) {
-        self.cooldown_until_ms.fetch_max(until_ms, Ordering::Relaxed);
+        self.cooldown_until_ms
+            .fetch_max(until_ms, Ordering::Relaxed);
         self.cooldowns.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -166,6 +220,80 @@ impl DeploymentState {
         }
     }
 
+    /// Requests and tokens counted in the current minute (`rpm`/`tpm` usage).
+    pub fn minute_usage(&self, now_ms: u64) -> (u64, u64) {
+        let minute = minute_of(now_ms);
+        (
+            unpack(self.minute_requests.load(Ordering::Acquire), minute),
+            unpack(self.minute_tokens.load(Ordering::Acquire), minute),
+        )
+    }
+
+    /// Whether one more request of `tokens` estimated tokens fits under `rpm` / `tpm` this minute.
+    pub fn has_capacity(
+        &self,
+        now_ms: u64,
+        rpm: Option<u64>,
+        tpm: Option<u64>,
+        tokens: u64,
+    ) -> bool {
+        let (requests, used) = self.minute_usage(now_ms);
+        rpm.is_none_or(|l| requests < l)
+            && tpm.is_none_or(|l| used < l && (used == 0 || used + tokens <= l))
+    }
+
+    /// Count one request and reserve `tokens` in the current minute, atomically checking `rpm` and
+    /// `tpm`. Returns false (and counts nothing) when either limit is reached. A request larger than
+    /// the whole `tpm` is still let through when the minute is empty, as it could never fit otherwise.
+    pub fn reserve(&self, now_ms: u64, rpm: Option<u64>, tpm: Option<u64>, tokens: u64) -> bool {
+        if !add_within(&self.minute_requests, now_ms, 1, rpm) {
+            return false;
+        }
+        if !add_within(&self.minute_tokens, now_ms, tokens, tpm) {
+            // Give the request slot back (same minute only; a rollover already cleared it).
+            let minute = minute_of(now_ms);
+            let _ =
+                self.minute_requests
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
+                        (packed >> 32 == minute && packed & 0xFFFF_FFFF > 0).then(|| packed - 1)
+                    });
+            return false;
+        }
+        true
+    }
+
+    /// Replace a token estimate with the real count once usage is known.
+    pub fn reconcile_tokens(&self, now_ms: u64, estimated: u64, actual: u64) {
+        let minute = minute_of(now_ms);
+        let _ = self
+            .minute_tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
+                let current = unpack(packed, minute);
+                let next = (current + actual)
+                    .saturating_sub(estimated.min(current))
+                    .min(0xFFFF_FFFF);
+                Some(minute << 32 | next)
+            });
+    }
+
+    /// Record a latency sample for `latency-based-routing`.
+    pub fn record_latency(&self, latency: Duration) {
+        let slot = self.latency_next.fetch_add(1, Ordering::Relaxed) as usize % LATENCY_SAMPLES;
+        let micros = latency.as_micros().min(u64::MAX as u128 - 1) as u64;
+        self.latency_samples[slot].store(micros + 1, Ordering::Relaxed);
+    }
+
+    /// Mean of the recent latency samples; `None` before the first one.
+    pub fn average_latency(&self) -> Option<Duration> {
+        let (sum, n) = self
+            .latency_samples
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|v| *v > 0)
+            .fold((0u128, 0u128), |(sum, n), v| (sum + (v - 1) as u128, n + 1));
+        (n > 0).then(|| Duration::from_micros((sum / n) as u64))
+    }
+
     pub fn stats(&self) -> DeploymentStats {
         DeploymentStats {
             in_flight: self.in_flight(),
@@ -190,7 +318,7 @@ pub struct DeploymentActor<U: Upstream> {
     /// deployment is cooled only for failures no retry can fix (bad credentials, unknown model).
     alone: bool,
     /// Failures counted against `allowed_fails` within the last minute.
-    recent_failures: VecDeque<Instant>,
+    recent_failures: VecDeque<(Instant, FailureClass)>,
 }
 
 impl<U: Upstream> DeploymentActor<U> {
@@ -211,31 +339,45 @@ impl<U: Upstream> DeploymentActor<U> {
 
     /// Decide whether this failure starts a cooldown; returns the cooldown length if so.
     fn decide(&mut self, failure: &DeploymentFailure, now: Instant) -> Option<Duration> {
-        if self.policy.disabled || !failure.class.counts_against_deployment() {
+        let class = failure.class;
+        let allowance = self.policy.allowance_for(class);
+        if self.policy.disabled || (!class.counts_against_deployment() && allowance.is_none()) {
             return None;
         }
-        if self.alone && !matches!(failure.class, FailureClass::Auth | FailureClass::NotFound) {
+        if self.alone && !matches!(class, FailureClass::Auth | FailureClass::NotFound) {
             return None;
         }
         let window = Duration::from_secs(60);
         while self
             .recent_failures
             .front()
-            .is_some_and(|t| now.duration_since(*t) > window)
+            .is_some_and(|(t, _)| now.duration_since(*t) > window)
         {
             self.recent_failures.pop_front();
         }
-        self.recent_failures.push_back(now);
-        let over_allowance = self.recent_failures.len() as u64 > self.policy.allowed_fails as u64;
-        if failure.class.cools_down_immediately() || over_allowance {
-            self.recent_failures.clear();
-            // A provider's retry-after longer than the cooldown wins.
-            let length = failure
-                .retry_after
-                .map_or(self.policy.cooldown_time, |r| r.max(self.policy.cooldown_time));
-            return Some(length);
+        self.recent_failures.push_back((now, class));
+        let cool = match allowance {
+            // allowed_fails_policy: only failures of this class count, and none cools at once.
+            Some(n) => {
+                self.recent_failures
+                    .iter()
+                    .filter(|(_, c)| *c == class)
+                    .count() as u64
+                    > n as u64
+            }
+            None => {
+                class.cools_down_immediately()
+                    || self.recent_failures.len() as u64 > self.policy.allowed_fails as u64
+            }
+        };
+        if !cool {
+            return None;
         }
-        None
+        self.recent_failures.clear();
+        // A provider's retry-after longer than the cooldown wins.
+        Some(failure.retry_after.map_or(self.policy.cooldown_time, |r| {
+            r.max(self.policy.cooldown_time)
+        }))
     }
 }
 
@@ -323,7 +465,12 @@ mod tests {
 
     #[test]
     fn a_sole_deployment_cools_down_only_for_unfixable_failures() {
-        let mut a = DeploymentActor::new(Arc::new(Fake), Arc::default(), CooldownPolicy::default(), true);
+        let mut a = DeploymentActor::new(
+            Arc::new(Fake),
+            Arc::default(),
+            CooldownPolicy::default(),
+            true,
+        );
         let now = Instant::now();
         for _ in 0..10 {
             assert_eq!(a.decide(&failure(FailureClass::RateLimit), now), None);
@@ -357,13 +504,98 @@ mod tests {
     fn bad_requests_and_disabled_policy_never_cool_down() {
         let mut a = actor(CooldownPolicy::default());
         for _ in 0..10 {
-            assert_eq!(a.decide(&failure(FailureClass::BadRequest), Instant::now()), None);
+            assert_eq!(
+                a.decide(&failure(FailureClass::BadRequest), Instant::now()),
+                None
+            );
         }
         let mut a = actor(CooldownPolicy {
             disabled: true,
             ..CooldownPolicy::default()
         });
-        assert_eq!(a.decide(&failure(FailureClass::RateLimit), Instant::now()), None);
+        assert_eq!(
+            a.decide(&failure(FailureClass::RateLimit), Instant::now()),
+            None
+        );
+    }
+
+    #[test]
+    fn allowed_fails_policy_counts_per_class() {
+        let mut a = actor(CooldownPolicy {
+            allowed_fails_by_class: vec![
+                (FailureClass::RateLimit, 2),
+                (FailureClass::BadRequest, 1),
+            ],
+            ..CooldownPolicy::default()
+        });
+        let now = Instant::now();
+        assert_eq!(a.decide(&failure(FailureClass::RateLimit), now), None);
+        assert_eq!(a.decide(&failure(FailureClass::RateLimit), now), None);
+        assert!(a.decide(&failure(FailureClass::RateLimit), now).is_some());
+        assert_eq!(a.decide(&failure(FailureClass::BadRequest), now), None);
+        assert!(a.decide(&failure(FailureClass::BadRequest), now).is_some());
+    }
+
+    #[test]
+    fn minute_counters_are_exact_and_roll_over() {
+        let state = DeploymentState::default();
+        let t = 120_000;
+        assert!(state.reserve(t, Some(2), None, 10));
+        assert!(state.reserve(t + 1, Some(2), None, 10));
+        assert!(!state.reserve(t + 2, Some(2), None, 10));
+        assert_eq!(state.minute_usage(t), (2, 20));
+        assert!(
+            state.reserve(t + 60_000, Some(2), None, 10),
+            "a new minute starts empty"
+        );
+        let state = DeploymentState::default();
+        assert!(
+            state.reserve(t, None, Some(100), 500),
+            "an empty minute admits an oversized request"
+        );
+        assert!(!state.reserve(t, None, Some(100), 1));
+        assert_eq!(
+            state.minute_usage(t),
+            (1, 500),
+            "a refused token reservation gives its request back"
+        );
+        state.reconcile_tokens(t, 500, 40);
+        assert_eq!(state.minute_usage(t), (1, 40));
+        assert!(state.reserve(t, None, Some(100), 50));
+        assert!(!state.has_capacity(t, None, Some(100), 20));
+    }
+
+    #[test]
+    fn reservations_under_contention_admit_exactly_the_limit() {
+        let state = Arc::new(DeploymentState::default());
+        let now = now_ms();
+        let admitted: usize = (0..8)
+            .map(|_| {
+                let s = state.clone();
+                std::thread::spawn(move || {
+                    (0..1000)
+                        .filter(|_| s.reserve(now, Some(1234), None, 1))
+                        .count()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(admitted, 1234);
+    }
+
+    #[test]
+    fn latency_average_keeps_the_last_samples() {
+        let state = DeploymentState::default();
+        assert_eq!(state.average_latency(), None);
+        for _ in 0..LATENCY_SAMPLES {
+            state.record_latency(Duration::from_millis(100));
+        }
+        for _ in 0..LATENCY_SAMPLES {
+            state.record_latency(Duration::from_millis(10));
+        }
+        assert_eq!(state.average_latency(), Some(Duration::from_millis(10)));
     }
 
     #[test]

@@ -20,13 +20,17 @@ mod deployment;
 mod messages;
 mod router;
 mod snapshot;
+mod strategy;
 
-pub use deployment::{now_ms, CooldownPolicy, DeploymentActor, DeploymentState, DeploymentStats};
+pub use deployment::{
+    now_ms, CooldownPolicy, DeploymentActor, DeploymentState, DeploymentStats, LATENCY_SAMPLES,
+};
 pub use messages::{
     DeploymentFailure, FailureClass, HealthReport, ProbeAll, ProbeOutcome, ReplaceDeployments,
 };
 pub use router::{RouterActor, RouterHandle};
 pub use snapshot::{DeploymentHandle, ModelGroup, RoutingSnapshot};
+pub use strategy::{PickError, PickRequest, Picked, RoutingStrategy};
 
 use futures_util::future::LocalBoxFuture;
 
@@ -40,6 +44,26 @@ pub trait Upstream: Send + Sync + 'static {
     fn model_group(&self) -> &str;
     /// Relative weight for weighted shuffling (`weight`, else `rpm`, else `tpm`); `None` means equal.
     fn weight(&self) -> Option<f64> {
+        None
+    }
+    /// Requests per minute this deployment may take (`rpm`); enforced by every strategy.
+    fn rpm(&self) -> Option<u64> {
+        None
+    }
+    /// Tokens per minute this deployment may take (`tpm`).
+    fn tpm(&self) -> Option<u64> {
+        None
+    }
+    /// Priority (`order`, 1 = first choice): only the lowest order among usable deployments is used.
+    fn order(&self) -> Option<u32> {
+        None
+    }
+    /// Price per token (input + output), for `cost-based-routing`.
+    fn cost_per_token(&self) -> Option<f64> {
+        None
+    }
+    /// Context window (`max_input_tokens`), for `enable_pre_call_checks`.
+    fn max_input_tokens(&self) -> Option<u64> {
         None
     }
     /// A tiny real call to the deployment. It runs on the deployment actor's arbiter, so it may use

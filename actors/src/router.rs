@@ -149,7 +149,8 @@ impl<U: Upstream> Handler<ReplaceDeployments<U>> for RouterActor<U> {
                     h.state.clone()
                 })
                 .unwrap_or_default();
-            self.handles.push(Arc::new(DeploymentHandle::new(upstream, state)));
+            self.handles
+                .push(Arc::new(DeploymentHandle::new(upstream, state)));
         }
         for handle in &self.handles {
             self.spawn_child(handle);
@@ -180,9 +181,16 @@ impl<U: Upstream> RouterHandle<U> {
         let arbiter = Arbiter::new().handle();
         let handles: Vec<Arc<DeploymentHandle<U>>> = upstreams
             .into_iter()
-            .map(|u| Arc::new(DeploymentHandle::new(u, Arc::new(DeploymentState::default()))))
+            .map(|u| {
+                Arc::new(DeploymentHandle::new(
+                    u,
+                    Arc::new(DeploymentState::default()),
+                ))
+            })
             .collect();
-        let snapshot = Arc::new(ArcSwap::from_pointee(RoutingSnapshot::build(handles.clone())));
+        let snapshot = Arc::new(ArcSwap::from_pointee(RoutingSnapshot::build(
+            handles.clone(),
+        )));
         let router = RouterActor {
             handles,
             snapshot: snapshot.clone(),

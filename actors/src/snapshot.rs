@@ -9,6 +9,7 @@ use rand::Rng;
 
 use crate::deployment::{DeploymentActor, DeploymentState};
 use crate::messages::DeploymentFailure;
+use crate::strategy::{PickError, PickRequest, Picked};
 use crate::Upstream;
 
 /// One deployment as handlers see it: the upstream description, its live counters, and the address
@@ -60,16 +61,16 @@ pub struct ModelGroup<U: Upstream> {
 }
 
 impl<U: Upstream> ModelGroup<U> {
-    /// `simple-shuffle`: a weighted random pick among deployments that are not cooling down, weighted
-    /// by `weight`, else `rpm`, else `tpm` (see [`Upstream::weight`]); uniform when no weights are set.
-    /// `exclude` lists deployment ids already tried by this request.
-    pub fn pick(&self, now_ms: u64, exclude: &[&str]) -> Option<Arc<DeploymentHandle<U>>> {
-        let candidates: Vec<&Arc<DeploymentHandle<U>>> = self
-            .deployments
+    /// Choose a deployment for one attempt and reserve its minute usage (see [`crate::strategy`]).
+    pub fn pick(&self, req: &PickRequest<'_>) -> Result<Picked<U>, PickError> {
+        crate::strategy::pick(&self.deployments, req)
+    }
+
+    /// Whether a deployment other than those in `exclude` could take a request now.
+    pub fn has_other_available(&self, now_ms: u64, exclude: &[String]) -> bool {
+        self.deployments
             .iter()
-            .filter(|d| d.is_available(now_ms) && !exclude.contains(&d.id()))
-            .collect();
-        pick_weighted(&candidates, |d| d.upstream.weight()).map(|d| Arc::clone(d))
+            .any(|d| d.is_available(now_ms) && !exclude.iter().any(|id| id == d.id()))
     }
 
     /// The earliest moment (unix ms) at which any deployment of the group leaves its cooldown.
@@ -83,10 +84,7 @@ impl<U: Upstream> ModelGroup<U> {
 
 /// Weighted random choice. Items without a weight count as weight 1 when no item has one; when some
 /// have weights, the ones without get the mean of the others.
-pub(crate) fn pick_weighted<'a, T>(
-    items: &'a [T],
-    weight: impl Fn(&T) -> Option<f64>,
-) -> Option<&'a T> {
+pub(crate) fn pick_weighted<T>(items: &[T], weight: impl Fn(&T) -> Option<f64>) -> Option<&T> {
     match items.len() {
         0 => return None,
         1 => return items.first(),
