@@ -50,7 +50,9 @@ pub const MIN_MASTER_KEY_LEN: usize = 16;
 /// Why a master key is unsafe on a reachable address, if it is.
 pub fn master_key_weakness(key: Option<&Secret>) -> Option<String> {
     match key {
-        None => Some("no master key is set (general_settings.master_key or LITELLM_MASTER_KEY)".into()),
+        None => {
+            Some("no master key is set (general_settings.master_key or LITELLM_MASTER_KEY)".into())
+        }
         Some(k) if PUBLISHED_KEYS.contains(&k.expose().trim().to_ascii_lowercase().as_str()) => {
             Some("the master key is a published example value".into())
         }
@@ -82,9 +84,12 @@ impl Authenticator {
     fn presented_key<'a>(&self, req: &'a HttpRequest) -> Option<&'a str> {
         let headers = req.headers();
         let custom = self.key_header.as_deref();
-        let names = custom
-            .into_iter()
-            .chain(["x-litellm-api-key", "authorization", "api-key", "x-api-key"]);
+        let names = custom.into_iter().chain([
+            "x-litellm-api-key",
+            "authorization",
+            "api-key",
+            "x-api-key",
+        ]);
         for name in names {
             if let Some(value) = headers.get(name) {
                 let value = value.to_str().unwrap_or("").trim();
@@ -137,7 +142,10 @@ impl Authenticator {
             Ok(caller)
         } else {
             Err(GatewayError::Authentication {
-                message: format!("Authentication Error, only proxy admins can call {}", req.path()),
+                message: format!(
+                    "Authentication Error, only proxy admins can call {}",
+                    req.path()
+                ),
             })
         }
     }
@@ -162,7 +170,9 @@ mod tests {
             ("api-key", "sk-strong-master-key-0001"),
             ("x-api-key", "sk-strong-master-key-0001"),
         ] {
-            let req = TestRequest::default().insert_header((name, value)).to_http_request();
+            let req = TestRequest::default()
+                .insert_header((name, value))
+                .to_http_request();
             assert_eq!(a.authenticate(&req).expect(name), Caller::Admin);
         }
     }
@@ -171,14 +181,27 @@ mod tests {
     fn rejects_missing_wrong_and_empty_keys_without_echoing_them() {
         let a = auth();
         let none = TestRequest::default().to_http_request();
-        assert!(a.authenticate(&none).expect_err("none").to_string().contains("No api key"));
+        assert!(a
+            .authenticate(&none)
+            .expect_err("none")
+            .to_string()
+            .contains("No api key"));
         let wrong = TestRequest::default()
             .insert_header(("authorization", "Bearer sk-wrong-key-abcdefgh"))
             .to_http_request();
         let msg = a.authenticate(&wrong).expect_err("wrong").to_string();
-        assert!(!msg.contains("sk-wrong-key-abcdefgh") && msg.contains("efgh"), "{msg}");
-        let empty = TestRequest::default().insert_header(("authorization", "Bearer ")).to_http_request();
-        assert!(a.authenticate(&empty).expect_err("empty").to_string().contains("Malformed"));
+        assert!(
+            !msg.contains("sk-wrong-key-abcdefgh") && msg.contains("efgh"),
+            "{msg}"
+        );
+        let empty = TestRequest::default()
+            .insert_header(("authorization", "Bearer "))
+            .to_http_request();
+        assert!(a
+            .authenticate(&empty)
+            .expect_err("empty")
+            .to_string()
+            .contains("Malformed"));
     }
 
     #[test]
@@ -192,6 +215,10 @@ mod tests {
     #[test]
     fn no_master_key_means_open() {
         let a = Authenticator::new(None, None);
-        assert_eq!(a.authenticate(&TestRequest::default().to_http_request()).expect("open"), Caller::Open);
+        assert_eq!(
+            a.authenticate(&TestRequest::default().to_http_request())
+                .expect("open"),
+            Caller::Open
+        );
     }
 }

@@ -5,7 +5,9 @@
 use tracing_subscriber::EnvFilter;
 
 pub fn init(debug: bool, detailed: bool, json: bool) {
-    let litellm_log = std::env::var("LITELLM_LOG").unwrap_or_default().to_ascii_uppercase();
+    let litellm_log = std::env::var("LITELLM_LOG")
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let default = if detailed {
         "info,tollgate=trace,tollgate_actors=trace"
     } else if debug || litellm_log == "DEBUG" {

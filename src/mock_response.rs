@@ -50,7 +50,11 @@ pub fn respond(req: &LlmRequest, content: &Value) -> HttpResponse {
             "usage": usage,
         })),
         (kind, true) => {
-            let object = if kind == CallKind::Chat { "chat.completion.chunk" } else { "text_completion" };
+            let object = if kind == CallKind::Chat {
+                "chat.completion.chunk"
+            } else {
+                "text_completion"
+            };
             let piece = |delta: Value, finish: Value| {
                 let choice = if kind == CallKind::Chat {
                     json!({"index": 0, "delta": delta, "finish_reason": finish})
@@ -59,14 +63,19 @@ pub fn respond(req: &LlmRequest, content: &Value) -> HttpResponse {
                 };
                 json!({"id": id, "object": object, "created": created, "model": req.model, "choices": [choice]})
             };
-            let mut events = vec![piece(json!({"role": "assistant", "content": ""}), Value::Null)];
+            let mut events = vec![piece(
+                json!({"role": "assistant", "content": ""}),
+                Value::Null,
+            )];
             for word in text.split_inclusive(' ') {
                 events.push(piece(json!({"content": word}), Value::Null));
             }
             events.push(piece(json!({}), json!("stop")));
             if req.client_wants_usage {
-                events.push(json!({"id": id, "object": object, "created": created, "model": req.model,
-                                   "choices": [], "usage": usage}));
+                events.push(
+                    json!({"id": id, "object": object, "created": created, "model": req.model,
+                                   "choices": [], "usage": usage}),
+                );
             }
             let mut body = String::new();
             for e in events {

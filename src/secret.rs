@@ -54,7 +54,10 @@ pub fn is_secret_key(key: &str) -> bool {
         "private_key",
         "access_key",
     ];
-    MARKERS.iter().any(|m| k.contains(m)) || k == "key" || k == "database_url" || k.ends_with("_url") && k.contains("redis")
+    MARKERS.iter().any(|m| k.contains(m))
+        || k == "key"
+        || k == "database_url"
+        || k.ends_with("_url") && k.contains("redis")
 }
 
 /// A copy of `value` with every secret-named field masked, at any depth (for logs).
@@ -108,7 +111,10 @@ mod tests {
         let v = json!({"model_list": [{"litellm_params": {"api_key": "sk-verysecretvalue99", "model": "gpt-4o"}}],
                        "general_settings": {"master_key": "sk-1234"}});
         let r = redact_json(&v);
-        assert_eq!(r["model_list"][0]["litellm_params"]["api_key"], "sk-...ue99");
+        assert_eq!(
+            r["model_list"][0]["litellm_params"]["api_key"],
+            "sk-...ue99"
+        );
         assert_eq!(r["model_list"][0]["litellm_params"]["model"], "gpt-4o");
         assert_eq!(r["general_settings"]["master_key"], "****");
     }
@@ -116,7 +122,10 @@ mod tests {
     #[test]
     fn scrub_removes_echoed_key() {
         let key = Secret::new("sk-live-0123456789");
-        let out = scrub("Incorrect API key provided: sk-live-0123456789.", Some(&key));
+        let out = scrub(
+            "Incorrect API key provided: sk-live-0123456789.",
+            Some(&key),
+        );
         assert!(!out.contains("0123456789"));
     }
 }

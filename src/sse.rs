@@ -160,7 +160,11 @@ impl<S> SseRelay<S> {
             if self.inspect(&event) {
                 out.extend_from_slice(&event);
                 if !event.ends_with(b"\n\n") {
-                    out.extend_from_slice(if event.ends_with(b"\n") { b"\n" } else { b"\n\n" });
+                    out.extend_from_slice(if event.ends_with(b"\n") {
+                        b"\n"
+                    } else {
+                        b"\n\n"
+                    });
                 }
             }
         }
@@ -256,7 +260,9 @@ where
                 Poll::Ready(Some(Err(e))) => {
                     let mut out = BytesMut::new();
                     this.drain_events(&mut out, true);
-                    if let Some(tail) = this.finish(Some(format!("the provider's stream broke off: {e}"))) {
+                    if let Some(tail) =
+                        this.finish(Some(format!("the provider's stream broke off: {e}")))
+                    {
                         out.extend_from_slice(&tail);
                     }
                     return Poll::Ready(Some(Ok(out.freeze())));
@@ -315,12 +321,22 @@ mod tests {
     ) -> (String, StreamOutcome) {
         let seen = Rc::new(RefCell::new(None));
         let seen2 = seen.clone();
-        let upstream = stream::iter(chunks.into_iter().map(|c| c.map(|s| Bytes::from_static(s.as_bytes()))));
+        let upstream = stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| c.map(|s| Bytes::from_static(s.as_bytes()))),
+        );
         let relay = SseRelay::new(upstream, wants_usage, Duration::from_secs(5), move |o| {
             *seen2.borrow_mut() = Some(o);
         });
-        let parts: Vec<Bytes> = relay.map(|r| r.expect("no transport error")).collect().await;
-        let text = parts.iter().map(|b| String::from_utf8_lossy(b).to_string()).collect::<String>();
+        let parts: Vec<Bytes> = relay
+            .map(|r| r.expect("no transport error"))
+            .collect()
+            .await;
+        let text = parts
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).to_string())
+            .collect::<String>();
         let outcome = seen.borrow_mut().take().expect("outcome reported");
         (text, outcome)
     }
@@ -333,7 +349,11 @@ mod tests {
 
     #[actix_rt::test]
     async fn usage_is_captured_and_hidden_unless_asked() {
-        let (text, outcome) = relay(vec![Ok(ROLE), Ok(HELLO), Ok(STOP), Ok(USAGE), Ok(DONE)], false).await;
+        let (text, outcome) = relay(
+            vec![Ok(ROLE), Ok(HELLO), Ok(STOP), Ok(USAGE), Ok(DONE)],
+            false,
+        )
+        .await;
         assert!(!text.contains("\"prompt_tokens\""), "{text}");
         assert!(text.ends_with(DONE));
         assert_eq!(outcome.usage.map(|u| u.total_tokens), Some(10));
@@ -346,7 +366,11 @@ mod tests {
     #[actix_rt::test]
     async fn events_split_across_reads_are_reassembled() {
         let (text, outcome) = relay(
-            vec![Ok("data: {\"choices\":[{\"delta\":{\"content\":\"He"), Ok("llo\"},\"finish_reason\":\"stop\"}]}\n"), Ok("\ndata: [DONE]\n\n")],
+            vec![
+                Ok("data: {\"choices\":[{\"delta\":{\"content\":\"He"),
+                Ok("llo\"},\"finish_reason\":\"stop\"}]}\n"),
+                Ok("\ndata: [DONE]\n\n"),
+            ],
             false,
         )
         .await;
@@ -363,7 +387,8 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_cut_stream_ends_with_an_error_event() {
-        let (text, outcome) = relay(vec![Ok(ROLE), Ok(HELLO), Err("connection reset")], false).await;
+        let (text, outcome) =
+            relay(vec![Ok(ROLE), Ok(HELLO), Err("connection reset")], false).await;
         assert!(text.contains("data: {\"error\":"), "{text}");
         assert!(text.contains("connection reset"));
         assert!(text.ends_with(DONE));
@@ -377,18 +402,31 @@ mod tests {
 
     #[actix_rt::test]
     async fn idle_timeout_ends_the_stream_with_an_error() {
-        let upstream = stream::iter(vec![Ok::<_, &str>(Bytes::from_static(ROLE.as_bytes()))]).chain(stream::pending());
+        let upstream = stream::iter(vec![Ok::<_, &str>(Bytes::from_static(ROLE.as_bytes()))])
+            .chain(stream::pending());
         let relay = SseRelay::new(upstream, false, Duration::from_millis(50), |_| {});
         let parts: Vec<Bytes> = relay.map(|r| r.expect("ok")).collect().await;
-        let text: String = parts.iter().map(|b| String::from_utf8_lossy(b).to_string()).collect();
+        let text: String = parts
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).to_string())
+            .collect();
         assert!(text.contains("stream_timeout"), "{text}");
         assert!(text.ends_with(DONE));
     }
 
     #[test]
     fn value_detection_tolerates_spaces() {
-        assert_eq!(value_start_after(b"{\"finish_reason\": \"stop\"}", b"\"finish_reason\""), Some(b'"'));
-        assert_eq!(value_start_after(b"{\"finish_reason\":null}", b"\"finish_reason\""), Some(b'n'));
-        assert_eq!(value_start_after(b"{\"x\":\"finish_reason\"}", b"\"finish_reason\""), None);
+        assert_eq!(
+            value_start_after(b"{\"finish_reason\": \"stop\"}", b"\"finish_reason\""),
+            Some(b'"')
+        );
+        assert_eq!(
+            value_start_after(b"{\"finish_reason\":null}", b"\"finish_reason\""),
+            Some(b'n')
+        );
+        assert_eq!(
+            value_start_after(b"{\"x\":\"finish_reason\"}", b"\"finish_reason\""),
+            None
+        );
     }
 }

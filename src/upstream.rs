@@ -30,7 +30,10 @@ fn build_client() -> Client {
         // Timeouts are set per request from the deployment and request settings.
         .disable_timeout()
         .no_default_headers()
-        .add_default_header(("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION"))))
+        .add_default_header((
+            "user-agent",
+            concat!("tollgate/", env!("CARGO_PKG_VERSION")),
+        ))
         .finish()
 }
 
@@ -56,7 +59,12 @@ pub async fn send(
         .map_err(|e| send_error(e, head_timeout, model, key))
 }
 
-fn send_error(e: SendRequestError, timeout: Duration, model: &str, key: Option<&Secret>) -> GatewayError {
+fn send_error(
+    e: SendRequestError,
+    timeout: Duration,
+    model: &str,
+    key: Option<&Secret>,
+) -> GatewayError {
     match e {
         SendRequestError::Timeout => GatewayError::Timeout {
             model: model.to_string(),
@@ -66,7 +74,9 @@ fn send_error(e: SendRequestError, timeout: Duration, model: &str, key: Option<&
             kind: UpstreamErrorKind::Connection,
             status: 502,
             message: scrub(
-                &format!("APIConnectionError: cannot reach the provider for model={model}: {other}"),
+                &format!(
+                    "APIConnectionError: cannot reach the provider for model={model}: {other}"
+                ),
                 key,
             ),
             code: None,
@@ -97,7 +107,9 @@ pub async fn read_body(
         Ok(Err(e)) => Err(GatewayError::Upstream {
             kind: UpstreamErrorKind::Connection,
             status: 502,
-            message: format!("APIConnectionError: the provider's response for model={model} broke off: {e}"),
+            message: format!(
+                "APIConnectionError: the provider's response for model={model} broke off: {e}"
+            ),
             code: None,
             param: None,
             retry_after: None,

@@ -26,12 +26,28 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
 async fn every_config_in_the_repository_starts() {
     let mut files = Vec::new();
     yaml_files(&repo().join("config"), &mut files);
-    assert!(files.len() >= 5, "expected the example and seed configs, found {files:?}");
+    assert!(
+        files.len() >= 5,
+        "expected the example and seed configs, found {files:?}"
+    );
     for file in files {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = file.to_string_lossy().to_string();
-        let proc = spawn(&["--config", &path, "--host", "127.0.0.1", "--port", "0", "--num_workers", "1"], &[], dir.path())
-            .unwrap_or_else(|e| panic!("{path} did not start: {e}"));
+        let proc = spawn(
+            &[
+                "--config",
+                &path,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--num_workers",
+                "1",
+            ],
+            &[],
+            dir.path(),
+        )
+        .unwrap_or_else(|e| panic!("{path} did not start: {e}"));
         let (status, _, _) = get(&format!("{}/health/liveliness", proc.url), None).await;
         assert_eq!(status, 200, "{path}");
     }
@@ -41,21 +57,50 @@ async fn every_config_in_the_repository_starts() {
 fn malformed_yaml_exits_naming_file_line_and_column() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("broken.yaml");
-    std::fs::write(&path, "model_list:\n  - model_name: a\n    litellm_params: {model: [unclosed\n").expect("write");
-    let (code, _, stderr) = run_to_end(&["--config", &path.to_string_lossy(), "--port", "0"], &[], dir.path());
+    std::fs::write(
+        &path,
+        "model_list:\n  - model_name: a\n    litellm_params: {model: [unclosed\n",
+    )
+    .expect("write");
+    let (code, _, stderr) = run_to_end(
+        &["--config", &path.to_string_lossy(), "--port", "0"],
+        &[],
+        dir.path(),
+    );
     assert_ne!(code, 0);
-    assert!(stderr.contains("broken.yaml") && stderr.contains("line") && stderr.contains("column"), "{stderr}");
+    assert!(
+        stderr.contains("broken.yaml") && stderr.contains("line") && stderr.contains("column"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn weak_or_missing_master_key_refused_on_a_reachable_address() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.yaml");
-    for settings in ["general_settings:\n  master_key: sk-1234\n", "general_settings:\n  master_key: sk-short\n", ""] {
+    for settings in [
+        "general_settings:\n  master_key: sk-1234\n",
+        "general_settings:\n  master_key: sk-short\n",
+        "",
+    ] {
         std::fs::write(&path, format!("model_list: []\n{settings}")).expect("write");
-        let (code, _, stderr) = run_to_end(&["--config", &path.to_string_lossy(), "--host", "0.0.0.0", "--port", "0"], &[], dir.path());
+        let (code, _, stderr) = run_to_end(
+            &[
+                "--config",
+                &path.to_string_lossy(),
+                "--host",
+                "0.0.0.0",
+                "--port",
+                "0",
+            ],
+            &[],
+            dir.path(),
+        );
         assert_ne!(code, 0, "{settings}");
-        assert!(stderr.contains("LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY"), "{stderr}");
+        assert!(
+            stderr.contains("LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY"),
+            "{stderr}"
+        );
     }
 }
 
@@ -63,14 +108,26 @@ fn weak_or_missing_master_key_refused_on_a_reachable_address() {
 async fn weak_master_key_allowed_on_loopback_or_when_permitted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.yaml");
-    std::fs::write(&path, "model_list: []\ngeneral_settings:\n  master_key: sk-1234\n").expect("write");
+    std::fs::write(
+        &path,
+        "model_list: []\ngeneral_settings:\n  master_key: sk-1234\n",
+    )
+    .expect("write");
     let path = path.to_string_lossy().to_string();
-    let proc = spawn(&["--config", &path, "--host", "127.0.0.1", "--port", "0"], &[], dir.path()).expect("loopback starts");
+    let proc = spawn(
+        &["--config", &path, "--host", "127.0.0.1", "--port", "0"],
+        &[],
+        dir.path(),
+    )
+    .expect("loopback starts");
     assert!(proc.logs().contains("published example"), "{}", proc.logs());
     drop(proc);
     let proc = spawn(
         &["--config", &path, "--host", "0.0.0.0", "--port", "0"],
-        &[("LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY", "true")],
+        &[(
+            "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY",
+            "true",
+        )],
         dir.path(),
     )
     .expect("permitted starts");
@@ -91,13 +148,26 @@ async fn config_file_path_env_and_master_key_env() {
     .expect("write");
     let proc = spawn(
         &["--host", "127.0.0.1", "--port", "0"],
-        &[("CONFIG_FILE_PATH", &path.to_string_lossy()), ("LITELLM_MASTER_KEY", MASTER_KEY)],
+        &[
+            ("CONFIG_FILE_PATH", &path.to_string_lossy()),
+            ("LITELLM_MASTER_KEY", MASTER_KEY),
+        ],
         dir.path(),
     )
     .expect("starts");
-    let (status, _, body) = post(&format!("{}/v1/chat/completions", proc.url), Some(MASTER_KEY), &chat("m")).await;
+    let (status, _, body) = post(
+        &format!("{}/v1/chat/completions", proc.url),
+        Some(MASTER_KEY),
+        &chat("m"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    let (status, _, _) = post(&format!("{}/v1/chat/completions", proc.url), None, &chat("m")).await;
+    let (status, _, _) = post(
+        &format!("{}/v1/chat/completions", proc.url),
+        None,
+        &chat("m"),
+    )
+    .await;
     assert_eq!(status, 401);
 }
 
@@ -135,9 +205,18 @@ general_settings:
     let (status, _, body) = post(&url, Some(MASTER_KEY), &chat("missing-env")).await;
     assert_eq!(status, 500, "{body}");
     assert_envelope(&body);
-    assert!(body["error"]["message"].as_str().unwrap_or("").contains("TOLLGATE_T_DEFINITELY_UNSET"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("TOLLGATE_T_DEFINITELY_UNSET"),
+        "{body}"
+    );
     let (status, _, _) = post(&url, Some(MASTER_KEY), &chat("dev-only")).await;
-    assert_eq!(status, 400, "a deployment outside LITELLM_ENVIRONMENT is not served");
+    assert_eq!(
+        status, 400,
+        "a deployment outside LITELLM_ENVIRONMENT is not served"
+    );
     let logs = gw.proc.logs();
     assert!(logs.contains("TOLLGATE_T_DEFINITELY_UNSET"), "{logs}");
     assert!(logs.contains("some_unknown_setting"), "{logs}");
@@ -149,13 +228,33 @@ async fn quick_start_model_flag_routes_every_model() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = mock.api_base();
     let proc = spawn(
-        &["--model", "openai/mock-gpt", "--api_base", &base, "--alias", "my-model", "--temperature", "0.3", "--max_tokens", "50", "--host", "127.0.0.1", "--port", "0"],
+        &[
+            "--model",
+            "openai/mock-gpt",
+            "--api_base",
+            &base,
+            "--alias",
+            "my-model",
+            "--temperature",
+            "0.3",
+            "--max_tokens",
+            "50",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ],
         &[],
         dir.path(),
     )
     .expect("starts");
     for model in ["my-model", "gpt-4o", "anything-at-all"] {
-        let (status, _, body) = post(&format!("{}/v1/chat/completions", proc.url), None, &chat(model)).await;
+        let (status, _, body) = post(
+            &format!("{}/v1/chat/completions", proc.url),
+            None,
+            &chat(model),
+        )
+        .await;
         assert_eq!(status, 200, "{model}: {body}");
     }
     let sent = mock.last_request().await["body"].clone();
@@ -170,10 +269,21 @@ async fn test_and_health_flags_talk_to_a_running_gateway() {
     let gw = Gateway::start(&basic_config(&mock), &[], &[]);
     let port = gw.proc.url.rsplit(':').next().expect("port").to_string();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (code, stdout, stderr) = run_to_end(&["--test", "--port", &port], &[("LITELLM_MASTER_KEY", MASTER_KEY)], dir.path());
+    let (code, stdout, stderr) = run_to_end(
+        &["--test", "--port", &port],
+        &[("LITELLM_MASTER_KEY", MASTER_KEY)],
+        dir.path(),
+    );
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("mock provider") || stdout.contains("Hello"), "{stdout}");
-    let (code, stdout, stderr) = run_to_end(&["--health", "--port", &port], &[("LITELLM_MASTER_KEY", MASTER_KEY)], dir.path());
+    assert!(
+        stdout.contains("mock provider") || stdout.contains("Hello"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run_to_end(
+        &["--health", "--port", &port],
+        &[("LITELLM_MASTER_KEY", MASTER_KEY)],
+        dir.path(),
+    );
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("healthy_endpoints"), "{stdout}");
 }
@@ -189,7 +299,11 @@ async fn detailed_debug_logs_requests_without_secrets() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let logs = gw.proc.logs();
     assert!(logs.contains("upstream request"), "{logs}");
-    for secret in ["sk-mock-upstream-secret-42", MASTER_KEY, "sk-client-sent-secret-999"] {
+    for secret in [
+        "sk-mock-upstream-secret-42",
+        MASTER_KEY,
+        "sk-client-sent-secret-999",
+    ] {
         assert!(!logs.contains(secret), "log leaks {secret}:\n{logs}");
     }
 }

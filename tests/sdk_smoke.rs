@@ -25,6 +25,9 @@ async fn openai_python_sdk_receives_openai_shapes() {
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "SDK smoke failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "SDK smoke failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("all SDK checks passed"), "{stdout}");
 }

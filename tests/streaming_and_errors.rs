@@ -15,22 +15,44 @@ async fn stream_passes_through_and_hides_usage_unless_asked() {
     body["stream"] = json!(true);
     let (status, headers, text) = stream_text(&url, Some(MASTER_KEY), &body).await;
     assert_eq!(status, 200);
-    assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"));
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
     let data = sse_data(&text);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{text}");
-    let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).expect("json chunk")).collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
-    assert!(chunks.iter().all(|c| c["choices"].as_array().is_some_and(|a| !a.is_empty())), "no usage-only chunk: {text}");
-    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("json chunk"))
+        .collect();
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["choices"].as_array().is_some_and(|a| !a.is_empty())),
+        "no usage-only chunk: {text}"
+    );
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
     assert!(!content.is_empty());
     // The gateway asked upstream for usage even though the client did not.
-    assert_eq!(mock.last_request().await["body"]["stream_options"]["include_usage"], true);
+    assert_eq!(
+        mock.last_request().await["body"]["stream_options"]["include_usage"],
+        true
+    );
 
     body["stream_options"] = json!({"include_usage": true});
     let (_, _, text) = stream_text(&url, Some(MASTER_KEY), &body).await;
     let data = sse_data(&text);
     let usage: Value = serde_json::from_str(&data[data.len() - 2]).expect("usage chunk");
-    assert!(usage["usage"]["total_tokens"].as_u64().unwrap_or(0) > 0, "{text}");
+    assert!(
+        usage["usage"]["total_tokens"].as_u64().unwrap_or(0) > 0,
+        "{text}"
+    );
     assert_eq!(usage["choices"], json!([]));
 }
 
@@ -59,7 +81,10 @@ async fn stream_chunks_arrive_unbuffered() {
     assert!(rest > 0);
     // Five paced chunks take >= 600 ms in all; the first must arrive well before the end.
     assert!(total.as_millis() >= 600, "total {total:?}");
-    assert!(first_at + std::time::Duration::from_millis(300) < total, "first chunk at {first_at:?} of {total:?}: buffered");
+    assert!(
+        first_at + std::time::Duration::from_millis(300) < total,
+        "first chunk at {first_at:?} of {total:?}: buffered"
+    );
 }
 
 #[actix_rt::test]
@@ -70,13 +95,17 @@ async fn a_cut_stream_ends_with_an_error_event_never_a_silent_stop() {
     let mut body = chat("mock-gpt");
     body["stream"] = json!(true);
     body["mock_fail"] = json!("cut");
-    let (status, _, text) = stream_text(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), &body).await;
+    let (status, _, text) =
+        stream_text(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), &body).await;
     assert_eq!(status, 200);
     let data = sse_data(&text);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{text}");
     let error: Value = serde_json::from_str(&data[data.len() - 2]).expect("error event");
     assert!(error["error"]["message"].is_string(), "{text}");
-    assert!(!text.contains("\"finish_reason\":\"stop\""), "no silent stop: {text}");
+    assert!(
+        !text.contains("\"finish_reason\":\"stop\""),
+        "no silent stop: {text}"
+    );
 }
 
 #[actix_rt::test]
@@ -92,10 +121,20 @@ async fn auth_errors() {
     assert_envelope(&body);
     assert!(!body.to_string().contains("sk-wrong-key-000000000"));
     for header in ["x-litellm-api-key", "api-key", "x-api-key"] {
-        let (status, _, body) = post_raw(&url, None, chat("mock-gpt").to_string(), &[(header, MASTER_KEY)]).await;
+        let (status, _, body) = post_raw(
+            &url,
+            None,
+            chat("mock-gpt").to_string(),
+            &[(header, MASTER_KEY)],
+        )
+        .await;
         assert_eq!(status, 200, "{header}: {body}");
     }
-    assert_eq!(mock.stats().await["total"], 3, "rejected calls never reach the provider");
+    assert_eq!(
+        mock.stats().await["total"],
+        3,
+        "rejected calls never reach the provider"
+    );
 }
 
 #[actix_rt::test]
@@ -122,14 +161,20 @@ async fn bad_input_is_a_clear_400() {
     let (status, _, body) = post(&url, Some(MASTER_KEY), &chat("no-such-model")).await;
     assert_eq!(status, 400);
     assert_envelope(&body);
-    assert!(body["error"]["message"].as_str().unwrap_or("").contains("no-such-model"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("no-such-model"));
     assert_eq!(mock.stats().await["total"], 0);
 }
 
 #[actix_rt::test]
 async fn oversized_bodies_and_huge_headers_are_refused() {
     let mock = Mock::start(&[]);
-    let config = basic_config(&mock).replace("general_settings:\n", "general_settings:\n  max_request_size_mb: 1\n");
+    let config = basic_config(&mock).replace(
+        "general_settings:\n",
+        "general_settings:\n  max_request_size_mb: 1\n",
+    );
     let gw = Gateway::start(&config, &[], &[]);
     let big = json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "x".repeat(2 * 1024 * 1024)}]});
     let (status, _, body) = post(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), &big).await;
@@ -148,7 +193,12 @@ async fn oversized_bodies_and_huge_headers_are_refused() {
         assert!((400..500).contains(&status), "huge headers: {status}");
     }
     // Either way the gateway still serves.
-    let (status, _, _) = post(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), &chat("mock-gpt")).await;
+    let (status, _, _) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(MASTER_KEY),
+        &chat("mock-gpt"),
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -168,7 +218,12 @@ async fn upstream_errors_map_to_the_right_sdk_exceptions() {
     assert_envelope(&body);
     assert_eq!(body["error"]["type"], "rate_limit_error");
     assert!(headers.get("retry-after").is_some());
-    assert_eq!(headers.get("x-ratelimit-remaining-requests").and_then(|v| v.to_str().ok()), Some("0"));
+    assert_eq!(
+        headers
+            .get("x-ratelimit-remaining-requests")
+            .and_then(|v| v.to_str().ok()),
+        Some("0")
+    );
 
     for (mode, expected) in [("500", 500), ("503", 503)] {
         let (status, _, body) = post(&url, Some(MASTER_KEY), &with(mode)).await;
@@ -193,15 +248,27 @@ async fn timeouts_answer_408() {
     body["mock_fail"] = json!("hang");
     body["timeout"] = json!(0.5);
     let started = std::time::Instant::now();
-    let (status, headers, err) = post(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), &body).await;
+    let (status, headers, err) =
+        post(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), &body).await;
     assert_eq!(status, 408, "{err}");
     assert_envelope(&err);
     assert!(started.elapsed().as_secs_f64() < 5.0);
-    assert_eq!(headers.get("x-litellm-timeout").and_then(|v| v.to_str().ok()), Some("0.5"));
+    assert_eq!(
+        headers
+            .get("x-litellm-timeout")
+            .and_then(|v| v.to_str().ok()),
+        Some("0.5")
+    );
     // Header form.
     let mut body = chat("mock-gpt");
     body["mock_fail"] = json!("hang");
-    let (status, _, _) = post_raw(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), body.to_string(), &[("x-litellm-timeout", "0.3")]).await;
+    let (status, _, _) = post_raw(
+        &gw.url("/v1/chat/completions"),
+        Some(MASTER_KEY),
+        body.to_string(),
+        &[("x-litellm-timeout", "0.3")],
+    )
+    .await;
     assert_eq!(status, 408);
 }
 
@@ -218,9 +285,15 @@ async fn the_body_cannot_choose_upstream_url_or_credentials() {
     let (status, _, resp) = post(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), &body).await;
     assert_eq!(status, 200, "{resp}");
     let last = mock.last_request().await;
-    assert_eq!(last["headers"]["authorization"], "Bearer sk-mock-upstream-secret-42");
+    assert_eq!(
+        last["headers"]["authorization"],
+        "Bearer sk-mock-upstream-secret-42"
+    );
     let sent = last["body"].to_string();
-    assert!(!sent.contains("attacker") && !sent.contains("evil"), "{sent}");
+    assert!(
+        !sent.contains("attacker") && !sent.contains("evil"),
+        "{sent}"
+    );
 }
 
 #[actix_rt::test]
@@ -252,10 +325,16 @@ async fn drop_params_is_honoured() {
     body["seed"] = json!(7);
     let (status, _, err) = post(&url, Some(MASTER_KEY), &body).await;
     assert_eq!(status, 400, "{err}");
-    assert!(err["error"]["message"].as_str().unwrap_or("").contains("logit_bias"));
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("logit_bias"));
     body["drop_params"] = json!(true);
     let (status, _, _) = post(&url, Some(MASTER_KEY), &body).await;
     assert_eq!(status, 200);
     let sent = mock.last_request().await["body"].clone();
-    assert!(sent.get("logit_bias").is_none() && sent.get("seed").is_none(), "{sent}");
+    assert!(
+        sent.get("logit_bias").is_none() && sent.get("seed").is_none(),
+        "{sent}"
+    );
 }

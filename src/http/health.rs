@@ -71,7 +71,11 @@ struct HealthQuery {
     model: Option<String>,
 }
 
-async fn health(state: web::Data<AppState>, req: HttpRequest, q: web::Query<HealthQuery>) -> HttpResponse {
+async fn health(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<HealthQuery>,
+) -> HttpResponse {
     if let Err(e) = state.auth.require_admin(&req) {
         return e.error_response();
     }
@@ -86,10 +90,11 @@ async fn health(state: web::Data<AppState>, req: HttpRequest, q: web::Query<Heal
 }
 
 /// Probe every deployment (or one model group's) through the router actor.
-pub async fn run_round(state: &AppState, model_group: Option<String>) -> Result<Vec<HealthReport>, GatewayError> {
-    let group = model_group.map(|m| {
-        state.aliases.get(&m).map(|a| a.target.clone()).unwrap_or(m)
-    });
+pub async fn run_round(
+    state: &AppState,
+    model_group: Option<String>,
+) -> Result<Vec<HealthReport>, GatewayError> {
+    let group = model_group.map(|m| state.aliases.get(&m).map(|a| a.target.clone()).unwrap_or(m));
     state
         .router
         .addr
@@ -105,10 +110,12 @@ pub async fn run_round(state: &AppState, model_group: Option<String>) -> Result<
 
 /// Store a finished background round.
 pub fn store_round(state: &AppState, reports: Vec<HealthReport>) {
-    state.last_health_round.store(Some(std::sync::Arc::new(HealthRound {
-        reports,
-        finished_at: SystemTime::now(),
-    })));
+    state
+        .last_health_round
+        .store(Some(std::sync::Arc::new(HealthRound {
+            reports,
+            finished_at: SystemTime::now(),
+        })));
 }
 
 fn render(state: &AppState, reports: &[HealthReport]) -> Value {

@@ -16,11 +16,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         let plain = move |state, req, payload| handle(state, req, payload, kind, None);
         cfg.route(&format!("/{suffix}"), web::post().to(plain));
         cfg.route(&format!("/v1/{suffix}"), web::post().to(plain));
-        for prefix in ["/engines", "/openai/deployments", "/v1/engines", "/v1/openai/deployments"] {
+        for prefix in [
+            "/engines",
+            "/openai/deployments",
+            "/v1/engines",
+            "/v1/openai/deployments",
+        ] {
             let with_model = move |state, req, payload, path: web::Path<String>| {
                 handle(state, req, payload, kind, Some(path.into_inner()))
             };
-            cfg.route(&format!("{prefix}/{{model}}/{suffix}"), web::post().to(with_model));
+            cfg.route(
+                &format!("{prefix}/{{model}}/{suffix}"),
+                web::post().to(with_model),
+            );
         }
     }
 }

@@ -45,7 +45,9 @@ pub async fn read_body(
     }
     let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| GatewayError::bad_request(format!("Could not read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            GatewayError::bad_request(format!("Could not read the request body: {e}"))
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }

@@ -46,7 +46,11 @@ fn visible_models(state: &AppState, with_wildcards: bool) -> BTreeSet<String> {
     names
 }
 
-async fn list_models(state: web::Data<AppState>, req: HttpRequest, q: web::Query<ListQuery>) -> HttpResponse {
+async fn list_models(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<ListQuery>,
+) -> HttpResponse {
     if let Err(e) = state.auth.authenticate(&req) {
         return e.error_response();
     }
@@ -57,7 +61,11 @@ async fn list_models(state: web::Data<AppState>, req: HttpRequest, q: web::Query
     HttpResponse::Ok().json(json!({"object": "list", "data": data}))
 }
 
-async fn get_model(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+async fn get_model(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
     if let Err(e) = state.auth.authenticate(&req) {
         return e.error_response();
     }
@@ -74,7 +82,11 @@ struct InfoQuery {
     litellm_model_id: Option<String>,
 }
 
-async fn model_info(state: web::Data<AppState>, req: HttpRequest, q: web::Query<InfoQuery>) -> HttpResponse {
+async fn model_info(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<InfoQuery>,
+) -> HttpResponse {
     if let Err(e) = state.auth.authenticate(&req) {
         return e.error_response();
     }

@@ -85,7 +85,13 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         &["OPENAI_API_KEY"],
         &[],
     ),
-    openai_like("custom_openai", None, &["OPENAI_BASE_URL", "OPENAI_API_BASE"], &["OPENAI_API_KEY"], &[]),
+    openai_like(
+        "custom_openai",
+        None,
+        &["OPENAI_BASE_URL", "OPENAI_API_BASE"],
+        &["OPENAI_API_KEY"],
+        &[],
+    ),
     openai_like("openai_like", None, &[], &[], &[]),
     ProviderSpec {
         name: "azure",
@@ -103,8 +109,20 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         api_key_env: &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"],
         unsupported_params: &[],
     },
-    openai_like("hosted_vllm", None, &["HOSTED_VLLM_API_BASE"], &["HOSTED_VLLM_API_KEY"], &[]),
-    openai_like("vllm", None, &["HOSTED_VLLM_API_BASE", "VLLM_API_BASE"], &["HOSTED_VLLM_API_KEY", "VLLM_API_KEY"], &[]),
+    openai_like(
+        "hosted_vllm",
+        None,
+        &["HOSTED_VLLM_API_BASE"],
+        &["HOSTED_VLLM_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "vllm",
+        None,
+        &["HOSTED_VLLM_API_BASE", "VLLM_API_BASE"],
+        &["HOSTED_VLLM_API_KEY", "VLLM_API_KEY"],
+        &[],
+    ),
     openai_like(
         "xinference",
         Some("http://127.0.0.1:9997/v1"),
@@ -123,7 +141,11 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         "together_ai",
         Some("https://api.together.xyz/v1"),
         &["TOGETHER_AI_API_BASE", "TOGETHERAI_API_BASE"],
-        &["TOGETHERAI_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHER_API_KEY"],
+        &[
+            "TOGETHERAI_API_KEY",
+            "TOGETHER_AI_API_KEY",
+            "TOGETHER_API_KEY",
+        ],
         &[],
     ),
     openai_like(
@@ -144,7 +166,11 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         "fireworks_ai",
         Some("https://api.fireworks.ai/inference/v1"),
         &["FIREWORKS_AI_API_BASE", "FIREWORKS_API_BASE"],
-        &["FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY", "FIREWORKSAI_API_KEY"],
+        &[
+            "FIREWORKS_AI_API_KEY",
+            "FIREWORKS_API_KEY",
+            "FIREWORKSAI_API_KEY",
+        ],
         &[],
     ),
     openai_like(
@@ -161,7 +187,13 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         &["PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"],
         &["tools", "tool_choice", "logit_bias", "logprobs", "n"],
     ),
-    openai_like("xai", Some("https://api.x.ai/v1"), &["XAI_API_BASE"], &["XAI_API_KEY"], &[]),
+    openai_like(
+        "xai",
+        Some("https://api.x.ai/v1"),
+        &["XAI_API_BASE"],
+        &["XAI_API_KEY"],
+        &[],
+    ),
     openai_like(
         "lm_studio",
         Some("http://localhost:1234/v1"),
@@ -255,7 +287,11 @@ impl PreparedRequest {
             .map(|(k, v)| {
                 let secret = matches!(k.as_ref(), "authorization" | "api-key" | "x-api-key")
                     || crate::secret::is_secret_key(k);
-                let v = if secret { crate::secret::mask(v) } else { v.clone() };
+                let v = if secret {
+                    crate::secret::mask(v)
+                } else {
+                    v.clone()
+                };
                 (k.to_string(), v)
             })
             .collect()
@@ -279,7 +315,11 @@ pub trait ProviderAdapter {
     ) -> Result<PreparedRequest, GatewayError>;
 
     /// Provider success body → internal (OpenAI) body and usage.
-    fn translate_response(&self, req: &LlmRequest, body: Bytes) -> Result<TranslatedResponse, GatewayError>;
+    fn translate_response(
+        &self,
+        req: &LlmRequest,
+        body: Bytes,
+    ) -> Result<TranslatedResponse, GatewayError>;
 
     /// Provider error → gateway error (status, OpenAI type, and the class the router acts on).
     fn translate_error(
@@ -313,7 +353,19 @@ mod tests {
                 p.name
             );
         }
-        for name in ["openai", "groq", "together_ai", "mistral", "deepseek", "fireworks_ai", "openrouter", "perplexity", "xai", "lm_studio", "xinference"] {
+        for name in [
+            "openai",
+            "groq",
+            "together_ai",
+            "mistral",
+            "deepseek",
+            "fireworks_ai",
+            "openrouter",
+            "perplexity",
+            "xai",
+            "lm_studio",
+            "xinference",
+        ] {
             let p = by_name(name).expect(name);
             assert_eq!(p.wire, Wire::OpenAi);
             assert!(p.default_api_base.is_some(), "{name}");

@@ -40,7 +40,11 @@ impl ProviderAdapter for OpenAiAdapter {
             }
         }
 
-        let drop = req.gateway.drop_params.or(deployment.drop_params).unwrap_or(false);
+        let drop = req
+            .gateway
+            .drop_params
+            .or(deployment.drop_params)
+            .unwrap_or(false);
         for p in &deployment.additional_drop_params {
             body.remove(p);
         }
@@ -71,9 +75,7 @@ impl ProviderAdapter for OpenAiAdapter {
         if req.stream {
             // Always ask for the usage chunk so streams are accounted; the relay hides it from
             // clients that did not ask for it.
-            let opts = body
-                .entry("stream_options")
-                .or_insert_with(|| json!({}));
+            let opts = body.entry("stream_options").or_insert_with(|| json!({}));
             if let Value::Object(o) = opts {
                 o.insert("include_usage".into(), Value::Bool(true));
             }
@@ -99,7 +101,10 @@ impl ProviderAdapter for OpenAiAdapter {
             )
         } else {
             if let Some(key) = &target.api_key {
-                headers.push((Cow::Borrowed("authorization"), format!("Bearer {}", key.expose())));
+                headers.push((
+                    Cow::Borrowed("authorization"),
+                    format!("Bearer {}", key.expose()),
+                ));
             }
             format!("{}{}", target.api_base, path)
         };
@@ -146,12 +151,11 @@ impl ProviderAdapter for OpenAiAdapter {
         let parsed: Option<Value> = serde_json::from_slice(body).ok();
         let err = parsed.as_ref().map(|v| v.get("error").unwrap_or(v));
         let text = |key: &str| {
-            err.and_then(|e| e.get(key))
-                .and_then(|v| match v {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                })
+            err.and_then(|e| e.get(key)).and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
         };
         let message = text("message")
             .or_else(|| err.and_then(Value::as_str).map(str::to_string))
@@ -177,11 +181,17 @@ impl ProviderAdapter for OpenAiAdapter {
             UpstreamErrorKind::NotFound => "NotFoundError",
             UpstreamErrorKind::BadRequest => "BadRequestError",
             UpstreamErrorKind::Timeout => "Timeout",
-            UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => "APIConnectionError",
+            UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => {
+                "APIConnectionError"
+            }
             UpstreamErrorKind::Server if status == 503 => "ServiceUnavailableError",
             UpstreamErrorKind::Server => "InternalServerError",
         };
-        let provider = if self.azure { "AzureException" } else { "OpenAIException" };
+        let provider = if self.azure {
+            "AzureException"
+        } else {
+            "OpenAIException"
+        };
         let message = scrub(
             &format!("{class}: {provider} ({}) - {message}", target.spec.name),
             target.api_key.as_ref(),
@@ -194,7 +204,11 @@ impl ProviderAdapter for OpenAiAdapter {
         };
         GatewayError::Upstream {
             kind,
-            status: if (400..=599).contains(&status) { status } else { 502 },
+            status: if (400..=599).contains(&status) {
+                status
+            } else {
+                502
+            },
             message,
             code,
             param,
@@ -252,32 +266,51 @@ mod tests {
     fn openai_request_has_bearer_model_defaults_and_stream_usage() {
         let d = deployment("model_list:\n  - model_name: g\n    litellm_params: {model: openai/gpt-4o, api_key: sk-upstream-key, temperature: 0.2, api_base: 'http://h/v1'}\n");
         let t = d.target_for("g").expect("target");
-        let req = request(json!({"model": "g", "messages": [{"role": "user", "content": "x"}], "stream": true}));
+        let req = request(
+            json!({"model": "g", "messages": [{"role": "user", "content": "x"}], "stream": true}),
+        );
         let p = OPENAI.prepare(&d, &t, &req).expect("prepared");
         assert_eq!(p.url, "http://h/v1/chat/completions");
-        assert!(p.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer sk-upstream-key"));
+        assert!(p
+            .headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v == "Bearer sk-upstream-key"));
         let body: Value = serde_json::from_slice(&p.body).expect("json");
         assert_eq!(body["model"], "gpt-4o");
         assert_eq!(body["temperature"], 0.2);
         assert_eq!(body["stream_options"]["include_usage"], true);
-        assert!(p.redacted_headers().iter().all(|(_, v)| !v.contains("upstream-key")));
+        assert!(p
+            .redacted_headers()
+            .iter()
+            .all(|(_, v)| !v.contains("upstream-key")));
     }
 
     #[test]
     fn azure_url_and_api_key_header() {
         let d = deployment("model_list:\n  - model_name: g\n    litellm_params: {model: azure/my-dep, api_key: k, api_base: 'https://r.openai.azure.com/', api_version: '2025-01-01-preview'}\n");
         let t = d.target_for("g").expect("target");
-        let p = AZURE.prepare(&d, &t, &request(json!({"model": "g", "messages": [{"role": "user", "content": "x"}]}))).expect("prepared");
+        let p = AZURE
+            .prepare(
+                &d,
+                &t,
+                &request(json!({"model": "g", "messages": [{"role": "user", "content": "x"}]})),
+            )
+            .expect("prepared");
         assert_eq!(p.url, "https://r.openai.azure.com/openai/deployments/my-dep/chat/completions?api-version=2025-01-01-preview");
         assert!(p.headers.iter().any(|(k, v)| k == "api-key" && v == "k"));
     }
 
     #[test]
     fn unsupported_params_error_or_drop() {
-        let d = deployment("model_list:\n  - model_name: g\n    litellm_params: {model: groq/llama, api_key: k}\n");
+        let d = deployment(
+            "model_list:\n  - model_name: g\n    litellm_params: {model: groq/llama, api_key: k}\n",
+        );
         let t = d.target_for("g").expect("target");
         let body = json!({"model": "g", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 2}});
-        let err = OPENAI.prepare(&d, &t, &request(body.clone())).err().expect("unsupported");
+        let err = OPENAI
+            .prepare(&d, &t, &request(body.clone()))
+            .err()
+            .expect("unsupported");
         assert!(err.to_string().contains("logit_bias"));
         let mut dropping = body;
         dropping["drop_params"] = json!(true);
@@ -293,10 +326,20 @@ mod tests {
         let e = OPENAI.translate_error(&t, 400, None, ctx);
         assert_eq!(e.code(), "context_length_exceeded");
         assert_eq!(e.param(), Some("messages"));
-        let rl = OPENAI.translate_error(&t, 429, Some(Duration::from_secs(3)), br#"{"error":{"message":"Rate limit","type":"requests","code":"rate_limit_exceeded"}}"#);
+        let rl = OPENAI.translate_error(
+            &t,
+            429,
+            Some(Duration::from_secs(3)),
+            br#"{"error":{"message":"Rate limit","type":"requests","code":"rate_limit_exceeded"}}"#,
+        );
         assert_eq!(rl.error_type(), "rate_limit_error");
         assert_eq!(rl.retry_after(), Some(Duration::from_secs(3)));
-        let leak = OPENAI.translate_error(&t, 401, None, br#"{"error":{"message":"Incorrect API key provided: sk-leaky-secret-1"}}"#);
+        let leak = OPENAI.translate_error(
+            &t,
+            401,
+            None,
+            br#"{"error":{"message":"Incorrect API key provided: sk-leaky-secret-1"}}"#,
+        );
         assert!(!leak.to_string().contains("sk-leaky-secret-1"));
         let plain = OPENAI.translate_error(&t, 502, None, b"<html>bad gateway</html>");
         assert_eq!(plain.error_type(), "internal_server_error");

@@ -93,13 +93,19 @@ pub fn spawn(args: &[&str], envs: &[(&str, &str)], dir: &std::path::Path) -> Res
             let status = child.wait().ok();
             std::thread::sleep(Duration::from_millis(100));
             let logs = captured.lock().map(|s| s.clone()).unwrap_or_default();
-            Err(format!("process did not start (exit {status:?}); stderr:\n{logs}"))
+            Err(format!(
+                "process did not start (exit {status:?}); stderr:\n{logs}"
+            ))
         }
     }
 }
 
 /// Run `tollgate <args>` to completion; returns (exit code, stdout, stderr).
-pub fn run_to_end(args: &[&str], envs: &[(&str, &str)], dir: &std::path::Path) -> (i32, String, String) {
+pub fn run_to_end(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    dir: &std::path::Path,
+) -> (i32, String, String) {
     let mut cmd = Command::new(bin());
     cmd.args(args)
         .current_dir(dir)
@@ -160,7 +166,9 @@ impl Mock {
     }
 
     pub async fn last_request(&self) -> Value {
-        get(&format!("{}/mock/last_request", self.proc.url), None).await.2
+        get(&format!("{}/mock/last_request", self.proc.url), None)
+            .await
+            .2
     }
 }
 
@@ -176,12 +184,25 @@ impl Gateway {
         Self::try_start(config, extra, envs).expect("gateway starts")
     }
 
-    pub fn try_start(config: &str, extra: &[&str], envs: &[(&str, &str)]) -> Result<Gateway, String> {
+    pub fn try_start(
+        config: &str,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, config).expect("write config");
         let path = path.to_string_lossy().to_string();
-        let mut args = vec!["--config", path.as_str(), "--host", "127.0.0.1", "--port", "0", "--num_workers", "2"];
+        let mut args = vec![
+            "--config",
+            path.as_str(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--num_workers",
+            "2",
+        ];
         args.extend_from_slice(extra);
         let proc = spawn(&args, envs, dir.path())?;
         Ok(Gateway { proc, dir })
@@ -225,8 +246,15 @@ pub fn client() -> awc::Client {
 pub type Headers = awc::http::header::HeaderMap;
 
 /// POST JSON (or raw bytes) and return (status, headers, JSON body or the text as a JSON string).
-pub async fn post_raw(url: &str, key: Option<&str>, body: impl Into<bytes::Bytes>, headers: &[(&str, &str)]) -> (u16, Headers, Value) {
-    let mut req = client().post(url).insert_header(("content-type", "application/json"));
+pub async fn post_raw(
+    url: &str,
+    key: Option<&str>,
+    body: impl Into<bytes::Bytes>,
+    headers: &[(&str, &str)],
+) -> (u16, Headers, Value) {
+    let mut req = client()
+        .post(url)
+        .insert_header(("content-type", "application/json"));
     if let Some(k) = key {
         req = req.insert_header(("authorization", format!("Bearer {k}")));
     }
@@ -236,7 +264,8 @@ pub async fn post_raw(url: &str, key: Option<&str>, body: impl Into<bytes::Bytes
     let mut resp = req.send_body(body.into()).await.expect("request sent");
     let status = resp.status().as_u16();
     let bytes = resp.body().limit(64 * 1024 * 1024).await.expect("body");
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, resp.headers().clone(), value)
 }
 
@@ -252,14 +281,17 @@ pub async fn get(url: &str, key: Option<&str>) -> (u16, Headers, Value) {
     let mut resp = req.send().await.expect("request sent");
     let status = resp.status().as_u16();
     let bytes = resp.body().limit(64 * 1024 * 1024).await.expect("body");
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, resp.headers().clone(), value)
 }
 
 /// POST a streaming request and collect the raw SSE text (transport errors end the collection).
 pub async fn stream_text(url: &str, key: Option<&str>, body: &Value) -> (u16, Headers, String) {
     use futures_util::StreamExt;
-    let mut req = client().post(url).insert_header(("content-type", "application/json"));
+    let mut req = client()
+        .post(url)
+        .insert_header(("content-type", "application/json"));
     if let Some(k) = key {
         req = req.insert_header(("authorization", format!("Bearer {k}")));
     }
@@ -293,7 +325,10 @@ pub fn sse_data(text: &str) -> Vec<String> {
 /// Assert the OpenAI error envelope: message, type and string code present.
 pub fn assert_envelope(body: &Value) {
     let err = &body["error"];
-    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "message: {body}");
+    assert!(
+        err["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message: {body}"
+    );
     let ty = err["type"].as_str().unwrap_or("");
     assert!(!ty.is_empty() && ty != "None", "type: {body}");
     assert!(err["code"].is_string(), "code must be a string: {body}");
