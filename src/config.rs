@@ -298,6 +298,30 @@ impl ProxyConfig {
         policy
     }
 
+    /// Redis shared by the router of every instance: `router_settings.redis_url`, else
+    /// `redis_host` / `redis_port` (default 6379) / `redis_password`. `None` when not configured.
+    pub fn router_redis_url(&self) -> Option<String> {
+        let get = |key: &str| {
+            self.router_settings.get(key).and_then(|v| match v {
+                Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        };
+        if let Some(url) = get("redis_url") {
+            return Some(url);
+        }
+        let host = get("redis_host")?;
+        let port = get("redis_port").unwrap_or_else(|| "6379".into());
+        Some(match get("redis_password") {
+            Some(password) => format!(
+                "redis://:{}@{host}:{port}",
+                percent_encode_userinfo(&password)
+            ),
+            None => format!("redis://{host}:{port}"),
+        })
+    }
+
     /// Header carrying the key, when the operator renamed it (`litellm_key_header_name`).
     pub fn key_header_name(&self) -> Option<String> {
         self.general_settings
@@ -336,6 +360,18 @@ impl ProxyConfig {
             .unwrap_or(300.0);
         Some(Duration::from_secs_f64(secs))
     }
+}
+
+/// Percent-encode a password for the userinfo part of a URL.
+fn percent_encode_userinfo(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 fn export_env(name: &str, value: &str) {
@@ -653,6 +689,10 @@ const LITELLM_SETTINGS_LATER: &[&str] = &[
 ];
 
 const ROUTER_SETTINGS_KEYS: &[&str] = &[
+    "redis_host",
+    "redis_port",
+    "redis_password",
+    "redis_url",
     "routing_strategy",
     "model_group_alias",
     "timeout",
@@ -674,10 +714,6 @@ const ROUTER_SETTINGS_KEYS: &[&str] = &[
     "stream_timeout",
 ];
 const ROUTER_SETTINGS_LATER: &[&str] = &[
-    "redis_host",
-    "redis_port",
-    "redis_password",
-    "redis_url",
     "default_max_parallel_requests",
     "provider_budget_config",
     "optional_pre_call_checks",

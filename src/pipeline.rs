@@ -39,6 +39,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tollgate_actors::{
     now_ms, DeploymentFailure, DeploymentHandle, FailureClass, PickError, PickRequest, Picked,
+    RoutingStrategy, SharedRouterState,
 };
 
 use crate::auth::Caller;
@@ -399,6 +400,8 @@ async fn serve_group(
     let policy = &state.policy;
     let estimated_tokens = req.estimated_prompt_tokens();
     let mut tried: Vec<String> = Vec::new();
+    // Deployments whose rpm/tpm the instances sharing Redis have used up this minute.
+    let mut over_limit: Vec<String> = Vec::new();
     let mut retries = 0u32;
     let mut last_error: Option<GatewayError> = None;
     loop {
@@ -411,19 +414,35 @@ async fn serve_group(
                 now_ms: now_ms(),
             })
         };
-        let picked = match (pick(&tried), last_error.take()) {
+        let exclude: Vec<String> = tried.iter().chain(&over_limit).cloned().collect();
+        let picked = match (pick(&exclude), last_error.take()) {
             (Ok(picked), _) => picked,
             // Every deployment was tried: the same ones may be tried again.
-            (Err(PickError::Exhausted), Some(previous)) => match pick(&[]) {
+            (Err(PickError::Exhausted), Some(previous)) => match pick(&over_limit) {
                 Ok(picked) => picked,
                 Err(_) => return Err(previous),
             },
             // Nothing can take the retry (cooling down, over its limits): the client gets the
             // error that made it retry.
             (Err(_), Some(previous)) => return Err(previous),
+            (Err(PickError::Exhausted), None) if !over_limit.is_empty() => {
+                return Err(pick_error(
+                    &group.name,
+                    PickError::OverDeploymentLimits {
+                        retry_after: Duration::from_millis(60_000 - now_ms() % 60_000),
+                    },
+                ))
+            }
             (Err(err), None) => return Err(pick_error(&group.name, err)),
         };
         let deployment = picked.handle.upstream.clone();
+        let accounting = match account_shared(state, &picked).await {
+            Some(accounting) => accounting,
+            None => {
+                over_limit.push(deployment.id.clone());
+                continue;
+            }
+        };
         served.deployment_id = Some(deployment.id.clone());
         served.api_base = deployment.api_base().map(str::to_string);
         served.max_retries = Some(policy.max_retries(
@@ -439,7 +458,7 @@ async fn serve_group(
             .filter(|f| requested_group && (retries == 0 || *f != MockFailure::RateLimit));
         let result = match simulated {
             Some(failure) => Err(simulated_error(failure, &req.model)),
-            None => attempt(state, req, options, &picked, started, served).await,
+            None => attempt(state, req, options, accounting, started, served).await,
         };
         let err = match result {
             Ok(response) => return Ok(response),
@@ -478,6 +497,97 @@ async fn serve_group(
         tracing::debug!(call_id = served.call_id, retry = retries, error = %err, "retrying");
         last_error = Some(err);
     }
+}
+
+/// What one attempt owes its deployment's counters when it ends: the minute's token reservation
+/// reconciled with the real usage, and the latency sample; locally, and in Redis when shared.
+#[derive(Clone)]
+struct Accounting {
+    handle: Arc<DeploymentHandle<Deployment>>,
+    reserved_tokens: u64,
+    reserved_at_ms: u64,
+    /// Set when this attempt's usage was also reserved in Redis.
+    shared_usage: Option<SharedRouterState>,
+    /// Set when latencies are shared (latency-based routing).
+    shared_latency: Option<SharedRouterState>,
+}
+
+impl Accounting {
+    fn tokens(&self, actual: u64) {
+        self.handle
+            .state
+            .reconcile_tokens(now_ms(), self.reserved_tokens, actual);
+        if let Some(shared) = self.shared_usage.clone() {
+            let id = self.handle.id().to_string();
+            let delta = actual as i64 - self.reserved_tokens as i64;
+            let at = self.reserved_at_ms;
+            actix_web::rt::spawn(async move {
+                if let Err(e) = shared.adjust_tokens(&id, at, delta).await {
+                    tracing::debug!(deployment = id, error = %e, "shared token count not adjusted");
+                }
+            });
+        }
+    }
+
+    fn success(&self, latency: Duration) {
+        self.handle.state.record_success(latency);
+        if let Some(shared) = self.shared_latency.clone() {
+            let id = self.handle.id().to_string();
+            actix_web::rt::spawn(async move {
+                if let Err(e) = shared.push_latency(&id, latency).await {
+                    tracing::debug!(deployment = id, error = %e, "latency sample not shared");
+                }
+            });
+        }
+    }
+}
+
+/// With Redis configured, reserve the picked deployment's minute usage across every instance.
+/// `None` when the shared count says its `rpm`/`tpm` is used up (the local reservation is given
+/// back). When Redis cannot answer, the local reservation stands: limits hold per instance.
+async fn account_shared(state: &AppState, picked: &Picked<Deployment>) -> Option<Accounting> {
+    let deployment = &picked.handle.upstream;
+    let mut accounting = Accounting {
+        handle: picked.handle.clone(),
+        reserved_tokens: picked.reserved_tokens,
+        reserved_at_ms: now_ms(),
+        shared_usage: None,
+        shared_latency: None,
+    };
+    let Some(shared) = &state.router.shared else {
+        return Some(accounting);
+    };
+    if matches!(state.policy.strategy, RoutingStrategy::LatencyBased { .. }) {
+        accounting.shared_latency = Some(shared.clone());
+    }
+    let limited = deployment.rpm.is_some() || deployment.tpm.is_some();
+    if !limited && state.policy.strategy != RoutingStrategy::UsageBased {
+        return Some(accounting);
+    }
+    match shared
+        .reserve(
+            &deployment.id,
+            deployment.rpm,
+            deployment.tpm,
+            picked.reserved_tokens,
+        )
+        .await
+    {
+        Ok(true) => accounting.shared_usage = Some(shared.clone()),
+        // Unlimited deployments are only counted (usage-based routing); the script refuses nothing.
+        Ok(false) if !limited => {}
+        Ok(false) => {
+            picked
+                .handle
+                .state
+                .release(accounting.reserved_at_ms, picked.reserved_tokens);
+            return None;
+        }
+        Err(e) => {
+            tracing::debug!(deployment = deployment.id, error = %e, "shared usage not counted; local limits apply")
+        }
+    }
+    Some(accounting)
 }
 
 fn simulated_error(failure: MockFailure, model: &str) -> GatewayError {
@@ -520,13 +630,12 @@ async fn attempt(
     state: &AppState,
     req: &LlmRequest,
     options: &CallOptions,
-    picked: &Picked<Deployment>,
+    accounting: Accounting,
     started: Instant,
     served: &mut ServedBy,
 ) -> Result<HttpResponse, GatewayError> {
-    let handle = &picked.handle;
+    let handle = &accounting.handle;
     let deployment = handle.upstream.clone();
-    let reserved = picked.reserved_tokens;
     let in_flight = handle.state.begin();
 
     // Timeouts: body, then header, then deployment, then router settings / global.
@@ -547,7 +656,7 @@ async fn attempt(
         .as_ref()
         .or(deployment.mock_response.as_ref())
     {
-        handle.state.record_success(started.elapsed());
+        accounting.success(started.elapsed());
         return Ok(crate::mock_response::respond(req, content));
     }
 
@@ -577,7 +686,7 @@ async fn attempt(
     let key = target.api_key.clone();
     let fail = |err: GatewayError, served: &mut ServedBy| {
         served.upstream_time += call_started.elapsed();
-        handle.state.reconcile_tokens(now_ms(), reserved, 0);
+        accounting.tokens(0);
         report(handle, &err);
         err
     };
@@ -608,11 +717,9 @@ async fn attempt(
             Ok(translated) => {
                 // 7. account
                 served.upstream_time += call_started.elapsed();
-                handle.state.record_success(call_started.elapsed());
+                accounting.success(call_started.elapsed());
                 let usage = translated.usage.unwrap_or_default();
-                handle
-                    .state
-                    .reconcile_tokens(now_ms(), reserved, usage.total_tokens);
+                accounting.tokens(usage.total_tokens);
                 log_usage(served, &deployment, usage, started);
                 drop(in_flight);
                 Ok(HttpResponse::Ok()
@@ -656,6 +763,7 @@ async fn attempt(
     let call_id = served.call_id.clone();
     let group_name = served.model_group.clone().unwrap_or_default();
     let handle_for_end: Arc<DeploymentHandle<Deployment>> = handle.clone();
+    let accounting_for_end = accounting.clone();
     let body = futures_util::stream::iter([Ok(first)]).chain(response);
     let relay = SseRelay::new(
         body,
@@ -663,15 +771,10 @@ async fn attempt(
         stream_timeout,
         move |outcome: StreamOutcome| {
             let _in_flight = in_flight;
-            let state = &handle_for_end.state;
-            state.reconcile_tokens(
-                now_ms(),
-                reserved,
-                outcome.usage.as_ref().map_or(0, |u| u.total_tokens),
-            );
+            accounting_for_end.tokens(outcome.usage.as_ref().map_or(0, |u| u.total_tokens));
             match &outcome.error {
                 // latency-based routing ranks streams by time to first token.
-                None => state.record_success(time_to_first_token),
+                None => accounting_for_end.success(time_to_first_token),
                 Some(error) if !outcome.client_disconnected => {
                     handle_for_end.report_failure(DeploymentFailure {
                         class: FailureClass::Connection,

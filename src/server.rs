@@ -145,6 +145,20 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let mut cooldown = config.cooldown_policy();
     cooldown.allowed_fails_by_class = crate::routing::RouterPolicy::allowed_fails_policy(&config);
     let policy = crate::routing::RouterPolicy::from_config(&config);
+    let shared = match config.router_redis_url() {
+        None => None,
+        Some(url) => match tollgate_actors::SharedRouterState::new(&url) {
+            Ok(shared) => {
+                tracing::info!("router state shared through Redis (cooldowns, usage, latencies)");
+                Some(shared)
+            }
+            Err(e) => {
+                // Never fatal: the router works on local state, and readiness says so.
+                tracing::error!(error = %e, "router_settings names a Redis that cannot be used (bad URL); routing on local state");
+                None
+            }
+        },
+    };
     let aliases = config.model_group_aliases();
     let background_health = config.background_health_checks();
     let max_body_bytes = config.max_request_size_bytes();
@@ -156,7 +170,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
 
     let system = actix_web::rt::System::new();
     system.block_on(async move {
-        let router = RouterHandle::start(deployments, cooldown);
+        let router = RouterHandle::start_shared(deployments, cooldown, shared);
         let state = web::Data::new(AppState {
             config,
             router,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 
 use crate::messages::{DeploymentFailure, FailureClass, Probe, ProbeOutcome};
+use crate::shared::SharedRouterState;
 use crate::Upstream;
 
 /// Wall-clock milliseconds since the Unix epoch (cooldown deadlines are shared across instances).
@@ -276,6 +277,46 @@ impl DeploymentState {
             });
     }
 
+    /// Take a cooldown another instance decided (not counted as one of this instance's cooldowns).
+    pub fn adopt_cooldown_until(&self, until_ms: u64) {
+        self.cooldown_until_ms
+            .fetch_max(until_ms, Ordering::Relaxed);
+    }
+
+    /// Take the minute usage counted across instances when it is ahead of the local count.
+    pub fn adopt_minute_usage(&self, now_ms: u64, requests: u64, tokens: u64) {
+        let minute = minute_of(now_ms);
+        for (counter, shared) in [
+            (&self.minute_requests, requests),
+            (&self.minute_tokens, tokens),
+        ] {
+            let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
+                let local = unpack(packed, minute);
+                (shared > local).then_some(minute << 32 | shared.min(0xFFFF_FFFF))
+            });
+        }
+    }
+
+    /// Give back a reservation that the shared counters refused.
+    pub fn release(&self, now_ms: u64, tokens: u64) {
+        let minute = minute_of(now_ms);
+        let _ = self
+            .minute_requests
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
+                (packed >> 32 == minute && packed & 0xFFFF_FFFF > 0).then(|| packed - 1)
+            });
+        self.reconcile_tokens(now_ms, tokens, 0);
+    }
+
+    /// Replace the latency samples with the shared ones (µs, newest first).
+    pub fn replace_latency_samples(&self, micros: &[u64]) {
+        for (i, slot) in self.latency_samples.iter().enumerate() {
+            slot.store(micros.get(i).map_or(0, |m| m + 1), Ordering::Relaxed);
+        }
+        self.latency_next
+            .store(micros.len().min(LATENCY_SAMPLES) as u64, Ordering::Relaxed);
+    }
+
     /// Record a latency sample for `latency-based-routing`.
     pub fn record_latency(&self, latency: Duration) {
         let slot = self.latency_next.fetch_add(1, Ordering::Relaxed) as usize % LATENCY_SAMPLES;
@@ -319,6 +360,8 @@ pub struct DeploymentActor<U: Upstream> {
     alone: bool,
     /// Failures counted against `allowed_fails` within the last minute.
     recent_failures: VecDeque<(Instant, FailureClass)>,
+    /// Where cooldowns are published for other instances, when Redis is configured.
+    shared: Option<SharedRouterState>,
 }
 
 impl<U: Upstream> DeploymentActor<U> {
@@ -327,6 +370,7 @@ impl<U: Upstream> DeploymentActor<U> {
         state: Arc<DeploymentState>,
         policy: CooldownPolicy,
         alone: bool,
+        shared: Option<SharedRouterState>,
     ) -> Self {
         Self {
             upstream,
@@ -334,6 +378,7 @@ impl<U: Upstream> DeploymentActor<U> {
             policy,
             alone,
             recent_failures: VecDeque::new(),
+            shared,
         }
     }
 
@@ -393,7 +438,7 @@ impl<U: Upstream> Actor for DeploymentActor<U> {
 impl<U: Upstream> Handler<DeploymentFailure> for DeploymentActor<U> {
     type Result = ();
 
-    fn handle(&mut self, failure: DeploymentFailure, _ctx: &mut Self::Context) {
+    fn handle(&mut self, failure: DeploymentFailure, ctx: &mut Self::Context) {
         if let Some(length) = self.decide(&failure, Instant::now()) {
             tracing::warn!(
                 deployment = self.upstream.id(),
@@ -403,8 +448,19 @@ impl<U: Upstream> Handler<DeploymentFailure> for DeploymentActor<U> {
                 cooldown_ms = length.as_millis() as u64,
                 "deployment cooling down"
             );
-            self.state
-                .cool_down_until(now_ms() + length.as_millis() as u64);
+            let until = now_ms() + length.as_millis() as u64;
+            self.state.cool_down_until(until);
+            if let Some(shared) = self.shared.clone() {
+                let id = self.upstream.id().to_string();
+                ctx.spawn(
+                    async move {
+                        if let Err(e) = shared.publish_cooldown(&id, until).await {
+                            tracing::debug!(deployment = id, error = %e, "cooldown not shared");
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
         }
     }
 }
@@ -460,7 +516,7 @@ mod tests {
     }
 
     fn actor(policy: CooldownPolicy) -> DeploymentActor<Fake> {
-        DeploymentActor::new(Arc::new(Fake), Arc::default(), policy, false)
+        DeploymentActor::new(Arc::new(Fake), Arc::default(), policy, false, None)
     }
 
     #[test]
@@ -470,6 +526,7 @@ mod tests {
             Arc::default(),
             CooldownPolicy::default(),
             true,
+            None,
         );
         let now = Instant::now();
         for _ in 0..10 {

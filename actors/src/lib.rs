@@ -19,6 +19,7 @@
 mod deployment;
 mod messages;
 mod router;
+mod shared;
 mod snapshot;
 mod strategy;
 
@@ -29,6 +30,7 @@ pub use messages::{
     DeploymentFailure, FailureClass, HealthReport, ProbeAll, ProbeOutcome, ReplaceDeployments,
 };
 pub use router::{RouterActor, RouterHandle};
+pub use shared::{SharedError, SharedRouterState, SharedStatus};
 pub use snapshot::{DeploymentHandle, ModelGroup, RoutingSnapshot};
 pub use strategy::{PickError, PickRequest, Picked, RoutingStrategy};
 

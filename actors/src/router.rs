@@ -11,6 +11,7 @@ use futures_util::future::join_all;
 
 use crate::deployment::{CooldownPolicy, DeploymentActor, DeploymentState};
 use crate::messages::{HealthReport, Probe, ProbeAll, ProbeOutcome, ReplaceDeployments};
+use crate::shared::{SharedRouterState, SYNC_EVERY};
 use crate::snapshot::{DeploymentHandle, RoutingSnapshot};
 use crate::Upstream;
 
@@ -22,6 +23,8 @@ pub struct RouterActor<U: Upstream> {
     snapshot: Arc<ArcSwap<RoutingSnapshot<U>>>,
     policy: CooldownPolicy,
     children: ArbiterHandle,
+    shared: Option<SharedRouterState>,
+    syncing: bool,
 }
 
 impl<U: Upstream> RouterActor<U> {
@@ -36,8 +39,9 @@ impl<U: Upstream> RouterActor<U> {
             .filter(|h| h.upstream.model_group() == group)
             .count()
             <= 1;
+        let shared = self.shared.clone();
         let addr = DeploymentActor::start_in_arbiter(&self.children, move |_| {
-            DeploymentActor::new(upstream, state, policy, alone)
+            DeploymentActor::new(upstream, state, policy, alone, shared)
         });
         handle.actor.store(Some(Arc::new(addr)));
     }
@@ -64,6 +68,32 @@ impl<U: Upstream> RouterActor<U> {
         }
     }
 
+    /// Fold what other instances wrote to Redis into the local deployment states. One sync at a
+    /// time: a slow Redis delays the next one rather than piling calls up.
+    fn sync_shared(&mut self, ctx: &mut Context<Self>) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        if self.syncing {
+            return;
+        }
+        self.syncing = true;
+        let states: Vec<(String, Arc<DeploymentState>)> = self
+            .handles
+            .iter()
+            .map(|h| (h.id().to_string(), h.state.clone()))
+            .collect();
+        ctx.spawn(
+            async move {
+                if let Err(e) = shared.sync(&states).await {
+                    tracing::trace!(error = %e, "shared router state not synced");
+                }
+            }
+            .into_actor(self)
+            .map(|_, act, _| act.syncing = false),
+        );
+    }
+
     fn publish(&self) {
         self.snapshot
             .store(Arc::new(RoutingSnapshot::build(self.handles.clone())));
@@ -76,6 +106,9 @@ impl<U: Upstream> Actor for RouterActor<U> {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(256);
         ctx.run_interval(SUPERVISE_EVERY, |act, _| act.supervise());
+        if self.shared.is_some() {
+            ctx.run_interval(SYNC_EVERY, |act, ctx| act.sync_shared(ctx));
+        }
     }
 }
 
@@ -163,6 +196,8 @@ impl<U: Upstream> Handler<ReplaceDeployments<U>> for RouterActor<U> {
 pub struct RouterHandle<U: Upstream> {
     pub addr: Addr<RouterActor<U>>,
     snapshot: Arc<ArcSwap<RoutingSnapshot<U>>>,
+    /// The Redis-backed state shared with other instances, when configured.
+    pub shared: Option<SharedRouterState>,
 }
 
 impl<U: Upstream> Clone for RouterHandle<U> {
@@ -170,6 +205,7 @@ impl<U: Upstream> Clone for RouterHandle<U> {
         Self {
             addr: self.addr.clone(),
             snapshot: self.snapshot.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -178,6 +214,16 @@ impl<U: Upstream> RouterHandle<U> {
     /// Start the router on its own arbiter, with one deployment actor per upstream. Must run inside an
     /// actix `System`. The snapshot is published before this returns, so requests can be routed at once.
     pub fn start(upstreams: Vec<Arc<U>>, policy: CooldownPolicy) -> Self {
+        Self::start_shared(upstreams, policy, None)
+    }
+
+    /// Like [`RouterHandle::start`], sharing cooldowns, usage and latencies with other instances
+    /// through Redis when `shared` is set.
+    pub fn start_shared(
+        upstreams: Vec<Arc<U>>,
+        policy: CooldownPolicy,
+        shared: Option<SharedRouterState>,
+    ) -> Self {
         let arbiter = Arbiter::new().handle();
         let handles: Vec<Arc<DeploymentHandle<U>>> = upstreams
             .into_iter()
@@ -196,12 +242,18 @@ impl<U: Upstream> RouterHandle<U> {
             snapshot: snapshot.clone(),
             policy,
             children: arbiter.clone(),
+            shared: shared.clone(),
+            syncing: false,
         };
         for handle in &router.handles {
             router.spawn_child(handle);
         }
         let addr = RouterActor::start_in_arbiter(&arbiter, move |_| router);
-        Self { addr, snapshot }
+        Self {
+            addr,
+            snapshot,
+            shared,
+        }
     }
 
     /// The current snapshot. Cheap (one atomic load and a reference-count increment).

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tollgate_actors::{HealthReport, ProbeAll, ProbeOutcome};
+use tollgate_actors::{HealthReport, ProbeAll, ProbeOutcome, SharedStatus};
 
 use crate::error::GatewayError;
 use crate::state::{AppState, HealthRound, VERSION};
@@ -32,10 +32,21 @@ async fn readiness(state: web::Data<AppState>) -> HttpResponse {
         None => "Not connected",
     };
     let deployments = state.router.snapshot().deployments().len();
+    // Redis shared by the routers of several instances (`router_settings.redis_*`).
+    let router_redis = state
+        .router
+        .shared
+        .as_ref()
+        .map(|shared| match shared.status() {
+            SharedStatus::Connected => "connected",
+            SharedStatus::Connecting => "connecting",
+            SharedStatus::Unavailable => "unavailable: routing on local state",
+        });
     HttpResponse::Ok().json(json!({
         "status": "healthy",
         "db": db,
         "cache": Value::Null,
+        "router_redis": router_redis,
         "litellm_version": VERSION,
         "tollgate_version": VERSION,
         "deployments": deployments,
