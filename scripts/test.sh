@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Run every Tollgate check: the one command a new user (and CI, through .ci/run) runs.
+#   bash scripts/test.sh                 # everything
+#   bash scripts/test.sh sdk_smoke       # extra arguments go to `cargo test --workspace --all-targets`
+#
+# What it does, in order:
+#   1. makes sure PostgreSQL answers on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (installs them with
+#      apt-get and starts them when missing), creates a fresh database for this run and drops it on exit;
+#   2. sets up a Python venv in target/pyenv with the OpenAI and Anthropic SDKs (for the SDK smoke test);
+#   3. cargo fmt --check, build, tests (unit, integration, doc), clippy -D warnings.
+#
+# Environment:
+#   TOLLGATE_TEST_PG_URL_BASE  server URL without a database (default postgres://postgres@127.0.0.1:5432)
+#   CI                         when set, tests that need the Python SDK fail instead of being skipped
+# Exported to the tests: TOLLGATE_TEST_DATABASE_URL, TOLLGATE_TEST_PG_ADMIN_URL, TOLLGATE_TEST_REDIS_URL,
+# TOLLGATE_TEST_PYTHON (only when the SDKs are available), RUST_BACKTRACE=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export RUST_BACKTRACE=1
+
+PG_HOST=127.0.0.1
+PG_PORT=5432
+REDIS_HOST=127.0.0.1
+REDIS_PORT=6379
+DEFAULT_PG_URL_BASE="postgres://postgres@${PG_HOST}:${PG_PORT}"
+PG_URL_BASE="${TOLLGATE_TEST_PG_URL_BASE:-$DEFAULT_PG_URL_BASE}"
+PG_URL_BASE="${PG_URL_BASE%/}"
+
+banner() {
+  printf '\n==> %s\n' "$*"
+}
+warn() {
+  printf 'WARNING: %s\n' "$*" >&2
+}
+die() {
+  printf 'ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+# Run a command as root: directly when we are root, through sudo when it exists, else fail.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root to run '$*' (not root and no sudo); install and start it yourself"
+  fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* yourself"
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+    APT_UPDATED=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+
+# True when something accepts TCP connections on host:port.
+tcp_open() {
+  (exec 3<>"/dev/tcp/$1/$2") >/dev/null 2>&1
+}
+
+wait_for() { # wait_for <description> <seconds> <command...>
+  local what=$1 secs=$2 i
+  shift 2
+  for ((i = 0; i < secs; i++)); do
+    if "$@"; then
+      return 0
+    fi
+    sleep 1
+  done
+  die "$what did not become ready within ${secs}s"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# PostgreSQL
+# ---------------------------------------------------------------------------------------------------
+pg_ready() {
+  if command -v pg_isready >/dev/null 2>&1; then
+    pg_isready -q -h "$PG_HOST" -p "$PG_PORT" >/dev/null 2>&1
+  else
+    tcp_open "$PG_HOST" "$PG_PORT"
+  fi
+}
+
+pg_installed() {
+  [ -d /etc/postgresql ] && compgen -G '/etc/postgresql/*/main' >/dev/null ||
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null
+}
+
+pg_start() {
+  local ver=""
+  if compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+    ver=$(basename "$(dirname "$(dirname "$(ls -d /usr/lib/postgresql/*/bin/postgres | sort -V | tail -n1)")")")
+  fi
+  if [ -n "$ver" ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+    if [ ! -d "/etc/postgresql/$ver/main" ] && command -v pg_createcluster >/dev/null 2>&1; then
+      as_root pg_createcluster "$ver" main
+    fi
+    as_root pg_ctlcluster "$ver" main start || true
+  fi
+  if ! pg_ready; then
+    as_root service postgresql start || true
+  fi
+}
+
+ensure_postgres() {
+  banner "PostgreSQL on ${PG_HOST}:${PG_PORT}"
+  if ! pg_ready; then
+    if ! pg_installed; then
+      echo "PostgreSQL is not installed: installing it with apt-get"
+      apt_install postgresql postgresql-client
+    fi
+    echo "PostgreSQL is not running: starting it"
+    pg_start
+    wait_for "PostgreSQL" 30 pg_ready
+  fi
+  if ! command -v psql >/dev/null 2>&1; then
+    echo "psql not found: installing postgresql-client"
+    apt_install postgresql-client
+  fi
+  # Connect as configured; on a fresh Debian install the postgres role has no password and TCP
+  # connections need one, so give it one through the unix socket and use it.
+  if ! psql "$PG_URL_BASE/postgres" -qAtX -c 'SELECT 1' >/dev/null 2>&1; then
+    if [ -z "${TOLLGATE_TEST_PG_URL_BASE:-}" ] && id postgres >/dev/null 2>&1; then
+      echo "cannot connect as $PG_URL_BASE; setting a password for role postgres via the unix socket"
+      as_root su postgres -c "psql -qAtX -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+      PG_URL_BASE="postgres://postgres:postgres@${PG_HOST}:${PG_PORT}"
+    fi
+    psql "$PG_URL_BASE/postgres" -qAtX -c 'SELECT 1' >/dev/null ||
+      die "cannot connect to PostgreSQL at $PG_URL_BASE/postgres (set TOLLGATE_TEST_PG_URL_BASE)"
+  fi
+  echo "PostgreSQL is up ($(psql "$PG_URL_BASE/postgres" -qAtX -c 'SHOW server_version'))"
+}
+
+TEST_DB=""
+drop_test_db() {
+  if [ -n "$TEST_DB" ]; then
+    psql "$PG_URL_BASE/postgres" -qAtX -c "DROP DATABASE IF EXISTS \"$TEST_DB\" WITH (FORCE)" >/dev/null 2>&1 ||
+      psql "$PG_URL_BASE/postgres" -qAtX -c "DROP DATABASE IF EXISTS \"$TEST_DB\"" >/dev/null 2>&1 ||
+      true
+    echo "dropped test database $TEST_DB"
+    TEST_DB=""
+  fi
+}
+
+create_test_db() {
+  local name
+  name="tollgate_test_$(date +%Y%m%d%H%M%S)_$$"
+  psql "$PG_URL_BASE/postgres" -qAtX -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$name\"" >/dev/null
+  TEST_DB=$name
+  trap drop_test_db EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  export TOLLGATE_TEST_DATABASE_URL="$PG_URL_BASE/$name"
+  export TOLLGATE_TEST_PG_ADMIN_URL="$PG_URL_BASE/postgres"
+  echo "created test database $name"
+  echo "TOLLGATE_TEST_DATABASE_URL=$TOLLGATE_TEST_DATABASE_URL"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Redis
+# ---------------------------------------------------------------------------------------------------
+redis_ready() {
+  if command -v redis-cli >/dev/null 2>&1; then
+    [ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]
+  else
+    tcp_open "$REDIS_HOST" "$REDIS_PORT"
+  fi
+}
+
+ensure_redis() {
+  banner "Redis on ${REDIS_HOST}:${REDIS_PORT}"
+  if ! redis_ready; then
+    if ! command -v redis-server >/dev/null 2>&1; then
+      echo "Redis is not installed: installing redis-server with apt-get"
+      apt_install redis-server
+    fi
+    echo "Redis is not running: starting it"
+    redis-server --daemonize yes --save '' --appendonly no --bind "$REDIS_HOST" --port "$REDIS_PORT" >/dev/null
+    wait_for "Redis" 30 redis_ready
+  fi
+  export TOLLGATE_TEST_REDIS_URL="redis://${REDIS_HOST}:${REDIS_PORT}"
+  echo "Redis is up; TOLLGATE_TEST_REDIS_URL=$TOLLGATE_TEST_REDIS_URL"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Python SDKs (OpenAI, Anthropic) for the SDK smoke tests
+# ---------------------------------------------------------------------------------------------------
+ensure_python_sdks() {
+  banner "Python SDKs (target/pyenv)"
+  local venv="$PWD/target/pyenv" py
+  py="$venv/bin/python"
+  if [ ! -x "$py" ]; then
+    if ! command -v python3 >/dev/null 2>&1; then
+      warn "python3 not found: SDK smoke tests will not run (fatal under CI)"
+      return 0
+    fi
+    mkdir -p target
+    if ! python3 -m venv "$venv"; then
+      rm -rf "$venv"
+      warn "could not create a venv with python3 -m venv (is python3-venv installed?): SDK smoke tests will not run (fatal under CI)"
+      return 0
+    fi
+  fi
+  if ! "$py" -c 'import openai, anthropic' >/dev/null 2>&1; then
+    echo "installing openai and anthropic into $venv"
+    if ! "$py" -m pip install -q --disable-pip-version-check openai anthropic; then
+      warn "pip install openai anthropic failed (no network?): SDK smoke tests will not run (fatal under CI)"
+      return 0
+    fi
+  fi
+  export TOLLGATE_TEST_PYTHON="$py"
+  echo "TOLLGATE_TEST_PYTHON=$py ($("$py" -c 'import openai, anthropic; print("openai", openai.__version__, "anthropic", anthropic.__version__)'))"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Run
+# ---------------------------------------------------------------------------------------------------
+ensure_postgres
+create_test_db
+ensure_redis
+ensure_python_sdks
+
+banner "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+banner "cargo build --workspace --bins"
+cargo build --workspace --bins
+
+banner "cargo test --workspace --all-targets $*"
+cargo test --workspace --all-targets "$@"
+
+banner "cargo test --workspace --doc"
+cargo test --workspace --doc
+
+banner "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+banner "all checks passed"
