@@ -521,3 +521,24 @@ async fn least_busy_and_usage_based_spread_the_load() {
         "usage-based routing balances tokens: {a} vs {b}"
     );
 }
+
+#[actix_rt::test]
+async fn mock_testing_rate_limit_error_is_retried_once_with_the_deployment_retries() {
+    let mock = Mock::start(&[]);
+    let cfg = config(
+        &[entry(&mock, "g", "mock-gpt", "num_retries: 50")],
+        "router_settings:\n  retry_after: 0.01\n",
+    );
+    let gw = Gateway::start(&cfg, &[], &[]);
+    let mut body = chat("g");
+    body["mock_testing_rate_limit_error"] = json!(true);
+    let (status, headers, body) = chat_call(&gw, &body).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-litellm-attempted-retries"), "1");
+    assert_eq!(header(&headers, "x-litellm-max-retries"), "50");
+    assert_eq!(
+        calls(&mock, "mock-gpt").await,
+        1,
+        "the simulated failure never reaches the provider"
+    );
+}
