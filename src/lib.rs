@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod deployment;
 pub mod error;
 pub mod http;
@@ -28,4 +29,5 @@ pub mod secret;
 pub mod server;
 pub mod sse;
 pub mod state;
+pub mod store;
 pub mod upstream;

@@ -334,3 +334,71 @@ pub fn assert_envelope(body: &Value) {
     assert!(err["code"].is_string(), "code must be a string: {body}");
     assert!(err.get("param").is_some(), "param present: {body}");
 }
+
+/// A fresh Postgres database for one test, created through `TOLLGATE_TEST_PG_ADMIN_URL`
+/// (scripts/test.sh sets it; default: the local server) and dropped when the handle drops.
+pub struct FreshPostgres {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl FreshPostgres {
+    pub fn create() -> FreshPostgres {
+        let admin = std::env::var("TOLLGATE_TEST_PG_ADMIN_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("tollgate_t_{}", uuid_like());
+        psql(&admin, &format!("CREATE DATABASE \"{name}\""));
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(admin.clone());
+        FreshPostgres {
+            url: format!("{base}/{name}"),
+            admin,
+            name,
+        }
+    }
+}
+
+impl Drop for FreshPostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([
+                self.admin.as_str(),
+                "-qAtX",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = std::process::Command::new("psql")
+        .args([url, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql runs (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// 24 random hex characters.
+pub fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::new();
+    for _ in 0..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos(),
+        );
+        out.push_str(&format!("{:012x}", h.finish() & 0xFFFF_FFFF_FFFF));
+    }
+    out
+}

@@ -1,0 +1,300 @@
+//! Persistence: virtual keys, users, teams, organizations, end users, budgets and models added
+//! through the API.
+//!
+//! [`Store`] is the only way the gateway reaches the database. It has two diesel-async
+//! implementations generated from one body of query-builder code (`diesel_store.rs`): embedded
+//! SQLite (the default, `tollgate.db` in the working directory) and Postgres
+//! (`general_settings.database_url` or `DATABASE_URL`). No SQL text is built from values: every query
+//! comes from diesel's query builder with bound parameters; the only raw SQL is the migrations and
+//! fixed session statements.
+//!
+//! Rows keep the columns the gateway looks up by (ids, aliases, owners, `blocked`, `expires`,
+//! `spend`, timestamps) typed, and every other LiteLLM field in a JSON `data` object, so new
+//! fields pass through without a migration.
+
+mod diesel_store;
+pub mod migrate;
+pub mod schema;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+pub use diesel_store::{PgStore, SqliteStore};
+
+/// Where the database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file path.
+    Sqlite(String),
+    /// A Postgres URL (`postgres://` or `postgresql://`).
+    Postgres(String),
+}
+
+/// The default embedded database, created in the working directory.
+pub const DEFAULT_SQLITE_FILE: &str = "tollgate.db";
+
+impl DatabaseUrl {
+    /// Parse `database_url`: `postgres://…`, `postgresql://…`, SQLAlchemy-style `sqlite:///relative.db`
+    /// and `sqlite:////absolute.db`, `sqlite://path`, or a bare `*.db` path.
+    pub fn parse(raw: &str) -> Result<Self, StoreError> {
+        let raw = raw.trim();
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(raw.to_string()));
+        }
+        if let Some(rest) = raw.strip_prefix("sqlite://") {
+            // sqlite:///relative.db → "relative.db"; sqlite:////abs.db → "/abs.db".
+            let path = rest.strip_prefix('/').unwrap_or(rest);
+            if path.is_empty() {
+                return Err(StoreError::Config("sqlite URL without a file path".into()));
+            }
+            return Ok(Self::Sqlite(path.to_string()));
+        }
+        if raw.ends_with(".db") || raw.ends_with(".sqlite") || raw.ends_with(".sqlite3") {
+            return Ok(Self::Sqlite(raw.to_string()));
+        }
+        Err(StoreError::Config(format!(
+            "database_url must start with postgres://, postgresql:// or sqlite:// (got a URL starting {:?})",
+            raw.chars().take(12).collect::<String>()
+        )))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A description safe to log (no password).
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite {path}"),
+            Self::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database configuration: {0}")]
+    Config(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Query(String),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// A virtual key as stored. `token` is the SHA-256 hex of the key; the key itself is never stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    pub token: String,
+    /// `sk-...abcd`: the last four characters, for display.
+    pub key_name: String,
+    pub key_alias: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub budget_id: Option<String>,
+    pub blocked: bool,
+    /// Expiry, unix ms.
+    pub expires: Option<i64>,
+    pub spend: f64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+    /// Every other field (`models`, `aliases`, `metadata`, limits, budgets…).
+    pub data: Map<String, Value>,
+}
+
+/// The kinds of entity sharing one row layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityKind {
+    User,
+    Team,
+    Organization,
+    EndUser,
+    Budget,
+}
+
+impl EntityKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Team => "team",
+            Self::Organization => "organization",
+            Self::EndUser => "end user",
+            Self::Budget => "budget",
+        }
+    }
+}
+
+/// A user, team, organization, end user or budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityRecord {
+    pub id: String,
+    /// `user_email`, `team_alias`, `organization_alias`, end-user `alias`; none for budgets.
+    pub alias: Option<String>,
+    pub spend: f64,
+    pub blocked: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+    pub data: Map<String, Value>,
+}
+
+/// A model added with `/model/new`. `litellm_params` is stored encrypted (see [`crate::crypto`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRecord {
+    pub model_id: String,
+    pub model_name: String,
+    /// Ciphertext of the `litellm_params` JSON object.
+    pub litellm_params_sealed: String,
+    pub model_info: Map<String, Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+/// Which keys `/key/list` wants.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub key_alias: Option<String>,
+    pub token: Option<String>,
+    /// Keys of any of these teams, in addition to the filters above (OR).
+    pub or_team_ids: Vec<String>,
+}
+
+/// Page of a list: 1-based page number and size.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub page: u64,
+    pub size: u64,
+}
+
+impl Page {
+    pub fn offset(self) -> i64 {
+        (self.page.saturating_sub(1) * self.size) as i64
+    }
+}
+
+/// Every persistent operation the gateway performs.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// A trivial query, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+    async fn get_key(&self, token: &str) -> Result<Option<KeyRecord>, StoreError>;
+    async fn get_key_by_alias(&self, alias: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Replace every column of an existing key; false when it does not exist.
+    async fn update_key(&self, key: &KeyRecord) -> Result<bool, StoreError>;
+    /// Replace a key's token (regeneration) and its other columns in one step.
+    async fn replace_key(&self, old_token: &str, key: &KeyRecord) -> Result<bool, StoreError>;
+    async fn delete_keys(&self, tokens: &[String]) -> Result<u64, StoreError>;
+    /// Keys matching the filter, newest first, and the total count.
+    async fn list_keys(
+        &self,
+        filter: &KeyFilter,
+        page: Page,
+    ) -> Result<(Vec<KeyRecord>, u64), StoreError>;
+
+    async fn insert_entity(
+        &self,
+        kind: EntityKind,
+        entity: &EntityRecord,
+    ) -> Result<(), StoreError>;
+    async fn get_entity(
+        &self,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<EntityRecord>, StoreError>;
+    async fn find_entity_by_alias(
+        &self,
+        kind: EntityKind,
+        alias: &str,
+    ) -> Result<Option<EntityRecord>, StoreError>;
+    async fn update_entity(
+        &self,
+        kind: EntityKind,
+        entity: &EntityRecord,
+    ) -> Result<bool, StoreError>;
+    async fn delete_entities(&self, kind: EntityKind, ids: &[String]) -> Result<u64, StoreError>;
+    async fn list_entities(
+        &self,
+        kind: EntityKind,
+        page: Page,
+    ) -> Result<(Vec<EntityRecord>, u64), StoreError>;
+
+    async fn insert_model(&self, model: &ModelRecord) -> Result<(), StoreError>;
+    async fn update_model(&self, model: &ModelRecord) -> Result<bool, StoreError>;
+    async fn delete_model(&self, model_id: &str) -> Result<bool, StoreError>;
+    async fn list_models(&self) -> Result<Vec<ModelRecord>, StoreError>;
+}
+
+/// Open the store for `url` (the pool connects lazily; call [`migrate::run`] first).
+pub fn open(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match url {
+        DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        DatabaseUrl::Postgres(url) => Arc::new(PgStore::open(url)?),
+    })
+}
+
+pub(crate) fn json_object(text: &str) -> Result<Map<String, Value>, StoreError> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(StoreError::Corrupt(
+            "data column is not a JSON object".into(),
+        )),
+        Err(e) => Err(StoreError::Corrupt(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///relative.db").unwrap(),
+            DatabaseUrl::Sqlite("relative.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:////abs/x.db").unwrap(),
+            DatabaseUrl::Sqlite("/abs/x.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u:p@h:5432/db").unwrap(),
+            DatabaseUrl::Postgres("postgresql://u:p@h:5432/db".into())
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert!(DatabaseUrl::parse("mysql://h/db").is_err());
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u:secret@h:5432/db")
+                .unwrap()
+                .redacted(),
+            "postgresql://…@h:5432/db"
+        );
+    }
+}

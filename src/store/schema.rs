@@ -1,0 +1,60 @@
+//! Diesel table definitions, shared by the SQLite and Postgres stores (the migrations in
+//! `migrations/sqlite` and `migrations/postgres` create the same columns with each backend's types).
+
+diesel::table! {
+    verification_tokens (token) {
+        token -> Text,
+        key_name -> Text,
+        key_alias -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        organization_id -> Nullable<Text>,
+        budget_id -> Nullable<Text>,
+        blocked -> Bool,
+        expires -> Nullable<BigInt>,
+        spend -> Double,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        created_by -> Nullable<Text>,
+        updated_by -> Nullable<Text>,
+        data -> Text,
+    }
+}
+
+/// Users, teams, organizations, end users and budgets share one column layout.
+macro_rules! entity_table {
+    ($name:ident) => {
+        diesel::table! {
+            $name (id) {
+                id -> Text,
+                alias -> Nullable<Text>,
+                spend -> Double,
+                blocked -> Bool,
+                created_at -> BigInt,
+                updated_at -> BigInt,
+                created_by -> Nullable<Text>,
+                updated_by -> Nullable<Text>,
+                data -> Text,
+            }
+        }
+    };
+}
+
+entity_table!(users);
+entity_table!(teams);
+entity_table!(organizations);
+entity_table!(end_users);
+entity_table!(budgets);
+
+diesel::table! {
+    proxy_models (model_id) {
+        model_id -> Text,
+        model_name -> Text,
+        litellm_params -> Text,
+        model_info -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        created_by -> Nullable<Text>,
+        updated_by -> Nullable<Text>,
+    }
+}
