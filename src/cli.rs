@@ -88,6 +88,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the built-in mock LLM provider (OpenAI wire format) for tests, benchmarks and chaos drills.
     MockProvider(MockProviderArgs),
+    /// Apply pending database migrations (the database of --config, `DATABASE_URL`, or ./tollgate.db) and exit.
+    Migrate,
 }
 
 impl Cli {

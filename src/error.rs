@@ -35,6 +35,18 @@ pub enum GatewayError {
     #[error("{message}")]
     Authentication { message: String },
 
+    /// The caller is known but may not do this (management API authorization).
+    #[error("{message}")]
+    Forbidden { message: String },
+
+    /// The key may not use the requested model.
+    #[error("{message}")]
+    ModelAccessDenied { message: String },
+
+    /// A management object that does not exist.
+    #[error("{message}")]
+    NotFound { message: String },
+
     #[error("{message}")]
     BadRequest {
         message: String,
@@ -108,7 +120,9 @@ impl GatewayError {
     /// The OpenAI error `type` for this error.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Self::Authentication { .. } => "auth_error",
+            Self::Authentication { .. } | Self::Forbidden { .. } => "auth_error",
+            Self::ModelAccessDenied { .. } => "key_model_access_denied",
+            Self::NotFound { .. } => "not_found_error",
             Self::BadRequest { .. } | Self::UnknownModel { .. } | Self::PayloadTooLarge { .. } => {
                 "invalid_request_error"
             }
@@ -159,7 +173,7 @@ impl GatewayError {
     pub fn param(&self) -> Option<&str> {
         match self {
             Self::BadRequest { param, .. } | Self::Upstream { param, .. } => param.as_deref(),
-            Self::UnknownModel { .. } => Some("model"),
+            Self::UnknownModel { .. } | Self::ModelAccessDenied { .. } => Some("model"),
             _ => None,
         }
     }
@@ -203,7 +217,9 @@ impl GatewayError {
 impl ResponseError for GatewayError {
     fn status_code(&self) -> StatusCode {
         let status = match self {
-            Self::Authentication { .. } => 401,
+            Self::Authentication { .. } | Self::ModelAccessDenied { .. } => 401,
+            Self::Forbidden { .. } => 403,
+            Self::NotFound { .. } => 404,
             Self::BadRequest { .. } | Self::UnknownModel { .. } => 400,
             Self::PayloadTooLarge { .. } => 413,
             Self::RouteNotFound { .. } => 404,
@@ -225,6 +241,23 @@ impl ResponseError for GatewayError {
             ));
         }
         response.json(self.body())
+    }
+}
+
+impl From<crate::store::StoreError> for GatewayError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Unavailable(m) => GatewayError::Unavailable {
+                message: format!("database unavailable: {m}"),
+            },
+            StoreError::Conflict(m) => GatewayError::bad_request(format!("already exists: {m}")),
+            StoreError::Config(m) => GatewayError::internal(format!("database configuration: {m}")),
+            StoreError::Query(m) | StoreError::Corrupt(m) => {
+                tracing::error!(error = %m, "database error");
+                GatewayError::internal("database error (details in the gateway log)")
+            }
+        }
     }
 }
 

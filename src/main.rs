@@ -14,6 +14,10 @@ fn main() {
         }
         return;
     }
+    if let Some(Command::Migrate) = cli.command {
+        tollgate::logging::init(cli.debug, cli.detailed_debug, false);
+        std::process::exit(tollgate::server::migrate_command(&cli));
+    }
     if cli.test || cli.health {
         std::process::exit(tollgate::cli::run_client_command(&cli));
     }

@@ -2,19 +2,24 @@
 //! in one place. Handlers only extract the HTTP pieces and call [`run`].
 //!
 //! ```text
-//!  auth ─▶ parse ─▶ route ─▶ translate ─▶ call ─▶ relay ─▶ account
+//!  auth ─▶ parse ─▶ model access ─▶ route ─▶ translate ─▶ call ─▶ relay ─▶ account
+//!                          (limits: virtual-key rpm/tpm/budgets arrive here)
 //! ```
 //!
 //! 1. **auth**: [`crate::auth::Authenticator`] turns the request's key into a [`Caller`] (done by
 //!    the handler, before the body is read, so unauthenticated callers cannot make the gateway read
-//!    32 MB).
+//!    32 MB): the master key, or a virtual key from the credential cache (blocked, expired keys and
+//!    blocked users or teams are refused there).
 //! 2. **parse**: [`LlmRequest::parse`] validates the body into the internal model: typed fields the
 //!    gateway uses, the rest kept raw; gateway-only fields (`metadata`, `fallbacks`, `timeout`…) and
 //!    any credential or routing field the client tried to set (`api_base`, `api_key`… at any depth)
 //!    are removed.
+//!    **model access**: the key's `aliases` (then its team's `model_aliases`) rename the model, and
+//!    the key's `models` (else its team's) must allow it: names, wildcards, access groups.
 //! 3. **route**: the model name (after `model_group_alias`) selects a model group in the routing
 //!    snapshot the router actor publishes (no message on this path); the group picks a deployment
-//!    that is not cooling down (`simple-shuffle`, weighted). All cooling → 429 with `retry-after`.
+//!    by the routing strategy (`actors/src/strategy.rs`). Failed attempts are retried and then fall
+//!    back per `router_settings` (`src/routing.rs`). All cooling → 429 with `retry-after`.
 //! 4. **translate**: the deployment's provider adapter builds the upstream request (URL, auth header,
 //!    provider model name, defaults, `drop_params`; streams always ask for usage).
 //! 5. **call**: awc, on this worker's client, with the request's timeout (`timeout` in the body,
@@ -282,7 +287,19 @@ async fn serve(
     served: &mut ServedBy,
 ) -> Result<HttpResponse, GatewayError> {
     // 2. parse
-    let req = LlmRequest::parse(kind, &raw, path_model)?;
+    let mut req = LlmRequest::parse(kind, &raw, path_model)?;
+
+    // 2b. model access: the key's (or its team's) models and aliases.
+    let access = caller.model_access();
+    let resolved = access.resolve(&req.model).to_string();
+    if !access.permits(&resolved, |g, m| state.in_access_group(g, m)) {
+        return Err(access.denied(&req.model));
+    }
+    if resolved != req.model {
+        req.model = resolved;
+        req.body
+            .insert("model".into(), Value::String(req.model.clone()));
+    }
     if !req.gateway.ignored_credentials.is_empty() {
         tracing::warn!(
             call_id = served.call_id,
@@ -322,6 +339,15 @@ async fn serve(
         .policy
         .fallbacks_for(&group, &first_error, &req.gateway.fallbacks);
     for fallback in chain {
+        // A fallback the key may not use is skipped, never tried.
+        if !access.permits(&fallback.model, |g, m| state.in_access_group(g, m)) {
+            tracing::debug!(
+                call_id = served.call_id,
+                fallback = fallback.model,
+                "fallback not allowed for this key; skipped"
+            );
+            continue;
+        }
         served.attempted_fallbacks += 1;
         let fallback_req = req.for_fallback(&fallback);
         tracing::info!(

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpServer};
 use arc_swap::ArcSwapOption;
@@ -32,6 +32,8 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("database: {0}")]
+    Database(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -75,6 +77,38 @@ pub fn load_config(cli: &Cli) -> Result<ProxyConfig, StartError> {
     };
     config.model_list.extend(quick_start_entries(cli));
     Ok(config)
+}
+
+/// `tollgate migrate`: apply pending migrations and report them. Returns the exit code.
+pub fn migrate_command(cli: &Cli) -> i32 {
+    let config = match load_config(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let url = match crate::database::url_for(config.database_url()) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    match crate::store::migrate::run(&url) {
+        Ok(applied) if applied.is_empty() => {
+            println!("{}: schema up to date", url.redacted());
+            0
+        }
+        Ok(applied) => {
+            println!("{}: applied {}", url.redacted(), applied.join(", "));
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", url.redacted());
+            1
+        }
+    }
 }
 
 /// Run the gateway until it is stopped (SIGTERM drains in-flight requests).
@@ -168,13 +202,24 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let host = cli.host.clone();
     let port = cli.port;
 
+    let database_url = crate::database::url_for(config.database_url())
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    let db = Arc::new(
+        crate::database::Database::start(database_url)
+            .map_err(|e| StartError::Database(e.to_string()))?,
+    );
+
     let system = actix_web::rt::System::new();
     system.block_on(async move {
+        db.open_pool()
+            .map_err(|e| StartError::Database(e.to_string()))?;
         let router = RouterHandle::start_shared(deployments, cooldown, shared);
         let state = web::Data::new(AppState {
             config,
             router,
-            auth: Authenticator::new(master_key.as_ref(), key_header),
+            auth: Authenticator::new(master_key.as_ref(), key_header)
+                .with_keys(key_cache(db.clone())),
+            db,
             aliases,
             policy,
             request_timeout,
@@ -226,6 +271,46 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         Ok(())
     })
 }
+
+/// The credential cache for virtual keys, loading a key with its user and team from the store.
+fn key_cache(
+    db: Arc<crate::database::Database>,
+) -> tollgate_actors::CacheHandle<Arc<crate::auth::Principal>> {
+    use crate::store::EntityKind;
+    use futures_util::FutureExt;
+    let loader: tollgate_actors::Loader<Arc<crate::auth::Principal>> =
+        Arc::new(move |token: String| {
+            let db = db.clone();
+            async move {
+                let store = db.store().map_err(|e| e.to_string())?;
+                let Some(key) = store.get_key(&token).await.map_err(|e| e.to_string())? else {
+                    return Ok(None);
+                };
+                let user = match &key.user_id {
+                    Some(id) => store
+                        .get_entity(EntityKind::User, id)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    None => None,
+                };
+                let team = match &key.team_id {
+                    Some(id) => store
+                        .get_entity(EntityKind::Team, id)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    None => None,
+                };
+                Ok(Some(Arc::new(crate::auth::Principal { key, user, team })))
+            }
+            .boxed_local()
+        });
+    tollgate_actors::CacheHandle::start(loader, KEY_CACHE_REFRESH, KEY_CACHE_NEGATIVE_TTL)
+}
+
+/// Cached keys are refreshed in the background after this long (LiteLLM's `user_api_key_cache_ttl`).
+const KEY_CACHE_REFRESH: Duration = Duration::from_secs(60);
+/// An unknown key is remembered as unknown for this long.
+const KEY_CACHE_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,8 @@ pub struct AppState {
     pub config: Arc<ProxyConfig>,
     pub router: RouterHandle<Deployment>,
     pub auth: Authenticator,
+    /// Keys, users, teams… (embedded SQLite unless `database_url` names Postgres).
+    pub db: Arc<crate::database::Database>,
     pub aliases: HashMap<String, ModelAlias>,
     /// Strategy, retries and fallbacks (`router_settings`).
     pub policy: crate::routing::RouterPolicy,
@@ -32,6 +34,20 @@ pub struct AppState {
     pub detailed_debug: bool,
     pub background_health: Option<Duration>,
     pub last_health_round: ArcSwapOption<HealthRound>,
+}
+
+impl AppState {
+    /// Whether a deployment of model group `model` lists `group` in `model_info.access_groups`.
+    pub fn in_access_group(&self, group: &str, model: &str) -> bool {
+        self.router.snapshot().deployments().iter().any(|d| {
+            d.upstream.model_name == model
+                && d.upstream
+                    .model_info
+                    .get("access_groups")
+                    .and_then(serde_json::Value::as_array)
+                    .is_some_and(|g| g.iter().any(|v| v.as_str() == Some(group)))
+        })
+    }
 }
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -179,7 +179,15 @@ general_settings:
     let (status, _, ready) = get(&gw.url("/health/readiness"), None).await;
     assert_eq!(status, 200);
     assert_eq!(ready["status"], "healthy");
-    assert_eq!(ready["db"], "Not connected");
+    assert_eq!(
+        ready["db"], "connected",
+        "the embedded SQLite database: {ready}"
+    );
+    assert_eq!(ready["db_backend"], "sqlite");
+    assert!(
+        gw.dir.path().join("tollgate.db").exists(),
+        "tollgate.db is created in the working directory"
+    );
     assert!(ready["litellm_version"].is_string());
 
     let (status, _, body) = get(&gw.url("/health"), None).await;

@@ -16,6 +16,7 @@
 //! The actor crate knows nothing about HTTP or providers: a deployment is anything implementing
 //! [`Upstream`], which the gateway binary supplies.
 
+mod cache;
 mod deployment;
 mod messages;
 mod router;
@@ -23,6 +24,7 @@ mod shared;
 mod snapshot;
 mod strategy;
 
+pub use cache::{CacheHandle, Loader, Lookup};
 pub use deployment::{
     now_ms, CooldownPolicy, DeploymentActor, DeploymentState, DeploymentStats, LATENCY_SAMPLES,
 };
@@ -31,7 +33,7 @@ pub use messages::{
 };
 pub use router::{RouterActor, RouterHandle};
 pub use shared::{SharedError, SharedRouterState, SharedStatus};
-pub use snapshot::{DeploymentHandle, ModelGroup, RoutingSnapshot};
+pub use snapshot::{wildcard_matches, DeploymentHandle, ModelGroup, RoutingSnapshot};
 pub use strategy::{PickError, PickRequest, Picked, RoutingStrategy};
 
 use futures_util::future::LocalBoxFuture;

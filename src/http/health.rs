@@ -26,10 +26,10 @@ async fn liveliness() -> HttpResponse {
 }
 
 async fn readiness(state: web::Data<AppState>) -> HttpResponse {
-    let db = match state.config.database_url() {
-        // The persistent store arrives with virtual keys; until then a configured URL is not used.
-        Some(_) => "configured (not used by this version)",
-        None => "Not connected",
+    let db = if state.db.is_ready() {
+        "connected"
+    } else {
+        "disconnected"
     };
     let deployments = state.router.snapshot().deployments().len();
     // Redis shared by the routers of several instances (`router_settings.redis_*`).
@@ -45,6 +45,7 @@ async fn readiness(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "healthy",
         "db": db,
+        "db_backend": state.db.url.backend(),
         "cache": Value::Null,
         "router_redis": router_redis,
         "litellm_version": VERSION,
@@ -52,29 +53,8 @@ async fn readiness(state: web::Data<AppState>) -> HttpResponse {
         "deployments": deployments,
         "uptime_seconds": state.started_at.elapsed().as_secs(),
         "success_callbacks": [],
-        "last_updated": humantime_now(),
+        "last_updated": crate::time::now_iso(),
     }))
-}
-
-fn humantime_now() -> String {
-    // RFC 3339 in UTC without pulling a date crate: days from the epoch to a civil date.
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
 #[derive(Deserialize)]
@@ -87,7 +67,7 @@ async fn health(
     req: HttpRequest,
     q: web::Query<HealthQuery>,
 ) -> HttpResponse {
-    if let Err(e) = state.auth.require_admin(&req) {
+    if let Err(e) = state.auth.require_admin(&req).await {
         return e.error_response();
     }
     let reports = match (state.background_health, state.last_health_round.load_full()) {
@@ -166,14 +146,4 @@ fn render(state: &AppState, reports: &[HealthReport]) -> Value {
         "healthy_count": healthy.len(),
         "unhealthy_count": unhealthy.len(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_shape() {
-        let t = super::humantime_now();
-        assert_eq!(t.len(), 20, "{t}");
-        assert!(t.starts_with("20") && t.ends_with('Z'));
-    }
 }

@@ -41,7 +41,7 @@ async fn handle(
     path_model: Option<String>,
 ) -> HttpResponse {
     // auth first: an unauthenticated caller never gets its body read.
-    let caller = match state.auth.authenticate(&req) {
+    let caller = match state.auth.authenticate(&req).await {
         Ok(c) => c,
         Err(e) => return e.error_response(),
     };

@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::state::AppState;
 
@@ -31,8 +32,9 @@ fn model_entry(id: &str, owner: &str) -> Value {
     json!({"id": id, "object": "model", "created": CREATED, "owned_by": owner})
 }
 
-/// Names a client may request: model groups, visible aliases, and wildcards when asked for.
-fn visible_models(state: &AppState, with_wildcards: bool) -> BTreeSet<String> {
+/// Names a client may request: model groups, visible aliases, and wildcards when asked for;
+/// for a virtual key, only those it may use.
+fn visible_models(state: &AppState, caller: &Caller, with_wildcards: bool) -> BTreeSet<String> {
     let snapshot = state.router.snapshot();
     let mut names: BTreeSet<String> = snapshot.group_names().map(str::to_string).collect();
     if with_wildcards {
@@ -43,6 +45,8 @@ fn visible_models(state: &AppState, with_wildcards: bool) -> BTreeSet<String> {
             names.insert(alias.clone());
         }
     }
+    let access = caller.model_access();
+    names.retain(|m| access.permits(access.resolve(m), |g, m| state.in_access_group(g, m)));
     names
 }
 
@@ -51,13 +55,15 @@ async fn list_models(
     req: HttpRequest,
     q: web::Query<ListQuery>,
 ) -> HttpResponse {
-    if let Err(e) = state.auth.authenticate(&req) {
-        return e.error_response();
-    }
-    let data: Vec<Value> = visible_models(&state, q.return_wildcard_routes.unwrap_or(false))
-        .iter()
-        .map(|m| model_entry(m, "openai"))
-        .collect();
+    let caller = match state.auth.authenticate(&req).await {
+        Ok(c) => c,
+        Err(e) => return e.error_response(),
+    };
+    let data: Vec<Value> =
+        visible_models(&state, &caller, q.return_wildcard_routes.unwrap_or(false))
+            .iter()
+            .map(|m| model_entry(m, "openai"))
+            .collect();
     HttpResponse::Ok().json(json!({"object": "list", "data": data}))
 }
 
@@ -66,11 +72,12 @@ async fn get_model(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if let Err(e) = state.auth.authenticate(&req) {
-        return e.error_response();
-    }
+    let caller = match state.auth.authenticate(&req).await {
+        Ok(c) => c,
+        Err(e) => return e.error_response(),
+    };
     let model = path.into_inner();
-    if visible_models(&state, true).contains(&model) {
+    if visible_models(&state, &caller, true).contains(&model) {
         HttpResponse::Ok().json(model_entry(&model, "openai"))
     } else {
         GatewayError::UnknownModel { model }.error_response()
@@ -87,14 +94,17 @@ async fn model_info(
     req: HttpRequest,
     q: web::Query<InfoQuery>,
 ) -> HttpResponse {
-    if let Err(e) = state.auth.authenticate(&req) {
-        return e.error_response();
-    }
+    let caller = match state.auth.authenticate(&req).await {
+        Ok(c) => c,
+        Err(e) => return e.error_response(),
+    };
+    let access = caller.model_access();
     let snapshot = state.router.snapshot();
     let data: Vec<Value> = snapshot
         .deployments()
         .iter()
         .filter(|d| q.litellm_model_id.as_deref().is_none_or(|id| d.id() == id))
+        .filter(|d| access.permits(&d.upstream.model_name, |g, m| state.in_access_group(g, m)))
         .map(|d| d.upstream.info())
         .collect();
     HttpResponse::Ok().json(json!({"data": data}))

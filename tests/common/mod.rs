@@ -46,6 +46,8 @@ pub fn spawn(args: &[&str], envs: &[(&str, &str)], dir: &std::path::Path) -> Res
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_remove("LITELLM_MASTER_KEY")
+        .env_remove("DATABASE_URL")
+        .env_remove("LITELLM_SALT_KEY")
         .env_remove("CONFIG_FILE_PATH")
         .env_remove("HOST")
         .env_remove("PORT")
@@ -113,6 +115,8 @@ pub fn run_to_end(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_remove("LITELLM_MASTER_KEY")
+        .env_remove("DATABASE_URL")
+        .env_remove("LITELLM_SALT_KEY")
         .env_remove("CONFIG_FILE_PATH")
         .env_remove("HOST")
         .env_remove("PORT");
