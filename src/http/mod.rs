@@ -2,6 +2,8 @@
 //! ([`crate::pipeline`], the router), map errors to the OpenAI envelope.
 
 mod health;
+mod keys;
+pub mod manage;
 
 pub use health::{run_round as run_health_round, store_round as store_health_round};
 mod llm;
@@ -17,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     llm::configure(cfg);
     models::configure(cfg);
     health::configure(cfg);
+    keys::configure(cfg);
     cfg.default_service(web::to(not_found));
 }
 

@@ -1,0 +1,609 @@
+//! Virtual-key management: `/key/generate`, `/key/info`, `/key/update`, `/key/delete`,
+//! `/key/list`, `/key/regenerate` (and `/key/{key}/regenerate`), `/key/block`, `/key/unblock`.
+//! Shapes follow LiteLLM; who may do what is decided by [`crate::auth::Caller`].
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::manage::{
+    self, apply_fields, body_object, ctx, key_json, opt_str, respond, str_list, Ctx, Kind,
+};
+use crate::error::GatewayError;
+use crate::keys;
+use crate::state::AppState;
+use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord};
+use crate::time::now_ms;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/key/generate", web::post().to(generate))
+        .route("/key/info", web::get().to(info))
+        .route("/key/update", web::post().to(update))
+        .route("/key/delete", web::post().to(delete))
+        .route("/key/list", web::get().to(list))
+        .route("/key/regenerate", web::post().to(regenerate))
+        .route("/key/{key}/regenerate", web::post().to(regenerate_path))
+        .route("/key/block", web::post().to(block))
+        .route("/key/unblock", web::post().to(unblock));
+}
+
+/// Key fields kept in the record's `data`, with their types. Nothing else is stored.
+const KEY_FIELDS: &[(&str, Kind)] = &[
+    ("models", Kind::StrList),
+    ("aliases", Kind::Object),
+    ("config", Kind::Object),
+    ("permissions", Kind::Object),
+    ("metadata", Kind::Object),
+    ("max_parallel_requests", Kind::Integer),
+    ("tpm_limit", Kind::Integer),
+    ("rpm_limit", Kind::Integer),
+    ("max_budget", Kind::Number),
+    ("soft_budget", Kind::Number),
+    ("budget_duration", Kind::Str),
+    ("allowed_cache_controls", Kind::StrList),
+    ("allowed_routes", Kind::StrList),
+    ("model_max_budget", Kind::Object),
+    ("model_rpm_limit", Kind::Object),
+    ("model_tpm_limit", Kind::Object),
+    ("guardrails", Kind::StrList),
+    ("tags", Kind::StrList),
+    ("enforced_params", Kind::StrList),
+    ("key_type", Kind::Str),
+    ("object_permission", Kind::Object),
+];
+
+/// Fields only a proxy admin may set on an existing key.
+const ADMIN_ONLY_ON_UPDATE: &[&str] = &[
+    "user_id",
+    "team_id",
+    "organization_id",
+    "budget_id",
+    "spend",
+    "blocked",
+];
+
+/// A team that must exist, and that a non-admin must belong to.
+async fn team_for_key(c: &Ctx, team_id: &str) -> Result<EntityRecord, GatewayError> {
+    let team = c
+        .store
+        .get_entity(EntityKind::Team, team_id)
+        .await?
+        .ok_or_else(|| {
+            GatewayError::bad_param("team_id", format!("team {team_id} does not exist"))
+        })?;
+    if !c.caller.is_admin() && !c.caller.is_team_member(&team) {
+        return Err(GatewayError::Forbidden {
+            message: format!("not a member of team {team_id}"),
+        });
+    }
+    Ok(team)
+}
+
+/// `duration` → `expires` (unix ms); `None` clears.
+fn expires_from(body: &Map<String, Value>) -> Result<Option<Option<i64>>, GatewayError> {
+    match body.get("duration") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(d)) => keys::parse_duration(d)
+            .map(|ms| Some(Some(now_ms() + ms)))
+            .ok_or_else(|| {
+                GatewayError::bad_param(
+                    "duration",
+                    format!("invalid duration '{d}': use 30s, 30m, 30h, 30d, 2w or 1mo"),
+                )
+            }),
+        Some(_) => Err(GatewayError::bad_param(
+            "duration",
+            "'duration' must be a string such as \"30d\"",
+        )),
+    }
+}
+
+/// A custom key value from the body (`key` on generate, `new_key` on regenerate), else a new one.
+fn key_value(body: &Map<String, Value>, field: &str) -> Result<String, GatewayError> {
+    match opt_str(body, field)? {
+        None => Ok(keys::generate()),
+        Some(k) if k.starts_with("sk-") && k.len() >= 16 => Ok(k),
+        Some(_) => Err(GatewayError::bad_param(
+            field,
+            format!("'{field}' must start with 'sk-' and be at least 16 characters"),
+        )),
+    }
+}
+
+fn spend_of(body: &Map<String, Value>) -> Result<Option<f64>, GatewayError> {
+    match body.get("spend") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_f64().filter(|s| *s >= 0.0).map(Some).ok_or_else(|| {
+            GatewayError::bad_param("spend", "'spend' must be a non-negative number")
+        }),
+    }
+}
+
+/// The response for a new or regenerated key: the record plus the plaintext key, shown once.
+fn issued(record: &KeyRecord, key: &str) -> Value {
+    let mut out = key_json(record);
+    out.insert("key".into(), Value::String(key.to_string()));
+    out.insert("token_id".into(), Value::String(record.token.clone()));
+    Value::Object(out)
+}
+
+fn conflict_as_alias(e: crate::store::StoreError) -> GatewayError {
+    match e {
+        crate::store::StoreError::Conflict(_) => GatewayError::bad_request(
+            "a key with this key_alias (or this key value) already exists",
+        ),
+        other => other.into(),
+    }
+}
+
+async fn generate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(generate_inner(&state, &req, payload).await)
+}
+
+async fn generate_inner(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Value, GatewayError> {
+    let c = ctx(state, req).await?;
+    c.caller.require_write("generate keys")?;
+    let body = body_object(req, payload).await?;
+
+    let mut user_id = opt_str(&body, "user_id")?;
+    if !c.caller.is_admin() {
+        match (&user_id, c.caller.user_id()) {
+            (Some(asked), Some(own)) if asked != own => {
+                let team_admin = match opt_str(&body, "team_id")? {
+                    Some(t) => c.caller.is_team_admin(&team_for_key(&c, &t).await?),
+                    None => false,
+                };
+                if !team_admin {
+                    return Err(GatewayError::Forbidden {
+                        message:
+                            "only proxy admins and team admins can create keys for another user"
+                                .into(),
+                    });
+                }
+            }
+            (None, Some(own)) => user_id = Some(own.to_string()),
+            _ => {}
+        }
+        if body.contains_key("spend")
+            || body.contains_key("organization_id")
+            || body.contains_key("budget_id")
+        {
+            return Err(GatewayError::Forbidden {
+                message: "only proxy admins can set spend, organization_id or budget_id on a key"
+                    .into(),
+            });
+        }
+        c.caller.check_key_grant(&body)?;
+    }
+    let team_id = opt_str(&body, "team_id")?;
+    let mut organization_id = opt_str(&body, "organization_id")?;
+    if let Some(t) = &team_id {
+        let team = team_for_key(&c, t).await?;
+        if organization_id.is_none() {
+            organization_id = team
+                .data
+                .get("organization_id")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+    }
+
+    let mut data = Map::new();
+    apply_fields(&body, KEY_FIELDS, &mut data)?;
+    let key = key_value(&body, "key")?;
+    let now = now_ms();
+    let record = KeyRecord {
+        token: keys::hash(&key),
+        key_name: keys::display_name(&key),
+        key_alias: opt_str(&body, "key_alias")?,
+        user_id,
+        team_id,
+        organization_id,
+        budget_id: opt_str(&body, "budget_id")?,
+        blocked: body
+            .get("blocked")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        expires: expires_from(&body)?.flatten(),
+        spend: spend_of(&body)?.unwrap_or(0.0),
+        created_at: now,
+        updated_at: now,
+        created_by: Some(c.caller.actor_id()),
+        updated_by: Some(c.caller.actor_id()),
+        data,
+    };
+    c.store
+        .insert_key(&record)
+        .await
+        .map_err(conflict_as_alias)?;
+    if let Some(cache) = state.auth.key_cache() {
+        cache.invalidate(&record.token);
+    }
+    Ok(issued(&record, &key))
+}
+
+/// The key named by `key` (a key or its token) or `key_alias`, with its team.
+async fn find_key(
+    c: &Ctx,
+    key: Option<&str>,
+    alias: Option<&str>,
+) -> Result<(KeyRecord, Option<EntityRecord>), GatewayError> {
+    let record = match (key, alias) {
+        (Some(k), _) => c.store.get_key(&keys::token_of(k)).await?,
+        (None, Some(a)) => c.store.get_key_by_alias(a).await?,
+        (None, None) => {
+            return Err(GatewayError::bad_param(
+                "key",
+                "'key' (or 'key_alias') is required",
+            ))
+        }
+    }
+    .ok_or_else(|| GatewayError::NotFound {
+        message: "key not found".into(),
+    })?;
+    let team = match &record.team_id {
+        Some(t) => c.store.get_entity(EntityKind::Team, t).await?,
+        None => None,
+    };
+    Ok((record, team))
+}
+
+#[derive(Deserialize)]
+struct InfoQuery {
+    key: Option<String>,
+}
+
+async fn info(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<InfoQuery>,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            let asked = q
+                .key
+                .clone()
+                .or_else(|| c.caller.token().map(str::to_string));
+            let (record, team) = find_key(&c, asked.as_deref(), None).await?;
+            if !c.caller.can_read_key(&record, team.as_ref()) {
+                return Err(GatewayError::Forbidden {
+                    message: "you may only read your own keys".into(),
+                });
+            }
+            let mut info = key_json(&record);
+            info.remove("token");
+            Ok(json!({"key": asked, "info": info}))
+        }
+        .await,
+    )
+}
+
+/// Apply an update body to a key record (shared by update and regenerate).
+async fn apply_update(
+    c: &Ctx,
+    record: &mut KeyRecord,
+    body: &Map<String, Value>,
+) -> Result<(), GatewayError> {
+    if !c.caller.is_admin() {
+        if let Some(field) = ADMIN_ONLY_ON_UPDATE.iter().find(|f| body.contains_key(**f)) {
+            return Err(GatewayError::Forbidden {
+                message: format!("only proxy admins can change '{field}' of a key"),
+            });
+        }
+        // The key as it would be after the update must stay within what the caller holds.
+        let mut merged = record.data.clone();
+        apply_fields(body, KEY_FIELDS, &mut merged)?;
+        c.caller.check_key_grant(&merged)?;
+    } else {
+        if body.contains_key("user_id") {
+            record.user_id = opt_str(body, "user_id")?;
+        }
+        if body.contains_key("team_id") {
+            record.team_id = opt_str(body, "team_id")?;
+            if let Some(t) = &record.team_id {
+                team_for_key(c, t).await?;
+            }
+        }
+        if body.contains_key("organization_id") {
+            record.organization_id = opt_str(body, "organization_id")?;
+        }
+        if body.contains_key("budget_id") {
+            record.budget_id = opt_str(body, "budget_id")?;
+        }
+        if let Some(spend) = spend_of(body)? {
+            record.spend = spend;
+        }
+        if let Some(b) = body.get("blocked") {
+            record.blocked = b
+                .as_bool()
+                .ok_or_else(|| GatewayError::bad_param("blocked", "'blocked' must be a boolean"))?;
+        }
+    }
+    apply_fields(body, KEY_FIELDS, &mut record.data)?;
+    if body.contains_key("key_alias") {
+        record.key_alias = opt_str(body, "key_alias")?;
+    }
+    if let Some(expires) = expires_from(body)? {
+        record.expires = expires;
+    }
+    record.updated_at = now_ms();
+    record.updated_by = Some(c.caller.actor_id());
+    Ok(())
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_write("update keys")?;
+            let body = body_object(&req, payload).await?;
+            let asked = opt_str(&body, "key")?;
+            let alias = if asked.is_none() {
+                opt_str(&body, "key_alias")?
+            } else {
+                None
+            };
+            let (mut record, team) = find_key(&c, asked.as_deref(), alias.as_deref()).await?;
+            if !c.caller.can_manage_key(&record, team.as_ref()) {
+                return Err(GatewayError::Forbidden {
+                    message: "you may only update your own keys".into(),
+                });
+            }
+            let mut changes = body.clone();
+            if asked.is_none() {
+                // key_alias identified the key; it is not a rename.
+                changes.remove("key_alias");
+            }
+            apply_update(&c, &mut record, &changes).await?;
+            if !c
+                .store
+                .update_key(&record)
+                .await
+                .map_err(conflict_as_alias)?
+            {
+                return Err(GatewayError::NotFound {
+                    message: "key not found".into(),
+                });
+            }
+            if let Some(cache) = state.auth.key_cache() {
+                cache.invalidate(&record.token);
+            }
+            let mut out = key_json(&record);
+            out.insert("key".into(), asked.map_or(Value::Null, Value::String));
+            Ok(Value::Object(out))
+        }
+        .await,
+    )
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_write("delete keys")?;
+            let body = body_object(&req, payload).await?;
+            let by_key = str_list(&body, "keys")?;
+            let by_alias = str_list(&body, "key_aliases")?;
+            if by_key.is_empty() && by_alias.is_empty() {
+                return Err(GatewayError::bad_param(
+                    "keys",
+                    "'keys' or 'key_aliases' must list at least one key",
+                ));
+            }
+            let mut targets = Vec::new();
+            for k in &by_key {
+                targets.push((k.clone(), find_key(&c, Some(k), None).await?));
+            }
+            for a in &by_alias {
+                targets.push((a.clone(), find_key(&c, None, Some(a)).await?));
+            }
+            // All or nothing: every key must be the caller's to delete.
+            if let Some((named, _)) = targets
+                .iter()
+                .find(|(_, (record, team))| !c.caller.can_manage_key(record, team.as_ref()))
+            {
+                return Err(GatewayError::Forbidden {
+                    message: format!("you may not delete key {}", crate::secret::mask(named)),
+                });
+            }
+            let tokens: Vec<String> = targets.iter().map(|(_, (r, _))| r.token.clone()).collect();
+            c.store.delete_keys(&tokens).await?;
+            if let Some(cache) = state.auth.key_cache() {
+                for t in &tokens {
+                    cache.invalidate(t);
+                }
+            }
+            let deleted: Vec<String> = targets.into_iter().map(|(named, _)| named).collect();
+            Ok(json!({"deleted_keys": deleted}))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    page: Option<u64>,
+    size: Option<u64>,
+    user_id: Option<String>,
+    team_id: Option<String>,
+    organization_id: Option<String>,
+    key_alias: Option<String>,
+    key_hash: Option<String>,
+    return_full_object: Option<bool>,
+    include_team_keys: Option<bool>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<ListQuery>,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            let mut filter = KeyFilter {
+                user_id: q.user_id.clone(),
+                team_id: q.team_id.clone(),
+                organization_id: q.organization_id.clone(),
+                key_alias: q.key_alias.clone(),
+                token: q.key_hash.clone(),
+                or_team_ids: Vec::new(),
+            };
+            if !c.caller.can_read_all() {
+                let own = c.caller.user_id().map(str::to_string);
+                if q.user_id.is_some() && q.user_id != own {
+                    return Err(GatewayError::Forbidden {
+                        message: "you may only list your own keys".into(),
+                    });
+                }
+                match own {
+                    Some(own) => filter.user_id = Some(own),
+                    // A key without a user lists itself only.
+                    None => filter.token = c.caller.token().map(str::to_string),
+                }
+                if q.include_team_keys.unwrap_or(false) {
+                    if let Some(team) = c.caller.principal().and_then(|p| p.team.as_ref()) {
+                        if c.caller.is_team_admin(team) {
+                            filter.or_team_ids.push(team.id.clone());
+                        }
+                    }
+                }
+            }
+            let page = manage::page(q.page, q.size, 10);
+            let (records, total) = c.store.list_keys(&filter, page).await?;
+            let keys: Vec<Value> = if q.return_full_object.unwrap_or(false) {
+                records.iter().map(|r| Value::Object(key_json(r))).collect()
+            } else {
+                records
+                    .iter()
+                    .map(|r| Value::String(r.token.clone()))
+                    .collect()
+            };
+            Ok(json!({
+                "keys": keys,
+                "total_count": total,
+                "current_page": page.page,
+                "total_pages": total.div_ceil(page.size),
+            }))
+        }
+        .await,
+    )
+}
+
+async fn regenerate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(regenerate_inner(&state, &req, payload, None).await)
+}
+
+async fn regenerate_path(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    path: web::Path<String>,
+) -> HttpResponse {
+    respond(regenerate_inner(&state, &req, payload, Some(path.into_inner())).await)
+}
+
+async fn regenerate_inner(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    path_key: Option<String>,
+) -> Result<Value, GatewayError> {
+    let c = ctx(state, req).await?;
+    c.caller.require_write("regenerate keys")?;
+    let mut body = body_object(req, payload).await?;
+    let asked = match path_key {
+        Some(k) => Some(k),
+        None => opt_str(&body, "key")?,
+    };
+    let (mut record, team) = find_key(&c, asked.as_deref(), None).await?;
+    if !c.caller.can_manage_key(&record, team.as_ref()) {
+        return Err(GatewayError::Forbidden {
+            message: "you may only regenerate your own keys".into(),
+        });
+    }
+    let new_key = key_value(&body, "new_key")?;
+    body.remove("key");
+    body.remove("new_key");
+    apply_update(&c, &mut record, &body).await?;
+    let old_token = std::mem::replace(&mut record.token, keys::hash(&new_key));
+    record.key_name = keys::display_name(&new_key);
+    if !c
+        .store
+        .replace_key(&old_token, &record)
+        .await
+        .map_err(conflict_as_alias)?
+    {
+        return Err(GatewayError::NotFound {
+            message: "key not found".into(),
+        });
+    }
+    if let Some(cache) = state.auth.key_cache() {
+        cache.invalidate(&old_token);
+        cache.invalidate(&record.token);
+    }
+    Ok(issued(&record, &new_key))
+}
+
+async fn set_blocked(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    blocked: bool,
+) -> Result<Value, GatewayError> {
+    let c = ctx(state, req).await?;
+    c.caller.require_admin(if blocked {
+        "block keys"
+    } else {
+        "unblock keys"
+    })?;
+    let body = body_object(req, payload).await?;
+    let asked = opt_str(&body, "key")?;
+    let (mut record, _) = find_key(&c, asked.as_deref(), None).await?;
+    record.blocked = blocked;
+    record.updated_at = now_ms();
+    record.updated_by = Some(c.caller.actor_id());
+    c.store.update_key(&record).await?;
+    if let Some(cache) = state.auth.key_cache() {
+        cache.invalidate(&record.token);
+    }
+    Ok(Value::Object(key_json(&record)))
+}
+
+async fn block(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(set_blocked(&state, &req, payload, true).await)
+}
+
+async fn unblock(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(set_blocked(&state, &req, payload, false).await)
+}

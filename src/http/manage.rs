@@ -1,0 +1,228 @@
+//! What every management route shares: authentication, the JSON body as an object, the store,
+//! field allow-lists (no mass assignment), and the JSON shape of stored records.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde_json::{Map, Value};
+
+use crate::auth::Caller;
+use crate::error::GatewayError;
+use crate::state::AppState;
+use crate::store::{EntityRecord, KeyRecord, Store};
+use crate::time::iso8601;
+
+/// Management bodies are small; anything larger is refused.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// The authenticated caller of a management route, with the store.
+pub struct Ctx {
+    pub caller: Caller,
+    pub store: Arc<dyn Store>,
+}
+
+/// Authenticate and check the caller may use the management API at all, then get the store
+/// (503 while the database is unreachable).
+pub async fn ctx(state: &AppState, req: &HttpRequest) -> Result<Ctx, GatewayError> {
+    let caller = state.auth.authenticate(req).await?;
+    caller.require_management(&format!("call {}", req.path()))?;
+    let store = state.db.store()?.clone();
+    Ok(Ctx { caller, store })
+}
+
+/// Read the body as a JSON object (`{}` when empty).
+pub async fn body_object(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Map<String, Value>, GatewayError> {
+    let raw = super::read_body(req, payload, MAX_BODY).await?;
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&raw) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(GatewayError::bad_request(
+            "Request body must be a JSON object",
+        )),
+        Err(e) => Err(GatewayError::bad_request(format!(
+            "Malformed JSON in request body: {e}"
+        ))),
+    }
+}
+
+/// Turn a handler result into a response.
+pub fn respond(result: Result<Value, GatewayError>) -> HttpResponse {
+    match result {
+        Ok(v) => HttpResponse::Ok().json(v),
+        Err(e) => e.error_response(),
+    }
+}
+
+/// The type a field must have.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Str,
+    Number,
+    Integer,
+    Bool,
+    StrList,
+    Object,
+    Any,
+}
+
+fn kind_ok(kind: Kind, v: &Value) -> bool {
+    v.is_null()
+        || match kind {
+            Kind::Str => v.is_string(),
+            Kind::Number => v.as_f64().is_some_and(|n| n >= 0.0),
+            Kind::Integer => v.as_i64().is_some_and(|n| n >= 0),
+            Kind::Bool => v.is_boolean(),
+            Kind::StrList => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+            Kind::Object => v.is_object(),
+            Kind::Any => true,
+        }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Str => "a string",
+        Kind::Number => "a non-negative number",
+        Kind::Integer => "a non-negative integer",
+        Kind::Bool => "a boolean",
+        Kind::StrList => "a list of strings",
+        Kind::Object => "an object",
+        Kind::Any => "any value",
+    }
+}
+
+/// Copy the allowed fields of `body` into `data`, checking their types. Fields not in `allowed`
+/// are never stored (no mass assignment); explicit `null` clears a field.
+pub fn apply_fields(
+    body: &Map<String, Value>,
+    allowed: &[(&str, Kind)],
+    data: &mut Map<String, Value>,
+) -> Result<(), GatewayError> {
+    for (name, kind) in allowed {
+        let Some(v) = body.get(*name) else { continue };
+        if !kind_ok(*kind, v) {
+            return Err(GatewayError::bad_param(
+                name,
+                format!("'{name}' must be {}", kind_name(*kind)),
+            ));
+        }
+        if v.is_null() {
+            data.remove(*name);
+        } else {
+            data.insert((*name).to_string(), v.clone());
+        }
+    }
+    Ok(())
+}
+
+/// An optional string field of a body.
+pub fn opt_str(body: &Map<String, Value>, name: &str) -> Result<Option<String>, GatewayError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Some(_) => Err(GatewayError::bad_param(
+            name,
+            format!("'{name}' must be a non-empty string"),
+        )),
+    }
+}
+
+/// A list of strings from a body field (`{"keys": [...]}`).
+pub fn str_list(body: &Map<String, Value>, name: &str) -> Result<Vec<String>, GatewayError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()),
+        Some(_) => Err(GatewayError::bad_param(
+            name,
+            format!("'{name}' must be a list of strings"),
+        )),
+    }
+}
+
+fn opt(v: &Option<String>) -> Value {
+    v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
+}
+
+/// Defaults LiteLLM shows for key fields that were never set.
+const KEY_DEFAULTS: &[(&str, fn() -> Value)] = &[
+    ("models", || Value::Array(Vec::new())),
+    ("aliases", || Value::Object(Map::new())),
+    ("config", || Value::Object(Map::new())),
+    ("permissions", || Value::Object(Map::new())),
+    ("metadata", || Value::Object(Map::new())),
+    ("allowed_cache_controls", || Value::Array(Vec::new())),
+    ("model_max_budget", || Value::Object(Map::new())),
+    ("model_spend", || Value::Object(Map::new())),
+    ("max_budget", || Value::Null),
+    ("soft_budget", || Value::Null),
+    ("budget_duration", || Value::Null),
+    ("budget_reset_at", || Value::Null),
+    ("tpm_limit", || Value::Null),
+    ("rpm_limit", || Value::Null),
+    ("max_parallel_requests", || Value::Null),
+];
+
+/// A key as the API shows it (never the plaintext key).
+pub fn key_json(k: &KeyRecord) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (name, default) in KEY_DEFAULTS {
+        out.insert((*name).to_string(), default());
+    }
+    for (name, v) in &k.data {
+        out.insert(name.clone(), v.clone());
+    }
+    out.insert("token".into(), Value::String(k.token.clone()));
+    out.insert("key_name".into(), Value::String(k.key_name.clone()));
+    out.insert("key_alias".into(), opt(&k.key_alias));
+    out.insert("user_id".into(), opt(&k.user_id));
+    out.insert("team_id".into(), opt(&k.team_id));
+    out.insert("organization_id".into(), opt(&k.organization_id));
+    out.insert("budget_id".into(), opt(&k.budget_id));
+    out.insert("blocked".into(), Value::Bool(k.blocked));
+    out.insert(
+        "expires".into(),
+        k.expires.map_or(Value::Null, |e| Value::String(iso8601(e))),
+    );
+    out.insert("spend".into(), Value::from(k.spend));
+    out.insert("created_at".into(), Value::String(iso8601(k.created_at)));
+    out.insert("updated_at".into(), Value::String(iso8601(k.updated_at)));
+    out.insert("created_by".into(), opt(&k.created_by));
+    out.insert("updated_by".into(), opt(&k.updated_by));
+    out
+}
+
+/// A user, team, organization, end user or budget as the API shows it: its `data` fields, its
+/// id and alias under the entity's own names, spend, blocked and timestamps.
+pub fn entity_json(
+    e: &EntityRecord,
+    id_field: &str,
+    alias_field: Option<&str>,
+) -> Map<String, Value> {
+    let mut out = e.data.clone();
+    out.insert(id_field.to_string(), Value::String(e.id.clone()));
+    if let Some(alias) = alias_field {
+        out.insert(alias.to_string(), opt(&e.alias));
+    }
+    out.insert("spend".into(), Value::from(e.spend));
+    out.insert("blocked".into(), Value::Bool(e.blocked));
+    out.insert("created_at".into(), Value::String(iso8601(e.created_at)));
+    out.insert("updated_at".into(), Value::String(iso8601(e.updated_at)));
+    out.insert("created_by".into(), opt(&e.created_by));
+    out.insert("updated_by".into(), opt(&e.updated_by));
+    out
+}
+
+/// `page` (from 1) and `size` (1..=100, default `default_size`) from a query.
+pub fn page(page: Option<u64>, size: Option<u64>, default_size: u64) -> crate::store::Page {
+    crate::store::Page {
+        page: page.unwrap_or(1).max(1),
+        size: size.unwrap_or(default_size).clamp(1, 100),
+    }
+}
