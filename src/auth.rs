@@ -402,6 +402,19 @@ fn forbidden(caller: &Caller, what: &str) -> GatewayError {
     }
 }
 
+impl Caller {
+    /// Change a user: proxy admins any user; an `internal_user` only itself (and then only the
+    /// harmless fields the route allows).
+    pub fn can_update_user(&self, user_id: &str) -> bool {
+        self.is_admin() || (self.role() == Role::InternalUser && self.user_id() == Some(user_id))
+    }
+
+    /// Change a team's settings or members: proxy admins, and the team's own admins.
+    pub fn can_manage_team(&self, team: &EntityRecord) -> bool {
+        self.can_write() && self.is_team_admin(team)
+    }
+}
+
 /// Published example keys that must never guard a reachable gateway.
 const PUBLISHED_KEYS: &[&str] = &[
     "sk-1234",

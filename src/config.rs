@@ -425,7 +425,13 @@ fn kind(v: &Value) -> &'static str {
 
 const ENV_PREFIX: &str = "os.environ/";
 
-fn resolve_env_refs(value: &mut Value, path: &str, unresolved: &mut Vec<(String, String)>) {
+/// Replace every `os.environ/NAME` string, at any depth, by the variable's value; unset variables
+/// become `null` and are reported as (field path, variable).
+pub(crate) fn resolve_env_refs(
+    value: &mut Value,
+    path: &str,
+    unresolved: &mut Vec<(String, String)>,
+) {
     match value {
         Value::String(s) if s.starts_with(ENV_PREFIX) => {
             let var = s[ENV_PREFIX.len()..].trim().to_string();

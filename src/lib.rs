@@ -23,6 +23,7 @@ pub mod llm;
 pub mod logging;
 pub mod mock_provider;
 pub mod mock_response;
+pub mod models_sync;
 pub mod pipeline;
 pub mod pricing;
 pub mod providers;

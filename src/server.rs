@@ -213,6 +213,14 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     system.block_on(async move {
         db.open_pool()
             .map_err(|e| StartError::Database(e.to_string()))?;
+        // Models stored in the database (`/model/new`) join the config's deployments at start
+        // and are reloaded periodically (see crate::models_sync).
+        let db_models = Arc::new(crate::models_sync::DbModels::new(
+            deployments,
+            cli_defaults,
+            master_key.as_ref(),
+        ));
+        let deployments = db_models.initial(&db).await;
         let router = RouterHandle::start_shared(deployments, cooldown, shared);
         let state = web::Data::new(AppState {
             config,
@@ -229,7 +237,12 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             detailed_debug,
             background_health,
             last_health_round: ArcSwapOption::empty(),
+            db_models,
         });
+        // Pick up models other instances add to the shared database (see crate::models_sync).
+        if let Some(every) = state.db_models.reload_every {
+            crate::models_sync::spawn_periodic(state.clone(), every);
+        }
         if let Some(every) = background_health {
             let state = state.clone();
             actix_web::rt::spawn(async move {
@@ -245,7 +258,12 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
-                .wrap(tracing_actix_web::TracingLogger::default())
+                // Per-request access spans only when debugging: formatting them costs more than
+                // the rest of the gateway's own work on a request.
+                .wrap(actix_web::middleware::Condition::new(
+                    debug,
+                    tracing_actix_web::TracingLogger::default(),
+                ))
                 .configure(crate::http::configure)
         })
         .workers(workers)

@@ -34,6 +34,8 @@ pub struct AppState {
     pub detailed_debug: bool,
     pub background_health: Option<Duration>,
     pub last_health_round: ArcSwapOption<HealthRound>,
+    /// Models stored in the database (`/model/new`) and the config deployments they merge with.
+    pub db_models: Arc<crate::models_sync::DbModels>,
 }
 
 impl AppState {

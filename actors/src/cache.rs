@@ -2,8 +2,9 @@
 //!
 //! Handlers read the published map directly (a shared read lock, no message). Only a miss sends
 //! a message: the actor loads the entry once however many requests missed together, stores it and
-//! answers them all. The actor is the only writer; the management API invalidates entries through
-//! it when a key, user or team changes.
+//! answers them all. Invalidation (a key, user or team changed through the management API) removes
+//! entries at once, before the API call returns, and bumps a generation so that a load already in
+//! flight cannot put the old value back.
 //!
 //! Entries older than `refresh_after` are still served and refreshed in the background, and a
 //! failed load never evicts what is cached: when the database is down, known keys keep working. A
@@ -48,6 +49,13 @@ struct SharedMap<V> {
 impl<V: Clone> SharedMap<V> {
     fn read(&self, key: &str) -> Option<Slot<V>> {
         self.map.read().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Slot<V>>> {
+        match self.map.write() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 }
 
@@ -108,15 +116,15 @@ impl<V: Clone + Send + Sync + 'static> CacheHandle<V> {
     /// Forget `key` (it changed or was deleted); the next lookup loads it again.
     pub fn invalidate(&self, key: &str) {
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
-        self.addr
-            .do_send(Invalidate(Invalidation::Key(key.to_string())));
+        self.shared.write().remove(key);
     }
 
     /// Forget every entry whose value matches `predicate` (something it depends on changed).
     pub fn invalidate_where(&self, predicate: impl Fn(&V) -> bool + Send + 'static) {
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
-        self.addr
-            .do_send(Invalidate(Invalidation::Where(Box::new(predicate))));
+        self.shared
+            .write()
+            .retain(|_, slot| !matches!(slot, Slot::Present { value, .. } if predicate(value)));
     }
 
     /// Cached entries (present or known missing).
@@ -159,11 +167,9 @@ impl<V: Clone + Send + Sync + 'static> CacheActor<V> {
         let pending: Pending<V> = async move {
             let result = fetch.await;
             let now = Instant::now();
+            let mut map = shared.write();
+            // Checked under the lock: an invalidation either happened before (skip) or waits.
             let unchanged = shared.generation.load(Ordering::SeqCst) == generation;
-            let mut map = match shared.map.write() {
-                Ok(map) => map,
-                Err(poisoned) => poisoned.into_inner(),
-            };
             match result {
                 Ok(Some(value)) => {
                     if unchanged {
@@ -236,37 +242,6 @@ impl<V: Clone + Send + Sync + 'static> Handler<Refresh> for CacheActor<V> {
         };
         if still_stale {
             drop(self.load(msg.0, ctx));
-        }
-    }
-}
-
-enum Invalidation<V> {
-    Key(String),
-    Where(Box<dyn Fn(&V) -> bool + Send>),
-}
-
-struct Invalidate<V>(Invalidation<V>);
-
-impl<V: 'static> Message for Invalidate<V> {
-    type Result = ();
-}
-
-impl<V: Clone + Send + Sync + 'static> Handler<Invalidate<V>> for CacheActor<V> {
-    type Result = ();
-
-    fn handle(&mut self, msg: Invalidate<V>, _ctx: &mut Self::Context) {
-        let Ok(mut map) = self.shared.map.write() else {
-            return;
-        };
-        match msg.0 {
-            Invalidation::Key(key) => {
-                map.remove(&key);
-            }
-            Invalidation::Where(predicate) => {
-                map.retain(
-                    |_, slot| !matches!(slot, Slot::Present { value, .. } if predicate(value)),
-                );
-            }
         }
     }
 }

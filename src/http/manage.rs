@@ -150,8 +150,11 @@ fn opt(v: &Option<String>) -> Value {
     v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
 }
 
+/// A field name and the value shown when it was never set.
+type FieldDefault = (&'static str, fn() -> Value);
+
 /// Defaults LiteLLM shows for key fields that were never set.
-const KEY_DEFAULTS: &[(&str, fn() -> Value)] = &[
+const KEY_DEFAULTS: &[FieldDefault] = &[
     ("models", || Value::Array(Vec::new())),
     ("aliases", || Value::Object(Map::new())),
     ("config", || Value::Object(Map::new())),

@@ -1,6 +1,9 @@
 //! The HTTP surface (actix-web). Handlers stay thin: extract, authorize, hand to the domain
 //! ([`crate::pipeline`], the router), map errors to the OpenAI envelope.
 
+mod budgets;
+mod customers;
+mod db_models;
 mod health;
 mod keys;
 pub mod manage;
@@ -8,6 +11,9 @@ pub mod manage;
 pub use health::{run_round as run_health_round, store_round as store_health_round};
 mod llm;
 mod models;
+mod organizations;
+mod teams;
+mod users;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -19,7 +25,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     llm::configure(cfg);
     models::configure(cfg);
     health::configure(cfg);
+    db_models::configure(cfg);
     keys::configure(cfg);
+    users::configure(cfg);
+    teams::configure(cfg);
+    organizations::configure(cfg);
+    customers::configure(cfg);
+    budgets::configure(cfg);
     cfg.default_service(web::to(not_found));
 }
 

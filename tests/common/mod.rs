@@ -406,3 +406,20 @@ pub fn uuid_like() -> String {
     }
     out
 }
+
+/// Any method with a JSON body; returns (status, JSON body or the text as a JSON string).
+pub async fn send(method: &str, url: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = client()
+        .request(method, url)
+        .insert_header(("content-type", "application/json"));
+    if let Some(k) = key {
+        req = req.insert_header(("authorization", format!("Bearer {k}")));
+    }
+    let mut resp = req.send_body(body.to_string()).await.expect("request sent");
+    let status = resp.status().as_u16();
+    let bytes = resp.body().await.expect("body");
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value)
+}

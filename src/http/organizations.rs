@@ -1,0 +1,518 @@
+//! Organizations: `/organization/new`, `/organization/info`, `/organization/list`,
+//! `/organization/update` (PATCH), `/organization/delete` (DELETE), `/organization/member_add`,
+//! `/organization/member_update` (PATCH), `/organization/member_delete` (DELETE).
+//!
+//! Members live in the organization's `members` (`[{"user_id","user_email","user_role",
+//! "organization_id"}]`) and each member user's `organizations` lists it back. Proxy admins write;
+//! viewers read.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::manage::{
+    apply_fields, body_object, ctx, entity_json, opt_str, respond, str_list, Ctx, Kind,
+};
+use super::users::{invalidate_user, user_json};
+use crate::auth::Role;
+use crate::error::GatewayError;
+use crate::state::AppState;
+use crate::store::{EntityKind, EntityRecord};
+use crate::time::{iso8601, now_ms};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/organization/new", web::post().to(new))
+        .route("/organization/info", web::get().to(info))
+        .route("/organization/list", web::get().to(list))
+        .route("/organization/update", web::patch().to(update))
+        .route("/organization/delete", web::delete().to(delete))
+        .route("/organization/member_add", web::post().to(member_add))
+        .route(
+            "/organization/member_update",
+            web::patch().to(member_update),
+        )
+        .route(
+            "/organization/member_delete",
+            web::delete().to(member_delete),
+        );
+}
+
+/// Organization fields kept in the record's `data`. Nothing else is stored.
+const ORG_FIELDS: &[(&str, Kind)] = &[
+    ("models", Kind::StrList),
+    ("max_budget", Kind::Number),
+    ("soft_budget", Kind::Number),
+    ("budget_id", Kind::Str),
+    ("metadata", Kind::Object),
+    ("tpm_limit", Kind::Integer),
+    ("rpm_limit", Kind::Integer),
+    ("max_parallel_requests", Kind::Integer),
+    ("budget_duration", Kind::Str),
+    ("model_max_budget", Kind::Object),
+    ("object_permission", Kind::Object),
+];
+
+/// The budget fields LiteLLM shows under `litellm_budget_table`.
+const BUDGET_FIELDS: &[&str] = &[
+    "max_budget",
+    "soft_budget",
+    "tpm_limit",
+    "rpm_limit",
+    "max_parallel_requests",
+    "budget_duration",
+    "budget_reset_at",
+    "model_max_budget",
+];
+
+/// Roles a user may have inside an organization.
+const ORG_ROLES: &[&str] = &["org_admin", "internal_user", "internal_user_viewer"];
+
+fn org_json(e: &EntityRecord) -> Value {
+    let mut out = Map::new();
+    out.insert("models".into(), Value::Array(Vec::new()));
+    out.insert("metadata".into(), Value::Object(Map::new()));
+    out.insert("budget_id".into(), Value::Null);
+    out.insert("members".into(), Value::Array(Vec::new()));
+    out.extend(entity_json(
+        e,
+        "organization_id",
+        Some("organization_alias"),
+    ));
+    let budget: Map<String, Value> = BUDGET_FIELDS
+        .iter()
+        .map(|f| {
+            (
+                (*f).to_string(),
+                e.data.get(*f).cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    out.insert("litellm_budget_table".into(), Value::Object(budget));
+    Value::Object(out)
+}
+
+fn members(org: &EntityRecord) -> Vec<Value> {
+    org.data
+        .get("members")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn member_user_id(m: &Value) -> Option<&str> {
+    m.get("user_id").and_then(Value::as_str)
+}
+
+async fn find(c: &Ctx, id: &str) -> Result<EntityRecord, GatewayError> {
+    c.store
+        .get_entity(EntityKind::Organization, id)
+        .await?
+        .ok_or_else(|| GatewayError::NotFound {
+            message: format!("organization {id} not found"),
+        })
+}
+
+fn org_id_of(body: &Map<String, Value>) -> Result<String, GatewayError> {
+    opt_str(body, "organization_id")?
+        .ok_or_else(|| GatewayError::bad_param("organization_id", "'organization_id' is required"))
+}
+
+fn role_of(m: &Map<String, Value>) -> Result<Option<String>, GatewayError> {
+    match opt_str(m, "role")? {
+        Some(r) if !ORG_ROLES.contains(&r.as_str()) => Err(GatewayError::bad_param(
+            "role",
+            format!("invalid organization role '{r}': use one of {ORG_ROLES:?}"),
+        )),
+        r => Ok(r),
+    }
+}
+
+async fn save(c: &Ctx, org: &mut EntityRecord) -> Result<(), GatewayError> {
+    org.updated_at = now_ms();
+    org.updated_by = Some(c.caller.actor_id());
+    if !c.store.update_entity(EntityKind::Organization, org).await? {
+        return Err(GatewayError::NotFound {
+            message: format!("organization {} not found", org.id),
+        });
+    }
+    Ok(())
+}
+
+async fn check_budget_exists(c: &Ctx, body: &Map<String, Value>) -> Result<(), GatewayError> {
+    if let Some(b) = opt_str(body, "budget_id")? {
+        if c.store.get_entity(EntityKind::Budget, &b).await?.is_none() {
+            return Err(GatewayError::bad_param(
+                "budget_id",
+                format!("budget {b} does not exist"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_admin("create organizations")?;
+            let body = body_object(&req, payload).await?;
+            let alias = opt_str(&body, "organization_alias")?.ok_or_else(|| {
+                GatewayError::bad_param("organization_alias", "'organization_alias' is required")
+            })?;
+            check_budget_exists(&c, &body).await?;
+            let now = now_ms();
+            let mut data = Map::new();
+            apply_fields(&body, ORG_FIELDS, &mut data)?;
+            super::budgets::apply_budget_duration(&body, &mut data, now)?;
+            data.insert("members".into(), Value::Array(Vec::new()));
+            let org = EntityRecord {
+                id: opt_str(&body, "organization_id")?
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                alias: Some(alias),
+                spend: 0.0,
+                blocked: false,
+                created_at: now,
+                updated_at: now,
+                created_by: Some(c.caller.actor_id()),
+                updated_by: Some(c.caller.actor_id()),
+                data,
+            };
+            c.store
+                .insert_entity(EntityKind::Organization, &org)
+                .await?;
+            Ok(org_json(&org))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct InfoQuery {
+    organization_id: Option<String>,
+}
+
+async fn info(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<InfoQuery>,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_read_all("read organizations")?;
+            let id = q.organization_id.clone().ok_or_else(|| {
+                GatewayError::bad_param("organization_id", "'organization_id' is required")
+            })?;
+            Ok(org_json(&find(&c, &id).await?))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    page: Option<u64>,
+    page_size: Option<u64>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<ListQuery>,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_read_all("list organizations")?;
+            let orgs =
+                super::budgets::all_or_page(&c, EntityKind::Organization, q.page, q.page_size)
+                    .await?;
+            Ok(Value::Array(orgs.iter().map(org_json).collect()))
+        }
+        .await,
+    )
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_admin("update organizations")?;
+            let body = body_object(&req, payload).await?;
+            let id = org_id_of(&body)?;
+            let mut org = find(&c, &id).await?;
+            check_budget_exists(&c, &body).await?;
+            apply_fields(&body, ORG_FIELDS, &mut org.data)?;
+            super::budgets::apply_budget_duration(&body, &mut org.data, now_ms())?;
+            if body.contains_key("organization_alias") {
+                org.alias = Some(opt_str(&body, "organization_alias")?.ok_or_else(|| {
+                    GatewayError::bad_param(
+                        "organization_alias",
+                        "'organization_alias' cannot be empty",
+                    )
+                })?);
+            }
+            save(&c, &mut org).await?;
+            Ok(org_json(&org))
+        }
+        .await,
+    )
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_admin("delete organizations")?;
+            let body = body_object(&req, payload).await?;
+            let ids = str_list(&body, "organization_ids")?;
+            if ids.is_empty() {
+                return Err(GatewayError::bad_param(
+                    "organization_ids",
+                    "'organization_ids' must list at least one organization",
+                ));
+            }
+            let mut orgs = Vec::new();
+            for id in &ids {
+                orgs.push(find(&c, id).await?);
+            }
+            for org in &orgs {
+                for m in members(org) {
+                    let Some(uid) = member_user_id(&m) else {
+                        continue;
+                    };
+                    if let Some(mut user) = c.store.get_entity(EntityKind::User, uid).await? {
+                        unlink_user(&mut user, &org.id);
+                        c.store.update_entity(EntityKind::User, &user).await?;
+                        invalidate_user(&state, uid);
+                    }
+                }
+            }
+            c.store
+                .delete_entities(EntityKind::Organization, &ids)
+                .await?;
+            Ok(Value::Array(orgs.iter().map(org_json).collect()))
+        }
+        .await,
+    )
+}
+
+fn unlink_user(user: &mut EntityRecord, org_id: &str) {
+    if let Some(Value::Array(orgs)) = user.data.get_mut("organizations") {
+        orgs.retain(|o| o.as_str() != Some(org_id));
+    }
+}
+
+/// The user a member entry names (by `user_id`, else `user_email`), created when unknown.
+async fn resolve_user(c: &Ctx, m: &Map<String, Value>) -> Result<EntityRecord, GatewayError> {
+    let user_id = opt_str(m, "user_id")?;
+    let email = opt_str(m, "user_email")?;
+    let found = match (&user_id, &email) {
+        (Some(id), _) => c.store.get_entity(EntityKind::User, id).await?,
+        (None, Some(e)) => c.store.find_entity_by_alias(EntityKind::User, e).await?,
+        (None, None) => {
+            return Err(GatewayError::bad_param(
+                "member",
+                "a member needs a 'user_id' or a 'user_email'",
+            ))
+        }
+    };
+    if let Some(u) = found {
+        return Ok(u);
+    }
+    let now = now_ms();
+    let mut data = Map::new();
+    data.insert(
+        "user_role".into(),
+        Value::String(Role::InternalUser.as_str().into()),
+    );
+    data.insert("teams".into(), Value::Array(Vec::new()));
+    let user = EntityRecord {
+        id: user_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        alias: email,
+        spend: 0.0,
+        blocked: false,
+        created_at: now,
+        updated_at: now,
+        created_by: Some(c.caller.actor_id()),
+        updated_by: Some(c.caller.actor_id()),
+        data,
+    };
+    c.store.insert_entity(EntityKind::User, &user).await?;
+    Ok(user)
+}
+
+async fn member_add(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_admin("add organization members")?;
+            let body = body_object(&req, payload).await?;
+            let id = org_id_of(&body)?;
+            let mut org = find(&c, &id).await?;
+            let wanted: Vec<Map<String, Value>> = match body.get("member") {
+                Some(Value::Object(m)) => vec![m.clone()],
+                Some(Value::Array(a)) if !a.is_empty() => a
+                    .iter()
+                    .map(|v| {
+                        v.as_object().cloned().ok_or_else(|| {
+                            GatewayError::bad_param("member", "each member must be an object")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                _ => {
+                    return Err(GatewayError::bad_param(
+                        "member",
+                        "'member' must be {\"user_id\", \"role\"} or a list of them",
+                    ))
+                }
+            };
+            let mut list = members(&org);
+            let mut users = Vec::new();
+            let mut memberships = Vec::new();
+            for m in &wanted {
+                let role = role_of(m)?.unwrap_or_else(|| Role::InternalUser.as_str().into());
+                let mut user = resolve_user(&c, m).await?;
+                if list
+                    .iter()
+                    .any(|x| member_user_id(x) == Some(user.id.as_str()))
+                {
+                    return Err(GatewayError::bad_param(
+                        "member",
+                        format!("user {} is already a member of organization {id}", user.id),
+                    ));
+                }
+                let now = now_ms();
+                let membership = json!({
+                    "user_id": user.id,
+                    "user_email": user.alias,
+                    "organization_id": id,
+                    "user_role": role,
+                    "spend": 0.0,
+                    "budget_id": null,
+                    "created_at": iso8601(now),
+                    "updated_at": iso8601(now),
+                });
+                list.push(membership.clone());
+                memberships.push(membership);
+                let mut orgs: Vec<Value> = user
+                    .data
+                    .get("organizations")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                orgs.push(Value::String(id.clone()));
+                user.data.insert("organizations".into(), Value::Array(orgs));
+                user.updated_at = now;
+                user.updated_by = Some(c.caller.actor_id());
+                c.store.update_entity(EntityKind::User, &user).await?;
+                invalidate_user(&state, &user.id);
+                users.push(Value::Object(user_json(&user)));
+            }
+            org.data.insert("members".into(), Value::Array(list));
+            save(&c, &mut org).await?;
+            Ok(json!({
+                "organization_id": id,
+                "updated_users": users,
+                "updated_organization_memberships": memberships,
+            }))
+        }
+        .await,
+    )
+}
+
+/// The member named by `user_id` or `user_email` in a body, as its index in `list`.
+fn member_index(
+    body: &Map<String, Value>,
+    list: &[Value],
+    org_id: &str,
+) -> Result<usize, GatewayError> {
+    let user_id = opt_str(body, "user_id")?;
+    let email = opt_str(body, "user_email")?;
+    if user_id.is_none() && email.is_none() {
+        return Err(GatewayError::bad_param(
+            "user_id",
+            "'user_id' or 'user_email' is required",
+        ));
+    }
+    list.iter()
+        .position(|m| match &user_id {
+            Some(u) => member_user_id(m) == Some(u.as_str()),
+            None => m.get("user_email").and_then(Value::as_str) == email.as_deref(),
+        })
+        .ok_or_else(|| GatewayError::NotFound {
+            message: format!(
+                "user {} is not a member of organization {org_id}",
+                user_id.or(email).unwrap_or_default()
+            ),
+        })
+}
+
+async fn member_update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_admin("update organization members")?;
+            let body = body_object(&req, payload).await?;
+            let id = org_id_of(&body)?;
+            let mut org = find(&c, &id).await?;
+            let mut list = members(&org);
+            let i = member_index(&body, &list, &id)?;
+            if let (Some(role), Some(m)) = (role_of(&body)?, list[i].as_object_mut()) {
+                m.insert("user_role".into(), Value::String(role));
+                m.insert("updated_at".into(), Value::String(iso8601(now_ms())));
+            }
+            let updated = list[i].clone();
+            org.data.insert("members".into(), Value::Array(list));
+            save(&c, &mut org).await?;
+            Ok(updated)
+        }
+        .await,
+    )
+}
+
+async fn member_delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_admin("remove organization members")?;
+            let body = body_object(&req, payload).await?;
+            let id = org_id_of(&body)?;
+            let mut org = find(&c, &id).await?;
+            let mut list = members(&org);
+            let i = member_index(&body, &list, &id)?;
+            let removed = list.remove(i);
+            org.data.insert("members".into(), Value::Array(list));
+            save(&c, &mut org).await?;
+            if let Some(uid) = member_user_id(&removed) {
+                if let Some(mut user) = c.store.get_entity(EntityKind::User, uid).await? {
+                    unlink_user(&mut user, &id);
+                    c.store.update_entity(EntityKind::User, &user).await?;
+                }
+                invalidate_user(&state, uid);
+            }
+            Ok(json!({"organization_id": id, "deleted_member": removed}))
+        }
+        .await,
+    )
+}

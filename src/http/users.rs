@@ -1,0 +1,618 @@
+//! Internal users: `/user/new`, `/user/info`, `/user/update`, `/user/delete`, `/user/list`.
+//!
+//! A user's `user_email` is the record's alias and `user_role` (checked with
+//! [`crate::auth::Role::parse`]) decides what its keys may do. `/user/new` also creates a key for
+//! the user unless `auto_create_key` is false, and answers with the key's fields, the plaintext
+//! `key` (shown once) and the user's fields, as LiteLLM does. Proxy admins write; viewers read every
+//! user; a user reads itself and may change only its own harmless fields.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::manage::{
+    self, apply_fields, body_object, ctx, entity_json, key_json, opt_str, respond, str_list, Ctx,
+    Kind,
+};
+use super::teams::{all_keys, invalidate_team, link, team_json, unlink_team};
+use crate::auth::Role;
+use crate::error::GatewayError;
+use crate::keys;
+use crate::state::AppState;
+use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord};
+use crate::time::now_ms;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/user/new", web::post().to(new))
+        .route("/user/info", web::get().to(info))
+        .route("/user/update", web::post().to(update))
+        .route("/user/delete", web::post().to(delete))
+        .route("/user/list", web::get().to(list));
+}
+
+/// User fields kept in the record's `data`, with their types (`user_role` and `teams` are handled
+/// on their own). Nothing else is stored.
+const USER_FIELDS: &[(&str, Kind)] = &[
+    ("user_alias", Kind::Str),
+    ("metadata", Kind::Object),
+    ("max_budget", Kind::Number),
+    ("soft_budget", Kind::Number),
+    ("budget_duration", Kind::Str),
+    ("models", Kind::StrList),
+    ("tpm_limit", Kind::Integer),
+    ("rpm_limit", Kind::Integer),
+    ("max_parallel_requests", Kind::Integer),
+    ("model_max_budget", Kind::Object),
+    ("model_rpm_limit", Kind::Object),
+    ("model_tpm_limit", Kind::Object),
+    ("allowed_cache_controls", Kind::StrList),
+    ("organizations", Kind::StrList),
+    ("sso_user_id", Kind::Str),
+    ("object_permission", Kind::Object),
+];
+
+/// What a user who is not a proxy admin may change on itself: nothing that touches its role,
+/// spend, budgets, limits, models or teams.
+const SELF_FIELDS: &[(&str, Kind)] = &[("user_alias", Kind::Str), ("metadata", Kind::Object)];
+
+/// Fields of `/user/new` that go to the auto-created key, as `/key/generate` takes them.
+const KEY_FIELDS: &[(&str, Kind)] = &[
+    ("models", Kind::StrList),
+    ("aliases", Kind::Object),
+    ("config", Kind::Object),
+    ("permissions", Kind::Object),
+    ("metadata", Kind::Object),
+    ("max_parallel_requests", Kind::Integer),
+    ("tpm_limit", Kind::Integer),
+    ("rpm_limit", Kind::Integer),
+    ("allowed_cache_controls", Kind::StrList),
+    ("model_max_budget", Kind::Object),
+    ("model_rpm_limit", Kind::Object),
+    ("model_tpm_limit", Kind::Object),
+    ("guardrails", Kind::StrList),
+    ("tags", Kind::StrList),
+];
+
+/// A field and the value shown when it was never set.
+type FieldDefault = (&'static str, fn() -> Value);
+
+/// Defaults LiteLLM shows for user fields that were never set.
+const USER_DEFAULTS: &[FieldDefault] = &[
+    ("user_alias", || Value::Null),
+    ("user_role", || {
+        Value::String(Role::InternalUser.as_str().into())
+    }),
+    ("teams", || Value::Array(Vec::new())),
+    ("models", || Value::Array(Vec::new())),
+    ("metadata", || Value::Object(Map::new())),
+    ("model_spend", || Value::Object(Map::new())),
+    ("model_max_budget", || Value::Object(Map::new())),
+    ("max_budget", || Value::Null),
+    ("budget_duration", || Value::Null),
+    ("budget_reset_at", || Value::Null),
+    ("tpm_limit", || Value::Null),
+    ("rpm_limit", || Value::Null),
+    ("max_parallel_requests", || Value::Null),
+];
+
+/// A user as the API shows it.
+pub(super) fn user_json(e: &EntityRecord) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (name, default) in USER_DEFAULTS {
+        out.insert((*name).to_string(), default());
+    }
+    out.extend(entity_json(e, "user_id", Some("user_email")));
+    out
+}
+
+/// Forget cached keys of `user_id` (its role, limits, blocked state or existence changed).
+pub(super) fn invalidate_user(state: &AppState, user_id: &str) {
+    if let Some(cache) = state.auth.key_cache() {
+        let id = user_id.to_string();
+        cache.invalidate_where(move |p| p.key.user_id.as_deref() == Some(&id))
+    }
+}
+
+/// `user_role` from a body, checked (`None` when absent).
+fn role_of(body: &Map<String, Value>) -> Result<Option<Role>, GatewayError> {
+    match opt_str(body, "user_role")? {
+        None => Ok(None),
+        Some(r) => Role::parse(&r).map(Some).ok_or_else(|| {
+            let valid: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+            GatewayError::bad_param(
+                "user_role",
+                format!("invalid user_role '{r}': use one of {valid:?}"),
+            )
+        }),
+    }
+}
+
+fn team_ids_of(user: &EntityRecord) -> Vec<String> {
+    user.data
+        .get("teams")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn find(c: &Ctx, id: &str) -> Result<EntityRecord, GatewayError> {
+    c.store
+        .get_entity(EntityKind::User, id)
+        .await?
+        .ok_or_else(|| GatewayError::NotFound {
+            message: format!("user {id} not found"),
+        })
+}
+
+/// A `user_email` no other user has.
+async fn check_email_free(c: &Ctx, email: &str, except: Option<&str>) -> Result<(), GatewayError> {
+    match c
+        .store
+        .find_entity_by_alias(EntityKind::User, email)
+        .await?
+    {
+        Some(other) if Some(other.id.as_str()) != except => Err(GatewayError::bad_param(
+            "user_email",
+            format!("a user with user_email {email} already exists"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The key `/user/new` creates for the user, from the key fields of the request.
+fn auto_key(
+    c: &Ctx,
+    body: &Map<String, Value>,
+    user_id: &str,
+    team_id: Option<String>,
+    now: i64,
+) -> Result<(KeyRecord, String), GatewayError> {
+    let mut data = Map::new();
+    apply_fields(body, KEY_FIELDS, &mut data)?;
+    // LiteLLM's key_max_budget / key_budget_duration are the key's own budget.
+    let mut key_budget = Map::new();
+    for (from, to) in [
+        ("key_max_budget", "max_budget"),
+        ("key_budget_duration", "budget_duration"),
+    ] {
+        if let Some(v) = body.get(from) {
+            key_budget.insert(to.to_string(), v.clone());
+        }
+    }
+    apply_fields(
+        &key_budget,
+        &[("max_budget", Kind::Number), ("budget_duration", Kind::Str)],
+        &mut data,
+    )?;
+    let expires = match body.get("duration") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => Some(
+            now + keys::parse_duration(d).ok_or_else(|| {
+                GatewayError::bad_param(
+                    "duration",
+                    format!("invalid duration '{d}': use 30s, 30m, 30h, 30d, 2w or 1mo"),
+                )
+            })?,
+        ),
+        Some(_) => {
+            return Err(GatewayError::bad_param(
+                "duration",
+                "'duration' must be a string such as \"30d\"",
+            ))
+        }
+    };
+    let key = keys::generate();
+    let record = KeyRecord {
+        token: keys::hash(&key),
+        key_name: keys::display_name(&key),
+        key_alias: opt_str(body, "key_alias")?,
+        user_id: Some(user_id.to_string()),
+        team_id,
+        organization_id: None,
+        budget_id: None,
+        blocked: false,
+        expires,
+        spend: 0.0,
+        created_at: now,
+        updated_at: now,
+        created_by: Some(c.caller.actor_id()),
+        updated_by: Some(c.caller.actor_id()),
+        data,
+    };
+    Ok((record, key))
+}
+
+async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_admin("create users")?;
+            let body = body_object(&req, payload).await?;
+            let id = opt_str(&body, "user_id")?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let email = opt_str(&body, "user_email")?;
+            if let Some(e) = &email {
+                check_email_free(&c, e, None).await?;
+            }
+            let role = role_of(&body)?.unwrap_or(Role::InternalUser);
+            let auto_create_key = match body.get("auto_create_key") {
+                None | Some(Value::Null) => true,
+                Some(v) => v.as_bool().ok_or_else(|| {
+                    GatewayError::bad_param(
+                        "auto_create_key",
+                        "'auto_create_key' must be a boolean",
+                    )
+                })?,
+            };
+            // Teams to join: `teams` and `team_id`; each must exist.
+            let team_id = opt_str(&body, "team_id")?;
+            let mut team_ids = str_list(&body, "teams")?;
+            if let Some(t) = &team_id {
+                if !team_ids.contains(t) {
+                    team_ids.push(t.clone());
+                }
+            }
+            let mut teams_to_join = Vec::new();
+            for t in &team_ids {
+                let team = c
+                    .store
+                    .get_entity(EntityKind::Team, t)
+                    .await?
+                    .ok_or_else(|| {
+                        GatewayError::bad_param("teams", format!("team {t} does not exist"))
+                    })?;
+                teams_to_join.push(team);
+            }
+
+            let now = now_ms();
+            let mut data = Map::new();
+            apply_fields(&body, USER_FIELDS, &mut data)?;
+            super::budgets::apply_budget_duration(&body, &mut data, now)?;
+            data.insert("user_role".into(), Value::String(role.as_str().into()));
+            data.insert("teams".into(), Value::Array(Vec::new()));
+            let mut user = EntityRecord {
+                id: id.clone(),
+                alias: email,
+                spend: 0.0,
+                blocked: false,
+                created_at: now,
+                updated_at: now,
+                created_by: Some(c.caller.actor_id()),
+                updated_by: Some(c.caller.actor_id()),
+                data,
+            };
+            let key = if auto_create_key {
+                let (record, key) = auto_key(&c, &body, &id, team_id, now)?;
+                if let Some(alias) = &record.key_alias {
+                    if c.store.get_key_by_alias(alias).await?.is_some() {
+                        return Err(GatewayError::bad_param(
+                            "key_alias",
+                            "a key with this key_alias already exists",
+                        ));
+                    }
+                }
+                Some((record, key))
+            } else {
+                None
+            };
+            for team in &mut teams_to_join {
+                link(team, &mut user, "user");
+            }
+            c.store.insert_entity(EntityKind::User, &user).await?;
+            for team in &mut teams_to_join {
+                team.updated_at = now;
+                team.updated_by = Some(c.caller.actor_id());
+                c.store.update_entity(EntityKind::Team, team).await?;
+                invalidate_team(&state, &team.id);
+            }
+            let mut out = match &key {
+                Some((record, plaintext)) => {
+                    if let Err(e) = c.store.insert_key(record).await {
+                        // Do not leave a user behind whose promised key was never created.
+                        let _ = c
+                            .store
+                            .delete_entities(EntityKind::User, std::slice::from_ref(&id))
+                            .await;
+                        return Err(e.into());
+                    }
+                    if let Some(cache) = state.auth.key_cache() {
+                        cache.invalidate(&record.token);
+                    }
+                    let mut out = key_json(record);
+                    out.insert("key".into(), Value::String(plaintext.clone()));
+                    out.insert("token_id".into(), Value::String(record.token.clone()));
+                    out
+                }
+                None => {
+                    let mut out = Map::new();
+                    out.insert("key".into(), Value::Null);
+                    out
+                }
+            };
+            let user_out = user_json(&user);
+            if key.is_some() {
+                // The key's fields, then the user's own (its budget wins over the key's).
+                for field in [
+                    "user_id",
+                    "user_email",
+                    "user_alias",
+                    "user_role",
+                    "teams",
+                    "max_budget",
+                    "budget_duration",
+                    "budget_reset_at",
+                ] {
+                    out.insert(
+                        field.into(),
+                        user_out.get(field).cloned().unwrap_or(Value::Null),
+                    );
+                }
+            } else {
+                out.extend(user_out);
+            }
+            Ok(Value::Object(out))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct InfoQuery {
+    user_id: Option<String>,
+}
+
+async fn info(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<InfoQuery>,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            let id = q
+                .user_id
+                .clone()
+                .or_else(|| c.caller.user_id().map(str::to_string))
+                .ok_or_else(|| GatewayError::bad_param("user_id", "'user_id' is required"))?;
+            if !c.caller.can_read_user(&id) {
+                return Err(GatewayError::Forbidden {
+                    message: "you may only read your own user".into(),
+                });
+            }
+            let user = find(&c, &id).await?;
+            let filter = KeyFilter {
+                user_id: Some(id.clone()),
+                ..KeyFilter::default()
+            };
+            let keys: Vec<Value> = all_keys(&c, &filter)
+                .await?
+                .iter()
+                .map(|k| Value::Object(key_json(k)))
+                .collect();
+            let mut teams = Vec::new();
+            for t in team_ids_of(&user) {
+                if let Some(team) = c.store.get_entity(EntityKind::Team, &t).await? {
+                    teams.push(Value::Object(team_json(&team)));
+                }
+            }
+            Ok(json!({"user_id": id, "user_info": user_json(&user), "keys": keys, "teams": teams}))
+        }
+        .await,
+    )
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_write("update users")?;
+            let body = body_object(&req, payload).await?;
+            let mut user = match (opt_str(&body, "user_id")?, opt_str(&body, "user_email")?) {
+                (Some(id), _) => {
+                    if !c.caller.can_update_user(&id) {
+                        return Err(GatewayError::Forbidden {
+                            message: "you may only update your own user".into(),
+                        });
+                    }
+                    find(&c, &id).await?
+                }
+                (None, Some(email)) => {
+                    let user = c
+                        .store
+                        .find_entity_by_alias(EntityKind::User, &email)
+                        .await?;
+                    match user {
+                        Some(u) if c.caller.can_update_user(&u.id) => u,
+                        _ if !c.caller.is_admin() => {
+                            return Err(GatewayError::Forbidden {
+                                message: "you may only update your own user".into(),
+                            })
+                        }
+                        _ => {
+                            return Err(GatewayError::NotFound {
+                                message: format!("user with user_email {email} not found"),
+                            })
+                        }
+                    }
+                }
+                (None, None) => {
+                    return Err(GatewayError::bad_param(
+                        "user_id",
+                        "'user_id' or 'user_email' is required",
+                    ))
+                }
+            };
+            let now = now_ms();
+            if c.caller.is_admin() {
+                apply_fields(&body, USER_FIELDS, &mut user.data)?;
+                super::budgets::apply_budget_duration(&body, &mut user.data, now)?;
+                if let Some(role) = role_of(&body)? {
+                    user.data
+                        .insert("user_role".into(), Value::String(role.as_str().into()));
+                }
+                if let Some(v) = body.get("spend").filter(|v| !v.is_null()) {
+                    user.spend = v.as_f64().filter(|s| *s >= 0.0).ok_or_else(|| {
+                        GatewayError::bad_param("spend", "'spend' must be a non-negative number")
+                    })?;
+                }
+                if let Some(b) = body.get("blocked") {
+                    user.blocked = b.as_bool().ok_or_else(|| {
+                        GatewayError::bad_param("blocked", "'blocked' must be a boolean")
+                    })?;
+                }
+            } else {
+                let allowed = |f: &str| {
+                    f == "user_id" || f == "user_email" || SELF_FIELDS.iter().any(|(a, _)| *a == f)
+                };
+                if let Some(field) = body.keys().find(|f| !allowed(f)) {
+                    return Err(GatewayError::Forbidden {
+                        message: format!("only proxy admins can change '{field}' of a user"),
+                    });
+                }
+                apply_fields(&body, SELF_FIELDS, &mut user.data)?;
+            }
+            // With user_id given, user_email is a change of email.
+            if body.contains_key("user_id") && body.contains_key("user_email") {
+                let email = opt_str(&body, "user_email")?;
+                if let Some(e) = &email {
+                    check_email_free(&c, e, Some(&user.id)).await?;
+                }
+                user.alias = email;
+            }
+            user.updated_at = now;
+            user.updated_by = Some(c.caller.actor_id());
+            if !c.store.update_entity(EntityKind::User, &user).await? {
+                return Err(GatewayError::NotFound {
+                    message: format!("user {} not found", user.id),
+                });
+            }
+            invalidate_user(&state, &user.id);
+            Ok(Value::Object(user_json(&user)))
+        }
+        .await,
+    )
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_admin("delete users")?;
+            let body = body_object(&req, payload).await?;
+            let ids = str_list(&body, "user_ids")?;
+            if ids.is_empty() {
+                return Err(GatewayError::bad_param(
+                    "user_ids",
+                    "'user_ids' must list at least one user",
+                ));
+            }
+            let mut users = Vec::new();
+            for id in &ids {
+                users.push(find(&c, id).await?);
+            }
+            for user in &users {
+                // Leave every team, and take the user's keys with it (as LiteLLM does).
+                for t in team_ids_of(user) {
+                    if let Some(mut team) = c.store.get_entity(EntityKind::Team, &t).await? {
+                        if unlink_team(&mut team, &user.id) {
+                            team.updated_at = now_ms();
+                            team.updated_by = Some(c.caller.actor_id());
+                            c.store.update_entity(EntityKind::Team, &team).await?;
+                            invalidate_team(&state, &t);
+                        }
+                    }
+                }
+                let filter = KeyFilter {
+                    user_id: Some(user.id.clone()),
+                    ..KeyFilter::default()
+                };
+                let tokens: Vec<String> = all_keys(&c, &filter)
+                    .await?
+                    .into_iter()
+                    .map(|k| k.token)
+                    .collect();
+                if !tokens.is_empty() {
+                    c.store.delete_keys(&tokens).await?;
+                }
+            }
+            c.store.delete_entities(EntityKind::User, &ids).await?;
+            for id in &ids {
+                invalidate_user(&state, id);
+            }
+            Ok(json!({"deleted_users": ids}))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    page: Option<u64>,
+    page_size: Option<u64>,
+    role: Option<String>,
+    user_ids: Option<String>,
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<ListQuery>,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_read_all("list users")?;
+            let role = match q.role.as_deref().filter(|r| !r.is_empty()) {
+                None => None,
+                Some(r) => Some(Role::parse(r).ok_or_else(|| {
+                    GatewayError::bad_param("role", format!("invalid role '{r}'"))
+                })?),
+            };
+            let wanted_ids: Option<Vec<&str>> = q.user_ids.as_deref().map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            });
+            let page = manage::page(q.page, q.page_size, 25);
+            let (users, total) = if role.is_none() && wanted_ids.is_none() {
+                c.store.list_entities(EntityKind::User, page).await?
+            } else {
+                let mut all = super::budgets::all_entities(&c, EntityKind::User).await?;
+                all.retain(|u| {
+                    role.is_none_or(|r| {
+                        user_json(u).get("user_role").and_then(Value::as_str) == Some(r.as_str())
+                    }) && wanted_ids
+                        .as_ref()
+                        .is_none_or(|ids| ids.contains(&u.id.as_str()))
+                });
+                let total = all.len() as u64;
+                let users = all
+                    .into_iter()
+                    .skip(page.offset() as usize)
+                    .take(page.size as usize)
+                    .collect();
+                (users, total)
+            };
+            Ok(json!({
+                "users": users.iter().map(|u| Value::Object(user_json(u))).collect::<Vec<_>>(),
+                "total": total,
+                "page": page.page,
+                "page_size": page.size,
+                "total_pages": total.div_ceil(page.size),
+            }))
+        }
+        .await,
+    )
+}

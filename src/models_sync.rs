@@ -1,0 +1,346 @@
+//! Models stored in the database (`/model/new`, LiteLLM's `LiteLLM_ProxyModelTable`): loading
+//! them, merging them with the config's deployments, and reloading the router when they change.
+//!
+//! The router's deployment list is always *config deployments + database models*. It is rebuilt
+//! after every change made through the API (so a model added here is callable at once) and
+//! every [`DEFAULT_RELOAD_EVERY`] in the background (so instances sharing the database see each
+//! other's changes). A reload that finds the stored rows unchanged sends nothing; a database
+//! that cannot be read leaves the current deployments in place.
+//!
+//! `litellm_params` are stored sealed (see [`crate::crypto`]); a row that cannot be opened (the
+//! salt key changed, or the row was tampered with) is skipped with an error naming its id.
+//! `os.environ/NAME` values are resolved when the deployment is built, as in the config.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tollgate_actors::ReplaceDeployments;
+
+use crate::config::ModelEntry;
+use crate::crypto::{self, Purpose, Sealer};
+use crate::deployment::{CliDefaults, Deployment};
+use crate::error::GatewayError;
+use crate::secret::Secret;
+use crate::state::AppState;
+use crate::store::{ModelRecord, Store, StoreError};
+
+/// How often the database is checked for models changed by other instances.
+pub const DEFAULT_RELOAD_EVERY: Duration = Duration::from_secs(10);
+/// Overrides [`DEFAULT_RELOAD_EVERY`] (seconds, may be fractional; `0` disables the reload).
+pub const RELOAD_ENV: &str = "TOLLGATE_DB_MODELS_RELOAD_SECONDS";
+
+/// What the gateway knows about database models: the config deployments they are merged with,
+/// the sealer for their credentials, and what was last loaded.
+pub struct DbModels {
+    config_deployments: Vec<Arc<Deployment>>,
+    cli: CliDefaults,
+    sealer: Option<Sealer>,
+    /// Fingerprint of the rows the router was last given; the lock also serializes reloads.
+    applied: tokio::sync::Mutex<Option<[u8; 32]>>,
+    pub reload_every: Option<Duration>,
+}
+
+impl DbModels {
+    /// `master_key` derives the sealing key unless `LITELLM_SALT_KEY` is set.
+    pub fn new(
+        config_deployments: Vec<Arc<Deployment>>,
+        cli: CliDefaults,
+        master_key: Option<&Secret>,
+    ) -> Self {
+        let salt = crypto::salt_key(master_key);
+        Self {
+            config_deployments,
+            cli,
+            sealer: Sealer::new(salt.as_ref(), Purpose::ModelCredentials).ok(),
+            applied: tokio::sync::Mutex::new(None),
+            reload_every: reload_every_from_env(),
+        }
+    }
+
+    /// The sealer for `litellm_params`, or why models cannot be stored.
+    pub fn sealer(&self) -> Result<&Sealer, GatewayError> {
+        self.sealer.as_ref().ok_or_else(|| {
+            GatewayError::internal(
+                "models cannot be stored in the database without a key to encrypt their credentials: set general_settings.master_key or LITELLM_SALT_KEY",
+            )
+        })
+    }
+
+    /// Whether a config deployment has this id.
+    pub fn is_config_id(&self, id: &str) -> bool {
+        self.config_deployments.iter().any(|d| d.id == id)
+    }
+
+    /// Open a row's `litellm_params`. The error never contains the plaintext.
+    pub fn open_params(&self, record: &ModelRecord) -> Result<Map<String, Value>, String> {
+        let sealer = self
+            .sealer
+            .as_ref()
+            .ok_or("no LITELLM_SALT_KEY or master key to decrypt it with")?;
+        let plain = sealer
+            .open(&record.litellm_params_sealed)
+            .map_err(|e| e.to_string())?;
+        match serde_json::from_slice(&plain) {
+            Ok(Value::Object(params)) => Ok(params),
+            _ => Err("decrypted litellm_params are not a JSON object".into()),
+        }
+    }
+
+    /// Seal `litellm_params` for storage.
+    pub fn seal_params(&self, params: &Map<String, Value>) -> Result<String, GatewayError> {
+        let plain = serde_json::to_vec(params)
+            .map_err(|e| GatewayError::internal(format!("cannot encode litellm_params: {e}")))?;
+        Ok(self.sealer()?.seal(&plain))
+    }
+
+    /// The deployment list at start: config deployments, plus the database's models when the
+    /// database is ready.
+    pub async fn initial(&self, db: &crate::database::Database) -> Vec<Arc<Deployment>> {
+        let mut out = self.config_deployments.clone();
+        let store = match db.store() {
+            Ok(s) => s.clone(),
+            Err(_) => return out,
+        };
+        let mut applied = self.applied.lock().await;
+        match store.list_models().await {
+            Ok(records) => {
+                *applied = Some(fingerprint(&records));
+                out.extend(self.build(&records));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load models stored in the database; serving the config's models")
+            }
+        }
+        out
+    }
+
+    /// Rebuild the router's deployments if the stored models changed since the last load.
+    /// Returns whether the router was given a new list. On a database error the router keeps
+    /// its current deployments.
+    pub async fn reload(&self, state: &AppState) -> Result<bool, StoreError> {
+        let store: Arc<dyn Store> = state.db.store()?.clone();
+        let mut applied = self.applied.lock().await;
+        let records = store.list_models().await?;
+        let print = fingerprint(&records);
+        if *applied == Some(print) {
+            return Ok(false);
+        }
+        let mut upstreams = self.config_deployments.clone();
+        upstreams.extend(self.build(&records));
+        let count = upstreams.len();
+        if state
+            .router
+            .addr
+            .send(ReplaceDeployments { upstreams })
+            .await
+            .is_err()
+        {
+            tracing::error!("router did not accept the new deployment list");
+            return Ok(false);
+        }
+        *applied = Some(print);
+        tracing::info!(
+            deployments = count,
+            db_models = records.len(),
+            "deployments reloaded with the models stored in the database"
+        );
+        Ok(true)
+    }
+
+    /// After a change through the API: reload now, logging (not failing) if it cannot.
+    pub async fn after_change(&self, state: &AppState) {
+        if let Err(e) = self.reload(state).await {
+            tracing::warn!(error = %e, "model stored, but the deployments could not be reloaded yet; the next periodic reload will");
+        }
+    }
+
+    /// Deployments for the stored rows; rows that cannot be opened are skipped.
+    fn build(&self, records: &[ModelRecord]) -> Vec<Arc<Deployment>> {
+        records
+            .iter()
+            .filter_map(|r| self.entry(r))
+            .filter(|e| {
+                let id = e.model_info.get("id").and_then(Value::as_str).unwrap_or("");
+                if self.is_config_id(id) {
+                    tracing::error!(
+                        model_id = id,
+                        "model stored in the database skipped: a config deployment has the same id"
+                    );
+                    return false;
+                }
+                true
+            })
+            .map(|e| {
+                let d = Deployment::from_entry(&e, &self.cli);
+                if let Some(p) = &d.problem {
+                    tracing::warn!(
+                        model_name = d.model_name,
+                        model_id = d.id,
+                        "database model cannot be called: {p}"
+                    );
+                }
+                Arc::new(d)
+            })
+            .collect()
+    }
+
+    /// A stored row as a `model_list` entry (`model_info.id` = the row's id, `db_model: true`).
+    fn entry(&self, record: &ModelRecord) -> Option<ModelEntry> {
+        let params = match self.open_params(record) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(
+                    model_id = record.model_id,
+                    model_name = record.model_name,
+                    error = %e,
+                    "model stored in the database skipped: its litellm_params cannot be opened (was LITELLM_SALT_KEY or the master key changed?)"
+                );
+                return None;
+            }
+        };
+        let mut unresolved = Vec::new();
+        let mut value = Value::Object(params);
+        crate::config::resolve_env_refs(&mut value, "litellm_params", &mut unresolved);
+        let Value::Object(litellm_params) = value else {
+            return None;
+        };
+        for (path, var) in &unresolved {
+            tracing::warn!(
+                model_id = record.model_id,
+                "environment variable {var} referenced at {path} (os.environ/{var}) is not set"
+            );
+        }
+        let mut model_info = record.model_info.clone();
+        model_info.insert("id".into(), Value::String(record.model_id.clone()));
+        model_info.insert("db_model".into(), Value::Bool(true));
+        Some(ModelEntry {
+            model_name: record.model_name.clone(),
+            litellm_params,
+            model_info,
+            unresolved,
+        })
+    }
+}
+
+/// Reload the database models every `every` (runs on the current actix system).
+pub fn spawn_periodic(state: actix_web::web::Data<AppState>, every: Duration) {
+    actix_web::rt::spawn(async move {
+        let mut reported = false;
+        loop {
+            actix_web::rt::time::sleep(every).await;
+            match state.db_models.reload(&state).await {
+                Ok(_) => reported = false,
+                Err(e) => {
+                    // Keep the current deployments; say so once per outage.
+                    if !reported {
+                        tracing::warn!(error = %e, "cannot reload models stored in the database; keeping the current deployments");
+                        reported = true;
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn reload_every_from_env() -> Option<Duration> {
+    match std::env::var(RELOAD_ENV) {
+        Err(_) => Some(DEFAULT_RELOAD_EVERY),
+        Ok(raw) => match raw.trim().parse::<f64>() {
+            Ok(0.0) => None,
+            Ok(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s.max(0.1))),
+            _ => {
+                tracing::warn!(
+                    "{RELOAD_ENV}={raw:?} is not a number of seconds; using {} s",
+                    DEFAULT_RELOAD_EVERY.as_secs()
+                );
+                Some(DEFAULT_RELOAD_EVERY)
+            }
+        },
+    }
+}
+
+/// What identifies the stored rows' content (any insert, update or delete changes it).
+fn fingerprint(records: &[ModelRecord]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for r in records {
+        for part in [
+            r.model_id.as_str(),
+            r.model_name.as_str(),
+            r.litellm_params_sealed.as_str(),
+            &Value::Object(r.model_info.clone()).to_string(),
+            &r.updated_at.to_string(),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(sealed: String) -> ModelRecord {
+        ModelRecord {
+            model_id: "m1".into(),
+            model_name: "db-gpt".into(),
+            litellm_params_sealed: sealed,
+            model_info: Map::new(),
+            created_at: 1,
+            updated_at: 1,
+            created_by: None,
+            updated_by: None,
+        }
+    }
+
+    #[test]
+    fn entries_resolve_env_and_mark_db_models() {
+        std::env::set_var("TOLLGATE_TEST_DBM_KEY", "sk-from-env-0000");
+        let key = Secret::new("sk-master-key-for-unit-tests-000");
+        let models = DbModels::new(Vec::new(), CliDefaults::default(), Some(&key));
+        let params = json!({"model": "openai/x", "api_key": "os.environ/TOLLGATE_TEST_DBM_KEY",
+                            "api_base": "os.environ/TOLLGATE_TEST_DBM_UNSET"});
+        let sealed = models
+            .seal_params(params.as_object().unwrap())
+            .expect("sealer");
+        assert!(!sealed.contains("TOLLGATE_TEST_DBM_KEY"));
+        let entry = models.entry(&record(sealed)).expect("entry");
+        assert_eq!(entry.litellm_params["api_key"], "sk-from-env-0000");
+        assert_eq!(entry.litellm_params["api_base"], Value::Null);
+        assert_eq!(
+            entry.unresolved,
+            vec![(
+                "litellm_params.api_base".to_string(),
+                "TOLLGATE_TEST_DBM_UNSET".to_string()
+            )]
+        );
+        assert_eq!(entry.model_info["id"], "m1");
+        assert_eq!(entry.model_info["db_model"], true);
+        let d = Deployment::from_entry(&entry, &CliDefaults::default());
+        assert_eq!(d.id, "m1");
+        assert_eq!(d.info()["model_info"]["db_model"], true);
+    }
+
+    #[test]
+    fn rows_sealed_under_another_key_are_skipped() {
+        let a = DbModels::new(
+            Vec::new(),
+            CliDefaults::default(),
+            Some(&Secret::new("sk-first-master-key-0000000000")),
+        );
+        let b = DbModels::new(
+            Vec::new(),
+            CliDefaults::default(),
+            Some(&Secret::new("sk-other-master-key-0000000000")),
+        );
+        let sealed = a
+            .seal_params(json!({"model": "openai/x"}).as_object().unwrap())
+            .unwrap();
+        assert!(b.entry(&record(sealed.clone())).is_none());
+        assert_eq!(a.build(&[record(sealed)]).len(), 1);
+    }
+}
