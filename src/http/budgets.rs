@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use super::manage::{
-    self, apply_fields, body_object, ctx, entity_json, opt_str, respond, str_list, Ctx, Kind,
+    apply_fields, body_object, ctx, entity_json, opt_str, respond, str_list, Kind,
 };
 use crate::error::GatewayError;
 use crate::keys;
@@ -112,15 +112,6 @@ fn budget_json(e: &EntityRecord) -> Value {
     Value::Object(out)
 }
 
-async fn find(c: &Ctx, id: &str) -> Result<EntityRecord, GatewayError> {
-    c.store
-        .get_entity(EntityKind::Budget, id)
-        .await?
-        .ok_or_else(|| GatewayError::NotFound {
-            message: format!("budget {id} not found"),
-        })
-}
-
 async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     respond(
         async {
@@ -167,7 +158,7 @@ async fn info(state: web::Data<AppState>, req: HttpRequest, payload: web::Payloa
             }
             let mut out = Vec::new();
             for id in &ids {
-                out.push(budget_json(&find(&c, id).await?));
+                out.push(budget_json(&c.find(EntityKind::Budget, id).await?));
             }
             Ok(Value::Array(out))
         }
@@ -187,7 +178,7 @@ async fn update(
             let body = body_object(&req, payload).await?;
             let id = opt_str(&body, "budget_id")?
                 .ok_or_else(|| GatewayError::bad_param("budget_id", "'budget_id' is required"))?;
-            let mut record = find(&c, &id).await?;
+            let mut record = c.find(EntityKind::Budget, &id).await?;
             let now = now_ms();
             apply_fields(&body, BUDGET_FIELDS, &mut record.data)?;
             apply_budget_duration(&body, &mut record.data, now)?;
@@ -217,7 +208,7 @@ async fn delete(
             let body = body_object(&req, payload).await?;
             let id = opt_str(&body, "id")?
                 .ok_or_else(|| GatewayError::bad_param("id", "'id' (the budget_id) is required"))?;
-            let record = find(&c, &id).await?;
+            let record = c.find(EntityKind::Budget, &id).await?;
             c.store
                 .delete_entities(EntityKind::Budget, std::slice::from_ref(&id))
                 .await?;
@@ -242,45 +233,11 @@ async fn list(
         async {
             let c = ctx(&state, &req).await?;
             c.caller.require_read_all("list budgets")?;
-            let records = all_or_page(&c, EntityKind::Budget, q.page, q.page_size).await?;
+            let records = c
+                .all_or_page(EntityKind::Budget, q.page, q.page_size)
+                .await?;
             Ok(json!(records.iter().map(budget_json).collect::<Vec<_>>()))
         }
         .await,
     )
-}
-
-/// Every entity of a kind (the list routes that LiteLLM answers with a plain array), or one page
-/// when the query asks for one.
-pub(super) async fn all_or_page(
-    c: &Ctx,
-    kind: EntityKind,
-    page: Option<u64>,
-    size: Option<u64>,
-) -> Result<Vec<EntityRecord>, GatewayError> {
-    if page.is_some() || size.is_some() {
-        return Ok(c
-            .store
-            .list_entities(kind, manage::page(page, size, 100))
-            .await?
-            .0);
-    }
-    all_entities(c, kind).await
-}
-
-/// Every entity of a kind, page by page.
-pub(super) async fn all_entities(
-    c: &Ctx,
-    kind: EntityKind,
-) -> Result<Vec<EntityRecord>, GatewayError> {
-    let mut out = Vec::new();
-    let mut page = manage::page(Some(1), Some(100), 100);
-    loop {
-        let (records, total) = c.store.list_entities(kind, page).await?;
-        let done = records.is_empty() || out.len() as u64 + records.len() as u64 >= total;
-        out.extend(records);
-        if done {
-            return Ok(out);
-        }
-        page.page += 1;
-    }
 }

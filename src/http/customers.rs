@@ -100,15 +100,6 @@ fn blocked_of(body: &Map<String, Value>) -> Result<Option<bool>, GatewayError> {
     }
 }
 
-async fn find(c: &Ctx, id: &str) -> Result<EntityRecord, GatewayError> {
-    c.store
-        .get_entity(EntityKind::EndUser, id)
-        .await?
-        .ok_or_else(|| GatewayError::NotFound {
-            message: format!("end user {id} not found"),
-        })
-}
-
 fn id_of(body: &Map<String, Value>) -> Result<String, GatewayError> {
     opt_str(body, "user_id")?
         .ok_or_else(|| GatewayError::bad_param("user_id", "'user_id' is required"))
@@ -125,7 +116,7 @@ async fn listed(c: &Ctx, body: &Map<String, Value>) -> Result<Vec<EntityRecord>,
     }
     let mut out = Vec::new();
     for id in &ids {
-        out.push(find(c, id).await?);
+        out.push(c.find(EntityKind::EndUser, id).await?);
     }
     Ok(out)
 }
@@ -177,7 +168,7 @@ async fn info(
             let id = q.end_user_id.clone().ok_or_else(|| {
                 GatewayError::bad_param("end_user_id", "'end_user_id' is required")
             })?;
-            Ok(end_user_json(&find(&c, &id).await?))
+            Ok(end_user_json(&c.find(EntityKind::EndUser, &id).await?))
         }
         .await,
     )
@@ -194,7 +185,7 @@ async fn update(
             c.caller.require_admin("update end users")?;
             let body = body_object(&req, payload).await?;
             let id = id_of(&body)?;
-            let mut record = find(&c, &id).await?;
+            let mut record = c.find(EntityKind::EndUser, &id).await?;
             validate(&c, &body).await?;
             let now = now_ms();
             apply_fields(&body, END_USER_FIELDS, &mut record.data)?;
@@ -303,8 +294,9 @@ async fn list(
         async {
             let c = ctx(&state, &req).await?;
             c.caller.require_read_all("list end users")?;
-            let records =
-                super::budgets::all_or_page(&c, EntityKind::EndUser, q.page, q.page_size).await?;
+            let records = c
+                .all_or_page(EntityKind::EndUser, q.page, q.page_size)
+                .await?;
             Ok(Value::Array(records.iter().map(end_user_json).collect()))
         }
         .await,

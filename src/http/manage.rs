@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::state::AppState;
-use crate::store::{EntityRecord, KeyRecord, Store};
+use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord, Store};
 use crate::time::iso8601;
 
 /// Management bodies are small; anything larger is refused.
@@ -19,6 +19,95 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct Ctx {
     pub caller: Caller,
     pub store: Arc<dyn Store>,
+}
+
+impl Ctx {
+    /// The entity, or 404 naming it.
+    pub async fn find(&self, kind: EntityKind, id: &str) -> Result<EntityRecord, GatewayError> {
+        self.store
+            .get_entity(kind, id)
+            .await?
+            .ok_or_else(|| GatewayError::NotFound {
+                message: format!("{} {id} not found", kind.name()),
+            })
+    }
+
+    /// Store a changed entity, stamping who changed it and when; 404 if it is gone.
+    pub async fn save(
+        &self,
+        kind: EntityKind,
+        entity: &mut EntityRecord,
+    ) -> Result<(), GatewayError> {
+        entity.updated_at = crate::time::now_ms();
+        entity.updated_by = Some(self.caller.actor_id());
+        if !self.store.update_entity(kind, entity).await? {
+            return Err(GatewayError::NotFound {
+                message: format!("{} {} not found", kind.name(), entity.id),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every key matching `filter`, page by page.
+    pub async fn all_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, GatewayError> {
+        let mut out = Vec::new();
+        let mut page = page(Some(1), Some(100), 100);
+        loop {
+            let (records, total) = self.store.list_keys(filter, page).await?;
+            let done = records.is_empty() || out.len() as u64 + records.len() as u64 >= total;
+            out.extend(records);
+            if done {
+                return Ok(out);
+            }
+            page.page += 1;
+        }
+    }
+
+    /// Delete every key matching `filter` (a deleted user's or team's keys).
+    pub async fn delete_keys_where(&self, filter: &KeyFilter) -> Result<(), GatewayError> {
+        let tokens: Vec<String> = self
+            .all_keys(filter)
+            .await?
+            .into_iter()
+            .map(|k| k.token)
+            .collect();
+        if !tokens.is_empty() {
+            self.store.delete_keys(&tokens).await?;
+        }
+        Ok(())
+    }
+
+    /// Every entity of a kind, page by page.
+    pub async fn all_entities(&self, kind: EntityKind) -> Result<Vec<EntityRecord>, GatewayError> {
+        let mut out = Vec::new();
+        let mut page = page(Some(1), Some(100), 100);
+        loop {
+            let (records, total) = self.store.list_entities(kind, page).await?;
+            let done = records.is_empty() || out.len() as u64 + records.len() as u64 >= total;
+            out.extend(records);
+            if done {
+                return Ok(out);
+            }
+            page.page += 1;
+        }
+    }
+
+    /// One page when the query asks for one, else everything.
+    pub async fn all_or_page(
+        &self,
+        kind: EntityKind,
+        page_no: Option<u64>,
+        size: Option<u64>,
+    ) -> Result<Vec<EntityRecord>, GatewayError> {
+        if page_no.is_some() || size.is_some() {
+            return Ok(self
+                .store
+                .list_entities(kind, page(page_no, size, 100))
+                .await?
+                .0);
+        }
+        self.all_entities(kind).await
+    }
 }
 
 /// Authenticate and check the caller may use the management API at all, then get the store
@@ -146,7 +235,8 @@ pub fn str_list(body: &Map<String, Value>, name: &str) -> Result<Vec<String>, Ga
     }
 }
 
-fn opt(v: &Option<String>) -> Value {
+/// An optional string as JSON (`null` when absent).
+pub fn opt(v: &Option<String>) -> Value {
     v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
 }
 

@@ -103,15 +103,6 @@ fn member_user_id(m: &Value) -> Option<&str> {
     m.get("user_id").and_then(Value::as_str)
 }
 
-async fn find(c: &Ctx, id: &str) -> Result<EntityRecord, GatewayError> {
-    c.store
-        .get_entity(EntityKind::Organization, id)
-        .await?
-        .ok_or_else(|| GatewayError::NotFound {
-            message: format!("organization {id} not found"),
-        })
-}
-
 fn org_id_of(body: &Map<String, Value>) -> Result<String, GatewayError> {
     opt_str(body, "organization_id")?
         .ok_or_else(|| GatewayError::bad_param("organization_id", "'organization_id' is required"))
@@ -125,17 +116,6 @@ fn role_of(m: &Map<String, Value>) -> Result<Option<String>, GatewayError> {
         )),
         r => Ok(r),
     }
-}
-
-async fn save(c: &Ctx, org: &mut EntityRecord) -> Result<(), GatewayError> {
-    org.updated_at = now_ms();
-    org.updated_by = Some(c.caller.actor_id());
-    if !c.store.update_entity(EntityKind::Organization, org).await? {
-        return Err(GatewayError::NotFound {
-            message: format!("organization {} not found", org.id),
-        });
-    }
-    Ok(())
 }
 
 async fn check_budget_exists(c: &Ctx, body: &Map<String, Value>) -> Result<(), GatewayError> {
@@ -203,7 +183,7 @@ async fn info(
             let id = q.organization_id.clone().ok_or_else(|| {
                 GatewayError::bad_param("organization_id", "'organization_id' is required")
             })?;
-            Ok(org_json(&find(&c, &id).await?))
+            Ok(org_json(&c.find(EntityKind::Organization, &id).await?))
         }
         .await,
     )
@@ -224,9 +204,9 @@ async fn list(
         async {
             let c = ctx(&state, &req).await?;
             c.caller.require_read_all("list organizations")?;
-            let orgs =
-                super::budgets::all_or_page(&c, EntityKind::Organization, q.page, q.page_size)
-                    .await?;
+            let orgs = c
+                .all_or_page(EntityKind::Organization, q.page, q.page_size)
+                .await?;
             Ok(Value::Array(orgs.iter().map(org_json).collect()))
         }
         .await,
@@ -244,7 +224,7 @@ async fn update(
             c.caller.require_admin("update organizations")?;
             let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
-            let mut org = find(&c, &id).await?;
+            let mut org = c.find(EntityKind::Organization, &id).await?;
             check_budget_exists(&c, &body).await?;
             apply_fields(&body, ORG_FIELDS, &mut org.data)?;
             super::budgets::apply_budget_duration(&body, &mut org.data, now_ms())?;
@@ -256,7 +236,7 @@ async fn update(
                     )
                 })?);
             }
-            save(&c, &mut org).await?;
+            c.save(EntityKind::Organization, &mut org).await?;
             Ok(org_json(&org))
         }
         .await,
@@ -282,7 +262,7 @@ async fn delete(
             }
             let mut orgs = Vec::new();
             for id in &ids {
-                orgs.push(find(&c, id).await?);
+                orgs.push(c.find(EntityKind::Organization, id).await?);
             }
             for org in &orgs {
                 for m in members(org) {
@@ -361,7 +341,7 @@ async fn member_add(
             c.caller.require_admin("add organization members")?;
             let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
-            let mut org = find(&c, &id).await?;
+            let mut org = c.find(EntityKind::Organization, &id).await?;
             let wanted: Vec<Map<String, Value>> = match body.get("member") {
                 Some(Value::Object(m)) => vec![m.clone()],
                 Some(Value::Array(a)) if !a.is_empty() => a
@@ -422,7 +402,7 @@ async fn member_add(
                 users.push(Value::Object(user_json(&user)));
             }
             org.data.insert("members".into(), Value::Array(list));
-            save(&c, &mut org).await?;
+            c.save(EntityKind::Organization, &mut org).await?;
             Ok(json!({
                 "organization_id": id,
                 "updated_users": users,
@@ -471,7 +451,7 @@ async fn member_update(
             c.caller.require_admin("update organization members")?;
             let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
-            let mut org = find(&c, &id).await?;
+            let mut org = c.find(EntityKind::Organization, &id).await?;
             let mut list = members(&org);
             let i = member_index(&body, &list, &id)?;
             if let (Some(role), Some(m)) = (role_of(&body)?, list[i].as_object_mut()) {
@@ -480,7 +460,7 @@ async fn member_update(
             }
             let updated = list[i].clone();
             org.data.insert("members".into(), Value::Array(list));
-            save(&c, &mut org).await?;
+            c.save(EntityKind::Organization, &mut org).await?;
             Ok(updated)
         }
         .await,
@@ -498,12 +478,12 @@ async fn member_delete(
             c.caller.require_admin("remove organization members")?;
             let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
-            let mut org = find(&c, &id).await?;
+            let mut org = c.find(EntityKind::Organization, &id).await?;
             let mut list = members(&org);
             let i = member_index(&body, &list, &id)?;
             let removed = list.remove(i);
             org.data.insert("members".into(), Value::Array(list));
-            save(&c, &mut org).await?;
+            c.save(EntityKind::Organization, &mut org).await?;
             if let Some(uid) = member_user_id(&removed) {
                 if let Some(mut user) = c.store.get_entity(EntityKind::User, uid).await? {
                     unlink_user(&mut user, &id);

@@ -11,13 +11,12 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::manage::{
-    self, apply_fields, body_object, ctx, entity_json, key_json, opt_str, respond, str_list, Ctx,
-    Kind,
+    apply_fields, body_object, ctx, entity_json, key_json, opt_str, respond, str_list, Ctx, Kind,
 };
 use super::users::{invalidate_user, user_json};
 use crate::error::GatewayError;
 use crate::state::AppState;
-use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord};
+use crate::store::{EntityKind, EntityRecord, KeyFilter};
 use crate::time::now_ms;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -116,20 +115,6 @@ pub(super) fn invalidate_team(state: &AppState, team_id: &str) {
 }
 
 /// Every key matching `filter`, page by page.
-pub(super) async fn all_keys(c: &Ctx, filter: &KeyFilter) -> Result<Vec<KeyRecord>, GatewayError> {
-    let mut out = Vec::new();
-    let mut page = manage::page(Some(1), Some(100), 100);
-    loop {
-        let (records, total) = c.store.list_keys(filter, page).await?;
-        let done = records.is_empty() || out.len() as u64 + records.len() as u64 >= total;
-        out.extend(records);
-        if done {
-            return Ok(out);
-        }
-        page.page += 1;
-    }
-}
-
 /// A team member as requested: `{"role": "admin"|"user", "user_id"|"user_email"}`.
 struct Member {
     user_id: Option<String>,
@@ -286,29 +271,9 @@ async fn add_members(
     Ok(users)
 }
 
-pub(super) async fn find(c: &Ctx, id: &str) -> Result<EntityRecord, GatewayError> {
-    c.store
-        .get_entity(EntityKind::Team, id)
-        .await?
-        .ok_or_else(|| GatewayError::NotFound {
-            message: format!("team {id} not found"),
-        })
-}
-
 fn team_id_of(body: &Map<String, Value>) -> Result<String, GatewayError> {
     opt_str(body, "team_id")?
         .ok_or_else(|| GatewayError::bad_param("team_id", "'team_id' is required"))
-}
-
-async fn save(c: &Ctx, team: &mut EntityRecord) -> Result<(), GatewayError> {
-    team.updated_at = now_ms();
-    team.updated_by = Some(c.caller.actor_id());
-    if !c.store.update_entity(EntityKind::Team, team).await? {
-        return Err(GatewayError::NotFound {
-            message: format!("team {} not found", team.id),
-        });
-    }
-    Ok(())
 }
 
 async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
@@ -367,7 +332,7 @@ async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload
             c.store.insert_entity(EntityKind::Team, &team).await?;
             if !wanted.is_empty() {
                 add_members(&state, &c, &mut team, &wanted).await?;
-                save(&c, &mut team).await?;
+                c.save(EntityKind::Team, &mut team).await?;
             }
             Ok(Value::Object(team_json(&team)))
         }
@@ -393,7 +358,7 @@ async fn info(
                 .clone()
                 .or_else(|| c.caller.principal().and_then(|p| p.key.team_id.clone()))
                 .ok_or_else(|| GatewayError::bad_param("team_id", "'team_id' is required"))?;
-            let team = find(&c, &id).await?;
+            let team = c.find(EntityKind::Team, &id).await?;
             if !c.caller.can_read_team(&team) {
                 return Err(GatewayError::Forbidden {
                     message: format!("you are not a member of team {id}"),
@@ -403,7 +368,7 @@ async fn info(
                 team_id: Some(id.clone()),
                 ..KeyFilter::default()
             };
-            let mut keys = all_keys(&c, &filter).await?;
+            let mut keys = c.all_keys(&filter).await?;
             if !c.caller.can_read_all() && !c.caller.is_team_admin(&team) {
                 // Plain members see their own keys of the team only.
                 keys.retain(|k| c.caller.can_read_key(k, None));
@@ -435,7 +400,7 @@ async fn update(
             c.caller.require_write("update teams")?;
             let body = body_object(&req, payload).await?;
             let id = team_id_of(&body)?;
-            let mut team = find(&c, &id).await?;
+            let mut team = c.find(EntityKind::Team, &id).await?;
             if !c.caller.can_manage_team(&team) {
                 return Err(GatewayError::Forbidden {
                     message: format!("only proxy admins and admins of team {id} can update it"),
@@ -465,7 +430,7 @@ async fn update(
             if body.contains_key("team_alias") {
                 team.alias = opt_str(&body, "team_alias")?;
             }
-            save(&c, &mut team).await?;
+            c.save(EntityKind::Team, &mut team).await?;
             invalidate_team(&state, &id);
             Ok(json!({"team_id": id, "data": team_json(&team)}))
         }
@@ -492,7 +457,7 @@ async fn delete(
             }
             let mut teams = Vec::new();
             for id in &ids {
-                teams.push(find(&c, id).await?);
+                teams.push(c.find(EntityKind::Team, id).await?);
             }
             for team in &teams {
                 for m in members(team) {
@@ -509,14 +474,7 @@ async fn delete(
                     team_id: Some(team.id.clone()),
                     ..KeyFilter::default()
                 };
-                let tokens: Vec<String> = all_keys(&c, &filter)
-                    .await?
-                    .into_iter()
-                    .map(|k| k.token)
-                    .collect();
-                if !tokens.is_empty() {
-                    c.store.delete_keys(&tokens).await?;
-                }
+                c.delete_keys_where(&filter).await?;
             }
             c.store.delete_entities(EntityKind::Team, &ids).await?;
             for id in &ids {
@@ -545,7 +503,7 @@ async fn list(
         async {
             let c = ctx(&state, &req).await?;
             let mut teams = if c.caller.can_read_all() {
-                super::budgets::all_or_page(&c, EntityKind::Team, q.page, q.page_size).await?
+                c.all_or_page(EntityKind::Team, q.page, q.page_size).await?
             } else {
                 // Everyone else lists the teams it belongs to.
                 let own = c.caller.user_id().map(str::to_string);
@@ -616,7 +574,7 @@ async fn member_add(
             c.caller.require_write("add team members")?;
             let body = body_object(&req, payload).await?;
             let id = team_id_of(&body)?;
-            let mut team = find(&c, &id).await?;
+            let mut team = c.find(EntityKind::Team, &id).await?;
             if !c.caller.can_manage_team(&team) {
                 return Err(GatewayError::Forbidden {
                     message: format!("only proxy admins and admins of team {id} can add members"),
@@ -627,7 +585,7 @@ async fn member_add(
                 return Err(GatewayError::bad_param("member", "'member' is required"));
             }
             let users = add_members(&state, &c, &mut team, &wanted).await?;
-            save(&c, &mut team).await?;
+            c.save(EntityKind::Team, &mut team).await?;
             invalidate_team(&state, &id);
             let mut out = team_json(&team);
             out.insert("updated_users".into(), users.iter().map(|u| Value::Object(user_json(u))).collect());
@@ -655,7 +613,7 @@ async fn member_delete(
             c.caller.require_write("remove team members")?;
             let body = body_object(&req, payload).await?;
             let id = team_id_of(&body)?;
-            let mut team = find(&c, &id).await?;
+            let mut team = c.find(EntityKind::Team, &id).await?;
             if !c.caller.can_manage_team(&team) {
                 return Err(GatewayError::Forbidden {
                     message: format!(
@@ -692,7 +650,7 @@ async fn member_delete(
                     message: format!("user {user_id} is not a member of team {id}"),
                 });
             }
-            save(&c, &mut team).await?;
+            c.save(EntityKind::Team, &mut team).await?;
             if let Ok(mut user) = user {
                 unlink_user(&mut user, &id);
                 user.updated_at = now_ms();
@@ -721,9 +679,9 @@ async fn set_blocked(
     })?;
     let body = body_object(req, payload).await?;
     let id = team_id_of(&body)?;
-    let mut team = find(&c, &id).await?;
+    let mut team = c.find(EntityKind::Team, &id).await?;
     team.blocked = blocked;
-    save(&c, &mut team).await?;
+    c.save(EntityKind::Team, &mut team).await?;
     invalidate_team(state, &id);
     Ok(Value::Object(team_json(&team)))
 }

@@ -14,7 +14,7 @@ use super::manage::{
     self, apply_fields, body_object, ctx, entity_json, key_json, opt_str, respond, str_list, Ctx,
     Kind,
 };
-use super::teams::{all_keys, invalidate_team, link, team_json, unlink_team};
+use super::teams::{invalidate_team, link, team_json, unlink_team};
 use crate::auth::Role;
 use crate::error::GatewayError;
 use crate::keys;
@@ -137,15 +137,6 @@ fn team_ids_of(user: &EntityRecord) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-async fn find(c: &Ctx, id: &str) -> Result<EntityRecord, GatewayError> {
-    c.store
-        .get_entity(EntityKind::User, id)
-        .await?
-        .ok_or_else(|| GatewayError::NotFound {
-            message: format!("user {id} not found"),
-        })
 }
 
 /// A `user_email` no other user has.
@@ -382,12 +373,13 @@ async fn info(
                     message: "you may only read your own user".into(),
                 });
             }
-            let user = find(&c, &id).await?;
+            let user = c.find(EntityKind::User, &id).await?;
             let filter = KeyFilter {
                 user_id: Some(id.clone()),
                 ..KeyFilter::default()
             };
-            let keys: Vec<Value> = all_keys(&c, &filter)
+            let keys: Vec<Value> = c
+                .all_keys(&filter)
                 .await?
                 .iter()
                 .map(|k| Value::Object(key_json(k)))
@@ -421,7 +413,7 @@ async fn update(
                             message: "you may only update your own user".into(),
                         });
                     }
-                    find(&c, &id).await?
+                    c.find(EntityKind::User, &id).await?
                 }
                 (None, Some(email)) => {
                     let user = c
@@ -519,7 +511,7 @@ async fn delete(
             }
             let mut users = Vec::new();
             for id in &ids {
-                users.push(find(&c, id).await?);
+                users.push(c.find(EntityKind::User, id).await?);
             }
             for user in &users {
                 // Leave every team, and take the user's keys with it (as LiteLLM does).
@@ -537,14 +529,7 @@ async fn delete(
                     user_id: Some(user.id.clone()),
                     ..KeyFilter::default()
                 };
-                let tokens: Vec<String> = all_keys(&c, &filter)
-                    .await?
-                    .into_iter()
-                    .map(|k| k.token)
-                    .collect();
-                if !tokens.is_empty() {
-                    c.store.delete_keys(&tokens).await?;
-                }
+                c.delete_keys_where(&filter).await?;
             }
             c.store.delete_entities(EntityKind::User, &ids).await?;
             for id in &ids {
@@ -589,7 +574,7 @@ async fn list(
             let (users, total) = if role.is_none() && wanted_ids.is_none() {
                 c.store.list_entities(EntityKind::User, page).await?
             } else {
-                let mut all = super::budgets::all_entities(&c, EntityKind::User).await?;
+                let mut all = c.all_entities(EntityKind::User).await?;
                 all.retain(|u| {
                     role.is_none_or(|r| {
                         user_json(u).get("user_role").and_then(Value::as_str) == Some(r.as_str())
