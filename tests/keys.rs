@@ -397,3 +397,65 @@ async fn known_keys_keep_working_while_postgres_is_down_and_unknown_keys_get_503
     let (status, _, body) = post(&gw.url("/key/generate"), Some(MASTER_KEY), &json!({})).await;
     assert!(status == 503 || status == 500, "{status} {body}");
 }
+
+#[actix_rt::test]
+async fn access_groups_wildcards_and_team_models() {
+    let mock = Mock::start(&[]);
+    let cfg = format!(
+        r#"model_list:
+  - model_name: beta-gpt
+    litellm_params: {{model: openai/beta-gpt, api_base: {base}, api_key: sk-x}}
+    model_info: {{access_groups: ["beta"]}}
+  - model_name: openai/*
+    litellm_params: {{model: openai/*, api_base: {base}, api_key: sk-x}}
+  - model_name: mock-gpt
+    litellm_params: {{model: openai/mock-gpt, api_base: {base}, api_key: sk-x}}
+general_settings:
+  master_key: {MASTER_KEY}
+"#,
+        base = mock.api_base()
+    );
+    let gw = Gateway::start(&cfg, &[], &[]);
+
+    // An access group grants the models that list it.
+    let beta = generate(&gw, json!({"models": ["beta"]})).await;
+    let beta = beta["key"].as_str().unwrap();
+    assert_eq!(chat_as(&gw, beta, "beta-gpt").await.0, 200);
+    assert_eq!(chat_as(&gw, beta, "mock-gpt").await.0, 401);
+    let (_, _, info) = get(&gw.url("/model/info"), Some(beta)).await;
+    let names: Vec<&str> = info["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["model_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["beta-gpt"],
+        "/model/info shows only what the key may use"
+    );
+
+    // A wildcard grants a provider's models.
+    let wild = generate(&gw, json!({"models": ["openai/*"]})).await;
+    let wild = wild["key"].as_str().unwrap();
+    assert_eq!(chat_as(&gw, wild, "openai/some-model").await.0, 200);
+    assert_eq!(chat_as(&gw, wild, "mock-gpt").await.0, 401);
+
+    // A key without models of its own takes its team's.
+    let (status, _, _) = post(
+        &gw.url("/team/new"),
+        Some(MASTER_KEY),
+        &json!({"team_id": "t1", "models": ["mock-gpt"]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let team_key = generate(&gw, json!({"team_id": "t1"})).await;
+    let team_key = team_key["key"].as_str().unwrap();
+    assert_eq!(chat_as(&gw, team_key, "mock-gpt").await.0, 200);
+    let (status, body) = chat_as(&gw, team_key, "beta-gpt").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("team"),
+        "{body}"
+    );
+}
