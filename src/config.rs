@@ -322,6 +322,17 @@ impl ProxyConfig {
         })
     }
 
+    /// `general_settings.max_parallel_requests` (or `global_max_parallel_requests`): requests in
+    /// flight through the whole gateway.
+    pub fn global_max_parallel_requests(&self) -> Option<u64> {
+        self.general_settings
+            .get("global_max_parallel_requests")
+            .or_else(|| self.general_settings.get("max_parallel_requests"))
+            .and_then(as_f64)
+            .filter(|n| *n >= 0.0)
+            .map(|n| n as u64)
+    }
+
     /// Header carrying the key, when the operator renamed it (`litellm_key_header_name`).
     pub fn key_header_name(&self) -> Option<String> {
         self.general_settings
@@ -731,6 +742,8 @@ const ROUTER_SETTINGS_LATER: &[&str] = &[
 ];
 
 const GENERAL_SETTINGS_KEYS: &[&str] = &[
+    "max_parallel_requests",
+    "global_max_parallel_requests",
     "master_key",
     "max_request_size_mb",
     "dangerously_permit_weak_or_unset_master_key",
@@ -750,8 +763,6 @@ const GENERAL_SETTINGS_LATER: &[&str] = &[
     "alert_types",
     "alerting_threshold",
     "alert_to_webhook_url",
-    "max_parallel_requests",
-    "global_max_parallel_requests",
     "infer_model_from_keys",
     "pass_through_endpoints",
     "allowed_routes",

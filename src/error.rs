@@ -39,6 +39,13 @@ pub enum GatewayError {
     #[error("{message}")]
     Forbidden { message: String },
 
+    /// A key, user, team, end-user or gateway rate limit was crossed.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: Duration,
+    },
+
     /// The key may not use the requested model.
     #[error("{message}")]
     ModelAccessDenied { message: String },
@@ -122,6 +129,7 @@ impl GatewayError {
         match self {
             Self::Authentication { .. } | Self::Forbidden { .. } => "auth_error",
             Self::ModelAccessDenied { .. } => "key_model_access_denied",
+            Self::RateLimited { .. } => "rate_limit_error",
             Self::NotFound { .. } => "not_found_error",
             Self::BadRequest { .. } | Self::UnknownModel { .. } | Self::PayloadTooLarge { .. } => {
                 "invalid_request_error"
@@ -195,7 +203,8 @@ impl GatewayError {
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::NoDeploymentsAvailable { retry_after, .. } => Some(*retry_after),
+            Self::NoDeploymentsAvailable { retry_after, .. }
+            | Self::RateLimited { retry_after, .. } => Some(*retry_after),
             Self::Upstream { retry_after, .. } => *retry_after,
             _ => None,
         }
@@ -219,6 +228,7 @@ impl ResponseError for GatewayError {
         let status = match self {
             Self::Authentication { .. } | Self::ModelAccessDenied { .. } => 401,
             Self::Forbidden { .. } => 403,
+            Self::RateLimited { .. } => 429,
             Self::NotFound { .. } => 404,
             Self::BadRequest { .. } | Self::UnknownModel { .. } => 400,
             Self::PayloadTooLarge { .. } => 413,

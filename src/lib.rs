@@ -19,6 +19,7 @@ pub mod deployment;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod limits;
 pub mod llm;
 pub mod logging;
 pub mod mock_provider;

@@ -2,8 +2,7 @@
 //! in one place. Handlers only extract the HTTP pieces and call [`run`].
 //!
 //! ```text
-//!  auth ─▶ parse ─▶ model access ─▶ route ─▶ translate ─▶ call ─▶ relay ─▶ account
-//!                          (limits: virtual-key rpm/tpm/budgets arrive here)
+//!  auth ─▶ parse ─▶ model access ─▶ limits ─▶ route ─▶ translate ─▶ call ─▶ relay ─▶ account
 //! ```
 //!
 //! 1. **auth**: [`crate::auth::Authenticator`] turns the request's key into a [`Caller`] (done by
@@ -16,6 +15,10 @@
 //!    are removed.
 //!    **model access**: the key's `aliases` (then its team's `model_aliases`) rename the model, and
 //!    the key's `models` (else its team's) must allow it: names, wildcards, access groups.
+//!    **limits**: one permit from the rate limiter covers the gateway, the key (and its per-model
+//!    limits), its user, its team and the end user (`src/limits.rs`); a crossed limit answers 429
+//!    with `retry-after`. The permit is held until the response (or stream) ends and settles its
+//!    token reservation with the real usage.
 //! 3. **route**: the model name (after `model_group_alias`) selects a model group in the routing
 //!    snapshot the router actor publishes (no message on this path); the group picks a deployment
 //!    by the routing strategy (`actors/src/strategy.rs`). Failed attempts are retried and then fall
@@ -68,6 +71,8 @@ struct ServedBy {
     timeout: Option<Duration>,
     upstream_time: Duration,
     provider_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The caller's own rate-limit state (replaces the provider's `x-ratelimit-*`).
+    limit_headers: Vec<(HeaderName, HeaderValue)>,
     attempted_retries: u32,
     max_retries: Option<u32>,
     attempted_fallbacks: u32,
@@ -115,7 +120,7 @@ impl ServedBy {
             "x-litellm-attempted-fallbacks",
             self.attempted_fallbacks.to_string(),
         );
-        for (k, v) in &self.provider_headers {
+        for (k, v) in self.provider_headers.iter().chain(&self.limit_headers) {
             headers.insert(k.clone(), v.clone());
         }
     }
@@ -269,6 +274,8 @@ pub async fn run(
 
 /// What the request's headers and body ask of routing, read once.
 struct CallOptions {
+    /// The admitted request's rate-limit permit; dropping its last copy ends the request.
+    permit: Option<crate::limits::SharedPermit>,
     timeout: Option<Duration>,
     stream_timeout: Option<Duration>,
     /// `num_retries` from the body, else the `x-litellm-num-retries` header.
@@ -311,7 +318,11 @@ async fn serve(
         let body = redact_json(&Value::Object(req.body.clone()));
         tracing::debug!(call_id = served.call_id, ?caller, %body, "request");
     }
+    // 2c. limits: key, user, team, end user, per model, gateway-wide.
+    let permit = admit(state, http, &caller, &req).await?;
+    served.limit_headers = crate::limits::headers(&permit);
     let options = CallOptions {
+        permit: Some(Arc::new(permit)),
         timeout: req
             .gateway
             .timeout
@@ -366,6 +377,68 @@ async fn serve(
     }
     // Every fallback failed too: the client learns why its own model failed.
     Err(first_error)
+}
+
+/// The end user a request is for: the body's `user`, else `x-litellm-end-user-id`.
+fn end_user_id<'a>(http: &'a HttpRequest, req: &'a LlmRequest) -> Option<&'a str> {
+    req.body
+        .get("user")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            http.headers()
+                .get("x-litellm-end-user-id")
+                .and_then(|v| v.to_str().ok())
+        })
+        .filter(|u| !u.is_empty())
+}
+
+/// Admit the request under every rate limit that applies to it, or answer 429.
+fn admit_with(
+    state: &AppState,
+    caller: &Caller,
+    req: &LlmRequest,
+    end_user: Option<(&str, &crate::limits::EndUserLimits)>,
+) -> Result<tollgate_actors::Permit, GatewayError> {
+    let scopes = crate::limits::scopes(caller, &req.model, state.global_max_parallel, end_user);
+    if scopes.is_empty() {
+        return Ok(tollgate_actors::Permit::unlimited());
+    }
+    state
+        .limiter
+        .acquire(scopes, req.estimated_prompt_tokens(), now_ms())
+        .map_err(crate::limits::exceeded)
+}
+
+async fn admit(
+    state: &AppState,
+    http: &HttpRequest,
+    caller: &Caller,
+    req: &LlmRequest,
+) -> Result<tollgate_actors::Permit, GatewayError> {
+    let end_user = match end_user_id(http, req) {
+        None => None,
+        Some(id) => match state.end_users.get(id).await {
+            tollgate_actors::Lookup::Found(limits) => {
+                if limits.blocked {
+                    return Err(GatewayError::Forbidden {
+                        message: format!("End user {id} is blocked from making LLM API calls"),
+                    });
+                }
+                Some((id.to_string(), limits))
+            }
+            tollgate_actors::Lookup::NotFound => None,
+            tollgate_actors::Lookup::Unavailable(e) => {
+                tracing::warn!(end_user = id, error = %e, "end-user limits unavailable; not applied to this request");
+                None
+            }
+        },
+    };
+    admit_with(
+        state,
+        caller,
+        req,
+        end_user.as_ref().map(|(id, l)| (id.as_str(), &**l)),
+    )
 }
 
 fn pick_error(group: &str, err: PickError) -> GatewayError {
@@ -463,7 +536,10 @@ async fn serve_group(
         };
         let deployment = picked.handle.upstream.clone();
         let accounting = match account_shared(state, &picked).await {
-            Some(accounting) => accounting,
+            Some(mut accounting) => {
+                accounting.permit = options.permit.clone();
+                accounting
+            }
             None => {
                 over_limit.push(deployment.id.clone());
                 continue;
@@ -536,6 +612,8 @@ struct Accounting {
     shared_usage: Option<SharedRouterState>,
     /// Set when latencies are shared (latency-based routing).
     shared_latency: Option<SharedRouterState>,
+    /// The request's rate-limit permit, settled with the real usage on success.
+    permit: Option<crate::limits::SharedPermit>,
 }
 
 impl Accounting {
@@ -552,6 +630,13 @@ impl Accounting {
                     tracing::debug!(deployment = id, error = %e, "shared token count not adjusted");
                 }
             });
+        }
+    }
+
+    /// The request is done: its rate-limit token reservation becomes the real count.
+    fn settle(&self, actual: u64) {
+        if let Some(p) = &self.permit {
+            p.settle(actual);
         }
     }
 
@@ -579,6 +664,7 @@ async fn account_shared(state: &AppState, picked: &Picked<Deployment>) -> Option
         reserved_at_ms: now_ms(),
         shared_usage: None,
         shared_latency: None,
+        permit: None,
     };
     let Some(shared) = &state.router.shared else {
         return Some(accounting);
@@ -746,6 +832,7 @@ async fn attempt(
                 accounting.success(call_started.elapsed());
                 let usage = translated.usage.unwrap_or_default();
                 accounting.tokens(usage.total_tokens);
+                accounting.settle(usage.total_tokens);
                 log_usage(served, &deployment, usage, started);
                 drop(in_flight);
                 Ok(HttpResponse::Ok()
@@ -797,7 +884,9 @@ async fn attempt(
         stream_timeout,
         move |outcome: StreamOutcome| {
             let _in_flight = in_flight;
-            accounting_for_end.tokens(outcome.usage.as_ref().map_or(0, |u| u.total_tokens));
+            let used = outcome.usage.as_ref().map_or(0, |u| u.total_tokens);
+            accounting_for_end.tokens(used);
+            accounting_for_end.settle(used);
             match &outcome.error {
                 // latency-based routing ranks streams by time to first token.
                 None => accounting_for_end.success(time_to_first_token),

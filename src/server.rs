@@ -196,6 +196,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let aliases = config.model_group_aliases();
     let background_health = config.background_health_checks();
     let max_body_bytes = config.max_request_size_bytes();
+    let global_max_parallel = config.global_max_parallel_requests();
     let key_header = config.key_header_name();
     let config = Arc::new(config);
     let (debug, detailed_debug) = (cli.debug || cli.detailed_debug, cli.detailed_debug);
@@ -227,9 +228,12 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             router,
             auth: Authenticator::new(master_key.as_ref(), key_header)
                 .with_keys(key_cache(db.clone())),
+            end_users: end_user_cache(db.clone()),
             db,
             aliases,
             policy,
+            limiter: tollgate_actors::RateLimiter::new(),
+            global_max_parallel,
             request_timeout,
             max_body_bytes,
             started_at,
@@ -319,6 +323,45 @@ fn key_cache(
                     None => None,
                 };
                 Ok(Some(Arc::new(crate::auth::Principal { key, user, team })))
+            }
+            .boxed_local()
+        });
+    tollgate_actors::CacheHandle::start(loader, KEY_CACHE_REFRESH, KEY_CACHE_NEGATIVE_TTL)
+}
+
+/// End users with their budget's limits, loaded from the store.
+fn end_user_cache(
+    db: Arc<crate::database::Database>,
+) -> tollgate_actors::CacheHandle<Arc<crate::limits::EndUserLimits>> {
+    use crate::store::EntityKind;
+    use futures_util::FutureExt;
+    let loader: tollgate_actors::Loader<Arc<crate::limits::EndUserLimits>> =
+        Arc::new(move |id: String| {
+            let db = db.clone();
+            async move {
+                let store = db.store().map_err(|e| e.to_string())?;
+                let Some(end_user) = store
+                    .get_entity(EntityKind::EndUser, &id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                else {
+                    return Ok(None);
+                };
+                let budget = match end_user
+                    .data
+                    .get("budget_id")
+                    .and_then(serde_json::Value::as_str)
+                {
+                    Some(b) => store
+                        .get_entity(EntityKind::Budget, b)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    None => None,
+                };
+                Ok(Some(Arc::new(crate::limits::EndUserLimits::from_records(
+                    &end_user,
+                    budget.as_ref(),
+                ))))
             }
             .boxed_local()
         });

@@ -24,6 +24,12 @@ pub struct AppState {
     /// Keys, users, teams… (embedded SQLite unless `database_url` names Postgres).
     pub db: Arc<crate::database::Database>,
     pub aliases: HashMap<String, ModelAlias>,
+    /// Key, user, team, end-user and gateway rate limits.
+    pub limiter: tollgate_actors::RateLimiter,
+    /// `general_settings.max_parallel_requests` / `global_max_parallel_requests`.
+    pub global_max_parallel: Option<u64>,
+    /// End users (`user` in the body) with their budget's limits, cached like keys.
+    pub end_users: tollgate_actors::CacheHandle<Arc<crate::limits::EndUserLimits>>,
     /// Strategy, retries and fallbacks (`router_settings`).
     pub policy: crate::routing::RouterPolicy,
     pub request_timeout: Duration,

@@ -10,6 +10,7 @@ use actix::prelude::*;
 
 use crate::messages::{DeploymentFailure, FailureClass, Probe, ProbeOutcome};
 use crate::shared::SharedRouterState;
+use crate::window::MinuteCounter;
 use crate::Upstream;
 
 /// Wall-clock milliseconds since the Unix epoch (cooldown deadlines are shared across instances).
@@ -78,11 +79,10 @@ pub struct DeploymentState {
     dropped_reports: AtomicU64,
     probe_health: AtomicU64,
     last_probe_error: Mutex<Option<String>>,
-    /// Requests started in the current minute, packed as `minute << 32 | count` so that the rollover
-    /// and the increment are one atomic step (exact under concurrency).
-    minute_requests: AtomicU64,
-    /// Tokens (reserved estimates, reconciled with real usage) in the current minute, packed the same way.
-    minute_tokens: AtomicU64,
+    /// Requests started in the current minute (exact under concurrency).
+    minute_requests: MinuteCounter,
+    /// Tokens (reserved estimates, reconciled with real usage) in the current minute.
+    minute_tokens: MinuteCounter,
     /// The last [`LATENCY_SAMPLES`] latencies in microseconds + 1 (0 = empty slot), for
     /// `latency-based-routing`; streams record their time to first token.
     latency_samples: [AtomicU64; LATENCY_SAMPLES],
@@ -91,33 +91,6 @@ pub struct DeploymentState {
 
 /// How many recent latencies `latency-based-routing` averages (LiteLLM's `max_latency_list_size`).
 pub const LATENCY_SAMPLES: usize = 10;
-
-fn minute_of(now_ms: u64) -> u64 {
-    (now_ms / 60_000) & 0xFFFF_FFFF
-}
-
-fn unpack(packed: u64, minute: u64) -> u64 {
-    if packed >> 32 == minute {
-        packed & 0xFFFF_FFFF
-    } else {
-        0
-    }
-}
-
-/// Add `n` to a packed per-minute counter unless the result would pass `limit`. Returns whether it
-/// was added.
-fn add_within(counter: &AtomicU64, now_ms: u64, n: u64, limit: Option<u64>) -> bool {
-    let minute = minute_of(now_ms);
-    counter
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
-            let current = unpack(packed, minute);
-            if limit.is_some_and(|l| current >= l || (current > 0 && current + n > l)) {
-                return None;
-            }
-            Some(minute << 32 | (current + n).min(0xFFFF_FFFF))
-        })
-        .is_ok()
-}
 
 /// A copy of the counters, for `/model/info`, `/health` and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,10 +196,9 @@ impl DeploymentState {
 
     /// Requests and tokens counted in the current minute (`rpm`/`tpm` usage).
     pub fn minute_usage(&self, now_ms: u64) -> (u64, u64) {
-        let minute = minute_of(now_ms);
         (
-            unpack(self.minute_requests.load(Ordering::Acquire), minute),
-            unpack(self.minute_tokens.load(Ordering::Acquire), minute),
+            self.minute_requests.get(now_ms),
+            self.minute_tokens.get(now_ms),
         )
     }
 
@@ -247,17 +219,11 @@ impl DeploymentState {
     /// `tpm`. Returns false (and counts nothing) when either limit is reached. A request larger than
     /// the whole `tpm` is still let through when the minute is empty, as it could never fit otherwise.
     pub fn reserve(&self, now_ms: u64, rpm: Option<u64>, tpm: Option<u64>, tokens: u64) -> bool {
-        if !add_within(&self.minute_requests, now_ms, 1, rpm) {
+        if !self.minute_requests.add_within(now_ms, 1, rpm) {
             return false;
         }
-        if !add_within(&self.minute_tokens, now_ms, tokens, tpm) {
-            // Give the request slot back (same minute only; a rollover already cleared it).
-            let minute = minute_of(now_ms);
-            let _ =
-                self.minute_requests
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
-                        (packed >> 32 == minute && packed & 0xFFFF_FFFF > 0).then(|| packed - 1)
-                    });
+        if !self.minute_tokens.add_within(now_ms, tokens, tpm) {
+            self.minute_requests.sub(now_ms, 1);
             return false;
         }
         true
@@ -265,16 +231,7 @@ impl DeploymentState {
 
     /// Replace a token estimate with the real count once usage is known.
     pub fn reconcile_tokens(&self, now_ms: u64, estimated: u64, actual: u64) {
-        let minute = minute_of(now_ms);
-        let _ = self
-            .minute_tokens
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
-                let current = unpack(packed, minute);
-                let next = (current + actual)
-                    .saturating_sub(estimated.min(current))
-                    .min(0xFFFF_FFFF);
-                Some(minute << 32 | next)
-            });
+        self.minute_tokens.reconcile(now_ms, estimated, actual);
     }
 
     /// Take a cooldown another instance decided (not counted as one of this instance's cooldowns).
@@ -285,26 +242,13 @@ impl DeploymentState {
 
     /// Take the minute usage counted across instances when it is ahead of the local count.
     pub fn adopt_minute_usage(&self, now_ms: u64, requests: u64, tokens: u64) {
-        let minute = minute_of(now_ms);
-        for (counter, shared) in [
-            (&self.minute_requests, requests),
-            (&self.minute_tokens, tokens),
-        ] {
-            let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
-                let local = unpack(packed, minute);
-                (shared > local).then_some(minute << 32 | shared.min(0xFFFF_FFFF))
-            });
-        }
+        self.minute_requests.adopt(now_ms, requests);
+        self.minute_tokens.adopt(now_ms, tokens);
     }
 
     /// Give back a reservation that the shared counters refused.
     pub fn release(&self, now_ms: u64, tokens: u64) {
-        let minute = minute_of(now_ms);
-        let _ = self
-            .minute_requests
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |packed| {
-                (packed >> 32 == minute && packed & 0xFFFF_FFFF > 0).then(|| packed - 1)
-            });
+        self.minute_requests.sub(now_ms, 1);
         self.reconcile_tokens(now_ms, tokens, 0);
     }
 

@@ -18,16 +18,19 @@
 
 mod cache;
 mod deployment;
+mod limiter;
 mod messages;
 mod router;
 mod shared;
 mod snapshot;
 mod strategy;
+mod window;
 
 pub use cache::{CacheHandle, Loader, Lookup};
 pub use deployment::{
     now_ms, CooldownPolicy, DeploymentActor, DeploymentState, DeploymentStats, LATENCY_SAMPLES,
 };
+pub use limiter::{Exceeded, Limits, Permit, RateLimiter, Remaining, Scope};
 pub use messages::{
     DeploymentFailure, FailureClass, HealthReport, ProbeAll, ProbeOutcome, ReplaceDeployments,
 };
@@ -35,6 +38,7 @@ pub use router::{RouterActor, RouterHandle};
 pub use shared::{SharedError, SharedRouterState, SharedStatus};
 pub use snapshot::{wildcard_matches, DeploymentHandle, ModelGroup, RoutingSnapshot};
 pub use strategy::{PickError, PickRequest, Picked, RoutingStrategy};
+pub use window::{minute_of, ms_to_next_minute, MinuteCounter};
 
 use futures_util::future::LocalBoxFuture;
 

@@ -141,7 +141,7 @@ pub(crate) fn pick<U: Upstream>(
     candidates.retain(has_capacity);
     if candidates.is_empty() {
         return Err(PickError::OverDeploymentLimits {
-            retry_after: Duration::from_millis(60_000 - now % 60_000),
+            retry_after: Duration::from_millis(crate::window::ms_to_next_minute(now)),
         });
     }
     if let Some(best) = candidates.iter().filter_map(|d| d.upstream.order()).min() {
@@ -166,7 +166,7 @@ pub(crate) fn pick<U: Upstream>(
         }
     }
     Err(PickError::OverDeploymentLimits {
-        retry_after: Duration::from_millis(60_000 - now % 60_000),
+        retry_after: Duration::from_millis(crate::window::ms_to_next_minute(now)),
     })
 }
 

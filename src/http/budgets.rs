@@ -190,6 +190,8 @@ async fn update(
                     message: format!("budget {id} not found"),
                 });
             }
+            // End users take their limits from their budget.
+            state.end_users.invalidate_where(|_| true);
             Ok(budget_json(&record))
         }
         .await,

@@ -203,6 +203,7 @@ async fn update(
                     message: format!("end user {id} not found"),
                 });
             }
+            state.end_users.invalidate(&id);
             Ok(end_user_json(&record))
         }
         .await,
@@ -222,6 +223,9 @@ async fn delete(
             let records = listed(&c, &body).await?;
             let ids: Vec<String> = records.into_iter().map(|r| r.id).collect();
             c.store.delete_entities(EntityKind::EndUser, &ids).await?;
+            for id in &ids {
+                state.end_users.invalidate(id);
+            }
             Ok(json!({
                 "deleted_customers": ids.len(),
                 "message": format!("Successfully deleted customers with ids: {ids:?}"),
@@ -251,6 +255,7 @@ async fn set_blocked(
         record.updated_at = now_ms();
         record.updated_by = Some(c.caller.actor_id());
         c.store.update_entity(EntityKind::EndUser, &record).await?;
+        state.end_users.invalidate(&record.id);
         ids.push(record.id);
     }
     let field = if blocked {

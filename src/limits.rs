@@ -1,0 +1,162 @@
+//! The limits step of the pipeline: which rate limits apply to a request, and what the client is
+//! told about them.
+//!
+//! Scopes, checked in this order: the whole gateway (`general_settings.max_parallel_requests` /
+//! `global_max_parallel_requests`), the key (`rpm_limit`, `tpm_limit`, `max_parallel_requests`),
+//! the key's per-model limits (`model_rpm_limit`, `model_tpm_limit`), the key's user, its team and
+//! the team's per-model limits, and the end user (the body's `user` or `x-litellm-end-user-id`,
+//! with the limits of its budget). The counters are [`tollgate_actors::RateLimiter`]'s.
+
+use std::sync::Arc;
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use serde_json::Value;
+use tollgate_actors::{Exceeded, Limits, Permit, Remaining, Scope};
+
+use crate::auth::Caller;
+use crate::error::GatewayError;
+use crate::keys::Fields;
+use crate::store::EntityRecord;
+
+/// An end user's limits: its own, else its budget's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndUserLimits {
+    pub blocked: bool,
+    pub limits: Limits,
+}
+
+impl EndUserLimits {
+    pub fn from_records(end_user: &EntityRecord, budget: Option<&EntityRecord>) -> Self {
+        let own = limits_of(end_user);
+        let budget = budget.map(limits_of).unwrap_or_default();
+        Self {
+            blocked: end_user.blocked,
+            limits: Limits {
+                rpm: own.rpm.or(budget.rpm),
+                tpm: own.tpm.or(budget.tpm),
+                parallel: own.parallel.or(budget.parallel),
+            },
+        }
+    }
+}
+
+fn count(v: Option<f64>) -> Option<u64> {
+    v.filter(|n| *n >= 0.0).map(|n| n as u64)
+}
+
+/// `rpm_limit`, `tpm_limit`, `max_parallel_requests` of a record.
+pub fn limits_of(record: &impl Fields) -> Limits {
+    Limits {
+        rpm: count(record.number("rpm_limit")),
+        tpm: count(record.number("tpm_limit")),
+        parallel: count(record.number("max_parallel_requests")),
+    }
+}
+
+/// Per-model limits (`model_rpm_limit`, `model_tpm_limit`) of a record for `model`.
+fn model_limits(record: &impl Fields, model: &str) -> Limits {
+    let per = |field: &str| {
+        record
+            .data()
+            .get(field)
+            .and_then(|m| m.get(model))
+            .and_then(Value::as_f64)
+    };
+    Limits {
+        rpm: count(per("model_rpm_limit")),
+        tpm: count(per("model_tpm_limit")),
+        parallel: None,
+    }
+}
+
+/// Every scope that applies to this caller calling `model`.
+pub fn scopes(
+    caller: &Caller,
+    model: &str,
+    global_parallel: Option<u64>,
+    end_user: Option<(&str, &EndUserLimits)>,
+) -> Vec<Scope> {
+    let mut out = Vec::new();
+    let mut push = |kind: &'static str, id: String, limits: Limits| {
+        if !limits.is_unlimited() {
+            out.push(Scope { kind, id, limits });
+        }
+    };
+    push(
+        "global",
+        String::new(),
+        Limits {
+            parallel: global_parallel,
+            ..Limits::default()
+        },
+    );
+    if let Some(p) = caller.principal() {
+        push("key", p.key.token.clone(), limits_of(&p.key));
+        push(
+            "model_per_key",
+            format!("{}:{model}", p.key.token),
+            model_limits(&p.key, model),
+        );
+        if let Some(user) = &p.user {
+            push("user", user.id.clone(), limits_of(user));
+        }
+        if let Some(team) = &p.team {
+            push("team", team.id.clone(), limits_of(team));
+            push(
+                "model_per_team",
+                format!("{}:{model}", team.id),
+                model_limits(team, model),
+            );
+        }
+    }
+    if let Some((id, limits)) = end_user {
+        push("end_user", id.to_string(), limits.limits);
+    }
+    out
+}
+
+const UNLIMITED: u64 = i64::MAX as u64;
+
+/// The 429 for a crossed limit, in LiteLLM's words.
+pub fn exceeded(e: Exceeded) -> GatewayError {
+    let show = |v: Option<u64>| v.unwrap_or(UNLIMITED);
+    GatewayError::RateLimited {
+        message: format!(
+            "LiteLLM Rate Limit Handler for rate limit type = {}. Crossed TPM / RPM / Max Parallel Request Limit. current rpm: {}, rpm limit: {}, current tpm: {}, tpm limit: {}, current max_parallel_requests: {}, max_parallel_requests: {}",
+            e.kind,
+            e.current_rpm,
+            show(e.limits.rpm),
+            e.current_tpm,
+            show(e.limits.tpm),
+            e.current_parallel,
+            show(e.limits.parallel),
+        ),
+        retry_after: std::time::Duration::from_millis(e.retry_after_ms.max(1)),
+    }
+}
+
+/// `x-ratelimit-{remaining,limit}-{requests,tokens}` for the key's own limits (else the first
+/// limited scope), which replace the provider's headers of the same names.
+pub fn headers(permit: &Permit) -> Vec<(HeaderName, HeaderValue)> {
+    let pick: Option<&Remaining> = permit
+        .remaining()
+        .iter()
+        .find(|r| r.kind == "key")
+        .or_else(|| permit.remaining().first());
+    let Some(r) = pick else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut put = |name: &'static str, v: Option<u64>| {
+        if let Some(v) = v {
+            out.push((HeaderName::from_static(name), HeaderValue::from(v)));
+        }
+    };
+    put("x-ratelimit-limit-requests", r.limits.rpm);
+    put("x-ratelimit-remaining-requests", r.remaining_requests);
+    put("x-ratelimit-limit-tokens", r.limits.tpm);
+    put("x-ratelimit-remaining-tokens", r.remaining_tokens);
+    out
+}
+
+/// Shared between the attempts of one request and its stream: settles tokens once, and frees the
+/// in-flight slots when the last holder drops it.
+pub type SharedPermit = Arc<Permit>;
