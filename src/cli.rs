@@ -20,7 +20,7 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// LiteLLM config file (config.yaml). Also read from CONFIG_FILE_PATH.
-    #[arg(long, short = 'c', env = "CONFIG_FILE_PATH")]
+    #[arg(long, short = 'c', env = "CONFIG_FILE_PATH", global = true)]
     pub config: Option<PathBuf>,
 
     /// Address to listen on.

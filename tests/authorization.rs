@@ -60,10 +60,27 @@ async fn fresh_key(gw: &Gateway) -> String {
 }
 
 #[actix_rt::test]
-async fn every_management_route_for_every_role() {
+async fn every_management_route_for_every_role_on_sqlite() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start(&basic_config(&mock), &[], &[]);
+    every_route_for_every_role(&mock, &gw).await;
+}
 
+#[actix_rt::test]
+async fn every_management_route_for_every_role_on_postgres() {
+    let mock = Mock::start(&[]);
+    let pg = FreshPostgres::create();
+    let gw = Gateway::start(
+        &format!("{}  database_url: {}\n", basic_config(&mock), pg.url),
+        &[],
+        &[],
+    );
+    let (_, _, ready) = get(&gw.url("/health/readiness"), None).await;
+    assert_eq!(ready["db_backend"], "postgres");
+    every_route_for_every_role(&mock, &gw).await;
+}
+
+async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
     // One user (and key) per role.
     let mut keys: Vec<(&str, String)> = vec![("master", MASTER_KEY.to_string())];
     for role in &ROLES[1..] {
@@ -119,12 +136,12 @@ async fn every_management_route_for_every_role() {
         json!({"budget_id": "fixture-budget", "max_budget": 10}),
     )
     .await;
-    let fixture_key = fresh_key(&gw).await;
+    let fixture_key = fresh_key(gw).await;
 
     let mut checked = 0;
     for (role, key) in &keys {
         // Rows are rebuilt per caller so destructive rows act on objects of their own.
-        let victim_key = fresh_key(&gw).await;
+        let victim_key = fresh_key(gw).await;
         let suffix = role.replace('_', "-");
         admin(
             &gw,
@@ -193,7 +210,7 @@ async fn every_management_route_for_every_role() {
             row(
                 "POST",
                 "/key/delete",
-                json!({"keys": [fresh_key(&gw).await]}),
+                json!({"keys": [fresh_key(gw).await]}),
                 ADMIN,
             ),
             // users

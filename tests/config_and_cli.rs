@@ -307,3 +307,30 @@ async fn detailed_debug_logs_requests_without_secrets() {
         assert!(!logs.contains(secret), "log leaks {secret}:\n{logs}");
     }
 }
+
+#[test]
+fn migrate_subcommand_applies_then_reports_up_to_date() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.yaml");
+    let db = dir.path().join("data/migrated.db");
+    std::fs::write(
+        &path,
+        format!(
+            "general_settings:\n  database_url: sqlite:///{}\n",
+            db.display()
+        ),
+    )
+    .expect("write");
+    let config = path.to_string_lossy().to_string();
+    let (code, stdout, stderr) = run_to_end(&["migrate", "--config", &config], &[], dir.path());
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("applied"), "{stdout}");
+    assert!(db.exists());
+    let (code, stdout, _) = run_to_end(&["migrate", "--config", &config], &[], dir.path());
+    assert_eq!(code, 0);
+    assert!(stdout.contains("up to date"), "{stdout}");
+    // Without a config: the embedded default in the working directory.
+    let (code, _, _) = run_to_end(&["migrate"], &[], dir.path());
+    assert_eq!(code, 0);
+    assert!(dir.path().join("tollgate.db").exists());
+}
