@@ -85,7 +85,7 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
     let mut keys: Vec<(&str, String)> = vec![("master", MASTER_KEY.to_string())];
     for role in &ROLES[1..] {
         let created = admin(
-            &gw,
+            gw,
             "POST",
             "/user/new",
             json!({"user_id": format!("u-{role}"), "user_role": role}),
@@ -101,21 +101,21 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
     }
     // Fixtures owned by the admin.
     admin(
-        &gw,
+        gw,
         "POST",
         "/user/new",
         json!({"user_id": "victim", "auto_create_key": false}),
     )
     .await;
     admin(
-        &gw,
+        gw,
         "POST",
         "/team/new",
         json!({"team_id": "fixture-team", "team_alias": "fixture"}),
     )
     .await;
     let org = admin(
-        &gw,
+        gw,
         "POST",
         "/organization/new",
         json!({"organization_alias": "fixture-org"}),
@@ -123,14 +123,14 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
     .await;
     let org_id = org["organization_id"].as_str().unwrap().to_string();
     admin(
-        &gw,
+        gw,
         "POST",
         "/customer/new",
         json!({"user_id": "fixture-customer"}),
     )
     .await;
     admin(
-        &gw,
+        gw,
         "POST",
         "/budget/new",
         json!({"budget_id": "fixture-budget", "max_budget": 10}),
@@ -144,42 +144,42 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
         let victim_key = fresh_key(gw).await;
         let suffix = role.replace('_', "-");
         admin(
-            &gw,
+            gw,
             "POST",
             "/user/new",
             json!({"user_id": format!("doomed-{suffix}"), "auto_create_key": false}),
         )
         .await;
         admin(
-            &gw,
+            gw,
             "POST",
             "/team/new",
             json!({"team_id": format!("doomed-team-{suffix}")}),
         )
         .await;
         let doomed_org = admin(
-            &gw,
+            gw,
             "POST",
             "/organization/new",
             json!({"organization_alias": format!("doomed-{suffix}")}),
         )
         .await;
         admin(
-            &gw,
+            gw,
             "POST",
             "/customer/new",
             json!({"user_id": format!("doomed-customer-{suffix}")}),
         )
         .await;
         admin(
-            &gw,
+            gw,
             "POST",
             "/budget/new",
             json!({"budget_id": format!("doomed-budget-{suffix}")}),
         )
         .await;
         let model = admin(
-            &gw,
+            gw,
             "POST",
             "/model/new",
             json!({"model_name": format!("doomed-model-{suffix}"), "litellm_params": {"model": "openai/mock-gpt", "api_base": mock.api_base(), "api_key": "sk-x"}}),
