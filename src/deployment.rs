@@ -67,6 +67,11 @@ pub struct Deployment {
     pub cost_per_token: Option<f64>,
     /// Context window (`model_info.max_input_tokens`, else the price table).
     pub max_input_tokens: Option<u64>,
+    /// What a call costs; `None` when neither the config nor the bundled table prices the model
+    /// (wildcard deployments are priced per requested model, see [`Deployment::prices_for`]).
+    pub prices: Option<crate::pricing::Prices>,
+    /// `litellm_params` price overrides, for wildcard deployments priced per request.
+    custom_prices: Map<String, Value>,
     pub mock_response: Option<Value>,
     pub model_info: Map<String, Value>,
     /// `litellm_params` without secrets, for `/model/info` and `/health`.
@@ -212,6 +217,11 @@ pub fn resolve_provider(
     ))
 }
 
+/// `mock_response` deployments never call a provider; they need no price.
+fn mock_model(params: &Map<String, Value>) -> Option<&Value> {
+    params.get("mock_response").filter(|v| !v.is_null())
+}
+
 impl Deployment {
     pub fn from_entry(entry: &ModelEntry, cli: &CliDefaults) -> Self {
         let params = &entry.litellm_params;
@@ -338,6 +348,20 @@ impl Deployment {
             .map(|n| n as u64)
             .or_else(|| price_entry.and_then(|p| p.max_input_tokens.or(p.max_tokens)));
 
+        let prices = crate::pricing::Prices::resolve(price_entry, params);
+        if prices.is_none() && target.is_some() && mock_model(params).is_none() {
+            tracing::warn!(
+                model_name = entry.model_name,
+                model = litellm_model,
+                "no price known for this model (not in the bundled table, no input_cost_per_token): its calls cost 0"
+            );
+        }
+        let custom_prices = params
+            .iter()
+            .filter(|(k, _)| k.contains("cost_per") || k.as_str() == "cache_read_input_token_cost")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+
         let public_params = params
             .iter()
             .filter(|(k, _)| {
@@ -382,6 +406,8 @@ impl Deployment {
                 .map(|n| n.min(100) as u32),
             cost_per_token,
             max_input_tokens,
+            prices,
+            custom_prices,
             mock_response: params
                 .get("mock_response")
                 .cloned()
@@ -428,6 +454,17 @@ impl Deployment {
     }
 
     /// Whether `litellm_params.model` is a pattern (`openai/*`, `*`).
+    /// The prices for a call of `requested` (a wildcard deployment looks the requested model up).
+    pub fn prices_for(&self, target: &Target) -> Option<crate::pricing::Prices> {
+        if self.prices.is_some() || !self.is_wildcard() {
+            return self.prices.clone();
+        }
+        crate::pricing::Prices::resolve(
+            crate::pricing::lookup(Some(target.spec.name), &target.model),
+            &self.custom_prices,
+        )
+    }
+
     pub fn is_wildcard(&self) -> bool {
         self.litellm_model.ends_with('*')
     }

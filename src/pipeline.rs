@@ -71,6 +71,8 @@ struct ServedBy {
     timeout: Option<Duration>,
     upstream_time: Duration,
     provider_headers: Vec<(HeaderName, HeaderValue)>,
+    /// `x-litellm-response-cost` (USD), when the response's usage is known before its headers.
+    response_cost: Option<f64>,
     /// The caller's own rate-limit state (replaces the provider's `x-ratelimit-*`).
     limit_headers: Vec<(HeaderName, HeaderValue)>,
     attempted_retries: u32,
@@ -98,6 +100,9 @@ impl ServedBy {
         }
         if let Some(t) = self.timeout {
             put("x-litellm-timeout", format!("{}", t.as_secs_f64()));
+        }
+        if let Some(cost) = self.response_cost {
+            put("x-litellm-response-cost", format!("{cost}"));
         }
         let total = started.elapsed();
         put(
@@ -833,6 +838,11 @@ async fn attempt(
                 let usage = translated.usage.unwrap_or_default();
                 accounting.tokens(usage.total_tokens);
                 accounting.settle(usage.total_tokens);
+                served.response_cost = Some(
+                    deployment
+                        .prices_for(&target)
+                        .map_or(0.0, |p| p.cost(&usage, call_started.elapsed())),
+                );
                 log_usage(served, &deployment, usage, started);
                 drop(in_flight);
                 Ok(HttpResponse::Ok()

@@ -59,6 +59,79 @@ pub fn provider_of(model: &str) -> Option<&'static str> {
     table().get(model).map(|p| p.litellm_provider.as_str())
 }
 
+/// What one deployment costs: prices per token (and per second), from `litellm_params`
+/// (`input_cost_per_token`, `output_cost_per_token`, `input_cost_per_second`,
+/// `output_cost_per_second`, `cache_read_input_token_cost`), else the bundled table entry of the
+/// model (or of `model_info.base_model`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prices {
+    pub input_per_token: f64,
+    pub output_per_token: f64,
+    /// Cached prompt tokens; `None` bills them as ordinary input.
+    pub cache_read_per_token: Option<f64>,
+    /// Reasoning tokens; `None` bills them as ordinary output.
+    pub reasoning_per_token: Option<f64>,
+    pub input_per_second: f64,
+    pub output_per_second: f64,
+}
+
+impl Prices {
+    /// Prices from a table entry, with custom per-deployment values winning field by field.
+    pub fn resolve(
+        entry: Option<&ModelPrice>,
+        custom: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Prices> {
+        let num = |k: &str| {
+            custom.get(k).and_then(|v| {
+                v.as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+        };
+        let has_custom = [
+            "input_cost_per_token",
+            "output_cost_per_token",
+            "input_cost_per_second",
+            "output_cost_per_second",
+        ]
+        .iter()
+        .any(|k| num(k).is_some());
+        if entry.is_none() && !has_custom {
+            return None;
+        }
+        let e = entry.cloned().unwrap_or_default();
+        Some(Prices {
+            input_per_token: num("input_cost_per_token")
+                .or(e.input_cost_per_token)
+                .unwrap_or(0.0),
+            output_per_token: num("output_cost_per_token")
+                .or(e.output_cost_per_token)
+                .unwrap_or(0.0),
+            cache_read_per_token: num("cache_read_input_token_cost")
+                .or(e.cache_read_input_token_cost),
+            reasoning_per_token: e.output_cost_per_reasoning_token,
+            input_per_second: num("input_cost_per_second")
+                .or(e.input_cost_per_second)
+                .unwrap_or(0.0),
+            output_per_second: num("output_cost_per_second")
+                .or(e.output_cost_per_second)
+                .unwrap_or(0.0),
+        })
+    }
+
+    /// The cost in USD of one call: cached prompt tokens and reasoning tokens at their own prices
+    /// when the model has them, and per-second prices times the call's duration.
+    pub fn cost(&self, usage: &crate::llm::Usage, duration: std::time::Duration) -> f64 {
+        let cached = usage.cached_tokens.min(usage.prompt_tokens);
+        let reasoning = usage.reasoning_tokens.min(usage.completion_tokens);
+        let input = (usage.prompt_tokens - cached) as f64 * self.input_per_token
+            + cached as f64 * self.cache_read_per_token.unwrap_or(self.input_per_token);
+        let output = (usage.completion_tokens - reasoning) as f64 * self.output_per_token
+            + reasoning as f64 * self.reasoning_per_token.unwrap_or(self.output_per_token);
+        let seconds = duration.as_secs_f64() * (self.input_per_second + self.output_per_second);
+        input + output + seconds
+    }
+}
+
 /// Number of models in the bundled table.
 pub fn len() -> usize {
     table().len()
@@ -67,6 +140,54 @@ pub fn len() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::Usage;
+    use std::time::Duration;
+
+    fn usage(prompt: u64, completion: u64, cached: u64, reasoning: u64) -> Usage {
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+            cached_tokens: cached,
+            reasoning_tokens: reasoning,
+        }
+    }
+
+    #[test]
+    fn cost_of_each_usage_shape() {
+        let gpt = lookup(Some("openai"), "gpt-4o").cloned();
+        let p = Prices::resolve(gpt.as_ref(), &serde_json::Map::new()).unwrap();
+        let (i, o) = (p.input_per_token, p.output_per_token);
+        let plain = p.cost(&usage(1000, 100, 0, 0), Duration::ZERO);
+        assert!((plain - (1000.0 * i + 100.0 * o)).abs() < 1e-12);
+        // Cached prompt tokens are cheaper when the table says so.
+        let cache = p
+            .cache_read_per_token
+            .expect("gpt-4o has a cache-read price");
+        let cached = p.cost(&usage(1000, 100, 400, 0), Duration::ZERO);
+        assert!((cached - (600.0 * i + 400.0 * cache + 100.0 * o)).abs() < 1e-12);
+        assert!(cached < plain);
+        // Custom prices win; per-second prices bill the duration.
+        let custom: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_value(serde_json::json!({"input_cost_per_token": 0.001, "output_cost_per_token": 0.002, "input_cost_per_second": 0.5})).unwrap();
+        let c = Prices::resolve(None, &custom).unwrap();
+        assert!(
+            (c.cost(&usage(10, 5, 0, 0), Duration::from_secs(2)) - (0.01 + 0.01 + 1.0)).abs()
+                < 1e-12
+        );
+        // Reasoning tokens at their own price when the model has one, else as output.
+        let r = Prices {
+            reasoning_per_token: Some(1.0),
+            ..Prices::default()
+        };
+        assert_eq!(r.cost(&usage(0, 10, 0, 4), Duration::ZERO), 4.0);
+        // Embeddings: prompt tokens only.
+        let emb = lookup(Some("openai"), "text-embedding-3-small").cloned();
+        let e = Prices::resolve(emb.as_ref(), &serde_json::Map::new()).unwrap();
+        assert!(e.cost(&usage(1000, 0, 0, 0), Duration::ZERO) > 0.0);
+        // Unknown model, no custom prices: no prices (costs 0, with a warning at start).
+        assert!(Prices::resolve(None, &serde_json::Map::new()).is_none());
+    }
 
     #[test]
     fn bundled_table_parses_and_has_known_models() {
