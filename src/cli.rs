@@ -155,6 +155,12 @@ pub fn run_client_command(cli: &Cli) -> i32 {
             Some(m) => m.clone(),
             None => {
                 let listed = match auth(client.get(format!("{base}/v1/models"))).send().await {
+                    Ok(r) if r.status().as_u16() == 401 => {
+                        eprintln!(
+                            "error: the gateway at {base} refused the key (401): set LITELLM_MASTER_KEY or pass --config with its master_key"
+                        );
+                        return 2;
+                    }
                     Ok(mut r) => r.json::<Value>().await.ok(),
                     Err(e) => {
                         eprintln!("error: cannot reach the gateway at {base}: {e}");

@@ -304,7 +304,10 @@ async fn serve(
     // 2b. model access: the key's (or its team's) models and aliases.
     let access = caller.model_access();
     let resolved = access.resolve(&req.model).to_string();
-    if !access.permits(&resolved, |g, m| state.in_access_group(g, m)) {
+    // A `model_group_alias` names its group: a key allowed the group may use the alias.
+    let group_of_alias = state.aliases.get(&resolved).map(|a| a.target.as_str());
+    let permitted = |m: &str| access.permits(m, |g, m| state.in_access_group(g, m));
+    if !permitted(&resolved) && !group_of_alias.is_some_and(permitted) {
         return Err(access.denied(&req.model));
     }
     if resolved != req.model {

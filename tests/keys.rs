@@ -459,3 +459,25 @@ general_settings:
         "{body}"
     );
 }
+
+#[actix_rt::test]
+async fn a_key_allowed_a_group_may_use_its_router_aliases() {
+    let mock = Mock::start(&[]);
+    let cfg = keys_config(
+        &mock,
+        "router_settings:\n  model_group_alias: {gpt-3.5-turbo: mock-gpt}\n",
+    );
+    let gw = Gateway::start(&cfg, &[], &[]);
+    let created = generate(&gw, json!({"models": ["mock-gpt"]})).await;
+    let key = created["key"].as_str().unwrap();
+    assert_eq!(chat_as(&gw, key, "gpt-3.5-turbo").await.0, 200);
+    let (_, _, models) = get(&gw.url("/v1/models"), Some(key)).await;
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["gpt-3.5-turbo", "mock-gpt"]);
+    assert_eq!(chat_as(&gw, key, "mock-embed").await.0, 401);
+}

@@ -46,7 +46,11 @@ fn visible_models(state: &AppState, caller: &Caller, with_wildcards: bool) -> BT
         }
     }
     let access = caller.model_access();
-    names.retain(|m| access.permits(access.resolve(m), |g, m| state.in_access_group(g, m)));
+    let permitted = |m: &str| access.permits(m, |g, m| state.in_access_group(g, m));
+    names.retain(|m| {
+        let m = access.resolve(m);
+        permitted(m) || state.aliases.get(m).is_some_and(|a| permitted(&a.target))
+    });
     names
 }
 
