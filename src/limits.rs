@@ -5,13 +5,17 @@
 //! `global_max_parallel_requests`), the key (`rpm_limit`, `tpm_limit`, `max_parallel_requests`),
 //! the key's per-model limits (`model_rpm_limit`, `model_tpm_limit`), the key's user, its team and
 //! the team's per-model limits, and the end user (the body's `user` or `x-litellm-end-user-id`,
-//! with the limits of its budget). The counters are [`tollgate_actors::RateLimiter`]'s.
+//! with the limits of its budget). The counters are [`tollgate_actors::RateLimiter`]'s, in this
+//! process; with `router_settings` naming Redis, the rpm/tpm windows are also reserved there in one
+//! atomic script, so the limits hold across instances (`max_parallel_requests` stays per instance).
 
 use std::sync::Arc;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use serde_json::Value;
-use tollgate_actors::{Exceeded, Limits, Permit, Remaining, Scope};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tollgate_actors::{Exceeded, Limits, Permit, Remaining, Scope, SharedRouterState};
 
 use crate::auth::Caller;
 use crate::error::GatewayError;
@@ -157,6 +161,120 @@ pub fn headers(permit: &Permit) -> Vec<(HeaderName, HeaderValue)> {
     out
 }
 
-/// Shared between the attempts of one request and its stream: settles tokens once, and frees the
-/// in-flight slots when the last holder drops it.
-pub type SharedPermit = Arc<Permit>;
+/// An admitted request: the local permit, and its reservation in the Redis windows shared with
+/// other instances when `router_settings` names Redis. Shared between the attempts of one request
+/// and its stream; settles tokens once, and frees the in-flight slots when the last holder drops it.
+pub struct Admission {
+    pub permit: Permit,
+    shared: Option<SharedWindows>,
+}
+
+/// Token windows reserved in Redis, to reconcile with the real usage.
+struct SharedWindows {
+    redis: SharedRouterState,
+    tpm_keys: Vec<String>,
+    estimate: u64,
+    settled: AtomicBool,
+}
+
+impl Admission {
+    pub fn local(permit: Permit) -> Self {
+        Self {
+            permit,
+            shared: None,
+        }
+    }
+
+    /// Replace the token estimate with the real usage, locally and in Redis (once).
+    pub fn settle(&self, actual: u64) {
+        self.permit.settle(actual);
+        if let Some(s) = &self.shared {
+            if !s.settled.swap(true, Ordering::AcqRel) {
+                let (redis, keys) = (s.redis.clone(), s.tpm_keys.clone());
+                let delta = actual as i64 - s.estimate as i64;
+                actix_web::rt::spawn(async move {
+                    if let Err(e) = redis.adjust_windows(keys, delta).await {
+                        tracing::debug!(error = %e, "shared token windows not reconciled");
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        // A request that ended without usage used no tokens.
+        self.settle(0);
+    }
+}
+
+pub type SharedPermit = Arc<Admission>;
+
+/// Reserve the request in the Redis windows of every scope with an `rpm`/`tpm` limit, all or
+/// nothing, so the limits hold across instances. `Ok(None)` when there is nothing to share or Redis
+/// cannot answer (the local limits then apply per instance; the call never waits longer than the
+/// Redis timeout); `Err` when a shared window is full.
+pub async fn reserve_shared(
+    redis: &SharedRouterState,
+    scopes: &[Scope],
+    tokens: u64,
+    now_ms: u64,
+) -> Result<Option<(SharedRouterState, Vec<String>)>, GatewayError> {
+    let windowed: Vec<&Scope> = scopes
+        .iter()
+        .filter(|s| s.limits.rpm.is_some() || s.limits.tpm.is_some())
+        .collect();
+    if windowed.is_empty() {
+        return Ok(None);
+    }
+    let limit = |l: Option<u64>| l.map_or(-1, |v| v.min(i64::MAX as u64) as i64);
+    let mut windows = Vec::with_capacity(windowed.len());
+    let mut tpm_keys = Vec::new();
+    for s in &windowed {
+        let (rpm_key, tpm_key) =
+            SharedRouterState::limit_keys(&format!("{}:{}", s.kind, s.id), now_ms);
+        if s.limits.tpm.is_some() {
+            tpm_keys.push(tpm_key.clone());
+        }
+        windows.push((rpm_key, tpm_key, limit(s.limits.rpm), limit(s.limits.tpm)));
+    }
+    match redis.reserve_windows(windows, tokens).await {
+        Ok(None) => Ok(Some((redis.clone(), tpm_keys))),
+        Ok(Some((i, used_requests, used_tokens))) => {
+            let s = windowed[i.min(windowed.len() - 1)];
+            Err(exceeded(Exceeded {
+                kind: s.kind,
+                id: s.id.clone(),
+                limits: s.limits,
+                current_rpm: used_requests,
+                current_tpm: used_tokens,
+                current_parallel: 0,
+                retry_after_ms: tollgate_actors::ms_to_next_minute(now_ms),
+            }))
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "shared rate limits unavailable; local limits apply");
+            Ok(None)
+        }
+    }
+}
+
+impl Admission {
+    /// A local permit with its shared reservation.
+    pub fn with_shared(
+        permit: Permit,
+        shared: Option<(SharedRouterState, Vec<String>)>,
+        estimate: u64,
+    ) -> Self {
+        Self {
+            permit,
+            shared: shared.map(|(redis, tpm_keys)| SharedWindows {
+                redis,
+                tpm_keys,
+                estimate,
+                settled: AtomicBool::new(false),
+            }),
+        }
+    }
+}

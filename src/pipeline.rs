@@ -328,7 +328,7 @@ async fn serve(
     }
     // 2c. limits: key, user, team, end user, per model, gateway-wide.
     let permit = admit(state, http, &caller, &req).await?;
-    served.limit_headers = crate::limits::headers(&permit);
+    served.limit_headers = crate::limits::headers(&permit.permit);
     let options = CallOptions {
         permit: Some(Arc::new(permit)),
         timeout: req
@@ -401,20 +401,31 @@ fn end_user_id<'a>(http: &'a HttpRequest, req: &'a LlmRequest) -> Option<&'a str
 }
 
 /// Admit the request under every rate limit that applies to it, or answer 429.
-fn admit_with(
+async fn admit_with(
     state: &AppState,
     caller: &Caller,
     req: &LlmRequest,
     end_user: Option<(&str, &crate::limits::EndUserLimits)>,
-) -> Result<tollgate_actors::Permit, GatewayError> {
+) -> Result<crate::limits::Admission, GatewayError> {
     let scopes = crate::limits::scopes(caller, &req.model, state.global_max_parallel, end_user);
     if scopes.is_empty() {
-        return Ok(tollgate_actors::Permit::unlimited());
+        return Ok(crate::limits::Admission::local(
+            tollgate_actors::Permit::unlimited(),
+        ));
     }
-    state
+    let tokens = req.estimated_prompt_tokens();
+    let now = now_ms();
+    let permit = state
         .limiter
-        .acquire(scopes, req.estimated_prompt_tokens(), now_ms())
-        .map_err(crate::limits::exceeded)
+        .acquire(scopes.clone(), tokens, now)
+        .map_err(crate::limits::exceeded)?;
+    let shared = match &state.router.shared {
+        Some(redis) => crate::limits::reserve_shared(redis, &scopes, tokens, now).await?,
+        None => None,
+    };
+    Ok(crate::limits::Admission::with_shared(
+        permit, shared, tokens,
+    ))
 }
 
 async fn admit(
@@ -422,7 +433,7 @@ async fn admit(
     http: &HttpRequest,
     caller: &Caller,
     req: &LlmRequest,
-) -> Result<tollgate_actors::Permit, GatewayError> {
+) -> Result<crate::limits::Admission, GatewayError> {
     let end_user = match end_user_id(http, req) {
         None => None,
         Some(id) => match state.end_users.get(id).await {
@@ -447,6 +458,7 @@ async fn admit(
         req,
         end_user.as_ref().map(|(id, l)| (id.as_str(), &**l)),
     )
+    .await
 }
 
 fn pick_error(group: &str, err: PickError) -> GatewayError {

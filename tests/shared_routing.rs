@@ -204,3 +204,48 @@ async fn redis_down_never_stalls_a_request_and_readiness_says_so() {
         "{body}"
     );
 }
+
+#[actix_rt::test]
+async fn a_key_rpm_limit_holds_across_three_instances_sharing_postgres_and_redis() {
+    let mock = Mock::start(&[]);
+    let pg = FreshPostgres::create();
+    let cfg = format!(
+        "model_list:\n{}general_settings:\n  master_key: {MASTER_KEY}\n  database_url: {}\nrouter_settings:\n  redis_url: {}\n",
+        deployment(&mock, "g", "limited-by-key", ""),
+        pg.url,
+        redis_url()
+    );
+    let gateways: Vec<Gateway> = (0..3).map(|_| Gateway::start(&cfg, &[], &[])).collect();
+    for gw in &gateways {
+        wait_until_connected(gw).await;
+    }
+    let (status, _, created) = post(
+        &gateways[0].url("/key/generate"),
+        Some(MASTER_KEY),
+        &serde_json::json!({"rpm_limit": 6}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+    let urls: Vec<String> = gateways
+        .iter()
+        .map(|g| g.url("/v1/chat/completions"))
+        .collect();
+    let results = futures_util::future::join_all((0..30).map(|i| {
+        let (url, key) = (urls[i % 3].clone(), key.clone());
+        async move { post(&url, Some(&key), &chat("g")).await }
+    }))
+    .await;
+    let ok = results.iter().filter(|r| r.0 == 200).count();
+    assert!(ok == 6 || ok == 12, "admitted {ok} across instances");
+    let refused = results.iter().find(|r| r.0 == 429).expect("some refused");
+    assert!(
+        refused.2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit type = key"),
+        "{}",
+        refused.2
+    );
+    assert_eq!(calls(&mock, "limited-by-key").await, ok as u64);
+}

@@ -36,19 +36,27 @@ pub const BREAKER_THRESHOLD: u32 = 3;
 /// How long an open breaker skips Redis before trying again.
 pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(5);
 
+/// Check every (requests, tokens) window pair against its limits, then count in all of them, in
+/// one atomic step. KEYS: rpm₁, tpm₁, rpm₂, tpm₂…; ARGV: tokens, rpm limit₁, tpm limit₁… (-1 =
+/// none). Returns {0,0,0} when admitted, else {i, used requests, used tokens} of the first refusal.
 const RESERVE: &str = r"
-local rpm = tonumber(ARGV[1])
-local tpm = tonumber(ARGV[2])
-local tokens = tonumber(ARGV[3])
-local used_requests = tonumber(redis.call('GET', KEYS[1]) or '0')
-local used_tokens = tonumber(redis.call('GET', KEYS[2]) or '0')
-if rpm >= 0 and used_requests >= rpm then return 0 end
-if tpm >= 0 and (used_tokens >= tpm or (used_tokens > 0 and used_tokens + tokens > tpm)) then return 0 end
-redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], 120)
-redis.call('INCRBY', KEYS[2], tokens)
-redis.call('EXPIRE', KEYS[2], 120)
-return 1
+local tokens = tonumber(ARGV[1])
+local n = #KEYS / 2
+for i = 1, n do
+  local rpm = tonumber(ARGV[2 * i])
+  local tpm = tonumber(ARGV[2 * i + 1])
+  local r = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
+  local t = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+  if rpm >= 0 and r >= rpm then return {i, r, t} end
+  if tpm >= 0 and (t >= tpm or (t > 0 and t + tokens > tpm)) then return {i, r, t} end
+end
+for i = 1, n do
+  redis.call('INCR', KEYS[2 * i - 1])
+  redis.call('EXPIRE', KEYS[2 * i - 1], 120)
+  redis.call('INCRBY', KEYS[2 * i], tokens)
+  redis.call('EXPIRE', KEYS[2 * i], 120)
+end
+return {0, 0, 0}
 ";
 
 /// Whether Redis is usable, as `/health/readiness` reports it.
@@ -166,7 +174,9 @@ impl SharedRouterState {
                 Invocation::Pipeline(p) => p.query_async(&mut *conn).await,
                 Invocation::Reserve { keys, args } => {
                     let mut invocation = reserve_script().prepare_invoke();
-                    invocation.key(&keys[0]).key(&keys[1]);
+                    for k in &keys {
+                        invocation.key(k);
+                    }
                     for a in args {
                         invocation.arg(a);
                     }
@@ -226,13 +236,72 @@ impl SharedRouterState {
         let (rpm_key, tpm_key) = (usage_key("rpm", id, minute), usage_key("tpm", id, minute));
         let limit = |l: Option<u64>| l.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
         let (rpm, tpm) = (limit(rpm), limit(tpm));
-        let admitted: i64 = self
-            .call(move || Invocation::Reserve {
-                keys: [rpm_key, tpm_key],
-                args: [rpm, tpm, tokens.min(i64::MAX as u64) as i64],
-            })
+        let refused = self
+            .reserve_windows(vec![(rpm_key, tpm_key, rpm, tpm)], tokens)
             .await?;
-        Ok(admitted == 1)
+        Ok(refused.is_none())
+    }
+
+    /// Reserve one request and `tokens` in several (requests, tokens) windows at once, each with
+    /// its limits (`-1` = none): all or nothing. `Ok(None)` when admitted, else the index of the
+    /// first window that refused with its used requests and tokens.
+    pub async fn reserve_windows(
+        &self,
+        windows: Vec<(String, String, i64, i64)>,
+        tokens: u64,
+    ) -> Result<Option<(usize, u64, u64)>, SharedError> {
+        let mut keys = Vec::with_capacity(windows.len() * 2);
+        let mut args = vec![tokens.min(i64::MAX as u64) as i64];
+        for (rpm_key, tpm_key, rpm, tpm) in windows {
+            keys.push(rpm_key);
+            keys.push(tpm_key);
+            args.push(rpm);
+            args.push(tpm);
+        }
+        let reply: Vec<i64> = self
+            .call(move || Invocation::Reserve { keys, args })
+            .await?;
+        Ok(match reply.as_slice() {
+            [0, ..] => None,
+            [i, r, t, ..] => Some((
+                (*i - 1).max(0) as usize,
+                (*r).max(0) as u64,
+                (*t).max(0) as u64,
+            )),
+            _ => {
+                return Err(SharedError::Redis(
+                    "unexpected reply from the reservation script".into(),
+                ))
+            }
+        })
+    }
+
+    /// The (requests, tokens) window keys of a rate-limit scope for the minute of `at_ms`.
+    pub fn limit_keys(scope: &str, at_ms: u64) -> (String, String) {
+        let minute = at_ms / 60_000;
+        (
+            format!("tollgate:limit:{scope}:rpm:{minute}"),
+            format!("tollgate:limit:{scope}:tpm:{minute}"),
+        )
+    }
+
+    /// Add `delta` (actual − estimated tokens) to token windows.
+    pub async fn adjust_windows(
+        &self,
+        tpm_keys: Vec<String>,
+        delta: i64,
+    ) -> Result<(), SharedError> {
+        if delta == 0 || tpm_keys.is_empty() {
+            return Ok(());
+        }
+        self.call(move || {
+            let mut p = redis::pipe();
+            for k in &tpm_keys {
+                p.cmd("INCRBY").arg(k).arg(delta).ignore();
+            }
+            Invocation::Pipeline(p)
+        })
+        .await
     }
 
     /// Replace a token estimate with the real count (`delta` = actual − estimated).
@@ -345,8 +414,8 @@ enum Invocation {
     Pipeline(redis::Pipeline),
     /// The reservation script with its keys and integer arguments.
     Reserve {
-        keys: [String; 2],
-        args: [i64; 3],
+        keys: Vec<String>,
+        args: Vec<i64>,
     },
 }
 
