@@ -742,6 +742,7 @@ const ROUTER_SETTINGS_LATER: &[&str] = &[
 ];
 
 const GENERAL_SETTINGS_KEYS: &[&str] = &[
+    "proxy_batch_write_at",
     "max_parallel_requests",
     "global_max_parallel_requests",
     "master_key",
@@ -756,7 +757,6 @@ const GENERAL_SETTINGS_LATER: &[&str] = &[
     "database_connection_pool_limit",
     "database_connection_timeout",
     "store_model_in_db",
-    "proxy_batch_write_at",
     "proxy_budget_rescheduler_min_time",
     "proxy_budget_rescheduler_max_time",
     "alerting",

@@ -31,6 +31,7 @@ pub mod providers;
 pub mod routing;
 pub mod secret;
 pub mod server;
+pub mod spend;
 pub mod sse;
 pub mod state;
 pub mod store;

@@ -71,6 +71,8 @@ struct ServedBy {
     timeout: Option<Duration>,
     upstream_time: Duration,
     provider_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The request's spend-log context, once it was admitted; failures are recorded from it.
+    spend: Option<Arc<crate::spend::SpendContext>>,
     /// `x-litellm-response-cost` (USD), when the response's usage is known before its headers.
     response_cost: Option<f64>,
     /// The caller's own rate-limit state (replaces the provider's `x-ratelimit-*`).
@@ -264,6 +266,15 @@ pub async fn run(
     let mut response = match result {
         Ok(response) => response,
         Err(err) => {
+            if let Some(spend) = &served.spend {
+                let where_to = crate::spend::Served {
+                    model: served.model_group.clone().unwrap_or_default(),
+                    model_id: served.deployment_id.clone(),
+                    model_group: served.model_group.clone(),
+                    api_base: served.api_base.clone(),
+                };
+                spend.record(&where_to, Usage::default(), 0.0, Some(&err.to_string()));
+            }
             let status = err.status_code();
             if status.is_server_error() {
                 tracing::warn!(call_id = served.call_id, status = status.as_u16(), error = %err, "request failed");
@@ -279,6 +290,8 @@ pub async fn run(
 
 /// What the request's headers and body ask of routing, read once.
 struct CallOptions {
+    /// Who made the request, for its spend-log row.
+    spend: Arc<crate::spend::SpendContext>,
     /// The admitted request's rate-limit permit; dropping its last copy ends the request.
     permit: Option<crate::limits::SharedPermit>,
     timeout: Option<Duration>,
@@ -329,7 +342,16 @@ async fn serve(
     // 2c. limits: key, user, team, end user, per model, gateway-wide.
     let permit = admit(state, http, &caller, &req).await?;
     served.limit_headers = crate::limits::headers(&permit.permit);
+    let spend = Arc::new(crate::spend::SpendContext::new(
+        state.spend.clone(),
+        &served.call_id,
+        kind,
+        &caller,
+        end_user_id(http, &req),
+    ));
+    served.spend = Some(spend.clone());
     let options = CallOptions {
+        spend,
         permit: Some(Arc::new(permit)),
         timeout: req
             .gateway
@@ -789,6 +811,12 @@ async fn attempt(
         .or(deployment.mock_response.as_ref())
     {
         accounting.success(started.elapsed());
+        options.spend.record(
+            &spend_target(served, &deployment),
+            Usage::default(),
+            0.0,
+            None,
+        );
         return Ok(crate::mock_response::respond(req, content));
     }
 
@@ -853,11 +881,13 @@ async fn attempt(
                 let usage = translated.usage.unwrap_or_default();
                 accounting.tokens(usage.total_tokens);
                 accounting.settle(usage.total_tokens);
-                served.response_cost = Some(
-                    deployment
-                        .prices_for(&target)
-                        .map_or(0.0, |p| p.cost(&usage, call_started.elapsed())),
-                );
+                let cost = deployment
+                    .prices_for(&target)
+                    .map_or(0.0, |p| p.cost(&usage, call_started.elapsed()));
+                served.response_cost = Some(cost);
+                options
+                    .spend
+                    .record(&spend_target(served, &deployment), usage, cost, None);
                 log_usage(served, &deployment, usage, started);
                 drop(in_flight);
                 Ok(HttpResponse::Ok()
@@ -902,6 +932,11 @@ async fn attempt(
     let group_name = served.model_group.clone().unwrap_or_default();
     let handle_for_end: Arc<DeploymentHandle<Deployment>> = handle.clone();
     let accounting_for_end = accounting.clone();
+    let spend_for_end = (
+        options.spend.clone(),
+        spend_target(served, &deployment),
+        deployment.prices_for(&target),
+    );
     let body = futures_util::stream::iter([Ok(first)]).chain(response);
     let relay = SseRelay::new(
         body,
@@ -912,6 +947,12 @@ async fn attempt(
             let used = outcome.usage.as_ref().map_or(0, |u| u.total_tokens);
             accounting_for_end.tokens(used);
             accounting_for_end.settle(used);
+            let (spend, target, prices) = &spend_for_end;
+            let usage = outcome.usage.unwrap_or_default();
+            let cost = prices
+                .as_ref()
+                .map_or(0.0, |p| p.cost(&usage, started.elapsed()));
+            spend.record(target, usage, cost, outcome.error.as_deref());
             match &outcome.error {
                 // latency-based routing ranks streams by time to first token.
                 None => accounting_for_end.success(time_to_first_token),
@@ -948,6 +989,16 @@ async fn attempt(
         .insert_header(("cache-control", "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
         .streaming(relay))
+}
+
+/// Where a request was served, for its spend-log row.
+fn spend_target(served: &ServedBy, deployment: &Deployment) -> crate::spend::Served {
+    crate::spend::Served {
+        model: deployment.litellm_model.clone(),
+        model_id: Some(deployment.id.clone()),
+        model_group: served.model_group.clone(),
+        api_base: served.api_base.clone(),
+    }
 }
 
 fn stream_error(message: &str, model: &str) -> GatewayError {

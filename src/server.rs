@@ -197,6 +197,13 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let background_health = config.background_health_checks();
     let max_body_bytes = config.max_request_size_bytes();
     let global_max_parallel = config.global_max_parallel_requests();
+    let spend_flush_every = config
+        .general_settings
+        .get("proxy_batch_write_at")
+        .and_then(crate::config::as_f64)
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(crate::spend::DEFAULT_FLUSH_EVERY);
     let key_header = config.key_header_name();
     let config = Arc::new(config);
     let (debug, detailed_debug) = (cli.debug || cli.detailed_debug, cli.detailed_debug);
@@ -223,12 +230,14 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         ));
         let deployments = db_models.initial(&db).await;
         let router = RouterHandle::start_shared(deployments, cooldown, shared);
+        let spend_tracker = crate::spend::start(db.clone(), spend_flush_every);
         let state = web::Data::new(AppState {
             config,
             router,
             auth: Authenticator::new(master_key.as_ref(), key_header)
                 .with_keys(key_cache(db.clone())),
             end_users: end_user_cache(db.clone()),
+            spend: spend_tracker.clone(),
             db,
             aliases,
             policy,
@@ -272,6 +281,9 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         })
         .workers(workers)
         .backlog(4096)
+        // Signals are handled below, so that the spend recorded by the last requests is written
+        // before the actix system (and the spend tracker's arbiter) stops.
+        .disable_signals()
         .bind((host.as_str(), port))
         .map_err(|source| StartError::Bind {
             addr: format!("{host}:{port}"),
@@ -288,10 +300,38 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             "Tollgate {} ready",
             crate::state::VERSION
         );
-        server.run().await?;
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown signal received; finishing requests in flight");
+            handle.stop(true).await;
+        });
+        server.await?;
+        // Requests have drained; write the spend they recorded.
+        crate::spend::drain(&spend_tracker, Duration::from_secs(10)).await;
         tracing::info!("shut down");
         Ok(())
     })
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// The credential cache for virtual keys, loading a key with its user and team from the store.

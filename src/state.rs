@@ -30,6 +30,8 @@ pub struct AppState {
     pub global_max_parallel: Option<u64>,
     /// End users (`user` in the body) with their budget's limits, cached like keys.
     pub end_users: tollgate_actors::CacheHandle<Arc<crate::limits::EndUserLimits>>,
+    /// The spend tracker (spend-log rows, batched).
+    pub spend: crate::spend::Tracker,
     /// Strategy, retries and fallbacks (`router_settings`).
     pub policy: crate::routing::RouterPolicy,
     pub request_timeout: Duration,

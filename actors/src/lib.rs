@@ -23,6 +23,7 @@ mod messages;
 mod router;
 mod shared;
 mod snapshot;
+mod spend;
 mod strategy;
 mod window;
 
@@ -37,6 +38,7 @@ pub use messages::{
 pub use router::{RouterActor, RouterHandle};
 pub use shared::{SharedError, SharedRouterState, SharedStatus};
 pub use snapshot::{wildcard_matches, DeploymentHandle, ModelGroup, RoutingSnapshot};
+pub use spend::{Drain, Record, SpendSink, SpendTracker};
 pub use strategy::{PickError, PickRequest, Picked, RoutingStrategy};
 pub use window::{minute_of, ms_to_next_minute, MinuteCounter};
 

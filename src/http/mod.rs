@@ -7,6 +7,7 @@ mod db_models;
 mod health;
 mod keys;
 pub mod manage;
+mod spend;
 
 pub use health::{run_round as run_health_round, store_round as store_health_round};
 mod llm;
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(cfg);
     db_models::configure(cfg);
     keys::configure(cfg);
+    spend::configure(cfg);
     users::configure(cfg);
     teams::configure(cfg);
     organizations::configure(cfg);

@@ -12,11 +12,11 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use futures_util::FutureExt;
 
 use super::schema::{
-    budgets, end_users, organizations, proxy_models, teams, users, verification_tokens,
+    budgets, end_users, organizations, proxy_models, spend_logs, teams, users, verification_tokens,
 };
 use super::{
-    json_object, EntityKind, EntityRecord, KeyFilter, KeyRecord, ModelRecord, Page, Store,
-    StoreError,
+    json_object, EntityKind, EntityRecord, KeyFilter, KeyRecord, ModelRecord, Page, SpendFilter,
+    SpendLog, Store, StoreError,
 };
 
 /// How long a caller waits for a pooled connection (and so for a database that is down).
@@ -420,6 +420,85 @@ macro_rules! diesel_store {
                 });
                 let records = rows.into_iter().map(EntityRecord::try_from).collect::<Result<_, _>>()?;
                 Ok((records, total as u64))
+            }
+
+            async fn record_spend(&self, logs: &[SpendLog]) -> Result<u64, StoreError> {
+                let mut conn = self.conn().await?;
+                let logs = logs.to_vec();
+                conn.transaction::<u64, diesel::result::Error, _>(async move |conn| {
+                    let mut written = 0;
+                    for log in logs {
+                        let inserted = diesel::insert_into(spend_logs::table)
+                            .values(&log)
+                            .on_conflict_do_nothing()
+                            .execute(&mut *conn)
+                            .await?;
+                        if inserted == 0 {
+                            continue;
+                        }
+                        written += 1;
+                        if log.spend == 0.0 {
+                            continue;
+                        }
+                        let amount = log.spend;
+                        if !log.api_key.is_empty() {
+                            diesel::update(verification_tokens::table.find(&log.api_key))
+                                .set(verification_tokens::spend.eq(verification_tokens::spend + amount))
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        for (kind, id) in [
+                            (EntityKind::User, &log.user_id),
+                            (EntityKind::Team, &log.team_id),
+                            (EntityKind::Organization, &log.organization_id),
+                            (EntityKind::EndUser, &log.end_user),
+                        ] {
+                            let Some(id) = id else { continue };
+                            with_entity_table!(kind, t => diesel::update(t::table.find(id))
+                                .set(t::spend.eq(t::spend + amount))
+                                .execute(&mut *conn)
+                                .await)?;
+                        }
+                    }
+                    Ok(written)
+                })
+                .await
+                .map_err(query_error)
+            }
+
+            async fn list_spend_logs(&self, filter: &SpendFilter) -> Result<Vec<SpendLog>, StoreError> {
+                let mut conn = self.conn().await?;
+                let mut q = spend_logs::table.into_boxed();
+                if let Some(v) = &filter.request_id {
+                    q = q.filter(spend_logs::request_id.eq(v.clone()));
+                }
+                if let Some(v) = &filter.api_key {
+                    q = q.filter(spend_logs::api_key.eq(v.clone()));
+                }
+                if let Some(v) = &filter.user_id {
+                    q = q.filter(spend_logs::user_id.eq(v.clone()));
+                }
+                if let Some(v) = filter.start_time {
+                    q = q.filter(spend_logs::start_time.ge(v));
+                }
+                if let Some(v) = filter.end_time {
+                    q = q.filter(spend_logs::start_time.lt(v));
+                }
+                q.order((spend_logs::start_time.desc(), spend_logs::request_id.asc()))
+                    .limit(filter.limit.clamp(1, 10_000))
+                    .load(&mut conn)
+                    .await
+                    .map_err(query_error)
+            }
+
+            async fn total_spend(&self) -> Result<f64, StoreError> {
+                let mut conn = self.conn().await?;
+                let total: Option<f64> = spend_logs::table
+                    .select(diesel::dsl::sum(spend_logs::spend))
+                    .first(&mut conn)
+                    .await
+                    .map_err(query_error)?;
+                Ok(total.unwrap_or(0.0))
             }
 
             async fn insert_model(&self, model: &ModelRecord) -> Result<(), StoreError> {

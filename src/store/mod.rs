@@ -168,6 +168,48 @@ pub struct ModelRecord {
     pub updated_by: Option<String>,
 }
 
+/// One LLM request's spend-log row (LiteLLM's `LiteLLM_SpendLogs`). `api_key` is the key's token
+/// (SHA-256), empty for the master key.
+#[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Insertable)]
+#[diesel(table_name = schema::spend_logs)]
+pub struct SpendLog {
+    pub request_id: String,
+    pub call_type: String,
+    pub api_key: String,
+    pub spend: f64,
+    pub total_tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// Unix ms.
+    pub start_time: i64,
+    pub end_time: i64,
+    pub model: String,
+    pub model_id: Option<String>,
+    pub model_group: Option<String>,
+    pub api_base: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub end_user: Option<String>,
+    /// `success` or `failure`.
+    pub status: String,
+    /// JSON object: error details, key alias…
+    pub metadata: String,
+}
+
+/// Which spend-log rows `/spend/logs` wants.
+#[derive(Debug, Clone, Default)]
+pub struct SpendFilter {
+    pub request_id: Option<String>,
+    pub api_key: Option<String>,
+    pub user_id: Option<String>,
+    /// Unix ms, inclusive.
+    pub start_time: Option<i64>,
+    /// Unix ms, exclusive.
+    pub end_time: Option<i64>,
+    pub limit: i64,
+}
+
 /// Which keys `/key/list` wants.
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
@@ -242,6 +284,14 @@ pub trait Store: Send + Sync {
         kind: EntityKind,
         page: Page,
     ) -> Result<(Vec<EntityRecord>, u64), StoreError>;
+
+    /// Write spend-log rows and add their spend to the key, user, team, organization and end user
+    /// they name, in one transaction. A row whose `request_id` is already stored is skipped with
+    /// its increments, so writing a batch twice counts it once.
+    async fn record_spend(&self, logs: &[SpendLog]) -> Result<u64, StoreError>;
+    async fn list_spend_logs(&self, filter: &SpendFilter) -> Result<Vec<SpendLog>, StoreError>;
+    /// Sum of every spend-log row.
+    async fn total_spend(&self) -> Result<f64, StoreError>;
 
     async fn insert_model(&self, model: &ModelRecord) -> Result<(), StoreError>;
     async fn update_model(&self, model: &ModelRecord) -> Result<bool, StoreError>;

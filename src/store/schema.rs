@@ -58,3 +58,27 @@ diesel::table! {
         updated_by -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    spend_logs (request_id) {
+        request_id -> Text,
+        call_type -> Text,
+        api_key -> Text,
+        spend -> Double,
+        total_tokens -> BigInt,
+        prompt_tokens -> BigInt,
+        completion_tokens -> BigInt,
+        start_time -> BigInt,
+        end_time -> BigInt,
+        model -> Text,
+        model_id -> Nullable<Text>,
+        model_group -> Nullable<Text>,
+        api_base -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        organization_id -> Nullable<Text>,
+        end_user -> Nullable<Text>,
+        status -> Text,
+        metadata -> Text,
+    }
+}

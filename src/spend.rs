@@ -1,0 +1,174 @@
+//! Spend: one spend-log row per LLM request, success or failure, written in batches by the spend
+//! tracker actor ([`tollgate_actors::SpendTracker`]) off the hot path. Each row also adds its cost
+//! to the key, user, team, organization and end user it names, in the same transaction; rows are
+//! keyed by the request's `x-litellm-call-id`, so a batch written twice counts once. Whatever is
+//! buffered at SIGTERM is written before the process exits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use futures_util::FutureExt;
+use serde_json::{json, Value};
+use tollgate_actors::{Drain, Record, SpendSink, SpendTracker};
+
+use crate::auth::Caller;
+use crate::database::Database;
+use crate::llm::{CallKind, Usage};
+use crate::store::SpendLog;
+
+/// Default time between batch writes (`general_settings.proxy_batch_write_at` overrides it).
+pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+pub type Tracker = Addr<SpendTracker<SpendLog>>;
+
+/// Start the tracker, writing through the store.
+pub fn start(db: Arc<Database>, flush_every: Duration) -> Tracker {
+    let sink: SpendSink<SpendLog> = Arc::new(move |batch: Vec<SpendLog>| {
+        let db = db.clone();
+        async move {
+            let store = match db.store() {
+                Ok(s) => s.clone(),
+                Err(e) => return Err((e.to_string(), batch)),
+            };
+            match store.record_spend(&batch).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err((e.to_string(), batch)),
+            }
+        }
+        .boxed_local()
+    });
+    SpendTracker::start(sink, flush_every)
+}
+
+/// Write everything buffered (graceful shutdown), waiting at most `within`.
+pub async fn drain(tracker: &Tracker, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        match tracker.send(Drain).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => tracing::debug!(error = %e, "spend drain: retrying"),
+            Err(_) => return,
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::error!("spend records could not all be written before shutdown");
+}
+
+/// Who made a request, for its spend-log row.
+pub struct SpendContext {
+    tracker: Tracker,
+    request_id: String,
+    call_type: &'static str,
+    api_key: String,
+    user_id: Option<String>,
+    team_id: Option<String>,
+    organization_id: Option<String>,
+    end_user: Option<String>,
+    key_alias: Option<String>,
+    start_time: i64,
+}
+
+/// Where the request went, known once a deployment answered.
+#[derive(Default, Clone)]
+pub struct Served {
+    pub model: String,
+    pub model_id: Option<String>,
+    pub model_group: Option<String>,
+    pub api_base: Option<String>,
+}
+
+impl SpendContext {
+    pub fn new(
+        tracker: Tracker,
+        request_id: &str,
+        kind: CallKind,
+        caller: &Caller,
+        end_user: Option<&str>,
+    ) -> Self {
+        let p = caller.principal();
+        Self {
+            tracker,
+            request_id: request_id.to_string(),
+            call_type: match kind {
+                CallKind::Chat => "acompletion",
+                CallKind::Completion => "atext_completion",
+                CallKind::Embedding => "aembedding",
+            },
+            api_key: p.map(|p| p.key.token.clone()).unwrap_or_default(),
+            user_id: p.and_then(|p| p.key.user_id.clone()),
+            team_id: p.and_then(|p| p.key.team_id.clone()),
+            organization_id: p.and_then(|p| p.key.organization_id.clone()),
+            end_user: end_user.map(str::to_string),
+            key_alias: p.and_then(|p| p.key.key_alias.clone()),
+            start_time: crate::time::now_ms(),
+        }
+    }
+
+    /// Record the request: `error` is `None` for a success.
+    pub fn record(&self, served: &Served, usage: Usage, cost: f64, error: Option<&str>) {
+        let mut metadata = json!({
+            "user_api_key": self.api_key,
+            "user_api_key_alias": self.key_alias,
+            "user_api_key_user_id": self.user_id,
+            "user_api_key_team_id": self.team_id,
+            "user_api_key_org_id": self.organization_id,
+        });
+        if let Some(e) = error {
+            metadata["error_information"] = Value::String(e.chars().take(500).collect());
+        }
+        self.tracker.do_send(Record(SpendLog {
+            request_id: self.request_id.clone(),
+            call_type: self.call_type.to_string(),
+            api_key: self.api_key.clone(),
+            spend: if error.is_none() { cost } else { 0.0 },
+            total_tokens: usage.total_tokens as i64,
+            prompt_tokens: usage.prompt_tokens as i64,
+            completion_tokens: usage.completion_tokens as i64,
+            start_time: self.start_time,
+            end_time: crate::time::now_ms(),
+            model: served.model.clone(),
+            model_id: served.model_id.clone(),
+            model_group: served.model_group.clone(),
+            api_base: served.api_base.clone(),
+            user_id: self.user_id.clone(),
+            team_id: self.team_id.clone(),
+            organization_id: self.organization_id.clone(),
+            end_user: self.end_user.clone(),
+            status: if error.is_none() {
+                "success"
+            } else {
+                "failure"
+            }
+            .to_string(),
+            metadata: metadata.to_string(),
+        }));
+    }
+}
+
+/// A spend-log row as `/spend/logs` shows it (LiteLLM's field names).
+pub fn log_json(log: &SpendLog) -> Value {
+    json!({
+        "request_id": log.request_id,
+        "call_type": log.call_type,
+        "api_key": log.api_key,
+        "spend": log.spend,
+        "total_tokens": log.total_tokens,
+        "prompt_tokens": log.prompt_tokens,
+        "completion_tokens": log.completion_tokens,
+        "startTime": crate::time::iso8601(log.start_time),
+        "endTime": crate::time::iso8601(log.end_time),
+        "request_duration_ms": log.end_time - log.start_time,
+        "model": log.model,
+        "model_id": log.model_id,
+        "model_group": log.model_group,
+        "api_base": log.api_base,
+        "user": log.user_id,
+        "team_id": log.team_id,
+        "organization_id": log.organization_id,
+        "end_user": log.end_user,
+        "status": log.status,
+        "metadata": serde_json::from_str::<Value>(&log.metadata).unwrap_or(Value::Null),
+        "cache_hit": "False",
+    })
+}
