@@ -39,6 +39,10 @@ pub enum GatewayError {
     #[error("{message}")]
     Forbidden { message: String },
 
+    /// A key, user or team spent its `max_budget` (status 400 unless configured otherwise).
+    #[error("{message}")]
+    BudgetExceeded { message: String, status: u16 },
+
     /// A key, user, team, end-user or gateway rate limit was crossed.
     #[error("{message}")]
     RateLimited {
@@ -130,6 +134,7 @@ impl GatewayError {
             Self::Authentication { .. } | Self::Forbidden { .. } => "auth_error",
             Self::ModelAccessDenied { .. } => "key_model_access_denied",
             Self::RateLimited { .. } => "rate_limit_error",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::NotFound { .. } => "not_found_error",
             Self::BadRequest { .. } | Self::UnknownModel { .. } | Self::PayloadTooLarge { .. } => {
                 "invalid_request_error"
@@ -229,6 +234,7 @@ impl ResponseError for GatewayError {
             Self::Authentication { .. } | Self::ModelAccessDenied { .. } => 401,
             Self::Forbidden { .. } => 403,
             Self::RateLimited { .. } => 429,
+            Self::BudgetExceeded { status, .. } => *status,
             Self::NotFound { .. } => 404,
             Self::BadRequest { .. } | Self::UnknownModel { .. } => 400,
             Self::PayloadTooLarge { .. } => 413,

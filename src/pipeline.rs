@@ -73,6 +73,8 @@ struct ServedBy {
     provider_headers: Vec<(HeaderName, HeaderValue)>,
     /// The request's spend-log context, once it was admitted; failures are recorded from it.
     spend: Option<Arc<crate::spend::SpendContext>>,
+    /// `x-litellm-key-spend`: the key's spend including this response.
+    key_spend: Option<f64>,
     /// `x-litellm-response-cost` (USD), when the response's usage is known before its headers.
     response_cost: Option<f64>,
     /// The caller's own rate-limit state (replaces the provider's `x-ratelimit-*`).
@@ -105,6 +107,9 @@ impl ServedBy {
         }
         if let Some(cost) = self.response_cost {
             put("x-litellm-response-cost", format!("{cost}"));
+        }
+        if let Some(spend) = self.key_spend {
+            put("x-litellm-key-spend", format!("{spend}"));
         }
         let total = started.elapsed();
         put(
@@ -290,6 +295,8 @@ pub async fn run(
 
 /// What the request's headers and body ask of routing, read once.
 struct CallOptions {
+    /// The caller's key spend as loaded (`x-litellm-key-spend` adds this instance's unwritten spend).
+    key: Option<(String, f64)>,
     /// Who made the request, for its spend-log row.
     spend: Arc<crate::spend::SpendContext>,
     /// The admitted request's rate-limit permit; dropping its last copy ends the request.
@@ -339,11 +346,13 @@ async fn serve(
         let body = redact_json(&Value::Object(req.body.clone()));
         tracing::debug!(call_id = served.call_id, ?caller, %body, "request");
     }
-    // 2c. limits: key, user, team, end user, per model, gateway-wide.
+    // 2c. budgets, then limits: key, user, team, end user, per model, gateway-wide.
+    crate::spend::check_budgets(&caller, &state.ledger, state.budget_exceeded_status)?;
     let permit = admit(state, http, &caller, &req).await?;
     served.limit_headers = crate::limits::headers(&permit.permit);
     let spend = Arc::new(crate::spend::SpendContext::new(
         state.spend.clone(),
+        state.ledger.clone(),
         &served.call_id,
         kind,
         &caller,
@@ -351,6 +360,9 @@ async fn serve(
     ));
     served.spend = Some(spend.clone());
     let options = CallOptions {
+        key: caller
+            .principal()
+            .map(|p| (p.key.token.clone(), p.key.spend)),
         spend,
         permit: Some(Arc::new(permit)),
         timeout: req
@@ -481,6 +493,14 @@ async fn admit(
         end_user.as_ref().map(|(id, l)| (id.as_str(), &**l)),
     )
     .await
+}
+
+impl CallOptions {
+    fn key_spend(&self, ledger: &crate::spend::Ledger) -> Option<f64> {
+        self.key
+            .as_ref()
+            .map(|(token, stored)| stored + ledger.pending("key", token))
+    }
 }
 
 fn pick_error(group: &str, err: PickError) -> GatewayError {
@@ -888,6 +908,7 @@ async fn attempt(
                 options
                     .spend
                     .record(&spend_target(served, &deployment), usage, cost, None);
+                served.key_spend = options.key_spend(&state.ledger);
                 log_usage(served, &deployment, usage, started);
                 drop(in_flight);
                 Ok(HttpResponse::Ok()

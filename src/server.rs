@@ -197,6 +197,12 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let background_health = config.background_health_checks();
     let max_body_bytes = config.max_request_size_bytes();
     let global_max_parallel = config.global_max_parallel_requests();
+    let budget_exceeded_status = config
+        .litellm_settings
+        .get("budget_exceeded_status_code")
+        .and_then(crate::config::as_f64)
+        .filter(|s| (400.0..600.0).contains(s))
+        .map_or(400, |s| s as u16);
     let spend_flush_every = config
         .general_settings
         .get("proxy_batch_write_at")
@@ -230,14 +236,22 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         ));
         let deployments = db_models.initial(&db).await;
         let router = RouterHandle::start_shared(deployments, cooldown, shared);
-        let spend_tracker = crate::spend::start(db.clone(), spend_flush_every);
+        let keys = key_cache(db.clone());
+        let ledger = Arc::new(crate::spend::Ledger::default());
+        let spend_tracker = crate::spend::start(
+            db.clone(),
+            spend_flush_every,
+            ledger.clone(),
+            Some(keys.clone()),
+        );
         let state = web::Data::new(AppState {
             config,
             router,
-            auth: Authenticator::new(master_key.as_ref(), key_header)
-                .with_keys(key_cache(db.clone())),
+            auth: Authenticator::new(master_key.as_ref(), key_header).with_keys(keys),
             end_users: end_user_cache(db.clone()),
             spend: spend_tracker.clone(),
+            ledger,
+            budget_exceeded_status,
             db,
             aliases,
             policy,

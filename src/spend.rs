@@ -4,16 +4,19 @@
 //! keyed by the request's `x-litellm-call-id`, so a batch written twice counts once. Whatever is
 //! buffered at SIGTERM is written before the process exits.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Addr;
 use futures_util::FutureExt;
 use serde_json::{json, Value};
-use tollgate_actors::{Drain, Record, SpendSink, SpendTracker};
+use tollgate_actors::{CacheHandle, Drain, Record, SpendSink, SpendTracker};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Principal};
 use crate::database::Database;
+use crate::error::GatewayError;
+use crate::keys::Fields;
 use crate::llm::{CallKind, Usage};
 use crate::store::SpendLog;
 
@@ -22,17 +25,87 @@ pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 pub type Tracker = Addr<SpendTracker<SpendLog>>;
 
-/// Start the tracker, writing through the store.
-pub fn start(db: Arc<Database>, flush_every: Duration) -> Tracker {
+/// Spend recorded by this instance and not yet written to the database, per key, user, team,
+/// organization and end user. Budget checks add it to the stored spend of the cached records, so a
+/// budget counts every finished request at once, not only after the next batch write.
+#[derive(Default)]
+pub struct Ledger {
+    pending: Mutex<HashMap<String, f64>>,
+}
+
+impl Ledger {
+    fn entries(log: &SpendLog) -> Vec<String> {
+        let mut out = Vec::new();
+        if !log.api_key.is_empty() {
+            out.push(format!("key:{}", log.api_key));
+        }
+        for (kind, id) in [
+            ("user", &log.user_id),
+            ("team", &log.team_id),
+            ("organization", &log.organization_id),
+            ("end_user", &log.end_user),
+        ] {
+            if let Some(id) = id {
+                out.push(format!("{kind}:{id}"));
+            }
+        }
+        out
+    }
+
+    fn add(&self, log: &SpendLog, sign: f64) {
+        if log.spend == 0.0 {
+            return;
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for e in Self::entries(log) {
+            let v = pending.entry(e.clone()).or_insert(0.0);
+            *v += sign * log.spend;
+            if v.abs() < 1e-12 {
+                pending.remove(&e);
+            }
+        }
+    }
+
+    /// Unwritten spend of `kind` (`key`, `user`, `team`…) `id`.
+    pub fn pending(&self, kind: &str, id: &str) -> f64 {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&format!("{kind}:{id}"))
+            .copied()
+            .unwrap_or(0.0)
+    }
+}
+
+/// Start the tracker, writing through the store. After a batch is written, its spend moves from
+/// the ledger to the database, and the cached keys it names are reloaded so they show it.
+pub fn start(
+    db: Arc<Database>,
+    flush_every: Duration,
+    ledger: Arc<Ledger>,
+    keys: Option<CacheHandle<Arc<Principal>>>,
+) -> Tracker {
     let sink: SpendSink<SpendLog> = Arc::new(move |batch: Vec<SpendLog>| {
-        let db = db.clone();
+        let (db, ledger, keys) = (db.clone(), ledger.clone(), keys.clone());
         async move {
             let store = match db.store() {
                 Ok(s) => s.clone(),
                 Err(e) => return Err((e.to_string(), batch)),
             };
             match store.record_spend(&batch).await {
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    // Reload the keys first: until then a check sees both the stored and the
+                    // pending spend (counted twice, never missed).
+                    for log in &batch {
+                        if let (Some(cache), false) = (&keys, log.api_key.is_empty()) {
+                            cache.invalidate(&log.api_key);
+                        }
+                    }
+                    for log in &batch {
+                        ledger.add(log, -1.0);
+                    }
+                    Ok(())
+                }
                 Err(e) => Err((e.to_string(), batch)),
             }
         }
@@ -58,6 +131,7 @@ pub async fn drain(tracker: &Tracker, within: Duration) {
 /// Who made a request, for its spend-log row.
 pub struct SpendContext {
     tracker: Tracker,
+    ledger: Arc<Ledger>,
     request_id: String,
     call_type: &'static str,
     api_key: String,
@@ -81,6 +155,7 @@ pub struct Served {
 impl SpendContext {
     pub fn new(
         tracker: Tracker,
+        ledger: Arc<Ledger>,
         request_id: &str,
         kind: CallKind,
         caller: &Caller,
@@ -89,6 +164,7 @@ impl SpendContext {
         let p = caller.principal();
         Self {
             tracker,
+            ledger,
             request_id: request_id.to_string(),
             call_type: match kind {
                 CallKind::Chat => "acompletion",
@@ -117,7 +193,7 @@ impl SpendContext {
         if let Some(e) = error {
             metadata["error_information"] = Value::String(e.chars().take(500).collect());
         }
-        self.tracker.do_send(Record(SpendLog {
+        let log = SpendLog {
             request_id: self.request_id.clone(),
             call_type: self.call_type.to_string(),
             api_key: self.api_key.clone(),
@@ -142,8 +218,45 @@ impl SpendContext {
             }
             .to_string(),
             metadata: metadata.to_string(),
-        }));
+        };
+        self.ledger.add(&log, 1.0);
+        self.tracker.do_send(Record(log));
     }
+}
+
+/// Refuse a request whose key, user or team has spent its `max_budget` (this instance's unwritten
+/// spend included). Requests already in flight may still finish, so a budget is overshot by at most
+/// the cost of the requests running when it was reached.
+pub fn check_budgets(caller: &Caller, ledger: &Ledger, status: u16) -> Result<(), GatewayError> {
+    let Some(p) = caller.principal() else {
+        return Ok(());
+    };
+    let mut checks: Vec<(&str, &str, f64, Option<f64>)> =
+        vec![("key", &p.key.token, p.key.spend, p.key.number("max_budget"))];
+    if let Some(u) = &p.user {
+        checks.push(("user", &u.id, u.spend, u.number("max_budget")));
+    }
+    if let Some(t) = &p.team {
+        checks.push(("team", &t.id, t.spend, t.number("max_budget")));
+    }
+    for (kind, id, stored, max) in checks {
+        let Some(max) = max else { continue };
+        let spent = stored + ledger.pending(kind, id);
+        if spent >= max {
+            let who = match kind {
+                "key" => "Key".to_string(),
+                "user" => format!("User={id}"),
+                _ => format!("Team={id}"),
+            };
+            return Err(GatewayError::BudgetExceeded {
+                message: format!(
+                    "Budget has been exceeded! {who} Current cost: {spent}, Max budget: {max}"
+                ),
+                status,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A spend-log row as `/spend/logs` shows it (LiteLLM's field names).

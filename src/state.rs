@@ -30,6 +30,10 @@ pub struct AppState {
     pub global_max_parallel: Option<u64>,
     /// End users (`user` in the body) with their budget's limits, cached like keys.
     pub end_users: tollgate_actors::CacheHandle<Arc<crate::limits::EndUserLimits>>,
+    /// Spend recorded and not yet written, for budget checks.
+    pub ledger: Arc<crate::spend::Ledger>,
+    /// `litellm_settings.budget_exceeded_status_code` (default 400).
+    pub budget_exceeded_status: u16,
     /// The spend tracker (spend-log rows, batched).
     pub spend: crate::spend::Tracker,
     /// Strategy, retries and fallbacks (`router_settings`).

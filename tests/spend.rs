@@ -194,3 +194,90 @@ async fn sigterm_under_load_then_restart_loses_no_spend() {
     assert_eq!(logs.as_array().map(Vec::len), Some(20), "{logs}");
     let _: Value = logs;
 }
+
+#[actix_rt::test]
+async fn a_key_over_its_max_budget_is_refused_and_key_spend_is_reported() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(
+        &priced_config(&mock, "  proxy_batch_write_at: 0.2\n", ""),
+        &[],
+        &[],
+    );
+    // One call costs a few cents at these prices; the budget allows about one.
+    let (_, _, created) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"max_budget": 0.01}),
+    )
+    .await;
+    let key = created["key"].as_str().unwrap().to_string();
+    let url = gw.url("/v1/chat/completions");
+    let (status, headers, _) = post(&url, Some(&key), &chat("priced")).await;
+    assert_eq!(status, 200);
+    let first = cost(&headers);
+    let spend: f64 = headers
+        .get("x-litellm-key-spend")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (spend - first).abs() < 1e-9,
+        "key spend includes this response: {spend} vs {first}"
+    );
+    assert!(
+        first >= 0.01,
+        "the test needs one call to use the budget up ({first})"
+    );
+    // At once (before any batch write), and after the write too.
+    for round in 0..2 {
+        let (status, _, body) = post(&url, Some(&key), &chat("priced")).await;
+        let (_, _, info) = get(&gw.url(&format!("/key/info?key={key}")), Some(MASTER_KEY)).await;
+        assert_eq!(status, 400, "round {round}: {body} {info}");
+        assert_eq!(body["error"]["type"], "budget_exceeded");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Budget has been exceeded"),
+            "{body}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A user's budget applies to all the user's keys.
+    let (status, _, _) = post(
+        &gw.url("/user/new"),
+        Some(MASTER_KEY),
+        &json!({"user_id": "frugal", "max_budget": 0.01, "auto_create_key": false}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, _, a) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"user_id": "frugal"}),
+    )
+    .await;
+    let (_, _, b) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"user_id": "frugal"}),
+    )
+    .await;
+    assert_eq!(
+        post(&url, Some(a["key"].as_str().unwrap()), &chat("priced"))
+            .await
+            .0,
+        200
+    );
+    let (status, _, body) = post(&url, Some(b["key"].as_str().unwrap()), &chat("priced")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("User=frugal"),
+        "{body}"
+    );
+}
