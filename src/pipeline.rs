@@ -31,7 +31,11 @@
 //! 6. **relay**: non-streaming bodies are translated back and returned whole; streams go through
 //!    [`SseRelay`] unbuffered, and a stream that breaks ends with an SSE error event.
 //! 7. **account**: the deployment's atomics record latency and success; failures go to its actor
-//!    (fire-and-forget) which decides on a cooldown; usage is logged per request.
+//!    (fire-and-forget) which decides on a cooldown; the cost of the call (`src/pricing/`) goes to
+//!    the client as `x-litellm-response-cost`, and one spend-log row per request (failures too) goes
+//!    to the spend tracker (`src/spend.rs`), which writes batches off the hot path. Budgets
+//!    (`max_budget` of the key, its user and team) are checked before routing, counting the spend
+//!    not yet written.
 //!
 //! Every response, success or error, carries the `x-litellm-*` headers: call id, deployment id and
 //! base, model group, durations.
