@@ -249,3 +249,141 @@ async fn a_key_rpm_limit_holds_across_three_instances_sharing_postgres_and_redis
     );
     assert_eq!(calls(&mock, "limited-by-key").await, ok as u64);
 }
+
+/// A Redis of this test's own, on a free port, that the test can kill.
+struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "private redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateRedis { child, port }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[actix_rt::test]
+async fn redis_killed_mid_run_falls_back_to_local_limits_without_hanging() {
+    let mut redis = PrivateRedis::start();
+    let mock = Mock::start(&[]);
+    let pg = FreshPostgres::create();
+    let cfg = format!(
+        "model_list:\n{}general_settings:\n  master_key: {MASTER_KEY}\n  database_url: {}\nrouter_settings:\n  redis_url: redis://127.0.0.1:{}\n",
+        deployment(&mock, "g", "through-an-outage", ""),
+        pg.url,
+        redis.port
+    );
+    let gateways: Vec<Gateway> = (0..2).map(|_| Gateway::start(&cfg, &[], &[])).collect();
+    for gw in &gateways {
+        wait_until_connected(gw).await;
+    }
+    let (_, _, created) = post(
+        &gateways[0].url("/key/generate"),
+        Some(MASTER_KEY),
+        &serde_json::json!({"rpm_limit": 4}),
+    )
+    .await;
+    let key = created["key"].as_str().unwrap().to_string();
+    // Shared: 4 across both instances.
+    let mut ok = 0;
+    for i in 0..8 {
+        if post(
+            &gateways[i % 2].url("/v1/chat/completions"),
+            Some(&key),
+            &chat("g"),
+        )
+        .await
+        .0 == 200
+        {
+            ok += 1;
+        }
+    }
+    assert!(ok == 4 || ok == 8, "shared limit admitted {ok}");
+
+    redis.kill();
+    // Redis gone: no request hangs; each instance keeps enforcing its own window (at most the
+    // limit per instance), and readiness says Redis is unavailable.
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(
+            post(
+                &gateways[i % 2].url("/v1/chat/completions"),
+                Some(&key),
+                &chat("g"),
+            )
+            .await
+            .0,
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    let admitted_after = statuses.iter().filter(|s| **s == 200).count();
+    // Each instance keeps its own window of 4 per minute: at most 4 each, 8 in all.
+    assert!(
+        admitted_after <= 8,
+        "local windows bound the total: {admitted_after}"
+    );
+    // The router's sync (every 200 ms) trips the circuit breaker after three failed calls.
+    for gw in &gateways {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (status, _, body) = get(&gw.url("/health/readiness"), None).await;
+            assert_eq!(status, 200);
+            if body["router_redis"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("unavailable")
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "readiness never reported the outage: {body}"
+            );
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
