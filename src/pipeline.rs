@@ -352,7 +352,8 @@ async fn serve(
     }
     // 2c. budgets, then limits: key, user, team, end user, per model, gateway-wide.
     crate::spend::check_budgets(&caller, &state.ledger, state.budget_exceeded_status)?;
-    let permit = admit(state, http, &caller, &req).await?;
+    let end_user = end_user_id(http, &req).map(str::to_string);
+    let permit = admit(state, end_user.as_deref(), &caller, &req).await?;
     served.limit_headers = crate::limits::headers(&permit.permit);
     let spend = Arc::new(crate::spend::SpendContext::new(
         state.spend.clone(),
@@ -360,7 +361,7 @@ async fn serve(
         &served.call_id,
         kind,
         &caller,
-        end_user_id(http, &req),
+        end_user.as_deref(),
     ));
     served.spend = Some(spend.clone());
     let options = CallOptions {
@@ -468,11 +469,11 @@ async fn admit_with(
 
 async fn admit(
     state: &AppState,
-    http: &HttpRequest,
+    end_user: Option<&str>,
     caller: &Caller,
     req: &LlmRequest,
 ) -> Result<crate::limits::Admission, GatewayError> {
-    let end_user = match end_user_id(http, req) {
+    let end_user = match end_user {
         None => None,
         Some(id) => match state.end_users.get(id).await {
             tollgate_actors::Lookup::Found(limits) => {

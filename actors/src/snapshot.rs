@@ -72,14 +72,6 @@ impl<U: Upstream> ModelGroup<U> {
             .iter()
             .any(|d| d.is_available(now_ms) && !exclude.iter().any(|id| id == d.id()))
     }
-
-    /// The earliest moment (unix ms) at which any deployment of the group leaves its cooldown.
-    pub fn next_available_ms(&self) -> Option<u64> {
-        self.deployments
-            .iter()
-            .map(|d| d.state.cooldown_until_ms())
-            .min()
-    }
 }
 
 /// Weighted random choice. Items without a weight count as weight 1 when no item has one; when some

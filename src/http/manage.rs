@@ -48,6 +48,43 @@ impl Ctx {
         Ok(())
     }
 
+    /// The user a team or organization member entry names (by `user_id`, else `user_email`),
+    /// created as an `internal_user` when unknown.
+    pub async fn user_for_member(
+        &self,
+        user_id: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<EntityRecord, GatewayError> {
+        let found = match (user_id, email) {
+            (Some(id), _) => self.store.get_entity(EntityKind::User, id).await?,
+            (None, Some(e)) => self.store.find_entity_by_alias(EntityKind::User, e).await?,
+            (None, None) => None,
+        };
+        if let Some(u) = found {
+            return Ok(u);
+        }
+        let now = crate::time::now_ms();
+        let mut data = Map::new();
+        data.insert(
+            "user_role".into(),
+            Value::String(crate::auth::Role::InternalUser.as_str().into()),
+        );
+        data.insert("teams".into(), Value::Array(Vec::new()));
+        let user = EntityRecord {
+            id: user_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string),
+            alias: email.map(str::to_string),
+            spend: 0.0,
+            blocked: false,
+            created_at: now,
+            updated_at: now,
+            created_by: Some(self.caller.actor_id()),
+            updated_by: Some(self.caller.actor_id()),
+            data,
+        };
+        self.store.insert_entity(EntityKind::User, &user).await?;
+        Ok(user)
+    }
+
     /// Every key matching `filter`, page by page.
     pub async fn all_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, GatewayError> {
         let mut out = Vec::new();

@@ -295,39 +295,14 @@ fn unlink_user(user: &mut EntityRecord, org_id: &str) {
 async fn resolve_user(c: &Ctx, m: &Map<String, Value>) -> Result<EntityRecord, GatewayError> {
     let user_id = opt_str(m, "user_id")?;
     let email = opt_str(m, "user_email")?;
-    let found = match (&user_id, &email) {
-        (Some(id), _) => c.store.get_entity(EntityKind::User, id).await?,
-        (None, Some(e)) => c.store.find_entity_by_alias(EntityKind::User, e).await?,
-        (None, None) => {
-            return Err(GatewayError::bad_param(
-                "member",
-                "a member needs a 'user_id' or a 'user_email'",
-            ))
-        }
-    };
-    if let Some(u) = found {
-        return Ok(u);
+    if user_id.is_none() && email.is_none() {
+        return Err(GatewayError::bad_param(
+            "member",
+            "a member needs a 'user_id' or a 'user_email'",
+        ));
     }
-    let now = now_ms();
-    let mut data = Map::new();
-    data.insert(
-        "user_role".into(),
-        Value::String(Role::InternalUser.as_str().into()),
-    );
-    data.insert("teams".into(), Value::Array(Vec::new()));
-    let user = EntityRecord {
-        id: user_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        alias: email,
-        spend: 0.0,
-        blocked: false,
-        created_at: now,
-        updated_at: now,
-        created_by: Some(c.caller.actor_id()),
-        updated_by: Some(c.caller.actor_id()),
-        data,
-    };
-    c.store.insert_entity(EntityKind::User, &user).await?;
-    Ok(user)
+    c.user_for_member(user_id.as_deref(), email.as_deref())
+        .await
 }
 
 async fn member_add(

@@ -165,42 +165,8 @@ fn parse_members(v: Option<&Value>, field: &str) -> Result<Vec<Member>, GatewayE
 
 /// The user a member names (by id, else by email), created as an `internal_user` when unknown.
 async fn resolve_user(c: &Ctx, m: &Member) -> Result<EntityRecord, GatewayError> {
-    if let Some(id) = &m.user_id {
-        if let Some(u) = c.store.get_entity(EntityKind::User, id).await? {
-            return Ok(u);
-        }
-    } else if let Some(email) = &m.user_email {
-        if let Some(u) = c
-            .store
-            .find_entity_by_alias(EntityKind::User, email)
-            .await?
-        {
-            return Ok(u);
-        }
-    }
-    let now = now_ms();
-    let mut data = Map::new();
-    data.insert(
-        "user_role".into(),
-        Value::String(crate::auth::Role::InternalUser.as_str().into()),
-    );
-    data.insert("teams".into(), Value::Array(Vec::new()));
-    let user = EntityRecord {
-        id: m
-            .user_id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        alias: m.user_email.clone(),
-        spend: 0.0,
-        blocked: false,
-        created_at: now,
-        updated_at: now,
-        created_by: Some(c.caller.actor_id()),
-        updated_by: Some(c.caller.actor_id()),
-        data,
-    };
-    c.store.insert_entity(EntityKind::User, &user).await?;
-    Ok(user)
+    c.user_for_member(m.user_id.as_deref(), m.user_email.as_deref())
+        .await
 }
 
 /// Put `user` into `team` with `role`, on both records (in memory). False when already a member.
