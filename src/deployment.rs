@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{as_f64, truthy, ModelEntry};
 use crate::error::GatewayError;
 use crate::llm::{CallKind, LlmRequest};
-use crate::providers::{self, ProviderSpec, Wire};
+use crate::providers::{self, ProviderSpec};
 use crate::secret::{is_secret_key, Secret};
 
 /// Where and how to call, for one request.
@@ -76,6 +76,35 @@ pub struct Deployment {
     pub model_info: Map<String, Value>,
     /// `litellm_params` without secrets, for `/model/info` and `/health`.
     pub public_params: Map<String, Value>,
+    /// Every `litellm_params` entry, secrets included, for the native adapters' own settings
+    /// (`aws_region_name`, `vertex_project`, `vertex_credentials`…). Debug output shows keys only.
+    pub provider_params: ProviderParams,
+}
+
+/// A deployment's `litellm_params`, as configured (environment references resolved). Never logged:
+/// its `Debug` lists the keys without values.
+#[derive(Clone, Default)]
+pub struct ProviderParams(Map<String, Value>);
+
+impl ProviderParams {
+    pub fn new(params: Map<String, Value>) -> Self {
+        Self(params)
+    }
+
+    /// A string (or number, as text) parameter; empty strings count as unset.
+    pub fn str(&self, key: &str) -> Option<String> {
+        string_param(&self.0, key)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+}
+
+impl std::fmt::Debug for ProviderParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// `litellm_params` keys the gateway consumes itself.
@@ -414,6 +443,7 @@ impl Deployment {
                 .filter(|v| !v.is_null()),
             model_info: entry.model_info.clone(),
             public_params,
+            provider_params: ProviderParams::new(params.clone()),
         }
     }
 
@@ -423,7 +453,7 @@ impl Deployment {
         configured_base: Option<String>,
         configured_key: Option<Secret>,
     ) -> Result<Target, String> {
-        if spec.wire == Wire::Native {
+        if providers::adapter_for(spec.wire).is_none() {
             return Err(format!(
                 "provider '{}' needs its native adapter, which this Tollgate version does not include yet",
                 spec.name

@@ -40,6 +40,7 @@
 //! Every response, success or error, carries the `x-litellm-*` headers: call id, deployment id and
 //! base, model group, durations.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,7 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
 use tollgate_actors::{
     now_ms, DeploymentFailure, DeploymentHandle, FailureClass, PickError, PickRequest, Picked,
@@ -58,6 +59,7 @@ use crate::auth::Caller;
 use crate::deployment::Deployment;
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{CallKind, LlmRequest, MockFailure, Usage};
+use crate::providers::stream::TranslatedStream;
 use crate::providers::{self, ProviderAdapter};
 use crate::routing::ErrorClass;
 use crate::secret::redact_json;
@@ -854,16 +856,6 @@ async fn attempt(
             }
         })?;
     let prepared = adapter.prepare(&deployment, &target, req)?;
-    if state.debug {
-        tracing::debug!(
-            call_id = served.call_id,
-            deployment = deployment.id,
-            url = prepared.url,
-            headers = ?prepared.redacted_headers(),
-            stream = req.stream,
-            "upstream request"
-        );
-    }
 
     // 5. call
     let call_started = Instant::now();
@@ -875,6 +867,20 @@ async fn attempt(
         report(handle, &err);
         err
     };
+    let prepared = match adapter.authorize(&deployment, &target, prepared).await {
+        Ok(p) => p,
+        Err(e) => return Err(fail(e, served)),
+    };
+    if state.debug {
+        tracing::debug!(
+            call_id = served.call_id,
+            deployment = deployment.id,
+            url = prepared.url,
+            headers = ?prepared.redacted_headers(),
+            stream = req.stream,
+            "upstream request"
+        );
+    }
     let mut response = match upstream::send(prepared, head_timeout, &req.model, key.as_ref()).await
     {
         Ok(r) => r,
@@ -964,6 +970,11 @@ async fn attempt(
         deployment.prices_for(&target),
     );
     let body = futures_util::stream::iter([Ok(first)]).chain(response);
+    let body: Pin<Box<dyn Stream<Item = Result<Bytes, String>>>> =
+        match adapter.stream_translator(&target, req) {
+            Some(translator) => Box::pin(TranslatedStream::new(body, translator)),
+            None => Box::pin(body.map(|item| item.map_err(|e| e.to_string()))),
+        };
     let relay = SseRelay::new(
         body,
         req.client_wants_usage,

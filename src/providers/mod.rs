@@ -6,8 +6,11 @@
 //! each provider's wire format, default base URL and API-key environment variables.
 
 pub mod openai;
+pub mod stream;
 
 use std::borrow::Cow;
+
+use futures_util::future::LocalBoxFuture;
 
 use bytes::Bytes;
 
@@ -22,6 +25,20 @@ pub enum Wire {
     OpenAi,
     /// Azure OpenAI (`{api_base}/openai/deployments/{deployment}/…?api-version=`, `api-key` header).
     Azure,
+    /// Anthropic Messages API.
+    Anthropic,
+    /// Google AI Studio (Gemini API, `generateContent`).
+    Gemini,
+    /// Vertex AI (Gemini models through `aiplatform.googleapis.com`, OAuth from a service account).
+    VertexAi,
+    /// AWS Bedrock Converse / ConverseStream (SigV4 or Bedrock API keys).
+    Bedrock,
+    /// Cohere v2 chat and embed.
+    Cohere,
+    /// Ollama's native `/api/chat` and `/api/embed`.
+    Ollama,
+    /// Hugging Face Inference Endpoints and TGI.
+    HuggingFace,
     /// A provider with its own wire format whose adapter this build does not include.
     Native,
 }
@@ -305,6 +322,9 @@ pub struct TranslatedResponse {
 }
 
 /// One provider's translation, in both directions.
+///
+/// Adapters are stateless statics; everything a call needs comes from the deployment, the target
+/// and the request.
 pub trait ProviderAdapter {
     /// Internal request → provider request for this deployment.
     fn prepare(
@@ -329,6 +349,28 @@ pub trait ProviderAdapter {
         retry_after: Option<std::time::Duration>,
         body: &[u8],
     ) -> GatewayError;
+
+    /// The translator for this provider's stream, or `None` when the provider already streams
+    /// OpenAI `chat.completion.chunk` events.
+    fn stream_translator(
+        &self,
+        _target: &Target,
+        _req: &LlmRequest,
+    ) -> Option<Box<dyn stream::StreamTranslator>> {
+        None
+    }
+
+    /// Final, possibly asynchronous, step before sending: credentials that must be fetched or
+    /// computed over the finished request (OAuth tokens, request signatures). The default sends
+    /// the request as prepared.
+    fn authorize<'a>(
+        &'a self,
+        _deployment: &'a Deployment,
+        _target: &'a Target,
+        prepared: PreparedRequest,
+    ) -> LocalBoxFuture<'a, Result<PreparedRequest, GatewayError>> {
+        Box::pin(std::future::ready(Ok(prepared)))
+    }
 }
 
 /// The adapter for a wire format, or `None` when this build has no adapter for it.
@@ -336,7 +378,14 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
     match wire {
         Wire::OpenAi => Some(&openai::OPENAI),
         Wire::Azure => Some(&openai::AZURE),
-        Wire::Native => None,
+        Wire::Anthropic
+        | Wire::Gemini
+        | Wire::VertexAi
+        | Wire::Bedrock
+        | Wire::Cohere
+        | Wire::Ollama
+        | Wire::HuggingFace
+        | Wire::Native => None,
     }
 }
 
