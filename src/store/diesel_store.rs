@@ -19,6 +19,42 @@ use super::{
     SpendLog, Store, StoreError,
 };
 
+/// Spend-log rows per INSERT statement: 19 bind parameters each, well under SQLite's 32,766 and
+/// Postgres's 65,535.
+const SPEND_INSERT_CHUNK: usize = 1000;
+
+/// Spend to add per key and per entity for the rows of a batch that were actually inserted.
+#[derive(Default)]
+struct SpendIncrements {
+    /// Rows written.
+    rows: u64,
+    keys: std::collections::BTreeMap<String, f64>,
+    entities: std::collections::BTreeMap<(EntityKind, String), f64>,
+}
+
+impl SpendIncrements {
+    /// Count one written row and its spend.
+    fn add(&mut self, log: &SpendLog) {
+        self.rows += 1;
+        if log.spend == 0.0 {
+            return;
+        }
+        if !log.api_key.is_empty() {
+            *self.keys.entry(log.api_key.clone()).or_default() += log.spend;
+        }
+        for (kind, id) in [
+            (EntityKind::User, &log.user_id),
+            (EntityKind::Team, &log.team_id),
+            (EntityKind::Organization, &log.organization_id),
+            (EntityKind::EndUser, &log.end_user),
+        ] {
+            if let Some(id) = id {
+                *self.entities.entry((kind, id.clone())).or_default() += log.spend;
+            }
+        }
+    }
+}
+
 /// How long a caller waits for a pooled connection (and so for a database that is down).
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -207,6 +243,96 @@ macro_rules! with_entity_table {
             }
         }
     };
+}
+
+/// Spend-log writes, one transaction per batch. Rows already written (a retried batch whose commit
+/// was not acknowledged) are skipped and add no spend; increments are summed per key and entity,
+/// so a batch costs one UPDATE per distinct target, not one per row. Returns the rows written.
+trait WriteSpend {
+    fn write_spend(
+        &mut self,
+        logs: Vec<SpendLog>,
+    ) -> futures_util::future::BoxFuture<'_, QueryResult<u64>>;
+}
+
+/// SQLite: the whole batch runs in one blocking task on the connection's thread (a query per row
+/// is cheap there; a thread hop per query is not).
+impl WriteSpend for Sqlite {
+    fn write_spend(
+        &mut self,
+        logs: Vec<SpendLog>,
+    ) -> futures_util::future::BoxFuture<'_, QueryResult<u64>> {
+        self.spawn_blocking(move |conn| {
+            use diesel::Connection as _;
+            conn.transaction(|conn| {
+                let mut increments = SpendIncrements::default();
+                for log in &logs {
+                    let inserted = diesel::RunQueryDsl::execute(
+                        diesel::insert_into(spend_logs::table)
+                            .values(log)
+                            .on_conflict_do_nothing(),
+                        conn,
+                    )?;
+                    if inserted > 0 {
+                        increments.add(log);
+                    }
+                }
+                for (token, amount) in &increments.keys {
+                    diesel::RunQueryDsl::execute(
+                        diesel::update(verification_tokens::table.find(token)).set(
+                            verification_tokens::spend.eq(verification_tokens::spend + amount),
+                        ),
+                        conn,
+                    )?;
+                }
+                for ((kind, id), amount) in &increments.entities {
+                    with_entity_table!(*kind, t => diesel::RunQueryDsl::execute(
+                        diesel::update(t::table.find(id)).set(t::spend.eq(t::spend + amount)),
+                        conn,
+                    ))?;
+                }
+                Ok(increments.rows)
+            })
+        })
+    }
+}
+
+/// Postgres: multi-row inserts that return the rows actually written.
+impl WriteSpend for AsyncPgConnection {
+    fn write_spend(
+        &mut self,
+        logs: Vec<SpendLog>,
+    ) -> futures_util::future::BoxFuture<'_, QueryResult<u64>> {
+        self.transaction::<u64, diesel::result::Error, _>(async move |conn| {
+            let mut increments = SpendIncrements::default();
+            for chunk in logs.chunks(SPEND_INSERT_CHUNK) {
+                let inserted: Vec<String> = diesel::insert_into(spend_logs::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .returning(spend_logs::request_id)
+                    .get_results(&mut *conn)
+                    .await?;
+                let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+                for log in chunk.iter().filter(|l| inserted.contains(&l.request_id)) {
+                    increments.add(log);
+                }
+            }
+            for (token, amount) in &increments.keys {
+                diesel::update(verification_tokens::table.find(token))
+                    .set(verification_tokens::spend.eq(verification_tokens::spend + amount))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            for ((kind, id), amount) in &increments.entities {
+                with_entity_table!(*kind, t => diesel::update(t::table.find(id))
+                    .set(t::spend.eq(t::spend + amount))
+                    .execute(&mut *conn)
+                    .await)?;
+            }
+            Ok(increments.rows)
+        })
+        .boxed()
+    }
 }
 
 /// The [`Store`] implementation for one connection type.
@@ -424,46 +550,9 @@ macro_rules! diesel_store {
 
             async fn record_spend(&self, logs: &[SpendLog]) -> Result<u64, StoreError> {
                 let mut conn = self.conn().await?;
-                let logs = logs.to_vec();
-                conn.transaction::<u64, diesel::result::Error, _>(async move |conn| {
-                    let mut written = 0;
-                    for log in logs {
-                        let inserted = diesel::insert_into(spend_logs::table)
-                            .values(&log)
-                            .on_conflict_do_nothing()
-                            .execute(&mut *conn)
-                            .await?;
-                        if inserted == 0 {
-                            continue;
-                        }
-                        written += 1;
-                        if log.spend == 0.0 {
-                            continue;
-                        }
-                        let amount = log.spend;
-                        if !log.api_key.is_empty() {
-                            diesel::update(verification_tokens::table.find(&log.api_key))
-                                .set(verification_tokens::spend.eq(verification_tokens::spend + amount))
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                        for (kind, id) in [
-                            (EntityKind::User, &log.user_id),
-                            (EntityKind::Team, &log.team_id),
-                            (EntityKind::Organization, &log.organization_id),
-                            (EntityKind::EndUser, &log.end_user),
-                        ] {
-                            let Some(id) = id else { continue };
-                            with_entity_table!(kind, t => diesel::update(t::table.find(id))
-                                .set(t::spend.eq(t::spend + amount))
-                                .execute(&mut *conn)
-                                .await)?;
-                        }
-                    }
-                    Ok(written)
-                })
-                .await
-                .map_err(query_error)
+                WriteSpend::write_spend(&mut *conn, logs.to_vec())
+                    .await
+                    .map_err(query_error)
             }
 
             async fn list_spend_logs(&self, filter: &SpendFilter) -> Result<Vec<SpendLog>, StoreError> {

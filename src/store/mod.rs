@@ -118,7 +118,7 @@ pub struct KeyRecord {
 }
 
 /// The kinds of entity sharing one row layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EntityKind {
     User,
     Team,
