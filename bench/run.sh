@@ -115,13 +115,16 @@ command -v "$LOADGEN" >/dev/null || die "$LOADGEN not on PATH"
 LOADGEN_VERSION=$("$LOADGEN" --version 2>&1 | head -n 1 | awk '{print $1, $2}' || true)
 log "load generator: $LOADGEN_VERSION"
 
-cat >"$OUT/chat.lua" <<EOF
+write_lua() {   # write_lua FILE KEY: POST one small chat completion with this bearer key
+    cat >"$1" <<EOF
 -- POST one small chat completion (the same request to the mock and to the gateway).
 wrk.method = "POST"
 wrk.body = '$BODY'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $MASTER_KEY"
+wrk.headers["Authorization"] = "Bearer $2"
 EOF
+}
+write_lua "$OUT/chat.lua" "$MASTER_KEY"
 
 # wrk latency string (e.g. 812.00us, 1.23ms, 1.01s) -> integer microseconds
 to_us() {
@@ -141,6 +144,7 @@ run_load() {
     if [[ $LOADGEN == wrk ]]; then
         local script=()
         [[ $kind == chat ]] && script=(-s "$OUT/chat.lua")
+        [[ $kind == keychat ]] && script=(-s "$OUT/keychat.lua")
         taskset -c "$LOAD_CPUS" wrk -t"$threads" -c"$conns" -d"$WARMUP" "${script[@]}" "$url" >"$OUT/$name.warmup.txt" 2>&1
         cpu_begin
         taskset -c "$LOAD_CPUS" wrk -t"$threads" -c"$conns" -d"$DURATION" --latency "${script[@]}" "$url" >"$OUT/$name.txt" 2>&1
@@ -157,6 +161,7 @@ run_load() {
     else
         local args=(--no-tui -j -c "$conns")
         [[ $kind == chat ]] && args+=(-m POST -H "Content-Type: application/json" -H "Authorization: Bearer $MASTER_KEY" -d "$BODY")
+        [[ $kind == keychat ]] && args+=(-m POST -H "Content-Type: application/json" -H "Authorization: Bearer $VIRTUAL_KEY" -d "$BODY")
         taskset -c "$LOAD_CPUS" oha "${args[@]}" -z "$WARMUP" "$url" >"$OUT/$name.warmup.json" 2>&1 || true
         cpu_begin
         taskset -c "$LOAD_CPUS" oha "${args[@]}" -z "$DURATION" "$url" >"$OUT/$name.json"
@@ -338,6 +343,22 @@ G64_RPS=$R_RPS G64_P50=$R_P50 G64_P99=$R_P99 G64_NON2XX=$R_NON2XX G64_ERR=$R_ERR
 RSS_LOAD=$(rss_kb "$GW_PID" VmRSS); HWM_LOAD=$(rss_kb "$GW_PID" VmHWM)
 log "gateway after ${CONNS}c load: VmRSS ${RSS_LOAD} kB, VmHWM ${HWM_LOAD} kB"
 
+# c. 64 connections with a virtual key that has rpm/tpm limits (far above what the run reaches, so
+# every request is admitted but counted), a budget, and spend tracking.
+VIRTUAL_KEY=$(curl -s --max-time 5 -H "Authorization: Bearer $MASTER_KEY" -H "Content-Type: application/json" \
+    -d '{"rpm_limit": 100000000, "tpm_limit": 10000000000, "max_budget": 1000000, "key_alias": "bench"}' \
+    "http://127.0.0.1:$GW_PORT/key/generate" | jq -r '.key // empty')
+[[ $VIRTUAL_KEY == sk-* ]] || die "could not create the benchmark's virtual key"
+write_lua "$OUT/keychat.lua" "$VIRTUAL_KEY"
+code=$(curl -s -o "$OUT/smoke_key.json" -D "$OUT/smoke_key.headers" -w '%{http_code}' --max-time 5 \
+    -H "Content-Type: application/json" -H "Authorization: Bearer $VIRTUAL_KEY" -d "$BODY" "$GW_URL" || true)
+[[ $code == 200 ]] || die "virtual-key smoke test returned HTTP $code"
+grep -qi '^x-ratelimit-remaining-requests' "$OUT/smoke_key.headers" || die "virtual-key response has no x-ratelimit headers"
+run_load gateway_key_c$CONNS "$CONNS" "$GW_URL" keychat
+K64_RPS=$R_RPS K64_P50=$R_P50 K64_P99=$R_P99 K64_NON2XX=$R_NON2XX K64_ERR=$R_ERRORS K64_REQS=$R_REQS
+RSS_KEY=$(rss_kb "$GW_PID" VmRSS); HWM_KEY=$(rss_kb "$GW_PID" VmHWM)
+log "gateway after virtual-key load: VmRSS ${RSS_KEY} kB, VmHWM ${HWM_KEY} kB"
+
 # b. 1 connection
 run_load direct_c1 1 "$MOCK_URL" chat
 D1_RPS=$R_RPS D1_P50=$R_P50 D1_P99=$R_P99 D1_NON2XX=$R_NON2XX D1_ERR=$R_ERRORS
@@ -377,12 +398,16 @@ cat <<EOF
 | p50 latency, $CONNS conns | ${D64_P50} µs | ${G64_P50} µs | +${ADD64_P50} µs | | |
 | p99 latency, $CONNS conns | ${D64_P99} µs | ${G64_P99} µs | +$((G64_P99 - D64_P99)) µs | | |
 | non-2xx / socket errors, $CONNS conns | $D64_NON2XX / $D64_ERR | $G64_NON2XX / $G64_ERR | | 0 | $(yesno "$D64_NON2XX + $D64_ERR + $G64_NON2XX + $G64_ERR == 0") |
+| chat req/s, $CONNS conns, virtual key with rpm/tpm limits + budget | $D64_RPS | $K64_RPS | $(ratio "$K64_RPS" "$D64_RPS") of direct | ≥ 15,000 req/s via gateway | $(yesno "$K64_RPS >= 15000") |
+| p50 / p99 latency, virtual key | ${D64_P50} / ${D64_P99} µs | ${K64_P50} / ${K64_P99} µs | +$((K64_P50 - D64_P50)) / +$((K64_P99 - D64_P99)) µs | | |
+| non-2xx / socket errors, virtual key | | $K64_NON2XX / $K64_ERR | | 0 | $(yesno "$K64_NON2XX + $K64_ERR == 0") |
 | p50 latency, 1 conn | ${D1_P50} µs | ${G1_P50} µs | **+${ADD_P50} µs added** | ≤ 100 µs added p50 | $(yesno "$ADD_P50 <= 100") |
 | p99 latency, 1 conn | ${D1_P99} µs | ${G1_P99} µs | +${ADD_P99} µs | | |
 | req/s, 1 conn | $D1_RPS | $G1_RPS | $(ratio "$G1_RPS" "$D1_RPS") | | |
 | non-2xx / socket errors, 1 conn | $D1_NON2XX / $D1_ERR | $G1_NON2XX / $G1_ERR | | 0 | $(yesno "$D1_NON2XX + $D1_ERR + $G1_NON2XX + $G1_ERR == 0") |
 | gateway RSS idle (VmRSS) | | $(mb "$RSS_IDLE") | | ≤ 30 MB idle | $(yesno "$RSS_IDLE <= 30720") |
 | gateway RSS after $CONNS-conn load (VmRSS / VmHWM peak) | | $(mb "$RSS_LOAD") / $(mb "$HWM_LOAD") | | | |
+| gateway RSS after virtual-key load (VmRSS / VmHWM peak) | | $(mb "$RSS_KEY") / $(mb "$HWM_KEY") | | | |
 | gateway RSS at end (VmRSS / VmHWM peak) | | $(mb "$RSS_END") / $(mb "$HWM_END") | | | |
 | start → first 200 on /health/liveliness (median of $STARTUP_RUNS) | | ${START_MED} ms | | ≤ 200 ms | $(yesno "$START_MED <= 200") |
 | start → "tollgate listening on" stdout line (median) | | ${LISTEN_MED} ms | | | |

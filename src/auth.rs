@@ -85,6 +85,50 @@ pub struct Principal {
     pub key: KeyRecord,
     pub user: Option<EntityRecord>,
     pub team: Option<EntityRecord>,
+    /// The key's organization (its own, else its team's).
+    pub organization: Option<EntityRecord>,
+    /// The key's `model_max_budget` entries, with what the key spent on each model in its window
+    /// when the key was loaded.
+    pub model_budgets: Vec<ModelBudget>,
+}
+
+/// One `model_max_budget` entry of a key: `{"<model>": {"budget_limit": x, "time_period": "30d"}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelBudget {
+    pub model: String,
+    pub limit: f64,
+    /// The window, in ms (`time_period`; none means the key's whole life).
+    pub period_ms: Option<i64>,
+    /// Spend on this model within the window, stored in the database at load time.
+    pub spent: f64,
+}
+
+impl ModelBudget {
+    /// The entries of a key's `model_max_budget` (spend not yet known).
+    pub fn parse_all(data: &serde_json::Map<String, Value>) -> Vec<ModelBudget> {
+        let Some(Value::Object(m)) = data.get("model_max_budget") else {
+            return Vec::new();
+        };
+        m.iter()
+            .filter_map(|(model, v)| {
+                let limit = match v {
+                    Value::Number(n) => n.as_f64(),
+                    Value::Object(o) => o.get("budget_limit").and_then(Value::as_f64),
+                    _ => None,
+                }?;
+                let period_ms = v
+                    .get("time_period")
+                    .and_then(Value::as_str)
+                    .and_then(crate::keys::parse_duration);
+                Some(ModelBudget {
+                    model: model.clone(),
+                    limit,
+                    period_ms,
+                    spent: 0.0,
+                })
+            })
+            .collect()
+    }
 }
 
 impl Principal {

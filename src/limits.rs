@@ -27,14 +27,22 @@ use crate::store::EntityRecord;
 pub struct EndUserLimits {
     pub blocked: bool,
     pub limits: Limits,
+    /// Stored spend and `max_budget` (its own, else its budget's).
+    pub spend: f64,
+    pub max_budget: Option<f64>,
 }
 
 impl EndUserLimits {
     pub fn from_records(end_user: &EntityRecord, budget: Option<&EntityRecord>) -> Self {
         let own = limits_of(end_user);
+        let budget_record = budget;
         let budget = budget.map(limits_of).unwrap_or_default();
         Self {
             blocked: end_user.blocked,
+            spend: end_user.spend,
+            max_budget: end_user
+                .number("max_budget")
+                .or_else(|| budget_record.and_then(|b| b.number("max_budget"))),
             limits: Limits {
                 rpm: own.rpm.or(budget.rpm),
                 tpm: own.tpm.or(budget.tpm),

@@ -353,7 +353,12 @@ async fn serve(
         tracing::debug!(call_id = served.call_id, ?caller, %body, "request");
     }
     // 2c. budgets, then limits: key, user, team, end user, per model, gateway-wide.
-    crate::spend::check_budgets(&caller, &state.ledger, state.budget_exceeded_status)?;
+    crate::spend::check_budgets(
+        &caller,
+        &req.model,
+        &state.ledger,
+        state.budget_exceeded_status,
+    )?;
     let end_user = end_user_id(http, &req).map(str::to_string);
     let permit = admit(state, end_user.as_deref(), &caller, &req).await?;
     served.limit_headers = crate::limits::headers(&permit.permit);
@@ -484,6 +489,12 @@ async fn admit(
                         message: format!("End user {id} is blocked from making LLM API calls"),
                     });
                 }
+                crate::spend::check_end_user_budget(
+                    id,
+                    &limits,
+                    &state.ledger,
+                    state.budget_exceeded_status,
+                )?;
                 Some((id.to_string(), limits))
             }
             tollgate_actors::Lookup::NotFound => None,

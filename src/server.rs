@@ -270,6 +270,9 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         if let Some(every) = state.db_models.reload_every {
             crate::models_sync::spawn_periodic(state.clone(), every);
         }
+        if let Some(every) = crate::spend::budget_reset_every() {
+            crate::spend::spawn_budget_resets(state.clone(), every);
+        }
         if let Some(every) = background_health {
             let state = state.clone();
             actix_web::rt::spawn(async move {
@@ -376,7 +379,31 @@ fn key_cache(
                         .map_err(|e| e.to_string())?,
                     None => None,
                 };
-                Ok(Some(Arc::new(crate::auth::Principal { key, user, team })))
+                let org_id = key.organization_id.clone().or_else(|| {
+                    team.as_ref().and_then(|t| {
+                        t.data
+                            .get("organization_id")
+                            .and_then(serde_json::Value::as_str)
+                            .map(str::to_string)
+                    })
+                });
+                let organization = match &org_id {
+                    Some(id) => store
+                        .get_entity(EntityKind::Organization, id)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    None => None,
+                };
+                let model_budgets = crate::spend::model_budgets(&**store, &key)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Some(Arc::new(crate::auth::Principal {
+                    key,
+                    user,
+                    team,
+                    organization,
+                    model_budgets,
+                })))
             }
             .boxed_local()
         });

@@ -31,6 +31,8 @@ pub type Tracker = Addr<SpendTracker<SpendLog>>;
 #[derive(Default)]
 pub struct Ledger {
     pending: Mutex<HashMap<String, f64>>,
+    /// Keys whose soft-budget crossing was already logged.
+    soft_budget_logged: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Ledger {
@@ -38,6 +40,9 @@ impl Ledger {
         let mut out = Vec::new();
         if !log.api_key.is_empty() {
             out.push(format!("key:{}", log.api_key));
+            if let Some(model) = &log.model_group {
+                out.push(format!("key_model:{}:{model}", log.api_key));
+            }
         }
         for (kind, id) in [
             ("user", &log.user_id),
@@ -64,6 +69,14 @@ impl Ledger {
                 pending.remove(&e);
             }
         }
+    }
+
+    /// True the first time it is asked for a key (the soft-budget crossing is logged once).
+    fn first_soft_budget_crossing(&self, token: &str) -> bool {
+        self.soft_budget_logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token.to_string())
     }
 
     /// Unwritten spend of `kind` (`key`, `user`, `team`…) `id`.
@@ -224,10 +237,17 @@ impl SpendContext {
     }
 }
 
-/// Refuse a request whose key, user or team has spent its `max_budget` (this instance's unwritten
-/// spend included). Requests already in flight may still finish, so a budget is overshot by at most
-/// the cost of the requests running when it was reached.
-pub fn check_budgets(caller: &Caller, ledger: &Ledger, status: u16) -> Result<(), GatewayError> {
+/// Refuse a request whose key, user, team or organization has spent its `max_budget`, or whose key
+/// has spent its `model_max_budget` for the requested model (this instance's unwritten spend
+/// included). Requests already in flight may still finish, so a budget is overshot by at most the
+/// cost of the requests running when it was reached. A key past its `soft_budget` is still served;
+/// the crossing is logged once per key and process.
+pub fn check_budgets(
+    caller: &Caller,
+    model: &str,
+    ledger: &Ledger,
+    status: u16,
+) -> Result<(), GatewayError> {
     let Some(p) = caller.principal() else {
         return Ok(());
     };
@@ -239,6 +259,9 @@ pub fn check_budgets(caller: &Caller, ledger: &Ledger, status: u16) -> Result<()
     if let Some(t) = &p.team {
         checks.push(("team", &t.id, t.spend, t.number("max_budget")));
     }
+    if let Some(o) = &p.organization {
+        checks.push(("organization", &o.id, o.spend, o.number("max_budget")));
+    }
     for (kind, id, stored, max) in checks {
         let Some(max) = max else { continue };
         let spent = stored + ledger.pending(kind, id);
@@ -246,7 +269,8 @@ pub fn check_budgets(caller: &Caller, ledger: &Ledger, status: u16) -> Result<()
             let who = match kind {
                 "key" => "Key".to_string(),
                 "user" => format!("User={id}"),
-                _ => format!("Team={id}"),
+                "team" => format!("Team={id}"),
+                _ => format!("Organization={id}"),
             };
             return Err(GatewayError::BudgetExceeded {
                 message: format!(
@@ -256,7 +280,79 @@ pub fn check_budgets(caller: &Caller, ledger: &Ledger, status: u16) -> Result<()
             });
         }
     }
+    if let Some(b) = p.model_budgets.iter().find(|b| b.model == model) {
+        let spent = b.spent + ledger.pending("key_model", &format!("{}:{model}", p.key.token));
+        if spent >= b.limit {
+            return Err(GatewayError::BudgetExceeded {
+                message: format!(
+                    "Budget has been exceeded! Current spend for model: {model}: {spent}; Max Budget for Model: {}",
+                    b.limit
+                ),
+                status,
+            });
+        }
+    }
+    if let Some(soft) = p.key.number("soft_budget") {
+        let spent = p.key.spend + ledger.pending("key", &p.key.token);
+        if spent >= soft && ledger.first_soft_budget_crossing(&p.key.token) {
+            tracing::warn!(
+                key_alias = p.key.key_alias.as_deref().unwrap_or(""),
+                key_name = p.key.key_name,
+                spend = spent,
+                soft_budget = soft,
+                "key crossed its soft budget"
+            );
+        }
+    }
     Ok(())
+}
+
+/// Refuse a request whose end user has spent its `max_budget` (its own or its budget's).
+pub fn check_end_user_budget(
+    id: &str,
+    limits: &crate::limits::EndUserLimits,
+    ledger: &Ledger,
+    status: u16,
+) -> Result<(), GatewayError> {
+    let Some(max) = limits.max_budget else {
+        return Ok(());
+    };
+    let spent = limits.spend + ledger.pending("end_user", id);
+    if spent >= max {
+        return Err(GatewayError::BudgetExceeded {
+            message: format!(
+                "Budget has been exceeded! End User={id} over budget. Spend={spent}, Budget={max}"
+            ),
+            status,
+        });
+    }
+    Ok(())
+}
+
+/// A key's `model_max_budget` entries with the spend the database holds for each model within its
+/// window (the spend-log rows of the key for that model group).
+pub async fn model_budgets(
+    store: &dyn crate::store::Store,
+    key: &crate::store::KeyRecord,
+) -> Result<Vec<crate::auth::ModelBudget>, crate::store::StoreError> {
+    let mut budgets = crate::auth::ModelBudget::parse_all(&key.data);
+    let now = crate::time::now_ms();
+    for b in &mut budgets {
+        let filter = crate::store::SpendFilter {
+            api_key: Some(key.token.clone()),
+            start_time: b.period_ms.map(|p| now - p),
+            ..Default::default()
+        };
+        let rows = store
+            .spend_rollup(&filter, crate::store::SpendGroup::Key)
+            .await?;
+        b.spent = rows
+            .iter()
+            .filter(|r| r.model.as_deref() == Some(b.model.as_str()))
+            .map(|r| r.spend)
+            .sum();
+    }
+    Ok(budgets)
 }
 
 /// A spend-log row as `/spend/logs` shows it (LiteLLM's field names).
@@ -284,4 +380,88 @@ pub fn log_json(log: &SpendLog) -> Value {
         "metadata": serde_json::from_str::<Value>(&log.metadata).unwrap_or(Value::Null),
         "cache_hit": "False",
     })
+}
+
+/// How often budgets are checked for their `budget_reset_at` (`TOLLGATE_BUDGET_RESET_SECONDS`).
+pub const DEFAULT_BUDGET_RESET_EVERY: Duration = Duration::from_secs(60);
+const BUDGET_RESET_ENV: &str = "TOLLGATE_BUDGET_RESET_SECONDS";
+
+/// The budget-reset interval from the environment; `0` turns resets off on this instance.
+pub fn budget_reset_every() -> Option<Duration> {
+    match std::env::var(BUDGET_RESET_ENV) {
+        Err(_) => Some(DEFAULT_BUDGET_RESET_EVERY),
+        Ok(raw) => match raw.trim().parse::<f64>() {
+            Ok(0.0) => None,
+            Ok(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s.max(0.1))),
+            _ => {
+                tracing::warn!(
+                    "{BUDGET_RESET_ENV}={raw:?} is not a number of seconds; using {} s",
+                    DEFAULT_BUDGET_RESET_EVERY.as_secs()
+                );
+                Some(DEFAULT_BUDGET_RESET_EVERY)
+            }
+        },
+    }
+}
+
+/// Background budget resets: every `every`, zero the spend of each key, user, team, organization
+/// and end user whose `budget_reset_at` has passed and move that time one `budget_duration` on
+/// (see [`crate::store::Store::reset_due_budgets`]); then drop the cached records that showed the
+/// old spend. Every instance runs it; the store's compare-and-set resets each row once.
+pub fn spawn_budget_resets(state: actix_web::web::Data<crate::state::AppState>, every: Duration) {
+    actix_web::rt::spawn(async move {
+        let mut reported = false;
+        loop {
+            actix_web::rt::time::sleep(every).await;
+            let store = match state.db.store() {
+                Ok(s) => s.clone(),
+                Err(_) => continue,
+            };
+            match store.reset_due_budgets(crate::time::now_ms()).await {
+                Ok(reset) => {
+                    reported = false;
+                    for r in &reset {
+                        tracing::info!(
+                            kind = r.kind,
+                            id = r.id,
+                            next_reset = crate::time::iso8601(r.next_reset),
+                            "budget reset"
+                        );
+                        forget_cached(&state, r.kind, &r.id);
+                    }
+                }
+                Err(e) => {
+                    if !reported {
+                        tracing::warn!(error = %e, "budget reset failed; retrying");
+                        reported = true;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Drop cached records that include this entity, so the next request sees its reset spend.
+fn forget_cached(state: &crate::state::AppState, kind: &str, id: &str) {
+    if kind == "end user" {
+        state.end_users.invalidate(id);
+        return;
+    }
+    let Some(keys) = state.auth.key_cache() else {
+        return;
+    };
+    if kind == "key" {
+        keys.invalidate(id);
+        return;
+    }
+    let (kind, id) = (kind.to_string(), id.to_string());
+    keys.invalidate_where(move |p: &Arc<Principal>| {
+        let matches =
+            |e: &Option<crate::store::EntityRecord>| e.as_ref().is_some_and(|e| e.id == id);
+        match kind.as_str() {
+            "user" => matches(&p.user),
+            "team" => matches(&p.team),
+            _ => matches(&p.organization),
+        }
+    });
 }

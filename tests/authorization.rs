@@ -402,6 +402,13 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
                 ADMIN,
             ),
             row("POST", "/model/delete", json!({"id": model_id}), ADMIN),
+            // spend
+            row("GET", "/spend/logs", json!({}), READ_ALL),
+            row("GET", "/global/spend", json!({}), READ_ALL),
+            row("GET", "/global/spend/report", json!({}), READ_ALL),
+            row("GET", "/global/spend/keys", json!({}), READ_ALL),
+            row("GET", "/global/spend/teams", json!({}), READ_ALL),
+            row("GET", "/global/spend/models", json!({}), READ_ALL),
             // health
             row("GET", "/health", json!({}), ADMIN),
         ];
@@ -429,5 +436,5 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 48);
+    assert_eq!(checked, ROLES.len() * 54);
 }

@@ -201,6 +201,7 @@ async fn generate_inner(
     apply_fields(&body, KEY_FIELDS, &mut data)?;
     let key = key_value(&body, "key")?;
     let now = now_ms();
+    super::budgets::apply_budget_duration(&body, &mut data, now)?;
     let record = KeyRecord {
         token: keys::hash(&key),
         key_name: keys::display_name(&key),
@@ -330,6 +331,7 @@ async fn apply_update(
         }
     }
     apply_fields(body, KEY_FIELDS, &mut record.data)?;
+    super::budgets::apply_budget_duration(body, &mut record.data, now_ms())?;
     if body.contains_key("key_alias") {
         record.key_alias = opt_str(body, "key_alias")?;
     }

@@ -15,9 +15,14 @@ use super::schema::{
     budgets, end_users, organizations, proxy_models, spend_logs, teams, users, verification_tokens,
 };
 use super::{
-    json_object, EntityKind, EntityRecord, KeyFilter, KeyRecord, ModelRecord, Page, SpendFilter,
-    SpendLog, Store, StoreError,
+    budget_reset_data, json_object, BudgetReset, EntityKind, EntityRecord, KeyFilter, KeyRecord,
+    ModelRecord, Page, SpendFilter, SpendGroup, SpendLog, SpendRollup, Store, StoreError,
 };
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Rows whose JSON data holds a non-null `budget_duration` (serde_json writes no spaces).
+const BUDGET_DURATION_PATTERN: &str = "%\"budget_duration\":\"%";
 
 /// Spend-log rows per INSERT statement: 19 bind parameters each, well under SQLite's 32,766 and
 /// Postgres's 65,535.
@@ -588,6 +593,112 @@ macro_rules! diesel_store {
                     .await
                     .map_err(query_error)?;
                 Ok(total.unwrap_or(0.0))
+            }
+
+            async fn spend_rollup(&self, filter: &SpendFilter, group: SpendGroup) -> Result<Vec<SpendRollup>, StoreError> {
+                let mut conn = self.conn().await?;
+                // Grouping by day is done here rather than in SQL: diesel's GROUP BY takes
+                // columns, not the expression a day needs.
+                macro_rules! rows {
+                    ($col:expr) => {{
+                        let mut q = spend_logs::table
+                            .select((spend_logs::start_time, $col, spend_logs::model_group, spend_logs::spend, spend_logs::total_tokens))
+                            .into_boxed();
+                        if let Some(v) = &filter.api_key {
+                            q = q.filter(spend_logs::api_key.eq(v.clone()));
+                        }
+                        if let Some(v) = &filter.user_id {
+                            q = q.filter(spend_logs::user_id.eq(v.clone()));
+                        }
+                        if let Some(v) = &filter.team_id {
+                            q = q.filter(spend_logs::team_id.eq(v.clone()));
+                        }
+                        if let Some(v) = &filter.end_user {
+                            q = q.filter(spend_logs::end_user.eq(v.clone()));
+                        }
+                        if let Some(v) = filter.start_time {
+                            q = q.filter(spend_logs::start_time.ge(v));
+                        }
+                        if let Some(v) = filter.end_time {
+                            q = q.filter(spend_logs::start_time.lt(v));
+                        }
+                        let rows: Vec<(i64, Option<String>, Option<String>, f64, i64)> =
+                            q.load(&mut conn).await.map_err(query_error)?;
+                        rows
+                    }};
+                }
+                let rows = match group {
+                    SpendGroup::Team => rows!(spend_logs::team_id),
+                    SpendGroup::EndUser => rows!(spend_logs::end_user),
+                    SpendGroup::User => rows!(spend_logs::user_id),
+                    SpendGroup::Key => rows!(spend_logs::api_key.nullable()),
+                };
+                let mut groups: std::collections::BTreeMap<(i64, Option<String>, Option<String>), SpendRollup> =
+                    std::collections::BTreeMap::new();
+                for (start, group, model, spend, tokens) in rows {
+                    let day = start.div_euclid(DAY_MS);
+                    let r = groups.entry((day, group.clone(), model.clone())).or_insert_with(|| SpendRollup {
+                        day,
+                        group,
+                        model,
+                        spend: 0.0,
+                        total_tokens: 0,
+                        requests: 0,
+                    });
+                    r.spend += spend;
+                    r.total_tokens += tokens;
+                    r.requests += 1;
+                }
+                Ok(groups.into_values().collect())
+            }
+
+            async fn reset_due_budgets(&self, now: i64) -> Result<Vec<BudgetReset>, StoreError> {
+                let mut conn = self.conn().await?;
+                let mut reset = Vec::new();
+                // Only rows whose data names a duration are read.
+                let keys: Vec<(String, String)> = verification_tokens::table
+                    .filter(verification_tokens::data.like(BUDGET_DURATION_PATTERN))
+                    .select((verification_tokens::token, verification_tokens::data))
+                    .load(&mut conn)
+                    .await
+                    .map_err(query_error)?;
+                for (token, old) in keys {
+                    let Some((data, next)) = budget_reset_data(&json_object(&old)?, now) else { continue };
+                    let new = serde_json::Value::Object(data).to_string();
+                    let n = diesel::update(
+                        verification_tokens::table
+                            .find(&token)
+                            .filter(verification_tokens::data.eq(&old)),
+                    )
+                    .set((verification_tokens::spend.eq(0.0), verification_tokens::data.eq(&new)))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(query_error)?;
+                    if n > 0 {
+                        reset.push(BudgetReset { kind: "key", id: token, next_reset: next });
+                    }
+                }
+                for kind in [EntityKind::User, EntityKind::Team, EntityKind::Organization, EntityKind::EndUser] {
+                    let rows: Vec<(String, String)> = with_entity_table!(kind, t => t::table
+                        .filter(t::data.like(BUDGET_DURATION_PATTERN))
+                        .select((t::id, t::data))
+                        .load(&mut conn)
+                        .await)
+                    .map_err(query_error)?;
+                    for (id, old) in rows {
+                        let Some((data, next)) = budget_reset_data(&json_object(&old)?, now) else { continue };
+                        let new = serde_json::Value::Object(data).to_string();
+                        let n = with_entity_table!(kind, t => diesel::update(t::table.find(&id).filter(t::data.eq(&old)))
+                            .set((t::spend.eq(0.0), t::data.eq(&new)))
+                            .execute(&mut conn)
+                            .await)
+                        .map_err(query_error)?;
+                        if n > 0 {
+                            reset.push(BudgetReset { kind: kind.name(), id, next_reset: next });
+                        }
+                    }
+                }
+                Ok(reset)
             }
 
             async fn insert_model(&self, model: &ModelRecord) -> Result<(), StoreError> {

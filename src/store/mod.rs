@@ -203,11 +203,74 @@ pub struct SpendFilter {
     pub request_id: Option<String>,
     pub api_key: Option<String>,
     pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub end_user: Option<String>,
     /// Unix ms, inclusive.
     pub start_time: Option<i64>,
     /// Unix ms, exclusive.
     pub end_time: Option<i64>,
     pub limit: i64,
+}
+
+/// The column spend reports group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendGroup {
+    Team,
+    EndUser,
+    Key,
+    User,
+}
+
+/// One group of spend-log rows: a day, a group value (team id, end user, key or user; `None` for
+/// rows without one) and a model group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendRollup {
+    /// Unix day number (days since 1970-01-01, UTC).
+    pub day: i64,
+    pub group: Option<String>,
+    pub model: Option<String>,
+    pub spend: f64,
+    pub total_tokens: i64,
+    pub requests: i64,
+}
+
+/// A budget that [`Store::reset_due_budgets`] reset: `kind` is `key` or an entity kind's name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetReset {
+    pub kind: &'static str,
+    pub id: String,
+    /// The new `budget_reset_at`, unix ms.
+    pub next_reset: i64,
+}
+
+/// When a budget with `duration_ms` that was due at `due` next resets: the first multiple of the
+/// duration after `now` (a gateway that was down for several periods does not reset repeatedly).
+pub fn next_budget_reset(due: i64, duration_ms: i64, now: i64) -> i64 {
+    if duration_ms <= 0 {
+        return now;
+    }
+    let missed = (now - due).max(0) / duration_ms + 1;
+    due + missed * duration_ms
+}
+
+/// For a row's data: whether its budget is due at `now`, and the data to store after the reset.
+pub fn budget_reset_data(data: &Map<String, Value>, now: i64) -> Option<(Map<String, Value>, i64)> {
+    let duration = data.get("budget_duration")?.as_str()?;
+    let duration_ms = crate::keys::parse_duration(duration)?;
+    let due = data
+        .get("budget_reset_at")
+        .and_then(Value::as_str)
+        .and_then(crate::time::parse)?;
+    if due > now {
+        return None;
+    }
+    let next = next_budget_reset(due, duration_ms, now);
+    let mut new = data.clone();
+    new.insert(
+        "budget_reset_at".into(),
+        Value::String(crate::time::iso8601(next)),
+    );
+    Some((new, next))
 }
 
 /// Which keys `/key/list` wants.
@@ -293,6 +356,20 @@ pub trait Store: Send + Sync {
     /// Sum of every spend-log row.
     async fn total_spend(&self) -> Result<f64, StoreError>;
 
+    /// Spend grouped by day (UTC), by `group` and by model group, for the rows `filter` selects
+    /// (its `limit` is ignored).
+    async fn spend_rollup(
+        &self,
+        filter: &SpendFilter,
+        group: SpendGroup,
+    ) -> Result<Vec<SpendRollup>, StoreError>;
+
+    /// Zero the spend of every key, user, team, organization and end user whose
+    /// `budget_reset_at` has passed, and move its `budget_reset_at` one `budget_duration` on (to the
+    /// first reset time after `now`). Each row is reset with a compare-and-set on its stored data,
+    /// so instances running this at the same time reset a row once. Returns what was reset.
+    async fn reset_due_budgets(&self, now: i64) -> Result<Vec<BudgetReset>, StoreError>;
+
     async fn insert_model(&self, model: &ModelRecord) -> Result<(), StoreError>;
     async fn update_model(&self, model: &ModelRecord) -> Result<bool, StoreError>;
     async fn delete_model(&self, model_id: &str) -> Result<bool, StoreError>;
@@ -320,6 +397,28 @@ pub(crate) fn json_object(text: &str) -> Result<Map<String, Value>, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_reset_times() {
+        let day = 86_400_000;
+        assert_eq!(next_budget_reset(1000, day, 1000), 1000 + day);
+        assert_eq!(
+            next_budget_reset(1000, day, 1000 + 3 * day + 5),
+            1000 + 4 * day
+        );
+        let mut data = Map::new();
+        data.insert("budget_duration".into(), Value::from("1d"));
+        data.insert(
+            "budget_reset_at".into(),
+            Value::from(crate::time::iso8601(1_000_000)),
+        );
+        assert!(budget_reset_data(&data, 999_999).is_none());
+        let (new, next) = budget_reset_data(&data, 1_000_000).expect("due");
+        assert_eq!(next, 1_000_000 + day);
+        assert_eq!(new["budget_reset_at"], crate::time::iso8601(next));
+        data.remove("budget_duration");
+        assert!(budget_reset_data(&data, 2_000_000).is_none());
+    }
 
     #[test]
     fn database_urls() {
