@@ -5,6 +5,7 @@
 //! * [`http`]: routes and handlers; [`auth`]: who may call what;
 //! * [`config`]: LiteLLM's `config.yaml`; [`cli`]: the command line; [`server`]: start-up;
 //! * [`llm`]: the internal request/response model; [`providers`]: one adapter per provider;
+//!   [`messages_api`]: Anthropic's Messages API translated to and from that model;
 //! * [`routing`]: strategy, retries, fallbacks (`router_settings`);
 //! * [`deployment`]: a `model_list` entry resolved; the router and deployment actors live in the
 //!   `tollgate-actors` crate (`actors/`);
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod limits;
 pub mod llm;
 pub mod logging;
+pub mod messages_api;
 pub mod mock_provider;
 pub mod mock_response;
 pub mod models_sync;

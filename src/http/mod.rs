@@ -11,6 +11,7 @@ mod spend;
 
 pub use health::{run_round as run_health_round, store_round as store_health_round};
 mod llm;
+mod messages;
 mod models;
 mod organizations;
 mod teams;
@@ -24,6 +25,7 @@ use crate::error::GatewayError;
 /// Every route the gateway serves.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     llm::configure(cfg);
+    messages::configure(cfg);
     models::configure(cfg);
     health::configure(cfg);
     db_models::configure(cfg);
