@@ -7,7 +7,9 @@
 //! the team's per-model limits, and the end user (the body's `user` or `x-litellm-end-user-id`,
 //! with the limits of its budget). The counters are [`tollgate_actors::RateLimiter`]'s, in this
 //! process; with `router_settings` naming Redis, the rpm/tpm windows are also reserved there in one
-//! atomic script, so the limits hold across instances (`max_parallel_requests` stays per instance).
+//! atomic script, and `max_parallel_requests` slots are leased in a Redis sorted set per scope, so
+//! the limits hold across instances. Without Redis, or while it is unreachable, each instance
+//! enforces every limit on its own (so N instances admit at most N × the limit).
 
 use std::sync::Arc;
 
@@ -169,12 +171,74 @@ pub fn headers(permit: &Permit) -> Vec<(HeaderName, HeaderValue)> {
     out
 }
 
-/// An admitted request: the local permit, and its reservation in the Redis windows shared with
-/// other instances when `router_settings` names Redis. Shared between the attempts of one request
-/// and its stream; settles tokens once, and frees the in-flight slots when the last holder drops it.
+/// An admitted request: the local permit, and its reservation in the Redis windows and in-flight
+/// lease sets shared with other instances when `router_settings` names Redis. Shared between the
+/// attempts of one request and its stream; settles tokens once, and frees the in-flight slots
+/// (local and shared) when the last holder drops it.
 pub struct Admission {
     pub permit: Permit,
     shared: Option<SharedWindows>,
+    parallel: Option<SharedParallel>,
+}
+
+/// In-flight slots leased in Redis, given back when the request ends.
+pub struct SharedParallel {
+    redis: SharedRouterState,
+    keys: Vec<String>,
+    id: String,
+}
+
+/// How long a shared in-flight slot is held if its instance never gives it back (it died): the
+/// bound on how long a crash can keep `max_parallel_requests` slots taken.
+pub const PARALLEL_LEASE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Lease an in-flight slot in Redis for every scope with `max_parallel_requests`, all or nothing.
+/// `Ok(None)` when no scope has one or Redis cannot answer (the local count then applies per
+/// instance); `Err` (429) when a scope is full across the instances.
+pub async fn acquire_parallel(
+    redis: &SharedRouterState,
+    scopes: &[Scope],
+) -> Result<Option<SharedParallel>, GatewayError> {
+    let limited: Vec<&Scope> = scopes
+        .iter()
+        .filter(|s| s.limits.parallel.is_some())
+        .collect();
+    if limited.is_empty() {
+        return Ok(None);
+    }
+    let keys: Vec<String> = limited
+        .iter()
+        .map(|s| SharedRouterState::parallel_key(&format!("{}:{}", s.kind, s.id)))
+        .collect();
+    let id = format!("{:032x}", rand::random::<u128>());
+    let request: Vec<(String, u64)> = keys
+        .iter()
+        .zip(&limited)
+        .map(|(k, s)| (k.clone(), s.limits.parallel.unwrap_or(u64::MAX)))
+        .collect();
+    match redis.acquire_parallel(request, &id, PARALLEL_LEASE).await {
+        Ok(None) => Ok(Some(SharedParallel {
+            redis: redis.clone(),
+            keys,
+            id,
+        })),
+        Ok(Some((i, in_flight))) => {
+            let s = limited[i.min(limited.len() - 1)];
+            Err(exceeded(Exceeded {
+                kind: s.kind,
+                id: s.id.clone(),
+                limits: s.limits,
+                current_rpm: 0,
+                current_tpm: 0,
+                current_parallel: in_flight,
+                retry_after_ms: 1000,
+            }))
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "shared in-flight limits unavailable; local limits apply");
+            Ok(None)
+        }
+    }
 }
 
 /// Token windows reserved in Redis, to reconcile with the real usage.
@@ -190,6 +254,7 @@ impl Admission {
         Self {
             permit,
             shared: None,
+            parallel: None,
         }
     }
 
@@ -214,6 +279,13 @@ impl Drop for Admission {
     fn drop(&mut self) {
         // A request that ended without usage used no tokens.
         self.settle(0);
+        if let Some(p) = self.parallel.take() {
+            actix_web::rt::spawn(async move {
+                if let Err(e) = p.redis.release_parallel(p.keys, p.id).await {
+                    tracing::debug!(error = %e, "shared in-flight slots not released; they expire with their lease");
+                }
+            });
+        }
     }
 }
 
@@ -273,10 +345,12 @@ impl Admission {
     pub fn with_shared(
         permit: Permit,
         shared: Option<(SharedRouterState, Vec<String>)>,
+        parallel: Option<SharedParallel>,
         estimate: u64,
     ) -> Self {
         Self {
             permit,
+            parallel,
             shared: shared.map(|(redis, tpm_keys)| SharedWindows {
                 redis,
                 tpm_keys,

@@ -465,12 +465,17 @@ async fn admit_with(
         .limiter
         .acquire(scopes.clone(), tokens, now)
         .map_err(crate::limits::exceeded)?;
-    let shared = match &state.router.shared {
-        Some(redis) => crate::limits::reserve_shared(redis, &scopes, tokens, now).await?,
-        None => None,
+    let (shared, parallel) = match &state.router.shared {
+        Some(redis) => {
+            let parallel = crate::limits::acquire_parallel(redis, &scopes).await?;
+            // A refused window reservation drops `parallel`, which gives its slots back.
+            let shared = crate::limits::reserve_shared(redis, &scopes, tokens, now).await?;
+            (shared, parallel)
+        }
+        None => (None, None),
     };
     Ok(crate::limits::Admission::with_shared(
-        permit, shared, tokens,
+        permit, shared, parallel, tokens,
     ))
 }
 

@@ -250,6 +250,58 @@ async fn a_key_rpm_limit_holds_across_three_instances_sharing_postgres_and_redis
     assert_eq!(calls(&mock, "limited-by-key").await, ok as u64);
 }
 
+#[actix_rt::test]
+async fn max_parallel_requests_holds_across_instances_and_slots_come_back() {
+    let mock = Mock::start(&[]);
+    let pg = FreshPostgres::create();
+    let cfg = format!(
+        "model_list:\n{}general_settings:\n  master_key: {MASTER_KEY}\n  database_url: {}\nrouter_settings:\n  redis_url: {}\n",
+        deployment(&mock, "g", "parallel-by-key", ""),
+        pg.url,
+        redis_url()
+    );
+    let gateways: Vec<Gateway> = (0..2).map(|_| Gateway::start(&cfg, &[], &[])).collect();
+    for gw in &gateways {
+        wait_until_connected(gw).await;
+    }
+    let (status, _, created) = post(
+        &gateways[0].url("/key/generate"),
+        Some(MASTER_KEY),
+        &serde_json::json!({"max_parallel_requests": 3}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+    let urls: Vec<String> = gateways
+        .iter()
+        .map(|g| g.url("/v1/chat/completions"))
+        .collect();
+    // Slow replies keep every admitted request in flight while the others arrive.
+    let mut slow = chat("g");
+    slow["mock_latency_ms"] = serde_json::json!(800);
+    for round in 0..2 {
+        let results = futures_util::future::join_all((0..12).map(|i| {
+            let (url, key, body) = (urls[i % 2].clone(), key.clone(), slow.clone());
+            async move { post(&url, Some(&key), &body).await }
+        }))
+        .await;
+        let ok = results.iter().filter(|r| r.0 == 200).count();
+        // Per instance alone, each would admit 3 (6 in all).
+        assert_eq!(ok, 3, "round {round}: admitted {ok} across two instances");
+        let refused = results.iter().find(|r| r.0 == 429).expect("some refused");
+        assert!(
+            refused.2["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("current max_parallel_requests: 3"),
+            "{}",
+            refused.2
+        );
+        // Finished requests give their slots back, so the next round admits 3 again.
+        actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
 /// A Redis of this test's own, on a free port, that the test can kill.
 struct PrivateRedis {
     child: std::process::Child,

@@ -59,6 +59,24 @@ end
 return {0, 0, 0}
 ";
 
+/// Take one in-flight slot in every scope's lease set, all or nothing. Each scope is a sorted set of
+/// request ids scored by lease expiry; expired leases (requests of an instance that died) are
+/// dropped first. KEYS: one set per scope; ARGV: now ms, lease expiry ms, lease ttl ms, request id,
+/// limit₁, limit₂… Returns {0,0} when admitted, else {i, requests in flight} of the first refusal.
+const PARALLEL: &str = r"
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  local n = redis.call('ZCARD', KEYS[i])
+  if n >= tonumber(ARGV[4 + i]) then return {i, n} end
+end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[i], ARGV[3])
+end
+return {0, 0}
+";
+
 /// Whether Redis is usable, as `/health/readiness` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SharedStatus {
@@ -182,6 +200,16 @@ impl SharedRouterState {
                     }
                     invocation.invoke_async(&mut *conn).await
                 }
+                Invocation::Parallel { keys, args } => {
+                    let mut invocation = parallel_script().prepare_invoke();
+                    for k in &keys {
+                        invocation.key(k);
+                    }
+                    for a in &args {
+                        invocation.arg(a);
+                    }
+                    invocation.invoke_async(&mut *conn).await
+                }
             };
             result.map_err(|e| SharedError::Redis(e.to_string()))
         };
@@ -274,6 +302,60 @@ impl SharedRouterState {
                 ))
             }
         })
+    }
+
+    /// The lease set holding the in-flight requests of a rate-limit scope.
+    pub fn parallel_key(scope: &str) -> String {
+        format!("tollgate:limit:{scope}:parallel")
+    }
+
+    /// Take an in-flight slot for request `id` in every `(lease set, max_parallel_requests)`, all
+    /// or nothing, held until [`Self::release_parallel`] or until `lease` expires (the bound on
+    /// slots left by an instance that died). `Ok(None)` when admitted, else the index of the first
+    /// full scope and its requests in flight.
+    pub async fn acquire_parallel(
+        &self,
+        scopes: Vec<(String, u64)>,
+        id: &str,
+        lease: Duration,
+    ) -> Result<Option<(usize, u64)>, SharedError> {
+        let now = now_ms();
+        let lease_ms = lease.as_millis().max(1) as u64;
+        let mut keys = Vec::with_capacity(scopes.len());
+        let mut args = vec![
+            now.to_string(),
+            (now + lease_ms).to_string(),
+            lease_ms.to_string(),
+            id.to_string(),
+        ];
+        for (key, limit) in scopes {
+            keys.push(key);
+            args.push(limit.min(i64::MAX as u64).to_string());
+        }
+        let reply: Vec<i64> = self
+            .call(move || Invocation::Parallel { keys, args })
+            .await?;
+        Ok(match reply.as_slice() {
+            [0, ..] => None,
+            [i, n, ..] => Some(((*i - 1).max(0) as usize, (*n).max(0) as u64)),
+            _ => {
+                return Err(SharedError::Redis(
+                    "unexpected reply from the in-flight script".into(),
+                ))
+            }
+        })
+    }
+
+    /// Give back the in-flight slots of request `id`.
+    pub async fn release_parallel(&self, keys: Vec<String>, id: String) -> Result<(), SharedError> {
+        self.call(move || {
+            let mut p = redis::pipe();
+            for k in &keys {
+                p.cmd("ZREM").arg(k).arg(&id).ignore();
+            }
+            Invocation::Pipeline(p)
+        })
+        .await
     }
 
     /// The (requests, tokens) window keys of a rate-limit scope for the minute of `at_ms`.
@@ -417,6 +499,16 @@ enum Invocation {
         keys: Vec<String>,
         args: Vec<i64>,
     },
+    /// The in-flight lease script with its keys and arguments.
+    Parallel {
+        keys: Vec<String>,
+        args: Vec<String>,
+    },
+}
+
+fn parallel_script() -> &'static Script {
+    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(PARALLEL))
 }
 
 fn reserve_script() -> &'static Script {
