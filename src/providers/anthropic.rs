@@ -363,7 +363,7 @@ fn json_mode(body: &Map<String, Value>) -> bool {
 fn is_neutral(key: &str, value: &Value) -> bool {
     match key {
         "n" => value.as_u64() == Some(1),
-        "logprobs" => value == &Value::Bool(false),
+        "logprobs" | "store" => value == &Value::Bool(false),
         "presence_penalty" | "frequency_penalty" => value.as_f64() == Some(0.0),
         _ => value.is_null(),
     }
@@ -406,6 +406,23 @@ fn request_body(
             param: unsupported.first().map(|p| p.to_string()),
             code: Some("unsupported_params"),
         });
+    }
+
+    // Anthropic's service tiers are `auto` and `standard_only`; OpenAI's `default` is the latter.
+    match src.get("service_tier").map(|t| t.as_str()) {
+        None | Some(Some("auto" | "standard_only")) => {}
+        Some(Some("default")) => {
+            src.insert("service_tier".into(), json!("standard_only"));
+        }
+        Some(_) if drop => {
+            src.remove("service_tier");
+        }
+        Some(_) => {
+            return Err(bad_param(
+                "service_tier",
+                "service_tier must be auto, default or standard_only for Anthropic.",
+            ))
+        }
     }
 
     let mut out = Map::new();
@@ -1561,10 +1578,19 @@ mod tests {
         assert!(body.get("logit_bias").is_none());
         let (_, body) = prepare_with(
             "",
-            json!({"model": "c", "messages": msgs, "n": 1, "presence_penalty": 0, "logprobs": false}),
+            json!({"model": "c", "messages": msgs, "n": 1, "presence_penalty": 0, "logprobs": false, "store": false, "service_tier": "default"}),
         )
         .expect("neutral values are fine");
         assert!(body.get("n").is_none() && body.get("presence_penalty").is_none());
+        assert!(body.get("store").is_none());
+        assert_eq!(body["service_tier"], "standard_only");
+        let err = prepare_with(
+            "",
+            json!({"model": "c", "messages": msgs, "service_tier": "flex"}),
+        )
+        .err()
+        .expect("flex is OpenAI-only");
+        assert_eq!(err.param(), Some("service_tier"));
     }
 
     #[test]
@@ -1911,7 +1937,7 @@ data: {\"type\":\"message_stop\"}
         let err = format!(
             "{cut}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}}}\n\n"
         );
-        let e = run_stream(false, &err, 40).err().expect("error event");
+        let e = run_stream(false, &err, 40).expect_err("error event");
         assert!(e.to_string().contains("Overloaded"), "{e}");
         assert!(e.is_retryable());
     }
