@@ -5,6 +5,7 @@
 //! This module also holds the provider registry: the `provider/` prefixes LiteLLM configs use, with
 //! each provider's wire format, default base URL and API-key environment variables.
 
+pub mod anthropic;
 pub mod openai;
 pub mod stream;
 
@@ -267,7 +268,32 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         &["LITELLM_PROXY_API_KEY"],
         &[],
     ),
-    native("anthropic"),
+    ProviderSpec {
+        name: "anthropic",
+        wire: Wire::Anthropic,
+        default_api_base: Some("https://api.anthropic.com"),
+        api_base_env: &["ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"],
+        api_key_env: &["ANTHROPIC_API_KEY"],
+        unsupported_params: &[
+            "n",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+            "logit_bias",
+            "logprobs",
+            "top_logprobs",
+            "functions",
+            "function_call",
+            "modalities",
+            "audio",
+            "prediction",
+            "store",
+            "web_search_options",
+            "verbosity",
+            "prompt_cache_key",
+            "safety_identifier",
+        ],
+    },
     native("bedrock"),
     native("bedrock_converse"),
     native("vertex_ai"),
@@ -378,8 +404,8 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
     match wire {
         Wire::OpenAi => Some(&openai::OPENAI),
         Wire::Azure => Some(&openai::AZURE),
-        Wire::Anthropic
-        | Wire::Gemini
+        Wire::Anthropic => Some(&anthropic::ANTHROPIC),
+        Wire::Gemini
         | Wire::VertexAi
         | Wire::Bedrock
         | Wire::Cohere
