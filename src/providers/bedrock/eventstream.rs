@@ -80,7 +80,7 @@ impl Decoder {
             if crc32fast::hash(&self.buf[..8]) != prelude_crc {
                 return Err("event-stream prelude CRC mismatch".into());
             }
-            if total < OVERHEAD || total > MAX_MESSAGE || headers_len > total - OVERHEAD {
+            if !(OVERHEAD..=MAX_MESSAGE).contains(&total) || headers_len > total - OVERHEAD {
                 return Err(format!(
                     "event-stream frame with impossible lengths (total {total}, headers {headers_len})"
                 ));
