@@ -358,6 +358,13 @@ async fn images_and_errors() {
     assert_eq!(status, 429, "{v}");
     assert_eq!(v["error"]["type"], "rate_limit_error");
 
+    // A guardrail intervention is a 200 with stopReason guardrail_intervened.
+    let mut body = chat("claude");
+    body["mock_fail"] = json!("content_policy");
+    let (status, _, v) = post(&url, Some(MASTER_KEY), &body).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], "content_filter");
+
     // Unsupported OpenAI params: 400 unless dropped.
     let mut body = chat("claude");
     body["seed"] = json!(3);
