@@ -38,6 +38,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 mod anthropic;
+mod bedrock;
 
 /// Reply used when the request carries no `mock_reply`.
 const DEFAULT_REPLY: &str = "Hello from the Tollgate mock provider. This is a deterministic reply.";
@@ -367,6 +368,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
         web::resource(vec![path.to_owned(), format!("/v1{path}")]).app_data(state.clone())
     };
 
+    bedrock::configure(cfg, &state);
     cfg.service(llm_resource(Endpoint::Chat).route(web::post().to(chat_completions)))
         .service(llm_resource(Endpoint::Completions).route(web::post().to(completions)))
         .service(llm_resource(Endpoint::Embeddings).route(web::post().to(embeddings)))

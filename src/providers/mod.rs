@@ -6,6 +6,7 @@
 //! each provider's wire format, default base URL and API-key environment variables.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod openai;
 pub mod stream;
 
@@ -83,6 +84,20 @@ const fn native(name: &'static str) -> ProviderSpec {
         default_api_base: None,
         api_base_env: &[],
         api_key_env: &[],
+        unsupported_params: &[],
+    }
+}
+
+/// AWS Bedrock: the base URL is derived from the region unless set (`{region}` is filled in by the
+/// adapter); `api_key` / `AWS_BEARER_TOKEN_BEDROCK` is a Bedrock API key, else requests are SigV4
+/// signed.
+const fn bedrock_spec(name: &'static str) -> ProviderSpec {
+    ProviderSpec {
+        name,
+        wire: Wire::Bedrock,
+        default_api_base: Some(bedrock::DEFAULT_ENDPOINT),
+        api_base_env: &["AWS_BEDROCK_RUNTIME_ENDPOINT"],
+        api_key_env: &["AWS_BEARER_TOKEN_BEDROCK"],
         unsupported_params: &[],
     }
 }
@@ -294,8 +309,8 @@ pub static PROVIDERS: &[ProviderSpec] = &[
             "safety_identifier",
         ],
     },
-    native("bedrock"),
-    native("bedrock_converse"),
+    bedrock_spec("bedrock"),
+    bedrock_spec("bedrock_converse"),
     native("vertex_ai"),
     native("vertex_ai_beta"),
     native("gemini"),
@@ -405,9 +420,9 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
         Wire::OpenAi => Some(&openai::OPENAI),
         Wire::Azure => Some(&openai::AZURE),
         Wire::Anthropic => Some(&anthropic::ANTHROPIC),
+        Wire::Bedrock => Some(&bedrock::BEDROCK),
         Wire::Gemini
         | Wire::VertexAi
-        | Wire::Bedrock
         | Wire::Cohere
         | Wire::Ollama
         | Wire::HuggingFace
