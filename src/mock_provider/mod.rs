@@ -37,6 +37,8 @@ use rand::{distr::Alphanumeric, Rng as _};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
+mod cohere;
+
 /// Reply used when the request carries no `mock_reply`.
 const DEFAULT_REPLY: &str = "Hello from the Tollgate mock provider. This is a deterministic reply.";
 const SYSTEM_FINGERPRINT: &str = "fp_tollgate_mock";
@@ -374,6 +376,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
         .service(resource("/mock/stats").route(web::get().to(mock_stats)))
         .service(resource("/mock/reset").route(web::post().to(mock_reset)))
         .service(resource("/mock/last_request").route(web::get().to(mock_last_request)));
+    cohere::configure(cfg, state.clone());
 }
 
 /// Builds and binds the server; returns it (not yet running) and the bound port.

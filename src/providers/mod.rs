@@ -5,6 +5,8 @@
 //! This module also holds the provider registry: the `provider/` prefixes LiteLLM configs use, with
 //! each provider's wire format, default base URL and API-key environment variables.
 
+pub mod cohere;
+pub mod native;
 pub mod openai;
 pub mod stream;
 
@@ -273,8 +275,22 @@ pub static PROVIDERS: &[ProviderSpec] = &[
     native("vertex_ai"),
     native("vertex_ai_beta"),
     native("gemini"),
-    native("cohere"),
-    native("cohere_chat"),
+    ProviderSpec {
+        name: "cohere",
+        wire: Wire::Cohere,
+        default_api_base: Some("https://api.cohere.com"),
+        api_base_env: &["COHERE_API_BASE"],
+        api_key_env: &["COHERE_API_KEY", "CO_API_KEY"],
+        unsupported_params: &[],
+    },
+    ProviderSpec {
+        name: "cohere_chat",
+        wire: Wire::Cohere,
+        default_api_base: Some("https://api.cohere.com"),
+        api_base_env: &["COHERE_API_BASE"],
+        api_key_env: &["COHERE_API_KEY", "CO_API_KEY"],
+        unsupported_params: &[],
+    },
     native("ollama"),
     native("ollama_chat"),
     native("huggingface"),
@@ -378,11 +394,11 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
     match wire {
         Wire::OpenAi => Some(&openai::OPENAI),
         Wire::Azure => Some(&openai::AZURE),
+        Wire::Cohere => Some(&cohere::COHERE),
         Wire::Anthropic
         | Wire::Gemini
         | Wire::VertexAi
         | Wire::Bedrock
-        | Wire::Cohere
         | Wire::Ollama
         | Wire::HuggingFace
         | Wire::Native => None,
