@@ -38,6 +38,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 mod cohere;
+mod ollama;
 
 /// Reply used when the request carries no `mock_reply`.
 const DEFAULT_REPLY: &str = "Hello from the Tollgate mock provider. This is a deterministic reply.";
@@ -377,6 +378,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
         .service(resource("/mock/reset").route(web::post().to(mock_reset)))
         .service(resource("/mock/last_request").route(web::get().to(mock_last_request)));
     cohere::configure(cfg, state.clone());
+    ollama::configure(cfg, state.clone());
 }
 
 /// Builds and binds the server; returns it (not yet running) and the bound port.

@@ -7,6 +7,7 @@
 
 pub mod cohere;
 pub mod native;
+pub mod ollama;
 pub mod openai;
 pub mod stream;
 
@@ -291,8 +292,22 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         api_key_env: &["COHERE_API_KEY", "CO_API_KEY"],
         unsupported_params: &[],
     },
-    native("ollama"),
-    native("ollama_chat"),
+    ProviderSpec {
+        name: "ollama",
+        wire: Wire::Ollama,
+        default_api_base: Some("http://localhost:11434"),
+        api_base_env: &["OLLAMA_API_BASE"],
+        api_key_env: &["OLLAMA_API_KEY"],
+        unsupported_params: &[],
+    },
+    ProviderSpec {
+        name: "ollama_chat",
+        wire: Wire::Ollama,
+        default_api_base: Some("http://localhost:11434"),
+        api_base_env: &["OLLAMA_API_BASE"],
+        api_key_env: &["OLLAMA_API_KEY"],
+        unsupported_params: &[],
+    },
     native("huggingface"),
     native("sagemaker"),
     native("watsonx"),
@@ -395,11 +410,11 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
         Wire::OpenAi => Some(&openai::OPENAI),
         Wire::Azure => Some(&openai::AZURE),
         Wire::Cohere => Some(&cohere::COHERE),
+        Wire::Ollama => Some(&ollama::OLLAMA),
         Wire::Anthropic
         | Wire::Gemini
         | Wire::VertexAi
         | Wire::Bedrock
-        | Wire::Ollama
         | Wire::HuggingFace
         | Wire::Native => None,
     }
