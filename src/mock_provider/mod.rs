@@ -38,6 +38,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 mod cohere;
+mod huggingface;
 mod ollama;
 
 /// Reply used when the request carries no `mock_reply`.
@@ -379,6 +380,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
         .service(resource("/mock/last_request").route(web::get().to(mock_last_request)));
     cohere::configure(cfg, state.clone());
     ollama::configure(cfg, state.clone());
+    huggingface::configure(cfg, state.clone());
 }
 
 /// Builds and binds the server; returns it (not yet running) and the bound port.

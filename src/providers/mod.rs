@@ -6,6 +6,7 @@
 //! each provider's wire format, default base URL and API-key environment variables.
 
 pub mod cohere;
+pub mod huggingface;
 pub mod native;
 pub mod ollama;
 pub mod openai;
@@ -308,7 +309,14 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         api_key_env: &["OLLAMA_API_KEY"],
         unsupported_params: &[],
     },
-    native("huggingface"),
+    ProviderSpec {
+        name: "huggingface",
+        wire: Wire::HuggingFace,
+        default_api_base: Some("https://router.huggingface.co/v1"),
+        api_base_env: &["HF_API_BASE", "HUGGINGFACE_API_BASE"],
+        api_key_env: &["HF_TOKEN", "HUGGINGFACE_API_KEY"],
+        unsupported_params: &[],
+    },
     native("sagemaker"),
     native("watsonx"),
     native("replicate"),
@@ -411,12 +419,8 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
         Wire::Azure => Some(&openai::AZURE),
         Wire::Cohere => Some(&cohere::COHERE),
         Wire::Ollama => Some(&ollama::OLLAMA),
-        Wire::Anthropic
-        | Wire::Gemini
-        | Wire::VertexAi
-        | Wire::Bedrock
-        | Wire::HuggingFace
-        | Wire::Native => None,
+        Wire::HuggingFace => Some(&huggingface::HUGGINGFACE),
+        Wire::Anthropic | Wire::Gemini | Wire::VertexAi | Wire::Bedrock | Wire::Native => None,
     }
 }
 
