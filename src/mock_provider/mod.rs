@@ -39,6 +39,9 @@ use serde_json::{json, Map, Value};
 
 mod anthropic;
 mod bedrock;
+mod cohere;
+mod huggingface;
+mod ollama;
 
 /// Reply used when the request carries no `mock_reply`.
 const DEFAULT_REPLY: &str = "Hello from the Tollgate mock provider. This is a deterministic reply.";
@@ -379,6 +382,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
         .service(resource("/mock/reset").route(web::post().to(mock_reset)))
         .service(resource("/mock/last_request").route(web::get().to(mock_last_request)));
     anthropic::configure(cfg, &state);
+    cohere::configure(cfg, state.clone());
+    ollama::configure(cfg, state.clone());
+    huggingface::configure(cfg, state.clone());
 }
 
 /// Builds and binds the server; returns it (not yet running) and the bound port.

@@ -7,6 +7,10 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod cohere;
+pub mod huggingface;
+pub mod native;
+pub mod ollama;
 pub mod openai;
 pub mod stream;
 
@@ -314,11 +318,46 @@ pub static PROVIDERS: &[ProviderSpec] = &[
     native("vertex_ai"),
     native("vertex_ai_beta"),
     native("gemini"),
-    native("cohere"),
-    native("cohere_chat"),
-    native("ollama"),
-    native("ollama_chat"),
-    native("huggingface"),
+    ProviderSpec {
+        name: "cohere",
+        wire: Wire::Cohere,
+        default_api_base: Some("https://api.cohere.com"),
+        api_base_env: &["COHERE_API_BASE"],
+        api_key_env: &["COHERE_API_KEY", "CO_API_KEY"],
+        unsupported_params: &[],
+    },
+    ProviderSpec {
+        name: "cohere_chat",
+        wire: Wire::Cohere,
+        default_api_base: Some("https://api.cohere.com"),
+        api_base_env: &["COHERE_API_BASE"],
+        api_key_env: &["COHERE_API_KEY", "CO_API_KEY"],
+        unsupported_params: &[],
+    },
+    ProviderSpec {
+        name: "ollama",
+        wire: Wire::Ollama,
+        default_api_base: Some("http://localhost:11434"),
+        api_base_env: &["OLLAMA_API_BASE"],
+        api_key_env: &["OLLAMA_API_KEY"],
+        unsupported_params: &[],
+    },
+    ProviderSpec {
+        name: "ollama_chat",
+        wire: Wire::Ollama,
+        default_api_base: Some("http://localhost:11434"),
+        api_base_env: &["OLLAMA_API_BASE"],
+        api_key_env: &["OLLAMA_API_KEY"],
+        unsupported_params: &[],
+    },
+    ProviderSpec {
+        name: "huggingface",
+        wire: Wire::HuggingFace,
+        default_api_base: Some("https://router.huggingface.co/v1"),
+        api_base_env: &["HF_API_BASE", "HUGGINGFACE_API_BASE"],
+        api_key_env: &["HF_TOKEN", "HUGGINGFACE_API_KEY"],
+        unsupported_params: &[],
+    },
     native("sagemaker"),
     native("watsonx"),
     native("replicate"),
@@ -421,12 +460,10 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
         Wire::Azure => Some(&openai::AZURE),
         Wire::Anthropic => Some(&anthropic::ANTHROPIC),
         Wire::Bedrock => Some(&bedrock::BEDROCK),
-        Wire::Gemini
-        | Wire::VertexAi
-        | Wire::Cohere
-        | Wire::Ollama
-        | Wire::HuggingFace
-        | Wire::Native => None,
+        Wire::Cohere => Some(&cohere::COHERE),
+        Wire::Ollama => Some(&ollama::OLLAMA),
+        Wire::HuggingFace => Some(&huggingface::HUGGINGFACE),
+        Wire::Gemini | Wire::VertexAi | Wire::Native => None,
     }
 }
 

@@ -1,0 +1,281 @@
+//! Pieces shared by the adapters of providers with their own wire format (Cohere, Ollama, Hugging
+//! Face embeddings): the OpenAI body with deployment defaults and `drop_params` applied, upstream
+//! errors in LiteLLM's wording, and the OpenAI response shapes they all produce.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use crate::deployment::{Deployment, Target};
+use crate::error::{GatewayError, UpstreamErrorKind};
+use crate::llm::{LlmRequest, Usage};
+use crate::secret::scrub;
+
+/// The request body with the deployment's defaults filled in, `additional_drop_params` removed,
+/// and the OpenAI parameters the provider cannot take (`unsupported`, plus the spec's list) either
+/// dropped (`drop_params`) or refused with LiteLLM's `UnsupportedParamsError`.
+pub fn openai_body(
+    deployment: &Deployment,
+    target: &Target,
+    req: &LlmRequest,
+    unsupported: &[&str],
+) -> Result<Map<String, Value>, GatewayError> {
+    let mut body = req.body.clone();
+    for (k, v) in &deployment.defaults {
+        if !body.contains_key(k) {
+            body.insert(k.clone(), v.clone());
+        }
+    }
+    for p in &deployment.additional_drop_params {
+        body.remove(p);
+    }
+    let present: Vec<&str> = unsupported
+        .iter()
+        .chain(target.spec.unsupported_params)
+        .copied()
+        .filter(|p| body.get(*p).is_some_and(|v| !v.is_null()))
+        .collect();
+    if present.is_empty() {
+        return Ok(body);
+    }
+    let drop = req
+        .gateway
+        .drop_params
+        .or(deployment.drop_params)
+        .unwrap_or(false);
+    if drop {
+        for p in &present {
+            body.remove(*p);
+        }
+        return Ok(body);
+    }
+    Err(unsupported_error(target, &present))
+}
+
+/// LiteLLM's `UnsupportedParamsError` for `params`.
+pub fn unsupported_error(target: &Target, params: &[&str]) -> GatewayError {
+    GatewayError::BadRequest {
+        message: format!(
+            "UnsupportedParamsError: {} does not support parameters: {:?}, for model={}. To drop these, set `drop_params: true` in the request or `litellm_settings: {{drop_params: true}}` in the config.",
+            target.spec.name, params, target.model
+        ),
+        param: params.first().map(|p| p.to_string()),
+        code: Some("unsupported_params"),
+    }
+}
+
+/// A 400 for a request the provider's API cannot express at all.
+pub fn bad_request(target: &Target, message: impl std::fmt::Display) -> GatewayError {
+    GatewayError::BadRequest {
+        message: format!("{}: {message}", target.spec.name),
+        param: None,
+        code: None,
+    }
+}
+
+/// `content-type: application/json`, the bearer key if any, and the deployment's extra headers.
+pub fn json_headers(
+    deployment: &Deployment,
+    target: &Target,
+    stream: bool,
+) -> Vec<(Cow<'static, str>, String)> {
+    let mut headers: Vec<(Cow<'static, str>, String)> = Vec::with_capacity(4);
+    headers.push((Cow::Borrowed("content-type"), "application/json".into()));
+    headers.push((
+        Cow::Borrowed("accept"),
+        if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        }
+        .into(),
+    ));
+    if let Some(key) = &target.api_key {
+        headers.push((
+            Cow::Borrowed("authorization"),
+            format!("Bearer {}", key.expose()),
+        ));
+    }
+    for (k, v) in &deployment.extra_headers {
+        headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
+    }
+    headers
+}
+
+/// An upstream error as the gateway reports it: `"{Class}: {Provider}Exception - {message}"`,
+/// classified for the router, the deployment's key scrubbed.
+pub fn upstream_error(
+    target: &Target,
+    provider: &str,
+    status: u16,
+    kind: UpstreamErrorKind,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> GatewayError {
+    let class = match kind {
+        UpstreamErrorKind::RateLimit => "RateLimitError",
+        UpstreamErrorKind::ContextWindowExceeded => "ContextWindowExceededError",
+        UpstreamErrorKind::ContentPolicy => "ContentPolicyViolationError",
+        UpstreamErrorKind::Authentication => "AuthenticationError",
+        UpstreamErrorKind::PermissionDenied => "PermissionDeniedError",
+        UpstreamErrorKind::NotFound => "NotFoundError",
+        UpstreamErrorKind::BadRequest => "BadRequestError",
+        UpstreamErrorKind::Timeout => "Timeout",
+        UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => {
+            "APIConnectionError"
+        }
+        UpstreamErrorKind::Server if status == 503 => "ServiceUnavailableError",
+        UpstreamErrorKind::Server => "InternalServerError",
+    };
+    let code = match kind {
+        UpstreamErrorKind::ContextWindowExceeded => Some("context_length_exceeded".to_string()),
+        UpstreamErrorKind::ContentPolicy => Some("content_policy_violation".to_string()),
+        _ => None,
+    };
+    GatewayError::Upstream {
+        kind,
+        status: if (400..=599).contains(&status) {
+            status
+        } else {
+            502
+        },
+        message: scrub(
+            &format!("{class}: {provider}Exception - {message}"),
+            target.api_key.as_ref(),
+        ),
+        code,
+        param: None,
+        retry_after,
+    }
+}
+
+/// A 2xx body the adapter cannot read.
+pub fn bad_body(provider: &str, what: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Upstream {
+        kind: UpstreamErrorKind::Server,
+        status: 502,
+        message: format!("InternalServerError: {provider}Exception - unexpected response: {what}"),
+        code: None,
+        param: None,
+        retry_after: None,
+    }
+}
+
+/// The provider's error text: the body's `message`/`error` string, else the raw body.
+pub fn error_text(status: u16, body: &[u8], keys: &[&str]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let found = parsed.as_ref().and_then(|v| {
+        keys.iter().find_map(|k| match v.get(*k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Object(o)) => o.get("message").and_then(Value::as_str).map(String::from),
+            _ => None,
+        })
+    });
+    found.unwrap_or_else(|| {
+        let raw = String::from_utf8_lossy(body);
+        let raw = raw.trim();
+        if raw.is_empty() {
+            format!("HTTP {status} with an empty body")
+        } else {
+            raw.chars().take(500).collect()
+        }
+    })
+}
+
+/// A message `content` as plain text: a string, or the `text` of its text parts joined.
+pub fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// `stop` as a list of strings.
+pub fn stop_list(stop: &Value) -> Vec<Value> {
+    match stop {
+        Value::String(s) => vec![Value::String(s.clone())],
+        Value::Array(items) => items.iter().filter(|v| v.is_string()).cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Embedding inputs as strings (providers here take text only).
+pub fn input_texts(target: &Target, input: Option<&Value>) -> Result<Vec<Value>, GatewayError> {
+    let texts =
+        match input {
+            Some(Value::String(s)) => vec![Value::String(s.clone())],
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => items.clone(),
+            _ => return Err(bad_request(
+                target,
+                "embeddings take text input only (a string or a list of strings), not token ids",
+            )),
+        };
+    Ok(texts)
+}
+
+/// An OpenAI `chat.completion` with one choice.
+pub fn chat_completion(
+    id: &str,
+    model: &str,
+    content: Option<String>,
+    tool_calls: Vec<Value>,
+    finish_reason: &str,
+    usage: &Usage,
+) -> Value {
+    let mut message = Map::new();
+    message.insert("role".into(), json!("assistant"));
+    message.insert(
+        "content".into(),
+        content
+            .filter(|c| !c.is_empty())
+            .map_or(Value::Null, Value::String),
+    );
+    if !tool_calls.is_empty() {
+        message.insert("tool_calls".into(), Value::Array(tool_calls));
+    }
+    json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": (crate::time::now_ms() / 1000).max(0),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason}],
+        "usage": super::stream::usage_json(usage),
+    })
+}
+
+/// An OpenAI embedding list.
+pub fn embedding_list(model: &str, vectors: Vec<Value>, prompt_tokens: u64) -> Value {
+    let data: Vec<Value> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
+        .collect();
+    json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    })
+}
+
+/// Usage from prompt and completion counts (OpenAI's total).
+pub fn usage(prompt_tokens: u64, completion_tokens: u64, cached_tokens: u64) -> Usage {
+    Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens + completion_tokens,
+        cached_tokens,
+        reasoning_tokens: 0,
+    }
+}
+
+/// A tool call id for providers that do not give one.
+pub fn call_id() -> String {
+    format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..24])
+}
