@@ -399,7 +399,7 @@ impl Deployment {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
 
-        Self {
+        let mut deployment = Self {
             id: deployment_id(entry),
             model_name: entry.model_name.clone(),
             litellm_model,
@@ -444,7 +444,18 @@ impl Deployment {
             model_info: entry.model_info.clone(),
             public_params,
             provider_params: ProviderParams::new(params.clone()),
+        };
+        // Endpoints that depend on other parameters (Bedrock's region) are resolved once, so
+        // `/health` and `x-litellm-model-api-base` show the URL actually called.
+        let resolved = deployment
+            .target
+            .as_ref()
+            .filter(|t| t.spec.wire == providers::Wire::Bedrock)
+            .map(|t| providers::bedrock::endpoint(&deployment, t));
+        if let (Some(base), Some(t)) = (resolved, deployment.target.as_mut()) {
+            t.api_base = base;
         }
+        deployment
     }
 
     fn make_target(
@@ -661,23 +672,25 @@ impl tollgate_actors::Upstream for Deployment {
         self.max_input_tokens
     }
 
-    fn probe(&self) -> LocalBoxFuture<'static, Result<(), String>> {
-        let prepared = self.probe_request().and_then(|(req, model)| {
-            let target = self.target_for(&model).map_err(|e| e.to_string())?;
-            let adapter = providers::adapter_for(target.spec.wire)
-                .ok_or_else(|| format!("no adapter for provider '{}'", target.spec.name))?;
-            let prepared = adapter
-                .prepare(self, &target, &req)
-                .map_err(|e| e.to_string())?;
-            Ok((prepared, target.api_key.clone()))
-        });
+    fn probe(self: std::sync::Arc<Self>) -> LocalBoxFuture<'static, Result<(), String>> {
         let timeout = string_param(&self.model_info, "health_check_timeout")
             .and_then(|s| s.parse::<f64>().ok())
             .map(Duration::from_secs_f64)
             .unwrap_or(Duration::from_secs(60));
         Box::pin(async move {
-            let (prepared, key) = prepared?;
-            crate::upstream::probe(prepared, timeout, key.as_ref()).await
+            let (req, model) = self.probe_request()?;
+            let target = self.target_for(&model).map_err(|e| e.to_string())?;
+            let adapter = providers::adapter_for(target.spec.wire)
+                .ok_or_else(|| format!("no adapter for provider '{}'", target.spec.name))?;
+            let prepared = adapter
+                .prepare(&self, &target, &req)
+                .map_err(|e| e.to_string())?;
+            // Signed or token-authenticated providers need their credentials on probes too.
+            let prepared = adapter
+                .authorize(&self, &target, prepared)
+                .await
+                .map_err(|e| e.to_string())?;
+            crate::upstream::probe(prepared, timeout, target.api_key.as_ref()).await
         })
     }
 }

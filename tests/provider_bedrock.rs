@@ -414,3 +414,20 @@ async fn embeddings_titan_and_cohere() {
         json!({"texts": ["a", "b", "c"], "input_type": "search_document"})
     );
 }
+
+#[actix_rt::test]
+async fn health_probes_are_signed_too() {
+    let (_mock, gw) = start();
+    let (status, _, body) = get(&gw.url("/health?model=claude"), Some(MASTER_KEY)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["healthy_count"], 1, "{body}");
+    assert_eq!(body["unhealthy_count"], 0, "{body}");
+    // A wrong secret makes a signature the provider refuses.
+    let (_, _, body) = get(
+        &gw.url("/health?model=claude-wrong-secret"),
+        Some(MASTER_KEY),
+    )
+    .await;
+    assert_eq!(body["unhealthy_count"], 1, "{body}");
+    assert!(!body.to_string().contains("not-the-secret"), "{body}");
+}

@@ -414,7 +414,7 @@ impl<U: Upstream> Handler<Probe> for DeploymentActor<U> {
 
     fn handle(&mut self, msg: Probe, _ctx: &mut Self::Context) -> Self::Result {
         let started = Instant::now();
-        let probe = self.upstream.probe();
+        let probe = self.upstream.clone().probe();
         let fut = async move {
             match actix::clock::timeout(msg.timeout, probe).await {
                 Ok(Ok(())) => ProbeOutcome::Healthy {
@@ -446,7 +446,7 @@ mod tests {
         fn model_group(&self) -> &str {
             "g"
         }
-        fn probe(&self) -> LocalBoxFuture<'static, Result<(), String>> {
+        fn probe(self: Arc<Self>) -> LocalBoxFuture<'static, Result<(), String>> {
             Box::pin(async { Ok(()) })
         }
     }

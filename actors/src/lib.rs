@@ -78,5 +78,5 @@ pub trait Upstream: Send + Sync + 'static {
     }
     /// A tiny real call to the deployment. It runs on the deployment actor's arbiter, so it may use
     /// thread-local, non-`Send` clients. The error string must not contain secrets.
-    fn probe(&self) -> LocalBoxFuture<'static, Result<(), String>>;
+    fn probe(self: std::sync::Arc<Self>) -> LocalBoxFuture<'static, Result<(), String>>;
 }

@@ -281,7 +281,7 @@ mod tests {
         fn model_group(&self) -> &str {
             "group"
         }
-        fn probe(&self) -> LocalBoxFuture<'static, Result<(), String>> {
+        fn probe(self: Arc<Self>) -> LocalBoxFuture<'static, Result<(), String>> {
             let panic_now = self.panic_next.swap(false, Ordering::SeqCst);
             Box::pin(async move {
                 if panic_now {
