@@ -67,3 +67,63 @@ async fn anthropic_python_sdk_uses_the_messages_endpoint() {
     );
     assert!(stdout.contains("all SDK checks passed"), "{stdout}");
 }
+
+/// The OpenAI Python SDK gets the same shapes (chat, stream with usage, tool calls plain and
+/// streamed, errors) whichever provider adapter answers: each model group is the mock speaking one
+/// provider's wire format.
+#[actix_rt::test]
+async fn openai_python_sdk_gets_the_same_shapes_from_every_provider() {
+    let Ok(python) = std::env::var("TOLLGATE_TEST_PYTHON") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must provide TOLLGATE_TEST_PYTHON (scripts/test.sh installs the SDK)"
+        );
+        eprintln!("TOLLGATE_TEST_PYTHON not set: provider SDK smoke test not run (scripts/test.sh sets it up)");
+        return;
+    };
+    let mock = Mock::start(&[]);
+    let root = mock.proc.url.clone();
+    let config = format!(
+        r#"
+model_list:
+  - model_name: via-openai
+    litellm_params: {{model: openai/mock-gpt, api_base: "{root}/v1", api_key: sk-up}}
+  - model_name: via-anthropic
+    litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: "{root}", api_key: sk-up}}
+  - model_name: via-bedrock
+    litellm_params: {{model: "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0", api_base: "{root}", aws_region_name: us-east-1, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}}
+  - model_name: via-cohere
+    litellm_params: {{model: cohere_chat/command-a-03-2025, api_base: "{root}", api_key: sk-up}}
+  - model_name: via-ollama
+    litellm_params: {{model: ollama_chat/llama3.1, api_base: "{root}", drop_params: true}}
+  - model_name: via-huggingface
+    litellm_params: {{model: huggingface/tgi, api_base: "{root}", api_key: hf-up}}
+general_settings:
+  master_key: {MASTER_KEY}
+"#
+    );
+    let gw = Gateway::start(&config, &[], &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/providers_smoke.py");
+    let url = gw.proc.url.clone();
+    let output = std::process::Command::new(python)
+        .args([
+            script,
+            &url,
+            MASTER_KEY,
+            "via-openai",
+            "via-anthropic",
+            "via-bedrock",
+            "via-cohere",
+            "via-ollama",
+            "via-huggingface",
+        ])
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "SDK smoke failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all SDK checks passed"), "{stdout}");
+}
