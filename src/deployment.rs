@@ -142,6 +142,7 @@ const GATEWAY_PARAMS: &[&str] = &[
     "configurable_clientside_auth_params",
     "merge_reasoning_content_in_choices",
     "use_litellm_proxy",
+    "azure_ad_token",
 ];
 
 /// OpenAI request parameters a deployment may set as defaults.

@@ -91,6 +91,9 @@ impl ProviderAdapter for OpenAiAdapter {
                 .unwrap_or(AZURE_DEFAULT_API_VERSION);
             if let Some(key) = &target.api_key {
                 headers.push((Cow::Borrowed("api-key"), key.expose().to_string()));
+            } else if let Some(token) = azure_ad_token(deployment) {
+                // Microsoft Entra ID: a bearer token instead of the resource key.
+                headers.push((Cow::Borrowed("authorization"), format!("Bearer {token}")));
             }
             format!(
                 "{}/openai/deployments/{}{}?api-version={}",
@@ -217,6 +220,16 @@ impl ProviderAdapter for OpenAiAdapter {
     }
 }
 
+/// An Entra ID token for Azure: `litellm_params.azure_ad_token`, else `AZURE_AD_TOKEN`.
+fn azure_ad_token(deployment: &Deployment) -> Option<String> {
+    deployment
+        .provider_params
+        .str("azure_ad_token")
+        .or_else(|| std::env::var("AZURE_AD_TOKEN").ok())
+        .map(|t| t.trim().trim_start_matches("Bearer ").to_string())
+        .filter(|t| !t.is_empty())
+}
+
 /// What an upstream error means for routing, from status, code and message.
 pub fn classify(status: u16, code: Option<&str>, message: &str) -> UpstreamErrorKind {
     let lower = message.to_ascii_lowercase();
@@ -298,6 +311,28 @@ mod tests {
             .expect("prepared");
         assert_eq!(p.url, "https://r.openai.azure.com/openai/deployments/my-dep/chat/completions?api-version=2025-01-01-preview");
         assert!(p.headers.iter().any(|(k, v)| k == "api-key" && v == "k"));
+    }
+
+    #[test]
+    fn azure_entra_token_is_a_bearer_header_when_there_is_no_key() {
+        let d = deployment("model_list:\n  - model_name: g\n    litellm_params: {model: azure/my-dep, azure_ad_token: eyJ-entra-token, api_base: 'https://r.openai.azure.com'}\n");
+        let t = d.target_for("g").expect("target");
+        let p = AZURE
+            .prepare(
+                &d,
+                &t,
+                &request(json!({"model": "g", "messages": [{"role": "user", "content": "x"}]})),
+            )
+            .expect("prepared");
+        assert!(p
+            .headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v == "Bearer eyJ-entra-token"));
+        assert!(p.headers.iter().all(|(k, _)| k != "api-key"));
+        assert!(p
+            .redacted_headers()
+            .iter()
+            .all(|(_, v)| !v.contains("entra-token")));
     }
 
     #[test]
