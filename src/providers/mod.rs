@@ -5,8 +5,10 @@
 //! This module also holds the provider registry: the `provider/` prefixes LiteLLM configs use, with
 //! each provider's wire format, default base URL and API-key environment variables.
 
+pub mod gemini;
 pub mod openai;
 pub mod stream;
+pub mod vertex;
 
 use std::borrow::Cow;
 
@@ -85,6 +87,16 @@ const fn native(name: &'static str) -> ProviderSpec {
         unsupported_params: &[],
     }
 }
+
+/// OpenAI parameters the Gemini API and Vertex AI have no equivalent for.
+const GOOGLE_UNSUPPORTED: &[&str] = &[
+    "logit_bias",
+    "service_tier",
+    "prediction",
+    "audio",
+    "store",
+    "web_search_options",
+];
 
 /// Every provider prefix the gateway knows.
 pub static PROVIDERS: &[ProviderSpec] = &[
@@ -270,9 +282,30 @@ pub static PROVIDERS: &[ProviderSpec] = &[
     native("anthropic"),
     native("bedrock"),
     native("bedrock_converse"),
-    native("vertex_ai"),
-    native("vertex_ai_beta"),
-    native("gemini"),
+    ProviderSpec {
+        name: "vertex_ai",
+        wire: Wire::VertexAi,
+        default_api_base: Some(vertex::VERTEX_DEFAULT_API_BASE),
+        api_base_env: &[],
+        api_key_env: &[],
+        unsupported_params: GOOGLE_UNSUPPORTED,
+    },
+    ProviderSpec {
+        name: "vertex_ai_beta",
+        wire: Wire::VertexAi,
+        default_api_base: Some(vertex::VERTEX_DEFAULT_API_BASE),
+        api_base_env: &[],
+        api_key_env: &[],
+        unsupported_params: GOOGLE_UNSUPPORTED,
+    },
+    ProviderSpec {
+        name: "gemini",
+        wire: Wire::Gemini,
+        default_api_base: Some("https://generativelanguage.googleapis.com/v1beta"),
+        api_base_env: &["GEMINI_API_BASE"],
+        api_key_env: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        unsupported_params: GOOGLE_UNSUPPORTED,
+    },
     native("cohere"),
     native("cohere_chat"),
     native("ollama"),
@@ -302,8 +335,10 @@ impl PreparedRequest {
         self.headers
             .iter()
             .map(|(k, v)| {
-                let secret = matches!(k.as_ref(), "authorization" | "api-key" | "x-api-key")
-                    || crate::secret::is_secret_key(k);
+                let secret = matches!(
+                    k.as_ref(),
+                    "authorization" | "api-key" | "x-api-key" | "x-goog-api-key"
+                ) || crate::secret::is_secret_key(k);
                 let v = if secret {
                     crate::secret::mask(v)
                 } else {
@@ -378,9 +413,9 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
     match wire {
         Wire::OpenAi => Some(&openai::OPENAI),
         Wire::Azure => Some(&openai::AZURE),
+        Wire::Gemini => Some(&gemini::GEMINI),
+        Wire::VertexAi => Some(&vertex::VERTEX),
         Wire::Anthropic
-        | Wire::Gemini
-        | Wire::VertexAi
         | Wire::Bedrock
         | Wire::Cohere
         | Wire::Ollama
