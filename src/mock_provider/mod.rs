@@ -37,6 +37,8 @@ use rand::{distr::Alphanumeric, Rng as _};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
+mod gemini;
+
 /// Reply used when the request carries no `mock_reply`.
 const DEFAULT_REPLY: &str = "Hello from the Tollgate mock provider. This is a deterministic reply.";
 const SYSTEM_FINGERPRINT: &str = "fp_tollgate_mock";
@@ -206,6 +208,8 @@ pub struct MockState {
     by_route: [AtomicU64; 3],
     by_model: Mutex<HashMap<String, u64>>,
     last_request: Mutex<Option<CapturedRequest>>,
+    /// Gemini API / Vertex AI: issued access tokens and token requests.
+    google: gemini::GoogleState,
 }
 
 impl fmt::Debug for MockState {
@@ -238,6 +242,7 @@ impl MockState {
             by_route: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             by_model: Mutex::new(HashMap::new()),
             last_request: Mutex::new(None),
+            google: gemini::GoogleState::default(),
         }
     }
 
@@ -253,6 +258,7 @@ impl MockState {
             counter.store(0, Ordering::Relaxed);
         }
         lock(&self.by_model).clear();
+        self.google.reset();
         let previous = lock(&self.last_request).take();
         drop(previous);
     }
@@ -296,6 +302,7 @@ impl MockState {
             "total": self.total_requests(),
             "by_model": by_model,
             "by_route": by_route,
+            "google_token_requests": self.google.token_requests(),
         })
     }
 
@@ -374,6 +381,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
         .service(resource("/mock/stats").route(web::get().to(mock_stats)))
         .service(resource("/mock/reset").route(web::post().to(mock_reset)))
         .service(resource("/mock/last_request").route(web::get().to(mock_last_request)));
+    gemini::configure(cfg, &state);
 }
 
 /// Builds and binds the server; returns it (not yet running) and the bound port.
