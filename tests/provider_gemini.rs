@@ -397,9 +397,11 @@ general_settings:
         "/v1/projects/test-proj/locations/europe-west4/publishers/google/models/text-embedding-005:predict"
     );
 
+    let google_stats = get(&format!("{}/mock/google/stats", mock.proc.url), None)
+        .await
+        .2;
     assert_eq!(
-        mock.stats().await["google_token_requests"],
-        1,
+        google_stats["token_requests"], 1,
         "one token for every request of the account"
     );
 

@@ -6,8 +6,8 @@
 //! - Vertex AI: `POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:…`
 //!   (`generateContent`, `streamGenerateContent?alt=sse`, `predict` for embeddings) with
 //!   `Authorization: Bearer <token>`, where the token must come from this mock's `POST /token`
-//!   (a service-account JWT-bearer exchange; every call is counted in `/mock/stats` as
-//!   `google_token_requests`).
+//!   (a service-account JWT-bearer exchange; `GET /mock/google/stats` counts its calls as
+//!   `token_requests`).
 //!
 //! Requests are validated the way Google does it (unknown fields, JSON-Schema keys Gemini rejects,
 //! roles, parts) and answered with Google's bodies, streams and `google.rpc.Status` errors.
@@ -78,7 +78,16 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<MockStat
         web::resource("/token")
             .app_data(state.clone())
             .route(web::post().to(token)),
+    )
+    .service(
+        web::resource("/mock/google/stats")
+            .app_data(state.clone())
+            .route(web::get().to(google_stats)),
     );
+}
+
+async fn google_stats(state: web::Data<MockState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "token_requests": state.google.token_requests() }))
 }
 
 // ---------------------------------------------------------------------------------------------

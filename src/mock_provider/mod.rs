@@ -302,7 +302,6 @@ impl MockState {
             "total": self.total_requests(),
             "by_model": by_model,
             "by_route": by_route,
-            "google_token_requests": self.google.token_requests(),
         })
     }
 
