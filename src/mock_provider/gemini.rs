@@ -6,8 +6,8 @@
 //! - Vertex AI: `POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:…`
 //!   (`generateContent`, `streamGenerateContent?alt=sse`, `predict` for embeddings) with
 //!   `Authorization: Bearer <token>`, where the token must come from this mock's `POST /token`
-//!   (a service-account JWT-bearer exchange; `GET /mock/google/stats` counts its calls as
-//!   `token_requests`).
+//!   (a service-account JWT-bearer exchange, or the refresh-token grant of user credentials;
+//!   `GET /mock/google/stats` counts its calls as `token_requests`).
 //!
 //! Requests are validated the way Google does it (unknown fields, JSON-Schema keys Gemini rejects,
 //! roles, parts) and answered with Google's bodies, streams and `google.rpc.Status` errors.
@@ -1169,17 +1169,32 @@ async fn token(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    if field("grant_type") != Some(JWT_BEARER) {
-        return oauth_error(
-            "unsupported_grant_type",
-            format!("Invalid grant_type: {}", field("grant_type").unwrap_or("")),
-        );
-    }
-    let Some(assertion) = field("assertion") else {
-        return oauth_error("invalid_request", "Missing required parameter: assertion");
-    };
-    if let Err(why) = check_assertion(assertion, &req) {
-        return oauth_error("invalid_grant", why);
+    match field("grant_type") {
+        Some(JWT_BEARER) => {
+            let Some(assertion) = field("assertion") else {
+                return oauth_error("invalid_request", "Missing required parameter: assertion");
+            };
+            if let Err(why) = check_assertion(assertion, &req) {
+                return oauth_error("invalid_grant", why);
+            }
+        }
+        // User credentials (`gcloud auth application-default login`).
+        Some("refresh_token") => {
+            for name in ["client_id", "client_secret", "refresh_token"] {
+                if field(name).is_none_or(str::is_empty) {
+                    return oauth_error(
+                        "invalid_request",
+                        format!("Missing required parameter: {name}"),
+                    );
+                }
+            }
+        }
+        other => {
+            return oauth_error(
+                "unsupported_grant_type",
+                format!("Invalid grant_type: {}", other.unwrap_or("")),
+            )
+        }
     }
     let token = format!("ya29.mock-{}", random_id("", 40));
     lock(&state.google.tokens).insert(token.clone());

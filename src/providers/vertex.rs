@@ -151,6 +151,11 @@ impl ProviderAdapter for VertexAdapter {
         retry_after: Option<Duration>,
         body: &[u8],
     ) -> GatewayError {
+        if status == 401 {
+            // A token Google no longer accepts (revoked, rotated key): fetch new ones rather than
+            // failing until the cached ones expire.
+            forget_cached_tokens();
+        }
         gemini::google_error(Flavor::Vertex, target, status, retry_after, body)
     }
 
@@ -270,13 +275,28 @@ fn translate_predictions(
 // Service accounts and their access tokens
 // ---------------------------------------------------------------------------------------------
 
-/// A service account loaded from its JSON key, with its cached access token.
+/// How an account gets its tokens.
+enum Grant {
+    /// A service-account key: JWT-bearer assertions signed with it.
+    ServiceAccount {
+        key_id: Option<String>,
+        key: RsaKeyPair,
+    },
+    /// User credentials from `gcloud auth application-default login`: a refresh token.
+    AuthorizedUser {
+        client_id: String,
+        client_secret: Secret,
+        refresh_token: Secret,
+    },
+}
+
+/// A Google identity (a service account, or user credentials) with its cached access token.
 pub struct Account {
-    pub client_email: String,
+    /// The service account's email, or `user credentials (client …)`; for messages and logs.
+    pub identity: String,
     pub token_uri: String,
     pub project_id: Option<String>,
-    key_id: Option<String>,
-    key: RsaKeyPair,
+    grant: Grant,
     /// The current token and when to stop using it.
     token: RwLock<Option<(Secret, Instant)>>,
     /// Held by the one request fetching a token for this account.
@@ -286,7 +306,7 @@ pub struct Account {
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Account")
-            .field("client_email", &self.client_email)
+            .field("identity", &self.identity)
             .field("token_uri", &self.token_uri)
             .finish_non_exhaustive()
     }
@@ -349,6 +369,29 @@ pub fn account_for(deployment: &Deployment) -> Result<Option<Arc<Account>>, Gate
     Ok(Some(accounts.entry(cache_key).or_insert(account).clone()))
 }
 
+/// Drops every cached access token; the next request of each account fetches a new one.
+pub fn forget_cached_tokens() {
+    let accounts: Vec<Arc<Account>> = ACCOUNTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+        .cloned()
+        .collect();
+    for a in accounts {
+        *a.token.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+/// How long a token that lives `lifetime` is used: until five minutes before it expires (half its
+/// life for short-lived tokens).
+fn usable_for(lifetime: Duration) -> Duration {
+    if lifetime > REFRESH_EARLY * 2 {
+        lifetime - REFRESH_EARLY
+    } else {
+        lifetime / 2
+    }
+}
+
 fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -378,10 +421,11 @@ fn pem_der(pem: &str) -> Result<(bool, Vec<u8>), String> {
 }
 
 impl Account {
-    /// A service-account key file (`"type": "service_account"`).
+    /// A service-account key file (`"type": "service_account"`) or user credentials
+    /// (`"type": "authorized_user"`, as `gcloud auth application-default login` writes them).
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| format!("not a JSON service-account key: {e}"))?;
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON credentials file: {e}"))?;
         let field = |k: &str| {
             v.get(k)
                 .and_then(Value::as_str)
@@ -389,11 +433,31 @@ impl Account {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
+        let token_uri = field("token_uri").unwrap_or_else(|| DEFAULT_TOKEN_URI.to_string());
         match field("type").as_deref() {
             Some("service_account") | None => {}
+            Some("authorized_user") => {
+                let client_id = field("client_id").ok_or("client_id is missing")?;
+                return Ok(Self {
+                    identity: format!("user credentials (client {client_id})"),
+                    token_uri,
+                    project_id: field("quota_project_id"),
+                    grant: Grant::AuthorizedUser {
+                        client_id,
+                        client_secret: Secret::new(
+                            field("client_secret").ok_or("client_secret is missing")?,
+                        ),
+                        refresh_token: Secret::new(
+                            field("refresh_token").ok_or("refresh_token is missing")?,
+                        ),
+                    },
+                    token: RwLock::new(None),
+                    refresh: tokio::sync::Mutex::new(()),
+                });
+            }
             Some(other) => {
                 return Err(format!(
-                    "credentials of type '{other}' are not supported; use a service-account key"
+                    "credentials of type '{other}' are not supported; use a service-account key or authorized_user credentials"
                 ))
             }
         }
@@ -407,11 +471,13 @@ impl Account {
         }
         .map_err(|e| format!("private_key is not a usable RSA key: {e}"))?;
         Ok(Self {
-            client_email,
-            token_uri: field("token_uri").unwrap_or_else(|| DEFAULT_TOKEN_URI.to_string()),
+            identity: client_email,
+            token_uri,
             project_id: field("project_id"),
-            key_id: field("private_key_id"),
-            key,
+            grant: Grant::ServiceAccount {
+                key_id: field("private_key_id"),
+                key,
+            },
             token: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
         })
@@ -419,12 +485,15 @@ impl Account {
 
     /// The signed JWT assertion for a token request at `now` (Unix seconds).
     pub fn assertion(&self, now: u64) -> Result<String, String> {
+        let Grant::ServiceAccount { key_id, key } = &self.grant else {
+            return Err("user credentials sign no assertions".into());
+        };
         let mut header = json!({"alg": "RS256", "typ": "JWT"});
-        if let Some(kid) = &self.key_id {
+        if let Some(kid) = key_id {
             header["kid"] = json!(kid);
         }
         let claims = json!({
-            "iss": self.client_email,
+            "iss": self.identity,
             "scope": SCOPE,
             "aud": self.token_uri,
             "iat": now,
@@ -435,15 +504,14 @@ impl Account {
             b64url(header.to_string().as_bytes()),
             b64url(claims.to_string().as_bytes())
         );
-        let mut signature = vec![0u8; self.key.public().modulus_len()];
-        self.key
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                input.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| "cannot sign the token request".to_string())?;
+        let mut signature = vec![0u8; key.public().modulus_len()];
+        key.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            input.as_bytes(),
+            &mut signature,
+        )
+        .map_err(|_| "cannot sign the token request".to_string())?;
         Ok(format!("{input}.{}", b64url(&signature)))
     }
 
@@ -465,42 +533,58 @@ impl Account {
             return Ok(t);
         }
         let (token, lifetime) = self.fetch().await?;
-        let usable = if lifetime > REFRESH_EARLY * 2 {
-            lifetime - REFRESH_EARLY
-        } else {
-            lifetime / 2
-        };
         *self.token.write().unwrap_or_else(PoisonError::into_inner) =
-            Some((token.clone(), Instant::now() + usable));
+            Some((token.clone(), Instant::now() + usable_for(lifetime)));
         Ok(token)
     }
 
     async fn fetch(&self) -> Result<(Secret, Duration), GatewayError> {
-        let now = (crate::time::now_ms() / 1000).max(0) as u64;
-        let assertion = self.assertion(now).map_err(GatewayError::internal)?;
         let fail = |kind: UpstreamErrorKind, status: u16, why: String| GatewayError::Upstream {
             kind,
             status,
             message: format!(
-                "{}: VertexAIException - cannot get an access token for service account {}: {why}",
+                "{}: VertexAIException - cannot get an access token for {}: {why}",
                 if kind == UpstreamErrorKind::Authentication {
                     "AuthenticationError"
                 } else {
                     "APIConnectionError"
                 },
-                self.client_email
+                self.identity
             ),
             code: None,
             param: None,
             retry_after: None,
         };
-        let (status, body) = crate::upstream::post_form(
-            &self.token_uri,
-            &[("grant_type", JWT_BEARER), ("assertion", &assertion)],
-            TOKEN_TIMEOUT,
-        )
-        .await
-        .map_err(|e| fail(UpstreamErrorKind::Connection, 502, e))?;
+        let response = match &self.grant {
+            Grant::ServiceAccount { .. } => {
+                let now = (crate::time::now_ms() / 1000).max(0) as u64;
+                let assertion = self.assertion(now).map_err(GatewayError::internal)?;
+                crate::upstream::post_form(
+                    &self.token_uri,
+                    &[("grant_type", JWT_BEARER), ("assertion", &assertion)],
+                    TOKEN_TIMEOUT,
+                )
+                .await
+            }
+            Grant::AuthorizedUser {
+                client_id,
+                client_secret,
+                refresh_token,
+            } => {
+                crate::upstream::post_form(
+                    &self.token_uri,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("client_id", client_id),
+                        ("client_secret", client_secret.expose()),
+                        ("refresh_token", refresh_token.expose()),
+                    ],
+                    TOKEN_TIMEOUT,
+                )
+                .await
+            }
+        };
+        let (status, body) = response.map_err(|e| fail(UpstreamErrorKind::Connection, 502, e))?;
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !(200..300).contains(&status) {
             let why = match (
@@ -530,7 +614,7 @@ impl Account {
             })?;
         let lifetime = v.get("expires_in").and_then(Value::as_u64).unwrap_or(3600);
         tracing::debug!(
-            service_account = self.client_email,
+            identity = self.identity,
             expires_in = lifetime,
             "fetched a Vertex AI access token"
         );
@@ -640,8 +724,10 @@ mod tests {
         assert_eq!(claims["aud"], "https://oauth2.example/token");
         assert_eq!(claims["scope"], SCOPE);
         assert_eq!(claims["exp"].as_u64(), Some(1_700_003_600));
-        let public =
-            UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, account.key.public().as_ref());
+        let Grant::ServiceAccount { key, .. } = &account.grant else {
+            panic!("a service account");
+        };
+        let public = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, key.public().as_ref());
         let signed = format!("{}.{}", parts[0], parts[1]);
         public
             .verify(signed.as_bytes(), &decode(parts[2]))
@@ -653,12 +739,106 @@ mod tests {
         let e = Account::from_json(r#"{"type": "service_account", "client_email": "a@b", "private_key": "-----BEGIN PRIVATE KEY-----\nnot-base64!\n-----END PRIVATE KEY-----\n"}"#)
             .expect_err("fails");
         assert!(e.contains("base64"), "{e}");
-        let e = Account::from_json(r#"{"type": "authorized_user", "refresh_token": "r"}"#)
+        let e = Account::from_json(r#"{"type": "external_account", "audience": "x"}"#)
             .expect_err("fails");
-        assert!(e.contains("authorized_user"), "{e}");
+        assert!(e.contains("external_account"), "{e}");
+        let e = Account::from_json(
+            r#"{"type": "authorized_user", "client_id": "c", "refresh_token": "r"}"#,
+        )
+        .expect_err("fails");
+        assert!(e.contains("client_secret"), "{e}");
         let d = deployment("{model: vertex_ai/gemini-2.0-flash, vertex_project: p, vertex_credentials: /nonexistent/sa.json}");
         let msg = account_for(&d).expect_err("unreadable").to_string();
         assert!(msg.contains("/nonexistent/sa.json"), "{msg}");
+    }
+
+    #[test]
+    fn tokens_are_used_until_five_minutes_before_expiry() {
+        assert_eq!(
+            usable_for(Duration::from_secs(3599)),
+            Duration::from_secs(3299)
+        );
+        assert_eq!(
+            usable_for(Duration::from_secs(600)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(usable_for(Duration::from_secs(60)), Duration::from_secs(30));
+    }
+
+    async fn token_requests(port: u16) -> u64 {
+        let mut resp = awc::Client::default()
+            .get(format!("http://127.0.0.1:{port}/mock/google/stats"))
+            .send()
+            .await
+            .expect("stats");
+        let v: Value = resp.json().await.expect("json");
+        v["token_requests"].as_u64().expect("count")
+    }
+
+    #[actix_web::test]
+    async fn tokens_are_fetched_once_cached_and_refreshed_when_stale() {
+        use crate::mock_provider::{configure, MockProviderArgs, MockState};
+        let state = actix_web::web::Data::new(MockState::new(&MockProviderArgs::default()));
+        let app_state = state.clone();
+        let server = actix_web::HttpServer::new(move || {
+            let state = app_state.clone();
+            actix_web::App::new().configure(move |cfg| configure(cfg, state))
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .expect("bind");
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+
+        let account =
+            Account::from_json(&service_account(&format!("http://127.0.0.1:{port}/token")))
+                .expect("loads");
+        let tokens = futures_util::future::join_all((0..8).map(|_| account.token())).await;
+        let first = tokens[0].as_ref().expect("token").clone();
+        assert!(first.expose().starts_with("ya29.mock-"));
+        assert!(tokens.iter().all(|t| t.as_ref().ok() == Some(&first)));
+        assert_eq!(
+            token_requests(port).await,
+            1,
+            "concurrent callers share one fetch"
+        );
+        assert_eq!(account.token().await.expect("cached"), first);
+        assert_eq!(token_requests(port).await, 1);
+
+        // Past its refresh time, the token is replaced.
+        *account.token.write().expect("lock") = Some((first.clone(), Instant::now()));
+        let second = account.token().await.expect("refreshed");
+        assert_ne!(second, first);
+        assert_eq!(token_requests(port).await, 2);
+
+        // gcloud user credentials use the refresh-token grant.
+        let user = Account::from_json(
+            &json!({"type": "authorized_user", "client_id": "cid.apps.googleusercontent.com",
+                "client_secret": "csecret", "refresh_token": "1//refresh", "quota_project_id": "qp",
+                "token_uri": format!("http://127.0.0.1:{port}/token")})
+            .to_string(),
+        )
+        .expect("loads");
+        assert_eq!(user.project_id.as_deref(), Some("qp"));
+        assert!(user
+            .token()
+            .await
+            .expect("user token")
+            .expose()
+            .starts_with("ya29.mock-"));
+        assert_eq!(token_requests(port).await, 3);
+
+        // A token endpoint that refuses is an authentication error naming the account.
+        let refused = Account::from_json(&service_account(&format!(
+            "http://127.0.0.1:{port}/no-token-here"
+        )))
+        .expect("loads");
+        let e = refused.token().await.expect_err("refused");
+        assert_eq!(e.error_type(), "authentication_error");
+        assert!(e.to_string().contains("tollgate-test@proj.iam"), "{e}");
+        handle.stop(false).await;
     }
 
     #[test]
