@@ -20,12 +20,13 @@ fn gemini_config(mock: &Mock) -> String {
         )
     };
     format!(
-        "model_list:\n{}{}{}{}{}  - model_name: gem-embed\n    litellm_params:\n      model: gemini/gemini-embedding-001\n      api_base: {base}\n      api_key: {GEMINI_KEY}\n    model_info:\n      mode: embedding\n  - model_name: gem-badkey\n    litellm_params:\n      model: gemini/gemini-2.0-flash\n      api_base: {base}\n      api_key: AIza-wrong-key-999999999\nrouter_settings:\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+        "model_list:\n{}{}{}{}{}{}  - model_name: gem-embed\n    litellm_params:\n      model: gemini/gemini-embedding-001\n      api_base: {base}\n      api_key: {GEMINI_KEY}\n    model_info:\n      mode: embedding\n  - model_name: gem-badkey\n    litellm_params:\n      model: gemini/gemini-2.0-flash\n      api_base: {base}\n      api_key: AIza-wrong-key-999999999\nrouter_settings:\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
         entry("gem", "gemini-2.0-flash"),
         entry("gem-ctx", "mock-fail-context_length"),
         entry("gem-429", "mock-fail-429"),
         entry("gem-blocked", "mock-fail-content_policy"),
         entry("gem-500", "mock-fail-500"),
+        entry("gem3", "gemini-3-pro-preview"),
     )
 }
 
@@ -172,6 +173,35 @@ async fn gemini_chat_stream_tools_vision_and_json_mode() {
         contents[2],
         json!({"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"content": "{\"temp\": 18}"}}}]})
     );
+
+    // Gemini 3 signs its function calls and wants the signature back: it rides in the call id.
+    let body = json!({"model": "gem3", "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": tools, "tool_choice": "required"});
+    let (status, _, resp) = post(&url, Some(MASTER_KEY), &body).await;
+    assert_eq!(status, 200, "{resp}");
+    let message = resp["choices"][0]["message"].clone();
+    let id = message["tool_calls"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let body = json!({"model": "gem3", "tools": tools, "messages": [
+        {"role": "user", "content": "Weather in Paris?"}, message,
+        {"role": "tool", "tool_call_id": id, "content": "18C"}]});
+    let (status, _, resp) = post(&url, Some(MASTER_KEY), &body).await;
+    assert_eq!(status, 200, "the signature went back: {resp}");
+    assert!(
+        mock.last_request().await["body"]["contents"][1]["parts"][0]["thoughtSignature"]
+            .is_string()
+    );
+    let mut unsigned = body.clone();
+    unsigned["messages"][1]["tool_calls"][0]["id"] = json!("call_plain");
+    unsigned["messages"][2]["tool_call_id"] = json!("call_plain");
+    let (status, _, resp) = post(&url, Some(MASTER_KEY), &unsigned).await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(resp["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("thought_signature"));
 
     // A streamed tool call.
     let body = json!({"model": "gem", "messages": [{"role": "user", "content": "Weather?"}],

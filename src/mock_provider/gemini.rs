@@ -39,6 +39,13 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const TOKEN_LIFETIME_SECS: u64 = 3599;
 const MAX_STOP_SEQUENCES: usize = 5;
+/// Sent on function calls of `gemini-3*` models, which require it back in the next turn.
+const THOUGHT_SIGNATURE: &str = "bW9jay10aG91Z2h0LXNpZ25hdHVyZQ==";
+
+/// Gemini 3 models sign their function calls and refuse histories that drop the signature.
+fn signs_calls(model: &str) -> bool {
+    model.starts_with("gemini-3")
+}
 
 /// Access tokens issued by `POST /token` and the count of token requests.
 #[derive(Debug, Default)]
@@ -326,7 +333,7 @@ async fn serve(
     })?;
     match method {
         "generateContent" | "streamGenerateContent" => {
-            validate_generate(api, body)?;
+            validate_generate(api, model, body)?;
             let exchange = Generate::new(body, model, blocked);
             if method == "streamGenerateContent" {
                 if !req.query_string().split('&').any(|kv| kv == "alt=sse") {
@@ -441,7 +448,7 @@ const PART_FIELDS: &[&str] = &[
     "thoughtSignature",
 ];
 
-fn validate_generate(api: Api, body: &Map<String, Value>) -> Result<(), GoogleError> {
+fn validate_generate(api: Api, model: &str, body: &Map<String, Value>) -> Result<(), GoogleError> {
     for key in body.keys() {
         let vertex_only = key == "labels" && api == Api::Vertex;
         if !REQUEST_FIELDS.contains(&key.as_str()) && !vertex_only {
@@ -482,6 +489,16 @@ fn validate_generate(api: Api, body: &Map<String, Value>) -> Result<(), GoogleEr
             })?;
         for (j, part) in parts.iter().enumerate() {
             validate_part(part, &format!("{at}.parts[{j}]"))?;
+            if signs_calls(model)
+                && part.get("functionCall").is_some()
+                && part.get("thoughtSignature").is_none()
+            {
+                return Err(GoogleError::invalid(format!(
+                    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly. Additional data, function call `default_api:{}` , position {}.",
+                    part.pointer("/functionCall/name").and_then(Value::as_str).unwrap_or(""),
+                    i + 1
+                )));
+            }
         }
     }
     if let Some(system) = body.get("systemInstruction") {
@@ -909,7 +926,13 @@ impl Generate {
             }
             Answer::Calls(calls) => calls
                 .iter()
-                .map(|(name, args)| json!({"functionCall": {"name": name, "args": args}}))
+                .map(|(name, args)| {
+                    let mut part = json!({"functionCall": {"name": name, "args": args}});
+                    if signs_calls(&self.model) {
+                        part["thoughtSignature"] = json!(THOUGHT_SIGNATURE);
+                    }
+                    part
+                })
                 .collect(),
             Answer::Blocked => Vec::new(),
         }

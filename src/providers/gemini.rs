@@ -324,7 +324,16 @@ fn convert_messages(messages: &[Value]) -> Result<(Option<Value>, Vec<Value>), G
                             c.pointer("/function/arguments"),
                             &format!("messages[{i}].tool_calls[{j}].function.arguments"),
                         )?;
-                        parts.push(json!({"functionCall": {"name": name, "args": args}}));
+                        let mut part = json!({"functionCall": {"name": name, "args": args}});
+                        // Gemini 3 wants its thought signature back on the call it came with.
+                        if let Some((_, signature)) = c
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .and_then(|id| id.split_once(THOUGHT_SIGNATURE_SEPARATOR))
+                        {
+                            part["thoughtSignature"] = json!(signature);
+                        }
+                        parts.push(part);
                     }
                 } else if let Some(call) = m.get("function_call").filter(|v| v.is_object()) {
                     let name = call.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -809,6 +818,29 @@ fn clean_node(node: &Value, defs: Option<&Map<String, Value>>, depth: usize) -> 
     Value::Object(out)
 }
 
+/// Gemini writes structured output with properties in alphabetical order unless told
+/// `propertyOrdering`: keep the order the client's schema declares.
+fn add_property_ordering(schema: &mut Value) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(props)) = obj.get_mut("properties") {
+        let order: Vec<Value> = props.keys().map(|k| json!(k)).collect();
+        for p in props.values_mut() {
+            add_property_ordering(p);
+        }
+        if order.len() > 1 {
+            obj.entry("propertyOrdering").or_insert(Value::Array(order));
+        }
+    }
+    if let Some(items) = obj.get_mut("items") {
+        add_property_ordering(items);
+    }
+    if let Some(Value::Array(options)) = obj.get_mut("anyOf") {
+        options.iter_mut().for_each(add_property_ordering);
+    }
+}
+
 /// `tool_choice` (or legacy `function_call`) → `toolConfig.functionCallingConfig`.
 fn convert_tool_choice(body: &Map<String, Value>) -> Result<Option<Value>, GatewayError> {
     let choice = body
@@ -906,7 +938,9 @@ fn generation_config(body: &Map<String, Value>) -> Result<Map<String, Value>, Ga
                     .or_else(|| format.get("response_schema"))
                     .filter(|s| s.is_object());
                 if let Some(schema) = schema {
-                    g.insert("responseSchema".into(), clean_schema(schema));
+                    let mut schema = clean_schema(schema);
+                    add_property_ordering(&mut schema);
+                    g.insert("responseSchema".into(), schema);
                 }
             }
             Some("text") | None => {}
@@ -1049,11 +1083,23 @@ pub fn usage_from(meta: &Value) -> Usage {
     }
 }
 
-/// A tool-call id: Gemini's own `functionCall.id` when it sends one, else a fresh `call_…`.
-fn tool_call_id(call: &Value) -> String {
-    match call.get("id").and_then(Value::as_str) {
+/// Joins a tool-call id and the `thoughtSignature` of its part, so that the signature comes back
+/// with the call in the next turn (Gemini 3 refuses function calls without it; LiteLLM does the
+/// same).
+pub const THOUGHT_SIGNATURE_SEPARATOR: &str = "__thought__";
+
+/// A tool-call id for a `functionCall` part: Gemini's own `functionCall.id` when it sends one,
+/// else a fresh `call_…`; with the part's thought signature appended.
+fn tool_call_id(part: &Value, call: &Value) -> String {
+    let id = match call.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() => id.to_string(),
         _ => format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..24]),
+    };
+    match part.get("thoughtSignature").and_then(Value::as_str) {
+        Some(signature) if !signature.is_empty() => {
+            format!("{id}{THOUGHT_SIGNATURE_SEPARATOR}{signature}")
+        }
+        _ => id,
     }
 }
 
@@ -1100,7 +1146,7 @@ pub(crate) fn translate_chat_response(
                 .flatten()
             {
                 if let Some(call) = p.get("functionCall") {
-                    tool_calls.push(tool_call_json(call, tool_call_id(call)));
+                    tool_calls.push(tool_call_json(call, tool_call_id(p, call)));
                 } else if let Some(t) = p.get("text").and_then(Value::as_str) {
                     if p.get("thought").and_then(Value::as_bool) == Some(true) {
                         thoughts.push_str(t);
@@ -1478,7 +1524,7 @@ impl GeminiStream {
                 .flatten()
             {
                 let mut delta = if let Some(call) = p.get("functionCall") {
-                    let mut tc = tool_call_json(call, tool_call_id(call));
+                    let mut tc = tool_call_json(call, tool_call_id(p, call));
                     tc["index"] = json!(state.tool_calls);
                     state.tool_calls += 1;
                     json!({"tool_calls": [tc]})
@@ -1786,12 +1832,13 @@ mod tests {
             json!({"model": "g", "messages": [{"role": "user", "content": "x"}],
             "reasoning_effort": "low",
             "response_format": {"type": "json_schema", "json_schema": {"name": "p", "strict": true, "schema":
-                {"type": "object", "additionalProperties": false, "properties": {"name": {"type": "string"}}, "required": ["name"]}}}}),
+                {"type": "object", "additionalProperties": false, "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}, "required": ["name"]}}}}),
         );
         let (_, body) = prepared_body(&d, &req);
         assert_eq!(
             body["generationConfig"]["responseSchema"],
-            json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})
+            json!({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+                   "required": ["name"], "propertyOrdering": ["name", "age"]})
         );
         assert_eq!(
             body["generationConfig"]["thinkingConfig"],
@@ -1909,6 +1956,43 @@ mod tests {
         let v: Value = serde_json::from_slice(&out.body).expect("json");
         assert_eq!(v["choices"][0]["finish_reason"], "content_filter");
         assert_eq!(out.usage.expect("usage").prompt_tokens, 8);
+    }
+
+    #[test]
+    fn thought_signatures_ride_in_tool_call_ids_and_come_back() {
+        let req = chat(json!({"model": "g", "messages": [{"role": "user", "content": "x"}]}));
+        let body = r#"{"candidates": [{"content": {"role": "model", "parts": [
+            {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "CiQB0e2Kb+sig=="}]},
+            "finishReason": "STOP", "index": 0}]}"#;
+        let v: Value = serde_json::from_slice(
+            &translate_chat_response(&req, body.as_bytes())
+                .expect("ok")
+                .body,
+        )
+        .expect("json");
+        let message = v["choices"][0]["message"].clone();
+        let id = message["tool_calls"][0]["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        assert!(
+            id.starts_with("call_") && id.ends_with("__thought__CiQB0e2Kb+sig=="),
+            "{id}"
+        );
+
+        let d = gemini_deployment();
+        let next = chat(json!({"model": "g", "messages": [
+            {"role": "user", "content": "x"}, message,
+            {"role": "tool", "tool_call_id": id, "content": "18C"}]}));
+        let (_, body) = prepared_body(&d, &next);
+        assert_eq!(
+            body["contents"][1]["parts"][0],
+            json!({"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "CiQB0e2Kb+sig=="})
+        );
+        assert_eq!(
+            body["contents"][2]["parts"][0]["functionResponse"]["name"],
+            "get_weather"
+        );
     }
 
     fn stream_all(t: &mut GeminiStream, raw: &[u8], split: usize) -> Result<String, GatewayError> {
