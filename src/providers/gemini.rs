@@ -65,7 +65,12 @@ impl ProviderAdapter for GeminiAdapter {
                 } else {
                     "generateContent"
                 },
-                Value::Object(chat_request(deployment, target, req)?),
+                {
+                    let mut body = chat_request(deployment, target, req)?;
+                    // Request labels are a Vertex AI feature; the Gemini API refuses the field.
+                    body.remove("labels");
+                    Value::Object(body)
+                },
             ),
             CallKind::Embedding => (
                 "batchEmbedContents",
