@@ -20,13 +20,14 @@ fn gemini_config(mock: &Mock) -> String {
         )
     };
     format!(
-        "model_list:\n{}{}{}{}{}{}  - model_name: gem-embed\n    litellm_params:\n      model: gemini/gemini-embedding-001\n      api_base: {base}\n      api_key: {GEMINI_KEY}\n    model_info:\n      mode: embedding\n  - model_name: gem-badkey\n    litellm_params:\n      model: gemini/gemini-2.0-flash\n      api_base: {base}\n      api_key: AIza-wrong-key-999999999\nrouter_settings:\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+        "model_list:\n{}{}{}{}{}{}{}  - model_name: gem-embed\n    litellm_params:\n      model: gemini/gemini-embedding-001\n      api_base: {base}\n      api_key: {GEMINI_KEY}\n    model_info:\n      mode: embedding\n  - model_name: gem-badkey\n    litellm_params:\n      model: gemini/gemini-2.0-flash\n      api_base: {base}\n      api_key: AIza-wrong-key-999999999\nrouter_settings:\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
         entry("gem", "gemini-2.0-flash"),
         entry("gem-ctx", "mock-fail-context_length"),
         entry("gem-429", "mock-fail-429"),
         entry("gem-blocked", "mock-fail-content_policy"),
         entry("gem-500", "mock-fail-500"),
         entry("gem3", "gemini-3-pro-preview"),
+        entry("gem-cut", "mock-fail-cut"),
     )
 }
 
@@ -263,7 +264,8 @@ async fn gemini_chat_stream_tools_vision_and_json_mode() {
 
 #[actix_rt::test]
 async fn gemini_errors_and_embeddings() {
-    let mock = Mock::start(&["--api-key", GEMINI_KEY]);
+    // Paced chunks, so a cut stream has started before the provider drops it.
+    let mock = Mock::start(&["--api-key", GEMINI_KEY, "--chunk-delay-ms", "20"]);
     let gw = Gateway::start(&gemini_config(&mock), &[], &[]);
     let url = gw.url("/v1/chat/completions");
 
@@ -285,6 +287,24 @@ async fn gemini_errors_and_embeddings() {
     let (status, _, body) = post(&url, Some(MASTER_KEY), &chat("gem-500")).await;
     assert_eq!(status, 500, "{body}");
     assert_envelope(&body);
+
+    // Errors of streamed requests arrive before the stream: a plain error response.
+    let mut streamed = chat("gem-ctx");
+    streamed["stream"] = json!(true);
+    let (status, _, text) = stream_text(&url, Some(MASTER_KEY), &streamed).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("context_length_exceeded"), "{text}");
+
+    // A stream Google cuts before its finishReason ends with an error event, never a silent stop.
+    let mut cut = chat("gem-cut");
+    cut["stream"] = json!(true);
+    let (status, _, text) = stream_text(&url, Some(MASTER_KEY), &cut).await;
+    assert_eq!(status, 200, "{text}");
+    let data = sse_data(&text);
+    assert!(data.iter().any(|d| d.contains("\"content\"")), "{text}");
+    let error: Value = serde_json::from_str(&data[data.len() - 2]).expect("error event");
+    assert!(error["error"]["message"].is_string(), "{text}");
+    assert!(!text.contains("\"finish_reason\":\"stop\""), "{text}");
 
     // A blocked prompt is a 200 with finish_reason content_filter, as Gemini answers it.
     let (status, _, body) = post(&url, Some(MASTER_KEY), &chat("gem-blocked")).await;
