@@ -146,3 +146,24 @@ pub async fn probe(
         ))
     }
 }
+
+/// POST an `application/x-www-form-urlencoded` body (OAuth token exchanges) on this worker's
+/// client; returns the status and the body (at most 1 MiB), or why the call failed.
+pub async fn post_form(
+    url: &str,
+    form: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<(u16, bytes::Bytes), String> {
+    let request = CLIENT.with(|c| {
+        c.post(url)
+            .timeout(timeout)
+            .insert_header(("accept", "application/json"))
+    });
+    let mut response = request.send_form(&form).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = actix_web::rt::time::timeout(timeout, response.body().limit(1024 * 1024))
+        .await
+        .map_err(|_| format!("no response body within {} s", timeout.as_secs_f64()))?
+        .map_err(|e| e.to_string())?;
+    Ok((status, body))
+}

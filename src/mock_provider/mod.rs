@@ -40,6 +40,7 @@ use serde_json::{json, Map, Value};
 mod anthropic;
 mod bedrock;
 mod cohere;
+mod gemini;
 mod huggingface;
 mod ollama;
 
@@ -212,6 +213,8 @@ pub struct MockState {
     by_route: [AtomicU64; 3],
     by_model: Mutex<HashMap<String, u64>>,
     last_request: Mutex<Option<CapturedRequest>>,
+    /// Gemini API / Vertex AI: issued access tokens and token requests.
+    google: gemini::GoogleState,
 }
 
 impl fmt::Debug for MockState {
@@ -244,6 +247,7 @@ impl MockState {
             by_route: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             by_model: Mutex::new(HashMap::new()),
             last_request: Mutex::new(None),
+            google: gemini::GoogleState::default(),
         }
     }
 
@@ -259,6 +263,7 @@ impl MockState {
             counter.store(0, Ordering::Relaxed);
         }
         lock(&self.by_model).clear();
+        self.google.reset();
         let previous = lock(&self.last_request).take();
         drop(previous);
     }
@@ -385,6 +390,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
     cohere::configure(cfg, state.clone());
     ollama::configure(cfg, state.clone());
     huggingface::configure(cfg, state.clone());
+    gemini::configure(cfg, &state);
 }
 
 /// Builds and binds the server; returns it (not yet running) and the bound port.

@@ -8,11 +8,13 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod cohere;
+pub mod gemini;
 pub mod huggingface;
 pub mod native;
 pub mod ollama;
 pub mod openai;
 pub mod stream;
+pub mod vertex;
 
 use std::borrow::Cow;
 
@@ -105,6 +107,15 @@ const fn bedrock_spec(name: &'static str) -> ProviderSpec {
         unsupported_params: &[],
     }
 }
+/// OpenAI parameters the Gemini API and Vertex AI have no equivalent for.
+const GOOGLE_UNSUPPORTED: &[&str] = &[
+    "logit_bias",
+    "service_tier",
+    "prediction",
+    "audio",
+    "store",
+    "web_search_options",
+];
 
 /// Every provider prefix the gateway knows.
 pub static PROVIDERS: &[ProviderSpec] = &[
@@ -315,9 +326,30 @@ pub static PROVIDERS: &[ProviderSpec] = &[
     },
     bedrock_spec("bedrock"),
     bedrock_spec("bedrock_converse"),
-    native("vertex_ai"),
-    native("vertex_ai_beta"),
-    native("gemini"),
+    ProviderSpec {
+        name: "vertex_ai",
+        wire: Wire::VertexAi,
+        default_api_base: Some(vertex::VERTEX_DEFAULT_API_BASE),
+        api_base_env: &[],
+        api_key_env: &[],
+        unsupported_params: GOOGLE_UNSUPPORTED,
+    },
+    ProviderSpec {
+        name: "vertex_ai_beta",
+        wire: Wire::VertexAi,
+        default_api_base: Some(vertex::VERTEX_DEFAULT_API_BASE),
+        api_base_env: &[],
+        api_key_env: &[],
+        unsupported_params: GOOGLE_UNSUPPORTED,
+    },
+    ProviderSpec {
+        name: "gemini",
+        wire: Wire::Gemini,
+        default_api_base: Some("https://generativelanguage.googleapis.com/v1beta"),
+        api_base_env: &["GEMINI_API_BASE"],
+        api_key_env: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        unsupported_params: GOOGLE_UNSUPPORTED,
+    },
     ProviderSpec {
         name: "cohere",
         wire: Wire::Cohere,
@@ -382,8 +414,10 @@ impl PreparedRequest {
         self.headers
             .iter()
             .map(|(k, v)| {
-                let secret = matches!(k.as_ref(), "authorization" | "api-key" | "x-api-key")
-                    || crate::secret::is_secret_key(k);
+                let secret = matches!(
+                    k.as_ref(),
+                    "authorization" | "api-key" | "x-api-key" | "x-goog-api-key"
+                ) || crate::secret::is_secret_key(k);
                 let v = if secret {
                     crate::secret::mask(v)
                 } else {
@@ -463,7 +497,9 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
         Wire::Cohere => Some(&cohere::COHERE),
         Wire::Ollama => Some(&ollama::OLLAMA),
         Wire::HuggingFace => Some(&huggingface::HUGGINGFACE),
-        Wire::Gemini | Wire::VertexAi | Wire::Native => None,
+        Wire::Gemini => Some(&gemini::GEMINI),
+        Wire::VertexAi => Some(&vertex::VERTEX),
+        Wire::Native => None,
     }
 }
 
