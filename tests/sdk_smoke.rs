@@ -69,7 +69,7 @@ async fn anthropic_python_sdk_uses_the_messages_endpoint() {
 }
 
 /// The OpenAI Python SDK gets the same shapes (chat, stream with usage, tool calls plain and
-/// streamed, errors) whichever provider adapter answers: each model group is the mock speaking one
+/// streamed, errors) whichever provider adapter answers (Vertex AI shares Gemini's translation): each model group is the mock speaking one
 /// provider's wire format.
 #[actix_rt::test]
 async fn openai_python_sdk_gets_the_same_shapes_from_every_provider() {
@@ -98,6 +98,10 @@ model_list:
     litellm_params: {{model: ollama_chat/llama3.1, api_base: "{root}", drop_params: true}}
   - model_name: via-huggingface
     litellm_params: {{model: huggingface/tgi, api_base: "{root}", api_key: hf-up}}
+  - model_name: via-gemini
+    litellm_params: {{model: gemini/gemini-2.0-flash, api_base: "{root}", api_key: AIza-up}}
+  - model_name: via-gemini-429
+    litellm_params: {{model: gemini/mock-fail-429, api_base: "{root}", api_key: AIza-up}}
 general_settings:
   master_key: {MASTER_KEY}
 "#
@@ -116,6 +120,7 @@ general_settings:
             "via-cohere",
             "via-ollama",
             "via-huggingface",
+            "via-gemini@via-gemini-429",
         ])
         .output()
         .expect("python runs");

@@ -1,7 +1,9 @@
 """The OpenAI Python SDK against every provider adapter: each model group is served by the mock
 speaking one provider's wire format, and the SDK must get the same OpenAI shapes from all of them.
 
-Usage: python providers_smoke.py <gateway base url> <master key> <model group>...
+Usage: python providers_smoke.py <gateway base url> <master key> <model group>[@<429 group>]...
+(the 429 check sends `mock_fail` in the body, or calls the second group, for providers whose body
+cannot carry unknown fields.)
 Exits non-zero on the first failed check; prints one line per check.
 """
 import json
@@ -9,7 +11,8 @@ import sys
 
 import openai
 
-base, key, models = sys.argv[1], sys.argv[2], sys.argv[3:]
+base, key = sys.argv[1], sys.argv[2]
+groups = [arg.split("@") for arg in sys.argv[3:]]
 client = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
 WEATHER = [{"type": "function", "function": {
     "name": "get_weather", "description": "Weather in a city",
@@ -31,7 +34,7 @@ def usage_ok(u):
 REQUIRED = {"id", "object", "created", "model", "choices", "usage"}
 CHOICE = {"index", "message", "finish_reason"}
 USAGE = {"prompt_tokens", "completion_tokens", "total_tokens"}
-for model in models:
+for model, *failing in groups:
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
     r = client.chat.completions.create(model=model, messages=msgs, max_tokens=64)
     c = r.choices[0]
@@ -80,7 +83,10 @@ for model in models:
           and isinstance(json.loads(first["arguments"] or "{}"), dict) and finish == "tool_calls", calls)
 
     try:
-        client.chat.completions.create(model=model, messages=msgs, extra_body={"mock_fail": "429"})
+        if failing:
+            client.chat.completions.create(model=failing[0], messages=msgs)
+        else:
+            client.chat.completions.create(model=model, messages=msgs, extra_body={"mock_fail": "429"})
         check(f"{model}: 429 raises RateLimitError", False)
     except openai.RateLimitError:
         check(f"{model}: 429 raises RateLimitError", True)
