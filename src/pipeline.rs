@@ -260,7 +260,7 @@ pub async fn run(
 ) -> HttpResponse {
     let started = Instant::now();
     let mut served = ServedBy {
-        call_id: uuid::Uuid::new_v4().to_string(),
+        call_id: uuid::Uuid::now_v7().to_string(),
         ..ServedBy::default()
     };
     let result = serve(

@@ -108,7 +108,8 @@ impl Prices {
                 .unwrap_or(0.0),
             cache_read_per_token: num("cache_read_input_token_cost")
                 .or(e.cache_read_input_token_cost),
-            reasoning_per_token: e.output_cost_per_reasoning_token,
+            reasoning_per_token: num("output_cost_per_reasoning_token")
+                .or(e.output_cost_per_reasoning_token),
             input_per_second: num("input_cost_per_second")
                 .or(e.input_cost_per_second)
                 .unwrap_or(0.0),
