@@ -245,6 +245,8 @@ model_list:
       api_key: sk-mock
 general_settings:
   master_key: $MASTER_KEY
+  # A fresh embedded database per run, so earlier runs' spend logs do not weigh on this one.
+  database_url: sqlite:///$OUT/tollgate.db
 EOF
 
 port_free "$MOCK_PORT" || die "port $MOCK_PORT is in use (set MOCK_PORT)"
@@ -346,7 +348,7 @@ log "gateway after ${CONNS}c load: VmRSS ${RSS_LOAD} kB, VmHWM ${HWM_LOAD} kB"
 # c. 64 connections with a virtual key that has rpm/tpm limits (far above what the run reaches, so
 # every request is admitted but counted), a budget, and spend tracking.
 VIRTUAL_KEY=$(curl -s --max-time 5 -H "Authorization: Bearer $MASTER_KEY" -H "Content-Type: application/json" \
-    -d '{"rpm_limit": 100000000, "tpm_limit": 10000000000, "max_budget": 1000000, "key_alias": "bench"}' \
+    -d '{"rpm_limit": 100000000, "tpm_limit": 10000000000, "max_budget": 1000000, "key_alias": "bench-'"$TS"'"}' \
     "http://127.0.0.1:$GW_PORT/key/generate" | jq -r '.key // empty')
 [[ $VIRTUAL_KEY == sk-* ]] || die "could not create the benchmark's virtual key"
 write_lua "$OUT/keychat.lua" "$VIRTUAL_KEY"
