@@ -30,6 +30,35 @@ pub enum UpstreamErrorKind {
     StreamInterrupted,
 }
 
+impl UpstreamErrorKind {
+    /// LiteLLM's exception class for this failure, the prefix of the error message every provider
+    /// adapter writes (`"{class}: {Provider}Exception - …"`).
+    pub fn class_name(self, status: u16) -> &'static str {
+        match self {
+            Self::RateLimit => "RateLimitError",
+            Self::ContextWindowExceeded => "ContextWindowExceededError",
+            Self::ContentPolicy => "ContentPolicyViolationError",
+            Self::Authentication => "AuthenticationError",
+            Self::PermissionDenied => "PermissionDeniedError",
+            Self::NotFound => "NotFoundError",
+            Self::BadRequest => "BadRequestError",
+            Self::Timeout => "Timeout",
+            Self::Connection | Self::StreamInterrupted => "APIConnectionError",
+            Self::Server if status == 503 => "ServiceUnavailableError",
+            Self::Server => "InternalServerError",
+        }
+    }
+
+    /// The OpenAI error code clients key fallbacks on, for the kinds that have one.
+    pub fn standard_code(self) -> Option<&'static str> {
+        match self {
+            Self::ContextWindowExceeded => Some("context_length_exceeded"),
+            Self::ContentPolicy => Some("content_policy_violation"),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("{message}")]

@@ -314,26 +314,8 @@ fn upstream_error(
     } else {
         super::openai::classify(status, None, message)
     };
-    let class = match kind {
-        UpstreamErrorKind::RateLimit => "RateLimitError",
-        UpstreamErrorKind::ContextWindowExceeded => "ContextWindowExceededError",
-        UpstreamErrorKind::ContentPolicy => "ContentPolicyViolationError",
-        UpstreamErrorKind::Authentication => "AuthenticationError",
-        UpstreamErrorKind::PermissionDenied => "PermissionDeniedError",
-        UpstreamErrorKind::NotFound => "NotFoundError",
-        UpstreamErrorKind::BadRequest => "BadRequestError",
-        UpstreamErrorKind::Timeout => "Timeout",
-        UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => {
-            "APIConnectionError"
-        }
-        UpstreamErrorKind::Server if status == 503 => "ServiceUnavailableError",
-        UpstreamErrorKind::Server => "InternalServerError",
-    };
-    let code = match kind {
-        UpstreamErrorKind::ContextWindowExceeded => Some("context_length_exceeded".to_string()),
-        UpstreamErrorKind::ContentPolicy => Some("content_policy_violation".to_string()),
-        _ => None,
-    };
+    let class = kind.class_name(status);
+    let code = kind.standard_code().map(str::to_string);
     GatewayError::Upstream {
         kind,
         status,
@@ -398,14 +380,7 @@ fn request_body(
         }
     }
     if !unsupported.is_empty() && !drop {
-        return Err(GatewayError::BadRequest {
-            message: format!(
-                "UnsupportedParamsError: {} does not support parameters: {:?}, for model={}. To drop these, set `drop_params: true` in the request or `litellm_settings: {{drop_params: true}}` in the config.",
-                target.spec.name, unsupported, target.model
-            ),
-            param: unsupported.first().map(|p| p.to_string()),
-            code: Some("unsupported_params"),
-        });
+        return Err(super::native::unsupported_error(target, &unsupported));
     }
 
     // Anthropic's service tiers are `auto` and `standard_only`; OpenAI's `default` is the latter.

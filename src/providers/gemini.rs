@@ -170,44 +170,7 @@ pub(crate) fn effective_body(
     target: &Target,
     req: &LlmRequest,
 ) -> Result<Map<String, Value>, GatewayError> {
-    let mut body = req.body.clone();
-    for (k, v) in &deployment.defaults {
-        if !body.contains_key(k) {
-            body.insert(k.clone(), v.clone());
-        }
-    }
-    for p in &deployment.additional_drop_params {
-        body.remove(p);
-    }
-    let drop = req
-        .gateway
-        .drop_params
-        .or(deployment.drop_params)
-        .unwrap_or(false);
-    let unsupported: Vec<&str> = target
-        .spec
-        .unsupported_params
-        .iter()
-        .copied()
-        .filter(|p| body.get(*p).is_some_and(|v| !v.is_null()))
-        .collect();
-    if !unsupported.is_empty() {
-        if drop {
-            for p in &unsupported {
-                body.remove(*p);
-            }
-        } else {
-            return Err(GatewayError::BadRequest {
-                message: format!(
-                    "UnsupportedParamsError: {} does not support parameters: {:?}, for model={}. To drop these, set `drop_params: true` in the request or `litellm_settings: {{drop_params: true}}` in the config.",
-                    target.spec.name, unsupported, target.model
-                ),
-                param: unsupported.first().map(|p| p.to_string()),
-                code: Some("unsupported_params"),
-            });
-        }
-    }
-    Ok(body)
+    super::native::openai_body(deployment, target, req, &[])
 }
 
 /// The `GenerateContentRequest` for an OpenAI chat request.
@@ -1284,24 +1247,6 @@ fn translate_gemini_embeddings(
 // Errors
 // ---------------------------------------------------------------------------------------------
 
-fn class_name(kind: UpstreamErrorKind, status: u16) -> &'static str {
-    match kind {
-        UpstreamErrorKind::RateLimit => "RateLimitError",
-        UpstreamErrorKind::ContextWindowExceeded => "ContextWindowExceededError",
-        UpstreamErrorKind::ContentPolicy => "ContentPolicyViolationError",
-        UpstreamErrorKind::Authentication => "AuthenticationError",
-        UpstreamErrorKind::PermissionDenied => "PermissionDeniedError",
-        UpstreamErrorKind::NotFound => "NotFoundError",
-        UpstreamErrorKind::BadRequest => "BadRequestError",
-        UpstreamErrorKind::Timeout => "Timeout",
-        UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => {
-            "APIConnectionError"
-        }
-        UpstreamErrorKind::Server if status == 503 => "ServiceUnavailableError",
-        UpstreamErrorKind::Server => "InternalServerError",
-    }
-}
-
 /// `"30s"` / `"1.5s"` (a `google.rpc.RetryInfo.retryDelay`) as a duration.
 fn parse_delay(s: &str) -> Option<Duration> {
     let secs: f64 = s.trim().strip_suffix('s')?.parse().ok()?;
@@ -1390,16 +1335,12 @@ fn google_error_value(
     let message = scrub(
         &format!(
             "{}: {} - {message}",
-            class_name(kind, status),
+            kind.class_name(status),
             flavor.exception()
         ),
         key,
     );
-    let code = match kind {
-        UpstreamErrorKind::ContextWindowExceeded => Some("context_length_exceeded".into()),
-        UpstreamErrorKind::ContentPolicy => Some("content_policy_violation".into()),
-        _ => google_status,
-    };
+    let code = kind.standard_code().map(str::to_string).or(google_status);
     GatewayError::Upstream {
         kind,
         status: if (400..=599).contains(&status) {

@@ -113,26 +113,8 @@ pub fn upstream_error(
     message: &str,
     retry_after: Option<Duration>,
 ) -> GatewayError {
-    let class = match kind {
-        UpstreamErrorKind::RateLimit => "RateLimitError",
-        UpstreamErrorKind::ContextWindowExceeded => "ContextWindowExceededError",
-        UpstreamErrorKind::ContentPolicy => "ContentPolicyViolationError",
-        UpstreamErrorKind::Authentication => "AuthenticationError",
-        UpstreamErrorKind::PermissionDenied => "PermissionDeniedError",
-        UpstreamErrorKind::NotFound => "NotFoundError",
-        UpstreamErrorKind::BadRequest => "BadRequestError",
-        UpstreamErrorKind::Timeout => "Timeout",
-        UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => {
-            "APIConnectionError"
-        }
-        UpstreamErrorKind::Server if status == 503 => "ServiceUnavailableError",
-        UpstreamErrorKind::Server => "InternalServerError",
-    };
-    let code = match kind {
-        UpstreamErrorKind::ContextWindowExceeded => Some("context_length_exceeded".to_string()),
-        UpstreamErrorKind::ContentPolicy => Some("content_policy_violation".to_string()),
-        _ => None,
-    };
+    let class = kind.class_name(status);
+    let code = kind.standard_code().map(str::to_string);
     GatewayError::Upstream {
         kind,
         status: if (400..=599).contains(&status) {

@@ -32,45 +32,10 @@ impl ProviderAdapter for OpenAiAdapter {
         target: &Target,
         req: &LlmRequest,
     ) -> Result<PreparedRequest, GatewayError> {
-        let mut body = req.body.clone();
+        // Deployment defaults, `additional_drop_params`, and the provider's unsupported
+        // parameters dropped (`drop_params`) or refused.
+        let mut body = super::native::openai_body(deployment, target, req, &[])?;
         body.insert("model".into(), Value::String(target.model.clone()));
-        for (k, v) in &deployment.defaults {
-            if !body.contains_key(k) {
-                body.insert(k.clone(), v.clone());
-            }
-        }
-
-        let drop = req
-            .gateway
-            .drop_params
-            .or(deployment.drop_params)
-            .unwrap_or(false);
-        for p in &deployment.additional_drop_params {
-            body.remove(p);
-        }
-        let unsupported: Vec<&str> = target
-            .spec
-            .unsupported_params
-            .iter()
-            .copied()
-            .filter(|p| body.contains_key(*p))
-            .collect();
-        if !unsupported.is_empty() {
-            if drop {
-                for p in &unsupported {
-                    body.remove(*p);
-                }
-            } else {
-                return Err(GatewayError::BadRequest {
-                    message: format!(
-                        "UnsupportedParamsError: {} does not support parameters: {:?}, for model={}. To drop these, set `drop_params: true` in the request or `litellm_settings: {{drop_params: true}}` in the config.",
-                        target.spec.name, unsupported, target.model
-                    ),
-                    param: unsupported.first().map(|p| p.to_string()),
-                    code: Some("unsupported_params"),
-                });
-            }
-        }
 
         if req.stream {
             // Always ask for the usage chunk so streams are accounted; the relay hides it from
@@ -175,21 +140,7 @@ impl ProviderAdapter for OpenAiAdapter {
         let code = text("code");
         let param = text("param");
         let kind = classify(status, code.as_deref(), &message);
-        let class = match kind {
-            UpstreamErrorKind::RateLimit => "RateLimitError",
-            UpstreamErrorKind::ContextWindowExceeded => "ContextWindowExceededError",
-            UpstreamErrorKind::ContentPolicy => "ContentPolicyViolationError",
-            UpstreamErrorKind::Authentication => "AuthenticationError",
-            UpstreamErrorKind::PermissionDenied => "PermissionDeniedError",
-            UpstreamErrorKind::NotFound => "NotFoundError",
-            UpstreamErrorKind::BadRequest => "BadRequestError",
-            UpstreamErrorKind::Timeout => "Timeout",
-            UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => {
-                "APIConnectionError"
-            }
-            UpstreamErrorKind::Server if status == 503 => "ServiceUnavailableError",
-            UpstreamErrorKind::Server => "InternalServerError",
-        };
+        let class = kind.class_name(status);
         let provider = if self.azure {
             "AzureException"
         } else {
@@ -200,11 +151,7 @@ impl ProviderAdapter for OpenAiAdapter {
             target.api_key.as_ref(),
         );
         // Keep the provider's string code (`rate_limit_exceeded`, `context_length_exceeded`…).
-        let code = match kind {
-            UpstreamErrorKind::ContextWindowExceeded => Some("context_length_exceeded".into()),
-            UpstreamErrorKind::ContentPolicy => Some("content_policy_violation".into()),
-            _ => code,
-        };
+        let code = kind.standard_code().map(str::to_string).or(code);
         GatewayError::Upstream {
             kind,
             status: if (400..=599).contains(&status) {

@@ -419,26 +419,8 @@ fn error_for(
     } else {
         classify(status, None, message)
     };
-    let class = match kind {
-        UpstreamErrorKind::RateLimit => "RateLimitError",
-        UpstreamErrorKind::ContextWindowExceeded => "ContextWindowExceededError",
-        UpstreamErrorKind::ContentPolicy => "ContentPolicyViolationError",
-        UpstreamErrorKind::Authentication => "AuthenticationError",
-        UpstreamErrorKind::PermissionDenied => "PermissionDeniedError",
-        UpstreamErrorKind::NotFound => "NotFoundError",
-        UpstreamErrorKind::BadRequest => "BadRequestError",
-        UpstreamErrorKind::Timeout => "Timeout",
-        UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => {
-            "APIConnectionError"
-        }
-        UpstreamErrorKind::Server if status == 503 => "ServiceUnavailableError",
-        UpstreamErrorKind::Server => "InternalServerError",
-    };
-    let code = match kind {
-        UpstreamErrorKind::ContextWindowExceeded => Some("context_length_exceeded".to_string()),
-        UpstreamErrorKind::ContentPolicy => Some("content_policy_violation".to_string()),
-        _ => None,
-    };
+    let class = kind.class_name(status);
+    let code = kind.standard_code().map(str::to_string);
     let status = match kind {
         UpstreamErrorKind::Authentication => 401,
         UpstreamErrorKind::Server if status == 424 => 500,
@@ -520,14 +502,8 @@ pub fn converse_body(
     }
     if !unsupported.is_empty() {
         if !drop {
-            return Err(GatewayError::BadRequest {
-                message: format!(
-                    "UnsupportedParamsError: bedrock does not support parameters: {:?}, for model={}. To drop these, set `drop_params: true` in the request or `litellm_settings: {{drop_params: true}}` in the config.",
-                    unsupported, model
-                ),
-                param: unsupported.first().cloned(),
-                code: Some("unsupported_params"),
-            });
+            let names: Vec<&str> = unsupported.iter().map(String::as_str).collect();
+            return Err(super::native::unsupported_error(target, &names));
         }
         for p in &unsupported {
             body.remove(p);
