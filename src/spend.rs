@@ -26,47 +26,84 @@ pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(1);
 pub type Tracker = Addr<SpendTracker<SpendLog>>;
 
 /// Spend recorded by this instance and not yet written to the database, per key, user, team,
-/// organization and end user. Budget checks add it to the stored spend of the cached records, so a
-/// budget counts every finished request at once, not only after the next batch write.
+/// organization and end user, and per key and model group. Budget checks add it to the stored spend
+/// of the cached records, so a budget counts every finished request at once, not only after the
+/// next batch write.
 #[derive(Default)]
 pub struct Ledger {
-    pending: Mutex<HashMap<String, f64>>,
+    pending: Mutex<Pending>,
     /// Keys whose soft-budget crossing was already logged.
     soft_budget_logged: Mutex<std::collections::HashSet<String>>,
 }
 
-impl Ledger {
-    fn entries(log: &SpendLog) -> Vec<String> {
-        let mut out = Vec::new();
-        if !log.api_key.is_empty() {
-            out.push(format!("key:{}", log.api_key));
-            if let Some(model) = &log.model_group {
-                out.push(format!("key_model:{}:{model}", log.api_key));
-            }
-        }
-        for (kind, id) in [
-            ("user", &log.user_id),
-            ("team", &log.team_id),
-            ("organization", &log.organization_id),
-            ("end_user", &log.end_user),
-        ] {
-            if let Some(id) = id {
-                out.push(format!("{kind}:{id}"));
-            }
-        }
-        out
-    }
+type Amounts = HashMap<String, f64, foldhash::fast::RandomState>;
 
+/// Unwritten spend per kind, looked up by `&str` (no key string is built per request).
+#[derive(Default)]
+struct Pending {
+    key: Amounts,
+    user: Amounts,
+    team: Amounts,
+    organization: Amounts,
+    end_user: Amounts,
+    /// `{token}:{model group}`.
+    key_model: Amounts,
+}
+
+impl Pending {
+    fn kind(&mut self, kind: &str) -> Option<&mut Amounts> {
+        Some(match kind {
+            "key" => &mut self.key,
+            "user" => &mut self.user,
+            "team" => &mut self.team,
+            "organization" => &mut self.organization,
+            "end_user" => &mut self.end_user,
+            "key_model" => &mut self.key_model,
+            _ => return None,
+        })
+    }
+}
+
+fn add_to(map: &mut Amounts, id: &str, amount: f64) {
+    match map.get_mut(id) {
+        Some(v) => {
+            *v += amount;
+            if v.abs() < 1e-12 {
+                map.remove(id);
+            }
+        }
+        None => {
+            map.insert(id.to_string(), amount);
+        }
+    }
+}
+
+impl Ledger {
     fn add(&self, log: &SpendLog, sign: f64) {
         if log.spend == 0.0 {
             return;
         }
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for e in Self::entries(log) {
-            let v = pending.entry(e.clone()).or_insert(0.0);
-            *v += sign * log.spend;
-            if v.abs() < 1e-12 {
-                pending.remove(&e);
+        let amount = sign * log.spend;
+        let mut guard = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let p = &mut *guard;
+        if !log.api_key.is_empty() {
+            add_to(&mut p.key, &log.api_key, amount);
+            if let Some(model) = &log.model_group {
+                add_to(
+                    &mut p.key_model,
+                    &format!("{}:{model}", log.api_key),
+                    amount,
+                );
+            }
+        }
+        for (map, id) in [
+            (&mut p.user, &log.user_id),
+            (&mut p.team, &log.team_id),
+            (&mut p.organization, &log.organization_id),
+            (&mut p.end_user, &log.end_user),
+        ] {
+            if let Some(id) = id {
+                add_to(map, id, amount);
             }
         }
     }
@@ -79,14 +116,11 @@ impl Ledger {
             .insert(token.to_string())
     }
 
-    /// Unwritten spend of `kind` (`key`, `user`, `team`…) `id`.
+    /// Unwritten spend of `kind` (`key`, `user`, `team`, `organization`, `end_user`, `key_model`)
+    /// `id`.
     pub fn pending(&self, kind: &str, id: &str) -> f64 {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&format!("{kind}:{id}"))
-            .copied()
-            .unwrap_or(0.0)
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        p.kind(kind).and_then(|m| m.get(id).copied()).unwrap_or(0.0)
     }
 }
 
@@ -139,6 +173,18 @@ pub async fn drain(tracker: &Tracker, within: Duration) {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
     tracing::error!("spend records could not all be written before shutdown");
+}
+
+/// A spend-log row's `metadata`, in LiteLLM's field names.
+#[derive(serde::Serialize)]
+struct Metadata<'a> {
+    user_api_key: &'a str,
+    user_api_key_alias: Option<&'a str>,
+    user_api_key_user_id: Option<&'a str>,
+    user_api_key_team_id: Option<&'a str>,
+    user_api_key_org_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_information: Option<String>,
 }
 
 /// Who made a request, for its spend-log row.
@@ -196,16 +242,15 @@ impl SpendContext {
 
     /// Record the request: `error` is `None` for a success.
     pub fn record(&self, served: &Served, usage: Usage, cost: f64, error: Option<&str>) {
-        let mut metadata = json!({
-            "user_api_key": self.api_key,
-            "user_api_key_alias": self.key_alias,
-            "user_api_key_user_id": self.user_id,
-            "user_api_key_team_id": self.team_id,
-            "user_api_key_org_id": self.organization_id,
-        });
-        if let Some(e) = error {
-            metadata["error_information"] = Value::String(e.chars().take(500).collect());
-        }
+        let metadata = serde_json::to_string(&Metadata {
+            user_api_key: &self.api_key,
+            user_api_key_alias: self.key_alias.as_deref(),
+            user_api_key_user_id: self.user_id.as_deref(),
+            user_api_key_team_id: self.team_id.as_deref(),
+            user_api_key_org_id: self.organization_id.as_deref(),
+            error_information: error.map(|e| e.chars().take(500).collect()),
+        })
+        .unwrap_or_else(|_| "{}".into());
         let log = SpendLog {
             request_id: self.request_id.clone(),
             call_type: self.call_type.to_string(),
@@ -230,7 +275,7 @@ impl SpendContext {
                 "failure"
             }
             .to_string(),
-            metadata: metadata.to_string(),
+            metadata,
         };
         self.ledger.add(&log, 1.0);
         self.tracker.do_send(Record(log));

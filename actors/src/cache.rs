@@ -11,6 +11,9 @@
 //! key the database does not know is remembered for `negative_ttl`, so bad keys cannot hammer it.
 
 use std::collections::HashMap;
+
+/// Cached entries by key (foldhash: the key is hashed on every request).
+type Slots<V> = HashMap<String, Slot<V>, foldhash::fast::RandomState>;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -39,7 +42,7 @@ pub enum Lookup<V> {
 }
 
 struct SharedMap<V> {
-    map: RwLock<HashMap<String, Slot<V>>>,
+    map: RwLock<Slots<V>>,
     /// Bumped by every invalidation: a load that started before it does not store its result.
     generation: AtomicU64,
     refresh_after: Duration,
@@ -51,7 +54,7 @@ impl<V: Clone> SharedMap<V> {
         self.map.read().ok().and_then(|m| m.get(key).cloned())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Slot<V>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Slots<V>> {
         match self.map.write() {
             Ok(map) => map,
             Err(poisoned) => poisoned.into_inner(),
@@ -78,7 +81,7 @@ impl<V: Clone + Send + Sync + 'static> CacheHandle<V> {
     /// Start the cache actor on its own arbiter. Must run inside an actix `System`.
     pub fn start(loader: Loader<V>, refresh_after: Duration, negative_ttl: Duration) -> Self {
         let shared = Arc::new(SharedMap {
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(Slots::default()),
             generation: AtomicU64::new(0),
             refresh_after,
             negative_ttl,

@@ -11,6 +11,9 @@
 //! enforces the limits on its own traffic.
 
 use std::collections::HashMap;
+
+/// The counters of one scope kind, by scope id.
+type ScopeCounters = HashMap<String, Arc<Counters>, foldhash::fast::RandomState>;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -71,7 +74,8 @@ pub struct Remaining {
 
 #[derive(Default)]
 pub struct RateLimiter {
-    counters: RwLock<HashMap<(&'static str, String), Arc<Counters>>>,
+    /// Scope kind → scope id → counters (looked up by `&str`, no key built per request).
+    counters: RwLock<HashMap<&'static str, ScopeCounters>>,
 }
 
 impl RateLimiter {
@@ -80,15 +84,22 @@ impl RateLimiter {
     }
 
     fn counters(&self, scope: &Scope) -> Arc<Counters> {
-        let key = (scope.kind, scope.id.clone());
-        if let Some(c) = self.counters.read().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(c) = self.counters.read().ok().and_then(|m| {
+            m.get(scope.kind)
+                .and_then(|ids| ids.get(scope.id.as_str()))
+                .cloned()
+        }) {
             return c;
         }
         let mut map = match self.counters.write() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        map.entry(key).or_default().clone()
+        map.entry(scope.kind)
+            .or_default()
+            .entry(scope.id.clone())
+            .or_default()
+            .clone()
     }
 
     /// Admit a request of `tokens` estimated tokens under every scope, or say which limit it crossed.
