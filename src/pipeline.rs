@@ -283,6 +283,7 @@ pub async fn run(
                     model_id: served.deployment_id.clone(),
                     model_group: served.model_group.clone(),
                     api_base: served.api_base.clone(),
+                    response_id: None,
                 };
                 spend.record(&where_to, Usage::default(), 0.0, Some(&err.to_string()));
             }
@@ -932,9 +933,9 @@ async fn attempt(
                     .prices_for(&target)
                     .map_or(0.0, |p| p.cost(&usage, call_started.elapsed()));
                 served.response_cost = Some(cost);
-                options
-                    .spend
-                    .record(&spend_target(served, &deployment), usage, cost, None);
+                let mut target = spend_target(served, &deployment);
+                target.response_id = response_id(&translated.body);
+                options.spend.record(&target, usage, cost, None);
                 served.key_spend = options.key_spend(&state.ledger);
                 log_usage(served, &deployment, usage, started);
                 drop(in_flight);
@@ -1001,11 +1002,13 @@ async fn attempt(
             accounting_for_end.tokens(used);
             accounting_for_end.settle(used);
             let (spend, target, prices) = &spend_for_end;
+            let mut target = target.clone();
+            target.response_id = outcome.response_id.clone();
             let usage = outcome.usage.unwrap_or_default();
             let cost = prices
                 .as_ref()
                 .map_or(0.0, |p| p.cost(&usage, started.elapsed()));
-            spend.record(target, usage, cost, outcome.error.as_deref());
+            spend.record(&target, usage, cost, outcome.error.as_deref());
             match &outcome.error {
                 // latency-based routing ranks streams by time to first token.
                 None => accounting_for_end.success(time_to_first_token),
@@ -1051,7 +1054,21 @@ fn spend_target(served: &ServedBy, deployment: &Deployment) -> crate::spend::Ser
         model_id: Some(deployment.id.clone()),
         model_group: served.model_group.clone(),
         api_base: served.api_base.clone(),
+        response_id: None,
     }
+}
+
+/// The `id` of an OpenAI-shaped response body (the rest of the body is skipped, not built).
+fn response_id(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdProbe<'a> {
+        #[serde(borrow)]
+        id: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<IdProbe>(body)
+        .ok()
+        .and_then(|p| p.id)
+        .map(|id| id.into_owned())
 }
 
 fn stream_error(message: &str, model: &str) -> GatewayError {

@@ -209,6 +209,8 @@ pub struct Served {
     pub model_id: Option<String>,
     pub model_group: Option<String>,
     pub api_base: Option<String>,
+    /// The provider's response id (`chatcmpl-…`), once the response (or its stream) told it.
+    pub response_id: Option<String>,
 }
 
 impl SpendContext {
@@ -276,6 +278,7 @@ impl SpendContext {
             }
             .to_string(),
             metadata,
+            response_id: served.response_id.clone(),
         };
         self.ledger.add(&log, 1.0);
         self.tracker.do_send(Record(log));
@@ -403,7 +406,9 @@ pub async fn model_budgets(
 /// A spend-log row as `/spend/logs` shows it (LiteLLM's field names).
 pub fn log_json(log: &SpendLog) -> Value {
     json!({
-        "request_id": log.request_id,
+        // LiteLLM's request_id is the provider's response id; the call id is litellm_call_id.
+        "request_id": log.response_id.as_deref().unwrap_or(&log.request_id),
+        "litellm_call_id": log.request_id,
         "call_type": log.call_type,
         "api_key": log.api_key,
         "spend": log.spend,

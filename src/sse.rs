@@ -28,6 +28,8 @@ use crate::llm::Usage;
 #[derive(Debug, Clone, Default)]
 pub struct StreamOutcome {
     pub usage: Option<Usage>,
+    /// The stream's response id, from its usage chunk.
+    pub response_id: Option<String>,
     /// Why the stream did not complete normally.
     pub error: Option<String>,
     /// When the first byte from the provider arrived.
@@ -53,6 +55,8 @@ pub struct SseRelay<S> {
 
 #[derive(Deserialize)]
 struct ChunkProbe {
+    #[serde(default)]
+    id: Option<String>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
@@ -191,6 +195,9 @@ impl<S> SseRelay<S> {
             if let Ok(chunk) = serde_json::from_slice::<ChunkProbe>(trimmed) {
                 if let Some(usage) = chunk.usage {
                     self.outcome.usage = Some(usage);
+                    if chunk.id.is_some() {
+                        self.outcome.response_id = chunk.id;
+                    }
                     let usage_only = chunk.choices.as_ref().is_none_or(Vec::is_empty);
                     if usage_only && !self.client_wants_usage {
                         return false;

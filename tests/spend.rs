@@ -102,7 +102,7 @@ async fn every_request_gets_a_spend_log_row_and_its_cost_lands_on_the_key() {
     assert!((spent - total).abs() < 1e-9, "{spent} vs {total}");
     let failure = logs
         .iter()
-        .find(|l| l["request_id"] == failed_id.as_str())
+        .find(|l| l["litellm_call_id"] == failed_id.as_str())
         .expect("failure row");
     assert_eq!(failure["status"], "failure");
     assert_eq!(failure["spend"], 0.0);
@@ -117,6 +117,18 @@ async fn every_request_gets_a_spend_log_row_and_its_cost_lands_on_the_key() {
     )
     .await;
     assert_eq!(one.as_array().unwrap().len(), 1);
+    // As in LiteLLM, a row's request_id is the provider's response id (`chatcmpl-…`), and the
+    // filter takes it as well as the call id.
+    let response_id = one[0]["request_id"].as_str().unwrap().to_string();
+    assert!(response_id.starts_with("chatcmpl-"), "{one}");
+    assert_eq!(one[0]["litellm_call_id"], call_ids[0].as_str());
+    let (_, _, again) = get(
+        &gw.url(&format!("/spend/logs?request_id={response_id}")),
+        Some(MASTER_KEY),
+    )
+    .await;
+    assert_eq!(again, one);
+
     let (_, _, info) = get(&gw.url(&format!("/key/info?key={key}")), Some(MASTER_KEY)).await;
     assert!(
         (info["info"]["spend"].as_f64().unwrap() - total).abs() < 1e-9,
@@ -127,6 +139,7 @@ async fn every_request_gets_a_spend_log_row_and_its_cost_lands_on_the_key() {
         (global["spend"].as_f64().unwrap() - total).abs() < 1e-9,
         "{global}"
     );
+
     let (status, _, _) = get(
         &gw.url("/spend/logs?start_date=yesterday"),
         Some(MASTER_KEY),
@@ -139,6 +152,38 @@ async fn every_request_gets_a_spend_log_row_and_its_cost_lands_on_the_key() {
     )
     .await;
     assert_eq!(today.as_array().unwrap().len(), 4);
+
+    // A stream's row takes its response id from the stream's chunks.
+    let mut streamed = chat("priced");
+    streamed["stream"] = json!(true);
+    let (status, headers, text) =
+        stream_text(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), &streamed).await;
+    assert_eq!(status, 200, "{text}");
+    let stream_call = headers
+        .get("x-litellm-call-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let chunk_id = sse_data(&text)
+        .iter()
+        .find_map(|d| serde_json::from_str::<Value>(d).ok())
+        .and_then(|c| c["id"].as_str().map(str::to_string))
+        .expect("a chunk with an id");
+    let stream_url = gw.url(&format!("/spend/logs?request_id={stream_call}"));
+    wait_for(|| {
+        let u = stream_url.clone();
+        async move {
+            get(&u, Some(MASTER_KEY))
+                .await
+                .2
+                .as_array()
+                .is_some_and(|a| a.len() == 1)
+        }
+    })
+    .await;
+    let (_, _, row) = get(&stream_url, Some(MASTER_KEY)).await;
+    assert_eq!(row[0]["request_id"], chunk_id.as_str(), "{row}");
 }
 
 fn crate_today() -> String {

@@ -148,6 +148,7 @@ async fn exercise(store: Arc<dyn Store>) {
         end_user: None,
         status: "success".into(),
         metadata: "{}".into(),
+        response_id: Some(format!("chatcmpl-{id}")),
     };
     let batch = vec![log("r1", 0.25), log("r2", 0.5)];
     assert_eq!(store.record_spend(&batch).await.unwrap(), 2);
@@ -175,6 +176,16 @@ async fn exercise(store: Arc<dyn Store>) {
     assert_eq!(
         store.list_spend_logs(&filter).await.unwrap(),
         vec![log("r2", 0.5)]
+    );
+    // The provider's response id finds the row too.
+    let by_response = SpendFilter {
+        request_id: Some("chatcmpl-r1".into()),
+        limit: 10,
+        ..SpendFilter::default()
+    };
+    assert_eq!(
+        store.list_spend_logs(&by_response).await.unwrap(),
+        vec![log("r1", 0.25)]
     );
     store
         .delete_entities(EntityKind::User, &["u-spend".into()])

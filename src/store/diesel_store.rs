@@ -564,7 +564,12 @@ macro_rules! diesel_store {
                 let mut conn = self.conn().await?;
                 let mut q = spend_logs::table.into_boxed();
                 if let Some(v) = &filter.request_id {
-                    q = q.filter(spend_logs::request_id.eq(v.clone()));
+                    // The call id or the provider's response id.
+                    q = q.filter(
+                        spend_logs::request_id
+                            .eq(v.clone())
+                            .or(spend_logs::response_id.eq(v.clone())),
+                    );
                 }
                 if let Some(v) = &filter.api_key {
                     q = q.filter(spend_logs::api_key.eq(v.clone()));

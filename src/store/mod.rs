@@ -195,6 +195,8 @@ pub struct SpendLog {
     pub status: String,
     /// JSON object: error details, key alias…
     pub metadata: String,
+    /// The provider's response id, when it gave one (`/spend/logs?request_id=` matches it too).
+    pub response_id: Option<String>,
 }
 
 /// Which spend-log rows `/spend/logs` wants.

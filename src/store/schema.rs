@@ -80,5 +80,6 @@ diesel::table! {
         end_user -> Nullable<Text>,
         status -> Text,
         metadata -> Text,
+        response_id -> Nullable<Text>,
     }
 }
