@@ -446,13 +446,15 @@ impl Deployment {
             public_params,
             provider_params: ProviderParams::new(params.clone()),
         };
-        // Endpoints that depend on other parameters (Bedrock's region) are resolved once, so
+        // Endpoints that depend on other parameters (Bedrock's region, Vertex AI's location) are resolved once, so
         // `/health` and `x-litellm-model-api-base` show the URL actually called.
-        let resolved = deployment
-            .target
-            .as_ref()
-            .filter(|t| t.spec.wire == providers::Wire::Bedrock)
-            .map(|t| providers::bedrock::endpoint(&deployment, t));
+        let resolved = deployment.target.as_ref().and_then(|t| match t.spec.wire {
+            providers::Wire::Bedrock => Some(providers::bedrock::endpoint(&deployment, t)),
+            providers::Wire::VertexAi => {
+                Some(providers::vertex::resolved_base(&deployment, &t.api_base))
+            }
+            _ => None,
+        });
         if let (Some(base), Some(t)) = (resolved, deployment.target.as_mut()) {
             t.api_base = base;
         }

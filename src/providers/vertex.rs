@@ -188,6 +188,20 @@ fn location(deployment: &Deployment) -> String {
         .unwrap_or_else(|| DEFAULT_LOCATION.to_string())
 }
 
+/// The deployment's endpoint host, with the default base's `{location}` filled in (resolved once,
+/// when the deployment is loaded, so `/health` and `x-litellm-model-api-base` show it).
+pub fn resolved_base(deployment: &Deployment, base: &str) -> String {
+    if !base.contains("{location}") {
+        return base.to_string();
+    }
+    let location = location(deployment);
+    if location == "global" {
+        "https://aiplatform.googleapis.com".to_string()
+    } else {
+        base.replace("{location}", &location)
+    }
+}
+
 /// The URL of a model method. A base holding `{location}` (the default) is filled in; a base that
 /// already names a resource (`…/projects/…`, `…/models/…`, `…/endpoints/…`, LiteLLM's custom
 /// `api_base` form) gets only `:{method}`; any other base is a host to put the standard path on.
