@@ -204,6 +204,35 @@ general_settings:
         !body.to_string().contains("secret"),
         "no secrets in /health: {body}"
     );
+
+    // Prometheus: the deployments' state as LiteLLM names it (the failed check is a partial outage).
+    let (status, headers, metrics) = get_text(&gw.url("/metrics")).await;
+    assert_eq!(status, 200, "{metrics}");
+    assert!(headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/openmetrics-text")));
+    let state_of = |group: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("litellm_deployment_state{")
+                    && l.contains(&format!("litellm_model_name=\"{group}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+    };
+    assert_eq!(state_of("mock-gpt").as_deref(), Some("0"), "{metrics}");
+    assert_eq!(state_of("broken").as_deref(), Some("1"), "{metrics}");
+    assert!(
+        metrics.contains("tollgate_rate_limits_shared 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tollgate_database_connected 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("secret"), "{metrics}");
 }
 
 #[actix_rt::test]

@@ -364,6 +364,13 @@ async fn redis_killed_mid_run_falls_back_to_local_limits_without_hanging() {
     for gw in &gateways {
         wait_until_connected(gw).await;
     }
+    // Metrics show the limits shared through Redis…
+    let (_, _, before) = get_text(&gateways[0].url("/metrics")).await;
+    assert!(before.contains("tollgate_rate_limits_shared 1"), "{before}");
+    assert!(
+        before.contains("tollgate_redis_state{state=\"connected\"} 1"),
+        "{before}"
+    );
     let (_, _, created) = post(
         &gateways[0].url("/key/generate"),
         Some(MASTER_KEY),
@@ -437,5 +444,14 @@ async fn redis_killed_mid_run_falls_back_to_local_limits_without_hanging() {
             );
             actix_rt::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+    // …and, with Redis gone, that each instance now counts alone.
+    for gw in &gateways {
+        let (_, _, after) = get_text(&gw.url("/metrics")).await;
+        assert!(after.contains("tollgate_rate_limits_shared 0"), "{after}");
+        assert!(
+            after.contains("tollgate_redis_state{state=\"unavailable\"} 1"),
+            "{after}"
+        );
     }
 }

@@ -29,7 +29,8 @@ mod window;
 
 pub use cache::{CacheHandle, Loader, Lookup};
 pub use deployment::{
-    now_ms, CooldownPolicy, DeploymentActor, DeploymentState, DeploymentStats, LATENCY_SAMPLES,
+    now_ms, CooldownPolicy, DeploymentActor, DeploymentState, DeploymentStats, ProbeHealth,
+    LATENCY_SAMPLES,
 };
 pub use limiter::{Exceeded, Limits, Permit, RateLimiter, Remaining, Scope};
 pub use messages::{

@@ -12,6 +12,7 @@ mod spend;
 pub use health::{run_round as run_health_round, store_round as store_health_round};
 mod llm;
 mod messages;
+mod metrics;
 mod models;
 mod organizations;
 mod teams;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     messages::configure(cfg);
     models::configure(cfg);
     health::configure(cfg);
+    metrics::configure(cfg);
     db_models::configure(cfg);
     keys::configure(cfg);
     spend::configure(cfg);

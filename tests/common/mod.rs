@@ -290,6 +290,18 @@ pub async fn get(url: &str, key: Option<&str>) -> (u16, Headers, Value) {
     (status, resp.headers().clone(), value)
 }
 
+/// GET a text body (no key).
+pub async fn get_text(url: &str) -> (u16, Headers, String) {
+    let mut resp = client().get(url).send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let bytes = resp.body().limit(64 * 1024 * 1024).await.expect("body");
+    (
+        status,
+        resp.headers().clone(),
+        String::from_utf8_lossy(&bytes).into(),
+    )
+}
+
 /// POST a streaming request and collect the raw SSE text (transport errors end the collection).
 pub async fn stream_text(url: &str, key: Option<&str>, body: &Value) -> (u16, Headers, String) {
     use futures_util::StreamExt;

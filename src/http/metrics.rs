@@ -1,0 +1,119 @@
+//! `GET /metrics`: Prometheus (OpenMetrics text) gauges read at scrape time from the state the
+//! gateway already keeps, so scraping costs nothing on the request path.
+//!
+//! * `litellm_deployment_state{litellm_model_name, model_id, api_base, api_provider}`: LiteLLM's
+//!   gauge, 0 = healthy, 1 = partial outage (the last health check failed), 2 = complete outage
+//!   (cooling down after failures).
+//! * `litellm_deployment_active_requests{…}`: requests in flight per deployment.
+//! * `tollgate_redis_state{state}`: 1 for the current state of the Redis shared by instances
+//!   (`connected`, `connecting`, `unavailable`); absent without Redis.
+//! * `tollgate_rate_limits_shared`: 1 while rate limits are counted in Redis across instances,
+//!   0 while each instance counts alone (no Redis, or Redis unreachable).
+//! * `tollgate_database_connected`, `tollgate_uptime_seconds`.
+
+use actix_web::{web, HttpResponse};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tollgate_actors::{ProbeHealth, SharedStatus, Upstream};
+
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics))
+        .route("/metrics/", web::get().to(metrics));
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match render(&state) {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(text),
+        Err(e) => HttpResponse::InternalServerError().body(format!("cannot encode metrics: {e}")),
+    }
+}
+
+fn render(state: &AppState) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+
+    let deployment_state = Family::<Labels, Gauge>::default();
+    let active = Family::<Labels, Gauge>::default();
+    registry.register(
+        "litellm_deployment_state",
+        "Deployment state: 0 healthy, 1 partial outage, 2 complete outage",
+        deployment_state.clone(),
+    );
+    registry.register(
+        "litellm_deployment_active_requests",
+        "Requests in flight per deployment",
+        active.clone(),
+    );
+    let now = tollgate_actors::now_ms();
+    for handle in state.router.snapshot().deployments() {
+        let d = &handle.upstream;
+        let labels: Labels = vec![
+            ("litellm_model_name", d.model_group().to_string()),
+            ("model_id", d.id.clone()),
+            ("api_base", d.api_base().unwrap_or_default().to_string()),
+            ("api_provider", d.provider_name().to_string()),
+        ];
+        let value = if handle.state.is_cooling_down(now) {
+            2
+        } else if handle.state.probe_health() == ProbeHealth::Unhealthy {
+            1
+        } else {
+            0
+        };
+        deployment_state.get_or_create(&labels).set(value);
+        active
+            .get_or_create(&labels)
+            .set(handle.state.in_flight().min(i64::MAX as u64) as i64);
+    }
+
+    let shared = state.router.shared.as_ref().map(|s| s.status());
+    if let Some(status) = shared {
+        let redis = Family::<Labels, Gauge>::default();
+        registry.register(
+            "tollgate_redis_state",
+            "State of the Redis shared by instances (1 for the current state)",
+            redis.clone(),
+        );
+        for (name, s) in [
+            ("connected", SharedStatus::Connected),
+            ("connecting", SharedStatus::Connecting),
+            ("unavailable", SharedStatus::Unavailable),
+        ] {
+            redis
+                .get_or_create(&vec![("state", name.to_string())])
+                .set(i64::from(status == s));
+        }
+    }
+    let limits_shared = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+    limits_shared.set(i64::from(shared == Some(SharedStatus::Connected)));
+    registry.register(
+        "tollgate_rate_limits_shared",
+        "1 while rate limits are counted in Redis across instances, 0 while counted per instance",
+        limits_shared,
+    );
+    let db = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+    db.set(i64::from(state.db.is_ready()));
+    registry.register(
+        "tollgate_database_connected",
+        "1 while the database answers",
+        db,
+    );
+    let uptime = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+    uptime.set(state.started_at.elapsed().as_secs().min(i64::MAX as u64) as i64);
+    registry.register(
+        "tollgate_uptime_seconds",
+        "Seconds since the gateway started",
+        uptime,
+    );
+
+    let mut text = String::new();
+    encode(&mut text, &registry)?;
+    Ok(text)
+}
