@@ -141,3 +141,40 @@ async fn cost_of_each_providers_usage_shape() {
     assert!(saw_cached, "a provider's mock reports cached tokens");
     assert!(saw_reasoning, "a provider's mock reports reasoning tokens");
 }
+
+/// Embeddings cost their input tokens (from the table, or custom prices).
+#[actix_rt::test]
+async fn embeddings_cost_their_input_tokens() {
+    let mock = Mock::start(&[]);
+    let base = mock.api_base();
+    let cfg = format!(
+        r#"model_list:
+  - model_name: embed-custom
+    litellm_params: {{model: openai/mock-embedding, api_base: {base}, api_key: sk-x, input_cost_per_token: 0.0001}}
+    model_info: {{mode: embedding}}
+  - model_name: embed-table
+    litellm_params: {{model: openai/text-embedding-3-small, api_base: {base}, api_key: sk-x}}
+    model_info: {{mode: embedding}}
+general_settings:
+  master_key: {MASTER_KEY}
+"#
+    );
+    let gw = Gateway::start(&cfg, &[], &[]);
+    let url = gw.url("/v1/embeddings");
+    let body =
+        |model: &str| serde_json::json!({"model": model, "input": ["one text", "and another"]});
+    let (status, headers, resp) = post(&url, Some(MASTER_KEY), &body("embed-custom")).await;
+    assert_eq!(status, 200, "{resp}");
+    let prompt = resp["usage"]["prompt_tokens"].as_f64().unwrap();
+    assert!(prompt > 0.0, "{resp}");
+    assert!(
+        (cost_of(&headers) - prompt * 0.0001).abs() < 1e-12,
+        "{headers:?}"
+    );
+    let (status, headers, _) = post(&url, Some(MASTER_KEY), &body("embed-table")).await;
+    assert_eq!(status, 200);
+    assert!(
+        cost_of(&headers) > 0.0,
+        "the bundled table prices text-embedding-3-small"
+    );
+}
