@@ -588,9 +588,11 @@ fn reasoning_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Er
     )
 }
 
-/// Only the `usage` of an OpenAI-shaped response; everything else is skipped, not built.
+/// Only the `id` and `usage` of an OpenAI-shaped response; everything else is skipped, not built.
 #[derive(Debug, Deserialize)]
 pub struct UsageEnvelope {
+    #[serde(default)]
+    pub id: Option<String>,
     #[serde(default)]
     pub usage: Option<Usage>,
 }

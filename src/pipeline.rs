@@ -934,7 +934,10 @@ async fn attempt(
                     .map_or(0.0, |p| p.cost(&usage, call_started.elapsed()));
                 served.response_cost = Some(cost);
                 let mut target = spend_target(served, &deployment);
-                target.response_id = response_id(&translated.body);
+                target.response_id = translated
+                    .response_id
+                    .clone()
+                    .or_else(|| response_id(&translated.body));
                 options.spend.record(&target, usage, cost, None);
                 served.key_spend = options.key_spend(&state.ledger);
                 log_usage(served, &deployment, usage, started);

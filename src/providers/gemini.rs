@@ -1179,6 +1179,7 @@ pub(crate) fn translate_chat_response(
         "usage": usage_json(&usage),
     });
     Ok(TranslatedResponse {
+        response_id: None,
         body: encode(&out)?,
         usage: Some(usage),
     })
@@ -1234,6 +1235,7 @@ fn translate_gemini_embeddings(
         .unwrap_or_else(|| estimate_tokens(req));
     let out = embedding_list(&req.model, vectors, prompt);
     Ok(TranslatedResponse {
+        response_id: None,
         body: encode(&out)?,
         usage: Some(Usage {
             prompt_tokens: prompt,

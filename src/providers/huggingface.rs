@@ -141,6 +141,7 @@ impl ProviderAdapter for HuggingFaceAdapter {
         let body = serde_json::to_vec(&out)
             .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
         Ok(TranslatedResponse {
+            response_id: None,
             body: Bytes::from(body),
             usage: Some(native::usage(prompt, 0, 0)),
         })

@@ -433,6 +433,9 @@ impl PreparedRequest {
 pub struct TranslatedResponse {
     pub body: Bytes,
     pub usage: Option<Usage>,
+    /// The response's `id`, when the adapter read it anyway (else the pipeline reads it from the
+    /// body for the spend log).
+    pub response_id: Option<String>,
 }
 
 /// One provider's translation, in both directions.

@@ -96,17 +96,20 @@ impl ProviderAdapter for OpenAiAdapter {
         _req: &LlmRequest,
         body: Bytes,
     ) -> Result<TranslatedResponse, GatewayError> {
-        let usage = serde_json::from_slice::<UsageEnvelope>(&body)
-            .map_err(|e| GatewayError::Upstream {
+        let envelope =
+            serde_json::from_slice::<UsageEnvelope>(&body).map_err(|e| GatewayError::Upstream {
                 kind: UpstreamErrorKind::Server,
                 status: 502,
                 message: format!("Provider returned a body that is not valid JSON: {e}"),
                 code: None,
                 param: None,
                 retry_after: None,
-            })?
-            .usage;
-        Ok(TranslatedResponse { body, usage })
+            })?;
+        Ok(TranslatedResponse {
+            body,
+            usage: envelope.usage,
+            response_id: envelope.id,
+        })
     }
 
     fn translate_error(

@@ -276,6 +276,7 @@ fn translate_predictions(
     }
     let out = gemini::embedding_list(&req.model, vectors, tokens);
     Ok(TranslatedResponse {
+        response_id: None,
         body: gemini::encode(&out)?,
         usage: Some(Usage {
             prompt_tokens: tokens,

@@ -355,6 +355,7 @@ impl ProviderAdapter for BedrockAdapter {
         let body = serde_json::to_vec(&out)
             .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
         Ok(TranslatedResponse {
+            response_id: None,
             body: Bytes::from(body),
             usage: Some(usage),
         })
