@@ -177,12 +177,13 @@ pub async fn drain(tracker: &Tracker, within: Duration) {
 
 /// A spend-log row's `metadata`, in LiteLLM's field names.
 #[derive(serde::Serialize)]
+///
+/// Only what no column holds is stored; `user_api_key`, `user_api_key_user_id`,
+/// `user_api_key_team_id` and `user_api_key_org_id` are added back from the row's columns when the
+/// row is shown ([`log_json`]), which keeps every row (one per request) small.
 struct Metadata<'a> {
-    user_api_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     user_api_key_alias: Option<&'a str>,
-    user_api_key_user_id: Option<&'a str>,
-    user_api_key_team_id: Option<&'a str>,
-    user_api_key_org_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_information: Option<String>,
 }
@@ -245,11 +246,7 @@ impl SpendContext {
     /// Record the request: `error` is `None` for a success.
     pub fn record(&self, served: &Served, usage: Usage, cost: f64, error: Option<&str>) {
         let metadata = serde_json::to_string(&Metadata {
-            user_api_key: &self.api_key,
             user_api_key_alias: self.key_alias.as_deref(),
-            user_api_key_user_id: self.user_id.as_deref(),
-            user_api_key_team_id: self.team_id.as_deref(),
-            user_api_key_org_id: self.organization_id.as_deref(),
             error_information: error.map(|e| e.chars().take(500).collect()),
         })
         .unwrap_or_else(|_| "{}".into());
@@ -403,6 +400,21 @@ pub async fn model_budgets(
     Ok(budgets)
 }
 
+/// A row's `metadata` as LiteLLM shows it: the stored fields plus the key, user, team and
+/// organization from the row's columns.
+fn metadata_json(log: &SpendLog) -> Value {
+    let mut m = match serde_json::from_str::<Value>(&log.metadata) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    m.insert("user_api_key".into(), json!(log.api_key));
+    m.entry("user_api_key_alias").or_insert(Value::Null);
+    m.insert("user_api_key_user_id".into(), json!(log.user_id));
+    m.insert("user_api_key_team_id".into(), json!(log.team_id));
+    m.insert("user_api_key_org_id".into(), json!(log.organization_id));
+    Value::Object(m)
+}
+
 /// A spend-log row as `/spend/logs` shows it (LiteLLM's field names).
 pub fn log_json(log: &SpendLog) -> Value {
     json!({
@@ -427,7 +439,7 @@ pub fn log_json(log: &SpendLog) -> Value {
         "organization_id": log.organization_id,
         "end_user": log.end_user,
         "status": log.status,
-        "metadata": serde_json::from_str::<Value>(&log.metadata).unwrap_or(Value::Null),
+        "metadata": metadata_json(log),
         "cache_hit": "False",
     })
 }

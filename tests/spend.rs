@@ -105,6 +105,18 @@ async fn every_request_gets_a_spend_log_row_and_its_cost_lands_on_the_key() {
         .find(|l| l["litellm_call_id"] == failed_id.as_str())
         .expect("failure row");
     assert_eq!(failure["status"], "failure");
+    // LiteLLM's metadata fields (the key, user, team and organization come from the row).
+    let meta = &failure["metadata"];
+    assert_eq!(meta["user_api_key"], token.as_str(), "{meta}");
+    for field in [
+        "user_api_key_alias",
+        "user_api_key_user_id",
+        "user_api_key_team_id",
+        "user_api_key_org_id",
+    ] {
+        assert!(meta.get(field).is_some(), "{field} in {meta}");
+    }
+    assert!(meta["error_information"].is_string(), "{meta}");
     assert_eq!(failure["spend"], 0.0);
     assert!(logs
         .iter()
