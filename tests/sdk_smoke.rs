@@ -5,22 +5,26 @@ mod common;
 
 use common::*;
 
-#[actix_rt::test]
-async fn openai_python_sdk_receives_openai_shapes() {
-    let Ok(python) = std::env::var("TOLLGATE_TEST_PYTHON") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must provide TOLLGATE_TEST_PYTHON (scripts/test.sh installs the SDK)"
-        );
-        eprintln!("TOLLGATE_TEST_PYTHON not set: OpenAI SDK smoke test not run (scripts/test.sh sets it up)");
-        return;
-    };
-    let mock = Mock::start(&[]);
-    let gw = Gateway::start(&basic_config(&mock), &[], &[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_smoke.py");
-    let url = gw.proc.url.clone();
+/// The Python with the SDKs (`TOLLGATE_TEST_PYTHON`, set up by scripts/test.sh); `None` (the test
+/// is skipped) outside CI when it is not there.
+fn python(what: &str) -> Option<String> {
+    match std::env::var("TOLLGATE_TEST_PYTHON") {
+        Ok(python) => Some(python),
+        Err(_) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must provide TOLLGATE_TEST_PYTHON (scripts/test.sh installs the SDK)"
+            );
+            eprintln!("TOLLGATE_TEST_PYTHON not set: {what} not run (scripts/test.sh sets it up)");
+            None
+        }
+    }
+}
+
+/// Run an SDK script; it prints one line per check and "all SDK checks passed" at the end.
+fn run_script(python: &str, args: &[&str]) {
     let output = std::process::Command::new(python)
-        .args([script, &url, MASTER_KEY])
+        .args(args)
         .output()
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -32,15 +36,22 @@ async fn openai_python_sdk_receives_openai_shapes() {
     assert!(stdout.contains("all SDK checks passed"), "{stdout}");
 }
 
+#[actix_rt::test]
+async fn openai_python_sdk_receives_openai_shapes() {
+    let Some(python) = python("OpenAI SDK smoke test") else {
+        return;
+    };
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&basic_config(&mock), &[], &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_smoke.py");
+    let url = gw.proc.url.clone();
+    run_script(&python, &[script, &url, MASTER_KEY]);
+}
+
 /// The official Anthropic Python SDK against `/v1/messages`, with a virtual key in `x-api-key`.
 #[actix_rt::test]
 async fn anthropic_python_sdk_uses_the_messages_endpoint() {
-    let Ok(python) = std::env::var("TOLLGATE_TEST_PYTHON") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must provide TOLLGATE_TEST_PYTHON (scripts/test.sh installs the SDK)"
-        );
-        eprintln!("TOLLGATE_TEST_PYTHON not set: Anthropic SDK smoke test not run (scripts/test.sh sets it up)");
+    let Some(python) = python("Anthropic SDK smoke test") else {
         return;
     };
     let mock = Mock::start(&[]);
@@ -55,17 +66,7 @@ async fn anthropic_python_sdk_uses_the_messages_endpoint() {
     let key = created["key"].as_str().expect("key").to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_smoke.py");
     let url = gw.proc.url.clone();
-    let output = std::process::Command::new(python)
-        .args([script, &url, &key])
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "SDK smoke failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("all SDK checks passed"), "{stdout}");
+    run_script(&python, &[script, &url, &key]);
 }
 
 /// The OpenAI Python SDK gets the same shapes (chat, stream with usage, tool calls plain and
@@ -73,12 +74,7 @@ async fn anthropic_python_sdk_uses_the_messages_endpoint() {
 /// provider's wire format.
 #[actix_rt::test]
 async fn openai_python_sdk_gets_the_same_shapes_from_every_provider() {
-    let Ok(python) = std::env::var("TOLLGATE_TEST_PYTHON") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must provide TOLLGATE_TEST_PYTHON (scripts/test.sh installs the SDK)"
-        );
-        eprintln!("TOLLGATE_TEST_PYTHON not set: provider SDK smoke test not run (scripts/test.sh sets it up)");
+    let Some(python) = python("provider SDK smoke test") else {
         return;
     };
     let mock = Mock::start(&[]);
@@ -109,8 +105,9 @@ general_settings:
     let gw = Gateway::start(&config, &[], &[]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/providers_smoke.py");
     let url = gw.proc.url.clone();
-    let output = std::process::Command::new(python)
-        .args([
+    run_script(
+        &python,
+        &[
             script,
             &url,
             MASTER_KEY,
@@ -121,14 +118,6 @@ general_settings:
             "via-ollama",
             "via-huggingface",
             "via-gemini@via-gemini-429",
-        ])
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "SDK smoke failed:\n{stdout}\n{stderr}"
+        ],
     );
-    assert!(stdout.contains("all SDK checks passed"), "{stdout}");
 }
