@@ -1004,8 +1004,7 @@ async fn attempt(
             let used = outcome.usage.as_ref().map_or(0, |u| u.total_tokens);
             accounting_for_end.tokens(used);
             accounting_for_end.settle(used);
-            let (spend, target, prices) = &spend_for_end;
-            let mut target = target.clone();
+            let (spend, mut target, prices) = spend_for_end;
             target.response_id = outcome.response_id.clone();
             let usage = outcome.usage.unwrap_or_default();
             let cost = prices

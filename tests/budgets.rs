@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -51,14 +51,6 @@ fn assert_budget_exceeded(status: u16, body: &Value, needle: &str) {
     assert!(message.contains(needle), "{needle:?} not in {message:?}");
 }
 
-async fn wait_for<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(Instant::now() < deadline, "condition never met");
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[actix_rt::test]
 async fn a_budget_resets_after_its_duration() {
     let mock = Mock::start(&[]);
@@ -79,7 +71,10 @@ async fn a_budget_resets_after_its_duration() {
     assert_budget_exceeded(status, &body, "Budget has been exceeded");
 
     // Within a few seconds the reset job zeroes the spend and moves budget_reset_at on.
-    wait_for(|| async { call(&gw, &key, &chat("priced")).await.0 == 200 }).await;
+    wait_for(Duration::from_secs(15), || async {
+        call(&gw, &key, &chat("priced")).await.0 == 200
+    })
+    .await;
     let (_, _, info) = get(&gw.url(&format!("/key/info?key={key}")), Some(MASTER_KEY)).await;
     let next_reset = info["info"]["budget_reset_at"].as_str().unwrap();
     assert!(
@@ -201,7 +196,7 @@ async fn spend_reports_group_by_day_team_key_and_model() {
 
     // Rows are written in batches: wait for the report to show all three.
     let report_url = gw.url("/global/spend/report?group_by=team");
-    wait_for(|| async {
+    wait_for(Duration::from_secs(15), || async {
         let (_, _, r) = get(&report_url, Some(MASTER_KEY)).await;
         r.as_array().is_some_and(|days| {
             days.iter()

@@ -435,3 +435,15 @@ pub async fn send(method: &str, url: &str, key: Option<&str>, body: &Value) -> (
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, value)
 }
+
+/// Poll `check` every 100 ms until it holds; fail the test after `within`.
+pub async fn wait_for<F: std::future::Future<Output = bool>>(
+    within: std::time::Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "condition never met");
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
