@@ -551,7 +551,18 @@ impl Authenticator {
         None
     }
 
+    /// Who is calling, checked against the route's declared access and the key's
+    /// `allowed_routes` ([`crate::http::routes::RouteAccess`]).
     pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, GatewayError> {
+        let caller = self.identify(req).await?;
+        if let Some(route) = req.app_data::<crate::http::routes::RouteAccess>() {
+            route.check(&caller, req)?;
+        }
+        Ok(caller)
+    }
+
+    /// Who is calling: the master key, a usable virtual key, or open access.
+    async fn identify(&self, req: &HttpRequest) -> Result<Caller, GatewayError> {
         let Some(expected) = &self.master_key_digest else {
             return Ok(Caller::Open);
         };

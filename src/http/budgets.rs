@@ -2,6 +2,7 @@
 //! A budget is a reusable set of limits (`max_budget`, rpm/tpm, `budget_duration`…) that keys,
 //! end users and organizations point at by `budget_id`. Proxy admins write; viewers read.
 
+use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
@@ -14,12 +15,12 @@ use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord};
 use crate::time::{iso8601, now_ms};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/budget/new", web::post().to(new))
-        .route("/budget/info", web::post().to(info))
-        .route("/budget/update", web::post().to(update))
-        .route("/budget/delete", web::post().to(delete))
-        .route("/budget/list", web::get().to(list));
+pub fn configure(r: &mut Routes) {
+    r.post("/budget/new", Access::Admin, new)
+        .post("/budget/info", Access::ReadAll, info)
+        .post("/budget/update", Access::Admin, update)
+        .post("/budget/delete", Access::Admin, delete)
+        .get("/budget/list", Access::ReadAll, list);
 }
 
 /// Budget fields kept in the record's `data`. Nothing else is stored.

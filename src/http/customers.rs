@@ -2,6 +2,7 @@
 //! served under both `/customer/…` and `/end_user/…`: `new`, `info`, `update`, `delete`, `block`,
 //! `unblock`, `list`. Proxy admins write; viewers read.
 
+use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -14,15 +15,15 @@ use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord};
 use crate::time::now_ms;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(r: &mut Routes) {
     for prefix in ["/customer", "/end_user"] {
-        cfg.route(&format!("{prefix}/new"), web::post().to(new))
-            .route(&format!("{prefix}/info"), web::get().to(info))
-            .route(&format!("{prefix}/update"), web::post().to(update))
-            .route(&format!("{prefix}/delete"), web::post().to(delete))
-            .route(&format!("{prefix}/block"), web::post().to(block))
-            .route(&format!("{prefix}/unblock"), web::post().to(unblock))
-            .route(&format!("{prefix}/list"), web::get().to(list));
+        r.post(&format!("{prefix}/new"), Access::Admin, new)
+            .get(&format!("{prefix}/info"), Access::ReadAll, info)
+            .post(&format!("{prefix}/update"), Access::Admin, update)
+            .post(&format!("{prefix}/delete"), Access::Admin, delete)
+            .post(&format!("{prefix}/block"), Access::Admin, block)
+            .post(&format!("{prefix}/unblock"), Access::Admin, unblock)
+            .get(&format!("{prefix}/list"), Access::ReadAll, list);
     }
 }
 

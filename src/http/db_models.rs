@@ -3,6 +3,7 @@
 //! before they are stored and masked in every response; the router picks changes up at once
 //! (see [`crate::models_sync`]).
 
+use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
@@ -13,11 +14,11 @@ use crate::state::AppState;
 use crate::store::ModelRecord;
 use crate::time::{iso8601, now_ms};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/model/new", web::post().to(new_model))
-        .route("/model/update", web::post().to(update_model))
-        .route("/model/{model_id}/update", web::patch().to(patch_model))
-        .route("/model/delete", web::post().to(delete_model));
+pub fn configure(r: &mut Routes) {
+    r.post("/model/new", Access::Admin, new_model)
+        .post("/model/update", Access::Admin, update_model)
+        .patch("/model/{model_id}/update", Access::Admin, patch_model)
+        .post("/model/delete", Access::Admin, delete_model);
 }
 
 /// An optional object field of a body.

@@ -1,6 +1,7 @@
 //! Health routes: liveness and readiness probes (no auth), and `/health` (admin), a tiny real call to
 //! every deployment, run in parallel by the deployment actors with a timeout.
 
+use super::routes::{Access, Routes};
 use std::time::{Duration, SystemTime};
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -14,11 +15,11 @@ use crate::state::{AppState, HealthRound, VERSION};
 /// Upper bound on one `/health` round; each probe also has its own `health_check_timeout`.
 pub const HEALTH_ROUND_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/liveliness", web::get().to(liveliness))
-        .route("/health/liveness", web::get().to(liveliness))
-        .route("/health/readiness", web::get().to(readiness))
-        .route("/health", web::get().to(health));
+pub fn configure(r: &mut Routes) {
+    r.get("/health/liveliness", Access::Public, liveliness)
+        .get("/health/liveness", Access::Public, liveliness)
+        .get("/health/readiness", Access::Public, readiness)
+        .get("/health", Access::Admin, health);
 }
 
 async fn liveliness() -> HttpResponse {

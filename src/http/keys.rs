@@ -2,6 +2,7 @@
 //! `/key/list`, `/key/regenerate` (and `/key/{key}/regenerate`), `/key/block`, `/key/unblock`.
 //! Shapes follow LiteLLM; who may do what is decided by [`crate::auth::Caller`].
 
+use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -15,16 +16,16 @@ use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord};
 use crate::time::now_ms;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/key/generate", web::post().to(generate))
-        .route("/key/info", web::get().to(info))
-        .route("/key/update", web::post().to(update))
-        .route("/key/delete", web::post().to(delete))
-        .route("/key/list", web::get().to(list))
-        .route("/key/regenerate", web::post().to(regenerate))
-        .route("/key/{key}/regenerate", web::post().to(regenerate_path))
-        .route("/key/block", web::post().to(block))
-        .route("/key/unblock", web::post().to(unblock));
+pub fn configure(r: &mut Routes) {
+    r.post("/key/generate", Access::Writers, generate)
+        .get("/key/info", Access::Management, info)
+        .post("/key/update", Access::Writers, update)
+        .post("/key/delete", Access::Writers, delete)
+        .get("/key/list", Access::Management, list)
+        .post("/key/regenerate", Access::Writers, regenerate)
+        .post("/key/{key}/regenerate", Access::Writers, regenerate_path)
+        .post("/key/block", Access::Admin, block)
+        .post("/key/unblock", Access::Admin, unblock);
 }
 
 /// Key fields kept in the record's `data`, with their types. Nothing else is stored.

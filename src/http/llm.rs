@@ -1,21 +1,22 @@
 //! `/chat/completions`, `/completions`, `/embeddings`, with and without `/v1`, and in the
 //! `/engines/{model}/…` and `/openai/deployments/{model}/…` forms (the path's model wins).
 
+use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::llm::CallKind;
 use crate::pipeline;
 use crate::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(r: &mut Routes) {
     for (kind, suffix) in [
         (CallKind::Chat, "chat/completions"),
         (CallKind::Completion, "completions"),
         (CallKind::Embedding, "embeddings"),
     ] {
         let plain = move |state, req, payload| handle(state, req, payload, kind, None);
-        cfg.route(&format!("/{suffix}"), web::post().to(plain));
-        cfg.route(&format!("/v1/{suffix}"), web::post().to(plain));
+        r.post(&format!("/{suffix}"), Access::AnyKey, plain);
+        r.post(&format!("/v1/{suffix}"), Access::AnyKey, plain);
         for prefix in [
             "/engines",
             "/openai/deployments",
@@ -25,9 +26,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             let with_model = move |state, req, payload, path: web::Path<String>| {
                 handle(state, req, payload, kind, Some(path.into_inner()))
             };
-            cfg.route(
+            r.post(
                 &format!("{prefix}/{{model}}/{suffix}"),
-                web::post().to(with_model),
+                Access::AnyKey,
+                with_model,
             );
         }
     }

@@ -6,6 +6,7 @@
 //! `x-api-key` works as the key header; `anthropic-version` and `anthropic-beta` are accepted and
 //! ignored.
 
+use super::routes::{Access, Routes};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -19,12 +20,13 @@ use crate::pipeline;
 use crate::providers::stream::TranslatedStream;
 use crate::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(r: &mut Routes) {
     for prefix in ["/v1", ""] {
-        cfg.route(&format!("{prefix}/messages"), web::post().to(create));
-        cfg.route(
+        r.post(&format!("{prefix}/messages"), Access::AnyKey, create);
+        r.post(
             &format!("{prefix}/messages/count_tokens"),
-            web::post().to(count_tokens),
+            Access::AnyKey,
+            count_tokens,
         );
     }
 }

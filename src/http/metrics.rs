@@ -11,6 +11,7 @@
 //!   0 while each instance counts alone (no Redis, or Redis unreachable).
 //! * `tollgate_database_connected`, `tollgate_uptime_seconds`.
 
+use super::routes::{Access, Routes};
 use actix_web::{web, HttpResponse};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
@@ -20,9 +21,9 @@ use tollgate_actors::{ProbeHealth, SharedStatus, Upstream};
 
 use crate::state::AppState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics))
-        .route("/metrics/", web::get().to(metrics));
+pub fn configure(r: &mut Routes) {
+    r.get("/metrics", Access::Public, metrics)
+        .get("/metrics/", Access::Public, metrics);
 }
 
 type Labels = Vec<(&'static str, String)>;

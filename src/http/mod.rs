@@ -15,6 +15,7 @@ mod messages;
 mod metrics;
 mod models;
 mod organizations;
+pub mod routes;
 mod teams;
 mod users;
 
@@ -23,21 +24,23 @@ use futures_util::StreamExt;
 
 use crate::error::GatewayError;
 
-/// Every route the gateway serves.
+/// Every route the gateway serves, each with the callers it admits ([`routes::Access`]).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    llm::configure(cfg);
-    messages::configure(cfg);
-    models::configure(cfg);
-    health::configure(cfg);
-    metrics::configure(cfg);
-    db_models::configure(cfg);
-    keys::configure(cfg);
-    spend::configure(cfg);
-    users::configure(cfg);
-    teams::configure(cfg);
-    organizations::configure(cfg);
-    customers::configure(cfg);
-    budgets::configure(cfg);
+    let mut r = routes::Routes::new(cfg);
+    llm::configure(&mut r);
+    messages::configure(&mut r);
+    models::configure(&mut r);
+    health::configure(&mut r);
+    metrics::configure(&mut r);
+    db_models::configure(&mut r);
+    keys::configure(&mut r);
+    spend::configure(&mut r);
+    users::configure(&mut r);
+    teams::configure(&mut r);
+    organizations::configure(&mut r);
+    customers::configure(&mut r);
+    budgets::configure(&mut r);
+    r.finish();
     cfg.default_service(web::to(not_found));
 }
 

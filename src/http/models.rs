@@ -1,6 +1,7 @@
 //! `/models`, `/v1/models`, `/models/{id}` (OpenAI list shape) and `/model/info` (deployments with
 //! secrets stripped).
 
+use super::routes::{Access, Routes};
 use std::collections::BTreeSet;
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -14,13 +15,13 @@ use crate::state::AppState;
 /// LiteLLM reports this constant `created` for every model.
 const CREATED: u64 = 1_677_610_602;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/models", web::get().to(list_models))
-        .route("/v1/models", web::get().to(list_models))
-        .route("/models/{model:.+}", web::get().to(get_model))
-        .route("/v1/models/{model:.+}", web::get().to(get_model))
-        .route("/model/info", web::get().to(model_info))
-        .route("/v1/model/info", web::get().to(model_info));
+pub fn configure(r: &mut Routes) {
+    r.get("/models", Access::AnyKey, list_models)
+        .get("/v1/models", Access::AnyKey, list_models)
+        .get("/models/{model:.+}", Access::AnyKey, get_model)
+        .get("/v1/models/{model:.+}", Access::AnyKey, get_model)
+        .get("/model/info", Access::AnyKey, model_info)
+        .get("/v1/model/info", Access::AnyKey, model_info);
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@
 //! "organization_id"}]`) and each member user's `organizations` lists it back. Proxy admins write;
 //! viewers read.
 
+use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -20,21 +21,15 @@ use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord};
 use crate::time::{iso8601, now_ms};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/organization/new", web::post().to(new))
-        .route("/organization/info", web::get().to(info))
-        .route("/organization/list", web::get().to(list))
-        .route("/organization/update", web::patch().to(update))
-        .route("/organization/delete", web::delete().to(delete))
-        .route("/organization/member_add", web::post().to(member_add))
-        .route(
-            "/organization/member_update",
-            web::patch().to(member_update),
-        )
-        .route(
-            "/organization/member_delete",
-            web::delete().to(member_delete),
-        );
+pub fn configure(r: &mut Routes) {
+    r.post("/organization/new", Access::Admin, new)
+        .get("/organization/info", Access::ReadAll, info)
+        .get("/organization/list", Access::ReadAll, list)
+        .patch("/organization/update", Access::Admin, update)
+        .delete("/organization/delete", Access::Admin, delete)
+        .post("/organization/member_add", Access::Admin, member_add)
+        .patch("/organization/member_update", Access::Admin, member_update)
+        .delete("/organization/member_delete", Access::Admin, member_delete);
 }
 
 /// Organization fields kept in the record's `data`. Nothing else is stored.

@@ -4,6 +4,7 @@
 //! `/global/spend/keys`, `/global/spend/teams` and `/global/spend/models`. Spend per key, user and
 //! team also shows in their `/…/info`.
 
+use super::routes::{Access, Routes};
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -15,13 +16,13 @@ use crate::error::GatewayError;
 use crate::state::AppState;
 use crate::store::{SpendFilter, SpendGroup, SpendRollup};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/spend/logs", web::get().to(logs))
-        .route("/global/spend", web::get().to(global))
-        .route("/global/spend/report", web::get().to(report))
-        .route("/global/spend/keys", web::get().to(top_keys))
-        .route("/global/spend/teams", web::get().to(teams))
-        .route("/global/spend/models", web::get().to(models));
+pub fn configure(r: &mut Routes) {
+    r.get("/spend/logs", Access::ReadAll, logs)
+        .get("/global/spend", Access::ReadAll, global)
+        .get("/global/spend/report", Access::ReadAll, report)
+        .get("/global/spend/keys", Access::ReadAll, top_keys)
+        .get("/global/spend/teams", Access::ReadAll, teams)
+        .get("/global/spend/models", Access::ReadAll, models);
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@
 //! an unknown id or email gets a user row (`internal_user`). Proxy admins create, delete and block
 //! teams; a team's admins may update it and manage its members; members and viewers read it.
 
+use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -19,16 +20,16 @@ use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, KeyFilter};
 use crate::time::now_ms;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/team/new", web::post().to(new))
-        .route("/team/info", web::get().to(info))
-        .route("/team/update", web::post().to(update))
-        .route("/team/delete", web::post().to(delete))
-        .route("/team/list", web::get().to(list))
-        .route("/team/member_add", web::post().to(member_add))
-        .route("/team/member_delete", web::post().to(member_delete))
-        .route("/team/block", web::post().to(block))
-        .route("/team/unblock", web::post().to(unblock));
+pub fn configure(r: &mut Routes) {
+    r.post("/team/new", Access::Admin, new)
+        .get("/team/info", Access::Management, info)
+        .post("/team/update", Access::Writers, update)
+        .post("/team/delete", Access::Admin, delete)
+        .get("/team/list", Access::Management, list)
+        .post("/team/member_add", Access::Writers, member_add)
+        .post("/team/member_delete", Access::Writers, member_delete)
+        .post("/team/block", Access::Admin, block)
+        .post("/team/unblock", Access::Admin, unblock);
 }
 
 /// Team fields kept in the record's `data`, with their types. Nothing else is stored.

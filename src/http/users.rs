@@ -6,6 +6,7 @@
 //! `key` (shown once) and the user's fields, as LiteLLM does. Proxy admins write; viewers read every
 //! user; a user reads itself and may change only its own harmless fields.
 
+use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -22,12 +23,12 @@ use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord};
 use crate::time::now_ms;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/user/new", web::post().to(new))
-        .route("/user/info", web::get().to(info))
-        .route("/user/update", web::post().to(update))
-        .route("/user/delete", web::post().to(delete))
-        .route("/user/list", web::get().to(list));
+pub fn configure(r: &mut Routes) {
+    r.post("/user/new", Access::Admin, new)
+        .get("/user/info", Access::Management, info)
+        .post("/user/update", Access::Writers, update)
+        .post("/user/delete", Access::Admin, delete)
+        .get("/user/list", Access::ReadAll, list);
 }
 
 /// User fields kept in the record's `data`, with their types (`user_role` and `teams` are handled
