@@ -47,8 +47,8 @@ const ORG_FIELDS: &[(&str, Kind)] = &[
     ("tpm_limit", Kind::Integer),
     ("rpm_limit", Kind::Integer),
     ("max_parallel_requests", Kind::Integer),
-    ("budget_duration", Kind::Str),
-    ("model_max_budget", Kind::Object),
+    ("budget_duration", Kind::Duration),
+    ("model_max_budget", Kind::BudgetMap),
     ("object_permission", Kind::Object),
 ];
 
