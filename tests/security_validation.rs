@@ -541,6 +541,35 @@ async fn fields_checked(mock: &Mock, gw: &Gateway) {
     }
     assert!(checked > 300, "{checked}");
 
+    // Member lists are bounded too (1000 entries).
+    let crowd: Vec<Value> = (0..1001)
+        .map(|i| json!({"user_id": format!("crowd-{i}"), "role": "user"}))
+        .collect();
+    refused(
+        gw,
+        "POST",
+        "/team/new",
+        &json!({"team_id": "crowd-team", "members_with_roles": crowd}),
+        "members_with_roles",
+    )
+    .await;
+    refused(
+        gw,
+        "POST",
+        "/team/member_add",
+        &json!({"team_id": "fixture-team", "member": crowd}),
+        "member",
+    )
+    .await;
+    refused(
+        gw,
+        "POST",
+        "/organization/member_add",
+        &json!({"organization_id": f.org_id, "member": crowd}),
+        "member",
+    )
+    .await;
+
     // The values the rules allow are still taken.
     let ok = admin(
         gw,

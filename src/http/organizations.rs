@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::manage::{
-    apply_fields, body_object, ctx, entity_json, opt_str, respond, str_list, Ctx, Kind,
+    apply_fields, body_object, ctx, entity_json, opt_str, respond, str_list, Ctx, Kind, MAX_ENTRIES,
 };
 use super::users::{invalidate_user, user_json};
 use crate::auth::Role;
@@ -319,7 +319,7 @@ async fn member_add(
             let mut org = c.find(EntityKind::Organization, &id).await?;
             let wanted: Vec<Map<String, Value>> = match body.get("member") {
                 Some(Value::Object(m)) => vec![m.clone()],
-                Some(Value::Array(a)) if !a.is_empty() => a
+                Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_ENTRIES => a
                     .iter()
                     .map(|v| {
                         v.as_object().cloned().ok_or_else(|| {
@@ -327,12 +327,10 @@ async fn member_add(
                         })
                     })
                     .collect::<Result<_, _>>()?,
-                _ => {
-                    return Err(GatewayError::bad_param(
-                        "member",
-                        "'member' must be {\"user_id\", \"role\"} or a list of them",
-                    ))
-                }
+                _ => return Err(GatewayError::bad_param(
+                    "member",
+                    "'member' must be {\"user_id\", \"role\"} or a list of at most 1000 of them",
+                )),
             };
             let mut list = members(&org);
             let mut users = Vec::new();

@@ -154,11 +154,16 @@ fn parse_member(v: &Value) -> Result<Member, GatewayError> {
 fn parse_members(v: Option<&Value>, field: &str) -> Result<Vec<Member>, GatewayError> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => a.iter().map(parse_member).collect(),
+        Some(Value::Array(a)) if a.len() <= super::manage::MAX_ENTRIES => {
+            a.iter().map(parse_member).collect()
+        }
         Some(v @ Value::Object(_)) => Ok(vec![parse_member(v)?]),
         Some(_) => Err(GatewayError::bad_param(
             field,
-            format!("'{field}' must be a member object or a list of them"),
+            format!(
+                "'{field}' must be a member object or a list of at most {} of them",
+                super::manage::MAX_ENTRIES
+            ),
         )),
     }
 }
