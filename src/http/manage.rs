@@ -524,3 +524,138 @@ pub fn page(page: Option<u64>, size: Option<u64>, default_size: u64) -> crate::s
         size: size.unwrap_or(default_size).clamp(1, 100),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ok(kind: Kind, v: Value) -> bool {
+        check_field("f", kind, &v).is_ok()
+    }
+
+    #[test]
+    fn kinds_check_type_and_range() {
+        let long = "x".repeat(MAX_STR + 1);
+        let max = "x".repeat(MAX_STR);
+        let many: Vec<String> = (0..=MAX_ENTRIES).map(|i| i.to_string()).collect();
+        let wide: Map<String, Value> = (0..=MAX_ENTRIES)
+            .map(|i| (i.to_string(), json!("m")))
+            .collect();
+        // null clears a field of any kind
+        for kind in [Kind::Str, Kind::Bool, Kind::Url, Kind::BudgetMap] {
+            assert!(ok(kind, Value::Null));
+        }
+        assert!(ok(Kind::Str, json!(max)) && !ok(Kind::Str, json!(long)));
+        assert!(!ok(Kind::Str, json!(1)));
+        assert!(ok(Kind::Bool, json!(false)));
+        for v in [json!("yes"), json!(1), json!("true")] {
+            assert!(!ok(Kind::Bool, v));
+        }
+        assert!(ok(Kind::Number, json!(0)) && ok(Kind::Number, json!(2.5)));
+        for v in [json!(-0.01), json!("1"), json!(true)] {
+            assert!(!ok(Kind::Number, v));
+        }
+        assert!(ok(Kind::Integer, json!(0)) && ok(Kind::Integer, json!(i64::MAX)));
+        for v in [json!(-1), json!(1.5), json!("1"), json!(u64::MAX)] {
+            assert!(!ok(Kind::Integer, v));
+        }
+        assert!(ok(Kind::StrList, json!(many[..MAX_ENTRIES])));
+        assert!(!ok(Kind::StrList, json!(many)));
+        assert!(!ok(Kind::StrList, json!([long])));
+        assert!(!ok(Kind::StrList, json!([1])));
+        assert!(ok(Kind::Duration, json!("36500d")));
+        for v in [
+            json!("36501d"),
+            json!("99999999999d"),
+            json!("0s"),
+            json!(5),
+        ] {
+            assert!(!ok(Kind::Duration, v));
+        }
+        assert!(ok(Kind::StrMap, json!({"fast": "gpt-4o"})));
+        assert!(!ok(Kind::StrMap, Value::Object(wide)));
+        for v in [
+            json!({"fast": 1}),
+            json!({"fast": null}),
+            json!({(long.clone()): "m"}),
+            json!(["m"]),
+        ] {
+            assert!(!ok(Kind::StrMap, v));
+        }
+        assert!(ok(Kind::CountMap, json!({"gpt-4o": 0, "b": 10})));
+        for v in [
+            json!({"m": -1}),
+            json!({"m": 1.5}),
+            json!({"m": "1"}),
+            json!([1]),
+        ] {
+            assert!(!ok(Kind::CountMap, v));
+        }
+        assert!(ok(
+            Kind::BudgetMap,
+            json!({"a": 1.5, "b": {"budget_limit": 2}, "c": {"budget_limit": 0, "time_period": "30d"}})
+        ));
+        for v in [
+            json!({"m": -1}),
+            json!({"m": "1"}),
+            json!({"m": {"budget_limit": -1}}),
+            json!({"m": {"time_period": "1d"}}),
+            json!({"m": {"budget_limit": 1, "time_period": "99999999999d"}}),
+            json!({"m": {"budget_limit": 1, "other": 1}}),
+        ] {
+            assert!(!ok(Kind::BudgetMap, v));
+        }
+        for v in [
+            "http://127.0.0.1:8080/v1",
+            "https://api.example.com",
+            "os.environ/AZURE_API_BASE",
+        ] {
+            assert!(ok(Kind::Url, json!(v)), "{v}");
+        }
+        for v in [
+            "file:///etc/passwd",
+            "gopher://h/",
+            "ftp://h/",
+            "http://",
+            "http:///x",
+            "h:80",
+            "os.environ/",
+            "os.environ/A B",
+            "",
+        ] {
+            assert!(!ok(Kind::Url, json!(v)), "{v}");
+        }
+        let err = check_field("model_rpm_limit", Kind::CountMap, &json!({"m": -1})).unwrap_err();
+        assert!(err.to_string().contains("model_rpm_limit"), "{err}");
+    }
+
+    #[test]
+    fn strings_are_bounded_and_bools_are_bools() {
+        let body = json!({"id": "x".repeat(MAX_STR + 1), "ok": " a ", "b": "yes", "c": true, "l": ["a", 1]});
+        let body = body.as_object().unwrap();
+        assert!(opt_str(body, "id").is_err());
+        assert_eq!(opt_str(body, "ok").unwrap().as_deref(), Some("a"));
+        assert!(opt_bool(body, "b").is_err());
+        assert_eq!(opt_bool(body, "c").unwrap(), Some(true));
+        assert_eq!(opt_bool(body, "missing").unwrap(), None);
+        assert!(str_list(body, "l").is_err());
+    }
+
+    #[test]
+    fn nul_anywhere_in_a_body_names_its_field() {
+        for (body, field) in [
+            (json!({"user_id": "a\u{0}b"}), "user_id"),
+            (json!({"metadata": {"deep": [{"x": "\u{0}"}]}}), "metadata"),
+            (json!({"metadata": {"k\u{0}": 1}}), "metadata"),
+            (json!({"a\u{0}": 1}), "a\\u0000"),
+        ] {
+            let err = refuse_nul_in_body(body.as_object().unwrap()).unwrap_err();
+            match err {
+                GatewayError::BadRequest { param, .. } => assert_eq!(param.as_deref(), Some(field)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(refuse_nul_in_body(json!({"a": ["b", {"c": "d"}]}).as_object().unwrap()).is_ok());
+    }
+}
