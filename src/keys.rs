@@ -54,7 +54,15 @@ pub fn display_name(key: &str) -> String {
     format!("sk-...{tail}")
 }
 
-/// Parse a LiteLLM duration: `30s`, `30m`, `30h`, `30d`, `2w`, `1mo`. Milliseconds.
+/// The longest duration taken anywhere (key lifetime, budget window): 100 years of 365 days,
+/// in milliseconds. Anything longer is refused, so `now + duration` can never overflow.
+pub const MAX_DURATION_MS: i64 = 100 * 365 * 86_400_000;
+
+/// How a valid duration looks, for error messages.
+pub const DURATION_HINT: &str = "use 30s, 30m, 30h, 30d, 2w or 1mo; at most 100 years (36500d)";
+
+/// Parse a LiteLLM duration: `30s`, `30m`, `30h`, `30d`, `2w`, `1mo`. Milliseconds, more than
+/// zero and at most [`MAX_DURATION_MS`]; anything else (overflow included) is `None`.
 pub fn parse_duration(raw: &str) -> Option<i64> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
@@ -69,7 +77,8 @@ pub fn parse_duration(raw: &str) -> Option<i64> {
         "mo" => 30 * 86_400_000,
         _ => return None,
     };
-    n.checked_mul(unit_ms).filter(|ms| *ms > 0)
+    n.checked_mul(unit_ms)
+        .filter(|ms| *ms > 0 && *ms <= MAX_DURATION_MS)
 }
 
 /// Typed reads of the LiteLLM fields in a record's `data`.
@@ -151,5 +160,27 @@ mod tests {
         assert_eq!(parse_duration("30x"), None);
         assert_eq!(parse_duration("d"), None);
         assert_eq!(parse_duration("0s"), None);
+    }
+
+    #[test]
+    fn durations_are_bounded_to_a_century() {
+        assert_eq!(parse_duration("36500d"), Some(MAX_DURATION_MS));
+        assert_eq!(parse_duration("1200mo"), Some(1200 * 30 * 86_400_000));
+        for too_long in [
+            "36501d",
+            "5215w",
+            "1217mo",
+            "876001h",
+            "99999999999d",
+            "9223372036854775s",
+            "153722867280912m",
+            "9223372036854775807s",
+            "99999999999999999999999d",
+        ] {
+            assert_eq!(parse_duration(too_long), None, "{too_long}");
+        }
+        // Whatever parses can be added to any current time without overflow.
+        let now = 4_102_444_800_000; // 2100-01-01
+        assert!(now + parse_duration("36500d").unwrap() < i64::MAX / 2);
     }
 }

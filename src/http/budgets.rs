@@ -30,8 +30,8 @@ const BUDGET_FIELDS: &[(&str, Kind)] = &[
     ("max_parallel_requests", Kind::Integer),
     ("tpm_limit", Kind::Integer),
     ("rpm_limit", Kind::Integer),
-    ("budget_duration", Kind::Str),
-    ("model_max_budget", Kind::Object),
+    ("budget_duration", Kind::Duration),
+    ("model_max_budget", Kind::BudgetMap),
 ];
 
 /// Defaults LiteLLM shows for budget fields that were never set.
@@ -63,7 +63,7 @@ pub(super) fn apply_budget_duration(
             let ms = keys::parse_duration(d).ok_or_else(|| {
                 GatewayError::bad_param(
                     "budget_duration",
-                    format!("invalid budget_duration '{d}': use 30s, 30m, 30h, 30d, 2w or 1mo"),
+                    format!("invalid budget_duration '{d}': {}", keys::DURATION_HINT),
                 )
             })?;
             data.insert("budget_reset_at".into(), Value::String(iso8601(from + ms)));

@@ -37,7 +37,7 @@ const END_USER_FIELDS: &[(&str, Kind)] = &[
     ("tpm_limit", Kind::Integer),
     ("rpm_limit", Kind::Integer),
     ("max_parallel_requests", Kind::Integer),
-    ("budget_duration", Kind::Str),
+    ("budget_duration", Kind::Duration),
 ];
 
 /// The budget fields LiteLLM shows under `litellm_budget_table`.

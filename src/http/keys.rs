@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::manage::{
-    self, apply_fields, body_object, ctx, key_json, opt_str, respond, str_list, Ctx, Kind,
+    self, apply_fields, body_object, ctx, key_json, opt_bool, opt_str, respond, str_list, Ctx, Kind,
 };
 use crate::error::GatewayError;
 use crate::keys;
@@ -31,7 +31,7 @@ pub fn configure(r: &mut Routes) {
 /// Key fields kept in the record's `data`, with their types. Nothing else is stored.
 const KEY_FIELDS: &[(&str, Kind)] = &[
     ("models", Kind::StrList),
-    ("aliases", Kind::Object),
+    ("aliases", Kind::StrMap),
     ("config", Kind::Object),
     ("permissions", Kind::Object),
     ("metadata", Kind::Object),
@@ -40,12 +40,12 @@ const KEY_FIELDS: &[(&str, Kind)] = &[
     ("rpm_limit", Kind::Integer),
     ("max_budget", Kind::Number),
     ("soft_budget", Kind::Number),
-    ("budget_duration", Kind::Str),
+    ("budget_duration", Kind::Duration),
     ("allowed_cache_controls", Kind::StrList),
     ("allowed_routes", Kind::StrList),
-    ("model_max_budget", Kind::Object),
-    ("model_rpm_limit", Kind::Object),
-    ("model_tpm_limit", Kind::Object),
+    ("model_max_budget", Kind::BudgetMap),
+    ("model_rpm_limit", Kind::CountMap),
+    ("model_tpm_limit", Kind::CountMap),
     ("guardrails", Kind::StrList),
     ("tags", Kind::StrList),
     ("enforced_params", Kind::StrList),
@@ -90,7 +90,7 @@ fn expires_from(body: &Map<String, Value>) -> Result<Option<Option<i64>>, Gatewa
             .ok_or_else(|| {
                 GatewayError::bad_param(
                     "duration",
-                    format!("invalid duration '{d}': use 30s, 30m, 30h, 30d, 2w or 1mo"),
+                    format!("invalid duration '{d}': {}", keys::DURATION_HINT),
                 )
             }),
         Some(_) => Err(GatewayError::bad_param(
@@ -211,10 +211,7 @@ async fn generate_inner(
         team_id,
         organization_id,
         budget_id: opt_str(&body, "budget_id")?,
-        blocked: body
-            .get("blocked")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        blocked: opt_bool(&body, "blocked")?.unwrap_or(false),
         expires: expires_from(&body)?.flatten(),
         spend: spend_of(&body)?.unwrap_or(0.0),
         created_at: now,

@@ -152,6 +152,7 @@ impl Ctx {
 pub async fn ctx(state: &AppState, req: &HttpRequest) -> Result<Ctx, GatewayError> {
     let caller = state.auth.authenticate(req).await?;
     caller.require_management(&format!("call {}", req.path()))?;
+    refuse_nul_in_path_and_query(req)?;
     let store = state.db.store()?.clone();
     Ok(Ctx { caller, store })
 }
@@ -166,7 +167,10 @@ pub async fn body_object(
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(&raw) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => {
+            refuse_nul_in_body(&map)?;
+            Ok(map)
+        }
         Ok(_) => Err(GatewayError::bad_request(
             "Request body must be a JSON object",
         )),
@@ -184,41 +188,194 @@ pub fn respond(result: Result<Value, GatewayError>) -> HttpResponse {
     }
 }
 
-/// The type a field must have.
+/// The longest id, alias, name or other single string a management field takes, in bytes.
+pub const MAX_STR: usize = 256;
+/// The longest `api_base` URL, in bytes.
+pub const MAX_URL: usize = 2048;
+/// The most entries a list or map field holds.
+pub const MAX_ENTRIES: usize = 1000;
+
+/// Postgres cannot store NUL in text, and no id, name or setting needs one: a NUL anywhere in a
+/// management body (values, nested values, object keys) is refused, naming the top-level field.
+fn refuse_nul_in_body(body: &Map<String, Value>) -> Result<(), GatewayError> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().any(has_nul),
+            Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    match body.iter().find(|(k, v)| k.contains('\0') || has_nul(v)) {
+        Some((name, _)) => Err(nul_error(name)),
+        None => Ok(()),
+    }
+}
+
+/// The same for the path parameters (`/key/{key}/regenerate`) and the query string of a
+/// management route.
+fn refuse_nul_in_path_and_query(req: &HttpRequest) -> Result<(), GatewayError> {
+    let nul = |s: &str| s.contains('\0') || s.to_ascii_lowercase().contains("%00");
+    if let Some((name, _)) = req.match_info().iter().find(|(_, v)| nul(v)) {
+        return Err(nul_error(name));
+    }
+    if let Ok(pairs) = web::Query::<Vec<(String, String)>>::from_query(req.query_string()) {
+        if let Some((name, _)) = pairs.iter().find(|(k, v)| nul(k) || nul(v)) {
+            return Err(nul_error(name));
+        }
+    }
+    Ok(())
+}
+
+fn nul_error(name: &str) -> GatewayError {
+    let name = name.replace('\0', "\\u0000");
+    GatewayError::bad_param(
+        &name,
+        format!("'{name}' must not contain a NUL character (\\u0000)"),
+    )
+}
+
+/// The type (and range) a field must have.
 #[derive(Clone, Copy)]
 pub enum Kind {
+    /// A string of at most [`MAX_STR`] bytes.
     Str,
+    /// A non-negative number.
     Number,
+    /// A non-negative integer.
     Integer,
     Bool,
+    /// At most [`MAX_ENTRIES`] strings of at most [`MAX_STR`] bytes each.
     StrList,
+    /// Any JSON object (bounded by the body size).
     Object,
-    Any,
+    /// A LiteLLM duration (`30s`, `30m`, `30h`, `30d`, `2w`, `1mo`) of at most 100 years.
+    Duration,
+    /// At most [`MAX_ENTRIES`] entries name → string (`aliases`, `model_aliases`).
+    StrMap,
+    /// At most [`MAX_ENTRIES`] entries model → non-negative integer (`model_rpm_limit`).
+    CountMap,
+    /// At most [`MAX_ENTRIES`] entries model → non-negative number or
+    /// `{"budget_limit": number, "time_period": duration}` (`model_max_budget`).
+    BudgetMap,
+    /// An `http` or `https` URL with a host, at most [`MAX_URL`] bytes (`api_base`).
+    Url,
+}
+
+fn short_str(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| s.len() <= MAX_STR)
+}
+
+fn non_negative(v: &Value) -> bool {
+    v.as_f64().is_some_and(|n| n.is_finite() && n >= 0.0)
+}
+
+fn map_ok(v: &Value, entry_ok: impl Fn(&Value) -> bool) -> bool {
+    v.as_object().is_some_and(|m| {
+        m.len() <= MAX_ENTRIES && m.iter().all(|(k, v)| k.len() <= MAX_STR && entry_ok(v))
+    })
+}
+
+fn budget_entry_ok(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => {
+            o.get("budget_limit").is_some_and(non_negative)
+                && o.keys().all(|k| k == "budget_limit" || k == "time_period")
+                && o.get("time_period").is_none_or(|t| {
+                    t.is_null() || t.as_str().and_then(crate::keys::parse_duration).is_some()
+                })
+        }
+        v => non_negative(v),
+    }
+}
+
+fn url_ok(v: &Value) -> bool {
+    let Some(s) = v.as_str().filter(|s| s.len() <= MAX_URL) else {
+        return false;
+    };
+    // A reference to the operator's environment, resolved when the deployment is built.
+    if let Some(var) = s.strip_prefix("os.environ/") {
+        return !var.is_empty() && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    }
+    match s.parse::<actix_web::http::Uri>() {
+        Ok(uri) => {
+            matches!(uri.scheme_str(), Some("http" | "https"))
+                && uri.host().is_some_and(|h| !h.is_empty())
+        }
+        Err(_) => false,
+    }
 }
 
 fn kind_ok(kind: Kind, v: &Value) -> bool {
     v.is_null()
         || match kind {
-            Kind::Str => v.is_string(),
-            Kind::Number => v.as_f64().is_some_and(|n| n >= 0.0),
+            Kind::Str => short_str(v),
+            Kind::Number => non_negative(v),
             Kind::Integer => v.as_i64().is_some_and(|n| n >= 0),
             Kind::Bool => v.is_boolean(),
-            Kind::StrList => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+            Kind::StrList => v
+                .as_array()
+                .is_some_and(|a| a.len() <= MAX_ENTRIES && a.iter().all(short_str)),
             Kind::Object => v.is_object(),
-            Kind::Any => true,
+            Kind::Duration => v.as_str().and_then(crate::keys::parse_duration).is_some(),
+            Kind::StrMap => map_ok(v, short_str),
+            Kind::CountMap => map_ok(v, |n| n.as_i64().is_some_and(|n| n >= 0)),
+            Kind::BudgetMap => map_ok(v, budget_entry_ok),
+            Kind::Url => url_ok(v),
         }
 }
 
-fn kind_name(kind: Kind) -> &'static str {
+fn kind_name(kind: Kind) -> String {
     match kind {
-        Kind::Str => "a string",
-        Kind::Number => "a non-negative number",
-        Kind::Integer => "a non-negative integer",
-        Kind::Bool => "a boolean",
-        Kind::StrList => "a list of strings",
-        Kind::Object => "an object",
-        Kind::Any => "any value",
+        Kind::Str => format!("a string of at most {MAX_STR} bytes"),
+        Kind::Number => "a non-negative number".into(),
+        Kind::Integer => "a non-negative integer".into(),
+        Kind::Bool => "a boolean (true or false)".into(),
+        Kind::StrList => {
+            format!("a list of at most {MAX_ENTRIES} strings of at most {MAX_STR} bytes each")
+        }
+        Kind::Object => "an object".into(),
+        Kind::Duration => format!("a duration such as \"30d\" ({})", crate::keys::DURATION_HINT),
+        Kind::StrMap => format!(
+            "an object of at most {MAX_ENTRIES} entries, each a string of at most {MAX_STR} bytes"
+        ),
+        Kind::CountMap => format!(
+            "an object of at most {MAX_ENTRIES} entries model → non-negative integer"
+        ),
+        Kind::BudgetMap => format!(
+            "an object of at most {MAX_ENTRIES} entries model → non-negative number or {{\"budget_limit\": non-negative number, \"time_period\": duration}} ({})",
+            crate::keys::DURATION_HINT
+        ),
+        Kind::Url => format!(
+            "an http:// or https:// URL with a host (or os.environ/NAME), at most {MAX_URL} bytes"
+        ),
     }
+}
+
+/// Check one field's value against its kind (`null` always passes: it clears the field).
+pub fn check_field(name: &str, kind: Kind, v: &Value) -> Result<(), GatewayError> {
+    if kind_ok(kind, v) {
+        Ok(())
+    } else {
+        Err(GatewayError::bad_param(
+            name,
+            format!("'{name}' must be {}", kind_name(kind)),
+        ))
+    }
+}
+
+/// Check the fields of `body` named in `allowed` without storing anything.
+pub fn check_fields(
+    body: &Map<String, Value>,
+    allowed: &[(&str, Kind)],
+    prefix: &str,
+) -> Result<(), GatewayError> {
+    for (name, kind) in allowed {
+        if let Some(v) = body.get(*name) {
+            check_field(&format!("{prefix}{name}"), *kind, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// Copy the allowed fields of `body` into `data`, checking their types. Fields not in `allowed`
@@ -230,12 +387,7 @@ pub fn apply_fields(
 ) -> Result<(), GatewayError> {
     for (name, kind) in allowed {
         let Some(v) = body.get(*name) else { continue };
-        if !kind_ok(*kind, v) {
-            return Err(GatewayError::bad_param(
-                name,
-                format!("'{name}' must be {}", kind_name(*kind)),
-            ));
-        }
+        check_field(name, *kind, v)?;
         if v.is_null() {
             data.remove(*name);
         } else {
@@ -249,10 +401,24 @@ pub fn apply_fields(
 pub fn opt_str(body: &Map<String, Value>, name: &str) -> Result<Option<String>, GatewayError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Some(Value::String(s)) if !s.trim().is_empty() && s.trim().len() <= MAX_STR => {
+            Ok(Some(s.trim().to_string()))
+        }
         Some(_) => Err(GatewayError::bad_param(
             name,
-            format!("'{name}' must be a non-empty string"),
+            format!("'{name}' must be a non-empty string of at most {MAX_STR} bytes"),
+        )),
+    }
+}
+
+/// An optional boolean field of a body (`"yes"`, `1` and other non-booleans are refused).
+pub fn opt_bool(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, GatewayError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(GatewayError::bad_param(
+            name,
+            format!("'{name}' must be a boolean (true or false)"),
         )),
     }
 }
@@ -261,13 +427,15 @@ pub fn opt_str(body: &Map<String, Value>, name: &str) -> Result<Option<String>, 
 pub fn str_list(body: &Map<String, Value>, name: &str) -> Result<Vec<String>, GatewayError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(a
-            .iter()
+        Some(v) if kind_ok(Kind::StrList, v) => Ok(v
+            .as_array()
+            .into_iter()
+            .flatten()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect()),
         Some(_) => Err(GatewayError::bad_param(
             name,
-            format!("'{name}' must be a list of strings"),
+            format!("'{name}' must be {}", kind_name(Kind::StrList)),
         )),
     }
 }
@@ -354,5 +522,140 @@ pub fn page(page: Option<u64>, size: Option<u64>, default_size: u64) -> crate::s
     crate::store::Page {
         page: page.unwrap_or(1).max(1),
         size: size.unwrap_or(default_size).clamp(1, 100),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ok(kind: Kind, v: Value) -> bool {
+        check_field("f", kind, &v).is_ok()
+    }
+
+    #[test]
+    fn kinds_check_type_and_range() {
+        let long = "x".repeat(MAX_STR + 1);
+        let max = "x".repeat(MAX_STR);
+        let many: Vec<String> = (0..=MAX_ENTRIES).map(|i| i.to_string()).collect();
+        let wide: Map<String, Value> = (0..=MAX_ENTRIES)
+            .map(|i| (i.to_string(), json!("m")))
+            .collect();
+        // null clears a field of any kind
+        for kind in [Kind::Str, Kind::Bool, Kind::Url, Kind::BudgetMap] {
+            assert!(ok(kind, Value::Null));
+        }
+        assert!(ok(Kind::Str, json!(max)) && !ok(Kind::Str, json!(long)));
+        assert!(!ok(Kind::Str, json!(1)));
+        assert!(ok(Kind::Bool, json!(false)));
+        for v in [json!("yes"), json!(1), json!("true")] {
+            assert!(!ok(Kind::Bool, v));
+        }
+        assert!(ok(Kind::Number, json!(0)) && ok(Kind::Number, json!(2.5)));
+        for v in [json!(-0.01), json!("1"), json!(true)] {
+            assert!(!ok(Kind::Number, v));
+        }
+        assert!(ok(Kind::Integer, json!(0)) && ok(Kind::Integer, json!(i64::MAX)));
+        for v in [json!(-1), json!(1.5), json!("1"), json!(u64::MAX)] {
+            assert!(!ok(Kind::Integer, v));
+        }
+        assert!(ok(Kind::StrList, json!(many[..MAX_ENTRIES])));
+        assert!(!ok(Kind::StrList, json!(many)));
+        assert!(!ok(Kind::StrList, json!([long])));
+        assert!(!ok(Kind::StrList, json!([1])));
+        assert!(ok(Kind::Duration, json!("36500d")));
+        for v in [
+            json!("36501d"),
+            json!("99999999999d"),
+            json!("0s"),
+            json!(5),
+        ] {
+            assert!(!ok(Kind::Duration, v));
+        }
+        assert!(ok(Kind::StrMap, json!({"fast": "gpt-4o"})));
+        assert!(!ok(Kind::StrMap, Value::Object(wide)));
+        for v in [
+            json!({"fast": 1}),
+            json!({"fast": null}),
+            json!({(long.clone()): "m"}),
+            json!(["m"]),
+        ] {
+            assert!(!ok(Kind::StrMap, v));
+        }
+        assert!(ok(Kind::CountMap, json!({"gpt-4o": 0, "b": 10})));
+        for v in [
+            json!({"m": -1}),
+            json!({"m": 1.5}),
+            json!({"m": "1"}),
+            json!([1]),
+        ] {
+            assert!(!ok(Kind::CountMap, v));
+        }
+        assert!(ok(
+            Kind::BudgetMap,
+            json!({"a": 1.5, "b": {"budget_limit": 2}, "c": {"budget_limit": 0, "time_period": "30d"}})
+        ));
+        for v in [
+            json!({"m": -1}),
+            json!({"m": "1"}),
+            json!({"m": {"budget_limit": -1}}),
+            json!({"m": {"time_period": "1d"}}),
+            json!({"m": {"budget_limit": 1, "time_period": "99999999999d"}}),
+            json!({"m": {"budget_limit": 1, "other": 1}}),
+        ] {
+            assert!(!ok(Kind::BudgetMap, v));
+        }
+        for v in [
+            "http://127.0.0.1:8080/v1",
+            "https://api.example.com",
+            "os.environ/AZURE_API_BASE",
+        ] {
+            assert!(ok(Kind::Url, json!(v)), "{v}");
+        }
+        for v in [
+            "file:///etc/passwd",
+            "gopher://h/",
+            "ftp://h/",
+            "http://",
+            "http:///x",
+            "h:80",
+            "os.environ/",
+            "os.environ/A B",
+            "",
+        ] {
+            assert!(!ok(Kind::Url, json!(v)), "{v}");
+        }
+        let err = check_field("model_rpm_limit", Kind::CountMap, &json!({"m": -1})).unwrap_err();
+        assert!(err.to_string().contains("model_rpm_limit"), "{err}");
+    }
+
+    #[test]
+    fn strings_are_bounded_and_bools_are_bools() {
+        let body = json!({"id": "x".repeat(MAX_STR + 1), "ok": " a ", "b": "yes", "c": true, "l": ["a", 1]});
+        let body = body.as_object().unwrap();
+        assert!(opt_str(body, "id").is_err());
+        assert_eq!(opt_str(body, "ok").unwrap().as_deref(), Some("a"));
+        assert!(opt_bool(body, "b").is_err());
+        assert_eq!(opt_bool(body, "c").unwrap(), Some(true));
+        assert_eq!(opt_bool(body, "missing").unwrap(), None);
+        assert!(str_list(body, "l").is_err());
+    }
+
+    #[test]
+    fn nul_anywhere_in_a_body_names_its_field() {
+        for (body, field) in [
+            (json!({"user_id": "a\u{0}b"}), "user_id"),
+            (json!({"metadata": {"deep": [{"x": "\u{0}"}]}}), "metadata"),
+            (json!({"metadata": {"k\u{0}": 1}}), "metadata"),
+            (json!({"a\u{0}": 1}), "a\\u0000"),
+        ] {
+            let err = refuse_nul_in_body(body.as_object().unwrap()).unwrap_err();
+            match err {
+                GatewayError::BadRequest { param, .. } => assert_eq!(param.as_deref(), Some(field)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(refuse_nul_in_body(json!({"a": ["b", {"c": "d"}]}).as_object().unwrap()).is_ok());
     }
 }

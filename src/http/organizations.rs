@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::manage::{
-    apply_fields, body_object, ctx, entity_json, opt_str, respond, str_list, Ctx, Kind,
+    apply_fields, body_object, ctx, entity_json, opt_str, respond, str_list, Ctx, Kind, MAX_ENTRIES,
 };
 use super::users::{invalidate_user, user_json};
 use crate::auth::Role;
@@ -42,8 +42,8 @@ const ORG_FIELDS: &[(&str, Kind)] = &[
     ("tpm_limit", Kind::Integer),
     ("rpm_limit", Kind::Integer),
     ("max_parallel_requests", Kind::Integer),
-    ("budget_duration", Kind::Str),
-    ("model_max_budget", Kind::Object),
+    ("budget_duration", Kind::Duration),
+    ("model_max_budget", Kind::BudgetMap),
     ("object_permission", Kind::Object),
 ];
 
@@ -314,7 +314,7 @@ async fn member_add(
             let mut org = c.find(EntityKind::Organization, &id).await?;
             let wanted: Vec<Map<String, Value>> = match body.get("member") {
                 Some(Value::Object(m)) => vec![m.clone()],
-                Some(Value::Array(a)) if !a.is_empty() => a
+                Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_ENTRIES => a
                     .iter()
                     .map(|v| {
                         v.as_object().cloned().ok_or_else(|| {
@@ -322,12 +322,10 @@ async fn member_add(
                         })
                     })
                     .collect::<Result<_, _>>()?,
-                _ => {
-                    return Err(GatewayError::bad_param(
-                        "member",
-                        "'member' must be {\"user_id\", \"role\"} or a list of them",
-                    ))
-                }
+                _ => return Err(GatewayError::bad_param(
+                    "member",
+                    "'member' must be {\"user_id\", \"role\"} or a list of at most 1000 of them",
+                )),
             };
             let mut list = members(&org);
             let mut users = Vec::new();

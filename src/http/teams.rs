@@ -41,16 +41,16 @@ const TEAM_FIELDS: &[(&str, Kind)] = &[
     ("max_parallel_requests", Kind::Integer),
     ("max_budget", Kind::Number),
     ("soft_budget", Kind::Number),
-    ("budget_duration", Kind::Str),
+    ("budget_duration", Kind::Duration),
     ("models", Kind::StrList),
-    ("model_aliases", Kind::Object),
+    ("model_aliases", Kind::StrMap),
     ("tags", Kind::StrList),
     ("guardrails", Kind::StrList),
-    ("model_max_budget", Kind::Object),
-    ("model_rpm_limit", Kind::Object),
-    ("model_tpm_limit", Kind::Object),
+    ("model_max_budget", Kind::BudgetMap),
+    ("model_rpm_limit", Kind::CountMap),
+    ("model_tpm_limit", Kind::CountMap),
     ("team_member_budget", Kind::Number),
-    ("team_member_key_duration", Kind::Str),
+    ("team_member_key_duration", Kind::Duration),
     ("team_member_permissions", Kind::StrList),
     ("object_permission", Kind::Object),
 ];
@@ -155,11 +155,16 @@ fn parse_member(v: &Value) -> Result<Member, GatewayError> {
 fn parse_members(v: Option<&Value>, field: &str) -> Result<Vec<Member>, GatewayError> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => a.iter().map(parse_member).collect(),
+        Some(Value::Array(a)) if a.len() <= super::manage::MAX_ENTRIES => {
+            a.iter().map(parse_member).collect()
+        }
         Some(v @ Value::Object(_)) => Ok(vec![parse_member(v)?]),
         Some(_) => Err(GatewayError::bad_param(
             field,
-            format!("'{field}' must be a member object or a list of them"),
+            format!(
+                "'{field}' must be a member object or a list of at most {} of them",
+                super::manage::MAX_ENTRIES
+            ),
         )),
     }
 }

@@ -38,14 +38,14 @@ const USER_FIELDS: &[(&str, Kind)] = &[
     ("metadata", Kind::Object),
     ("max_budget", Kind::Number),
     ("soft_budget", Kind::Number),
-    ("budget_duration", Kind::Str),
+    ("budget_duration", Kind::Duration),
     ("models", Kind::StrList),
     ("tpm_limit", Kind::Integer),
     ("rpm_limit", Kind::Integer),
     ("max_parallel_requests", Kind::Integer),
-    ("model_max_budget", Kind::Object),
-    ("model_rpm_limit", Kind::Object),
-    ("model_tpm_limit", Kind::Object),
+    ("model_max_budget", Kind::BudgetMap),
+    ("model_rpm_limit", Kind::CountMap),
+    ("model_tpm_limit", Kind::CountMap),
     ("allowed_cache_controls", Kind::StrList),
     ("organizations", Kind::StrList),
     ("sso_user_id", Kind::Str),
@@ -59,7 +59,7 @@ const SELF_FIELDS: &[(&str, Kind)] = &[("user_alias", Kind::Str), ("metadata", K
 /// Fields of `/user/new` that go to the auto-created key, as `/key/generate` takes them.
 const KEY_FIELDS: &[(&str, Kind)] = &[
     ("models", Kind::StrList),
-    ("aliases", Kind::Object),
+    ("aliases", Kind::StrMap),
     ("config", Kind::Object),
     ("permissions", Kind::Object),
     ("metadata", Kind::Object),
@@ -67,9 +67,9 @@ const KEY_FIELDS: &[(&str, Kind)] = &[
     ("tpm_limit", Kind::Integer),
     ("rpm_limit", Kind::Integer),
     ("allowed_cache_controls", Kind::StrList),
-    ("model_max_budget", Kind::Object),
-    ("model_rpm_limit", Kind::Object),
-    ("model_tpm_limit", Kind::Object),
+    ("model_max_budget", Kind::BudgetMap),
+    ("model_rpm_limit", Kind::CountMap),
+    ("model_tpm_limit", Kind::CountMap),
     ("guardrails", Kind::StrList),
     ("tags", Kind::StrList),
 ];
@@ -167,17 +167,21 @@ fn auto_key(
     apply_fields(body, KEY_FIELDS, &mut data)?;
     // LiteLLM's key_max_budget / key_budget_duration are the key's own budget.
     let mut key_budget = Map::new();
-    for (from, to) in [
-        ("key_max_budget", "max_budget"),
-        ("key_budget_duration", "budget_duration"),
+    for (from, to, kind) in [
+        ("key_max_budget", "max_budget", Kind::Number),
+        ("key_budget_duration", "budget_duration", Kind::Duration),
     ] {
         if let Some(v) = body.get(from) {
+            manage::check_field(from, kind, v)?;
             key_budget.insert(to.to_string(), v.clone());
         }
     }
     apply_fields(
         &key_budget,
-        &[("max_budget", Kind::Number), ("budget_duration", Kind::Str)],
+        &[
+            ("max_budget", Kind::Number),
+            ("budget_duration", Kind::Duration),
+        ],
         &mut data,
     )?;
     let expires = match body.get("duration") {
@@ -186,7 +190,7 @@ fn auto_key(
             now + keys::parse_duration(d).ok_or_else(|| {
                 GatewayError::bad_param(
                     "duration",
-                    format!("invalid duration '{d}': use 30s, 30m, 30h, 30d, 2w or 1mo"),
+                    format!("invalid duration '{d}': {}", keys::DURATION_HINT),
                 )
             })?,
         ),
