@@ -15,13 +15,36 @@ use crate::providers::{self, ProviderSpec};
 use crate::secret::{is_secret_key, Secret};
 
 /// Where and how to call, for one request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     pub spec: &'static ProviderSpec,
     /// The model name the provider expects (no `provider/` prefix).
     pub model: String,
+    /// The configured base URL without its query string and trailing `/`; adapters join their
+    /// paths onto it and finish the URL with [`Target::url`].
     pub api_base: String,
+    /// The query string of the configured base URL (`?api-key=…`), kept after the joined path.
+    pub base_query: Option<String>,
     pub api_key: Option<Secret>,
+}
+
+impl Target {
+    /// A URL built on `api_base`, with the base's own query string added (after any query the
+    /// adapter put on it).
+    pub fn url(&self, url: String) -> String {
+        providers::urls::with_query(url, self.base_query.as_deref())
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("spec", &self.spec.name)
+            .field("model", &self.model)
+            .field("api_base", &crate::secret::display_url(&self.api_base))
+            .field("api_key", &self.api_key)
+            .finish()
+    }
 }
 
 /// Overrides from the command line (`--model` quick start and friends).
@@ -74,8 +97,13 @@ pub struct Deployment {
     custom_prices: Map<String, Value>,
     pub mock_response: Option<Value>,
     pub model_info: Map<String, Value>,
-    /// `litellm_params` without secrets, for `/model/info` and `/health`.
+    /// `litellm_params` as shown by `/model/info` and `/health`: secret-named fields left out, and
+    /// the rest shown by [`crate::secret::redact_json`] (URLs without userinfo or query values,
+    /// header values masked). Never a source of settings: read [`Deployment::provider_params`].
     pub public_params: Map<String, Value>,
+    /// The base URL as shown everywhere (`x-litellm-model-api-base`, `/health`, `/metrics`, spend
+    /// logs): [`crate::secret::display_url`] of the base actually called.
+    display_base: Option<String>,
     /// Every `litellm_params` entry, secrets included, for the native adapters' own settings
     /// (`aws_region_name`, `vertex_project`, `vertex_credentials`…). Debug output shows keys only.
     pub provider_params: ProviderParams,
@@ -247,6 +275,43 @@ pub fn resolve_provider(
     ))
 }
 
+/// Refuse a model name chosen by the client (wildcard deployments) that could steer the upstream
+/// URL: path syntax (`..`, `?`, `#`, `%`, `\`), control characters, and `/` for providers that
+/// put the model into the URL path and never use `/` in names (Azure deployments, Gemini, Vertex
+/// AI). Whatever passes is still percent-encoded by the adapters.
+fn check_client_model(spec: &ProviderSpec, model: &str) -> Result<(), GatewayError> {
+    let slash_free = matches!(
+        spec.wire,
+        providers::Wire::Azure | providers::Wire::Gemini | providers::Wire::VertexAi
+    );
+    let problem = if model.is_empty() {
+        Some("is empty")
+    } else if model.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else if model.contains("..") {
+        Some("contains '..'")
+    } else if let Some(c) = model.chars().find(|c| matches!(c, '?' | '#' | '%' | '\\')) {
+        return Err(GatewayError::bad_param(
+            "model",
+            format!(
+                "Invalid model name: '{}' may not contain '{c}'",
+                model.escape_default()
+            ),
+        ));
+    } else if slash_free && model.contains('/') {
+        Some("contains '/' (not part of this provider's model names)")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(GatewayError::bad_param(
+            "model",
+            format!("Invalid model name: '{}' {p}", model.escape_default()),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `mock_response` deployments never call a provider; they need no price.
 fn mock_model(params: &Map<String, Value>) -> Option<&Value> {
     params.get("mock_response").filter(|v| !v.is_null())
@@ -398,7 +463,11 @@ impl Deployment {
                 !is_secret_key(k) && !k.starts_with("aws_") && !k.starts_with("vertex_credentials")
             })
             .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+            .collect::<Map<String, Value>>();
+        let public_params = match crate::secret::redact_json(&Value::Object(public_params)) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
 
         let mut deployment = Self {
             id: deployment_id(entry),
@@ -444,6 +513,7 @@ impl Deployment {
                 .filter(|v| !v.is_null()),
             model_info: entry.model_info.clone(),
             public_params,
+            display_base: None,
             provider_params: ProviderParams::new(params.clone()),
         };
         // Endpoints that depend on other parameters (Bedrock's region, Vertex AI's location) are resolved once, so
@@ -458,6 +528,10 @@ impl Deployment {
         if let (Some(base), Some(t)) = (resolved, deployment.target.as_mut()) {
             t.api_base = base;
         }
+        deployment.display_base = deployment
+            .target
+            .as_ref()
+            .map(|t| crate::secret::display_url(&t.url(t.api_base.clone())));
         deployment
     }
 
@@ -489,10 +563,12 @@ impl Deployment {
                 )
             })?;
         let api_key = configured_key.or_else(|| first_env(spec.api_key_env).map(Secret::new));
+        let (api_base, base_query) = providers::urls::split_query(&api_base);
         Ok(Target {
             spec,
             model,
-            api_base: api_base.trim_end_matches('/').to_string(),
+            api_base: api_base.to_string(),
+            base_query: base_query.map(str::to_string),
             api_key,
         })
     }
@@ -529,15 +605,20 @@ impl Deployment {
             Some(t) => {
                 let prefix = format!("{}/", t.spec.name);
                 let model = requested.strip_prefix(&prefix).unwrap_or(requested);
+                check_client_model(t.spec, model)?;
                 Ok(Cow::Owned(Target {
                     model: model.to_string(),
                     ..t.clone()
                 }))
             }
             None => {
-                let base = string_param(&self.public_params, "api_base");
+                let base = self
+                    .provider_params
+                    .str("api_base")
+                    .or_else(|| self.provider_params.str("base_url"));
                 let (spec, model) = resolve_provider(requested, None, false)
                     .map_err(|message| GatewayError::DeploymentMisconfigured { message })?;
+                check_client_model(spec, &model)?;
                 let key = None;
                 Self::make_target(spec, model, base, key)
                     .map(Cow::Owned)
@@ -555,11 +636,10 @@ impl Deployment {
             .unwrap_or("unknown")
     }
 
-    /// The base URL without query string, for `x-litellm-model-api-base` and `/health`.
+    /// The base URL as it may be shown (`x-litellm-model-api-base`, `/health`, `/metrics`, spend
+    /// logs): no userinfo, query values masked (see [`crate::secret::display_url`]).
     pub fn api_base(&self) -> Option<&str> {
-        self.target
-            .as_ref()
-            .map(|t| t.api_base.split('?').next().unwrap_or(&t.api_base))
+        self.display_base.as_deref()
     }
 
     /// `model_info.mode`, else the model table's mode, else chat.

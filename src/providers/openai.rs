@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{PreparedRequest, ProviderAdapter, TranslatedResponse};
+use super::{urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{LlmRequest, UsageEnvelope};
@@ -63,9 +63,9 @@ impl ProviderAdapter for OpenAiAdapter {
             format!(
                 "{}/openai/deployments/{}{}?api-version={}",
                 target.api_base.trim_end_matches("/openai"),
-                target.model,
+                urls::segment(&target.model),
                 path,
-                version
+                urls::segment(version)
             )
         } else {
             if let Some(key) = &target.api_key {
@@ -85,7 +85,7 @@ impl ProviderAdapter for OpenAiAdapter {
         let body = serde_json::to_vec(&body)
             .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
         Ok(PreparedRequest {
-            url,
+            url: target.url(url),
             headers,
             body: Bytes::from(body),
         })
