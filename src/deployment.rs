@@ -782,6 +782,7 @@ impl tollgate_actors::Upstream for Deployment {
 mod tests {
     use super::*;
     use crate::config::ProxyConfig;
+    use actix_web::ResponseError;
 
     fn deployments(yaml: &str) -> Vec<Deployment> {
         let cfg = ProxyConfig::parse(yaml, "t").expect("valid");
@@ -856,5 +857,66 @@ model_list:
         assert!(!a[0].public_params.contains_key("api_key"));
         assert!(!a[0].info().to_string().contains("sk-secret"));
         assert_eq!(a[0].weight, Some(10.0));
+    }
+
+    #[test]
+    fn base_query_is_kept_for_calls_and_masked_when_shown() {
+        let ds = deployments(
+            "model_list:\n  - model_name: a\n    litellm_params: {model: openai/gpt-4o, api_key: sk-key-0123456789, api_base: 'https://u:pw-secret-1@h/v1/?key=qs-secret-2&v=1', extra_headers: {X-My-Token: hdr-secret-3}}\n",
+        );
+        let t = ds[0].target_for("a").expect("target");
+        assert_eq!(t.api_base, "https://u:pw-secret-1@h/v1");
+        assert_eq!(t.base_query.as_deref(), Some("key=qs-secret-2&v=1"));
+        assert_eq!(
+            t.url(format!("{}/chat/completions", t.api_base)),
+            "https://u:pw-secret-1@h/v1/chat/completions?key=qs-secret-2&v=1"
+        );
+        assert_eq!(ds[0].api_base(), Some("https://h/v1?key=****&v=****"));
+        let info = ds[0].info().to_string();
+        let debug = format!("{t:?}");
+        for secret in ["pw-secret-1", "qs-secret-2", "hdr-secret-3", "0123456789"] {
+            assert!(!info.contains(secret), "{secret} in {info}");
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert_eq!(
+            ds[0].info()["litellm_params"]["extra_headers"]["X-My-Token"],
+            "hdr...et-3"
+        );
+    }
+
+    #[test]
+    fn client_model_names_with_path_syntax_are_refused() {
+        let ds = deployments(
+            "model_list:\n  - model_name: 'azure/*'\n    litellm_params: {model: 'azure/*', api_base: 'https://r', api_key: k}\n  - model_name: 'openai/*'\n    litellm_params: {model: 'openai/*', api_key: k}\n  - model_name: '*'\n    litellm_params: {model: '*', api_base: 'http://h'}\n",
+        );
+        let refused = |i: usize, model: &str| {
+            let err = ds[i].target_for(model).expect_err(model);
+            assert_eq!(err.status_code().as_u16(), 400, "{model}");
+            assert_eq!(err.param(), Some("model"), "{model}");
+        };
+        for model in [
+            "azure/x/embeddings?api-version=evil&x=#",
+            "azure/x/y",
+            "azure/..",
+            "azure/a%2Fb",
+            "azure/a\\b",
+            "azure/a\nb",
+            "azure/",
+        ] {
+            refused(0, model);
+        }
+        for model in ["openai/../x", "openai/x?y", "openai/x#y", "openai/x%00"] {
+            refused(1, model);
+        }
+        for model in ["gemini/a/b", "vertex_ai/a/b", "azure/a?b", "ollama/a#b"] {
+            refused(2, model);
+        }
+        // '/' is part of model names where the name goes in the body or is encoded as one segment.
+        assert_eq!(
+            ds[1].target_for("openai/org/model.v1:2").expect("ok").model,
+            "org/model.v1:2"
+        );
+        assert_eq!(ds[0].target_for("azure/x&y=1").expect("ok").model, "x&y=1");
+        assert!(ds[2].target_for("ollama/library/llama3:8b").is_ok());
     }
 }

@@ -264,6 +264,20 @@ mod tests {
     }
 
     #[test]
+    fn azure_deployment_names_are_one_segment_and_the_base_query_follows_the_version() {
+        let d = deployment("model_list:\n  - model_name: 'azure/*'\n    litellm_params: {model: 'azure/*', api_key: k, api_base: 'https://r.openai.azure.com/?tenant=t1', api_version: '2025-01-01-preview'}\n");
+        let t = d.target_for("azure/x&api-version=evil:1").expect("target");
+        let p = AZURE
+            .prepare(
+                &d,
+                &t,
+                &request(json!({"model": "g", "messages": [{"role": "user", "content": "x"}]})),
+            )
+            .expect("prepared");
+        assert_eq!(p.url, "https://r.openai.azure.com/openai/deployments/x%26api-version%3Devil%3A1/chat/completions?api-version=2025-01-01-preview&tenant=t1");
+    }
+
+    #[test]
     fn azure_entra_token_is_a_bearer_header_when_there_is_no_key() {
         let d = deployment("model_list:\n  - model_name: g\n    litellm_params: {model: azure/my-dep, azure_ad_token: eyJ-entra-token, api_base: 'https://r.openai.azure.com'}\n");
         let t = d.target_for("g").expect("target");

@@ -691,6 +691,10 @@ mod tests {
             vertex_url("https://gw.example/v1/projects/p/locations/l/publishers/google/models/m", "x", "y", "z", "generateContent"),
             "https://gw.example/v1/projects/p/locations/l/publishers/google/models/m:generateContent"
         );
+        assert_eq!(
+            vertex_url("http://h", "p/x", "l?y", "m:countTokens", "generateContent"),
+            "http://h/v1/projects/p%2Fx/locations/l%3Fy/publishers/google/models/m%3AcountTokens:generateContent"
+        );
     }
 
     #[test]
