@@ -58,7 +58,6 @@ pub struct CliDefaults {
     pub request_timeout: Option<Duration>,
 }
 
-#[derive(Debug)]
 pub struct Deployment {
     pub id: String,
     pub model_name: String,
@@ -107,6 +106,21 @@ pub struct Deployment {
     /// Every `litellm_params` entry, secrets included, for the native adapters' own settings
     /// (`aws_region_name`, `vertex_project`, `vertex_credentials`…). Debug output shows keys only.
     pub provider_params: ProviderParams,
+}
+
+/// Shows what `/model/info` shows: header values, URL credentials and keys never appear.
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("id", &self.id)
+            .field("model_name", &self.model_name)
+            .field("litellm_model", &self.litellm_model)
+            .field("target", &self.target)
+            .field("problem", &self.problem)
+            .field("public_params", &self.public_params)
+            .field("provider_params", &self.provider_params)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A deployment's `litellm_params`, as configured (environment references resolved). Never logged:
@@ -873,7 +887,7 @@ model_list:
         );
         assert_eq!(ds[0].api_base(), Some("https://h/v1?key=****&v=****"));
         let info = ds[0].info().to_string();
-        let debug = format!("{t:?}");
+        let debug = format!("{t:?} {:?}", ds[0]);
         for secret in ["pw-secret-1", "qs-secret-2", "hdr-secret-3", "0123456789"] {
             assert!(!info.contains(secret), "{secret} in {info}");
             assert!(!debug.contains(secret), "{secret} in {debug}");
