@@ -207,13 +207,12 @@ mod tests {
     #[test]
     fn urls_are_shown_without_userinfo_query_values_or_fragment() {
         assert_eq!(
-            display_url("https://alice:pa55word@example.com:8443/v1/x?key=s3cret&api-version=2024#frag"),
+            display_url(
+                "https://alice:pa55word@example.com:8443/v1/x?key=s3cret&api-version=2024#frag"
+            ),
             "https://example.com:8443/v1/x?key=****&api-version=****"
         );
-        assert_eq!(
-            display_url("http://token@h?sig=abc"),
-            "http://h?sig=****"
-        );
+        assert_eq!(display_url("http://token@h?sig=abc"), "http://h?sig=****");
         assert_eq!(display_url("http://u:p@h/a@b"), "http://h/a@b");
         assert_eq!(display_url("http://h:1/v1"), "http://h:1/v1");
         assert_eq!(display_url("https://h/v1?"), "https://h/v1");

@@ -231,7 +231,9 @@ async fn deployment_secrets_appear_in_no_response_header_body_metric_or_log() {
     let (status, headers, health) = get(&gw.url("/health"), Some(MASTER_KEY)).await;
     assert_eq!(status, 200, "{health}");
     assert!(
-        health.to_string().contains(&format!("{}/v1", mock.proc.url)),
+        health
+            .to_string()
+            .contains(&format!("{}/v1", mock.proc.url)),
         "{health}"
     );
     shown.push_str(&headers_text(&headers));
@@ -259,8 +261,7 @@ async fn models_added_through_the_api_are_shown_without_their_secrets() {
     let mut shown = String::new();
     for (name, params) in secret_params(&mock) {
         let body = json!({"model_name": format!("db-{name}"), "litellm_params": params});
-        let (status, headers, created) =
-            post(&gw.url("/model/new"), Some(MASTER_KEY), &body).await;
+        let (status, headers, created) = post(&gw.url("/model/new"), Some(MASTER_KEY), &body).await;
         assert_eq!(status, 200, "{created}");
         assert!(created["litellm_params"]["model"].is_string(), "{created}");
         shown.push_str(&headers_text(&headers));
@@ -324,15 +325,22 @@ general_settings:
         ("q-anthropic", "/v1/messages"),
         ("q-cohere", "/v2/chat"),
         ("q-ollama", "/api/chat"),
-        ("q-gemini", "/v1beta/models/gemini-2.0-flash:generateContent"),
+        (
+            "q-gemini",
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+        ),
         (
             "q-bedrock",
             "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse",
         ),
         ("q-hf", "/v1/chat/completions"),
     ] {
-        let (status, _, body) =
-            post(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), &chat(model)).await;
+        let (status, _, body) = post(
+            &gw.url("/v1/chat/completions"),
+            Some(MASTER_KEY),
+            &chat(model),
+        )
+        .await;
         assert_eq!(status, 200, "{model}: {body}");
         let last = mock.last_request().await;
         assert_eq!(last["path"], path, "{model}");
@@ -384,12 +392,20 @@ general_settings:
         "ollama_chat/a#b",
     ];
     for model in refused {
-        let (status, _, body) =
-            post(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), &chat(model)).await;
+        let (status, _, body) = post(
+            &gw.url("/v1/chat/completions"),
+            Some(MASTER_KEY),
+            &chat(model),
+        )
+        .await;
         assert_eq!(status, 400, "{model}: {body}");
         assert_eq!(body["error"]["param"], "model", "{model}: {body}");
     }
-    assert_eq!(mock.stats().await["total"], 0, "a refused name reached the provider");
+    assert_eq!(
+        mock.stats().await["total"],
+        0,
+        "a refused name reached the provider"
+    );
 
     let encoded = [
         (
@@ -420,8 +436,12 @@ general_settings:
         ("ollama_chat/llama3:8b&x=1", "/api/chat", ""),
     ];
     for (model, path, query) in encoded {
-        let (status, _, body) =
-            post(&gw.url("/v1/chat/completions"), Some(MASTER_KEY), &chat(model)).await;
+        let (status, _, body) = post(
+            &gw.url("/v1/chat/completions"),
+            Some(MASTER_KEY),
+            &chat(model),
+        )
+        .await;
         assert_eq!(status, 200, "{model}: {body}");
         let last = mock.last_request().await;
         assert_eq!(last["path"], path, "{model}");

@@ -76,10 +76,16 @@ mod tests {
 
     #[test]
     fn split_and_add_queries() {
-        assert_eq!(split_query("http://h/a/?q=1#f"), ("http://h/a", Some("q=1")));
+        assert_eq!(
+            split_query("http://h/a/?q=1#f"),
+            ("http://h/a", Some("q=1"))
+        );
         assert_eq!(split_query("http://h/a"), ("http://h/a", None));
         assert_eq!(with_query("http://h/a".into(), None), "http://h/a");
-        assert_eq!(with_query("http://h/a".into(), Some("k=v")), "http://h/a?k=v");
+        assert_eq!(
+            with_query("http://h/a".into(), Some("k=v")),
+            "http://h/a?k=v"
+        );
         assert_eq!(
             with_query("http://h/a?api-version=1".into(), Some("k=v")),
             "http://h/a?api-version=1&k=v"
