@@ -140,9 +140,21 @@ pub fn display_url(url: &str) -> String {
         Some((b, q)) => (b, Some(q)),
         None => (rest, None),
     };
-    let authority_end = before_query.find('/').unwrap_or(before_query.len());
-    let (authority, path) = before_query.split_at(authority_end);
-    let host = authority.rsplit('@').next().unwrap_or(authority);
+    // Everything up to the last `@` before the query is userinfo, even when a password holds a
+    // raw `/` (such a URL is malformed, but its password must not show).
+    let after_userinfo = before_query.rsplit('@').next().unwrap_or(before_query);
+    let authority_end = after_userinfo.find('/').unwrap_or(after_userinfo.len());
+    let (host, path) = after_userinfo.split_at(authority_end);
+    // A port that is not a number is a password cut by a raw `?` or `#`: show no authority.
+    let digits = |p: &str| p.chars().all(|c| c.is_ascii_digit());
+    let port_ok = match host.strip_prefix('[') {
+        // An IPv6 literal: `[…]` or `[…]:port`.
+        Some(v6) => v6
+            .split_once(']')
+            .is_some_and(|(_, rest)| rest.is_empty() || rest.strip_prefix(':').is_some_and(digits)),
+        None => host.split_once(':').is_none_or(|(_, port)| digits(port)),
+    };
+    let host = if port_ok { host } else { "****" };
     let mut out = format!("{scheme}{host}{path}");
     if let Some(q) = query.filter(|q| !q.is_empty()) {
         out.push('?');
@@ -213,7 +225,12 @@ mod tests {
             "https://example.com:8443/v1/x?key=****&api-version=****"
         );
         assert_eq!(display_url("http://token@h?sig=abc"), "http://h?sig=****");
-        assert_eq!(display_url("http://u:p@h/a@b"), "http://h/a@b");
+        // Malformed userinfo (raw `/`, `?` or `#` in the password) never shows the password.
+        assert_eq!(display_url("http://u:pa/ss@h/v1"), "http://h/v1");
+        assert_eq!(display_url("http://u:p?ss@h/v1"), "http://****?****");
+        assert_eq!(display_url("http://u:p#ss@h/v1"), "http://****");
+        assert_eq!(display_url("http://[::1]:8080/v1"), "http://[::1]:8080/v1");
+        assert_eq!(display_url("http://u:p@[::1]/v1"), "http://[::1]/v1");
         assert_eq!(display_url("http://h:1/v1"), "http://h:1/v1");
         assert_eq!(display_url("https://h/v1?"), "https://h/v1");
         assert_eq!(display_url("https://h/v1?flag"), "https://h/v1?****");
