@@ -206,8 +206,22 @@ async fn deployment_secrets_appear_in_no_response_header_body_metric_or_log() {
     shown.push_str(&headers_text(&headers));
     shown.push_str(&body.to_string());
 
-    for path in ["/model/info", "/v1/model/info"] {
-        let (status, headers, info) = get(&gw.url(path), Some(MASTER_KEY)).await;
+    // Any key holder may read /model/info: a virtual key sees the same masked view.
+    let (status, _, generated) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"models": ["sec-openai"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{generated}");
+    let virtual_key = generated["key"].as_str().expect("key").to_string();
+    for (path, key) in [
+        ("/model/info", MASTER_KEY),
+        ("/v1/model/info", MASTER_KEY),
+        ("/model/info", virtual_key.as_str()),
+        ("/v1/model/info", virtual_key.as_str()),
+    ] {
+        let (status, headers, info) = get(&gw.url(path), Some(key)).await;
         assert_eq!(status, 200, "{info}");
         let entry = info["data"]
             .as_array()
