@@ -15,13 +15,36 @@ use crate::providers::{self, ProviderSpec};
 use crate::secret::{is_secret_key, Secret};
 
 /// Where and how to call, for one request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     pub spec: &'static ProviderSpec,
     /// The model name the provider expects (no `provider/` prefix).
     pub model: String,
+    /// The configured base URL without its query string and trailing `/`; adapters join their
+    /// paths onto it and finish the URL with [`Target::url`].
     pub api_base: String,
+    /// The query string of the configured base URL (`?api-key=…`), kept after the joined path.
+    pub base_query: Option<String>,
     pub api_key: Option<Secret>,
+}
+
+impl Target {
+    /// A URL built on `api_base`, with the base's own query string added (after any query the
+    /// adapter put on it).
+    pub fn url(&self, url: String) -> String {
+        providers::urls::with_query(url, self.base_query.as_deref())
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("spec", &self.spec.name)
+            .field("model", &self.model)
+            .field("api_base", &crate::secret::display_url(&self.api_base))
+            .field("api_key", &self.api_key)
+            .finish()
+    }
 }
 
 /// Overrides from the command line (`--model` quick start and friends).
@@ -35,7 +58,6 @@ pub struct CliDefaults {
     pub request_timeout: Option<Duration>,
 }
 
-#[derive(Debug)]
 pub struct Deployment {
     pub id: String,
     pub model_name: String,
@@ -74,11 +96,31 @@ pub struct Deployment {
     custom_prices: Map<String, Value>,
     pub mock_response: Option<Value>,
     pub model_info: Map<String, Value>,
-    /// `litellm_params` without secrets, for `/model/info` and `/health`.
+    /// `litellm_params` as shown by `/model/info` and `/health`: secret-named fields left out, and
+    /// the rest shown by [`crate::secret::redact_json`] (URLs without userinfo or query values,
+    /// header values masked). Never a source of settings: read [`Deployment::provider_params`].
     pub public_params: Map<String, Value>,
+    /// The base URL as shown everywhere (`x-litellm-model-api-base`, `/health`, `/metrics`, spend
+    /// logs): [`crate::secret::display_url`] of the base actually called.
+    display_base: Option<String>,
     /// Every `litellm_params` entry, secrets included, for the native adapters' own settings
     /// (`aws_region_name`, `vertex_project`, `vertex_credentials`…). Debug output shows keys only.
     pub provider_params: ProviderParams,
+}
+
+/// Shows what `/model/info` shows: header values, URL credentials and keys never appear.
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("id", &self.id)
+            .field("model_name", &self.model_name)
+            .field("litellm_model", &self.litellm_model)
+            .field("target", &self.target)
+            .field("problem", &self.problem)
+            .field("public_params", &self.public_params)
+            .field("provider_params", &self.provider_params)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A deployment's `litellm_params`, as configured (environment references resolved). Never logged:
@@ -247,6 +289,37 @@ pub fn resolve_provider(
     ))
 }
 
+/// Refuse a model name chosen by the client (wildcard deployments) that could steer the upstream
+/// URL: path syntax (`..`, `?`, `#`, `%`, `\`), control characters, and `/` for providers that
+/// put the model into the URL path and never use `/` in names (Azure deployments, Gemini, Vertex
+/// AI). Whatever passes is still percent-encoded by the adapters.
+fn check_client_model(spec: &ProviderSpec, model: &str) -> Result<(), GatewayError> {
+    let slash_free = matches!(
+        spec.wire,
+        providers::Wire::Azure | providers::Wire::Gemini | providers::Wire::VertexAi
+    );
+    let problem = if model.is_empty() {
+        Some("is empty".to_string())
+    } else if model.chars().any(char::is_control) {
+        Some("contains a control character".to_string())
+    } else if model.contains("..") {
+        Some("contains '..'".to_string())
+    } else if let Some(c) = model.chars().find(|c| matches!(c, '?' | '#' | '%' | '\\')) {
+        Some(format!("contains '{c}'"))
+    } else if slash_free && model.contains('/') {
+        Some("contains '/' (not part of this provider's model names)".to_string())
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(GatewayError::bad_param(
+            "model",
+            format!("Invalid model name: '{}' {p}", model.escape_default()),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `mock_response` deployments never call a provider; they need no price.
 fn mock_model(params: &Map<String, Value>) -> Option<&Value> {
     params.get("mock_response").filter(|v| !v.is_null())
@@ -398,7 +471,11 @@ impl Deployment {
                 !is_secret_key(k) && !k.starts_with("aws_") && !k.starts_with("vertex_credentials")
             })
             .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+            .collect::<Map<String, Value>>();
+        let public_params = match crate::secret::redact_json(&Value::Object(public_params)) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
 
         let mut deployment = Self {
             id: deployment_id(entry),
@@ -444,6 +521,7 @@ impl Deployment {
                 .filter(|v| !v.is_null()),
             model_info: entry.model_info.clone(),
             public_params,
+            display_base: None,
             provider_params: ProviderParams::new(params.clone()),
         };
         // Endpoints that depend on other parameters (Bedrock's region, Vertex AI's location) are resolved once, so
@@ -458,6 +536,10 @@ impl Deployment {
         if let (Some(base), Some(t)) = (resolved, deployment.target.as_mut()) {
             t.api_base = base;
         }
+        deployment.display_base = deployment
+            .target
+            .as_ref()
+            .map(|t| crate::secret::display_url(&t.url(t.api_base.clone())));
         deployment
     }
 
@@ -489,10 +571,12 @@ impl Deployment {
                 )
             })?;
         let api_key = configured_key.or_else(|| first_env(spec.api_key_env).map(Secret::new));
+        let (api_base, base_query) = providers::urls::split_query(&api_base);
         Ok(Target {
             spec,
             model,
-            api_base: api_base.trim_end_matches('/').to_string(),
+            api_base: api_base.to_string(),
+            base_query: base_query.map(str::to_string),
             api_key,
         })
     }
@@ -529,15 +613,20 @@ impl Deployment {
             Some(t) => {
                 let prefix = format!("{}/", t.spec.name);
                 let model = requested.strip_prefix(&prefix).unwrap_or(requested);
+                check_client_model(t.spec, model)?;
                 Ok(Cow::Owned(Target {
                     model: model.to_string(),
                     ..t.clone()
                 }))
             }
             None => {
-                let base = string_param(&self.public_params, "api_base");
+                let base = self
+                    .provider_params
+                    .str("api_base")
+                    .or_else(|| self.provider_params.str("base_url"));
                 let (spec, model) = resolve_provider(requested, None, false)
                     .map_err(|message| GatewayError::DeploymentMisconfigured { message })?;
+                check_client_model(spec, &model)?;
                 let key = None;
                 Self::make_target(spec, model, base, key)
                     .map(Cow::Owned)
@@ -555,11 +644,10 @@ impl Deployment {
             .unwrap_or("unknown")
     }
 
-    /// The base URL without query string, for `x-litellm-model-api-base` and `/health`.
+    /// The base URL as it may be shown (`x-litellm-model-api-base`, `/health`, `/metrics`, spend
+    /// logs): no userinfo, query values masked (see [`crate::secret::display_url`]).
     pub fn api_base(&self) -> Option<&str> {
-        self.target
-            .as_ref()
-            .map(|t| t.api_base.split('?').next().unwrap_or(&t.api_base))
+        self.display_base.as_deref()
     }
 
     /// `model_info.mode`, else the model table's mode, else chat.
@@ -702,6 +790,7 @@ impl tollgate_actors::Upstream for Deployment {
 mod tests {
     use super::*;
     use crate::config::ProxyConfig;
+    use actix_web::ResponseError;
 
     fn deployments(yaml: &str) -> Vec<Deployment> {
         let cfg = ProxyConfig::parse(yaml, "t").expect("valid");
@@ -776,5 +865,66 @@ model_list:
         assert!(!a[0].public_params.contains_key("api_key"));
         assert!(!a[0].info().to_string().contains("sk-secret"));
         assert_eq!(a[0].weight, Some(10.0));
+    }
+
+    #[test]
+    fn base_query_is_kept_for_calls_and_masked_when_shown() {
+        let ds = deployments(
+            "model_list:\n  - model_name: a\n    litellm_params: {model: openai/gpt-4o, api_key: sk-key-0123456789, api_base: 'https://u:pw-secret-1@h/v1/?key=qs-secret-2&v=1', extra_headers: {X-My-Token: hdr-secret-3}}\n",
+        );
+        let t = ds[0].target_for("a").expect("target");
+        assert_eq!(t.api_base, "https://u:pw-secret-1@h/v1");
+        assert_eq!(t.base_query.as_deref(), Some("key=qs-secret-2&v=1"));
+        assert_eq!(
+            t.url(format!("{}/chat/completions", t.api_base)),
+            "https://u:pw-secret-1@h/v1/chat/completions?key=qs-secret-2&v=1"
+        );
+        assert_eq!(ds[0].api_base(), Some("https://h/v1?key=****&v=****"));
+        let info = ds[0].info().to_string();
+        let debug = format!("{t:?} {:?}", ds[0]);
+        for secret in ["pw-secret-1", "qs-secret-2", "hdr-secret-3", "0123456789"] {
+            assert!(!info.contains(secret), "{secret} in {info}");
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert_eq!(
+            ds[0].info()["litellm_params"]["extra_headers"]["X-My-Token"],
+            "hdr...et-3"
+        );
+    }
+
+    #[test]
+    fn client_model_names_with_path_syntax_are_refused() {
+        let ds = deployments(
+            "model_list:\n  - model_name: 'azure/*'\n    litellm_params: {model: 'azure/*', api_base: 'https://r', api_key: k}\n  - model_name: 'openai/*'\n    litellm_params: {model: 'openai/*', api_key: k}\n  - model_name: '*'\n    litellm_params: {model: '*', api_base: 'http://h'}\n",
+        );
+        let refused = |i: usize, model: &str| {
+            let err = ds[i].target_for(model).expect_err(model);
+            assert_eq!(err.status_code().as_u16(), 400, "{model}");
+            assert_eq!(err.param(), Some("model"), "{model}");
+        };
+        for model in [
+            "azure/x/embeddings?api-version=evil&x=#",
+            "azure/x/y",
+            "azure/..",
+            "azure/a%2Fb",
+            "azure/a\\b",
+            "azure/a\nb",
+            "azure/",
+        ] {
+            refused(0, model);
+        }
+        for model in ["openai/../x", "openai/x?y", "openai/x#y", "openai/x%00"] {
+            refused(1, model);
+        }
+        for model in ["gemini/a/b", "vertex_ai/a/b", "azure/a?b", "ollama/a#b"] {
+            refused(2, model);
+        }
+        // '/' is part of model names where the name goes in the body or is encoded as one segment.
+        assert_eq!(
+            ds[1].target_for("openai/org/model.v1:2").expect("ok").model,
+            "org/model.v1:2"
+        );
+        assert_eq!(ds[0].target_for("azure/x&y=1").expect("ok").model, "x&y=1");
+        assert!(ds[2].target_for("ollama/library/llama3:8b").is_ok());
     }
 }

@@ -892,7 +892,7 @@ async fn attempt(
         tracing::debug!(
             call_id = served.call_id,
             deployment = deployment.id,
-            url = prepared.url,
+            url = %crate::secret::display_url(&prepared.url),
             headers = ?prepared.redacted_headers(),
             stream = req.stream,
             "upstream request"

@@ -60,7 +60,9 @@ pub fn is_secret_key(key: &str) -> bool {
         || k.ends_with("_url") && k.contains("redis")
 }
 
-/// A copy of `value` with every secret-named field masked, at any depth (for logs).
+/// A copy of `value` as it may be shown (API bodies, logs): every secret-named field masked, every
+/// header map (`extra_headers`, `headers`…) with all its values masked, and every URL shown by
+/// [`display_url`] (no userinfo, query values masked), at any depth.
 pub fn redact_json(value: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {
@@ -72,6 +74,8 @@ pub fn redact_json(value: &serde_json::Value) -> serde_json::Value {
                             Some(s) => mask(s),
                             None => "****".into(),
                         })
+                    } else if is_header_map_key(k) {
+                        mask_header_json(v)
                     } else {
                         redact_json(v)
                     };
@@ -80,8 +84,91 @@ pub fn redact_json(value: &serde_json::Value) -> serde_json::Value {
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(redact_json).collect()),
+        Value::String(s) if s.contains("://") => Value::String(display_url(s)),
         other => other.clone(),
     }
+}
+
+/// Whether a field holds HTTP headers (`extra_headers`, `headers`): any header may carry a
+/// credential, whatever its name, so all values are masked.
+fn is_header_map_key(key: &str) -> bool {
+    key.to_ascii_lowercase().ends_with("headers")
+}
+
+fn mask_header_json(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let shown = match v {
+                        Value::Null => Value::Null,
+                        Value::String(s) => Value::String(mask(s)),
+                        _ => Value::String("****".into()),
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        Value::Null => Value::Null,
+        Value::String(s) => Value::String(mask(s)),
+        _ => Value::String("****".into()),
+    }
+}
+
+/// Header pairs as they may be shown: names kept, every value masked.
+pub fn mask_headers<'a, K: AsRef<str> + 'a, V: AsRef<str> + 'a>(
+    headers: impl IntoIterator<Item = &'a (K, V)>,
+) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .map(|(k, v)| (k.as_ref().to_string(), mask(v.as_ref())))
+        .collect()
+}
+
+/// A URL as it may be shown (response headers, metrics labels, API bodies, logs): without the
+/// userinfo (`user:password@`), without the fragment, and with every query value masked (names
+/// kept: `?key=****&api-version=****`). The path is shown as is. Text that is not an absolute URL
+/// is returned unchanged.
+pub fn display_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let (scheme, rest) = url.split_at(scheme_end + 3);
+    let rest = rest.split('#').next().unwrap_or("");
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    // Everything up to the last `@` before the query is userinfo, even when a password holds a
+    // raw `/` (such a URL is malformed, but its password must not show).
+    let after_userinfo = before_query.rsplit('@').next().unwrap_or(before_query);
+    let authority_end = after_userinfo.find('/').unwrap_or(after_userinfo.len());
+    let (host, path) = after_userinfo.split_at(authority_end);
+    // A port that is not a number is a password cut by a raw `?` or `#`: show no authority.
+    let digits = |p: &str| p.chars().all(|c| c.is_ascii_digit());
+    let port_ok = match host.strip_prefix('[') {
+        // An IPv6 literal: `[…]` or `[…]:port`.
+        Some(v6) => v6
+            .split_once(']')
+            .is_some_and(|(_, rest)| rest.is_empty() || rest.strip_prefix(':').is_some_and(digits)),
+        None => host.split_once(':').is_none_or(|(_, port)| digits(port)),
+    };
+    let host = if port_ok { host } else { "****" };
+    let mut out = format!("{scheme}{host}{path}");
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        out.push('?');
+        let masked: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) => format!("{name}=****"),
+                None if pair.is_empty() => String::new(),
+                None => "****".to_string(),
+            })
+            .collect();
+        out.push_str(&masked.join("&"));
+    }
+    out
 }
 
 /// Remove every occurrence of `secret` from `text` (upstream error messages sometimes echo keys).
@@ -127,5 +214,62 @@ mod tests {
             Some(&key),
         );
         assert!(!out.contains("0123456789"));
+    }
+
+    #[test]
+    fn urls_are_shown_without_userinfo_query_values_or_fragment() {
+        assert_eq!(
+            display_url(
+                "https://alice:pa55word@example.com:8443/v1/x?key=s3cret&api-version=2024#frag"
+            ),
+            "https://example.com:8443/v1/x?key=****&api-version=****"
+        );
+        assert_eq!(display_url("http://token@h?sig=abc"), "http://h?sig=****");
+        // Malformed userinfo (raw `/`, `?` or `#` in the password) never shows the password.
+        assert_eq!(display_url("http://u:pa/ss@h/v1"), "http://h/v1");
+        assert_eq!(display_url("http://u:p?ss@h/v1"), "http://****?****");
+        assert_eq!(display_url("http://u:p#ss@h/v1"), "http://****");
+        assert_eq!(display_url("http://[::1]:8080/v1"), "http://[::1]:8080/v1");
+        assert_eq!(display_url("http://u:p@[::1]/v1"), "http://[::1]/v1");
+        assert_eq!(display_url("http://h:1/v1"), "http://h:1/v1");
+        assert_eq!(display_url("https://h/v1?"), "https://h/v1");
+        assert_eq!(display_url("https://h/v1?flag"), "https://h/v1?****");
+        assert_eq!(display_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn header_maps_show_names_and_masked_values() {
+        let v = json!({"litellm_params": {
+            "extra_headers": {"Authorization": "Bearer upstream-bearer-secret", "X-My-Thing": "short"},
+            "headers": {"X-Custom": "custom-header-secret-value"},
+            "api_base": "https://user:hunter2hunter2@h/v1?api-key=qs-secret-1",
+            "aws_secret_access_key": "aws-secret-value-123",
+            "vertex_credentials": {"private_key": "-----BEGIN"},
+            "model": "azure/gpt"}});
+        let shown = redact_json(&v).to_string();
+        for secret in [
+            "upstream-bearer-secret",
+            "short",
+            "custom-header-secret-value",
+            "hunter2",
+            "qs-secret-1",
+            "aws-secret-value-123",
+            "BEGIN",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        let r = redact_json(&v);
+        let p = &r["litellm_params"];
+        assert_eq!(p["extra_headers"]["X-My-Thing"], "****");
+        assert_eq!(p["api_base"], "https://h/v1?api-key=****");
+        assert_eq!(p["model"], "azure/gpt");
+        let pairs = vec![("x-my-token", "tok-abcdefghijkl"), ("content-type", "json")];
+        assert_eq!(
+            mask_headers(&pairs),
+            vec![
+                ("x-my-token".to_string(), "tok...ijkl".to_string()),
+                ("content-type".to_string(), "****".to_string())
+            ]
+        );
     }
 }

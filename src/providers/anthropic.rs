@@ -110,7 +110,7 @@ impl ProviderAdapter for AnthropicAdapter {
         let body = serde_json::to_vec(&body)
             .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
         Ok(PreparedRequest {
-            url: messages_url(&target.api_base),
+            url: target.url(messages_url(&target.api_base)),
             headers,
             body: Bytes::from(body),
         })

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::stream::{usage_json, ChunkWriter, SseEvents, StreamTranslator};
-use super::{PreparedRequest, ProviderAdapter, TranslatedResponse};
+use super::{urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{CallKind, LlmRequest, Usage};
@@ -81,7 +81,7 @@ impl ProviderAdapter for GeminiAdapter {
         let url = format!(
             "{}/models/{}:{}",
             gemini_versioned_base(&target.api_base),
-            target.model,
+            urls::segment(&target.model),
             method
         );
         let mut headers: Vec<(Cow<'static, str>, String)> = vec![
@@ -92,7 +92,7 @@ impl ProviderAdapter for GeminiAdapter {
             headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
         }
         Ok(PreparedRequest {
-            url,
+            url: target.url(url),
             headers,
             body: encode(&body)?,
         })

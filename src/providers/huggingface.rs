@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::native::{self, upstream_error};
 use super::openai::{classify, OPENAI};
-use super::{PreparedRequest, ProviderAdapter, TranslatedResponse};
+use super::{urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{CallKind, LlmRequest};
@@ -93,11 +93,12 @@ impl ProviderAdapter for HuggingFaceAdapter {
                 let url = if is_router(&target.api_base) {
                     format!(
                         "{ROUTER}/hf-inference/pipeline/feature-extraction/{}",
-                        target.model
+                        urls::segments(&target.model)
                     )
                 } else {
                     target.api_base.clone()
                 };
+                let url = target.url(url);
                 let body = serde_json::to_vec(&Value::Object(body)).map_err(|e| {
                     GatewayError::internal(format!("cannot encode upstream request: {e}"))
                 })?;

@@ -14,6 +14,7 @@ pub mod native;
 pub mod ollama;
 pub mod openai;
 pub mod stream;
+pub mod urls;
 pub mod vertex;
 
 use std::borrow::Cow;
@@ -409,23 +410,10 @@ pub struct PreparedRequest {
 }
 
 impl PreparedRequest {
-    /// Headers with credential values masked, for debug logs.
+    /// Headers for debug logs: names kept, every value masked (a configured header may carry a
+    /// credential under any name).
     pub fn redacted_headers(&self) -> Vec<(String, String)> {
-        self.headers
-            .iter()
-            .map(|(k, v)| {
-                let secret = matches!(
-                    k.as_ref(),
-                    "authorization" | "api-key" | "x-api-key" | "x-goog-api-key"
-                ) || crate::secret::is_secret_key(k);
-                let v = if secret {
-                    crate::secret::mask(v)
-                } else {
-                    v.clone()
-                };
-                (k.to_string(), v)
-            })
-            .collect()
+        crate::secret::mask_headers(&self.headers)
     }
 }
 

@@ -90,7 +90,7 @@ impl ProviderAdapter for OllamaAdapter {
         }
         let base = target.api_base.trim_end_matches("/api");
         Ok(PreparedRequest {
-            url: format!("{base}{path}"),
+            url: target.url(format!("{base}{path}")),
             headers,
             body: Bytes::from(body),
         })

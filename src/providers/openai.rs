@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{PreparedRequest, ProviderAdapter, TranslatedResponse};
+use super::{urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{LlmRequest, UsageEnvelope};
@@ -63,9 +63,9 @@ impl ProviderAdapter for OpenAiAdapter {
             format!(
                 "{}/openai/deployments/{}{}?api-version={}",
                 target.api_base.trim_end_matches("/openai"),
-                target.model,
+                urls::segment(&target.model),
                 path,
-                version
+                urls::segment(version)
             )
         } else {
             if let Some(key) = &target.api_key {
@@ -85,7 +85,7 @@ impl ProviderAdapter for OpenAiAdapter {
         let body = serde_json::to_vec(&body)
             .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
         Ok(PreparedRequest {
-            url,
+            url: target.url(url),
             headers,
             body: Bytes::from(body),
         })
@@ -261,6 +261,20 @@ mod tests {
             .expect("prepared");
         assert_eq!(p.url, "https://r.openai.azure.com/openai/deployments/my-dep/chat/completions?api-version=2025-01-01-preview");
         assert!(p.headers.iter().any(|(k, v)| k == "api-key" && v == "k"));
+    }
+
+    #[test]
+    fn azure_deployment_names_are_one_segment_and_the_base_query_follows_the_version() {
+        let d = deployment("model_list:\n  - model_name: 'azure/*'\n    litellm_params: {model: 'azure/*', api_key: k, api_base: 'https://r.openai.azure.com/?tenant=t1', api_version: '2025-01-01-preview'}\n");
+        let t = d.target_for("azure/x&api-version=evil:1").expect("target");
+        let p = AZURE
+            .prepare(
+                &d,
+                &t,
+                &request(json!({"model": "g", "messages": [{"role": "user", "content": "x"}]})),
+            )
+            .expect("prepared");
+        assert_eq!(p.url, "https://r.openai.azure.com/openai/deployments/x%26api-version%3Devil%3A1/chat/completions?api-version=2025-01-01-preview&tenant=t1");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::gemini::{self, Flavor, GeminiStream};
 use super::stream::StreamTranslator;
-use super::{PreparedRequest, ProviderAdapter, TranslatedResponse};
+use super::{urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{CallKind, LlmRequest, Usage};
@@ -103,7 +103,7 @@ impl ProviderAdapter for VertexAdapter {
             headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
         }
         Ok(PreparedRequest {
-            url,
+            url: target.url(url),
             headers,
             body: gemini::encode(&body)?,
         })
@@ -222,7 +222,10 @@ pub fn vertex_url(base: &str, project: &str, location: &str, model: &str, method
         format!("{base}:{method}")
     } else {
         format!(
-            "{base}/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:{method}"
+            "{base}/v1/projects/{}/locations/{}/publishers/google/models/{}:{method}",
+            urls::segment(project),
+            urls::segment(location),
+            urls::segment(model)
         )
     }
 }
@@ -687,6 +690,10 @@ mod tests {
         assert_eq!(
             vertex_url("https://gw.example/v1/projects/p/locations/l/publishers/google/models/m", "x", "y", "z", "generateContent"),
             "https://gw.example/v1/projects/p/locations/l/publishers/google/models/m:generateContent"
+        );
+        assert_eq!(
+            vertex_url("http://h", "p/x", "l?y", "m:countTokens", "generateContent"),
+            "http://h/v1/projects/p%2Fx/locations/l%3Fy/publishers/google/models/m%3AcountTokens:generateContent"
         );
     }
 

@@ -311,7 +311,7 @@ impl ProviderAdapter for BedrockAdapter {
         let body = serde_json::to_vec(&body)
             .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
         Ok(PreparedRequest {
-            url,
+            url: target.url(url),
             headers,
             body: Bytes::from(body),
         })
