@@ -24,7 +24,7 @@
 use std::sync::Arc;
 
 use actix_web::HttpRequest;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tollgate_actors::{wildcard_matches, CacheHandle, Lookup};
@@ -293,76 +293,320 @@ impl Caller {
         self.can_read_all() || (self.can_manage() && self.is_team_member(team))
     }
 
-    /// The models, rpm/tpm and budget a non-admin caller can hand to a key it creates: the new key
-    /// may only narrow what the caller's own key has. Returns the refusal, if any.
+    /// Whether a key with this caller's powers may be made for a user of role `target`: a key
+    /// never carries a role above its creator's. Roles are ordered by what they may do, and two
+    /// roles neither of which can do all the other can (`proxy_admin_viewer` reads everything,
+    /// `internal_user` writes its own) are not within each other.
+    pub fn role_within(target: Role, holder: Role) -> bool {
+        use Role::*;
+        match holder {
+            ProxyAdmin => true,
+            ProxyAdminViewer => matches!(
+                target,
+                ProxyAdminViewer | InternalUserViewer | Team | Customer
+            ),
+            InternalUser => matches!(target, InternalUser | InternalUserViewer | Team | Customer),
+            InternalUserViewer => matches!(target, InternalUserViewer | Team | Customer),
+            Team | Customer => matches!(target, Team | Customer),
+        }
+    }
+
+    /// Whether the caller may hold a key of `user` (a new one, or a regenerated one whose
+    /// plaintext it receives): the user's role must be within the caller's. A missing user
+    /// counts as an `internal_user`.
+    pub fn check_may_hold_key_of(&self, user: Option<&EntityRecord>) -> Result<(), GatewayError> {
+        let target = user
+            .and_then(|u| u.data.get("user_role").and_then(Value::as_str))
+            .and_then(Role::parse)
+            .unwrap_or(Role::InternalUser);
+        if Self::role_within(target, self.role()) {
+            Ok(())
+        } else {
+            Err(GatewayError::Forbidden {
+                message: format!(
+                    "a key of a user with role {} has more power than the caller (role {})",
+                    target.as_str(),
+                    self.role().as_str()
+                ),
+            })
+        }
+    }
+
+    /// The one check of every key a caller creates (`/key/generate`, and the key `/user/new`
+    /// makes is admin-only anyway). Invariant: **no request produces a key with more power than
+    /// its caller has** — role, models, limits, lifetime, enforced parameters. Proxy admins (and
+    /// the master key) may grant anything. Everyone else (an `internal_user`, or a key without a
+    /// user, which acts as one):
+    ///
+    /// - **user**: the new key is for the caller's own user (the default), or has no user when
+    ///   the caller's key has none. A key for *another* user needs a `team_id` the caller is an
+    ///   `admin` of (as a user; a key without a user is never a team admin) and that the target
+    ///   user is a member of. The target user's role must be within the caller's
+    ///   ([`Caller::role_within`]): no key for a proxy admin or a proxy admin viewer.
+    /// - **team**: the caller must belong to the team (checked where the team is loaded).
+    /// - **models**: the key's `models` must be allowed by its team and its user (when they
+    ///   restrict models), and the new key's effective models (key ∩ user ∩ team) must lie within
+    ///   the caller's: every list that restricts the caller (its key's, its user's, its team's)
+    ///   must be covered by a list of the new key, entry by entry.
+    /// - **limits** (`max_budget`, `rpm_limit`, `tpm_limit`, `max_parallel_requests`): each
+    ///   limit of the caller's key, user or team binds the new key: it sets its own value at most
+    ///   as high, unless it shares that user or team (whose limit then applies to it too). A
+    ///   capped budget also bounds `budget_duration`: the new key's budget may not reset more
+    ///   often than the capping one (a cap that never resets allows no `budget_duration`).
+    /// - **lifetime**: if the caller's key expires, the new key must expire no later.
+    /// - **enforced_params**: the new key enforces at least the caller key's.
     pub fn check_key_grant(
         &self,
-        requested: &serde_json::Map<String, Value>,
+        grant: &KeyGrant<'_>,
+        in_access_group: impl Fn(&str, &str) -> bool,
     ) -> Result<(), GatewayError> {
-        let Caller::Key(p) = self else { return Ok(()) };
         if self.is_admin() {
             return Ok(());
         }
-        let own_models = p.key.strings("models");
-        if !own_models.is_empty() {
-            let wanted: Vec<String> = requested
-                .get("models")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if wanted.is_empty() {
-                return Err(GatewayError::Forbidden {
-                    message: format!(
-                        "a key created by this key must list its models, a subset of {own_models:?}"
-                    ),
+        let refuse = |message: String| Err(GatewayError::Forbidden { message });
+        // Who the key is for.
+        if let Some(target) = grant.user_id {
+            if self.user_id() != Some(target) {
+                let ok = grant.team.is_some_and(|t| {
+                    self.user_id().is_some()
+                        && self.is_team_admin(t)
+                        && member_role(t, target).is_some()
                 });
+                if !ok {
+                    return refuse(format!(
+                        "only proxy admins, or an admin of a team the user {target} belongs to (with that team_id), can create keys for another user"
+                    ));
+                }
             }
-            if let Some(extra) = wanted
+            self.check_may_hold_key_of(grant.user)?;
+        }
+        let Caller::Key(p) = self else { return Ok(()) };
+
+        // Models: the key's own list within its team's and its user's.
+        let new_key_models = key_models(grant.data);
+        for (who, layer) in [
+            ("team", grant.team.map(|t| restricting(t.strings("models")))),
+            ("user", grant.user.map(|u| restricting(u.strings("models")))),
+        ] {
+            let Some(Some(layer)) = layer else { continue };
+            if let Some(extra) = new_key_models
                 .iter()
-                .find(|m| !own_models.iter().any(|o| o == *m || wildcard_matches(o, m)))
+                .flatten()
+                .find(|m| !list_permits(&layer, m, &in_access_group))
             {
-                return Err(GatewayError::Forbidden {
-                    message: format!("cannot grant model '{extra}': the creating key may only use {own_models:?}"),
-                });
+                return refuse(format!(
+                    "cannot grant model '{extra}': the key's {who} may only use {layer:?}"
+                ));
             }
         }
-        for limit in [
-            "max_budget",
-            "rpm_limit",
-            "tpm_limit",
-            "max_parallel_requests",
-        ] {
-            let Some(own) = p.key.number(limit) else {
+        // … and within the caller's effective models.
+        let new_layers: Vec<Vec<String>> = [
+            new_key_models,
+            grant.team.and_then(|t| restricting(t.strings("models"))),
+            grant.user.and_then(|u| restricting(u.strings("models"))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for (who, layer) in self.model_access().layers {
+            let covered = new_layers.iter().any(|n| {
+                n.iter().all(|m| {
+                    if m == "*" {
+                        layer.iter().any(|l| l == "*")
+                    } else {
+                        list_permits(&layer, m, &in_access_group)
+                    }
+                })
+            });
+            if !covered {
+                return refuse(format!(
+                    "the new key must list its models, within what the creating {who} may use: {layer:?}"
+                ));
+            }
+        }
+
+        // Limits: the caller's key, user and team each bind the new key unless it shares them.
+        let shares_user = |id: &str| grant.user_id == Some(id);
+        let shares_team = |id: &str| grant.team.is_some_and(|t| t.id == id);
+        let layers = [
+            ("key", Some(&p.key.data), false),
+            (
+                "user",
+                p.user.as_ref().map(|u| &u.data),
+                p.user.as_ref().is_some_and(|u| shares_user(&u.id)),
+            ),
+            (
+                "team",
+                p.team.as_ref().map(|t| &t.data),
+                p.team.as_ref().is_some_and(|t| shares_team(&t.id)),
+            ),
+        ];
+        for (who, data, shared) in layers {
+            let Some(data) = data else { continue };
+            if shared {
                 continue;
-            };
-            match requested.get(limit).and_then(Value::as_f64) {
-                Some(asked) if asked <= own => {}
-                _ => {
-                    return Err(GatewayError::Forbidden {
-                        message: format!(
-                            "{limit} of a new key must be set and at most the creating key's {own}"
-                        ),
-                    })
+            }
+            for limit in LIMITS {
+                let Some(own) = data.get(*limit).and_then(Value::as_f64) else {
+                    continue;
+                };
+                match grant.data.get(*limit).and_then(Value::as_f64) {
+                    Some(asked) if asked <= own => {}
+                    _ => {
+                        return refuse(format!(
+                        "{limit} of the new key must be set and at most the creating {who}'s {own}"
+                    ))
+                    }
                 }
+            }
+            if data.get("max_budget").and_then(Value::as_f64).is_some() {
+                let period = |d: &Map<String, Value>| {
+                    d.get("budget_duration")
+                        .and_then(Value::as_str)
+                        .and_then(crate::keys::parse_duration)
+                };
+                let asked = period(grant.data);
+                let own = period(data);
+                let ok = match (asked, own) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(a), Some(o)) => a >= o,
+                };
+                if !ok {
+                    return refuse(format!(
+                        "budget_duration of the new key may not reset its budget more often than the creating {who}'s ({})",
+                        data.get("budget_duration").and_then(Value::as_str).unwrap_or("never")
+                    ));
+                }
+            }
+        }
+
+        // Lifetime.
+        if let Some(own) = p.key.expires {
+            if grant.expires.is_none_or(|e| e > own) {
+                return refuse(format!(
+                    "the new key must expire (duration) no later than the creating key ({})",
+                    crate::time::iso8601(own)
+                ));
+            }
+        }
+
+        // Enforced parameters.
+        let asked = strings_of(grant.data, "enforced_params");
+        if let Some(missing) = p
+            .key
+            .strings("enforced_params")
+            .into_iter()
+            .find(|e| !asked.contains(e))
+        {
+            return refuse(format!(
+                "the new key must enforce '{missing}' as the creating key does (enforced_params)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The request parameters the caller's key requires on every LLM request
+    /// (`enforced_params`: top-level names or dotted paths such as `metadata.generation_name`).
+    /// `body` is the request as the client sent it; a missing one is a 400 naming it.
+    pub fn check_enforced_params(&self, body: &[u8]) -> Result<(), GatewayError> {
+        let Caller::Key(p) = self else { return Ok(()) };
+        let required = p.key.strings("enforced_params");
+        if required.is_empty() {
+            return Ok(());
+        }
+        let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        for path in &required {
+            let mut at = Some(&value);
+            for part in path.split('.') {
+                at = at.and_then(|v| v.get(part)).filter(|v| !v.is_null());
+            }
+            if at.is_none() {
+                return Err(GatewayError::bad_param(
+                    path,
+                    format!(
+                        "Authentication Error, BadRequest please pass param={path} in request body. This is a required param for this key (enforced_params)"
+                    ),
+                ));
             }
         }
         Ok(())
     }
 }
 
+/// The limits a key, user or team sets that a new key must stay within.
+const LIMITS: &[&str] = &[
+    "max_budget",
+    "rpm_limit",
+    "tpm_limit",
+    "max_parallel_requests",
+];
+
+/// A key about to be created, as [`Caller::check_key_grant`] sees it.
+pub struct KeyGrant<'a> {
+    /// The key's fields (`models`, limits, `budget_duration`, `enforced_params`…).
+    pub data: &'a Map<String, Value>,
+    pub user_id: Option<&'a str>,
+    /// The key's user, when it exists.
+    pub user: Option<&'a EntityRecord>,
+    pub team: Option<&'a EntityRecord>,
+    /// When the key expires (unix ms).
+    pub expires: Option<i64>,
+}
+
+fn strings_of(data: &Map<String, Value>, field: &str) -> Vec<String> {
+    data.get(field)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A key's own model list, when it restricts (`[]` and `all-team-models` defer to the team).
+fn key_models(data: &Map<String, Value>) -> Option<Vec<String>> {
+    let models: Vec<String> = strings_of(data, "models")
+        .into_iter()
+        .filter(|m| m != "all-team-models")
+        .collect();
+    (!models.is_empty()).then_some(models)
+}
+
+/// A user's or team's model list, when it restricts (`[]` and `all-proxy-models` allow all).
+fn restricting(models: Vec<String>) -> Option<Vec<String>> {
+    if models.is_empty() || models.iter().any(|m| m == "all-proxy-models" || m == "*") {
+        None
+    } else {
+        Some(models)
+    }
+}
+
+/// Whether one model list allows `model`: by name, `*`, a wildcard (`openai/*`) or an access
+/// group (`in_access_group(group, model)`).
+fn list_permits(
+    list: &[String],
+    model: &str,
+    in_access_group: impl Fn(&str, &str) -> bool,
+) -> bool {
+    list.iter().any(|a| {
+        a == model
+            || a == "*"
+            || (a.contains('*') && wildcard_matches(a, model))
+            || in_access_group(a, model)
+    })
+}
+
 /// Which models a caller may use, and the aliases its key and team define.
 #[derive(Debug, Clone, Default)]
 pub struct ModelAccess {
-    /// `None`: every model. Entries are model names, wildcards (`openai/*`) or access-group names.
-    allowed: Option<Vec<String>>,
+    /// Every list that restricts the caller, with who sets it (`key`, `user`, `team`): a model
+    /// is allowed only if each list allows it. None: every model. Entries are model names,
+    /// wildcards (`openai/*`) or access-group names.
+    layers: Vec<(&'static str, Vec<String>)>,
     /// Key `aliases`, then team `model_aliases`: requested name → model group.
     aliases: Vec<(String, String)>,
-    /// Who restricts it, for the error message: `key` or `team`.
-    restricted_by: &'static str,
 }
 
 impl ModelAccess {
@@ -378,62 +622,59 @@ impl ModelAccess {
     /// Whether `model` may be used. `in_access_group(group, model)` tells whether a deployment of
     /// `model` lists `group` in `model_info.access_groups`.
     pub fn permits(&self, model: &str, in_access_group: impl Fn(&str, &str) -> bool) -> bool {
-        let Some(allowed) = &self.allowed else {
-            return true;
-        };
-        allowed.iter().any(|a| {
-            a == model
-                || a == "*"
-                || (a.contains('*') && wildcard_matches(a, model))
-                || in_access_group(a, model)
-        })
+        self.layers
+            .iter()
+            .all(|(_, list)| list_permits(list, model, &in_access_group))
     }
 
     pub fn denied(&self, model: &str) -> GatewayError {
-        let allowed = self.allowed.clone().unwrap_or_default();
+        // Name the first list that does not name the model (access groups aside).
+        let (who, allowed) = self
+            .layers
+            .iter()
+            .find(|(_, l)| !list_permits(l, model, |_, _| false))
+            .or(self.layers.first())
+            .map(|(w, l)| (*w, l.clone()))
+            .unwrap_or(("key", Vec::new()));
         GatewayError::ModelAccessDenied {
             message: format!(
-                "{} not allowed to access model. This {} can only access models={allowed:?}. Tried to access {model}",
-                self.restricted_by, self.restricted_by
+                "{who} not allowed to access model. This {who} can only access models={allowed:?}. Tried to access {model}"
             ),
         }
     }
 }
 
 impl Caller {
-    /// The models this caller may use: the key's `models`, else its team's, else all. `[]` and
-    /// `all-team-models` defer to the team.
+    /// The models this caller may use: what its key, its user and its team each allow (their
+    /// intersection). A key's `[]` or `all-team-models` defers to the others; a user's or team's
+    /// `[]` or `all-proxy-models` allows everything.
     pub fn model_access(&self) -> ModelAccess {
         let Caller::Key(p) = self else {
             return ModelAccess::default();
         };
-        let key_models: Vec<String> = p
-            .key
-            .strings("models")
-            .into_iter()
-            .filter(|m| m != "all-team-models")
-            .collect();
-        let team_models = p
-            .team
-            .as_ref()
-            .map(|t| t.strings("models"))
-            .unwrap_or_default();
-        let (allowed, restricted_by) = if !key_models.is_empty() {
-            (Some(key_models), "key")
-        } else if !team_models.is_empty() {
-            (Some(team_models), "team")
-        } else {
-            (None, "key")
-        };
+        let layers = [
+            ("key", key_models(&p.key.data)),
+            (
+                "user",
+                p.user
+                    .as_ref()
+                    .and_then(|u| restricting(u.strings("models"))),
+            ),
+            (
+                "team",
+                p.team
+                    .as_ref()
+                    .and_then(|t| restricting(t.strings("models"))),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(who, l)| l.map(|l| (who, l)))
+        .collect();
         let mut aliases = p.key.string_map("aliases");
         if let Some(team) = &p.team {
             aliases.extend(team.string_map("model_aliases"));
         }
-        ModelAccess {
-            allowed,
-            aliases,
-            restricted_by,
-        }
+        ModelAccess { layers, aliases }
     }
 }
 
