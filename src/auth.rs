@@ -18,8 +18,15 @@
 //! | `internal_user_viewer` | reads its own keys and user info |
 //! | `team`, `customer` | LLM routes only |
 //!
-//! A key never gets more than its creator holds: a non-admin's new key can only narrow the creator's
-//! models and limits.
+//! The invariant every management route keeps: **no request can produce a key or a user with more
+//! power than its caller has** — role, models, limits, lifetime. Only proxy admins create users or
+//! set roles and emails; a non-admin's new key is checked in one place,
+//! [`Caller::check_key_grant`], and a non-admin changes only the harmless fields of an existing key
+//! or user (the lists live with the handlers: `ADMIN_ONLY_ON_UPDATE` and `HOLDER_FIELDS` in
+//! `http/keys.rs`, `SELF_FIELDS` in `http/users.rs`). A key a caller may not read answers like a
+//! missing one. On the LLM routes a key may use a model only if its key, its user and its team
+//! each allow it ([`Caller::model_access`]), and must carry its `enforced_params`
+//! ([`Caller::check_enforced_params`]).
 
 use std::sync::Arc;
 
@@ -386,7 +393,10 @@ impl Caller {
         let new_key_models = key_models(grant.data);
         for (who, layer) in [
             ("team", grant.team.map(|t| restricting(t.strings("models")))),
-            ("user", grant.user.map(|u| restricting(u.strings("models")))),
+            (
+                "user",
+                grant.user.map(|u| user_models(u, grant.team.is_some())),
+            ),
         ] {
             let Some(Some(layer)) = layer else { continue };
             if let Some(extra) = new_key_models
@@ -403,7 +413,9 @@ impl Caller {
         let new_layers: Vec<Vec<String>> = [
             new_key_models,
             grant.team.and_then(|t| restricting(t.strings("models"))),
-            grant.user.and_then(|u| restricting(u.strings("models"))),
+            grant
+                .user
+                .and_then(|u| user_models(u, grant.team.is_some())),
         ]
         .into_iter()
         .flatten()
@@ -583,6 +595,16 @@ fn restricting(models: Vec<String>) -> Option<Vec<String>> {
     }
 }
 
+/// A user's model list as it binds its keys: `no-default-models` means only team models (a
+/// key outside a team may use none, a team key what its team allows).
+fn user_models(user: &EntityRecord, team_key: bool) -> Option<Vec<String>> {
+    let models = user.strings("models");
+    if models.iter().any(|m| m == "no-default-models") {
+        return (!team_key).then(Vec::new);
+    }
+    restricting(models)
+}
+
 /// Whether one model list allows `model`: by name, `*`, a wildcard (`openai/*`) or an access
 /// group (`in_access_group(group, model)`).
 fn list_permits(
@@ -658,7 +680,7 @@ impl Caller {
                 "user",
                 p.user
                     .as_ref()
-                    .and_then(|u| restricting(u.strings("models"))),
+                    .and_then(|u| user_models(u, p.team.is_some())),
             ),
             (
                 "team",
@@ -941,6 +963,169 @@ mod tests {
         assert!(master_key_weakness(Some(&Secret::new("sk-1234"))).is_some());
         assert!(master_key_weakness(Some(&Secret::new("sk-short"))).is_some());
         assert!(master_key_weakness(Some(&Secret::new("sk-a-long-enough-random-key"))).is_none());
+    }
+
+    fn entity(id: &str, data: Value) -> EntityRecord {
+        EntityRecord {
+            id: id.into(),
+            alias: None,
+            spend: 0.0,
+            blocked: false,
+            created_at: 0,
+            updated_at: 0,
+            created_by: None,
+            updated_by: None,
+            data: data.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn key_caller(data: Value, user: Option<EntityRecord>, team: Option<EntityRecord>) -> Caller {
+        Caller::Key(Arc::new(Principal {
+            key: KeyRecord {
+                token: "t".into(),
+                key_name: "sk-...".into(),
+                key_alias: None,
+                user_id: user.as_ref().map(|u| u.id.clone()),
+                team_id: team.as_ref().map(|t| t.id.clone()),
+                organization_id: None,
+                budget_id: None,
+                blocked: false,
+                expires: None,
+                spend: 0.0,
+                created_at: 0,
+                updated_at: 0,
+                created_by: None,
+                updated_by: None,
+                data: data.as_object().cloned().unwrap_or_default(),
+            },
+            user,
+            team,
+            organization: None,
+            model_budgets: Vec::new(),
+        }))
+    }
+
+    fn no_groups(_: &str, _: &str) -> bool {
+        false
+    }
+
+    #[test]
+    fn model_access_is_the_intersection_of_key_user_and_team() {
+        let user = entity("u", serde_json::json!({"models": ["a", "b", "c"]}));
+        let team = entity("t", serde_json::json!({"models": ["b", "c", "d"]}));
+        let caller = key_caller(
+            serde_json::json!({"models": ["c", "b", "x"]}),
+            Some(user.clone()),
+            Some(team.clone()),
+        );
+        let access = caller.model_access();
+        let allowed: Vec<&str> = ["a", "b", "c", "d", "x"]
+            .into_iter()
+            .filter(|m| access.permits(m, no_groups))
+            .collect();
+        assert_eq!(allowed, ["b", "c"]);
+        // `[]` on the key defers to the user and the team.
+        let empty = key_caller(serde_json::json!({"models": []}), Some(user), Some(team));
+        assert!(!empty.model_access().permits("a", no_groups));
+        assert!(empty.model_access().permits("c", no_groups));
+        // `no-default-models`: only team models, none outside a team.
+        let only_team = entity("u2", serde_json::json!({"models": ["no-default-models"]}));
+        let solo = key_caller(serde_json::json!({}), Some(only_team.clone()), None);
+        assert!(!solo.model_access().permits("a", no_groups));
+        let in_team = key_caller(
+            serde_json::json!({}),
+            Some(only_team),
+            Some(entity("t", serde_json::json!({"models": ["a"]}))),
+        );
+        assert!(in_team.model_access().permits("a", no_groups));
+        assert!(!in_team.model_access().permits("b", no_groups));
+    }
+
+    #[test]
+    fn roles_are_ordered_by_power() {
+        use Role::*;
+        assert!(Role::ALL
+            .iter()
+            .all(|r| Caller::role_within(*r, ProxyAdmin)));
+        assert!(!Caller::role_within(ProxyAdmin, InternalUser));
+        assert!(!Caller::role_within(ProxyAdminViewer, InternalUser));
+        assert!(!Caller::role_within(InternalUser, ProxyAdminViewer));
+        assert!(Caller::role_within(InternalUserViewer, InternalUser));
+        assert!(!Caller::role_within(InternalUser, InternalUserViewer));
+        assert!(Caller::role_within(Customer, Team));
+    }
+
+    #[test]
+    fn a_grant_never_exceeds_the_callers_key() {
+        let caller = key_caller(
+            serde_json::json!({"models": ["a", "b"], "max_budget": 10.0, "budget_duration": "30d",
+                               "enforced_params": ["user"]}),
+            None,
+            None,
+        );
+        let grant = |data: Value| {
+            let data = data.as_object().cloned().unwrap();
+            caller
+                .check_key_grant(
+                    &KeyGrant {
+                        data: &data,
+                        user_id: None,
+                        user: None,
+                        team: None,
+                        expires: None,
+                    },
+                    no_groups,
+                )
+                .is_ok()
+        };
+        let ok =
+            serde_json::json!({"models": ["a"], "max_budget": 5.0, "enforced_params": ["user"]});
+        assert!(grant(ok.clone()));
+        for (field, value) in [
+            ("models", serde_json::json!(["a", "c"])),
+            ("models", serde_json::json!(["*"])),
+            ("models", serde_json::json!([])),
+            ("max_budget", serde_json::json!(11.0)),
+            ("max_budget", Value::Null),
+            ("budget_duration", serde_json::json!("1s")),
+            ("enforced_params", serde_json::json!([])),
+        ] {
+            let mut data = ok.clone();
+            data[field] = value.clone();
+            assert!(!grant(data), "{field}: {value}");
+        }
+        // A key without a user cannot name one.
+        let data = ok.as_object().cloned().unwrap();
+        let boss = entity("boss", serde_json::json!({"user_role": "proxy_admin"}));
+        let for_boss = KeyGrant {
+            data: &data,
+            user_id: Some("boss"),
+            user: Some(&boss),
+            team: None,
+            expires: None,
+        };
+        assert!(caller.check_key_grant(&for_boss, no_groups).is_err());
+        assert!(Caller::Admin.check_key_grant(&for_boss, no_groups).is_ok());
+    }
+
+    #[test]
+    fn enforced_params_follow_dotted_paths() {
+        let caller = key_caller(
+            serde_json::json!({"enforced_params": ["user", "metadata.generation_name"]}),
+            None,
+            None,
+        );
+        let ok = br#"{"user": "u", "metadata": {"generation_name": "g"}}"#;
+        assert!(caller.check_enforced_params(ok).is_ok());
+        for bad in [
+            &br#"{"user": "u"}"#[..],
+            br#"{"metadata": {"generation_name": "g"}}"#,
+            br#"{"user": "u", "metadata": {"generation_name": null}}"#,
+            br#"{"user": "u", "metadata": "generation_name"}"#,
+        ] {
+            assert!(caller.check_enforced_params(bad).is_err());
+        }
+        assert!(Caller::Admin.check_enforced_params(b"{}").is_ok());
     }
 
     #[actix_rt::test]
