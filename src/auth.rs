@@ -359,7 +359,9 @@ impl Caller {
     ///   limit of the caller's key, user or team binds the new key: it sets its own value at most
     ///   as high, unless it shares that user or team (whose limit then applies to it too). A
     ///   capped budget also bounds `budget_duration`: the new key's budget may not reset more
-    ///   often than the capping one (a cap that never resets allows no `budget_duration`).
+    ///   often than the capping one (a cap that never resets allows no `budget_duration`). So do
+    ///   per-model entries (`model_rpm_limit`, `model_tpm_limit`, `model_max_budget` with its
+    ///   `time_period`): the new key sets each of them for that model, no higher.
     /// - **lifetime**: if the caller's key expires, the new key must expire no later.
     /// - **enforced_params**: the new key enforces at least the caller key's.
     pub fn check_key_grant(
@@ -488,6 +490,43 @@ impl Caller {
                     return refuse(format!(
                         "budget_duration of the new key may not reset its budget more often than the creating {who}'s ({})",
                         data.get("budget_duration").and_then(Value::as_str).unwrap_or("never")
+                    ));
+                }
+            }
+            // Per-model limits and budgets: each of the caller's entries binds the new key's
+            // entry for that model (a budget's window may not be shorter either).
+            for field in ["model_rpm_limit", "model_tpm_limit"] {
+                let Some(Value::Object(own)) = data.get(field) else {
+                    continue;
+                };
+                let asked = grant.data.get(field).and_then(Value::as_object);
+                for (model, limit) in own {
+                    let Some(limit) = limit.as_f64() else {
+                        continue;
+                    };
+                    let given = asked.and_then(|a| a.get(model)).and_then(Value::as_f64);
+                    if given.is_none_or(|g| g > limit) {
+                        return refuse(format!(
+                            "{field} of the new key must set '{model}' at most the creating {who}'s {limit}"
+                        ));
+                    }
+                }
+            }
+            let asked = ModelBudget::parse_all(grant.data);
+            for own in ModelBudget::parse_all(data) {
+                let ok = asked.iter().any(|a| {
+                    a.model == own.model
+                        && a.limit <= own.limit
+                        && match (a.period_ms, own.period_ms) {
+                            (None, _) => true,
+                            (Some(_), None) => false,
+                            (Some(x), Some(o)) => x >= o,
+                        }
+                });
+                if !ok {
+                    return refuse(format!(
+                        "model_max_budget of the new key must cap '{}' at most as the creating {who}'s ({}, no shorter window)",
+                        own.model, own.limit
                     ));
                 }
             }
@@ -1089,6 +1128,46 @@ mod tests {
             ("max_budget", Value::Null),
             ("budget_duration", serde_json::json!("1s")),
             ("enforced_params", serde_json::json!([])),
+        ] {
+            let mut data = ok.clone();
+            data[field] = value.clone();
+            assert!(!grant(data), "{field}: {value}");
+        }
+        // Per-model limits of the caller bind the new key's.
+        let caller = key_caller(
+            serde_json::json!({"model_rpm_limit": {"a": 5}, "model_max_budget": {"a": {"budget_limit": 2.0, "time_period": "1d"}}}),
+            None,
+            None,
+        );
+        let grant = |data: Value| {
+            let data = data.as_object().cloned().unwrap();
+            caller
+                .check_key_grant(
+                    &KeyGrant {
+                        data: &data,
+                        user_id: None,
+                        user: None,
+                        team: None,
+                        expires: None,
+                    },
+                    no_groups,
+                )
+                .is_ok()
+        };
+        let ok = serde_json::json!({"model_rpm_limit": {"a": 5}, "model_max_budget": {"a": {"budget_limit": 1.0, "time_period": "7d"}}});
+        assert!(grant(ok.clone()));
+        for (field, value) in [
+            ("model_rpm_limit", serde_json::json!({"a": 6})),
+            ("model_rpm_limit", serde_json::json!({})),
+            (
+                "model_max_budget",
+                serde_json::json!({"a": {"budget_limit": 3.0, "time_period": "7d"}}),
+            ),
+            (
+                "model_max_budget",
+                serde_json::json!({"a": {"budget_limit": 1.0, "time_period": "1h"}}),
+            ),
+            ("model_max_budget", Value::Null),
         ] {
             let mut data = ok.clone();
             data[field] = value.clone();
