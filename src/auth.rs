@@ -363,7 +363,8 @@ impl Caller {
     ///   per-model entries (`model_rpm_limit`, `model_tpm_limit`, `model_max_budget` with its
     ///   `time_period`): the new key sets each of them for that model, no higher.
     /// - **lifetime**: if the caller's key expires, the new key must expire no later.
-    /// - **enforced_params**: the new key enforces at least the caller key's.
+    /// - **enforced_params**: the new key enforces at least the caller key's; **allowed_routes**:
+    ///   a caller key limited to routes gives a subset of them.
     pub fn check_key_grant(
         &self,
         grant: &KeyGrant<'_>,
@@ -542,6 +543,16 @@ impl Caller {
             }
         }
 
+        // Routes: a key limited to some routes mints keys limited to (some of) those.
+        let own_routes = p.key.strings("allowed_routes");
+        if !own_routes.is_empty() {
+            let asked = strings_of(grant.data, "allowed_routes");
+            if asked.is_empty() || asked.iter().any(|r| !own_routes.contains(r)) {
+                return refuse(format!(
+                    "allowed_routes of the new key must be some of the creating key's {own_routes:?}"
+                ));
+            }
+        }
         // Enforced parameters.
         let asked = strings_of(grant.data, "enforced_params");
         if let Some(missing) = p
@@ -1098,7 +1109,7 @@ mod tests {
     fn a_grant_never_exceeds_the_callers_key() {
         let caller = key_caller(
             serde_json::json!({"models": ["a", "b"], "max_budget": 10.0, "budget_duration": "30d",
-                               "enforced_params": ["user"]}),
+                               "enforced_params": ["user"], "allowed_routes": ["/chat/completions"]}),
             None,
             None,
         );
@@ -1117,8 +1128,8 @@ mod tests {
                 )
                 .is_ok()
         };
-        let ok =
-            serde_json::json!({"models": ["a"], "max_budget": 5.0, "enforced_params": ["user"]});
+        let ok = serde_json::json!({"models": ["a"], "max_budget": 5.0, "enforced_params": ["user"],
+                               "allowed_routes": ["/chat/completions"]});
         assert!(grant(ok.clone()));
         for (field, value) in [
             ("models", serde_json::json!(["a", "c"])),
@@ -1128,6 +1139,11 @@ mod tests {
             ("max_budget", Value::Null),
             ("budget_duration", serde_json::json!("1s")),
             ("enforced_params", serde_json::json!([])),
+            (
+                "allowed_routes",
+                serde_json::json!(["/chat/completions", "/key/generate"]),
+            ),
+            ("allowed_routes", Value::Null),
         ] {
             let mut data = ok.clone();
             data[field] = value.clone();
