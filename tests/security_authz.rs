@@ -1082,6 +1082,37 @@ async fn f24_hidden_keys_answer_like_missing_ones() {
         assert_eq!((s1, &r1), (s2, &r2), "{p1} {b1} vs {b2}");
         assert_eq!(s1, 403, "{r1}");
     }
+    // Naming a team one does not belong to answers like naming one that does not exist.
+    admin(&gw, "/team/new", json!({"team_id": "secret-team"})).await;
+    let (s1, r1) = call(
+        &gw,
+        &probe,
+        "/key/generate",
+        json!({"team_id": "secret-team"}),
+    )
+    .await;
+    let (s2, r2) = call(
+        &gw,
+        &probe,
+        "/key/generate",
+        json!({"team_id": "no-such-team"}),
+    )
+    .await;
+    assert_eq!(s1, 403, "{r1}");
+    assert_eq!(
+        (
+            s1,
+            r1["error"]["message"]
+                .as_str()
+                .map(|m| m.replace("secret-team", "X"))
+        ),
+        (
+            s2,
+            r2["error"]["message"]
+                .as_str()
+                .map(|m| m.replace("no-such-team", "X"))
+        )
+    );
     // The victim's key is untouched, and an admin still gets 404 for a missing one.
     key_info(&gw, &victim).await;
     let (status, resp) = call(

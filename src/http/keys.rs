@@ -109,21 +109,16 @@ const ADMIN_ONLY_ON_UPDATE: &[&str] = &[
 /// (the resolved model is still checked against the key's models).
 const HOLDER_FIELDS: &[&str] = &["key_alias", "metadata", "tags", "aliases", "soft_budget"];
 
-/// A team that must exist, and that a non-admin must belong to.
+/// A team that must exist, and that a non-admin must belong to. To a non-admin, a team it does
+/// not belong to answers like a team that does not exist.
 async fn team_for_key(c: &Ctx, team_id: &str) -> Result<EntityRecord, GatewayError> {
-    let team = c
-        .store
-        .get_entity(EntityKind::Team, team_id)
-        .await?
-        .ok_or_else(|| {
-            GatewayError::bad_param("team_id", format!("team {team_id} does not exist"))
-        })?;
-    if !c.caller.is_admin() && !c.caller.is_team_member(&team) {
+    let team = c.store.get_entity(EntityKind::Team, team_id).await?;
+    if !c.caller.is_admin() && !team.as_ref().is_some_and(|t| c.caller.is_team_member(t)) {
         return Err(GatewayError::Forbidden {
             message: format!("not a member of team {team_id}"),
         });
     }
-    Ok(team)
+    team.ok_or_else(|| GatewayError::bad_param("team_id", format!("team {team_id} does not exist")))
 }
 
 /// `duration` → `expires` (unix ms); `None` clears.
