@@ -18,13 +18,20 @@
 //! | `internal_user_viewer` | reads its own keys and user info |
 //! | `team`, `customer` | LLM routes only |
 //!
-//! A key never gets more than its creator holds: a non-admin's new key can only narrow the creator's
-//! models and limits.
+//! The invariant every management route keeps: **no request can produce a key or a user with more
+//! power than its caller has** — role, models, limits, lifetime. Only proxy admins create users or
+//! set roles and emails; a non-admin's new key is checked in one place,
+//! [`Caller::check_key_grant`], and a non-admin changes only the harmless fields of an existing key
+//! or user (the lists live with the handlers: `ADMIN_ONLY_ON_UPDATE` and `HOLDER_FIELDS` in
+//! `http/keys.rs`, `SELF_FIELDS` in `http/users.rs`). A key a caller may not read answers like a
+//! missing one. On the LLM routes a key may use a model only if its key, its user and its team
+//! each allow it ([`Caller::model_access`]), and must carry its `enforced_params`
+//! ([`Caller::check_enforced_params`]).
 
 use std::sync::Arc;
 
 use actix_web::HttpRequest;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tollgate_actors::{wildcard_matches, CacheHandle, Lookup};
@@ -293,76 +300,385 @@ impl Caller {
         self.can_read_all() || (self.can_manage() && self.is_team_member(team))
     }
 
-    /// The models, rpm/tpm and budget a non-admin caller can hand to a key it creates: the new key
-    /// may only narrow what the caller's own key has. Returns the refusal, if any.
+    /// Whether a key with this caller's powers may be made for a user of role `target`: a key
+    /// never carries a role above its creator's. Roles are ordered by what they may do, and two
+    /// roles neither of which can do all the other can (`proxy_admin_viewer` reads everything,
+    /// `internal_user` writes its own) are not within each other.
+    pub fn role_within(target: Role, holder: Role) -> bool {
+        use Role::*;
+        match holder {
+            ProxyAdmin => true,
+            ProxyAdminViewer => matches!(
+                target,
+                ProxyAdminViewer | InternalUserViewer | Team | Customer
+            ),
+            InternalUser => matches!(target, InternalUser | InternalUserViewer | Team | Customer),
+            InternalUserViewer => matches!(target, InternalUserViewer | Team | Customer),
+            Team | Customer => matches!(target, Team | Customer),
+        }
+    }
+
+    /// Whether the caller may hold a key of `user` (a new one, or a regenerated one whose
+    /// plaintext it receives): the user's role must be within the caller's. A missing user
+    /// counts as an `internal_user`.
+    pub fn check_may_hold_key_of(&self, user: Option<&EntityRecord>) -> Result<(), GatewayError> {
+        let target = user
+            .and_then(|u| u.data.get("user_role").and_then(Value::as_str))
+            .and_then(Role::parse)
+            .unwrap_or(Role::InternalUser);
+        if Self::role_within(target, self.role()) {
+            Ok(())
+        } else {
+            Err(GatewayError::Forbidden {
+                message: format!(
+                    "a key of a user with role {} has more power than the caller (role {})",
+                    target.as_str(),
+                    self.role().as_str()
+                ),
+            })
+        }
+    }
+
+    /// The one check of every key a caller creates (`/key/generate`, and the key `/user/new`
+    /// makes is admin-only anyway). Invariant: **no request produces a key with more power than
+    /// its caller has** — role, models, limits, lifetime, enforced parameters. Proxy admins (and
+    /// the master key) may grant anything. Everyone else (an `internal_user`, or a key without a
+    /// user, which acts as one):
+    ///
+    /// - **user**: the new key is for the caller's own user (the default), or has no user when
+    ///   the caller's key has none. A key for *another* user needs a `team_id` the caller is an
+    ///   `admin` of (as a user; a key without a user is never a team admin) and that the target
+    ///   user is a member of. The target user's role must be within the caller's
+    ///   ([`Caller::role_within`]): no key for a proxy admin or a proxy admin viewer.
+    /// - **team**: the caller must belong to the team (checked where the team is loaded).
+    /// - **models**: the key's `models` must be allowed by its team and its user (when they
+    ///   restrict models), and the new key's effective models (key ∩ user ∩ team) must lie within
+    ///   the caller's: every list that restricts the caller (its key's, its user's, its team's)
+    ///   must be covered by a list of the new key, entry by entry.
+    /// - **limits** (`max_budget`, `rpm_limit`, `tpm_limit`, `max_parallel_requests`): each
+    ///   limit of the caller's key, user or team binds the new key: it sets its own value at most
+    ///   as high, unless it shares that user or team (whose limit then applies to it too). A
+    ///   capped budget also bounds `budget_duration`: the new key's budget may not reset more
+    ///   often than the capping one (a cap that never resets allows no `budget_duration`). So do
+    ///   per-model entries (`model_rpm_limit`, `model_tpm_limit`, `model_max_budget` with its
+    ///   `time_period`): the new key sets each of them for that model, no higher.
+    /// - **lifetime**: if the caller's key expires, the new key must expire no later.
+    /// - **enforced_params**: the new key enforces at least the caller key's; **allowed_routes**:
+    ///   a caller key limited to routes gives a subset of them.
     pub fn check_key_grant(
         &self,
-        requested: &serde_json::Map<String, Value>,
+        grant: &KeyGrant<'_>,
+        in_access_group: impl Fn(&str, &str) -> bool,
     ) -> Result<(), GatewayError> {
-        let Caller::Key(p) = self else { return Ok(()) };
         if self.is_admin() {
             return Ok(());
         }
-        let own_models = p.key.strings("models");
-        if !own_models.is_empty() {
-            let wanted: Vec<String> = requested
-                .get("models")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if wanted.is_empty() {
-                return Err(GatewayError::Forbidden {
-                    message: format!(
-                        "a key created by this key must list its models, a subset of {own_models:?}"
-                    ),
+        let refuse = |message: String| Err(GatewayError::Forbidden { message });
+        // Who the key is for.
+        if let Some(target) = grant.user_id {
+            if self.user_id() != Some(target) {
+                let ok = grant.team.is_some_and(|t| {
+                    self.user_id().is_some()
+                        && self.is_team_admin(t)
+                        && member_role(t, target).is_some()
                 });
+                if !ok {
+                    return refuse(format!(
+                        "only proxy admins, or an admin of a team the user {target} belongs to (with that team_id), can create keys for another user"
+                    ));
+                }
             }
-            if let Some(extra) = wanted
+            self.check_may_hold_key_of(grant.user)?;
+        }
+        let Caller::Key(p) = self else { return Ok(()) };
+
+        // Models: the key's own list within its team's and its user's.
+        let new_key_models = key_models(grant.data);
+        for (who, layer) in [
+            ("team", grant.team.map(|t| restricting(t.strings("models")))),
+            (
+                "user",
+                grant.user.map(|u| user_models(u, grant.team.is_some())),
+            ),
+        ] {
+            let Some(Some(layer)) = layer else { continue };
+            if let Some(extra) = new_key_models
                 .iter()
-                .find(|m| !own_models.iter().any(|o| o == *m || wildcard_matches(o, m)))
+                .flatten()
+                .find(|m| !list_permits(&layer, m, &in_access_group))
             {
-                return Err(GatewayError::Forbidden {
-                    message: format!("cannot grant model '{extra}': the creating key may only use {own_models:?}"),
-                });
+                return refuse(format!(
+                    "cannot grant model '{extra}': the key's {who} may only use {layer:?}"
+                ));
             }
         }
-        for limit in [
-            "max_budget",
-            "rpm_limit",
-            "tpm_limit",
-            "max_parallel_requests",
-        ] {
-            let Some(own) = p.key.number(limit) else {
+        // … and within the caller's effective models.
+        let new_layers: Vec<Vec<String>> = [
+            new_key_models,
+            grant.team.and_then(|t| restricting(t.strings("models"))),
+            grant
+                .user
+                .and_then(|u| user_models(u, grant.team.is_some())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for (who, layer) in self.model_access().layers {
+            let covered = new_layers.iter().any(|n| {
+                n.iter().all(|m| {
+                    if m == "*" {
+                        layer.iter().any(|l| l == "*")
+                    } else {
+                        list_permits(&layer, m, &in_access_group)
+                    }
+                })
+            });
+            if !covered {
+                return refuse(format!(
+                    "the new key must list its models, within what the creating {who} may use: {layer:?}"
+                ));
+            }
+        }
+
+        // Limits: the caller's key, user and team each bind the new key unless it shares them.
+        let shares_user = |id: &str| grant.user_id == Some(id);
+        let shares_team = |id: &str| grant.team.is_some_and(|t| t.id == id);
+        let layers = [
+            ("key", Some(&p.key.data), false),
+            (
+                "user",
+                p.user.as_ref().map(|u| &u.data),
+                p.user.as_ref().is_some_and(|u| shares_user(&u.id)),
+            ),
+            (
+                "team",
+                p.team.as_ref().map(|t| &t.data),
+                p.team.as_ref().is_some_and(|t| shares_team(&t.id)),
+            ),
+        ];
+        for (who, data, shared) in layers {
+            let Some(data) = data else { continue };
+            if shared {
                 continue;
-            };
-            match requested.get(limit).and_then(Value::as_f64) {
-                Some(asked) if asked <= own => {}
-                _ => {
-                    return Err(GatewayError::Forbidden {
-                        message: format!(
-                            "{limit} of a new key must be set and at most the creating key's {own}"
-                        ),
-                    })
+            }
+            for limit in LIMITS {
+                let Some(own) = data.get(*limit).and_then(Value::as_f64) else {
+                    continue;
+                };
+                match grant.data.get(*limit).and_then(Value::as_f64) {
+                    Some(asked) if asked <= own => {}
+                    _ => {
+                        return refuse(format!(
+                        "{limit} of the new key must be set and at most the creating {who}'s {own}"
+                    ))
+                    }
                 }
+            }
+            if data.get("max_budget").and_then(Value::as_f64).is_some() {
+                let period = |d: &Map<String, Value>| {
+                    d.get("budget_duration")
+                        .and_then(Value::as_str)
+                        .and_then(crate::keys::parse_duration)
+                };
+                let asked = period(grant.data);
+                let own = period(data);
+                let ok = match (asked, own) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(a), Some(o)) => a >= o,
+                };
+                if !ok {
+                    return refuse(format!(
+                        "budget_duration of the new key may not reset its budget more often than the creating {who}'s ({})",
+                        data.get("budget_duration").and_then(Value::as_str).unwrap_or("never")
+                    ));
+                }
+            }
+            // Per-model limits and budgets: each of the caller's entries binds the new key's
+            // entry for that model (a budget's window may not be shorter either).
+            for field in ["model_rpm_limit", "model_tpm_limit"] {
+                let Some(Value::Object(own)) = data.get(field) else {
+                    continue;
+                };
+                let asked = grant.data.get(field).and_then(Value::as_object);
+                for (model, limit) in own {
+                    let Some(limit) = limit.as_f64() else {
+                        continue;
+                    };
+                    let given = asked.and_then(|a| a.get(model)).and_then(Value::as_f64);
+                    if given.is_none_or(|g| g > limit) {
+                        return refuse(format!(
+                            "{field} of the new key must set '{model}' at most the creating {who}'s {limit}"
+                        ));
+                    }
+                }
+            }
+            let asked = ModelBudget::parse_all(grant.data);
+            for own in ModelBudget::parse_all(data) {
+                let ok = asked.iter().any(|a| {
+                    a.model == own.model
+                        && a.limit <= own.limit
+                        && match (a.period_ms, own.period_ms) {
+                            (None, _) => true,
+                            (Some(_), None) => false,
+                            (Some(x), Some(o)) => x >= o,
+                        }
+                });
+                if !ok {
+                    return refuse(format!(
+                        "model_max_budget of the new key must cap '{}' at most as the creating {who}'s ({}, no shorter window)",
+                        own.model, own.limit
+                    ));
+                }
+            }
+        }
+
+        // Lifetime.
+        if let Some(own) = p.key.expires {
+            if grant.expires.is_none_or(|e| e > own) {
+                return refuse(format!(
+                    "the new key must expire (duration) no later than the creating key ({})",
+                    crate::time::iso8601(own)
+                ));
+            }
+        }
+
+        // Routes: a key limited to some routes mints keys limited to (some of) those.
+        let own_routes = p.key.strings("allowed_routes");
+        if !own_routes.is_empty() {
+            let asked = strings_of(grant.data, "allowed_routes");
+            if asked.is_empty() || asked.iter().any(|r| !own_routes.contains(r)) {
+                return refuse(format!(
+                    "allowed_routes of the new key must be some of the creating key's {own_routes:?}"
+                ));
+            }
+        }
+        // Enforced parameters.
+        let asked = strings_of(grant.data, "enforced_params");
+        if let Some(missing) = p
+            .key
+            .strings("enforced_params")
+            .into_iter()
+            .find(|e| !asked.contains(e))
+        {
+            return refuse(format!(
+                "the new key must enforce '{missing}' as the creating key does (enforced_params)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The request parameters the caller's key requires on every LLM request
+    /// (`enforced_params`: top-level names or dotted paths such as `metadata.generation_name`).
+    /// `body` is the request as the client sent it; a missing one is a 400 naming it.
+    pub fn check_enforced_params(&self, body: &[u8]) -> Result<(), GatewayError> {
+        let Caller::Key(p) = self else { return Ok(()) };
+        let required = p.key.strings("enforced_params");
+        if required.is_empty() {
+            return Ok(());
+        }
+        let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        for path in &required {
+            let mut at = Some(&value);
+            for part in path.split('.') {
+                at = at.and_then(|v| v.get(part)).filter(|v| !v.is_null());
+            }
+            if at.is_none() {
+                return Err(GatewayError::bad_param(
+                    path,
+                    format!(
+                        "Authentication Error, BadRequest please pass param={path} in request body. This is a required param for this key (enforced_params)"
+                    ),
+                ));
             }
         }
         Ok(())
     }
 }
 
+/// The limits a key, user or team sets that a new key must stay within.
+const LIMITS: &[&str] = &[
+    "max_budget",
+    "rpm_limit",
+    "tpm_limit",
+    "max_parallel_requests",
+];
+
+/// A key about to be created, as [`Caller::check_key_grant`] sees it.
+pub struct KeyGrant<'a> {
+    /// The key's fields (`models`, limits, `budget_duration`, `enforced_params`…).
+    pub data: &'a Map<String, Value>,
+    pub user_id: Option<&'a str>,
+    /// The key's user, when it exists.
+    pub user: Option<&'a EntityRecord>,
+    pub team: Option<&'a EntityRecord>,
+    /// When the key expires (unix ms).
+    pub expires: Option<i64>,
+}
+
+fn strings_of(data: &Map<String, Value>, field: &str) -> Vec<String> {
+    data.get(field)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A key's own model list, when it restricts (`[]` and `all-team-models` defer to the team).
+fn key_models(data: &Map<String, Value>) -> Option<Vec<String>> {
+    let models: Vec<String> = strings_of(data, "models")
+        .into_iter()
+        .filter(|m| m != "all-team-models")
+        .collect();
+    (!models.is_empty()).then_some(models)
+}
+
+/// A user's or team's model list, when it restricts (`[]` and `all-proxy-models` allow all).
+fn restricting(models: Vec<String>) -> Option<Vec<String>> {
+    if models.is_empty() || models.iter().any(|m| m == "all-proxy-models" || m == "*") {
+        None
+    } else {
+        Some(models)
+    }
+}
+
+/// A user's model list as it binds its keys: `no-default-models` means only team models (a
+/// key outside a team may use none, a team key what its team allows).
+fn user_models(user: &EntityRecord, team_key: bool) -> Option<Vec<String>> {
+    let models = user.strings("models");
+    if models.iter().any(|m| m == "no-default-models") {
+        return (!team_key).then(Vec::new);
+    }
+    restricting(models)
+}
+
+/// Whether one model list allows `model`: by name, `*`, a wildcard (`openai/*`) or an access
+/// group (`in_access_group(group, model)`).
+fn list_permits(
+    list: &[String],
+    model: &str,
+    in_access_group: impl Fn(&str, &str) -> bool,
+) -> bool {
+    list.iter().any(|a| {
+        a == model
+            || a == "*"
+            || (a.contains('*') && wildcard_matches(a, model))
+            || in_access_group(a, model)
+    })
+}
+
 /// Which models a caller may use, and the aliases its key and team define.
 #[derive(Debug, Clone, Default)]
 pub struct ModelAccess {
-    /// `None`: every model. Entries are model names, wildcards (`openai/*`) or access-group names.
-    allowed: Option<Vec<String>>,
+    /// Every list that restricts the caller, with who sets it (`key`, `user`, `team`): a model
+    /// is allowed only if each list allows it. None: every model. Entries are model names,
+    /// wildcards (`openai/*`) or access-group names.
+    layers: Vec<(&'static str, Vec<String>)>,
     /// Key `aliases`, then team `model_aliases`: requested name → model group.
     aliases: Vec<(String, String)>,
-    /// Who restricts it, for the error message: `key` or `team`.
-    restricted_by: &'static str,
 }
 
 impl ModelAccess {
@@ -378,62 +694,59 @@ impl ModelAccess {
     /// Whether `model` may be used. `in_access_group(group, model)` tells whether a deployment of
     /// `model` lists `group` in `model_info.access_groups`.
     pub fn permits(&self, model: &str, in_access_group: impl Fn(&str, &str) -> bool) -> bool {
-        let Some(allowed) = &self.allowed else {
-            return true;
-        };
-        allowed.iter().any(|a| {
-            a == model
-                || a == "*"
-                || (a.contains('*') && wildcard_matches(a, model))
-                || in_access_group(a, model)
-        })
+        self.layers
+            .iter()
+            .all(|(_, list)| list_permits(list, model, &in_access_group))
     }
 
     pub fn denied(&self, model: &str) -> GatewayError {
-        let allowed = self.allowed.clone().unwrap_or_default();
+        // Name the first list that does not name the model (access groups aside).
+        let (who, allowed) = self
+            .layers
+            .iter()
+            .find(|(_, l)| !list_permits(l, model, |_, _| false))
+            .or(self.layers.first())
+            .map(|(w, l)| (*w, l.clone()))
+            .unwrap_or(("key", Vec::new()));
         GatewayError::ModelAccessDenied {
             message: format!(
-                "{} not allowed to access model. This {} can only access models={allowed:?}. Tried to access {model}",
-                self.restricted_by, self.restricted_by
+                "{who} not allowed to access model. This {who} can only access models={allowed:?}. Tried to access {model}"
             ),
         }
     }
 }
 
 impl Caller {
-    /// The models this caller may use: the key's `models`, else its team's, else all. `[]` and
-    /// `all-team-models` defer to the team.
+    /// The models this caller may use: what its key, its user and its team each allow (their
+    /// intersection). A key's `[]` or `all-team-models` defers to the others; a user's or team's
+    /// `[]` or `all-proxy-models` allows everything.
     pub fn model_access(&self) -> ModelAccess {
         let Caller::Key(p) = self else {
             return ModelAccess::default();
         };
-        let key_models: Vec<String> = p
-            .key
-            .strings("models")
-            .into_iter()
-            .filter(|m| m != "all-team-models")
-            .collect();
-        let team_models = p
-            .team
-            .as_ref()
-            .map(|t| t.strings("models"))
-            .unwrap_or_default();
-        let (allowed, restricted_by) = if !key_models.is_empty() {
-            (Some(key_models), "key")
-        } else if !team_models.is_empty() {
-            (Some(team_models), "team")
-        } else {
-            (None, "key")
-        };
+        let layers = [
+            ("key", key_models(&p.key.data)),
+            (
+                "user",
+                p.user
+                    .as_ref()
+                    .and_then(|u| user_models(u, p.team.is_some())),
+            ),
+            (
+                "team",
+                p.team
+                    .as_ref()
+                    .and_then(|t| restricting(t.strings("models"))),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(who, l)| l.map(|l| (who, l)))
+        .collect();
         let mut aliases = p.key.string_map("aliases");
         if let Some(team) = &p.team {
             aliases.extend(team.string_map("model_aliases"));
         }
-        ModelAccess {
-            allowed,
-            aliases,
-            restricted_by,
-        }
+        ModelAccess { layers, aliases }
     }
 }
 
@@ -711,6 +1024,214 @@ mod tests {
         assert!(master_key_weakness(Some(&Secret::new("sk-1234"))).is_some());
         assert!(master_key_weakness(Some(&Secret::new("sk-short"))).is_some());
         assert!(master_key_weakness(Some(&Secret::new("sk-a-long-enough-random-key"))).is_none());
+    }
+
+    fn entity(id: &str, data: Value) -> EntityRecord {
+        EntityRecord {
+            id: id.into(),
+            alias: None,
+            spend: 0.0,
+            blocked: false,
+            created_at: 0,
+            updated_at: 0,
+            created_by: None,
+            updated_by: None,
+            data: data.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn key_caller(data: Value, user: Option<EntityRecord>, team: Option<EntityRecord>) -> Caller {
+        Caller::Key(Arc::new(Principal {
+            key: KeyRecord {
+                token: "t".into(),
+                key_name: "sk-...".into(),
+                key_alias: None,
+                user_id: user.as_ref().map(|u| u.id.clone()),
+                team_id: team.as_ref().map(|t| t.id.clone()),
+                organization_id: None,
+                budget_id: None,
+                blocked: false,
+                expires: None,
+                spend: 0.0,
+                created_at: 0,
+                updated_at: 0,
+                created_by: None,
+                updated_by: None,
+                data: data.as_object().cloned().unwrap_or_default(),
+            },
+            user,
+            team,
+            organization: None,
+            model_budgets: Vec::new(),
+        }))
+    }
+
+    fn no_groups(_: &str, _: &str) -> bool {
+        false
+    }
+
+    #[test]
+    fn model_access_is_the_intersection_of_key_user_and_team() {
+        let user = entity("u", serde_json::json!({"models": ["a", "b", "c"]}));
+        let team = entity("t", serde_json::json!({"models": ["b", "c", "d"]}));
+        let caller = key_caller(
+            serde_json::json!({"models": ["c", "b", "x"]}),
+            Some(user.clone()),
+            Some(team.clone()),
+        );
+        let access = caller.model_access();
+        let allowed: Vec<&str> = ["a", "b", "c", "d", "x"]
+            .into_iter()
+            .filter(|m| access.permits(m, no_groups))
+            .collect();
+        assert_eq!(allowed, ["b", "c"]);
+        // `[]` on the key defers to the user and the team.
+        let empty = key_caller(serde_json::json!({"models": []}), Some(user), Some(team));
+        assert!(!empty.model_access().permits("a", no_groups));
+        assert!(empty.model_access().permits("c", no_groups));
+        // `no-default-models`: only team models, none outside a team.
+        let only_team = entity("u2", serde_json::json!({"models": ["no-default-models"]}));
+        let solo = key_caller(serde_json::json!({}), Some(only_team.clone()), None);
+        assert!(!solo.model_access().permits("a", no_groups));
+        let in_team = key_caller(
+            serde_json::json!({}),
+            Some(only_team),
+            Some(entity("t", serde_json::json!({"models": ["a"]}))),
+        );
+        assert!(in_team.model_access().permits("a", no_groups));
+        assert!(!in_team.model_access().permits("b", no_groups));
+    }
+
+    #[test]
+    fn roles_are_ordered_by_power() {
+        use Role::*;
+        assert!(Role::ALL
+            .iter()
+            .all(|r| Caller::role_within(*r, ProxyAdmin)));
+        assert!(!Caller::role_within(ProxyAdmin, InternalUser));
+        assert!(!Caller::role_within(ProxyAdminViewer, InternalUser));
+        assert!(!Caller::role_within(InternalUser, ProxyAdminViewer));
+        assert!(Caller::role_within(InternalUserViewer, InternalUser));
+        assert!(!Caller::role_within(InternalUser, InternalUserViewer));
+        assert!(Caller::role_within(Customer, Team));
+    }
+
+    #[test]
+    fn a_grant_never_exceeds_the_callers_key() {
+        let caller = key_caller(
+            serde_json::json!({"models": ["a", "b"], "max_budget": 10.0, "budget_duration": "30d",
+                               "enforced_params": ["user"], "allowed_routes": ["/chat/completions"]}),
+            None,
+            None,
+        );
+        let grant = |data: Value| {
+            let data = data.as_object().cloned().unwrap();
+            caller
+                .check_key_grant(
+                    &KeyGrant {
+                        data: &data,
+                        user_id: None,
+                        user: None,
+                        team: None,
+                        expires: None,
+                    },
+                    no_groups,
+                )
+                .is_ok()
+        };
+        let ok = serde_json::json!({"models": ["a"], "max_budget": 5.0, "enforced_params": ["user"],
+                               "allowed_routes": ["/chat/completions"]});
+        assert!(grant(ok.clone()));
+        for (field, value) in [
+            ("models", serde_json::json!(["a", "c"])),
+            ("models", serde_json::json!(["*"])),
+            ("models", serde_json::json!([])),
+            ("max_budget", serde_json::json!(11.0)),
+            ("max_budget", Value::Null),
+            ("budget_duration", serde_json::json!("1s")),
+            ("enforced_params", serde_json::json!([])),
+            (
+                "allowed_routes",
+                serde_json::json!(["/chat/completions", "/key/generate"]),
+            ),
+            ("allowed_routes", Value::Null),
+        ] {
+            let mut data = ok.clone();
+            data[field] = value.clone();
+            assert!(!grant(data), "{field}: {value}");
+        }
+        // Per-model limits of the caller bind the new key's.
+        let caller = key_caller(
+            serde_json::json!({"model_rpm_limit": {"a": 5}, "model_max_budget": {"a": {"budget_limit": 2.0, "time_period": "1d"}}}),
+            None,
+            None,
+        );
+        let grant = |data: Value| {
+            let data = data.as_object().cloned().unwrap();
+            caller
+                .check_key_grant(
+                    &KeyGrant {
+                        data: &data,
+                        user_id: None,
+                        user: None,
+                        team: None,
+                        expires: None,
+                    },
+                    no_groups,
+                )
+                .is_ok()
+        };
+        let ok = serde_json::json!({"model_rpm_limit": {"a": 5}, "model_max_budget": {"a": {"budget_limit": 1.0, "time_period": "7d"}}});
+        assert!(grant(ok.clone()));
+        for (field, value) in [
+            ("model_rpm_limit", serde_json::json!({"a": 6})),
+            ("model_rpm_limit", serde_json::json!({})),
+            (
+                "model_max_budget",
+                serde_json::json!({"a": {"budget_limit": 3.0, "time_period": "7d"}}),
+            ),
+            (
+                "model_max_budget",
+                serde_json::json!({"a": {"budget_limit": 1.0, "time_period": "1h"}}),
+            ),
+            ("model_max_budget", Value::Null),
+        ] {
+            let mut data = ok.clone();
+            data[field] = value.clone();
+            assert!(!grant(data), "{field}: {value}");
+        }
+        // A key without a user cannot name one.
+        let data = ok.as_object().cloned().unwrap();
+        let boss = entity("boss", serde_json::json!({"user_role": "proxy_admin"}));
+        let for_boss = KeyGrant {
+            data: &data,
+            user_id: Some("boss"),
+            user: Some(&boss),
+            team: None,
+            expires: None,
+        };
+        assert!(caller.check_key_grant(&for_boss, no_groups).is_err());
+        assert!(Caller::Admin.check_key_grant(&for_boss, no_groups).is_ok());
+    }
+
+    #[test]
+    fn enforced_params_follow_dotted_paths() {
+        let caller = key_caller(
+            serde_json::json!({"enforced_params": ["user", "metadata.generation_name"]}),
+            None,
+            None,
+        );
+        let ok = br#"{"user": "u", "metadata": {"generation_name": "g"}}"#;
+        assert!(caller.check_enforced_params(ok).is_ok());
+        for bad in [
+            &br#"{"user": "u"}"#[..],
+            br#"{"metadata": {"generation_name": "g"}}"#,
+            br#"{"user": "u", "metadata": {"generation_name": null}}"#,
+            br#"{"user": "u", "metadata": "generation_name"}"#,
+        ] {
+            assert!(caller.check_enforced_params(bad).is_err());
+        }
+        assert!(Caller::Admin.check_enforced_params(b"{}").is_ok());
     }
 
     #[actix_rt::test]

@@ -327,8 +327,10 @@ async fn serve(
 ) -> Result<HttpResponse, GatewayError> {
     // 2. parse
     let mut req = LlmRequest::parse(kind, &raw, path_model)?;
+    // 2a. the parameters the caller's key requires on every request (`enforced_params`).
+    caller.check_enforced_params(&raw)?;
 
-    // 2b. model access: the key's (or its team's) models and aliases.
+    // 2b. model access: what the key, its user and its team each allow, and their aliases.
     let access = caller.model_access();
     let resolved = access.resolve(&req.model).to_string();
     // A `model_group_alias` names its group: a key allowed the group may use the alias.

@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use super::manage::{
     self, apply_fields, body_object, ctx, key_json, opt_bool, opt_str, respond, str_list, Ctx, Kind,
 };
+use crate::auth::KeyGrant;
 use crate::error::GatewayError;
 use crate::keys;
 use crate::state::AppState;
@@ -53,31 +54,72 @@ const KEY_FIELDS: &[(&str, Kind)] = &[
     ("object_permission", Kind::Object),
 ];
 
-/// Fields only a proxy admin may set on an existing key.
+// Who may do what with keys (the rules live in [`crate::auth::Caller`]; the handlers below only
+// call them):
+//
+// - create (`/key/generate`): proxy admins, any key for anyone; an `internal_user` (or a key
+//   without a user) a key for itself, or as a team admin for a member of that team, never with
+//   more power than it holds (role, models, limits, lifetime, enforced params:
+//   [`crate::auth::Caller::check_key_grant`]);
+// - read (`/key/info`, `/key/list`): proxy admins and viewers every key; others their own keys,
+//   the key they call with, and as team admin their team's keys. A key a caller may not read
+//   answers exactly like a key that does not exist;
+// - change (`/key/update`, `/key/regenerate`) and delete: proxy admins; an `internal_user` its
+//   own keys and as team admin its team's keys, and then only the [`HOLDER_FIELDS`]: every field
+//   that limits a key ([`ADMIN_ONLY_ON_UPDATE`]) is a proxy admin's to change;
+// - block, unblock: proxy admins.
+
+/// Fields that limit what a key may do, or whom it belongs to: only a proxy admin changes them
+/// on an existing key (`/key/update`, `/key/regenerate`). Every field of [`KEY_FIELDS`] is here
+/// or in [`HOLDER_FIELDS`] (a unit test checks it).
 const ADMIN_ONLY_ON_UPDATE: &[&str] = &[
+    // whom the key belongs to, what it spent, whether it works
     "user_id",
     "team_id",
     "organization_id",
     "budget_id",
     "spend",
     "blocked",
+    // lifetime
+    "duration",
+    "expires",
+    // budgets and limits
+    "max_budget",
+    "budget_duration",
+    "budget_reset_at",
+    "max_parallel_requests",
+    "tpm_limit",
+    "rpm_limit",
+    "model_max_budget",
+    "model_rpm_limit",
+    "model_tpm_limit",
+    // what it may call, and how
+    "models",
+    "allowed_routes",
+    "allowed_cache_controls",
+    "enforced_params",
+    "guardrails",
+    "permissions",
+    "object_permission",
+    "config",
+    "key_type",
 ];
 
-/// A team that must exist, and that a non-admin must belong to.
+/// What a key's holder (its user, or an admin of its team) may change on it: names and labels
+/// that grant nothing. `soft_budget` only sets when an alert fires; `aliases` only rename models
+/// (the resolved model is still checked against the key's models).
+const HOLDER_FIELDS: &[&str] = &["key_alias", "metadata", "tags", "aliases", "soft_budget"];
+
+/// A team that must exist, and that a non-admin must belong to. To a non-admin, a team it does
+/// not belong to answers like a team that does not exist.
 async fn team_for_key(c: &Ctx, team_id: &str) -> Result<EntityRecord, GatewayError> {
-    let team = c
-        .store
-        .get_entity(EntityKind::Team, team_id)
-        .await?
-        .ok_or_else(|| {
-            GatewayError::bad_param("team_id", format!("team {team_id} does not exist"))
-        })?;
-    if !c.caller.is_admin() && !c.caller.is_team_member(&team) {
+    let team = c.store.get_entity(EntityKind::Team, team_id).await?;
+    if !c.caller.is_admin() && !team.as_ref().is_some_and(|t| c.caller.is_team_member(t)) {
         return Err(GatewayError::Forbidden {
             message: format!("not a member of team {team_id}"),
         });
     }
-    Ok(team)
+    team.ok_or_else(|| GatewayError::bad_param("team_id", format!("team {team_id} does not exist")))
 }
 
 /// `duration` → `expires` (unix ms); `None` clears.
@@ -157,22 +199,8 @@ async fn generate_inner(
 
     let mut user_id = opt_str(&body, "user_id")?;
     if !c.caller.is_admin() {
-        match (&user_id, c.caller.user_id()) {
-            (Some(asked), Some(own)) if asked != own => {
-                let team_admin = match opt_str(&body, "team_id")? {
-                    Some(t) => c.caller.is_team_admin(&team_for_key(&c, &t).await?),
-                    None => false,
-                };
-                if !team_admin {
-                    return Err(GatewayError::Forbidden {
-                        message:
-                            "only proxy admins and team admins can create keys for another user"
-                                .into(),
-                    });
-                }
-            }
-            (None, Some(own)) => user_id = Some(own.to_string()),
-            _ => {}
+        if user_id.is_none() {
+            user_id = c.caller.user_id().map(str::to_string);
         }
         if body.contains_key("spend")
             || body.contains_key("organization_id")
@@ -183,12 +211,14 @@ async fn generate_inner(
                     .into(),
             });
         }
-        c.caller.check_key_grant(&body)?;
     }
     let team_id = opt_str(&body, "team_id")?;
     let mut organization_id = opt_str(&body, "organization_id")?;
-    if let Some(t) = &team_id {
-        let team = team_for_key(&c, t).await?;
+    let team = match &team_id {
+        Some(t) => Some(team_for_key(&c, t).await?),
+        None => None,
+    };
+    if let Some(team) = &team {
         if organization_id.is_none() {
             organization_id = team
                 .data
@@ -200,6 +230,23 @@ async fn generate_inner(
 
     let mut data = Map::new();
     apply_fields(&body, KEY_FIELDS, &mut data)?;
+    let expires = expires_from(&body)?.flatten();
+    if !c.caller.is_admin() {
+        let user = match &user_id {
+            Some(u) => c.store.get_entity(EntityKind::User, u).await?,
+            None => None,
+        };
+        c.caller.check_key_grant(
+            &KeyGrant {
+                data: &data,
+                user_id: user_id.as_deref(),
+                user: user.as_ref(),
+                team: team.as_ref(),
+                expires,
+            },
+            |g, m| state.in_access_group(g, m),
+        )?;
+    }
     let key = key_value(&body, "key")?;
     let now = now_ms();
     super::budgets::apply_budget_duration(&body, &mut data, now)?;
@@ -212,7 +259,7 @@ async fn generate_inner(
         organization_id,
         budget_id: opt_str(&body, "budget_id")?,
         blocked: opt_bool(&body, "blocked")?.unwrap_or(false),
-        expires: expires_from(&body)?.flatten(),
+        expires,
         spend: spend_of(&body)?.unwrap_or(0.0),
         created_at: now,
         updated_at: now,
@@ -245,14 +292,28 @@ async fn find_key(
                 "'key' (or 'key_alias') is required",
             ))
         }
-    }
-    .ok_or_else(|| GatewayError::NotFound {
-        message: "key not found".into(),
-    })?;
+    };
+    // A caller that may not read a key gets exactly the answer a missing key gets: 404 for
+    // those who read every key, else the same 403, so no one learns which keys or aliases exist.
+    let hidden = || {
+        if c.caller.can_read_all() {
+            GatewayError::NotFound {
+                message: "key not found".into(),
+            }
+        } else {
+            GatewayError::Forbidden {
+                message: "key not found, or not one of your keys".into(),
+            }
+        }
+    };
+    let record = record.ok_or_else(hidden)?;
     let team = match &record.team_id {
         Some(t) => c.store.get_entity(EntityKind::Team, t).await?,
         None => None,
     };
+    if !c.caller.can_read_key(&record, team.as_ref()) {
+        return Err(hidden());
+    }
     Ok((record, team))
 }
 
@@ -294,15 +355,14 @@ async fn apply_update(
     body: &Map<String, Value>,
 ) -> Result<(), GatewayError> {
     if !c.caller.is_admin() {
+        // A holder may rename and label its key, never widen (or otherwise change) its limits.
         if let Some(field) = ADMIN_ONLY_ON_UPDATE.iter().find(|f| body.contains_key(**f)) {
             return Err(GatewayError::Forbidden {
-                message: format!("only proxy admins can change '{field}' of a key"),
+                message: format!(
+                    "only proxy admins can change '{field}' of a key; a key's holder may change {HOLDER_FIELDS:?}"
+                ),
             });
         }
-        // The key as it would be after the update must stay within what the caller holds.
-        let mut merged = record.data.clone();
-        apply_fields(body, KEY_FIELDS, &mut merged)?;
-        c.caller.check_key_grant(&merged)?;
     } else {
         if body.contains_key("user_id") {
             record.user_id = opt_str(body, "user_id")?;
@@ -544,6 +604,12 @@ async fn regenerate_inner(
             message: "you may only regenerate your own keys".into(),
         });
     }
+    // The caller receives the new plaintext: it must be a key it could have been given (a team
+    // admin may not regenerate a stronger member's team key).
+    if let Some(u) = &record.user_id {
+        let user = c.store.get_entity(EntityKind::User, u).await?;
+        c.caller.check_may_hold_key_of(user.as_ref())?;
+    }
     let new_key = key_value(&body, "new_key")?;
     body.remove("key");
     body.remove("new_key");
@@ -606,4 +672,26 @@ async fn unblock(
     payload: web::Payload,
 ) -> HttpResponse {
     respond(set_blocked(&state, &req, payload, false).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every stored key field is classified: a holder may change it, or only a proxy admin may.
+    /// A new field cannot slip through `/key/update` unclassified.
+    #[test]
+    fn every_key_field_is_either_a_holder_field_or_admin_only() {
+        for (name, _) in KEY_FIELDS {
+            let holder = HOLDER_FIELDS.contains(name);
+            let admin = ADMIN_ONLY_ON_UPDATE.contains(name);
+            assert!(
+                holder != admin,
+                "{name}: holder {holder}, admin-only {admin}"
+            );
+        }
+        for name in HOLDER_FIELDS {
+            assert!(!ADMIN_ONLY_ON_UPDATE.contains(name), "{name}");
+        }
+    }
 }

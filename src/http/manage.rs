@@ -15,6 +15,10 @@ use crate::time::iso8601;
 /// Management bodies are small; anything larger is refused.
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// Marks (in a user's `data`, never shown) an email that no proxy admin set: member-adds by
+/// email do not bind to it.
+pub const EMAIL_NOT_BY_ADMIN: &str = "user_email_not_set_by_admin";
+
 /// The authenticated caller of a management route, with the store.
 pub struct Ctx {
     pub caller: Caller,
@@ -50,6 +54,11 @@ impl Ctx {
 
     /// The user a team or organization member entry names (by `user_id`, else `user_email`),
     /// created as an `internal_user` when unknown.
+    ///
+    /// Binding by email trusts the email, so it binds only to a user whose email a proxy admin
+    /// set: a user cannot change its own (`/user/update`), and a user created here by anyone
+    /// else carries its email marked [`EMAIL_NOT_BY_ADMIN`] (until an admin sets it), which no
+    /// member-add by email binds to. A new user's email must be free.
     pub async fn user_for_member(
         &self,
         user_id: Option<&str>,
@@ -57,11 +66,39 @@ impl Ctx {
     ) -> Result<EntityRecord, GatewayError> {
         let found = match (user_id, email) {
             (Some(id), _) => self.store.get_entity(EntityKind::User, id).await?,
-            (None, Some(e)) => self.store.find_entity_by_alias(EntityKind::User, e).await?,
+            (None, Some(e)) => {
+                let user = self.store.find_entity_by_alias(EntityKind::User, e).await?;
+                if let Some(u) = user
+                    .as_ref()
+                    .filter(|u| u.data.contains_key(EMAIL_NOT_BY_ADMIN))
+                {
+                    return Err(GatewayError::bad_param(
+                        "user_email",
+                        format!(
+                            "the user_email {e} of user {} was not set by a proxy admin; add the member by user_id",
+                            u.id
+                        ),
+                    ));
+                }
+                user
+            }
             (None, None) => None,
         };
         if let Some(u) = found {
             return Ok(u);
+        }
+        if let Some(e) = email {
+            if self
+                .store
+                .find_entity_by_alias(EntityKind::User, e)
+                .await?
+                .is_some()
+            {
+                return Err(GatewayError::bad_param(
+                    "user_email",
+                    format!("a user with user_email {e} already exists"),
+                ));
+            }
         }
         let now = crate::time::now_ms();
         let mut data = Map::new();
@@ -70,6 +107,9 @@ impl Ctx {
             Value::String(crate::auth::Role::InternalUser.as_str().into()),
         );
         data.insert("teams".into(), Value::Array(Vec::new()));
+        if email.is_some() && !self.caller.is_admin() {
+            data.insert(EMAIL_NOT_BY_ADMIN.into(), Value::Bool(true));
+        }
         let user = EntityRecord {
             id: user_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string),
             alias: email.map(str::to_string),

@@ -103,6 +103,7 @@ pub(super) fn user_json(e: &EntityRecord) -> Map<String, Value> {
         out.insert((*name).to_string(), default());
     }
     out.extend(entity_json(e, "user_id", Some("user_email")));
+    out.remove(manage::EMAIL_NOT_BY_ADMIN);
     out
 }
 
@@ -475,11 +476,21 @@ async fn update(
                 }
                 apply_fields(&body, SELF_FIELDS, &mut user.data)?;
             }
-            // With user_id given, user_email is a change of email.
+            // With user_id given, user_email is a change of email. Only a proxy admin changes an
+            // email: team and organization member-adds bind to users by email, so an email a
+            // user set on itself would let it be added in another's place.
             if body.contains_key("user_id") && body.contains_key("user_email") {
                 let email = opt_str(&body, "user_email")?;
+                if email != user.alias && !c.caller.is_admin() {
+                    return Err(GatewayError::Forbidden {
+                        message: "only proxy admins can change 'user_email' of a user".into(),
+                    });
+                }
                 if let Some(e) = &email {
                     check_email_free(&c, e, Some(&user.id)).await?;
+                }
+                if c.caller.is_admin() {
+                    user.data.remove(manage::EMAIL_NOT_BY_ADMIN);
                 }
                 user.alias = email;
             }
