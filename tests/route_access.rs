@@ -262,4 +262,28 @@ async fn allowed_routes_limit_a_key_to_the_routes_it_lists() {
     assert_eq!(status, 403, "{body}");
     let (status, body) = send("POST", &gw.url("/key/generate"), Some(&key), &json!({})).await;
     assert_eq!(status, 403, "an LLM-only key cannot mint keys: {body}");
+    // Entries the gate would not understand are refused, on creation and on update.
+    for bad in [
+        json!(["/no/such/route"]),
+        json!(["*"]),
+        json!(["llm_routes"]),
+    ] {
+        let (status, body) = send(
+            "POST",
+            &gw.url("/key/generate"),
+            Some(MASTER_KEY),
+            &json!({"allowed_routes": bad}),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["param"], "allowed_routes", "{body}");
+        let (status, body) = send(
+            "POST",
+            &gw.url("/key/update"),
+            Some(MASTER_KEY),
+            &json!({"key": key, "allowed_routes": bad}),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
 }

@@ -172,7 +172,7 @@ const GRANT_FIELDS: [(&str, &str); 8] = [
     ("rpm-above", "rpm_limit"),
     ("tpm-above", "tpm_limit"),
     ("budget_duration-1s", "budget_duration"),
-    ("duration-99999d", "duration"),
+    ("duration-36000d", "duration"),
 ];
 
 fn grant_body(field: &str) -> Value {
@@ -199,8 +199,8 @@ fn grant_body(field: &str) -> Value {
         "budget_duration-1s" => {
             o.insert("budget_duration".into(), json!("1s"));
         }
-        "duration-99999d" => {
-            o.insert("duration".into(), json!("99999d"));
+        "duration-36000d" => {
+            o.insert("duration".into(), json!("36000d"));
         }
         other => panic!("{other}"),
     }
@@ -466,7 +466,7 @@ fn update_fields() -> Vec<(&'static str, Value)> {
         ("tpm-above", json!({"tpm_limit": 2000})),
         ("budget_duration-1s", json!({"budget_duration": "1s"})),
         ("duration-null", json!({"duration": null})),
-        ("duration-99999d", json!({"duration": "99999d"})),
+        ("duration-36000d", json!({"duration": "36000d"})),
         ("team-T", json!({"team_id": "T"})),
         ("team-U", json!({"team_id": "U"})),
         ("metadata", json!({"metadata": {"note": "hello"}})),
@@ -813,7 +813,7 @@ async fn f5_f17_f18_holder_cannot_loosen_its_own_key() {
     for change in [
         json!({"budget_duration": "1s"}),
         json!({"duration": null}),
-        json!({"duration": "99999d"}),
+        json!({"duration": "36000d"}),
         json!({"model_max_budget": null}),
         json!({"model_rpm_limit": {}}),
         json!({"model_tpm_limit": null}),

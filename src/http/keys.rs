@@ -110,6 +110,31 @@ const ADMIN_ONLY_ON_UPDATE: &[&str] = &[
 /// (the resolved model is still checked against the key's models).
 const HOLDER_FIELDS: &[&str] = &["key_alias", "metadata", "tags", "aliases", "soft_budget"];
 
+/// A key's `allowed_routes` may only name what the route gate understands: a route the gateway
+/// serves, a prefix pattern covering one, or a route group (anything else would silently lock the
+/// key out, or look like a permission that is not there).
+fn check_allowed_routes(data: &Map<String, Value>) -> Result<(), GatewayError> {
+    let entries: Vec<String> = data
+        .get("allowed_routes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    match super::routes::unknown_allowed_route(&entries, super::routes::table()) {
+        None => Ok(()),
+        Some(bad) => Err(GatewayError::bad_param(
+            "allowed_routes",
+            format!(
+                "'{bad}' is not a route of this gateway, a prefix pattern ending in '*' that covers one, or a route group ({})",
+                super::routes::Group::NAMES.join(", ")
+            ),
+        )),
+    }
+}
+
 /// A team that must exist, and that a non-admin must belong to. To a non-admin, a team it does
 /// not belong to answers like a team that does not exist.
 async fn team_for_key(c: &Ctx, team_id: &str) -> Result<EntityRecord, GatewayError> {
@@ -230,6 +255,7 @@ async fn generate_inner(
 
     let mut data = Map::new();
     apply_fields(&body, KEY_FIELDS, &mut data)?;
+    check_allowed_routes(&data)?;
     let expires = expires_from(&body)?.flatten();
     if !c.caller.is_admin() {
         let user = match &user_id {
@@ -389,6 +415,7 @@ async fn apply_update(
         }
     }
     apply_fields(body, KEY_FIELDS, &mut record.data)?;
+    check_allowed_routes(&record.data)?;
     super::budgets::apply_budget_duration(body, &mut record.data, now_ms())?;
     if body.contains_key("key_alias") {
         record.key_alias = opt_str(body, "key_alias")?;
