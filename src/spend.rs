@@ -32,6 +32,8 @@ pub type Tracker = Addr<SpendTracker<SpendLog>>;
 #[derive(Default)]
 pub struct Ledger {
     pending: Mutex<Pending>,
+    /// Spend-log rows the database refused on their own, set aside in the dead-letter file.
+    dead_lettered: std::sync::atomic::AtomicU64,
     /// Keys whose soft-budget crossing was already logged.
     soft_budget_logged: Mutex<std::collections::HashSet<String>>,
 }
@@ -122,10 +124,114 @@ impl Ledger {
         let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         p.kind(kind).and_then(|m| m.get(id).copied()).unwrap_or(0.0)
     }
+
+    /// Spend-log rows set aside since start because the database refused them.
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Where spend-log rows the database refuses are set aside: `TOLLGATE_SPEND_DEAD_LETTER`, else
+/// `spend_dead_letter.jsonl` in the working directory (beside the embedded database).
+pub const DEAD_LETTER_ENV: &str = "TOLLGATE_SPEND_DEAD_LETTER";
+pub const DEFAULT_DEAD_LETTER_FILE: &str = "spend_dead_letter.jsonl";
+
+fn dead_letter_path() -> std::path::PathBuf {
+    std::env::var_os(DEAD_LETTER_ENV)
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| DEFAULT_DEAD_LETTER_FILE.into())
+}
+
+/// Append rows the database refused to the dead-letter file, one JSON object a line with the
+/// row and the database's reason, for an operator to inspect and replay.
+fn dead_letter(ledger: &Ledger, rows: &[(SpendLog, String)]) {
+    use std::io::Write as _;
+    let path = dead_letter_path();
+    let mut text = String::new();
+    for (log, reason) in rows {
+        let line = json!({"at": crate::time::iso8601(crate::time::now_ms()), "reason": reason, "row": log});
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    let total = ledger
+        .dead_lettered
+        .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed)
+        + rows.len() as u64;
+    for (log, reason) in rows {
+        tracing::error!(
+            request_id = log.request_id,
+            reason,
+            file = %path.display(),
+            dead_lettered_total = total,
+            "spend-log row refused by the database; set aside in the dead-letter file"
+        );
+    }
+    if let Err(e) = written {
+        tracing::error!(file = %path.display(), error = %e, rows = rows.len(), "dead-letter file not writable; the refused spend-log rows are only in this log");
+    }
+}
+
+/// Write a batch; when the database refuses it for a reason other than being unreachable, write
+/// its rows one at a time so that one row it cannot store (an invalid value) never holds back the
+/// others: a row refused on its own while the database still answers is set aside in the
+/// dead-letter file. Returns the rows written, and gives back the rows to retry (database down).
+async fn write_batch(
+    store: &Arc<dyn crate::store::Store>,
+    ledger: &Ledger,
+    batch: Vec<SpendLog>,
+) -> (Vec<SpendLog>, Result<(), (String, Vec<SpendLog>)>) {
+    use crate::store::StoreError;
+    let error = match store.record_spend(&batch).await {
+        Ok(_) => return (batch, Ok(())),
+        Err(e @ StoreError::Unavailable(_)) => return (Vec::new(), Err((e.to_string(), batch))),
+        Err(e) => e,
+    };
+    tracing::warn!(error = %error, rows = batch.len(), "spend batch refused; writing its rows one by one");
+    let mut written = Vec::with_capacity(batch.len());
+    let mut retry = Vec::new();
+    let mut refused = Vec::new();
+    let mut rows = batch.into_iter();
+    for log in rows.by_ref() {
+        match store.record_spend(std::slice::from_ref(&log)).await {
+            Ok(_) => written.push(log),
+            Err(StoreError::Unavailable(e)) => {
+                retry.push(log);
+                tracing::debug!(error = %e, "database unreachable while writing spend rows");
+                break;
+            }
+            Err(e) => {
+                // Refused alone: the row is at fault only if the database still answers.
+                if store.ping().await.is_ok() {
+                    refused.push((log, e.to_string()));
+                } else {
+                    retry.push(log);
+                    break;
+                }
+            }
+        }
+    }
+    retry.extend(rows);
+    if !refused.is_empty() {
+        dead_letter(ledger, &refused);
+    }
+    if retry.is_empty() {
+        (written, Ok(()))
+    } else {
+        (written, Err((error.to_string(), retry)))
+    }
 }
 
 /// Start the tracker, writing through the store. After a batch is written, its spend moves from
-/// the ledger to the database, and the cached keys it names are reloaded so they show it.
+/// the ledger to the database, and the cached keys it names are reloaded so they show it. Rows the
+/// database refuses are set aside (see [`write_batch`]); their spend stays in the ledger, so the
+/// budgets of this instance keep counting it.
 pub fn start(
     db: Arc<Database>,
     flush_every: Duration,
@@ -139,22 +245,18 @@ pub fn start(
                 Ok(s) => s.clone(),
                 Err(e) => return Err((e.to_string(), batch)),
             };
-            match store.record_spend(&batch).await {
-                Ok(_) => {
-                    // Reload the keys first: until then a check sees both the stored and the
-                    // pending spend (counted twice, never missed).
-                    for log in &batch {
-                        if let (Some(cache), false) = (&keys, log.api_key.is_empty()) {
-                            cache.invalidate(&log.api_key);
-                        }
-                    }
-                    for log in &batch {
-                        ledger.add(log, -1.0);
-                    }
-                    Ok(())
+            let (written, result) = write_batch(&store, &ledger, batch).await;
+            // Reload the keys first: until then a check sees both the stored and the pending
+            // spend (counted twice, never missed).
+            for log in &written {
+                if let (Some(cache), false) = (&keys, log.api_key.is_empty()) {
+                    cache.invalidate(&log.api_key);
                 }
-                Err(e) => Err((e.to_string(), batch)),
             }
+            for log in &written {
+                ledger.add(log, -1.0);
+            }
+            result
         }
         .boxed_local()
     });
