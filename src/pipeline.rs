@@ -998,6 +998,7 @@ async fn attempt(
         spend_target(served, &deployment),
         deployment.prices_for(&target),
     );
+    let prompt_estimate = req.estimated_prompt_tokens();
     let body = futures_util::stream::iter([Ok(first)]).chain(response);
     let body: Pin<Box<dyn Stream<Item = Result<Bytes, String>>>> =
         match adapter.stream_translator(&target, req) {
@@ -1010,12 +1011,15 @@ async fn attempt(
         stream_timeout,
         move |outcome: StreamOutcome| {
             let _in_flight = in_flight;
-            let used = outcome.usage.as_ref().map_or(0, |u| u.total_tokens);
+            // A stream that ended before its usage chunk (client gone, provider cut, error) is
+            // charged, and counted against tpm, for its prompt and the text relayed so far: the
+            // provider bills both.
+            let usage = outcome.usage_or_estimate(prompt_estimate);
+            let used = usage.total_tokens;
             accounting_for_end.tokens(used);
             accounting_for_end.settle(used);
             let (spend, mut target, prices) = spend_for_end;
             target.response_id = outcome.response_id.clone();
-            let usage = outcome.usage.unwrap_or_default();
             let cost = prices
                 .as_ref()
                 .map_or(0.0, |p| p.cost(&usage, started.elapsed()));

@@ -356,7 +356,9 @@ impl SpendContext {
             request_id: self.request_id.clone(),
             call_type: self.call_type.to_string(),
             api_key: self.api_key.clone(),
-            spend: if error.is_none() { cost } else { 0.0 },
+            // A failed request costs what the provider billed for it (a stream cut short after it
+            // started: its prompt and what was relayed); callers pass 0 when nothing was billed.
+            spend: cost,
             total_tokens: usage.total_tokens as i64,
             prompt_tokens: usage.prompt_tokens as i64,
             completion_tokens: usage.completion_tokens as i64,

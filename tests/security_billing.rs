@@ -5,11 +5,153 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+/// `priced` and `slow-priced` (400 ms to the head) at 0.001 / 0.002 USD a token, an `openai/*`
+/// wildcard, and `model_group_alias` `priced-alias` → `priced`.
+fn config(mock: &Mock) -> String {
+    format!(
+        r#"model_list:
+  - model_name: priced
+    litellm_params: {{model: openai/priced-model, api_base: {base}, api_key: sk-x, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}
+  - model_name: slow-priced
+    litellm_params: {{model: openai/slow-priced, api_base: {base}, api_key: sk-x, input_cost_per_token: 0.001, output_cost_per_token: 0.002, extra_headers: {{x-mock-latency-ms: "400"}}}}
+  - model_name: "openai/*"
+    litellm_params: {{model: "openai/*", api_base: {base}, api_key: sk-x}}
+router_settings:
+  model_group_alias: {{priced-alias: priced}}
+general_settings:
+  master_key: {MASTER_KEY}
+  proxy_batch_write_at: 0.2
+"#,
+        base = mock.api_base()
+    )
+}
+
+async fn new_key(gw: &Gateway, body: Value) -> String {
+    let (status, _, key) = post(&gw.url("/key/generate"), Some(MASTER_KEY), &body).await;
+    assert_eq!(status, 200, "{key}");
+    key["key"].as_str().unwrap().to_string()
+}
+
+async fn spend_logs(gw: &Gateway, key: &str) -> Vec<Value> {
+    let (_, _, logs) = get(
+        &gw.url(&format!("/spend/logs?api_key={key}")),
+        Some(MASTER_KEY),
+    )
+    .await;
+    logs.as_array().cloned().unwrap_or_default()
+}
+
+async fn key_spend(gw: &Gateway, key: &str) -> f64 {
+    let (_, _, info) = get(&gw.url(&format!("/key/info?key={key}")), Some(MASTER_KEY)).await;
+    info["info"]["spend"].as_f64().unwrap_or(0.0)
+}
+
+/// POST a streaming chat request over a raw socket and hang up as soon as the last content chunk
+/// (the one before the chunk with the `finish_reason`) begins to arrive: before the finish, the
+/// usage chunk and `[DONE]`. Reading in small pieces leaves the rest of that chunk unread, so the
+/// close resets the connection, as an aborting client's does. `chunks` is the mock's
+/// `--stream-chunks`.
+fn stream_and_hang_up(url: &str, key: &str, body: &Value, chunks: usize) -> String {
+    let addr = url.trim_start_matches("http://");
+    let addr = addr.split('/').next().unwrap().to_string();
+    let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = body.to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(request.as_bytes()).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 16];
+    for _ in 0..100_000 {
+        let n = sock.read(&mut buf).expect("read");
+        assert!(
+            n > 0,
+            "stream ended early: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen);
+        // The role chunk carries `"content":""`, then one chunk per content piece.
+        let contents = text.matches("\"content\":\"").count();
+        assert!(contents <= chunks + 1, "more content than expected: {text}");
+        if contents == chunks + 1 {
+            assert!(
+                !text.contains("\"finish_reason\":\"stop\""),
+                "hung up too late: {text}"
+            );
+            drop(sock);
+            return text.into_owned();
+        }
+    }
+    panic!(
+        "not all content arrived: {}",
+        String::from_utf8_lossy(&seen)
+    );
+}
+
+/// F6: a client that hangs up after the last content chunk, before the usage chunk, is charged
+/// for the prompt and the relayed completion, and that spend counts against its budget.
+#[actix_rt::test]
+async fn a_stream_closed_before_its_usage_chunk_is_charged_and_counts_against_the_budget() {
+    let mock = Mock::start(&["--chunk-delay-ms", "300", "--stream-chunks", "2"]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+    let key = new_key(&gw, json!({"max_budget": 0.000001})).await;
+    let mut body = chat("priced");
+    body["stream"] = json!(true);
+    let url = gw.url("/v1/chat/completions");
+    let relayed = stream_and_hang_up(&url, &key, &body, 2);
+    assert!(relayed.contains("\"content\""), "{relayed}");
+
+    wait_for(Duration::from_secs(10), || async {
+        spend_logs(&gw, &key).await.len() == 1
+    })
+    .await;
+    let row = spend_logs(&gw, &key).await.remove(0);
+    assert!(row["prompt_tokens"].as_i64().unwrap() > 0, "{row}");
+    assert!(row["completion_tokens"].as_i64().unwrap() > 0, "{row}");
+    assert!(row["spend"].as_f64().unwrap() > 0.0, "{row}");
+    wait_for(Duration::from_secs(10), || async {
+        key_spend(&gw, &key).await > 0.0
+    })
+    .await;
+
+    // The budget that stream spent now refuses the key, streams and plain calls alike.
+    let (status, _, err) = post(&url, Some(&key), &chat("priced")).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["type"], "budget_exceeded", "{err}");
+}
+
+/// F6, the provider's side: a stream the provider cuts before its usage chunk is charged too.
+#[actix_rt::test]
+async fn a_stream_cut_by_the_provider_is_charged_for_its_prompt_and_relayed_text() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+    let key = new_key(&gw, json!({})).await;
+    let mut body = chat("priced");
+    body["stream"] = json!(true);
+    body["mock_fail"] = json!("cut");
+    let (status, _, text) = stream_text(&gw.url("/v1/chat/completions"), Some(&key), &body).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("stream_interrupted"), "{text}");
+    wait_for(Duration::from_secs(10), || async {
+        spend_logs(&gw, &key).await.len() == 1
+    })
+    .await;
+    let row = spend_logs(&gw, &key).await.remove(0);
+    assert_eq!(row["status"], "failure", "{row}");
+    assert!(row["prompt_tokens"].as_i64().unwrap() > 0, "{row}");
+    assert!(row["spend"].as_f64().unwrap() > 0.0, "{row}");
+}
 
 fn row(request_id: &str, api_key: &str, end_user: Option<&str>) -> tollgate::store::SpendLog {
     tollgate::store::SpendLog {
