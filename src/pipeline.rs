@@ -362,15 +362,17 @@ async fn serve(
         let body = redact_json(&Value::Object(req.body.clone()));
         tracing::debug!(call_id = served.call_id, ?caller, %body, "request");
     }
-    // 2c. budgets, then limits: key, user, team, end user, per model, gateway-wide.
-    crate::spend::check_budgets(
-        &caller,
-        &req.model,
-        &state.ledger,
-        state.budget_exceeded_status,
-    )?;
+    // 2c. budgets, then limits: key, user, team, end user, per model, gateway-wide. Per-model
+    // limits and budgets key on the model group the request resolves to, so no alias (the key's,
+    // or the router's `model_group_alias`) walks around them.
+    let group = state
+        .aliases
+        .get(&req.model)
+        .map_or(req.model.as_str(), |a| a.target.as_str())
+        .to_string();
+    crate::spend::check_budgets(&caller, &group, &state.ledger, state.budget_exceeded_status)?;
     let end_user = end_user_id(http, &req).map(str::to_string);
-    let permit = admit(state, end_user.as_deref(), &caller, &req).await?;
+    let permit = admit(state, end_user.as_deref(), &caller, &req, &group).await?;
     served.limit_headers = crate::limits::headers(&permit.permit);
     let spend = Arc::new(crate::spend::SpendContext::new(
         state.spend.clone(),
@@ -456,14 +458,16 @@ fn end_user_id<'a>(http: &'a HttpRequest, req: &'a LlmRequest) -> Option<&'a str
         .filter(|u| !u.is_empty())
 }
 
-/// Admit the request under every rate limit that applies to it, or answer 429.
+/// Admit the request under every rate limit that applies to it, or answer 429. Per-model limits
+/// apply to the model group `group`.
 async fn admit_with(
     state: &AppState,
     caller: &Caller,
     req: &LlmRequest,
+    group: &str,
     end_user: Option<(&str, &crate::limits::EndUserLimits)>,
 ) -> Result<crate::limits::Admission, GatewayError> {
-    let scopes = crate::limits::scopes(caller, &req.model, state.global_max_parallel, end_user);
+    let scopes = crate::limits::scopes(caller, group, state.global_max_parallel, end_user);
     if scopes.is_empty() {
         return Ok(crate::limits::Admission::local(
             tollgate_actors::Permit::unlimited(),
@@ -494,6 +498,7 @@ async fn admit(
     end_user: Option<&str>,
     caller: &Caller,
     req: &LlmRequest,
+    group: &str,
 ) -> Result<crate::limits::Admission, GatewayError> {
     let end_user = match end_user {
         None => None,
@@ -523,6 +528,7 @@ async fn admit(
         state,
         caller,
         req,
+        group,
         end_user.as_ref().map(|(id, l)| (id.as_str(), &**l)),
     )
     .await

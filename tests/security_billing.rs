@@ -153,6 +153,48 @@ async fn a_stream_cut_by_the_provider_is_charged_for_its_prompt_and_relayed_text
     assert!(row["spend"].as_f64().unwrap() > 0.0, "{row}");
 }
 
+/// F15: `model_rpm_limit` and `model_max_budget` key on the model group, whatever alias names it.
+#[actix_rt::test]
+async fn per_model_limits_hold_under_router_and_key_aliases() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+    let url = gw.url("/v1/chat/completions");
+
+    // The router's model_group_alias.
+    let key = new_key(&gw, json!({"model_rpm_limit": {"priced": 1}})).await;
+    assert_eq!(post(&url, Some(&key), &chat("priced")).await.0, 200);
+    let (status, _, err) = post(&url, Some(&key), &chat("priced-alias")).await;
+    assert_eq!(status, 429, "{err}");
+
+    // A key alias.
+    let key = new_key(
+        &gw,
+        json!({"model_rpm_limit": {"priced": 1}, "aliases": {"my-priced": "priced"}}),
+    )
+    .await;
+    assert_eq!(post(&url, Some(&key), &chat("my-priced")).await.0, 200);
+    let (status, _, err) = post(&url, Some(&key), &chat("priced")).await;
+    assert_eq!(status, 429, "{err}");
+
+    // A key alias to the router's alias, and a per-model budget.
+    let key = new_key(
+        &gw,
+        json!({"model_max_budget": {"priced": {"budget_limit": 0.000001, "time_period": "1d"}},
+               "aliases": {"mine": "priced-alias"}}),
+    )
+    .await;
+    assert_eq!(post(&url, Some(&key), &chat("priced")).await.0, 200);
+    let (status, _, err) = post(&url, Some(&key), &chat("mine")).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Max Budget for Model"),
+        "{err}"
+    );
+}
+
 fn row(request_id: &str, api_key: &str, end_user: Option<&str>) -> tollgate::store::SpendLog {
     tollgate::store::SpendLog {
         request_id: request_id.into(),
