@@ -35,7 +35,8 @@
 //!    the client as `x-litellm-response-cost`, and one spend-log row per request (failures too) goes
 //!    to the spend tracker (`src/spend.rs`), which writes batches off the hot path. Budgets
 //!    (`max_budget` of the key, its user and team) are checked before routing, counting the spend
-//!    not yet written.
+//!    not yet written and the estimated cost of the requests in flight, which each request reserves
+//!    until its real cost is recorded.
 //!
 //! Every response, success or error, carries the `x-litellm-*` headers: call id, deployment id and
 //! base, model group, durations.
@@ -370,9 +371,18 @@ async fn serve(
         .get(&req.model)
         .map_or(req.model.as_str(), |a| a.target.as_str())
         .to_string();
-    crate::spend::check_budgets(&caller, &group, &state.ledger, state.budget_exceeded_status)?;
+    let estimate = estimated_cost(state, &req, &group);
+    let mut reservation = crate::spend::check_budgets(
+        &caller,
+        &group,
+        &state.ledger,
+        state.budget_exceeded_status,
+        estimate,
+    )?;
     let end_user = end_user_id(http, &req).map(str::to_string);
-    let permit = admit(state, end_user.as_deref(), &caller, &req, &group).await?;
+    let (permit, end_user_reservation) =
+        admit(state, end_user.as_deref(), &caller, &req, &group, estimate).await?;
+    reservation.absorb(end_user_reservation);
     served.limit_headers = crate::limits::headers(&permit.permit);
     let spend = Arc::new(crate::spend::SpendContext::new(
         state.spend.clone(),
@@ -382,6 +392,7 @@ async fn serve(
         &caller,
         end_user.as_deref(),
     ));
+    spend.hold(reservation);
     served.spend = Some(spend.clone());
     let options = CallOptions {
         key: caller
@@ -458,6 +469,46 @@ fn end_user_id<'a>(http: &'a HttpRequest, req: &'a LlmRequest) -> Option<&'a str
         .filter(|u| !u.is_empty())
 }
 
+/// Completion tokens assumed for a request's cost estimate when it sets no `max_tokens` /
+/// `max_completion_tokens`.
+pub const DEFAULT_COMPLETION_ESTIMATE: u64 = 256;
+
+/// The cost a request is expected to have, held against its budgets while it runs: the prompt
+/// tokens estimated from the request (as for `tpm`) plus `max_completion_tokens` / `max_tokens`
+/// (else [`DEFAULT_COMPLETION_ESTIMATE`]; none for embeddings), at the highest prices among the
+/// group's deployments. 0 when no deployment has prices.
+fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str) -> f64 {
+    let snapshot = state.router.snapshot();
+    let Some(group) = snapshot.group(group) else {
+        return 0.0;
+    };
+    let completion_tokens = match req.kind {
+        CallKind::Embedding => 0,
+        _ => ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|f| req.body.get(*f).and_then(Value::as_u64))
+            .unwrap_or(DEFAULT_COMPLETION_ESTIMATE),
+    };
+    let prompt_tokens = req.estimated_prompt_tokens();
+    let usage = Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens + completion_tokens,
+        ..Usage::default()
+    };
+    group
+        .deployments
+        .iter()
+        .filter_map(|h| {
+            let d = &h.upstream;
+            let target = d.target_for(&req.model).ok()?;
+            d.prices_for(&target)
+        })
+        .map(|p| p.cost(&usage, Duration::ZERO))
+        .filter(|c| c.is_finite())
+        .fold(0.0, f64::max)
+}
+
 /// Admit the request under every rate limit that applies to it, or answer 429. Per-model limits
 /// apply to the model group `group`.
 async fn admit_with(
@@ -493,13 +544,17 @@ async fn admit_with(
     ))
 }
 
+/// The end user's checks and the rate limits; the end user's budget reservation comes with the
+/// permit.
 async fn admit(
     state: &AppState,
     end_user: Option<&str>,
     caller: &Caller,
     req: &LlmRequest,
     group: &str,
-) -> Result<crate::limits::Admission, GatewayError> {
+    estimate: f64,
+) -> Result<(crate::limits::Admission, crate::spend::Reservation), GatewayError> {
+    let mut reservation = crate::spend::Reservation::default();
     let end_user = match end_user {
         None => None,
         Some(id) => match state.end_users.get(id).await {
@@ -509,11 +564,12 @@ async fn admit(
                         message: format!("End user {id} is blocked from making LLM API calls"),
                     });
                 }
-                crate::spend::check_end_user_budget(
+                reservation = crate::spend::check_end_user_budget(
                     id,
                     &limits,
                     &state.ledger,
                     state.budget_exceeded_status,
+                    estimate,
                 )?;
                 Some((id.to_string(), limits))
             }
@@ -524,14 +580,15 @@ async fn admit(
             }
         },
     };
-    admit_with(
+    let admission = admit_with(
         state,
         caller,
         req,
         group,
         end_user.as_ref().map(|(id, l)| (id.as_str(), &**l)),
     )
-    .await
+    .await?;
+    Ok((admission, reservation))
 }
 
 impl CallOptions {

@@ -153,6 +153,82 @@ async fn a_stream_cut_by_the_provider_is_charged_for_its_prompt_and_relayed_text
     assert!(row["spend"].as_f64().unwrap() > 0.0, "{row}");
 }
 
+/// F21: 30 parallel calls against a budget of a few calls: the in-flight estimates are reserved,
+/// so at most N + 1 calls are served and the spend ends within one call of the budget.
+#[actix_rt::test]
+async fn parallel_requests_cannot_overshoot_a_budget() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+    let mut body = chat("slow-priced");
+    body["max_tokens"] = json!(64);
+    let url = gw.url("/v1/chat/completions");
+    let (status, headers, _) = post(&url, Some(MASTER_KEY), &body).await;
+    assert_eq!(status, 200);
+    let one: f64 = headers
+        .get("x-litellm-response-cost")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(one > 0.0);
+    let budget = 3.0 * one;
+    let key = new_key(&gw, json!({"max_budget": budget})).await;
+
+    let calls = (0..30).map(|_| {
+        let (url, key, body) = (url.clone(), key.clone(), body.clone());
+        async move { post(&url, Some(&key), &body).await.0 }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 400).count();
+    assert_eq!(served + refused, 30, "{statuses:?}");
+    assert!((1..=4).contains(&served), "{served} served: {statuses:?}");
+
+    wait_for(Duration::from_secs(10), || async {
+        spend_logs(&gw, &key).await.len() == served
+    })
+    .await;
+    let spent: f64 = spend_logs(&gw, &key)
+        .await
+        .iter()
+        .map(|l| l["spend"].as_f64().unwrap())
+        .sum();
+    assert!(
+        spent <= budget + one + 1e-12,
+        "spent {spent} of a {budget} budget (one call: {one})"
+    );
+}
+
+/// F14: 404s for models the client names on a wildcard, and other client errors, never cool the
+/// shared deployment down.
+#[actix_rt::test]
+async fn client_errors_on_a_wildcard_never_cool_the_deployment() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+    let url = gw.url("/v1/chat/completions");
+    for model in [
+        "openai/mock-fail-404",
+        "openai/mock-fail-400",
+        "openai/mock-fail-413",
+        "openai/mock-fail-422",
+        "openai/mock-fail-content-policy",
+    ] {
+        for _ in 0..5 {
+            let mut body = chat(model);
+            body["num_retries"] = json!(0);
+            let (status, _, err) = post(&url, Some(MASTER_KEY), &body).await;
+            assert!((400..500).contains(&status), "{model}: {status} {err}");
+            assert_ne!(status, 429, "{model}: {err}");
+        }
+    }
+    let (status, _, body) = post(&url, Some(MASTER_KEY), &chat("openai/mock-gpt")).await;
+    assert_eq!(
+        status, 200,
+        "the wildcard was cooled by client errors: {body}"
+    );
+}
+
 /// F15: `model_rpm_limit` and `model_max_budget` key on the model group, whatever alias names it.
 #[actix_rt::test]
 async fn per_model_limits_hold_under_router_and_key_aliases() {
