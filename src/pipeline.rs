@@ -35,7 +35,8 @@
 //!    the client as `x-litellm-response-cost`, and one spend-log row per request (failures too) goes
 //!    to the spend tracker (`src/spend.rs`), which writes batches off the hot path. Budgets
 //!    (`max_budget` of the key, its user and team) are checked before routing, counting the spend
-//!    not yet written.
+//!    not yet written and the estimated cost of the requests in flight, which each request reserves
+//!    until its real cost is recorded.
 //!
 //! Every response, success or error, carries the `x-litellm-*` headers: call id, deployment id and
 //! base, model group, durations.
@@ -211,8 +212,17 @@ fn header_count(req: &HttpRequest, name: &str) -> Result<Option<u32>, GatewayErr
     }
 }
 
-fn failure_class(err: &GatewayError) -> Option<FailureClass> {
+/// How a failed call counts against its deployment. Errors the client caused (a bad request,
+/// content policy, context window, and a 404 for a model the client named on a wildcard
+/// deployment) are [`FailureClass::BadRequest`], which never cools a deployment shared by every
+/// tenant; a 404 from a deployment with a fixed model is the operator's misconfiguration and
+/// counts as [`FailureClass::NotFound`].
+fn failure_class(err: &GatewayError, wildcard: bool) -> Option<FailureClass> {
     match err {
+        GatewayError::Upstream {
+            kind: UpstreamErrorKind::NotFound,
+            ..
+        } if wildcard => Some(FailureClass::BadRequest),
         GatewayError::Timeout { .. } => Some(FailureClass::Timeout),
         GatewayError::Upstream { kind, .. } => Some(match kind {
             UpstreamErrorKind::RateLimit => FailureClass::RateLimit,
@@ -234,7 +244,7 @@ fn failure_class(err: &GatewayError) -> Option<FailureClass> {
 }
 
 fn report(handle: &DeploymentHandle<Deployment>, err: &GatewayError) {
-    if let Some(class) = failure_class(err) {
+    if let Some(class) = failure_class(err, handle.upstream.is_wildcard()) {
         let status = match err {
             GatewayError::Upstream { status, .. } => Some(*status),
             GatewayError::Timeout { .. } => Some(408),
@@ -355,15 +365,26 @@ async fn serve(
         let body = redact_json(&Value::Object(req.body.clone()));
         tracing::debug!(call_id = served.call_id, ?caller, %body, "request");
     }
-    // 2c. budgets, then limits: key, user, team, end user, per model, gateway-wide.
-    crate::spend::check_budgets(
+    // 2c. budgets, then limits: key, user, team, end user, per model, gateway-wide. Per-model
+    // limits and budgets key on the model group the request resolves to, so no alias (the key's,
+    // or the router's `model_group_alias`) walks around them.
+    let group = state
+        .aliases
+        .get(&req.model)
+        .map_or(req.model.as_str(), |a| a.target.as_str())
+        .to_string();
+    let estimate = estimated_cost(state, &req, &group);
+    let mut reservation = crate::spend::check_budgets(
         &caller,
-        &req.model,
+        &group,
         &state.ledger,
         state.budget_exceeded_status,
+        estimate,
     )?;
     let end_user = end_user_id(http, &req).map(str::to_string);
-    let permit = admit(state, end_user.as_deref(), &caller, &req).await?;
+    let (permit, end_user_reservation) =
+        admit(state, end_user.as_deref(), &caller, &req, &group, estimate).await?;
+    reservation.absorb(end_user_reservation);
     served.limit_headers = crate::limits::headers(&permit.permit);
     let spend = Arc::new(crate::spend::SpendContext::new(
         state.spend.clone(),
@@ -373,6 +394,7 @@ async fn serve(
         &caller,
         end_user.as_deref(),
     ));
+    spend.hold(reservation);
     served.spend = Some(spend.clone());
     let options = CallOptions {
         key: caller
@@ -449,14 +471,56 @@ fn end_user_id<'a>(http: &'a HttpRequest, req: &'a LlmRequest) -> Option<&'a str
         .filter(|u| !u.is_empty())
 }
 
-/// Admit the request under every rate limit that applies to it, or answer 429.
+/// Completion tokens assumed for a request's cost estimate when it sets no `max_tokens` /
+/// `max_completion_tokens`.
+pub const DEFAULT_COMPLETION_ESTIMATE: u64 = 256;
+
+/// The cost a request is expected to have, held against its budgets while it runs: the prompt
+/// tokens estimated from the request (as for `tpm`) plus `max_completion_tokens` / `max_tokens`
+/// (else [`DEFAULT_COMPLETION_ESTIMATE`]; none for embeddings), at the highest prices among the
+/// group's deployments. 0 when no deployment has prices.
+fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str) -> f64 {
+    let snapshot = state.router.snapshot();
+    let Some(group) = snapshot.group(group) else {
+        return 0.0;
+    };
+    let completion_tokens = match req.kind {
+        CallKind::Embedding => 0,
+        _ => ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|f| req.body.get(*f).and_then(Value::as_u64))
+            .unwrap_or(DEFAULT_COMPLETION_ESTIMATE),
+    };
+    let prompt_tokens = req.estimated_prompt_tokens();
+    let usage = Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens + completion_tokens,
+        ..Usage::default()
+    };
+    group
+        .deployments
+        .iter()
+        .filter_map(|h| {
+            let d = &h.upstream;
+            let target = d.target_for(&req.model).ok()?;
+            d.prices_for(&target)
+        })
+        .map(|p| p.cost(&usage, Duration::ZERO))
+        .filter(|c| c.is_finite())
+        .fold(0.0, f64::max)
+}
+
+/// Admit the request under every rate limit that applies to it, or answer 429. Per-model limits
+/// apply to the model group `group`.
 async fn admit_with(
     state: &AppState,
     caller: &Caller,
     req: &LlmRequest,
+    group: &str,
     end_user: Option<(&str, &crate::limits::EndUserLimits)>,
 ) -> Result<crate::limits::Admission, GatewayError> {
-    let scopes = crate::limits::scopes(caller, &req.model, state.global_max_parallel, end_user);
+    let scopes = crate::limits::scopes(caller, group, state.global_max_parallel, end_user);
     if scopes.is_empty() {
         return Ok(crate::limits::Admission::local(
             tollgate_actors::Permit::unlimited(),
@@ -482,12 +546,17 @@ async fn admit_with(
     ))
 }
 
+/// The end user's checks and the rate limits; the end user's budget reservation comes with the
+/// permit.
 async fn admit(
     state: &AppState,
     end_user: Option<&str>,
     caller: &Caller,
     req: &LlmRequest,
-) -> Result<crate::limits::Admission, GatewayError> {
+    group: &str,
+    estimate: f64,
+) -> Result<(crate::limits::Admission, crate::spend::Reservation), GatewayError> {
+    let mut reservation = crate::spend::Reservation::default();
     let end_user = match end_user {
         None => None,
         Some(id) => match state.end_users.get(id).await {
@@ -497,11 +566,12 @@ async fn admit(
                         message: format!("End user {id} is blocked from making LLM API calls"),
                     });
                 }
-                crate::spend::check_end_user_budget(
+                reservation = crate::spend::check_end_user_budget(
                     id,
                     &limits,
                     &state.ledger,
                     state.budget_exceeded_status,
+                    estimate,
                 )?;
                 Some((id.to_string(), limits))
             }
@@ -512,13 +582,15 @@ async fn admit(
             }
         },
     };
-    admit_with(
+    let admission = admit_with(
         state,
         caller,
         req,
+        group,
         end_user.as_ref().map(|(id, l)| (id.as_str(), &**l)),
     )
-    .await
+    .await?;
+    Ok((admission, reservation))
 }
 
 impl CallOptions {
@@ -991,6 +1063,7 @@ async fn attempt(
         spend_target(served, &deployment),
         deployment.prices_for(&target),
     );
+    let prompt_estimate = req.estimated_prompt_tokens();
     let body = futures_util::stream::iter([Ok(first)]).chain(response);
     let body: Pin<Box<dyn Stream<Item = Result<Bytes, String>>>> =
         match adapter.stream_translator(&target, req) {
@@ -1003,12 +1076,15 @@ async fn attempt(
         stream_timeout,
         move |outcome: StreamOutcome| {
             let _in_flight = in_flight;
-            let used = outcome.usage.as_ref().map_or(0, |u| u.total_tokens);
+            // A stream that ended before its usage chunk (client gone, provider cut, error) is
+            // charged, and counted against tpm, for its prompt and the text relayed so far: the
+            // provider bills both.
+            let usage = outcome.usage_or_estimate(prompt_estimate);
+            let used = usage.total_tokens;
             accounting_for_end.tokens(used);
             accounting_for_end.settle(used);
             let (spend, mut target, prices) = spend_for_end;
             target.response_id = outcome.response_id.clone();
-            let usage = outcome.usage.unwrap_or_default();
             let cost = prices
                 .as_ref()
                 .map_or(0.0, |p| p.cost(&usage, started.elapsed()));
@@ -1102,4 +1178,58 @@ fn log_usage(served: &ServedBy, deployment: &Deployment, usage: Usage, started: 
 /// The body to forward for a mock or test call: kept here so the health probe and `--test` reuse it.
 pub fn test_chat_body(model: &str, prompt: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": prompt}]})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(kind: UpstreamErrorKind, status: u16) -> GatewayError {
+        GatewayError::Upstream {
+            kind,
+            status,
+            message: "x".into(),
+            code: None,
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn client_errors_never_count_against_a_deployment() {
+        use UpstreamErrorKind as K;
+        for (kind, status) in [
+            (K::BadRequest, 400),
+            (K::BadRequest, 413),
+            (K::BadRequest, 422),
+            (K::ContentPolicy, 400),
+            (K::ContextWindowExceeded, 400),
+        ] {
+            for wildcard in [false, true] {
+                let class = failure_class(&upstream(kind, status), wildcard);
+                assert_eq!(class, Some(FailureClass::BadRequest), "{kind:?} {status}");
+                assert!(!class.unwrap().counts_against_deployment());
+            }
+        }
+        // A 404 for a model the client named on a wildcard is the client's; on a deployment with
+        // a fixed model it is the operator's (LiteLLM cools it down).
+        let not_found = upstream(K::NotFound, 404);
+        assert_eq!(
+            failure_class(&not_found, true),
+            Some(FailureClass::BadRequest)
+        );
+        assert_eq!(
+            failure_class(&not_found, false),
+            Some(FailureClass::NotFound)
+        );
+        // The deployment's own failures still count.
+        for (kind, status, class) in [
+            (K::RateLimit, 429, FailureClass::RateLimit),
+            (K::Server, 500, FailureClass::Server),
+            (K::Authentication, 401, FailureClass::Auth),
+            (K::Connection, 502, FailureClass::Connection),
+        ] {
+            assert_eq!(failure_class(&upstream(kind, status), true), Some(class));
+        }
+    }
 }

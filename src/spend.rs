@@ -32,6 +32,11 @@ pub type Tracker = Addr<SpendTracker<SpendLog>>;
 #[derive(Default)]
 pub struct Ledger {
     pending: Mutex<Pending>,
+    /// The estimated cost of the requests in flight, per budget they count toward (same kinds as
+    /// `pending`). Locked before `pending` when both are held.
+    reserved: Mutex<Pending>,
+    /// Spend-log rows the database refused on their own, set aside in the dead-letter file.
+    dead_lettered: std::sync::atomic::AtomicU64,
     /// Keys whose soft-budget crossing was already logged.
     soft_budget_logged: Mutex<std::collections::HashSet<String>>,
 }
@@ -122,10 +127,203 @@ impl Ledger {
         let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         p.kind(kind).and_then(|m| m.get(id).copied()).unwrap_or(0.0)
     }
+
+    /// Estimated cost of the requests in flight that count toward budget `kind` `id`.
+    pub fn reserved(&self, kind: &str, id: &str) -> f64 {
+        let mut r = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        r.kind(kind).and_then(|m| m.get(id).copied()).unwrap_or(0.0)
+    }
+
+    /// Spend-log rows set aside since start because the database refused them.
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Check every budget and, if none is spent, reserve `estimate` against each, atomically: a
+    /// budget admits a request only while its stored spend, its unwritten spend and the estimates
+    /// of the requests in flight stay below `max_budget`. The first spent budget is returned.
+    fn reserve(
+        self: &Arc<Self>,
+        budgets: &[Budget<'_>],
+        estimate: f64,
+    ) -> Result<Reservation, (usize, f64)> {
+        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, b) in budgets.iter().enumerate() {
+            let held = reserved
+                .kind(b.kind)
+                .and_then(|m| m.get(b.id.as_ref()).copied())
+                .unwrap_or(0.0);
+            let spent = b.stored + self.pending(b.kind, &b.id) + held;
+            if spent >= b.max {
+                return Err((i, spent));
+            }
+        }
+        let entries: Vec<(&'static str, String)> =
+            budgets.iter().map(|b| (b.kind, b.id.to_string())).collect();
+        if estimate > 0.0 {
+            for (kind, id) in &entries {
+                if let Some(m) = reserved.kind(kind) {
+                    add_to(m, id, estimate);
+                }
+            }
+        }
+        Ok(Reservation {
+            ledger: Some(self.clone()),
+            entries,
+            amount: estimate.max(0.0),
+            chained: Vec::new(),
+        })
+    }
+
+    fn release(&self, entries: &[(&'static str, String)], amount: f64) {
+        if amount <= 0.0 {
+            return;
+        }
+        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        for (kind, id) in entries {
+            if let Some(m) = reserved.kind(kind) {
+                add_to(m, id, -amount);
+            }
+        }
+    }
+}
+
+/// One budget a request counts toward.
+struct Budget<'a> {
+    kind: &'static str,
+    id: std::borrow::Cow<'a, str>,
+    stored: f64,
+    max: f64,
+}
+
+/// A request's estimated cost held against the budgets it counts toward while it runs; released
+/// when the request's spend is recorded (which replaces it with the real cost), or when it is
+/// dropped (a request refused later, or abandoned).
+#[derive(Default)]
+pub struct Reservation {
+    ledger: Option<Arc<Ledger>>,
+    entries: Vec<(&'static str, String)>,
+    amount: f64,
+    /// Reservations made at other steps of the same request, released with this one.
+    chained: Vec<Reservation>,
+}
+
+impl Reservation {
+    /// Hold `other` too, until this one is released.
+    pub fn absorb(&mut self, other: Reservation) {
+        self.chained.push(other);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(ledger) = self.ledger.take() {
+            ledger.release(&self.entries, self.amount);
+        }
+    }
+}
+
+/// Where spend-log rows the database refuses are set aside: `TOLLGATE_SPEND_DEAD_LETTER`, else
+/// `spend_dead_letter.jsonl` in the working directory (beside the embedded database).
+pub const DEAD_LETTER_ENV: &str = "TOLLGATE_SPEND_DEAD_LETTER";
+pub const DEFAULT_DEAD_LETTER_FILE: &str = "spend_dead_letter.jsonl";
+
+fn dead_letter_path() -> std::path::PathBuf {
+    std::env::var_os(DEAD_LETTER_ENV)
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| DEFAULT_DEAD_LETTER_FILE.into())
+}
+
+/// Append rows the database refused to the dead-letter file, one JSON object a line with the
+/// row and the database's reason, for an operator to inspect and replay.
+fn dead_letter(ledger: &Ledger, rows: &[(SpendLog, String)]) {
+    use std::io::Write as _;
+    let path = dead_letter_path();
+    let mut text = String::new();
+    for (log, reason) in rows {
+        let line = json!({"at": crate::time::iso8601(crate::time::now_ms()), "reason": reason, "row": log});
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    let total = ledger
+        .dead_lettered
+        .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed)
+        + rows.len() as u64;
+    for (log, reason) in rows {
+        tracing::error!(
+            request_id = log.request_id,
+            reason,
+            file = %path.display(),
+            dead_lettered_total = total,
+            "spend-log row refused by the database; set aside in the dead-letter file"
+        );
+    }
+    if let Err(e) = written {
+        tracing::error!(file = %path.display(), error = %e, rows = rows.len(), "dead-letter file not writable; the refused spend-log rows are only in this log");
+    }
+}
+
+/// Write a batch; when the database refuses it for a reason other than being unreachable, write
+/// its rows one at a time so that one row it cannot store (an invalid value) never holds back the
+/// others: a row refused on its own while the database still answers is set aside in the
+/// dead-letter file. Returns the rows written, and gives back the rows to retry (database down).
+async fn write_batch(
+    store: &Arc<dyn crate::store::Store>,
+    ledger: &Ledger,
+    batch: Vec<SpendLog>,
+) -> (Vec<SpendLog>, Result<(), (String, Vec<SpendLog>)>) {
+    use crate::store::StoreError;
+    let error = match store.record_spend(&batch).await {
+        Ok(_) => return (batch, Ok(())),
+        Err(e @ StoreError::Unavailable(_)) => return (Vec::new(), Err((e.to_string(), batch))),
+        Err(e) => e,
+    };
+    tracing::warn!(error = %error, rows = batch.len(), "spend batch refused; writing its rows one by one");
+    let mut written = Vec::with_capacity(batch.len());
+    let mut retry = Vec::new();
+    let mut refused = Vec::new();
+    let mut rows = batch.into_iter();
+    for log in rows.by_ref() {
+        match store.record_spend(std::slice::from_ref(&log)).await {
+            Ok(_) => written.push(log),
+            Err(StoreError::Unavailable(e)) => {
+                retry.push(log);
+                tracing::debug!(error = %e, "database unreachable while writing spend rows");
+                break;
+            }
+            Err(e) => {
+                // Refused alone: the row is at fault only if the database still answers.
+                if store.ping().await.is_ok() {
+                    refused.push((log, e.to_string()));
+                } else {
+                    retry.push(log);
+                    break;
+                }
+            }
+        }
+    }
+    retry.extend(rows);
+    if !refused.is_empty() {
+        dead_letter(ledger, &refused);
+    }
+    if retry.is_empty() {
+        (written, Ok(()))
+    } else {
+        (written, Err((error.to_string(), retry)))
+    }
 }
 
 /// Start the tracker, writing through the store. After a batch is written, its spend moves from
-/// the ledger to the database, and the cached keys it names are reloaded so they show it.
+/// the ledger to the database, and the cached keys it names are reloaded so they show it. Rows the
+/// database refuses are set aside (see [`write_batch`]); their spend stays in the ledger, so the
+/// budgets of this instance keep counting it.
 pub fn start(
     db: Arc<Database>,
     flush_every: Duration,
@@ -139,22 +337,18 @@ pub fn start(
                 Ok(s) => s.clone(),
                 Err(e) => return Err((e.to_string(), batch)),
             };
-            match store.record_spend(&batch).await {
-                Ok(_) => {
-                    // Reload the keys first: until then a check sees both the stored and the
-                    // pending spend (counted twice, never missed).
-                    for log in &batch {
-                        if let (Some(cache), false) = (&keys, log.api_key.is_empty()) {
-                            cache.invalidate(&log.api_key);
-                        }
-                    }
-                    for log in &batch {
-                        ledger.add(log, -1.0);
-                    }
-                    Ok(())
+            let (written, result) = write_batch(&store, &ledger, batch).await;
+            // Reload the keys first: until then a check sees both the stored and the pending
+            // spend (counted twice, never missed).
+            for log in &written {
+                if let (Some(cache), false) = (&keys, log.api_key.is_empty()) {
+                    cache.invalidate(&log.api_key);
                 }
-                Err(e) => Err((e.to_string(), batch)),
             }
+            for log in &written {
+                ledger.add(log, -1.0);
+            }
+            result
         }
         .boxed_local()
     });
@@ -201,6 +395,8 @@ pub struct SpendContext {
     end_user: Option<String>,
     key_alias: Option<String>,
     start_time: i64,
+    /// The request's estimated cost held against its budgets until its spend is recorded.
+    reservation: Mutex<Option<Reservation>>,
 }
 
 /// Where the request went, known once a deployment answered.
@@ -240,7 +436,13 @@ impl SpendContext {
             end_user: end_user.map(str::to_string),
             key_alias: p.and_then(|p| p.key.key_alias.clone()),
             start_time: crate::time::now_ms(),
+            reservation: Mutex::new(None),
         }
+    }
+
+    /// Hold the request's budget reservation until its spend is recorded (or this is dropped).
+    pub fn hold(&self, reservation: Reservation) {
+        *self.reservation.lock().unwrap_or_else(|p| p.into_inner()) = Some(reservation);
     }
 
     /// Record the request: `error` is `None` for a success.
@@ -254,7 +456,9 @@ impl SpendContext {
             request_id: self.request_id.clone(),
             call_type: self.call_type.to_string(),
             api_key: self.api_key.clone(),
-            spend: if error.is_none() { cost } else { 0.0 },
+            // A failed request costs what the provider billed for it (a stream cut short after it
+            // started: its prompt and what was relayed); callers pass 0 when nothing was billed.
+            spend: cost,
             total_tokens: usage.total_tokens as i64,
             prompt_tokens: usage.prompt_tokens as i64,
             completion_tokens: usage.completion_tokens as i64,
@@ -278,65 +482,118 @@ impl SpendContext {
             response_id: served.response_id.clone(),
         };
         self.ledger.add(&log, 1.0);
+        // The real cost now counts: the estimate is given back.
+        drop(
+            self.reservation
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         self.tracker.do_send(Record(log));
     }
 }
 
 /// Refuse a request whose key, user, team or organization has spent its `max_budget`, or whose key
-/// has spent its `model_max_budget` for the requested model (this instance's unwritten spend
-/// included). Requests already in flight may still finish, so a budget is overshot by at most the
-/// cost of the requests running when it was reached. A key past its `soft_budget` is still served;
-/// the crossing is logged once per key and process.
+/// has spent its `model_max_budget` for the requested model group (this instance's unwritten
+/// spend included), and reserve the request's `estimate` against each of those budgets until it
+/// settles. A budget admits a request only while its spend plus the estimates of the requests in
+/// flight is below it; so on one instance a budget is exceeded by at most the cost of the last
+/// request it admitted plus the amount by which the requests in flight with it cost more than
+/// estimated. A key past its `soft_budget` is still served; the crossing is logged once per key
+/// and process.
 pub fn check_budgets(
     caller: &Caller,
     model: &str,
-    ledger: &Ledger,
+    ledger: &Arc<Ledger>,
     status: u16,
-) -> Result<(), GatewayError> {
+    estimate: f64,
+) -> Result<Reservation, GatewayError> {
     let Some(p) = caller.principal() else {
-        return Ok(());
+        return Ok(Reservation::default());
     };
-    let mut checks: Vec<(&str, &str, f64, Option<f64>)> =
-        vec![("key", &p.key.token, p.key.spend, p.key.number("max_budget"))];
+    let mut budgets: Vec<Budget> = Vec::new();
+    fn push<'a>(
+        budgets: &mut Vec<Budget<'a>>,
+        kind: &'static str,
+        id: std::borrow::Cow<'a, str>,
+        stored: f64,
+        max: Option<f64>,
+    ) {
+        if let Some(max) = max {
+            budgets.push(Budget {
+                kind,
+                id,
+                stored,
+                max,
+            });
+        }
+    }
+    push(
+        &mut budgets,
+        "key",
+        p.key.token.as_str().into(),
+        p.key.spend,
+        p.key.number("max_budget"),
+    );
     if let Some(u) = &p.user {
-        checks.push(("user", &u.id, u.spend, u.number("max_budget")));
+        push(
+            &mut budgets,
+            "user",
+            u.id.as_str().into(),
+            u.spend,
+            u.number("max_budget"),
+        );
     }
     if let Some(t) = &p.team {
-        checks.push(("team", &t.id, t.spend, t.number("max_budget")));
+        push(
+            &mut budgets,
+            "team",
+            t.id.as_str().into(),
+            t.spend,
+            t.number("max_budget"),
+        );
     }
     if let Some(o) = &p.organization {
-        checks.push(("organization", &o.id, o.spend, o.number("max_budget")));
-    }
-    for (kind, id, stored, max) in checks {
-        let Some(max) = max else { continue };
-        let spent = stored + ledger.pending(kind, id);
-        if spent >= max {
-            let who = match kind {
-                "key" => "Key".to_string(),
-                "user" => format!("User={id}"),
-                "team" => format!("Team={id}"),
-                _ => format!("Organization={id}"),
-            };
-            return Err(GatewayError::BudgetExceeded {
-                message: format!(
-                    "Budget has been exceeded! {who} Current cost: {spent}, Max budget: {max}"
-                ),
-                status,
-            });
-        }
+        push(
+            &mut budgets,
+            "organization",
+            o.id.as_str().into(),
+            o.spend,
+            o.number("max_budget"),
+        );
     }
     if let Some(b) = p.model_budgets.iter().find(|b| b.model == model) {
-        let spent = b.spent + ledger.pending("key_model", &format!("{}:{model}", p.key.token));
-        if spent >= b.limit {
-            return Err(GatewayError::BudgetExceeded {
-                message: format!(
-                    "Budget has been exceeded! Current spend for model: {model}: {spent}; Max Budget for Model: {}",
-                    b.limit
-                ),
-                status,
-            });
-        }
+        push(
+            &mut budgets,
+            "key_model",
+            format!("{}:{model}", p.key.token).into(),
+            b.spent,
+            Some(b.limit),
+        );
     }
+    let reservation = match ledger.reserve(&budgets, estimate) {
+        Ok(r) => r,
+        Err((i, spent)) => {
+            let b = &budgets[i];
+            let max = b.max;
+            let id = &b.id;
+            let message = match b.kind {
+                "key_model" => format!(
+                    "Budget has been exceeded! Current spend for model: {model}: {spent}; Max Budget for Model: {max}"
+                ),
+                kind => {
+                    let who = match kind {
+                        "key" => "Key".to_string(),
+                        "user" => format!("User={id}"),
+                        "team" => format!("Team={id}"),
+                        _ => format!("Organization={id}"),
+                    };
+                    format!("Budget has been exceeded! {who} Current cost: {spent}, Max budget: {max}")
+                }
+            };
+            return Err(GatewayError::BudgetExceeded { message, status });
+        }
+    };
     if let Some(soft) = p.key.number("soft_budget") {
         let spent = p.key.spend + ledger.pending("key", &p.key.token);
         if spent >= soft && ledger.first_soft_budget_crossing(&p.key.token) {
@@ -349,29 +606,35 @@ pub fn check_budgets(
             );
         }
     }
-    Ok(())
+    Ok(reservation)
 }
 
-/// Refuse a request whose end user has spent its `max_budget` (its own or its budget's).
+/// Refuse a request whose end user has spent its `max_budget` (its own or its budget's), and
+/// reserve the request's `estimate` against it, as [`check_budgets`] does.
 pub fn check_end_user_budget(
     id: &str,
     limits: &crate::limits::EndUserLimits,
-    ledger: &Ledger,
+    ledger: &Arc<Ledger>,
     status: u16,
-) -> Result<(), GatewayError> {
+    estimate: f64,
+) -> Result<Reservation, GatewayError> {
     let Some(max) = limits.max_budget else {
-        return Ok(());
+        return Ok(Reservation::default());
     };
-    let spent = limits.spend + ledger.pending("end_user", id);
-    if spent >= max {
-        return Err(GatewayError::BudgetExceeded {
+    let budget = [Budget {
+        kind: "end_user",
+        id: id.into(),
+        stored: limits.spend,
+        max,
+    }];
+    ledger
+        .reserve(&budget, estimate)
+        .map_err(|(_, spent)| GatewayError::BudgetExceeded {
             message: format!(
                 "Budget has been exceeded! End User={id} over budget. Spend={spent}, Budget={max}"
             ),
             status,
-        });
-    }
-    Ok(())
+        })
 }
 
 /// A key's `model_max_budget` entries with the spend the database holds for each model within its
@@ -526,4 +789,45 @@ fn forget_cached(state: &crate::state::AppState, kind: &str, id: &str) {
             _ => matches(&p.organization),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_budget(max: f64) -> Vec<Budget<'static>> {
+        vec![Budget {
+            kind: "key",
+            id: "k".into(),
+            stored: 0.25,
+            max,
+        }]
+    }
+
+    #[test]
+    fn in_flight_estimates_count_against_a_budget_until_released() {
+        let ledger = Arc::new(Ledger::default());
+        // Stored 0.25: two estimates of 0.5 are admitted (0.25, then 0.75 < 1), the third not.
+        let first = ledger.reserve(&key_budget(1.0), 0.5).expect("first");
+        let second = ledger.reserve(&key_budget(1.0), 0.5).expect("second");
+        assert!((ledger.reserved("key", "k") - 1.0).abs() < 1e-12);
+        let (i, spent) = ledger
+            .reserve(&key_budget(1.0), 0.5)
+            .err()
+            .expect("refused");
+        assert_eq!(i, 0);
+        assert!((spent - 1.25).abs() < 1e-12);
+        // A settled request gives its estimate back.
+        drop(first);
+        assert!((ledger.reserved("key", "k") - 0.5).abs() < 1e-12);
+        let third = ledger.reserve(&key_budget(1.0), 0.5).expect("third");
+        drop((second, third));
+        assert_eq!(ledger.reserved("key", "k"), 0.0);
+        // Chained reservations are released together.
+        let mut a = ledger.reserve(&key_budget(9.0), 1.0).unwrap();
+        a.absorb(ledger.reserve(&key_budget(9.0), 2.0).unwrap());
+        assert!((ledger.reserved("key", "k") - 3.0).abs() < 1e-12);
+        drop(a);
+        assert_eq!(ledger.reserved("key", "k"), 0.0);
+    }
 }

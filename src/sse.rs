@@ -36,6 +36,28 @@ pub struct StreamOutcome {
     pub first_byte_at: Option<Instant>,
     /// Whether the client went away before the end.
     pub client_disconnected: bool,
+    /// Bytes of generated text (content, text, tool-call arguments, reasoning) relayed to the
+    /// client: what a stream that ended before its usage chunk is charged for, as tokens.
+    pub relayed_text_bytes: u64,
+}
+
+impl StreamOutcome {
+    /// The stream's usage: the provider's, else an estimate for a stream that ended before its
+    /// usage chunk: `prompt_tokens` as given, and the relayed text at 4 bytes a token.
+    pub fn usage_or_estimate(&self, prompt_tokens: u64) -> Usage {
+        match self.usage {
+            Some(usage) => usage,
+            None => {
+                let completion_tokens = self.relayed_text_bytes.div_ceil(4);
+                Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                    total_tokens: prompt_tokens + completion_tokens,
+                    ..Usage::default()
+                }
+            }
+        }
+    }
 }
 
 type OnEnd = Box<dyn FnOnce(StreamOutcome)>;
@@ -51,6 +73,67 @@ pub struct SseRelay<S> {
     saw_finish: bool,
     finished: bool,
     on_end: Option<OnEnd>,
+}
+
+/// The generated text of one OpenAI-shaped chunk, borrowed where the JSON has no escapes.
+#[derive(Deserialize)]
+struct TextProbe<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceText<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceText<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaText<'a>>,
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaText<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Vec<ToolCallText<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallText<'a> {
+    #[serde(default, borrow)]
+    function: Option<FunctionText<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionText<'a> {
+    #[serde(default, borrow)]
+    arguments: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Bytes of generated text in one chunk (0 when it is not an OpenAI chunk).
+fn text_bytes(data: &[u8]) -> u64 {
+    let Ok(probe) = serde_json::from_slice::<TextProbe>(data) else {
+        return 0;
+    };
+    let len = |s: &Option<std::borrow::Cow<str>>| s.as_ref().map_or(0, |s| s.len() as u64);
+    probe
+        .choices
+        .iter()
+        .map(|c| {
+            len(&c.text)
+                + c.delta.as_ref().map_or(0, |d| {
+                    len(&d.content)
+                        + len(&d.reasoning_content)
+                        + d.tool_calls
+                            .iter()
+                            .filter_map(|t| t.function.as_ref())
+                            .map(|f| len(&f.arguments))
+                            .sum::<u64>()
+                })
+        })
+        .sum()
 }
 
 #[derive(Deserialize)]
@@ -187,6 +270,11 @@ impl<S> SseRelay<S> {
         }
         if matches!(value_start_after(trimmed, b"\"finish_reason\""), Some(b'"')) {
             self.saw_finish = true;
+        }
+        // Until the provider's usage is known, the text relayed is counted (a stream that ends
+        // early is charged for it).
+        if self.outcome.usage.is_none() {
+            self.outcome.relayed_text_bytes += text_bytes(trimmed);
         }
         if value_start_after(trimmed, b"\"error\"").is_some_and(|b| b == b'{' || b == b'"') {
             self.outcome.error = Some(String::from_utf8_lossy(trimmed).chars().take(500).collect());
@@ -419,6 +507,24 @@ mod tests {
             .collect();
         assert!(text.contains("stream_timeout"), "{text}");
         assert!(text.ends_with(DONE));
+    }
+
+    #[actix_rt::test]
+    async fn a_stream_without_usage_is_estimated_from_its_relayed_text() {
+        let (_, outcome) = relay(vec![Ok(ROLE), Ok(HELLO), Ok(HELLO), Ok(STOP)], false).await;
+        assert_eq!(outcome.relayed_text_bytes, 10);
+        let usage = outcome.usage_or_estimate(7);
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (7, 3, 10)
+        );
+        // The provider's usage wins when it came.
+        let (_, outcome) = relay(vec![Ok(ROLE), Ok(HELLO), Ok(STOP), Ok(USAGE)], false).await;
+        assert_eq!(outcome.usage_or_estimate(1000).total_tokens, 10);
     }
 
     #[test]
