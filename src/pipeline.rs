@@ -987,11 +987,14 @@ async fn attempt(
             if (200..300).contains(&status) {
                 adapter.translate_response(req, body)
             } else {
-                Err(adapter.translate_error(
+                Err(scrub_url_secrets(
+                    adapter.translate_error(
+                        &target,
+                        status,
+                        upstream::retry_after(response.headers()),
+                        &body,
+                    ),
                     &target,
-                    status,
-                    upstream::retry_after(response.headers()),
-                    &body,
                 ))
             }
         });
@@ -1149,6 +1152,21 @@ fn response_id(body: &[u8]) -> Option<String> {
         .ok()
         .and_then(|p| p.id)
         .map(|id| id.into_owned())
+}
+
+/// An upstream error never carries the deployment's URL credentials (userinfo, query values), in
+/// case the provider echoes the URL it was called on. (Adapters already scrub the API key.)
+fn scrub_url_secrets(mut err: GatewayError, target: &crate::deployment::Target) -> GatewayError {
+    if let GatewayError::Upstream { message, .. } = &mut err {
+        let mut secrets = crate::secret::url_secrets(&target.api_base);
+        if let Some(q) = &target.base_query {
+            secrets.extend(crate::secret::url_secrets(&format!("x://h?{q}")));
+        }
+        if !secrets.is_empty() {
+            *message = crate::secret::scrub_all(message, &secrets);
+        }
+    }
+    err
 }
 
 fn stream_error(message: &str, model: &str) -> GatewayError {

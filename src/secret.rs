@@ -171,6 +171,43 @@ pub fn display_url(url: &str) -> String {
     out
 }
 
+/// The secret parts of a URL: its userinfo and its query values (what [`display_url`] hides), so
+/// text that may echo the URL can be scrubbed of them.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split('#').next().unwrap_or("");
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, q),
+        None => (rest, ""),
+    };
+    let mut out = Vec::new();
+    if let Some((userinfo, _)) = before_query.rsplit_once('@') {
+        out.push(userinfo.to_string());
+        out.extend(userinfo.split(':').map(str::to_string));
+    }
+    for pair in query.split('&') {
+        let value = pair.split_once('=').map_or(pair, |(_, v)| v);
+        out.push(value.to_string());
+    }
+    // Longest first, so a whole userinfo goes before its parts; short values are not secrets.
+    out.retain(|s| s.len() >= 6);
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
+/// Remove every occurrence of each of `secrets` from `text` (for upstream messages that echo a
+/// URL holding credentials).
+pub fn scrub_all(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "****");
+        }
+    }
+    out
+}
+
 /// Remove every occurrence of `secret` from `text` (upstream error messages sometimes echo keys).
 pub fn scrub(text: &str, secret: Option<&Secret>) -> String {
     match secret {
@@ -185,6 +222,18 @@ pub fn scrub(text: &str, secret: Option<&Secret>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn url_secrets_are_scrubbed_from_echoed_text() {
+        let secrets =
+            url_secrets("https://bob:hunter2-pass@llm.example/v1?api-key=abcdef123456&v=1");
+        let text = "upstream said: GET https://bob:hunter2-pass@llm.example/v1?api-key=abcdef123456&v=1 failed (user bob, password hunter2-pass)";
+        let scrubbed = scrub_all(text, &secrets);
+        assert!(!scrubbed.contains("hunter2-pass"), "{scrubbed}");
+        assert!(!scrubbed.contains("abcdef123456"), "{scrubbed}");
+        assert!(scrubbed.contains("llm.example/v1"), "{scrubbed}");
+        assert!(url_secrets("https://llm.example/v1").is_empty());
+    }
 
     #[test]
     fn debug_never_shows_the_value() {
