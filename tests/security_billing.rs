@@ -358,3 +358,48 @@ async fn an_unstorable_spend_row_is_set_aside_and_never_blocks_the_others() {
     assert_eq!(lines[0]["row"]["end_user"], "a\u{0}b");
     assert!(!lines[0]["reason"].as_str().unwrap().is_empty());
 }
+
+/// The plain-call side of F6: a client that hangs up while the provider is still working on a
+/// non-streaming request does not escape the charge. The gateway finishes the call the provider
+/// is billing for and records it in full, against the budget.
+#[actix_rt::test]
+async fn a_plain_call_abandoned_by_its_client_is_still_charged() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+    let key = new_key(&gw, json!({"max_budget": 0.000001})).await;
+    let url = gw.url("/v1/chat/completions");
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let body = chat("slow-priced").to_string();
+    let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(request.as_bytes()).unwrap();
+    // The mock answers after 400 ms; hang up well before.
+    std::thread::sleep(Duration::from_millis(100));
+    sock.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(sock);
+
+    wait_for(Duration::from_secs(10), || async {
+        spend_logs(&gw, &key).await.len() == 1
+    })
+    .await;
+    let row = spend_logs(&gw, &key).await.remove(0);
+    assert_eq!(row["status"], "success", "{row}");
+    assert!(row["prompt_tokens"].as_i64().unwrap() > 0, "{row}");
+    assert!(row["completion_tokens"].as_i64().unwrap() > 0, "{row}");
+    assert!(row["spend"].as_f64().unwrap() > 0.0, "{row}");
+    wait_for(Duration::from_secs(10), || async {
+        key_spend(&gw, &key).await > 0.0
+    })
+    .await;
+    let (status, _, err) = post(&url, Some(&key), &chat("priced")).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["type"], "budget_exceeded", "{err}");
+}
