@@ -213,6 +213,143 @@ fn strip_in(map: &mut Map<String, Value>, path: &str, removed: &mut Vec<String>)
     }
 }
 
+/// Bounds on a request body's parsed form, well above real use, so that one request's memory stays
+/// a small multiple of its body (a JSON value in memory is much larger than its text).
+pub mod bounds {
+    /// Deepest nesting of objects and arrays.
+    pub const MAX_DEPTH: usize = 64;
+    /// Most objects and arrays in one body.
+    pub const MAX_CONTAINERS: usize = 200_000;
+    /// Most JSON values (scalars, objects, arrays) in one body.
+    pub const MAX_VALUES: usize = 1_000_000;
+    /// Most chat messages.
+    pub const MAX_MESSAGES: usize = 100_000;
+    /// Most tools (or legacy functions).
+    pub const MAX_TOOLS: usize = 1_024;
+    /// Most embedding inputs, or prompts in a completion.
+    pub const MAX_INPUTS: usize = 100_000;
+    /// Largest `n` (choices per request).
+    pub const MAX_N: u64 = 128;
+}
+
+/// Check the body's nesting depth and its number of values in one pass over its bytes, before any of
+/// it is built in memory. Malformed JSON passes (the parser reports it).
+pub fn check_shape(raw: &[u8]) -> Result<(), GatewayError> {
+    use bounds::{MAX_CONTAINERS, MAX_DEPTH, MAX_VALUES};
+    let (mut depth, mut containers, mut values) = (0usize, 0usize, 1usize);
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'"' => {
+                // Skip the string: to its closing quote, past escaped characters.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &raw[i.min(raw.len())..]) {
+                        Some(at) if raw[i + at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at;
+                            break;
+                        }
+                        None => return Ok(()),
+                    }
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                containers += 1;
+                if depth > MAX_DEPTH {
+                    return Err(GatewayError::bad_request(format!(
+                        "Request body nests objects and arrays deeper than {MAX_DEPTH} levels."
+                    )));
+                }
+                if containers > MAX_CONTAINERS {
+                    return Err(GatewayError::bad_request(format!(
+                        "Request body has more than {MAX_CONTAINERS} objects and arrays."
+                    )));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' => {
+                values += 1;
+                if values > MAX_VALUES {
+                    return Err(GatewayError::bad_request(format!(
+                        "Request body has more than {MAX_VALUES} values."
+                    )));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Fields the gateway stores or logs (spend logs, end-user rows, traces): their strings must not
+/// hold NUL, which PostgreSQL text cannot store. Message content is only forwarded, never stored.
+const STORED_FIELDS: &[&str] = &[
+    "model",
+    "user",
+    "metadata",
+    "litellm_metadata",
+    "tags",
+    "litellm_session_id",
+    "litellm_trace_id",
+    "litellm_call_id",
+    "session_id",
+    "trace_id",
+];
+
+/// The first string (key or value) in `v` holding NUL, as a path below `field`.
+fn nul_path(v: &Value, path: &mut String) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = nul_path(item, path);
+            if !found {
+                path.truncate(len);
+            }
+            found
+        }),
+        Value::Object(map) => map.iter().any(|(k, item)| {
+            let len = path.len();
+            path.push('.');
+            path.push_str(k);
+            let found = k.contains('\0') || nul_path(item, path);
+            if !found {
+                path.truncate(len);
+            }
+            found
+        }),
+        _ => false,
+    }
+}
+
+/// Refuse NUL in a stored field, naming it (`metadata.tags[1]`).
+fn check_stored_strings(
+    body: &Map<String, Value>,
+    path_model: Option<&str>,
+) -> Result<(), GatewayError> {
+    if path_model.is_some_and(|m| m.contains('\0')) {
+        return Err(GatewayError::bad_param(
+            "model",
+            "'model' must not contain NUL (\\u0000) characters.",
+        ));
+    }
+    for field in STORED_FIELDS {
+        let Some(v) = body.get(*field) else { continue };
+        let mut path = (*field).to_string();
+        if nul_path(v, &mut path) {
+            return Err(GatewayError::bad_param(
+                &path,
+                format!("'{path}' must not contain NUL (\\u0000) characters."),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn seconds(v: &Value, param: &str) -> Result<Option<Duration>, GatewayError> {
     match v {
         Value::Null => Ok(None),
@@ -325,6 +462,7 @@ impl LlmRequest {
                 "Request body is empty; expected a JSON object",
             ));
         }
+        check_shape(raw)?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
             GatewayError::bad_request(format!(
                 "Malformed JSON in request body: {e} (line {}, column {})",
@@ -361,6 +499,7 @@ impl LlmRequest {
             }
         };
 
+        check_stored_strings(&body, path_model)?;
         Self::validate(kind, &body)?;
 
         let stream = match body.get("stream") {
@@ -385,8 +524,11 @@ impl LlmRequest {
             .and_then(Value::as_bool)
             .unwrap_or(false);
 
+        // Moved out, not copied: a `mock_response` may be most of the body.
+        let mock_response = body.remove("mock_response").filter(|v| !v.is_null());
+        let metadata = body.remove("metadata");
         let mut gateway = GatewayParams {
-            mock_response: body.get("mock_response").cloned().filter(|v| !v.is_null()),
+            mock_response,
             timeout: body
                 .get("timeout")
                 .or_else(|| body.get("request_timeout"))
@@ -399,7 +541,7 @@ impl LlmRequest {
                 .transpose()?
                 .flatten(),
             drop_params: body.get("drop_params").and_then(Value::as_bool),
-            metadata: body.get("metadata").cloned(),
+            metadata,
             ignored_credentials: Vec::new(),
             num_retries: match body.get("num_retries") {
                 None | Some(Value::Null) => None,
@@ -490,6 +632,32 @@ impl LlmRequest {
         expect_type(body, "stream_options", object, "an object")?;
         expect_type(body, "metadata", object, "an object")?;
         expect_type(body, "logit_bias", object, "an object")?;
+        if let Some(n) = body.get("n").and_then(Value::as_u64) {
+            if n > bounds::MAX_N {
+                return Err(GatewayError::bad_param(
+                    "n",
+                    format!("'n' must be at most {}.", bounds::MAX_N),
+                ));
+            }
+        }
+        for key in ["tools", "functions"] {
+            let count = body.get(key).and_then(Value::as_array).map_or(0, Vec::len);
+            if count > bounds::MAX_TOOLS {
+                return Err(GatewayError::bad_param(
+                    key,
+                    format!("'{key}' must have at most {} entries.", bounds::MAX_TOOLS),
+                ));
+            }
+        }
+        for key in ["input", "prompt"] {
+            let count = body.get(key).and_then(Value::as_array).map_or(0, Vec::len);
+            if count > bounds::MAX_INPUTS {
+                return Err(GatewayError::bad_param(
+                    key,
+                    format!("'{key}' must have at most {} entries.", bounds::MAX_INPUTS),
+                ));
+            }
+        }
         match kind {
             CallKind::Chat => {
                 expect_type(body, "tools", array, "a list")?;
@@ -510,6 +678,15 @@ impl LlmRequest {
                     return Err(GatewayError::bad_param(
                         "messages",
                         "'messages' must contain at least one message.",
+                    ));
+                }
+                if messages.len() > bounds::MAX_MESSAGES {
+                    return Err(GatewayError::bad_param(
+                        "messages",
+                        format!(
+                            "'messages' must have at most {} messages.",
+                            bounds::MAX_MESSAGES
+                        ),
                     ));
                 }
                 for (i, m) in messages.iter().enumerate() {

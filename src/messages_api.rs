@@ -50,8 +50,18 @@ pub fn request_to_openai(mut body: Map<String, Value>) -> Result<Map<String, Val
     }
     match body.remove("messages") {
         Some(Value::Array(items)) => {
-            for (i, m) in items.iter().enumerate() {
-                translate_message(m, i, &mut messages)?;
+            if items.len() > crate::llm::bounds::MAX_MESSAGES {
+                return Err(invalid(
+                    "messages",
+                    format!(
+                        "messages: List should have at most {} items",
+                        crate::llm::bounds::MAX_MESSAGES
+                    ),
+                ));
+            }
+            // Each message is dropped once translated: never two copies of the conversation.
+            for (i, m) in items.into_iter().enumerate() {
+                translate_message(&m, i, &mut messages)?;
             }
         }
         Some(_) => {
