@@ -327,6 +327,7 @@ async fn serve(
 ) -> Result<HttpResponse, GatewayError> {
     // 2. parse
     let mut req = LlmRequest::parse(kind, &raw, path_model)?;
+    drop(raw); // the parsed form is all that is kept: never the body twice for the whole call
 
     // 2b. model access: the key's (or its team's) models and aliases.
     let access = caller.model_access();

@@ -152,3 +152,35 @@ async fn nul_in_a_stored_field_is_refused_on_every_route_and_spend_keeps_flowing
     })
     .await;
 }
+
+/// An end-user id header holding NUL never reaches a store: the HTTP layer refuses the request.
+#[actix_rt::test]
+async fn nul_in_the_end_user_header_is_refused() {
+    use std::io::{Read, Write};
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&basic_config(&mock), &[], &[]);
+    let addr = gw.proc.url.trim_start_matches("http://").to_string();
+    let body = chat("mock-gpt").to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {MASTER_KEY}\r\n\
+         content-type: application/json\r\nx-litellm-end-user-id: a\0b\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // The gateway still serves.
+    let (status, _, _) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(MASTER_KEY),
+        &chat("mock-gpt"),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
