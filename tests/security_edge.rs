@@ -48,8 +48,10 @@ const ROUTES: &[&str] = &[
     "/v1/messages",
 ];
 
-/// (what is poisoned, the field the error names, how to poison a valid body).
-fn poisons() -> Vec<(&'static str, &'static str, fn(&mut Value))> {
+/// What is poisoned, the field the error names, how to poison a valid body.
+type Poison = (&'static str, &'static str, fn(&mut Value));
+
+fn poisons() -> Vec<Poison> {
     vec![
         ("user", "user", |b| b["user"] = json!("a\u{0}b")),
         ("metadata string", "metadata.trace_id", |b| {
