@@ -351,7 +351,7 @@ fn check_stored_strings(
 }
 
 /// The longest timeout a request can ask for.
-const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn seconds(v: &Value, param: &str) -> Result<Option<Duration>, GatewayError> {
     let secs = match v {

@@ -186,8 +186,9 @@ fn header_seconds(req: &HttpRequest, name: &str) -> Result<Option<Duration>, Gat
             .to_str()
             .ok()
             .and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|s| *s > 0.0 && s.is_finite())
-            .map(|s| Some(Duration::from_secs_f64(s)))
+            .filter(|s| *s > 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .map(|d| Some(d.min(crate::llm::MAX_TIMEOUT)))
             .ok_or_else(|| {
                 GatewayError::bad_request(format!(
                     "header {name} must be a positive number of seconds"

@@ -186,3 +186,30 @@ async fn nul_in_the_end_user_header_is_refused() {
     .await;
     assert_eq!(status, 200);
 }
+
+/// A timeout header too large for a duration is a 400, not a panic in the handler.
+#[actix_rt::test]
+async fn a_huge_timeout_header_is_refused() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&basic_config(&mock), &[], &[]);
+    let url = gw.url("/v1/chat/completions");
+    for header in ["x-litellm-timeout", "x-litellm-stream-timeout"] {
+        let (status, _, answer) = post_raw(
+            &url,
+            Some(MASTER_KEY),
+            chat("mock-gpt").to_string(),
+            &[(header, "1e300")],
+        )
+        .await;
+        assert_eq!(status, 400, "{header}: {answer}");
+        // A year and more is accepted as a year.
+        let (status, _, answer) = post_raw(
+            &url,
+            Some(MASTER_KEY),
+            chat("mock-gpt").to_string(),
+            &[(header, "1e12")],
+        )
+        .await;
+        assert_eq!(status, 200, "{header}: {answer}");
+    }
+}
