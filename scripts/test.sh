@@ -7,10 +7,14 @@
 #   1. makes sure PostgreSQL answers on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (installs them with
 #      apt-get and starts them when missing), creates a fresh database for this run and drops it on exit;
 #   2. sets up a Python venv in target/pyenv with the OpenAI and Anthropic SDKs (for the SDK smoke test);
-#   3. cargo fmt --check, build, tests (unit, integration, doc), clippy -D warnings.
+#   3. cargo fmt --check, cargo audit (RustSec advisories; fails on a vulnerable dependency), build,
+#      tests (unit, integration, doc), clippy -D warnings.
 #
 # Environment:
 #   TOLLGATE_TEST_PG_URL_BASE  server URL without a database (default postgres://postgres@127.0.0.1:5432)
+#   TOLLGATE_AUDIT_DB          advisory database for cargo audit: "live" (fetch from GitHub, fail if it
+#                              cannot), "snapshot" (audit/advisory-db, no network), or unset: live when
+#                              GitHub answers, else the snapshot
 #   CI                         when set, tests that need the Python SDK fail instead of being skipped
 # Exported to the tests: TOLLGATE_TEST_DATABASE_URL, TOLLGATE_TEST_PG_ADMIN_URL, TOLLGATE_TEST_REDIS_URL,
 # TOLLGATE_TEST_PYTHON (only when the SDKs are available), RUST_BACKTRACE=1.
@@ -219,6 +223,43 @@ ensure_python_sdks() {
 }
 
 # ---------------------------------------------------------------------------------------------------
+# Dependency audit: Cargo.lock against the RustSec advisory database
+# ---------------------------------------------------------------------------------------------------
+# The live database is a GitHub repository; machines that reach only package registries use the
+# snapshot in audit/advisory-db (its crates/ tree and license; audit/README.md says how to refresh
+# it). Accepted advisories, each with its reason, are listed in .cargo/audit.toml.
+ADVISORY_SNAPSHOT="$PWD/audit/advisory-db"
+
+github_reachable() {
+  command -v git >/dev/null 2>&1 &&
+    GIT_TERMINAL_PROMPT=0 timeout 20 git ls-remote --heads https://github.com/rustsec/advisory-db >/dev/null 2>&1
+}
+
+run_audit() {
+  banner "cargo audit (RustSec advisories)"
+  if ! cargo audit --version >/dev/null 2>&1; then
+    echo "cargo-audit not found: installing it from crates.io (cargo install cargo-audit --locked, once)"
+    cargo install cargo-audit --locked
+  fi
+  local mode="${TOLLGATE_AUDIT_DB:-}"
+  if [ -z "$mode" ]; then
+    if github_reachable; then mode=live; else mode=snapshot; fi
+  fi
+  case "$mode" in
+    live)
+      echo "advisory database: live (github.com/rustsec/advisory-db)"
+      cargo audit
+      ;;
+    snapshot)
+      [ -d "$ADVISORY_SNAPSHOT/crates" ] || die "no advisory database snapshot in $ADVISORY_SNAPSHOT"
+      echo "advisory database: snapshot in audit/advisory-db ($(cat "$PWD/audit/SNAPSHOT" 2>/dev/null || echo 'unknown date'))"
+      cargo audit --db "$ADVISORY_SNAPSHOT" --no-fetch
+      ;;
+    *) die "TOLLGATE_AUDIT_DB must be live or snapshot, not '$mode'" ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------------------------------
 # Run
 # ---------------------------------------------------------------------------------------------------
 ensure_postgres
@@ -228,6 +269,8 @@ ensure_python_sdks
 
 banner "cargo fmt --all -- --check"
 cargo fmt --all -- --check
+
+run_audit
 
 banner "cargo build --workspace --bins"
 cargo build --workspace --bins

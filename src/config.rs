@@ -243,7 +243,7 @@ impl ProxyConfig {
             .or_else(|| self.router_settings.get("timeout"))
             .and_then(as_f64)
             .filter(|s| *s > 0.0)
-            .map(Duration::from_secs_f64)
+            .map(config_seconds)
             .unwrap_or(Duration::from_secs(600))
     }
 
@@ -288,7 +288,7 @@ impl ProxyConfig {
             .or_else(|| self.litellm_settings.get("cooldown_time"))
             .and_then(as_f64)
         {
-            policy.cooldown_time = Duration::from_secs_f64(s.max(0.0));
+            policy.cooldown_time = config_seconds(s);
         }
         policy.disabled = self
             .router_settings
@@ -369,8 +369,17 @@ impl ProxyConfig {
             .and_then(as_f64)
             .filter(|s| *s > 0.0)
             .unwrap_or(300.0);
-        Some(Duration::from_secs_f64(secs))
+        Some(config_seconds(secs))
     }
+}
+
+/// The longest duration a config setting can ask for (a year); longer, and infinite, mean this.
+const MAX_CONFIG_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Seconds from the config as a duration: negative and NaN are zero, huge and infinite a year.
+fn config_seconds(secs: f64) -> Duration {
+    let secs = if secs.is_nan() { 0.0 } else { secs };
+    Duration::from_secs_f64(secs.clamp(0.0, MAX_CONFIG_SECONDS))
 }
 
 /// Percent-encode a password for the userinfo part of a URL.
@@ -920,5 +929,142 @@ model_list:
         let cfg = ProxyConfig::parse("", "x").expect("parses");
         assert!(cfg.model_list.is_empty());
         assert_eq!(cfg.max_request_size_bytes(), 32 * 1024 * 1024);
+    }
+}
+
+/// Property tests: the loader never panics on arbitrary or damaged documents, its errors are typed,
+/// and every accessor the server calls at start works on whatever it accepted.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALID: &str = r#"model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: os.environ/TOLLGATE_PROPTEST_UNSET
+      rpm: 10
+      timeout: 30
+    model_info:
+      mode: chat
+  - model_name: claude
+    litellm_params: {model: anthropic/claude-3-5-sonnet, max_tokens: 100}
+litellm_settings:
+  drop_params: true
+  request_timeout: 600
+router_settings:
+  routing_strategy: simple-shuffle
+  allowed_fails: 3
+  cooldown_time: 30
+  model_group_alias: {gpt: gpt-4o}
+general_settings:
+  master_key: sk-1234567890abcdef
+  max_request_size_mb: 16
+  database_url: sqlite:///tmp/x.db
+  global_max_parallel_requests: 100
+"#;
+
+    /// Parse, then call everything the server reads at start.
+    fn load(text: &str) -> Result<(), TestCaseError> {
+        // `environment_variables` would be exported into this test process: not generated.
+        if text.contains("environment_variables") {
+            return Ok(());
+        }
+        match ProxyConfig::parse(text, "fuzz.yaml") {
+            Ok(cfg) => {
+                let _ = cfg.master_key();
+                let _ = cfg.permit_weak_master_key();
+                prop_assert!(cfg.max_request_size_bytes() > 0);
+                let _ = cfg.drop_params();
+                let _ = cfg.request_timeout();
+                let _ = cfg.model_group_aliases();
+                let _ = cfg.cooldown_policy();
+                let _ = cfg.router_redis_url();
+                let _ = cfg.global_max_parallel_requests();
+                let _ = cfg.key_header_name();
+                let _ = cfg.database_url();
+                let _ = cfg.json_logs();
+                let _ = cfg.background_health_checks();
+            }
+            Err(ConfigError::Syntax { path, .. } | ConfigError::Shape { path, .. }) => {
+                prop_assert_eq!(path, "fuzz.yaml");
+            }
+            Err(other) => return Err(TestCaseError::fail(format!("unexpected {other:?}"))),
+        }
+        Ok(())
+    }
+
+    /// A damage to a document: delete, insert or duplicate a span.
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Delete(usize, usize),
+        Insert(usize, String),
+        Duplicate(usize, usize),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (any::<usize>(), 1usize..20).prop_map(|(at, n)| Mutation::Delete(at, n)),
+            (any::<usize>(), "[ \\n:\\-\\[\\]{}#&*!|>'\"%@`a-z0-9.]{1,8}")
+                .prop_map(|(at, s)| Mutation::Insert(at, s)),
+            (any::<usize>(), 1usize..60).prop_map(|(at, n)| Mutation::Duplicate(at, n)),
+        ]
+    }
+
+    fn apply(text: &str, m: &Mutation) -> String {
+        let chars: Vec<char> = text.chars().collect();
+        let at = |i: usize| i % (chars.len() + 1);
+        let s = |a: usize, b: usize| {
+            let a = a.min(chars.len());
+            chars[a..b.clamp(a, chars.len())].iter().collect::<String>()
+        };
+        match m {
+            Mutation::Delete(i, n) => s(0, at(*i)) + &s(at(*i) + n, chars.len()),
+            Mutation::Insert(i, ins) => s(0, at(*i)) + ins + &s(at(*i), chars.len()),
+            Mutation::Duplicate(i, n) => {
+                let a = at(*i);
+                s(0, a + n) + &s(a, chars.len())
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "[ \\n\\t:\\-\\[\\]{}#&*!|>'\"%@,?a-z0-9._/]{0,200}") {
+            load(&text)?;
+        }
+
+        #[test]
+        fn damaged_valid_configs_never_panic(mutations in prop::collection::vec(mutation(), 1..4)) {
+            let mut text = VALID.to_string();
+            for m in &mutations {
+                text = apply(&text, m);
+            }
+            load(&text)?;
+        }
+
+        #[test]
+        fn valid_config_with_arbitrary_values_never_panics(
+            value in prop_oneof![
+                Just("null".to_string()), Just("[]".to_string()), Just("{}".to_string()),
+                Just("-1".to_string()), Just("1e309".to_string()), Just("nan".to_string()),
+                Just("\"\"".to_string()), Just("true".to_string()), "[a-z0-9./]{0,12}",
+            ],
+            line in 0usize..40,
+        ) {
+            // Replace the value of one `key: value` line.
+            let text: Vec<String> = VALID
+                .lines()
+                .enumerate()
+                .map(|(i, l)| match l.split_once(": ") {
+                    Some((k, _)) if i == line % VALID.lines().count() => format!("{k}: {value}"),
+                    _ => l.to_string(),
+                })
+                .collect();
+            load(&text.join("\n"))?;
+        }
     }
 }

@@ -213,26 +213,165 @@ fn strip_in(map: &mut Map<String, Value>, path: &str, removed: &mut Vec<String>)
     }
 }
 
-fn seconds(v: &Value, param: &str) -> Result<Option<Duration>, GatewayError> {
+/// Bounds on a request body's parsed form, well above real use, so that one request's memory stays
+/// a small multiple of its body (a JSON value in memory is much larger than its text).
+pub mod bounds {
+    /// Deepest nesting of objects and arrays.
+    pub const MAX_DEPTH: usize = 64;
+    /// Most objects and arrays in one body.
+    pub const MAX_CONTAINERS: usize = 200_000;
+    /// Most JSON values (scalars, objects, arrays) in one body.
+    pub const MAX_VALUES: usize = 1_000_000;
+    /// Most chat messages.
+    pub const MAX_MESSAGES: usize = 100_000;
+    /// Most tools (or legacy functions).
+    pub const MAX_TOOLS: usize = 1_024;
+    /// Most embedding inputs, or prompts in a completion.
+    pub const MAX_INPUTS: usize = 100_000;
+    /// Largest `n` (choices per request).
+    pub const MAX_N: u64 = 128;
+}
+
+/// Check the body's nesting depth and its number of values in one pass over its bytes, before any of
+/// it is built in memory. Malformed JSON passes (the parser reports it).
+pub fn check_shape(raw: &[u8]) -> Result<(), GatewayError> {
+    use bounds::{MAX_CONTAINERS, MAX_DEPTH, MAX_VALUES};
+    let (mut depth, mut containers, mut values) = (0usize, 0usize, 1usize);
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'"' => {
+                // Skip the string: to its closing quote, past escaped characters.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &raw[i.min(raw.len())..]) {
+                        Some(at) if raw[i + at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at;
+                            break;
+                        }
+                        None => return Ok(()),
+                    }
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                containers += 1;
+                if depth > MAX_DEPTH {
+                    return Err(GatewayError::bad_request(format!(
+                        "Request body nests objects and arrays deeper than {MAX_DEPTH} levels."
+                    )));
+                }
+                if containers > MAX_CONTAINERS {
+                    return Err(GatewayError::bad_request(format!(
+                        "Request body has more than {MAX_CONTAINERS} objects and arrays."
+                    )));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' => {
+                values += 1;
+                if values > MAX_VALUES {
+                    return Err(GatewayError::bad_request(format!(
+                        "Request body has more than {MAX_VALUES} values."
+                    )));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Fields the gateway stores or logs (spend logs, end-user rows, traces): their strings must not
+/// hold NUL, which PostgreSQL text cannot store. Message content is only forwarded, never stored.
+const STORED_FIELDS: &[&str] = &[
+    "model",
+    "user",
+    "metadata",
+    "litellm_metadata",
+    "tags",
+    "litellm_session_id",
+    "litellm_trace_id",
+    "litellm_call_id",
+    "session_id",
+    "trace_id",
+];
+
+/// The first string (key or value) in `v` holding NUL, as a path below `field`.
+fn nul_path(v: &Value, path: &mut String) -> bool {
     match v {
-        Value::Null => Ok(None),
-        Value::Number(n) => match n.as_f64() {
-            Some(s) if s > 0.0 && s.is_finite() => Ok(Some(Duration::from_secs_f64(s))),
-            _ => Err(GatewayError::bad_param(
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = nul_path(item, path);
+            if !found {
+                path.truncate(len);
+            }
+            found
+        }),
+        Value::Object(map) => map.iter().any(|(k, item)| {
+            let len = path.len();
+            path.push('.');
+            path.push_str(k);
+            let found = k.contains('\0') || nul_path(item, path);
+            if !found {
+                path.truncate(len);
+            }
+            found
+        }),
+        _ => false,
+    }
+}
+
+/// Refuse NUL in a stored field, naming it (`metadata.tags[1]`).
+fn check_stored_strings(
+    body: &Map<String, Value>,
+    path_model: Option<&str>,
+) -> Result<(), GatewayError> {
+    if path_model.is_some_and(|m| m.contains('\0')) {
+        return Err(GatewayError::bad_param(
+            "model",
+            "'model' must not contain NUL (\\u0000) characters.",
+        ));
+    }
+    for field in STORED_FIELDS {
+        let Some(v) = body.get(*field) else { continue };
+        let mut path = (*field).to_string();
+        if nul_path(v, &mut path) {
+            return Err(GatewayError::bad_param(
+                &path,
+                format!("'{path}' must not contain NUL (\\u0000) characters."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The longest timeout a request can ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn seconds(v: &Value, param: &str) -> Result<Option<Duration>, GatewayError> {
+    let secs = match v {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => {
+            return Err(GatewayError::bad_param(
                 param,
-                format!("{param} must be a positive number of seconds"),
-            )),
-        },
-        Value::String(s) => match s.trim().parse::<f64>() {
-            Ok(s) if s > 0.0 && s.is_finite() => Ok(Some(Duration::from_secs_f64(s))),
-            _ => Err(GatewayError::bad_param(
-                param,
-                format!("{param} must be a positive number of seconds"),
-            )),
-        },
+                format!("{param} must be a number of seconds"),
+            ))
+        }
+    };
+    // Positive, finite, and a duration this machine can represent (no overflow panic); longer
+    // than a year means a year, so deadlines computed from it never overflow either.
+    match secs.filter(|s| *s > 0.0).map(Duration::try_from_secs_f64) {
+        Some(Ok(d)) => Ok(Some(d.min(MAX_TIMEOUT))),
         _ => Err(GatewayError::bad_param(
             param,
-            format!("{param} must be a number of seconds"),
+            format!("{param} must be a positive number of seconds"),
         )),
     }
 }
@@ -325,6 +464,7 @@ impl LlmRequest {
                 "Request body is empty; expected a JSON object",
             ));
         }
+        check_shape(raw)?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
             GatewayError::bad_request(format!(
                 "Malformed JSON in request body: {e} (line {}, column {})",
@@ -361,6 +501,7 @@ impl LlmRequest {
             }
         };
 
+        check_stored_strings(&body, path_model)?;
         Self::validate(kind, &body)?;
 
         let stream = match body.get("stream") {
@@ -385,8 +526,11 @@ impl LlmRequest {
             .and_then(Value::as_bool)
             .unwrap_or(false);
 
+        // Moved out, not copied: a `mock_response` may be most of the body.
+        let mock_response = body.remove("mock_response").filter(|v| !v.is_null());
+        let metadata = body.remove("metadata");
         let mut gateway = GatewayParams {
-            mock_response: body.get("mock_response").cloned().filter(|v| !v.is_null()),
+            mock_response,
             timeout: body
                 .get("timeout")
                 .or_else(|| body.get("request_timeout"))
@@ -399,7 +543,7 @@ impl LlmRequest {
                 .transpose()?
                 .flatten(),
             drop_params: body.get("drop_params").and_then(Value::as_bool),
-            metadata: body.get("metadata").cloned(),
+            metadata,
             ignored_credentials: Vec::new(),
             num_retries: match body.get("num_retries") {
                 None | Some(Value::Null) => None,
@@ -490,6 +634,32 @@ impl LlmRequest {
         expect_type(body, "stream_options", object, "an object")?;
         expect_type(body, "metadata", object, "an object")?;
         expect_type(body, "logit_bias", object, "an object")?;
+        if let Some(n) = body.get("n").and_then(Value::as_u64) {
+            if n > bounds::MAX_N {
+                return Err(GatewayError::bad_param(
+                    "n",
+                    format!("'n' must be at most {}.", bounds::MAX_N),
+                ));
+            }
+        }
+        for key in ["tools", "functions"] {
+            let count = body.get(key).and_then(Value::as_array).map_or(0, Vec::len);
+            if count > bounds::MAX_TOOLS {
+                return Err(GatewayError::bad_param(
+                    key,
+                    format!("'{key}' must have at most {} entries.", bounds::MAX_TOOLS),
+                ));
+            }
+        }
+        for key in ["input", "prompt"] {
+            let count = body.get(key).and_then(Value::as_array).map_or(0, Vec::len);
+            if count > bounds::MAX_INPUTS {
+                return Err(GatewayError::bad_param(
+                    key,
+                    format!("'{key}' must have at most {} entries.", bounds::MAX_INPUTS),
+                ));
+            }
+        }
         match kind {
             CallKind::Chat => {
                 expect_type(body, "tools", array, "a list")?;
@@ -510,6 +680,15 @@ impl LlmRequest {
                     return Err(GatewayError::bad_param(
                         "messages",
                         "'messages' must contain at least one message.",
+                    ));
+                }
+                if messages.len() > bounds::MAX_MESSAGES {
+                    return Err(GatewayError::bad_param(
+                        "messages",
+                        format!(
+                            "'messages' must have at most {} messages.",
+                            bounds::MAX_MESSAGES
+                        ),
                     ));
                 }
                 for (i, m) in messages.iter().enumerate() {
@@ -699,6 +878,28 @@ mod tests {
     }
 
     #[test]
+    fn huge_timeouts_are_refused_not_panicked_on() {
+        for key in ["timeout", "stream_timeout", "request_timeout"] {
+            for v in [json!(1e300), json!("1e300"), json!("inf")] {
+                let mut body = json!({"model": "m", "messages": [{"role": "user"}]});
+                body[key] = v;
+                let err = parse(CallKind::Chat, body).expect_err("too long");
+                assert_eq!(
+                    err.param(),
+                    Some(key.trim_start_matches("request_")),
+                    "{err}"
+                );
+            }
+            // Representable but absurd: a year.
+            let mut body = json!({"model": "m", "messages": [{"role": "user"}]});
+            body[key] = json!(1.8e19);
+            let req = parse(CallKind::Chat, body).expect("valid");
+            let got = req.gateway.timeout.or(req.gateway.stream_timeout);
+            assert_eq!(got, Some(MAX_TIMEOUT));
+        }
+    }
+
+    #[test]
     fn path_model_wins() {
         let req = LlmRequest::parse(
             CallKind::Chat,
@@ -722,5 +923,145 @@ mod tests {
             (u.prompt_tokens, u.cached_tokens, u.reasoning_tokens),
             (10, 4, 2)
         );
+    }
+}
+
+/// Property tests: the parser never panics, its errors are typed 400s, and what it accepts it
+/// accepts again unchanged (a parsed body is a fixed point).
+#[cfg(test)]
+pub(crate) mod proptests {
+    use super::*;
+    use actix_web::ResponseError;
+    use proptest::prelude::*;
+
+    /// Any JSON value, a few levels deep, with keys drawn from the ones the parser cares about.
+    pub(crate) fn json_value() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("model".to_string()),
+            Just("messages".to_string()),
+            Just("role".to_string()),
+            Just("content".to_string()),
+            Just("prompt".to_string()),
+            Just("input".to_string()),
+            Just("stream".to_string()),
+            Just("metadata".to_string()),
+            Just("tools".to_string()),
+            Just("n".to_string()),
+            Just("user".to_string()),
+            Just("api_base".to_string()),
+            Just("extra_body".to_string()),
+            Just("fallbacks".to_string()),
+            Just("timeout".to_string()),
+            Just("mock_response".to_string()),
+            "[a-z_\u{0}]{0,8}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            // Short decimals: serde_json's default float parsing may move a long one by one ULP.
+            any::<i32>().prop_map(|i| Value::from(f64::from(i) / 100.0)),
+            Just(Value::from(1e300)),
+            Just(Value::String("1e300".into())),
+            "\\PC{0,12}".prop_map(Value::String),
+            Just(Value::String("a\u{0}b".into())),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn kind() -> impl Strategy<Value = CallKind> {
+        prop_oneof![
+            Just(CallKind::Chat),
+            Just(CallKind::Completion),
+            Just(CallKind::Embedding)
+        ]
+    }
+
+    fn check(result: Result<LlmRequest, GatewayError>) -> Result<(), TestCaseError> {
+        match result {
+            Ok(req) => {
+                prop_assert!(!req.model.is_empty());
+                prop_assert_eq!(
+                    req.body.get("model"),
+                    Some(&Value::String(req.model.clone()))
+                );
+                for key in GATEWAY_ONLY_KEYS.iter().chain(CLIENT_CREDENTIAL_KEYS) {
+                    prop_assert!(!req.body.contains_key(*key), "{} forwarded", key);
+                }
+                // A parsed body is a fixed point of the parser.
+                let again = LlmRequest::parse(
+                    req.kind,
+                    Value::Object(req.body.clone()).to_string().as_bytes(),
+                    None,
+                )
+                .map_err(|e| TestCaseError::fail(format!("re-parse failed: {e}")))?;
+                prop_assert_eq!(&again.body, &req.body);
+                prop_assert_eq!(again.stream, req.stream);
+            }
+            Err(e) => prop_assert_eq!(e.status_code().as_u16(), 400, "{}", e),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(kind in kind(), raw in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Err(e) = LlmRequest::parse(kind, &raw, None) {
+                prop_assert_eq!(e.status_code().as_u16(), 400);
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_is_accepted_consistently_or_refused_with_400(kind in kind(), body in json_value()) {
+            check(LlmRequest::parse(kind, body.to_string().as_bytes(), None))?;
+        }
+
+        #[test]
+        fn valid_requests_parse_and_reparse(
+            model in "[a-z][a-z0-9./-]{0,20}",
+            messages in prop::collection::vec(("user|assistant|system", "\\PC{0,20}"), 1..8),
+            temperature in prop::option::of(0.0f64..2.0),
+            stream in any::<bool>(),
+            extra in json_value(),
+        ) {
+            let mut body = serde_json::json!({
+                "model": model,
+                "messages": messages.iter().map(|(r, c)| serde_json::json!({"role": r, "content": c})).collect::<Vec<_>>(),
+                "stream": stream,
+                "x_extra": extra,
+            });
+            if let Some(t) = temperature {
+                body["temperature"] = serde_json::json!(t);
+            }
+            let req = LlmRequest::parse(CallKind::Chat, body.to_string().as_bytes(), None);
+            prop_assert!(req.is_ok(), "{:?}", req.err());
+            check(req)?;
+        }
+
+        #[test]
+        fn depth_bound_is_exact(depth in 1usize..100) {
+            let body = format!(
+                r#"{{"model":"m","messages":[{{"role":"user"}}],"x":{}{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            // The body itself and `messages` add two levels (the message object is not on this path).
+            let result = LlmRequest::parse(CallKind::Chat, body.as_bytes(), None);
+            prop_assert_eq!(result.is_ok(), depth < bounds::MAX_DEPTH, "depth {}", depth);
+        }
+
+        #[test]
+        fn shape_check_ignores_brackets_inside_strings(text in "[\\[\\]{},\"\\\\a]{0,200}") {
+            let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": text}]});
+            prop_assert!(check_shape(body.to_string().as_bytes()).is_ok());
+        }
     }
 }

@@ -50,8 +50,18 @@ pub fn request_to_openai(mut body: Map<String, Value>) -> Result<Map<String, Val
     }
     match body.remove("messages") {
         Some(Value::Array(items)) => {
-            for (i, m) in items.iter().enumerate() {
-                translate_message(m, i, &mut messages)?;
+            if items.len() > crate::llm::bounds::MAX_MESSAGES {
+                return Err(invalid(
+                    "messages",
+                    format!(
+                        "messages: List should have at most {} items",
+                        crate::llm::bounds::MAX_MESSAGES
+                    ),
+                ));
+            }
+            // Each message is dropped once translated: never two copies of the conversation.
+            for (i, m) in items.into_iter().enumerate() {
+                translate_message(&m, i, &mut messages)?;
             }
         }
         Some(_) => {
@@ -1428,5 +1438,127 @@ mod tests {
         );
         assert_eq!(resp["content"][0]["type"], "thinking");
         assert_eq!(resp["content"][1], json!({"type": "text", "text": "42"}));
+    }
+}
+
+/// Property tests: translation never panics, refuses with typed 400s, and what it produces is a
+/// chat request the gateway's own parser accepts.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::llm::{CallKind, LlmRequest};
+    use actix_web::ResponseError;
+    use proptest::prelude::*;
+
+    /// Any JSON value, a few levels deep, with keys drawn from Anthropic's request shape.
+    fn anthropic_value() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("model".to_string()),
+            Just("messages".to_string()),
+            Just("role".to_string()),
+            Just("content".to_string()),
+            Just("system".to_string()),
+            Just("type".to_string()),
+            Just("text".to_string()),
+            Just("tool_use".to_string()),
+            Just("tool_result".to_string()),
+            Just("tool_use_id".to_string()),
+            Just("input".to_string()),
+            Just("name".to_string()),
+            Just("tools".to_string()),
+            Just("tool_choice".to_string()),
+            Just("stop_sequences".to_string()),
+            Just("max_tokens".to_string()),
+            Just("metadata".to_string()),
+            Just("user_id".to_string()),
+            Just("source".to_string()),
+            Just("image".to_string()),
+            Just("thinking".to_string()),
+            "[a-z_]{0,8}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            prop_oneof![
+                Just("user"),
+                Just("assistant"),
+                Just("text"),
+                Just("tool_use"),
+                Just("tool_result"),
+                Just("image"),
+                Just("base64"),
+                Just("auto"),
+                Just("any"),
+                Just("tool"),
+            ]
+            .prop_map(|s| Value::String(s.into())),
+            "\\PC{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn block() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            "\\PC{0,16}".prop_map(|t| json!({"type": "text", "text": t})),
+            ("[a-z]{1,8}", "\\PC{0,8}").prop_map(|(name, v)| json!({"type": "tool_use",
+                "id": "toolu_1", "name": name, "input": {"v": v}})),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bodies_translate_or_fail_with_400(body in anthropic_value()) {
+            let Value::Object(body) = body else { return Ok(()) };
+            match request_to_openai(body) {
+                Ok(out) => {
+                    prop_assert!(out.get("messages").is_some_and(Value::is_array));
+                }
+                Err(e) => prop_assert_eq!(e.status_code().as_u16(), 400, "{}", e),
+            }
+        }
+
+        #[test]
+        fn valid_requests_become_chat_requests_the_parser_accepts(
+            model in "[a-z][a-z0-9.-]{0,16}",
+            system in prop::option::of("\\PC{0,16}"),
+            turns in prop::collection::vec(prop::collection::vec(block(), 1..4), 1..6),
+            max_tokens in 1u64..100_000,
+            stream in any::<bool>(),
+        ) {
+            let messages: Vec<Value> = turns
+                .into_iter()
+                .enumerate()
+                .map(|(i, content)| {
+                    let role = if i % 2 == 0 { "user" } else { "assistant" };
+                    // Only assistants call tools.
+                    let content: Vec<Value> = content
+                        .into_iter()
+                        .filter(|b| role == "assistant" || b["type"] == "text")
+                        .collect();
+                    json!({"role": role, "content": if content.is_empty() { json!("hi") } else { json!(content) }})
+                })
+                .collect();
+            let mut body = json!({"model": model, "max_tokens": max_tokens, "stream": stream,
+                                  "messages": messages});
+            if let Some(s) = system {
+                body["system"] = json!(s);
+            }
+            let Value::Object(body) = body else { unreachable!() };
+            let out = request_to_openai(body);
+            prop_assert!(out.is_ok(), "{:?}", out.err());
+            let raw = Value::Object(out.unwrap()).to_string();
+            let parsed = LlmRequest::parse(CallKind::Chat, raw.as_bytes(), None);
+            prop_assert!(parsed.is_ok(), "{:?}", parsed.err());
+            prop_assert_eq!(parsed.unwrap().stream, stream);
+        }
     }
 }

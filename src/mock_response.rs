@@ -1,6 +1,13 @@
 //! `mock_response`: LiteLLM's way to get a canned answer without calling a provider, set per request
 //! (`"mock_response": "hi"`) or per deployment (`litellm_params.mock_response`). Useful for wiring
 //! tests and demos; the answer has the real OpenAI shape, streamed or not.
+//!
+//! A streamed answer is generated lazily as the client reads: one chunk per word, a few KiB of
+//! chunks per poll, so its memory is one copy of the text however long it is.
+
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use actix_web::HttpResponse;
 use bytes::Bytes;
@@ -21,9 +28,9 @@ fn words(text: &str) -> u64 {
 }
 
 pub fn respond(req: &LlmRequest, content: &Value) -> HttpResponse {
-    let text = match content {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+    let text: Cow<'_, str> = match content {
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
     };
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now_secs();
@@ -50,44 +57,220 @@ pub fn respond(req: &LlmRequest, content: &Value) -> HttpResponse {
             "usage": usage,
         })),
         (kind, true) => {
-            let object = if kind == CallKind::Chat {
-                "chat.completion.chunk"
-            } else {
-                "text_completion"
+            let stream = MockStream {
+                chat: kind == CallKind::Chat,
+                id,
+                created,
+                model: req.model.clone(),
+                text: text.into_owned(),
+                usage: req.client_wants_usage.then_some(usage),
+                step: Step::Role,
             };
-            let piece = |delta: Value, finish: Value| {
-                let choice = if kind == CallKind::Chat {
-                    json!({"index": 0, "delta": delta, "finish_reason": finish})
-                } else {
-                    json!({"index": 0, "text": delta.get("content").cloned().unwrap_or(json!("")), "finish_reason": finish})
-                };
-                json!({"id": id, "object": object, "created": created, "model": req.model, "choices": [choice]})
-            };
-            let mut events = vec![piece(
-                json!({"role": "assistant", "content": ""}),
-                Value::Null,
-            )];
-            for word in text.split_inclusive(' ') {
-                events.push(piece(json!({"content": word}), Value::Null));
-            }
-            events.push(piece(json!({}), json!("stop")));
-            if req.client_wants_usage {
-                events.push(
-                    json!({"id": id, "object": object, "created": created, "model": req.model,
-                                   "choices": [], "usage": usage}),
-                );
-            }
-            let mut body = String::new();
-            for e in events {
-                body.push_str("data: ");
-                body.push_str(&e.to_string());
-                body.push_str("\n\n");
-            }
-            body.push_str("data: [DONE]\n\n");
             HttpResponse::Ok()
                 .content_type("text/event-stream")
                 .insert_header(("cache-control", "no-cache"))
-                .body(Bytes::from(body))
+                .streaming(stream)
         }
+    }
+}
+
+/// Where a [`MockStream`] is: the role chunk, the words from a byte offset, the finish chunk, the
+/// usage chunk, `[DONE]`, the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Role,
+    Words(usize),
+    Finish,
+    Usage,
+    Done,
+    End,
+}
+
+/// About how many bytes of SSE events one poll produces.
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// A streamed canned answer, its SSE events written only when the client reads them.
+struct MockStream {
+    chat: bool,
+    id: String,
+    created: u64,
+    model: String,
+    text: String,
+    usage: Option<Value>,
+    step: Step,
+}
+
+impl MockStream {
+    fn event(&self, out: &mut Vec<u8>, delta: Option<&str>, role: bool, finish: bool) {
+        let finish = if finish { json!("stop") } else { Value::Null };
+        let choice = if self.chat {
+            let delta = match (role, delta) {
+                (true, _) => json!({"role": "assistant", "content": ""}),
+                (false, Some(word)) => json!({"content": word}),
+                (false, None) => json!({}),
+            };
+            json!({"index": 0, "delta": delta, "finish_reason": finish})
+        } else {
+            json!({"index": 0, "text": delta.unwrap_or(""), "finish_reason": finish})
+        };
+        let object = if self.chat {
+            "chat.completion.chunk"
+        } else {
+            "text_completion"
+        };
+        let chunk = json!({"id": self.id, "object": object, "created": self.created,
+                           "model": self.model, "choices": [choice]});
+        write_event(out, &chunk);
+    }
+
+    /// Append the next events (at least one, about [`BATCH_BYTES`]) to `out`; false at the end.
+    fn fill(&mut self, out: &mut Vec<u8>) -> bool {
+        while out.len() < BATCH_BYTES {
+            self.step = match self.step {
+                Step::Role => {
+                    self.event(out, None, true, false);
+                    Step::Words(0)
+                }
+                Step::Words(at) if at < self.text.len() => {
+                    let rest = &self.text[at..];
+                    let len = rest.find(' ').map_or(rest.len(), |i| i + 1);
+                    self.event(out, Some(&rest[..len]), false, false);
+                    Step::Words(at + len)
+                }
+                Step::Words(_) => {
+                    self.event(out, None, false, true);
+                    Step::Finish
+                }
+                Step::Finish => {
+                    if let Some(usage) = &self.usage {
+                        let object = if self.chat {
+                            "chat.completion.chunk"
+                        } else {
+                            "text_completion"
+                        };
+                        let chunk = json!({"id": self.id, "object": object,
+                                           "created": self.created, "model": self.model,
+                                           "choices": [], "usage": usage});
+                        write_event(out, &chunk);
+                    }
+                    Step::Usage
+                }
+                Step::Usage => {
+                    out.extend_from_slice(b"data: [DONE]\n\n");
+                    Step::Done
+                }
+                Step::Done | Step::End => {
+                    self.step = Step::End;
+                    break;
+                }
+            };
+        }
+        !out.is_empty()
+    }
+}
+
+fn write_event(out: &mut Vec<u8>, chunk: &Value) {
+    out.extend_from_slice(b"data: ");
+    // Writing JSON into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, chunk);
+    out.extend_from_slice(b"\n\n");
+}
+
+impl futures_util::Stream for MockStream {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let mut out = Vec::with_capacity(BATCH_BYTES + 256);
+        if this.fill(&mut out) {
+            Poll::Ready(Some(Ok(Bytes::from(out))))
+        } else {
+            Poll::Ready(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn request(kind: CallKind, usage: bool) -> LlmRequest {
+        LlmRequest {
+            kind,
+            model: "m".into(),
+            stream: true,
+            client_wants_usage: usage,
+            body: Default::default(),
+            gateway: Default::default(),
+        }
+    }
+
+    async fn collect(stream: MockStream) -> (usize, Vec<Value>, bool) {
+        let chunks: Vec<Bytes> = stream
+            .map(|c| c.expect("infallible"))
+            .collect::<Vec<_>>()
+            .await;
+        let polls = chunks.len();
+        let all: Vec<u8> = chunks.concat();
+        let text = String::from_utf8(all).expect("utf-8");
+        let mut events = Vec::new();
+        let mut done = false;
+        for data in text.split("\n\n").filter(|e| !e.is_empty()) {
+            let data = data.strip_prefix("data: ").expect("data line");
+            if data == "[DONE]" {
+                done = true;
+            } else {
+                events.push(serde_json::from_str(data).expect("json"));
+            }
+        }
+        (polls, events, done)
+    }
+
+    fn stream(kind: CallKind, text: &str, usage: bool) -> MockStream {
+        let req = request(kind, usage);
+        MockStream {
+            chat: kind == CallKind::Chat,
+            id: "chatcmpl-x".into(),
+            created: 1,
+            model: req.model.clone(),
+            text: text.into(),
+            usage: usage.then(|| json!({"prompt_tokens": 10})),
+            step: Step::Role,
+        }
+    }
+
+    #[actix_rt::test]
+    async fn chat_stream_has_role_words_finish_usage_and_done() {
+        let (_, events, done) = collect(stream(CallKind::Chat, "hello big world", true)).await;
+        assert!(done);
+        assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
+        let words: String = events[1..4]
+            .iter()
+            .map(|e| e["choices"][0]["delta"]["content"].as_str().expect("word"))
+            .collect();
+        assert_eq!(words, "hello big world");
+        assert_eq!(events[4]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(events[5]["usage"]["prompt_tokens"], 10);
+        assert_eq!(events.len(), 6);
+    }
+
+    #[actix_rt::test]
+    async fn completion_stream_without_usage() {
+        let (_, events, done) = collect(stream(CallKind::Completion, "a b", false)).await;
+        assert!(done);
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[1]["choices"][0]["text"], "a ");
+        assert_eq!(events[2]["choices"][0]["text"], "b");
+        assert_eq!(events[3]["choices"][0]["finish_reason"], "stop");
+    }
+
+    #[actix_rt::test]
+    async fn a_long_answer_comes_in_bounded_pieces() {
+        let text = "word ".repeat(200_000);
+        let (polls, events, done) = collect(stream(CallKind::Chat, &text, false)).await;
+        assert!(done);
+        assert_eq!(events.len(), 200_000 + 2);
+        assert!(polls > 100, "{polls} polls");
     }
 }

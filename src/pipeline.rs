@@ -187,8 +187,9 @@ fn header_seconds(req: &HttpRequest, name: &str) -> Result<Option<Duration>, Gat
             .to_str()
             .ok()
             .and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|s| *s > 0.0 && s.is_finite())
-            .map(|s| Some(Duration::from_secs_f64(s)))
+            .filter(|s| *s > 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .map(|d| Some(d.min(crate::llm::MAX_TIMEOUT)))
             .ok_or_else(|| {
                 GatewayError::bad_request(format!(
                     "header {name} must be a positive number of seconds"
@@ -339,6 +340,7 @@ async fn serve(
     let mut req = LlmRequest::parse(kind, &raw, path_model)?;
     // 2a. the parameters the caller's key requires on every request (`enforced_params`).
     caller.check_enforced_params(&raw)?;
+    drop(raw); // the parsed form is all that is kept: never the body twice for the whole call
 
     // 2b. model access: what the key, its user and its team each allow, and their aliases.
     let access = caller.model_access();

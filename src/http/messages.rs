@@ -46,6 +46,7 @@ async fn translated(
     let raw = super::read_body(req, payload, state.max_body_bytes)
         .await
         .map_err(|e| anthropic_error(&e))?;
+    crate::llm::check_shape(&raw).map_err(|e| anthropic_error(&e))?;
     let body = match serde_json::from_slice::<Value>(&raw) {
         Ok(Value::Object(body)) => body,
         Ok(_) => {
@@ -82,10 +83,12 @@ async fn create(
         Ok(v) => Bytes::from(v),
         Err(e) => return anthropic_error(&GatewayError::internal(e.to_string())),
     };
-    // The prompt estimate fills `message_start` until the provider's count arrives.
+    // The prompt estimate fills `message_start` until the provider's count arrives. The translated
+    // body is dropped here either way: the pipeline parses its own copy from `raw`.
     let estimate = if stream {
         estimate_tokens(body, &model)
     } else {
+        drop(body);
         0
     };
     let response = pipeline::run(&state, &req, caller, CallKind::Chat, None, raw).await;
