@@ -53,6 +53,9 @@ fn gate_refusal(body: &Value) -> bool {
         && (msg.contains("is not allowed to call") || msg.contains("may only call the routes"))
 }
 
+/// Which routes an `allowed_routes` value should let through the gate.
+type Covers = fn(&Route) -> bool;
+
 struct Route {
     method: String,
     path: String,
@@ -179,27 +182,18 @@ async fn allowed_routes_limit_a_key_to_the_routes_it_lists() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start(&basic_config(&mock), &[], &[]);
     let table = route_table(&gw, MASTER_KEY).await;
-    let cases: Vec<(Value, Box<dyn Fn(&Route) -> bool>)> = vec![
-        (
-            json!(["llm_api_routes"]),
-            Box::new(|r: &Route| r.group == "llm_api_routes"),
-        ),
-        (
-            json!(["openai_routes"]),
-            Box::new(|r: &Route| r.group == "llm_api_routes"),
-        ),
-        (
-            json!(["info_routes"]),
-            Box::new(|r: &Route| r.group == "info_routes"),
-        ),
-        (
-            json!(["/v1/chat/completions", "/key/info"]),
-            Box::new(|r: &Route| r.path == "/v1/chat/completions" || r.path == "/key/info"),
-        ),
-        (
-            json!(["/key/*"]),
-            Box::new(|r: &Route| r.path.starts_with("/key/")),
-        ),
+    let cases: Vec<(Value, Covers)> = vec![
+        (json!(["llm_api_routes"]), |r: &Route| {
+            r.group == "llm_api_routes"
+        }),
+        (json!(["openai_routes"]), |r: &Route| {
+            r.group == "llm_api_routes"
+        }),
+        (json!(["info_routes"]), |r: &Route| r.group == "info_routes"),
+        (json!(["/v1/chat/completions", "/key/info"]), |r: &Route| {
+            r.path == "/v1/chat/completions" || r.path == "/key/info"
+        }),
+        (json!(["/key/*"]), |r: &Route| r.path.starts_with("/key/")),
     ];
     for (allowed, expect) in &cases {
         // An internal user's key, so management routes are gated by allowed_routes alone.
