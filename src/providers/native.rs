@@ -14,43 +14,138 @@ use crate::secret::scrub;
 
 /// The request body with the deployment's defaults filled in, `additional_drop_params` removed,
 /// and the OpenAI parameters the provider cannot take (`unsupported`, plus the spec's list) either
-/// dropped (`drop_params`) or refused with LiteLLM's `UnsupportedParamsError`.
+/// dropped (`drop_params`) or refused with LiteLLM's `UnsupportedParamsError`. A copy, for the
+/// adapters that take it apart; the OpenAI adapter serializes an [`OpenAiBody`] instead.
 pub fn openai_body(
     deployment: &Deployment,
     target: &Target,
     req: &LlmRequest,
     unsupported: &[&str],
 ) -> Result<Map<String, Value>, GatewayError> {
-    let mut body = req.body.clone();
-    for (k, v) in &deployment.defaults {
-        if !body.contains_key(k) {
-            body.insert(k.clone(), v.clone());
+    Ok(OpenAiBody::new(deployment, target, req, unsupported)?.to_map())
+}
+
+/// The request body as an OpenAI-compatible provider gets it, without copying the client's
+/// body: its fields in their order, less the removed ones, with some replaced or added (the
+/// deployment's defaults, the model name, `stream_options`). Serializes to the same JSON as the
+/// edited copy would, so a large request is never held twice.
+pub struct OpenAiBody<'a> {
+    base: &'a Map<String, Value>,
+    removed: Vec<&'a str>,
+    /// Replacements (in place) and additions (after the client's fields, in order).
+    set: Vec<(String, Value)>,
+}
+
+impl<'a> OpenAiBody<'a> {
+    pub fn new(
+        deployment: &'a Deployment,
+        target: &Target,
+        req: &'a LlmRequest,
+        unsupported: &[&str],
+    ) -> Result<Self, GatewayError> {
+        let mut body = OpenAiBody {
+            base: &req.body,
+            removed: deployment
+                .additional_drop_params
+                .iter()
+                .map(String::as_str)
+                .collect(),
+            set: Vec::new(),
+        };
+        for (k, v) in &deployment.defaults {
+            if !req.body.contains_key(k) && !body.removed.contains(&k.as_str()) {
+                body.set.push((k.clone(), v.clone()));
+            }
+        }
+        let present: Vec<&str> = unsupported
+            .iter()
+            .chain(target.spec.unsupported_params)
+            .copied()
+            .filter(|p| body.get(p).is_some_and(|v| !v.is_null()))
+            .collect();
+        if present.is_empty() {
+            return Ok(body);
+        }
+        let drop = req
+            .gateway
+            .drop_params
+            .or(deployment.drop_params)
+            .unwrap_or(false);
+        if !drop {
+            return Err(unsupported_error(target, &present));
+        }
+        for p in present {
+            body.remove(p);
+        }
+        Ok(body)
+    }
+
+    /// The value of a field as the provider will get it.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        if let Some((_, v)) = self.set.iter().find(|(k, _)| k == key) {
+            return Some(v);
+        }
+        if self.removed.contains(&key) {
+            return None;
+        }
+        self.base.get(key)
+    }
+
+    /// Set a field (replacing the client's value in its place, or adding it).
+    pub fn insert(&mut self, key: &str, value: Value) {
+        match self.set.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.set.push((key.to_string(), value)),
         }
     }
-    for p in &deployment.additional_drop_params {
-        body.remove(p);
-    }
-    let present: Vec<&str> = unsupported
-        .iter()
-        .chain(target.spec.unsupported_params)
-        .copied()
-        .filter(|p| body.get(*p).is_some_and(|v| !v.is_null()))
-        .collect();
-    if present.is_empty() {
-        return Ok(body);
-    }
-    let drop = req
-        .gateway
-        .drop_params
-        .or(deployment.drop_params)
-        .unwrap_or(false);
-    if drop {
-        for p in &present {
-            body.remove(*p);
+
+    fn remove(&mut self, key: &str) {
+        self.set.retain(|(k, _)| k != key);
+        if let Some((k, _)) = self.base.get_key_value(key) {
+            self.removed.push(k.as_str());
         }
-        return Ok(body);
     }
-    Err(unsupported_error(target, &present))
+
+    /// An owned copy, for adapters that translate it.
+    pub fn to_map(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        for (k, v) in self.entries() {
+            out.insert(k.to_string(), v.clone());
+        }
+        out
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&str, &Value)> {
+        let base = self
+            .base
+            .iter()
+            .filter(|(k, _)| !self.removed.contains(&k.as_str()))
+            .map(|(k, v)| {
+                let v = self
+                    .set
+                    .iter()
+                    .find(|(sk, _)| sk == k)
+                    .map_or(v, |(_, sv)| sv);
+                (k.as_str(), v)
+            });
+        let added = self
+            .set
+            .iter()
+            .filter(|(k, _)| !self.base.contains_key(k) || self.removed.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v));
+        base.chain(added)
+    }
+}
+
+impl serde::Serialize for OpenAiBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (k, v) in self.entries() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 /// LiteLLM's `UnsupportedParamsError` for `params`.

@@ -34,16 +34,22 @@ impl ProviderAdapter for OpenAiAdapter {
     ) -> Result<PreparedRequest, GatewayError> {
         // Deployment defaults, `additional_drop_params`, and the provider's unsupported
         // parameters dropped (`drop_params`) or refused.
-        let mut body = super::native::openai_body(deployment, target, req, &[])?;
-        body.insert("model".into(), Value::String(target.model.clone()));
+        // Serialized from the client's body in place, never a copy of it.
+        let mut body = super::native::OpenAiBody::new(deployment, target, req, &[])?;
+        body.insert("model", Value::String(target.model.clone()));
 
         if req.stream {
             // Always ask for the usage chunk so streams are accounted; the relay hides it from
             // clients that did not ask for it.
-            let opts = body.entry("stream_options").or_insert_with(|| json!({}));
-            if let Value::Object(o) = opts {
+            let mut opts = match body.get("stream_options") {
+                Some(Value::Object(o)) => Value::Object(o.clone()),
+                Some(other) => other.clone(),
+                None => json!({}),
+            };
+            if let Value::Object(o) = &mut opts {
                 o.insert("include_usage".into(), Value::Bool(true));
             }
+            body.insert("stream_options", opts);
         }
 
         let path = req.kind.path();
