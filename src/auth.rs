@@ -362,6 +362,8 @@ impl Caller {
     ///   often than the capping one (a cap that never resets allows no `budget_duration`). So do
     ///   per-model entries (`model_rpm_limit`, `model_tpm_limit`, `model_max_budget` with its
     ///   `time_period`): the new key sets each of them for that model, no higher.
+    /// - **bound together**: a new key belongs to a user or a team (whose budget and limits then
+    ///   bound it together with the caller's keys); a key of neither is a proxy admin's to create.
     /// - **lifetime**: if the caller's key expires, the new key must expire no later.
     /// - **enforced_params**: the new key enforces at least the caller key's; **allowed_routes**:
     ///   a caller key limited to routes gives a subset of them.
@@ -389,6 +391,12 @@ impl Caller {
                 }
             }
             self.check_may_hold_key_of(grant.user)?;
+        } else if grant.team.is_none() {
+            // A key of no user and no team shares no budget with its creator: each one would be a
+            // fresh allowance. Only proxy admins create such keys.
+            return refuse(
+                "only proxy admins can create a key that belongs to no user and no team; name your team_id (or create it from a key that has a user)".into(),
+            );
         }
         let Caller::Key(p) = self else { return Ok(()) };
 

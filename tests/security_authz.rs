@@ -263,7 +263,10 @@ fn generate_allowed(
         }
         _ => unreachable!(),
     };
-    team_ok && user_ok
+    // A key of no user and no team is a proxy admin's to create (nothing bounds it together with
+    // the caller's own keys).
+    let bound = team.is_some() || who.user().is_some();
+    team_ok && user_ok && bound
 }
 
 /// The models a key may use, over the three groups: key ∩ user ∩ team.
@@ -622,10 +625,16 @@ async fn f1_key_without_user_cannot_mint_keys_for_users() {
     )
     .await;
     assert_eq!(status, 403, "{resp}");
-    // A key without a user still creates keys without a user.
-    let (status, resp) = call(&gw, &app_key, "/key/generate", json!({})).await;
+    // A team key still creates keys of its team, without a user (the team's budget bounds them
+    // all); a key of no user and no team creates none: each would be a fresh allowance.
+    let (status, resp) = call(&gw, &team_key, "/key/generate", json!({"team_id": "t1"})).await;
     assert_eq!(status, 200, "{resp}");
     assert!(resp["user_id"].is_null(), "{resp}");
+    assert_eq!(resp["team_id"], "t1", "{resp}");
+    for key in [&app_key, &team_key] {
+        let (status, resp) = call(&gw, key, "/key/generate", json!({})).await;
+        assert_eq!(status, 403, "{resp}");
+    }
 }
 
 /// F2/F3: a team admin mints keys only for members of its team, never above its own role.
