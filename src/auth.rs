@@ -1126,6 +1126,7 @@ mod tests {
 
     #[test]
     fn a_grant_never_exceeds_the_callers_key() {
+        let team = entity("t", serde_json::json!({}));
         let caller = key_caller(
             serde_json::json!({"models": ["a", "b"], "max_budget": 10.0, "budget_duration": "30d",
                                "enforced_params": ["user"], "allowed_routes": ["/chat/completions"]}),
@@ -1140,7 +1141,8 @@ mod tests {
                         data: &data,
                         user_id: None,
                         user: None,
-                        team: None,
+                        // The caller's team: a new key belongs to a user or a team.
+                        team: Some(&team),
                         expires: None,
                     },
                     no_groups,
@@ -1150,6 +1152,22 @@ mod tests {
         let ok = serde_json::json!({"models": ["a"], "max_budget": 5.0, "enforced_params": ["user"],
                                "allowed_routes": ["/chat/completions"]});
         assert!(grant(ok.clone()));
+        let unbound = ok.as_object().cloned().unwrap();
+        assert!(
+            caller
+                .check_key_grant(
+                    &KeyGrant {
+                        data: &unbound,
+                        user_id: None,
+                        user: None,
+                        team: None,
+                        expires: None,
+                    },
+                    no_groups,
+                )
+                .is_err(),
+            "a key of no user and no team is a proxy admin's to create"
+        );
         for (field, value) in [
             ("models", serde_json::json!(["a", "c"])),
             ("models", serde_json::json!(["*"])),
@@ -1182,7 +1200,8 @@ mod tests {
                         data: &data,
                         user_id: None,
                         user: None,
-                        team: None,
+                        // The caller's team: a new key belongs to a user or a team.
+                        team: Some(&team),
                         expires: None,
                     },
                     no_groups,
