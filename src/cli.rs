@@ -95,8 +95,8 @@ pub enum Command {
 impl Cli {
     pub fn request_timeout(&self) -> Option<Duration> {
         self.request_timeout
-            .filter(|s| *s > 0.0 && s.is_finite())
-            .map(Duration::from_secs_f64)
+            .filter(|s| *s > 0.0)
+            .map(crate::config::config_seconds)
     }
 
     /// Where a client command (`--test`, `--health`) finds the running gateway.

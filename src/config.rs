@@ -377,7 +377,9 @@ impl ProxyConfig {
 const MAX_CONFIG_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 /// Seconds from the config as a duration: negative and NaN are zero, huge and infinite a year.
-fn config_seconds(secs: f64) -> Duration {
+/// Every duration read from the config or the command line goes through here (a huge value
+/// must never panic the process or wrap around).
+pub fn config_seconds(secs: f64) -> Duration {
     let secs = if secs.is_nan() { 0.0 } else { secs };
     Duration::from_secs_f64(secs.clamp(0.0, MAX_CONFIG_SECONDS))
 }

@@ -409,7 +409,7 @@ impl Deployment {
                 .get(key)
                 .and_then(as_f64)
                 .filter(|s| *s > 0.0)
-                .map(Duration::from_secs_f64)
+                .map(crate::config::config_seconds)
         };
         let weight = params
             .get("weight")
@@ -766,7 +766,8 @@ impl tollgate_actors::Upstream for Deployment {
     fn probe(self: std::sync::Arc<Self>) -> LocalBoxFuture<'static, Result<(), String>> {
         let timeout = string_param(&self.model_info, "health_check_timeout")
             .and_then(|s| s.parse::<f64>().ok())
-            .map(Duration::from_secs_f64)
+            .filter(|s| *s > 0.0)
+            .map(crate::config::config_seconds)
             .unwrap_or(Duration::from_secs(60));
         Box::pin(async move {
             let (req, model) = self.probe_request()?;

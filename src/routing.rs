@@ -280,14 +280,14 @@ impl RouterPolicy {
             min_retry_after: get("retry_after")
                 .and_then(as_f64)
                 .filter(|s| *s > 0.0)
-                .map(Duration::from_secs_f64)
+                .map(crate::config::config_seconds)
                 .unwrap_or_default(),
             stream_timeout: config
                 .router_settings
                 .get("stream_timeout")
                 .and_then(as_f64)
                 .filter(|s| *s > 0.0)
-                .map(Duration::from_secs_f64),
+                .map(crate::config::config_seconds),
         }
     }
 

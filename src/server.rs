@@ -208,7 +208,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         .get("proxy_batch_write_at")
         .and_then(crate::config::as_f64)
         .filter(|s| *s > 0.0)
-        .map(Duration::from_secs_f64)
+        .map(crate::config::config_seconds)
         .unwrap_or(crate::spend::DEFAULT_FLUSH_EVERY);
     let key_header = config.key_header_name();
     let config = Arc::new(config);

@@ -334,3 +334,38 @@ fn migrate_subcommand_applies_then_reports_up_to_date() {
     assert_eq!(code, 0);
     assert!(dir.path().join("tollgate.db").exists());
 }
+
+/// Durations in the config and on the command line that no duration can hold (`1e300`, `.inf`)
+/// never panic the gateway: a deployment's `timeout`, `stream_timeout`, `health_check_timeout`,
+/// the router's `retry_after` and `stream_timeout`, `proxy_batch_write_at` and
+/// `--request_timeout` are read as at most a year, and the gateway serves.
+#[actix_rt::test]
+async fn huge_config_durations_are_capped_not_panicked_on() {
+    let mock = Mock::start(&[]);
+    let config = format!(
+        r#"model_list:
+  - model_name: mock-gpt
+    litellm_params: {{model: openai/mock-gpt, api_base: {base}, api_key: sk-x, timeout: 1e300, stream_timeout: .inf}}
+    model_info: {{health_check_timeout: "1e300"}}
+router_settings:
+  retry_after: 1e300
+  stream_timeout: .inf
+general_settings:
+  master_key: {MASTER_KEY}
+  proxy_batch_write_at: 1e300
+"#,
+        base = mock.api_base()
+    );
+    let gw = Gateway::start(&config, &["--request_timeout", "1e300"], &[]);
+    let (status, _, body) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(MASTER_KEY),
+        &chat("mock-gpt"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = get(&gw.url("/health"), Some(MASTER_KEY)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["healthy_count"], 1, "{body}");
+    assert!(!gw.proc.logs().contains("panicked"), "{}", gw.proc.logs());
+}
