@@ -403,3 +403,59 @@ async fn a_plain_call_abandoned_by_its_client_is_still_charged() {
     assert_eq!(status, 400, "{err}");
     assert_eq!(err["error"]["type"], "budget_exceeded", "{err}");
 }
+
+/// F7 through the running gateway: a spend row the database refuses (here a constraint an
+/// operator added) is set aside in the dead-letter file and counted on `/metrics`; the other
+/// rows are stored.
+#[actix_rt::test]
+async fn a_row_the_database_refuses_is_dead_lettered_and_counted_on_metrics() {
+    let mock = Mock::start(&[]);
+    let pg = FreshPostgres::create();
+    let dead_letter = tempfile::tempdir().unwrap();
+    let file = dead_letter.path().join("dead.jsonl");
+    let gw = Gateway::start(
+        &format!("{}  database_url: {}\n", config(&mock), pg.url),
+        &[],
+        &[("TOLLGATE_SPEND_DEAD_LETTER", file.to_str().unwrap())],
+    );
+    let out = std::process::Command::new("psql")
+        .args([
+            pg.url.as_str(),
+            "-qAtX",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "ALTER TABLE spend_logs ADD CONSTRAINT refuse_one CHECK (end_user IS DISTINCT FROM 'refused-by-db')",
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = new_key(&gw, json!({})).await;
+    let url = gw.url("/v1/chat/completions");
+    let mut refused = chat("priced");
+    refused["user"] = json!("refused-by-db");
+    for body in [chat("priced"), refused, chat("priced")] {
+        let (status, _, resp) = post(&url, Some(&key), &body).await;
+        assert_eq!(status, 200, "{resp}");
+    }
+    wait_for(Duration::from_secs(10), || async {
+        spend_logs(&gw, &key).await.len() == 2
+    })
+    .await;
+    wait_for(Duration::from_secs(10), || async {
+        let (_, _, metrics) = get_text(&gw.url("/metrics")).await;
+        metrics.contains("tollgate_spend_rows_dead_lettered_total 1")
+    })
+    .await;
+    let set_aside = std::fs::read_to_string(&file).expect("dead-letter file");
+    assert_eq!(set_aside.lines().count(), 1, "{set_aside}");
+    assert!(set_aside.contains("refused-by-db"), "{set_aside}");
+    assert!(spend_logs(&gw, &key)
+        .await
+        .iter()
+        .all(|r| r["end_user"] != "refused-by-db"));
+}

@@ -10,6 +10,8 @@
 //! * `tollgate_rate_limits_shared`: 1 while rate limits are counted in Redis across instances,
 //!   0 while each instance counts alone (no Redis, or Redis unreachable).
 //! * `tollgate_database_connected`, `tollgate_uptime_seconds`.
+//! * `tollgate_spend_rows_dead_lettered_total`: spend-log rows the database refused on their own,
+//!   set aside in the dead-letter file (`TOLLGATE_SPEND_DEAD_LETTER`) for an operator.
 
 use super::routes::{Access, Routes};
 use actix_web::{web, HttpResponse};
@@ -112,6 +114,14 @@ fn render(state: &AppState) -> Result<String, std::fmt::Error> {
         "tollgate_uptime_seconds",
         "Seconds since the gateway started",
         uptime,
+    );
+
+    let dead_lettered = prometheus_client::metrics::counter::Counter::<u64>::default();
+    dead_lettered.inc_by(state.ledger.dead_lettered());
+    registry.register(
+        "tollgate_spend_rows_dead_lettered",
+        "Spend-log rows the database refused on their own, set aside in the dead-letter file",
+        dead_lettered,
     );
 
     let mut text = String::new();
