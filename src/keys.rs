@@ -81,20 +81,24 @@ pub fn parse_duration(raw: &str) -> Option<i64> {
         .filter(|ms| *ms > 0 && *ms <= MAX_DURATION_MS)
 }
 
+/// The strings of a list field of a record's `data` (none when absent or not a list).
+pub fn string_list(data: &Map<String, Value>, field: &str) -> Vec<String> {
+    data.get(field)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Typed reads of the LiteLLM fields in a record's `data`.
 pub trait Fields {
     fn data(&self) -> &Map<String, Value>;
 
     fn strings(&self, field: &str) -> Vec<String> {
-        self.data()
-            .get(field)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        string_list(self.data(), field)
     }
 
     fn number(&self, field: &str) -> Option<f64> {

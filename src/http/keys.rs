@@ -114,15 +114,7 @@ const HOLDER_FIELDS: &[&str] = &["key_alias", "metadata", "tags", "aliases", "so
 /// serves, a prefix pattern covering one, or a route group (anything else would silently lock the
 /// key out, or look like a permission that is not there).
 fn check_allowed_routes(data: &Map<String, Value>) -> Result<(), GatewayError> {
-    let entries: Vec<String> = data
-        .get("allowed_routes")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let entries = keys::string_list(data, "allowed_routes");
     match super::routes::unknown_allowed_route(&entries, super::routes::table()) {
         None => Ok(()),
         Some(bad) => Err(GatewayError::bad_param(

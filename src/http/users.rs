@@ -130,15 +130,7 @@ fn role_of(body: &Map<String, Value>) -> Result<Option<Role>, GatewayError> {
 }
 
 fn team_ids_of(user: &EntityRecord) -> Vec<String> {
-    user.data
-        .get("teams")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::keys::string_list(&user.data, "teams")
 }
 
 /// A `user_email` no other user has.

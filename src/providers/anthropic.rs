@@ -367,11 +367,7 @@ fn request_body(
         src.remove(p);
     }
     src.retain(|_, v| !v.is_null());
-    let drop = req
-        .gateway
-        .drop_params
-        .or(deployment.drop_params)
-        .unwrap_or(false);
+    let drop = super::native::drop_params(deployment, req);
     let mut unsupported = Vec::new();
     for p in target.spec.unsupported_params {
         if let Some(v) = src.remove(*p) {

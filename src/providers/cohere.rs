@@ -151,12 +151,7 @@ fn chat_body(
     let mut src = native::openai_body(deployment, target, req, UNSUPPORTED_CHAT)?;
     if let Some(n) = src.get("n").and_then(Value::as_u64) {
         if n > 1 {
-            let drop = req
-                .gateway
-                .drop_params
-                .or(deployment.drop_params)
-                .unwrap_or(false);
-            if !drop {
+            if !native::drop_params(deployment, req) {
                 return Err(native::unsupported_error(target, &["n"]));
             }
         }

@@ -66,12 +66,7 @@ impl<'a> OpenAiBody<'a> {
         if present.is_empty() {
             return Ok(body);
         }
-        let drop = req
-            .gateway
-            .drop_params
-            .or(deployment.drop_params)
-            .unwrap_or(false);
-        if !drop {
+        if !drop_params(deployment, req) {
             return Err(unsupported_error(target, &present));
         }
         for p in present {
@@ -146,6 +141,15 @@ impl serde::Serialize for OpenAiBody<'_> {
         }
         map.end()
     }
+}
+
+/// Whether parameters the provider cannot take are dropped (`drop_params` of the request, else of
+/// the deployment) rather than refused.
+pub fn drop_params(deployment: &Deployment, req: &LlmRequest) -> bool {
+    req.gateway
+        .drop_params
+        .or(deployment.drop_params)
+        .unwrap_or(false)
 }
 
 /// LiteLLM's `UnsupportedParamsError` for `params`.

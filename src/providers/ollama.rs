@@ -191,11 +191,7 @@ fn chat_body(
     req: &LlmRequest,
 ) -> Result<Map<String, Value>, GatewayError> {
     let mut src = native::openai_body(deployment, target, req, UNSUPPORTED_CHAT)?;
-    let drop = req
-        .gateway
-        .drop_params
-        .or(deployment.drop_params)
-        .unwrap_or(false);
+    let drop = native::drop_params(deployment, req);
     if src.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) && !drop {
         return Err(native::unsupported_error(target, &["n"]));
     }

@@ -482,11 +482,7 @@ pub fn converse_body(
         body.remove(p);
     }
     body.retain(|_, v| !v.is_null());
-    let drop = req
-        .gateway
-        .drop_params
-        .or(deployment.drop_params)
-        .unwrap_or(false);
+    let drop = super::native::drop_params(deployment, req);
     let mut unsupported: Vec<String> = UNSUPPORTED
         .iter()
         .chain(target.spec.unsupported_params)
