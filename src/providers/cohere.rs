@@ -149,12 +149,10 @@ fn chat_body(
     req: &LlmRequest,
 ) -> Result<Map<String, Value>, GatewayError> {
     let mut src = native::openai_body(deployment, target, req, UNSUPPORTED_CHAT)?;
-    if let Some(n) = src.get("n").and_then(Value::as_u64) {
-        if n > 1 {
-            if !native::drop_params(deployment, req) {
-                return Err(native::unsupported_error(target, &["n"]));
-            }
-        }
+    if src.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1)
+        && !native::drop_params(deployment, req)
+    {
+        return Err(native::unsupported_error(target, &["n"]));
     }
     src.remove("n");
     for k in IGNORED {
