@@ -357,15 +357,7 @@ fn request_body(
     target: &Target,
     req: &LlmRequest,
 ) -> Result<Map<String, Value>, GatewayError> {
-    let mut src = req.body.clone();
-    for (k, v) in &deployment.defaults {
-        if !src.contains_key(k) {
-            src.insert(k.clone(), v.clone());
-        }
-    }
-    for p in &deployment.additional_drop_params {
-        src.remove(p);
-    }
+    let mut src = super::native::OpenAiBody::with_defaults(deployment, req).to_map();
     src.retain(|_, v| !v.is_null());
     let drop = super::native::drop_params(deployment, req);
     let mut unsupported = Vec::new();

@@ -43,20 +43,7 @@ impl<'a> OpenAiBody<'a> {
         req: &'a LlmRequest,
         unsupported: &[&str],
     ) -> Result<Self, GatewayError> {
-        let mut body = OpenAiBody {
-            base: &req.body,
-            removed: deployment
-                .additional_drop_params
-                .iter()
-                .map(String::as_str)
-                .collect(),
-            set: Vec::new(),
-        };
-        for (k, v) in &deployment.defaults {
-            if !req.body.contains_key(k) && !body.removed.contains(&k.as_str()) {
-                body.set.push((k.clone(), v.clone()));
-            }
-        }
+        let mut body = Self::with_defaults(deployment, req);
         let present: Vec<&str> = unsupported
             .iter()
             .chain(target.spec.unsupported_params)
@@ -73,6 +60,27 @@ impl<'a> OpenAiBody<'a> {
             body.remove(p);
         }
         Ok(body)
+    }
+
+    /// The shared preamble of every adapter: the client's body with the deployment's defaults
+    /// filled in and its `additional_drop_params` removed (no check of unsupported parameters:
+    /// adapters with their own rules for those start here).
+    pub fn with_defaults(deployment: &'a Deployment, req: &'a LlmRequest) -> Self {
+        let mut body = OpenAiBody {
+            base: &req.body,
+            removed: deployment
+                .additional_drop_params
+                .iter()
+                .map(String::as_str)
+                .collect(),
+            set: Vec::new(),
+        };
+        for (k, v) in &deployment.defaults {
+            if !req.body.contains_key(k) && !body.removed.contains(&k.as_str()) {
+                body.set.push((k.clone(), v.clone()));
+            }
+        }
+        body
     }
 
     /// The value of a field as the provider will get it.

@@ -472,15 +472,7 @@ pub fn converse_body(
     target: &Target,
     req: &LlmRequest,
 ) -> Result<Map<String, Value>, GatewayError> {
-    let mut body = req.body.clone();
-    for (k, v) in &deployment.defaults {
-        if !body.contains_key(k) {
-            body.insert(k.clone(), v.clone());
-        }
-    }
-    for p in &deployment.additional_drop_params {
-        body.remove(p);
-    }
+    let mut body = super::native::OpenAiBody::with_defaults(deployment, req).to_map();
     body.retain(|_, v| !v.is_null());
     let drop = super::native::drop_params(deployment, req);
     let mut unsupported: Vec<String> = UNSUPPORTED
