@@ -7,7 +7,9 @@
 //! however many arrive at once. When a later scope refuses, the earlier ones are given back. Tokens
 //! are reserved from an estimate before the call and reconciled with the real usage after it.
 //!
-//! Counters live in this process; instances do not share them (yet): with several instances each
+//! These counters are this process's. With Redis configured (`router_settings`), `src/limits.rs`
+//! also reserves each request's rpm/tpm in Redis and leases `max_parallel_requests` slots there,
+//! so the limits hold across instances; without Redis, or while it is unreachable, each instance
 //! enforces the limits on its own traffic.
 
 use std::collections::HashMap;
