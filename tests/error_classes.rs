@@ -41,7 +41,10 @@ async fn internal_server_and_service_unavailable_allowances_do_not_overwrite_eac
     }
     assert!(calls(&mock, "mock-fail-500").await >= 1);
     let first_503s = calls(&mock, "mock-fail-503").await;
-    assert!(first_503s >= 2, "only {first_503s} calls to the 503 deployment");
+    assert!(
+        first_503s >= 2,
+        "only {first_503s} calls to the 503 deployment"
+    );
 
     // Let the actors act on the reports, then look again.
     actix_rt::time::sleep(Duration::from_millis(200)).await;
