@@ -12,6 +12,7 @@ use std::time::Duration;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
+pub use tollgate_actors::{ErrorClass, FailureClass};
 
 /// What kind of upstream failure happened, for fallbacks and cooldowns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,111 @@ impl UpstreamErrorKind {
             Self::ContextWindowExceeded => Some("context_length_exceeded"),
             Self::ContentPolicy => Some("content_policy_violation"),
             _ => None,
+        }
+    }
+}
+
+/// Whether another attempt at a failed call may succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Retry (another deployment, or the same one after a backoff).
+    Yes,
+    /// Only on another deployment of the group (401 / 403: the key of this one is wrong).
+    IfGroupHasOthers,
+    /// The request itself is at fault; retrying cannot help.
+    No,
+}
+
+/// How a failure counts toward the cooldown of the deployment that produced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cooldown {
+    /// At once, after `allowed_fails`, or never (see [`FailureClass`]).
+    pub class: FailureClass,
+    /// The `allowed_fails_policy` bucket it is counted in.
+    pub bucket: ErrorClass,
+}
+
+/// The one classification of a failed call. Retries (`routing`), cooldowns (`pipeline::report`
+/// and the deployment actors), `retry_policy` / `allowed_fails_policy` buckets and LiteLLM's
+/// exception class names all read it; none re-derives it.
+///
+/// Decisions (where earlier readers disagreed):
+/// - Connection failures and broken streams are retryable and fall in the
+///   `InternalServerError` bucket (LiteLLM retries `APIConnectionError`; its `allowed_fails_policy`
+///   counts them as internal server errors); they cool as [`FailureClass::Connection`], which the
+///   actors treat like a 5xx.
+/// - A 503 is its own bucket (`ServiceUnavailableError`), separate from other 5xx, for
+///   `retry_policy` and `allowed_fails_policy` alike; both cool as [`FailureClass::Server`].
+/// - 401 / 403 are retried only when the group has another deployment ([`Retry::IfGroupHasOthers`]).
+/// - A 409 is retryable (LiteLLM's rule) though its bucket is `BadRequestError`.
+/// - Client errors (400, 413, 422, content policy, context window) cool as
+///   [`FailureClass::BadRequest`]: never, unless `BadRequestErrorAllowedFails` /
+///   `ContentPolicyViolationErrorAllowedFails` opt in. A 404 from a wildcard deployment (the
+///   client named the model) is a client error too: bucket `NotFoundError` for `retry_policy`, but
+///   it cools as `BadRequest` in the `BadRequestError` bucket, so `NotFoundErrorAllowedFails`
+///   never counts it. A 404 from a deployment with a fixed model cools at once (`NotFound`).
+/// - The gateway's own timeout is retryable, bucket `TimeoutError`, class name `Timeout`.
+/// - "No deployments available" is retryable (bucket `RateLimitError`) but no deployment failed,
+///   so it never counts toward a cooldown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classification {
+    pub retry: Retry,
+    /// The `retry_policy` bucket.
+    pub bucket: ErrorClass,
+    /// How it counts toward the deployment's cooldown; `None` when no deployment failed.
+    pub cooldown: Option<Cooldown>,
+    /// LiteLLM's exception class name.
+    pub class_name: &'static str,
+}
+
+impl Classification {
+    /// The classification of an upstream failure of `kind` with HTTP `status`, from a deployment
+    /// that is a wildcard (`provider/*`, the client names the model) or not.
+    pub fn upstream(kind: UpstreamErrorKind, status: u16, wildcard: bool) -> Self {
+        use UpstreamErrorKind as K;
+        let retry = match kind {
+            K::RateLimit | K::Timeout | K::Connection | K::StreamInterrupted | K::Server => {
+                Retry::Yes
+            }
+            K::Authentication | K::PermissionDenied => Retry::IfGroupHasOthers,
+            K::BadRequest if status == 409 => Retry::Yes,
+            K::BadRequest | K::ContextWindowExceeded | K::ContentPolicy | K::NotFound => Retry::No,
+        };
+        let bucket = match kind {
+            K::RateLimit => ErrorClass::RateLimit,
+            K::ContextWindowExceeded | K::BadRequest => ErrorClass::BadRequest,
+            K::ContentPolicy => ErrorClass::ContentPolicyViolation,
+            K::Authentication | K::PermissionDenied => ErrorClass::Authentication,
+            K::NotFound => ErrorClass::NotFound,
+            K::Timeout => ErrorClass::Timeout,
+            K::Server if status == 503 => ErrorClass::ServiceUnavailable,
+            K::Server | K::Connection | K::StreamInterrupted => ErrorClass::InternalServer,
+        };
+        let cooldown = match kind {
+            K::NotFound if wildcard => Cooldown {
+                class: FailureClass::BadRequest,
+                bucket: ErrorClass::BadRequest,
+            },
+            _ => Cooldown {
+                class: match kind {
+                    K::RateLimit => FailureClass::RateLimit,
+                    K::Authentication | K::PermissionDenied => FailureClass::Auth,
+                    K::NotFound => FailureClass::NotFound,
+                    K::Timeout => FailureClass::Timeout,
+                    K::Connection | K::StreamInterrupted => FailureClass::Connection,
+                    K::Server => FailureClass::Server,
+                    K::BadRequest | K::ContextWindowExceeded | K::ContentPolicy => {
+                        FailureClass::BadRequest
+                    }
+                },
+                bucket,
+            },
+        };
+        Self {
+            retry,
+            bucket,
+            cooldown: Some(cooldown),
+            class_name: kind.class_name(status),
         }
     }
 }
@@ -220,19 +326,37 @@ impl GatewayError {
         }
     }
 
-    /// Whether another attempt (on another deployment, or later) could succeed.
-    pub fn is_retryable(&self) -> bool {
+    /// The classification of a failed call (see [`Classification`]), `None` for errors that are
+    /// no call's failure (auth, budgets, validation, …) and never reach a retry decision.
+    /// `wildcard`: the deployment that failed is a wildcard (`provider/*`).
+    pub fn classify(&self, wildcard: bool) -> Option<Classification> {
         match self {
-            Self::Upstream { kind, .. } => matches!(
-                kind,
-                UpstreamErrorKind::RateLimit
-                    | UpstreamErrorKind::Timeout
-                    | UpstreamErrorKind::Connection
-                    | UpstreamErrorKind::Server
-            ),
-            Self::Timeout { .. } | Self::NoDeploymentsAvailable { .. } => true,
-            _ => false,
+            Self::Upstream { kind, status, .. } => {
+                Some(Classification::upstream(*kind, *status, wildcard))
+            }
+            Self::Timeout { .. } => Some(Classification {
+                retry: Retry::Yes,
+                bucket: ErrorClass::Timeout,
+                cooldown: Some(Cooldown {
+                    class: FailureClass::Timeout,
+                    bucket: ErrorClass::Timeout,
+                }),
+                class_name: "Timeout",
+            }),
+            Self::NoDeploymentsAvailable { .. } => Some(Classification {
+                retry: Retry::Yes,
+                bucket: ErrorClass::RateLimit,
+                cooldown: None,
+                class_name: "RateLimitError",
+            }),
+            _ => None,
         }
+    }
+
+    /// Whether another attempt (on another deployment, or later) could succeed, whatever the
+    /// group: [`Retry::Yes`] of [`Self::classify`].
+    pub fn is_retryable(&self) -> bool {
+        self.classify(false).is_some_and(|c| c.retry == Retry::Yes)
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
@@ -338,6 +462,138 @@ mod tests {
         assert_eq!(err.status_code(), StatusCode::BAD_REQUEST);
         assert_eq!(err.code(), "context_length_exceeded");
         assert!(!err.is_retryable());
+    }
+
+    fn upstream(kind: UpstreamErrorKind, status: u16) -> GatewayError {
+        GatewayError::Upstream {
+            kind,
+            status,
+            message: "x".into(),
+            code: None,
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    /// Every upstream failure kind, on a wildcard deployment or not, and the gateway's own
+    /// timeout: retryable, cooldown (class, allowed_fails bucket), retry_policy bucket, class name.
+    #[test]
+    fn one_classification_table() {
+        use ErrorClass as B;
+        use FailureClass as F;
+        use Retry::*;
+        use UpstreamErrorKind as K;
+        #[rustfmt::skip]
+        let table: [(K, u16, Retry, B, F, B, &str); 15] = [
+            (K::RateLimit, 429, Yes, B::RateLimit, F::RateLimit, B::RateLimit, "RateLimitError"),
+            (K::ContextWindowExceeded, 400, No, B::BadRequest, F::BadRequest, B::BadRequest, "ContextWindowExceededError"),
+            (K::ContentPolicy, 400, No, B::ContentPolicyViolation, F::BadRequest, B::ContentPolicyViolation, "ContentPolicyViolationError"),
+            (K::Authentication, 401, IfGroupHasOthers, B::Authentication, F::Auth, B::Authentication, "AuthenticationError"),
+            (K::PermissionDenied, 403, IfGroupHasOthers, B::Authentication, F::Auth, B::Authentication, "PermissionDeniedError"),
+            (K::NotFound, 404, No, B::NotFound, F::NotFound, B::NotFound, "NotFoundError"),
+            (K::BadRequest, 400, No, B::BadRequest, F::BadRequest, B::BadRequest, "BadRequestError"),
+            (K::BadRequest, 409, Yes, B::BadRequest, F::BadRequest, B::BadRequest, "BadRequestError"),
+            (K::BadRequest, 413, No, B::BadRequest, F::BadRequest, B::BadRequest, "BadRequestError"),
+            (K::BadRequest, 422, No, B::BadRequest, F::BadRequest, B::BadRequest, "BadRequestError"),
+            (K::Timeout, 408, Yes, B::Timeout, F::Timeout, B::Timeout, "Timeout"),
+            (K::Connection, 502, Yes, B::InternalServer, F::Connection, B::InternalServer, "APIConnectionError"),
+            (K::Server, 500, Yes, B::InternalServer, F::Server, B::InternalServer, "InternalServerError"),
+            (K::Server, 503, Yes, B::ServiceUnavailable, F::Server, B::ServiceUnavailable, "ServiceUnavailableError"),
+            (K::StreamInterrupted, 500, Yes, B::InternalServer, F::Connection, B::InternalServer, "APIConnectionError"),
+        ];
+        for (kind, status, retry, bucket, class, cooldown_bucket, name) in table {
+            for wildcard in [false, true] {
+                let c = upstream(kind, status).classify(wildcard).unwrap();
+                let case = format!("{kind:?} {status} wildcard={wildcard}");
+                assert_eq!(c.retry, retry, "{case}");
+                assert_eq!(c.bucket, bucket, "{case}");
+                assert_eq!(c.class_name, name, "{case}");
+                assert!(!c.bucket.name().is_empty(), "{case}");
+                assert_eq!(
+                    upstream(kind, status).is_retryable(),
+                    retry == Yes,
+                    "{case}"
+                );
+                let cooldown = c.cooldown.unwrap();
+                if kind == K::NotFound && wildcard {
+                    // The client named the model: its fault, never the deployment's.
+                    assert_eq!(cooldown.class, F::BadRequest, "{case}");
+                    assert_eq!(cooldown.bucket, B::BadRequest, "{case}");
+                } else {
+                    assert_eq!(cooldown.class, class, "{case}");
+                    assert_eq!(cooldown.bucket, cooldown_bucket, "{case}");
+                }
+            }
+        }
+        // Every kind is in the table.
+        for kind in [
+            K::RateLimit,
+            K::ContextWindowExceeded,
+            K::ContentPolicy,
+            K::Authentication,
+            K::PermissionDenied,
+            K::NotFound,
+            K::BadRequest,
+            K::Timeout,
+            K::Connection,
+            K::Server,
+            K::StreamInterrupted,
+        ] {
+            assert!(table.iter().any(|row| row.0 == kind), "{kind:?}");
+        }
+
+        // The gateway's own timeout, on either kind of deployment.
+        let timeout = GatewayError::Timeout {
+            model: "m".into(),
+            timeout: Duration::from_secs(1),
+        };
+        for wildcard in [false, true] {
+            let c = timeout.classify(wildcard).unwrap();
+            assert_eq!(c.retry, Yes);
+            assert_eq!(c.bucket, B::Timeout);
+            assert_eq!(
+                c.cooldown,
+                Some(Cooldown {
+                    class: F::Timeout,
+                    bucket: B::Timeout
+                })
+            );
+            assert_eq!(c.class_name, "Timeout");
+        }
+        assert!(timeout.is_retryable());
+
+        // No deployment failed: retryable, never a cooldown.
+        let none = GatewayError::NoDeploymentsAvailable {
+            model_group: "g".into(),
+            reason: "r",
+            retry_after: Duration::from_secs(1),
+        };
+        let c = none.classify(false).unwrap();
+        assert_eq!((c.retry, c.bucket, c.cooldown), (Yes, B::RateLimit, None));
+        // Not a call's failure at all.
+        assert_eq!(GatewayError::bad_request("x").classify(false), None);
+        assert!(!GatewayError::bad_request("x").is_retryable());
+    }
+
+    #[test]
+    fn policy_keys_name_every_bucket_once() {
+        for (bucket, name) in ErrorClass::ALL {
+            assert_eq!(bucket.name(), name);
+            for suffix in ["Retries", "AllowedFails"] {
+                assert_eq!(
+                    ErrorClass::from_policy_key(&format!("{name}{suffix}"), suffix),
+                    Some(bucket)
+                );
+            }
+        }
+        assert_eq!(
+            ErrorClass::from_policy_key("BadGatewayErrorAllowedFails", "AllowedFails"),
+            None
+        );
+        assert_eq!(
+            ErrorClass::from_policy_key("RateLimitError", "Retries"),
+            None
+        );
     }
 
     #[test]

@@ -563,21 +563,10 @@ fn tool_use_id() -> String {
     format!("toolu_{}", uuid::Uuid::new_v4().simple())
 }
 
-/// Anthropic's error `type` for an HTTP status.
+/// Anthropic's error `type` for an HTTP status (the adapter's wire table,
+/// [`crate::providers::anthropic::error_type_for_status`]).
 pub fn error_type(status: u16) -> &'static str {
-    match status {
-        400 => "invalid_request_error",
-        401 => "authentication_error",
-        402 => "billing_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        408 | 504 => "timeout_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        503 | 529 => "overloaded_error",
-        s if (400..500).contains(&s) => "invalid_request_error",
-        _ => "api_error",
-    }
+    crate::providers::anthropic::error_type_for_status(status)
 }
 
 /// Anthropic's error body.

@@ -52,17 +52,16 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
 use tollgate_actors::{
-    now_ms, DeploymentFailure, DeploymentHandle, FailureClass, PickError, PickRequest, Picked,
-    RoutingStrategy, SharedRouterState,
+    now_ms, DeploymentFailure, DeploymentHandle, PickError, PickRequest, Picked, RoutingStrategy,
+    SharedRouterState,
 };
 
 use crate::auth::Caller;
 use crate::deployment::Deployment;
-use crate::error::{GatewayError, UpstreamErrorKind};
+use crate::error::{Classification, GatewayError, UpstreamErrorKind};
 use crate::llm::{CallKind, LlmRequest, MockFailure, Usage};
 use crate::providers::stream::TranslatedStream;
 use crate::providers::{self, ProviderAdapter};
-use crate::routing::ErrorClass;
 use crate::secret::redact_json;
 use crate::sse::{SseRelay, StreamOutcome};
 use crate::state::{AppState, VERSION};
@@ -213,46 +212,17 @@ fn header_count(req: &HttpRequest, name: &str) -> Result<Option<u32>, GatewayErr
     }
 }
 
-/// How a failed call counts against its deployment. Errors the client caused (a bad request,
-/// content policy, context window, and a 404 for a model the client named on a wildcard
-/// deployment) are [`FailureClass::BadRequest`], which never cools a deployment shared by every
-/// tenant; a 404 from a deployment with a fixed model is the operator's misconfiguration and
-/// counts as [`FailureClass::NotFound`].
-fn failure_class(err: &GatewayError, wildcard: bool) -> Option<FailureClass> {
-    match err {
-        GatewayError::Upstream {
-            kind: UpstreamErrorKind::NotFound,
-            ..
-        } if wildcard => Some(FailureClass::BadRequest),
-        GatewayError::Timeout { .. } => Some(FailureClass::Timeout),
-        GatewayError::Upstream { kind, .. } => Some(match kind {
-            UpstreamErrorKind::RateLimit => FailureClass::RateLimit,
-            UpstreamErrorKind::Authentication | UpstreamErrorKind::PermissionDenied => {
-                FailureClass::Auth
-            }
-            UpstreamErrorKind::NotFound => FailureClass::NotFound,
-            UpstreamErrorKind::Timeout => FailureClass::Timeout,
-            UpstreamErrorKind::Connection | UpstreamErrorKind::StreamInterrupted => {
-                FailureClass::Connection
-            }
-            UpstreamErrorKind::Server => FailureClass::Server,
-            UpstreamErrorKind::BadRequest
-            | UpstreamErrorKind::ContextWindowExceeded
-            | UpstreamErrorKind::ContentPolicy => FailureClass::BadRequest,
-        }),
-        _ => None,
-    }
-}
-
 fn report(handle: &DeploymentHandle<Deployment>, err: &GatewayError) {
-    if let Some(class) = failure_class(err, handle.upstream.is_wildcard()) {
+    let wildcard = handle.upstream.is_wildcard();
+    if let Some(cooldown) = err.classify(wildcard).and_then(|c| c.cooldown) {
         let status = match err {
             GatewayError::Upstream { status, .. } => Some(*status),
             GatewayError::Timeout { .. } => Some(408),
             _ => None,
         };
         handle.report_failure(DeploymentFailure {
-            class,
+            class: cooldown.class,
+            bucket: cooldown.bucket,
             status,
             retry_after: err.retry_after(),
         });
@@ -728,7 +698,7 @@ async fn serve_group(
             Ok(response) => return Ok(response),
             Err(err) => err,
         };
-        let class = ErrorClass::of(&err);
+        let class = err.classify(false).map(|c| c.bucket);
         let max = policy.max_retries(
             &group.name,
             class,
@@ -1098,11 +1068,19 @@ async fn attempt(
                 // latency-based routing ranks streams by time to first token.
                 None => accounting_for_end.success(time_to_first_token),
                 Some(error) if !outcome.client_disconnected => {
-                    handle_for_end.report_failure(DeploymentFailure {
-                        class: FailureClass::Connection,
-                        status: None,
-                        retry_after: None,
-                    });
+                    let broke = Classification::upstream(
+                        UpstreamErrorKind::StreamInterrupted,
+                        0,
+                        handle_for_end.upstream.is_wildcard(),
+                    );
+                    if let Some(cooldown) = broke.cooldown {
+                        handle_for_end.report_failure(DeploymentFailure {
+                            class: cooldown.class,
+                            bucket: cooldown.bucket,
+                            status: None,
+                            retry_after: None,
+                        });
+                    }
                     tracing::warn!(
                         call_id,
                         model_group = group_name,
@@ -1203,6 +1181,17 @@ pub fn test_chat_body(model: &str, prompt: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use tollgate_actors::FailureClass;
+
+    /// How a failed call counts against its deployment, as [`GatewayError::classify`] decides:
+    /// errors the client caused (a bad request, content policy, context window, and a 404 for a model
+    /// the client named on a wildcard deployment) are [`FailureClass::BadRequest`], which never cools a
+    /// deployment shared by every tenant; a 404 from a deployment with a fixed model is the operator's
+    /// misconfiguration and counts as [`FailureClass::NotFound`].
+    fn failure_class(err: &GatewayError, wildcard: bool) -> Option<FailureClass> {
+        Some(err.classify(wildcard)?.cooldown?.class)
+    }
 
     fn upstream(kind: UpstreamErrorKind, status: u16) -> GatewayError {
         GatewayError::Upstream {

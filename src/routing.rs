@@ -18,10 +18,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use tollgate_actors::{FailureClass, RoutingStrategy};
+use tollgate_actors::RoutingStrategy;
 
 use crate::config::{as_f64, truthy, ProxyConfig};
-use crate::error::{GatewayError, UpstreamErrorKind};
+use crate::error::{GatewayError, Retry, UpstreamErrorKind};
 
 /// Default `num_retries` (LiteLLM's router default, equal to the OpenAI SDK's).
 pub const DEFAULT_NUM_RETRIES: u32 = 2;
@@ -33,70 +33,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// A provider asking to wait longer than this is not waited for: the error goes to the client.
 const MAX_RETRY_AFTER_WAIT: Duration = Duration::from_secs(60);
 
-/// Error classes as `retry_policy` and `allowed_fails_policy` name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    BadRequest,
-    Authentication,
-    Timeout,
-    RateLimit,
-    ContentPolicyViolation,
-    InternalServer,
-    ServiceUnavailable,
-    NotFound,
-}
-
-impl ErrorClass {
-    const ALL: [(ErrorClass, &'static str); 8] = [
-        (ErrorClass::BadRequest, "BadRequestError"),
-        (ErrorClass::Authentication, "AuthenticationError"),
-        (ErrorClass::Timeout, "TimeoutError"),
-        (ErrorClass::RateLimit, "RateLimitError"),
-        (
-            ErrorClass::ContentPolicyViolation,
-            "ContentPolicyViolationError",
-        ),
-        (ErrorClass::InternalServer, "InternalServerError"),
-        (ErrorClass::ServiceUnavailable, "ServiceUnavailableError"),
-        (ErrorClass::NotFound, "NotFoundError"),
-    ];
-
-    /// The class of an error, `None` for errors that never reach a retry decision.
-    pub fn of(err: &GatewayError) -> Option<Self> {
-        Some(match err {
-            GatewayError::Timeout { .. } => Self::Timeout,
-            GatewayError::NoDeploymentsAvailable { .. } => Self::RateLimit,
-            GatewayError::Upstream { kind, status, .. } => match kind {
-                UpstreamErrorKind::RateLimit => Self::RateLimit,
-                UpstreamErrorKind::ContextWindowExceeded | UpstreamErrorKind::BadRequest => {
-                    Self::BadRequest
-                }
-                UpstreamErrorKind::ContentPolicy => Self::ContentPolicyViolation,
-                UpstreamErrorKind::Authentication | UpstreamErrorKind::PermissionDenied => {
-                    Self::Authentication
-                }
-                UpstreamErrorKind::NotFound => Self::NotFound,
-                UpstreamErrorKind::Timeout => Self::Timeout,
-                UpstreamErrorKind::Server if *status == 503 => Self::ServiceUnavailable,
-                UpstreamErrorKind::Server
-                | UpstreamErrorKind::Connection
-                | UpstreamErrorKind::StreamInterrupted => Self::InternalServer,
-            },
-            _ => return None,
-        })
-    }
-
-    fn failure_class(self) -> FailureClass {
-        match self {
-            Self::BadRequest | Self::ContentPolicyViolation => FailureClass::BadRequest,
-            Self::Authentication => FailureClass::Auth,
-            Self::Timeout => FailureClass::Timeout,
-            Self::RateLimit => FailureClass::RateLimit,
-            Self::InternalServer | Self::ServiceUnavailable => FailureClass::Server,
-            Self::NotFound => FailureClass::NotFound,
-        }
-    }
-}
+/// Error classes as `retry_policy` and `allowed_fails_policy` name them; which class an error
+/// falls into is [`GatewayError::classify`]'s decision.
+pub use crate::error::ErrorClass;
 
 /// `retry_policy`: retries per error class, with `DefaultRetries` for the rest.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,11 +54,8 @@ impl RetryPolicy {
             };
             if key == "DefaultRetries" {
                 policy.default = Some(n);
-            } else if let Some((class, _)) = ErrorClass::ALL
-                .iter()
-                .find(|(_, name)| key.strip_suffix("Retries") == Some(*name))
-            {
-                policy.by_class.insert(*class, n);
+            } else if let Some(class) = ErrorClass::from_policy_key(key, "Retries") {
+                policy.by_class.insert(class, n);
             } else {
                 tracing::warn!(key, "retry_policy key not recognised; ignored");
             }
@@ -291,8 +227,9 @@ impl RouterPolicy {
         }
     }
 
-    /// `allowed_fails_policy` as the deployment actors take it.
-    pub fn allowed_fails_policy(config: &ProxyConfig) -> Vec<(FailureClass, u32)> {
+    /// `allowed_fails_policy` as the deployment actors take it: one allowance per bucket (each
+    /// key its own bucket, so no two keys overwrite each other).
+    pub fn allowed_fails_policy(config: &ProxyConfig) -> Vec<(ErrorClass, u32)> {
         let Some(map) = config
             .router_settings
             .get("allowed_fails_policy")
@@ -302,10 +239,7 @@ impl RouterPolicy {
         };
         let mut out = Vec::new();
         for (key, v) in map {
-            let class = ErrorClass::ALL
-                .iter()
-                .find(|(_, name)| key.strip_suffix("AllowedFails") == Some(*name))
-                .map(|(c, _)| c.failure_class());
+            let class = ErrorClass::from_policy_key(key, "AllowedFails");
             match (class, as_f64(v)) {
                 (Some(class), Some(n)) if n >= 0.0 => {
                     out.retain(|(c, _)| *c != class);
@@ -343,9 +277,10 @@ impl RouterPolicy {
 
     /// Whether an error of this class may be retried at all.
     pub fn retryable(&self, group: &str, err: &GatewayError, group_has_others: bool) -> bool {
-        let Some(class) = ErrorClass::of(err) else {
+        let Some(classification) = err.classify(false) else {
             return false;
         };
+        let class = classification.bucket;
         // An explicit policy entry for the class makes it retryable (or not, with 0).
         let policy = self
             .group_retry_policy
@@ -354,15 +289,10 @@ impl RouterPolicy {
         if policy.is_some_and(|p| p.by_class.contains_key(&class)) {
             return true;
         }
-        match class {
-            ErrorClass::RateLimit
-            | ErrorClass::Timeout
-            | ErrorClass::InternalServer
-            | ErrorClass::ServiceUnavailable => true,
-            ErrorClass::Authentication => group_has_others,
-            ErrorClass::BadRequest | ErrorClass::NotFound | ErrorClass::ContentPolicyViolation => {
-                matches!(err, GatewayError::Upstream { status: 409, .. })
-            }
+        match classification.retry {
+            Retry::Yes => true,
+            Retry::IfGroupHasOthers => group_has_others,
+            Retry::No => false,
         }
     }
 
@@ -538,8 +468,28 @@ mod tests {
     fn allowed_fails_policy_maps_to_failure_classes() {
         let c = config("router_settings:\n  allowed_fails_policy: {RateLimitErrorAllowedFails: 10, InternalServerErrorAllowedFails: 2}\n");
         let p = RouterPolicy::allowed_fails_policy(&c);
-        assert!(p.contains(&(FailureClass::RateLimit, 10)));
-        assert!(p.contains(&(FailureClass::Server, 2)));
+        assert!(p.contains(&(ErrorClass::RateLimit, 10)));
+        assert!(p.contains(&(ErrorClass::InternalServer, 2)));
+    }
+
+    #[test]
+    fn allowed_fails_policy_keys_sharing_a_cooldown_class_stay_apart() {
+        // 500 and 503 both cool as a server error, bad requests and content policy violations both
+        // as a client error: each key still keeps its own allowance.
+        let c = config(
+            "router_settings:\n  allowed_fails_policy: {InternalServerErrorAllowedFails: 4, ServiceUnavailableErrorAllowedFails: 1, BadRequestErrorAllowedFails: 7, ContentPolicyViolationErrorAllowedFails: 2}\n",
+        );
+        let mut p = RouterPolicy::allowed_fails_policy(&c);
+        p.sort_by_key(|(c, _)| c.name());
+        assert_eq!(
+            p,
+            vec![
+                (ErrorClass::BadRequest, 7),
+                (ErrorClass::ContentPolicyViolation, 2),
+                (ErrorClass::InternalServer, 4),
+                (ErrorClass::ServiceUnavailable, 1),
+            ]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 
-use crate::messages::{DeploymentFailure, FailureClass, Probe, ProbeOutcome};
+use crate::messages::{DeploymentFailure, ErrorClass, FailureClass, Probe, ProbeOutcome};
 use crate::shared::SharedRouterState;
 use crate::window::MinuteCounter;
 use crate::Upstream;
@@ -30,13 +30,13 @@ pub struct CooldownPolicy {
     pub cooldown_time: Duration,
     /// `disable_cooldowns`.
     pub disabled: bool,
-    /// `allowed_fails_policy`: per failure class, how many failures of that class a minute are
-    /// tolerated before a cooldown. A class listed here is no longer cooled at the first failure.
-    pub allowed_fails_by_class: Vec<(FailureClass, u32)>,
+    /// `allowed_fails_policy`: per bucket, how many failures of that bucket a minute are
+    /// tolerated before a cooldown. A bucket listed here is no longer cooled at the first failure.
+    pub allowed_fails_by_class: Vec<(ErrorClass, u32)>,
 }
 
 impl CooldownPolicy {
-    fn allowance_for(&self, class: FailureClass) -> Option<u32> {
+    fn allowance_for(&self, class: ErrorClass) -> Option<u32> {
         self.allowed_fails_by_class
             .iter()
             .find(|(c, _)| *c == class)
@@ -303,7 +303,7 @@ pub struct DeploymentActor<U: Upstream> {
     /// deployment is cooled only for failures no retry can fix (bad credentials, unknown model).
     alone: bool,
     /// Failures counted against `allowed_fails` within the last minute.
-    recent_failures: VecDeque<(Instant, FailureClass)>,
+    recent_failures: VecDeque<(Instant, ErrorClass)>,
     /// Where cooldowns are published for other instances, when Redis is configured.
     shared: Option<SharedRouterState>,
 }
@@ -329,7 +329,7 @@ impl<U: Upstream> DeploymentActor<U> {
     /// Decide whether this failure starts a cooldown; returns the cooldown length if so.
     fn decide(&mut self, failure: &DeploymentFailure, now: Instant) -> Option<Duration> {
         let class = failure.class;
-        let allowance = self.policy.allowance_for(class);
+        let allowance = self.policy.allowance_for(failure.bucket);
         if self.policy.disabled || (!class.counts_against_deployment() && allowance.is_none()) {
             return None;
         }
@@ -344,13 +344,13 @@ impl<U: Upstream> DeploymentActor<U> {
         {
             self.recent_failures.pop_front();
         }
-        self.recent_failures.push_back((now, class));
+        self.recent_failures.push_back((now, failure.bucket));
         let cool = match allowance {
-            // allowed_fails_policy: only failures of this class count, and none cools at once.
+            // allowed_fails_policy: only failures of this bucket count, and none cools at once.
             Some(n) => {
                 self.recent_failures
                     .iter()
-                    .filter(|(_, c)| *c == class)
+                    .filter(|(_, b)| *b == failure.bucket)
                     .count() as u64
                     > n as u64
             }
@@ -452,8 +452,17 @@ mod tests {
     }
 
     fn failure(class: FailureClass) -> DeploymentFailure {
+        let bucket = match class {
+            FailureClass::RateLimit => ErrorClass::RateLimit,
+            FailureClass::Auth => ErrorClass::Authentication,
+            FailureClass::NotFound => ErrorClass::NotFound,
+            FailureClass::Timeout => ErrorClass::Timeout,
+            FailureClass::Server | FailureClass::Connection => ErrorClass::InternalServer,
+            FailureClass::BadRequest => ErrorClass::BadRequest,
+        };
         DeploymentFailure {
             class,
+            bucket,
             status: None,
             retry_after: None,
         }
@@ -523,10 +532,7 @@ mod tests {
     #[test]
     fn allowed_fails_policy_counts_per_class() {
         let mut a = actor(CooldownPolicy {
-            allowed_fails_by_class: vec![
-                (FailureClass::RateLimit, 2),
-                (FailureClass::BadRequest, 1),
-            ],
+            allowed_fails_by_class: vec![(ErrorClass::RateLimit, 2), (ErrorClass::BadRequest, 1)],
             ..CooldownPolicy::default()
         });
         let now = Instant::now();
@@ -535,6 +541,34 @@ mod tests {
         assert!(a.decide(&failure(FailureClass::RateLimit), now).is_some());
         assert_eq!(a.decide(&failure(FailureClass::BadRequest), now), None);
         assert!(a.decide(&failure(FailureClass::BadRequest), now).is_some());
+    }
+
+    #[test]
+    fn buckets_that_share_a_cooldown_class_keep_their_own_allowance() {
+        // 500 and 503 both cool as `Server`, but `InternalServerErrorAllowedFails` and
+        // `ServiceUnavailableErrorAllowedFails` are separate allowances with separate counters.
+        let mut a = actor(CooldownPolicy {
+            allowed_fails_by_class: vec![
+                (ErrorClass::InternalServer, 3),
+                (ErrorClass::ServiceUnavailable, 1),
+            ],
+            ..CooldownPolicy::default()
+        });
+        let unavailable = DeploymentFailure {
+            bucket: ErrorClass::ServiceUnavailable,
+            ..failure(FailureClass::Server)
+        };
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(a.decide(&failure(FailureClass::Server), now), None);
+        }
+        assert_eq!(a.decide(&unavailable, now), None);
+        assert!(a.decide(&unavailable, now).is_some());
+        // Connection failures fall in the InternalServerError bucket too.
+        for _ in 0..3 {
+            assert_eq!(a.decide(&failure(FailureClass::Connection), now), None);
+        }
+        assert!(a.decide(&failure(FailureClass::Server), now).is_some());
     }
 
     #[test]

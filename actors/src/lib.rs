@@ -34,7 +34,8 @@ pub use deployment::{
 };
 pub use limiter::{Exceeded, Limits, Permit, RateLimiter, Remaining, Scope};
 pub use messages::{
-    DeploymentFailure, FailureClass, HealthReport, ProbeAll, ProbeOutcome, ReplaceDeployments,
+    DeploymentFailure, ErrorClass, FailureClass, HealthReport, ProbeAll, ProbeOutcome,
+    ReplaceDeployments,
 };
 pub use router::{RouterActor, RouterHandle};
 pub use shared::{SharedError, SharedRouterState, SharedStatus};

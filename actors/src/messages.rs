@@ -42,11 +42,62 @@ impl FailureClass {
     }
 }
 
+/// LiteLLM's exception buckets, as `retry_policy` (`{name}Retries`) and `allowed_fails_policy`
+/// (`{name}AllowedFails`) name them. The gateway decides which bucket a failure falls into (one
+/// classification, `tollgate::error::Classification`); the deployment actors count
+/// `allowed_fails_policy` per bucket, so no two policy keys share a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    BadRequest,
+    Authentication,
+    Timeout,
+    RateLimit,
+    ContentPolicyViolation,
+    InternalServer,
+    ServiceUnavailable,
+    NotFound,
+}
+
+impl ErrorClass {
+    /// Every bucket with its LiteLLM name (the policy key without its suffix).
+    pub const ALL: [(ErrorClass, &'static str); 8] = [
+        (ErrorClass::BadRequest, "BadRequestError"),
+        (ErrorClass::Authentication, "AuthenticationError"),
+        (ErrorClass::Timeout, "TimeoutError"),
+        (ErrorClass::RateLimit, "RateLimitError"),
+        (
+            ErrorClass::ContentPolicyViolation,
+            "ContentPolicyViolationError",
+        ),
+        (ErrorClass::InternalServer, "InternalServerError"),
+        (ErrorClass::ServiceUnavailable, "ServiceUnavailableError"),
+        (ErrorClass::NotFound, "NotFoundError"),
+    ];
+
+    /// LiteLLM's name of the bucket (`"RateLimitError"`).
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map_or("", |(_, name)| name)
+    }
+
+    /// The bucket a policy key names: `"{name}{suffix}"`, e.g. `RateLimitErrorAllowedFails` with
+    /// the suffix `AllowedFails`.
+    pub fn from_policy_key(key: &str, suffix: &str) -> Option<Self> {
+        let name = key.strip_suffix(suffix)?;
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
+    }
+}
+
 /// Fire-and-forget report from a handler: a call to this deployment failed.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct DeploymentFailure {
+    /// How the failure cools the deployment (at once, after `allowed_fails`, or never).
     pub class: FailureClass,
+    /// The `allowed_fails_policy` bucket it is counted in.
+    pub bucket: ErrorClass,
     pub status: Option<u16>,
     /// The provider's `retry-after`, if it sent one.
     pub retry_after: Option<Duration>,

@@ -281,6 +281,51 @@ fn bad_param(param: &str, message: impl std::fmt::Display) -> GatewayError {
     GatewayError::bad_param(param, format!("AnthropicException - {message}"))
 }
 
+/// Anthropic's error table on the wire: HTTP status ↔ `error.type`, as Anthropic documents it
+/// (docs.claude.com/en/api/errors). The one table the adapter (reading Anthropic's errors) and the
+/// inbound Messages API (writing them) share.
+pub const ERROR_TYPES: [(u16, &str); 10] = [
+    (400, "invalid_request_error"),
+    (401, "authentication_error"),
+    (402, "billing_error"),
+    (403, "permission_error"),
+    (404, "not_found_error"),
+    (413, "request_too_large"),
+    (429, "rate_limit_error"),
+    (500, "api_error"),
+    (504, "timeout_error"),
+    (529, "overloaded_error"),
+];
+
+/// Anthropic's `error.type` for an HTTP status. The documented statuses take their documented
+/// type; two statuses the gateway itself answers with are decided here:
+/// - 408 (the gateway's or the provider's timeout) → `timeout_error`, Anthropic's type for a
+///   request that timed out (it sends it as 504);
+/// - 503 → `overloaded_error`: the gateway answers an Anthropic 529 with 503 (what OpenAI clients
+///   know as service unavailable), so a 503 goes back to Anthropic clients as overloaded.
+///
+/// Any other 4xx is `invalid_request_error`, any other status `api_error`.
+pub fn error_type_for_status(status: u16) -> &'static str {
+    if let Some((_, kind)) = ERROR_TYPES.iter().find(|(s, _)| *s == status) {
+        return kind;
+    }
+    match status {
+        408 => "timeout_error",
+        503 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+/// The HTTP status Anthropic documents for an `error.type` (a stream `error` event carries the
+/// type but no status).
+pub fn status_for_error_type(kind: &str) -> Option<u16> {
+    ERROR_TYPES
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map(|(status, _)| *status)
+}
+
 /// An Anthropic error (HTTP status, `error.type`, message) as a gateway error: 529
 /// `overloaded_error` is a retryable 503, 413 and the "prompt is too long" family are
 /// context-window errors, the rest as OpenAI classifies them.
@@ -296,17 +341,11 @@ fn upstream_error(
         || lower.contains("exceed context limit")
         || lower.contains("context window");
     let overloaded = status == 529 || error_type == Some("overloaded_error");
-    let status = match (status, error_type) {
+    let status = match status {
         _ if overloaded => 503,
-        (s @ 400..=599, _) => s,
+        s @ 400..=599 => s,
         // A stream `error` event has no status of its own.
-        (_, Some("invalid_request_error")) => 400,
-        (_, Some("authentication_error")) => 401,
-        (_, Some("permission_error")) => 403,
-        (_, Some("not_found_error")) => 404,
-        (_, Some("request_too_large")) => 413,
-        (_, Some("rate_limit_error")) => 429,
-        _ => 500,
+        _ => error_type.and_then(status_for_error_type).unwrap_or(500),
     };
     let kind = if overloaded {
         UpstreamErrorKind::Server
@@ -1904,5 +1943,77 @@ data: {\"type\":\"message_stop\"}
         let e = run_stream(false, &err, 40).expect_err("error event");
         assert!(e.to_string().contains("Overloaded"), "{e}");
         assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn one_wire_table_both_directions() {
+        // Every documented pair round-trips.
+        for (status, kind) in ERROR_TYPES {
+            assert_eq!(error_type_for_status(status), kind, "{status}");
+            assert_eq!(status_for_error_type(kind), Some(status), "{kind}");
+        }
+        // 408 and 503, which Anthropic does not send but the gateway answers with.
+        assert_eq!(error_type_for_status(408), "timeout_error");
+        assert_eq!(error_type_for_status(503), "overloaded_error");
+        assert_eq!(status_for_error_type("timeout_error"), Some(504));
+        assert_eq!(status_for_error_type("overloaded_error"), Some(529));
+        // The rest by family.
+        assert_eq!(error_type_for_status(422), "invalid_request_error");
+        assert_eq!(error_type_for_status(502), "api_error");
+        assert_eq!(status_for_error_type("no_such_error"), None);
+        // The inbound Messages API writes the same table.
+        for status in [
+            400, 401, 402, 403, 404, 408, 413, 422, 429, 500, 502, 503, 504, 529,
+        ] {
+            assert_eq!(
+                crate::messages_api::error_type(status),
+                error_type_for_status(status),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stream_error_event_takes_its_status_from_the_wire_table() {
+        use crate::error::{ErrorClass, Retry};
+        let event = |kind: &str| {
+            upstream_error(None, 0, Some(kind), "m", None)
+                .classify(false)
+                .expect("classified")
+        };
+        let cases = [
+            (
+                "invalid_request_error",
+                400,
+                Retry::No,
+                ErrorClass::BadRequest,
+            ),
+            (
+                "authentication_error",
+                401,
+                Retry::IfGroupHasOthers,
+                ErrorClass::Authentication,
+            ),
+            ("billing_error", 402, Retry::No, ErrorClass::BadRequest),
+            ("not_found_error", 404, Retry::No, ErrorClass::NotFound),
+            ("rate_limit_error", 429, Retry::Yes, ErrorClass::RateLimit),
+            ("api_error", 500, Retry::Yes, ErrorClass::InternalServer),
+            ("timeout_error", 504, Retry::Yes, ErrorClass::InternalServer),
+            // Overloaded is the gateway's 503, retryable, whatever status it came with.
+            (
+                "overloaded_error",
+                503,
+                Retry::Yes,
+                ErrorClass::ServiceUnavailable,
+            ),
+        ];
+        for (kind, status, retry, bucket) in cases {
+            let e = upstream_error(None, 0, Some(kind), "m", None);
+            assert_eq!(e.status_code().as_u16(), status, "{kind}");
+            assert_eq!(event(kind).retry, retry, "{kind}");
+            assert_eq!(event(kind).bucket, bucket, "{kind}");
+        }
+        let e = upstream_error(None, 529, Some("overloaded_error"), "m", None);
+        assert_eq!(e.status_code().as_u16(), 503);
     }
 }
