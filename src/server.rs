@@ -244,11 +244,16 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             ledger.clone(),
             Some(keys.clone()),
         );
+        let end_users = end_user_cache(db.clone());
+        // The router is the supervision root: it restarts these actors if they die.
+        router.adopt(spend_tracker.child());
+        router.adopt(keys.child());
+        router.adopt(end_users.child());
         let state = web::Data::new(AppState {
             config,
             router,
             auth: Authenticator::new(master_key.as_ref(), key_header).with_keys(keys),
-            end_users: end_user_cache(db.clone()),
+            end_users,
             spend: spend_tracker.clone(),
             ledger,
             budget_exceeded_status,
@@ -407,7 +412,12 @@ fn key_cache(
             }
             .boxed_local()
         });
-    tollgate_actors::CacheHandle::start(loader, KEY_CACHE_REFRESH, KEY_CACHE_NEGATIVE_TTL)
+    tollgate_actors::CacheHandle::start_named(
+        "credential cache",
+        loader,
+        KEY_CACHE_REFRESH,
+        KEY_CACHE_NEGATIVE_TTL,
+    )
 }
 
 /// End users with their budget's limits, loaded from the store.
@@ -446,7 +456,12 @@ fn end_user_cache(
             }
             .boxed_local()
         });
-    tollgate_actors::CacheHandle::start(loader, KEY_CACHE_REFRESH, KEY_CACHE_NEGATIVE_TTL)
+    tollgate_actors::CacheHandle::start_named(
+        "end-user cache",
+        loader,
+        KEY_CACHE_REFRESH,
+        KEY_CACHE_NEGATIVE_TTL,
+    )
 }
 
 /// Cached keys are refreshed in the background after this long (LiteLLM's `user_api_key_cache_ttl`).

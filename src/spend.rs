@@ -8,10 +8,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::Addr;
 use futures_util::FutureExt;
 use serde_json::{json, Value};
-use tollgate_actors::{CacheHandle, Drain, Record, SpendSink, SpendTracker};
+use tollgate_actors::{CacheHandle, SpendHandle, SpendSink};
 
 use crate::auth::{Caller, Principal};
 use crate::database::Database;
@@ -23,7 +22,12 @@ use crate::store::SpendLog;
 /// Default time between batch writes (`general_settings.proxy_batch_write_at` overrides it).
 pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-pub type Tracker = Addr<SpendTracker<SpendLog>>;
+/// Where finished requests' rows go: a buffer the tracker actor drains, which never refuses a row
+/// (rows are dropped only past `tollgate_actors::MAX_BUFFERED`, logged and counted as lost).
+pub type Tracker = SpendHandle<SpendLog>;
+
+/// Test hook: the spend tracker panics once, mid-write, after this many rows (supervision tests).
+pub const PANIC_AFTER_ENV: &str = "TOLLGATE_TEST_PANIC_SPEND_TRACKER_AFTER";
 
 /// Spend recorded by this instance and not yet written to the database, per key, user, team,
 /// organization and end user, and per key and model group. Budget checks add it to the stored spend
@@ -352,17 +356,20 @@ pub fn start(
         }
         .boxed_local()
     });
-    SpendTracker::start(sink, flush_every)
+    let panic_after = std::env::var(PANIC_AFTER_ENV)
+        .ok()
+        .and_then(|n| n.parse().ok());
+    SpendHandle::start_with(sink, flush_every, panic_after)
 }
 
 /// Write everything buffered (graceful shutdown), waiting at most `within`.
 pub async fn drain(tracker: &Tracker, within: Duration) {
     let deadline = std::time::Instant::now() + within;
     while std::time::Instant::now() < deadline {
-        match tracker.send(Drain).await {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => tracing::debug!(error = %e, "spend drain: retrying"),
-            Err(_) => return,
+        match tracker.drain().await {
+            Ok(()) if tracker.pending() == 0 => return,
+            Ok(()) => {}
+            Err(e) => tracing::debug!(error = %e, "spend drain: retrying"),
         }
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
@@ -489,7 +496,7 @@ impl SpendContext {
                 .unwrap_or_else(|p| p.into_inner())
                 .take(),
         );
-        self.tracker.do_send(Record(log));
+        self.tracker.record(log);
     }
 }
 

@@ -310,15 +310,11 @@ async fn an_unstorable_spend_row_is_set_aside_and_never_blocks_the_others() {
     let ledger = Arc::new(tollgate::spend::Ledger::default());
     let tracker =
         tollgate::spend::start(db.clone(), Duration::from_millis(50), ledger.clone(), None);
-    tracker.do_send(tollgate_actors::Record(row("before", "tenant-a", None)));
-    tracker.do_send(tollgate_actors::Record(row(
-        "poison",
-        "tenant-b",
-        Some("a\u{0}b"),
-    )));
-    tracker.do_send(tollgate_actors::Record(row("same-batch", "tenant-c", None)));
+    tracker.record(row("before", "tenant-a", None));
+    tracker.record(row("poison", "tenant-b", Some("a\u{0}b")));
+    tracker.record(row("same-batch", "tenant-c", None));
     actix_rt::time::sleep(Duration::from_millis(300)).await;
-    tracker.do_send(tollgate_actors::Record(row("later", "tenant-d", None)));
+    tracker.record(row("later", "tenant-d", None));
 
     let store = db.store().unwrap().clone();
     wait_for(Duration::from_secs(10), || {

@@ -9,6 +9,9 @@
 //! Entries older than `refresh_after` are still served and refreshed in the background, and a
 //! failed load never evicts what is cached: when the database is down, known keys keep working. A
 //! key the database does not know is remembered for `negative_ttl`, so bad keys cannot hammer it.
+//!
+//! The map lives outside the actor: if the actor dies (a panic), its supervisor (the router, see
+//! [`crate::RouterHandle::adopt`]) or the next miss starts a new one over the same entries.
 
 use std::collections::HashMap;
 
@@ -21,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::future::{self, FutureExt, LocalBoxFuture, Shared};
+
+use crate::supervise::{Child, Restartable};
 
 /// Loads one entry from the source of truth: `Ok(None)` when it does not exist there.
 pub type Loader<V> =
@@ -65,21 +70,32 @@ impl<V: Clone> SharedMap<V> {
 /// The handle handlers hold. Cheap to clone.
 pub struct CacheHandle<V: Clone + Send + Sync + 'static> {
     shared: Arc<SharedMap<V>>,
-    addr: Addr<CacheActor<V>>,
+    actor: Arc<Restartable<CacheActor<V>>>,
 }
 
 impl<V: Clone + Send + Sync + 'static> Clone for CacheHandle<V> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
-            addr: self.addr.clone(),
+            actor: self.actor.clone(),
         }
     }
 }
 
 impl<V: Clone + Send + Sync + 'static> CacheHandle<V> {
-    /// Start the cache actor on its own arbiter. Must run inside an actix `System`.
+    /// Start the cache actor on its own arbiter. Must run inside an actix `System`. Hand
+    /// [`CacheHandle::child`] to a supervisor so that it is restarted if it dies.
     pub fn start(loader: Loader<V>, refresh_after: Duration, negative_ttl: Duration) -> Self {
+        Self::start_named("cache", loader, refresh_after, negative_ttl)
+    }
+
+    /// Like [`CacheHandle::start`], named `name` in the logs.
+    pub fn start_named(
+        name: &str,
+        loader: Loader<V>,
+        refresh_after: Duration,
+        negative_ttl: Duration,
+    ) -> Self {
         let shared = Arc::new(SharedMap {
             map: RwLock::new(Slots::default()),
             generation: AtomicU64::new(0),
@@ -87,12 +103,22 @@ impl<V: Clone + Send + Sync + 'static> CacheHandle<V> {
             negative_ttl,
         });
         let actor_shared = shared.clone();
-        let addr = CacheActor::start_in_arbiter(&Arbiter::new().handle(), move |_| CacheActor {
-            shared: actor_shared,
-            loader,
+        let actor = Restartable::start(name, move || CacheActor {
+            shared: actor_shared.clone(),
+            loader: loader.clone(),
             loading: HashMap::new(),
         });
-        Self { shared, addr }
+        Self { shared, actor }
+    }
+
+    /// The cache actor as a supervised child, for [`crate::RouterHandle::adopt`].
+    pub fn child(&self) -> Arc<dyn Child> {
+        self.actor.clone()
+    }
+
+    /// Times the cache actor died and was restarted.
+    pub fn restarts(&self) -> u64 {
+        self.actor.restarts()
     }
 
     /// Look `key` up: from memory when cached (no message), else through the actor.
@@ -100,7 +126,8 @@ impl<V: Clone + Send + Sync + 'static> CacheHandle<V> {
         match self.shared.read(key) {
             Some(Slot::Present { value, loaded_at }) => {
                 if loaded_at.elapsed() > self.shared.refresh_after {
-                    self.addr.do_send(Refresh(key.to_string()));
+                    // Best effort: a refresh lost with a dead actor is asked again next time.
+                    self.actor.addr().do_send(Refresh(key.to_string()));
                 }
                 Lookup::Found(value)
             }
@@ -109,10 +136,26 @@ impl<V: Clone + Send + Sync + 'static> CacheHandle<V> {
             {
                 Lookup::NotFound
             }
-            _ => match self.addr.send(Load(key.to_string(), PhantomData)).await {
-                Ok(lookup) => lookup,
-                Err(e) => Lookup::Unavailable(format!("credential cache unavailable: {e}")),
-            },
+            _ => {
+                let mut failure = None;
+                // A dead actor (it panicked) is restarted at once and asked again.
+                for _ in 0..2 {
+                    match self
+                        .actor
+                        .addr()
+                        .send(Load(key.to_string(), PhantomData))
+                        .await
+                    {
+                        Ok(lookup) => return lookup,
+                        Err(e) => {
+                            failure = Some(e);
+                            self.actor.ensure_alive();
+                        }
+                    }
+                }
+                let e = failure.map(|e| e.to_string()).unwrap_or_default();
+                Lookup::Unavailable(format!("credential cache unavailable: {e}"))
+            }
         }
     }
 
@@ -325,5 +368,30 @@ mod tests {
         cache.invalidate_where(|v| *v == 2);
         actix::clock::sleep(Duration::from_millis(10)).await;
         assert!(matches!(cache.get("k").await, Lookup::Unavailable(_)));
+    }
+
+    #[actix_rt::test]
+    async fn a_cache_actor_that_panicked_is_restarted_and_keeps_its_entries() {
+        let blow_up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let b = blow_up.clone();
+        let loader: Loader<u32> = Arc::new(move |key: String| {
+            let b = b.clone();
+            async move {
+                if key == "boom" && b.swap(false, Ordering::SeqCst) {
+                    panic!("loader blew up");
+                }
+                Ok(Some(key.len() as u32))
+            }
+            .boxed_local()
+        });
+        let cache = CacheHandle::start(loader, Duration::from_secs(60), Duration::from_secs(60));
+        assert_eq!(cache.get("k").await, Lookup::Found(1));
+        // The load panics and takes the actor down; the lookup restarts it and asks again.
+        assert_eq!(cache.get("boom").await, Lookup::Found(4));
+        assert_eq!(cache.restarts(), 1);
+        assert!(!blow_up.load(Ordering::SeqCst));
+        assert_eq!(cache.get("k").await, Lookup::Found(1));
+        assert_eq!(cache.len(), 2, "entries survive the restart");
+        assert!(!cache.child().ensure_alive(), "alive: nothing to restart");
     }
 }

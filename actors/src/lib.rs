@@ -9,6 +9,9 @@
 //! * [`DeploymentActor`] owns the cooldown decision and runs health probes for its deployment. Its hot
 //!   counters (in-flight requests, cooldown deadline, latency, successes and failures) are atomics in a
 //!   [`DeploymentState`] that outlives the actor, so a restart loses nothing.
+//! * The router is the root of the supervision tree: it also keeps alive every [`Child`] it adopted
+//!   ([`RouterHandle::adopt`]), the [`SpendTracker`] and the [`CacheHandle`] actors, each a
+//!   [`Restartable`] whose state lives outside the actor and is handed to every incarnation.
 //!
 //! Handlers touch the actors only with fire-and-forget messages (`try_send`), and only when something
 //! happened that needs a decision (an upstream failure). Everything else is a read of published state.
@@ -25,6 +28,7 @@ mod shared;
 mod snapshot;
 mod spend;
 mod strategy;
+mod supervise;
 mod window;
 
 pub use cache::{CacheHandle, Loader, Lookup};
@@ -40,8 +44,9 @@ pub use messages::{
 pub use router::{RouterActor, RouterHandle};
 pub use shared::{SharedError, SharedRouterState, SharedStatus};
 pub use snapshot::{wildcard_matches, DeploymentHandle, ModelGroup, RoutingSnapshot};
-pub use spend::{Drain, Record, SpendSink, SpendTracker};
+pub use spend::{Drain, SpendHandle, SpendSink, SpendTracker, MAX_BUFFERED};
 pub use strategy::{PickError, PickRequest, Picked, RoutingStrategy};
+pub use supervise::{Adopt, Child, Restartable};
 pub use window::{minute_of, ms_to_next_minute, MinuteCounter};
 
 use futures_util::future::LocalBoxFuture;

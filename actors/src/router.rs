@@ -13,6 +13,7 @@ use crate::deployment::{CooldownPolicy, DeploymentActor, DeploymentState};
 use crate::messages::{HealthReport, Probe, ProbeAll, ProbeOutcome, ReplaceDeployments};
 use crate::shared::{SharedRouterState, SYNC_EVERY};
 use crate::snapshot::{DeploymentHandle, RoutingSnapshot};
+use crate::supervise::{Adopt, Child};
 use crate::Upstream;
 
 /// How often the router checks that every child actor is alive.
@@ -25,6 +26,8 @@ pub struct RouterActor<U: Upstream> {
     children: ArbiterHandle,
     shared: Option<SharedRouterState>,
     syncing: bool,
+    /// Other actors this router keeps alive (the spend tracker, the caches): the supervision root.
+    adopted: Vec<Arc<dyn Child>>,
 }
 
 impl<U: Upstream> RouterActor<U> {
@@ -65,6 +68,9 @@ impl<U: Upstream> RouterActor<U> {
                 handle.state.record_restart();
                 self.spawn_child(handle);
             }
+        }
+        for child in &self.adopted {
+            child.ensure_alive();
         }
     }
 
@@ -165,6 +171,15 @@ impl<U: Upstream> Handler<ProbeAll> for RouterActor<U> {
     }
 }
 
+impl<U: Upstream> Handler<Adopt> for RouterActor<U> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Adopt, _ctx: &mut Self::Context) {
+        msg.0.ensure_alive();
+        self.adopted.push(msg.0);
+    }
+}
+
 impl<U: Upstream> Handler<ReplaceDeployments<U>> for RouterActor<U> {
     type Result = ();
 
@@ -244,6 +259,7 @@ impl<U: Upstream> RouterHandle<U> {
             children: arbiter.clone(),
             shared: shared.clone(),
             syncing: false,
+            adopted: Vec::new(),
         };
         for handle in &router.handles {
             router.spawn_child(handle);
@@ -254,6 +270,13 @@ impl<U: Upstream> RouterHandle<U> {
             snapshot,
             shared,
         }
+    }
+
+    /// Keep `child` alive alongside the deployment actors: the router checks it on every
+    /// supervision tick and restarts it when it died.
+    pub fn adopt(&self, child: Arc<dyn Child>) {
+        // Never refused for a full mailbox: adopting happens at start, once per child.
+        self.addr.do_send(Adopt(child));
     }
 
     /// The current snapshot. Cheap (one atomic load and a reference-count increment).
@@ -321,6 +344,40 @@ mod tests {
         assert_eq!(state.stats().restarts, 1);
         let reports = router.addr.send(probe).await.expect("router alive");
         assert!(matches!(reports[0].outcome, ProbeOutcome::Healthy { .. }));
+    }
+
+    #[actix_rt::test]
+    async fn router_restarts_an_adopted_spend_tracker_that_panicked() {
+        use crate::spend::{SpendHandle, SpendSink};
+        use futures_util::FutureExt;
+        let written = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
+        let w = written.clone();
+        let sink: SpendSink<u32> = Arc::new(move |batch: Vec<u32>| {
+            let w = w.clone();
+            async move {
+                w.lock().unwrap().extend(batch);
+                Ok(())
+            }
+            .boxed_local()
+        });
+        let tracker = SpendHandle::start_with(sink, Duration::from_millis(20), Some(2));
+        let router = RouterHandle::start(Vec::<Arc<Flaky>>::new(), CooldownPolicy::default());
+        router.adopt(tracker.child());
+        for i in 0..4 {
+            tracker.record(i);
+        }
+        // The tracker panics on its first write; the router's next supervision tick restarts it,
+        // and the new tracker writes the batch the old one never finished.
+        for _ in 0..200 {
+            if written.lock().unwrap().len() >= 4 {
+                break;
+            }
+            actix::clock::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(tracker.restarts(), 1);
+        let mut got = written.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, vec![0, 1, 2, 3]);
     }
 
     #[actix_rt::test]

@@ -12,6 +12,8 @@
 //! * `tollgate_database_connected`, `tollgate_uptime_seconds`.
 //! * `tollgate_spend_rows_dead_lettered_total`: spend-log rows the database refused on their own,
 //!   set aside in the dead-letter file (`TOLLGATE_SPEND_DEAD_LETTER`) for an operator.
+//! * `tollgate_spend_rows_lost_total`: spend-log rows dropped because the spend tracker's buffer
+//!   was full (each logged as an error); 0 unless the database was unreachable for very long.
 
 use super::routes::{Access, Routes};
 use actix_web::{web, HttpResponse};
@@ -122,6 +124,14 @@ fn render(state: &AppState) -> Result<String, std::fmt::Error> {
         "tollgate_spend_rows_dead_lettered",
         "Spend-log rows the database refused on their own, set aside in the dead-letter file",
         dead_lettered,
+    );
+
+    let lost = prometheus_client::metrics::counter::Counter::<u64>::default();
+    lost.inc_by(state.spend.lost());
+    registry.register(
+        "tollgate_spend_rows_lost",
+        "Spend-log rows dropped because the spend tracker's buffer was full",
+        lost,
     );
 
     let mut text = String::new();
