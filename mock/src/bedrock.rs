@@ -25,7 +25,7 @@ use super::{
     success_builder, tokens_for_chars, truncated_body, Controls, Endpoint, FailureMode, InputItem,
     MockState, Reply, CUT_AFTER_PARTS, HANG_DURATION, SLOW_DURATION, TOOL_ARGUMENTS,
 };
-use crate::providers::bedrock::{eventstream, sigv4};
+use tollgate_wire::{eventstream, sigv4};
 
 /// The access key id the mock accepts for SigV4 (AWS's documentation example).
 pub const ACCESS_KEY_ID: &str = "AKIDEXAMPLE";

@@ -174,7 +174,7 @@ fn chat_reply(
         } => "length",
         _ => "stop",
     };
-    let created_at = crate::time::now_iso();
+    let created_at = tollgate_wire::time::now_iso();
     let done = json!({
         "model": model,
         "created_at": created_at,

@@ -2215,29 +2215,10 @@ fn embedding_vector(item: &InputItem<'_>, dimensions: usize) -> Vec<f32> {
     vector
 }
 
-/// Standard base64 (RFC 4648, with padding).
+/// Standard base64 (RFC 4648, with padding), as OpenAI sends `encoding_format: "base64"`.
 fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let sextet =
-        |triple: u32, shift: u32| char::from(ALPHABET[((triple >> shift) & 0x3f) as usize]);
-    let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let byte = |index: usize| u32::from(chunk.get(index).copied().unwrap_or(0));
-        let triple = (byte(0) << 16) | (byte(1) << 8) | byte(2);
-        encoded.push(sextet(triple, 18));
-        encoded.push(sextet(triple, 12));
-        encoded.push(if chunk.len() > 1 {
-            sextet(triple, 6)
-        } else {
-            '='
-        });
-        encoded.push(if chunk.len() > 2 {
-            sextet(triple, 0)
-        } else {
-            '='
-        });
-    }
-    encoded
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]
