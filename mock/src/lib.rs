@@ -5,6 +5,12 @@
 //! counters, capture of the last request and per-request failure injection. The test suite, the
 //! benchmarks and users' chaos tests point Tollgate deployments at it instead of a real provider.
 //! `docs/MOCK_PROVIDER.md` is the user-facing reference.
+//!
+//! This file holds the server, the shared state, stats and capture, and failure injection; each
+//! wire format has its own module (`openai`, `anthropic`, `bedrock`, `cohere`, `gemini`,
+//! `huggingface`, `ollama`), and `shared` the pure helpers they all use (token counts, chunking,
+//! deterministic embeddings, ids). Bedrock's event-stream framing and SigV4 come from
+//! `tollgate-wire`, the same code the gateway's Bedrock adapter uses.
 
 use std::{
     borrow::Cow,
