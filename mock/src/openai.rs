@@ -1399,3 +1399,640 @@ pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{
+        http::header::ContentType,
+        test::{self, TestRequest},
+    };
+    use serde_json::json;
+
+    use super::*;
+    use crate::tests::{
+        chat_body, drain, header, json_of, mock_app, post, sse_json, sse_payloads, CHAT,
+    };
+    use crate::{lock, MockProviderArgs, DEFAULT_EMBEDDING_DIM};
+
+    #[test]
+    fn base64_encoding() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64_encode(plain.as_bytes()), encoded);
+        }
+        assert_eq!(base64_encode(&[0xff, 0xfe, 0xfd, 0x00]), "//79AA==");
+        assert_eq!(base64_encode(&1.0f32.to_le_bytes()), "AACAPw==");
+    }
+
+    #[test]
+    fn input_parsing() {
+        assert_eq!(parse_inputs(&json!("x")), Some(vec![InputItem::Text("x")]));
+        assert_eq!(
+            parse_inputs(&json!(["a", "b"])),
+            Some(vec![InputItem::Text("a"), InputItem::Text("b")])
+        );
+        assert_eq!(
+            parse_inputs(&json!([1, 2, 3])),
+            Some(vec![InputItem::Tokens(vec![1, 2, 3])])
+        );
+        assert_eq!(
+            parse_inputs(&json!([[1, 2], [3]])),
+            Some(vec![
+                InputItem::Tokens(vec![1, 2]),
+                InputItem::Tokens(vec![3])
+            ])
+        );
+        for bad in [
+            json!([]),
+            json!(["a", 1]),
+            json!([[1], "a"]),
+            json!([[]]),
+            json!(null),
+            json!({"a": 1}),
+            json!([1.5]),
+        ] {
+            assert_eq!(parse_inputs(&bad), None, "{bad}");
+        }
+        let too_many = Value::Array(vec![json!("x"); MAX_INPUTS + 1]);
+        assert_eq!(parse_inputs(&too_many), None);
+    }
+
+    #[actix_web::test]
+    async fn chat_completion_shape() {
+        let (app, _) = mock_app!();
+        let response = test::call_service(&app, post(CHAT, chat_body()).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-type"), Some("application/json"));
+        assert_eq!(
+            header(&response, "x-ratelimit-limit-requests"),
+            Some("10000")
+        );
+        assert_eq!(
+            header(&response, "x-ratelimit-remaining-requests"),
+            Some("9999")
+        );
+        assert!(header(&response, "x-request-id").is_some_and(|id| id.starts_with("req_")));
+        assert!(
+            header(&response, "openai-processing-ms").is_some_and(|ms| ms.parse::<u64>().is_ok())
+        );
+
+        let body = json_of(response).await;
+        let id = body["id"].as_str().expect("id");
+        assert!(id.starts_with("chatcmpl-") && id.len() > "chatcmpl-".len());
+        assert_eq!(body["object"], "chat.completion");
+        assert!(body["created"]
+            .as_u64()
+            .is_some_and(|created| created > 1_700_000_000));
+        assert_eq!(body["model"], "mock-gpt");
+        assert!(body["system_fingerprint"].is_string());
+        assert_eq!(body["choices"].as_array().map(Vec::len), Some(1));
+        let choice = &body["choices"][0];
+        assert_eq!(choice["index"], 0);
+        assert_eq!(choice["message"]["role"], "assistant");
+        assert_eq!(choice["message"]["content"], DEFAULT_REPLY);
+        assert!(choice["message"].get("tool_calls").is_none());
+        assert_eq!(choice["finish_reason"], "stop");
+        assert!(choice.get("logprobs").is_some_and(Value::is_null));
+        assert_eq!(
+            body["usage"],
+            json!({
+                "prompt_tokens": 6,
+                "completion_tokens": 11,
+                "total_tokens": 17,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {
+                    "reasoning_tokens": 0,
+                    "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0,
+                    "rejected_prediction_tokens": 0
+                }
+            })
+        );
+    }
+
+    #[actix_web::test]
+    async fn chat_n_max_tokens_and_mock_reply() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["n"] = json!(3);
+        body["max_tokens"] = json!(4);
+        let response = test::call_service(&app, post("/chat/completions", body).to_request()).await;
+        let body = json_of(response).await;
+        let choices = body["choices"].as_array().expect("choices");
+        assert_eq!(choices.len(), 3);
+        for (index, choice) in choices.iter().enumerate() {
+            assert_eq!(choice["index"], index);
+            assert_eq!(choice["message"]["content"], "Hello from the Tollgate");
+            assert_eq!(choice["finish_reason"], "length");
+        }
+        assert_eq!(body["usage"]["completion_tokens"], 12);
+
+        let mut body = chat_body();
+        body["mock_reply"] = json!("Custom words here");
+        body["max_completion_tokens"] = json!(3);
+        body["max_tokens"] = json!(1);
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        let body = json_of(response).await;
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "Custom words here"
+        );
+        assert_eq!(body["choices"][0]["finish_reason"], "stop");
+        assert_eq!(body["usage"]["completion_tokens"], 3);
+    }
+
+    #[actix_web::test]
+    async fn chat_tool_calls() {
+        let (app, _) = mock_app!();
+        let tools = json!([
+            {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
+            {"type": "function", "function": {"name": "get_time"}}
+        ]);
+
+        let mut body = chat_body();
+        body["tools"] = tools.clone();
+        body["tool_choice"] = json!("required");
+        let body = json_of(test::call_service(&app, post(CHAT, body).to_request()).await).await;
+        let choice = &body["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls");
+        assert!(choice["message"]["content"].is_null());
+        let call = &choice["message"]["tool_calls"][0];
+        assert!(call["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("call_")));
+        assert_eq!(call["type"], "function");
+        assert_eq!(
+            call["function"],
+            json!({"name": "get_weather", "arguments": "{}"})
+        );
+
+        let mut body = chat_body();
+        body["tools"] = tools.clone();
+        body["tool_choice"] = json!({"type": "function", "function": {"name": "get_time"}});
+        let body = json_of(test::call_service(&app, post(CHAT, body).to_request()).await).await;
+        assert_eq!(
+            body["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+            "get_time"
+        );
+
+        for tool_choice in [json!("auto"), json!("none"), Value::Null] {
+            let mut body = chat_body();
+            body["tools"] = tools.clone();
+            body["tool_choice"] = tool_choice;
+            let body = json_of(test::call_service(&app, post(CHAT, body).to_request()).await).await;
+            assert_eq!(body["choices"][0]["message"]["content"], DEFAULT_REPLY);
+            assert_eq!(body["choices"][0]["finish_reason"], "stop");
+        }
+    }
+
+    #[actix_web::test]
+    async fn chat_stream_framing_without_usage() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            header(&response, "content-type"),
+            Some("text/event-stream; charset=utf-8")
+        );
+        assert_eq!(
+            header(&response, "x-ratelimit-remaining-requests"),
+            Some("9999")
+        );
+        let (bytes, errored) = drain(response.into_body()).await;
+        assert!(!errored);
+        let payloads = sse_payloads(&bytes);
+        assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+        assert_eq!(payloads.iter().filter(|p| *p == "[DONE]").count(), 1);
+
+        let chunks = sse_json(&payloads);
+        assert_eq!(chunks.len(), 1 + 8 + 1);
+        let id = &chunks[0]["id"];
+        for chunk in &chunks {
+            assert_eq!(chunk["object"], "chat.completion.chunk");
+            assert_eq!(&chunk["id"], id);
+            assert_eq!(chunk["created"], chunks[0]["created"]);
+            assert_eq!(chunk["model"], "mock-gpt");
+            assert!(
+                chunk.get("usage").is_none(),
+                "no usage field unless asked: {chunk}"
+            );
+        }
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
+        assert!(chunks[0]["choices"][0]["finish_reason"].is_null());
+        let content: String = chunks[1..9]
+            .iter()
+            .map(|chunk| {
+                assert_eq!(
+                    chunk["choices"][0]["delta"].as_object().map(Map::len),
+                    Some(1)
+                );
+                chunk["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .expect("content")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(content, DEFAULT_REPLY);
+        assert_eq!(chunks[9]["choices"][0]["delta"], json!({}));
+        assert_eq!(chunks[9]["choices"][0]["finish_reason"], "stop");
+    }
+
+    #[actix_web::test]
+    async fn chat_stream_usage_chunk_when_asked() {
+        let (app, _) = mock_app!(MockProviderArgs {
+            stream_chunks: 3,
+            ..MockProviderArgs::default()
+        });
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        let (bytes, _) = drain(response.into_body()).await;
+        let payloads = sse_payloads(&bytes);
+        assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+        let chunks = sse_json(&payloads);
+        assert_eq!(chunks.len(), 1 + 3 + 1 + 1);
+        let (usage_chunk, others) = chunks.split_last().expect("chunks");
+        assert_eq!(usage_chunk["choices"], json!([]));
+        assert_eq!(usage_chunk["usage"]["prompt_tokens"], 6);
+        assert_eq!(usage_chunk["usage"]["completion_tokens"], 11);
+        assert_eq!(usage_chunk["usage"]["total_tokens"], 17);
+        assert!(others
+            .iter()
+            .all(|chunk| chunk.get("usage").is_some_and(Value::is_null)));
+        assert_eq!(
+            others
+                .last()
+                .map(|chunk| &chunk["choices"][0]["finish_reason"]),
+            Some(&json!("stop"))
+        );
+
+        // include_usage false: no usage chunk.
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": false});
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        let (bytes, _) = drain(response.into_body()).await;
+        let chunks = sse_json(&sse_payloads(&bytes));
+        assert!(chunks
+            .iter()
+            .all(|chunk| !chunk["choices"].as_array().is_some_and(Vec::is_empty)));
+    }
+
+    #[actix_web::test]
+    async fn chat_stream_n_choices_and_length() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        body["n"] = json!(2);
+        body["max_tokens"] = json!(2);
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        let (bytes, _) = drain(response.into_body()).await;
+        let chunks = sse_json(&sse_payloads(&bytes));
+        for index in 0..2 {
+            let of_choice: Vec<&Value> = chunks
+                .iter()
+                .filter(|chunk| chunk["choices"][0]["index"] == index)
+                .collect();
+            let text: String = of_choice
+                .iter()
+                .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+                .collect();
+            assert_eq!(text, "Hello from");
+            assert_eq!(
+                of_choice.last().map(|c| &c["choices"][0]["finish_reason"]),
+                Some(&json!("length"))
+            );
+        }
+    }
+
+    #[actix_web::test]
+    async fn chat_stream_tool_call() {
+        let (app, _) = mock_app!();
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        body["tools"] = json!([{"type": "function", "function": {"name": "lookup"}}]);
+        body["tool_choice"] = json!("required");
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        let (bytes, _) = drain(response.into_body()).await;
+        let chunks = sse_json(&sse_payloads(&bytes));
+        assert_eq!(chunks.len(), 3);
+        let first = &chunks[0]["choices"][0]["delta"];
+        assert_eq!(first["role"], "assistant");
+        assert!(first["content"].is_null());
+        assert_eq!(first["tool_calls"][0]["index"], 0);
+        assert_eq!(first["tool_calls"][0]["type"], "function");
+        assert_eq!(
+            first["tool_calls"][0]["function"],
+            json!({"name": "lookup", "arguments": ""})
+        );
+        assert!(first["tool_calls"][0]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("call_")));
+        assert_eq!(
+            chunks[1]["choices"][0]["delta"],
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})
+        );
+        assert_eq!(chunks[2]["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[actix_web::test]
+    async fn chunk_delay_paces_the_stream() {
+        let (app, _) = mock_app!(MockProviderArgs {
+            chunk_delay_ms: 40,
+            stream_chunks: 2,
+            ..MockProviderArgs::default()
+        });
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        let started = Instant::now();
+        let response = test::call_service(&app, post(CHAT, body).to_request()).await;
+        assert!(
+            started.elapsed() < Duration::from_millis(40),
+            "head is not delayed by chunk pacing"
+        );
+        let (bytes, _) = drain(response.into_body()).await;
+        // role, 2 content, finish, [DONE]: four pauses.
+        assert_eq!(sse_payloads(&bytes).len(), 5);
+        assert!(started.elapsed() >= Duration::from_millis(160));
+    }
+
+    #[actix_web::test]
+    async fn text_completions() {
+        let (app, _) = mock_app!();
+        let body = json!({"model": "mock-gpt-instruct", "prompt": "Say hi", "max_tokens": 3});
+        let response = test::call_service(&app, post("/v1/completions", body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = json_of(response).await;
+        assert!(body["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("cmpl-")));
+        assert_eq!(body["object"], "text_completion");
+        assert_eq!(body["model"], "mock-gpt-instruct");
+        assert_eq!(
+            body["choices"],
+            json!([{"text": "Hello from the", "index": 0, "logprobs": null, "finish_reason": "length"}])
+        );
+        assert_eq!(
+            body["usage"],
+            json!({"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5})
+        );
+
+        let body = json!({"model": "m", "prompt": ["a", "b"], "n": 2});
+        let body =
+            json_of(test::call_service(&app, post("/completions", body).to_request()).await).await;
+        assert_eq!(body["choices"].as_array().map(Vec::len), Some(4));
+
+        let body = json!({
+            "model": "mock-gpt-instruct",
+            "prompt": "Say hi",
+            "stream": true,
+            "stream_options": {"include_usage": true}
+        });
+        let response = test::call_service(&app, post("/v1/completions", body).to_request()).await;
+        let (bytes, _) = drain(response.into_body()).await;
+        let payloads = sse_payloads(&bytes);
+        assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+        let chunks = sse_json(&payloads);
+        assert_eq!(chunks.len(), 8 + 1 + 1);
+        assert!(chunks
+            .iter()
+            .all(|chunk| chunk["object"] == "text_completion"));
+        let text: String = chunks[..8]
+            .iter()
+            .map(|chunk| {
+                chunk["choices"][0]["text"]
+                    .as_str()
+                    .expect("text")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(text, DEFAULT_REPLY);
+        assert_eq!(chunks[8]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(chunks[9]["choices"], json!([]));
+        assert_eq!(chunks[9]["usage"]["completion_tokens"], 11);
+    }
+
+    #[actix_web::test]
+    async fn embeddings_shape_and_encoding() {
+        let (app, _) = mock_app!();
+        let body = json!({"model": "mock-embedding", "input": ["hello", "world!"]});
+        let response = test::call_service(&app, post("/v1/embeddings", body).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = json_of(response).await;
+        assert_eq!(body["object"], "list");
+        assert_eq!(body["model"], "mock-embedding");
+        assert_eq!(
+            body["usage"],
+            json!({"prompt_tokens": 4, "total_tokens": 4})
+        ); // 2 + 2
+        let data = body["data"].as_array().expect("data");
+        assert_eq!(data.len(), 2);
+        for (index, item) in data.iter().enumerate() {
+            assert_eq!(item["object"], "embedding");
+            assert_eq!(item["index"], index);
+            assert_eq!(
+                item["embedding"].as_array().map(Vec::len),
+                Some(DEFAULT_EMBEDDING_DIM)
+            );
+        }
+        let expected = embedding_vector(&InputItem::Text("hello"), DEFAULT_EMBEDDING_DIM);
+        let received: Vec<f32> = data[0]["embedding"]
+            .as_array()
+            .expect("floats")
+            .iter()
+            .map(|x| x.as_f64().expect("float") as f32)
+            .collect();
+        assert!(expected
+            .iter()
+            .zip(&received)
+            .all(|(a, b)| (a - b).abs() < 1e-6));
+
+        let body =
+            json!({"model": "e", "input": "hello", "dimensions": 5, "encoding_format": "base64"});
+        let body =
+            json_of(test::call_service(&app, post("/embeddings", body).to_request()).await).await;
+        let bytes: Vec<u8> = embedding_vector(&InputItem::Text("hello"), 5)
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(body["data"][0]["embedding"], base64_encode(&bytes));
+
+        let body = json!({"model": "e", "input": [[1, 2, 3], [4]]});
+        let body =
+            json_of(test::call_service(&app, post("/embeddings", body).to_request()).await).await;
+        assert_eq!(body["data"].as_array().map(Vec::len), Some(2));
+        assert_eq!(body["usage"]["prompt_tokens"], 4);
+
+        let (app, _) = mock_app!(MockProviderArgs {
+            embedding_dim: 16,
+            ..MockProviderArgs::default()
+        });
+        let body = json!({"model": "e", "input": [1, 2, 3]});
+        let body =
+            json_of(test::call_service(&app, post("/embeddings", body).to_request()).await).await;
+        assert_eq!(
+            body["data"][0]["embedding"].as_array().map(Vec::len),
+            Some(16)
+        );
+
+        for (bad, param) in [
+            (json!({"model": "e"}), "input"),
+            (json!({"model": "e", "input": []}), "input"),
+            (json!({"model": "e", "input": ["a", 1]}), "input"),
+            (
+                json!({"model": "e", "input": "a", "dimensions": 0}),
+                "dimensions",
+            ),
+            (
+                json!({"model": "e", "input": "a", "encoding_format": "hex"}),
+                "encoding_format",
+            ),
+        ] {
+            let response =
+                test::call_service(&app, post("/embeddings", bad.clone()).to_request()).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+            let body = json_of(response).await;
+            assert_eq!(body["error"]["type"], "invalid_request_error");
+            assert_eq!(body["error"]["param"], param);
+        }
+    }
+
+    #[actix_web::test]
+    async fn models_and_health() {
+        let (app, _) = mock_app!();
+        for path in ["/models", "/v1/models"] {
+            let response =
+                test::call_service(&app, TestRequest::get().uri(path).to_request()).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = json_of(response).await;
+            assert_eq!(body["object"], "list");
+            assert_eq!(
+                body["data"][0],
+                json!({"id": "mock-gpt", "object": "model", "created": 1_677_610_602, "owned_by": "tollgate-mock"})
+            );
+            assert_eq!(body["data"].as_array().map(Vec::len), Some(MODEL_IDS.len()));
+        }
+        let response = test::call_service(
+            &app,
+            TestRequest::get()
+                .uri("/v1/models/mock-gpt-mini")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(json_of(response).await["id"], "mock-gpt-mini");
+        let response = test::call_service(
+            &app,
+            TestRequest::get().uri("/v1/models/gpt-9").to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(json_of(response).await["error"]["code"], "model_not_found");
+
+        for path in ["/health", "/v1/health"] {
+            let response =
+                test::call_service(&app, TestRequest::get().uri(path).to_request()).await;
+            assert_eq!(json_of(response).await, json!({"status": "ok"}));
+        }
+    }
+
+    #[actix_web::test]
+    async fn azure_deployment_routes() {
+        let (app, state) = mock_app!();
+        let body = json!({"messages": [{"role": "user", "content": "hi"}]});
+        let request = post(
+            "/openai/deployments/my-gpt/chat/completions?api-version=2024-10-21",
+            body,
+        )
+        .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(json_of(response).await["model"], "my-gpt");
+
+        let body = json!({"input": "hi"});
+        let request = post(
+            "/openai/deployments/emb/embeddings?api-version=2024-10-21",
+            body,
+        )
+        .to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status(),
+            StatusCode::OK
+        );
+        let body = json!({"prompt": "hi"});
+        let request = post("/openai/deployments/inst/completions", body).to_request();
+        assert_eq!(
+            test::call_service(&app, request).await.status(),
+            StatusCode::OK
+        );
+
+        let stats = state.stats_json();
+        assert_eq!(stats["by_model"], json!({"emb": 1, "inst": 1, "my-gpt": 1}));
+        let last = lock(&state.last_request)
+            .clone()
+            .expect("captured")
+            .to_json();
+        assert_eq!(last["path"], "/openai/deployments/inst/completions");
+    }
+
+    #[actix_web::test]
+    async fn bad_input_is_rejected_in_openai_shape() {
+        let (app, _) = mock_app!();
+        let request = TestRequest::post()
+            .uri(CHAT)
+            .insert_header(ContentType::json())
+            .set_payload("{not json")
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = json_of(response).await;
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("JSON")));
+
+        let cases = [
+            (
+                json!({"messages": [{"role": "user", "content": "x"}]}),
+                "model",
+            ),
+            (json!({"model": "mock-gpt"}), "messages"),
+            (json!({"model": "mock-gpt", "messages": []}), "messages"),
+            (json!({"model": "mock-gpt", "messages": "hi"}), "messages"),
+            (
+                json!({"model": "mock-gpt", "messages": [{"content": "x"}], "n": 0}),
+                "n",
+            ),
+            (
+                json!({"model": "mock-gpt", "messages": [{"content": "x"}], "max_tokens": "ten"}),
+                "max_tokens",
+            ),
+            (
+                json!({"model": "mock-gpt", "messages": [{"content": "x"}], "mock_reply": 42}),
+                "mock_reply",
+            ),
+        ];
+        for (body, param) in cases {
+            let response = test::call_service(&app, post(CHAT, body.clone()).to_request()).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+            let error = json_of(response).await;
+            assert_eq!(error["error"]["type"], "invalid_request_error", "{body}");
+            assert_eq!(error["error"]["param"], param, "{body}");
+        }
+        let response = test::call_service(&app, post(CHAT, json!([1, 2])).to_request()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+}

@@ -180,3 +180,116 @@ pub(crate) fn embedding_vector(item: &InputItem<'_>, dimensions: usize) -> Vec<f
     }
     vector
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::DEFAULT_REPLY;
+
+    #[test]
+    fn token_counting() {
+        assert_eq!(tokens_for_chars(0), 1);
+        assert_eq!(tokens_for_chars(1), 1);
+        assert_eq!(tokens_for_chars(4), 1);
+        assert_eq!(tokens_for_chars(5), 2);
+        assert_eq!(tokens_for_chars(400), 100);
+
+        let messages = [json!({"role": "user", "content": "Hello there"})];
+        assert_eq!(chat_prompt_tokens(&messages), 3 + 3); // ceil(11 / 4) + 3
+        let messages = [
+            json!({"role": "system", "content": "abcd"}),
+            json!({"role": "user", "content": [
+                {"type": "text", "text": "ab"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/x.png"}},
+                {"type": "text", "text": "c"}
+            ]}),
+            json!({"role": "assistant", "content": null, "tool_calls": []}),
+        ];
+        assert_eq!(chat_prompt_tokens(&messages), 2 + 9); // ceil(7 / 4) + 3 * 3
+        assert_eq!(chat_prompt_tokens(&[]), 1);
+        // Characters, not bytes.
+        assert_eq!(chat_prompt_tokens(&[json!({"content": "éééé"})]), 1 + 3);
+
+        assert_eq!(count_words(DEFAULT_REPLY), 11);
+        assert_eq!(count_words("  spaced\tout \n words "), 3);
+        assert_eq!(count_words(""), 0);
+        assert_eq!(InputItem::Tokens(vec![1, 2, 3]).tokens(), 3);
+        assert_eq!(InputItem::Text("abcdefghi").tokens(), 3);
+    }
+
+    #[test]
+    fn word_truncation() {
+        assert_eq!(truncate_words(DEFAULT_REPLY, 11), None);
+        assert_eq!(truncate_words(DEFAULT_REPLY, 100), None);
+        assert_eq!(
+            truncate_words(DEFAULT_REPLY, 4),
+            Some("Hello from the Tollgate")
+        );
+        assert_eq!(truncate_words("a  b\tc", 2), Some("a  b"));
+        assert_eq!(truncate_words("one two", 0), Some(""));
+        assert_eq!(truncate_words("", 0), None);
+    }
+
+    #[test]
+    fn chunk_splitting() {
+        let parts = split_chunks(DEFAULT_REPLY, 8);
+        assert_eq!(parts.len(), 8);
+        assert_eq!(parts.concat(), DEFAULT_REPLY);
+        assert_eq!(parts[0], "Hello");
+        assert!(parts[1..].iter().all(|part| part.starts_with(' ')));
+        let sizes: Vec<u64> = parts.iter().map(|part| count_words(part)).collect();
+        assert_eq!(sizes.iter().sum::<u64>(), 11);
+        assert!(sizes.iter().all(|size| (1..=2).contains(size)), "{sizes:?}");
+
+        assert_eq!(split_chunks("one two three", 3), ["one", " two", " three"]);
+        assert_eq!(split_chunks("one two three", 1), ["one two three"]);
+        assert_eq!(split_chunks("one two three", 0), ["one two three"]);
+        // Fewer words than chunks: one word per chunk.
+        assert_eq!(split_chunks("one two", 8), ["one", " two"]);
+        assert_eq!(
+            split_chunks(" lead and trail ", 2),
+            [" lead", " and trail "]
+        );
+        assert!(split_chunks("", 8).is_empty());
+        assert_eq!(split_chunks("   ", 8), ["   "]);
+        let words: String = (0..100).map(|i| format!("w{i} ")).collect();
+        let parts = split_chunks(&words, 7);
+        assert_eq!(parts.len(), 7);
+        assert_eq!(parts.concat(), words);
+        assert!(parts
+            .iter()
+            .all(|part| (14..=15).contains(&count_words(part))));
+    }
+
+    #[test]
+    fn embeddings_are_deterministic_unit_vectors() {
+        let hello = InputItem::Text("hello");
+        let first = embedding_vector(&hello, 8);
+        assert_eq!(first.len(), 8);
+        assert_eq!(first, embedding_vector(&hello, 8));
+        assert_ne!(first, embedding_vector(&InputItem::Text("hello!"), 8));
+        assert_ne!(first, embedding_vector(&InputItem::Tokens(vec![1, 2]), 8));
+        assert_eq!(
+            embedding_vector(&InputItem::Tokens(vec![1, 2]), 8),
+            embedding_vector(&InputItem::Tokens(vec![1, 2]), 8)
+        );
+        for dimensions in [1, 2, 8, 256, 3072] {
+            let vector = embedding_vector(&hello, dimensions);
+            assert_eq!(vector.len(), dimensions);
+            let norm = vector
+                .iter()
+                .map(|x| f64::from(*x).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "norm {norm} at {dimensions}");
+            assert!(vector
+                .iter()
+                .all(|x| x.is_finite() && (-1.0..=1.0).contains(x)));
+        }
+        assert!(embedding_vector(&hello, 0).is_empty());
+        // Fixed across builds and platforms (FNV-1a + splitmix64, no std hasher).
+        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
