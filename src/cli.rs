@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
-use crate::mock_provider::MockProviderArgs;
+use tollgate_mock::MockProviderArgs;
 
 #[derive(Debug, Parser)]
 #[command(

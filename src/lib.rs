@@ -9,7 +9,9 @@
 //! * [`routing`]: strategy, retries, fallbacks (`router_settings`);
 //! * [`deployment`]: a `model_list` entry resolved; the router and deployment actors live in the
 //!   `tollgate-actors` crate (`actors/`);
-//! * [`upstream`]: the awc client; [`sse`]: stream relaying; [`mock_provider`]: the built-in mock.
+//! * [`upstream`]: the awc client; [`sse`]: stream relaying; the built-in mock provider is the
+//!   `tollgate-mock` crate (`mock/`), and the wire code it shares with the gateway (event-stream
+//!   framing, SigV4, [`time`]) is the `tollgate-wire` crate (`wire/`).
 
 pub mod auth;
 pub mod cli;
@@ -24,7 +26,6 @@ pub mod limits;
 pub mod llm;
 pub mod logging;
 pub mod messages_api;
-pub mod mock_provider;
 pub mod mock_response;
 pub mod models_sync;
 pub mod pipeline;
@@ -37,5 +38,5 @@ pub mod spend;
 pub mod sse;
 pub mod state;
 pub mod store;
-pub mod time;
+pub use tollgate_wire::time;
 pub mod upstream;

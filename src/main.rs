@@ -8,7 +8,7 @@ fn main() {
 
     if let Some(Command::MockProvider(args)) = cli.command {
         tollgate::logging::init(false, false, false);
-        if let Err(e) = tollgate::mock_provider::run(args) {
+        if let Err(e) = tollgate_mock::run(args) {
             eprintln!("error: mock provider: {e}");
             std::process::exit(1);
         }

@@ -799,7 +799,7 @@ mod tests {
 
     #[actix_web::test]
     async fn tokens_are_fetched_once_cached_and_refreshed_when_stale() {
-        use crate::mock_provider::{configure, MockProviderArgs, MockState};
+        use tollgate_mock::{configure, MockProviderArgs, MockState};
         let state = actix_web::web::Data::new(MockState::new(&MockProviderArgs::default()));
         let app_state = state.clone();
         let server = actix_web::HttpServer::new(move || {

@@ -13,8 +13,7 @@
 //!   / `aws_session_token` or the standard AWS environment variables, signed in
 //!   [`ProviderAdapter::authorize`] over the final URL and body.
 
-pub mod eventstream;
-pub mod sigv4;
+pub use tollgate_wire::{eventstream, sigv4};
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -28,11 +28,14 @@ use actix_web::{
 use futures_util::stream::{self, StreamExt as _};
 use serde_json::{json, Map, Value};
 
-use super::{
-    bearer_token, cut_error, embedding_vector, flush_point, header_text, lock, pause, random_id,
-    split_chunks, success_builder, tokens_for_chars, truncate_words, Controls, Endpoint,
-    FailureMode, InputItem, MockState, CUT_AFTER_PARTS, DEFAULT_REPLY, DEFAULT_RETRY_AFTER,
-    HANG_DURATION, MAX_BODY_BYTES, SLOW_DURATION,
+use crate::openai::InputItem;
+use crate::shared::{
+    embedding_vector, random_id, split_chunks, success_builder, tokens_for_chars, truncate_words,
+};
+use crate::{
+    bearer_token, cut_error, flush_point, header_text, lock, pause, Controls, Endpoint,
+    FailureMode, MockState, CUT_AFTER_PARTS, DEFAULT_REPLY, DEFAULT_RETRY_AFTER, HANG_DURATION,
+    MAX_BODY_BYTES, SLOW_DURATION,
 };
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -1169,7 +1172,7 @@ fn check_assertion(assertion: &str, req: &HttpRequest) -> Result<(), String> {
     if claims.get("aud").and_then(Value::as_str) != Some(own.as_str()) {
         return Err(format!("Invalid JWT: aud must be {own}"));
     }
-    let now = super::unix_now();
+    let now = crate::shared::unix_now();
     let iat = claims.get("iat").and_then(Value::as_u64).unwrap_or(0);
     let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
     if exp <= now || iat > now + 60 || exp <= iat || exp - iat > 3600 {

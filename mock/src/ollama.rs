@@ -12,10 +12,11 @@ use actix_web::{
 use serde_json::{json, Map, Value};
 
 use super::cohere::framed_stream;
-use super::{
-    body_field, chat_prompt_tokens, embedding_vector, optional_u64, pause, split_chunks,
-    tokens_for_chars, truncated_body, ApiError, Controls, Endpoint, FailureMode, InputItem,
-    MockState, Reply, DEFAULT_RETRY_AFTER, HANG_DURATION, MAX_BODY_BYTES, SLOW_DURATION,
+use crate::openai::{optional_u64, ApiError, InputItem, Reply};
+use crate::shared::{chat_prompt_tokens, embedding_vector, split_chunks, tokens_for_chars};
+use crate::{
+    body_field, pause, truncated_body, Controls, Endpoint, FailureMode, MockState,
+    DEFAULT_RETRY_AFTER, HANG_DURATION, MAX_BODY_BYTES, SLOW_DURATION,
 };
 
 /// Registers `/api/chat` and `/api/embed`.
@@ -174,7 +175,7 @@ fn chat_reply(
         } => "length",
         _ => "stop",
     };
-    let created_at = crate::time::now_iso();
+    let created_at = tollgate_wire::time::now_iso();
     let done = json!({
         "model": model,
         "created_at": created_at,

@@ -23,9 +23,12 @@ use actix_web::{
 use futures_util::stream::{self, StreamExt as _};
 use serde_json::{json, Map, Value};
 
-use super::{
-    chat_prompt_tokens, count_words, flush_point, header_text, pause, random_id, requested_latency,
-    scalar_text, split_chunks, tokens_for_chars, truncate_words, ApiError, Controls, Endpoint,
+use crate::openai::ApiError;
+use crate::shared::{
+    chat_prompt_tokens, count_words, random_id, split_chunks, tokens_for_chars, truncate_words,
+};
+use crate::{
+    flush_point, header_text, pause, requested_latency, scalar_text, Controls, Endpoint,
     FailureMode, MockState, CUT_AFTER_PARTS, DEFAULT_REPLY, DEFAULT_RETRY_AFTER, FAIL_FIELD,
     FAIL_HEADER, HANG_DURATION, MAX_BODY_BYTES, REPLY_FIELD, SLOW_DURATION,
 };

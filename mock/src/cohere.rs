@@ -12,11 +12,12 @@ use actix_web::{
 use futures_util::stream::{self, StreamExt as _};
 use serde_json::{json, Map, Value};
 
-use super::{
-    body_field, chat_prompt_tokens, cut_error, embedding_vector, flush_point, optional_u64, pause,
-    split_chunks, tokens_for_chars, truncated_body, ApiError, Controls, Endpoint, FailureMode,
-    InputItem, MockState, Reply, CUT_AFTER_PARTS, DEFAULT_RETRY_AFTER, HANG_DURATION,
-    MAX_BODY_BYTES, SLOW_DURATION, TOOL_ARGUMENTS,
+use crate::openai::{optional_u64, ApiError, InputItem, Reply};
+use crate::shared::{chat_prompt_tokens, embedding_vector, split_chunks, tokens_for_chars};
+use crate::{
+    body_field, cut_error, flush_point, pause, truncated_body, Controls, Endpoint, FailureMode,
+    MockState, CUT_AFTER_PARTS, DEFAULT_RETRY_AFTER, HANG_DURATION, MAX_BODY_BYTES, SLOW_DURATION,
+    TOOL_ARGUMENTS,
 };
 
 /// Registers `/v2/chat` and `/v2/embed`.

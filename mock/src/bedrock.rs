@@ -20,12 +20,16 @@ use actix_web::{
 use futures_util::stream::{self, StreamExt as _};
 use serde_json::{json, Map, Value};
 
-use super::{
-    chat_prompt_tokens, embedding_vector, flush_point, header_text, pause, random_id, split_chunks,
-    success_builder, tokens_for_chars, truncated_body, Controls, Endpoint, FailureMode, InputItem,
-    MockState, Reply, CUT_AFTER_PARTS, HANG_DURATION, SLOW_DURATION, TOOL_ARGUMENTS,
+use crate::openai::{InputItem, Reply};
+use crate::shared::{
+    chat_prompt_tokens, embedding_vector, random_id, split_chunks, success_builder,
+    tokens_for_chars,
 };
-use crate::providers::bedrock::{eventstream, sigv4};
+use crate::{
+    flush_point, header_text, pause, truncated_body, Controls, Endpoint, FailureMode, MockState,
+    CUT_AFTER_PARTS, HANG_DURATION, SLOW_DURATION, TOOL_ARGUMENTS,
+};
+use tollgate_wire::{eventstream, sigv4};
 
 /// The access key id the mock accepts for SigV4 (AWS's documentation example).
 pub const ACCESS_KEY_ID: &str = "AKIDEXAMPLE";

@@ -10,9 +10,10 @@ use actix_web::{
 };
 use serde_json::{json, Value};
 
-use super::{
-    embedding_vector, pause, Controls, Endpoint, FailureMode, InputItem, MockState, HANG_DURATION,
-    MAX_BODY_BYTES, SLOW_DURATION,
+use crate::openai::InputItem;
+use crate::shared::embedding_vector;
+use crate::{
+    pause, Controls, Endpoint, FailureMode, MockState, HANG_DURATION, MAX_BODY_BYTES, SLOW_DURATION,
 };
 
 /// Registers the feature-extraction routes.
