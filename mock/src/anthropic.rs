@@ -179,19 +179,7 @@ impl From<ApiError> for AnthropicError {
 
 /// Anthropic's `error.type` for an HTTP status.
 fn error_type(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 => "invalid_request_error",
-        401 => "authentication_error",
-        402 => "billing_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        504 => "timeout_error",
-        529 => "overloaded_error",
-        500..=599 => "api_error",
-        _ => "invalid_request_error",
-    }
+    tollgate_wire::anthropic::error_type_for_status(status.as_u16())
 }
 
 // ---------------------------------------------------------------------------------------------

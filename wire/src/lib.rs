@@ -1,9 +1,11 @@
 //! Wire pieces that both the gateway and its mock provider (`tollgate-mock`) speak, kept once:
 //!
+//! * [`anthropic`]: Anthropic's HTTP status ↔ `error.type` table;
 //! * [`eventstream`]: the AWS event-stream binary framing of Bedrock's ConverseStream;
 //! * [`sigv4`]: AWS Signature Version 4 for Bedrock requests (signing and checking);
 //! * [`time`]: timestamps as the API shows them (ISO 8601 in UTC, unix milliseconds).
 
+pub mod anthropic;
 pub mod eventstream;
 pub mod sigv4;
 pub mod time;
