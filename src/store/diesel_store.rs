@@ -428,18 +428,10 @@ fn scope_is_empty(s: &KeyScope) -> bool {
     s.team_id.is_none() && s.user_id.is_none()
 }
 
-fn entity_changes(
-    locked: &Locked,
-) -> Option<(&str, Option<&String>, bool, i64, Option<&String>, String)> {
+/// A locked record the change marked changed, with its data serialised.
+fn entity_changes(locked: &Locked) -> Option<(&EntityRecord, String)> {
     let r = locked.record.as_ref().filter(|_| locked.changed)?;
-    Some((
-        r.id.as_str(),
-        r.alias.as_ref(),
-        r.blocked,
-        r.updated_at,
-        r.updated_by.as_ref(),
-        serde_json::Value::Object(r.data.clone()).to_string(),
-    ))
+    Some((r, serde_json::Value::Object(r.data.clone()).to_string()))
 }
 
 /// [`Store::modify`] for one connection type.
@@ -469,13 +461,13 @@ impl Transact for Sqlite {
                 }
                 let (locked, effects) = apply_change(rows, &order, &index, change).map_err(TxError::Store)?;
                 for l in &locked {
-                    if let Some((id, alias, blocked, updated_at, updated_by, data)) = entity_changes(l) {
+                    if let Some((r, data)) = entity_changes(l) {
                         with_entity_table!(l.kind, t => diesel::RunQueryDsl::execute(
-                            diesel::update(t::table.find(id)).set((
-                                t::alias.eq(alias),
-                                t::blocked.eq(blocked),
-                                t::updated_at.eq(updated_at),
-                                t::updated_by.eq(updated_by),
+                            diesel::update(t::table.find(&r.id)).set((
+                                t::alias.eq(&r.alias),
+                                t::blocked.eq(r.blocked),
+                                t::updated_at.eq(r.updated_at),
+                                t::updated_by.eq(&r.updated_by),
                                 t::data.eq(&data),
                             )),
                             conn,
@@ -528,13 +520,13 @@ impl Transact for AsyncPgConnection {
                 }
                 let (locked, effects) = apply_change(rows, &order, &index, change).map_err(TxError::Store)?;
                 for l in &locked {
-                    if let Some((id, alias, blocked, updated_at, updated_by, data)) = entity_changes(l) {
-                        with_entity_table!(l.kind, t => diesel::update(t::table.find(id))
+                    if let Some((r, data)) = entity_changes(l) {
+                        with_entity_table!(l.kind, t => diesel::update(t::table.find(&r.id))
                             .set((
-                                t::alias.eq(alias),
-                                t::blocked.eq(blocked),
-                                t::updated_at.eq(updated_at),
-                                t::updated_by.eq(updated_by),
+                                t::alias.eq(&r.alias),
+                                t::blocked.eq(r.blocked),
+                                t::updated_at.eq(r.updated_at),
+                                t::updated_by.eq(&r.updated_by),
                                 t::data.eq(&data),
                             ))
                             .execute(&mut *conn)
