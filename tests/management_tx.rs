@@ -342,7 +342,81 @@ async fn member_update_changes_a_role(gw: &Gateway) {
     assert_eq!(resp["error"]["param"], "role");
 }
 
+/// The organizations a user lists.
+async fn user_orgs(gw: &Gateway, user_id: &str) -> Vec<String> {
+    let info = ok_get(gw, &format!("/user/info?user_id={user_id}")).await;
+    info["user_info"]["organizations"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn settings_updates_keep_concurrent_member_changes(gw: &Gateway) {
+    ok(gw, "/team/new", json!({"team_id": "busy"})).await;
+    ok(
+        gw,
+        "/organization/new",
+        json!({"organization_id": "busy-org", "organization_alias": "busy-org"}),
+    )
+    .await;
+    let mut calls = Vec::new();
+    for i in 0..10 {
+        calls.push(admin(
+            gw,
+            "POST",
+            "/team/member_add",
+            json!({"team_id": "busy", "member": {"user_id": format!("busy-u{i}")}}),
+        ));
+        calls.push(admin(
+            gw,
+            "POST",
+            "/team/update",
+            json!({"team_id": "busy", "metadata": {"round": i}}),
+        ));
+        calls.push(admin(gw, "POST", "/organization/member_add", json!({"organization_id": "busy-org", "member": {"user_id": format!("busy-u{i}"), "role": "internal_user"}})));
+        calls.push(admin(
+            gw,
+            "PATCH",
+            "/organization/update",
+            json!({"organization_id": "busy-org", "metadata": {"round": i}}),
+        ));
+    }
+    for (status, resp) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, 200, "{resp}");
+    }
+    assert_eq!(member_ids(&team_info(gw, "busy").await).len(), 10);
+    let org = ok_get(gw, "/organization/info?organization_id=busy-org").await;
+    assert_eq!(
+        org["members"].as_array().expect("members").len(),
+        10,
+        "{org}"
+    );
+    for i in 0..10 {
+        assert_eq!(
+            user_orgs(gw, &format!("busy-u{i}")).await,
+            vec!["busy-org".to_string()]
+        );
+    }
+    // Deleting the organization takes it off every member user.
+    let (status, resp) = admin(
+        gw,
+        "DELETE",
+        "/organization/delete",
+        json!({"organization_ids": ["busy-org"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{resp}");
+    for i in 0..10 {
+        assert!(user_orgs(gw, &format!("busy-u{i}")).await.is_empty());
+    }
+}
+
 async fn all_scenarios(gw: &Gateway) {
+    settings_updates_keep_concurrent_member_changes(gw).await;
     concurrent_member_adds_all_land(gw).await;
     parallel_team_creations_share_one_new_member(gw).await;
     team_delete_leaves_no_key_and_no_membership(gw).await;

@@ -266,18 +266,11 @@ async fn update(
                     check_alias_free(&c, a, Some(&id)).await?;
                 }
             }
-            org.updated_at = now_ms();
-            org.updated_by = Some(c.caller.actor_id());
-            if !c
-                .store
-                .update_entity(EntityKind::Organization, &org)
-                .await
-                .map_err(|e| alias_conflict(e, &org.alias))?
-            {
-                return Err(GatewayError::NotFound {
-                    message: format!("organization {id} not found"),
-                });
-            }
+            let alias = org.alias.clone();
+            let org =
+                super::teams::save_keeping_members(&c, EntityKind::Organization, org, "members")
+                    .await
+                    .map_err(|e| alias_conflict(e, &alias))?;
             Ok(org_json(&org))
         }
         .await,
@@ -301,25 +294,74 @@ async fn delete(
                     "'organization_ids' must list at least one organization",
                 ));
             }
+            // One transaction: each member user leaves the organizations, then they go. The
+            // organizations and their member users are locked; if members changed between
+            // reading and locking, they are read again.
+            let mut outcome = Err(StoreError::Stale);
             let mut orgs = Vec::new();
-            for id in &ids {
-                orgs.push(c.find(EntityKind::Organization, id).await?);
-            }
-            for org in &orgs {
-                for m in members(org) {
-                    let Some(uid) = member_user_id(&m) else {
-                        continue;
-                    };
-                    if let Some(mut user) = c.store.get_entity(EntityKind::User, uid).await? {
-                        unlink_user(&mut user, &org.id);
-                        c.store.update_entity(EntityKind::User, &user).await?;
-                        invalidate_user(&state, uid);
-                    }
+            for _ in 0..super::teams::STALE_RETRIES {
+                orgs.clear();
+                let mut targets = Vec::new();
+                for id in &ids {
+                    let org = c.find(EntityKind::Organization, id).await?;
+                    targets.push((EntityKind::Organization, id.clone()));
+                    targets.extend(
+                        members(&org)
+                            .iter()
+                            .filter_map(member_user_id)
+                            .map(|u| (EntityKind::User, u.to_string())),
+                    );
+                    orgs.push(org);
+                }
+                let (actor, now, org_ids) = (c.caller.actor_id(), now_ms(), ids.clone());
+                outcome = c
+                    .store
+                    .modify(
+                        targets,
+                        Box::new(move |rows| {
+                            let mut effects = TxEffects::default();
+                            for id in &org_ids {
+                                let Some(org) = rows
+                                    .iter()
+                                    .find(|l| l.kind == EntityKind::Organization && l.id == *id)
+                                    .and_then(|l| l.record.clone())
+                                else {
+                                    return Err(StoreError::NotFound(format!(
+                                        "organization {id} not found"
+                                    )));
+                                };
+                                for m in members(&org) {
+                                    let Some(uid) = member_user_id(&m) else {
+                                        continue;
+                                    };
+                                    let Some(row) = rows
+                                        .iter_mut()
+                                        .find(|l| l.kind == EntityKind::User && l.id == uid)
+                                    else {
+                                        return Err(StoreError::Stale);
+                                    };
+                                    if let Some(user) = row.record.as_mut() {
+                                        unlink_user(user, id);
+                                        super::teams::touch(row, &actor, now);
+                                    }
+                                }
+                                effects
+                                    .delete_entities
+                                    .push((EntityKind::Organization, id.clone()));
+                            }
+                            Ok(effects)
+                        }),
+                    )
+                    .await;
+                if !matches!(outcome, Err(StoreError::Stale)) {
+                    break;
                 }
             }
-            c.store
-                .delete_entities(EntityKind::Organization, &ids)
-                .await?;
+            for l in outcome?.entities {
+                if l.kind == EntityKind::User {
+                    invalidate_user(&state, &l.id);
+                }
+            }
             Ok(Value::Array(orgs.iter().map(org_json).collect()))
         }
         .await,
@@ -509,16 +551,55 @@ async fn member_update(
             c.caller.require_admin("update organization members")?;
             let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
-            let mut org = c.find(EntityKind::Organization, &id).await?;
-            let mut list = members(&org);
+            let org = c.find(EntityKind::Organization, &id).await?;
+            let list = members(&org);
             let i = member_index(&body, &list, &id)?;
-            if let (Some(role), Some(m)) = (role_of(&body)?, list[i].as_object_mut()) {
-                m.insert("user_role".into(), Value::String(role));
-                m.insert("updated_at".into(), Value::String(iso8601(now_ms())));
-            }
-            let updated = list[i].clone();
-            org.data.insert("members".into(), Value::Array(list));
-            c.save(EntityKind::Organization, &mut org).await?;
+            let role = role_of(&body)?;
+            // The change itself runs on the locked organization, so it cannot undo a member
+            // change committed since the read.
+            let (actor, now, oid, wanted) =
+                (c.caller.actor_id(), now_ms(), id.clone(), list[i].clone());
+            let done = c
+                .store
+                .modify(
+                    vec![(EntityKind::Organization, id.clone())],
+                    Box::new(move |rows| {
+                        let row = &mut rows[0];
+                        let Some(org) = row.record.as_mut() else {
+                            return Err(StoreError::NotFound(format!(
+                                "organization {oid} not found"
+                            )));
+                        };
+                        let mut list = members(org);
+                        let Some(i) = list.iter().position(|m| match member_user_id(&wanted) {
+                            Some(u) => member_user_id(m) == Some(u),
+                            None => *m == wanted,
+                        }) else {
+                            return Err(StoreError::NotFound(format!(
+                                "the member is no longer in organization {oid}"
+                            )));
+                        };
+                        if let (Some(role), Some(m)) = (role, list[i].as_object_mut()) {
+                            m.insert("user_role".into(), Value::String(role));
+                            m.insert("updated_at".into(), Value::String(iso8601(now)));
+                        }
+                        org.data.insert("members".into(), Value::Array(list));
+                        super::teams::touch(row, &actor, now);
+                        Ok(TxEffects::default())
+                    }),
+                )
+                .await?;
+            let org = done.entities.into_iter().next().and_then(|l| l.record);
+            let updated = org
+                .as_ref()
+                .map(members)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|m| match member_user_id(&list[i]) {
+                    Some(u) => member_user_id(m) == Some(u),
+                    None => *m == list[i],
+                })
+                .unwrap_or(Value::Null);
             Ok(updated)
         }
         .await,

@@ -290,6 +290,49 @@ async fn add_members(
     Ok((team, users))
 }
 
+/// Write `record`'s settings over the stored entity in one transaction, keeping the stored
+/// member list in `members_field` (so a member change committed since `record` was read is not
+/// undone by a settings update). Stamps who changed it; 404 when it is gone.
+pub(super) async fn save_keeping_members(
+    c: &Ctx,
+    kind: EntityKind,
+    mut record: EntityRecord,
+    members_field: &'static str,
+) -> Result<EntityRecord, StoreError> {
+    record.updated_at = now_ms();
+    record.updated_by = Some(c.caller.actor_id());
+    let done = c
+        .store
+        .modify(
+            vec![(kind, record.id.clone())],
+            Box::new(move |rows| {
+                let row = &mut rows[0];
+                let Some(stored) = row.record.as_ref() else {
+                    return Err(StoreError::NotFound(format!(
+                        "{} {} not found",
+                        kind.name(),
+                        record.id
+                    )));
+                };
+                match stored.data.get(members_field) {
+                    Some(m) => record.data.insert(members_field.into(), m.clone()),
+                    None => record.data.remove(members_field),
+                };
+                record.spend = stored.spend;
+                row.record = Some(record);
+                row.changed = true;
+                Ok(TxEffects::default())
+            }),
+        )
+        .await?;
+    Ok(done
+        .entities
+        .into_iter()
+        .next()
+        .and_then(|l| l.record)
+        .expect("the entity was written"))
+}
+
 /// 400 naming `team_alias` when another team already has `alias` (aliases are unique; the
 /// database's unique index catches a race between two requests).
 async fn check_alias_free(c: &Ctx, alias: Option<&str>, own_id: &str) -> Result<(), GatewayError> {
@@ -482,18 +525,9 @@ async fn update(
                 check_alias_free(&c, team.alias.as_deref(), &id).await?;
             }
             let alias = team.alias.clone();
-            team.updated_at = now_ms();
-            team.updated_by = Some(c.caller.actor_id());
-            if !c
-                .store
-                .update_entity(EntityKind::Team, &team)
+            let team = save_keeping_members(&c, EntityKind::Team, team, "members_with_roles")
                 .await
-                .map_err(|e| alias_conflict(e, alias.as_deref()))?
-            {
-                return Err(GatewayError::NotFound {
-                    message: format!("team {id} not found"),
-                });
-            }
+                .map_err(|e| alias_conflict(e, alias.as_deref()))?;
             invalidate_team(&state, &id);
             Ok(json!({"team_id": id, "data": team_json(&team)}))
         }
@@ -940,7 +974,7 @@ async fn set_blocked(
     let id = team_id_of(&body)?;
     let mut team = c.find(EntityKind::Team, &id).await?;
     team.blocked = blocked;
-    c.save(EntityKind::Team, &mut team).await?;
+    let team = save_keeping_members(&c, EntityKind::Team, team, "members_with_roles").await?;
     invalidate_team(state, &id);
     Ok(Value::Object(team_json(&team)))
 }
