@@ -437,3 +437,184 @@ async fn management_transactions_on_postgres() {
     let gw = Gateway::start(&postgres_config(&pg), &[], &[]);
     all_scenarios(&gw).await;
 }
+
+// --- The store operations underneath, on both backends. ---
+
+use std::sync::Arc;
+use tollgate::store::{
+    self, migrate, DatabaseUrl, EntityKind, EntityRecord, KeyScope, Store, StoreError, TxEffects,
+};
+
+fn entity(id: &str, alias: Option<&str>) -> EntityRecord {
+    let mut data = serde_json::Map::new();
+    data.insert("teams".into(), json!([]));
+    EntityRecord {
+        id: id.into(),
+        alias: alias.map(str::to_string),
+        spend: 0.0,
+        blocked: false,
+        created_at: 1,
+        updated_at: 1,
+        created_by: None,
+        updated_by: None,
+        data,
+    }
+}
+
+async fn store_operations(store: Arc<dyn Store>) {
+    // Insert-if-absent returns the row already there, unchanged.
+    let first = store
+        .insert_entity_if_absent(EntityKind::User, &entity("u1", Some("first@example.com")))
+        .await
+        .expect("insert");
+    let again = store
+        .insert_entity_if_absent(EntityKind::User, &entity("u1", Some("second@example.com")))
+        .await
+        .expect("insert again");
+    assert_eq!(first, again);
+    assert_eq!(again.alias.as_deref(), Some("first@example.com"));
+
+    // A unique violation names what collided, in words, without the database's own message.
+    store
+        .insert_entity(EntityKind::Team, &entity("t1", Some("alias")))
+        .await
+        .expect("team");
+    match store
+        .insert_entity(EntityKind::Team, &entity("t2", Some("alias")))
+        .await
+    {
+        Err(StoreError::Conflict(m)) => assert_eq!(m, "a record with this alias"),
+        other => panic!("duplicate team alias: {other:?}"),
+    }
+    match store
+        .insert_entity(EntityKind::Team, &entity("t1", None))
+        .await
+    {
+        Err(StoreError::Conflict(m)) => assert_eq!(m, "a record with this id"),
+        other => panic!("duplicate team id: {other:?}"),
+    }
+
+    // A refused change rolls back everything, including the key deletions it asked for.
+    let mut k = tollgate::store::KeyRecord {
+        token: "tok-1".into(),
+        key_name: "sk-...abcd".into(),
+        key_alias: None,
+        user_id: Some("u1".into()),
+        team_id: Some("t1".into()),
+        organization_id: None,
+        budget_id: None,
+        blocked: false,
+        expires: None,
+        spend: 0.0,
+        created_at: 1,
+        updated_at: 1,
+        created_by: None,
+        updated_by: None,
+        data: serde_json::Map::new(),
+    };
+    store.insert_key(&k).await.expect("key");
+    k.token = "tok-2".into();
+    k.team_id = None;
+    store.insert_key(&k).await.expect("personal key");
+    let refused = store
+        .modify(
+            vec![
+                (EntityKind::Team, "t1".into()),
+                (EntityKind::User, "u1".into()),
+            ],
+            Box::new(|rows| {
+                rows[0]
+                    .record
+                    .as_mut()
+                    .expect("team")
+                    .data
+                    .insert("x".into(), json!(1));
+                rows[0].changed = true;
+                Err(StoreError::Invalid {
+                    field: "member".into(),
+                    message: "no".into(),
+                })
+            }),
+        )
+        .await;
+    assert!(matches!(refused, Err(StoreError::Invalid { .. })));
+    let team = store
+        .get_entity(EntityKind::Team, "t1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !team.data.contains_key("x"),
+        "a refused change wrote nothing"
+    );
+
+    // A change writes the records it marks, deletes the scoped keys and the named entities, in
+    // the order the targets were asked for (here user before team, though teams lock first).
+    let done = store
+        .modify(
+            vec![
+                (EntityKind::User, "u1".into()),
+                (EntityKind::Team, "t1".into()),
+                (EntityKind::User, "missing".into()),
+            ],
+            Box::new(|rows| {
+                assert_eq!(rows[0].id, "u1");
+                assert_eq!(rows[1].id, "t1");
+                assert!(rows[2].record.is_none());
+                rows[0]
+                    .record
+                    .as_mut()
+                    .expect("user")
+                    .data
+                    .insert("teams".into(), json!(["t1"]));
+                rows[0].changed = true;
+                Ok(TxEffects {
+                    delete_keys: vec![KeyScope {
+                        team_id: Some("t1".into()),
+                        user_id: Some("u1".into()),
+                    }],
+                    delete_entities: vec![(EntityKind::Team, "t1".into())],
+                })
+            }),
+        )
+        .await
+        .expect("modify");
+    assert_eq!(done.deleted_keys, vec!["tok-1".to_string()]);
+    let user = store
+        .get_entity(EntityKind::User, "u1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.data["teams"], json!(["t1"]));
+    assert!(store
+        .get_entity(EntityKind::Team, "t1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.get_key("tok-1").await.unwrap().is_none());
+    assert!(
+        store.get_key("tok-2").await.unwrap().is_some(),
+        "the personal key stays"
+    );
+}
+
+#[actix_rt::test]
+async fn store_transactions_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tx.db").to_string_lossy().to_string();
+    let url = DatabaseUrl::parse(&format!("sqlite:///{path}")).unwrap();
+    migrate::run(&url).expect("migrations");
+    store_operations(store::open(&url).unwrap()).await;
+}
+
+#[actix_rt::test]
+async fn store_transactions_on_postgres() {
+    let pg = FreshPostgres::create();
+    let url = DatabaseUrl::parse(&pg.url).unwrap();
+    let again = url.clone();
+    std::thread::spawn(move || migrate::run(&again))
+        .join()
+        .unwrap()
+        .expect("migrations");
+    store_operations(store::open(&url).unwrap()).await;
+}
