@@ -441,8 +441,9 @@ async fn member_add(
                 .modify(
                     targets,
                     Box::new(move |rows| {
-                        let (org_row, user_rows) =
-                            rows.split_first_mut().expect("org locked first");
+                        let (org_row, user_rows) = rows
+                            .split_first_mut()
+                            .expect("the organization is asked for first");
                         let Some(org) = org_row.record.as_mut() else {
                             return Err(StoreError::NotFound(format!(
                                 "organization {oid} not found"
@@ -632,8 +633,9 @@ async fn member_delete(
                 .modify(
                     targets,
                     Box::new(move |rows| {
-                        let (org_row, user_rows) =
-                            rows.split_first_mut().expect("org locked first");
+                        let (org_row, user_rows) = rows
+                            .split_first_mut()
+                            .expect("the organization is asked for first");
                         let Some(org) = org_row.record.as_mut() else {
                             return Err(StoreError::NotFound(format!(
                                 "organization {oid} not found"

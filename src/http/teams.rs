@@ -260,7 +260,8 @@ async fn add_members(
         .modify(
             targets,
             Box::new(move |rows| {
-                let (team_row, users) = rows.split_first_mut().expect("the team is locked first");
+                let (team_row, users) =
+                    rows.split_first_mut().expect("the team is asked for first");
                 let Some(team) = team_row.record.as_mut() else {
                     return Err(StoreError::NotFound(format!("team {id} not found")));
                 };

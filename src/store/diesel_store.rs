@@ -347,17 +347,19 @@ impl WriteSpend for AsyncPgConnection {
                     increments.add(log);
                 }
             }
-            for (token, amount) in &increments.keys {
-                diesel::update(verification_tokens::table.find(token))
-                    .set(verification_tokens::spend.eq(verification_tokens::spend + amount))
-                    .execute(&mut *conn)
-                    .await?;
-            }
+            // Entities (in kind-then-id order) before keys: the lock order of `Store::modify`,
+            // so a spend batch and a management transaction never deadlock.
             for ((kind, id), amount) in &increments.entities {
                 with_entity_table!(*kind, t => diesel::update(t::table.find(id))
                     .set(t::spend.eq(t::spend + amount))
                     .execute(&mut *conn)
                     .await)?;
+            }
+            for (token, amount) in &increments.keys {
+                diesel::update(verification_tokens::table.find(token))
+                    .set(verification_tokens::spend.eq(verification_tokens::spend + amount))
+                    .execute(&mut *conn)
+                    .await?;
             }
             Ok(increments.rows)
         })
@@ -399,7 +401,7 @@ fn lock_plan(targets: &[(EntityKind, String)]) -> (Vec<(EntityKind, String)>, Ve
 }
 
 /// Hand the change the locked rows in the order asked for (a target named twice is one row,
-/// shown at its first place), and collect them back in lock order.
+/// shown at its first place); they stay in that order.
 fn apply_change(
     rows: Vec<Option<EntityRecord>>,
     order: &[(EntityKind, String)],
@@ -503,7 +505,8 @@ impl Transact for Sqlite {
     }
 }
 
-/// Postgres: the rows are locked with `SELECT … FOR UPDATE` in lock order.
+/// Postgres: the rows are locked with `SELECT … FOR UPDATE` in lock order (users, teams,
+/// organizations…, then keys, as spend recording updates them).
 impl Transact for AsyncPgConnection {
     fn modify_tx(
         &mut self,
@@ -1033,5 +1036,64 @@ impl PgStore {
             .connection_timeout(CONNECTION_TIMEOUT)
             .build_unchecked(manager);
         Ok(Self { pool })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_lock_users_then_teams_then_organizations_and_repeats_once() {
+        let targets = vec![
+            (EntityKind::Organization, "o".to_string()),
+            (EntityKind::Team, "t2".to_string()),
+            (EntityKind::User, "u".to_string()),
+            (EntityKind::Team, "t1".to_string()),
+            (EntityKind::User, "u".to_string()),
+        ];
+        let (order, index) = lock_plan(&targets);
+        assert_eq!(
+            order,
+            vec![
+                (EntityKind::User, "u".to_string()),
+                (EntityKind::Team, "t1".to_string()),
+                (EntityKind::Team, "t2".to_string()),
+                (EntityKind::Organization, "o".to_string()),
+            ]
+        );
+        assert_eq!(index, vec![3, 2, 0, 1, 0]);
+        // The change sees the rows as asked for, the repeated user once.
+        let rows = order.iter().map(|_| None).collect();
+        let (locked, _) = apply_change(
+            rows,
+            &order,
+            &index,
+            Box::new(|rows| {
+                let ids: Vec<&str> = rows.iter().map(|l| l.id.as_str()).collect();
+                assert_eq!(ids, ["o", "t2", "u", "t1"]);
+                Ok(TxEffects::default())
+            }),
+        )
+        .expect("change");
+        assert_eq!(locked.len(), 4);
+    }
+
+    #[test]
+    fn unique_violations_are_described_without_database_text() {
+        assert_eq!(conflict_subject("users_pkey"), "a record with this id");
+        assert_eq!(conflict_subject("teams_alias"), "a record with this alias");
+        assert_eq!(
+            conflict_subject("UNIQUE constraint failed: teams.alias"),
+            "a record with this alias"
+        );
+        assert_eq!(
+            conflict_subject("UNIQUE constraint failed: users.id"),
+            "a record with this id"
+        );
+        assert_eq!(
+            conflict_subject("something_else"),
+            "a record with this unique value"
+        );
     }
 }

@@ -142,13 +142,14 @@ pub struct Modified {
     pub deleted_keys: Vec<String>,
 }
 
-/// Lock order of the entity kinds (organizations, then teams, then users…), so transactions
-/// locking overlapping rows never wait on each other in a cycle.
+/// Lock order of the entity kinds: users, then teams, then organizations… — the order in which
+/// [`Store::record_spend`] updates them (entities before keys), so a management transaction and a
+/// spend batch touching the same rows never wait on each other in a cycle.
 pub(crate) fn lock_rank(kind: EntityKind) -> u8 {
     match kind {
-        EntityKind::Organization => 0,
+        EntityKind::User => 0,
         EntityKind::Team => 1,
-        EntityKind::User => 2,
+        EntityKind::Organization => 2,
         EntityKind::EndUser => 3,
         EntityKind::Budget => 4,
     }
@@ -418,7 +419,7 @@ pub trait Store: Send + Sync {
     ) -> Result<EntityRecord, StoreError>;
 
     /// Change several records in ONE database transaction: lock the `targets` rows (Postgres:
-    /// `SELECT … FOR UPDATE`, in a fixed kind-then-id order; SQLite: an immediate, exclusive
+    /// `SELECT … FOR UPDATE`, in a fixed kind-then-id order, entities before keys; SQLite: an immediate, exclusive
     /// write transaction), read them, run `change` on them, write back the ones it marks
     /// changed, delete the keys and entities it names, and commit. Concurrent changes of the
     /// same rows run one after the other, so none is lost.
