@@ -767,29 +767,21 @@ async fn member_delete(
                     ),
                 });
             }
-            let user = match (opt_str(&body, "user_id")?, opt_str(&body, "user_email")?) {
-                (Some(u), _) => c
-                    .store
-                    .get_entity(EntityKind::User, &u)
-                    .await?
-                    .map(Ok)
-                    .unwrap_or(Err(u)),
+            // The member's id: as given, or the id of the user with the given email (else the
+            // email itself, which no member has).
+            let user_id = match (opt_str(&body, "user_id")?, opt_str(&body, "user_email")?) {
+                (Some(u), _) => u,
                 (None, Some(e)) => c
                     .store
                     .find_entity_by_alias(EntityKind::User, &e)
                     .await?
-                    .map(Ok)
-                    .unwrap_or(Err(e)),
+                    .map_or(e, |u| u.id),
                 (None, None) => {
                     return Err(GatewayError::bad_param(
                         "user_id",
                         "'user_id' or 'user_email' is required",
                     ))
                 }
-            };
-            let user_id = match &user {
-                Ok(u) => u.id.clone(),
-                Err(named) => named.clone(),
             };
             // One transaction: the member leaves the team's list and the team leaves the user's
             // list, and the user's keys of this team are deleted.
@@ -829,7 +821,6 @@ async fn member_delete(
                     }),
                 )
                 .await?;
-            let _ = user;
             let team = done
                 .entities
                 .into_iter()
