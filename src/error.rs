@@ -421,6 +421,11 @@ impl From<crate::store::StoreError> for GatewayError {
                 message: format!("database unavailable: {m}"),
             },
             StoreError::Conflict(m) => GatewayError::bad_request(format!("already exists: {m}")),
+            StoreError::Invalid { field, message } => GatewayError::bad_param(&field, message),
+            StoreError::NotFound(message) => GatewayError::NotFound { message },
+            StoreError::Stale => GatewayError::Unavailable {
+                message: "the records kept changing; retry the request".into(),
+            },
             StoreError::Config(m) => GatewayError::internal(format!("database configuration: {m}")),
             StoreError::Query(m) | StoreError::Corrupt(m) => {
                 tracing::error!(error = %m, "database error");

@@ -121,8 +121,11 @@ impl Ctx {
             updated_by: Some(self.caller.actor_id()),
             data,
         };
-        self.store.insert_entity(EntityKind::User, &user).await?;
-        Ok(user)
+        // Insert-if-absent, then read: parallel requests naming one new user all get its row.
+        Ok(self
+            .store
+            .insert_entity_if_absent(EntityKind::User, &user)
+            .await?)
     }
 
     /// Every key matching `filter`, page by page.

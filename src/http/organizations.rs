@@ -18,7 +18,7 @@ use super::users::{invalidate_user, user_json};
 use crate::auth::Role;
 use crate::error::GatewayError;
 use crate::state::AppState;
-use crate::store::{EntityKind, EntityRecord};
+use crate::store::{EntityKind, EntityRecord, StoreError, TxEffects};
 use crate::time::{iso8601, now_ms};
 
 pub fn configure(r: &mut Routes) {
@@ -125,6 +125,36 @@ async fn check_budget_exists(c: &Ctx, body: &Map<String, Value>) -> Result<(), G
     Ok(())
 }
 
+/// 400 naming `organization_alias` when another organization has `alias` (aliases are unique;
+/// the database's unique index catches a race between two requests).
+async fn check_alias_free(c: &Ctx, alias: &str, own_id: Option<&str>) -> Result<(), GatewayError> {
+    match c
+        .store
+        .find_entity_by_alias(EntityKind::Organization, alias)
+        .await?
+    {
+        Some(other) if Some(other.id.as_str()) != own_id => Err(GatewayError::bad_param(
+            "organization_alias",
+            format!(
+                "organization_alias '{alias}' is already used by organization {}",
+                other.id
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An organization write that hit the unique alias index: the alias was taken meanwhile.
+fn alias_conflict(e: StoreError, alias: &Option<String>) -> GatewayError {
+    match (e, alias) {
+        (StoreError::Conflict(what), Some(a)) if what.contains("alias") => GatewayError::bad_param(
+            "organization_alias",
+            format!("organization_alias '{a}' is already used by another organization"),
+        ),
+        (e, _) => e.into(),
+    }
+}
+
 async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     respond(
         async {
@@ -135,6 +165,7 @@ async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload
                 GatewayError::bad_param("organization_alias", "'organization_alias' is required")
             })?;
             check_budget_exists(&c, &body).await?;
+            check_alias_free(&c, &alias, None).await?;
             let now = now_ms();
             let mut data = Map::new();
             apply_fields(&body, ORG_FIELDS, &mut data)?;
@@ -154,7 +185,8 @@ async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload
             };
             c.store
                 .insert_entity(EntityKind::Organization, &org)
-                .await?;
+                .await
+                .map_err(|e| alias_conflict(e, &org.alias))?;
             Ok(org_json(&org))
         }
         .await,
@@ -230,8 +262,15 @@ async fn update(
                         "'organization_alias' cannot be empty",
                     )
                 })?);
+                if let Some(a) = &org.alias {
+                    check_alias_free(&c, a, Some(&id)).await?;
+                }
             }
-            c.save(EntityKind::Organization, &mut org).await?;
+            let alias = org.alias.clone();
+            let org =
+                super::teams::save_keeping_members(&c, EntityKind::Organization, org, "members")
+                    .await
+                    .map_err(|e| alias_conflict(e, &alias))?;
             Ok(org_json(&org))
         }
         .await,
@@ -255,25 +294,74 @@ async fn delete(
                     "'organization_ids' must list at least one organization",
                 ));
             }
+            // One transaction: each member user leaves the organizations, then they go. The
+            // organizations and their member users are locked; if members changed between
+            // reading and locking, they are read again.
+            let mut outcome = Err(StoreError::Stale);
             let mut orgs = Vec::new();
-            for id in &ids {
-                orgs.push(c.find(EntityKind::Organization, id).await?);
-            }
-            for org in &orgs {
-                for m in members(org) {
-                    let Some(uid) = member_user_id(&m) else {
-                        continue;
-                    };
-                    if let Some(mut user) = c.store.get_entity(EntityKind::User, uid).await? {
-                        unlink_user(&mut user, &org.id);
-                        c.store.update_entity(EntityKind::User, &user).await?;
-                        invalidate_user(&state, uid);
-                    }
+            for _ in 0..super::teams::STALE_RETRIES {
+                orgs.clear();
+                let mut targets = Vec::new();
+                for id in &ids {
+                    let org = c.find(EntityKind::Organization, id).await?;
+                    targets.push((EntityKind::Organization, id.clone()));
+                    targets.extend(
+                        members(&org)
+                            .iter()
+                            .filter_map(member_user_id)
+                            .map(|u| (EntityKind::User, u.to_string())),
+                    );
+                    orgs.push(org);
+                }
+                let (actor, now, org_ids) = (c.caller.actor_id(), now_ms(), ids.clone());
+                outcome = c
+                    .store
+                    .modify(
+                        targets,
+                        Box::new(move |rows| {
+                            let mut effects = TxEffects::default();
+                            for id in &org_ids {
+                                let Some(org) = rows
+                                    .iter()
+                                    .find(|l| l.kind == EntityKind::Organization && l.id == *id)
+                                    .and_then(|l| l.record.clone())
+                                else {
+                                    return Err(StoreError::NotFound(format!(
+                                        "organization {id} not found"
+                                    )));
+                                };
+                                for m in members(&org) {
+                                    let Some(uid) = member_user_id(&m) else {
+                                        continue;
+                                    };
+                                    let Some(row) = rows
+                                        .iter_mut()
+                                        .find(|l| l.kind == EntityKind::User && l.id == uid)
+                                    else {
+                                        return Err(StoreError::Stale);
+                                    };
+                                    if let Some(user) = row.record.as_mut() {
+                                        unlink_user(user, id);
+                                        super::teams::touch(row, &actor, now);
+                                    }
+                                }
+                                effects
+                                    .delete_entities
+                                    .push((EntityKind::Organization, id.clone()));
+                            }
+                            Ok(effects)
+                        }),
+                    )
+                    .await;
+                if !matches!(outcome, Err(StoreError::Stale)) {
+                    break;
                 }
             }
-            c.store
-                .delete_entities(EntityKind::Organization, &ids)
-                .await?;
+            for l in outcome?.entities {
+                if l.kind == EntityKind::User {
+                    invalidate_user(&state, &l.id);
+                }
+            }
             Ok(Value::Array(orgs.iter().map(org_json).collect()))
         }
         .await,
@@ -311,7 +399,7 @@ async fn member_add(
             c.caller.require_admin("add organization members")?;
             let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
-            let mut org = c.find(EntityKind::Organization, &id).await?;
+            c.find(EntityKind::Organization, &id).await?;
             let wanted: Vec<Map<String, Value>> = match body.get("member") {
                 Some(Value::Object(m)) => vec![m.clone()],
                 Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_ENTRIES => a
@@ -327,50 +415,95 @@ async fn member_add(
                     "'member' must be {\"user_id\", \"role\"} or a list of at most 1000 of them",
                 )),
             };
-            let mut list = members(&org);
-            let mut users = Vec::new();
-            let mut memberships = Vec::new();
+            // Member users first (created when unknown, an atomic insert-if-absent), then one
+            // transaction with the organization and every member user locked.
+            let mut wanted_users: Vec<(String, String)> = Vec::new();
             for m in &wanted {
                 let role = role_of(m)?.unwrap_or_else(|| Role::InternalUser.as_str().into());
-                let mut user = resolve_user(&c, m).await?;
-                if list
-                    .iter()
-                    .any(|x| member_user_id(x) == Some(user.id.as_str()))
-                {
+                let user = resolve_user(&c, m).await?;
+                if wanted_users.iter().any(|(u, _)| *u == user.id) {
                     return Err(GatewayError::bad_param(
                         "member",
-                        format!("user {} is already a member of organization {id}", user.id),
+                        format!("user {} is listed twice", user.id),
                     ));
                 }
-                let now = now_ms();
-                let membership = json!({
-                    "user_id": user.id,
-                    "user_email": user.alias,
-                    "organization_id": id,
-                    "user_role": role,
-                    "spend": 0.0,
-                    "budget_id": null,
-                    "created_at": iso8601(now),
-                    "updated_at": iso8601(now),
-                });
-                list.push(membership.clone());
-                memberships.push(membership);
-                let mut orgs: Vec<Value> = user
-                    .data
-                    .get("organizations")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                orgs.push(Value::String(id.clone()));
-                user.data.insert("organizations".into(), Value::Array(orgs));
-                user.updated_at = now;
-                user.updated_by = Some(c.caller.actor_id());
-                c.store.update_entity(EntityKind::User, &user).await?;
-                invalidate_user(&state, &user.id);
-                users.push(Value::Object(user_json(&user)));
+                wanted_users.push((user.id, role));
             }
-            org.data.insert("members".into(), Value::Array(list));
-            c.save(EntityKind::Organization, &mut org).await?;
+            let mut targets = vec![(EntityKind::Organization, id.clone())];
+            targets.extend(
+                wanted_users
+                    .iter()
+                    .map(|(u, _)| (EntityKind::User, u.clone())),
+            );
+            let (actor, now, oid) = (c.caller.actor_id(), now_ms(), id.clone());
+            let done = c
+                .store
+                .modify(
+                    targets,
+                    Box::new(move |rows| {
+                        let (org_row, user_rows) = rows
+                            .split_first_mut()
+                            .expect("the organization is asked for first");
+                        let Some(org) = org_row.record.as_mut() else {
+                            return Err(StoreError::NotFound(format!(
+                                "organization {oid} not found"
+                            )));
+                        };
+                        let mut list = members(org);
+                        for (row, (uid, role)) in user_rows.iter_mut().zip(&wanted_users) {
+                            let Some(user) = row.record.as_mut() else {
+                                return Err(StoreError::NotFound(format!("user {uid} not found")));
+                            };
+                            if list.iter().any(|x| member_user_id(x) == Some(uid.as_str())) {
+                                return Err(StoreError::Invalid {
+                                    field: "member".into(),
+                                    message: format!(
+                                        "user {uid} is already a member of organization {oid}"
+                                    ),
+                                });
+                            }
+                            list.push(json!({
+                                "user_id": uid,
+                                "user_email": user.alias,
+                                "organization_id": oid,
+                                "user_role": role,
+                                "spend": 0.0,
+                                "budget_id": null,
+                                "created_at": iso8601(now),
+                                "updated_at": iso8601(now),
+                            }));
+                            let mut orgs: Vec<Value> = user
+                                .data
+                                .get("organizations")
+                                .and_then(Value::as_array)
+                                .cloned()
+                                .unwrap_or_default();
+                            if !orgs.iter().any(|o| o.as_str() == Some(oid.as_str())) {
+                                orgs.push(Value::String(oid.clone()));
+                            }
+                            user.data.insert("organizations".into(), Value::Array(orgs));
+                            super::teams::touch(row, &actor, now);
+                        }
+                        org.data.insert("members".into(), Value::Array(list));
+                        super::teams::touch(org_row, &actor, now);
+                        Ok(TxEffects::default())
+                    }),
+                )
+                .await?;
+            let mut records = done.entities.into_iter().filter_map(|l| l.record);
+            let org = records.next().expect("the organization was written");
+            let users: Vec<Value> = records
+                .inspect(|u| invalidate_user(&state, &u.id))
+                .map(|u| Value::Object(user_json(&u)))
+                .collect();
+            let memberships: Vec<Value> = members(&org)
+                .into_iter()
+                .filter(|m| {
+                    users
+                        .iter()
+                        .any(|u| u.get("user_id").and_then(Value::as_str) == member_user_id(m))
+                })
+                .collect();
             Ok(json!({
                 "organization_id": id,
                 "updated_users": users,
@@ -419,16 +552,55 @@ async fn member_update(
             c.caller.require_admin("update organization members")?;
             let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
-            let mut org = c.find(EntityKind::Organization, &id).await?;
-            let mut list = members(&org);
+            let org = c.find(EntityKind::Organization, &id).await?;
+            let list = members(&org);
             let i = member_index(&body, &list, &id)?;
-            if let (Some(role), Some(m)) = (role_of(&body)?, list[i].as_object_mut()) {
-                m.insert("user_role".into(), Value::String(role));
-                m.insert("updated_at".into(), Value::String(iso8601(now_ms())));
-            }
-            let updated = list[i].clone();
-            org.data.insert("members".into(), Value::Array(list));
-            c.save(EntityKind::Organization, &mut org).await?;
+            let role = role_of(&body)?;
+            // The change itself runs on the locked organization, so it cannot undo a member
+            // change committed since the read.
+            let (actor, now, oid, wanted) =
+                (c.caller.actor_id(), now_ms(), id.clone(), list[i].clone());
+            let done = c
+                .store
+                .modify(
+                    vec![(EntityKind::Organization, id.clone())],
+                    Box::new(move |rows| {
+                        let row = &mut rows[0];
+                        let Some(org) = row.record.as_mut() else {
+                            return Err(StoreError::NotFound(format!(
+                                "organization {oid} not found"
+                            )));
+                        };
+                        let mut list = members(org);
+                        let Some(i) = list.iter().position(|m| match member_user_id(&wanted) {
+                            Some(u) => member_user_id(m) == Some(u),
+                            None => *m == wanted,
+                        }) else {
+                            return Err(StoreError::NotFound(format!(
+                                "the member is no longer in organization {oid}"
+                            )));
+                        };
+                        if let (Some(role), Some(m)) = (role, list[i].as_object_mut()) {
+                            m.insert("user_role".into(), Value::String(role));
+                            m.insert("updated_at".into(), Value::String(iso8601(now)));
+                        }
+                        org.data.insert("members".into(), Value::Array(list));
+                        super::teams::touch(row, &actor, now);
+                        Ok(TxEffects::default())
+                    }),
+                )
+                .await?;
+            let org = done.entities.into_iter().next().and_then(|l| l.record);
+            let updated = org
+                .as_ref()
+                .map(members)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|m| match member_user_id(&list[i]) {
+                    Some(u) => member_user_id(m) == Some(u),
+                    None => *m == list[i],
+                })
+                .unwrap_or(Value::Null);
             Ok(updated)
         }
         .await,
@@ -446,17 +618,54 @@ async fn member_delete(
             c.caller.require_admin("remove organization members")?;
             let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
-            let mut org = c.find(EntityKind::Organization, &id).await?;
-            let mut list = members(&org);
+            // Read to find the member; then one transaction with the organization and the
+            // user locked (re-checking the member is still there).
+            let org = c.find(EntityKind::Organization, &id).await?;
+            let list = members(&org);
             let i = member_index(&body, &list, &id)?;
-            let removed = list.remove(i);
-            org.data.insert("members".into(), Value::Array(list));
-            c.save(EntityKind::Organization, &mut org).await?;
-            if let Some(uid) = member_user_id(&removed) {
-                if let Some(mut user) = c.store.get_entity(EntityKind::User, uid).await? {
-                    unlink_user(&mut user, &id);
-                    c.store.update_entity(EntityKind::User, &user).await?;
-                }
+            let uid = member_user_id(&list[i]).map(str::to_string);
+            let mut targets = vec![(EntityKind::Organization, id.clone())];
+            targets.extend(uid.iter().map(|u| (EntityKind::User, u.clone())));
+            let (actor, now, oid, wanted) =
+                (c.caller.actor_id(), now_ms(), id.clone(), list[i].clone());
+            let done = c
+                .store
+                .modify(
+                    targets,
+                    Box::new(move |rows| {
+                        let (org_row, user_rows) = rows
+                            .split_first_mut()
+                            .expect("the organization is asked for first");
+                        let Some(org) = org_row.record.as_mut() else {
+                            return Err(StoreError::NotFound(format!(
+                                "organization {oid} not found"
+                            )));
+                        };
+                        let mut list = members(org);
+                        let Some(i) = list.iter().position(|m| match member_user_id(&wanted) {
+                            Some(u) => member_user_id(m) == Some(u),
+                            None => *m == wanted,
+                        }) else {
+                            return Err(StoreError::NotFound(format!(
+                                "the member is no longer in organization {oid}"
+                            )));
+                        };
+                        list.remove(i);
+                        org.data.insert("members".into(), Value::Array(list));
+                        super::teams::touch(org_row, &actor, now);
+                        if let Some(row) = user_rows.first_mut() {
+                            if let Some(user) = row.record.as_mut() {
+                                unlink_user(user, &oid);
+                                super::teams::touch(row, &actor, now);
+                            }
+                        }
+                        Ok(TxEffects::default())
+                    }),
+                )
+                .await?;
+            drop(done);
+            let removed = list[i].clone();
+            if let Some(uid) = &uid {
                 invalidate_user(&state, uid);
             }
             Ok(json!({"organization_id": id, "deleted_member": removed}))

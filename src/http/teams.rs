@@ -17,7 +17,7 @@ use super::manage::{
 use super::users::{invalidate_user, user_json};
 use crate::error::GatewayError;
 use crate::state::AppState;
-use crate::store::{EntityKind, EntityRecord, KeyFilter};
+use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyScope, Locked, StoreError, TxEffects};
 use crate::time::now_ms;
 
 pub fn configure(r: &mut Routes) {
@@ -28,6 +28,7 @@ pub fn configure(r: &mut Routes) {
         .get("/team/list", Access::Management, list)
         .post("/team/member_add", Access::Writers, member_add)
         .post("/team/member_delete", Access::Writers, member_delete)
+        .post("/team/member_update", Access::Writers, member_update)
         .post("/team/block", Access::Admin, block)
         .post("/team/unblock", Access::Admin, unblock);
 }
@@ -218,29 +219,147 @@ pub(super) fn unlink_team(team: &mut EntityRecord, user_id: &str) -> bool {
     removed
 }
 
-/// Add members to `team` (in memory) and store each member user. Returns the users.
+/// How often a change whose records moved under it (see [`StoreError::Stale`]) is re-read and
+/// retried before the request fails.
+pub(super) const STALE_RETRIES: usize = 5;
+
+/// Stamp a locked record as changed now by `actor`, to be written back.
+pub(super) fn touch(l: &mut Locked, actor: &str, now: i64) {
+    if let Some(r) = l.record.as_mut() {
+        r.updated_at = now;
+        r.updated_by = Some(actor.to_string());
+        l.changed = true;
+    }
+}
+
+/// Add members to team `team_id` in one transaction: the team and every member user are locked,
+/// so concurrent additions to one team (or of one user) all land. Member users are created first
+/// when unknown (an atomic insert-if-absent). Returns the team and the users as stored.
 async fn add_members(
     state: &AppState,
     c: &Ctx,
-    team: &mut EntityRecord,
+    team_id: &str,
     new: &[Member],
-) -> Result<Vec<EntityRecord>, GatewayError> {
-    let mut users = Vec::new();
+) -> Result<(EntityRecord, Vec<EntityRecord>), GatewayError> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
     for m in new {
-        let mut user = resolve_user(c, m).await?;
-        if !link(team, &mut user, &m.role) {
+        let user = resolve_user(c, m).await?;
+        if wanted.iter().any(|(u, _)| *u == user.id) {
             return Err(GatewayError::bad_param(
                 "member",
-                format!("user {} is already a member of team {}", user.id, team.id),
+                format!("user {} is listed twice", user.id),
             ));
         }
-        user.updated_at = now_ms();
-        user.updated_by = Some(c.caller.actor_id());
-        c.store.update_entity(EntityKind::User, &user).await?;
-        invalidate_user(state, &user.id);
-        users.push(user);
+        wanted.push((user.id, m.role.clone()));
     }
-    Ok(users)
+    let mut targets = vec![(EntityKind::Team, team_id.to_string())];
+    targets.extend(wanted.iter().map(|(u, _)| (EntityKind::User, u.clone())));
+    let (actor, now, id) = (c.caller.actor_id(), now_ms(), team_id.to_string());
+    let done = c
+        .store
+        .modify(
+            targets,
+            Box::new(move |rows| {
+                let (team_row, users) =
+                    rows.split_first_mut().expect("the team is asked for first");
+                let Some(team) = team_row.record.as_mut() else {
+                    return Err(StoreError::NotFound(format!("team {id} not found")));
+                };
+                for (row, (uid, role)) in users.iter_mut().zip(&wanted) {
+                    let Some(user) = row.record.as_mut() else {
+                        return Err(StoreError::NotFound(format!("user {uid} not found")));
+                    };
+                    if !link(team, user, role) {
+                        return Err(StoreError::Invalid {
+                            field: "member".into(),
+                            message: format!("user {uid} is already a member of team {id}"),
+                        });
+                    }
+                    touch(row, &actor, now);
+                }
+                touch(team_row, &actor, now);
+                Ok(TxEffects::default())
+            }),
+        )
+        .await?;
+    let mut records = done.entities.into_iter().filter_map(|l| l.record);
+    let team = records.next().expect("the team was written");
+    let users: Vec<EntityRecord> = records.collect();
+    for u in &users {
+        invalidate_user(state, &u.id);
+    }
+    Ok((team, users))
+}
+
+/// Write `record`'s settings over the stored entity in one transaction, keeping the stored
+/// member list in `members_field` (so a member change committed since `record` was read is not
+/// undone by a settings update). Stamps who changed it; 404 when it is gone.
+pub(super) async fn save_keeping_members(
+    c: &Ctx,
+    kind: EntityKind,
+    mut record: EntityRecord,
+    members_field: &'static str,
+) -> Result<EntityRecord, StoreError> {
+    record.updated_at = now_ms();
+    record.updated_by = Some(c.caller.actor_id());
+    let done = c
+        .store
+        .modify(
+            vec![(kind, record.id.clone())],
+            Box::new(move |rows| {
+                let row = &mut rows[0];
+                let Some(stored) = row.record.as_ref() else {
+                    return Err(StoreError::NotFound(format!(
+                        "{} {} not found",
+                        kind.name(),
+                        record.id
+                    )));
+                };
+                match stored.data.get(members_field) {
+                    Some(m) => record.data.insert(members_field.into(), m.clone()),
+                    None => record.data.remove(members_field),
+                };
+                record.spend = stored.spend;
+                row.record = Some(record);
+                row.changed = true;
+                Ok(TxEffects::default())
+            }),
+        )
+        .await?;
+    Ok(done
+        .entities
+        .into_iter()
+        .next()
+        .and_then(|l| l.record)
+        .expect("the entity was written"))
+}
+
+/// 400 naming `team_alias` when another team already has `alias` (aliases are unique; the
+/// database's unique index catches a race between two requests).
+async fn check_alias_free(c: &Ctx, alias: Option<&str>, own_id: &str) -> Result<(), GatewayError> {
+    let Some(alias) = alias else { return Ok(()) };
+    match c
+        .store
+        .find_entity_by_alias(EntityKind::Team, alias)
+        .await?
+    {
+        Some(other) if other.id != own_id => Err(GatewayError::bad_param(
+            "team_alias",
+            format!("team_alias '{alias}' is already used by team {}", other.id),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A team write that hit the unique alias index: the alias was taken in the meantime.
+fn alias_conflict(e: StoreError, alias: Option<&str>) -> GatewayError {
+    match (e, alias) {
+        (StoreError::Conflict(what), Some(a)) if what.contains("alias") => GatewayError::bad_param(
+            "team_alias",
+            format!("team_alias '{a}' is already used by another team"),
+        ),
+        (e, _) => e.into(),
+    }
 }
 
 fn team_id_of(body: &Map<String, Value>) -> Result<String, GatewayError> {
@@ -301,10 +420,13 @@ async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload
                 updated_by: Some(c.caller.actor_id()),
                 data,
             };
-            c.store.insert_entity(EntityKind::Team, &team).await?;
+            check_alias_free(&c, team.alias.as_deref(), &team.id).await?;
+            c.store
+                .insert_entity(EntityKind::Team, &team)
+                .await
+                .map_err(|e| alias_conflict(e, team.alias.as_deref()))?;
             if !wanted.is_empty() {
-                add_members(&state, &c, &mut team, &wanted).await?;
-                c.save(EntityKind::Team, &mut team).await?;
+                team = add_members(&state, &c, &team.id, &wanted).await?.0;
             }
             Ok(Value::Object(team_json(&team)))
         }
@@ -401,8 +523,12 @@ async fn update(
             }
             if body.contains_key("team_alias") {
                 team.alias = opt_str(&body, "team_alias")?;
+                check_alias_free(&c, team.alias.as_deref(), &id).await?;
             }
-            c.save(EntityKind::Team, &mut team).await?;
+            let alias = team.alias.clone();
+            let team = save_keeping_members(&c, EntityKind::Team, team, "members_with_roles")
+                .await
+                .map_err(|e| alias_conflict(e, alias.as_deref()))?;
             invalidate_team(&state, &id);
             Ok(json!({"team_id": id, "data": team_json(&team)}))
         }
@@ -427,28 +553,10 @@ async fn delete(
                     "'team_ids' must list at least one team",
                 ));
             }
-            let mut teams = Vec::new();
-            for id in &ids {
-                teams.push(c.find(EntityKind::Team, id).await?);
+            let deleted = delete_teams(&c, &ids).await?;
+            for uid in &deleted {
+                invalidate_user(&state, uid);
             }
-            for team in &teams {
-                for m in members(team) {
-                    let Some(uid) = m.get("user_id").and_then(Value::as_str) else {
-                        continue;
-                    };
-                    if let Some(mut user) = c.store.get_entity(EntityKind::User, uid).await? {
-                        unlink_user(&mut user, &team.id);
-                        c.store.update_entity(EntityKind::User, &user).await?;
-                        invalidate_user(&state, uid);
-                    }
-                }
-                let filter = KeyFilter {
-                    team_id: Some(team.id.clone()),
-                    ..KeyFilter::default()
-                };
-                c.delete_keys_where(&filter).await?;
-            }
-            c.store.delete_entities(EntityKind::Team, &ids).await?;
             for id in &ids {
                 invalidate_team(&state, id);
             }
@@ -456,6 +564,73 @@ async fn delete(
         }
         .await,
     )
+}
+
+/// Delete teams in one transaction: each member user leaves them, their keys go, then the teams.
+/// The teams and their member users are locked; if a team's members changed between reading
+/// and locking, it is read again. Returns the users that were unlinked.
+async fn delete_teams(c: &Ctx, ids: &[String]) -> Result<Vec<String>, GatewayError> {
+    for _ in 0..STALE_RETRIES {
+        let mut targets = Vec::new();
+        let mut user_ids = Vec::new();
+        for id in ids {
+            let team = c.find(EntityKind::Team, id).await?;
+            targets.push((EntityKind::Team, id.clone()));
+            for m in members(&team) {
+                if let Some(uid) = m.get("user_id").and_then(Value::as_str) {
+                    targets.push((EntityKind::User, uid.to_string()));
+                    user_ids.push(uid.to_string());
+                }
+            }
+        }
+        let (actor, now, team_ids) = (c.caller.actor_id(), now_ms(), ids.to_vec());
+        let result = c
+            .store
+            .modify(
+                targets,
+                Box::new(move |rows| {
+                    let mut effects = TxEffects::default();
+                    for id in &team_ids {
+                        let Some(team) = rows
+                            .iter()
+                            .find(|l| l.kind == EntityKind::Team && l.id == *id)
+                            .and_then(|l| l.record.clone())
+                        else {
+                            return Err(StoreError::NotFound(format!("team {id} not found")));
+                        };
+                        for m in members(&team) {
+                            let Some(uid) = m.get("user_id").and_then(Value::as_str) else {
+                                continue;
+                            };
+                            let Some(row) = rows
+                                .iter_mut()
+                                .find(|l| l.kind == EntityKind::User && l.id == uid)
+                            else {
+                                // A member added after the read: read again.
+                                return Err(StoreError::Stale);
+                            };
+                            if let Some(user) = row.record.as_mut() {
+                                unlink_user(user, id);
+                                touch(row, &actor, now);
+                            }
+                        }
+                        effects.delete_keys.push(KeyScope {
+                            team_id: Some(id.clone()),
+                            user_id: None,
+                        });
+                        effects.delete_entities.push((EntityKind::Team, id.clone()));
+                    }
+                    Ok(effects)
+                }),
+            )
+            .await;
+        match result {
+            Err(StoreError::Stale) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => return Ok(user_ids),
+        }
+    }
+    Err(StoreError::Stale.into())
 }
 
 #[derive(Deserialize)]
@@ -546,7 +721,7 @@ async fn member_add(
             c.caller.require_write("add team members")?;
             let body = body_object(&req, payload).await?;
             let id = team_id_of(&body)?;
-            let mut team = c.find(EntityKind::Team, &id).await?;
+            let team = c.find(EntityKind::Team, &id).await?;
             if !c.caller.can_manage_team(&team) {
                 return Err(GatewayError::Forbidden {
                     message: format!("only proxy admins and admins of team {id} can add members"),
@@ -556,8 +731,7 @@ async fn member_add(
             if wanted.is_empty() {
                 return Err(GatewayError::bad_param("member", "'member' is required"));
             }
-            let users = add_members(&state, &c, &mut team, &wanted).await?;
-            c.save(EntityKind::Team, &mut team).await?;
+            let (team, users) = add_members(&state, &c, &id, &wanted).await?;
             invalidate_team(&state, &id);
             let mut out = team_json(&team);
             out.insert("updated_users".into(), users.iter().map(|u| Value::Object(user_json(u))).collect());
@@ -585,7 +759,7 @@ async fn member_delete(
             c.caller.require_write("remove team members")?;
             let body = body_object(&req, payload).await?;
             let id = team_id_of(&body)?;
-            let mut team = c.find(EntityKind::Team, &id).await?;
+            let team = c.find(EntityKind::Team, &id).await?;
             if !c.caller.can_manage_team(&team) {
                 return Err(GatewayError::Forbidden {
                     message: format!(
@@ -593,19 +767,15 @@ async fn member_delete(
                     ),
                 });
             }
-            let user = match (opt_str(&body, "user_id")?, opt_str(&body, "user_email")?) {
-                (Some(u), _) => c
-                    .store
-                    .get_entity(EntityKind::User, &u)
-                    .await?
-                    .map(Ok)
-                    .unwrap_or(Err(u)),
+            // The member's id: as given, or the id of the user with the given email (else the
+            // email itself, which no member has).
+            let user_id = match (opt_str(&body, "user_id")?, opt_str(&body, "user_email")?) {
+                (Some(u), _) => u,
                 (None, Some(e)) => c
                     .store
                     .find_entity_by_alias(EntityKind::User, &e)
                     .await?
-                    .map(Ok)
-                    .unwrap_or(Err(e)),
+                    .map_or(e, |u| u.id),
                 (None, None) => {
                     return Err(GatewayError::bad_param(
                         "user_id",
@@ -613,25 +783,168 @@ async fn member_delete(
                     ))
                 }
             };
-            let user_id = match &user {
-                Ok(u) => u.id.clone(),
-                Err(named) => named.clone(),
-            };
-            if !unlink_team(&mut team, &user_id) {
-                return Err(GatewayError::NotFound {
-                    message: format!("user {user_id} is not a member of team {id}"),
-                });
-            }
-            c.save(EntityKind::Team, &mut team).await?;
-            if let Ok(mut user) = user {
-                unlink_user(&mut user, &id);
-                user.updated_at = now_ms();
-                user.updated_by = Some(c.caller.actor_id());
-                c.store.update_entity(EntityKind::User, &user).await?;
-            }
+            // One transaction: the member leaves the team's list and the team leaves the user's
+            // list, and the user's keys of this team are deleted.
+            let (actor, now, tid, uid) =
+                (c.caller.actor_id(), now_ms(), id.clone(), user_id.clone());
+            let done = c
+                .store
+                .modify(
+                    vec![
+                        (EntityKind::Team, id.clone()),
+                        (EntityKind::User, user_id.clone()),
+                    ],
+                    Box::new(move |rows| {
+                        let (team_row, user_row) = rows.split_at_mut(1);
+                        let Some(team) = team_row[0].record.as_mut() else {
+                            return Err(StoreError::NotFound(format!("team {tid} not found")));
+                        };
+                        if !unlink_team(team, &uid) {
+                            return Err(StoreError::NotFound(format!(
+                                "user {uid} is not a member of team {tid}"
+                            )));
+                        }
+                        touch(&mut team_row[0], &actor, now);
+                        if let Some(user_row) = user_row.first_mut() {
+                            if let Some(user) = user_row.record.as_mut() {
+                                unlink_user(user, &tid);
+                                touch(user_row, &actor, now);
+                            }
+                        }
+                        Ok(TxEffects {
+                            delete_keys: vec![KeyScope {
+                                team_id: Some(tid),
+                                user_id: Some(uid),
+                            }],
+                            delete_entities: Vec::new(),
+                        })
+                    }),
+                )
+                .await?;
+            let team = done
+                .entities
+                .into_iter()
+                .find(|l| l.kind == EntityKind::Team)
+                .and_then(|l| l.record)
+                .expect("the team was written");
             invalidate_team(&state, &id);
             invalidate_user(&state, &user_id);
             Ok(Value::Object(team_json(&team)))
+        }
+        .await,
+    )
+}
+
+/// `/team/member_update`: change a member's `role` and/or `max_budget_in_team`. Proxy admins and
+/// the team's admins.
+async fn member_update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    respond(
+        async {
+            let c = ctx(&state, &req).await?;
+            c.caller.require_write("update team members")?;
+            let body = body_object(&req, payload).await?;
+            let id = team_id_of(&body)?;
+            let team = c.find(EntityKind::Team, &id).await?;
+            if !c.caller.can_manage_team(&team) {
+                return Err(GatewayError::Forbidden {
+                    message: format!(
+                        "only proxy admins and admins of team {id} can update members"
+                    ),
+                });
+            }
+            let user_id = opt_str(&body, "user_id")?;
+            let email = opt_str(&body, "user_email")?;
+            if user_id.is_none() && email.is_none() {
+                return Err(GatewayError::bad_param(
+                    "user_id",
+                    "'user_id' or 'user_email' is required",
+                ));
+            }
+            let role = opt_str(&body, "role")?;
+            if let Some(r) = role.as_deref().filter(|r| *r != "admin" && *r != "user") {
+                return Err(GatewayError::bad_param(
+                    "role",
+                    format!("invalid team member role '{r}': use 'admin' or 'user'"),
+                ));
+            }
+            let budget = match body.get("max_budget_in_team") {
+                None => None,
+                Some(Value::Null) => Some(Value::Null),
+                Some(v) => match v.as_f64() {
+                    Some(b) if b.is_finite() && b >= 0.0 => Some(v.clone()),
+                    _ => {
+                        return Err(GatewayError::bad_param(
+                            "max_budget_in_team",
+                            "'max_budget_in_team' must be a non-negative number",
+                        ))
+                    }
+                },
+            };
+            let (actor, now, tid) = (c.caller.actor_id(), now_ms(), id.clone());
+            let done = c
+                .store
+                .modify(
+                    vec![(EntityKind::Team, id.clone())],
+                    Box::new(move |rows| {
+                        let row = &mut rows[0];
+                        let Some(team) = row.record.as_mut() else {
+                            return Err(StoreError::NotFound(format!("team {tid} not found")));
+                        };
+                        let mut list = members(team);
+                        let Some(m) = list
+                            .iter_mut()
+                            .find(|m| match &user_id {
+                                Some(u) => m.get("user_id").and_then(Value::as_str) == Some(u),
+                                None => {
+                                    m.get("user_email").and_then(Value::as_str) == email.as_deref()
+                                }
+                            })
+                            .and_then(Value::as_object_mut)
+                        else {
+                            return Err(StoreError::NotFound(format!(
+                                "user {} is not a member of team {tid}",
+                                user_id.or(email).unwrap_or_default()
+                            )));
+                        };
+                        if let Some(r) = role {
+                            m.insert("role".into(), Value::String(r));
+                        }
+                        if let Some(b) = budget {
+                            m.insert("max_budget_in_team".into(), b);
+                        }
+                        team.data
+                            .insert("members_with_roles".into(), Value::Array(list));
+                        touch(row, &actor, now);
+                        Ok(TxEffects::default())
+                    }),
+                )
+                .await?;
+            invalidate_team(&state, &id);
+            let team = done.entities.into_iter().next().and_then(|l| l.record);
+            let member = team
+                .as_ref()
+                .map(members)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|m| match opt_str(&body, "user_id").ok().flatten() {
+                    Some(u) => m.get("user_id").and_then(Value::as_str) == Some(u.as_str()),
+                    None => {
+                        m.get("user_email").and_then(Value::as_str)
+                            == opt_str(&body, "user_email").ok().flatten().as_deref()
+                    }
+                })
+                .unwrap_or(Value::Null);
+            Ok(json!({
+                "team_id": id,
+                "user_id": member.get("user_id"),
+                "user_email": member.get("user_email"),
+                "role": member.get("role"),
+                "max_budget_in_team": member.get("max_budget_in_team"),
+            }))
         }
         .await,
     )
@@ -653,7 +966,7 @@ async fn set_blocked(
     let id = team_id_of(&body)?;
     let mut team = c.find(EntityKind::Team, &id).await?;
     team.blocked = blocked;
-    c.save(EntityKind::Team, &mut team).await?;
+    let team = save_keeping_members(&c, EntityKind::Team, team, "members_with_roles").await?;
     invalidate_team(state, &id);
     Ok(Value::Object(team_json(&team)))
 }

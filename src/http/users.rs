@@ -517,29 +517,38 @@ async fn delete(
                     "'user_ids' must list at least one user",
                 ));
             }
-            let mut users = Vec::new();
-            for id in &ids {
-                users.push(c.find(EntityKind::User, id).await?);
-            }
-            for user in &users {
-                // Leave every team, and take the user's keys with it (as LiteLLM does).
-                for t in team_ids_of(user) {
-                    if let Some(mut team) = c.store.get_entity(EntityKind::Team, &t).await? {
-                        if unlink_team(&mut team, &user.id) {
-                            team.updated_at = now_ms();
-                            team.updated_by = Some(c.caller.actor_id());
-                            c.store.update_entity(EntityKind::Team, &team).await?;
-                            invalidate_team(&state, &t);
-                        }
-                    }
+            // One transaction: every user leaves its teams, its keys go (as LiteLLM does),
+            // then the users. Users and their teams are locked; if a user joined a team between
+            // reading and locking, it is read again.
+            let mut result = Err(crate::store::StoreError::Stale);
+            for _ in 0..super::teams::STALE_RETRIES {
+                let mut targets = Vec::new();
+                for id in &ids {
+                    let user = c.find(EntityKind::User, id).await?;
+                    targets.push((EntityKind::User, id.clone()));
+                    targets.extend(
+                        team_ids_of(&user)
+                            .into_iter()
+                            .map(|t| (EntityKind::Team, t)),
+                    );
                 }
-                let filter = KeyFilter {
-                    user_id: Some(user.id.clone()),
-                    ..KeyFilter::default()
-                };
-                c.delete_keys_where(&filter).await?;
+                let (actor, now, user_ids) = (c.caller.actor_id(), now_ms(), ids.clone());
+                result = c
+                    .store
+                    .modify(
+                        targets,
+                        Box::new(move |rows| delete_users_change(rows, &user_ids, &actor, now)),
+                    )
+                    .await;
+                if !matches!(result, Err(crate::store::StoreError::Stale)) {
+                    break;
+                }
             }
-            c.store.delete_entities(EntityKind::User, &ids).await?;
+            for l in result?.entities {
+                if l.kind == EntityKind::Team {
+                    invalidate_team(&state, &l.id);
+                }
+            }
             for id in &ids {
                 invalidate_user(&state, id);
             }
@@ -547,6 +556,46 @@ async fn delete(
         }
         .await,
     )
+}
+
+/// The `/user/delete` transaction: unlink each user from the locked teams it lists, delete its
+/// keys and the user.
+fn delete_users_change(
+    rows: &mut [crate::store::Locked],
+    user_ids: &[String],
+    actor: &str,
+    now: i64,
+) -> Result<crate::store::TxEffects, crate::store::StoreError> {
+    use crate::store::{KeyScope, StoreError, TxEffects};
+    let mut effects = TxEffects::default();
+    for id in user_ids {
+        let Some(user) = rows
+            .iter()
+            .find(|l| l.kind == EntityKind::User && l.id == *id)
+            .and_then(|l| l.record.clone())
+        else {
+            return Err(StoreError::NotFound(format!("user {id} not found")));
+        };
+        for t in team_ids_of(&user) {
+            let Some(row) = rows
+                .iter_mut()
+                .find(|l| l.kind == EntityKind::Team && l.id == t)
+            else {
+                return Err(StoreError::Stale);
+            };
+            if let Some(team) = row.record.as_mut() {
+                if unlink_team(team, id) {
+                    super::teams::touch(row, actor, now);
+                }
+            }
+        }
+        effects.delete_keys.push(KeyScope {
+            team_id: None,
+            user_id: Some(id.clone()),
+        });
+        effects.delete_entities.push((EntityKind::User, id.clone()));
+    }
+    Ok(effects)
 }
 
 #[derive(Deserialize)]

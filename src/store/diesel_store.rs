@@ -15,8 +15,9 @@ use super::schema::{
     budgets, end_users, organizations, proxy_models, spend_logs, teams, users, verification_tokens,
 };
 use super::{
-    budget_reset_data, json_object, BudgetReset, EntityKind, EntityRecord, KeyFilter, KeyRecord,
-    ModelRecord, Page, SpendFilter, SpendGroup, SpendLog, SpendRollup, Store, StoreError,
+    budget_reset_data, json_object, lock_rank, BudgetReset, Change, EntityKind, EntityRecord,
+    KeyFilter, KeyRecord, KeyScope, Locked, ModelRecord, Modified, Page, SpendFilter, SpendGroup,
+    SpendLog, SpendRollup, Store, StoreError, TxEffects,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -209,13 +210,37 @@ fn query_error(e: diesel::result::Error) -> StoreError {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {
         Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-            StoreError::Conflict(info.message().to_string())
+            StoreError::Conflict(conflict_subject(
+                info.constraint_name()
+                    .or(info.column_name())
+                    .unwrap_or(info.message()),
+            ))
         }
         Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
             StoreError::Unavailable(info.message().to_string())
         }
         other => StoreError::Query(other.to_string()),
     }
+}
+
+/// What a unique violation collided on, in words, from the constraint (Postgres: `users_pkey`,
+/// `teams_alias`) or SQLite's message (`UNIQUE constraint failed: teams.alias`). The database's
+/// own text never reaches a client.
+fn conflict_subject(raw: &str) -> String {
+    let raw = raw.to_ascii_lowercase();
+    let what = if raw.contains("alias") {
+        "alias"
+    } else if raw.contains("pkey")
+        || raw.ends_with(".id")
+        || raw.ends_with(".token")
+        || raw.ends_with(".request_id")
+        || raw.ends_with(".model_id")
+    {
+        "id"
+    } else {
+        "unique value"
+    };
+    format!("a record with this {what}")
 }
 
 fn pool_error(e: impl std::fmt::Display) -> StoreError {
@@ -322,20 +347,215 @@ impl WriteSpend for AsyncPgConnection {
                     increments.add(log);
                 }
             }
-            for (token, amount) in &increments.keys {
-                diesel::update(verification_tokens::table.find(token))
-                    .set(verification_tokens::spend.eq(verification_tokens::spend + amount))
-                    .execute(&mut *conn)
-                    .await?;
-            }
+            // Entities (in kind-then-id order) before keys: the lock order of `Store::modify`,
+            // so a spend batch and a management transaction never deadlock.
             for ((kind, id), amount) in &increments.entities {
                 with_entity_table!(*kind, t => diesel::update(t::table.find(id))
                     .set(t::spend.eq(t::spend + amount))
                     .execute(&mut *conn)
                     .await)?;
             }
+            for (token, amount) in &increments.keys {
+                diesel::update(verification_tokens::table.find(token))
+                    .set(verification_tokens::spend.eq(verification_tokens::spend + amount))
+                    .execute(&mut *conn)
+                    .await?;
+            }
             Ok(increments.rows)
         })
+        .boxed()
+    }
+}
+
+/// Why a [`Store::modify`] transaction rolled back.
+enum TxError {
+    Db(diesel::result::Error),
+    Store(StoreError),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<TxError> for StoreError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Db(e) => query_error(e),
+            TxError::Store(e) => e,
+        }
+    }
+}
+
+/// `targets` without repeats, in lock order, and each one's index in that order.
+fn lock_plan(targets: &[(EntityKind, String)]) -> (Vec<(EntityKind, String)>, Vec<usize>) {
+    let mut order: Vec<(EntityKind, String)> = targets.to_vec();
+    order.sort_by(|a, b| (lock_rank(a.0), &a.1).cmp(&(lock_rank(b.0), &b.1)));
+    order.dedup();
+    let index = targets
+        .iter()
+        .map(|t| order.iter().position(|o| o == t).unwrap_or_default())
+        .collect();
+    (order, index)
+}
+
+/// Hand the change the locked rows in the order asked for (a target named twice is one row,
+/// shown at its first place); they stay in that order.
+fn apply_change(
+    rows: Vec<Option<EntityRecord>>,
+    order: &[(EntityKind, String)],
+    index: &[usize],
+    change: Change,
+) -> Result<(Vec<Locked>, TxEffects), StoreError> {
+    let mut rows: Vec<Option<Option<EntityRecord>>> = rows.into_iter().map(Some).collect();
+    let mut locked = Vec::new();
+    let mut place = vec![usize::MAX; order.len()];
+    for &i in index {
+        if let Some(record) = rows[i].take() {
+            place[i] = locked.len();
+            locked.push(Locked {
+                kind: order[i].0,
+                id: order[i].1.clone(),
+                record,
+                changed: false,
+            });
+        }
+    }
+    let effects = change(&mut locked)?;
+    Ok((locked, effects))
+}
+
+fn scope_is_empty(s: &KeyScope) -> bool {
+    s.team_id.is_none() && s.user_id.is_none()
+}
+
+/// A locked record the change marked changed, with its data serialised.
+fn entity_changes(locked: &Locked) -> Option<(&EntityRecord, String)> {
+    let r = locked.record.as_ref().filter(|_| locked.changed)?;
+    Some((r, serde_json::Value::Object(r.data.clone()).to_string()))
+}
+
+/// [`Store::modify`] for one connection type.
+trait Transact {
+    fn modify_tx(
+        &mut self,
+        targets: Vec<(EntityKind, String)>,
+        change: Change,
+    ) -> futures_util::future::BoxFuture<'_, Result<Modified, StoreError>>;
+}
+
+/// SQLite: one immediate (write-locking from its first statement) transaction on the
+/// connection's thread; SQLite has one writer at a time, so the rows need no further lock.
+impl Transact for Sqlite {
+    fn modify_tx(
+        &mut self,
+        targets: Vec<(EntityKind, String)>,
+        change: Change,
+    ) -> futures_util::future::BoxFuture<'_, Result<Modified, StoreError>> {
+        let run = self.spawn_blocking(move |conn| {
+            let (order, index) = lock_plan(&targets);
+            let result = conn.immediate_transaction::<Modified, TxError, _>(|conn| {
+                let mut rows = Vec::new();
+                for (kind, id) in &order {
+                    let row: Option<EntityRow> = with_entity_table!(*kind, t => diesel::RunQueryDsl::first(t::table.find(id), conn).optional())?;
+                    rows.push(row.map(EntityRecord::try_from).transpose().map_err(TxError::Store)?);
+                }
+                let (locked, effects) = apply_change(rows, &order, &index, change).map_err(TxError::Store)?;
+                for l in &locked {
+                    if let Some((r, data)) = entity_changes(l) {
+                        with_entity_table!(l.kind, t => diesel::RunQueryDsl::execute(
+                            diesel::update(t::table.find(&r.id)).set((
+                                t::alias.eq(&r.alias),
+                                t::blocked.eq(r.blocked),
+                                t::updated_at.eq(r.updated_at),
+                                t::updated_by.eq(&r.updated_by),
+                                t::data.eq(&data),
+                            )),
+                            conn,
+                        ))?;
+                    }
+                }
+                let mut deleted_keys = Vec::new();
+                for scope in effects.delete_keys.iter().filter(|s| !scope_is_empty(s)) {
+                    let mut q = verification_tokens::table.select(verification_tokens::token).into_boxed();
+                    if let Some(t) = &scope.team_id {
+                        q = q.filter(verification_tokens::team_id.eq(t.clone()));
+                    }
+                    if let Some(u) = &scope.user_id {
+                        q = q.filter(verification_tokens::user_id.eq(u.clone()));
+                    }
+                    let tokens: Vec<String> = diesel::RunQueryDsl::load(q, conn)?;
+                    diesel::RunQueryDsl::execute(diesel::delete(verification_tokens::table.filter(verification_tokens::token.eq_any(&tokens))), conn)?;
+                    deleted_keys.extend(tokens);
+                }
+                for (kind, id) in &effects.delete_entities {
+                    with_entity_table!(*kind, t => diesel::RunQueryDsl::execute(diesel::delete(t::table.find(id)), conn))?;
+                }
+                Ok(Modified { entities: locked, deleted_keys })
+            });
+            // A refusal is an answer, not a failed query: hand it back through the Ok side.
+            match result {
+                Ok(m) => Ok(Ok(m)),
+                Err(TxError::Store(e)) => Ok(Err(e)),
+                Err(TxError::Db(e)) => Err(e),
+            }
+        });
+        async move { run.await.map_err(query_error)? }.boxed()
+    }
+}
+
+/// Postgres: the rows are locked with `SELECT … FOR UPDATE` in lock order (users, teams,
+/// organizations…, then keys, as spend recording updates them).
+impl Transact for AsyncPgConnection {
+    fn modify_tx(
+        &mut self,
+        targets: Vec<(EntityKind, String)>,
+        change: Change,
+    ) -> futures_util::future::BoxFuture<'_, Result<Modified, StoreError>> {
+        async move {
+            let (order, index) = lock_plan(&targets);
+            self.transaction::<Modified, TxError, _>(async move |conn| {
+                let mut rows = Vec::new();
+                for (kind, id) in &order {
+                    let row: Option<EntityRow> = with_entity_table!(*kind, t => t::table.find(id).for_update().first(&mut *conn).await.optional())?;
+                    rows.push(row.map(EntityRecord::try_from).transpose().map_err(TxError::Store)?);
+                }
+                let (locked, effects) = apply_change(rows, &order, &index, change).map_err(TxError::Store)?;
+                for l in &locked {
+                    if let Some((r, data)) = entity_changes(l) {
+                        with_entity_table!(l.kind, t => diesel::update(t::table.find(&r.id))
+                            .set((
+                                t::alias.eq(&r.alias),
+                                t::blocked.eq(r.blocked),
+                                t::updated_at.eq(r.updated_at),
+                                t::updated_by.eq(&r.updated_by),
+                                t::data.eq(&data),
+                            ))
+                            .execute(&mut *conn)
+                            .await)?;
+                    }
+                }
+                let mut deleted_keys = Vec::new();
+                for scope in effects.delete_keys.iter().filter(|s| !scope_is_empty(s)) {
+                    let mut q = diesel::delete(verification_tokens::table).into_boxed();
+                    if let Some(t) = &scope.team_id {
+                        q = q.filter(verification_tokens::team_id.eq(t.clone()));
+                    }
+                    if let Some(u) = &scope.user_id {
+                        q = q.filter(verification_tokens::user_id.eq(u.clone()));
+                    }
+                    let tokens: Vec<String> = q.returning(verification_tokens::token).get_results(&mut *conn).await?;
+                    deleted_keys.extend(tokens);
+                }
+                for (kind, id) in &effects.delete_entities {
+                    with_entity_table!(*kind, t => diesel::delete(t::table.find(id)).execute(&mut *conn).await)?;
+                }
+                Ok(Modified { entities: locked, deleted_keys })
+            })
+            .await
+            .map_err(StoreError::from)
+        }
         .boxed()
     }
 }
@@ -534,6 +754,36 @@ macro_rules! diesel_store {
                     .await)
                 .map(|n| n as u64)
                 .map_err(query_error)
+            }
+
+            async fn insert_entity_if_absent(&self, kind: EntityKind, e: &EntityRecord) -> Result<EntityRecord, StoreError> {
+                let mut conn = self.conn().await?;
+                let data = serde_json::Value::Object(e.data.clone()).to_string();
+                with_entity_table!(kind, t => diesel::insert_into(t::table)
+                    .values((
+                        t::id.eq(&e.id),
+                        t::alias.eq(&e.alias),
+                        t::spend.eq(e.spend),
+                        t::blocked.eq(e.blocked),
+                        t::created_at.eq(e.created_at),
+                        t::updated_at.eq(e.updated_at),
+                        t::created_by.eq(&e.created_by),
+                        t::updated_by.eq(&e.updated_by),
+                        t::data.eq(&data),
+                    ))
+                    .on_conflict(t::id)
+                    .do_nothing()
+                    .execute(&mut conn)
+                    .await)
+                .map_err(query_error)?;
+                let row: EntityRow = with_entity_table!(kind, t => t::table.find(&e.id).first(&mut conn).await)
+                    .map_err(query_error)?;
+                EntityRecord::try_from(row)
+            }
+
+            async fn modify(&self, targets: Vec<(EntityKind, String)>, change: Change) -> Result<Modified, StoreError> {
+                let mut conn = self.conn().await?;
+                Transact::modify_tx(&mut *conn, targets, change).await
             }
 
             async fn list_entities(&self, kind: EntityKind, page: Page) -> Result<(Vec<EntityRecord>, u64), StoreError> {
@@ -786,5 +1036,64 @@ impl PgStore {
             .connection_timeout(CONNECTION_TIMEOUT)
             .build_unchecked(manager);
         Ok(Self { pool })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_lock_users_then_teams_then_organizations_and_repeats_once() {
+        let targets = vec![
+            (EntityKind::Organization, "o".to_string()),
+            (EntityKind::Team, "t2".to_string()),
+            (EntityKind::User, "u".to_string()),
+            (EntityKind::Team, "t1".to_string()),
+            (EntityKind::User, "u".to_string()),
+        ];
+        let (order, index) = lock_plan(&targets);
+        assert_eq!(
+            order,
+            vec![
+                (EntityKind::User, "u".to_string()),
+                (EntityKind::Team, "t1".to_string()),
+                (EntityKind::Team, "t2".to_string()),
+                (EntityKind::Organization, "o".to_string()),
+            ]
+        );
+        assert_eq!(index, vec![3, 2, 0, 1, 0]);
+        // The change sees the rows as asked for, the repeated user once.
+        let rows = order.iter().map(|_| None).collect();
+        let (locked, _) = apply_change(
+            rows,
+            &order,
+            &index,
+            Box::new(|rows| {
+                let ids: Vec<&str> = rows.iter().map(|l| l.id.as_str()).collect();
+                assert_eq!(ids, ["o", "t2", "u", "t1"]);
+                Ok(TxEffects::default())
+            }),
+        )
+        .expect("change");
+        assert_eq!(locked.len(), 4);
+    }
+
+    #[test]
+    fn unique_violations_are_described_without_database_text() {
+        assert_eq!(conflict_subject("users_pkey"), "a record with this id");
+        assert_eq!(conflict_subject("teams_alias"), "a record with this alias");
+        assert_eq!(
+            conflict_subject("UNIQUE constraint failed: teams.alias"),
+            "a record with this alias"
+        );
+        assert_eq!(
+            conflict_subject("UNIQUE constraint failed: users.id"),
+            "a record with this id"
+        );
+        assert_eq!(
+            conflict_subject("something_else"),
+            "a record with this unique value"
+        );
     }
 }

@@ -92,6 +92,67 @@ pub enum StoreError {
     Query(String),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// A [`Store::modify`] change refused the request: `field` is the request field at fault.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// A [`Store::modify`] change found a record it needs missing.
+    #[error("{0}")]
+    NotFound(String),
+    /// A [`Store::modify`] change found the locked records no longer match what the caller read
+    /// before the transaction (e.g. a team gained a member): read again and retry.
+    #[error("the records changed during the transaction")]
+    Stale,
+}
+
+/// One entity a [`Store::modify`] transaction locks, reads and may write back.
+#[derive(Debug, Clone)]
+pub struct Locked {
+    pub kind: EntityKind,
+    pub id: String,
+    /// The row as read under the lock; `None` when it does not exist.
+    pub record: Option<EntityRecord>,
+    /// Set by the change to write `record` back (its alias, `blocked`, `updated_*` and data;
+    /// never its spend, which spend recording owns).
+    pub changed: bool,
+}
+
+/// Keys a [`Store::modify`] transaction deletes: those matching every id given (at least one).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyScope {
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// What a [`Store::modify`] change writes besides the locked entities it marks changed.
+#[derive(Debug, Clone, Default)]
+pub struct TxEffects {
+    pub delete_keys: Vec<KeyScope>,
+    pub delete_entities: Vec<(EntityKind, String)>,
+}
+
+/// The change a [`Store::modify`] transaction applies to the entities it locked, in the order
+/// they were asked for. Runs once, inside the transaction; an error rolls everything back.
+pub type Change = Box<dyn FnOnce(&mut [Locked]) -> Result<TxEffects, StoreError> + Send>;
+
+/// What a [`Store::modify`] transaction did: the locked entities as written, and the tokens of
+/// the keys it deleted.
+#[derive(Debug, Clone, Default)]
+pub struct Modified {
+    pub entities: Vec<Locked>,
+    pub deleted_keys: Vec<String>,
+}
+
+/// Lock order of the entity kinds: users, then teams, then organizations… — the order in which
+/// [`Store::record_spend`] updates them (entities before keys), so a management transaction and a
+/// spend batch touching the same rows never wait on each other in a cycle.
+pub(crate) fn lock_rank(kind: EntityKind) -> u8 {
+    match kind {
+        EntityKind::User => 0,
+        EntityKind::Team => 1,
+        EntityKind::Organization => 2,
+        EntityKind::EndUser => 3,
+        EntityKind::Budget => 4,
+    }
 }
 
 /// A virtual key as stored. `token` is the SHA-256 hex of the key; the key itself is never stored.
@@ -349,6 +410,24 @@ pub trait Store: Send + Sync {
         kind: EntityKind,
         page: Page,
     ) -> Result<(Vec<EntityRecord>, u64), StoreError>;
+    /// Insert `entity` unless a row with its id exists, then return the stored row (the new one
+    /// or the one already there): concurrent callers naming one id all get the same row.
+    async fn insert_entity_if_absent(
+        &self,
+        kind: EntityKind,
+        entity: &EntityRecord,
+    ) -> Result<EntityRecord, StoreError>;
+
+    /// Change several records in ONE database transaction: lock the `targets` rows (Postgres:
+    /// `SELECT … FOR UPDATE`, in a fixed kind-then-id order, entities before keys; SQLite: an immediate, exclusive
+    /// write transaction), read them, run `change` on them, write back the ones it marks
+    /// changed, delete the keys and entities it names, and commit. Concurrent changes of the
+    /// same rows run one after the other, so none is lost.
+    async fn modify(
+        &self,
+        targets: Vec<(EntityKind, String)>,
+        change: Change,
+    ) -> Result<Modified, StoreError>;
 
     /// Write spend-log rows and add their spend to the key, user, team, organization and end user
     /// they name, in one transaction. A row whose `request_id` is already stored is skipped with
