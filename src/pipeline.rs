@@ -293,6 +293,8 @@ struct CallOptions {
     stream_timeout: Option<Duration>,
     /// `num_retries` from the body, else the `x-litellm-num-retries` header.
     num_retries: Option<u32>,
+    /// The request's prompt tokens as estimated before the call (`LlmRequest::estimated_prompt_tokens`).
+    prompt_tokens: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -345,7 +347,10 @@ async fn serve(
         .get(&req.model)
         .map_or(req.model.as_str(), |a| a.target.as_str())
         .to_string();
-    let estimate = estimated_cost(state, &req, &group);
+    // Estimated once: the cost reservation, the limiter's tokens, the picker and an early-ended
+    // stream's charge all read it.
+    let prompt_tokens = req.estimated_prompt_tokens();
+    let estimate = estimated_cost(state, &req, &group, prompt_tokens);
     let mut reservation = crate::spend::check_budgets(
         &caller,
         &group,
@@ -354,8 +359,15 @@ async fn serve(
         estimate,
     )?;
     let end_user = end_user_id(http, &req).map(str::to_string);
-    let (permit, end_user_reservation) =
-        admit(state, end_user.as_deref(), &caller, &req, &group, estimate).await?;
+    let (permit, end_user_reservation) = admit(
+        state,
+        end_user.as_deref(),
+        &caller,
+        prompt_tokens,
+        &group,
+        estimate,
+    )
+    .await?;
     reservation.absorb(end_user_reservation);
     served.limit_headers = crate::limits::headers(&permit.permit);
     let spend = Arc::new(crate::spend::SpendContext::new(
@@ -369,6 +381,7 @@ async fn serve(
     spend.hold(reservation);
     served.spend = Some(spend.clone());
     let options = CallOptions {
+        prompt_tokens,
         key: caller
             .principal()
             .map(|p| (p.key.token.clone(), p.key.spend)),
@@ -451,7 +464,7 @@ pub const DEFAULT_COMPLETION_ESTIMATE: u64 = 256;
 /// tokens estimated from the request (as for `tpm`) plus `max_completion_tokens` / `max_tokens`
 /// (else [`DEFAULT_COMPLETION_ESTIMATE`]; none for embeddings), at the highest prices among the
 /// group's deployments. 0 when no deployment has prices.
-fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str) -> f64 {
+fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str, prompt_tokens: u64) -> f64 {
     let snapshot = state.router.snapshot();
     let Some(group) = snapshot.group(group) else {
         return 0.0;
@@ -463,7 +476,6 @@ fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str) -> f64 {
             .find_map(|f| req.body.get(*f).and_then(Value::as_u64))
             .unwrap_or(DEFAULT_COMPLETION_ESTIMATE),
     };
-    let prompt_tokens = req.estimated_prompt_tokens();
     let usage = Usage {
         prompt_tokens,
         completion_tokens,
@@ -488,7 +500,7 @@ fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str) -> f64 {
 async fn admit_with(
     state: &AppState,
     caller: &Caller,
-    req: &LlmRequest,
+    prompt_tokens: u64,
     group: &str,
     end_user: Option<(&str, &crate::limits::EndUserLimits)>,
 ) -> Result<crate::limits::Admission, GatewayError> {
@@ -498,7 +510,7 @@ async fn admit_with(
             tollgate_actors::Permit::unlimited(),
         ));
     }
-    let tokens = req.estimated_prompt_tokens();
+    let tokens = prompt_tokens;
     let now = now_ms();
     let permit = state
         .limiter
@@ -524,7 +536,7 @@ async fn admit(
     state: &AppState,
     end_user: Option<&str>,
     caller: &Caller,
-    req: &LlmRequest,
+    prompt_tokens: u64,
     group: &str,
     estimate: f64,
 ) -> Result<(crate::limits::Admission, crate::spend::Reservation), GatewayError> {
@@ -557,7 +569,7 @@ async fn admit(
     let admission = admit_with(
         state,
         caller,
-        req,
+        prompt_tokens,
         group,
         end_user.as_ref().map(|(id, l)| (id.as_str(), &**l)),
     )
@@ -629,7 +641,7 @@ async fn serve_group(
         })?;
     served.model_group = Some(group.name.clone());
     let policy = &state.policy;
-    let estimated_tokens = req.estimated_prompt_tokens();
+    let estimated_tokens = options.prompt_tokens;
     let mut tried: Vec<String> = Vec::new();
     // Deployments whose rpm/tpm the instances sharing Redis have used up this minute.
     let mut over_limit: Vec<String> = Vec::new();
@@ -1038,7 +1050,7 @@ async fn attempt(
         spend_target(served, &deployment),
         deployment.prices_for(&target),
     );
-    let prompt_estimate = req.estimated_prompt_tokens();
+    let prompt_estimate = options.prompt_tokens;
     let body = futures_util::stream::iter([Ok(first)]).chain(response);
     let body: Pin<Box<dyn Stream<Item = Result<Bytes, String>>>> =
         match adapter.stream_translator(&target, req) {
