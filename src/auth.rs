@@ -579,16 +579,19 @@ impl Caller {
     /// The request parameters the caller's key requires on every LLM request
     /// (`enforced_params`: top-level names or dotted paths such as `metadata.generation_name`).
     /// `body` is the request as the client sent it; a missing one is a 400 naming it.
-    pub fn check_enforced_params(&self, body: &[u8]) -> Result<(), GatewayError> {
+    pub fn check_enforced_params(&self, body: &Map<String, Value>) -> Result<(), GatewayError> {
         let Caller::Key(p) = self else { return Ok(()) };
         let required = p.key.strings("enforced_params");
         if required.is_empty() {
             return Ok(());
         }
-        let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         for path in &required {
-            let mut at = Some(&value);
-            for part in path.split('.') {
+            let mut parts = path.split('.');
+            let mut at = parts
+                .next()
+                .and_then(|first| body.get(first))
+                .filter(|v| !v.is_null());
+            for part in parts {
                 at = at.and_then(|v| v.get(part)).filter(|v| !v.is_null());
             }
             if at.is_none() {
@@ -1214,17 +1217,18 @@ mod tests {
             None,
             None,
         );
+        let body = |raw: &[u8]| crate::llm::LlmRequest::decode(raw).expect("an object");
         let ok = br#"{"user": "u", "metadata": {"generation_name": "g"}}"#;
-        assert!(caller.check_enforced_params(ok).is_ok());
+        assert!(caller.check_enforced_params(&body(ok)).is_ok());
         for bad in [
             &br#"{"user": "u"}"#[..],
             br#"{"metadata": {"generation_name": "g"}}"#,
             br#"{"user": "u", "metadata": {"generation_name": null}}"#,
             br#"{"user": "u", "metadata": "generation_name"}"#,
         ] {
-            assert!(caller.check_enforced_params(bad).is_err());
+            assert!(caller.check_enforced_params(&body(bad)).is_err());
         }
-        assert!(Caller::Admin.check_enforced_params(b"{}").is_ok());
+        assert!(Caller::Admin.check_enforced_params(&body(b"{}")).is_ok());
     }
 
     #[actix_rt::test]

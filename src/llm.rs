@@ -453,6 +453,11 @@ impl LlmRequest {
         raw: &[u8],
         path_model: Option<&str>,
     ) -> Result<Self, GatewayError> {
+        Self::from_body(kind, Self::decode(raw)?, path_model)
+    }
+
+    /// A client body as a JSON object (UTF-8, bounded in shape, an object), not yet validated.
+    pub fn decode(raw: &[u8]) -> Result<Map<String, Value>, GatewayError> {
         let text = std::str::from_utf8(raw).map_err(|e| {
             GatewayError::bad_request(format!(
                 "Request body is not valid UTF-8 (invalid byte at offset {})",
@@ -472,12 +477,22 @@ impl LlmRequest {
                 e.column()
             ))
         })?;
-        let Value::Object(mut body) = value else {
+        let Value::Object(body) = value else {
             return Err(GatewayError::bad_request(
                 "Request body must be a JSON object",
             ));
         };
+        Ok(body)
+    }
 
+    /// Validate a body already decoded (or built by an inbound API's translation) into the
+    /// internal request: typed fields the gateway uses, gateway-only fields taken out, the rest
+    /// kept raw.
+    pub fn from_body(
+        kind: CallKind,
+        mut body: Map<String, Value>,
+        path_model: Option<&str>,
+    ) -> Result<Self, GatewayError> {
         let model = match (path_model, body.get("model")) {
             (Some(m), _) if !m.is_empty() => m.to_string(),
             (_, Some(Value::String(m))) if !m.trim().is_empty() => m.trim().to_string(),

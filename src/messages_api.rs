@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::{json, Map, Value};
 
 use crate::error::GatewayError;
-use crate::providers::stream::{SseEvent, SseEvents, StreamTranslator};
+use crate::outcome::StreamItem;
 
 /// Anthropic-only top-level fields with no OpenAI counterpart; removed rather than forwarded.
 const ANTHROPIC_ONLY_KEYS: &[&str] = &[
@@ -617,7 +617,6 @@ enum Block {
 /// Re-encodes the gateway's OpenAI chunk stream (after the relay: usage chunk present, `[DONE]`
 /// or an error event at the end) as Anthropic's event stream, event by event.
 pub struct AnthropicStream {
-    events: SseEvents,
     out: BytesMut,
     model: String,
     input_estimate: u64,
@@ -638,7 +637,6 @@ impl AnthropicStream {
     /// `message_start.usage.input_tokens` (the real count follows in `message_delta`).
     pub fn new(model: impl Into<String>, input_estimate: u64) -> Self {
         Self {
-            events: SseEvents::default(),
             out: BytesMut::new(),
             model: model.into(),
             input_estimate,
@@ -841,16 +839,12 @@ impl AnthropicStream {
         self.emit("error", &error_body(kind, message));
     }
 
-    fn event(&mut self, event: SseEvent) {
+    /// One OpenAI chunk's JSON (or an error object).
+    fn data(&mut self, data: &[u8]) {
         if self.finished {
             return;
         }
-        let data = event.data.trim();
-        if data == "[DONE]" {
-            self.end();
-            return;
-        }
-        let Ok(value) = serde_json::from_str::<Value>(data) else {
+        let Ok(value) = serde_json::from_slice::<Value>(data) else {
             self.error(
                 "api_error",
                 "the upstream stream sent an event that is not JSON",
@@ -871,30 +865,75 @@ impl AnthropicStream {
     }
 }
 
-impl StreamTranslator for AnthropicStream {
-    fn feed(&mut self, chunk: &[u8]) -> Result<Bytes, GatewayError> {
-        for event in self.events.push(chunk) {
-            self.event(event);
+impl AnthropicStream {
+    /// One item of the pipeline's typed stream: the Anthropic events it completes.
+    pub fn push(&mut self, item: &StreamItem) -> Bytes {
+        match item {
+            StreamItem::Chunk(data) => self.data(data),
+            StreamItem::Comment(_) => {}
+            StreamItem::Done => self.end(),
+            StreamItem::Error(message) => self.error("api_error", message),
         }
-        Ok(self.out.split().freeze())
+        self.out.split().freeze()
     }
 
-    fn finish(&mut self) -> Result<Bytes, GatewayError> {
-        if let Some(event) = self.events.finish() {
-            self.event(event);
-        }
-        // The relay always ends with `[DONE]` or an error event; anything else is a broken stream.
+    /// The typed stream ended: a stream that ended without [`StreamItem::Done`] or an error is
+    /// broken.
+    pub fn close(&mut self) -> Bytes {
         self.error(
             "api_error",
             "the stream ended before the message was complete",
         );
-        Ok(self.out.split().freeze())
+        self.out.split().freeze()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::stream::SseEvents;
+
+    /// OpenAI SSE text fed to an [`AnthropicStream`] as the relay hands it on: typed items.
+    struct Fed {
+        stream: AnthropicStream,
+        events: SseEvents,
+    }
+
+    impl Fed {
+        fn new(model: &str, input_estimate: u64) -> Self {
+            Self {
+                stream: AnthropicStream::new(model, input_estimate),
+                events: SseEvents::default(),
+            }
+        }
+
+        fn item(&mut self, data: &str) -> Bytes {
+            let data = data.trim();
+            let item = if data == "[DONE]" {
+                StreamItem::Done
+            } else {
+                StreamItem::Chunk(Bytes::copy_from_slice(data.as_bytes()))
+            };
+            self.stream.push(&item)
+        }
+
+        fn feed(&mut self, chunk: &[u8]) -> Result<Bytes, GatewayError> {
+            let mut out = BytesMut::new();
+            for event in self.events.push(chunk) {
+                out.extend_from_slice(&self.item(&event.data));
+            }
+            Ok(out.freeze())
+        }
+
+        fn finish(&mut self) -> Result<Bytes, GatewayError> {
+            let mut out = BytesMut::new();
+            if let Some(event) = self.events.finish() {
+                out.extend_from_slice(&self.item(&event.data));
+            }
+            out.extend_from_slice(&self.stream.close());
+            Ok(out.freeze())
+        }
+    }
 
     fn translate(v: Value) -> Map<String, Value> {
         let Value::Object(m) = v else {
@@ -1256,7 +1295,7 @@ mod tests {
         let raw = openai_text_stream();
         let mut reference: Option<Vec<(String, Value)>> = None;
         for split in [1, 7, 100, raw.len() / 2, raw.len() - 3] {
-            let mut s = AnthropicStream::new("my-model", 12);
+            let mut s = Fed::new("my-model", 12);
             let mut out = String::new();
             out.push_str(std::str::from_utf8(&s.feed(&raw.as_bytes()[..split]).unwrap()).unwrap());
             out.push_str(std::str::from_utf8(&s.feed(&raw.as_bytes()[split..]).unwrap()).unwrap());
@@ -1344,7 +1383,7 @@ mod tests {
         raw.push_str(&chunk(json!({}), json!("tool_calls")));
         raw.push_str("data: {\"id\":\"chatcmpl-9\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":12,\"total_tokens\":42,\"prompt_tokens_details\":{\"cached_tokens\":10}}}\n\n");
         raw.push_str("data: [DONE]\n\n");
-        let mut s = AnthropicStream::new("m", 0);
+        let mut s = Fed::new("m", 0);
         let mut out = String::from_utf8(s.feed(raw.as_bytes()).unwrap().to_vec()).unwrap();
         out.push_str(std::str::from_utf8(&s.finish().unwrap()).unwrap());
         let events = parse_events(&out);
@@ -1372,7 +1411,7 @@ mod tests {
     #[test]
     fn stream_errors_become_error_events() {
         // The relay's error event for a stream that broke after it started.
-        let mut s = AnthropicStream::new("m", 0);
+        let mut s = Fed::new("m", 0);
         let raw = concat!(
             "data: {\"id\":\"chatcmpl-1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n",
             "data: {\"error\":{\"message\":\"stream interrupted\",\"type\":\"api_connection_error\",\"param\":null,\"code\":\"stream_interrupted\"}}\n\n",
@@ -1390,7 +1429,7 @@ mod tests {
         assert!(!events.iter().any(|(n, _)| n == "message_stop"));
 
         // A stream that just stops (no [DONE]) ends with an error event too.
-        let mut s = AnthropicStream::new("m", 0);
+        let mut s = Fed::new("m", 0);
         let mut out = String::from_utf8(
             s.feed(b"data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n")
                 .unwrap()
@@ -1403,7 +1442,7 @@ mod tests {
 
     #[test]
     fn reasoning_becomes_a_thinking_block() {
-        let mut s = AnthropicStream::new("m", 0);
+        let mut s = Fed::new("m", 0);
         let raw = concat!(
             "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"Hmm.\"}}]}\n\n",
             "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"42\"},\"finish_reason\":\"stop\"}]}\n\n",

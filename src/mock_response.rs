@@ -2,18 +2,18 @@
 //! (`"mock_response": "hi"`) or per deployment (`litellm_params.mock_response`). Useful for wiring
 //! tests and demos; the answer has the real OpenAI shape, streamed or not.
 //!
-//! A streamed answer is generated lazily as the client reads: one chunk per word, a few KiB of
-//! chunks per poll, so its memory is one copy of the text however long it is.
+//! A streamed answer is generated lazily as the client reads: one chunk per word, written a few
+//! KiB at a time, so its memory is one copy of the text however long it is.
 
 use std::borrow::Cow;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use actix_web::HttpResponse;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::llm::{CallKind, LlmRequest};
+use crate::llm::{CallKind, LlmRequest, Usage};
+use crate::outcome::{Completion, Reply, StreamItem};
 
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
@@ -27,7 +27,8 @@ fn words(text: &str) -> u64 {
     text.split_whitespace().count().max(1) as u64
 }
 
-pub fn respond(req: &LlmRequest, content: &Value) -> HttpResponse {
+/// The canned answer to `req`: a complete reply, or a stream generated as the client reads it.
+pub fn respond(req: &LlmRequest, content: &Value) -> Reply {
     let text: Cow<'_, str> = match content {
         Value::String(s) => Cow::Borrowed(s),
         other => Cow::Owned(other.to_string()),
@@ -38,26 +39,26 @@ pub fn respond(req: &LlmRequest, content: &Value) -> HttpResponse {
     let completion_tokens = words(&text);
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                        "total_tokens": prompt_tokens + completion_tokens});
-    match (req.kind, req.stream) {
-        (CallKind::Embedding, _) => HttpResponse::Ok().json(json!({
+    let body = match (req.kind, req.stream) {
+        (CallKind::Embedding, _) => json!({
             "object": "list",
             "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 0.0, 0.0]}],
             "model": req.model,
             "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-        })),
-        (CallKind::Completion, false) => HttpResponse::Ok().json(json!({
+        }),
+        (CallKind::Completion, false) => json!({
             "id": id, "object": "text_completion", "created": created, "model": req.model,
             "choices": [{"text": text, "index": 0, "logprobs": null, "finish_reason": "stop"}],
             "usage": usage,
-        })),
-        (CallKind::Chat, false) => HttpResponse::Ok().json(json!({
+        }),
+        (CallKind::Chat, false) => json!({
             "id": id, "object": "chat.completion", "created": created, "model": req.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                          "logprobs": null, "finish_reason": "stop"}],
             "usage": usage,
-        })),
+        }),
         (kind, true) => {
-            let stream = MockStream {
+            return Reply::Stream(Box::pin(MockStream {
                 chat: kind == CallKind::Chat,
                 id,
                 created,
@@ -65,31 +66,29 @@ pub fn respond(req: &LlmRequest, content: &Value) -> HttpResponse {
                 text: text.into_owned(),
                 usage: req.client_wants_usage.then_some(usage),
                 step: Step::Role,
-            };
-            HttpResponse::Ok()
-                .content_type("text/event-stream")
-                .insert_header(("cache-control", "no-cache"))
-                .streaming(stream)
+            }))
         }
-    }
+    };
+    Reply::Complete(Completion {
+        // Writing JSON into a Vec cannot fail.
+        body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+        usage: Usage::default(),
+        id: None,
+    })
 }
 
 /// Where a [`MockStream`] is: the role chunk, the words from a byte offset, the finish chunk, the
-/// usage chunk, `[DONE]`, the end.
+/// usage chunk, the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Role,
     Words(usize),
     Finish,
     Usage,
-    Done,
     End,
 }
 
-/// About how many bytes of SSE events one poll produces.
-const BATCH_BYTES: usize = 16 * 1024;
-
-/// A streamed canned answer, its SSE events written only when the client reads them.
+/// A streamed canned answer, its chunks written only when the client reads them.
 struct MockStream {
     chat: bool,
     id: String,
@@ -101,7 +100,7 @@ struct MockStream {
 }
 
 impl MockStream {
-    fn event(&self, out: &mut Vec<u8>, delta: Option<&str>, role: bool, finish: bool) {
+    fn chunk(&self, delta: Option<&str>, role: bool, finish: bool) -> StreamItem {
         let finish = if finish { json!("stop") } else { Value::Null };
         let choice = if self.chat {
             let delta = match (role, delta) {
@@ -113,80 +112,63 @@ impl MockStream {
         } else {
             json!({"index": 0, "text": delta.unwrap_or(""), "finish_reason": finish})
         };
-        let object = if self.chat {
+        self.item(
+            json!({"id": self.id, "object": self.object(), "created": self.created,
+                         "model": self.model, "choices": [choice]}),
+        )
+    }
+
+    fn object(&self) -> &'static str {
+        if self.chat {
             "chat.completion.chunk"
         } else {
             "text_completion"
-        };
-        let chunk = json!({"id": self.id, "object": object, "created": self.created,
-                           "model": self.model, "choices": [choice]});
-        write_event(out, &chunk);
+        }
     }
 
-    /// Append the next events (at least one, about [`BATCH_BYTES`]) to `out`; false at the end.
-    fn fill(&mut self, out: &mut Vec<u8>) -> bool {
-        while out.len() < BATCH_BYTES {
-            self.step = match self.step {
-                Step::Role => {
-                    self.event(out, None, true, false);
-                    Step::Words(0)
-                }
+    fn item(&self, chunk: Value) -> StreamItem {
+        // Writing JSON into a Vec cannot fail.
+        StreamItem::Chunk(Bytes::from(serde_json::to_vec(&chunk).unwrap_or_default()))
+    }
+
+    /// The next item, or `None` at the end.
+    fn next_item(&mut self) -> Option<StreamItem> {
+        loop {
+            let (item, next) = match self.step {
+                Step::Role => (Some(self.chunk(None, true, false)), Step::Words(0)),
                 Step::Words(at) if at < self.text.len() => {
                     let rest = &self.text[at..];
                     let len = rest.find(' ').map_or(rest.len(), |i| i + 1);
-                    self.event(out, Some(&rest[..len]), false, false);
-                    Step::Words(at + len)
+                    (
+                        Some(self.chunk(Some(&rest[..len]), false, false)),
+                        Step::Words(at + len),
+                    )
                 }
-                Step::Words(_) => {
-                    self.event(out, None, false, true);
-                    Step::Finish
-                }
+                Step::Words(_) => (Some(self.chunk(None, false, true)), Step::Finish),
                 Step::Finish => {
-                    if let Some(usage) = &self.usage {
-                        let object = if self.chat {
-                            "chat.completion.chunk"
-                        } else {
-                            "text_completion"
-                        };
-                        let chunk = json!({"id": self.id, "object": object,
-                                           "created": self.created, "model": self.model,
-                                           "choices": [], "usage": usage});
-                        write_event(out, &chunk);
-                    }
-                    Step::Usage
+                    let usage = self.usage.as_ref().map(|usage| {
+                        self.item(json!({"id": self.id, "object": self.object(),
+                                         "created": self.created, "model": self.model,
+                                         "choices": [], "usage": usage}))
+                    });
+                    (usage, Step::Usage)
                 }
-                Step::Usage => {
-                    out.extend_from_slice(b"data: [DONE]\n\n");
-                    Step::Done
-                }
-                Step::Done | Step::End => {
-                    self.step = Step::End;
-                    break;
-                }
+                Step::Usage => (Some(StreamItem::Done), Step::End),
+                Step::End => return None,
             };
+            self.step = next;
+            if item.is_some() {
+                return item;
+            }
         }
-        !out.is_empty()
     }
 }
 
-fn write_event(out: &mut Vec<u8>, chunk: &Value) {
-    out.extend_from_slice(b"data: ");
-    // Writing JSON into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, chunk);
-    out.extend_from_slice(b"\n\n");
-}
-
 impl futures_util::Stream for MockStream {
-    type Item = Result<Bytes, std::convert::Infallible>;
+    type Item = StreamItem;
 
     fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let mut out = Vec::with_capacity(BATCH_BYTES + 256);
-        if this.fill(&mut out) {
-            Poll::Ready(Some(Ok(Bytes::from(out))))
-        } else {
-            Poll::Ready(None)
-        }
+        Poll::Ready(self.get_mut().next_item())
     }
 }
 
@@ -207,7 +189,7 @@ mod tests {
     }
 
     async fn collect(stream: MockStream) -> (usize, Vec<Value>, bool) {
-        let chunks: Vec<Bytes> = stream
+        let chunks: Vec<Bytes> = crate::render::openai_sse(Box::pin(stream))
             .map(|c| c.expect("infallible"))
             .collect::<Vec<_>>()
             .await;

@@ -1,5 +1,6 @@
-//! The request pipeline for every LLM call (`/chat/completions`, `/completions`, `/embeddings`),
-//! in one place. Handlers only extract the HTTP pieces and call [`run`].
+//! The request pipeline for every LLM call (`/chat/completions`, `/completions`, `/embeddings`,
+//! `/v1/messages`), in one place. Handlers extract the HTTP pieces, build the typed request
+//! ([`request`]), call [`run`] and render its [`Outcome`].
 //!
 //! ```text
 //!  auth ─▶ parse ─▶ model access ─▶ limits ─▶ route ─▶ translate ─▶ call ─▶ relay ─▶ account
@@ -9,8 +10,9 @@
 //!    the handler, before the body is read, so unauthenticated callers cannot make the gateway read
 //!    32 MB): the master key, or a virtual key from the credential cache (blocked, expired keys and
 //!    blocked users or teams are refused there).
-//! 2. **parse**: [`LlmRequest::parse`] validates the body into the internal model: typed fields the
-//!    gateway uses, the rest kept raw; gateway-only fields (`metadata`, `fallbacks`, `timeout`…) and
+//! 2. **parse**: [`request`] validates the body (or, for `/v1/messages`, its translation) into
+//!    the internal model ([`LlmRequest::from_body`]): typed fields the gateway uses, the rest kept
+//!    raw; gateway-only fields (`metadata`, `fallbacks`, `timeout`…) and
 //!    any credential or routing field the client tried to set (`api_base`, `api_key`… at any depth)
 //!    are removed.
 //!    **model access**: the key's `aliases` (then its team's `model_aliases`) rename the model, and
@@ -28,29 +30,36 @@
 //! 5. **call**: awc, on this worker's client, with the request's timeout (`timeout` in the body,
 //!    `x-litellm-timeout`, `litellm_params.timeout`/`stream_timeout`, `request_timeout`). Expiry
 //!    answers 408 and drops the upstream connection.
-//! 6. **relay**: non-streaming bodies are translated back and returned whole; streams go through
-//!    [`SseRelay`] unbuffered, and a stream that breaks ends with an SSE error event.
-//! 7. **account**: the deployment's atomics record latency and success; failures go to its actor
-//!    (fire-and-forget) which decides on a cooldown; the cost of the call (`src/pricing/`) goes to
-//!    the client as `x-litellm-response-cost`, and one spend-log row per request (failures too) goes
-//!    to the spend tracker (`src/spend.rs`), which writes batches off the hot path. Budgets
-//!    (`max_budget` of the key, its user and team) are checked before routing, counting the spend
-//!    not yet written and the estimated cost of the requests in flight, which each request reserves
-//!    until its real cost is recorded.
+//! 6. **relay**: a complete body is translated back by the adapter; a stream is read by
+//!    [`SseRelay`] into typed chunks as they arrive, and a stream that breaks ends with an error
+//!    item.
+//! 7. **account**: every exit (a canned answer, a simulated failure, a failed attempt, a complete
+//!    response, a stream's end, a request that failed for good) goes through [`account`], which
+//!    states what each does: the deployment's latency and token counters, a failure for its actor
+//!    to weigh (cooldowns), the rate-limit permit settled with the real usage, and one spend-log
+//!    row per request (failures too) for the spend tracker (`src/spend.rs`), which writes batches
+//!    off the hot path. Budgets (`max_budget` of the key, its user and team) are checked before
+//!    routing, counting the spend not yet written and the estimated cost of the requests in
+//!    flight, which each request reserves until its real cost is recorded.
 //!
-//! Every response, success or error, carries the `x-litellm-*` headers: call id, deployment id and
-//! base, model group, durations.
+//! The product is an [`Outcome`] (`src/outcome.rs`): the reply (complete, or a stream of typed
+//! chunks) or the error, and the facts of how it was served. The handler renders it
+//! (`src/render.rs`) as OpenAI or Anthropic JSON or SSE. Test hooks (`mock_response`,
+//! `mock_testing_*`) are a fake upstream chosen per attempt ([`fake_upstream`]), accounted like
+//! any other.
+//!
+//! Every response, success or error, carries the facts as `x-litellm-*` headers: call id,
+//! deployment id and base, model group, durations, retries and fallbacks.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpRequest, ResponseError};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tollgate_actors::{
     now_ms, DeploymentFailure, DeploymentHandle, PickError, PickRequest, Picked, RoutingStrategy,
     SharedRouterState,
@@ -60,89 +69,13 @@ use crate::auth::Caller;
 use crate::deployment::Deployment;
 use crate::error::{Classification, GatewayError, UpstreamErrorKind};
 use crate::llm::{CallKind, LlmRequest, MockFailure, Usage};
+use crate::outcome::{Completion, Facts, Outcome, Reply};
 use crate::providers::stream::TranslatedStream;
 use crate::providers::{self, ProviderAdapter};
 use crate::secret::redact_json;
 use crate::sse::{SseRelay, StreamOutcome};
-use crate::state::{AppState, VERSION};
+use crate::state::AppState;
 use crate::upstream;
-
-/// Headers describing how a request was served, added to success and error responses alike.
-#[derive(Default)]
-struct ServedBy {
-    call_id: String,
-    model_group: Option<String>,
-    deployment_id: Option<String>,
-    api_base: Option<String>,
-    timeout: Option<Duration>,
-    upstream_time: Duration,
-    provider_headers: Vec<(HeaderName, HeaderValue)>,
-    /// The request's spend-log context, once it was admitted; failures are recorded from it.
-    spend: Option<Arc<crate::spend::SpendContext>>,
-    /// `x-litellm-key-spend`: the key's spend including this response.
-    key_spend: Option<f64>,
-    /// `x-litellm-response-cost` (USD), when the response's usage is known before its headers.
-    response_cost: Option<f64>,
-    /// The caller's own rate-limit state (replaces the provider's `x-ratelimit-*`).
-    limit_headers: Vec<(HeaderName, HeaderValue)>,
-    attempted_retries: u32,
-    max_retries: Option<u32>,
-    attempted_fallbacks: u32,
-}
-
-impl ServedBy {
-    fn apply(&self, headers: &mut HeaderMap, started: Instant) {
-        let mut put = |name: &'static str, value: String| {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                headers.insert(HeaderName::from_static(name), v);
-            }
-        };
-        put("x-litellm-call-id", self.call_id.clone());
-        put("x-litellm-version", VERSION.to_string());
-        if let Some(g) = &self.model_group {
-            put("x-litellm-model-group", g.clone());
-        }
-        if let Some(id) = &self.deployment_id {
-            put("x-litellm-model-id", id.clone());
-        }
-        if let Some(base) = &self.api_base {
-            put("x-litellm-model-api-base", base.clone());
-        }
-        if let Some(t) = self.timeout {
-            put("x-litellm-timeout", format!("{}", t.as_secs_f64()));
-        }
-        if let Some(cost) = self.response_cost {
-            put("x-litellm-response-cost", format!("{cost}"));
-        }
-        if let Some(spend) = self.key_spend {
-            put("x-litellm-key-spend", format!("{spend}"));
-        }
-        let total = started.elapsed();
-        put(
-            "x-litellm-response-duration-ms",
-            format!("{:.3}", total.as_secs_f64() * 1000.0),
-        );
-        let overhead = total.saturating_sub(self.upstream_time);
-        put(
-            "x-litellm-overhead-duration-ms",
-            format!("{:.3}", overhead.as_secs_f64() * 1000.0),
-        );
-        put(
-            "x-litellm-attempted-retries",
-            self.attempted_retries.to_string(),
-        );
-        if let Some(max) = self.max_retries {
-            put("x-litellm-max-retries", max.to_string());
-        }
-        put(
-            "x-litellm-attempted-fallbacks",
-            self.attempted_fallbacks.to_string(),
-        );
-        for (k, v) in self.provider_headers.iter().chain(&self.limit_headers) {
-            headers.insert(k.clone(), v.clone());
-        }
-    }
-}
 
 /// Upstream headers the client gets: `x-ratelimit-*` as they are, everything else as
 /// `llm_provider-<name>`. Transport headers are not forwarded.
@@ -229,66 +162,78 @@ fn report(handle: &DeploymentHandle<Deployment>, err: &GatewayError) {
     }
 }
 
-/// Run one LLM call through the pipeline. Always returns a response: errors become the OpenAI
-/// envelope, with the same `x-litellm-*` headers as a success.
-pub async fn run(
-    state: &AppState,
-    http: &HttpRequest,
-    caller: Caller,
+/// The typed request from a client's decoded body: validated into the internal model, with the
+/// parameters the caller's key requires (`enforced_params`) checked on the body as the client
+/// sent it (a body that does not parse says so first).
+pub fn request(
+    caller: &Caller,
     kind: CallKind,
+    body: Map<String, Value>,
     path_model: Option<&str>,
-    raw: Bytes,
-) -> HttpResponse {
-    let started = Instant::now();
-    let mut served = ServedBy {
-        call_id: uuid::Uuid::now_v7().to_string(),
-        ..ServedBy::default()
-    };
-    let result = serve(
-        state,
-        http,
-        caller,
-        kind,
-        path_model,
-        raw,
-        started,
-        &mut served,
-    )
-    .await;
-    let mut response = match result {
-        Ok(response) => response,
-        Err(err) => {
-            if let Some(spend) = &served.spend {
-                let where_to = crate::spend::Served {
-                    model: served.model_group.clone().unwrap_or_default(),
-                    model_id: served.deployment_id.clone(),
-                    model_group: served.model_group.clone(),
-                    api_base: served.api_base.clone(),
-                    response_id: None,
-                };
-                spend.record(&where_to, Usage::default(), 0.0, Some(&err.to_string()));
-            }
-            let status = err.status_code();
-            if status.is_server_error() {
-                tracing::warn!(call_id = served.call_id, status = status.as_u16(), error = %err, "request failed");
-            } else {
-                tracing::debug!(call_id = served.call_id, status = status.as_u16(), error = %err, "request rejected");
-            }
-            err.error_response()
-        }
-    };
-    served.apply(response.headers_mut(), started);
-    response
+) -> Result<LlmRequest, GatewayError> {
+    let enforced = caller.check_enforced_params(&body);
+    let req = LlmRequest::from_body(kind, body, path_model)?;
+    enforced?;
+    Ok(req)
 }
 
-/// What the request's headers and body ask of routing, read once.
-struct CallOptions {
+/// Run one LLM call through the pipeline: its reply or its error, with the facts of how it was
+/// served. Every request that was admitted leaves through [`account`], success or failure.
+pub async fn run(state: &AppState, http: &HttpRequest, caller: Caller, req: LlmRequest) -> Outcome {
+    let mut facts = Facts::new(Instant::now());
+    let admitted = admit_request(state, http, &caller, req, &facts.call_id, facts.started).await;
+    let result = match admitted {
+        Err(err) => Err(err),
+        Ok((req, call)) => {
+            facts.limit_headers = call.limit_headers.clone();
+            facts.prompt_tokens = call.prompt_tokens;
+            let result = route(state, &caller, &req, &call, &mut facts).await;
+            if let Err(err) = &result {
+                // 7. account: a request that failed for good has one spend-log row.
+                let failed = Account {
+                    call_id: facts.call_id.clone(),
+                    started: facts.started,
+                    prompt_tokens: call.prompt_tokens,
+                    deployment: None,
+                    spend: call.spend.clone(),
+                    permit: None,
+                    target: crate::spend::Served {
+                        model: facts.model_group.clone().unwrap_or_default(),
+                        model_id: facts.deployment_id.clone(),
+                        model_group: facts.model_group.clone(),
+                        api_base: facts.api_base.clone(),
+                        response_id: None,
+                    },
+                    prices: None,
+                };
+                account(&failed, Exit::RequestFailed(err));
+            }
+            result
+        }
+    };
+    if let Err(err) = &result {
+        let status = err.status_code();
+        if status.is_server_error() {
+            tracing::warn!(call_id = facts.call_id, status = status.as_u16(), error = %err, "request failed");
+        } else {
+            tracing::debug!(call_id = facts.call_id, status = status.as_u16(), error = %err, "request rejected");
+        }
+    }
+    Outcome { facts, result }
+}
+
+/// An admitted request: what its headers and body ask of routing (read once), and what it holds
+/// (its rate-limit permit, its spend context with the budget reservation).
+struct Call {
+    call_id: String,
+    started: Instant,
     /// The caller's key spend as loaded (`x-litellm-key-spend` adds this instance's unwritten spend).
     key: Option<(String, f64)>,
     /// Who made the request, for its spend-log row.
     spend: Arc<crate::spend::SpendContext>,
     /// The admitted request's rate-limit permit; dropping its last copy ends the request.
-    permit: Option<crate::limits::SharedPermit>,
+    permit: crate::limits::SharedPermit,
+    limit_headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Option<Duration>,
     stream_timeout: Option<Duration>,
     /// `num_retries` from the body, else the `x-litellm-num-retries` header.
@@ -297,23 +242,15 @@ struct CallOptions {
     prompt_tokens: u64,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve(
+/// 2b–2c: model access, budgets and rate limits. The request comes back with its model resolved.
+async fn admit_request(
     state: &AppState,
     http: &HttpRequest,
-    caller: Caller,
-    kind: CallKind,
-    path_model: Option<&str>,
-    raw: Bytes,
+    caller: &Caller,
+    mut req: LlmRequest,
+    call_id: &str,
     started: Instant,
-    served: &mut ServedBy,
-) -> Result<HttpResponse, GatewayError> {
-    // 2. parse
-    let mut req = LlmRequest::parse(kind, &raw, path_model)?;
-    // 2a. the parameters the caller's key requires on every request (`enforced_params`).
-    caller.check_enforced_params(&raw)?;
-    drop(raw); // the parsed form is all that is kept: never the body twice for the whole call
-
+) -> Result<(LlmRequest, Call), GatewayError> {
     // 2b. model access: what the key, its user and its team each allow, and their aliases.
     let access = caller.model_access();
     let resolved = access.resolve(&req.model).to_string();
@@ -330,14 +267,14 @@ async fn serve(
     }
     if !req.gateway.ignored_credentials.is_empty() {
         tracing::warn!(
-            call_id = served.call_id,
+            call_id,
             fields = ?req.gateway.ignored_credentials,
             "request tried to set credential or routing fields; ignored"
         );
     }
     if state.detailed_debug {
         let body = redact_json(&Value::Object(req.body.clone()));
-        tracing::debug!(call_id = served.call_id, ?caller, %body, "request");
+        tracing::debug!(call_id, ?caller, %body, "request");
     }
     // 2c. budgets, then limits: key, user, team, end user, per model, gateway-wide. Per-model
     // limits and budgets key on the model group the request resolves to, so no alias (the key's,
@@ -352,7 +289,7 @@ async fn serve(
     let prompt_tokens = req.estimated_prompt_tokens();
     let estimate = estimated_cost(state, &req, &group, prompt_tokens);
     let mut reservation = crate::spend::check_budgets(
-        &caller,
+        caller,
         &group,
         &state.ledger,
         state.budget_exceeded_status,
@@ -362,31 +299,32 @@ async fn serve(
     let (permit, end_user_reservation) = admit(
         state,
         end_user.as_deref(),
-        &caller,
+        caller,
         prompt_tokens,
         &group,
         estimate,
     )
     .await?;
     reservation.absorb(end_user_reservation);
-    served.limit_headers = crate::limits::headers(&permit.permit);
     let spend = Arc::new(crate::spend::SpendContext::new(
         state.spend.clone(),
         state.ledger.clone(),
-        &served.call_id,
-        kind,
-        &caller,
+        call_id,
+        req.kind,
+        caller,
         end_user.as_deref(),
     ));
     spend.hold(reservation);
-    served.spend = Some(spend.clone());
-    let options = CallOptions {
+    let call = Call {
+        call_id: call_id.to_string(),
+        started,
         prompt_tokens,
         key: caller
             .principal()
             .map(|p| (p.key.token.clone(), p.key.spend)),
         spend,
-        permit: Some(Arc::new(permit)),
+        limit_headers: crate::limits::headers(&permit.permit),
+        permit: Arc::new(permit),
         timeout: req
             .gateway
             .timeout
@@ -400,16 +338,27 @@ async fn serve(
             None => header_count(http, "x-litellm-num-retries")?,
         },
     };
+    Ok((req, call))
+}
 
-    // 3. route: the requested group with its retries, then the fallback chain.
-    let first_error = match serve_group(state, &req, &options, true, started, served).await {
-        Ok(response) => return Ok(response),
+/// 3. route: the requested group with its retries, then the fallback chain.
+async fn route(
+    state: &AppState,
+    caller: &Caller,
+    req: &LlmRequest,
+    call: &Call,
+    facts: &mut Facts,
+) -> Result<Reply, GatewayError> {
+    let first = serve_group(state, req, call, true).await;
+    let first_error = match absorb(facts, first) {
+        Ok(reply) => return Ok(reply),
         Err(err) => err,
     };
-    let group = served
+    let group = facts
         .model_group
         .clone()
         .unwrap_or_else(|| req.model.clone());
+    let access = caller.model_access();
     let chain = state
         .policy
         .fallbacks_for(&group, &first_error, &req.gateway.fallbacks);
@@ -417,25 +366,26 @@ async fn serve(
         // A fallback the key may not use is skipped, never tried.
         if !access.permits(&fallback.model, |g, m| state.in_access_group(g, m)) {
             tracing::debug!(
-                call_id = served.call_id,
+                call_id = facts.call_id,
                 fallback = fallback.model,
                 "fallback not allowed for this key; skipped"
             );
             continue;
         }
-        served.attempted_fallbacks += 1;
+        facts.attempts.fallbacks += 1;
         let fallback_req = req.for_fallback(&fallback);
         tracing::info!(
-            call_id = served.call_id,
+            call_id = facts.call_id,
             from = group,
             to = fallback.model,
             error = %first_error,
             "falling back"
         );
-        match serve_group(state, &fallback_req, &options, false, started, served).await {
-            Ok(response) => return Ok(response),
+        let run = serve_group(state, &fallback_req, call, false).await;
+        match absorb(facts, run) {
+            Ok(reply) => return Ok(reply),
             Err(err) => {
-                tracing::debug!(call_id = served.call_id, fallback = fallback.model, error = %err, "fallback failed");
+                tracing::debug!(call_id = facts.call_id, fallback = fallback.model, error = %err, "fallback failed");
             }
         }
     }
@@ -577,7 +527,7 @@ async fn admit(
     Ok((admission, reservation))
 }
 
-impl CallOptions {
+impl Call {
     fn key_spend(&self, ledger: &crate::spend::Ledger) -> Option<f64> {
         self.key
             .as_ref()
@@ -618,16 +568,82 @@ fn pick_error(group: &str, err: PickError) -> GatewayError {
     }
 }
 
+/// What serving from one model group produced, with the facts of its attempts.
+struct GroupRun {
+    result: Result<Reply, GatewayError>,
+    model_group: Option<String>,
+    retries: u32,
+    max_retries: Option<u32>,
+    upstream_time: Duration,
+    /// The last deployment tried.
+    last: Option<AttemptFacts>,
+}
+
+/// The facts of one attempt on one deployment.
+#[derive(Default)]
+struct AttemptFacts {
+    deployment_id: String,
+    api_base: Option<String>,
+    timeout: Option<Duration>,
+    upstream_time: Duration,
+    /// Set when the provider answered.
+    provider_headers: Option<Vec<(HeaderName, HeaderValue)>>,
+    response_cost: Option<f64>,
+    key_spend: Option<f64>,
+}
+
+/// A group's facts added to the request's; its result handed on.
+fn absorb(facts: &mut Facts, run: GroupRun) -> Result<Reply, GatewayError> {
+    if run.model_group.is_some() {
+        facts.model_group = run.model_group;
+    }
+    facts.attempts.retries += run.retries;
+    if run.max_retries.is_some() {
+        facts.attempts.max_retries = run.max_retries;
+    }
+    facts.upstream_time += run.upstream_time;
+    if let Some(last) = run.last {
+        facts.deployment_id = Some(last.deployment_id);
+        facts.api_base = last.api_base;
+        if last.timeout.is_some() {
+            facts.timeout = last.timeout;
+        }
+        if let Some(headers) = last.provider_headers {
+            facts.provider_headers = headers;
+        }
+        facts.response_cost = last.response_cost;
+        facts.key_spend = last.key_spend;
+    }
+    run.result
+}
+
 /// Serve a request from one model group: pick a deployment, call it, and retry on another (or the
 /// same, after a backoff) while the error is retryable and retries remain.
 async fn serve_group(
     state: &AppState,
     req: &LlmRequest,
-    options: &CallOptions,
+    call: &Call,
     requested_group: bool,
-    started: Instant,
-    served: &mut ServedBy,
-) -> Result<HttpResponse, GatewayError> {
+) -> GroupRun {
+    let mut run = GroupRun {
+        result: Err(GatewayError::internal("no attempt was made")),
+        model_group: None,
+        retries: 0,
+        max_retries: None,
+        upstream_time: Duration::ZERO,
+        last: None,
+    };
+    run.result = retry_loop(state, req, call, requested_group, &mut run).await;
+    run
+}
+
+async fn retry_loop(
+    state: &AppState,
+    req: &LlmRequest,
+    call: &Call,
+    requested_group: bool,
+    run: &mut GroupRun,
+) -> Result<Reply, GatewayError> {
     let snapshot = state.router.snapshot();
     let group_name = state
         .aliases
@@ -639,20 +655,18 @@ async fn serve_group(
         .ok_or_else(|| GatewayError::UnknownModel {
             model: req.model.clone(),
         })?;
-    served.model_group = Some(group.name.clone());
+    run.model_group = Some(group.name.clone());
     let policy = &state.policy;
-    let estimated_tokens = options.prompt_tokens;
     let mut tried: Vec<String> = Vec::new();
     // Deployments whose rpm/tpm the instances sharing Redis have used up this minute.
     let mut over_limit: Vec<String> = Vec::new();
-    let mut retries = 0u32;
     let mut last_error: Option<GatewayError> = None;
     loop {
         let pick = |exclude: &[String]| {
             group.pick(&PickRequest {
                 strategy: &policy.strategy,
                 exclude,
-                estimated_tokens,
+                estimated_tokens: call.prompt_tokens,
                 pre_call_checks: policy.pre_call_checks,
                 now_ms: now_ms(),
             })
@@ -679,59 +693,38 @@ async fn serve_group(
             (Err(err), None) => return Err(pick_error(&group.name, err)),
         };
         let deployment = picked.handle.upstream.clone();
-        let accounting = match account_shared(state, &picked).await {
-            Some(mut accounting) => {
-                accounting.permit = options.permit.clone();
-                accounting
-            }
-            None => {
-                over_limit.push(deployment.id.clone());
-                continue;
-            }
+        let Some(counters) = account_shared(state, &picked).await else {
+            over_limit.push(deployment.id.clone());
+            continue;
         };
-        served.deployment_id = Some(deployment.id.clone());
-        served.api_base = deployment.api_base().map(str::to_string);
-        served.max_retries = Some(policy.max_retries(
-            &group.name,
-            None,
-            options.num_retries,
-            deployment.num_retries,
-        ));
-
-        let simulated = req
-            .gateway
-            .mock_failure
-            .filter(|f| requested_group && (retries == 0 || *f != MockFailure::RateLimit));
-        let result = match simulated {
-            Some(failure) => Err(simulated_error(failure, &req.model)),
-            None => attempt(state, req, options, accounting, started, served).await,
+        run.max_retries =
+            Some(policy.max_retries(&group.name, None, call.num_retries, deployment.num_retries));
+        let fake = fake_upstream(req, &deployment, requested_group, run.retries);
+        let (facts, result) = attempt(state, req, call, &group.name, counters, fake).await;
+        run.upstream_time += facts.upstream_time;
+        run.last = Some(facts);
+        let failed = match result {
+            Ok(reply) => return Ok(reply),
+            Err(failed) => failed,
         };
-        let err = match result {
-            Ok(response) => return Ok(response),
-            Err(err) => err,
-        };
+        let err = failed.error;
         let class = err.classify(false).map(|c| c.bucket);
-        let max = policy.max_retries(
-            &group.name,
-            class,
-            options.num_retries,
-            deployment.num_retries,
-        );
-        served.max_retries = Some(max);
+        let max = policy.max_retries(&group.name, class, call.num_retries, deployment.num_retries);
+        run.max_retries = Some(max);
         let others = group.deployments.len() > 1;
-        let simulated_server_error = simulated == Some(MockFailure::Server);
-        if simulated_server_error || retries >= max || !policy.retryable(&group.name, &err, others)
+        if failed.final_for_group
+            || run.retries >= max
+            || !policy.retryable(&group.name, &err, others)
         {
             return Err(err);
         }
-        retries += 1;
-        served.attempted_retries += 1;
+        run.retries += 1;
         tried.push(deployment.id.clone());
         if !group.has_other_available(now_ms(), &tried) {
-            match policy.backoff(retries, err.retry_after()) {
+            match policy.backoff(run.retries, err.retry_after()) {
                 Some(wait) => {
                     tracing::debug!(
-                        call_id = served.call_id,
+                        call_id = call.call_id,
                         wait_ms = wait.as_millis() as u64,
                         "retrying after backoff"
                     );
@@ -740,15 +733,16 @@ async fn serve_group(
                 None => return Err(err),
             }
         }
-        tracing::debug!(call_id = served.call_id, retry = retries, error = %err, "retrying");
+        tracing::debug!(call_id = call.call_id, retry = run.retries, error = %err, "retrying");
         last_error = Some(err);
     }
 }
 
-/// What one attempt owes its deployment's counters when it ends: the minute's token reservation
-/// reconciled with the real usage, and the latency sample; locally, and in Redis when shared.
+/// What one attempt on a deployment owes its counters when it ends: the minute's token
+/// reservation reconciled with the real usage, and the latency sample; locally, and in Redis when
+/// shared.
 #[derive(Clone)]
-struct Accounting {
+struct DeploymentCounters {
     handle: Arc<DeploymentHandle<Deployment>>,
     reserved_tokens: u64,
     reserved_at_ms: u64,
@@ -756,11 +750,9 @@ struct Accounting {
     shared_usage: Option<SharedRouterState>,
     /// Set when latencies are shared (latency-based routing).
     shared_latency: Option<SharedRouterState>,
-    /// The request's rate-limit permit, settled with the real usage on success.
-    permit: Option<crate::limits::SharedPermit>,
 }
 
-impl Accounting {
+impl DeploymentCounters {
     fn tokens(&self, actual: u64) {
         self.handle
             .state
@@ -777,13 +769,6 @@ impl Accounting {
         }
     }
 
-    /// The request is done: its rate-limit token reservation becomes the real count.
-    fn settle(&self, actual: u64) {
-        if let Some(p) = &self.permit {
-            p.settle(actual);
-        }
-    }
-
     fn success(&self, latency: Duration) {
         self.handle.state.record_success(latency);
         if let Some(shared) = self.shared_latency.clone() {
@@ -795,20 +780,510 @@ impl Accounting {
             });
         }
     }
+
+    /// A stream that broke after it started counts against its deployment.
+    fn stream_broke(&self) {
+        let broke = Classification::upstream(
+            UpstreamErrorKind::StreamInterrupted,
+            0,
+            self.handle.upstream.is_wildcard(),
+        );
+        if let Some(cooldown) = broke.cooldown {
+            self.handle.report_failure(DeploymentFailure {
+                class: cooldown.class,
+                bucket: cooldown.bucket,
+                status: None,
+                retry_after: None,
+            });
+        }
+    }
+}
+
+/// Everything a request's exits are accounted against. Owned, so a stream's end can account after
+/// the handler returned.
+#[derive(Clone)]
+struct Account {
+    call_id: String,
+    started: Instant,
+    /// The request's prompt tokens as estimated (what a stream that ended early is charged for).
+    prompt_tokens: u64,
+    /// The attempt's deployment (none for a request that failed for good).
+    deployment: Option<DeploymentCounters>,
+    spend: Arc<crate::spend::SpendContext>,
+    permit: Option<crate::limits::SharedPermit>,
+    /// Where the request went, for its spend-log row.
+    target: crate::spend::Served,
+    prices: Option<crate::pricing::Prices>,
+}
+
+/// How a request, or one attempt of it, ended.
+enum Exit<'a> {
+    /// `mock_response`: a canned answer. Nothing was used, nothing is charged.
+    Canned,
+    /// `mock_testing_*`: a simulated provider failure. It never counts against the deployment.
+    Simulated,
+    /// The provider failed this attempt; the request may still retry or fall back.
+    AttemptFailed(&'a GatewayError),
+    /// A complete response, `latency` after the call started.
+    Complete {
+        usage: Usage,
+        latency: Duration,
+        response_id: Option<String>,
+    },
+    /// A stream ended: completed, broken, or left by its client.
+    StreamEnd {
+        outcome: StreamOutcome,
+        time_to_first_token: Duration,
+    },
+    /// The request failed for good, after its attempts (or before any).
+    RequestFailed(&'a GatewayError),
+}
+
+/// What an exit does; the one place the differences between exits are stated.
+#[derive(Default)]
+struct Effects<'a> {
+    /// The deployment answered: its latency sample.
+    latency: Option<Duration>,
+    /// The tokens the attempt used: the deployment's minute reservation becomes this.
+    deployment_tokens: Option<u64>,
+    /// The tokens the request used: the rate-limit permit's reservation becomes this.
+    settled_tokens: Option<u64>,
+    /// The spend-log row.
+    row: Option<Row>,
+    /// A failure the deployment's actor weighs for a cooldown.
+    failure: Option<Failure<'a>>,
+}
+
+struct Row {
+    usage: Usage,
+    /// The duration per-second prices apply to; `None`: nothing is charged.
+    priced_over: Option<Duration>,
+    response_id: Option<String>,
+    error: Option<String>,
+}
+
+enum Failure<'a> {
+    Error(&'a GatewayError),
+    StreamBroke,
+}
+
+/// Step 7, account: the one step every exit goes through. Returns the request's cost (USD), 0
+/// when nothing is charged.
+fn account(acc: &Account, exit: Exit) -> f64 {
+    let effects = match exit {
+        Exit::Canned => Effects {
+            latency: Some(acc.started.elapsed()),
+            row: Some(Row {
+                usage: Usage::default(),
+                priced_over: None,
+                response_id: None,
+                error: None,
+            }),
+            ..Effects::default()
+        },
+        Exit::Simulated => Effects::default(),
+        Exit::AttemptFailed(err) => Effects {
+            deployment_tokens: Some(0),
+            failure: Some(Failure::Error(err)),
+            ..Effects::default()
+        },
+        Exit::Complete {
+            usage,
+            latency,
+            response_id,
+        } => {
+            log_finished(acc, "request finished", &usage);
+            Effects {
+                latency: Some(latency),
+                deployment_tokens: Some(usage.total_tokens),
+                settled_tokens: Some(usage.total_tokens),
+                row: Some(Row {
+                    usage,
+                    priced_over: Some(latency),
+                    response_id,
+                    error: None,
+                }),
+                failure: None,
+            }
+        }
+        Exit::StreamEnd {
+            outcome,
+            time_to_first_token,
+        } => {
+            // A stream that ended before its usage chunk (client gone, provider cut, error) is
+            // charged, and counted against tpm, for its prompt and the text relayed so far: the
+            // provider bills both.
+            let usage = outcome.usage_or_estimate(acc.prompt_tokens);
+            let broke = outcome.error.is_some() && !outcome.client_disconnected;
+            match &outcome.error {
+                None => {}
+                Some(error) if broke => tracing::warn!(
+                    call_id = acc.call_id,
+                    model_group = acc.target.model_group.as_deref().unwrap_or_default(),
+                    error,
+                    "stream ended with an error"
+                ),
+                Some(_) => tracing::debug!(call_id = acc.call_id, "client disconnected mid-stream"),
+            }
+            if outcome.usage.is_some() {
+                log_finished(acc, "stream finished", &usage);
+            }
+            Effects {
+                // latency-based routing ranks streams by time to first token.
+                latency: outcome.error.is_none().then_some(time_to_first_token),
+                deployment_tokens: Some(usage.total_tokens),
+                settled_tokens: Some(usage.total_tokens),
+                row: Some(Row {
+                    usage,
+                    priced_over: Some(acc.started.elapsed()),
+                    response_id: outcome.response_id,
+                    error: outcome.error,
+                }),
+                failure: broke.then_some(Failure::StreamBroke),
+            }
+        }
+        Exit::RequestFailed(err) => Effects {
+            row: Some(Row {
+                usage: Usage::default(),
+                priced_over: None,
+                response_id: None,
+                error: Some(err.to_string()),
+            }),
+            ..Effects::default()
+        },
+    };
+
+    if let Some(deployment) = &acc.deployment {
+        if let Some(latency) = effects.latency {
+            deployment.success(latency);
+        }
+        if let Some(tokens) = effects.deployment_tokens {
+            deployment.tokens(tokens);
+        }
+        match effects.failure {
+            Some(Failure::Error(err)) => report(&deployment.handle, err),
+            Some(Failure::StreamBroke) => deployment.stream_broke(),
+            None => {}
+        }
+    }
+    if let (Some(permit), Some(tokens)) = (&acc.permit, effects.settled_tokens) {
+        permit.settle(tokens);
+    }
+    let Some(row) = effects.row else {
+        return 0.0;
+    };
+    let cost = match (&acc.prices, row.priced_over) {
+        (Some(prices), Some(over)) => prices.cost(&row.usage, over),
+        _ => 0.0,
+    };
+    let target = crate::spend::Served {
+        response_id: row.response_id,
+        ..acc.target.clone()
+    };
+    acc.spend
+        .record(&target, row.usage, cost, row.error.as_deref());
+    cost
+}
+
+fn log_finished(acc: &Account, what: &'static str, usage: &Usage) {
+    tracing::debug!(
+        call_id = acc.call_id,
+        model_group = acc.target.model_group.as_deref().unwrap_or_default(),
+        deployment = acc.target.model_id.as_deref().unwrap_or_default(),
+        prompt_tokens = usage.prompt_tokens,
+        completion_tokens = usage.completion_tokens,
+        total_tokens = usage.total_tokens,
+        duration_ms = acc.started.elapsed().as_millis() as u64,
+        "{what}"
+    );
+}
+
+/// A deployment-level fake upstream: what an attempt gets instead of calling the provider.
+#[derive(Clone, Copy)]
+enum Fake<'a> {
+    /// `mock_response` (the request's, else the deployment's): a canned answer.
+    Canned(&'a Value),
+    /// `mock_testing_*`: a simulated provider failure.
+    Fail(MockFailure),
+}
+
+/// The fake upstream for this attempt, if any. Simulated failures apply to the requested model
+/// group only (so its fallbacks are real), and a simulated rate limit to its first attempt only
+/// (so the retry is real).
+fn fake_upstream<'a>(
+    req: &'a LlmRequest,
+    deployment: &'a Deployment,
+    requested_group: bool,
+    retries: u32,
+) -> Option<Fake<'a>> {
+    let failure = req
+        .gateway
+        .mock_failure
+        .filter(|f| requested_group && (retries == 0 || *f != MockFailure::RateLimit));
+    match failure {
+        Some(failure) => Some(Fake::Fail(failure)),
+        None => req
+            .gateway
+            .mock_response
+            .as_ref()
+            .or(deployment.mock_response.as_ref())
+            .map(Fake::Canned),
+    }
+}
+
+/// One attempt that failed.
+struct Failed {
+    error: GatewayError,
+    /// No retry in this group (a simulated server error fails the group at once, so that its
+    /// fallbacks are tried).
+    final_for_group: bool,
+}
+
+/// One attempt on one deployment, real or fake.
+async fn attempt(
+    state: &AppState,
+    req: &LlmRequest,
+    call: &Call,
+    group: &str,
+    counters: DeploymentCounters,
+    fake: Option<Fake<'_>>,
+) -> (AttemptFacts, Result<Reply, Failed>) {
+    let deployment = counters.handle.upstream.clone();
+    // Timeouts: body, then header, then deployment, then router settings / global.
+    let timeout = call
+        .timeout
+        .or(deployment.timeout)
+        .unwrap_or(state.request_timeout);
+    let stream_timeout = call
+        .stream_timeout
+        .or(deployment.stream_timeout)
+        .or(state.policy.stream_timeout)
+        .unwrap_or(timeout);
+    let mut facts = AttemptFacts {
+        deployment_id: deployment.id.clone(),
+        api_base: deployment.api_base().map(str::to_string),
+        timeout: Some(if req.stream { stream_timeout } else { timeout }),
+        ..AttemptFacts::default()
+    };
+    let mut acc = Account {
+        call_id: call.call_id.clone(),
+        started: call.started,
+        prompt_tokens: call.prompt_tokens,
+        deployment: Some(counters),
+        spend: call.spend.clone(),
+        permit: Some(call.permit.clone()),
+        target: crate::spend::Served {
+            model: deployment.litellm_model.clone(),
+            model_id: Some(deployment.id.clone()),
+            model_group: Some(group.to_string()),
+            api_base: facts.api_base.clone(),
+            response_id: None,
+        },
+        prices: None,
+    };
+    let result = match fake {
+        Some(Fake::Fail(failure)) => {
+            account(&acc, Exit::Simulated);
+            Err(Failed {
+                error: simulated_error(failure, &req.model),
+                final_for_group: failure == MockFailure::Server,
+            })
+        }
+        Some(Fake::Canned(content)) => {
+            let _in_flight = deployment_state(&acc).begin();
+            account(&acc, Exit::Canned);
+            Ok(crate::mock_response::respond(req, content))
+        }
+        None => {
+            let timeouts = (timeout, stream_timeout);
+            call_provider(state, req, call, &mut acc, timeouts, &mut facts)
+                .await
+                .map_err(|error| Failed {
+                    error,
+                    final_for_group: false,
+                })
+        }
+    };
+    (facts, result)
+}
+
+fn deployment_state(acc: &Account) -> &Arc<tollgate_actors::DeploymentState> {
+    &acc.deployment
+        .as_ref()
+        .expect("an attempt has a deployment")
+        .handle
+        .state
+}
+
+/// Steps 4–6 on a real provider. Nothing reaches the client until this returns `Ok`: a stream is
+/// committed only once its first bytes have arrived, so a stream that fails before that can still
+/// be retried or fall back.
+async fn call_provider(
+    state: &AppState,
+    req: &LlmRequest,
+    call: &Call,
+    acc: &mut Account,
+    (timeout, stream_timeout): (Duration, Duration),
+    facts: &mut AttemptFacts,
+) -> Result<Reply, GatewayError> {
+    let deployment = acc
+        .deployment
+        .as_ref()
+        .expect("an attempt has a deployment")
+        .handle
+        .upstream
+        .clone();
+    let in_flight = deployment_state(acc).begin();
+
+    // 4. translate
+    let target = deployment.target_for(&req.model)?;
+    let adapter: &dyn ProviderAdapter =
+        providers::adapter_for(target.spec.wire).ok_or_else(|| {
+            GatewayError::DeploymentMisconfigured {
+                message: format!("no adapter for provider '{}'", target.spec.name),
+            }
+        })?;
+    let prepared = adapter.prepare(&deployment, &target, req)?;
+    acc.prices = deployment.prices_for(&target);
+
+    // 5. call
+    let call_started = Instant::now();
+    let head_timeout = if req.stream { stream_timeout } else { timeout };
+    let key = target.api_key.clone();
+    let fail = |err: GatewayError, facts: &mut AttemptFacts| {
+        facts.upstream_time += call_started.elapsed();
+        account(acc, Exit::AttemptFailed(&err));
+        err
+    };
+    let prepared = match adapter.authorize(&deployment, &target, prepared).await {
+        Ok(p) => p,
+        Err(e) => return Err(fail(e, facts)),
+    };
+    if state.debug {
+        tracing::debug!(
+            call_id = call.call_id,
+            deployment = deployment.id,
+            url = %crate::secret::display_url(&prepared.url),
+            headers = ?prepared.redacted_headers(),
+            stream = req.stream,
+            "upstream request"
+        );
+    }
+    let mut response = match upstream::send(prepared, head_timeout, &req.model, key.as_ref()).await
+    {
+        Ok(r) => r,
+        Err(e) => return Err(fail(e, facts)),
+    };
+    facts.provider_headers = Some(provider_headers(response.headers()));
+    let status = response.status().as_u16();
+
+    if !(200..300).contains(&status) || !req.stream {
+        let left = timeout.saturating_sub(call_started.elapsed());
+        let body = upstream::read_body(&mut response, left, &req.model).await;
+        let result = body.and_then(|body| {
+            if (200..300).contains(&status) {
+                adapter.translate_response(req, body)
+            } else {
+                Err(scrub_url_secrets(
+                    adapter.translate_error(
+                        &target,
+                        status,
+                        upstream::retry_after(response.headers()),
+                        &body,
+                    ),
+                    &target,
+                ))
+            }
+        });
+        let translated = match result {
+            Ok(translated) => translated,
+            Err(e) => return Err(fail(e, facts)),
+        };
+        let latency = call_started.elapsed();
+        facts.upstream_time += latency;
+        let usage = translated.usage.unwrap_or_default();
+        let id = translated
+            .response_id
+            .clone()
+            .or_else(|| response_id(&translated.body));
+        let cost = account(
+            acc,
+            Exit::Complete {
+                usage,
+                latency,
+                response_id: id.clone(),
+            },
+        );
+        facts.response_cost = Some(cost);
+        facts.key_spend = call.key_spend(&state.ledger);
+        drop(in_flight);
+        return Ok(Reply::Complete(Completion {
+            body: translated.body,
+            usage,
+            id,
+        }));
+    }
+
+    // 6. relay the stream, once its first bytes are here.
+    let first = match actix_web::rt::time::timeout(stream_timeout, response.next()).await {
+        Ok(Some(Ok(bytes))) => bytes,
+        Ok(Some(Err(e))) => {
+            let message = format!("the stream broke before its first byte: {e}");
+            return Err(fail(stream_error(&message, &req.model), facts));
+        }
+        Ok(None) => {
+            let message = "the stream ended before its first byte";
+            return Err(fail(stream_error(message, &req.model), facts));
+        }
+        Err(_) => {
+            let timeout = GatewayError::Timeout {
+                model: req.model.clone(),
+                timeout: stream_timeout,
+            };
+            return Err(fail(timeout, facts));
+        }
+    };
+    let time_to_first_token = call_started.elapsed();
+    facts.upstream_time += time_to_first_token;
+    let body = futures_util::stream::iter([Ok(first)]).chain(response);
+    let body: Pin<Box<dyn Stream<Item = Result<Bytes, String>>>> =
+        match adapter.stream_translator(&target, req) {
+            Some(translator) => Box::pin(TranslatedStream::new(body, translator)),
+            None => Box::pin(body.map(|item| item.map_err(|e| e.to_string()))),
+        };
+    let acc = acc.clone();
+    let relay = SseRelay::new(
+        body,
+        req.client_wants_usage,
+        stream_timeout,
+        move |outcome: StreamOutcome| {
+            let _in_flight = in_flight;
+            account(
+                &acc,
+                Exit::StreamEnd {
+                    outcome,
+                    time_to_first_token,
+                },
+            );
+        },
+    );
+    Ok(Reply::Stream(Box::pin(relay)))
 }
 
 /// With Redis configured, reserve the picked deployment's minute usage across every instance.
 /// `None` when the shared count says its `rpm`/`tpm` is used up (the local reservation is given
 /// back). When Redis cannot answer, the local reservation stands: limits hold per instance.
-async fn account_shared(state: &AppState, picked: &Picked<Deployment>) -> Option<Accounting> {
+async fn account_shared(
+    state: &AppState,
+    picked: &Picked<Deployment>,
+) -> Option<DeploymentCounters> {
     let deployment = &picked.handle.upstream;
-    let mut accounting = Accounting {
+    let mut accounting = DeploymentCounters {
         handle: picked.handle.clone(),
         reserved_tokens: picked.reserved_tokens,
         reserved_at_ms: now_ms(),
         shared_usage: None,
         shared_latency: None,
-        permit: None,
     };
     let Some(shared) = &state.router.shared else {
         return Some(accounting);
@@ -879,260 +1354,6 @@ fn simulated_error(failure: MockFailure, model: &str) -> GatewayError {
     }
 }
 
-/// One call to one deployment. Nothing reaches the client until this returns `Ok`: a stream is
-/// committed only once its first bytes have arrived, so a stream that fails before that can still
-/// be retried or fall back.
-async fn attempt(
-    state: &AppState,
-    req: &LlmRequest,
-    options: &CallOptions,
-    accounting: Accounting,
-    started: Instant,
-    served: &mut ServedBy,
-) -> Result<HttpResponse, GatewayError> {
-    let handle = &accounting.handle;
-    let deployment = handle.upstream.clone();
-    let in_flight = handle.state.begin();
-
-    // Timeouts: body, then header, then deployment, then router settings / global.
-    let timeout = options
-        .timeout
-        .or(deployment.timeout)
-        .unwrap_or(state.request_timeout);
-    let stream_timeout = options
-        .stream_timeout
-        .or(deployment.stream_timeout)
-        .or(state.policy.stream_timeout)
-        .unwrap_or(timeout);
-    served.timeout = Some(if req.stream { stream_timeout } else { timeout });
-
-    if let Some(content) = req
-        .gateway
-        .mock_response
-        .as_ref()
-        .or(deployment.mock_response.as_ref())
-    {
-        accounting.success(started.elapsed());
-        options.spend.record(
-            &spend_target(served, &deployment),
-            Usage::default(),
-            0.0,
-            None,
-        );
-        return Ok(crate::mock_response::respond(req, content));
-    }
-
-    // 4. translate
-    let target = deployment.target_for(&req.model)?;
-    let adapter: &dyn ProviderAdapter =
-        providers::adapter_for(target.spec.wire).ok_or_else(|| {
-            GatewayError::DeploymentMisconfigured {
-                message: format!("no adapter for provider '{}'", target.spec.name),
-            }
-        })?;
-    let prepared = adapter.prepare(&deployment, &target, req)?;
-
-    // 5. call
-    let call_started = Instant::now();
-    let head_timeout = if req.stream { stream_timeout } else { timeout };
-    let key = target.api_key.clone();
-    let fail = |err: GatewayError, served: &mut ServedBy| {
-        served.upstream_time += call_started.elapsed();
-        accounting.tokens(0);
-        report(handle, &err);
-        err
-    };
-    let prepared = match adapter.authorize(&deployment, &target, prepared).await {
-        Ok(p) => p,
-        Err(e) => return Err(fail(e, served)),
-    };
-    if state.debug {
-        tracing::debug!(
-            call_id = served.call_id,
-            deployment = deployment.id,
-            url = %crate::secret::display_url(&prepared.url),
-            headers = ?prepared.redacted_headers(),
-            stream = req.stream,
-            "upstream request"
-        );
-    }
-    let mut response = match upstream::send(prepared, head_timeout, &req.model, key.as_ref()).await
-    {
-        Ok(r) => r,
-        Err(e) => return Err(fail(e, served)),
-    };
-    served.provider_headers = provider_headers(response.headers());
-    let status = response.status().as_u16();
-
-    if !(200..300).contains(&status) || !req.stream {
-        let left = timeout.saturating_sub(call_started.elapsed());
-        let body = upstream::read_body(&mut response, left, &req.model).await;
-        let result = body.and_then(|body| {
-            if (200..300).contains(&status) {
-                adapter.translate_response(req, body)
-            } else {
-                Err(scrub_url_secrets(
-                    adapter.translate_error(
-                        &target,
-                        status,
-                        upstream::retry_after(response.headers()),
-                        &body,
-                    ),
-                    &target,
-                ))
-            }
-        });
-        return match result {
-            Ok(translated) => {
-                // 7. account
-                served.upstream_time += call_started.elapsed();
-                accounting.success(call_started.elapsed());
-                let usage = translated.usage.unwrap_or_default();
-                accounting.tokens(usage.total_tokens);
-                accounting.settle(usage.total_tokens);
-                let cost = deployment
-                    .prices_for(&target)
-                    .map_or(0.0, |p| p.cost(&usage, call_started.elapsed()));
-                served.response_cost = Some(cost);
-                let mut target = spend_target(served, &deployment);
-                target.response_id = translated
-                    .response_id
-                    .clone()
-                    .or_else(|| response_id(&translated.body));
-                options.spend.record(&target, usage, cost, None);
-                served.key_spend = options.key_spend(&state.ledger);
-                log_usage(served, &deployment, usage, started);
-                drop(in_flight);
-                Ok(HttpResponse::Ok()
-                    .content_type("application/json")
-                    .body(translated.body))
-            }
-            Err(e) => Err(fail(e, served)),
-        };
-    }
-
-    // 6. relay the stream, once its first bytes are here.
-    let first = match actix_web::rt::time::timeout(stream_timeout, response.next()).await {
-        Ok(Some(Ok(bytes))) => bytes,
-        Ok(Some(Err(e))) => {
-            return Err(fail(
-                stream_error(
-                    &format!("the stream broke before its first byte: {e}"),
-                    &req.model,
-                ),
-                served,
-            ))
-        }
-        Ok(None) => {
-            return Err(fail(
-                stream_error("the stream ended before its first byte", &req.model),
-                served,
-            ))
-        }
-        Err(_) => {
-            return Err(fail(
-                GatewayError::Timeout {
-                    model: req.model.clone(),
-                    timeout: stream_timeout,
-                },
-                served,
-            ))
-        }
-    };
-    let time_to_first_token = call_started.elapsed();
-    served.upstream_time += time_to_first_token;
-    let call_id = served.call_id.clone();
-    let group_name = served.model_group.clone().unwrap_or_default();
-    let handle_for_end: Arc<DeploymentHandle<Deployment>> = handle.clone();
-    let accounting_for_end = accounting.clone();
-    let spend_for_end = (
-        options.spend.clone(),
-        spend_target(served, &deployment),
-        deployment.prices_for(&target),
-    );
-    let prompt_estimate = options.prompt_tokens;
-    let body = futures_util::stream::iter([Ok(first)]).chain(response);
-    let body: Pin<Box<dyn Stream<Item = Result<Bytes, String>>>> =
-        match adapter.stream_translator(&target, req) {
-            Some(translator) => Box::pin(TranslatedStream::new(body, translator)),
-            None => Box::pin(body.map(|item| item.map_err(|e| e.to_string()))),
-        };
-    let relay = SseRelay::new(
-        body,
-        req.client_wants_usage,
-        stream_timeout,
-        move |outcome: StreamOutcome| {
-            let _in_flight = in_flight;
-            // A stream that ended before its usage chunk (client gone, provider cut, error) is
-            // charged, and counted against tpm, for its prompt and the text relayed so far: the
-            // provider bills both.
-            let usage = outcome.usage_or_estimate(prompt_estimate);
-            let used = usage.total_tokens;
-            accounting_for_end.tokens(used);
-            accounting_for_end.settle(used);
-            let (spend, mut target, prices) = spend_for_end;
-            target.response_id = outcome.response_id.clone();
-            let cost = prices
-                .as_ref()
-                .map_or(0.0, |p| p.cost(&usage, started.elapsed()));
-            spend.record(&target, usage, cost, outcome.error.as_deref());
-            match &outcome.error {
-                // latency-based routing ranks streams by time to first token.
-                None => accounting_for_end.success(time_to_first_token),
-                Some(error) if !outcome.client_disconnected => {
-                    let broke = Classification::upstream(
-                        UpstreamErrorKind::StreamInterrupted,
-                        0,
-                        handle_for_end.upstream.is_wildcard(),
-                    );
-                    if let Some(cooldown) = broke.cooldown {
-                        handle_for_end.report_failure(DeploymentFailure {
-                            class: cooldown.class,
-                            bucket: cooldown.bucket,
-                            status: None,
-                            retry_after: None,
-                        });
-                    }
-                    tracing::warn!(
-                        call_id,
-                        model_group = group_name,
-                        error,
-                        "stream ended with an error"
-                    );
-                }
-                Some(_) => tracing::debug!(call_id, "client disconnected mid-stream"),
-            }
-            if let Some(usage) = outcome.usage {
-                tracing::debug!(
-                    call_id,
-                    model_group = group_name,
-                    prompt_tokens = usage.prompt_tokens,
-                    completion_tokens = usage.completion_tokens,
-                    total_tokens = usage.total_tokens,
-                    duration_ms = started.elapsed().as_millis() as u64,
-                    "stream finished"
-                );
-            }
-        },
-    );
-    Ok(HttpResponse::build(StatusCode::OK)
-        .content_type("text/event-stream")
-        .insert_header(("cache-control", "no-cache"))
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(relay))
-}
-
-/// Where a request was served, for its spend-log row.
-fn spend_target(served: &ServedBy, deployment: &Deployment) -> crate::spend::Served {
-    crate::spend::Served {
-        model: deployment.litellm_model.clone(),
-        model_id: Some(deployment.id.clone()),
-        model_group: served.model_group.clone(),
-        api_base: served.api_base.clone(),
-        response_id: None,
-    }
-}
-
 /// The `id` of an OpenAI-shaped response body (the rest of the body is skipped, not built).
 fn response_id(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
@@ -1170,19 +1391,6 @@ fn stream_error(message: &str, model: &str) -> GatewayError {
         param: None,
         retry_after: None,
     }
-}
-
-fn log_usage(served: &ServedBy, deployment: &Deployment, usage: Usage, started: Instant) {
-    tracing::debug!(
-        call_id = served.call_id,
-        model_group = served.model_group.as_deref().unwrap_or_default(),
-        deployment = deployment.id,
-        prompt_tokens = usage.prompt_tokens,
-        completion_tokens = usage.completion_tokens,
-        total_tokens = usage.total_tokens,
-        duration_ms = started.elapsed().as_millis() as u64,
-        "request finished"
-    );
 }
 
 /// The body to forward for a mock or test call: kept here so the health probe and `--test` reuse it.

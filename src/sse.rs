@@ -1,15 +1,20 @@
-//! Relaying a provider's Server-Sent Events stream to the client.
+//! Reading a provider's Server-Sent Events stream (OpenAI chunks, after the adapter's translation)
+//! into the pipeline's typed stream ([`StreamItem`]s).
 //!
-//! Bytes go out as soon as a complete event has arrived: nothing is buffered beyond the event being
-//! assembled. On the way through, the relay
+//! Each item is handed on as soon as its complete event has arrived: nothing is buffered beyond
+//! the event being assembled. On the way through, the relay
 //! * captures the final usage chunk, which the gateway always requests, and hides it from clients
 //!   that did not ask for it (`stream_options.include_usage`);
-//! * ends every stream with `data: [DONE]`, adding it when a provider finished without one;
+//! * ends every stream with [`StreamItem::Done`], also when a provider finished without
+//!   `data: [DONE]`;
 //! * turns a broken stream (connection error, idle timeout, or an end without a finish reason) into
-//!   an SSE error event `data: {"error": …}` followed by `data: [DONE]`, never a silent finish;
+//!   [`StreamItem::Error`] (rendered as an error event, never a silent finish);
 //! * reports the outcome (usage, error, time to first byte) exactly once, also when the client goes
 //!   away mid-stream.
+//!
+//! The renderers in `src/render.rs` write the items as OpenAI or Anthropic SSE.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -23,6 +28,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::llm::Usage;
+use crate::outcome::StreamItem;
 
 /// How a relayed stream ended.
 #[derive(Debug, Clone, Default)]
@@ -73,6 +79,8 @@ pub struct SseRelay<S> {
     saw_finish: bool,
     finished: bool,
     on_end: Option<OnEnd>,
+    /// Items parsed and not yet taken.
+    ready: VecDeque<StreamItem>,
 }
 
 /// The generated text of one OpenAI-shaped chunk, borrowed where the JSON has no escapes.
@@ -226,12 +234,13 @@ impl<S> SseRelay<S> {
             saw_finish: false,
             finished: false,
             on_end: Some(Box::new(on_end)),
+            ready: VecDeque::new(),
         }
     }
 
-    /// Move every complete event from the buffer to `out`, filtering and inspecting as it goes.
-    /// With `eof`, a trailing event without terminator is processed too.
-    fn drain_events(&mut self, out: &mut BytesMut, eof: bool) {
+    /// Turn every complete event in the buffer into items, filtering and inspecting as it goes.
+    /// With `eof`, a trailing event without terminator is taken too.
+    fn drain_events(&mut self, eof: bool) {
         loop {
             if self.saw_done {
                 // Anything after [DONE] is not part of the stream.
@@ -244,29 +253,22 @@ impl<S> SseRelay<S> {
                 None => return,
             };
             let event = self.buf.split_to(end).freeze();
-            if self.inspect(&event) {
-                out.extend_from_slice(&event);
-                if !event.ends_with(b"\n\n") {
-                    out.extend_from_slice(if event.ends_with(b"\n") {
-                        b"\n"
-                    } else {
-                        b"\n\n"
-                    });
-                }
+            if let Some(item) = self.inspect(event) {
+                self.ready.push_back(item);
             }
         }
     }
 
-    /// Look at one event; returns whether it goes to the client.
-    fn inspect(&mut self, event: &[u8]) -> bool {
-        let Some(data) = event_data(event) else {
+    /// Look at one event: the item it becomes for the client, if any.
+    fn inspect(&mut self, event: Bytes) -> Option<StreamItem> {
+        let Some(data) = event_data(&event) else {
             // Comments (`: ping`) and named events without data pass through.
-            return true;
+            return Some(StreamItem::Comment(event));
         };
         let trimmed = data.trim_ascii();
         if trimmed == b"[DONE]" {
             self.saw_done = true;
-            return true;
+            return Some(StreamItem::Done);
         }
         if matches!(value_start_after(trimmed, b"\"finish_reason\""), Some(b'"')) {
             self.saw_finish = true;
@@ -288,24 +290,24 @@ impl<S> SseRelay<S> {
                     }
                     let usage_only = chunk.choices.as_ref().is_none_or(Vec::is_empty);
                     if usage_only && !self.client_wants_usage {
-                        return false;
+                        return None;
                     }
                 }
             }
         }
-        true
+        Some(StreamItem::Chunk(Bytes::copy_from_slice(trimmed)))
     }
 
-    fn finish(&mut self, error: Option<String>) -> Option<Bytes> {
+    /// The stream is over: its last item, and its outcome reported.
+    fn finish(&mut self, error: Option<String>) {
         self.finished = true;
-        let mut tail = BytesMut::new();
         let error = error.or_else(|| {
             (!self.saw_done && !self.saw_finish)
                 .then(|| "the provider ended the stream before it finished".to_string())
         });
         match &error {
-            Some(message) => tail.extend_from_slice(&error_event(message)),
-            None if !self.saw_done => tail.extend_from_slice(DONE_EVENT),
+            Some(message) => self.ready.push_back(StreamItem::Error(message.clone())),
+            None if !self.saw_done => self.ready.push_back(StreamItem::Done),
             None => {}
         }
         if self.outcome.error.is_none() {
@@ -314,7 +316,6 @@ impl<S> SseRelay<S> {
         if let Some(on_end) = self.on_end.take() {
             on_end(std::mem::take(&mut self.outcome));
         }
-        (!tail.is_empty()).then(|| tail.freeze())
     }
 }
 
@@ -323,14 +324,17 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    type Item = Result<Bytes, actix_web::Error>;
+    type Item = StreamItem;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.finished {
-            return Poll::Ready(None);
-        }
         loop {
+            if let Some(item) = this.ready.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            if this.finished {
+                return Poll::Ready(None);
+            }
             match Pin::new(&mut this.upstream).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     if this.outcome.first_byte_at.is_none() {
@@ -339,40 +343,18 @@ where
                     let deadline = actix_web::rt::time::Instant::now() + this.idle_timeout;
                     this.idle.as_mut().reset(deadline);
                     this.buf.extend_from_slice(&chunk);
-                    let mut out = BytesMut::new();
-                    this.drain_events(&mut out, false);
+                    this.drain_events(false);
                     if this.saw_done {
-                        let tail = this.finish(None);
-                        if let Some(tail) = tail {
-                            out.extend_from_slice(&tail);
-                        }
-                        return Poll::Ready(Some(Ok(out.freeze())));
-                    }
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(out.freeze())));
+                        this.finish(None);
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    let mut out = BytesMut::new();
-                    this.drain_events(&mut out, true);
-                    if let Some(tail) =
-                        this.finish(Some(format!("the provider's stream broke off: {e}")))
-                    {
-                        out.extend_from_slice(&tail);
-                    }
-                    return Poll::Ready(Some(Ok(out.freeze())));
+                    this.drain_events(true);
+                    this.finish(Some(format!("the provider's stream broke off: {e}")));
                 }
                 Poll::Ready(None) => {
-                    let mut out = BytesMut::new();
-                    this.drain_events(&mut out, true);
-                    if let Some(tail) = this.finish(None) {
-                        out.extend_from_slice(&tail);
-                    }
-                    return if out.is_empty() {
-                        Poll::Ready(None)
-                    } else {
-                        Poll::Ready(Some(Ok(out.freeze())))
-                    };
+                    this.drain_events(true);
+                    this.finish(None);
                 }
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
@@ -380,8 +362,8 @@ where
                             "the provider sent nothing for {} s (stream_timeout)",
                             this.idle_timeout.as_secs_f64()
                         );
-                        let tail = this.finish(Some(message));
-                        return Poll::Ready(tail.map(Ok));
+                        this.finish(Some(message));
+                        continue;
                     }
                     return Poll::Pending;
                 }
@@ -424,7 +406,7 @@ mod tests {
         let relay = SseRelay::new(upstream, wants_usage, Duration::from_secs(5), move |o| {
             *seen2.borrow_mut() = Some(o);
         });
-        let parts: Vec<Bytes> = relay
+        let parts: Vec<Bytes> = crate::render::openai_sse(Box::pin(relay))
             .map(|r| r.expect("no transport error"))
             .collect()
             .await;
@@ -500,7 +482,10 @@ mod tests {
         let upstream = stream::iter(vec![Ok::<_, &str>(Bytes::from_static(ROLE.as_bytes()))])
             .chain(stream::pending());
         let relay = SseRelay::new(upstream, false, Duration::from_millis(50), |_| {});
-        let parts: Vec<Bytes> = relay.map(|r| r.expect("ok")).collect().await;
+        let parts: Vec<Bytes> = crate::render::openai_sse(Box::pin(relay))
+            .map(|r| r.expect("ok"))
+            .collect()
+            .await;
         let text: String = parts
             .iter()
             .map(|b| String::from_utf8_lossy(b).to_string())

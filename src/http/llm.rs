@@ -4,9 +4,10 @@
 use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
-use crate::llm::CallKind;
-use crate::pipeline;
+use crate::llm::{CallKind, LlmRequest};
+use crate::outcome::Outcome;
 use crate::state::AppState;
+use crate::{pipeline, render};
 
 pub fn configure(r: &mut Routes) {
     for (kind, suffix) in [
@@ -51,5 +52,12 @@ async fn handle(
         Ok(b) => b,
         Err(e) => return e.error_response(),
     };
-    pipeline::run(&state, &req, caller, kind, path_model.as_deref(), body).await
+    let request = LlmRequest::decode(&body)
+        .and_then(|body| pipeline::request(&caller, kind, body, path_model.as_deref()));
+    drop(body); // the parsed form is all that is kept: never the body twice for the whole call
+    let outcome = match request {
+        Ok(request) => pipeline::run(&state, &req, caller, request).await,
+        Err(e) => Outcome::refused(e),
+    };
+    render::openai(outcome)
 }

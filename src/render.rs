@@ -1,0 +1,190 @@
+//! Renderers: a pipeline [`Outcome`] as the HTTP response of one inbound API.
+//!
+//! * [`openai`]: OpenAI chat / completions / embeddings JSON, OpenAI SSE, the OpenAI error envelope
+//!   (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`);
+//! * [`anthropic`]: Anthropic Messages JSON, Anthropic SSE events, Anthropic's error body
+//!   (`/v1/messages`).
+//!
+//! Every response, success or error, carries the outcome's facts as `x-litellm-*` headers; errors
+//! keep their status and `retry-after`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::BoxBody;
+use actix_web::http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use serde_json::Value;
+
+use crate::error::GatewayError;
+use crate::messages_api::{self, AnthropicStream};
+use crate::outcome::{ChunkStream, Outcome, Reply, StreamItem};
+use crate::sse::{error_event, DONE_EVENT};
+
+/// About how many bytes of events one write to the client carries at most, when the stream has
+/// more ready (a canned answer, a provider that sent many chunks at once).
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// The outcome as OpenAI's API answers it.
+pub fn openai(outcome: Outcome) -> HttpResponse {
+    let mut response = match outcome.result {
+        Ok(Reply::Complete(completion)) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(completion.body),
+        Ok(Reply::Stream(stream)) => sse_response().streaming(openai_sse(stream)),
+        Err(err) => err.error_response(),
+    };
+    outcome.facts.apply(response.headers_mut());
+    response
+}
+
+/// The outcome as Anthropic's Messages API answers it. `model` is the model the client asked for
+/// (used until the provider names its own).
+pub fn anthropic(outcome: Outcome, model: &str) -> HttpResponse {
+    let mut response = match outcome.result {
+        Ok(Reply::Complete(completion)) => {
+            match serde_json::from_slice::<Value>(&completion.body) {
+                Ok(v) => HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(messages_api::response_from_openai(&v, model).to_string()),
+                Err(e) => anthropic_error(&GatewayError::internal(format!(
+                    "the response is not JSON: {e}"
+                ))),
+            }
+        }
+        Ok(Reply::Stream(stream)) => {
+            let writer = AnthropicStream::new(model, outcome.facts.prompt_tokens);
+            sse_response().streaming(Batched {
+                items: stream,
+                writer,
+                ended: false,
+            })
+        }
+        Err(err) => anthropic_error(&err),
+    };
+    outcome.facts.apply(response.headers_mut());
+    response
+}
+
+/// An error in Anthropic's shape, status and `retry-after` kept.
+pub fn anthropic_error(err: &GatewayError) -> HttpResponse {
+    let mut response = err.error_response();
+    let status = response.status().as_u16();
+    let body = messages_api::error_body(messages_api::error_type(status), &err.to_string());
+    response.headers_mut().remove(CONTENT_LENGTH);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.set_body(BoxBody::new(body.to_string()))
+}
+
+fn sse_response() -> HttpResponseBuilder {
+    let mut builder = HttpResponse::Ok();
+    builder
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"));
+    builder
+}
+
+/// A typed stream as OpenAI SSE: `data: {chunk}` events, an error event, `data: [DONE]`.
+pub fn openai_sse(
+    items: ChunkStream,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>> + Unpin {
+    Batched {
+        items,
+        writer: OpenAiSse,
+        ended: false,
+    }
+}
+
+/// How one inbound API writes a typed stream's items as SSE.
+trait SseWriter {
+    fn item(&mut self, item: StreamItem, out: &mut BytesMut);
+    /// The typed stream ended.
+    fn end(&mut self, _out: &mut BytesMut) {}
+}
+
+struct OpenAiSse;
+
+impl SseWriter for OpenAiSse {
+    fn item(&mut self, item: StreamItem, out: &mut BytesMut) {
+        match item {
+            StreamItem::Chunk(data) => {
+                // One `data:` line per line of the payload (a chunk's JSON is normally one line).
+                for line in data.split(|b| *b == b'\n') {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(line);
+                    out.extend_from_slice(b"\n");
+                }
+                out.extend_from_slice(b"\n");
+            }
+            StreamItem::Comment(event) => {
+                out.extend_from_slice(&event);
+                if !event.ends_with(b"\n\n") {
+                    out.extend_from_slice(if event.ends_with(b"\n") {
+                        b"\n"
+                    } else {
+                        b"\n\n"
+                    });
+                }
+            }
+            StreamItem::Error(message) => out.extend_from_slice(&error_event(&message)),
+            StreamItem::Done => out.extend_from_slice(DONE_EVENT),
+        }
+    }
+}
+
+/// Anthropic's events (`message_start`, `content_block_*`, `message_delta`, `message_stop`).
+impl SseWriter for AnthropicStream {
+    fn item(&mut self, item: StreamItem, out: &mut BytesMut) {
+        out.extend_from_slice(&self.push(&item));
+    }
+
+    fn end(&mut self, out: &mut BytesMut) {
+        out.extend_from_slice(&self.close());
+    }
+}
+
+/// Items written as they are ready, several to a write up to [`BATCH_BYTES`].
+struct Batched<W> {
+    items: ChunkStream,
+    writer: W,
+    ended: bool,
+}
+
+impl<W: SseWriter + Unpin> Stream for Batched<W> {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let mut out = BytesMut::new();
+        loop {
+            if out.len() >= BATCH_BYTES {
+                return Poll::Ready(Some(Ok(out.freeze())));
+            }
+            let polled = if this.ended {
+                Poll::Pending
+            } else {
+                this.items.as_mut().poll_next(cx)
+            };
+            match polled {
+                Poll::Ready(Some(item)) => this.writer.item(item, &mut out),
+                Poll::Ready(None) => {
+                    // The items stream is not polled again once it ended.
+                    this.ended = true;
+                    this.writer.end(&mut out);
+                }
+                Poll::Pending => {
+                    return match (out.is_empty(), this.ended) {
+                        (false, _) => Poll::Ready(Some(Ok(out.freeze()))),
+                        (true, true) => Poll::Ready(None),
+                        (true, false) => Poll::Pending,
+                    }
+                }
+            }
+        }
+    }
+}
