@@ -188,3 +188,133 @@ impl<W: SseWriter + Unpin> Stream for Batched<W> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Usage;
+    use crate::outcome::{Completion, Facts};
+    use std::time::Instant;
+
+    fn stream(items: Vec<StreamItem>) -> Outcome {
+        Outcome {
+            facts: Facts::new(Instant::now()),
+            result: Ok(Reply::Stream(Box::pin(futures_util::stream::iter(items)))),
+        }
+    }
+
+    fn chunk(json: &str) -> StreamItem {
+        StreamItem::Chunk(Bytes::copy_from_slice(json.as_bytes()))
+    }
+
+    async fn text(response: HttpResponse) -> String {
+        let bytes = actix_web::body::to_bytes(response.into_body())
+            .await
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    const HELLO: &str = r#"{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}"#;
+    const STOP: &str =
+        r#"{"id":"c1","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+
+    #[actix_rt::test]
+    async fn one_stream_renders_as_openai_and_as_anthropic_sse() {
+        let items = || vec![chunk(HELLO), chunk(STOP), StreamItem::Done];
+        let response = openai(stream(items()));
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .expect("content-type"),
+            "text/event-stream"
+        );
+        assert!(response.headers().contains_key("x-litellm-call-id"));
+        assert_eq!(
+            text(response).await,
+            format!("data: {HELLO}\n\ndata: {STOP}\n\ndata: [DONE]\n\n")
+        );
+
+        let out = text(anthropic(stream(items()), "asked")).await;
+        let events: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("event: "))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert!(out.contains(r#""text":"Hello""#), "{out}");
+    }
+
+    #[actix_rt::test]
+    async fn a_broken_stream_ends_with_an_error_event_in_both_formats() {
+        let items = || vec![chunk(HELLO), StreamItem::Error("cut".into())];
+        let out = text(openai(stream(items()))).await;
+        assert!(out.contains(r#""code":"stream_interrupted""#), "{out}");
+        assert!(out.ends_with("data: [DONE]\n\n"));
+
+        let out = text(anthropic(stream(items()), "m")).await;
+        assert!(out.contains("event: error"), "{out}");
+        assert!(!out.contains("message_stop"), "{out}");
+        // A typed stream that just stops (no Done, no Error) is broken too.
+        let out = text(anthropic(stream(vec![chunk(HELLO)]), "m")).await;
+        assert!(out.contains("event: error"), "{out}");
+    }
+
+    #[actix_rt::test]
+    async fn a_long_stream_is_written_in_bounded_pieces() {
+        let items: Vec<StreamItem> = (0..10_000).map(|_| chunk(HELLO)).collect();
+        let body = openai_sse(Box::pin(futures_util::stream::iter(items)));
+        let pieces: Vec<Bytes> = futures_util::StreamExt::collect::<Vec<_>>(body)
+            .await
+            .into_iter()
+            .map(|p| p.expect("ok"))
+            .collect();
+        assert!(pieces.len() > 10, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| p.len() < BATCH_BYTES + 1024));
+    }
+
+    #[actix_rt::test]
+    async fn completions_and_errors_in_anthropic_shape() {
+        let body = r#"{"id":"chatcmpl-1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+        let outcome = Outcome {
+            facts: Facts::new(Instant::now()),
+            result: Ok(Reply::Complete(Completion {
+                body: Bytes::from_static(body.as_bytes()),
+                usage: Usage::default(),
+                id: None,
+            })),
+        };
+        let response = anthropic(outcome, "asked");
+        assert!(response.headers().contains_key("x-litellm-call-id"));
+        let v: Value = serde_json::from_str(&text(response).await).expect("json");
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["content"][0]["text"], "hi");
+        assert_eq!(v["usage"]["input_tokens"], 3);
+
+        let limited = GatewayError::NoDeploymentsAvailable {
+            model_group: "g".into(),
+            reason: "every deployment is cooling down after failures",
+            retry_after: std::time::Duration::from_secs(3),
+        };
+        let response = anthropic(Outcome::refused(limited), "m");
+        assert_eq!(response.status().as_u16(), 429);
+        assert_eq!(
+            response.headers().get("retry-after").expect("retry-after"),
+            "3"
+        );
+        assert!(response.headers().contains_key("x-litellm-call-id"));
+        let v: Value = serde_json::from_str(&text(response).await).expect("json");
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "rate_limit_error");
+    }
+}
