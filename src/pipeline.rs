@@ -287,13 +287,15 @@ async fn admit_request(
     // Estimated once: the cost reservation, the limiter's tokens, the picker and an early-ended
     // stream's charge all read it.
     let prompt_tokens = req.estimated_prompt_tokens();
-    let estimate = estimated_cost(state, &req, &group, prompt_tokens);
+    // The request's expected cost, worked out once and only when a budget applies.
+    let estimated = std::cell::OnceCell::new();
+    let estimate = || *estimated.get_or_init(|| estimated_cost(state, &req, &group, prompt_tokens));
     let mut reservation = crate::spend::check_budgets(
         caller,
         &group,
         &state.ledger,
         state.budget_exceeded_status,
-        estimate,
+        &estimate,
     )?;
     let end_user = end_user_id(http, &req).map(str::to_string);
     let (permit, end_user_reservation) = admit(
@@ -302,7 +304,7 @@ async fn admit_request(
         caller,
         prompt_tokens,
         &group,
-        estimate,
+        &estimate,
     )
     .await?;
     reservation.absorb(end_user_reservation);
@@ -488,7 +490,7 @@ async fn admit(
     caller: &Caller,
     prompt_tokens: u64,
     group: &str,
-    estimate: f64,
+    estimate: &dyn Fn() -> f64,
 ) -> Result<(crate::limits::Admission, crate::spend::Reservation), GatewayError> {
     let mut reservation = crate::spend::Reservation::default();
     let end_user = match end_user {
@@ -1371,10 +1373,8 @@ fn response_id(body: &[u8]) -> Option<String> {
 /// case the provider echoes the URL it was called on. (Adapters already scrub the API key.)
 fn scrub_url_secrets(mut err: GatewayError, target: &crate::deployment::Target) -> GatewayError {
     if let GatewayError::Upstream { message, .. } = &mut err {
-        let mut secrets = crate::secret::url_secrets(&target.api_base);
-        if let Some(q) = &target.base_query {
-            secrets.extend(crate::secret::url_secrets(&format!("x://h?{q}")));
-        }
+        let secrets =
+            crate::secret::url_secrets_with_query(&target.api_base, target.base_query.as_deref());
         if !secrets.is_empty() {
             *message = crate::secret::scrub_all(message, &secrets);
         }

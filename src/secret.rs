@@ -174,6 +174,11 @@ pub fn display_url(url: &str) -> String {
 /// The secret parts of a URL: its userinfo and its query values (what [`display_url`] hides), so
 /// text that may echo the URL can be scrubbed of them.
 pub fn url_secrets(url: &str) -> Vec<String> {
+    url_secrets_with_query(url, None)
+}
+
+/// [`url_secrets`] of a base URL and a query string kept beside it (a deployment's `base_query`).
+pub fn url_secrets_with_query(url: &str, extra_query: Option<&str>) -> Vec<String> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.split('#').next().unwrap_or("");
     let (before_query, query) = match rest.split_once('?') {
@@ -185,7 +190,10 @@ pub fn url_secrets(url: &str) -> Vec<String> {
         out.push(userinfo.to_string());
         out.extend(userinfo.split(':').map(str::to_string));
     }
-    for pair in query.split('&') {
+    for pair in query
+        .split('&')
+        .chain(extra_query.into_iter().flat_map(|q| q.split('&')))
+    {
         let value = pair.split_once('=').map_or(pair, |(_, v)| v);
         out.push(value.to_string());
     }
@@ -233,6 +241,13 @@ mod tests {
         assert!(!scrubbed.contains("abcdef123456"), "{scrubbed}");
         assert!(scrubbed.contains("llm.example/v1"), "{scrubbed}");
         assert!(url_secrets("https://llm.example/v1").is_empty());
+        assert_eq!(
+            url_secrets_with_query(
+                "https://llm.example/v1?a=secret-one",
+                Some("key=secret-two2")
+            ),
+            ["secret-two2", "secret-one"]
+        );
     }
 
     #[test]

@@ -513,7 +513,7 @@ pub fn check_budgets(
     model: &str,
     ledger: &Arc<Ledger>,
     status: u16,
-    estimate: f64,
+    estimate: &dyn Fn() -> f64,
 ) -> Result<Reservation, GatewayError> {
     let Some(p) = caller.principal() else {
         return Ok(Reservation::default());
@@ -578,6 +578,11 @@ pub fn check_budgets(
             Some(b.limit),
         );
     }
+    if budgets.is_empty() && p.key.number("soft_budget").is_none() {
+        return Ok(Reservation::default());
+    }
+    // The estimate is worked out only when a budget applies.
+    let estimate = if budgets.is_empty() { 0.0 } else { estimate() };
     let reservation = match ledger.reserve(&budgets, estimate) {
         Ok(r) => r,
         Err((i, spent)) => {
@@ -623,7 +628,7 @@ pub fn check_end_user_budget(
     limits: &crate::limits::EndUserLimits,
     ledger: &Arc<Ledger>,
     status: u16,
-    estimate: f64,
+    estimate: &dyn Fn() -> f64,
 ) -> Result<Reservation, GatewayError> {
     let Some(max) = limits.max_budget else {
         return Ok(Reservation::default());
@@ -635,7 +640,7 @@ pub fn check_end_user_budget(
         max,
     }];
     ledger
-        .reserve(&budget, estimate)
+        .reserve(&budget, estimate())
         .map_err(|(_, spent)| GatewayError::BudgetExceeded {
             message: format!(
                 "Budget has been exceeded! End User={id} over budget. Spend={spent}, Budget={max}"
