@@ -6,7 +6,7 @@
 //! What the actor does, every [`TICK`]:
 //!
 //! * **Eviction**: every [`SWEEP_EVERY`] it drops the counters of scopes idle for a whole minute
-//!   ([`RateLimiter::evict_idle`]), so the limiter holds the scopes used in the last two minutes
+//!   ([`RateLimiter::evict_idle`]), so the limiter holds the scopes used in the last 2½ minutes
 //!   (and those with a request in flight), not every scope ever seen. Window rollover needs no
 //!   bookkeeping: each window rolls over in the same compare-and-swap that counts.
 //! * **The Redis breaker for limits** ([`LimitsBreaker`]): the request path reports how its calls to
