@@ -10,19 +10,56 @@
 //! atomic script, and `max_parallel_requests` slots are leased in a Redis sorted set per scope, so
 //! the limits hold across instances. Without Redis, or while it is unreachable, each instance
 //! enforces every limit on its own (so N instances admit at most N × the limit).
+//!
+//! Redis health for limits is the limiter actor's breaker ([`tollgate_actors::LimitsBreaker`]):
+//! [`acquire_parallel`] and [`reserve_shared`] report each call's outcome to it and, while it is
+//! open, do not call Redis at all (the local counters decide) until the actor finds Redis
+//! answering again.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tollgate_actors::{Exceeded, Limits, Permit, Remaining, Scope, SharedRouterState};
+use tollgate_actors::{
+    Exceeded, LimiterHandle, Limits, LimitsBreaker, Permit, Remaining, Scope, SharedError,
+    SharedRouterState,
+};
 
 use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::keys::Fields;
 use crate::store::EntityRecord;
+
+/// The running limiter, whose breaker the Redis side of the limits consults. Process-wide, like the
+/// Redis connection it watches: [`acquire_parallel`] and [`reserve_shared`] are handed only that
+/// connection.
+static LIMITER: OnceLock<LimiterHandle> = OnceLock::new();
+
+/// Let the Redis side of the limits use `limiter`'s breaker (once, at start).
+pub fn install(limiter: &LimiterHandle) {
+    let _ = LIMITER.set(limiter.clone());
+}
+
+fn breaker() -> Option<&'static LimitsBreaker> {
+    LIMITER.get().map(LimiterHandle::breaker)
+}
+
+/// Whether requests call Redis for limits now (not while the breaker is open).
+pub fn shared_limits_available() -> bool {
+    breaker().is_none_or(|b| !b.is_open())
+}
+
+/// Tell the breaker how a request's Redis call went.
+fn report<T>(result: &Result<T, SharedError>) {
+    if let Some(b) = breaker() {
+        match result {
+            Ok(_) => b.record_success(),
+            Err(e) => b.record_failure(e),
+        }
+    }
+}
 
 /// An end user's limits: its own, else its budget's.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,8 +230,8 @@ pub struct SharedParallel {
 pub const PARALLEL_LEASE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Lease an in-flight slot in Redis for every scope with `max_parallel_requests`, all or nothing.
-/// `Ok(None)` when no scope has one or Redis cannot answer (the local count then applies per
-/// instance); `Err` (429) when a scope is full across the instances.
+/// `Ok(None)` when no scope has one or Redis cannot answer or the limits breaker is open (the local
+/// count then applies per instance); `Err` (429) when a scope is full across the instances.
 pub async fn acquire_parallel(
     redis: &SharedRouterState,
     scopes: &[Scope],
@@ -203,7 +240,7 @@ pub async fn acquire_parallel(
         .iter()
         .filter(|s| s.limits.parallel.is_some())
         .collect();
-    if limited.is_empty() {
+    if limited.is_empty() || !shared_limits_available() {
         return Ok(None);
     }
     let keys: Vec<String> = limited
@@ -216,7 +253,9 @@ pub async fn acquire_parallel(
         .zip(&limited)
         .map(|(k, s)| (k.clone(), s.limits.parallel.unwrap_or(u64::MAX)))
         .collect();
-    match redis.acquire_parallel(request, &id, PARALLEL_LEASE).await {
+    let result = redis.acquire_parallel(request, &id, PARALLEL_LEASE).await;
+    report(&result);
+    match result {
         Ok(None) => Ok(Some(SharedParallel {
             redis: redis.clone(),
             keys,
@@ -292,9 +331,10 @@ impl Drop for Admission {
 pub type SharedPermit = Arc<Admission>;
 
 /// Reserve the request in the Redis windows of every scope with an `rpm`/`tpm` limit, all or
-/// nothing, so the limits hold across instances. `Ok(None)` when there is nothing to share or Redis
-/// cannot answer (the local limits then apply per instance; the call never waits longer than the
-/// Redis timeout); `Err` when a shared window is full.
+/// nothing, so the limits hold across instances. `Ok(None)` when there is nothing to share, Redis
+/// cannot answer or the limits breaker is open (the local limits then apply per instance; the call
+/// never waits longer than the Redis timeout, and not at all while the breaker is open); `Err` when
+/// a shared window is full.
 pub async fn reserve_shared(
     redis: &SharedRouterState,
     scopes: &[Scope],
@@ -305,7 +345,7 @@ pub async fn reserve_shared(
         .iter()
         .filter(|s| s.limits.rpm.is_some() || s.limits.tpm.is_some())
         .collect();
-    if windowed.is_empty() {
+    if windowed.is_empty() || !shared_limits_available() {
         return Ok(None);
     }
     let limit = |l: Option<u64>| l.map_or(-1, |v| v.min(i64::MAX as u64) as i64);
@@ -319,7 +359,9 @@ pub async fn reserve_shared(
         }
         windows.push((rpm_key, tpm_key, limit(s.limits.rpm), limit(s.limits.tpm)));
     }
-    match redis.reserve_windows(windows, tokens).await {
+    let result = redis.reserve_windows(windows, tokens).await;
+    report(&result);
+    match result {
         Ok(None) => Ok(Some((redis.clone(), tpm_keys))),
         Ok(Some((i, used_requests, used_tokens))) => {
             let s = windowed[i.min(windowed.len() - 1)];

@@ -245,8 +245,10 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             Some(keys.clone()),
         );
         let end_users = end_user_cache(db.clone());
+        let limiter = rate_limiter(router.shared.clone());
         // The router is the supervision root: it restarts these actors if they die.
         router.adopt(spend_tracker.child());
+        router.adopt(limiter.child());
         router.adopt(keys.child());
         router.adopt(end_users.child());
         let state = web::Data::new(AppState {
@@ -260,7 +262,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             db,
             aliases,
             policy,
-            limiter: tollgate_actors::RateLimiter::new(),
+            limiter,
             global_max_parallel,
             request_timeout,
             max_body_bytes,
@@ -335,6 +337,25 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         tracing::info!("shut down");
         Ok(())
     })
+}
+
+/// Test hook: the rate limiter actor panics once, when it first counts this many scopes.
+pub const PANIC_LIMITER_AT_SCOPES_ENV: &str = "TOLLGATE_TEST_PANIC_RATE_LIMITER_AT_SCOPES";
+
+/// The rate limiter and its actor, probing `redis` while the limits breaker is open. The Redis side
+/// of the limits (`crate::limits`) uses its breaker.
+fn rate_limiter(
+    redis: Option<tollgate_actors::SharedRouterState>,
+) -> tollgate_actors::LimiterHandle {
+    let settings = tollgate_actors::LimiterSettings {
+        panic_at_scopes: std::env::var(PANIC_LIMITER_AT_SCOPES_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        ..Default::default()
+    };
+    let limiter = tollgate_actors::LimiterHandle::start(redis, settings);
+    crate::limits::install(&limiter);
+    limiter
 }
 
 /// SIGTERM or SIGINT (Ctrl-C).

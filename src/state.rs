@@ -24,8 +24,10 @@ pub struct AppState {
     /// Keys, users, teams… (embedded SQLite unless `database_url` names Postgres).
     pub db: Arc<crate::database::Database>,
     pub aliases: HashMap<String, ModelAlias>,
-    /// Key, user, team, end-user and gateway rate limits.
-    pub limiter: tollgate_actors::RateLimiter,
+    /// Key, user, team, end-user and gateway rate limits: the counters requests call, and the
+    /// limiter actor (supervised by the router) that evicts idle scopes and runs the limits' Redis
+    /// breaker.
+    pub limiter: tollgate_actors::LimiterHandle,
     /// `general_settings.max_parallel_requests` / `global_max_parallel_requests`.
     pub global_max_parallel: Option<u64>,
     /// End users (`user` in the body) with their budget's limits, cached like keys.

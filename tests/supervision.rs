@@ -1,6 +1,7 @@
 //! Supervision: the spend tracker dies mid-load (a panic while writing a batch), the router
 //! restarts it, and no spend is lost: every request has its spend-log row and the key's spend is
-//! their sum.
+//! their sum. The rate limiter's actor dies too, and after its restart the limits still hold and
+//! requests still pass.
 
 mod common;
 
@@ -115,6 +116,91 @@ async fn the_spend_tracker_dies_mid_load_and_no_spend_is_lost() {
     assert_eq!(status, 200, "{metrics}");
     assert!(
         metrics.contains("tollgate_spend_rows_lost_total 0"),
+        "{metrics}"
+    );
+}
+
+/// Waits out the last seconds of a minute, so that a test's requests share one rate-limit window.
+async fn start_of_a_window() {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        % 60_000;
+    if ms > 45_000 {
+        actix_rt::time::sleep(Duration::from_millis(60_000 - ms + 100)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn the_rate_limiter_dies_and_its_limits_still_hold_after_the_restart() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(
+        &basic_config(&mock),
+        &[],
+        &[("TOLLGATE_TEST_PANIC_RATE_LIMITER_AT_SCOPES", "1")],
+    );
+    let (_, _, created) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"key_alias": "limited", "rpm_limit": 5}),
+    )
+    .await;
+    let key = created["key"].as_str().unwrap().to_string();
+    let url = gw.url("/v1/chat/completions");
+    start_of_a_window().await;
+
+    // The first request gives the limiter a scope to count; its actor panics at its next tick.
+    for _ in 0..3 {
+        let (status, _, body) = post(&url, Some(&key), &chat("mock-gpt")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let metrics_url = gw.url("/metrics");
+    wait_for(Duration::from_secs(10), || {
+        let metrics_url = metrics_url.clone();
+        async move {
+            let (_, _, metrics) = get_text(&metrics_url).await;
+            metrics.contains("tollgate_rate_limiter_restarts_total 1")
+        }
+    })
+    .await;
+    let logs = gw.proc.logs();
+    assert!(
+        logs.contains("rate limiter: test panic with 1 scopes counted"),
+        "{logs}"
+    );
+
+    // The counters outlived the actor: the key's window still holds its 3 requests.
+    for _ in 0..2 {
+        let (status, headers, body) = post(&url, Some(&key), &chat("mock-gpt")).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(headers.get("x-ratelimit-remaining-requests").is_some());
+    }
+    let (status, _, body) = post(&url, Some(&key), &chat("mock-gpt")).await;
+    assert_eq!(status, 429, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("current rpm: 5, rpm limit: 5"),
+        "{message}"
+    );
+
+    // Other keys are admitted and counted by the same limiter, and it is not restarted again.
+    let (_, _, other) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"rpm_limit": 1}),
+    )
+    .await;
+    let other = other["key"].as_str().unwrap().to_string();
+    assert_eq!(post(&url, Some(&other), &chat("mock-gpt")).await.0, 200);
+    assert_eq!(post(&url, Some(&other), &chat("mock-gpt")).await.0, 429);
+    let (_, _, metrics) = get_text(&metrics_url).await;
+    assert!(
+        metrics.contains("tollgate_rate_limiter_restarts_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tollgate_rate_limit_scopes 2"),
         "{metrics}"
     );
 }

@@ -9,9 +9,13 @@
 //! * [`DeploymentActor`] owns the cooldown decision and runs health probes for its deployment. Its hot
 //!   counters (in-flight requests, cooldown deadline, latency, successes and failures) are atomics in a
 //!   [`DeploymentState`] that outlives the actor, so a restart loses nothing.
+//! * [`LimiterActor`] owns the lifecycle of the rate-limit counters: it evicts idle scopes and runs
+//!   the breaker over the Redis calls made for limits. Requests call the counters
+//!   ([`LimiterHandle::acquire`]) and read the breaker: atomics in a state the actor only owns.
 //! * The router is the root of the supervision tree: it also keeps alive every [`Child`] it adopted
-//!   ([`RouterHandle::adopt`]), the [`SpendTracker`] and the [`CacheHandle`] actors, each a
-//!   [`Restartable`] whose state lives outside the actor and is handed to every incarnation.
+//!   ([`RouterHandle::adopt`]), the [`SpendTracker`], the [`LimiterActor`] and the [`CacheHandle`]
+//!   actors, each a [`Restartable`] whose state lives outside the actor and is handed to every
+//!   incarnation.
 //!
 //! Handlers touch the actors only with fire-and-forget messages (`try_send`), and only when something
 //! happened that needs a decision (an upstream failure). Everything else is a read of published state.
@@ -22,6 +26,7 @@
 mod cache;
 mod deployment;
 mod limiter;
+mod limiter_actor;
 mod messages;
 mod router;
 mod shared;
@@ -36,7 +41,12 @@ pub use deployment::{
     now_ms, CooldownPolicy, DeploymentActor, DeploymentState, DeploymentStats, ProbeHealth,
     LATENCY_SAMPLES,
 };
-pub use limiter::{Exceeded, Limits, Permit, RateLimiter, Remaining, Scope};
+pub use limiter::{Exceeded, Limits, Permit, RateLimiter, Remaining, Scope, IDLE_MINUTES};
+pub use limiter_actor::{
+    redis_probe, LimiterActor, LimiterHandle, LimiterSettings, LimitsBreaker, RedisProbe,
+    BREAKER_THRESHOLD as LIMITS_BREAKER_THRESHOLD, COOL_OFF as LIMITS_COOL_OFF,
+    SWEEP_EVERY as LIMITS_SWEEP_EVERY,
+};
 pub use messages::{
     DeploymentFailure, ErrorClass, FailureClass, HealthReport, ProbeAll, ProbeOutcome,
     ReplaceDeployments,

@@ -7,6 +7,10 @@
 //! however many arrive at once. When a later scope refuses, the earlier ones are given back. Tokens
 //! are reserved from an estimate before the call and reconciled with the real usage after it.
 //!
+//! A scope's counters exist while it is used: [`RateLimiter::evict_idle`] (run by the
+//! [`crate::LimiterActor`], off the request path) drops those idle for a whole minute, which count
+//! nothing any more, so the map holds only the scopes of the last two minutes.
+//!
 //! These counters are this process's. With Redis configured (`router_settings`), `src/limits.rs`
 //! also reserves each request's rpm/tpm in Redis and leases `max_parallel_requests` slots there,
 //! so the limits hold across instances; without Redis, or while it is unreachable, each instance
@@ -19,7 +23,10 @@ type ScopeCounters = HashMap<String, Arc<Counters>, foldhash::fast::RandomState>
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::window::{ms_to_next_minute, MinuteCounter};
+use crate::window::{minute_of, ms_to_next_minute, MinuteCounter};
+
+/// Whole minutes a scope must have counted nothing before [`RateLimiter::evict_idle`] drops it.
+pub const IDLE_MINUTES: u64 = 1;
 
 /// The limits of one scope; `None` = unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,6 +56,17 @@ struct Counters {
     requests: MinuteCounter,
     tokens: MinuteCounter,
     in_flight: AtomicU64,
+}
+
+impl Counters {
+    /// Nothing counted for [`IDLE_MINUTES`] whole minutes before `minute` and nothing in flight:
+    /// its windows read 0, so a fresh counter would decide the same. (Every admission counts a
+    /// request, whatever its limits, so the requests window dates the last use.)
+    fn idle(&self, minute: u64) -> bool {
+        self.requests.minute() + IDLE_MINUTES < minute
+            && self.tokens.minute() + IDLE_MINUTES < minute
+            && self.in_flight.load(Ordering::Acquire) == 0
+    }
 }
 
 /// Why a request was refused: the first scope over a limit, with its current values.
@@ -102,6 +120,55 @@ impl RateLimiter {
             .entry(scope.id.clone())
             .or_default()
             .clone()
+    }
+
+    /// How many scopes have counters.
+    pub fn len(&self) -> usize {
+        self.read().values().map(HashMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<&'static str, ScopeCounters>> {
+        self.counters.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drop the counters of scopes idle for [`IDLE_MINUTES`] whole minutes that no permit holds;
+    /// returns how many. Found under the read lock, so requests are held up only while the few
+    /// idle scopes are removed; each is checked again under the write lock, where no request can
+    /// pick it up.
+    pub fn evict_idle(&self, now_ms: u64) -> usize {
+        let minute = minute_of(now_ms);
+        let unused = |c: &Arc<Counters>| Arc::strong_count(c) == 1 && c.idle(minute);
+        let idle: Vec<(&'static str, String)> = self
+            .read()
+            .iter()
+            .flat_map(|(kind, ids)| {
+                ids.iter()
+                    .filter(|(_, c)| unused(c))
+                    .map(|(id, _)| (*kind, id.clone()))
+            })
+            .collect();
+        if idle.is_empty() {
+            return 0;
+        }
+        let mut map = self.counters.write().unwrap_or_else(|p| p.into_inner());
+        let mut evicted = 0;
+        for (kind, id) in idle {
+            let Some(ids) = map.get_mut(kind) else {
+                continue;
+            };
+            if ids.get(id.as_str()).is_some_and(unused) {
+                ids.remove(id.as_str());
+                evicted += 1;
+            }
+            if ids.is_empty() {
+                map.remove(kind);
+            }
+        }
+        evicted
     }
 
     /// Admit a request of `tokens` estimated tokens under every scope, or say which limit it crossed.
@@ -325,6 +392,60 @@ mod tests {
             e.is_ok(),
             "the key's window was not consumed by refused requests"
         );
+    }
+
+    #[test]
+    fn idle_scopes_are_evicted_and_busy_ones_kept() {
+        let limiter = RateLimiter::new();
+        let minute = 60_000;
+        let t = 100 * minute;
+        let named = |kind: &'static str, id: &str, limits: Limits| Scope {
+            kind,
+            id: id.into(),
+            limits,
+        };
+        let rpm = Limits {
+            rpm: Some(2),
+            ..Limits::default()
+        };
+        let parallel = Limits {
+            parallel: Some(1),
+            ..Limits::default()
+        };
+        // "a" is used up in minute 100; "held" keeps a request in flight; "b" is used later.
+        for _ in 0..2 {
+            limiter.acquire(vec![named("key", "a", rpm)], 0, t).unwrap();
+        }
+        let held = limiter
+            .acquire(vec![named("key", "held", parallel)], 0, t)
+            .unwrap();
+        assert_eq!(limiter.len(), 2);
+        // Within the next minute nothing is idle yet.
+        assert_eq!(limiter.evict_idle(t + minute), 0);
+        limiter
+            .acquire(vec![named("team", "b", rpm)], 0, t + 2 * minute)
+            .unwrap();
+        // A whole minute later, "a" is dropped; "held" is in flight and "b" was just used.
+        assert_eq!(limiter.evict_idle(t + 2 * minute), 1);
+        assert_eq!(limiter.len(), 2);
+        // A fresh counter decides as the old one would have: "a"'s minute is over.
+        assert!(limiter
+            .acquire(vec![named("key", "a", rpm)], 0, t + 2 * minute)
+            .is_ok());
+        drop(held);
+        assert_eq!(limiter.evict_idle(t + 4 * minute), 3);
+        assert!(limiter.is_empty());
+        // Eviction never resets a live window: the limit still holds after a sweep.
+        let now = t + 5 * minute;
+        for _ in 0..2 {
+            limiter
+                .acquire(vec![named("key", "c", rpm)], 0, now)
+                .unwrap();
+        }
+        assert_eq!(limiter.evict_idle(now), 0);
+        assert!(limiter
+            .acquire(vec![named("key", "c", rpm)], 0, now)
+            .is_err());
     }
 
     #[test]

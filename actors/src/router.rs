@@ -26,7 +26,8 @@ pub struct RouterActor<U: Upstream> {
     children: ArbiterHandle,
     shared: Option<SharedRouterState>,
     syncing: bool,
-    /// Other actors this router keeps alive (the spend tracker, the caches): the supervision root.
+    /// Other actors this router keeps alive (the spend tracker, the rate limiter, the caches): the
+    /// supervision root.
     adopted: Vec<Arc<dyn Child>>,
 }
 

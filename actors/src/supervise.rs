@@ -4,7 +4,8 @@
 //! the factory hands to every incarnation), so a restart rebuilds the actor from that state.
 //!
 //! The [`crate::RouterActor`] is the root of the tree: it restarts its deployment actors itself and
-//! every [`Child`] it adopted ([`crate::RouterHandle::adopt`]): the spend tracker and the caches.
+//! every [`Child`] it adopted ([`crate::RouterHandle::adopt`]): the spend tracker, the rate
+//! limiter and the caches.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

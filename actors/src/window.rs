@@ -33,6 +33,12 @@ impl MinuteCounter {
         unpack(self.0.load(Ordering::Acquire), minute_of(now_ms))
     }
 
+    /// The minute of the last count (0 for a counter never used): a counter whose minute is over
+    /// counts nothing, so the limiter may drop it.
+    pub fn minute(&self) -> u64 {
+        self.0.load(Ordering::Acquire) >> 32
+    }
+
     /// Add `n` unless that would pass `limit`; returns whether it was added. An addition larger than
     /// the whole limit is admitted into an empty minute (it could never fit otherwise); a limit of 0
     /// admits nothing.
@@ -114,5 +120,6 @@ mod tests {
         big.adopt(t, 90);
         assert_eq!(big.get(t), 90);
         assert_eq!(ms_to_next_minute(t + 1_500), 58_500);
+        assert_eq!((big.minute(), MinuteCounter::default().minute()), (2, 0));
     }
 }

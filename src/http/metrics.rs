@@ -8,7 +8,12 @@
 //! * `tollgate_redis_state{state}`: 1 for the current state of the Redis shared by instances
 //!   (`connected`, `connecting`, `unavailable`); absent without Redis.
 //! * `tollgate_rate_limits_shared`: 1 while rate limits are counted in Redis across instances,
-//!   0 while each instance counts alone (no Redis, or Redis unreachable).
+//!   0 while each instance counts alone (no Redis, Redis unreachable, or the limits breaker open).
+//! * `tollgate_rate_limit_breaker_open`: 1 while requests skip Redis for rate limits after Redis
+//!   errors (the limiter actor probes it and closes the breaker when it answers);
+//!   `tollgate_rate_limit_breaker_opened_total` counts the openings.
+//! * `tollgate_rate_limit_scopes`: scopes the limiter counts (idle ones are evicted);
+//!   `tollgate_rate_limit_scopes_evicted_total`, `tollgate_rate_limiter_restarts_total`.
 //! * `tollgate_database_connected`, `tollgate_uptime_seconds`.
 //! * `tollgate_spend_rows_dead_lettered_total`: spend-log rows the database refused on their own,
 //!   set aside in the dead-letter file (`TOLLGATE_SPEND_DEAD_LETTER`) for an operator.
@@ -97,12 +102,15 @@ fn render(state: &AppState) -> Result<String, std::fmt::Error> {
         }
     }
     let limits_shared = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
-    limits_shared.set(i64::from(shared == Some(SharedStatus::Connected)));
+    limits_shared.set(i64::from(
+        shared == Some(SharedStatus::Connected) && !state.limiter.breaker().is_open(),
+    ));
     registry.register(
         "tollgate_rate_limits_shared",
         "1 while rate limits are counted in Redis across instances, 0 while counted per instance",
         limits_shared,
     );
+    register_limiter(&mut registry, &state.limiter);
     let db = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
     db.set(i64::from(state.db.is_ready()));
     registry.register(
@@ -137,4 +145,44 @@ fn render(state: &AppState) -> Result<String, std::fmt::Error> {
     let mut text = String::new();
     encode(&mut text, &registry)?;
     Ok(text)
+}
+
+/// The rate limiter: its Redis breaker, the scopes it counts, and its actor's restarts.
+fn register_limiter(registry: &mut Registry, limiter: &tollgate_actors::LimiterHandle) {
+    let gauge = |v: u64| {
+        let g = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        g.set(v.min(i64::MAX as u64) as i64);
+        g
+    };
+    let counter = |v: u64| {
+        let c = prometheus_client::metrics::counter::Counter::<u64>::default();
+        c.inc_by(v);
+        c
+    };
+    let breaker = limiter.breaker();
+    registry.register(
+        "tollgate_rate_limit_breaker_open",
+        "1 while requests skip Redis for rate limits after Redis errors (local counters decide)",
+        gauge(u64::from(breaker.is_open())),
+    );
+    registry.register(
+        "tollgate_rate_limit_breaker_opened",
+        "Times the rate limits' Redis breaker opened",
+        counter(breaker.opened()),
+    );
+    registry.register(
+        "tollgate_rate_limit_scopes",
+        "Rate-limit scopes with counters in this instance",
+        gauge(limiter.scopes() as u64),
+    );
+    registry.register(
+        "tollgate_rate_limit_scopes_evicted",
+        "Rate-limit scopes dropped for being idle",
+        counter(limiter.evicted()),
+    );
+    registry.register(
+        "tollgate_rate_limiter_restarts",
+        "Times the rate limiter actor died and was restarted",
+        counter(limiter.restarts()),
+    );
 }
