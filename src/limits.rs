@@ -16,15 +16,14 @@
 //! open, do not call Redis at all (the local counters decide) until the actor finds Redis
 //! answering again.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tollgate_actors::{
-    Exceeded, LimiterHandle, Limits, LimitsBreaker, Permit, Remaining, Scope, SharedError,
-    SharedRouterState,
+    Exceeded, Limits, LimitsBreaker, Permit, Remaining, Scope, SharedError, SharedRouterState,
 };
 
 use crate::auth::Caller;
@@ -32,32 +31,11 @@ use crate::error::GatewayError;
 use crate::keys::Fields;
 use crate::store::EntityRecord;
 
-/// The running limiter, whose breaker the Redis side of the limits consults. Process-wide, like the
-/// Redis connection it watches: [`acquire_parallel`] and [`reserve_shared`] are handed only that
-/// connection.
-static LIMITER: OnceLock<LimiterHandle> = OnceLock::new();
-
-/// Let the Redis side of the limits use `limiter`'s breaker (once, at start).
-pub fn install(limiter: &LimiterHandle) {
-    let _ = LIMITER.set(limiter.clone());
-}
-
-fn breaker() -> Option<&'static LimitsBreaker> {
-    LIMITER.get().map(LimiterHandle::breaker)
-}
-
-/// Whether requests call Redis for limits now (not while the breaker is open).
-pub fn shared_limits_available() -> bool {
-    breaker().is_none_or(|b| !b.is_open())
-}
-
 /// Tell the breaker how a request's Redis call went.
-fn report<T>(result: &Result<T, SharedError>) {
-    if let Some(b) = breaker() {
-        match result {
-            Ok(_) => b.record_success(),
-            Err(e) => b.record_failure(e),
-        }
+fn report<T>(breaker: &LimitsBreaker, result: &Result<T, SharedError>) {
+    match result {
+        Ok(_) => breaker.record_success(),
+        Err(e) => breaker.record_failure(e),
     }
 }
 
@@ -234,13 +212,14 @@ pub const PARALLEL_LEASE: std::time::Duration = std::time::Duration::from_secs(1
 /// count then applies per instance); `Err` (429) when a scope is full across the instances.
 pub async fn acquire_parallel(
     redis: &SharedRouterState,
+    breaker: &LimitsBreaker,
     scopes: &[Scope],
 ) -> Result<Option<SharedParallel>, GatewayError> {
     let limited: Vec<&Scope> = scopes
         .iter()
         .filter(|s| s.limits.parallel.is_some())
         .collect();
-    if limited.is_empty() || !shared_limits_available() {
+    if limited.is_empty() || breaker.is_open() {
         return Ok(None);
     }
     let keys: Vec<String> = limited
@@ -254,7 +233,7 @@ pub async fn acquire_parallel(
         .map(|(k, s)| (k.clone(), s.limits.parallel.unwrap_or(u64::MAX)))
         .collect();
     let result = redis.acquire_parallel(request, &id, PARALLEL_LEASE).await;
-    report(&result);
+    report(breaker, &result);
     match result {
         Ok(None) => Ok(Some(SharedParallel {
             redis: redis.clone(),
@@ -337,6 +316,7 @@ pub type SharedPermit = Arc<Admission>;
 /// a shared window is full.
 pub async fn reserve_shared(
     redis: &SharedRouterState,
+    breaker: &LimitsBreaker,
     scopes: &[Scope],
     tokens: u64,
     now_ms: u64,
@@ -345,7 +325,7 @@ pub async fn reserve_shared(
         .iter()
         .filter(|s| s.limits.rpm.is_some() || s.limits.tpm.is_some())
         .collect();
-    if windowed.is_empty() || !shared_limits_available() {
+    if windowed.is_empty() || breaker.is_open() {
         return Ok(None);
     }
     let limit = |l: Option<u64>| l.map_or(-1, |v| v.min(i64::MAX as u64) as i64);
@@ -360,7 +340,7 @@ pub async fn reserve_shared(
         windows.push((rpm_key, tpm_key, limit(s.limits.rpm), limit(s.limits.tpm)));
     }
     let result = redis.reserve_windows(windows, tokens).await;
-    report(&result);
+    report(breaker, &result);
     match result {
         Ok(None) => Ok(Some((redis.clone(), tpm_keys))),
         Ok(Some((i, used_requests, used_tokens))) => {

@@ -466,13 +466,17 @@ async fn admit_with(
     let now = now_ms();
     let permit = state
         .limiter
+        .counters()
         .acquire(scopes.clone(), tokens, now)
         .map_err(crate::limits::exceeded)?;
     let (shared, parallel) = match &state.router.shared {
         Some(redis) => {
-            let parallel = crate::limits::acquire_parallel(redis, &scopes).await?;
+            let parallel =
+                crate::limits::acquire_parallel(redis, state.limiter.breaker(), &scopes).await?;
             // A refused window reservation drops `parallel`, which gives its slots back.
-            let shared = crate::limits::reserve_shared(redis, &scopes, tokens, now).await?;
+            let shared =
+                crate::limits::reserve_shared(redis, state.limiter.breaker(), &scopes, tokens, now)
+                    .await?;
             (shared, parallel)
         }
         None => (None, None),

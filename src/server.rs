@@ -343,7 +343,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
 pub const PANIC_LIMITER_AT_SCOPES_ENV: &str = "TOLLGATE_TEST_PANIC_RATE_LIMITER_AT_SCOPES";
 
 /// The rate limiter and its actor, probing `redis` while the limits breaker is open. The Redis side
-/// of the limits (`crate::limits`) uses its breaker.
+/// of the limits (`crate::limits`) is handed its breaker on every request.
 fn rate_limiter(
     redis: Option<tollgate_actors::SharedRouterState>,
 ) -> tollgate_actors::LimiterHandle {
@@ -353,9 +353,7 @@ fn rate_limiter(
             .and_then(|v| v.parse().ok()),
         ..Default::default()
     };
-    let limiter = tollgate_actors::LimiterHandle::start(redis, settings);
-    crate::limits::install(&limiter);
-    limiter
+    tollgate_actors::LimiterHandle::start(redis, settings)
 }
 
 /// SIGTERM or SIGINT (Ctrl-C).

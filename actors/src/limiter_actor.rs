@@ -27,7 +27,7 @@ use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 
 use crate::deployment::now_ms;
-use crate::limiter::{Exceeded, Permit, RateLimiter, Scope};
+use crate::limiter::RateLimiter;
 use crate::shared::SharedRouterState;
 use crate::supervise::{Child, Restartable};
 
@@ -257,14 +257,9 @@ impl LimiterHandle {
         Self { state, actor }
     }
 
-    /// Admit a request of `tokens` estimated tokens under every scope (see [`RateLimiter::acquire`]).
-    pub fn acquire(
-        &self,
-        scopes: Vec<Scope>,
-        tokens: u64,
-        now_ms: u64,
-    ) -> Result<Permit, Exceeded> {
-        self.state.counters.acquire(scopes, tokens, now_ms)
+    /// The counters requests are admitted against ([`RateLimiter::acquire`]), without a message.
+    pub fn counters(&self) -> &RateLimiter {
+        &self.state.counters
     }
 
     /// The breaker over the Redis calls made for limits.
@@ -296,7 +291,7 @@ impl LimiterHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limiter::Limits;
+    use crate::limiter::{Limits, Scope};
 
     fn fast() -> LimiterSettings {
         LimiterSettings {
@@ -379,16 +374,19 @@ mod tests {
     async fn the_actor_evicts_only_idle_scopes() {
         let limiter = LimiterHandle::start_with_probe(None, fast());
         let long_ago = now_ms() - 10 * 60_000;
-        limiter.acquire(rpm("old", 5), 0, long_ago).unwrap();
+        limiter
+            .counters()
+            .acquire(rpm("old", 5), 0, long_ago)
+            .unwrap();
         let now = now_ms();
         for _ in 0..2 {
-            limiter.acquire(rpm("busy", 2), 0, now).unwrap();
+            limiter.counters().acquire(rpm("busy", 2), 0, now).unwrap();
         }
         assert_eq!(limiter.scopes(), 2);
         wait_for("the idle scope's eviction", || limiter.evicted() == 1).await;
         assert_eq!(limiter.scopes(), 1);
         // The busy scope kept its count through the sweeps.
-        assert!(limiter.acquire(rpm("busy", 2), 0, now).is_err());
+        assert!(limiter.counters().acquire(rpm("busy", 2), 0, now).is_err());
     }
 
     #[actix_rt::test]
@@ -402,19 +400,20 @@ mod tests {
             crate::RouterHandle::start(Vec::<Arc<NoUpstream>>::new(), Default::default());
         supervisor.adopt(limiter.child());
         let now = now_ms();
-        limiter.acquire(rpm("k", 2), 0, now).unwrap();
+        limiter.counters().acquire(rpm("k", 2), 0, now).unwrap();
         for _ in 0..BREAKER_THRESHOLD {
             limiter.breaker().record_failure(&"timeout");
         }
         wait_for("the restart", || limiter.restarts() == 1).await;
         assert!(limiter.breaker().is_open(), "the breaker survived");
-        assert!(limiter.acquire(rpm("k", 2), 0, now).is_ok());
+        assert!(limiter.counters().acquire(rpm("k", 2), 0, now).is_ok());
         assert!(
-            limiter.acquire(rpm("k", 2), 0, now).is_err(),
+            limiter.counters().acquire(rpm("k", 2), 0, now).is_err(),
             "the window survived"
         );
         // The new actor does the old one's work (it evicts an idle scope) and does not panic again.
         limiter
+            .counters()
             .acquire(rpm("old", 5), 0, now - 10 * 60_000)
             .unwrap();
         wait_for("the new actor's sweep", || limiter.evicted() == 1).await;
