@@ -23,10 +23,10 @@ use sha2::{Digest, Sha256};
 
 use super::gemini::{self, Flavor, GeminiStream};
 use super::stream::StreamTranslator;
-use super::{urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
+use super::{native, urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
-use crate::llm::{CallKind, LlmRequest, Usage};
+use crate::llm::{CallKind, LlmRequest};
 use crate::secret::Secret;
 
 /// The registry's default base: `{location}` is filled from the deployment's location
@@ -277,16 +277,7 @@ fn translate_predictions(
     if tokens == 0 {
         tokens = gemini::estimate_tokens(req);
     }
-    let out = gemini::embedding_list(&req.model, vectors, tokens);
-    Ok(TranslatedResponse {
-        response_id: None,
-        body: gemini::encode(&out)?,
-        usage: Some(Usage {
-            prompt_tokens: tokens,
-            total_tokens: tokens,
-            ..Usage::default()
-        }),
-    })
+    TranslatedResponse::embeddings(&native::embedding_list(&req.model, vectors, tokens))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -643,8 +634,6 @@ impl Account {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ProxyConfig;
-    use crate::deployment::CliDefaults;
     use ring::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 
     const TEST_KEY: &str = include_str!("../../tests/fixtures/vertex-test-key.pem");
@@ -662,9 +651,9 @@ mod tests {
     }
 
     fn deployment(params: &str) -> Deployment {
-        let yaml = format!("model_list:\n  - model_name: v\n    litellm_params: {params}\n");
-        let cfg = ProxyConfig::parse(&yaml, "t").expect("valid");
-        Deployment::from_entry(&cfg.model_list[0], &CliDefaults::default())
+        crate::providers::testing::deployment_from(&format!(
+            "model_list:\n  - model_name: v\n    litellm_params: {params}\n"
+        ))
     }
 
     fn chat(stream: bool) -> LlmRequest {
