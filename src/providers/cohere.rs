@@ -41,13 +41,11 @@ impl ProviderAdapter for CohereAdapter {
                 ))
             }
         };
-        let body = serde_json::to_vec(&Value::Object(body))
-            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
-        Ok(PreparedRequest {
-            url: target.url(format!("{}{path}", base_url(&target.api_base))),
-            headers: native::json_headers(deployment, target, req.stream),
-            body: Bytes::from(body),
-        })
+        PreparedRequest::json(
+            target.url(format!("{}{path}", base_url(&target.api_base))),
+            native::json_headers(deployment, target, req.stream),
+            &body,
+        )
     }
 
     fn translate_response(

@@ -92,11 +92,7 @@ impl ProviderAdapter for GeminiAdapter {
         for (k, v) in &deployment.extra_headers {
             headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
         }
-        Ok(PreparedRequest {
-            url: target.url(url),
-            headers,
-            body: encode(&body)?,
-        })
+        PreparedRequest::json(target.url(url), headers, &body)
     }
 
     fn translate_response(
@@ -152,12 +148,6 @@ pub(crate) fn no_legacy_completions(target: &Target) -> GatewayError {
         "{} does not support the legacy /completions API in this gateway: use /chat/completions",
         target.spec.name
     ))
-}
-
-pub(crate) fn encode(body: &Value) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(body)
-        .map(Bytes::from)
-        .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -99,14 +99,7 @@ impl ProviderAdapter for HuggingFaceAdapter {
                     target.api_base.clone()
                 };
                 let url = target.url(url);
-                let body = serde_json::to_vec(&Value::Object(body)).map_err(|e| {
-                    GatewayError::internal(format!("cannot encode upstream request: {e}"))
-                })?;
-                Ok(PreparedRequest {
-                    url,
-                    headers: native::json_headers(deployment, target, false),
-                    body: Bytes::from(body),
-                })
+                PreparedRequest::json(url, native::json_headers(deployment, target, false), &body)
             }
             CallKind::Completion => Err(native::bad_request(
                 target,

@@ -411,6 +411,21 @@ pub struct PreparedRequest {
 }
 
 impl PreparedRequest {
+    /// A request with a JSON body.
+    pub fn json(
+        url: String,
+        headers: Vec<(Cow<'static, str>, String)>,
+        body: &impl serde::Serialize,
+    ) -> Result<Self, GatewayError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
+        Ok(Self {
+            url,
+            headers,
+            body: Bytes::from(body),
+        })
+    }
+
     /// Headers for debug logs: names kept, every value masked (a configured header may carry a
     /// credential under any name).
     pub fn redacted_headers(&self) -> Vec<(String, String)> {

@@ -58,8 +58,6 @@ impl ProviderAdapter for OllamaAdapter {
                 ))
             }
         };
-        let body = serde_json::to_vec(&Value::Object(body))
-            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
         let mut headers = native::json_headers(deployment, target, false);
         if req.stream {
             if let Some(accept) = headers.iter_mut().find(|(k, _)| k == "accept") {
@@ -67,11 +65,7 @@ impl ProviderAdapter for OllamaAdapter {
             }
         }
         let base = target.api_base.trim_end_matches("/api");
-        Ok(PreparedRequest {
-            url: target.url(format!("{base}{path}")),
-            headers,
-            body: Bytes::from(body),
-        })
+        PreparedRequest::json(target.url(format!("{base}{path}")), headers, &body)
     }
 
     fn translate_response(

@@ -88,13 +88,7 @@ impl ProviderAdapter for OpenAiAdapter {
         for (k, v) in &deployment.extra_headers {
             headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
         }
-        let body = serde_json::to_vec(&body)
-            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
-        Ok(PreparedRequest {
-            url: target.url(url),
-            headers,
-            body: Bytes::from(body),
-        })
+        PreparedRequest::json(target.url(url), headers, &body)
     }
 
     fn translate_response(

@@ -102,11 +102,7 @@ impl ProviderAdapter for VertexAdapter {
         for (k, v) in &deployment.extra_headers {
             headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
         }
-        Ok(PreparedRequest {
-            url: target.url(url),
-            headers,
-            body: gemini::encode(&body)?,
-        })
+        PreparedRequest::json(target.url(url), headers, &body)
     }
 
     fn authorize<'a>(

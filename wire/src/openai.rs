@@ -198,21 +198,33 @@ impl<'a> Choice<'a> {
     }
 }
 
-/// A `chat.completion`.
+/// What `chat.completion`, `chat.completion.chunk` and `text_completion` objects share; they
+/// differ in their choices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChatCompletion<'a> {
+pub struct Completion<'a, C> {
     pub id: Cow<'a, str>,
     pub object: Cow<'a, str>,
     pub created: u64,
     pub model: Cow<'a, str>,
-    pub choices: Vec<Choice<'a>>,
+    pub choices: Vec<C>,
+    /// Absent; `null` (`Some(None)`: a stream's chunks but the last when the client asked for
+    /// usage); or the usage (a whole completion, or a stream's last chunk, with no choices).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
+    pub usage: Option<Option<Usage>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-impl<'a> ChatCompletion<'a> {
+/// A `chat.completion`.
+pub type ChatCompletion<'a> = Completion<'a, Choice<'a>>;
+
+/// A `chat.completion.chunk`.
+pub type ChatCompletionChunk<'a> = Completion<'a, ChunkChoice<'a>>;
+
+/// A `text_completion` (a whole one, or a streamed chunk of one).
+pub type TextCompletion<'a> = Completion<'a, TextChoice<'a>>;
+
+impl<'a> Completion<'a, Choice<'a>> {
     pub fn new(
         id: impl Into<Cow<'a, str>>,
         created: u64,
@@ -226,7 +238,7 @@ impl<'a> ChatCompletion<'a> {
             created,
             model: model.into(),
             choices,
-            usage: Some(usage),
+            usage: Some(Some(usage)),
             extra: Map::new(),
         }
     }
@@ -301,23 +313,7 @@ pub struct ChunkChoice<'a> {
     pub finish_reason: Option<Cow<'a, str>>,
 }
 
-/// A `chat.completion.chunk`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChatCompletionChunk<'a> {
-    pub id: Cow<'a, str>,
-    pub object: Cow<'a, str>,
-    pub created: u64,
-    pub model: Cow<'a, str>,
-    pub choices: Vec<ChunkChoice<'a>>,
-    /// Absent; `null` (`Some(None)`, on every chunk but the last when the client asked for
-    /// usage); or the usage (the last chunk, with no choices).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Option<Usage>>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl<'a> ChatCompletionChunk<'a> {
+impl<'a> Completion<'a, ChunkChoice<'a>> {
     /// A chunk with one choice.
     pub fn delta(
         id: impl Into<Cow<'a, str>>,
@@ -370,21 +366,6 @@ pub struct TextChoice<'a> {
     #[serde(default)]
     pub logprobs: Option<Value>,
     pub finish_reason: Option<Cow<'a, str>>,
-}
-
-/// A `text_completion` (a whole one, or a streamed chunk of one).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TextCompletion<'a> {
-    pub id: Cow<'a, str>,
-    pub object: Cow<'a, str>,
-    pub created: u64,
-    pub model: Cow<'a, str>,
-    pub choices: Vec<TextChoice<'a>>,
-    /// As in [`ChatCompletionChunk::usage`]; a whole completion has `Some(Some(_))`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Option<Usage>>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 /// An embedding: floats, or a base64 string of little-endian `f32`s (`encoding_format`).

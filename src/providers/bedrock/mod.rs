@@ -308,13 +308,7 @@ impl ProviderAdapter for BedrockAdapter {
                 ));
             }
         }
-        let body = serde_json::to_vec(&body)
-            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
-        Ok(PreparedRequest {
-            url: target.url(url),
-            headers,
-            body: Bytes::from(body),
-        })
+        PreparedRequest::json(target.url(url), headers, &body)
     }
 
     fn authorize<'a>(
