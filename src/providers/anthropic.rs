@@ -105,9 +105,7 @@ impl ProviderAdapter for AnthropicAdapter {
         if !version_set {
             headers.push((Cow::Borrowed("anthropic-version"), ANTHROPIC_VERSION.into()));
         }
-        for (k, v) in &deployment.extra_headers {
-            headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
-        }
+        headers.extend(super::native::extra_headers(deployment));
         PreparedRequest::json(target.url(messages_url(&target.api_base)), headers, &body)
     }
 

@@ -512,7 +512,8 @@ impl CohereStream {
         if self.ended || data.trim() == "[DONE]" {
             return Ok(());
         }
-        let v: Value = serde_json::from_str(data).map_err(|e| stream_error(&e.to_string()))?;
+        let v: Value = serde_json::from_str(data)
+            .map_err(|e| native::stream_error(PROVIDER, &e.to_string()))?;
         let kind = v
             .get("type")
             .and_then(Value::as_str)
@@ -566,7 +567,8 @@ impl CohereStream {
             "message-end" => {
                 self.start();
                 let reason = v.pointer("/delta/finish_reason").and_then(Value::as_str);
-                let finish = finish_reason(reason).map_err(|e| stream_error(&e))?;
+                let finish =
+                    finish_reason(reason).map_err(|e| native::stream_error(PROVIDER, &e))?;
                 let finish = if self.tool_calls > 0 && finish == "stop" {
                     "tool_calls"
                 } else {
@@ -583,22 +585,11 @@ impl CohereStream {
             | "citation-start" | "citation-end" | "debug" => {}
             _ => {
                 if let Some(message) = v.get("message").and_then(Value::as_str) {
-                    return Err(stream_error(message));
+                    return Err(native::stream_error(PROVIDER, message));
                 }
             }
         }
         Ok(())
-    }
-}
-
-fn stream_error(message: &str) -> GatewayError {
-    GatewayError::Upstream {
-        kind: UpstreamErrorKind::StreamInterrupted,
-        status: 502,
-        message: format!("APIConnectionError: {PROVIDER}Exception - {message}"),
-        code: None,
-        param: None,
-        retry_after: None,
     }
 }
 

@@ -89,9 +89,7 @@ impl ProviderAdapter for GeminiAdapter {
             (Cow::Borrowed("content-type"), "application/json".into()),
             (Cow::Borrowed("x-goog-api-key"), key.expose().to_string()),
         ];
-        for (k, v) in &deployment.extra_headers {
-            headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
-        }
+        headers.extend(super::native::extra_headers(deployment));
         PreparedRequest::json(target.url(url), headers, &body)
     }
 

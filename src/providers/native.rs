@@ -231,10 +231,30 @@ pub fn json_headers(
             format!("Bearer {}", key.expose()),
         ));
     }
-    for (k, v) in &deployment.extra_headers {
-        headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
-    }
+    headers.extend(extra_headers(deployment));
     headers
+}
+
+/// The deployment's `extra_headers`, names lower-cased, to send after the adapter's own.
+pub fn extra_headers(
+    deployment: &Deployment,
+) -> impl Iterator<Item = (Cow<'static, str>, String)> + '_ {
+    deployment
+        .extra_headers
+        .iter()
+        .map(|(k, v)| (Cow::Owned(k.to_ascii_lowercase()), v.clone()))
+}
+
+/// A provider stream that broke off or reported an error part-way.
+pub fn stream_error(provider: &str, message: &str) -> GatewayError {
+    GatewayError::Upstream {
+        kind: UpstreamErrorKind::StreamInterrupted,
+        status: 502,
+        message: format!("APIConnectionError: {provider}Exception - {message}"),
+        code: None,
+        param: None,
+        retry_after: None,
+    }
 }
 
 /// An upstream error as the gateway reports it: `"{Class}: {Provider}Exception - {message}"`,

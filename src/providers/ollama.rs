@@ -19,7 +19,7 @@ use super::openai::classify;
 use super::stream::{ChunkWriter, Lines, StreamTranslator};
 use super::{PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
-use crate::error::{GatewayError, UpstreamErrorKind};
+use crate::error::GatewayError;
 use crate::llm::{CallKind, LlmRequest, Usage};
 use tollgate_wire::openai::{Delta, ToolCall};
 
@@ -413,10 +413,11 @@ impl OllamaStream {
         if self.ended {
             return Ok(());
         }
-        let v: Value = serde_json::from_str(line).map_err(|e| stream_error(&e.to_string()))?;
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| native::stream_error(PROVIDER, &e.to_string()))?;
         if let Some(e) = v.get("error") {
             let message = e.as_str().map_or_else(|| e.to_string(), str::to_string);
-            return Err(stream_error(&message));
+            return Err(native::stream_error(PROVIDER, &message));
         }
         if !self.started {
             self.started = true;
@@ -461,17 +462,6 @@ impl OllamaStream {
     }
 }
 
-fn stream_error(message: &str) -> GatewayError {
-    GatewayError::Upstream {
-        kind: UpstreamErrorKind::StreamInterrupted,
-        status: 502,
-        message: format!("APIConnectionError: {PROVIDER}Exception - {message}"),
-        code: None,
-        param: None,
-        retry_after: None,
-    }
-}
-
 impl StreamTranslator for OllamaStream {
     fn feed(&mut self, chunk: &[u8]) -> Result<Bytes, GatewayError> {
         for line in self.lines.push(chunk) {
@@ -491,6 +481,7 @@ impl StreamTranslator for OllamaStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::UpstreamErrorKind;
     use crate::providers::testing::{deployment, request};
 
     #[test]

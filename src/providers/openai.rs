@@ -85,9 +85,7 @@ impl ProviderAdapter for OpenAiAdapter {
         if let Some(org) = &deployment.organization {
             headers.push((Cow::Borrowed("openai-organization"), org.clone()));
         }
-        for (k, v) in &deployment.extra_headers {
-            headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
-        }
+        headers.extend(super::native::extra_headers(deployment));
         PreparedRequest::json(target.url(url), headers, &body)
     }
 

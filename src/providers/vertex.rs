@@ -99,9 +99,7 @@ impl ProviderAdapter for VertexAdapter {
         let url = vertex_url(&target.api_base, &project, &location, model, method);
         let mut headers: Vec<(Cow<'static, str>, String)> =
             vec![(Cow::Borrowed("content-type"), "application/json".into())];
-        for (k, v) in &deployment.extra_headers {
-            headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
-        }
+        headers.extend(super::native::extra_headers(deployment));
         PreparedRequest::json(target.url(url), headers, &body)
     }
 
