@@ -1,6 +1,7 @@
-//! Pieces shared by the adapters of providers with their own wire format (Cohere, Ollama, Hugging
-//! Face embeddings): the OpenAI body with deployment defaults and `drop_params` applied, upstream
-//! errors in LiteLLM's wording, and the OpenAI response shapes they all produce.
+//! Pieces the adapters share: the OpenAI body with deployment defaults and `drop_params` applied,
+//! headers, upstream errors in LiteLLM's wording and the error text of a provider's body, and (for
+//! the providers with their own wire format: Cohere, Ollama, Hugging Face embeddings) the tool
+//! calls, completions and embedding lists they answer with, built from the OpenAI wire types.
 
 use std::borrow::Cow;
 use std::time::Duration;
