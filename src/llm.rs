@@ -766,6 +766,19 @@ pub struct Usage {
     pub reasoning_tokens: u64,
 }
 
+impl Usage {
+    /// OpenAI's usage object: the counts, with the cached and reasoning token details.
+    pub fn to_openai(&self) -> tollgate_wire::openai::Usage {
+        tollgate_wire::openai::Usage {
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            total_tokens: self.total_tokens,
+            ..Default::default()
+        }
+        .with_details(self.cached_tokens, self.reasoning_tokens)
+    }
+}
+
 fn cached_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let v = Option::<Value>::deserialize(d)?;
     Ok(

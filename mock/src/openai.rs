@@ -17,8 +17,13 @@ use actix_web::{
     HttpRequest, HttpResponse, ResponseError,
 };
 use futures_util::stream::{self, Stream};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use serde_json::{Map, Value};
+use tollgate_wire::openai::{
+    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice,
+    CompletionTokensDetails, Delta, EmbeddingList, EmbeddingVector, PromptTokensDetails,
+    TextChoice, TextCompletion, ToolCall, Usage,
+};
 
 use crate::shared::{
     chat_prompt_tokens, count_words, embedding_vector, fnv1a, random_id, split_chunks,
@@ -419,212 +424,30 @@ pub(crate) struct ErrorBody<'a> {
 // Wire types (OpenAI's shapes)
 // ---------------------------------------------------------------------------------------------
 
-/// Serialises as JSON `null`: fields OpenAI always sends that the mock never fills.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Null;
-
-impl Serialize for Null {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_none()
+/// Usage of a chat completion, with the details objects OpenAI sends (zeroed).
+fn chat_usage(prompt_tokens: u64, completion_tokens: u64) -> Usage {
+    Usage {
+        prompt_tokens_details: Some(PromptTokensDetails {
+            cached_tokens: 0,
+            audio_tokens: Some(0),
+        }),
+        completion_tokens_details: Some(CompletionTokensDetails {
+            reasoning_tokens: 0,
+            audio_tokens: Some(0),
+            accepted_prediction_tokens: Some(0),
+            rejected_prediction_tokens: Some(0),
+        }),
+        ..Usage::basic(prompt_tokens, completion_tokens)
     }
 }
 
-#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Usage {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prompt_tokens_details: Option<PromptTokensDetails>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    completion_tokens_details: Option<CompletionTokensDetails>,
-}
-
-#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct PromptTokensDetails {
-    cached_tokens: u64,
-    audio_tokens: u64,
-}
-
-#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct CompletionTokensDetails {
-    reasoning_tokens: u64,
-    audio_tokens: u64,
-    accepted_prediction_tokens: u64,
-    rejected_prediction_tokens: u64,
-}
-
-impl Usage {
-    /// Usage of a legacy completion (no details objects).
-    fn basic(prompt_tokens: u64, completion_tokens: u64) -> Self {
-        Self {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: prompt_tokens.saturating_add(completion_tokens),
-            prompt_tokens_details: None,
-            completion_tokens_details: None,
-        }
-    }
-
-    /// Usage of a chat completion, with the (zeroed) details objects.
-    fn chat(prompt_tokens: u64, completion_tokens: u64) -> Self {
-        Self {
-            prompt_tokens_details: Some(PromptTokensDetails::default()),
-            completion_tokens_details: Some(CompletionTokensDetails::default()),
-            ..Self::basic(prompt_tokens, completion_tokens)
-        }
-    }
-}
-
-#[derive(Serialize)]
-pub(crate) struct ChatCompletion<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: Vec<ChatChoice<'a>>,
-    usage: Usage,
-    service_tier: &'static str,
-    system_fingerprint: &'static str,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ChatChoice<'a> {
-    index: u32,
-    message: AssistantMessage<'a>,
-    logprobs: Null,
-    finish_reason: &'static str,
-}
-
-#[derive(Serialize)]
-pub(crate) struct AssistantMessage<'a> {
-    role: &'static str,
-    content: Option<&'a str>,
-    refusal: Null,
-    annotations: [Null; 0],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<[ToolCall<'a>; 1]>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ToolCall<'a> {
-    id: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: FunctionCall<'a>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct FunctionCall<'a> {
-    name: &'a str,
-    arguments: &'static str,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ChatChunk<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    service_tier: &'static str,
-    system_fingerprint: &'static str,
-    choices: &'a [ChatChunkChoice<'a>],
-    /// Absent unless `stream_options.include_usage`; then `null` except on the usage chunk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Option<&'a Usage>>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ChatChunkChoice<'a> {
-    index: u32,
-    delta: Delta<'a>,
-    logprobs: Null,
-    finish_reason: Option<&'static str>,
-}
-
-#[derive(Serialize, Default)]
-pub(crate) struct Delta<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<&'static str>,
-    /// `Some(None)` serialises as `"content": null`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<Option<&'a str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ToolCallDelta<'a> {
-    index: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    kind: Option<&'static str>,
-    function: FunctionDelta<'a>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct FunctionDelta<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    arguments: &'a str,
-}
-
-#[derive(Serialize)]
-pub(crate) struct TextCompletion<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: Vec<TextChoice<'a>>,
-    usage: Usage,
-}
-
-#[derive(Serialize)]
-pub(crate) struct TextCompletionChunk<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: &'a [TextChoice<'a>],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Option<&'a Usage>>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct TextChoice<'a> {
-    text: &'a str,
-    index: u32,
-    logprobs: Null,
-    finish_reason: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct EmbeddingList<'a> {
-    object: &'static str,
-    data: Vec<EmbeddingItem>,
-    model: &'a str,
-    usage: EmbeddingUsage,
-}
-
-#[derive(Serialize)]
-pub(crate) struct EmbeddingItem {
-    object: &'static str,
-    index: usize,
-    embedding: EmbeddingVector,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-pub(crate) enum EmbeddingVector {
-    Float(Vec<f32>),
-    Base64(String),
-}
-
-#[derive(Serialize)]
-pub(crate) struct EmbeddingUsage {
-    prompt_tokens: u64,
-    total_tokens: u64,
+/// The fields OpenAI sends with every completion and chunk that the wire types leave to the
+/// writer.
+fn fingerprint() -> Map<String, Value> {
+    let mut extra = Map::new();
+    extra.insert("service_tier".into(), SERVICE_TIER.into());
+    extra.insert("system_fingerprint".into(), SYSTEM_FINGERPRINT.into());
+    extra
 }
 
 #[derive(Serialize)]
@@ -734,7 +557,7 @@ impl Exchange<'_> {
             Some(name) => Reply::Tool { name },
             None => Reply::text(self.body)?,
         };
-        let usage = Usage::chat(
+        let usage = chat_usage(
             prompt_tokens,
             reply.completion_tokens().saturating_mul(u64::from(choices)),
         );
@@ -758,47 +581,29 @@ impl Exchange<'_> {
         let finish_reason = reply.finish_reason();
         let choices = (0..choices)
             .map(|index| {
-                let message = match &reply {
-                    Reply::Text { text, .. } => AssistantMessage {
-                        role: "assistant",
-                        content: Some(text),
-                        refusal: Null,
-                        annotations: [],
-                        tool_calls: None,
-                    },
-                    Reply::Tool { name } => AssistantMessage {
-                        role: "assistant",
-                        content: None,
-                        refusal: Null,
-                        annotations: [],
-                        tool_calls: Some([ToolCall {
-                            id: random_id("call_", 24),
-                            kind: "function",
-                            function: FunctionCall {
-                                name,
-                                arguments: TOOL_ARGUMENTS,
-                            },
-                        }]),
-                    },
+                let mut message = match &reply {
+                    Reply::Text { text, .. } => AssistantMessage::new(Some(text.into())),
+                    Reply::Tool { name } => {
+                        let mut message = AssistantMessage::new(None);
+                        message.tool_calls = vec![ToolCall::function(
+                            random_id("call_", 24),
+                            name.as_str(),
+                            TOOL_ARGUMENTS,
+                        )];
+                        message
+                    }
                 };
-                ChatChoice {
-                    index,
-                    message,
-                    logprobs: Null,
-                    finish_reason,
-                }
+                message.extra.insert("refusal".into(), Value::Null);
+                message
+                    .extra
+                    .insert("annotations".into(), Value::Array(Vec::new()));
+                Choice::new(index, message, finish_reason)
             })
             .collect();
         json_response(
             &ChatCompletion {
-                id: &id,
-                object: "chat.completion",
-                created,
-                model: self.model,
-                choices,
-                usage,
-                service_tier: SERVICE_TIER,
-                system_fingerprint: SYSTEM_FINGERPRINT,
+                extra: fingerprint(),
+                ..ChatCompletion::new(id.as_str(), created, self.model, choices, usage)
             },
             self.cut,
         )
@@ -857,20 +662,21 @@ impl Exchange<'_> {
         };
         let choices = (0..choices)
             .map(|index| TextChoice {
-                text,
+                text: text.into(),
                 index,
-                logprobs: Null,
-                finish_reason: Some(finish_reason),
+                logprobs: None,
+                finish_reason: Some(finish_reason.into()),
             })
             .collect();
         json_response(
             &TextCompletion {
-                id: &id,
-                object: "text_completion",
+                id: id.as_str().into(),
+                object: "text_completion".into(),
                 created,
-                model: self.model,
+                model: self.model.into(),
                 choices,
-                usage,
+                usage: Some(Some(usage)),
+                extra: Map::new(),
             },
             self.cut,
         )
@@ -913,36 +719,22 @@ impl Exchange<'_> {
 
         let data = inputs
             .iter()
-            .enumerate()
-            .map(|(index, item)| {
+            .map(|item| {
                 let vector = embedding_vector(item, dimensions);
-                let embedding = if base64 {
+                if base64 {
                     let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
                     EmbeddingVector::Base64(base64_encode(&bytes))
                 } else {
-                    EmbeddingVector::Float(vector)
-                };
-                EmbeddingItem {
-                    object: "embedding",
-                    index,
-                    embedding,
+                    EmbeddingVector::Float32(vector)
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
         let prompt_tokens = inputs
             .iter()
             .map(InputItem::tokens)
             .fold(0, u64::saturating_add);
         json_response(
-            &EmbeddingList {
-                object: "list",
-                data,
-                model: self.model,
-                usage: EmbeddingUsage {
-                    prompt_tokens,
-                    total_tokens: prompt_tokens,
-                },
-            },
+            &EmbeddingList::new(self.model, data, prompt_tokens),
             self.cut,
         )
     }
@@ -1233,8 +1025,8 @@ impl StreamPlan {
     }
 
     /// `usage` of a non-usage chunk: absent, or `null` when usage was asked for.
-    fn usage_placeholder(&self) -> Option<Option<&Usage>> {
-        self.usage.as_ref().map(|_| None)
+    fn usage_placeholder(&self) -> Option<Option<Usage>> {
+        self.usage.map(|_| None)
     }
 
     fn part(&self, part: usize) -> &str {
@@ -1258,70 +1050,46 @@ impl StreamPlan {
                 Some((index, Delta::default(), Some(self.finish_reason()))),
                 self.usage_placeholder(),
             ),
-            Event::Usage => (None, self.usage.as_ref().map(Some)),
+            Event::Usage => (None, self.usage.map(Some)),
         };
-        let choice = choice.map(|(index, delta, finish_reason)| ChatChunkChoice {
-            index,
-            delta,
-            logprobs: Null,
-            finish_reason,
-        });
-        sse_event(&ChatChunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
+        let choices = choice
+            .map(|(index, delta, finish_reason)| ChunkChoice {
+                index,
+                delta,
+                logprobs: None,
+                finish_reason: finish_reason.map(Into::into),
+            })
+            .into_iter()
+            .collect();
+        sse_event(&ChatCompletionChunk {
+            id: self.id.as_str().into(),
+            object: "chat.completion.chunk".into(),
             created: self.created,
-            model: &self.model,
-            service_tier: SERVICE_TIER,
-            system_fingerprint: SYSTEM_FINGERPRINT,
-            choices: choice.as_slice(),
+            model: self.model.as_str().into(),
+            choices,
             usage,
+            extra: fingerprint(),
         })
     }
 
     fn role_delta(&self, index: u32) -> Delta<'_> {
         match &self.body {
-            StreamBody::Text { .. } => Delta {
-                role: Some("assistant"),
-                content: Some(Some("")),
-                tool_calls: None,
-            },
-            StreamBody::Tool { name, call_ids } => Delta {
-                role: Some("assistant"),
-                content: Some(None),
-                tool_calls: Some([ToolCallDelta {
-                    index: 0,
-                    id: usize::try_from(index)
-                        .ok()
-                        .and_then(|index| call_ids.get(index))
-                        .map(String::as_str),
-                    kind: Some("function"),
-                    function: FunctionDelta {
-                        name: Some(name),
-                        arguments: "",
-                    },
-                }]),
-            },
+            StreamBody::Text { .. } => Delta::start(),
+            StreamBody::Tool { name, call_ids } => {
+                let mut call = ToolCall::function("", name.as_str(), "").at(0);
+                call.id = usize::try_from(index)
+                    .ok()
+                    .and_then(|index| call_ids.get(index))
+                    .map(|id| id.as_str().into());
+                Delta::tool_call(call).with_role()
+            }
         }
     }
 
     fn content_delta(&self, part: usize) -> Delta<'_> {
         match &self.body {
-            StreamBody::Text { .. } => Delta {
-                content: Some(Some(self.part(part))),
-                ..Delta::default()
-            },
-            StreamBody::Tool { .. } => Delta {
-                tool_calls: Some([ToolCallDelta {
-                    index: 0,
-                    id: None,
-                    kind: None,
-                    function: FunctionDelta {
-                        name: None,
-                        arguments: TOOL_ARGUMENTS,
-                    },
-                }]),
-                ..Delta::default()
-            },
+            StreamBody::Text { .. } => Delta::text(self.part(part)),
+            StreamBody::Tool { .. } => Delta::tool_call(ToolCall::arguments(0, TOOL_ARGUMENTS)),
         }
     }
 
@@ -1337,21 +1105,25 @@ impl StreamPlan {
                 Some(("", index, Some(self.finish_reason()))),
                 self.usage_placeholder(),
             ),
-            Event::Usage => (None, self.usage.as_ref().map(Some)),
+            Event::Usage => (None, self.usage.map(Some)),
         };
-        let choice = choice.map(|(text, index, finish_reason)| TextChoice {
-            text,
-            index,
-            logprobs: Null,
-            finish_reason,
-        });
-        sse_event(&TextCompletionChunk {
-            id: &self.id,
-            object: "text_completion",
+        let choices = choice
+            .map(|(text, index, finish_reason)| TextChoice {
+                text: text.into(),
+                index,
+                logprobs: None,
+                finish_reason: finish_reason.map(Into::into),
+            })
+            .into_iter()
+            .collect();
+        sse_event(&TextCompletion {
+            id: self.id.as_str().into(),
+            object: "text_completion".into(),
             created: self.created,
-            model: &self.model,
-            choices: choice.as_slice(),
+            model: self.model.as_str().into(),
+            choices,
             usage,
+            extra: Map::new(),
         })
     }
 }

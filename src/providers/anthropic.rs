@@ -16,12 +16,13 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::stream::{usage_json, ChunkWriter, SseEvent, SseEvents, StreamTranslator};
+use super::stream::{ChunkWriter, SseEvent, SseEvents, StreamTranslator};
 use super::{PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{CallKind, LlmRequest, Usage};
 use crate::secret::{scrub, Secret};
+use tollgate_wire::openai::{self, AssistantMessage, ChatCompletion, Choice, Delta, ToolCall};
 
 /// The only Messages API version (sent unless the deployment's `extra_headers` set another).
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -104,16 +105,8 @@ impl ProviderAdapter for AnthropicAdapter {
         if !version_set {
             headers.push((Cow::Borrowed("anthropic-version"), ANTHROPIC_VERSION.into()));
         }
-        for (k, v) in &deployment.extra_headers {
-            headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
-        }
-        let body = serde_json::to_vec(&body)
-            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
-        Ok(PreparedRequest {
-            url: target.url(messages_url(&target.api_base)),
-            headers,
-            body: Bytes::from(body),
-        })
+        headers.extend(super::native::extra_headers(deployment));
+        PreparedRequest::json(target.url(messages_url(&target.api_base)), headers, &body)
     }
 
     fn translate_response(
@@ -147,11 +140,8 @@ impl ProviderAdapter for AnthropicAdapter {
                         json_content = Some(arguments);
                         continue;
                     }
-                    tool_calls.push(json!({
-                        "id": block.get("id").cloned().unwrap_or(Value::Null),
-                        "type": "function",
-                        "function": {"name": name, "arguments": arguments},
-                    }));
+                    let id = block.get("id").and_then(Value::as_str).unwrap_or_default();
+                    tool_calls.push(ToolCall::function(id, name, arguments));
                 }
                 Some("thinking") => {
                     reasoning.push_str(block.get("thinking").and_then(Value::as_str).unwrap_or(""));
@@ -167,42 +157,26 @@ impl ProviderAdapter for AnthropicAdapter {
                 if tool_calls.is_empty() {
                     finish_reason = "stop";
                 }
-                Value::String(json_text)
+                Some(json_text)
             }
-            None if !saw_text && !tool_calls.is_empty() => Value::Null,
-            None => Value::String(text),
+            None if !saw_text && !tool_calls.is_empty() => None,
+            None => Some(text),
         };
-        let mut message = Map::new();
-        message.insert("role".into(), json!("assistant"));
-        message.insert("content".into(), content);
-        if !tool_calls.is_empty() {
-            message.insert("tool_calls".into(), Value::Array(tool_calls));
-        }
-        if !thinking_blocks.is_empty() {
-            message.insert("reasoning_content".into(), Value::String(reasoning.clone()));
-            message.insert("thinking_blocks".into(), Value::Array(thinking_blocks));
-        }
         let usage = msg.usage.to_usage(estimate_tokens(&reasoning));
-        let out = json!({
-            "id": msg.id,
-            "object": "chat.completion",
-            "created": (crate::time::now_ms() / 1000).max(0),
-            "model": msg.model,
-            "choices": [{
-                "index": 0,
-                "message": message,
-                "logprobs": null,
-                "finish_reason": finish_reason,
-            }],
-            "usage": msg.usage.to_json(&usage),
-        });
-        let body = serde_json::to_vec(&out)
-            .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
-        Ok(TranslatedResponse {
-            response_id: None,
-            body: Bytes::from(body),
-            usage: Some(usage),
-        })
+        let mut message = AssistantMessage::new(content.map(Into::into));
+        message.tool_calls = tool_calls;
+        if !thinking_blocks.is_empty() {
+            message.reasoning_content = Some(reasoning.into());
+            message.thinking_blocks = thinking_blocks;
+        }
+        let out = ChatCompletion::new(
+            msg.id,
+            super::now_secs(),
+            msg.model,
+            vec![Choice::new(0, message, finish_reason)],
+            msg.usage.to_openai(&usage),
+        );
+        TranslatedResponse::completion(&out, usage)
     }
 
     fn translate_error(
@@ -212,8 +186,8 @@ impl ProviderAdapter for AnthropicAdapter {
         retry_after: Option<Duration>,
         body: &[u8],
     ) -> GatewayError {
-        let parsed: Option<Value> = serde_json::from_slice(body).ok();
-        let err = parsed.as_ref().map(|v| v.get("error").unwrap_or(v));
+        let err = super::native::error_object(body);
+        let err = err.as_ref();
         let kind_text = err
             .and_then(|e| e.get("type"))
             .and_then(Value::as_str)
@@ -222,15 +196,7 @@ impl ProviderAdapter for AnthropicAdapter {
             .and_then(|e| e.get("message"))
             .and_then(Value::as_str)
             .map(str::to_string)
-            .unwrap_or_else(|| {
-                let raw = String::from_utf8_lossy(body);
-                let raw = raw.trim();
-                if raw.is_empty() {
-                    format!("HTTP {status} with an empty body")
-                } else {
-                    raw.chars().take(500).collect()
-                }
-            });
+            .unwrap_or_else(|| super::native::raw_error_text(status, body));
         upstream_error(
             target.api_key.as_ref(),
             status,
@@ -950,12 +916,14 @@ impl AnthropicUsage {
         }
     }
 
-    /// OpenAI usage JSON, plus Anthropic's cache counts for cost accounting (as LiteLLM adds).
-    fn to_json(self, usage: &Usage) -> Value {
-        let mut u = usage_json(usage);
-        u["cache_creation_input_tokens"] = json!(self.cache_creation_input_tokens);
-        u["cache_read_input_tokens"] = json!(self.cache_read_input_tokens);
-        u
+    /// OpenAI's usage object, plus Anthropic's cache counts for cost accounting (as LiteLLM
+    /// adds).
+    fn to_openai(self, usage: &Usage) -> openai::Usage {
+        openai::Usage {
+            cache_creation_input_tokens: Some(self.cache_creation_input_tokens),
+            cache_read_input_tokens: Some(self.cache_read_input_tokens),
+            ..usage.to_openai()
+        }
     }
 
     /// Overwrite with the non-zero counts of a later report (stream `message_delta`).
@@ -1057,8 +1025,7 @@ impl AnthropicStream {
     fn ensure_started(&mut self) {
         if !self.started {
             self.started = true;
-            self.writer
-                .delta(0, json!({"role": "assistant", "content": ""}), None);
+            self.writer.delta(0, Delta::start(), None);
         }
     }
 
@@ -1100,7 +1067,7 @@ impl AnthropicStream {
                             .and_then(Value::as_str)
                             .filter(|t| !t.is_empty())
                         {
-                            self.writer.delta(0, json!({"content": t}), None);
+                            self.writer.delta(0, Delta::text(t), None);
                         }
                         Block::Text
                     }
@@ -1113,16 +1080,9 @@ impl AnthropicStream {
                             self.other_tool_used = true;
                             let k = self.next_tool;
                             self.next_tool += 1;
-                            self.writer.delta(
-                                0,
-                                json!({"tool_calls": [{
-                                    "index": k,
-                                    "id": block.get("id").cloned().unwrap_or(Value::Null),
-                                    "type": "function",
-                                    "function": {"name": name, "arguments": ""},
-                                }]}),
-                                None,
-                            );
+                            let id = block.get("id").and_then(Value::as_str).unwrap_or_default();
+                            let call = ToolCall::function(id, name, "").at(k);
+                            self.writer.delta(0, Delta::tool_call(call), None);
                             Block::Tool(k)
                         }
                     }
@@ -1137,25 +1097,22 @@ impl AnthropicStream {
                 let text = |k: &str| delta.get(k).and_then(Value::as_str).unwrap_or("");
                 match (delta.get("type").and_then(Value::as_str), self.block(index)) {
                     (Some("text_delta"), _) => {
-                        self.writer.delta(0, json!({"content": text("text")}), None);
+                        self.writer.delta(0, Delta::text(text("text")), None);
                     }
                     (Some("input_json_delta"), Block::Tool(k)) => {
-                        self.writer.delta(
-                            0,
-                            json!({"tool_calls": [{"index": k, "function": {"arguments": text("partial_json")}}]}),
-                            None,
-                        );
+                        let piece = ToolCall::arguments(k, text("partial_json"));
+                        self.writer.delta(0, Delta::tool_call(piece), None);
                     }
                     (Some("input_json_delta"), Block::JsonTool) => {
                         let part = text("partial_json");
                         if !part.is_empty() {
-                            self.writer.delta(0, json!({"content": part}), None);
+                            self.writer.delta(0, Delta::text(part), None);
                         }
                     }
                     (Some("thinking_delta"), _) => {
                         let t = text("thinking");
                         self.reasoning_chars.push_str(t);
-                        self.writer.delta(0, json!({"reasoning_content": t}), None);
+                        self.writer.delta(0, Delta::reasoning(t), None);
                     }
                     // signature_delta, citations_delta, deltas of blocks OpenAI has no place for.
                     _ => {}
@@ -1179,17 +1136,9 @@ impl AnthropicStream {
                 if self.json_tool_used && !self.other_tool_used && reason == "tool_calls" {
                     reason = "stop";
                 }
-                self.writer.delta(0, json!({}), Some(reason));
+                self.writer.delta(0, Delta::default(), Some(reason));
                 let usage = self.usage.to_usage(estimate_tokens(&self.reasoning_chars));
-                let chunk = json!({
-                    "id": self.writer.id,
-                    "object": "chat.completion.chunk",
-                    "created": self.writer.created,
-                    "model": self.writer.model,
-                    "choices": [],
-                    "usage": self.usage.to_json(&usage),
-                });
-                self.writer.event(&chunk);
+                self.writer.usage_object(self.usage.to_openai(&usage));
                 self.writer.done();
                 self.done = true;
             }
@@ -1235,17 +1184,12 @@ mod tests {
     use super::*;
     use crate::config::ProxyConfig;
     use crate::deployment::CliDefaults;
+    use crate::providers::testing::{deployment_from, request};
 
     fn deployment(params: &str) -> Deployment {
-        let yaml = format!(
+        deployment_from(&format!(
             "model_list:\n  - model_name: c\n    litellm_params: {{model: anthropic/claude-sonnet-4-5, api_key: sk-ant-secret-key-123, {params}}}\n"
-        );
-        let cfg = ProxyConfig::parse(&yaml, "t").expect("valid");
-        Deployment::from_entry(&cfg.model_list[0], &CliDefaults::default())
-    }
-
-    fn request(kind: CallKind, body: Value) -> LlmRequest {
-        LlmRequest::parse(kind, body.to_string().as_bytes(), None).expect("valid")
+        ))
     }
 
     fn prepare_with(params: &str, body: Value) -> Result<(PreparedRequest, Value), GatewayError> {

@@ -16,36 +16,13 @@ use super::{PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{CallKind, LlmRequest, Usage};
+use tollgate_wire::openai::{Delta, ToolCall};
 
 pub struct CohereAdapter;
 
 pub static COHERE: CohereAdapter = CohereAdapter;
 
 const PROVIDER: &str = "Cohere";
-
-/// OpenAI chat parameters Cohere v2 has no equivalent for.
-const UNSUPPORTED_CHAT: &[&str] = &[
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "functions",
-    "function_call",
-    "modalities",
-    "audio",
-    "prediction",
-    "reasoning_effort",
-    "web_search_options",
-];
-
-/// OpenAI parameters dropped without a word: they steer OpenAI-side features with no effect on the
-/// answer (`user`, `store`…) or are handled by the gateway (`stream_options`).
-const IGNORED: &[&str] = &[
-    "user",
-    "store",
-    "service_tier",
-    "stream_options",
-    "parallel_tool_calls",
-];
 
 impl ProviderAdapter for CohereAdapter {
     fn prepare(
@@ -64,13 +41,11 @@ impl ProviderAdapter for CohereAdapter {
                 ))
             }
         };
-        let body = serde_json::to_vec(&Value::Object(body))
-            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
-        Ok(PreparedRequest {
-            url: target.url(format!("{}{path}", base_url(&target.api_base))),
-            headers: native::json_headers(deployment, target, req.stream),
-            body: Bytes::from(body),
-        })
+        PreparedRequest::json(
+            target.url(format!("{}{path}", base_url(&target.api_base))),
+            native::json_headers(deployment, target, req.stream),
+            &body,
+        )
     }
 
     fn translate_response(
@@ -79,17 +54,10 @@ impl ProviderAdapter for CohereAdapter {
         body: Bytes,
     ) -> Result<TranslatedResponse, GatewayError> {
         let v: Value = serde_json::from_slice(&body).map_err(|e| native::bad_body(PROVIDER, e))?;
-        let (out, usage) = match req.kind {
-            CallKind::Embedding => embed_response(&req.model, &v)?,
-            _ => chat_response(&req.model, &v)?,
-        };
-        let body = serde_json::to_vec(&out)
-            .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
-        Ok(TranslatedResponse {
-            response_id: None,
-            body: Bytes::from(body),
-            usage: Some(usage),
-        })
+        match req.kind {
+            CallKind::Embedding => embed_response(&req.model, &v),
+            _ => chat_response(&req.model, &v),
+        }
     }
 
     fn translate_error(
@@ -148,14 +116,14 @@ fn chat_body(
     target: &Target,
     req: &LlmRequest,
 ) -> Result<Map<String, Value>, GatewayError> {
-    let mut src = native::openai_body(deployment, target, req, UNSUPPORTED_CHAT)?;
+    let mut src = native::openai_body(deployment, target, req, native::UNSUPPORTED_CHAT)?;
     if src.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1)
         && !native::drop_params(deployment, req)
     {
         return Err(native::unsupported_error(target, &["n"]));
     }
     src.remove("n");
-    for k in IGNORED {
+    for k in native::IGNORED_CHAT {
         src.remove(*k);
     }
 
@@ -452,20 +420,7 @@ fn usage_of(u: Option<&Value>) -> Usage {
     native::usage(prompt, completion, cached)
 }
 
-fn tool_call(c: &Value) -> Value {
-    let args = match c.pointer("/function/arguments") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => "{}".into(),
-        Some(other) => other.to_string(),
-    };
-    json!({
-        "id": c.get("id").and_then(Value::as_str).map_or_else(native::call_id, str::to_string),
-        "type": "function",
-        "function": {"name": c.pointer("/function/name").cloned().unwrap_or(json!("")), "arguments": args},
-    })
-}
-
-fn chat_response(model: &str, v: &Value) -> Result<(Value, Usage), GatewayError> {
+fn chat_response(model: &str, v: &Value) -> Result<TranslatedResponse, GatewayError> {
     let message = v
         .get("message")
         .ok_or_else(|| native::bad_body(PROVIDER, "no message"))?;
@@ -480,10 +435,10 @@ fn chat_response(model: &str, v: &Value) -> Result<(Value, Usage), GatewayError>
                 .collect()
         })
         .unwrap_or_default();
-    let calls: Vec<Value> = message
+    let calls: Vec<ToolCall> = message
         .get("tool_calls")
         .and_then(Value::as_array)
-        .map(|c| c.iter().map(tool_call).collect())
+        .map(|c| c.iter().map(native::tool_call).collect())
         .unwrap_or_default();
     let finish = finish_reason(v.get("finish_reason").and_then(Value::as_str)).map_err(|e| {
         GatewayError::Upstream {
@@ -505,13 +460,13 @@ fn chat_response(model: &str, v: &Value) -> Result<(Value, Usage), GatewayError>
         || format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
         str::to_string,
     );
-    Ok((
-        native::chat_completion(&id, model, Some(text), calls, finish, &usage),
+    TranslatedResponse::completion(
+        &native::chat_completion(id, model, text, calls, finish, &usage),
         usage,
-    ))
+    )
 }
 
-fn embed_response(model: &str, v: &Value) -> Result<(Value, Usage), GatewayError> {
+fn embed_response(model: &str, v: &Value) -> Result<TranslatedResponse, GatewayError> {
     let vectors = v
         .pointer("/embeddings/float")
         .or_else(|| v.get("embeddings").filter(|e| e.is_array()))
@@ -522,8 +477,7 @@ fn embed_response(model: &str, v: &Value) -> Result<(Value, Usage), GatewayError
         .pointer("/meta/billed_units/input_tokens")
         .and_then(Value::as_u64)
         .unwrap_or(0);
-    let usage = native::usage(prompt, 0, 0);
-    Ok((native::embedding_list(model, vectors, prompt), usage))
+    TranslatedResponse::embeddings(&native::embedding_list(model, vectors, prompt))
 }
 
 /// Cohere's typed SSE events → OpenAI chunks.
@@ -550,8 +504,7 @@ impl CohereStream {
     fn start(&mut self) {
         if !self.started {
             self.started = true;
-            self.out
-                .delta(0, json!({"role": "assistant", "content": ""}), None);
+            self.out.delta(0, Delta::start(), None);
         }
     }
 
@@ -559,7 +512,8 @@ impl CohereStream {
         if self.ended || data.trim() == "[DONE]" {
             return Ok(());
         }
-        let v: Value = serde_json::from_str(data).map_err(|e| stream_error(&e.to_string()))?;
+        let v: Value = serde_json::from_str(data)
+            .map_err(|e| native::stream_error(PROVIDER, &e.to_string()))?;
         let kind = v
             .get("type")
             .and_then(Value::as_str)
@@ -581,7 +535,7 @@ impl CohereStream {
                     .and_then(Value::as_str)
                 {
                     if !text.is_empty() {
-                        self.out.delta(0, json!({"content": text}), None);
+                        self.out.delta(0, Delta::text(text), None);
                     }
                 }
             }
@@ -597,16 +551,8 @@ impl CohereStream {
                     .pointer("/function/arguments")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                self.out.delta(
-                    0,
-                    json!({"tool_calls": [{
-                        "index": index,
-                        "id": call.get("id").and_then(Value::as_str).map_or_else(native::call_id, str::to_string),
-                        "type": "function",
-                        "function": {"name": call.pointer("/function/name").cloned().unwrap_or(json!("")), "arguments": args},
-                    }]}),
-                    None,
-                );
+                let call = native::tool_call_with(&call, args.to_string()).at(index);
+                self.out.delta(0, Delta::tool_call(call), None);
             }
             "tool-call-delta" => {
                 let args = v
@@ -614,23 +560,21 @@ impl CohereStream {
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 if !args.is_empty() && self.tool_calls > 0 {
-                    self.out.delta(
-                        0,
-                        json!({"tool_calls": [{"index": self.tool_calls - 1, "function": {"arguments": args}}]}),
-                        None,
-                    );
+                    let piece = ToolCall::arguments(self.tool_calls - 1, args);
+                    self.out.delta(0, Delta::tool_call(piece), None);
                 }
             }
             "message-end" => {
                 self.start();
                 let reason = v.pointer("/delta/finish_reason").and_then(Value::as_str);
-                let finish = finish_reason(reason).map_err(|e| stream_error(&e))?;
+                let finish =
+                    finish_reason(reason).map_err(|e| native::stream_error(PROVIDER, &e))?;
                 let finish = if self.tool_calls > 0 && finish == "stop" {
                     "tool_calls"
                 } else {
                     finish
                 };
-                self.out.delta(0, json!({}), Some(finish));
+                self.out.delta(0, Delta::default(), Some(finish));
                 self.out.usage(&usage_of(v.pointer("/delta/usage")));
                 self.out.done();
                 self.ended = true;
@@ -641,22 +585,11 @@ impl CohereStream {
             | "citation-start" | "citation-end" | "debug" => {}
             _ => {
                 if let Some(message) = v.get("message").and_then(Value::as_str) {
-                    return Err(stream_error(message));
+                    return Err(native::stream_error(PROVIDER, message));
                 }
             }
         }
         Ok(())
-    }
-}
-
-fn stream_error(message: &str) -> GatewayError {
-    GatewayError::Upstream {
-        kind: UpstreamErrorKind::StreamInterrupted,
-        status: 502,
-        message: format!("APIConnectionError: {PROVIDER}Exception - {message}"),
-        code: None,
-        param: None,
-        retry_after: None,
     }
 }
 
@@ -679,18 +612,7 @@ impl StreamTranslator for CohereStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ProxyConfig;
-    use crate::deployment::CliDefaults;
-
-    fn deployment(params: &str) -> Deployment {
-        let yaml = format!("model_list:\n  - model_name: g\n    litellm_params: {params}\n");
-        let cfg = ProxyConfig::parse(&yaml, "t").expect("valid");
-        Deployment::from_entry(&cfg.model_list[0], &CliDefaults::default())
-    }
-
-    fn request(kind: CallKind, body: Value) -> LlmRequest {
-        LlmRequest::parse(kind, body.to_string().as_bytes(), None).expect("valid")
-    }
+    use crate::providers::testing::{deployment, request};
 
     fn prepared(d: &Deployment, body: Value) -> (PreparedRequest, Value) {
         let t = d.target_for("g").expect("target");

@@ -10,12 +10,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::stream::{usage_json, ChunkWriter, SseEvents, StreamTranslator};
-use super::{urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
+use super::stream::{ChunkWriter, SseEvents, StreamTranslator};
+use super::{native, urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{CallKind, LlmRequest, Usage};
 use crate::secret::{scrub, Secret};
+use tollgate_wire::openai::{AssistantMessage, ChatCompletion, Choice, Delta, ToolCall};
 
 /// Which Google API a call goes to: same JSON, different URLs, auth and error names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,14 +89,8 @@ impl ProviderAdapter for GeminiAdapter {
             (Cow::Borrowed("content-type"), "application/json".into()),
             (Cow::Borrowed("x-goog-api-key"), key.expose().to_string()),
         ];
-        for (k, v) in &deployment.extra_headers {
-            headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
-        }
-        Ok(PreparedRequest {
-            url: target.url(url),
-            headers,
-            body: encode(&body)?,
-        })
+        headers.extend(super::native::extra_headers(deployment));
+        PreparedRequest::json(target.url(url), headers, &body)
     }
 
     fn translate_response(
@@ -151,12 +146,6 @@ pub(crate) fn no_legacy_completions(target: &Target) -> GatewayError {
         "{} does not support the legacy /completions API in this gateway: use /chat/completions",
         target.spec.name
     ))
-}
-
-pub(crate) fn encode(body: &Value) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(body)
-        .map(Bytes::from)
-        .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1071,16 +1060,13 @@ fn tool_call_id(part: &Value, call: &Value) -> String {
     }
 }
 
-fn tool_call_json(call: &Value, id: String) -> Value {
+fn tool_call(call: &Value, id: String) -> ToolCall<'_> {
     let args = call.get("args").cloned().unwrap_or_else(|| json!({}));
-    json!({
-        "id": id,
-        "type": "function",
-        "function": {
-            "name": call.get("name").and_then(Value::as_str).unwrap_or(""),
-            "arguments": args.to_string(),
-        }
-    })
+    ToolCall::function(
+        id,
+        call.get("name").and_then(Value::as_str).unwrap_or(""),
+        args.to_string(),
+    )
 }
 
 pub(crate) fn response_id(v: &Value) -> String {
@@ -1088,10 +1074,6 @@ pub(crate) fn response_id(v: &Value) -> String {
         Some(id) if !id.is_empty() => format!("chatcmpl-{id}"),
         _ => format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
     }
-}
-
-fn now_secs() -> u64 {
-    (crate::time::now_ms() / 1000).max(0) as u64
 }
 
 /// A non-streaming `GenerateContentResponse` → `chat.completion`.
@@ -1114,7 +1096,7 @@ pub(crate) fn translate_chat_response(
                 .flatten()
             {
                 if let Some(call) = p.get("functionCall") {
-                    tool_calls.push(tool_call_json(call, tool_call_id(p, call)));
+                    tool_calls.push(tool_call(call, tool_call_id(p, call)));
                 } else if let Some(t) = p.get("text").and_then(Value::as_str) {
                     if p.get("thought").and_then(Value::as_bool) == Some(true) {
                         thoughts.push_str(t);
@@ -1131,73 +1113,33 @@ pub(crate) fn translate_chat_response(
             if !tool_calls.is_empty() && finish == "stop" {
                 finish = "tool_calls";
             }
-            let mut message = Map::new();
-            message.insert("role".into(), json!("assistant"));
-            message.insert(
-                "content".into(),
-                if text.is_empty() && !tool_calls.is_empty() {
-                    Value::Null
-                } else {
-                    json!(text)
-                },
-            );
-            if !thoughts.is_empty() {
-                message.insert("reasoning_content".into(), json!(thoughts));
-            }
-            if !tool_calls.is_empty() {
-                message.insert("tool_calls".into(), Value::Array(tool_calls));
-            }
-            choices.push(json!({
-                "index": index,
-                "message": message,
-                "logprobs": null,
-                "finish_reason": finish,
-            }));
+            let message = super::assistant_message(text, thoughts, tool_calls);
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            choices.push(Choice::new(index, message, finish));
         }
     }
     if choices.is_empty() {
         // A blocked prompt: 200 with `promptFeedback.blockReason` and no candidates.
         let blocked = v.pointer("/promptFeedback/blockReason").is_some();
-        choices.push(json!({
-            "index": 0,
-            "message": {"role": "assistant", "content": ""},
-            "logprobs": null,
-            "finish_reason": if blocked { "content_filter" } else { "stop" },
-        }));
+        choices.push(Choice::new(
+            0,
+            AssistantMessage::new(Some("".into())),
+            if blocked { "content_filter" } else { "stop" },
+        ));
     }
     let usage = v.get("usageMetadata").map(usage_from).unwrap_or_default();
     let model = v
         .get("modelVersion")
         .and_then(Value::as_str)
         .unwrap_or(&req.model);
-    let out = json!({
-        "id": response_id(&v),
-        "object": "chat.completion",
-        "created": now_secs(),
-        "model": model,
-        "choices": choices,
-        "usage": usage_json(&usage),
-    });
-    Ok(TranslatedResponse {
-        response_id: None,
-        body: encode(&out)?,
-        usage: Some(usage),
-    })
-}
-
-/// The OpenAI embedding list for a list of vectors.
-pub(crate) fn embedding_list(model: &str, vectors: Vec<Value>, prompt_tokens: u64) -> Value {
-    let data: Vec<Value> = vectors
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
-        .collect();
-    json!({
-        "object": "list",
-        "data": data,
-        "model": model,
-        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-    })
+    let out = ChatCompletion::new(
+        response_id(&v),
+        super::now_secs(),
+        model,
+        choices,
+        usage.to_openai(),
+    );
+    TranslatedResponse::completion(&out, usage)
 }
 
 /// Token estimate (4 characters a token) for embedding input when the provider reports none.
@@ -1233,16 +1175,7 @@ fn translate_gemini_embeddings(
         .pointer("/usageMetadata/promptTokenCount")
         .and_then(Value::as_u64)
         .unwrap_or_else(|| estimate_tokens(req));
-    let out = embedding_list(&req.model, vectors, prompt);
-    Ok(TranslatedResponse {
-        response_id: None,
-        body: encode(&out)?,
-        usage: Some(Usage {
-            prompt_tokens: prompt,
-            total_tokens: prompt,
-            ..Usage::default()
-        }),
-    })
+    TranslatedResponse::embeddings(&native::embedding_list(&req.model, vectors, prompt))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1292,15 +1225,7 @@ fn google_error_value(
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .unwrap_or_else(|| {
-            let raw = String::from_utf8_lossy(raw);
-            let raw = raw.trim();
-            if raw.is_empty() {
-                format!("HTTP {status} with an empty body")
-            } else {
-                raw.chars().take(500).collect()
-            }
-        });
+        .unwrap_or_else(|| native::raw_error_text(status, raw));
     let google_status = err
         .and_then(|e| e.get("status"))
         .and_then(Value::as_str)
@@ -1342,19 +1267,7 @@ fn google_error_value(
         ),
         key,
     );
-    let code = kind.standard_code().map(str::to_string).or(google_status);
-    GatewayError::Upstream {
-        kind,
-        status: if (400..=599).contains(&status) {
-            status
-        } else {
-            502
-        },
-        message,
-        code,
-        param: None,
-        retry_after,
-    }
+    native::upstream(kind, status, message, google_status, None, retry_after)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1449,8 +1362,8 @@ impl GeminiStream {
             if v.pointer("/promptFeedback/blockReason").is_some() && !self.blocked {
                 self.blocked = true;
                 let w = self.writer.as_mut().expect("writer set above");
-                w.delta(0, json!({"role": "assistant", "content": ""}), None);
-                w.delta(0, json!({}), Some("content_filter"));
+                w.delta(0, Delta::start(), None);
+                w.delta(0, Delta::default(), Some("content_filter"));
             }
             return Ok(());
         }
@@ -1472,25 +1385,21 @@ impl GeminiStream {
                 .flatten()
             {
                 let mut delta = if let Some(call) = p.get("functionCall") {
-                    let mut tc = tool_call_json(call, tool_call_id(p, call));
-                    tc["index"] = json!(state.tool_calls);
+                    let tc = tool_call(call, tool_call_id(p, call)).at(state.tool_calls);
                     state.tool_calls += 1;
-                    json!({"tool_calls": [tc]})
+                    Delta::tool_call(tc)
                 } else if let Some(t) = p.get("text").and_then(Value::as_str) {
                     if p.get("thought").and_then(Value::as_bool) == Some(true) {
-                        json!({"reasoning_content": t})
+                        Delta::reasoning(t)
                     } else {
-                        json!({"content": t})
+                        Delta::text(t)
                     }
                 } else {
                     continue;
                 };
                 if !state.started {
                     state.started = true;
-                    delta["role"] = json!("assistant");
-                    if delta.get("content").is_none() && delta.get("tool_calls").is_some() {
-                        delta["content"] = Value::Null;
-                    }
+                    delta = delta.with_role();
                 }
                 w.delta(idx, delta, None);
             }
@@ -1500,14 +1409,14 @@ impl GeminiStream {
                 }
                 if !state.started {
                     state.started = true;
-                    w.delta(idx, json!({"role": "assistant", "content": ""}), None);
+                    w.delta(idx, Delta::start(), None);
                 }
                 let mut finish = finish_reason(reason);
                 if state.tool_calls > 0 && finish == "stop" {
                     finish = "tool_calls";
                 }
                 state.finished = true;
-                w.delta(idx, json!({}), Some(finish));
+                w.delta(idx, Delta::default(), Some(finish));
             }
         }
         Ok(())
@@ -1547,20 +1456,10 @@ impl StreamTranslator for GeminiStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ProxyConfig;
-    use crate::deployment::CliDefaults;
-
-    fn deployment(yaml: &str) -> Deployment {
-        let cfg = ProxyConfig::parse(yaml, "t").expect("valid");
-        Deployment::from_entry(&cfg.model_list[0], &CliDefaults::default())
-    }
+    use crate::providers::testing::{deployment_from as deployment, request};
 
     fn gemini_deployment() -> Deployment {
         deployment("model_list:\n  - model_name: g\n    litellm_params: {model: gemini/gemini-2.0-flash, api_key: AIza-test-key-0123456789, temperature: 0.3}\n")
-    }
-
-    fn request(kind: CallKind, body: Value) -> LlmRequest {
-        LlmRequest::parse(kind, body.to_string().as_bytes(), None).expect("valid")
     }
 
     fn chat(body: Value) -> LlmRequest {

@@ -99,14 +99,7 @@ impl ProviderAdapter for HuggingFaceAdapter {
                     target.api_base.clone()
                 };
                 let url = target.url(url);
-                let body = serde_json::to_vec(&Value::Object(body)).map_err(|e| {
-                    GatewayError::internal(format!("cannot encode upstream request: {e}"))
-                })?;
-                Ok(PreparedRequest {
-                    url,
-                    headers: native::json_headers(deployment, target, false),
-                    body: Bytes::from(body),
-                })
+                PreparedRequest::json(url, native::json_headers(deployment, target, false), &body)
             }
             CallKind::Completion => Err(native::bad_request(
                 target,
@@ -138,14 +131,7 @@ impl ProviderAdapter for HuggingFaceAdapter {
             .collect();
         // The pipeline reports no token counts: estimate them as for rate limits.
         let prompt = req.estimated_prompt_tokens();
-        let out = native::embedding_list(&req.model, vectors, prompt);
-        let body = serde_json::to_vec(&out)
-            .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
-        Ok(TranslatedResponse {
-            response_id: None,
-            body: Bytes::from(body),
-            usage: Some(native::usage(prompt, 0, 0)),
-        })
+        TranslatedResponse::embeddings(&native::embedding_list(&req.model, vectors, prompt))
     }
 
     fn translate_error(
@@ -179,19 +165,8 @@ impl ProviderAdapter for HuggingFaceAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ProxyConfig;
-    use crate::deployment::CliDefaults;
+    use crate::providers::testing::{deployment, request};
     use serde_json::json;
-
-    fn deployment(params: &str) -> Deployment {
-        let yaml = format!("model_list:\n  - model_name: g\n    litellm_params: {params}\n");
-        let cfg = ProxyConfig::parse(&yaml, "t").expect("valid");
-        Deployment::from_entry(&cfg.model_list[0], &CliDefaults::default())
-    }
-
-    fn request(kind: CallKind, body: Value) -> LlmRequest {
-        LlmRequest::parse(kind, body.to_string().as_bytes(), None).expect("valid")
-    }
 
     fn chat_url_and_model(params: &str) -> (String, Value) {
         let d = deployment(params);

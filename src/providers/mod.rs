@@ -22,6 +22,7 @@ use std::borrow::Cow;
 use futures_util::future::LocalBoxFuture;
 
 use bytes::Bytes;
+use tollgate_wire::openai::{AssistantMessage, ChatCompletion, EmbeddingList, ToolCall};
 
 use crate::deployment::{Deployment, Target};
 use crate::error::GatewayError;
@@ -410,6 +411,21 @@ pub struct PreparedRequest {
 }
 
 impl PreparedRequest {
+    /// A request with a JSON body.
+    pub fn json(
+        url: String,
+        headers: Vec<(Cow<'static, str>, String)>,
+        body: &impl serde::Serialize,
+    ) -> Result<Self, GatewayError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
+        Ok(Self {
+            url,
+            headers,
+            body: Bytes::from(body),
+        })
+    }
+
     /// Headers for debug logs: names kept, every value masked (a configured header may carry a
     /// credential under any name).
     pub fn redacted_headers(&self) -> Vec<(String, String)> {
@@ -424,6 +440,52 @@ pub struct TranslatedResponse {
     /// The response's `id`, when the adapter read it anyway (else the pipeline reads it from the
     /// body for the spend log).
     pub response_id: Option<String>,
+}
+
+impl TranslatedResponse {
+    /// A `chat.completion` an adapter built: its JSON, its usage, and its id for the spend log.
+    pub fn completion(out: &ChatCompletion<'_>, usage: Usage) -> Result<Self, GatewayError> {
+        Ok(Self {
+            body: encode(out)?,
+            usage: Some(usage),
+            response_id: Some(out.id.to_string()),
+        })
+    }
+
+    /// An embedding list an adapter built; its usage is the list's prompt tokens.
+    pub fn embeddings(out: &EmbeddingList<'_>) -> Result<Self, GatewayError> {
+        let prompt = out.usage.prompt_tokens;
+        Ok(Self {
+            body: encode(out)?,
+            usage: Some(native::usage(prompt, 0, 0)),
+            response_id: None,
+        })
+    }
+}
+
+fn encode(out: &impl serde::Serialize) -> Result<Bytes, GatewayError> {
+    serde_json::to_vec(out)
+        .map(Bytes::from)
+        .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))
+}
+
+/// The assistant message of a completion: the text (`null` when there is none but tool calls),
+/// the reasoning text when there is some, and the tool calls.
+pub fn assistant_message(
+    text: String,
+    reasoning: String,
+    tool_calls: Vec<ToolCall<'_>>,
+) -> AssistantMessage<'_> {
+    let content = (!text.is_empty() || tool_calls.is_empty()).then(|| text.into());
+    let mut message = AssistantMessage::new(content);
+    message.reasoning_content = (!reasoning.is_empty()).then(|| reasoning.into());
+    message.tool_calls = tool_calls;
+    message
+}
+
+/// Now, in unix seconds: the `created` of the responses and chunks adapters write.
+pub fn now_secs() -> u64 {
+    (crate::time::now_ms() / 1000).max(0) as u64
 }
 
 /// One provider's translation, in both directions.
@@ -491,6 +553,34 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
         Wire::Gemini => Some(&gemini::GEMINI),
         Wire::VertexAi => Some(&vertex::VERTEX),
         Wire::Native => None,
+    }
+}
+
+/// Helpers the adapters' unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use serde_json::Value;
+
+    use crate::config::ProxyConfig;
+    use crate::deployment::{CliDefaults, Deployment};
+    use crate::llm::{CallKind, LlmRequest};
+
+    /// The first deployment of a config.
+    pub fn deployment_from(yaml: &str) -> Deployment {
+        let cfg = ProxyConfig::parse(yaml, "t").expect("valid");
+        Deployment::from_entry(&cfg.model_list[0], &CliDefaults::default())
+    }
+
+    /// A deployment of model group `g` with these `litellm_params` (a YAML flow mapping).
+    pub fn deployment(params: &str) -> Deployment {
+        deployment_from(&format!(
+            "model_list:\n  - model_name: g\n    litellm_params: {params}\n"
+        ))
+    }
+
+    /// A client request of this kind with this body.
+    pub fn request(kind: CallKind, body: Value) -> LlmRequest {
+        LlmRequest::parse(kind, body.to_string().as_bytes(), None).expect("valid")
     }
 }
 

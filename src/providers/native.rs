@@ -1,16 +1,44 @@
-//! Pieces shared by the adapters of providers with their own wire format (Cohere, Ollama, Hugging
-//! Face embeddings): the OpenAI body with deployment defaults and `drop_params` applied, upstream
-//! errors in LiteLLM's wording, and the OpenAI response shapes they all produce.
+//! Pieces the adapters share: the OpenAI body with deployment defaults and `drop_params` applied,
+//! headers, upstream errors in LiteLLM's wording and the error text of a provider's body, and (for
+//! the providers with their own wire format: Cohere, Ollama, Hugging Face embeddings) the tool
+//! calls, completions and embedding lists they answer with, built from the OpenAI wire types.
 
 use std::borrow::Cow;
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use tollgate_wire::openai::{
+    AssistantMessage, ChatCompletion, Choice, EmbeddingList, EmbeddingVector, ToolCall,
+};
 
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{LlmRequest, Usage};
 use crate::secret::scrub;
+
+/// OpenAI chat parameters the native chat APIs here (Cohere, Ollama) have no equivalent for.
+pub const UNSUPPORTED_CHAT: &[&str] = &[
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "functions",
+    "function_call",
+    "modalities",
+    "audio",
+    "prediction",
+    "reasoning_effort",
+    "web_search_options",
+];
+
+/// OpenAI parameters those adapters drop without a word: they steer OpenAI-side features with no
+/// effect on the answer (`user`, `store`…) or are handled by the gateway (`stream_options`).
+pub const IGNORED_CHAT: &[&str] = &[
+    "user",
+    "store",
+    "service_tier",
+    "stream_options",
+    "parallel_tool_calls",
+];
 
 /// The request body with the deployment's defaults filled in, `additional_drop_params` removed,
 /// and the OpenAI parameters the provider cannot take (`unsupported`, plus the spec's list) either
@@ -204,10 +232,30 @@ pub fn json_headers(
             format!("Bearer {}", key.expose()),
         ));
     }
-    for (k, v) in &deployment.extra_headers {
-        headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
-    }
+    headers.extend(extra_headers(deployment));
     headers
+}
+
+/// The deployment's `extra_headers`, names lower-cased, to send after the adapter's own.
+pub fn extra_headers(
+    deployment: &Deployment,
+) -> impl Iterator<Item = (Cow<'static, str>, String)> + '_ {
+    deployment
+        .extra_headers
+        .iter()
+        .map(|(k, v)| (Cow::Owned(k.to_ascii_lowercase()), v.clone()))
+}
+
+/// A provider stream that broke off or reported an error part-way.
+pub fn stream_error(provider: &str, message: &str) -> GatewayError {
+    GatewayError::Upstream {
+        kind: UpstreamErrorKind::StreamInterrupted,
+        status: 502,
+        message: format!("APIConnectionError: {provider}Exception - {message}"),
+        code: None,
+        param: None,
+        retry_after: None,
+    }
 }
 
 /// An upstream error as the gateway reports it: `"{Class}: {Provider}Exception - {message}"`,
@@ -221,7 +269,23 @@ pub fn upstream_error(
     retry_after: Option<Duration>,
 ) -> GatewayError {
     let class = kind.class_name(status);
-    let code = kind.standard_code().map(str::to_string);
+    let message = scrub(
+        &format!("{class}: {provider}Exception - {message}"),
+        target.api_key.as_ref(),
+    );
+    upstream(kind, status, message, None, None, retry_after)
+}
+
+/// An upstream error with its message worded: the status kept when it is an error status (else
+/// 502), the kind's standard code, else the provider's `code`.
+pub fn upstream(
+    kind: UpstreamErrorKind,
+    status: u16,
+    message: String,
+    code: Option<String>,
+    param: Option<String>,
+    retry_after: Option<Duration>,
+) -> GatewayError {
     GatewayError::Upstream {
         kind,
         status: if (400..=599).contains(&status) {
@@ -229,12 +293,9 @@ pub fn upstream_error(
         } else {
             502
         },
-        message: scrub(
-            &format!("{class}: {provider}Exception - {message}"),
-            target.api_key.as_ref(),
-        ),
-        code,
-        param: None,
+        message,
+        code: kind.standard_code().map(str::to_string).or(code),
+        param,
         retry_after,
     }
 }
@@ -261,15 +322,27 @@ pub fn error_text(status: u16, body: &[u8], keys: &[&str]) -> String {
             _ => None,
         })
     });
-    found.unwrap_or_else(|| {
-        let raw = String::from_utf8_lossy(body);
-        let raw = raw.trim();
-        if raw.is_empty() {
-            format!("HTTP {status} with an empty body")
-        } else {
-            raw.chars().take(500).collect()
-        }
-    })
+    found.unwrap_or_else(|| raw_error_text(status, body))
+}
+
+/// The error object of a JSON error body: its `error` member when it has one, else the body.
+pub fn error_object(body: &[u8]) -> Option<Value> {
+    match serde_json::from_slice(body).ok()? {
+        Value::Object(mut o) => Some(o.remove("error").unwrap_or(Value::Object(o))),
+        other => Some(other),
+    }
+}
+
+/// An error body as text, for a body without a message the adapter can find: its first 500
+/// characters, or a note that it was empty.
+pub fn raw_error_text(status: u16, body: &[u8]) -> String {
+    let raw = String::from_utf8_lossy(body);
+    let raw = raw.trim();
+    if raw.is_empty() {
+        format!("HTTP {status} with an empty body")
+    } else {
+        raw.chars().take(500).collect()
+    }
 }
 
 /// A message `content` as plain text: a string, or the `text` of its text parts joined.
@@ -308,49 +381,60 @@ pub fn input_texts(target: &Target, input: Option<&Value>) -> Result<Vec<Value>,
     Ok(texts)
 }
 
-/// An OpenAI `chat.completion` with one choice.
+/// An OpenAI `chat.completion` with one choice: the assistant's text (`null` when empty) and
+/// tool calls.
 pub fn chat_completion(
-    id: &str,
+    id: String,
     model: &str,
-    content: Option<String>,
-    tool_calls: Vec<Value>,
-    finish_reason: &str,
+    content: String,
+    tool_calls: Vec<ToolCall<'static>>,
+    finish_reason: &'static str,
     usage: &Usage,
-) -> Value {
-    let mut message = Map::new();
-    message.insert("role".into(), json!("assistant"));
-    message.insert(
-        "content".into(),
-        content
-            .filter(|c| !c.is_empty())
-            .map_or(Value::Null, Value::String),
-    );
-    if !tool_calls.is_empty() {
-        message.insert("tool_calls".into(), Value::Array(tool_calls));
-    }
-    json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": (crate::time::now_ms() / 1000).max(0),
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason}],
-        "usage": super::stream::usage_json(usage),
-    })
+) -> ChatCompletion<'static> {
+    let mut message = AssistantMessage::new((!content.is_empty()).then(|| content.into()));
+    message.tool_calls = tool_calls;
+    ChatCompletion::new(
+        id,
+        super::now_secs(),
+        model.to_string(),
+        vec![Choice::new(0, message, finish_reason)],
+        usage.to_openai(),
+    )
 }
 
-/// An OpenAI embedding list.
-pub fn embedding_list(model: &str, vectors: Vec<Value>, prompt_tokens: u64) -> Value {
-    let data: Vec<Value> = vectors
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
-        .collect();
-    json!({
-        "object": "list",
-        "data": data,
-        "model": model,
-        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-    })
+/// An OpenAI embedding list of the provider's vectors (JSON lists of numbers).
+pub fn embedding_list(model: &str, vectors: Vec<Value>, prompt_tokens: u64) -> EmbeddingList<'_> {
+    EmbeddingList::new(
+        model,
+        vectors.into_iter().map(EmbeddingVector::from_json),
+        prompt_tokens,
+    )
+}
+
+/// An OpenAI-shaped tool call from a provider that may leave out its id (a fresh one then) or
+/// name, with `arguments` as given.
+pub fn tool_call_with(c: &Value, arguments: String) -> ToolCall<'static> {
+    ToolCall::function(
+        c.get("id")
+            .and_then(Value::as_str)
+            .map_or_else(call_id, str::to_string),
+        c.pointer("/function/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        arguments,
+    )
+}
+
+/// An OpenAI-shaped tool call with defaults filled in; `arguments` may be a JSON object (Ollama),
+/// a string, or missing (`{}`).
+pub fn tool_call(c: &Value) -> ToolCall<'static> {
+    let args = match c.pointer("/function/arguments") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "{}".into(),
+        Some(other) => other.to_string(),
+    };
+    tool_call_with(c, args)
 }
 
 /// Usage from prompt and completion counts (OpenAI's total).

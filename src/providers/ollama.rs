@@ -19,37 +19,15 @@ use super::openai::classify;
 use super::stream::{ChunkWriter, Lines, StreamTranslator};
 use super::{PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
-use crate::error::{GatewayError, UpstreamErrorKind};
+use crate::error::GatewayError;
 use crate::llm::{CallKind, LlmRequest, Usage};
+use tollgate_wire::openai::{Delta, ToolCall};
 
 pub struct OllamaAdapter;
 
 pub static OLLAMA: OllamaAdapter = OllamaAdapter;
 
 const PROVIDER: &str = "Ollama";
-
-/// OpenAI chat parameters Ollama has no equivalent for.
-const UNSUPPORTED_CHAT: &[&str] = &[
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "functions",
-    "function_call",
-    "modalities",
-    "audio",
-    "prediction",
-    "reasoning_effort",
-    "web_search_options",
-];
-
-/// Dropped without a word (OpenAI-side features, or handled by the gateway).
-const IGNORED: &[&str] = &[
-    "user",
-    "store",
-    "service_tier",
-    "stream_options",
-    "parallel_tool_calls",
-];
 
 /// OpenAI parameters that become Ollama `options`, with their Ollama names.
 const OPTIONS: &[(&str, &str)] = &[
@@ -80,8 +58,6 @@ impl ProviderAdapter for OllamaAdapter {
                 ))
             }
         };
-        let body = serde_json::to_vec(&Value::Object(body))
-            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
         let mut headers = native::json_headers(deployment, target, false);
         if req.stream {
             if let Some(accept) = headers.iter_mut().find(|(k, _)| k == "accept") {
@@ -89,11 +65,7 @@ impl ProviderAdapter for OllamaAdapter {
             }
         }
         let base = target.api_base.trim_end_matches("/api");
-        Ok(PreparedRequest {
-            url: target.url(format!("{base}{path}")),
-            headers,
-            body: Bytes::from(body),
-        })
+        PreparedRequest::json(target.url(format!("{base}{path}")), headers, &body)
     }
 
     fn translate_response(
@@ -110,7 +82,7 @@ impl ProviderAdapter for OllamaAdapter {
             .and_then(Value::as_str)
             .unwrap_or(&req.model)
             .to_string();
-        let (out, usage) = match req.kind {
+        match req.kind {
             CallKind::Embedding => {
                 let vectors = v
                     .get("embeddings")
@@ -121,47 +93,35 @@ impl ProviderAdapter for OllamaAdapter {
                     .get("prompt_eval_count")
                     .and_then(Value::as_u64)
                     .unwrap_or(0);
-                (
-                    native::embedding_list(&model, vectors, prompt),
-                    native::usage(prompt, 0, 0),
-                )
+                TranslatedResponse::embeddings(&native::embedding_list(&model, vectors, prompt))
             }
             _ => {
                 let message = v
                     .get("message")
                     .ok_or_else(|| native::bad_body(PROVIDER, "no message"))?;
-                let calls: Vec<Value> = message
+                let calls: Vec<ToolCall> = message
                     .get("tool_calls")
                     .and_then(Value::as_array)
-                    .map(|c| c.iter().map(tool_call).collect())
+                    .map(|c| c.iter().map(native::tool_call).collect())
                     .unwrap_or_default();
                 let usage = usage_of(&v);
                 let finish = finish_reason(&v, !calls.is_empty());
                 let mut out = native::chat_completion(
-                    &format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+                    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
                     &model,
-                    Some(native::content_text(message.get("content"))),
+                    native::content_text(message.get("content")),
                     calls,
                     finish,
                     &usage,
                 );
-                if let Some(thinking) = message
+                out.choices[0].message.reasoning_content = message
                     .get("thinking")
                     .and_then(Value::as_str)
                     .filter(|t| !t.is_empty())
-                {
-                    out["choices"][0]["message"]["reasoning_content"] = json!(thinking);
-                }
-                (out, usage)
+                    .map(|t| t.to_string().into());
+                TranslatedResponse::completion(&out, usage)
             }
-        };
-        let body = serde_json::to_vec(&out)
-            .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
-        Ok(TranslatedResponse {
-            response_id: None,
-            body: Bytes::from(body),
-            usage: Some(usage),
-        })
+        }
     }
 
     fn translate_error(
@@ -190,13 +150,13 @@ fn chat_body(
     target: &Target,
     req: &LlmRequest,
 ) -> Result<Map<String, Value>, GatewayError> {
-    let mut src = native::openai_body(deployment, target, req, UNSUPPORTED_CHAT)?;
+    let mut src = native::openai_body(deployment, target, req, native::UNSUPPORTED_CHAT)?;
     let drop = native::drop_params(deployment, req);
     if src.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) && !drop {
         return Err(native::unsupported_error(target, &["n"]));
     }
     src.remove("n");
-    for k in IGNORED {
+    for k in native::IGNORED_CHAT {
         src.remove(*k);
     }
 
@@ -414,19 +374,6 @@ fn embed_body(
     Ok(out)
 }
 
-fn tool_call(c: &Value) -> Value {
-    let args = match c.pointer("/function/arguments") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => "{}".into(),
-        Some(other) => other.to_string(),
-    };
-    json!({
-        "id": c.get("id").and_then(Value::as_str).map_or_else(native::call_id, str::to_string),
-        "type": "function",
-        "function": {"name": c.pointer("/function/name").cloned().unwrap_or(json!("")), "arguments": args},
-    })
-}
-
 fn finish_reason(v: &Value, tool_calls: bool) -> &'static str {
     if tool_calls {
         return "tool_calls";
@@ -466,18 +413,18 @@ impl OllamaStream {
         if self.ended {
             return Ok(());
         }
-        let v: Value = serde_json::from_str(line).map_err(|e| stream_error(&e.to_string()))?;
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| native::stream_error(PROVIDER, &e.to_string()))?;
         if let Some(e) = v.get("error") {
             let message = e.as_str().map_or_else(|| e.to_string(), str::to_string);
-            return Err(stream_error(&message));
+            return Err(native::stream_error(PROVIDER, &message));
         }
         if !self.started {
             self.started = true;
             if let Some(m) = v.get("model").and_then(Value::as_str) {
                 self.out.model = m.to_string();
             }
-            self.out
-                .delta(0, json!({"role": "assistant", "content": ""}), None);
+            self.out.delta(0, Delta::start(), None);
         }
         let message = v.get("message");
         if let Some(thinking) = message
@@ -485,46 +432,33 @@ impl OllamaStream {
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
         {
-            self.out
-                .delta(0, json!({"reasoning_content": thinking}), None);
+            self.out.delta(0, Delta::reasoning(thinking), None);
         }
         if let Some(text) = message
             .and_then(|m| m.get("content"))
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
         {
-            self.out.delta(0, json!({"content": text}), None);
+            self.out.delta(0, Delta::text(text), None);
         }
         if let Some(calls) = message
             .and_then(|m| m.get("tool_calls"))
             .and_then(Value::as_array)
         {
             for c in calls {
-                let mut call = tool_call(c);
-                call["index"] = json!(self.tool_calls);
+                let call = native::tool_call(c).at(self.tool_calls);
                 self.tool_calls += 1;
-                self.out.delta(0, json!({"tool_calls": [call]}), None);
+                self.out.delta(0, Delta::tool_call(call), None);
             }
         }
         if v.get("done").and_then(Value::as_bool) == Some(true) {
-            self.out
-                .delta(0, json!({}), Some(finish_reason(&v, self.tool_calls > 0)));
+            let finish = finish_reason(&v, self.tool_calls > 0);
+            self.out.delta(0, Delta::default(), Some(finish));
             self.out.usage(&usage_of(&v));
             self.out.done();
             self.ended = true;
         }
         Ok(())
-    }
-}
-
-fn stream_error(message: &str) -> GatewayError {
-    GatewayError::Upstream {
-        kind: UpstreamErrorKind::StreamInterrupted,
-        status: 502,
-        message: format!("APIConnectionError: {PROVIDER}Exception - {message}"),
-        code: None,
-        param: None,
-        retry_after: None,
     }
 }
 
@@ -547,18 +481,8 @@ impl StreamTranslator for OllamaStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ProxyConfig;
-    use crate::deployment::CliDefaults;
-
-    fn deployment(params: &str) -> Deployment {
-        let yaml = format!("model_list:\n  - model_name: g\n    litellm_params: {params}\n");
-        let cfg = ProxyConfig::parse(&yaml, "t").expect("valid");
-        Deployment::from_entry(&cfg.model_list[0], &CliDefaults::default())
-    }
-
-    fn request(kind: CallKind, body: Value) -> LlmRequest {
-        LlmRequest::parse(kind, body.to_string().as_bytes(), None).expect("valid")
-    }
+    use crate::error::UpstreamErrorKind;
+    use crate::providers::testing::{deployment, request};
 
     #[test]
     fn chat_request_translation() {

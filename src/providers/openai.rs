@@ -85,16 +85,8 @@ impl ProviderAdapter for OpenAiAdapter {
         if let Some(org) = &deployment.organization {
             headers.push((Cow::Borrowed("openai-organization"), org.clone()));
         }
-        for (k, v) in &deployment.extra_headers {
-            headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
-        }
-        let body = serde_json::to_vec(&body)
-            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
-        Ok(PreparedRequest {
-            url: target.url(url),
-            headers,
-            body: Bytes::from(body),
-        })
+        headers.extend(super::native::extra_headers(deployment));
+        PreparedRequest::json(target.url(url), headers, &body)
     }
 
     fn translate_response(
@@ -125,8 +117,8 @@ impl ProviderAdapter for OpenAiAdapter {
         retry_after: Option<Duration>,
         body: &[u8],
     ) -> GatewayError {
-        let parsed: Option<Value> = serde_json::from_slice(body).ok();
-        let err = parsed.as_ref().map(|v| v.get("error").unwrap_or(v));
+        let err = super::native::error_object(body);
+        let err = err.as_ref();
         let text = |key: &str| {
             err.and_then(|e| e.get(key)).and_then(|v| match v {
                 Value::String(s) => Some(s.clone()),
@@ -137,15 +129,7 @@ impl ProviderAdapter for OpenAiAdapter {
         let message = text("message")
             .or_else(|| err.and_then(Value::as_str).map(str::to_string))
             .or_else(|| text("detail"))
-            .unwrap_or_else(|| {
-                let raw = String::from_utf8_lossy(body);
-                let raw = raw.trim();
-                if raw.is_empty() {
-                    format!("HTTP {status} with an empty body")
-                } else {
-                    raw.chars().take(500).collect()
-                }
-            });
+            .unwrap_or_else(|| super::native::raw_error_text(status, body));
         let code = text("code");
         let param = text("param");
         let kind = classify(status, code.as_deref(), &message);
@@ -159,20 +143,9 @@ impl ProviderAdapter for OpenAiAdapter {
             &format!("{class}: {provider} ({}) - {message}", target.spec.name),
             target.api_key.as_ref(),
         );
-        // Keep the provider's string code (`rate_limit_exceeded`, `context_length_exceeded`…).
-        let code = kind.standard_code().map(str::to_string).or(code);
-        GatewayError::Upstream {
-            kind,
-            status: if (400..=599).contains(&status) {
-                status
-            } else {
-                502
-            },
-            message,
-            code,
-            param,
-            retry_after,
-        }
+        // Keeps the provider's string code (`rate_limit_exceeded`, `context_length_exceeded`…)
+        // where the kind has no standard one.
+        super::native::upstream(kind, status, message, code, param, retry_after)
     }
 }
 
@@ -218,17 +191,11 @@ pub fn classify(status: u16, code: Option<&str>, message: &str) -> UpstreamError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ProxyConfig;
-    use crate::deployment::CliDefaults;
     use crate::llm::CallKind;
-
-    fn deployment(yaml: &str) -> Deployment {
-        let cfg = ProxyConfig::parse(yaml, "t").expect("valid");
-        Deployment::from_entry(&cfg.model_list[0], &CliDefaults::default())
-    }
+    use crate::providers::testing::deployment_from as deployment;
 
     fn request(body: Value) -> LlmRequest {
-        LlmRequest::parse(CallKind::Chat, body.to_string().as_bytes(), None).expect("valid")
+        crate::providers::testing::request(CallKind::Chat, body)
     }
 
     #[test]

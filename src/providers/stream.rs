@@ -11,9 +11,9 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
-use serde_json::{json, Map, Value};
+use tollgate_wire::openai::{self, ChatCompletionChunk, Delta};
 
 use crate::error::GatewayError;
 use crate::llm::Usage;
@@ -198,35 +198,35 @@ impl ChunkWriter {
         Self {
             id: id.into(),
             model: model.into(),
-            created: (crate::time::now_ms() / 1000).max(0) as u64,
+            created: super::now_secs(),
             out: BytesMut::new(),
         }
     }
 
-    /// One chunk with a single choice: `delta` (for example `{"content": "Hi"}`) and an optional
+    /// One chunk with a single choice: `delta` (for example [`Delta::text`]) and an optional
     /// finish reason.
-    pub fn delta(&mut self, index: u32, delta: Value, finish_reason: Option<&str>) {
-        let chunk = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
-        });
-        self.event(&chunk);
+    pub fn delta(&mut self, index: u32, delta: Delta<'_>, finish_reason: Option<&str>) {
+        let chunk = ChatCompletionChunk::delta(
+            self.id.as_str(),
+            self.created,
+            self.model.as_str(),
+            index,
+            delta,
+            finish_reason,
+        );
+        Self::write(&mut self.out, &chunk);
     }
 
     /// The final usage chunk (`choices: []`), as OpenAI sends it with `include_usage`.
     pub fn usage(&mut self, usage: &Usage) {
-        let chunk = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": usage_json(usage),
-        });
-        self.event(&chunk);
+        self.usage_object(usage.to_openai());
+    }
+
+    /// The final usage chunk with a usage object an adapter completed (extra counts).
+    pub fn usage_object(&mut self, usage: openai::Usage) {
+        let chunk =
+            ChatCompletionChunk::usage(self.id.as_str(), self.created, self.model.as_str(), usage);
+        Self::write(&mut self.out, &chunk);
     }
 
     /// `data: [DONE]`.
@@ -234,14 +234,11 @@ impl ChunkWriter {
         self.out.extend_from_slice(crate::sse::DONE_EVENT);
     }
 
-    /// Any other event payload.
-    pub fn event(&mut self, payload: &Value) {
-        self.out.extend_from_slice(b"data: ");
-        // Serializing a Value cannot fail.
-        if let Ok(bytes) = serde_json::to_vec(payload) {
-            self.out.extend_from_slice(&bytes);
-        }
-        self.out.extend_from_slice(b"\n\n");
+    fn write(out: &mut BytesMut, chunk: &ChatCompletionChunk<'_>) {
+        out.extend_from_slice(b"data: ");
+        // Written in place; serializing these types cannot fail (string keys, no floats).
+        let _ = serde_json::to_writer((&mut *out).writer(), chunk);
+        out.extend_from_slice(b"\n\n");
     }
 
     /// Everything written since the last take.
@@ -250,27 +247,11 @@ impl ChunkWriter {
     }
 }
 
-/// A [`Usage`] in OpenAI's JSON shape, with the token details OpenAI reports.
-pub fn usage_json(usage: &Usage) -> Value {
-    let mut u = Map::new();
-    u.insert("prompt_tokens".into(), json!(usage.prompt_tokens));
-    u.insert("completion_tokens".into(), json!(usage.completion_tokens));
-    u.insert("total_tokens".into(), json!(usage.total_tokens));
-    u.insert(
-        "prompt_tokens_details".into(),
-        json!({"cached_tokens": usage.cached_tokens}),
-    );
-    u.insert(
-        "completion_tokens_details".into(),
-        json!({"reasoning_tokens": usage.reasoning_tokens}),
-    );
-    Value::Object(u)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures_util::StreamExt;
+    use serde_json::Value;
 
     #[test]
     fn sse_events_survive_any_split() {
@@ -316,7 +297,7 @@ mod tests {
     #[test]
     fn chunk_writer_shapes() {
         let mut w = ChunkWriter::new("chatcmpl-1", "m");
-        w.delta(0, json!({"role": "assistant", "content": "Hi"}), None);
+        w.delta(0, Delta::text("Hi").with_role(), None);
         w.usage(&Usage {
             prompt_tokens: 3,
             completion_tokens: 2,

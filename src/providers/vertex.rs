@@ -23,10 +23,10 @@ use sha2::{Digest, Sha256};
 
 use super::gemini::{self, Flavor, GeminiStream};
 use super::stream::StreamTranslator;
-use super::{urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
+use super::{native, urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
-use crate::llm::{CallKind, LlmRequest, Usage};
+use crate::llm::{CallKind, LlmRequest};
 use crate::secret::Secret;
 
 /// The registry's default base: `{location}` is filled from the deployment's location
@@ -99,14 +99,8 @@ impl ProviderAdapter for VertexAdapter {
         let url = vertex_url(&target.api_base, &project, &location, model, method);
         let mut headers: Vec<(Cow<'static, str>, String)> =
             vec![(Cow::Borrowed("content-type"), "application/json".into())];
-        for (k, v) in &deployment.extra_headers {
-            headers.push((Cow::Owned(k.to_ascii_lowercase()), v.clone()));
-        }
-        Ok(PreparedRequest {
-            url: target.url(url),
-            headers,
-            body: gemini::encode(&body)?,
-        })
+        headers.extend(super::native::extra_headers(deployment));
+        PreparedRequest::json(target.url(url), headers, &body)
     }
 
     fn authorize<'a>(
@@ -277,16 +271,7 @@ fn translate_predictions(
     if tokens == 0 {
         tokens = gemini::estimate_tokens(req);
     }
-    let out = gemini::embedding_list(&req.model, vectors, tokens);
-    Ok(TranslatedResponse {
-        response_id: None,
-        body: gemini::encode(&out)?,
-        usage: Some(Usage {
-            prompt_tokens: tokens,
-            total_tokens: tokens,
-            ..Usage::default()
-        }),
-    })
+    TranslatedResponse::embeddings(&native::embedding_list(&req.model, vectors, tokens))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -643,8 +628,6 @@ impl Account {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ProxyConfig;
-    use crate::deployment::CliDefaults;
     use ring::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 
     const TEST_KEY: &str = include_str!("../../tests/fixtures/vertex-test-key.pem");
@@ -662,9 +645,9 @@ mod tests {
     }
 
     fn deployment(params: &str) -> Deployment {
-        let yaml = format!("model_list:\n  - model_name: v\n    litellm_params: {params}\n");
-        let cfg = ProxyConfig::parse(&yaml, "t").expect("valid");
-        Deployment::from_entry(&cfg.model_list[0], &CliDefaults::default())
+        crate::providers::testing::deployment_from(&format!(
+            "model_list:\n  - model_name: v\n    litellm_params: {params}\n"
+        ))
     }
 
     fn chat(stream: bool) -> LlmRequest {

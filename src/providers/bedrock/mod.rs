@@ -25,12 +25,13 @@ use futures_util::future::LocalBoxFuture;
 use serde_json::{json, Map, Value};
 
 use super::openai::classify;
-use super::stream::{usage_json, ChunkWriter, StreamTranslator};
-use super::{PreparedRequest, ProviderAdapter, TranslatedResponse};
+use super::stream::{ChunkWriter, StreamTranslator};
+use super::{native, PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{CallKind, LlmRequest, Usage};
 use crate::secret::scrub;
+use tollgate_wire::openai::{ChatCompletion, Choice, Delta, ToolCall};
 
 /// The SigV4 signing name of Bedrock runtime (not `bedrock-runtime`).
 pub const SIGNING_SERVICE: &str = "bedrock";
@@ -307,13 +308,7 @@ impl ProviderAdapter for BedrockAdapter {
                 ));
             }
         }
-        let body = serde_json::to_vec(&body)
-            .map_err(|e| GatewayError::internal(format!("cannot encode upstream request: {e}")))?;
-        Ok(PreparedRequest {
-            url: target.url(url),
-            headers,
-            body: Bytes::from(body),
-        })
+        PreparedRequest::json(target.url(url), headers, &body)
     }
 
     fn authorize<'a>(
@@ -347,17 +342,10 @@ impl ProviderAdapter for BedrockAdapter {
             param: None,
             retry_after: None,
         })?;
-        let (out, usage) = match req.kind {
+        match req.kind {
             CallKind::Embedding => embedding_response(req, &v),
             _ => chat_response(req, &v),
-        };
-        let body = serde_json::to_vec(&out)
-            .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
-        Ok(TranslatedResponse {
-            response_id: None,
-            body: Bytes::from(body),
-            usage: Some(usage),
-        })
+        }
     }
 
     fn translate_error(
@@ -367,24 +355,7 @@ impl ProviderAdapter for BedrockAdapter {
         retry_after: Option<Duration>,
         body: &[u8],
     ) -> GatewayError {
-        let parsed: Option<Value> = serde_json::from_slice(body).ok();
-        let message = parsed
-            .as_ref()
-            .and_then(|v| {
-                v.get("message")
-                    .or_else(|| v.get("Message"))
-                    .and_then(Value::as_str)
-            })
-            .map(str::to_string)
-            .unwrap_or_else(|| {
-                let raw = String::from_utf8_lossy(body);
-                let raw = raw.trim();
-                if raw.is_empty() {
-                    format!("HTTP {status} with an empty body")
-                } else {
-                    raw.chars().take(500).collect()
-                }
-            });
+        let message = native::error_text(status, body, &["message", "Message"]);
         error_for(target, status, &message, retry_after)
     }
 
@@ -949,11 +920,7 @@ fn completion_id() -> String {
     format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
 }
 
-fn now_secs() -> u64 {
-    (crate::time::now_ms() / 1000).max(0) as u64
-}
-
-fn chat_response(req: &LlmRequest, v: &Value) -> (Value, Usage) {
+fn chat_response(req: &LlmRequest, v: &Value) -> Result<TranslatedResponse, GatewayError> {
     let json_tool = json_tool_name(&req.body);
     let blocks = v["output"]["message"]["content"]
         .as_array()
@@ -981,11 +948,11 @@ fn chat_response(req: &LlmRequest, v: &Value) -> (Value, Usage) {
                 json_answer = true;
                 continue;
             }
-            tool_calls.push(json!({
-                "id": tu.get("toolUseId").and_then(Value::as_str).unwrap_or_default(),
-                "type": "function",
-                "function": {"name": name, "arguments": input.to_string()},
-            }));
+            let id = tu
+                .get("toolUseId")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            tool_calls.push(ToolCall::function(id, name, input.to_string()));
         }
     }
     let stop = v.get("stopReason").and_then(Value::as_str).unwrap_or("");
@@ -994,35 +961,19 @@ fn chat_response(req: &LlmRequest, v: &Value) -> (Value, Usage) {
     } else {
         finish_reason(stop)
     };
-    let mut message = Map::new();
-    message.insert("role".into(), json!("assistant"));
-    message.insert(
-        "content".into(),
-        if text.is_empty() && !tool_calls.is_empty() {
-            Value::Null
-        } else {
-            json!(text)
-        },
-    );
-    if !reasoning.is_empty() {
-        message.insert("reasoning_content".into(), json!(reasoning));
-    }
-    if !tool_calls.is_empty() {
-        message.insert("tool_calls".into(), Value::Array(tool_calls));
-    }
+    let message = super::assistant_message(text, reasoning, tool_calls);
     let usage = usage_from(&v["usage"]);
-    let out = json!({
-        "id": completion_id(),
-        "object": "chat.completion",
-        "created": now_secs(),
-        "model": req.model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-        "usage": usage_json(&usage),
-    });
-    (out, usage)
+    let out = ChatCompletion::new(
+        completion_id(),
+        super::now_secs(),
+        req.model.as_str(),
+        vec![Choice::new(0, message, finish)],
+        usage.to_openai(),
+    );
+    TranslatedResponse::completion(&out, usage)
 }
 
-fn embedding_response(req: &LlmRequest, v: &Value) -> (Value, Usage) {
+fn embedding_response(req: &LlmRequest, v: &Value) -> Result<TranslatedResponse, GatewayError> {
     let vectors: Vec<Value> = if let Some(e) = v.get("embedding") {
         vec![e.clone()]
     } else {
@@ -1050,25 +1001,7 @@ fn embedding_response(req: &LlmRequest, v: &Value) -> (Value, Usage) {
             _ => 0,
         },
     };
-    let data: Vec<Value> = vectors
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": e}))
-        .collect();
-    let usage = Usage {
-        prompt_tokens: prompt,
-        completion_tokens: 0,
-        total_tokens: prompt,
-        cached_tokens: 0,
-        reasoning_tokens: 0,
-    };
-    let out = json!({
-        "object": "list",
-        "data": data,
-        "model": req.model,
-        "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
-    });
-    (out, usage)
+    TranslatedResponse::embeddings(&native::embedding_list(&req.model, vectors, prompt))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1105,8 +1038,7 @@ impl ConverseStream {
     fn role(&mut self) {
         if !self.role_sent {
             self.role_sent = true;
-            self.writer
-                .delta(0, json!({"role": "assistant", "content": ""}), None);
+            self.writer.delta(0, Delta::start(), None);
         }
     }
 
@@ -1132,12 +1064,8 @@ impl ConverseStream {
                         .get("toolUseId")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
-                    self.writer.delta(
-                        0,
-                        json!({"tool_calls": [{"index": i, "id": id, "type": "function",
-                            "function": {"name": name, "arguments": ""}}]}),
-                        None,
-                    );
+                    let call = ToolCall::function(id, name, "").at(i);
+                    self.writer.delta(0, Delta::tool_call(call), None);
                 }
             }
             "contentBlockDelta" => {
@@ -1148,20 +1076,19 @@ impl ConverseStream {
                     .unwrap_or(0);
                 let delta = p.get("delta").unwrap_or(&Value::Null);
                 if let Some(t) = delta.get("text").and_then(Value::as_str) {
-                    self.writer.delta(0, json!({ "content": t }), None);
+                    self.writer.delta(0, Delta::text(t), None);
                 } else if let Some(input) = delta
                     .get("toolUse")
                     .and_then(|t| t.get("input"))
                     .and_then(Value::as_str)
                 {
                     match self.tools.get(&index) {
-                        Some(Some(i)) => self.writer.delta(
-                            0,
-                            json!({"tool_calls": [{"index": i, "function": {"arguments": input}}]}),
-                            None,
-                        ),
+                        Some(Some(i)) => {
+                            let piece = ToolCall::arguments(*i, input);
+                            self.writer.delta(0, Delta::tool_call(piece), None);
+                        }
                         // The response_format tool: its input is the answer's content.
-                        Some(None) => self.writer.delta(0, json!({ "content": input }), None),
+                        Some(None) => self.writer.delta(0, Delta::text(input), None),
                         None => {}
                     }
                 } else if let Some(t) = delta
@@ -1169,8 +1096,7 @@ impl ConverseStream {
                     .and_then(|r| r.get("text"))
                     .and_then(Value::as_str)
                 {
-                    self.writer
-                        .delta(0, json!({ "reasoning_content": t }), None);
+                    self.writer.delta(0, Delta::reasoning(t), None);
                 }
             }
             "messageStop" => {
@@ -1183,7 +1109,7 @@ impl ConverseStream {
                 } else {
                     finish_reason(stop)
                 };
-                self.writer.delta(0, json!({}), Some(finish));
+                self.writer.delta(0, Delta::default(), Some(finish));
             }
             "metadata" => {
                 if let Some(u) = p.get("usage") {

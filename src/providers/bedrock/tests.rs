@@ -1,17 +1,6 @@
 use super::*;
-use crate::config::ProxyConfig;
-use crate::deployment::CliDefaults;
+use crate::providers::testing::{deployment, request};
 use actix_web::ResponseError as _;
-
-fn deployment(params: &str) -> Deployment {
-    let yaml = format!("model_list:\n  - model_name: g\n    litellm_params: {params}\n");
-    let cfg = ProxyConfig::parse(&yaml, "t").expect("valid");
-    Deployment::from_entry(&cfg.model_list[0], &CliDefaults::default())
-}
-
-fn request(kind: CallKind, body: Value) -> LlmRequest {
-    LlmRequest::parse(kind, body.to_string().as_bytes(), None).expect("valid")
-}
 
 fn chat(body: Value) -> LlmRequest {
     request(CallKind::Chat, body)
