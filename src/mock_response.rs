@@ -10,7 +10,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::Value;
+use tollgate_wire::openai;
 
 use crate::llm::{CallKind, LlmRequest, Usage};
 use crate::outcome::{Completion, Reply, StreamItem};
@@ -37,26 +38,40 @@ pub fn respond(req: &LlmRequest, content: &Value) -> Reply {
     let created = now_secs();
     let prompt_tokens = 10;
     let completion_tokens = words(&text);
-    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                       "total_tokens": prompt_tokens + completion_tokens});
+    let usage = openai::Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens + completion_tokens,
+        ..openai::Usage::default()
+    };
+    let model = req.model.as_str();
     let body = match (req.kind, req.stream) {
-        (CallKind::Embedding, _) => json!({
-            "object": "list",
-            "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 0.0, 0.0]}],
-            "model": req.model,
-            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-        }),
-        (CallKind::Completion, false) => json!({
-            "id": id, "object": "text_completion", "created": created, "model": req.model,
-            "choices": [{"text": text, "index": 0, "logprobs": null, "finish_reason": "stop"}],
-            "usage": usage,
-        }),
-        (CallKind::Chat, false) => json!({
-            "id": id, "object": "chat.completion", "created": created, "model": req.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "logprobs": null, "finish_reason": "stop"}],
-            "usage": usage,
-        }),
+        (CallKind::Embedding, _) => encode(&openai::EmbeddingList::new(
+            model,
+            [openai::EmbeddingVector::Float32(vec![0.0; 3])],
+            prompt_tokens,
+        )),
+        (CallKind::Completion, false) => {
+            let choice = text_choice(text, Some("stop"));
+            encode(&text_completion(
+                id.into(),
+                created,
+                model,
+                vec![choice],
+                Some(usage),
+            ))
+        }
+        (CallKind::Chat, false) => {
+            let message = openai::AssistantMessage::new(Some(text));
+            let choice = openai::Choice::new(0, message, "stop");
+            encode(&openai::ChatCompletion::new(
+                id,
+                created,
+                model,
+                vec![choice],
+                usage,
+            ))
+        }
         (kind, true) => {
             return Reply::Stream(Box::pin(MockStream {
                 chat: kind == CallKind::Chat,
@@ -70,11 +85,42 @@ pub fn respond(req: &LlmRequest, content: &Value) -> Reply {
         }
     };
     Reply::Complete(Completion {
-        // Writing JSON into a Vec cannot fail.
-        body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+        body,
         usage: Usage::default(),
         id: None,
     })
+}
+
+fn encode(value: &impl serde::Serialize) -> Bytes {
+    // Writing these types into a Vec cannot fail.
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+fn text_choice<'a>(text: Cow<'a, str>, finish_reason: Option<&'a str>) -> openai::TextChoice<'a> {
+    openai::TextChoice {
+        text,
+        index: 0,
+        logprobs: None,
+        finish_reason: finish_reason.map(Cow::Borrowed),
+    }
+}
+
+fn text_completion<'a>(
+    id: Cow<'a, str>,
+    created: u64,
+    model: &'a str,
+    choices: Vec<openai::TextChoice<'a>>,
+    usage: Option<openai::Usage>,
+) -> openai::TextCompletion<'a> {
+    openai::TextCompletion {
+        id,
+        object: Cow::Borrowed("text_completion"),
+        created,
+        model: Cow::Borrowed(model),
+        choices,
+        usage: usage.map(Some),
+        extra: Default::default(),
+    }
 }
 
 /// Where a [`MockStream`] is: the role chunk, the words from a byte offset, the finish chunk, the
@@ -95,40 +141,63 @@ struct MockStream {
     created: u64,
     model: String,
     text: String,
-    usage: Option<Value>,
+    usage: Option<openai::Usage>,
     step: Step,
 }
 
 impl MockStream {
-    fn chunk(&self, delta: Option<&str>, role: bool, finish: bool) -> StreamItem {
-        let finish = if finish { json!("stop") } else { Value::Null };
-        let choice = if self.chat {
-            let delta = match (role, delta) {
-                (true, _) => json!({"role": "assistant", "content": ""}),
-                (false, Some(word)) => json!({"content": word}),
-                (false, None) => json!({}),
+    /// A chunk of the answer: the role (`start`), a word, or the finish.
+    fn chunk(&self, word: Option<&str>, start: bool, finish: bool) -> StreamItem {
+        let finish_reason = finish.then_some("stop");
+        let chunk = if self.chat {
+            let delta = match (start, word) {
+                (true, _) => openai::Delta::start(),
+                (false, Some(word)) => openai::Delta::text(word),
+                (false, None) => openai::Delta::default(),
             };
-            json!({"index": 0, "delta": delta, "finish_reason": finish})
+            let chunk = openai::ChatCompletionChunk::delta(
+                self.id.as_str(),
+                self.created,
+                self.model.as_str(),
+                0,
+                delta,
+                finish_reason,
+            );
+            encode(&chunk)
         } else {
-            json!({"index": 0, "text": delta.unwrap_or(""), "finish_reason": finish})
+            let choice = text_choice(Cow::Borrowed(word.unwrap_or("")), finish_reason);
+            encode(&self.text_chunk(vec![choice], None))
         };
-        self.item(
-            json!({"id": self.id, "object": self.object(), "created": self.created,
-                         "model": self.model, "choices": [choice]}),
+        StreamItem::Chunk(chunk)
+    }
+
+    fn text_chunk<'a>(
+        &'a self,
+        choices: Vec<openai::TextChoice<'a>>,
+        usage: Option<openai::Usage>,
+    ) -> openai::TextCompletion<'a> {
+        text_completion(
+            Cow::Borrowed(&self.id),
+            self.created,
+            &self.model,
+            choices,
+            usage,
         )
     }
 
-    fn object(&self) -> &'static str {
-        if self.chat {
-            "chat.completion.chunk"
+    /// The final usage chunk (`choices: []`).
+    fn usage_chunk(&self, usage: openai::Usage) -> StreamItem {
+        let chunk = if self.chat {
+            encode(&openai::ChatCompletionChunk::usage(
+                self.id.as_str(),
+                self.created,
+                self.model.as_str(),
+                usage,
+            ))
         } else {
-            "text_completion"
-        }
-    }
-
-    fn item(&self, chunk: Value) -> StreamItem {
-        // Writing JSON into a Vec cannot fail.
-        StreamItem::Chunk(Bytes::from(serde_json::to_vec(&chunk).unwrap_or_default()))
+            encode(&self.text_chunk(Vec::new(), Some(usage)))
+        };
+        StreamItem::Chunk(chunk)
     }
 
     /// The next item, or `None` at the end.
@@ -145,14 +214,7 @@ impl MockStream {
                     )
                 }
                 Step::Words(_) => (Some(self.chunk(None, false, true)), Step::Finish),
-                Step::Finish => {
-                    let usage = self.usage.as_ref().map(|usage| {
-                        self.item(json!({"id": self.id, "object": self.object(),
-                                         "created": self.created, "model": self.model,
-                                         "choices": [], "usage": usage}))
-                    });
-                    (usage, Step::Usage)
-                }
+                Step::Finish => (self.usage.map(|u| self.usage_chunk(u)), Step::Usage),
                 Step::Usage => (Some(StreamItem::Done), Step::End),
                 Step::End => return None,
             };
@@ -217,7 +279,10 @@ mod tests {
             created: 1,
             model: req.model.clone(),
             text: text.into(),
-            usage: usage.then(|| json!({"prompt_tokens": 10})),
+            usage: usage.then_some(openai::Usage {
+                prompt_tokens: 10,
+                ..openai::Usage::default()
+            }),
             step: Step::Role,
         }
     }
