@@ -9,6 +9,7 @@
 //! events) and errors (`{"type":"error","error":{…}}`) are translated back to OpenAI's shapes, with
 //! usage counted the OpenAI way (prompt tokens include cache reads and writes).
 
+use super::ErrorReply;
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -179,13 +180,13 @@ impl ProviderAdapter for AnthropicAdapter {
         TranslatedResponse::completion(&out, usage)
     }
 
-    fn translate_error(
-        &self,
-        target: &Target,
-        status: u16,
-        retry_after: Option<Duration>,
-        body: &[u8],
-    ) -> GatewayError {
+    fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
+        let ErrorReply {
+            target,
+            status,
+            retry_after,
+            body,
+        } = *reply;
         let err = super::native::error_object(body);
         let err = err.as_ref();
         let kind_text = err

@@ -4,7 +4,7 @@
 //! `response_format` with `json_schema` inside a `json_object`, the response's content parts and
 //! finish reasons, and a stream of typed SSE events.
 
-use std::time::Duration;
+use super::ErrorReply;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -60,13 +60,13 @@ impl ProviderAdapter for CohereAdapter {
         }
     }
 
-    fn translate_error(
-        &self,
-        target: &Target,
-        status: u16,
-        retry_after: Option<Duration>,
-        body: &[u8],
-    ) -> GatewayError {
+    fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
+        let ErrorReply {
+            target,
+            status,
+            retry_after,
+            body,
+        } = *reply;
         let message = native::error_text(status, body, &["message", "error"]);
         let (status, kind) = error_kind(status, &message);
         upstream_error(target, PROVIDER, status, kind, &message, retry_after)
@@ -613,6 +613,7 @@ impl StreamTranslator for CohereStream {
 mod tests {
     use super::*;
     use crate::providers::testing::{deployment, request};
+    use std::time::Duration;
 
     fn prepared(d: &Deployment, body: Value) -> (PreparedRequest, Value) {
         let t = d.target_for("g").expect("target");

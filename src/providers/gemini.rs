@@ -4,6 +4,7 @@
 //! Google's error bodies) and the AI Studio transport: `{base}/v1beta/models/{model}:…` with the
 //! key in `x-goog-api-key`.
 
+use super::ErrorReply;
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -104,13 +105,13 @@ impl ProviderAdapter for GeminiAdapter {
         }
     }
 
-    fn translate_error(
-        &self,
-        target: &Target,
-        status: u16,
-        retry_after: Option<Duration>,
-        body: &[u8],
-    ) -> GatewayError {
+    fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
+        let ErrorReply {
+            target,
+            status,
+            retry_after,
+            body,
+        } = *reply;
         google_error(Flavor::AiStudio, target, status, retry_after, body)
     }
 

@@ -12,7 +12,7 @@
 //! A model given as a URL is not supported: the model can come from the request (wildcard
 //! deployments), and a request must never choose where traffic goes.
 
-use std::time::Duration;
+use super::ErrorReply;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -134,13 +134,13 @@ impl ProviderAdapter for HuggingFaceAdapter {
         TranslatedResponse::embeddings(&native::embedding_list(&req.model, vectors, prompt))
     }
 
-    fn translate_error(
-        &self,
-        target: &Target,
-        status: u16,
-        retry_after: Option<Duration>,
-        body: &[u8],
-    ) -> GatewayError {
+    fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
+        let ErrorReply {
+            target,
+            status,
+            retry_after,
+            body,
+        } = *reply;
         let message = native::error_text(status, body, &["error", "message", "detail"]);
         let code = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
             v.pointer("/error/code")

@@ -488,6 +488,15 @@ pub fn now_secs() -> u64 {
     (crate::time::now_ms() / 1000).max(0) as u64
 }
 
+/// A provider's error answer: its status, `retry-after` and body, from the deployment's target.
+#[derive(Clone, Copy)]
+pub struct ErrorReply<'a> {
+    pub target: &'a Target,
+    pub status: u16,
+    pub retry_after: Option<std::time::Duration>,
+    pub body: &'a [u8],
+}
+
 /// One provider's translation, in both directions.
 ///
 /// Adapters are stateless statics; everything a call needs comes from the deployment, the target
@@ -509,13 +518,23 @@ pub trait ProviderAdapter {
     ) -> Result<TranslatedResponse, GatewayError>;
 
     /// Provider error → gateway error (status, OpenAI type, and the class the router acts on).
+    fn error(&self, reply: &ErrorReply<'_>) -> GatewayError;
+
+    /// [`Self::error`] of a reply given in parts.
     fn translate_error(
         &self,
         target: &Target,
         status: u16,
         retry_after: Option<std::time::Duration>,
         body: &[u8],
-    ) -> GatewayError;
+    ) -> GatewayError {
+        self.error(&ErrorReply {
+            target,
+            status,
+            retry_after,
+            body,
+        })
+    }
 
     /// The translator for this provider's stream, or `None` when the provider already streams
     /// OpenAI `chat.completion.chunk` events.

@@ -9,7 +9,7 @@
 //! with a `"done": true` line that carries the token counts. Ollama streams unless told not to,
 //! so `stream` is always sent.
 
-use std::time::Duration;
+use super::ErrorReply;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -124,13 +124,13 @@ impl ProviderAdapter for OllamaAdapter {
         }
     }
 
-    fn translate_error(
-        &self,
-        target: &Target,
-        status: u16,
-        retry_after: Option<Duration>,
-        body: &[u8],
-    ) -> GatewayError {
+    fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
+        let ErrorReply {
+            target,
+            status,
+            retry_after,
+            body,
+        } = *reply;
         let message = native::error_text(status, body, &["error", "message"]);
         let kind = classify(status, None, &message);
         upstream_error(target, PROVIDER, status, kind, &message, retry_after)

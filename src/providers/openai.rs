@@ -3,8 +3,8 @@
 //! translation is mostly the identity: set the provider's model name, apply deployment defaults and
 //! `drop_params`, and ask for usage on streams so the gateway can account for them.
 
+use super::ErrorReply;
 use std::borrow::Cow;
-use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -110,13 +110,13 @@ impl ProviderAdapter for OpenAiAdapter {
         })
     }
 
-    fn translate_error(
-        &self,
-        target: &Target,
-        status: u16,
-        retry_after: Option<Duration>,
-        body: &[u8],
-    ) -> GatewayError {
+    fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
+        let ErrorReply {
+            target,
+            status,
+            retry_after,
+            body,
+        } = *reply;
         let err = super::native::error_object(body);
         let err = err.as_ref();
         let text = |key: &str| {
@@ -193,6 +193,7 @@ mod tests {
     use super::*;
     use crate::llm::CallKind;
     use crate::providers::testing::deployment_from as deployment;
+    use std::time::Duration;
 
     fn request(body: Value) -> LlmRequest {
         crate::providers::testing::request(CallKind::Chat, body)

@@ -8,6 +8,7 @@
 //! one request at a time per account: concurrent requests wait for that fetch instead of starting
 //! their own.
 
+use super::ErrorReply;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
@@ -138,13 +139,13 @@ impl ProviderAdapter for VertexAdapter {
         }
     }
 
-    fn translate_error(
-        &self,
-        target: &Target,
-        status: u16,
-        retry_after: Option<Duration>,
-        body: &[u8],
-    ) -> GatewayError {
+    fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
+        let ErrorReply {
+            target,
+            status,
+            retry_after,
+            body,
+        } = *reply;
         if status == 401 {
             // A token Google no longer accepts (revoked, rotated key): fetch new ones rather than
             // failing until the cached ones expire.

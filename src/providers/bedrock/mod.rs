@@ -15,6 +15,7 @@
 
 pub use tollgate_wire::{eventstream, sigv4};
 
+use super::ErrorReply;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -348,13 +349,13 @@ impl ProviderAdapter for BedrockAdapter {
         }
     }
 
-    fn translate_error(
-        &self,
-        target: &Target,
-        status: u16,
-        retry_after: Option<Duration>,
-        body: &[u8],
-    ) -> GatewayError {
+    fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
+        let ErrorReply {
+            target,
+            status,
+            retry_after,
+            body,
+        } = *reply;
         let message = native::error_text(status, body, &["message", "Message"]);
         error_for(target, status, &message, retry_after)
     }
