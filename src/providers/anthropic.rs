@@ -181,12 +181,7 @@ impl ProviderAdapter for AnthropicAdapter {
     }
 
     fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
-        let ErrorReply {
-            target,
-            status,
-            retry_after,
-            body,
-        } = *reply;
+        let (target, status, retry_after, body) = reply.parts();
         let err = super::native::error_object(body);
         let err = err.as_ref();
         let kind_text = err

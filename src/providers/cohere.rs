@@ -61,12 +61,7 @@ impl ProviderAdapter for CohereAdapter {
     }
 
     fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
-        let ErrorReply {
-            target,
-            status,
-            retry_after,
-            body,
-        } = *reply;
+        let (target, status, retry_after, body) = reply.parts();
         let message = native::error_text(status, body, &["message", "error"]);
         let (status, kind) = error_kind(status, &message);
         upstream_error(target, PROVIDER, status, kind, &message, retry_after)

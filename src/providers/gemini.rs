@@ -106,12 +106,7 @@ impl ProviderAdapter for GeminiAdapter {
     }
 
     fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
-        let ErrorReply {
-            target,
-            status,
-            retry_after,
-            body,
-        } = *reply;
+        let (target, status, retry_after, body) = reply.parts();
         google_error(Flavor::AiStudio, target, status, retry_after, body)
     }
 

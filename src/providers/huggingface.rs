@@ -135,12 +135,7 @@ impl ProviderAdapter for HuggingFaceAdapter {
     }
 
     fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
-        let ErrorReply {
-            target,
-            status,
-            retry_after,
-            body,
-        } = *reply;
+        let (target, status, retry_after, body) = reply.parts();
         let message = native::error_text(status, body, &["error", "message", "detail"]);
         let code = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
             v.pointer("/error/code")

@@ -497,6 +497,13 @@ pub struct ErrorReply<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> ErrorReply<'a> {
+    /// Target, status, `retry-after` and body.
+    pub fn parts(&self) -> (&'a Target, u16, Option<std::time::Duration>, &'a [u8]) {
+        (self.target, self.status, self.retry_after, self.body)
+    }
+}
+
 /// One provider's translation, in both directions.
 ///
 /// Adapters are stateless statics; everything a call needs comes from the deployment, the target

@@ -125,12 +125,7 @@ impl ProviderAdapter for OllamaAdapter {
     }
 
     fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
-        let ErrorReply {
-            target,
-            status,
-            retry_after,
-            body,
-        } = *reply;
+        let (target, status, retry_after, body) = reply.parts();
         let message = native::error_text(status, body, &["error", "message"]);
         let kind = classify(status, None, &message);
         upstream_error(target, PROVIDER, status, kind, &message, retry_after)

@@ -111,12 +111,7 @@ impl ProviderAdapter for OpenAiAdapter {
     }
 
     fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
-        let ErrorReply {
-            target,
-            status,
-            retry_after,
-            body,
-        } = *reply;
+        let (target, status, retry_after, body) = reply.parts();
         let err = super::native::error_object(body);
         let err = err.as_ref();
         let text = |key: &str| {

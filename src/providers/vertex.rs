@@ -140,12 +140,7 @@ impl ProviderAdapter for VertexAdapter {
     }
 
     fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
-        let ErrorReply {
-            target,
-            status,
-            retry_after,
-            body,
-        } = *reply;
+        let (target, status, retry_after, body) = reply.parts();
         if status == 401 {
             // A token Google no longer accepts (revoked, rotated key): fetch new ones rather than
             // failing until the cached ones expire.

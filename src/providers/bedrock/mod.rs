@@ -350,12 +350,7 @@ impl ProviderAdapter for BedrockAdapter {
     }
 
     fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
-        let ErrorReply {
-            target,
-            status,
-            retry_after,
-            body,
-        } = *reply;
+        let (target, status, retry_after, body) = reply.parts();
         let message = native::error_text(status, body, &["message", "Message"]);
         error_for(target, status, &message, retry_after)
     }
