@@ -418,16 +418,9 @@ fn request_body(
     out.insert("max_tokens".into(), json!(max_tokens));
 
     if let Some(stop) = src.get("stop") {
-        let sequences: Vec<Value> = match stop {
-            Value::String(s) => vec![Value::String(s.clone())],
-            Value::Array(items) => items.clone(),
-            _ => return Err(bad_param("stop", "'stop' must be a string or an array.")),
-        };
         // Anthropic rejects whitespace-only stop sequences (LiteLLM drops them too).
-        let sequences: Vec<Value> = sequences
-            .into_iter()
-            .filter(|s| s.as_str().is_some_and(|s| !s.trim().is_empty()))
-            .collect();
+        let sequences = super::native::stop_sequences(stop, |s| !s.trim().is_empty())
+            .ok_or_else(|| bad_param("stop", "'stop' must be a string or an array."))?;
         if !sequences.is_empty() {
             out.insert("stop_sequences".into(), Value::Array(sequences));
         }

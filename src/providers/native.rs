@@ -367,6 +367,18 @@ pub fn stop_list(stop: &Value) -> Vec<Value> {
     }
 }
 
+/// `stop` as the stop sequences a provider accepts: the strings `keep` admits; `None` when `stop`
+/// is neither a string nor a list.
+pub fn stop_sequences(stop: &Value, keep: impl Fn(&str) -> bool) -> Option<Vec<Value>> {
+    let items = match stop {
+        Value::String(_) => std::slice::from_ref(stop),
+        Value::Array(items) => items.as_slice(),
+        _ => return None,
+    };
+    let kept = items.iter().filter(|s| s.as_str().is_some_and(&keep));
+    Some(kept.cloned().collect())
+}
+
 /// Embedding inputs as strings (providers here take text only).
 pub fn input_texts(target: &Target, input: Option<&Value>) -> Result<Vec<Value>, GatewayError> {
     let texts =

@@ -497,15 +497,8 @@ pub fn converse_body(
         inference.insert("topP".into(), v.clone());
     }
     if let Some(stop) = body.get("stop") {
-        let list: Vec<Value> = match stop {
-            Value::String(s) => vec![Value::String(s.clone())],
-            Value::Array(items) => items.clone(),
-            _ => return Err(bad("stop", "stop must be a string or an array of strings")),
-        };
-        let list: Vec<Value> = list
-            .into_iter()
-            .filter(|s| s.as_str().is_some_and(|s| !s.is_empty()))
-            .collect();
+        let list = native::stop_sequences(stop, |s| !s.is_empty())
+            .ok_or_else(|| bad("stop", "stop must be a string or an array of strings"))?;
         if !list.is_empty() {
             inference.insert("stopSequences".into(), Value::Array(list));
         }
