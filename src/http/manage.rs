@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{Map, Value};
 
 use crate::auth::Caller;
@@ -200,6 +204,53 @@ pub async fn ctx(state: &AppState, req: &HttpRequest) -> Result<Ctx, GatewayErro
     Ok(Ctx { caller, store })
 }
 
+/// The authenticated caller of a management route as a handler argument: authentication (with
+/// the route table's check), the management gate, the NUL check of path and query, then the
+/// store. Put it before [`Body`] so a refused caller is answered before its body is read.
+impl FromRequest for Ctx {
+    type Error = GatewayError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, GatewayError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| GatewayError::Internal {
+                    message: "the application state is missing".into(),
+                })?;
+            ctx(&state, &req).await
+        })
+    }
+}
+
+/// A management request's body as a checked JSON object ([`body_object`]), as a handler argument.
+pub struct Body(pub Map<String, Value>);
+
+impl FromRequest for Body {
+    type Error = GatewayError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, GatewayError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = web::Payload::from_request(&req, payload);
+        Box::pin(async move {
+            let payload = payload
+                .await
+                .map_err(|e| GatewayError::bad_request(e.to_string()))?;
+            body_object(&req, payload).await.map(Body)
+        })
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = Map<String, Value>;
+    fn deref(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
+
 /// Read the body as a JSON object (`{}` when empty).
 pub async fn body_object(
     req: &HttpRequest,
@@ -303,6 +354,20 @@ pub enum Kind {
     BudgetMap,
     /// An `http` or `https` URL with a host, at most [`MAX_URL`] bytes (`api_base`).
     Url,
+}
+
+impl Kind {
+    /// The type's name in settings listings (`/budget/settings`), as LiteLLM names them.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Kind::Str | Kind::Duration | Kind::Url => "String",
+            Kind::Number => "Float",
+            Kind::Integer => "Integer",
+            Kind::Bool => "Boolean",
+            Kind::StrList => "List",
+            Kind::Object | Kind::StrMap | Kind::CountMap | Kind::BudgetMap => "Dict",
+        }
+    }
 }
 
 fn short_str(v: &Value) -> bool {
@@ -558,6 +623,13 @@ pub fn entity_json(
     out.insert("created_by".into(), opt(&e.created_by));
     out.insert("updated_by".into(), opt(&e.updated_by));
     out
+}
+
+/// The query of a list route: one page of it, or (neither given) everything.
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
 }
 
 /// `page` (from 1) and `size` (1..=100, default `default_size`) from a query.

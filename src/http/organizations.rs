@@ -7,16 +7,15 @@
 //! viewers read.
 
 use super::routes::{Access, Routes};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::manage::{
-    apply_fields, body_object, ctx, entity_json, opt_str, respond, str_list, Ctx, Kind, MAX_ENTRIES,
-};
+use super::manage::{opt_str, respond, str_list, Body, Ctx, ListQuery, MAX_ENTRIES};
 use super::users::{invalidate_user, user_json};
 use crate::auth::Role;
 use crate::error::GatewayError;
+use crate::management::entities::ORGANIZATION;
 use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, StoreError, TxEffects};
 use crate::time::{iso8601, now_ms};
@@ -32,59 +31,8 @@ pub fn configure(r: &mut Routes) {
         .delete("/organization/member_delete", Access::Admin, member_delete);
 }
 
-/// Organization fields kept in the record's `data`. Nothing else is stored.
-const ORG_FIELDS: &[(&str, Kind)] = &[
-    ("models", Kind::StrList),
-    ("max_budget", Kind::Number),
-    ("soft_budget", Kind::Number),
-    ("budget_id", Kind::Str),
-    ("metadata", Kind::Object),
-    ("tpm_limit", Kind::Integer),
-    ("rpm_limit", Kind::Integer),
-    ("max_parallel_requests", Kind::Integer),
-    ("budget_duration", Kind::Duration),
-    ("model_max_budget", Kind::BudgetMap),
-    ("object_permission", Kind::Object),
-];
-
-/// The budget fields LiteLLM shows under `litellm_budget_table`.
-const BUDGET_FIELDS: &[&str] = &[
-    "max_budget",
-    "soft_budget",
-    "tpm_limit",
-    "rpm_limit",
-    "max_parallel_requests",
-    "budget_duration",
-    "budget_reset_at",
-    "model_max_budget",
-];
-
 /// Roles a user may have inside an organization.
 const ORG_ROLES: &[&str] = &["org_admin", "internal_user", "internal_user_viewer"];
-
-fn org_json(e: &EntityRecord) -> Value {
-    let mut out = Map::new();
-    out.insert("models".into(), Value::Array(Vec::new()));
-    out.insert("metadata".into(), Value::Object(Map::new()));
-    out.insert("budget_id".into(), Value::Null);
-    out.insert("members".into(), Value::Array(Vec::new()));
-    out.extend(entity_json(
-        e,
-        "organization_id",
-        Some("organization_alias"),
-    ));
-    let budget: Map<String, Value> = BUDGET_FIELDS
-        .iter()
-        .map(|f| {
-            (
-                (*f).to_string(),
-                e.data.get(*f).cloned().unwrap_or(Value::Null),
-            )
-        })
-        .collect();
-    out.insert("litellm_budget_table".into(), Value::Object(budget));
-    Value::Object(out)
-}
 
 fn members(org: &EntityRecord) -> Vec<Value> {
     org.data
@@ -113,83 +61,12 @@ fn role_of(m: &Map<String, Value>) -> Result<Option<String>, GatewayError> {
     }
 }
 
-async fn check_budget_exists(c: &Ctx, body: &Map<String, Value>) -> Result<(), GatewayError> {
-    if let Some(b) = opt_str(body, "budget_id")? {
-        if c.store.get_entity(EntityKind::Budget, &b).await?.is_none() {
-            return Err(GatewayError::bad_param(
-                "budget_id",
-                format!("budget {b} does not exist"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// 400 naming `organization_alias` when another organization has `alias` (aliases are unique;
-/// the database's unique index catches a race between two requests).
-async fn check_alias_free(c: &Ctx, alias: &str, own_id: Option<&str>) -> Result<(), GatewayError> {
-    match c
-        .store
-        .find_entity_by_alias(EntityKind::Organization, alias)
-        .await?
-    {
-        Some(other) if Some(other.id.as_str()) != own_id => Err(GatewayError::bad_param(
-            "organization_alias",
-            format!(
-                "organization_alias '{alias}' is already used by organization {}",
-                other.id
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// An organization write that hit the unique alias index: the alias was taken meanwhile.
-fn alias_conflict(e: StoreError, alias: &Option<String>) -> GatewayError {
-    match (e, alias) {
-        (StoreError::Conflict(what), Some(a)) if what.contains("alias") => GatewayError::bad_param(
-            "organization_alias",
-            format!("organization_alias '{a}' is already used by another organization"),
-        ),
-        (e, _) => e.into(),
-    }
-}
-
-async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+async fn new(c: Ctx, body: Body) -> HttpResponse {
     respond(
-        async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("create organizations")?;
-            let body = body_object(&req, payload).await?;
-            let alias = opt_str(&body, "organization_alias")?.ok_or_else(|| {
-                GatewayError::bad_param("organization_alias", "'organization_alias' is required")
-            })?;
-            check_budget_exists(&c, &body).await?;
-            check_alias_free(&c, &alias, None).await?;
-            let now = now_ms();
-            let mut data = Map::new();
-            apply_fields(&body, ORG_FIELDS, &mut data)?;
-            super::budgets::apply_budget_duration(&body, &mut data, now)?;
-            data.insert("members".into(), Value::Array(Vec::new()));
-            let org = EntityRecord {
-                id: opt_str(&body, "organization_id")?
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                alias: Some(alias),
-                spend: 0.0,
-                blocked: false,
-                created_at: now,
-                updated_at: now,
-                created_by: Some(c.caller.actor_id()),
-                updated_by: Some(c.caller.actor_id()),
-                data,
-            };
-            c.store
-                .insert_entity(EntityKind::Organization, &org)
-                .await
-                .map_err(|e| alias_conflict(e, &org.alias))?;
-            Ok(org_json(&org))
-        }
-        .await,
+        ORGANIZATION
+            .create(&c, &body)
+            .await
+            .map(|o| ORGANIZATION.json(&o)),
     )
 }
 
@@ -198,95 +75,35 @@ struct InfoQuery {
     organization_id: Option<String>,
 }
 
-async fn info(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<InfoQuery>,
-) -> HttpResponse {
+async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_read_all("read organizations")?;
             let id = q.organization_id.clone().ok_or_else(|| {
                 GatewayError::bad_param("organization_id", "'organization_id' is required")
             })?;
-            Ok(org_json(&c.find(EntityKind::Organization, &id).await?))
+            Ok(ORGANIZATION.json(&ORGANIZATION.find(&c, &id).await?))
         }
         .await,
     )
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    page: Option<u64>,
-    page_size: Option<u64>,
+async fn list(c: Ctx, q: web::Query<ListQuery>) -> HttpResponse {
+    respond(ORGANIZATION.list(&c, q.page, q.page_size).await)
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<ListQuery>,
-) -> HttpResponse {
+async fn update(c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_read_all("list organizations")?;
-            let orgs = c
-                .all_or_page(EntityKind::Organization, q.page, q.page_size)
-                .await?;
-            Ok(Value::Array(orgs.iter().map(org_json).collect()))
+            let org = ORGANIZATION.update(&c, &org_id_of(&body)?, &body).await?;
+            Ok(ORGANIZATION.json(&org))
         }
         .await,
     )
 }
 
-async fn update(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("update organizations")?;
-            let body = body_object(&req, payload).await?;
-            let id = org_id_of(&body)?;
-            let mut org = c.find(EntityKind::Organization, &id).await?;
-            check_budget_exists(&c, &body).await?;
-            apply_fields(&body, ORG_FIELDS, &mut org.data)?;
-            super::budgets::apply_budget_duration(&body, &mut org.data, now_ms())?;
-            if body.contains_key("organization_alias") {
-                org.alias = Some(opt_str(&body, "organization_alias")?.ok_or_else(|| {
-                    GatewayError::bad_param(
-                        "organization_alias",
-                        "'organization_alias' cannot be empty",
-                    )
-                })?);
-                if let Some(a) = &org.alias {
-                    check_alias_free(&c, a, Some(&id)).await?;
-                }
-            }
-            let alias = org.alias.clone();
-            let org =
-                super::teams::save_keeping_members(&c, EntityKind::Organization, org, "members")
-                    .await
-                    .map_err(|e| alias_conflict(e, &alias))?;
-            Ok(org_json(&org))
-        }
-        .await,
-    )
-}
-
-async fn delete(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    respond(
-        async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("delete organizations")?;
-            let body = body_object(&req, payload).await?;
             let ids = str_list(&body, "organization_ids")?;
             if ids.is_empty() {
                 return Err(GatewayError::bad_param(
@@ -362,7 +179,9 @@ async fn delete(
                     invalidate_user(&state, &l.id);
                 }
             }
-            Ok(Value::Array(orgs.iter().map(org_json).collect()))
+            Ok(Value::Array(
+                orgs.iter().map(|o| ORGANIZATION.json(o)).collect(),
+            ))
         }
         .await,
     )
@@ -388,16 +207,9 @@ async fn resolve_user(c: &Ctx, m: &Map<String, Value>) -> Result<EntityRecord, G
         .await
 }
 
-async fn member_add(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_add(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("add organization members")?;
-            let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
             c.find(EntityKind::Organization, &id).await?;
             let wanted: Vec<Map<String, Value>> = match body.get("member") {
@@ -541,16 +353,9 @@ fn member_index(
         })
 }
 
-async fn member_update(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_update(c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("update organization members")?;
-            let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
             let org = c.find(EntityKind::Organization, &id).await?;
             let list = members(&org);
@@ -607,16 +412,9 @@ async fn member_update(
     )
 }
 
-async fn member_delete(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("remove organization members")?;
-            let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
             // Read to find the member; then one transaction with the organization and the
             // user locked (re-checking the member is still there).

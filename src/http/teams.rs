@@ -7,12 +7,12 @@
 //! teams; a team's admins may update it and manage its members; members and viewers read it.
 
 use super::routes::{Access, Routes};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::manage::{
-    apply_fields, body_object, ctx, entity_json, key_json, opt_str, respond, str_list, Ctx, Kind,
+    apply_fields, entity_json, key_json, opt_str, respond, str_list, Body, Ctx, Kind,
 };
 use super::users::{invalidate_user, user_json};
 use crate::error::GatewayError;
@@ -367,12 +367,9 @@ fn team_id_of(body: &Map<String, Value>) -> Result<String, GatewayError> {
         .ok_or_else(|| GatewayError::bad_param("team_id", "'team_id' is required"))
 }
 
-async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+async fn new(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("create teams")?;
-            let body = body_object(&req, payload).await?;
             let mut wanted = parse_members(body.get("members_with_roles"), "members_with_roles")?;
             for (field, role) in [("admins", "admin"), ("members", "user")] {
                 for id in str_list(&body, field)? {
@@ -402,7 +399,7 @@ async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload
             let now = now_ms();
             let mut data = Map::new();
             apply_fields(&body, TEAM_FIELDS, &mut data)?;
-            super::budgets::apply_budget_duration(&body, &mut data, now)?;
+            crate::management::apply_budget_duration(&body, &mut data, now)?;
             data.insert("members_with_roles".into(), Value::Array(Vec::new()));
             let mut team = EntityRecord {
                 id: opt_str(&body, "team_id")?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
@@ -439,14 +436,9 @@ struct InfoQuery {
     team_id: Option<String>,
 }
 
-async fn info(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<InfoQuery>,
-) -> HttpResponse {
+async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
             let id = q
                 .team_id
                 .clone()
@@ -483,16 +475,9 @@ async fn info(
     )
 }
 
-async fn update(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_write("update teams")?;
-            let body = body_object(&req, payload).await?;
             let id = team_id_of(&body)?;
             let mut team = c.find(EntityKind::Team, &id).await?;
             if !c.caller.can_manage_team(&team) {
@@ -502,7 +487,7 @@ async fn update(
             }
             if c.caller.is_admin() {
                 apply_fields(&body, TEAM_FIELDS, &mut team.data)?;
-                super::budgets::apply_budget_duration(&body, &mut team.data, now_ms())?;
+                crate::management::apply_budget_duration(&body, &mut team.data, now_ms())?;
                 if let Some(b) = body.get("blocked") {
                     team.blocked = b.as_bool().ok_or_else(|| {
                         GatewayError::bad_param("blocked", "'blocked' must be a boolean")
@@ -536,16 +521,9 @@ async fn update(
     )
 }
 
-async fn delete(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("delete teams")?;
-            let body = body_object(&req, payload).await?;
             let ids = str_list(&body, "team_ids")?;
             if ids.is_empty() {
                 return Err(GatewayError::bad_param(
@@ -641,14 +619,9 @@ struct ListQuery {
     organization_id: Option<String>,
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<ListQuery>,
-) -> HttpResponse {
+async fn list(c: Ctx, q: web::Query<ListQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
             let mut teams = if c.caller.can_read_all() {
                 c.all_or_page(EntityKind::Team, q.page, q.page_size).await?
             } else {
@@ -710,16 +683,9 @@ async fn list(
     )
 }
 
-async fn member_add(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_add(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_write("add team members")?;
-            let body = body_object(&req, payload).await?;
             let id = team_id_of(&body)?;
             let team = c.find(EntityKind::Team, &id).await?;
             if !c.caller.can_manage_team(&team) {
@@ -748,16 +714,9 @@ async fn member_add(
     )
 }
 
-async fn member_delete(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_write("remove team members")?;
-            let body = body_object(&req, payload).await?;
             let id = team_id_of(&body)?;
             let team = c.find(EntityKind::Team, &id).await?;
             if !c.caller.can_manage_team(&team) {
@@ -816,7 +775,7 @@ async fn member_delete(
                                 team_id: Some(tid),
                                 user_id: Some(uid),
                             }],
-                            delete_entities: Vec::new(),
+                            ..TxEffects::default()
                         })
                     }),
                 )
@@ -837,16 +796,9 @@ async fn member_delete(
 
 /// `/team/member_update`: change a member's `role` and/or `max_budget_in_team`. Proxy admins and
 /// the team's admins.
-async fn member_update(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_write("update team members")?;
-            let body = body_object(&req, payload).await?;
             let id = team_id_of(&body)?;
             let team = c.find(EntityKind::Team, &id).await?;
             if !c.caller.can_manage_team(&team) {
@@ -952,17 +904,10 @@ async fn member_update(
 
 async fn set_blocked(
     state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
+    c: Ctx,
+    body: Body,
     blocked: bool,
 ) -> Result<Value, GatewayError> {
-    let c = ctx(state, req).await?;
-    c.caller.require_admin(if blocked {
-        "block teams"
-    } else {
-        "unblock teams"
-    })?;
-    let body = body_object(req, payload).await?;
     let id = team_id_of(&body)?;
     let mut team = c.find(EntityKind::Team, &id).await?;
     team.blocked = blocked;
@@ -971,18 +916,10 @@ async fn set_blocked(
     Ok(Value::Object(team_json(&team)))
 }
 
-async fn block(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    respond(set_blocked(&state, &req, payload, true).await)
+async fn block(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
+    respond(set_blocked(&state, c, body, true).await)
 }
 
-async fn unblock(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    respond(set_blocked(&state, &req, payload, false).await)
+async fn unblock(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
+    respond(set_blocked(&state, c, body, false).await)
 }
