@@ -9,17 +9,13 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
+/// One priced model group on the mock; spend written every 0.2 s; `db` adds a `database_url`.
 fn config(mock: &Mock, db: &str) -> String {
-    format!(
-        r#"model_list:
-  - model_name: priced
-    litellm_params: {{model: openai/priced-model, api_base: {base}, api_key: sk-x, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}
-general_settings:
-  master_key: {MASTER_KEY}
-  proxy_batch_write_at: 0.2
-{db}"#,
-        base = mock.api_base()
-    )
+    let model = format!(
+        "  - model_name: priced\n    litellm_params:\n      model: openai/priced-model\n      api_base: {}\n      api_key: sk-x\n      input_cost_per_token: 0.001\n      output_cost_per_token: 0.002\n",
+        mock.api_base()
+    );
+    format!("model_list:\n{model}general_settings:\n  master_key: {MASTER_KEY}\n  proxy_batch_write_at: 0.2\n{db}")
 }
 
 fn postgres(pg: &FreshPostgres) -> String {
@@ -80,15 +76,13 @@ async fn daily_activity(db: &str, mock: &Mock) {
     failing["num_retries"] = json!(0);
     let (status, _, _) = post(&url, Some(&keys[0]), &failing).await;
     assert_eq!(status, 500);
-    let logs_url = gw.url("/spend/logs");
+    // The spend logs are written in batches: wait until all four requests count.
+    let activity_url = gw.url(&format!("/user/daily/activity?{}", range()));
     wait_for(Duration::from_secs(10), || {
-        let u = logs_url.clone();
+        let u = activity_url.clone();
         async move {
-            get(&u, Some(MASTER_KEY))
-                .await
-                .2
-                .as_array()
-                .is_some_and(|a| a.len() == 4)
+            let (_, _, all) = get(&u, Some(MASTER_KEY)).await;
+            all["metadata"]["total_api_requests"] == 4
         }
     })
     .await;

@@ -56,6 +56,27 @@ impl Ctx {
         Ok(())
     }
 
+    /// A new record created by the caller at `now`: no spend, not blocked.
+    pub fn new_record(
+        &self,
+        id: String,
+        alias: Option<String>,
+        data: Map<String, Value>,
+        now: i64,
+    ) -> EntityRecord {
+        EntityRecord {
+            id,
+            alias,
+            spend: 0.0,
+            blocked: false,
+            created_at: now,
+            updated_at: now,
+            created_by: Some(self.caller.actor_id()),
+            updated_by: Some(self.caller.actor_id()),
+            data,
+        }
+    }
+
     /// The user a team or organization member entry names (by `user_id`, else `user_email`),
     /// created as an `internal_user` when unknown.
     ///
@@ -114,17 +135,12 @@ impl Ctx {
         if email.is_some() && !self.caller.is_admin() {
             data.insert(EMAIL_NOT_BY_ADMIN.into(), Value::Bool(true));
         }
-        let user = EntityRecord {
-            id: user_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string),
-            alias: email.map(str::to_string),
-            spend: 0.0,
-            blocked: false,
-            created_at: now,
-            updated_at: now,
-            created_by: Some(self.caller.actor_id()),
-            updated_by: Some(self.caller.actor_id()),
+        let user = self.new_record(
+            user_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string),
+            email.map(str::to_string),
             data,
-        };
+            now,
+        );
         // Insert-if-absent, then read: parallel requests naming one new user all get its row.
         Ok(self
             .store

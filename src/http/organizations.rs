@@ -11,11 +11,13 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::manage::{opt_str, respond, str_list, Body, Ctx, ListQuery, MAX_ENTRIES};
+use super::manage::{opt_str, respond, Body, Ctx, ListQuery, MAX_ENTRIES};
 use super::users::{invalidate_user, user_json};
 use crate::auth::Role;
 use crate::error::GatewayError;
 use crate::management::entities::ORGANIZATION;
+use crate::management::groups::{touch, ORGANIZATION_GROUP};
+use crate::management::ids_listed;
 use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, StoreError, TxEffects};
 use crate::time::{iso8601, now_ms};
@@ -35,11 +37,7 @@ pub fn configure(r: &mut Routes) {
 const ORG_ROLES: &[&str] = &["org_admin", "internal_user", "internal_user_viewer"];
 
 fn members(org: &EntityRecord) -> Vec<Value> {
-    org.data
-        .get("members")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+    ORGANIZATION_GROUP.members(org)
 }
 
 fn member_user_id(m: &Value) -> Option<&str> {
@@ -104,93 +102,15 @@ async fn update(c: Ctx, body: Body) -> HttpResponse {
 async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let ids = str_list(&body, "organization_ids")?;
-            if ids.is_empty() {
-                return Err(GatewayError::bad_param(
-                    "organization_ids",
-                    "'organization_ids' must list at least one organization",
-                ));
-            }
-            // One transaction: each member user leaves the organizations, then they go. The
-            // organizations and their member users are locked; if members changed between
-            // reading and locking, they are read again.
-            let mut outcome = Err(StoreError::Stale);
-            let mut orgs = Vec::new();
-            for _ in 0..super::teams::STALE_RETRIES {
-                orgs.clear();
-                let mut targets = Vec::new();
-                for id in &ids {
-                    let org = c.find(EntityKind::Organization, id).await?;
-                    targets.push((EntityKind::Organization, id.clone()));
-                    targets.extend(
-                        members(&org)
-                            .iter()
-                            .filter_map(member_user_id)
-                            .map(|u| (EntityKind::User, u.to_string())),
-                    );
-                    orgs.push(org);
-                }
-                let (actor, now, org_ids) = (c.caller.actor_id(), now_ms(), ids.clone());
-                outcome = c
-                    .store
-                    .modify(
-                        targets,
-                        Box::new(move |rows| {
-                            let mut effects = TxEffects::default();
-                            for id in &org_ids {
-                                let Some(org) = rows
-                                    .iter()
-                                    .find(|l| l.kind == EntityKind::Organization && l.id == *id)
-                                    .and_then(|l| l.record.clone())
-                                else {
-                                    return Err(StoreError::NotFound(format!(
-                                        "organization {id} not found"
-                                    )));
-                                };
-                                for m in members(&org) {
-                                    let Some(uid) = member_user_id(&m) else {
-                                        continue;
-                                    };
-                                    let Some(row) = rows
-                                        .iter_mut()
-                                        .find(|l| l.kind == EntityKind::User && l.id == uid)
-                                    else {
-                                        return Err(StoreError::Stale);
-                                    };
-                                    if let Some(user) = row.record.as_mut() {
-                                        unlink_user(user, id);
-                                        super::teams::touch(row, &actor, now);
-                                    }
-                                }
-                                effects
-                                    .delete_entities
-                                    .push((EntityKind::Organization, id.clone()));
-                            }
-                            Ok(effects)
-                        }),
-                    )
-                    .await;
-                if !matches!(outcome, Err(StoreError::Stale)) {
-                    break;
-                }
-            }
-            for l in outcome?.entities {
-                if l.kind == EntityKind::User {
-                    invalidate_user(&state, &l.id);
-                }
-            }
+            let ids = ids_listed(&body, "organization_ids", EntityKind::Organization)?;
+            let (orgs, users) = ORGANIZATION_GROUP.delete(&c, &ids).await?;
+            users.iter().for_each(|u| invalidate_user(&state, u));
             Ok(Value::Array(
                 orgs.iter().map(|o| ORGANIZATION.json(o)).collect(),
             ))
         }
         .await,
     )
-}
-
-fn unlink_user(user: &mut EntityRecord, org_id: &str) {
-    if let Some(Value::Array(orgs)) = user.data.get_mut("organizations") {
-        orgs.retain(|o| o.as_str() != Some(org_id));
-    }
 }
 
 /// The user a member entry names (by `user_id`, else `user_email`), created when unknown.
@@ -294,10 +214,10 @@ async fn member_add(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRespo
                                 orgs.push(Value::String(oid.clone()));
                             }
                             user.data.insert("organizations".into(), Value::Array(orgs));
-                            super::teams::touch(row, &actor, now);
+                            touch(row, &actor, now);
                         }
                         org.data.insert("members".into(), Value::Array(list));
-                        super::teams::touch(org_row, &actor, now);
+                        touch(org_row, &actor, now);
                         Ok(TxEffects::default())
                     }),
                 )
@@ -390,7 +310,7 @@ async fn member_update(c: Ctx, body: Body) -> HttpResponse {
                             m.insert("updated_at".into(), Value::String(iso8601(now)));
                         }
                         org.data.insert("members".into(), Value::Array(list));
-                        super::teams::touch(row, &actor, now);
+                        touch(row, &actor, now);
                         Ok(TxEffects::default())
                     }),
                 )
@@ -450,11 +370,11 @@ async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRe
                         };
                         list.remove(i);
                         org.data.insert("members".into(), Value::Array(list));
-                        super::teams::touch(org_row, &actor, now);
+                        touch(org_row, &actor, now);
                         if let Some(row) = user_rows.first_mut() {
                             if let Some(user) = row.record.as_mut() {
-                                unlink_user(user, &oid);
-                                super::teams::touch(row, &actor, now);
+                                ORGANIZATION_GROUP.unlink_user(user, &oid);
+                                touch(row, &actor, now);
                             }
                         }
                         Ok(TxEffects::default())

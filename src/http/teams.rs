@@ -16,8 +16,10 @@ use super::manage::{
 };
 use super::users::{invalidate_user, user_json};
 use crate::error::GatewayError;
+use crate::management::groups::{touch, TEAM_GROUP};
+use crate::management::ids_listed;
 use crate::state::AppState;
-use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyScope, Locked, StoreError, TxEffects};
+use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyScope, StoreError, TxEffects};
 use crate::time::now_ms;
 
 pub fn configure(r: &mut Routes) {
@@ -101,11 +103,7 @@ pub(super) fn team_json(e: &EntityRecord) -> Map<String, Value> {
 }
 
 fn members(team: &EntityRecord) -> Vec<Value> {
-    team.data
-        .get("members_with_roles")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+    TEAM_GROUP.members(team)
 }
 
 /// Forget cached keys of `team_id` (the team's settings, members or existence changed).
@@ -202,12 +200,6 @@ pub(super) fn link(team: &mut EntityRecord, user: &mut EntityRecord, role: &str)
 }
 
 /// Drop `team_id` from a user's `teams` (in memory).
-pub(super) fn unlink_user(user: &mut EntityRecord, team_id: &str) {
-    if let Some(Value::Array(teams)) = user.data.get_mut("teams") {
-        teams.retain(|t| t.as_str() != Some(team_id));
-    }
-}
-
 /// Drop `user_id` from a team's members (in memory). False when it was not a member.
 pub(super) fn unlink_team(team: &mut EntityRecord, user_id: &str) -> bool {
     let mut list = members(team);
@@ -217,19 +209,6 @@ pub(super) fn unlink_team(team: &mut EntityRecord, user_id: &str) -> bool {
     team.data
         .insert("members_with_roles".into(), Value::Array(list));
     removed
-}
-
-/// How often a change whose records moved under it (see [`StoreError::Stale`]) is re-read and
-/// retried before the request fails.
-pub(super) const STALE_RETRIES: usize = 5;
-
-/// Stamp a locked record as changed now by `actor`, to be written back.
-pub(super) fn touch(l: &mut Locked, actor: &str, now: i64) {
-    if let Some(r) = l.record.as_mut() {
-        r.updated_at = now;
-        r.updated_by = Some(actor.to_string());
-        l.changed = true;
-    }
 }
 
 /// Add members to team `team_id` in one transaction: the team and every member user are locked,
@@ -401,21 +380,17 @@ async fn new(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
             apply_fields(&body, TEAM_FIELDS, &mut data)?;
             crate::management::apply_budget_duration(&body, &mut data, now)?;
             data.insert("members_with_roles".into(), Value::Array(Vec::new()));
-            let mut team = EntityRecord {
-                id: opt_str(&body, "team_id")?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                alias: opt_str(&body, "team_alias")?,
-                spend: 0.0,
-                blocked: match body.get("blocked") {
-                    None | Some(Value::Null) => false,
-                    Some(b) => b.as_bool().ok_or_else(|| {
-                        GatewayError::bad_param("blocked", "'blocked' must be a boolean")
-                    })?,
-                },
-                created_at: now,
-                updated_at: now,
-                created_by: Some(c.caller.actor_id()),
-                updated_by: Some(c.caller.actor_id()),
+            let mut team = c.new_record(
+                opt_str(&body, "team_id")?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                opt_str(&body, "team_alias")?,
                 data,
+                now,
+            );
+            team.blocked = match body.get("blocked") {
+                None | Some(Value::Null) => false,
+                Some(b) => b.as_bool().ok_or_else(|| {
+                    GatewayError::bad_param("blocked", "'blocked' must be a boolean")
+                })?,
             };
             check_alias_free(&c, team.alias.as_deref(), &team.id).await?;
             c.store
@@ -524,14 +499,8 @@ async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse 
 async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let ids = str_list(&body, "team_ids")?;
-            if ids.is_empty() {
-                return Err(GatewayError::bad_param(
-                    "team_ids",
-                    "'team_ids' must list at least one team",
-                ));
-            }
-            let deleted = delete_teams(&c, &ids).await?;
+            let ids = ids_listed(&body, "team_ids", EntityKind::Team)?;
+            let (_, deleted) = TEAM_GROUP.delete(&c, &ids).await?;
             for uid in &deleted {
                 invalidate_user(&state, uid);
             }
@@ -542,73 +511,6 @@ async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse 
         }
         .await,
     )
-}
-
-/// Delete teams in one transaction: each member user leaves them, their keys go, then the teams.
-/// The teams and their member users are locked; if a team's members changed between reading
-/// and locking, it is read again. Returns the users that were unlinked.
-async fn delete_teams(c: &Ctx, ids: &[String]) -> Result<Vec<String>, GatewayError> {
-    for _ in 0..STALE_RETRIES {
-        let mut targets = Vec::new();
-        let mut user_ids = Vec::new();
-        for id in ids {
-            let team = c.find(EntityKind::Team, id).await?;
-            targets.push((EntityKind::Team, id.clone()));
-            for m in members(&team) {
-                if let Some(uid) = m.get("user_id").and_then(Value::as_str) {
-                    targets.push((EntityKind::User, uid.to_string()));
-                    user_ids.push(uid.to_string());
-                }
-            }
-        }
-        let (actor, now, team_ids) = (c.caller.actor_id(), now_ms(), ids.to_vec());
-        let result = c
-            .store
-            .modify(
-                targets,
-                Box::new(move |rows| {
-                    let mut effects = TxEffects::default();
-                    for id in &team_ids {
-                        let Some(team) = rows
-                            .iter()
-                            .find(|l| l.kind == EntityKind::Team && l.id == *id)
-                            .and_then(|l| l.record.clone())
-                        else {
-                            return Err(StoreError::NotFound(format!("team {id} not found")));
-                        };
-                        for m in members(&team) {
-                            let Some(uid) = m.get("user_id").and_then(Value::as_str) else {
-                                continue;
-                            };
-                            let Some(row) = rows
-                                .iter_mut()
-                                .find(|l| l.kind == EntityKind::User && l.id == uid)
-                            else {
-                                // A member added after the read: read again.
-                                return Err(StoreError::Stale);
-                            };
-                            if let Some(user) = row.record.as_mut() {
-                                unlink_user(user, id);
-                                touch(row, &actor, now);
-                            }
-                        }
-                        effects.delete_keys.push(KeyScope {
-                            team_id: Some(id.clone()),
-                            user_id: None,
-                        });
-                        effects.delete_entities.push((EntityKind::Team, id.clone()));
-                    }
-                    Ok(effects)
-                }),
-            )
-            .await;
-        match result {
-            Err(StoreError::Stale) => continue,
-            Err(e) => return Err(e.into()),
-            Ok(_) => return Ok(user_ids),
-        }
-    }
-    Err(StoreError::Stale.into())
 }
 
 #[derive(Deserialize)]
@@ -766,7 +668,7 @@ async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRe
                         touch(&mut team_row[0], &actor, now);
                         if let Some(user_row) = user_row.first_mut() {
                             if let Some(user) = user_row.record.as_mut() {
-                                unlink_user(user, &tid);
+                                TEAM_GROUP.unlink_user(user, &tid);
                                 touch(user_row, &actor, now);
                             }
                         }

@@ -267,17 +267,7 @@ async fn new(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
             crate::management::apply_budget_duration(&body, &mut data, now)?;
             data.insert("user_role".into(), Value::String(role.as_str().into()));
             data.insert("teams".into(), Value::Array(Vec::new()));
-            let mut user = EntityRecord {
-                id: id.clone(),
-                alias: email,
-                spend: 0.0,
-                blocked: false,
-                created_at: now,
-                updated_at: now,
-                created_by: Some(c.caller.actor_id()),
-                updated_by: Some(c.caller.actor_id()),
-                data,
-            };
+            let mut user = c.new_record(id.clone(), email, data, now);
             let key = if auto_create_key {
                 let (record, key) = auto_key(&c, &body, &id, team_id, now)?;
                 if let Some(alias) = &record.key_alias {
@@ -558,7 +548,7 @@ async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse 
             // then the users. Users and their teams are locked; if a user joined a team between
             // reading and locking, it is read again.
             let mut result = Err(crate::store::StoreError::Stale);
-            for _ in 0..super::teams::STALE_RETRIES {
+            for _ in 0..crate::management::groups::STALE_RETRIES {
                 let mut targets = Vec::new();
                 for id in &ids {
                     let user = c.find(EntityKind::User, id).await?;
@@ -622,7 +612,7 @@ fn delete_users_change(
             };
             if let Some(team) = row.record.as_mut() {
                 if unlink_team(team, id) {
-                    super::teams::touch(row, actor, now);
+                    crate::management::groups::touch(row, actor, now);
                 }
             }
         }

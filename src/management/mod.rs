@@ -13,6 +13,7 @@
 
 pub mod activity;
 pub mod entities;
+pub mod groups;
 
 use serde_json::{json, Map, Value};
 
@@ -89,6 +90,22 @@ pub fn empty_object() -> Value {
 pub fn required(body: &Map<String, Value>, field: &str) -> Result<String, GatewayError> {
     opt_str(body, field)?
         .ok_or_else(|| GatewayError::bad_param(field, format!("'{field}' is required")))
+}
+
+/// The ids a body lists in `field`: at least one, of entities of `kind`.
+pub fn ids_listed(
+    body: &Map<String, Value>,
+    field: &str,
+    kind: EntityKind,
+) -> Result<Vec<String>, GatewayError> {
+    let ids = str_list(body, field)?;
+    if ids.is_empty() {
+        return Err(GatewayError::bad_param(
+            field,
+            format!("'{field}' must list at least one {}", kind.name()),
+        ));
+    }
+    Ok(ids)
 }
 
 /// When the body sets `budget_duration`: check it and set `budget_reset_at` to `from` + the
@@ -318,13 +335,7 @@ impl Entity {
         body: &Map<String, Value>,
         field: &str,
     ) -> Result<Vec<EntityRecord>, GatewayError> {
-        let ids = str_list(body, field)?;
-        if ids.is_empty() {
-            return Err(GatewayError::bad_param(
-                field,
-                format!("'{field}' must list at least one {}", self.kind.name()),
-            ));
-        }
+        let ids = ids_listed(body, field, self.kind)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
             out.push(self.find(c, id).await?);
@@ -345,21 +356,11 @@ impl Entity {
         };
         self.check(c, body, None).await?;
         let now = now_ms();
-        let mut record = EntityRecord {
-            id,
-            alias: None,
-            spend: 0.0,
-            blocked: false,
-            created_at: now,
-            updated_at: now,
-            created_by: Some(c.caller.actor_id()),
-            updated_by: Some(c.caller.actor_id()),
-            data: self
-                .initial
-                .iter()
-                .map(|(name, v)| ((*name).to_string(), v()))
-                .collect(),
-        };
+        let initial = self
+            .initial
+            .iter()
+            .map(|(name, v)| ((*name).to_string(), v()));
+        let mut record = c.new_record(id, None, initial.collect(), now);
         self.apply(body, &mut record, now)?;
         c.store
             .insert_entity(self.kind, &record)
