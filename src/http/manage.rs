@@ -569,32 +569,10 @@ pub fn opt(v: &Option<String>) -> Value {
     v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
 }
 
-/// A field name and the value shown when it was never set.
-type FieldDefault = (&'static str, fn() -> Value);
-
-/// Defaults LiteLLM shows for key fields that were never set.
-const KEY_DEFAULTS: &[FieldDefault] = &[
-    ("models", || Value::Array(Vec::new())),
-    ("aliases", || Value::Object(Map::new())),
-    ("config", || Value::Object(Map::new())),
-    ("permissions", || Value::Object(Map::new())),
-    ("metadata", || Value::Object(Map::new())),
-    ("allowed_cache_controls", || Value::Array(Vec::new())),
-    ("model_max_budget", || Value::Object(Map::new())),
-    ("model_spend", || Value::Object(Map::new())),
-    ("max_budget", || Value::Null),
-    ("soft_budget", || Value::Null),
-    ("budget_duration", || Value::Null),
-    ("budget_reset_at", || Value::Null),
-    ("tpm_limit", || Value::Null),
-    ("rpm_limit", || Value::Null),
-    ("max_parallel_requests", || Value::Null),
-];
-
 /// A key as the API shows it (never the plaintext key).
 pub fn key_json(k: &KeyRecord) -> Map<String, Value> {
     let mut out = Map::new();
-    for (name, default) in KEY_DEFAULTS {
+    for (name, default) in crate::management::entities::KEY_SHOWN {
         out.insert((*name).to_string(), default());
     }
     for (name, v) in &k.data {

@@ -11,11 +11,10 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::manage::{
-    apply_fields, entity_json, key_json, opt_str, respond, str_list, Body, Ctx, Kind,
-};
+use super::manage::{apply_fields, key_json, opt_str, respond, str_list, Body, Ctx};
 use super::users::{invalidate_user, user_json};
 use crate::error::GatewayError;
+use crate::management::entities::TEAM;
 use crate::management::groups::{touch, TEAM_GROUP};
 use crate::management::ids_listed;
 use crate::state::AppState;
@@ -35,61 +34,9 @@ pub fn configure(r: &mut Routes) {
         .post("/team/unblock", Access::Admin, unblock);
 }
 
-/// Team fields kept in the record's `data`, with their types. Nothing else is stored.
-const TEAM_FIELDS: &[(&str, Kind)] = &[
-    ("organization_id", Kind::Str),
-    ("metadata", Kind::Object),
-    ("tpm_limit", Kind::Integer),
-    ("rpm_limit", Kind::Integer),
-    ("max_parallel_requests", Kind::Integer),
-    ("max_budget", Kind::Number),
-    ("soft_budget", Kind::Number),
-    ("budget_duration", Kind::Duration),
-    ("models", Kind::StrList),
-    ("model_aliases", Kind::StrMap),
-    ("tags", Kind::StrList),
-    ("guardrails", Kind::StrList),
-    ("model_max_budget", Kind::BudgetMap),
-    ("model_rpm_limit", Kind::CountMap),
-    ("model_tpm_limit", Kind::CountMap),
-    ("team_member_budget", Kind::Number),
-    ("team_member_key_duration", Kind::Duration),
-    ("team_member_permissions", Kind::StrList),
-    ("object_permission", Kind::Object),
-];
-
-/// What a team admin (not a proxy admin) may change on its team: nothing that widens access,
-/// budgets or limits.
-const TEAM_ADMIN_FIELDS: &[(&str, Kind)] = &[("metadata", Kind::Object), ("tags", Kind::StrList)];
-
-/// A field and the value shown when it was never set.
-type FieldDefault = (&'static str, fn() -> Value);
-
-/// Defaults LiteLLM shows for team fields that were never set.
-const TEAM_DEFAULTS: &[FieldDefault] = &[
-    ("members_with_roles", || Value::Array(Vec::new())),
-    ("models", || Value::Array(Vec::new())),
-    ("metadata", || Value::Object(Map::new())),
-    ("model_aliases", || Value::Object(Map::new())),
-    ("model_spend", || Value::Object(Map::new())),
-    ("model_max_budget", || Value::Object(Map::new())),
-    ("organization_id", || Value::Null),
-    ("max_budget", || Value::Null),
-    ("soft_budget", || Value::Null),
-    ("budget_duration", || Value::Null),
-    ("budget_reset_at", || Value::Null),
-    ("tpm_limit", || Value::Null),
-    ("rpm_limit", || Value::Null),
-    ("max_parallel_requests", || Value::Null),
-];
-
 /// A team as the API shows it, with `admins` and `members` derived from `members_with_roles`.
 pub(super) fn team_json(e: &EntityRecord) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (name, default) in TEAM_DEFAULTS {
-        out.insert((*name).to_string(), default());
-    }
-    out.extend(entity_json(e, "team_id", Some("team_alias")));
+    let mut out = TEAM.json_map(e);
     let ids_with = |admin: bool| -> Value {
         members(e)
             .iter()
@@ -377,7 +324,7 @@ async fn new(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
             }
             let now = now_ms();
             let mut data = Map::new();
-            apply_fields(&body, TEAM_FIELDS, &mut data)?;
+            apply_fields(&body, TEAM.fields, &mut data)?;
             crate::management::apply_budget_duration(&body, &mut data, now)?;
             data.insert("members_with_roles".into(), Value::Array(Vec::new()));
             let mut team = c.new_record(
@@ -461,7 +408,7 @@ async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse 
                 });
             }
             if c.caller.is_admin() {
-                apply_fields(&body, TEAM_FIELDS, &mut team.data)?;
+                apply_fields(&body, TEAM.fields, &mut team.data)?;
                 crate::management::apply_budget_duration(&body, &mut team.data, now_ms())?;
                 if let Some(b) = body.get("blocked") {
                     team.blocked = b.as_bool().ok_or_else(|| {
@@ -472,14 +419,14 @@ async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse 
                 let allowed = |f: &str| {
                     f == "team_id"
                         || f == "team_alias"
-                        || TEAM_ADMIN_FIELDS.iter().any(|(a, _)| *a == f)
+                        || TEAM.own_fields.iter().any(|(a, _)| *a == f)
                 };
                 if let Some(field) = body.keys().find(|f| !allowed(f)) {
                     return Err(GatewayError::Forbidden {
                         message: format!("only proxy admins can change '{field}' of a team"),
                     });
                 }
-                apply_fields(&body, TEAM_ADMIN_FIELDS, &mut team.data)?;
+                apply_fields(&body, TEAM.own_fields, &mut team.data)?;
             }
             if body.contains_key("team_alias") {
                 team.alias = opt_str(&body, "team_alias")?;

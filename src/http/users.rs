@@ -12,14 +12,13 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::manage::{
-    self, apply_fields, entity_json, key_json, opt_str, respond, str_list, Body, Ctx, Kind,
-};
+use super::manage::{self, apply_fields, key_json, opt_str, respond, str_list, Body, Ctx, Kind};
 use super::teams::{invalidate_team, link, team_json, unlink_team};
 use crate::auth::Role;
 use crate::error::GatewayError;
 use crate::keys;
 use crate::management::activity::ActivityQuery;
+use crate::management::entities::USER;
 use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord, StoreError, TxEffects};
 use crate::time::now_ms;
@@ -39,31 +38,6 @@ async fn daily_activity(c: Ctx, q: web::Query<ActivityQuery>) -> HttpResponse {
     respond(crate::management::activity::daily_activity(&c, &q).await)
 }
 
-/// User fields kept in the record's `data`, with their types (`user_role` and `teams` are handled
-/// on their own). Nothing else is stored.
-const USER_FIELDS: &[(&str, Kind)] = &[
-    ("user_alias", Kind::Str),
-    ("metadata", Kind::Object),
-    ("max_budget", Kind::Number),
-    ("soft_budget", Kind::Number),
-    ("budget_duration", Kind::Duration),
-    ("models", Kind::StrList),
-    ("tpm_limit", Kind::Integer),
-    ("rpm_limit", Kind::Integer),
-    ("max_parallel_requests", Kind::Integer),
-    ("model_max_budget", Kind::BudgetMap),
-    ("model_rpm_limit", Kind::CountMap),
-    ("model_tpm_limit", Kind::CountMap),
-    ("allowed_cache_controls", Kind::StrList),
-    ("organizations", Kind::StrList),
-    ("sso_user_id", Kind::Str),
-    ("object_permission", Kind::Object),
-];
-
-/// What a user who is not a proxy admin may change on itself: nothing that touches its role,
-/// spend, budgets, limits, models or teams.
-const SELF_FIELDS: &[(&str, Kind)] = &[("user_alias", Kind::Str), ("metadata", Kind::Object)];
-
 /// Fields of `/user/new` that go to the auto-created key, as `/key/generate` takes them.
 const KEY_FIELDS: &[(&str, Kind)] = &[
     ("models", Kind::StrList),
@@ -82,35 +56,9 @@ const KEY_FIELDS: &[(&str, Kind)] = &[
     ("tags", Kind::StrList),
 ];
 
-/// A field and the value shown when it was never set.
-type FieldDefault = (&'static str, fn() -> Value);
-
-/// Defaults LiteLLM shows for user fields that were never set.
-const USER_DEFAULTS: &[FieldDefault] = &[
-    ("user_alias", || Value::Null),
-    ("user_role", || {
-        Value::String(Role::InternalUser.as_str().into())
-    }),
-    ("teams", || Value::Array(Vec::new())),
-    ("models", || Value::Array(Vec::new())),
-    ("metadata", || Value::Object(Map::new())),
-    ("model_spend", || Value::Object(Map::new())),
-    ("model_max_budget", || Value::Object(Map::new())),
-    ("max_budget", || Value::Null),
-    ("budget_duration", || Value::Null),
-    ("budget_reset_at", || Value::Null),
-    ("tpm_limit", || Value::Null),
-    ("rpm_limit", || Value::Null),
-    ("max_parallel_requests", || Value::Null),
-];
-
 /// A user as the API shows it.
 pub(super) fn user_json(e: &EntityRecord) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (name, default) in USER_DEFAULTS {
-        out.insert((*name).to_string(), default());
-    }
-    out.extend(entity_json(e, "user_id", Some("user_email")));
+    let mut out = USER.json_map(e);
     out.remove(manage::EMAIL_NOT_BY_ADMIN);
     out
 }
@@ -263,7 +211,7 @@ async fn new(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
 
             let now = now_ms();
             let mut data = Map::new();
-            apply_fields(&body, USER_FIELDS, &mut data)?;
+            apply_fields(&body, USER.fields, &mut data)?;
             crate::management::apply_budget_duration(&body, &mut data, now)?;
             data.insert("user_role".into(), Value::String(role.as_str().into()));
             data.insert("teams".into(), Value::Array(Vec::new()));
@@ -489,7 +437,7 @@ fn apply_update(
 ) -> Result<Option<f64>, GatewayError> {
     let mut spend = None;
     if admin {
-        apply_fields(body, USER_FIELDS, &mut user.data)?;
+        apply_fields(body, USER.fields, &mut user.data)?;
         crate::management::apply_budget_duration(body, &mut user.data, now)?;
         if let Some(role) = role_of(body)? {
             user.data
@@ -507,14 +455,14 @@ fn apply_update(
         }
     } else {
         let allowed = |f: &str| {
-            f == "user_id" || f == "user_email" || SELF_FIELDS.iter().any(|(a, _)| *a == f)
+            f == "user_id" || f == "user_email" || USER.own_fields.iter().any(|(a, _)| *a == f)
         };
         if let Some(field) = body.keys().find(|f| !allowed(f)) {
             return Err(GatewayError::Forbidden {
                 message: format!("only proxy admins can change '{field}' of a user"),
             });
         }
-        apply_fields(body, SELF_FIELDS, &mut user.data)?;
+        apply_fields(body, USER.own_fields, &mut user.data)?;
     }
     if body.contains_key("user_id") && body.contains_key("user_email") {
         let email = opt_str(body, "user_email")?;

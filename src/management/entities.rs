@@ -1,7 +1,10 @@
 //! The description of each management entity: the fields it stores and their types, the checks
 //! they need, the defaults LiteLLM shows for fields never set, and its budget table.
 
-use super::{empty_list, empty_object, null, Alias, Check, Entity, Kind};
+use serde_json::Value;
+
+use super::{empty_list, empty_object, null, Alias, Check, Entity, Kind, Shown};
+use crate::auth::Role;
 use crate::store::EntityKind;
 
 /// A budget: a reusable set of limits that keys, end users and organizations point at by
@@ -56,6 +59,7 @@ pub static BUDGET: Entity = Entity {
         ("model_max_budget", null),
     ],
     budget_table: &[],
+    own_fields: &[],
     blocked_in_body: false,
     reset_at_in_body: true,
     initial: &[],
@@ -101,6 +105,7 @@ pub static END_USER: Entity = Entity {
         "budget_duration",
         "budget_reset_at",
     ],
+    own_fields: &[],
     blocked_in_body: true,
     reset_at_in_body: false,
     initial: &[],
@@ -147,7 +152,142 @@ pub static ORGANIZATION: Entity = Entity {
         "budget_reset_at",
         "model_max_budget",
     ],
+    own_fields: &[],
     blocked_in_body: false,
     reset_at_in_body: false,
     initial: &[("members", empty_list)],
 };
+
+/// The role a user has when none was set.
+fn internal_user() -> Value {
+    Value::String(Role::InternalUser.as_str().into())
+}
+
+/// A team: members with roles (`members_with_roles`), models, limits and budget. A team admin may
+/// change only its own fields (nothing that widens access, budgets or limits).
+pub static TEAM: Entity = Entity {
+    kind: EntityKind::Team,
+    id_field: "team_id",
+    id_required: false,
+    alias: Some(Alias {
+        field: "team_alias",
+        required: false,
+        unique: true,
+    }),
+    fields: &[
+        ("organization_id", Kind::Str),
+        ("metadata", Kind::Object),
+        ("tpm_limit", Kind::Integer),
+        ("rpm_limit", Kind::Integer),
+        ("max_parallel_requests", Kind::Integer),
+        ("max_budget", Kind::Number),
+        ("soft_budget", Kind::Number),
+        ("budget_duration", Kind::Duration),
+        ("models", Kind::StrList),
+        ("model_aliases", Kind::StrMap),
+        ("tags", Kind::StrList),
+        ("guardrails", Kind::StrList),
+        ("model_max_budget", Kind::BudgetMap),
+        ("model_rpm_limit", Kind::CountMap),
+        ("model_tpm_limit", Kind::CountMap),
+        ("team_member_budget", Kind::Number),
+        ("team_member_key_duration", Kind::Duration),
+        ("team_member_permissions", Kind::StrList),
+        ("object_permission", Kind::Object),
+    ],
+    own_fields: &[("metadata", Kind::Object), ("tags", Kind::StrList)],
+    about: &[],
+    checks: &[],
+    shown: &[
+        ("members_with_roles", empty_list),
+        ("models", empty_list),
+        ("metadata", empty_object),
+        ("model_aliases", empty_object),
+        ("model_spend", empty_object),
+        ("model_max_budget", empty_object),
+        ("organization_id", null),
+        ("max_budget", null),
+        ("soft_budget", null),
+        ("budget_duration", null),
+        ("budget_reset_at", null),
+        ("tpm_limit", null),
+        ("rpm_limit", null),
+        ("max_parallel_requests", null),
+    ],
+    budget_table: &[],
+    blocked_in_body: true,
+    reset_at_in_body: false,
+    initial: &[("members_with_roles", empty_list)],
+};
+
+/// An internal user: its `user_email` is the record's alias and `user_role` decides what its
+/// keys may do. A user who is not a proxy admin may change only its own harmless fields.
+pub static USER: Entity = Entity {
+    kind: EntityKind::User,
+    id_field: "user_id",
+    id_required: false,
+    alias: Some(Alias {
+        field: "user_email",
+        required: false,
+        unique: true,
+    }),
+    fields: &[
+        ("user_alias", Kind::Str),
+        ("metadata", Kind::Object),
+        ("max_budget", Kind::Number),
+        ("soft_budget", Kind::Number),
+        ("budget_duration", Kind::Duration),
+        ("models", Kind::StrList),
+        ("tpm_limit", Kind::Integer),
+        ("rpm_limit", Kind::Integer),
+        ("max_parallel_requests", Kind::Integer),
+        ("model_max_budget", Kind::BudgetMap),
+        ("model_rpm_limit", Kind::CountMap),
+        ("model_tpm_limit", Kind::CountMap),
+        ("allowed_cache_controls", Kind::StrList),
+        ("organizations", Kind::StrList),
+        ("sso_user_id", Kind::Str),
+        ("object_permission", Kind::Object),
+    ],
+    own_fields: &[("user_alias", Kind::Str), ("metadata", Kind::Object)],
+    about: &[],
+    checks: &[],
+    shown: &[
+        ("user_alias", null),
+        ("user_role", internal_user),
+        ("teams", empty_list),
+        ("models", empty_list),
+        ("metadata", empty_object),
+        ("model_spend", empty_object),
+        ("model_max_budget", empty_object),
+        ("max_budget", null),
+        ("budget_duration", null),
+        ("budget_reset_at", null),
+        ("tpm_limit", null),
+        ("rpm_limit", null),
+        ("max_parallel_requests", null),
+    ],
+    budget_table: &[],
+    blocked_in_body: false,
+    reset_at_in_body: false,
+    initial: &[("teams", empty_list)],
+};
+
+/// Defaults LiteLLM shows for key fields that were never set.
+pub static KEY_SHOWN: &[Shown] = &[
+    ("models", empty_list),
+    ("aliases", empty_object),
+    ("config", empty_object),
+    ("permissions", empty_object),
+    ("metadata", empty_object),
+    ("allowed_cache_controls", empty_list),
+    ("model_max_budget", empty_object),
+    ("model_spend", empty_object),
+    ("max_budget", null),
+    ("soft_budget", null),
+    ("budget_duration", null),
+    ("budget_reset_at", null),
+    ("tpm_limit", null),
+    ("rpm_limit", null),
+    ("max_parallel_requests", null),
+];

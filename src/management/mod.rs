@@ -55,6 +55,9 @@ pub struct Entity {
     /// The fields kept in the record's `data`, with their types. Nothing else is stored (no mass
     /// assignment); only proxy admins write them.
     pub fields: &'static [(&'static str, Kind)],
+    /// The fields a caller who is not a proxy admin may change on a record it may change (its
+    /// own user, its team as team admin); every other field is admin-only.
+    pub own_fields: &'static [(&'static str, Kind)],
     /// What each field means, for settings listings (`/budget/settings`).
     pub about: &'static [(&'static str, &'static str)],
     /// Checks fields need beyond their kinds.
@@ -181,7 +184,7 @@ fn in_transaction(e: GatewayError) -> StoreError {
 impl Entity {
     /// A record as the API shows it: defaults for fields never set, its `data`, id, alias,
     /// spend, blocked, timestamps and (where the entity has one) its `litellm_budget_table`.
-    pub fn json(&self, e: &EntityRecord) -> Value {
+    pub fn json_map(&self, e: &EntityRecord) -> Map<String, Value> {
         let mut out: Map<String, Value> = self
             .shown
             .iter()
@@ -205,7 +208,12 @@ impl Entity {
                 .collect();
             out.insert("litellm_budget_table".into(), Value::Object(budget));
         }
-        Value::Object(out)
+        out
+    }
+
+    /// [`Entity::json_map`] as a JSON value.
+    pub fn json(&self, e: &EntityRecord) -> Value {
+        Value::Object(self.json_map(e))
     }
 
     /// Every record rendered.
