@@ -571,10 +571,7 @@ pub fn opt(v: &Option<String>) -> Value {
 
 /// A key as the API shows it (never the plaintext key).
 pub fn key_json(k: &KeyRecord) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (name, default) in crate::management::entities::KEY_SHOWN {
-        out.insert((*name).to_string(), default());
-    }
+    let mut out = crate::management::shown(crate::management::entities::KEY_SHOWN, true);
     for (name, v) in &k.data {
         out.insert(name.clone(), v.clone());
     }

@@ -48,16 +48,8 @@ pub static BUDGET: Entity = Entity {
         ),
     ],
     checks: &[],
-    shown: &[
-        ("max_budget", null),
-        ("soft_budget", null),
-        ("max_parallel_requests", null),
-        ("tpm_limit", null),
-        ("rpm_limit", null),
-        ("budget_duration", null),
-        ("budget_reset_at", null),
-        ("model_max_budget", null),
-    ],
+    shown: &[("soft_budget", null), ("model_max_budget", null)],
+    limits_shown: true,
     budget_table: &[],
     own_fields: &[],
     blocked_in_body: false,
@@ -97,6 +89,7 @@ pub static END_USER: Entity = Entity {
         ("budget_id", null),
         ("models", empty_list),
     ],
+    limits_shown: false,
     budget_table: &[
         "max_budget",
         "tpm_limit",
@@ -142,6 +135,7 @@ pub static ORGANIZATION: Entity = Entity {
         ("budget_id", null),
         ("members", empty_list),
     ],
+    limits_shown: false,
     budget_table: &[
         "max_budget",
         "soft_budget",
@@ -157,6 +151,16 @@ pub static ORGANIZATION: Entity = Entity {
     reset_at_in_body: false,
     initial: &[("members", empty_list)],
 };
+
+/// The budget and limit fields most entities show as `null` when never set.
+pub static LIMITS_SHOWN: &[Shown] = &[
+    ("max_budget", null),
+    ("budget_duration", null),
+    ("budget_reset_at", null),
+    ("tpm_limit", null),
+    ("rpm_limit", null),
+    ("max_parallel_requests", null),
+];
 
 /// The role a user has when none was set.
 fn internal_user() -> Value {
@@ -206,14 +210,9 @@ pub static TEAM: Entity = Entity {
         ("model_spend", empty_object),
         ("model_max_budget", empty_object),
         ("organization_id", null),
-        ("max_budget", null),
         ("soft_budget", null),
-        ("budget_duration", null),
-        ("budget_reset_at", null),
-        ("tpm_limit", null),
-        ("rpm_limit", null),
-        ("max_parallel_requests", null),
     ],
+    limits_shown: true,
     budget_table: &[],
     blocked_in_body: true,
     reset_at_in_body: false,
@@ -260,20 +259,15 @@ pub static USER: Entity = Entity {
         ("metadata", empty_object),
         ("model_spend", empty_object),
         ("model_max_budget", empty_object),
-        ("max_budget", null),
-        ("budget_duration", null),
-        ("budget_reset_at", null),
-        ("tpm_limit", null),
-        ("rpm_limit", null),
-        ("max_parallel_requests", null),
     ],
+    limits_shown: true,
     budget_table: &[],
     blocked_in_body: false,
     reset_at_in_body: false,
     initial: &[("teams", empty_list)],
 };
 
-/// Defaults LiteLLM shows for key fields that were never set.
+/// Defaults LiteLLM shows for key fields that were never set (with [`LIMITS_SHOWN`]).
 pub static KEY_SHOWN: &[Shown] = &[
     ("models", empty_list),
     ("aliases", empty_object),
@@ -283,11 +277,5 @@ pub static KEY_SHOWN: &[Shown] = &[
     ("allowed_cache_controls", empty_list),
     ("model_max_budget", empty_object),
     ("model_spend", empty_object),
-    ("max_budget", null),
     ("soft_budget", null),
-    ("budget_duration", null),
-    ("budget_reset_at", null),
-    ("tpm_limit", null),
-    ("rpm_limit", null),
-    ("max_parallel_requests", null),
 ];

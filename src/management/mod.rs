@@ -64,6 +64,8 @@ pub struct Entity {
     pub checks: &'static [(&'static str, Check)],
     /// Values shown for fields never set.
     pub shown: &'static [Shown],
+    /// [`entities::LIMITS_SHOWN`] are shown too.
+    pub limits_shown: bool,
     /// The fields shown again under `litellm_budget_table` (none: no such table).
     pub budget_table: &'static [&'static str],
     /// The body may set `blocked`.
@@ -72,6 +74,16 @@ pub struct Entity {
     pub reset_at_in_body: bool,
     /// The `data` a new record starts with besides its fields (an organization's `members`).
     pub initial: &'static [Shown],
+}
+
+/// The values shown for fields never set: `shown`, and with `limits` [`entities::LIMITS_SHOWN`].
+pub fn shown(shown: &[Shown], limits: bool) -> Map<String, Value> {
+    let limits = if limits { entities::LIMITS_SHOWN } else { &[] };
+    shown
+        .iter()
+        .chain(limits)
+        .map(|(name, default)| ((*name).to_string(), default()))
+        .collect()
 }
 
 /// A null shown for a field never set.
@@ -185,11 +197,7 @@ impl Entity {
     /// A record as the API shows it: defaults for fields never set, its `data`, id, alias,
     /// spend, blocked, timestamps and (where the entity has one) its `litellm_budget_table`.
     pub fn json_map(&self, e: &EntityRecord) -> Map<String, Value> {
-        let mut out: Map<String, Value> = self
-            .shown
-            .iter()
-            .map(|(name, default)| ((*name).to_string(), default()))
-            .collect();
+        let mut out = shown(self.shown, self.limits_shown);
         out.extend(entity_json(
             e,
             self.id_field,
@@ -467,16 +475,13 @@ impl Entity {
     /// LiteLLM's settings listing of one record: for each field, its name, type, description,
     /// value, whether a value is stored, and its default.
     pub fn settings(&self, e: &EntityRecord) -> Value {
+        let defaults = shown(self.shown, self.limits_shown);
         Value::Array(
             self.fields
                 .iter()
                 .map(|(name, kind)| {
                     let value = e.data.get(*name).cloned().unwrap_or(Value::Null);
-                    let default = self
-                        .shown
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map_or(Value::Null, |(_, d)| d());
+                    let default = defaults.get(*name).cloned().unwrap_or(Value::Null);
                     json!({
                         "field_name": name,
                         "field_type": kind.type_name(),
