@@ -16,11 +16,11 @@ use super::users::{invalidate_user, user_json};
 use crate::auth::Role;
 use crate::error::GatewayError;
 use crate::management::entities::ORGANIZATION;
-use crate::management::groups::{touch, ORGANIZATION_GROUP};
+use crate::management::groups::ORGANIZATION_GROUP;
 use crate::management::ids_listed;
 use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, StoreError, TxEffects};
-use crate::time::{iso8601, now_ms};
+use crate::time::iso8601;
 
 pub fn configure(r: &mut Routes) {
     r.post("/organization/new", Access::Admin, new)
@@ -161,66 +161,47 @@ async fn member_add(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRespo
                 }
                 wanted_users.push((user.id, role));
             }
-            let mut targets = vec![(EntityKind::Organization, id.clone())];
-            targets.extend(
-                wanted_users
-                    .iter()
-                    .map(|(u, _)| (EntityKind::User, u.clone())),
-            );
-            let (actor, now, oid) = (c.caller.actor_id(), now_ms(), id.clone());
-            let done = c
-                .store
-                .modify(
-                    targets,
-                    Box::new(move |rows| {
-                        let (org_row, user_rows) = rows
-                            .split_first_mut()
-                            .expect("the organization is asked for first");
-                        let Some(org) = org_row.record.as_mut() else {
-                            return Err(StoreError::NotFound(format!(
-                                "organization {oid} not found"
-                            )));
+            let users = wanted_users.iter().map(|(u, _)| u.clone()).collect();
+            let oid = id.clone();
+            let done = ORGANIZATION_GROUP
+                .change_members(&c, &id, users, move |org, user_rows, now| {
+                    let mut list = members(org);
+                    for (row, (uid, role)) in user_rows.iter_mut().zip(&wanted_users) {
+                        let Some(user) = row.record.as_mut() else {
+                            return Err(StoreError::NotFound(format!("user {uid} not found")));
                         };
-                        let mut list = members(org);
-                        for (row, (uid, role)) in user_rows.iter_mut().zip(&wanted_users) {
-                            let Some(user) = row.record.as_mut() else {
-                                return Err(StoreError::NotFound(format!("user {uid} not found")));
-                            };
-                            if list.iter().any(|x| member_user_id(x) == Some(uid.as_str())) {
-                                return Err(StoreError::Invalid {
-                                    field: "member".into(),
-                                    message: format!(
-                                        "user {uid} is already a member of organization {oid}"
-                                    ),
-                                });
-                            }
-                            list.push(json!({
-                                "user_id": uid,
-                                "user_email": user.alias,
-                                "organization_id": oid,
-                                "user_role": role,
-                                "spend": 0.0,
-                                "budget_id": null,
-                                "created_at": iso8601(now),
-                                "updated_at": iso8601(now),
-                            }));
-                            let mut orgs: Vec<Value> = user
-                                .data
-                                .get("organizations")
-                                .and_then(Value::as_array)
-                                .cloned()
-                                .unwrap_or_default();
-                            if !orgs.iter().any(|o| o.as_str() == Some(oid.as_str())) {
-                                orgs.push(Value::String(oid.clone()));
-                            }
-                            user.data.insert("organizations".into(), Value::Array(orgs));
-                            touch(row, &actor, now);
+                        if list.iter().any(|x| member_user_id(x) == Some(uid.as_str())) {
+                            return Err(StoreError::Invalid {
+                                field: "member".into(),
+                                message: format!(
+                                    "user {uid} is already a member of organization {oid}"
+                                ),
+                            });
                         }
-                        org.data.insert("members".into(), Value::Array(list));
-                        touch(org_row, &actor, now);
-                        Ok(TxEffects::default())
-                    }),
-                )
+                        list.push(json!({
+                            "user_id": uid,
+                            "user_email": user.alias,
+                            "organization_id": oid,
+                            "user_role": role,
+                            "spend": 0.0,
+                            "budget_id": null,
+                            "created_at": iso8601(now),
+                            "updated_at": iso8601(now),
+                        }));
+                        let mut orgs: Vec<Value> = user
+                            .data
+                            .get("organizations")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default();
+                        if !orgs.iter().any(|o| o.as_str() == Some(oid.as_str())) {
+                            orgs.push(Value::String(oid.clone()));
+                        }
+                        user.data.insert("organizations".into(), Value::Array(orgs));
+                    }
+                    org.data.insert("members".into(), Value::Array(list));
+                    Ok(TxEffects::default())
+                })
                 .await?;
             let mut records = done.entities.into_iter().filter_map(|l| l.record);
             let org = records.next().expect("the organization was written");
@@ -244,6 +225,19 @@ async fn member_add(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRespo
         }
         .await,
     )
+}
+
+/// Where the member read before a transaction (`wanted`) is in the locked organization's list:
+/// by its user id, else the same entry; 404 when it left meanwhile.
+fn locked_member(list: &[Value], wanted: &Value, org_id: &str) -> Result<usize, StoreError> {
+    list.iter()
+        .position(|m| match member_user_id(wanted) {
+            Some(u) => member_user_id(m) == Some(u),
+            None => m == wanted,
+        })
+        .ok_or_else(|| {
+            StoreError::NotFound(format!("the member is no longer in organization {org_id}"))
+        })
 }
 
 /// The member named by `user_id` or `user_email` in a body, as its index in `list`.
@@ -283,37 +277,18 @@ async fn member_update(c: Ctx, body: Body) -> HttpResponse {
             let role = role_of(&body)?;
             // The change itself runs on the locked organization, so it cannot undo a member
             // change committed since the read.
-            let (actor, now, oid, wanted) =
-                (c.caller.actor_id(), now_ms(), id.clone(), list[i].clone());
-            let done = c
-                .store
-                .modify(
-                    vec![(EntityKind::Organization, id.clone())],
-                    Box::new(move |rows| {
-                        let row = &mut rows[0];
-                        let Some(org) = row.record.as_mut() else {
-                            return Err(StoreError::NotFound(format!(
-                                "organization {oid} not found"
-                            )));
-                        };
-                        let mut list = members(org);
-                        let Some(i) = list.iter().position(|m| match member_user_id(&wanted) {
-                            Some(u) => member_user_id(m) == Some(u),
-                            None => *m == wanted,
-                        }) else {
-                            return Err(StoreError::NotFound(format!(
-                                "the member is no longer in organization {oid}"
-                            )));
-                        };
-                        if let (Some(role), Some(m)) = (role, list[i].as_object_mut()) {
-                            m.insert("user_role".into(), Value::String(role));
-                            m.insert("updated_at".into(), Value::String(iso8601(now)));
-                        }
-                        org.data.insert("members".into(), Value::Array(list));
-                        touch(row, &actor, now);
-                        Ok(TxEffects::default())
-                    }),
-                )
+            let (oid, wanted) = (id.clone(), list[i].clone());
+            let done = ORGANIZATION_GROUP
+                .change_members(&c, &id, Vec::new(), move |org, _, now| {
+                    let mut list = members(org);
+                    let i = locked_member(&list, &wanted, &oid)?;
+                    if let (Some(role), Some(m)) = (role, list[i].as_object_mut()) {
+                        m.insert("user_role".into(), Value::String(role));
+                        m.insert("updated_at".into(), Value::String(iso8601(now)));
+                    }
+                    org.data.insert("members".into(), Value::Array(list));
+                    Ok(TxEffects::default())
+                })
                 .await?;
             let org = done.entities.into_iter().next().and_then(|l| l.record);
             let updated = org
@@ -342,46 +317,19 @@ async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRe
             let list = members(&org);
             let i = member_index(&body, &list, &id)?;
             let uid = member_user_id(&list[i]).map(str::to_string);
-            let mut targets = vec![(EntityKind::Organization, id.clone())];
-            targets.extend(uid.iter().map(|u| (EntityKind::User, u.clone())));
-            let (actor, now, oid, wanted) =
-                (c.caller.actor_id(), now_ms(), id.clone(), list[i].clone());
-            let done = c
-                .store
-                .modify(
-                    targets,
-                    Box::new(move |rows| {
-                        let (org_row, user_rows) = rows
-                            .split_first_mut()
-                            .expect("the organization is asked for first");
-                        let Some(org) = org_row.record.as_mut() else {
-                            return Err(StoreError::NotFound(format!(
-                                "organization {oid} not found"
-                            )));
-                        };
-                        let mut list = members(org);
-                        let Some(i) = list.iter().position(|m| match member_user_id(&wanted) {
-                            Some(u) => member_user_id(m) == Some(u),
-                            None => *m == wanted,
-                        }) else {
-                            return Err(StoreError::NotFound(format!(
-                                "the member is no longer in organization {oid}"
-                            )));
-                        };
-                        list.remove(i);
-                        org.data.insert("members".into(), Value::Array(list));
-                        touch(org_row, &actor, now);
-                        if let Some(row) = user_rows.first_mut() {
-                            if let Some(user) = row.record.as_mut() {
-                                ORGANIZATION_GROUP.unlink_user(user, &oid);
-                                touch(row, &actor, now);
-                            }
-                        }
-                        Ok(TxEffects::default())
-                    }),
-                )
+            let (oid, wanted) = (id.clone(), list[i].clone());
+            let users = uid.iter().cloned().collect();
+            ORGANIZATION_GROUP
+                .change_members(&c, &id, users, move |org, user_rows, _| {
+                    let mut list = members(org);
+                    list.remove(locked_member(&list, &wanted, &oid)?);
+                    org.data.insert("members".into(), Value::Array(list));
+                    if let Some(user) = user_rows.first_mut().and_then(|r| r.record.as_mut()) {
+                        ORGANIZATION_GROUP.unlink_user(user, &oid);
+                    }
+                    Ok(TxEffects::default())
+                })
                 .await?;
-            drop(done);
             let removed = list[i].clone();
             if let Some(uid) = &uid {
                 invalidate_user(&state, uid);

@@ -15,7 +15,7 @@ use super::manage::{apply_fields, key_json, opt_str, respond, str_list, Body, Ct
 use super::users::{invalidate_user, user_json};
 use crate::error::GatewayError;
 use crate::management::entities::TEAM;
-use crate::management::groups::{touch, TEAM_GROUP};
+use crate::management::groups::TEAM_GROUP;
 use crate::management::ids_listed;
 use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyScope, StoreError, TxEffects};
@@ -178,35 +178,23 @@ async fn add_members(
         }
         wanted.push((user.id, m.role.clone()));
     }
-    let mut targets = vec![(EntityKind::Team, team_id.to_string())];
-    targets.extend(wanted.iter().map(|(u, _)| (EntityKind::User, u.clone())));
-    let (actor, now, id) = (c.caller.actor_id(), now_ms(), team_id.to_string());
-    let done = c
-        .store
-        .modify(
-            targets,
-            Box::new(move |rows| {
-                let (team_row, users) =
-                    rows.split_first_mut().expect("the team is asked for first");
-                let Some(team) = team_row.record.as_mut() else {
-                    return Err(StoreError::NotFound(format!("team {id} not found")));
+    let users = wanted.iter().map(|(u, _)| u.clone()).collect();
+    let id = team_id.to_string();
+    let done = TEAM_GROUP
+        .change_members(c, team_id, users, move |team, users, _| {
+            for (row, (uid, role)) in users.iter_mut().zip(&wanted) {
+                let Some(user) = row.record.as_mut() else {
+                    return Err(StoreError::NotFound(format!("user {uid} not found")));
                 };
-                for (row, (uid, role)) in users.iter_mut().zip(&wanted) {
-                    let Some(user) = row.record.as_mut() else {
-                        return Err(StoreError::NotFound(format!("user {uid} not found")));
-                    };
-                    if !link(team, user, role) {
-                        return Err(StoreError::Invalid {
-                            field: "member".into(),
-                            message: format!("user {uid} is already a member of team {id}"),
-                        });
-                    }
-                    touch(row, &actor, now);
+                if !link(team, user, role) {
+                    return Err(StoreError::Invalid {
+                        field: "member".into(),
+                        message: format!("user {uid} is already a member of team {id}"),
+                    });
                 }
-                touch(team_row, &actor, now);
-                Ok(TxEffects::default())
-            }),
-        )
+            }
+            Ok(TxEffects::default())
+        })
         .await?;
     let mut records = done.entities.into_iter().filter_map(|l| l.record);
     let team = records.next().expect("the team was written");
@@ -593,41 +581,25 @@ async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRe
             };
             // One transaction: the member leaves the team's list and the team leaves the user's
             // list, and the user's keys of this team are deleted.
-            let (actor, now, tid, uid) =
-                (c.caller.actor_id(), now_ms(), id.clone(), user_id.clone());
-            let done = c
-                .store
-                .modify(
-                    vec![
-                        (EntityKind::Team, id.clone()),
-                        (EntityKind::User, user_id.clone()),
-                    ],
-                    Box::new(move |rows| {
-                        let (team_row, user_row) = rows.split_at_mut(1);
-                        let Some(team) = team_row[0].record.as_mut() else {
-                            return Err(StoreError::NotFound(format!("team {tid} not found")));
-                        };
-                        if !unlink_team(team, &uid) {
-                            return Err(StoreError::NotFound(format!(
-                                "user {uid} is not a member of team {tid}"
-                            )));
-                        }
-                        touch(&mut team_row[0], &actor, now);
-                        if let Some(user_row) = user_row.first_mut() {
-                            if let Some(user) = user_row.record.as_mut() {
-                                TEAM_GROUP.unlink_user(user, &tid);
-                                touch(user_row, &actor, now);
-                            }
-                        }
-                        Ok(TxEffects {
-                            delete_keys: vec![KeyScope {
-                                team_id: Some(tid),
-                                user_id: Some(uid),
-                            }],
-                            ..TxEffects::default()
-                        })
-                    }),
-                )
+            let (tid, uid) = (id.clone(), user_id.clone());
+            let done = TEAM_GROUP
+                .change_members(&c, &id, vec![user_id.clone()], move |team, user_row, _| {
+                    if !unlink_team(team, &uid) {
+                        return Err(StoreError::NotFound(format!(
+                            "user {uid} is not a member of team {tid}"
+                        )));
+                    }
+                    if let Some(user) = user_row.first_mut().and_then(|r| r.record.as_mut()) {
+                        TEAM_GROUP.unlink_user(user, &tid);
+                    }
+                    Ok(TxEffects {
+                        delete_keys: vec![KeyScope {
+                            team_id: Some(tid),
+                            user_id: Some(uid),
+                        }],
+                        ..TxEffects::default()
+                    })
+                })
                 .await?;
             let team = done
                 .entities
@@ -685,44 +657,33 @@ async fn member_update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRe
                     }
                 },
             };
-            let (actor, now, tid) = (c.caller.actor_id(), now_ms(), id.clone());
-            let done = c
-                .store
-                .modify(
-                    vec![(EntityKind::Team, id.clone())],
-                    Box::new(move |rows| {
-                        let row = &mut rows[0];
-                        let Some(team) = row.record.as_mut() else {
-                            return Err(StoreError::NotFound(format!("team {tid} not found")));
-                        };
-                        let mut list = members(team);
-                        let Some(m) = list
-                            .iter_mut()
-                            .find(|m| match &user_id {
-                                Some(u) => m.get("user_id").and_then(Value::as_str) == Some(u),
-                                None => {
-                                    m.get("user_email").and_then(Value::as_str) == email.as_deref()
-                                }
-                            })
-                            .and_then(Value::as_object_mut)
-                        else {
-                            return Err(StoreError::NotFound(format!(
-                                "user {} is not a member of team {tid}",
-                                user_id.or(email).unwrap_or_default()
-                            )));
-                        };
-                        if let Some(r) = role {
-                            m.insert("role".into(), Value::String(r));
-                        }
-                        if let Some(b) = budget {
-                            m.insert("max_budget_in_team".into(), b);
-                        }
-                        team.data
-                            .insert("members_with_roles".into(), Value::Array(list));
-                        touch(row, &actor, now);
-                        Ok(TxEffects::default())
-                    }),
-                )
+            let tid = id.clone();
+            let done = TEAM_GROUP
+                .change_members(&c, &id, Vec::new(), move |team, _, _| {
+                    let mut list = members(team);
+                    let Some(m) = list
+                        .iter_mut()
+                        .find(|m| match &user_id {
+                            Some(u) => m.get("user_id").and_then(Value::as_str) == Some(u),
+                            None => m.get("user_email").and_then(Value::as_str) == email.as_deref(),
+                        })
+                        .and_then(Value::as_object_mut)
+                    else {
+                        return Err(StoreError::NotFound(format!(
+                            "user {} is not a member of team {tid}",
+                            user_id.or(email).unwrap_or_default()
+                        )));
+                    };
+                    if let Some(r) = role {
+                        m.insert("role".into(), Value::String(r));
+                    }
+                    if let Some(b) = budget {
+                        m.insert("max_budget_in_team".into(), b);
+                    }
+                    team.data
+                        .insert("members_with_roles".into(), Value::Array(list));
+                    Ok(TxEffects::default())
+                })
                 .await?;
             invalidate_team(&state, &id);
             let team = done.entities.into_iter().next().and_then(|l| l.record);

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::Ctx;
 use crate::error::GatewayError;
-use crate::store::{EntityKind, EntityRecord, KeyScope, Locked, StoreError, TxEffects};
+use crate::store::{EntityKind, EntityRecord, KeyScope, Locked, Modified, StoreError, TxEffects};
 use crate::time::now_ms;
 
 /// How often a change whose records moved under it (see [`StoreError::Stale`]) is re-read and
@@ -71,6 +71,49 @@ impl Group {
         if let Some(Value::Array(groups)) = user.data.get_mut(self.user_field) {
             groups.retain(|g| g.as_str() != Some(group_id));
         }
+    }
+
+    /// Change group `id` and the member users `users` in one transaction, all locked: `change`
+    /// gets the group (404 when it is gone), the user rows in the order given and the time;
+    /// every record is then stamped as changed by the caller. Concurrent member changes of one
+    /// group (or of one user) run one after the other, so none is lost.
+    pub async fn change_members<F>(
+        &self,
+        c: &Ctx,
+        id: &str,
+        users: Vec<String>,
+        change: F,
+    ) -> Result<Modified, GatewayError>
+    where
+        F: FnOnce(&mut EntityRecord, &mut [Locked], i64) -> Result<TxEffects, StoreError>
+            + Send
+            + 'static,
+    {
+        let mut targets = vec![(self.kind, id.to_string())];
+        targets.extend(users.into_iter().map(|u| (EntityKind::User, u)));
+        let (actor, now, kind, id) = (c.caller.actor_id(), now_ms(), self.kind, id.to_string());
+        let done = c
+            .store
+            .modify(
+                targets,
+                Box::new(move |rows| {
+                    let (group_row, user_rows) = rows
+                        .split_first_mut()
+                        .expect("the group is asked for first");
+                    let Some(group) = group_row.record.as_mut() else {
+                        return Err(StoreError::NotFound(format!(
+                            "{} {id} not found",
+                            kind.name()
+                        )));
+                    };
+                    let effects = change(group, user_rows, now)?;
+                    touch(group_row, &actor, now);
+                    user_rows.iter_mut().for_each(|r| touch(r, &actor, now));
+                    Ok(effects)
+                }),
+            )
+            .await?;
+        Ok(done)
     }
 
     /// Delete groups in one transaction: each member user leaves them, their keys go (teams),
