@@ -8,11 +8,12 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::manage::{
-    self, apply_fields, key_json, opt_bool, opt_str, respond, str_list, Body, Ctx, Kind,
+    self, apply_fields, key_json, opt_bool, opt_str, respond, str_list, Body, Ctx,
 };
 use crate::auth::KeyGrant;
 use crate::error::GatewayError;
 use crate::keys;
+use crate::management::entities::KEY_FIELDS;
 use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord};
 use crate::time::now_ms;
@@ -28,31 +29,6 @@ pub fn configure(r: &mut Routes) {
         .post("/key/block", Access::Admin, block)
         .post("/key/unblock", Access::Admin, unblock);
 }
-
-/// Key fields kept in the record's `data`, with their types. Nothing else is stored.
-const KEY_FIELDS: &[(&str, Kind)] = &[
-    ("models", Kind::StrList),
-    ("aliases", Kind::StrMap),
-    ("config", Kind::Object),
-    ("permissions", Kind::Object),
-    ("metadata", Kind::Object),
-    ("max_parallel_requests", Kind::Integer),
-    ("tpm_limit", Kind::Integer),
-    ("rpm_limit", Kind::Integer),
-    ("max_budget", Kind::Number),
-    ("soft_budget", Kind::Number),
-    ("budget_duration", Kind::Duration),
-    ("allowed_cache_controls", Kind::StrList),
-    ("allowed_routes", Kind::StrList),
-    ("model_max_budget", Kind::BudgetMap),
-    ("model_rpm_limit", Kind::CountMap),
-    ("model_tpm_limit", Kind::CountMap),
-    ("guardrails", Kind::StrList),
-    ("tags", Kind::StrList),
-    ("enforced_params", Kind::StrList),
-    ("key_type", Kind::Str),
-    ("object_permission", Kind::Object),
-];
 
 // Who may do what with keys (the rules live in [`crate::auth::Caller`]; the handlers below only
 // call them):
@@ -335,11 +311,8 @@ struct InfoQuery {
 async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
     respond(
         async {
-            let asked = q
-                .key
-                .clone()
-                .or_else(|| c.caller.token().map(str::to_string));
-            let (record, team) = find_key(&c, asked.as_deref(), None).await?;
+            let asked = q.key.as_deref().or(c.caller.token());
+            let (record, team) = find_key(&c, asked, None).await?;
             if !c.caller.can_read_key(&record, team.as_ref()) {
                 return Err(GatewayError::Forbidden {
                     message: "you may only read your own keys".into(),

@@ -171,6 +171,11 @@ fn totals(
     out
 }
 
+/// Every spend-log row rolled up by day, `group` and model group.
+async fn all_spend(c: &Ctx, group: SpendGroup) -> Result<Vec<SpendRollup>, GatewayError> {
+    Ok(c.store.spend_rollup(&SpendFilter::default(), group).await?)
+}
+
 #[derive(Deserialize)]
 struct LimitQuery {
     limit: Option<usize>,
@@ -181,10 +186,7 @@ struct LimitQuery {
 async fn top_keys(c: Ctx, q: web::Query<LimitQuery>) -> HttpResponse {
     respond(
         async {
-            let rows = c
-                .store
-                .spend_rollup(&SpendFilter::default(), SpendGroup::Key)
-                .await?;
+            let rows = all_spend(&c, SpendGroup::Key).await?;
             let mut out = Vec::new();
             for (token, spend, _) in totals(&rows, |r| r.group.clone())
                 .into_iter()
@@ -213,10 +215,7 @@ async fn top_keys(c: Ctx, q: web::Query<LimitQuery>) -> HttpResponse {
 async fn teams(c: Ctx) -> HttpResponse {
     respond(
         async {
-            let rows = c
-                .store
-                .spend_rollup(&SpendFilter::default(), SpendGroup::Team)
-                .await?;
+            let rows = all_spend(&c, SpendGroup::Team).await?;
             let mut daily: BTreeMap<i64, BTreeMap<String, f64>> = BTreeMap::new();
             for r in &rows {
                 let team = r.group.clone().unwrap_or_else(|| "Unassigned".into());
@@ -252,10 +251,7 @@ async fn teams(c: Ctx) -> HttpResponse {
 async fn models(c: Ctx, q: web::Query<LimitQuery>) -> HttpResponse {
     respond(
         async {
-            let rows = c
-                .store
-                .spend_rollup(&SpendFilter::default(), SpendGroup::Team)
-                .await?;
+            let rows = all_spend(&c, SpendGroup::Team).await?;
             Ok(Value::Array(
                 totals(&rows, |r| r.model.clone())
                     .into_iter()

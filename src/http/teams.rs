@@ -276,6 +276,23 @@ fn alias_conflict(e: StoreError, alias: Option<&str>) -> GatewayError {
     }
 }
 
+/// The team a body names by `team_id`, when the caller may manage it (a proxy admin or an admin
+/// of the team); 403 saying it may not `what` otherwise.
+async fn managed_team(
+    c: &Ctx,
+    body: &Map<String, Value>,
+    what: &str,
+) -> Result<(String, EntityRecord), GatewayError> {
+    let id = team_id_of(body)?;
+    let team = c.find(EntityKind::Team, &id).await?;
+    if !c.caller.can_manage_team(&team) {
+        return Err(GatewayError::Forbidden {
+            message: format!("only proxy admins and admins of team {id} can {what}"),
+        });
+    }
+    Ok((id, team))
+}
+
 fn team_id_of(body: &Map<String, Value>) -> Result<String, GatewayError> {
     opt_str(body, "team_id")?
         .ok_or_else(|| GatewayError::bad_param("team_id", "'team_id' is required"))
@@ -388,13 +405,7 @@ async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
 async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let id = team_id_of(&body)?;
-            let mut team = c.find(EntityKind::Team, &id).await?;
-            if !c.caller.can_manage_team(&team) {
-                return Err(GatewayError::Forbidden {
-                    message: format!("only proxy admins and admins of team {id} can update it"),
-                });
-            }
+            let (id, mut team) = managed_team(&c, &body, "update it").await?;
             if c.caller.is_admin() {
                 apply_fields(&body, TEAM.fields, &mut team.data)?;
                 crate::management::apply_budget_duration(&body, &mut team.data, now_ms())?;
@@ -523,13 +534,7 @@ async fn list(c: Ctx, q: web::Query<ListQuery>) -> HttpResponse {
 async fn member_add(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let id = team_id_of(&body)?;
-            let team = c.find(EntityKind::Team, &id).await?;
-            if !c.caller.can_manage_team(&team) {
-                return Err(GatewayError::Forbidden {
-                    message: format!("only proxy admins and admins of team {id} can add members"),
-                });
-            }
+            let (id, _) = managed_team(&c, &body, "add members").await?;
             let wanted = parse_members(body.get("member"), "member")?;
             if wanted.is_empty() {
                 return Err(GatewayError::bad_param("member", "'member' is required"));
@@ -554,15 +559,7 @@ async fn member_add(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRespo
 async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let id = team_id_of(&body)?;
-            let team = c.find(EntityKind::Team, &id).await?;
-            if !c.caller.can_manage_team(&team) {
-                return Err(GatewayError::Forbidden {
-                    message: format!(
-                        "only proxy admins and admins of team {id} can remove members"
-                    ),
-                });
-            }
+            let (id, _) = managed_team(&c, &body, "remove members").await?;
             // The member's id: as given, or the id of the user with the given email (else the
             // email itself, which no member has).
             let user_id = match (opt_str(&body, "user_id")?, opt_str(&body, "user_email")?) {
@@ -620,15 +617,7 @@ async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRe
 async fn member_update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let id = team_id_of(&body)?;
-            let team = c.find(EntityKind::Team, &id).await?;
-            if !c.caller.can_manage_team(&team) {
-                return Err(GatewayError::Forbidden {
-                    message: format!(
-                        "only proxy admins and admins of team {id} can update members"
-                    ),
-                });
-            }
+            let (id, _) = managed_team(&c, &body, "update members").await?;
             let user_id = opt_str(&body, "user_id")?;
             let email = opt_str(&body, "user_email")?;
             if user_id.is_none() && email.is_none() {

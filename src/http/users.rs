@@ -18,7 +18,7 @@ use crate::auth::Role;
 use crate::error::GatewayError;
 use crate::keys;
 use crate::management::activity::ActivityQuery;
-use crate::management::entities::USER;
+use crate::management::entities::{self, USER};
 use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord, StoreError, TxEffects};
 use crate::time::now_ms;
@@ -37,24 +37,6 @@ pub fn configure(r: &mut Routes) {
 async fn daily_activity(c: Ctx, q: web::Query<ActivityQuery>) -> HttpResponse {
     respond(crate::management::activity::daily_activity(&c, &q).await)
 }
-
-/// Fields of `/user/new` that go to the auto-created key, as `/key/generate` takes them.
-const KEY_FIELDS: &[(&str, Kind)] = &[
-    ("models", Kind::StrList),
-    ("aliases", Kind::StrMap),
-    ("config", Kind::Object),
-    ("permissions", Kind::Object),
-    ("metadata", Kind::Object),
-    ("max_parallel_requests", Kind::Integer),
-    ("tpm_limit", Kind::Integer),
-    ("rpm_limit", Kind::Integer),
-    ("allowed_cache_controls", Kind::StrList),
-    ("model_max_budget", Kind::BudgetMap),
-    ("model_rpm_limit", Kind::CountMap),
-    ("model_tpm_limit", Kind::CountMap),
-    ("guardrails", Kind::StrList),
-    ("tags", Kind::StrList),
-];
 
 /// A user as the API shows it.
 pub(super) fn user_json(e: &EntityRecord) -> Map<String, Value> {
@@ -113,7 +95,12 @@ fn auto_key(
     now: i64,
 ) -> Result<(KeyRecord, String), GatewayError> {
     let mut data = Map::new();
-    apply_fields(body, KEY_FIELDS, &mut data)?;
+    let key_fields: Vec<(&str, Kind)> = entities::KEY_FIELDS
+        .iter()
+        .copied()
+        .filter(|(f, _)| !entities::NOT_FOR_AUTO_KEY.contains(f))
+        .collect();
+    apply_fields(body, &key_fields, &mut data)?;
     // LiteLLM's key_max_budget / key_budget_duration are the key's own budget.
     let mut key_budget = Map::new();
     for (from, to, kind) in [
@@ -301,9 +288,11 @@ async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
         async {
             let id = q
                 .user_id
-                .clone()
-                .or_else(|| c.caller.user_id().map(str::to_string))
-                .ok_or_else(|| GatewayError::bad_param("user_id", "'user_id' is required"))?;
+                .as_deref()
+                .or(c.caller.user_id())
+                .map(str::to_string);
+            let id =
+                id.ok_or_else(|| GatewayError::bad_param("user_id", "'user_id' is required"))?;
             if !c.caller.can_read_user(&id) {
                 return Err(GatewayError::Forbidden {
                     message: "you may only read your own user".into(),

@@ -267,6 +267,43 @@ pub static USER: Entity = Entity {
     initial: &[("teams", empty_list)],
 };
 
+/// Key fields kept in the record's `data`, with their types. Nothing else is stored.
+pub static KEY_FIELDS: &[(&str, Kind)] = &[
+    ("models", Kind::StrList),
+    ("aliases", Kind::StrMap),
+    ("config", Kind::Object),
+    ("permissions", Kind::Object),
+    ("metadata", Kind::Object),
+    ("max_parallel_requests", Kind::Integer),
+    ("tpm_limit", Kind::Integer),
+    ("rpm_limit", Kind::Integer),
+    ("max_budget", Kind::Number),
+    ("soft_budget", Kind::Number),
+    ("budget_duration", Kind::Duration),
+    ("allowed_cache_controls", Kind::StrList),
+    ("allowed_routes", Kind::StrList),
+    ("model_max_budget", Kind::BudgetMap),
+    ("model_rpm_limit", Kind::CountMap),
+    ("model_tpm_limit", Kind::CountMap),
+    ("guardrails", Kind::StrList),
+    ("tags", Kind::StrList),
+    ("enforced_params", Kind::StrList),
+    ("key_type", Kind::Str),
+    ("object_permission", Kind::Object),
+];
+
+/// The key fields `/user/new` does not pass to the key it creates (its `max_budget` and
+/// `budget_duration` are the user's; `key_max_budget` / `key_budget_duration` are the key's).
+pub static NOT_FOR_AUTO_KEY: &[&str] = &[
+    "max_budget",
+    "soft_budget",
+    "budget_duration",
+    "allowed_routes",
+    "enforced_params",
+    "key_type",
+    "object_permission",
+];
+
 /// Defaults LiteLLM shows for key fields that were never set (with [`LIMITS_SHOWN`]).
 pub static KEY_SHOWN: &[Shown] = &[
     ("models", empty_list),
