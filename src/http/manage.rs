@@ -535,6 +535,21 @@ pub fn opt_str(body: &Map<String, Value>, name: &str) -> Result<Option<String>, 
     }
 }
 
+/// The user a body (or a member entry) names: `user_id` and/or `user_email`, at least one of
+/// them (else a 400 naming `param` with `message`).
+pub fn user_id_or_email(
+    body: &Map<String, Value>,
+    param: &str,
+    message: &str,
+) -> Result<(Option<String>, Option<String>), GatewayError> {
+    let user_id = opt_str(body, "user_id")?;
+    let email = opt_str(body, "user_email")?;
+    if user_id.is_none() && email.is_none() {
+        return Err(GatewayError::bad_param(param, message));
+    }
+    Ok((user_id, email))
+}
+
 /// An optional boolean field of a body (`"yes"`, `1` and other non-booleans are refused).
 pub fn opt_bool(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, GatewayError> {
     match body.get(name) {

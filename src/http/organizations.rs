@@ -11,7 +11,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::manage::{opt_str, respond, Body, Ctx, ListQuery, MAX_ENTRIES};
+use super::manage::{opt_str, respond, user_id_or_email, Body, Ctx, ListQuery, MAX_ENTRIES};
 use super::users::{invalidate_user, user_json};
 use crate::auth::Role;
 use crate::error::GatewayError;
@@ -115,14 +115,8 @@ async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse 
 
 /// The user a member entry names (by `user_id`, else `user_email`), created when unknown.
 async fn resolve_user(c: &Ctx, m: &Map<String, Value>) -> Result<EntityRecord, GatewayError> {
-    let user_id = opt_str(m, "user_id")?;
-    let email = opt_str(m, "user_email")?;
-    if user_id.is_none() && email.is_none() {
-        return Err(GatewayError::bad_param(
-            "member",
-            "a member needs a 'user_id' or a 'user_email'",
-        ));
-    }
+    let (user_id, email) =
+        user_id_or_email(m, "member", "a member needs a 'user_id' or a 'user_email'")?;
     c.user_for_member(user_id.as_deref(), email.as_deref())
         .await
 }
@@ -246,14 +240,8 @@ fn member_index(
     list: &[Value],
     org_id: &str,
 ) -> Result<usize, GatewayError> {
-    let user_id = opt_str(body, "user_id")?;
-    let email = opt_str(body, "user_email")?;
-    if user_id.is_none() && email.is_none() {
-        return Err(GatewayError::bad_param(
-            "user_id",
-            "'user_id' or 'user_email' is required",
-        ));
-    }
+    let (user_id, email) =
+        user_id_or_email(body, "user_id", "'user_id' or 'user_email' is required")?;
     list.iter()
         .position(|m| match &user_id {
             Some(u) => member_user_id(m) == Some(u.as_str()),

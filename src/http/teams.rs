@@ -11,7 +11,9 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::manage::{apply_fields, key_json, opt_str, respond, str_list, Body, Ctx};
+use super::manage::{
+    apply_fields, key_json, opt_str, respond, str_list, user_id_or_email, Body, Ctx,
+};
 use super::users::{invalidate_user, user_json};
 use crate::error::GatewayError;
 use crate::management::entities::TEAM;
@@ -562,18 +564,16 @@ async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRe
             let (id, _) = managed_team(&c, &body, "remove members").await?;
             // The member's id: as given, or the id of the user with the given email (else the
             // email itself, which no member has).
-            let user_id = match (opt_str(&body, "user_id")?, opt_str(&body, "user_email")?) {
+            let user_id = match user_id_or_email(
+                &body,
+                "user_id",
+                "'user_id' or 'user_email' is required",
+            )? {
                 (Some(u), _) => u,
-                (None, Some(e)) => c
-                    .store
-                    .find_entity_by_alias(EntityKind::User, &e)
-                    .await?
-                    .map_or(e, |u| u.id),
-                (None, None) => {
-                    return Err(GatewayError::bad_param(
-                        "user_id",
-                        "'user_id' or 'user_email' is required",
-                    ))
+                (None, e) => {
+                    let e = e.unwrap_or_default();
+                    let user = c.store.find_entity_by_alias(EntityKind::User, &e).await?;
+                    user.map_or(e, |u| u.id)
                 }
             };
             // One transaction: the member leaves the team's list and the team leaves the user's
@@ -618,14 +618,8 @@ async fn member_update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRe
     respond(
         async {
             let (id, _) = managed_team(&c, &body, "update members").await?;
-            let user_id = opt_str(&body, "user_id")?;
-            let email = opt_str(&body, "user_email")?;
-            if user_id.is_none() && email.is_none() {
-                return Err(GatewayError::bad_param(
-                    "user_id",
-                    "'user_id' or 'user_email' is required",
-                ));
-            }
+            let (user_id, email) =
+                user_id_or_email(&body, "user_id", "'user_id' or 'user_email' is required")?;
             let role = opt_str(&body, "role")?;
             if let Some(r) = role.as_deref().filter(|r| *r != "admin" && *r != "user") {
                 return Err(GatewayError::bad_param(
