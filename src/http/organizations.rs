@@ -234,6 +234,14 @@ fn locked_member(list: &[Value], wanted: &Value, org_id: &str) -> Result<usize, 
         })
 }
 
+/// The organization (`organization_id`) and its member a body names, as read.
+async fn named_member(c: &Ctx, body: &Map<String, Value>) -> Result<(String, Value), GatewayError> {
+    let id = org_id_of(body)?;
+    let list = members(&c.find(EntityKind::Organization, &id).await?);
+    let i = member_index(body, &list, &id)?;
+    Ok((id, list[i].clone()))
+}
+
 /// The member named by `user_id` or `user_email` in a body, as its index in `list`.
 fn member_index(
     body: &Map<String, Value>,
@@ -258,18 +266,15 @@ fn member_index(
 async fn member_update(c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let id = org_id_of(&body)?;
-            let org = c.find(EntityKind::Organization, &id).await?;
-            let list = members(&org);
-            let i = member_index(&body, &list, &id)?;
+            let (id, wanted) = named_member(&c, &body).await?;
             let role = role_of(&body)?;
             // The change itself runs on the locked organization, so it cannot undo a member
             // change committed since the read.
-            let (oid, wanted) = (id.clone(), list[i].clone());
+            let (oid, found) = (id.clone(), wanted.clone());
             let done = ORGANIZATION_GROUP
                 .change_members(&c, &id, Vec::new(), move |org, _, now| {
                     let mut list = members(org);
-                    let i = locked_member(&list, &wanted, &oid)?;
+                    let i = locked_member(&list, &found, &oid)?;
                     if let (Some(role), Some(m)) = (role, list[i].as_object_mut()) {
                         m.insert("user_role".into(), Value::String(role));
                         m.insert("updated_at".into(), Value::String(iso8601(now)));
@@ -279,17 +284,9 @@ async fn member_update(c: Ctx, body: Body) -> HttpResponse {
                 })
                 .await?;
             let org = done.entities.into_iter().next().and_then(|l| l.record);
-            let updated = org
-                .as_ref()
-                .map(members)
-                .unwrap_or_default()
-                .into_iter()
-                .find(|m| match member_user_id(&list[i]) {
-                    Some(u) => member_user_id(m) == Some(u),
-                    None => *m == list[i],
-                })
-                .unwrap_or(Value::Null);
-            Ok(updated)
+            let list = org.as_ref().map(members).unwrap_or_default();
+            let updated = locked_member(&list, &wanted, &id).map(|i| list[i].clone());
+            Ok(updated.unwrap_or(Value::Null))
         }
         .await,
     )
@@ -298,14 +295,11 @@ async fn member_update(c: Ctx, body: Body) -> HttpResponse {
 async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let id = org_id_of(&body)?;
             // Read to find the member; then one transaction with the organization and the
             // user locked (re-checking the member is still there).
-            let org = c.find(EntityKind::Organization, &id).await?;
-            let list = members(&org);
-            let i = member_index(&body, &list, &id)?;
-            let uid = member_user_id(&list[i]).map(str::to_string);
-            let (oid, wanted) = (id.clone(), list[i].clone());
+            let (id, removed) = named_member(&c, &body).await?;
+            let uid = member_user_id(&removed).map(str::to_string);
+            let (oid, wanted) = (id.clone(), removed.clone());
             let users = uid.iter().cloned().collect();
             ORGANIZATION_GROUP
                 .change_members(&c, &id, users, move |org, user_rows, _| {
@@ -318,7 +312,6 @@ async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRe
                     Ok(TxEffects::default())
                 })
                 .await?;
-            let removed = list[i].clone();
             if let Some(uid) = &uid {
                 invalidate_user(&state, uid);
             }
