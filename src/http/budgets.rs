@@ -39,7 +39,7 @@ async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse 
     respond(
         async {
             let record = BUDGET
-                .update(&c, &required(&body, "budget_id")?, &body)
+                .update(&c, &required(&body, "budget_id")?, &body, true)
                 .await?;
             // End users take their limits from their budget.
             state.end_users.invalidate_where(|_| true);

@@ -51,7 +51,7 @@ async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse 
     respond(
         async {
             let record = END_USER
-                .update(&c, &required(&body, "user_id")?, &body)
+                .update(&c, &required(&body, "user_id")?, &body, true)
                 .await?;
             state.end_users.invalidate(&record.id);
             Ok(END_USER.json(&record))
@@ -90,6 +90,7 @@ async fn set_blocked(
     let ids = END_USER
         .set_blocked(c, listed(c, body).await?, blocked)
         .await?;
+    let ids: Vec<String> = ids.into_iter().map(|r| r.id).collect();
     ids.iter().for_each(|id| state.end_users.invalidate(id));
     let field = if blocked {
         "blocked_users"

@@ -92,7 +92,9 @@ async fn list(c: Ctx, q: web::Query<ListQuery>) -> HttpResponse {
 async fn update(c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let org = ORGANIZATION.update(&c, &org_id_of(&body)?, &body).await?;
+            let org = ORGANIZATION
+                .update(&c, &org_id_of(&body)?, &body, true)
+                .await?;
             Ok(ORGANIZATION.json(&org))
         }
         .await,

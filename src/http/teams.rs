@@ -11,9 +11,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::manage::{
-    apply_fields, key_json, opt_str, respond, str_list, user_id_or_email, Body, Ctx,
-};
+use super::manage::{key_json, opt_str, respond, str_list, user_id_or_email, Body, Ctx};
 use super::users::{invalidate_user, user_json};
 use crate::error::GatewayError;
 use crate::management::entities::TEAM;
@@ -21,7 +19,6 @@ use crate::management::groups::TEAM_GROUP;
 use crate::management::ids_listed;
 use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyScope, StoreError, TxEffects};
-use crate::time::now_ms;
 
 pub fn configure(r: &mut Routes) {
     r.post("/team/new", Access::Admin, new)
@@ -207,77 +204,6 @@ async fn add_members(
     Ok((team, users))
 }
 
-/// Write `record`'s settings over the stored entity in one transaction, keeping the stored
-/// member list in `members_field` (so a member change committed since `record` was read is not
-/// undone by a settings update). Stamps who changed it; 404 when it is gone.
-pub(super) async fn save_keeping_members(
-    c: &Ctx,
-    kind: EntityKind,
-    mut record: EntityRecord,
-    members_field: &'static str,
-) -> Result<EntityRecord, StoreError> {
-    record.updated_at = now_ms();
-    record.updated_by = Some(c.caller.actor_id());
-    let done = c
-        .store
-        .modify(
-            vec![(kind, record.id.clone())],
-            Box::new(move |rows| {
-                let row = &mut rows[0];
-                let Some(stored) = row.record.as_ref() else {
-                    return Err(StoreError::NotFound(format!(
-                        "{} {} not found",
-                        kind.name(),
-                        record.id
-                    )));
-                };
-                match stored.data.get(members_field) {
-                    Some(m) => record.data.insert(members_field.into(), m.clone()),
-                    None => record.data.remove(members_field),
-                };
-                record.spend = stored.spend;
-                row.record = Some(record);
-                row.changed = true;
-                Ok(TxEffects::default())
-            }),
-        )
-        .await?;
-    Ok(done
-        .entities
-        .into_iter()
-        .next()
-        .and_then(|l| l.record)
-        .expect("the entity was written"))
-}
-
-/// 400 naming `team_alias` when another team already has `alias` (aliases are unique; the
-/// database's unique index catches a race between two requests).
-async fn check_alias_free(c: &Ctx, alias: Option<&str>, own_id: &str) -> Result<(), GatewayError> {
-    let Some(alias) = alias else { return Ok(()) };
-    match c
-        .store
-        .find_entity_by_alias(EntityKind::Team, alias)
-        .await?
-    {
-        Some(other) if other.id != own_id => Err(GatewayError::bad_param(
-            "team_alias",
-            format!("team_alias '{alias}' is already used by team {}", other.id),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// A team write that hit the unique alias index: the alias was taken in the meantime.
-fn alias_conflict(e: StoreError, alias: Option<&str>) -> GatewayError {
-    match (e, alias) {
-        (StoreError::Conflict(what), Some(a)) if what.contains("alias") => GatewayError::bad_param(
-            "team_alias",
-            format!("team_alias '{a}' is already used by another team"),
-        ),
-        (e, _) => e.into(),
-    }
-}
-
 /// The team a body names by `team_id`, when the caller may manage it (a proxy admin or an admin
 /// of the team); 403 saying it may not `what` otherwise.
 async fn managed_team(
@@ -300,57 +226,43 @@ fn team_id_of(body: &Map<String, Value>) -> Result<String, GatewayError> {
         .ok_or_else(|| GatewayError::bad_param("team_id", "'team_id' is required"))
 }
 
+/// The members a `/team/new` body lists (`members_with_roles`, `admins`, `members`); a member
+/// listed twice is refused before anything is stored.
+fn new_members(body: &Map<String, Value>) -> Result<Vec<Member>, GatewayError> {
+    let mut wanted = parse_members(body.get("members_with_roles"), "members_with_roles")?;
+    for (field, role) in [("admins", "admin"), ("members", "user")] {
+        for id in str_list(body, field)? {
+            wanted.push(Member {
+                user_id: Some(id),
+                user_email: None,
+                role: role.into(),
+            });
+        }
+    }
+    // Refuse a member listed twice before anything is stored.
+    let mut seen = std::collections::HashSet::new();
+    if let Some(m) = wanted
+        .iter()
+        .find(|m| !seen.insert((m.user_id.clone(), m.user_email.clone())))
+    {
+        let named = m
+            .user_id
+            .clone()
+            .or(m.user_email.clone())
+            .unwrap_or_default();
+        return Err(GatewayError::bad_param(
+            "members_with_roles",
+            format!("user {named} is listed twice"),
+        ));
+    }
+    Ok(wanted)
+}
+
 async fn new(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let mut wanted = parse_members(body.get("members_with_roles"), "members_with_roles")?;
-            for (field, role) in [("admins", "admin"), ("members", "user")] {
-                for id in str_list(&body, field)? {
-                    wanted.push(Member {
-                        user_id: Some(id),
-                        user_email: None,
-                        role: role.into(),
-                    });
-                }
-            }
-            // Refuse a member listed twice before anything is stored.
-            let mut seen = std::collections::HashSet::new();
-            if let Some(m) = wanted
-                .iter()
-                .find(|m| !seen.insert((m.user_id.clone(), m.user_email.clone())))
-            {
-                let named = m
-                    .user_id
-                    .clone()
-                    .or(m.user_email.clone())
-                    .unwrap_or_default();
-                return Err(GatewayError::bad_param(
-                    "members_with_roles",
-                    format!("user {named} is listed twice"),
-                ));
-            }
-            let now = now_ms();
-            let mut data = Map::new();
-            apply_fields(&body, TEAM.fields, &mut data)?;
-            crate::management::apply_budget_duration(&body, &mut data, now)?;
-            data.insert("members_with_roles".into(), Value::Array(Vec::new()));
-            let mut team = c.new_record(
-                opt_str(&body, "team_id")?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                opt_str(&body, "team_alias")?,
-                data,
-                now,
-            );
-            team.blocked = match body.get("blocked") {
-                None | Some(Value::Null) => false,
-                Some(b) => b.as_bool().ok_or_else(|| {
-                    GatewayError::bad_param("blocked", "'blocked' must be a boolean")
-                })?,
-            };
-            check_alias_free(&c, team.alias.as_deref(), &team.id).await?;
-            c.store
-                .insert_entity(EntityKind::Team, &team)
-                .await
-                .map_err(|e| alias_conflict(e, team.alias.as_deref()))?;
+            let wanted = new_members(&body)?;
+            let mut team = TEAM.create(&c, &body).await?;
             if !wanted.is_empty() {
                 team = add_members(&state, &c, &team.id, &wanted).await?.0;
             }
@@ -407,36 +319,8 @@ async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
 async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let (id, mut team) = managed_team(&c, &body, "update it").await?;
-            if c.caller.is_admin() {
-                apply_fields(&body, TEAM.fields, &mut team.data)?;
-                crate::management::apply_budget_duration(&body, &mut team.data, now_ms())?;
-                if let Some(b) = body.get("blocked") {
-                    team.blocked = b.as_bool().ok_or_else(|| {
-                        GatewayError::bad_param("blocked", "'blocked' must be a boolean")
-                    })?;
-                }
-            } else {
-                let allowed = |f: &str| {
-                    f == "team_id"
-                        || f == "team_alias"
-                        || TEAM.own_fields.iter().any(|(a, _)| *a == f)
-                };
-                if let Some(field) = body.keys().find(|f| !allowed(f)) {
-                    return Err(GatewayError::Forbidden {
-                        message: format!("only proxy admins can change '{field}' of a team"),
-                    });
-                }
-                apply_fields(&body, TEAM.own_fields, &mut team.data)?;
-            }
-            if body.contains_key("team_alias") {
-                team.alias = opt_str(&body, "team_alias")?;
-                check_alias_free(&c, team.alias.as_deref(), &id).await?;
-            }
-            let alias = team.alias.clone();
-            let team = save_keeping_members(&c, EntityKind::Team, team, "members_with_roles")
-                .await
-                .map_err(|e| alias_conflict(e, alias.as_deref()))?;
+            let (id, _) = managed_team(&c, &body, "update it").await?;
+            let team = TEAM.update(&c, &id, &body, c.caller.is_admin()).await?;
             invalidate_team(&state, &id);
             Ok(json!({"team_id": id, "data": team_json(&team)}))
         }
@@ -702,11 +586,12 @@ async fn set_blocked(
     blocked: bool,
 ) -> Result<Value, GatewayError> {
     let id = team_id_of(&body)?;
-    let mut team = c.find(EntityKind::Team, &id).await?;
-    team.blocked = blocked;
-    let team = save_keeping_members(&c, EntityKind::Team, team, "members_with_roles").await?;
+    TEAM.find(&c, &id).await?;
+    let teams = TEAM.set_blocked(&c, vec![id.clone()], blocked).await?;
     invalidate_team(state, &id);
-    Ok(Value::Object(team_json(&team)))
+    Ok(teams
+        .first()
+        .map_or(Value::Null, |t| Value::Object(team_json(t))))
 }
 
 async fn block(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {

@@ -300,7 +300,12 @@ impl Entity {
         body: &Map<String, Value>,
         record: &mut EntityRecord,
         now: i64,
+        admin: bool,
     ) -> Result<(), GatewayError> {
+        if !admin {
+            apply_fields(body, self.own_fields, &mut record.data)?;
+            return self.apply_alias(body, record);
+        }
         apply_fields(body, self.fields, &mut record.data)?;
         if self.fields.iter().any(|(f, _)| *f == "budget_duration") {
             apply_budget_duration(body, &mut record.data, now)?;
@@ -308,15 +313,42 @@ impl Entity {
         if self.reset_at_in_body {
             apply_reset_at(body, &mut record.data)?;
         }
-        if let Some(alias) = self.alias.as_ref().filter(|a| body.contains_key(a.field)) {
-            record.alias = opt_str(body, alias.field)?;
-        }
         if self.blocked_in_body {
             if let Some(b) = blocked_of(body)? {
                 record.blocked = b;
             }
         }
+        self.apply_alias(body, record)
+    }
+
+    fn apply_alias(
+        &self,
+        body: &Map<String, Value>,
+        record: &mut EntityRecord,
+    ) -> Result<(), GatewayError> {
+        if let Some(alias) = self.alias.as_ref().filter(|a| body.contains_key(a.field)) {
+            record.alias = opt_str(body, alias.field)?;
+        }
         Ok(())
+    }
+
+    /// A caller who is not a proxy admin may name only the id, the alias and the entity's own
+    /// fields (403 naming the first other field).
+    fn check_own_fields(&self, body: &Map<String, Value>) -> Result<(), GatewayError> {
+        let allowed = |f: &str| {
+            f == self.id_field
+                || self.alias.as_ref().is_some_and(|a| a.field == f)
+                || self.own_fields.iter().any(|(a, _)| *a == f)
+        };
+        match body.keys().find(|f| !allowed(f)) {
+            Some(field) => Err(GatewayError::Forbidden {
+                message: format!(
+                    "only proxy admins can change '{field}' of a {}",
+                    self.kind.name()
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// A write that hit the unique alias index: the alias was taken meanwhile.
@@ -377,7 +409,7 @@ impl Entity {
             .iter()
             .map(|(name, v)| ((*name).to_string(), v()));
         let mut record = c.new_record(id, None, initial.collect(), now);
-        self.apply(body, &mut record, now)?;
+        self.apply(body, &mut record, now, true)?;
         c.store
             .insert_entity(self.kind, &record)
             .await
@@ -386,14 +418,19 @@ impl Entity {
     }
 
     /// Update the record `id` from a body, in one transaction on the locked row: what others
-    /// changed meanwhile and the body does not name (an organization's members) is kept.
+    /// changed meanwhile and the body does not name (an organization's members) is kept. With
+    /// `admin` false only the entity's own fields (and its alias) may be changed.
     pub async fn update(
         &'static self,
         c: &Ctx,
         id: &str,
         body: &Map<String, Value>,
+        admin: bool,
     ) -> Result<EntityRecord, GatewayError> {
         self.find(c, id).await?;
+        if !admin {
+            self.check_own_fields(body)?;
+        }
         self.check(c, body, Some(id)).await?;
         let (changes, actor, now, id) =
             (body.clone(), c.caller.actor_id(), now_ms(), id.to_string());
@@ -409,7 +446,8 @@ impl Entity {
                             self.kind.name()
                         )));
                     };
-                    self.apply(&changes, record, now).map_err(in_transaction)?;
+                    self.apply(&changes, record, now, admin)
+                        .map_err(in_transaction)?;
                     record.updated_at = now;
                     record.updated_by = Some(actor);
                     row.changed = true;
@@ -421,13 +459,13 @@ impl Entity {
         written(done.entities)
     }
 
-    /// Block or unblock records, in one transaction. Returns their ids.
+    /// Block or unblock records, in one transaction. Returns them as written.
     pub async fn set_blocked(
         &'static self,
         c: &Ctx,
         ids: Vec<String>,
         blocked: bool,
-    ) -> Result<Vec<String>, GatewayError> {
+    ) -> Result<Vec<EntityRecord>, GatewayError> {
         let (actor, now, kind) = (c.caller.actor_id(), now_ms(), self.kind);
         let targets = ids.iter().map(|id| (kind, id.clone())).collect();
         let done = c
@@ -452,8 +490,7 @@ impl Entity {
                 }),
             )
             .await?;
-        drop(done);
-        Ok(ids)
+        Ok(done.entities.into_iter().filter_map(|l| l.record).collect())
     }
 
     /// Delete records (their ids), in one statement.
