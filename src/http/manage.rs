@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{Map, Value};
 
 use crate::auth::Caller;
@@ -24,6 +24,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub const EMAIL_NOT_BY_ADMIN: &str = "user_email_not_set_by_admin";
 
 /// The authenticated caller of a management route, with the store.
+#[derive(Clone)]
 pub struct Ctx {
     pub caller: Caller,
     pub store: Arc<dyn Store>,
@@ -230,15 +231,19 @@ impl FromRequest for Ctx {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .cloned()
-                .ok_or_else(|| GatewayError::Internal {
-                    message: "the application state is missing".into(),
-                })?;
-            ctx(&state, &req).await
+            let c = ctx(&*app_state(&req)?, &req).await?;
+            req.extensions_mut().insert(c.clone());
+            Ok(c)
         })
     }
+}
+
+fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, GatewayError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| GatewayError::Internal {
+            message: "the application state is missing".into(),
+        })
 }
 
 /// A management request's body as a checked JSON object ([`body_object`]), as a handler argument.
@@ -252,6 +257,13 @@ impl FromRequest for Body {
         let req = req.clone();
         let payload = web::Payload::from_request(&req, payload);
         Box::pin(async move {
+            // actix polls a handler's extractors together: while the caller's authentication
+            // is still pending, authenticate here too, so a refused caller is answered as such
+            // and its body is never read.
+            let authenticated = req.extensions().contains::<Ctx>();
+            if !authenticated {
+                ctx(&*app_state(&req)?, &req).await?;
+            }
             let payload = payload
                 .await
                 .map_err(|e| GatewayError::bad_request(e.to_string()))?;
