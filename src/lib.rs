@@ -25,6 +25,7 @@ pub mod keys;
 pub mod limits;
 pub mod llm;
 pub mod logging;
+pub mod management;
 pub mod messages_api;
 pub mod mock_response;
 pub mod models_sync;

@@ -574,6 +574,7 @@ async fn store_operations(store: Arc<dyn Store>) {
                         user_id: Some("u1".into()),
                     }],
                     delete_entities: vec![(EntityKind::Team, "t1".into())],
+                    ..TxEffects::default()
                 })
             }),
         )

@@ -3,16 +3,17 @@
 //! Shapes follow LiteLLM; who may do what is decided by [`crate::auth::Caller`].
 
 use super::routes::{Access, Routes};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::manage::{
-    self, apply_fields, body_object, ctx, key_json, opt_bool, opt_str, respond, str_list, Ctx, Kind,
+    self, apply_fields, key_json, opt_bool, opt_str, respond, str_list, Body, Ctx,
 };
 use crate::auth::KeyGrant;
 use crate::error::GatewayError;
 use crate::keys;
+use crate::management::entities::KEY_FIELDS;
 use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord};
 use crate::time::now_ms;
@@ -28,31 +29,6 @@ pub fn configure(r: &mut Routes) {
         .post("/key/block", Access::Admin, block)
         .post("/key/unblock", Access::Admin, unblock);
 }
-
-/// Key fields kept in the record's `data`, with their types. Nothing else is stored.
-const KEY_FIELDS: &[(&str, Kind)] = &[
-    ("models", Kind::StrList),
-    ("aliases", Kind::StrMap),
-    ("config", Kind::Object),
-    ("permissions", Kind::Object),
-    ("metadata", Kind::Object),
-    ("max_parallel_requests", Kind::Integer),
-    ("tpm_limit", Kind::Integer),
-    ("rpm_limit", Kind::Integer),
-    ("max_budget", Kind::Number),
-    ("soft_budget", Kind::Number),
-    ("budget_duration", Kind::Duration),
-    ("allowed_cache_controls", Kind::StrList),
-    ("allowed_routes", Kind::StrList),
-    ("model_max_budget", Kind::BudgetMap),
-    ("model_rpm_limit", Kind::CountMap),
-    ("model_tpm_limit", Kind::CountMap),
-    ("guardrails", Kind::StrList),
-    ("tags", Kind::StrList),
-    ("enforced_params", Kind::StrList),
-    ("key_type", Kind::Str),
-    ("object_permission", Kind::Object),
-];
 
 // Who may do what with keys (the rules live in [`crate::auth::Caller`]; the handlers below only
 // call them):
@@ -197,23 +173,15 @@ fn conflict_as_alias(e: crate::store::StoreError) -> GatewayError {
     }
 }
 
-async fn generate(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    respond(generate_inner(&state, &req, payload).await)
+async fn generate(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
+    respond(generate_inner(&state, c, body.0).await)
 }
 
 async fn generate_inner(
     state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
+    c: Ctx,
+    body: Map<String, Value>,
 ) -> Result<Value, GatewayError> {
-    let c = ctx(state, req).await?;
-    c.caller.require_write("generate keys")?;
-    let body = body_object(req, payload).await?;
-
     let mut user_id = opt_str(&body, "user_id")?;
     if !c.caller.is_admin() {
         if user_id.is_none() {
@@ -267,7 +235,7 @@ async fn generate_inner(
     }
     let key = key_value(&body, "key")?;
     let now = now_ms();
-    super::budgets::apply_budget_duration(&body, &mut data, now)?;
+    crate::management::apply_budget_duration(&body, &mut data, now)?;
     let record = KeyRecord {
         token: keys::hash(&key),
         key_name: keys::display_name(&key),
@@ -340,19 +308,11 @@ struct InfoQuery {
     key: Option<String>,
 }
 
-async fn info(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<InfoQuery>,
-) -> HttpResponse {
+async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            let asked = q
-                .key
-                .clone()
-                .or_else(|| c.caller.token().map(str::to_string));
-            let (record, team) = find_key(&c, asked.as_deref(), None).await?;
+            let asked = q.key.as_deref().or(c.caller.token());
+            let (record, team) = find_key(&c, asked, None).await?;
             if !c.caller.can_read_key(&record, team.as_ref()) {
                 return Err(GatewayError::Forbidden {
                     message: "you may only read your own keys".into(),
@@ -408,7 +368,7 @@ async fn apply_update(
     }
     apply_fields(body, KEY_FIELDS, &mut record.data)?;
     check_allowed_routes(&record.data)?;
-    super::budgets::apply_budget_duration(body, &mut record.data, now_ms())?;
+    crate::management::apply_budget_duration(body, &mut record.data, now_ms())?;
     if body.contains_key("key_alias") {
         record.key_alias = opt_str(body, "key_alias")?;
     }
@@ -420,16 +380,9 @@ async fn apply_update(
     Ok(())
 }
 
-async fn update(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_write("update keys")?;
-            let body = body_object(&req, payload).await?;
             let asked = opt_str(&body, "key")?;
             let alias = if asked.is_none() {
                 opt_str(&body, "key_alias")?
@@ -469,16 +422,9 @@ async fn update(
     )
 }
 
-async fn delete(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_write("delete keys")?;
-            let body = body_object(&req, payload).await?;
             let by_key = str_list(&body, "keys")?;
             let by_alias = str_list(&body, "key_aliases")?;
             if by_key.is_empty() && by_alias.is_empty() {
@@ -530,14 +476,9 @@ struct ListQuery {
     include_team_keys: Option<bool>,
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<ListQuery>,
-) -> HttpResponse {
+async fn list(c: Ctx, q: web::Query<ListQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
             let mut filter = KeyFilter {
                 user_id: q.user_id.clone(),
                 team_id: q.team_id.clone(),
@@ -587,32 +528,25 @@ async fn list(
     )
 }
 
-async fn regenerate(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    respond(regenerate_inner(&state, &req, payload, None).await)
+async fn regenerate(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
+    respond(regenerate_inner(&state, c, body.0, None).await)
 }
 
 async fn regenerate_path(
     state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
+    c: Ctx,
+    body: Body,
     path: web::Path<String>,
 ) -> HttpResponse {
-    respond(regenerate_inner(&state, &req, payload, Some(path.into_inner())).await)
+    respond(regenerate_inner(&state, c, body.0, Some(path.into_inner())).await)
 }
 
 async fn regenerate_inner(
     state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
+    c: Ctx,
+    mut body: Map<String, Value>,
     path_key: Option<String>,
 ) -> Result<Value, GatewayError> {
-    let c = ctx(state, req).await?;
-    c.caller.require_write("regenerate keys")?;
-    let mut body = body_object(req, payload).await?;
     let asked = match path_key {
         Some(k) => Some(k),
         None => opt_str(&body, "key")?,
@@ -654,17 +588,10 @@ async fn regenerate_inner(
 
 async fn set_blocked(
     state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
+    c: Ctx,
+    body: Body,
     blocked: bool,
 ) -> Result<Value, GatewayError> {
-    let c = ctx(state, req).await?;
-    c.caller.require_admin(if blocked {
-        "block keys"
-    } else {
-        "unblock keys"
-    })?;
-    let body = body_object(req, payload).await?;
     let asked = opt_str(&body, "key")?;
     let (mut record, _) = find_key(&c, asked.as_deref(), None).await?;
     record.blocked = blocked;
@@ -677,20 +604,12 @@ async fn set_blocked(
     Ok(Value::Object(key_json(&record)))
 }
 
-async fn block(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    respond(set_blocked(&state, &req, payload, true).await)
+async fn block(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
+    respond(set_blocked(&state, c, body, true).await)
 }
 
-async fn unblock(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    respond(set_blocked(&state, &req, payload, false).await)
+async fn unblock(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
+    respond(set_blocked(&state, c, body, false).await)
 }
 
 #[cfg(test)]

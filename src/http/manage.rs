@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{Map, Value};
 
 use crate::auth::Caller;
@@ -20,6 +24,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub const EMAIL_NOT_BY_ADMIN: &str = "user_email_not_set_by_admin";
 
 /// The authenticated caller of a management route, with the store.
+#[derive(Clone)]
 pub struct Ctx {
     pub caller: Caller,
     pub store: Arc<dyn Store>,
@@ -50,6 +55,27 @@ impl Ctx {
             });
         }
         Ok(())
+    }
+
+    /// A new record created by the caller at `now`: no spend, not blocked.
+    pub fn new_record(
+        &self,
+        id: String,
+        alias: Option<String>,
+        data: Map<String, Value>,
+        now: i64,
+    ) -> EntityRecord {
+        EntityRecord {
+            id,
+            alias,
+            spend: 0.0,
+            blocked: false,
+            created_at: now,
+            updated_at: now,
+            created_by: Some(self.caller.actor_id()),
+            updated_by: Some(self.caller.actor_id()),
+            data,
+        }
     }
 
     /// The user a team or organization member entry names (by `user_id`, else `user_email`),
@@ -110,17 +136,12 @@ impl Ctx {
         if email.is_some() && !self.caller.is_admin() {
             data.insert(EMAIL_NOT_BY_ADMIN.into(), Value::Bool(true));
         }
-        let user = EntityRecord {
-            id: user_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string),
-            alias: email.map(str::to_string),
-            spend: 0.0,
-            blocked: false,
-            created_at: now,
-            updated_at: now,
-            created_by: Some(self.caller.actor_id()),
-            updated_by: Some(self.caller.actor_id()),
+        let user = self.new_record(
+            user_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string),
+            email.map(str::to_string),
             data,
-        };
+            now,
+        );
         // Insert-if-absent, then read: parallel requests naming one new user all get its row.
         Ok(self
             .store
@@ -198,6 +219,64 @@ pub async fn ctx(state: &AppState, req: &HttpRequest) -> Result<Ctx, GatewayErro
     refuse_nul_in_path_and_query(req)?;
     let store = state.db.store()?.clone();
     Ok(Ctx { caller, store })
+}
+
+/// The authenticated caller of a management route as a handler argument: authentication (with
+/// the route table's check), the management gate, the NUL check of path and query, then the
+/// store. Put it before [`Body`] so a refused caller is answered before its body is read.
+impl FromRequest for Ctx {
+    type Error = GatewayError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, GatewayError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let c = ctx(&*app_state(&req)?, &req).await?;
+            req.extensions_mut().insert(c.clone());
+            Ok(c)
+        })
+    }
+}
+
+fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, GatewayError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| GatewayError::Internal {
+            message: "the application state is missing".into(),
+        })
+}
+
+/// A management request's body as a checked JSON object ([`body_object`]), as a handler argument.
+pub struct Body(pub Map<String, Value>);
+
+impl FromRequest for Body {
+    type Error = GatewayError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, GatewayError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = web::Payload::from_request(&req, payload);
+        Box::pin(async move {
+            // actix polls a handler's extractors together: while the caller's authentication
+            // is still pending, authenticate here too, so a refused caller is answered as such
+            // and its body is never read.
+            let authenticated = req.extensions().contains::<Ctx>();
+            if !authenticated {
+                ctx(&*app_state(&req)?, &req).await?;
+            }
+            let payload = payload
+                .await
+                .map_err(|e| GatewayError::bad_request(e.to_string()))?;
+            body_object(&req, payload).await.map(Body)
+        })
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = Map<String, Value>;
+    fn deref(&self) -> &Map<String, Value> {
+        &self.0
+    }
 }
 
 /// Read the body as a JSON object (`{}` when empty).
@@ -303,6 +382,20 @@ pub enum Kind {
     BudgetMap,
     /// An `http` or `https` URL with a host, at most [`MAX_URL`] bytes (`api_base`).
     Url,
+}
+
+impl Kind {
+    /// The type's name in settings listings (`/budget/settings`), as LiteLLM names them.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Kind::Str | Kind::Duration | Kind::Url => "String",
+            Kind::Number => "Float",
+            Kind::Integer => "Integer",
+            Kind::Bool => "Boolean",
+            Kind::StrList => "List",
+            Kind::Object | Kind::StrMap | Kind::CountMap | Kind::BudgetMap => "Dict",
+        }
+    }
 }
 
 fn short_str(v: &Value) -> bool {
@@ -454,6 +547,21 @@ pub fn opt_str(body: &Map<String, Value>, name: &str) -> Result<Option<String>, 
     }
 }
 
+/// The user a body (or a member entry) names: `user_id` and/or `user_email`, at least one of
+/// them (else a 400 naming `param` with `message`).
+pub fn user_id_or_email(
+    body: &Map<String, Value>,
+    param: &str,
+    message: &str,
+) -> Result<(Option<String>, Option<String>), GatewayError> {
+    let user_id = opt_str(body, "user_id")?;
+    let email = opt_str(body, "user_email")?;
+    if user_id.is_none() && email.is_none() {
+        return Err(GatewayError::bad_param(param, message));
+    }
+    Ok((user_id, email))
+}
+
 /// An optional boolean field of a body (`"yes"`, `1` and other non-booleans are refused).
 pub fn opt_bool(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, GatewayError> {
     match body.get(name) {
@@ -488,34 +596,9 @@ pub fn opt(v: &Option<String>) -> Value {
     v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
 }
 
-/// A field name and the value shown when it was never set.
-type FieldDefault = (&'static str, fn() -> Value);
-
-/// Defaults LiteLLM shows for key fields that were never set.
-const KEY_DEFAULTS: &[FieldDefault] = &[
-    ("models", || Value::Array(Vec::new())),
-    ("aliases", || Value::Object(Map::new())),
-    ("config", || Value::Object(Map::new())),
-    ("permissions", || Value::Object(Map::new())),
-    ("metadata", || Value::Object(Map::new())),
-    ("allowed_cache_controls", || Value::Array(Vec::new())),
-    ("model_max_budget", || Value::Object(Map::new())),
-    ("model_spend", || Value::Object(Map::new())),
-    ("max_budget", || Value::Null),
-    ("soft_budget", || Value::Null),
-    ("budget_duration", || Value::Null),
-    ("budget_reset_at", || Value::Null),
-    ("tpm_limit", || Value::Null),
-    ("rpm_limit", || Value::Null),
-    ("max_parallel_requests", || Value::Null),
-];
-
 /// A key as the API shows it (never the plaintext key).
 pub fn key_json(k: &KeyRecord) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (name, default) in KEY_DEFAULTS {
-        out.insert((*name).to_string(), default());
-    }
+    let mut out = crate::management::shown(crate::management::entities::KEY_SHOWN, true);
     for (name, v) in &k.data {
         out.insert(name.clone(), v.clone());
     }
@@ -558,6 +641,13 @@ pub fn entity_json(
     out.insert("created_by".into(), opt(&e.created_by));
     out.insert("updated_by".into(), opt(&e.updated_by));
     out
+}
+
+/// The query of a list route: one page of it, or (neither given) everything.
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
 }
 
 /// `page` (from 1) and `size` (1..=100, default `default_size`) from a query.

@@ -7,19 +7,20 @@
 //! viewers read.
 
 use super::routes::{Access, Routes};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::manage::{
-    apply_fields, body_object, ctx, entity_json, opt_str, respond, str_list, Ctx, Kind, MAX_ENTRIES,
-};
+use super::manage::{opt_str, respond, user_id_or_email, Body, Ctx, ListQuery, MAX_ENTRIES};
 use super::users::{invalidate_user, user_json};
 use crate::auth::Role;
 use crate::error::GatewayError;
+use crate::management::entities::ORGANIZATION;
+use crate::management::groups::ORGANIZATION_GROUP;
+use crate::management::ids_listed;
 use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, StoreError, TxEffects};
-use crate::time::{iso8601, now_ms};
+use crate::time::iso8601;
 
 pub fn configure(r: &mut Routes) {
     r.post("/organization/new", Access::Admin, new)
@@ -32,66 +33,11 @@ pub fn configure(r: &mut Routes) {
         .delete("/organization/member_delete", Access::Admin, member_delete);
 }
 
-/// Organization fields kept in the record's `data`. Nothing else is stored.
-const ORG_FIELDS: &[(&str, Kind)] = &[
-    ("models", Kind::StrList),
-    ("max_budget", Kind::Number),
-    ("soft_budget", Kind::Number),
-    ("budget_id", Kind::Str),
-    ("metadata", Kind::Object),
-    ("tpm_limit", Kind::Integer),
-    ("rpm_limit", Kind::Integer),
-    ("max_parallel_requests", Kind::Integer),
-    ("budget_duration", Kind::Duration),
-    ("model_max_budget", Kind::BudgetMap),
-    ("object_permission", Kind::Object),
-];
-
-/// The budget fields LiteLLM shows under `litellm_budget_table`.
-const BUDGET_FIELDS: &[&str] = &[
-    "max_budget",
-    "soft_budget",
-    "tpm_limit",
-    "rpm_limit",
-    "max_parallel_requests",
-    "budget_duration",
-    "budget_reset_at",
-    "model_max_budget",
-];
-
 /// Roles a user may have inside an organization.
 const ORG_ROLES: &[&str] = &["org_admin", "internal_user", "internal_user_viewer"];
 
-fn org_json(e: &EntityRecord) -> Value {
-    let mut out = Map::new();
-    out.insert("models".into(), Value::Array(Vec::new()));
-    out.insert("metadata".into(), Value::Object(Map::new()));
-    out.insert("budget_id".into(), Value::Null);
-    out.insert("members".into(), Value::Array(Vec::new()));
-    out.extend(entity_json(
-        e,
-        "organization_id",
-        Some("organization_alias"),
-    ));
-    let budget: Map<String, Value> = BUDGET_FIELDS
-        .iter()
-        .map(|f| {
-            (
-                (*f).to_string(),
-                e.data.get(*f).cloned().unwrap_or(Value::Null),
-            )
-        })
-        .collect();
-    out.insert("litellm_budget_table".into(), Value::Object(budget));
-    Value::Object(out)
-}
-
 fn members(org: &EntityRecord) -> Vec<Value> {
-    org.data
-        .get("members")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+    ORGANIZATION_GROUP.members(org)
 }
 
 fn member_user_id(m: &Value) -> Option<&str> {
@@ -113,83 +59,12 @@ fn role_of(m: &Map<String, Value>) -> Result<Option<String>, GatewayError> {
     }
 }
 
-async fn check_budget_exists(c: &Ctx, body: &Map<String, Value>) -> Result<(), GatewayError> {
-    if let Some(b) = opt_str(body, "budget_id")? {
-        if c.store.get_entity(EntityKind::Budget, &b).await?.is_none() {
-            return Err(GatewayError::bad_param(
-                "budget_id",
-                format!("budget {b} does not exist"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// 400 naming `organization_alias` when another organization has `alias` (aliases are unique;
-/// the database's unique index catches a race between two requests).
-async fn check_alias_free(c: &Ctx, alias: &str, own_id: Option<&str>) -> Result<(), GatewayError> {
-    match c
-        .store
-        .find_entity_by_alias(EntityKind::Organization, alias)
-        .await?
-    {
-        Some(other) if Some(other.id.as_str()) != own_id => Err(GatewayError::bad_param(
-            "organization_alias",
-            format!(
-                "organization_alias '{alias}' is already used by organization {}",
-                other.id
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// An organization write that hit the unique alias index: the alias was taken meanwhile.
-fn alias_conflict(e: StoreError, alias: &Option<String>) -> GatewayError {
-    match (e, alias) {
-        (StoreError::Conflict(what), Some(a)) if what.contains("alias") => GatewayError::bad_param(
-            "organization_alias",
-            format!("organization_alias '{a}' is already used by another organization"),
-        ),
-        (e, _) => e.into(),
-    }
-}
-
-async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+async fn new(c: Ctx, body: Body) -> HttpResponse {
     respond(
-        async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("create organizations")?;
-            let body = body_object(&req, payload).await?;
-            let alias = opt_str(&body, "organization_alias")?.ok_or_else(|| {
-                GatewayError::bad_param("organization_alias", "'organization_alias' is required")
-            })?;
-            check_budget_exists(&c, &body).await?;
-            check_alias_free(&c, &alias, None).await?;
-            let now = now_ms();
-            let mut data = Map::new();
-            apply_fields(&body, ORG_FIELDS, &mut data)?;
-            super::budgets::apply_budget_duration(&body, &mut data, now)?;
-            data.insert("members".into(), Value::Array(Vec::new()));
-            let org = EntityRecord {
-                id: opt_str(&body, "organization_id")?
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                alias: Some(alias),
-                spend: 0.0,
-                blocked: false,
-                created_at: now,
-                updated_at: now,
-                created_by: Some(c.caller.actor_id()),
-                updated_by: Some(c.caller.actor_id()),
-                data,
-            };
-            c.store
-                .insert_entity(EntityKind::Organization, &org)
-                .await
-                .map_err(|e| alias_conflict(e, &org.alias))?;
-            Ok(org_json(&org))
-        }
-        .await,
+        ORGANIZATION
+            .create(&c, &body)
+            .await
+            .map(|o| ORGANIZATION.json(&o)),
     )
 }
 
@@ -198,206 +73,59 @@ struct InfoQuery {
     organization_id: Option<String>,
 }
 
-async fn info(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<InfoQuery>,
-) -> HttpResponse {
+async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_read_all("read organizations")?;
             let id = q.organization_id.clone().ok_or_else(|| {
                 GatewayError::bad_param("organization_id", "'organization_id' is required")
             })?;
-            Ok(org_json(&c.find(EntityKind::Organization, &id).await?))
+            Ok(ORGANIZATION.json(&ORGANIZATION.find(&c, &id).await?))
         }
         .await,
     )
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    page: Option<u64>,
-    page_size: Option<u64>,
+async fn list(c: Ctx, q: web::Query<ListQuery>) -> HttpResponse {
+    respond(ORGANIZATION.list(&c, q.page, q.page_size).await)
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<ListQuery>,
-) -> HttpResponse {
+async fn update(c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_read_all("list organizations")?;
-            let orgs = c
-                .all_or_page(EntityKind::Organization, q.page, q.page_size)
+            let org = ORGANIZATION
+                .update(&c, &org_id_of(&body)?, &body, true)
                 .await?;
-            Ok(Value::Array(orgs.iter().map(org_json).collect()))
+            Ok(ORGANIZATION.json(&org))
         }
         .await,
     )
 }
 
-async fn update(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("update organizations")?;
-            let body = body_object(&req, payload).await?;
-            let id = org_id_of(&body)?;
-            let mut org = c.find(EntityKind::Organization, &id).await?;
-            check_budget_exists(&c, &body).await?;
-            apply_fields(&body, ORG_FIELDS, &mut org.data)?;
-            super::budgets::apply_budget_duration(&body, &mut org.data, now_ms())?;
-            if body.contains_key("organization_alias") {
-                org.alias = Some(opt_str(&body, "organization_alias")?.ok_or_else(|| {
-                    GatewayError::bad_param(
-                        "organization_alias",
-                        "'organization_alias' cannot be empty",
-                    )
-                })?);
-                if let Some(a) = &org.alias {
-                    check_alias_free(&c, a, Some(&id)).await?;
-                }
-            }
-            let alias = org.alias.clone();
-            let org =
-                super::teams::save_keeping_members(&c, EntityKind::Organization, org, "members")
-                    .await
-                    .map_err(|e| alias_conflict(e, &alias))?;
-            Ok(org_json(&org))
+            let ids = ids_listed(&body, "organization_ids", EntityKind::Organization)?;
+            let (orgs, users) = ORGANIZATION_GROUP.delete(&c, &ids).await?;
+            users.iter().for_each(|u| invalidate_user(&state, u));
+            Ok(Value::Array(
+                orgs.iter().map(|o| ORGANIZATION.json(o)).collect(),
+            ))
         }
         .await,
     )
-}
-
-async fn delete(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    respond(
-        async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("delete organizations")?;
-            let body = body_object(&req, payload).await?;
-            let ids = str_list(&body, "organization_ids")?;
-            if ids.is_empty() {
-                return Err(GatewayError::bad_param(
-                    "organization_ids",
-                    "'organization_ids' must list at least one organization",
-                ));
-            }
-            // One transaction: each member user leaves the organizations, then they go. The
-            // organizations and their member users are locked; if members changed between
-            // reading and locking, they are read again.
-            let mut outcome = Err(StoreError::Stale);
-            let mut orgs = Vec::new();
-            for _ in 0..super::teams::STALE_RETRIES {
-                orgs.clear();
-                let mut targets = Vec::new();
-                for id in &ids {
-                    let org = c.find(EntityKind::Organization, id).await?;
-                    targets.push((EntityKind::Organization, id.clone()));
-                    targets.extend(
-                        members(&org)
-                            .iter()
-                            .filter_map(member_user_id)
-                            .map(|u| (EntityKind::User, u.to_string())),
-                    );
-                    orgs.push(org);
-                }
-                let (actor, now, org_ids) = (c.caller.actor_id(), now_ms(), ids.clone());
-                outcome = c
-                    .store
-                    .modify(
-                        targets,
-                        Box::new(move |rows| {
-                            let mut effects = TxEffects::default();
-                            for id in &org_ids {
-                                let Some(org) = rows
-                                    .iter()
-                                    .find(|l| l.kind == EntityKind::Organization && l.id == *id)
-                                    .and_then(|l| l.record.clone())
-                                else {
-                                    return Err(StoreError::NotFound(format!(
-                                        "organization {id} not found"
-                                    )));
-                                };
-                                for m in members(&org) {
-                                    let Some(uid) = member_user_id(&m) else {
-                                        continue;
-                                    };
-                                    let Some(row) = rows
-                                        .iter_mut()
-                                        .find(|l| l.kind == EntityKind::User && l.id == uid)
-                                    else {
-                                        return Err(StoreError::Stale);
-                                    };
-                                    if let Some(user) = row.record.as_mut() {
-                                        unlink_user(user, id);
-                                        super::teams::touch(row, &actor, now);
-                                    }
-                                }
-                                effects
-                                    .delete_entities
-                                    .push((EntityKind::Organization, id.clone()));
-                            }
-                            Ok(effects)
-                        }),
-                    )
-                    .await;
-                if !matches!(outcome, Err(StoreError::Stale)) {
-                    break;
-                }
-            }
-            for l in outcome?.entities {
-                if l.kind == EntityKind::User {
-                    invalidate_user(&state, &l.id);
-                }
-            }
-            Ok(Value::Array(orgs.iter().map(org_json).collect()))
-        }
-        .await,
-    )
-}
-
-fn unlink_user(user: &mut EntityRecord, org_id: &str) {
-    if let Some(Value::Array(orgs)) = user.data.get_mut("organizations") {
-        orgs.retain(|o| o.as_str() != Some(org_id));
-    }
 }
 
 /// The user a member entry names (by `user_id`, else `user_email`), created when unknown.
 async fn resolve_user(c: &Ctx, m: &Map<String, Value>) -> Result<EntityRecord, GatewayError> {
-    let user_id = opt_str(m, "user_id")?;
-    let email = opt_str(m, "user_email")?;
-    if user_id.is_none() && email.is_none() {
-        return Err(GatewayError::bad_param(
-            "member",
-            "a member needs a 'user_id' or a 'user_email'",
-        ));
-    }
+    let (user_id, email) =
+        user_id_or_email(m, "member", "a member needs a 'user_id' or a 'user_email'")?;
     c.user_for_member(user_id.as_deref(), email.as_deref())
         .await
 }
 
-async fn member_add(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_add(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("add organization members")?;
-            let body = body_object(&req, payload).await?;
             let id = org_id_of(&body)?;
             c.find(EntityKind::Organization, &id).await?;
             let wanted: Vec<Map<String, Value>> = match body.get("member") {
@@ -429,66 +157,47 @@ async fn member_add(
                 }
                 wanted_users.push((user.id, role));
             }
-            let mut targets = vec![(EntityKind::Organization, id.clone())];
-            targets.extend(
-                wanted_users
-                    .iter()
-                    .map(|(u, _)| (EntityKind::User, u.clone())),
-            );
-            let (actor, now, oid) = (c.caller.actor_id(), now_ms(), id.clone());
-            let done = c
-                .store
-                .modify(
-                    targets,
-                    Box::new(move |rows| {
-                        let (org_row, user_rows) = rows
-                            .split_first_mut()
-                            .expect("the organization is asked for first");
-                        let Some(org) = org_row.record.as_mut() else {
-                            return Err(StoreError::NotFound(format!(
-                                "organization {oid} not found"
-                            )));
+            let users = wanted_users.iter().map(|(u, _)| u.clone()).collect();
+            let oid = id.clone();
+            let done = ORGANIZATION_GROUP
+                .change_members(&c, &id, users, move |org, user_rows, now| {
+                    let mut list = members(org);
+                    for (row, (uid, role)) in user_rows.iter_mut().zip(&wanted_users) {
+                        let Some(user) = row.record.as_mut() else {
+                            return Err(StoreError::NotFound(format!("user {uid} not found")));
                         };
-                        let mut list = members(org);
-                        for (row, (uid, role)) in user_rows.iter_mut().zip(&wanted_users) {
-                            let Some(user) = row.record.as_mut() else {
-                                return Err(StoreError::NotFound(format!("user {uid} not found")));
-                            };
-                            if list.iter().any(|x| member_user_id(x) == Some(uid.as_str())) {
-                                return Err(StoreError::Invalid {
-                                    field: "member".into(),
-                                    message: format!(
-                                        "user {uid} is already a member of organization {oid}"
-                                    ),
-                                });
-                            }
-                            list.push(json!({
-                                "user_id": uid,
-                                "user_email": user.alias,
-                                "organization_id": oid,
-                                "user_role": role,
-                                "spend": 0.0,
-                                "budget_id": null,
-                                "created_at": iso8601(now),
-                                "updated_at": iso8601(now),
-                            }));
-                            let mut orgs: Vec<Value> = user
-                                .data
-                                .get("organizations")
-                                .and_then(Value::as_array)
-                                .cloned()
-                                .unwrap_or_default();
-                            if !orgs.iter().any(|o| o.as_str() == Some(oid.as_str())) {
-                                orgs.push(Value::String(oid.clone()));
-                            }
-                            user.data.insert("organizations".into(), Value::Array(orgs));
-                            super::teams::touch(row, &actor, now);
+                        if list.iter().any(|x| member_user_id(x) == Some(uid.as_str())) {
+                            return Err(StoreError::Invalid {
+                                field: "member".into(),
+                                message: format!(
+                                    "user {uid} is already a member of organization {oid}"
+                                ),
+                            });
                         }
-                        org.data.insert("members".into(), Value::Array(list));
-                        super::teams::touch(org_row, &actor, now);
-                        Ok(TxEffects::default())
-                    }),
-                )
+                        list.push(json!({
+                            "user_id": uid,
+                            "user_email": user.alias,
+                            "organization_id": oid,
+                            "user_role": role,
+                            "spend": 0.0,
+                            "budget_id": null,
+                            "created_at": iso8601(now),
+                            "updated_at": iso8601(now),
+                        }));
+                        let mut orgs: Vec<Value> = user
+                            .data
+                            .get("organizations")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default();
+                        if !orgs.iter().any(|o| o.as_str() == Some(oid.as_str())) {
+                            orgs.push(Value::String(oid.clone()));
+                        }
+                        user.data.insert("organizations".into(), Value::Array(orgs));
+                    }
+                    org.data.insert("members".into(), Value::Array(list));
+                    Ok(TxEffects::default())
+                })
                 .await?;
             let mut records = done.entities.into_iter().filter_map(|l| l.record);
             let org = records.next().expect("the organization was written");
@@ -514,20 +223,35 @@ async fn member_add(
     )
 }
 
+/// Where the member read before a transaction (`wanted`) is in the locked organization's list:
+/// by its user id, else the same entry; 404 when it left meanwhile.
+fn locked_member(list: &[Value], wanted: &Value, org_id: &str) -> Result<usize, StoreError> {
+    list.iter()
+        .position(|m| match member_user_id(wanted) {
+            Some(u) => member_user_id(m) == Some(u),
+            None => m == wanted,
+        })
+        .ok_or_else(|| {
+            StoreError::NotFound(format!("the member is no longer in organization {org_id}"))
+        })
+}
+
+/// The organization (`organization_id`) and its member a body names, as read.
+async fn named_member(c: &Ctx, body: &Map<String, Value>) -> Result<(String, Value), GatewayError> {
+    let id = org_id_of(body)?;
+    let list = members(&c.find(EntityKind::Organization, &id).await?);
+    let i = member_index(body, &list, &id)?;
+    Ok((id, list[i].clone()))
+}
+
 /// The member named by `user_id` or `user_email` in a body, as its index in `list`.
 fn member_index(
     body: &Map<String, Value>,
     list: &[Value],
     org_id: &str,
 ) -> Result<usize, GatewayError> {
-    let user_id = opt_str(body, "user_id")?;
-    let email = opt_str(body, "user_email")?;
-    if user_id.is_none() && email.is_none() {
-        return Err(GatewayError::bad_param(
-            "user_id",
-            "'user_id' or 'user_email' is required",
-        ));
-    }
+    let (user_id, email) =
+        user_id_or_email(body, "user_id", "'user_id' or 'user_email' is required")?;
     list.iter()
         .position(|m| match &user_id {
             Some(u) => member_user_id(m) == Some(u.as_str()),
@@ -541,130 +265,55 @@ fn member_index(
         })
 }
 
-async fn member_update(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_update(c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("update organization members")?;
-            let body = body_object(&req, payload).await?;
-            let id = org_id_of(&body)?;
-            let org = c.find(EntityKind::Organization, &id).await?;
-            let list = members(&org);
-            let i = member_index(&body, &list, &id)?;
+            let (id, wanted) = named_member(&c, &body).await?;
             let role = role_of(&body)?;
             // The change itself runs on the locked organization, so it cannot undo a member
             // change committed since the read.
-            let (actor, now, oid, wanted) =
-                (c.caller.actor_id(), now_ms(), id.clone(), list[i].clone());
-            let done = c
-                .store
-                .modify(
-                    vec![(EntityKind::Organization, id.clone())],
-                    Box::new(move |rows| {
-                        let row = &mut rows[0];
-                        let Some(org) = row.record.as_mut() else {
-                            return Err(StoreError::NotFound(format!(
-                                "organization {oid} not found"
-                            )));
-                        };
-                        let mut list = members(org);
-                        let Some(i) = list.iter().position(|m| match member_user_id(&wanted) {
-                            Some(u) => member_user_id(m) == Some(u),
-                            None => *m == wanted,
-                        }) else {
-                            return Err(StoreError::NotFound(format!(
-                                "the member is no longer in organization {oid}"
-                            )));
-                        };
-                        if let (Some(role), Some(m)) = (role, list[i].as_object_mut()) {
-                            m.insert("user_role".into(), Value::String(role));
-                            m.insert("updated_at".into(), Value::String(iso8601(now)));
-                        }
-                        org.data.insert("members".into(), Value::Array(list));
-                        super::teams::touch(row, &actor, now);
-                        Ok(TxEffects::default())
-                    }),
-                )
+            let (oid, found) = (id.clone(), wanted.clone());
+            let done = ORGANIZATION_GROUP
+                .change_members(&c, &id, Vec::new(), move |org, _, now| {
+                    let mut list = members(org);
+                    let i = locked_member(&list, &found, &oid)?;
+                    if let (Some(role), Some(m)) = (role, list[i].as_object_mut()) {
+                        m.insert("user_role".into(), Value::String(role));
+                        m.insert("updated_at".into(), Value::String(iso8601(now)));
+                    }
+                    org.data.insert("members".into(), Value::Array(list));
+                    Ok(TxEffects::default())
+                })
                 .await?;
             let org = done.entities.into_iter().next().and_then(|l| l.record);
-            let updated = org
-                .as_ref()
-                .map(members)
-                .unwrap_or_default()
-                .into_iter()
-                .find(|m| match member_user_id(&list[i]) {
-                    Some(u) => member_user_id(m) == Some(u),
-                    None => *m == list[i],
-                })
-                .unwrap_or(Value::Null);
-            Ok(updated)
+            let list = org.as_ref().map(members).unwrap_or_default();
+            let updated = locked_member(&list, &wanted, &id).map(|i| list[i].clone());
+            Ok(updated.unwrap_or(Value::Null))
         }
         .await,
     )
 }
 
-async fn member_delete(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("remove organization members")?;
-            let body = body_object(&req, payload).await?;
-            let id = org_id_of(&body)?;
             // Read to find the member; then one transaction with the organization and the
             // user locked (re-checking the member is still there).
-            let org = c.find(EntityKind::Organization, &id).await?;
-            let list = members(&org);
-            let i = member_index(&body, &list, &id)?;
-            let uid = member_user_id(&list[i]).map(str::to_string);
-            let mut targets = vec![(EntityKind::Organization, id.clone())];
-            targets.extend(uid.iter().map(|u| (EntityKind::User, u.clone())));
-            let (actor, now, oid, wanted) =
-                (c.caller.actor_id(), now_ms(), id.clone(), list[i].clone());
-            let done = c
-                .store
-                .modify(
-                    targets,
-                    Box::new(move |rows| {
-                        let (org_row, user_rows) = rows
-                            .split_first_mut()
-                            .expect("the organization is asked for first");
-                        let Some(org) = org_row.record.as_mut() else {
-                            return Err(StoreError::NotFound(format!(
-                                "organization {oid} not found"
-                            )));
-                        };
-                        let mut list = members(org);
-                        let Some(i) = list.iter().position(|m| match member_user_id(&wanted) {
-                            Some(u) => member_user_id(m) == Some(u),
-                            None => *m == wanted,
-                        }) else {
-                            return Err(StoreError::NotFound(format!(
-                                "the member is no longer in organization {oid}"
-                            )));
-                        };
-                        list.remove(i);
-                        org.data.insert("members".into(), Value::Array(list));
-                        super::teams::touch(org_row, &actor, now);
-                        if let Some(row) = user_rows.first_mut() {
-                            if let Some(user) = row.record.as_mut() {
-                                unlink_user(user, &oid);
-                                super::teams::touch(row, &actor, now);
-                            }
-                        }
-                        Ok(TxEffects::default())
-                    }),
-                )
+            let (id, removed) = named_member(&c, &body).await?;
+            let uid = member_user_id(&removed).map(str::to_string);
+            let (oid, wanted) = (id.clone(), removed.clone());
+            let users = uid.iter().cloned().collect();
+            ORGANIZATION_GROUP
+                .change_members(&c, &id, users, move |org, user_rows, _| {
+                    let mut list = members(org);
+                    list.remove(locked_member(&list, &wanted, &oid)?);
+                    org.data.insert("members".into(), Value::Array(list));
+                    if let Some(user) = user_rows.first_mut().and_then(|r| r.record.as_mut()) {
+                        ORGANIZATION_GROUP.unlink_user(user, &oid);
+                    }
+                    Ok(TxEffects::default())
+                })
                 .await?;
-            drop(done);
-            let removed = list[i].clone();
             if let Some(uid) = &uid {
                 invalidate_user(&state, uid);
             }

@@ -7,11 +7,11 @@
 use super::routes::{Access, Routes};
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::manage::{ctx, respond};
+use super::manage::{respond, Ctx};
 use crate::error::GatewayError;
 use crate::state::AppState;
 use crate::store::{SpendFilter, SpendGroup, SpendRollup};
@@ -79,15 +79,9 @@ struct ReportQuery {
 /// `GET /global/spend/report`: `[{"group_by_day", "teams"|"customers"|"api_keys": [{<name>,
 /// "total_spend", "metadata": [{"model", "spend", "total_tokens"}]}]}]`, days ascending, groups by
 /// spend descending.
-async fn report(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<ReportQuery>,
-) -> HttpResponse {
+async fn report(c: Ctx, q: web::Query<ReportQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_read_all("read spend reports")?;
             let (start, end) = date_range(&q.start_date, &q.end_date)?;
             let (group, list, name) = match q.group_by.as_deref().unwrap_or("team") {
                 "team" => (SpendGroup::Team, "teams", "team_name"),
@@ -177,6 +171,11 @@ fn totals(
     out
 }
 
+/// Every spend-log row rolled up by day, `group` and model group.
+async fn all_spend(c: &Ctx, group: SpendGroup) -> Result<Vec<SpendRollup>, GatewayError> {
+    Ok(c.store.spend_rollup(&SpendFilter::default(), group).await?)
+}
+
 #[derive(Deserialize)]
 struct LimitQuery {
     limit: Option<usize>,
@@ -184,19 +183,10 @@ struct LimitQuery {
 
 /// `GET /global/spend/keys?limit=N`: the keys that spent most, `[{"api_key", "total_spend",
 /// "key_alias", "key_name"}]`.
-async fn top_keys(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<LimitQuery>,
-) -> HttpResponse {
+async fn top_keys(c: Ctx, q: web::Query<LimitQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_read_all("read spend reports")?;
-            let rows = c
-                .store
-                .spend_rollup(&SpendFilter::default(), SpendGroup::Key)
-                .await?;
+            let rows = all_spend(&c, SpendGroup::Key).await?;
             let mut out = Vec::new();
             for (token, spend, _) in totals(&rows, |r| r.group.clone())
                 .into_iter()
@@ -222,15 +212,10 @@ async fn top_keys(
 }
 
 /// `GET /global/spend/teams`: spend per team per day (`daily_spend`) and in all (`teams`).
-async fn teams(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+async fn teams(c: Ctx) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_read_all("read spend reports")?;
-            let rows = c
-                .store
-                .spend_rollup(&SpendFilter::default(), SpendGroup::Team)
-                .await?;
+            let rows = all_spend(&c, SpendGroup::Team).await?;
             let mut daily: BTreeMap<i64, BTreeMap<String, f64>> = BTreeMap::new();
             for r in &rows {
                 let team = r.group.clone().unwrap_or_else(|| "Unassigned".into());
@@ -263,19 +248,10 @@ async fn teams(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
 }
 
 /// `GET /global/spend/models?limit=N`: spend per model group, `[{"model", "total_spend"}]`.
-async fn models(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<LimitQuery>,
-) -> HttpResponse {
+async fn models(c: Ctx, q: web::Query<LimitQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_read_all("read spend reports")?;
-            let rows = c
-                .store
-                .spend_rollup(&SpendFilter::default(), SpendGroup::Team)
-                .await?;
+            let rows = all_spend(&c, SpendGroup::Team).await?;
             Ok(Value::Array(
                 totals(&rows, |r| r.model.clone())
                     .into_iter()
@@ -290,15 +266,9 @@ async fn models(
     )
 }
 
-async fn logs(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<LogsQuery>,
-) -> HttpResponse {
+async fn logs(c: Ctx, q: web::Query<LogsQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_read_all("read spend logs")?;
             let (start, end) = date_range(&q.start_date, &q.end_date)?;
             let filter = SpendFilter {
                 request_id: q.request_id.clone(),
@@ -318,11 +288,9 @@ async fn logs(
     )
 }
 
-async fn global(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+async fn global(state: web::Data<AppState>, c: Ctx) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_read_all("read global spend")?;
             let spend = c.store.total_spend().await?;
             let max_budget = state
                 .config

@@ -7,18 +7,18 @@
 //! teams; a team's admins may update it and manage its members; members and viewers read it.
 
 use super::routes::{Access, Routes};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::manage::{
-    apply_fields, body_object, ctx, entity_json, key_json, opt_str, respond, str_list, Ctx, Kind,
-};
+use super::manage::{key_json, opt_str, respond, str_list, user_id_or_email, Body, Ctx};
 use super::users::{invalidate_user, user_json};
 use crate::error::GatewayError;
+use crate::management::entities::TEAM;
+use crate::management::groups::TEAM_GROUP;
+use crate::management::ids_listed;
 use crate::state::AppState;
-use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyScope, Locked, StoreError, TxEffects};
-use crate::time::now_ms;
+use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyScope, StoreError, TxEffects};
 
 pub fn configure(r: &mut Routes) {
     r.post("/team/new", Access::Admin, new)
@@ -33,61 +33,9 @@ pub fn configure(r: &mut Routes) {
         .post("/team/unblock", Access::Admin, unblock);
 }
 
-/// Team fields kept in the record's `data`, with their types. Nothing else is stored.
-const TEAM_FIELDS: &[(&str, Kind)] = &[
-    ("organization_id", Kind::Str),
-    ("metadata", Kind::Object),
-    ("tpm_limit", Kind::Integer),
-    ("rpm_limit", Kind::Integer),
-    ("max_parallel_requests", Kind::Integer),
-    ("max_budget", Kind::Number),
-    ("soft_budget", Kind::Number),
-    ("budget_duration", Kind::Duration),
-    ("models", Kind::StrList),
-    ("model_aliases", Kind::StrMap),
-    ("tags", Kind::StrList),
-    ("guardrails", Kind::StrList),
-    ("model_max_budget", Kind::BudgetMap),
-    ("model_rpm_limit", Kind::CountMap),
-    ("model_tpm_limit", Kind::CountMap),
-    ("team_member_budget", Kind::Number),
-    ("team_member_key_duration", Kind::Duration),
-    ("team_member_permissions", Kind::StrList),
-    ("object_permission", Kind::Object),
-];
-
-/// What a team admin (not a proxy admin) may change on its team: nothing that widens access,
-/// budgets or limits.
-const TEAM_ADMIN_FIELDS: &[(&str, Kind)] = &[("metadata", Kind::Object), ("tags", Kind::StrList)];
-
-/// A field and the value shown when it was never set.
-type FieldDefault = (&'static str, fn() -> Value);
-
-/// Defaults LiteLLM shows for team fields that were never set.
-const TEAM_DEFAULTS: &[FieldDefault] = &[
-    ("members_with_roles", || Value::Array(Vec::new())),
-    ("models", || Value::Array(Vec::new())),
-    ("metadata", || Value::Object(Map::new())),
-    ("model_aliases", || Value::Object(Map::new())),
-    ("model_spend", || Value::Object(Map::new())),
-    ("model_max_budget", || Value::Object(Map::new())),
-    ("organization_id", || Value::Null),
-    ("max_budget", || Value::Null),
-    ("soft_budget", || Value::Null),
-    ("budget_duration", || Value::Null),
-    ("budget_reset_at", || Value::Null),
-    ("tpm_limit", || Value::Null),
-    ("rpm_limit", || Value::Null),
-    ("max_parallel_requests", || Value::Null),
-];
-
 /// A team as the API shows it, with `admins` and `members` derived from `members_with_roles`.
 pub(super) fn team_json(e: &EntityRecord) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (name, default) in TEAM_DEFAULTS {
-        out.insert((*name).to_string(), default());
-    }
-    out.extend(entity_json(e, "team_id", Some("team_alias")));
+    let mut out = TEAM.json_map(e);
     let ids_with = |admin: bool| -> Value {
         members(e)
             .iter()
@@ -101,11 +49,7 @@ pub(super) fn team_json(e: &EntityRecord) -> Map<String, Value> {
 }
 
 fn members(team: &EntityRecord) -> Vec<Value> {
-    team.data
-        .get("members_with_roles")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+    TEAM_GROUP.members(team)
 }
 
 /// Forget cached keys of `team_id` (the team's settings, members or existence changed).
@@ -202,12 +146,6 @@ pub(super) fn link(team: &mut EntityRecord, user: &mut EntityRecord, role: &str)
 }
 
 /// Drop `team_id` from a user's `teams` (in memory).
-pub(super) fn unlink_user(user: &mut EntityRecord, team_id: &str) {
-    if let Some(Value::Array(teams)) = user.data.get_mut("teams") {
-        teams.retain(|t| t.as_str() != Some(team_id));
-    }
-}
-
 /// Drop `user_id` from a team's members (in memory). False when it was not a member.
 pub(super) fn unlink_team(team: &mut EntityRecord, user_id: &str) -> bool {
     let mut list = members(team);
@@ -217,19 +155,6 @@ pub(super) fn unlink_team(team: &mut EntityRecord, user_id: &str) -> bool {
     team.data
         .insert("members_with_roles".into(), Value::Array(list));
     removed
-}
-
-/// How often a change whose records moved under it (see [`StoreError::Stale`]) is re-read and
-/// retried before the request fails.
-pub(super) const STALE_RETRIES: usize = 5;
-
-/// Stamp a locked record as changed now by `actor`, to be written back.
-pub(super) fn touch(l: &mut Locked, actor: &str, now: i64) {
-    if let Some(r) = l.record.as_mut() {
-        r.updated_at = now;
-        r.updated_by = Some(actor.to_string());
-        l.changed = true;
-    }
 }
 
 /// Add members to team `team_id` in one transaction: the team and every member user are locked,
@@ -252,35 +177,23 @@ async fn add_members(
         }
         wanted.push((user.id, m.role.clone()));
     }
-    let mut targets = vec![(EntityKind::Team, team_id.to_string())];
-    targets.extend(wanted.iter().map(|(u, _)| (EntityKind::User, u.clone())));
-    let (actor, now, id) = (c.caller.actor_id(), now_ms(), team_id.to_string());
-    let done = c
-        .store
-        .modify(
-            targets,
-            Box::new(move |rows| {
-                let (team_row, users) =
-                    rows.split_first_mut().expect("the team is asked for first");
-                let Some(team) = team_row.record.as_mut() else {
-                    return Err(StoreError::NotFound(format!("team {id} not found")));
+    let users = wanted.iter().map(|(u, _)| u.clone()).collect();
+    let id = team_id.to_string();
+    let done = TEAM_GROUP
+        .change_members(c, team_id, users, move |team, users, _| {
+            for (row, (uid, role)) in users.iter_mut().zip(&wanted) {
+                let Some(user) = row.record.as_mut() else {
+                    return Err(StoreError::NotFound(format!("user {uid} not found")));
                 };
-                for (row, (uid, role)) in users.iter_mut().zip(&wanted) {
-                    let Some(user) = row.record.as_mut() else {
-                        return Err(StoreError::NotFound(format!("user {uid} not found")));
-                    };
-                    if !link(team, user, role) {
-                        return Err(StoreError::Invalid {
-                            field: "member".into(),
-                            message: format!("user {uid} is already a member of team {id}"),
-                        });
-                    }
-                    touch(row, &actor, now);
+                if !link(team, user, role) {
+                    return Err(StoreError::Invalid {
+                        field: "member".into(),
+                        message: format!("user {uid} is already a member of team {id}"),
+                    });
                 }
-                touch(team_row, &actor, now);
-                Ok(TxEffects::default())
-            }),
-        )
+            }
+            Ok(TxEffects::default())
+        })
         .await?;
     let mut records = done.entities.into_iter().filter_map(|l| l.record);
     let team = records.next().expect("the team was written");
@@ -291,75 +204,21 @@ async fn add_members(
     Ok((team, users))
 }
 
-/// Write `record`'s settings over the stored entity in one transaction, keeping the stored
-/// member list in `members_field` (so a member change committed since `record` was read is not
-/// undone by a settings update). Stamps who changed it; 404 when it is gone.
-pub(super) async fn save_keeping_members(
+/// The team a body names by `team_id`, when the caller may manage it (a proxy admin or an admin
+/// of the team); 403 saying it may not `what` otherwise.
+async fn managed_team(
     c: &Ctx,
-    kind: EntityKind,
-    mut record: EntityRecord,
-    members_field: &'static str,
-) -> Result<EntityRecord, StoreError> {
-    record.updated_at = now_ms();
-    record.updated_by = Some(c.caller.actor_id());
-    let done = c
-        .store
-        .modify(
-            vec![(kind, record.id.clone())],
-            Box::new(move |rows| {
-                let row = &mut rows[0];
-                let Some(stored) = row.record.as_ref() else {
-                    return Err(StoreError::NotFound(format!(
-                        "{} {} not found",
-                        kind.name(),
-                        record.id
-                    )));
-                };
-                match stored.data.get(members_field) {
-                    Some(m) => record.data.insert(members_field.into(), m.clone()),
-                    None => record.data.remove(members_field),
-                };
-                record.spend = stored.spend;
-                row.record = Some(record);
-                row.changed = true;
-                Ok(TxEffects::default())
-            }),
-        )
-        .await?;
-    Ok(done
-        .entities
-        .into_iter()
-        .next()
-        .and_then(|l| l.record)
-        .expect("the entity was written"))
-}
-
-/// 400 naming `team_alias` when another team already has `alias` (aliases are unique; the
-/// database's unique index catches a race between two requests).
-async fn check_alias_free(c: &Ctx, alias: Option<&str>, own_id: &str) -> Result<(), GatewayError> {
-    let Some(alias) = alias else { return Ok(()) };
-    match c
-        .store
-        .find_entity_by_alias(EntityKind::Team, alias)
-        .await?
-    {
-        Some(other) if other.id != own_id => Err(GatewayError::bad_param(
-            "team_alias",
-            format!("team_alias '{alias}' is already used by team {}", other.id),
-        )),
-        _ => Ok(()),
+    body: &Map<String, Value>,
+    what: &str,
+) -> Result<(String, EntityRecord), GatewayError> {
+    let id = team_id_of(body)?;
+    let team = c.find(EntityKind::Team, &id).await?;
+    if !c.caller.can_manage_team(&team) {
+        return Err(GatewayError::Forbidden {
+            message: format!("only proxy admins and admins of team {id} can {what}"),
+        });
     }
-}
-
-/// A team write that hit the unique alias index: the alias was taken in the meantime.
-fn alias_conflict(e: StoreError, alias: Option<&str>) -> GatewayError {
-    match (e, alias) {
-        (StoreError::Conflict(what), Some(a)) if what.contains("alias") => GatewayError::bad_param(
-            "team_alias",
-            format!("team_alias '{a}' is already used by another team"),
-        ),
-        (e, _) => e.into(),
-    }
+    Ok((id, team))
 }
 
 fn team_id_of(body: &Map<String, Value>) -> Result<String, GatewayError> {
@@ -367,64 +226,43 @@ fn team_id_of(body: &Map<String, Value>) -> Result<String, GatewayError> {
         .ok_or_else(|| GatewayError::bad_param("team_id", "'team_id' is required"))
 }
 
-async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+/// The members a `/team/new` body lists (`members_with_roles`, `admins`, `members`); a member
+/// listed twice is refused before anything is stored.
+fn new_members(body: &Map<String, Value>) -> Result<Vec<Member>, GatewayError> {
+    let mut wanted = parse_members(body.get("members_with_roles"), "members_with_roles")?;
+    for (field, role) in [("admins", "admin"), ("members", "user")] {
+        for id in str_list(body, field)? {
+            wanted.push(Member {
+                user_id: Some(id),
+                user_email: None,
+                role: role.into(),
+            });
+        }
+    }
+    // Refuse a member listed twice before anything is stored.
+    let mut seen = std::collections::HashSet::new();
+    if let Some(m) = wanted
+        .iter()
+        .find(|m| !seen.insert((m.user_id.clone(), m.user_email.clone())))
+    {
+        let named = m
+            .user_id
+            .clone()
+            .or(m.user_email.clone())
+            .unwrap_or_default();
+        return Err(GatewayError::bad_param(
+            "members_with_roles",
+            format!("user {named} is listed twice"),
+        ));
+    }
+    Ok(wanted)
+}
+
+async fn new(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("create teams")?;
-            let body = body_object(&req, payload).await?;
-            let mut wanted = parse_members(body.get("members_with_roles"), "members_with_roles")?;
-            for (field, role) in [("admins", "admin"), ("members", "user")] {
-                for id in str_list(&body, field)? {
-                    wanted.push(Member {
-                        user_id: Some(id),
-                        user_email: None,
-                        role: role.into(),
-                    });
-                }
-            }
-            // Refuse a member listed twice before anything is stored.
-            let mut seen = std::collections::HashSet::new();
-            if let Some(m) = wanted
-                .iter()
-                .find(|m| !seen.insert((m.user_id.clone(), m.user_email.clone())))
-            {
-                let named = m
-                    .user_id
-                    .clone()
-                    .or(m.user_email.clone())
-                    .unwrap_or_default();
-                return Err(GatewayError::bad_param(
-                    "members_with_roles",
-                    format!("user {named} is listed twice"),
-                ));
-            }
-            let now = now_ms();
-            let mut data = Map::new();
-            apply_fields(&body, TEAM_FIELDS, &mut data)?;
-            super::budgets::apply_budget_duration(&body, &mut data, now)?;
-            data.insert("members_with_roles".into(), Value::Array(Vec::new()));
-            let mut team = EntityRecord {
-                id: opt_str(&body, "team_id")?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                alias: opt_str(&body, "team_alias")?,
-                spend: 0.0,
-                blocked: match body.get("blocked") {
-                    None | Some(Value::Null) => false,
-                    Some(b) => b.as_bool().ok_or_else(|| {
-                        GatewayError::bad_param("blocked", "'blocked' must be a boolean")
-                    })?,
-                },
-                created_at: now,
-                updated_at: now,
-                created_by: Some(c.caller.actor_id()),
-                updated_by: Some(c.caller.actor_id()),
-                data,
-            };
-            check_alias_free(&c, team.alias.as_deref(), &team.id).await?;
-            c.store
-                .insert_entity(EntityKind::Team, &team)
-                .await
-                .map_err(|e| alias_conflict(e, team.alias.as_deref()))?;
+            let wanted = new_members(&body)?;
+            let mut team = TEAM.create(&c, &body).await?;
             if !wanted.is_empty() {
                 team = add_members(&state, &c, &team.id, &wanted).await?.0;
             }
@@ -439,14 +277,9 @@ struct InfoQuery {
     team_id: Option<String>,
 }
 
-async fn info(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<InfoQuery>,
-) -> HttpResponse {
+async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
             let id = q
                 .team_id
                 .clone()
@@ -483,52 +316,11 @@ async fn info(
     )
 }
 
-async fn update(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_write("update teams")?;
-            let body = body_object(&req, payload).await?;
-            let id = team_id_of(&body)?;
-            let mut team = c.find(EntityKind::Team, &id).await?;
-            if !c.caller.can_manage_team(&team) {
-                return Err(GatewayError::Forbidden {
-                    message: format!("only proxy admins and admins of team {id} can update it"),
-                });
-            }
-            if c.caller.is_admin() {
-                apply_fields(&body, TEAM_FIELDS, &mut team.data)?;
-                super::budgets::apply_budget_duration(&body, &mut team.data, now_ms())?;
-                if let Some(b) = body.get("blocked") {
-                    team.blocked = b.as_bool().ok_or_else(|| {
-                        GatewayError::bad_param("blocked", "'blocked' must be a boolean")
-                    })?;
-                }
-            } else {
-                let allowed = |f: &str| {
-                    f == "team_id"
-                        || f == "team_alias"
-                        || TEAM_ADMIN_FIELDS.iter().any(|(a, _)| *a == f)
-                };
-                if let Some(field) = body.keys().find(|f| !allowed(f)) {
-                    return Err(GatewayError::Forbidden {
-                        message: format!("only proxy admins can change '{field}' of a team"),
-                    });
-                }
-                apply_fields(&body, TEAM_ADMIN_FIELDS, &mut team.data)?;
-            }
-            if body.contains_key("team_alias") {
-                team.alias = opt_str(&body, "team_alias")?;
-                check_alias_free(&c, team.alias.as_deref(), &id).await?;
-            }
-            let alias = team.alias.clone();
-            let team = save_keeping_members(&c, EntityKind::Team, team, "members_with_roles")
-                .await
-                .map_err(|e| alias_conflict(e, alias.as_deref()))?;
+            let (id, _) = managed_team(&c, &body, "update it").await?;
+            let team = TEAM.update(&c, &id, &body, c.caller.is_admin()).await?;
             invalidate_team(&state, &id);
             Ok(json!({"team_id": id, "data": team_json(&team)}))
         }
@@ -536,24 +328,11 @@ async fn update(
     )
 }
 
-async fn delete(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("delete teams")?;
-            let body = body_object(&req, payload).await?;
-            let ids = str_list(&body, "team_ids")?;
-            if ids.is_empty() {
-                return Err(GatewayError::bad_param(
-                    "team_ids",
-                    "'team_ids' must list at least one team",
-                ));
-            }
-            let deleted = delete_teams(&c, &ids).await?;
+            let ids = ids_listed(&body, "team_ids", EntityKind::Team)?;
+            let (_, deleted) = TEAM_GROUP.delete(&c, &ids).await?;
             for uid in &deleted {
                 invalidate_user(&state, uid);
             }
@@ -566,73 +345,6 @@ async fn delete(
     )
 }
 
-/// Delete teams in one transaction: each member user leaves them, their keys go, then the teams.
-/// The teams and their member users are locked; if a team's members changed between reading
-/// and locking, it is read again. Returns the users that were unlinked.
-async fn delete_teams(c: &Ctx, ids: &[String]) -> Result<Vec<String>, GatewayError> {
-    for _ in 0..STALE_RETRIES {
-        let mut targets = Vec::new();
-        let mut user_ids = Vec::new();
-        for id in ids {
-            let team = c.find(EntityKind::Team, id).await?;
-            targets.push((EntityKind::Team, id.clone()));
-            for m in members(&team) {
-                if let Some(uid) = m.get("user_id").and_then(Value::as_str) {
-                    targets.push((EntityKind::User, uid.to_string()));
-                    user_ids.push(uid.to_string());
-                }
-            }
-        }
-        let (actor, now, team_ids) = (c.caller.actor_id(), now_ms(), ids.to_vec());
-        let result = c
-            .store
-            .modify(
-                targets,
-                Box::new(move |rows| {
-                    let mut effects = TxEffects::default();
-                    for id in &team_ids {
-                        let Some(team) = rows
-                            .iter()
-                            .find(|l| l.kind == EntityKind::Team && l.id == *id)
-                            .and_then(|l| l.record.clone())
-                        else {
-                            return Err(StoreError::NotFound(format!("team {id} not found")));
-                        };
-                        for m in members(&team) {
-                            let Some(uid) = m.get("user_id").and_then(Value::as_str) else {
-                                continue;
-                            };
-                            let Some(row) = rows
-                                .iter_mut()
-                                .find(|l| l.kind == EntityKind::User && l.id == uid)
-                            else {
-                                // A member added after the read: read again.
-                                return Err(StoreError::Stale);
-                            };
-                            if let Some(user) = row.record.as_mut() {
-                                unlink_user(user, id);
-                                touch(row, &actor, now);
-                            }
-                        }
-                        effects.delete_keys.push(KeyScope {
-                            team_id: Some(id.clone()),
-                            user_id: None,
-                        });
-                        effects.delete_entities.push((EntityKind::Team, id.clone()));
-                    }
-                    Ok(effects)
-                }),
-            )
-            .await;
-        match result {
-            Err(StoreError::Stale) => continue,
-            Err(e) => return Err(e.into()),
-            Ok(_) => return Ok(user_ids),
-        }
-    }
-    Err(StoreError::Stale.into())
-}
-
 #[derive(Deserialize)]
 struct ListQuery {
     page: Option<u64>,
@@ -641,14 +353,9 @@ struct ListQuery {
     organization_id: Option<String>,
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<ListQuery>,
-) -> HttpResponse {
+async fn list(c: Ctx, q: web::Query<ListQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
             let mut teams = if c.caller.can_read_all() {
                 c.all_or_page(EntityKind::Team, q.page, q.page_size).await?
             } else {
@@ -710,23 +417,10 @@ async fn list(
     )
 }
 
-async fn member_add(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_add(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_write("add team members")?;
-            let body = body_object(&req, payload).await?;
-            let id = team_id_of(&body)?;
-            let team = c.find(EntityKind::Team, &id).await?;
-            if !c.caller.can_manage_team(&team) {
-                return Err(GatewayError::Forbidden {
-                    message: format!("only proxy admins and admins of team {id} can add members"),
-                });
-            }
+            let (id, _) = managed_team(&c, &body, "add members").await?;
             let wanted = parse_members(body.get("member"), "member")?;
             if wanted.is_empty() {
                 return Err(GatewayError::bad_param("member", "'member' is required"));
@@ -748,78 +442,45 @@ async fn member_add(
     )
 }
 
-async fn member_delete(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_write("remove team members")?;
-            let body = body_object(&req, payload).await?;
-            let id = team_id_of(&body)?;
-            let team = c.find(EntityKind::Team, &id).await?;
-            if !c.caller.can_manage_team(&team) {
-                return Err(GatewayError::Forbidden {
-                    message: format!(
-                        "only proxy admins and admins of team {id} can remove members"
-                    ),
-                });
-            }
+            let (id, _) = managed_team(&c, &body, "remove members").await?;
             // The member's id: as given, or the id of the user with the given email (else the
             // email itself, which no member has).
-            let user_id = match (opt_str(&body, "user_id")?, opt_str(&body, "user_email")?) {
+            let user_id = match user_id_or_email(
+                &body,
+                "user_id",
+                "'user_id' or 'user_email' is required",
+            )? {
                 (Some(u), _) => u,
-                (None, Some(e)) => c
-                    .store
-                    .find_entity_by_alias(EntityKind::User, &e)
-                    .await?
-                    .map_or(e, |u| u.id),
-                (None, None) => {
-                    return Err(GatewayError::bad_param(
-                        "user_id",
-                        "'user_id' or 'user_email' is required",
-                    ))
+                (None, e) => {
+                    let e = e.unwrap_or_default();
+                    let user = c.store.find_entity_by_alias(EntityKind::User, &e).await?;
+                    user.map_or(e, |u| u.id)
                 }
             };
             // One transaction: the member leaves the team's list and the team leaves the user's
             // list, and the user's keys of this team are deleted.
-            let (actor, now, tid, uid) =
-                (c.caller.actor_id(), now_ms(), id.clone(), user_id.clone());
-            let done = c
-                .store
-                .modify(
-                    vec![
-                        (EntityKind::Team, id.clone()),
-                        (EntityKind::User, user_id.clone()),
-                    ],
-                    Box::new(move |rows| {
-                        let (team_row, user_row) = rows.split_at_mut(1);
-                        let Some(team) = team_row[0].record.as_mut() else {
-                            return Err(StoreError::NotFound(format!("team {tid} not found")));
-                        };
-                        if !unlink_team(team, &uid) {
-                            return Err(StoreError::NotFound(format!(
-                                "user {uid} is not a member of team {tid}"
-                            )));
-                        }
-                        touch(&mut team_row[0], &actor, now);
-                        if let Some(user_row) = user_row.first_mut() {
-                            if let Some(user) = user_row.record.as_mut() {
-                                unlink_user(user, &tid);
-                                touch(user_row, &actor, now);
-                            }
-                        }
-                        Ok(TxEffects {
-                            delete_keys: vec![KeyScope {
-                                team_id: Some(tid),
-                                user_id: Some(uid),
-                            }],
-                            delete_entities: Vec::new(),
-                        })
-                    }),
-                )
+            let (tid, uid) = (id.clone(), user_id.clone());
+            let done = TEAM_GROUP
+                .change_members(&c, &id, vec![user_id.clone()], move |team, user_row, _| {
+                    if !unlink_team(team, &uid) {
+                        return Err(StoreError::NotFound(format!(
+                            "user {uid} is not a member of team {tid}"
+                        )));
+                    }
+                    if let Some(user) = user_row.first_mut().and_then(|r| r.record.as_mut()) {
+                        TEAM_GROUP.unlink_user(user, &tid);
+                    }
+                    Ok(TxEffects {
+                        delete_keys: vec![KeyScope {
+                            team_id: Some(tid),
+                            user_id: Some(uid),
+                        }],
+                        ..TxEffects::default()
+                    })
+                })
                 .await?;
             let team = done
                 .entities
@@ -837,33 +498,12 @@ async fn member_delete(
 
 /// `/team/member_update`: change a member's `role` and/or `max_budget_in_team`. Proxy admins and
 /// the team's admins.
-async fn member_update(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn member_update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_write("update team members")?;
-            let body = body_object(&req, payload).await?;
-            let id = team_id_of(&body)?;
-            let team = c.find(EntityKind::Team, &id).await?;
-            if !c.caller.can_manage_team(&team) {
-                return Err(GatewayError::Forbidden {
-                    message: format!(
-                        "only proxy admins and admins of team {id} can update members"
-                    ),
-                });
-            }
-            let user_id = opt_str(&body, "user_id")?;
-            let email = opt_str(&body, "user_email")?;
-            if user_id.is_none() && email.is_none() {
-                return Err(GatewayError::bad_param(
-                    "user_id",
-                    "'user_id' or 'user_email' is required",
-                ));
-            }
+            let (id, _) = managed_team(&c, &body, "update members").await?;
+            let (user_id, email) =
+                user_id_or_email(&body, "user_id", "'user_id' or 'user_email' is required")?;
             let role = opt_str(&body, "role")?;
             if let Some(r) = role.as_deref().filter(|r| *r != "admin" && *r != "user") {
                 return Err(GatewayError::bad_param(
@@ -884,44 +524,33 @@ async fn member_update(
                     }
                 },
             };
-            let (actor, now, tid) = (c.caller.actor_id(), now_ms(), id.clone());
-            let done = c
-                .store
-                .modify(
-                    vec![(EntityKind::Team, id.clone())],
-                    Box::new(move |rows| {
-                        let row = &mut rows[0];
-                        let Some(team) = row.record.as_mut() else {
-                            return Err(StoreError::NotFound(format!("team {tid} not found")));
-                        };
-                        let mut list = members(team);
-                        let Some(m) = list
-                            .iter_mut()
-                            .find(|m| match &user_id {
-                                Some(u) => m.get("user_id").and_then(Value::as_str) == Some(u),
-                                None => {
-                                    m.get("user_email").and_then(Value::as_str) == email.as_deref()
-                                }
-                            })
-                            .and_then(Value::as_object_mut)
-                        else {
-                            return Err(StoreError::NotFound(format!(
-                                "user {} is not a member of team {tid}",
-                                user_id.or(email).unwrap_or_default()
-                            )));
-                        };
-                        if let Some(r) = role {
-                            m.insert("role".into(), Value::String(r));
-                        }
-                        if let Some(b) = budget {
-                            m.insert("max_budget_in_team".into(), b);
-                        }
-                        team.data
-                            .insert("members_with_roles".into(), Value::Array(list));
-                        touch(row, &actor, now);
-                        Ok(TxEffects::default())
-                    }),
-                )
+            let tid = id.clone();
+            let done = TEAM_GROUP
+                .change_members(&c, &id, Vec::new(), move |team, _, _| {
+                    let mut list = members(team);
+                    let Some(m) = list
+                        .iter_mut()
+                        .find(|m| match &user_id {
+                            Some(u) => m.get("user_id").and_then(Value::as_str) == Some(u),
+                            None => m.get("user_email").and_then(Value::as_str) == email.as_deref(),
+                        })
+                        .and_then(Value::as_object_mut)
+                    else {
+                        return Err(StoreError::NotFound(format!(
+                            "user {} is not a member of team {tid}",
+                            user_id.or(email).unwrap_or_default()
+                        )));
+                    };
+                    if let Some(r) = role {
+                        m.insert("role".into(), Value::String(r));
+                    }
+                    if let Some(b) = budget {
+                        m.insert("max_budget_in_team".into(), b);
+                    }
+                    team.data
+                        .insert("members_with_roles".into(), Value::Array(list));
+                    Ok(TxEffects::default())
+                })
                 .await?;
             invalidate_team(&state, &id);
             let team = done.entities.into_iter().next().and_then(|l| l.record);
@@ -952,37 +581,23 @@ async fn member_update(
 
 async fn set_blocked(
     state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
+    c: Ctx,
+    body: Body,
     blocked: bool,
 ) -> Result<Value, GatewayError> {
-    let c = ctx(state, req).await?;
-    c.caller.require_admin(if blocked {
-        "block teams"
-    } else {
-        "unblock teams"
-    })?;
-    let body = body_object(req, payload).await?;
     let id = team_id_of(&body)?;
-    let mut team = c.find(EntityKind::Team, &id).await?;
-    team.blocked = blocked;
-    let team = save_keeping_members(&c, EntityKind::Team, team, "members_with_roles").await?;
+    TEAM.find(&c, &id).await?;
+    let teams = TEAM.set_blocked(&c, vec![id.clone()], blocked).await?;
     invalidate_team(state, &id);
-    Ok(Value::Object(team_json(&team)))
+    Ok(teams
+        .first()
+        .map_or(Value::Null, |t| Value::Object(team_json(t))))
 }
 
-async fn block(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    respond(set_blocked(&state, &req, payload, true).await)
+async fn block(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
+    respond(set_blocked(&state, c, body, true).await)
 }
 
-async fn unblock(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
-    respond(set_blocked(&state, &req, payload, false).await)
+async fn unblock(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
+    respond(set_blocked(&state, c, body, false).await)
 }

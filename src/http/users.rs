@@ -1,4 +1,5 @@
-//! Internal users: `/user/new`, `/user/info`, `/user/update`, `/user/delete`, `/user/list`.
+//! Internal users: `/user/new`, `/user/info`, `/user/update`, `/user/delete`, `/user/list`,
+//! `/user/daily/activity`.
 //!
 //! A user's `user_email` is the record's alias and `user_role` (checked with
 //! [`crate::auth::Role::parse`]) decides what its keys may do. `/user/new` also creates a key for
@@ -7,20 +8,19 @@
 //! user; a user reads itself and may change only its own harmless fields.
 
 use super::routes::{Access, Routes};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::manage::{
-    self, apply_fields, body_object, ctx, entity_json, key_json, opt_str, respond, str_list, Ctx,
-    Kind,
-};
+use super::manage::{self, apply_fields, key_json, opt_str, respond, str_list, Body, Ctx, Kind};
 use super::teams::{invalidate_team, link, team_json, unlink_team};
 use crate::auth::Role;
 use crate::error::GatewayError;
 use crate::keys;
+use crate::management::activity::ActivityQuery;
+use crate::management::entities::{self, USER};
 use crate::state::AppState;
-use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord};
+use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord, StoreError, TxEffects};
 use crate::time::now_ms;
 
 pub fn configure(r: &mut Routes) {
@@ -28,81 +28,19 @@ pub fn configure(r: &mut Routes) {
         .get("/user/info", Access::Management, info)
         .post("/user/update", Access::Writers, update)
         .post("/user/delete", Access::Admin, delete)
-        .get("/user/list", Access::ReadAll, list);
+        .get("/user/list", Access::ReadAll, list)
+        .get("/user/daily/activity", Access::Management, daily_activity);
 }
 
-/// User fields kept in the record's `data`, with their types (`user_role` and `teams` are handled
-/// on their own). Nothing else is stored.
-const USER_FIELDS: &[(&str, Kind)] = &[
-    ("user_alias", Kind::Str),
-    ("metadata", Kind::Object),
-    ("max_budget", Kind::Number),
-    ("soft_budget", Kind::Number),
-    ("budget_duration", Kind::Duration),
-    ("models", Kind::StrList),
-    ("tpm_limit", Kind::Integer),
-    ("rpm_limit", Kind::Integer),
-    ("max_parallel_requests", Kind::Integer),
-    ("model_max_budget", Kind::BudgetMap),
-    ("model_rpm_limit", Kind::CountMap),
-    ("model_tpm_limit", Kind::CountMap),
-    ("allowed_cache_controls", Kind::StrList),
-    ("organizations", Kind::StrList),
-    ("sso_user_id", Kind::Str),
-    ("object_permission", Kind::Object),
-];
-
-/// What a user who is not a proxy admin may change on itself: nothing that touches its role,
-/// spend, budgets, limits, models or teams.
-const SELF_FIELDS: &[(&str, Kind)] = &[("user_alias", Kind::Str), ("metadata", Kind::Object)];
-
-/// Fields of `/user/new` that go to the auto-created key, as `/key/generate` takes them.
-const KEY_FIELDS: &[(&str, Kind)] = &[
-    ("models", Kind::StrList),
-    ("aliases", Kind::StrMap),
-    ("config", Kind::Object),
-    ("permissions", Kind::Object),
-    ("metadata", Kind::Object),
-    ("max_parallel_requests", Kind::Integer),
-    ("tpm_limit", Kind::Integer),
-    ("rpm_limit", Kind::Integer),
-    ("allowed_cache_controls", Kind::StrList),
-    ("model_max_budget", Kind::BudgetMap),
-    ("model_rpm_limit", Kind::CountMap),
-    ("model_tpm_limit", Kind::CountMap),
-    ("guardrails", Kind::StrList),
-    ("tags", Kind::StrList),
-];
-
-/// A field and the value shown when it was never set.
-type FieldDefault = (&'static str, fn() -> Value);
-
-/// Defaults LiteLLM shows for user fields that were never set.
-const USER_DEFAULTS: &[FieldDefault] = &[
-    ("user_alias", || Value::Null),
-    ("user_role", || {
-        Value::String(Role::InternalUser.as_str().into())
-    }),
-    ("teams", || Value::Array(Vec::new())),
-    ("models", || Value::Array(Vec::new())),
-    ("metadata", || Value::Object(Map::new())),
-    ("model_spend", || Value::Object(Map::new())),
-    ("model_max_budget", || Value::Object(Map::new())),
-    ("max_budget", || Value::Null),
-    ("budget_duration", || Value::Null),
-    ("budget_reset_at", || Value::Null),
-    ("tpm_limit", || Value::Null),
-    ("rpm_limit", || Value::Null),
-    ("max_parallel_requests", || Value::Null),
-];
+/// `GET /user/daily/activity`: spend, tokens and requests per day from the spend logs (see
+/// [`crate::management::activity`]).
+async fn daily_activity(c: Ctx, q: web::Query<ActivityQuery>) -> HttpResponse {
+    respond(crate::management::activity::daily_activity(&c, &q).await)
+}
 
 /// A user as the API shows it.
 pub(super) fn user_json(e: &EntityRecord) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (name, default) in USER_DEFAULTS {
-        out.insert((*name).to_string(), default());
-    }
-    out.extend(entity_json(e, "user_id", Some("user_email")));
+    let mut out = USER.json_map(e);
     out.remove(manage::EMAIL_NOT_BY_ADMIN);
     out
 }
@@ -157,7 +95,12 @@ fn auto_key(
     now: i64,
 ) -> Result<(KeyRecord, String), GatewayError> {
     let mut data = Map::new();
-    apply_fields(body, KEY_FIELDS, &mut data)?;
+    let key_fields: Vec<(&str, Kind)> = entities::KEY_FIELDS
+        .iter()
+        .copied()
+        .filter(|(f, _)| !entities::NOT_FOR_AUTO_KEY.contains(f))
+        .collect();
+    apply_fields(body, &key_fields, &mut data)?;
     // LiteLLM's key_max_budget / key_budget_duration are the key's own budget.
     let mut key_budget = Map::new();
     for (from, to, kind) in [
@@ -215,12 +158,9 @@ fn auto_key(
     Ok((record, key))
 }
 
-async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+async fn new(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("create users")?;
-            let body = body_object(&req, payload).await?;
             let id = opt_str(&body, "user_id")?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let email = opt_str(&body, "user_email")?;
             if let Some(e) = &email {
@@ -258,21 +198,11 @@ async fn new(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload
 
             let now = now_ms();
             let mut data = Map::new();
-            apply_fields(&body, USER_FIELDS, &mut data)?;
-            super::budgets::apply_budget_duration(&body, &mut data, now)?;
+            apply_fields(&body, USER.fields, &mut data)?;
+            crate::management::apply_budget_duration(&body, &mut data, now)?;
             data.insert("user_role".into(), Value::String(role.as_str().into()));
             data.insert("teams".into(), Value::Array(Vec::new()));
-            let mut user = EntityRecord {
-                id: id.clone(),
-                alias: email,
-                spend: 0.0,
-                blocked: false,
-                created_at: now,
-                updated_at: now,
-                created_by: Some(c.caller.actor_id()),
-                updated_by: Some(c.caller.actor_id()),
-                data,
-            };
+            let mut user = c.new_record(id.clone(), email, data, now);
             let key = if auto_create_key {
                 let (record, key) = auto_key(&c, &body, &id, team_id, now)?;
                 if let Some(alias) = &record.key_alias {
@@ -353,19 +283,16 @@ struct InfoQuery {
     user_id: Option<String>,
 }
 
-async fn info(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<InfoQuery>,
-) -> HttpResponse {
+async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
             let id = q
                 .user_id
-                .clone()
-                .or_else(|| c.caller.user_id().map(str::to_string))
-                .ok_or_else(|| GatewayError::bad_param("user_id", "'user_id' is required"))?;
+                .as_deref()
+                .or(c.caller.user_id())
+                .map(str::to_string);
+            let id =
+                id.ok_or_else(|| GatewayError::bad_param("user_id", "'user_id' is required"))?;
             if !c.caller.can_read_user(&id) {
                 return Err(GatewayError::Forbidden {
                     message: "you may only read your own user".into(),
@@ -394,16 +321,9 @@ async fn info(
     )
 }
 
-async fn update(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_write("update users")?;
-            let body = body_object(&req, payload).await?;
             let mut user = match (opt_str(&body, "user_id")?, opt_str(&body, "user_email")?) {
                 (Some(id), _) => {
                     if !c.caller.can_update_user(&id) {
@@ -439,60 +359,53 @@ async fn update(
                     ))
                 }
             };
-            let now = now_ms();
-            if c.caller.is_admin() {
-                apply_fields(&body, USER_FIELDS, &mut user.data)?;
-                super::budgets::apply_budget_duration(&body, &mut user.data, now)?;
-                if let Some(role) = role_of(&body)? {
-                    user.data
-                        .insert("user_role".into(), Value::String(role.as_str().into()));
+            // Check the change on the user as read (a refusal writes nothing), then make it in
+            // one transaction on the locked row, so it cannot undo a change committed since (a
+            // team joined, an organization left).
+            let (admin, now) = (c.caller.is_admin(), now_ms());
+            let new_spend = apply_update(admin, &body, &mut user, now)?;
+            if body.contains_key("user_id") {
+                if let Some(e) = opt_str(&body, "user_email")? {
+                    check_email_free(&c, &e, Some(&user.id)).await?;
                 }
-                if let Some(v) = body.get("spend").filter(|v| !v.is_null()) {
-                    user.spend = v.as_f64().filter(|s| *s >= 0.0).ok_or_else(|| {
-                        GatewayError::bad_param("spend", "'spend' must be a non-negative number")
-                    })?;
-                }
-                if let Some(b) = body.get("blocked") {
-                    user.blocked = b.as_bool().ok_or_else(|| {
-                        GatewayError::bad_param("blocked", "'blocked' must be a boolean")
-                    })?;
-                }
-            } else {
-                let allowed = |f: &str| {
-                    f == "user_id" || f == "user_email" || SELF_FIELDS.iter().any(|(a, _)| *a == f)
-                };
-                if let Some(field) = body.keys().find(|f| !allowed(f)) {
-                    return Err(GatewayError::Forbidden {
-                        message: format!("only proxy admins can change '{field}' of a user"),
-                    });
-                }
-                apply_fields(&body, SELF_FIELDS, &mut user.data)?;
             }
-            // With user_id given, user_email is a change of email. Only a proxy admin changes an
-            // email: team and organization member-adds bind to users by email, so an email a
-            // user set on itself would let it be added in another's place.
-            if body.contains_key("user_id") && body.contains_key("user_email") {
-                let email = opt_str(&body, "user_email")?;
-                if email != user.alias && !c.caller.is_admin() {
-                    return Err(GatewayError::Forbidden {
-                        message: "only proxy admins can change 'user_email' of a user".into(),
-                    });
-                }
-                if let Some(e) = &email {
-                    check_email_free(&c, e, Some(&user.id)).await?;
-                }
-                if c.caller.is_admin() {
-                    user.data.remove(manage::EMAIL_NOT_BY_ADMIN);
-                }
-                user.alias = email;
-            }
-            user.updated_at = now;
-            user.updated_by = Some(c.caller.actor_id());
-            if !c.store.update_entity(EntityKind::User, &user).await? {
-                return Err(GatewayError::NotFound {
-                    message: format!("user {} not found", user.id),
-                });
-            }
+            let (changes, actor, id) = (body.0.clone(), c.caller.actor_id(), user.id.clone());
+            let done = c
+                .store
+                .modify(
+                    vec![(EntityKind::User, id.clone())],
+                    Box::new(move |rows| {
+                        let row = &mut rows[0];
+                        let Some(user) = row.record.as_mut() else {
+                            return Err(StoreError::NotFound(format!("user {id} not found")));
+                        };
+                        apply_update(admin, &changes, user, now).map_err(|e| {
+                            StoreError::Invalid {
+                                field: String::new(),
+                                message: e.to_string(),
+                            }
+                        })?;
+                        user.updated_at = now;
+                        user.updated_by = Some(actor);
+                        row.changed = true;
+                        Ok(TxEffects {
+                            set_spend: new_spend
+                                .map(|s| (EntityKind::User, id, s))
+                                .into_iter()
+                                .collect(),
+                            ..TxEffects::default()
+                        })
+                    }),
+                )
+                .await?;
+            let user = done
+                .entities
+                .into_iter()
+                .next()
+                .and_then(|l| l.record)
+                .ok_or_else(|| GatewayError::Internal {
+                    message: "the user update wrote no record".into(),
+                })?;
             invalidate_user(&state, &user.id);
             Ok(Value::Object(user_json(&user)))
         }
@@ -500,16 +413,67 @@ async fn update(
     )
 }
 
-async fn delete(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> HttpResponse {
+/// What a `/user/update` body changes on a user: every user field for a proxy admin, only its
+/// own harmless fields for the user itself; with `user_id` given, `user_email` is a change of
+/// email, which only a proxy admin makes (team and organization member-adds bind to users by
+/// email, so an email a user set on itself would let it be added in another's place). Returns
+/// the spend a proxy admin sets.
+fn apply_update(
+    admin: bool,
+    body: &Map<String, Value>,
+    user: &mut EntityRecord,
+    now: i64,
+) -> Result<Option<f64>, GatewayError> {
+    let mut spend = None;
+    if admin {
+        apply_fields(body, USER.fields, &mut user.data)?;
+        crate::management::apply_budget_duration(body, &mut user.data, now)?;
+        if let Some(role) = role_of(body)? {
+            user.data
+                .insert("user_role".into(), Value::String(role.as_str().into()));
+        }
+        if let Some(v) = body.get("spend").filter(|v| !v.is_null()) {
+            spend = Some(v.as_f64().filter(|s| *s >= 0.0).ok_or_else(|| {
+                GatewayError::bad_param("spend", "'spend' must be a non-negative number")
+            })?);
+        }
+        if let Some(b) = body.get("blocked") {
+            user.blocked = b
+                .as_bool()
+                .ok_or_else(|| GatewayError::bad_param("blocked", "'blocked' must be a boolean"))?;
+        }
+    } else {
+        let allowed = |f: &str| {
+            f == "user_id" || f == "user_email" || USER.own_fields.iter().any(|(a, _)| *a == f)
+        };
+        if let Some(field) = body.keys().find(|f| !allowed(f)) {
+            return Err(GatewayError::Forbidden {
+                message: format!("only proxy admins can change '{field}' of a user"),
+            });
+        }
+        apply_fields(body, USER.own_fields, &mut user.data)?;
+    }
+    if body.contains_key("user_id") && body.contains_key("user_email") {
+        let email = opt_str(body, "user_email")?;
+        if email != user.alias && !admin {
+            return Err(GatewayError::Forbidden {
+                message: "only proxy admins can change 'user_email' of a user".into(),
+            });
+        }
+        if admin {
+            user.data.remove(manage::EMAIL_NOT_BY_ADMIN);
+        }
+        user.alias = email;
+    }
+    if let Some(s) = spend {
+        user.spend = s;
+    }
+    Ok(spend)
+}
+
+async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_admin("delete users")?;
-            let body = body_object(&req, payload).await?;
             let ids = str_list(&body, "user_ids")?;
             if ids.is_empty() {
                 return Err(GatewayError::bad_param(
@@ -521,7 +485,7 @@ async fn delete(
             // then the users. Users and their teams are locked; if a user joined a team between
             // reading and locking, it is read again.
             let mut result = Err(crate::store::StoreError::Stale);
-            for _ in 0..super::teams::STALE_RETRIES {
+            for _ in 0..crate::management::groups::STALE_RETRIES {
                 let mut targets = Vec::new();
                 for id in &ids {
                     let user = c.find(EntityKind::User, id).await?;
@@ -585,7 +549,7 @@ fn delete_users_change(
             };
             if let Some(team) = row.record.as_mut() {
                 if unlink_team(team, id) {
-                    super::teams::touch(row, actor, now);
+                    crate::management::groups::touch(row, actor, now);
                 }
             }
         }
@@ -606,15 +570,9 @@ struct ListQuery {
     user_ids: Option<String>,
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    q: web::Query<ListQuery>,
-) -> HttpResponse {
+async fn list(c: Ctx, q: web::Query<ListQuery>) -> HttpResponse {
     respond(
         async {
-            let c = ctx(&state, &req).await?;
-            c.caller.require_read_all("list users")?;
             let role = match q.role.as_deref().filter(|r| !r.is_empty()) {
                 None => None,
                 Some(r) => Some(Role::parse(r).ok_or_else(|| {

@@ -476,6 +476,9 @@ impl Transact for Sqlite {
                         ))?;
                     }
                 }
+                for (kind, id, spend) in &effects.set_spend {
+                    with_entity_table!(*kind, t => diesel::RunQueryDsl::execute(diesel::update(t::table.find(id)).set(t::spend.eq(*spend)), conn))?;
+                }
                 let mut deleted_keys = Vec::new();
                 for scope in effects.delete_keys.iter().filter(|s| !scope_is_empty(s)) {
                     let mut q = verification_tokens::table.select(verification_tokens::token).into_boxed();
@@ -535,6 +538,9 @@ impl Transact for AsyncPgConnection {
                             .execute(&mut *conn)
                             .await)?;
                     }
+                }
+                for (kind, id, spend) in &effects.set_spend {
+                    with_entity_table!(*kind, t => diesel::update(t::table.find(id)).set(t::spend.eq(*spend)).execute(&mut *conn).await)?;
                 }
                 let mut deleted_keys = Vec::new();
                 for scope in effects.delete_keys.iter().filter(|s| !scope_is_empty(s)) {

@@ -128,6 +128,9 @@ pub struct KeyScope {
 pub struct TxEffects {
     pub delete_keys: Vec<KeyScope>,
     pub delete_entities: Vec<(EntityKind, String)>,
+    /// Spend set outright on locked entities (a proxy admin's `/user/update` with `spend`);
+    /// spend recording owns it otherwise.
+    pub set_spend: Vec<(EntityKind, String, f64)>,
 }
 
 /// The change a [`Store::modify`] transaction applies to the entities it locked, in the order
