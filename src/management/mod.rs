@@ -1,5 +1,5 @@
-//! The management domain: what the management routes do with users, teams, organizations, end
-//! users and budgets, apart from HTTP.
+//! The management domain: what the management routes do with users, keys, teams, organizations,
+//! end users and budgets, apart from HTTP.
 //!
 //! Each entity is described once ([`Entity`], the descriptions are in [`entities`]): its kind,
 //! the fields it stores with their [`Kind`]s, the defaults shown for fields never set, its id and
