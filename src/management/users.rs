@@ -3,8 +3,10 @@
 //! A user's `user_email` is the record's alias and `user_role` (checked with
 //! [`crate::auth::Role::parse`]) decides what its keys may do. Creating a user also creates a key
 //! for it unless `auto_create_key` is false, and answers with the key's fields, the plaintext
-//! `key` (shown once) and the user's fields, as LiteLLM does. An update and a delete each run in
-//! one transaction ([`crate::store::Store::modify`]).
+//! `key` (shown once) and the user's fields, as LiteLLM does. Joining the new user's teams, an
+//! update and a delete each run in one transaction ([`crate::store::Store::modify`]); the user row
+//! and its key are inserted on their own (the store's transactions change existing rows), and a
+//! user whose key could not be inserted is removed again.
 
 use serde_json::{Map, Value};
 
@@ -187,11 +189,11 @@ pub async fn create(
         TEAM_GROUP.link(team, &mut user, "user");
     }
     c.store.insert_entity(EntityKind::User, &user).await?;
-    for team in &mut teams_to_join {
-        team.updated_at = now;
-        team.updated_by = Some(c.caller.actor_id());
-        c.store.update_entity(EntityKind::Team, team).await?;
-        invalidate_team(state, &team.id);
+    if !team_ids.is_empty() {
+        join_teams(c, &id, &team_ids, now).await?;
+        for t in &team_ids {
+            invalidate_team(state, t);
+        }
     }
     let mut out = match &key {
         Some((record, plaintext)) => {
@@ -236,6 +238,47 @@ pub async fn create(
         out.extend(user_out);
     }
     Ok(Value::Object(out))
+}
+
+/// Add the new user `user_id` to the teams `team_ids` as a member, in one transaction on the
+/// locked user and teams, so a member change committed on a team meanwhile is kept. The user
+/// already lists the teams; a team deleted meanwhile is left alone.
+async fn join_teams(
+    c: &Ctx,
+    user_id: &str,
+    team_ids: &[String],
+    now: i64,
+) -> Result<(), GatewayError> {
+    let mut targets = vec![(EntityKind::User, user_id.to_string())];
+    for t in team_ids {
+        if !targets
+            .iter()
+            .any(|(k, id)| *k == EntityKind::Team && id == t)
+        {
+            targets.push((EntityKind::Team, t.clone()));
+        }
+    }
+    let (actor, id) = (c.caller.actor_id(), user_id.to_string());
+    c.store
+        .modify(
+            targets,
+            Box::new(move |rows| {
+                let (user_row, team_rows) =
+                    rows.split_first_mut().expect("the user is asked for first");
+                let Some(user) = user_row.record.as_mut() else {
+                    return Err(StoreError::NotFound(format!("user {id} not found")));
+                };
+                for row in team_rows {
+                    if let Some(team) = row.record.as_mut() {
+                        TEAM_GROUP.link(team, user, "user");
+                        touch(row, &actor, now);
+                    }
+                }
+                Ok(TxEffects::default())
+            }),
+        )
+        .await?;
+    Ok(())
 }
 
 /// The user a `/user/update` body names (`user_id`, else `user_email`), if the caller may
