@@ -1,27 +1,23 @@
 //! Internal users: `/user/new`, `/user/info`, `/user/update`, `/user/delete`, `/user/list`,
 //! `/user/daily/activity`.
 //!
-//! A user's `user_email` is the record's alias and `user_role` (checked with
-//! [`crate::auth::Role::parse`]) decides what its keys may do. `/user/new` also creates a key for
-//! the user unless `auto_create_key` is false, and answers with the key's fields, the plaintext
-//! `key` (shown once) and the user's fields, as LiteLLM does. Proxy admins write; viewers read every
-//! user; a user reads itself and may change only its own harmless fields.
+//! What creating, updating and deleting a user does is in [`crate::management::users`]. Proxy
+//! admins write; viewers read every user; a user reads itself and may change only its own
+//! harmless fields.
 
 use super::routes::{Access, Routes};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::manage::{self, apply_fields, key_json, opt_str, respond, str_list, Body, Ctx, Kind};
-use super::teams::{invalidate_team, link, team_json, unlink_team};
+use super::manage::{self, key_json, respond, Body, Ctx};
+use super::teams::team_json;
 use crate::auth::Role;
 use crate::error::GatewayError;
-use crate::keys;
 use crate::management::activity::ActivityQuery;
-use crate::management::entities::{self, USER};
+use crate::management::users;
 use crate::state::AppState;
-use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyRecord, StoreError, TxEffects};
-use crate::time::now_ms;
+use crate::store::{EntityKind, KeyFilter};
 
 pub fn configure(r: &mut Routes) {
     r.post("/user/new", Access::Admin, new)
@@ -38,244 +34,10 @@ async fn daily_activity(c: Ctx, q: web::Query<ActivityQuery>) -> HttpResponse {
     respond(crate::management::activity::daily_activity(&c, &q).await)
 }
 
-/// A user as the API shows it.
-pub(super) fn user_json(e: &EntityRecord) -> Map<String, Value> {
-    let mut out = USER.json_map(e);
-    out.remove(manage::EMAIL_NOT_BY_ADMIN);
-    out
-}
-
-/// Forget cached keys of `user_id` (its role, limits, blocked state or existence changed).
-pub(super) fn invalidate_user(state: &AppState, user_id: &str) {
-    if let Some(cache) = state.auth.key_cache() {
-        let id = user_id.to_string();
-        cache.invalidate_where(move |p| p.key.user_id.as_deref() == Some(&id))
-    }
-}
-
-/// `user_role` from a body, checked (`None` when absent).
-fn role_of(body: &Map<String, Value>) -> Result<Option<Role>, GatewayError> {
-    match opt_str(body, "user_role")? {
-        None => Ok(None),
-        Some(r) => Role::parse(&r).map(Some).ok_or_else(|| {
-            let valid: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-            GatewayError::bad_param(
-                "user_role",
-                format!("invalid user_role '{r}': use one of {valid:?}"),
-            )
-        }),
-    }
-}
-
-fn team_ids_of(user: &EntityRecord) -> Vec<String> {
-    crate::keys::string_list(&user.data, "teams")
-}
-
-/// A `user_email` no other user has.
-async fn check_email_free(c: &Ctx, email: &str, except: Option<&str>) -> Result<(), GatewayError> {
-    match c
-        .store
-        .find_entity_by_alias(EntityKind::User, email)
-        .await?
-    {
-        Some(other) if Some(other.id.as_str()) != except => Err(GatewayError::bad_param(
-            "user_email",
-            format!("a user with user_email {email} already exists"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The key `/user/new` creates for the user, from the key fields of the request.
-fn auto_key(
-    c: &Ctx,
-    body: &Map<String, Value>,
-    user_id: &str,
-    team_id: Option<String>,
-    now: i64,
-) -> Result<(KeyRecord, String), GatewayError> {
-    let mut data = Map::new();
-    let key_fields: Vec<(&str, Kind)> = entities::KEY_FIELDS
-        .iter()
-        .copied()
-        .filter(|(f, _)| !entities::NOT_FOR_AUTO_KEY.contains(f))
-        .collect();
-    apply_fields(body, &key_fields, &mut data)?;
-    // LiteLLM's key_max_budget / key_budget_duration are the key's own budget.
-    let mut key_budget = Map::new();
-    for (from, to, kind) in [
-        ("key_max_budget", "max_budget", Kind::Number),
-        ("key_budget_duration", "budget_duration", Kind::Duration),
-    ] {
-        if let Some(v) = body.get(from) {
-            manage::check_field(from, kind, v)?;
-            key_budget.insert(to.to_string(), v.clone());
-        }
-    }
-    apply_fields(
-        &key_budget,
-        &[
-            ("max_budget", Kind::Number),
-            ("budget_duration", Kind::Duration),
-        ],
-        &mut data,
-    )?;
-    let expires = match body.get("duration") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(d)) => Some(
-            now + keys::parse_duration(d).ok_or_else(|| {
-                GatewayError::bad_param(
-                    "duration",
-                    format!("invalid duration '{d}': {}", keys::DURATION_HINT),
-                )
-            })?,
-        ),
-        Some(_) => {
-            return Err(GatewayError::bad_param(
-                "duration",
-                "'duration' must be a string such as \"30d\"",
-            ))
-        }
-    };
-    let key = keys::generate();
-    let record = KeyRecord {
-        token: keys::hash(&key),
-        key_name: keys::display_name(&key),
-        key_alias: opt_str(body, "key_alias")?,
-        user_id: Some(user_id.to_string()),
-        team_id,
-        organization_id: None,
-        budget_id: None,
-        blocked: false,
-        expires,
-        spend: 0.0,
-        created_at: now,
-        updated_at: now,
-        created_by: Some(c.caller.actor_id()),
-        updated_by: Some(c.caller.actor_id()),
-        data,
-    };
-    Ok((record, key))
-}
+pub(super) use crate::management::users::{invalidate_user, user_json};
 
 async fn new(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
-    respond(
-        async {
-            let id = opt_str(&body, "user_id")?.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            let email = opt_str(&body, "user_email")?;
-            if let Some(e) = &email {
-                check_email_free(&c, e, None).await?;
-            }
-            let role = role_of(&body)?.unwrap_or(Role::InternalUser);
-            let auto_create_key = match body.get("auto_create_key") {
-                None | Some(Value::Null) => true,
-                Some(v) => v.as_bool().ok_or_else(|| {
-                    GatewayError::bad_param(
-                        "auto_create_key",
-                        "'auto_create_key' must be a boolean",
-                    )
-                })?,
-            };
-            // Teams to join: `teams` and `team_id`; each must exist.
-            let team_id = opt_str(&body, "team_id")?;
-            let mut team_ids = str_list(&body, "teams")?;
-            if let Some(t) = &team_id {
-                if !team_ids.contains(t) {
-                    team_ids.push(t.clone());
-                }
-            }
-            let mut teams_to_join = Vec::new();
-            for t in &team_ids {
-                let team = c
-                    .store
-                    .get_entity(EntityKind::Team, t)
-                    .await?
-                    .ok_or_else(|| {
-                        GatewayError::bad_param("teams", format!("team {t} does not exist"))
-                    })?;
-                teams_to_join.push(team);
-            }
-
-            let now = now_ms();
-            let mut data = Map::new();
-            apply_fields(&body, USER.fields, &mut data)?;
-            crate::management::apply_budget_duration(&body, &mut data, now)?;
-            data.insert("user_role".into(), Value::String(role.as_str().into()));
-            data.insert("teams".into(), Value::Array(Vec::new()));
-            let mut user = c.new_record(id.clone(), email, data, now);
-            let key = if auto_create_key {
-                let (record, key) = auto_key(&c, &body, &id, team_id, now)?;
-                if let Some(alias) = &record.key_alias {
-                    if c.store.get_key_by_alias(alias).await?.is_some() {
-                        return Err(GatewayError::bad_param(
-                            "key_alias",
-                            "a key with this key_alias already exists",
-                        ));
-                    }
-                }
-                Some((record, key))
-            } else {
-                None
-            };
-            for team in &mut teams_to_join {
-                link(team, &mut user, "user");
-            }
-            c.store.insert_entity(EntityKind::User, &user).await?;
-            for team in &mut teams_to_join {
-                team.updated_at = now;
-                team.updated_by = Some(c.caller.actor_id());
-                c.store.update_entity(EntityKind::Team, team).await?;
-                invalidate_team(&state, &team.id);
-            }
-            let mut out = match &key {
-                Some((record, plaintext)) => {
-                    if let Err(e) = c.store.insert_key(record).await {
-                        // Do not leave a user behind whose promised key was never created.
-                        let _ = c
-                            .store
-                            .delete_entities(EntityKind::User, std::slice::from_ref(&id))
-                            .await;
-                        return Err(e.into());
-                    }
-                    if let Some(cache) = state.auth.key_cache() {
-                        cache.invalidate(&record.token);
-                    }
-                    let mut out = key_json(record);
-                    out.insert("key".into(), Value::String(plaintext.clone()));
-                    out.insert("token_id".into(), Value::String(record.token.clone()));
-                    out
-                }
-                None => {
-                    let mut out = Map::new();
-                    out.insert("key".into(), Value::Null);
-                    out
-                }
-            };
-            let user_out = user_json(&user);
-            if key.is_some() {
-                // The key's fields, then the user's own (its budget wins over the key's).
-                for field in [
-                    "user_id",
-                    "user_email",
-                    "user_alias",
-                    "user_role",
-                    "teams",
-                    "max_budget",
-                    "budget_duration",
-                    "budget_reset_at",
-                ] {
-                    out.insert(
-                        field.into(),
-                        user_out.get(field).cloned().unwrap_or(Value::Null),
-                    );
-                }
-            } else {
-                out.extend(user_out);
-            }
-            Ok(Value::Object(out))
-        }
-        .await,
-    )
+    respond(users::create(&state, &c, &body).await)
 }
 
 #[derive(Deserialize)]
@@ -310,7 +72,7 @@ async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
                 .map(|k| Value::Object(key_json(k)))
                 .collect();
             let mut teams = Vec::new();
-            for t in team_ids_of(&user) {
+            for t in users::team_ids_of(&user) {
                 if let Some(team) = c.store.get_entity(EntityKind::Team, &t).await? {
                     teams.push(Value::Object(team_json(&team)));
                 }
@@ -322,244 +84,11 @@ async fn info(c: Ctx, q: web::Query<InfoQuery>) -> HttpResponse {
 }
 
 async fn update(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
-    respond(
-        async {
-            let mut user = match (opt_str(&body, "user_id")?, opt_str(&body, "user_email")?) {
-                (Some(id), _) => {
-                    if !c.caller.can_update_user(&id) {
-                        return Err(GatewayError::Forbidden {
-                            message: "you may only update your own user".into(),
-                        });
-                    }
-                    c.find(EntityKind::User, &id).await?
-                }
-                (None, Some(email)) => {
-                    let user = c
-                        .store
-                        .find_entity_by_alias(EntityKind::User, &email)
-                        .await?;
-                    match user {
-                        Some(u) if c.caller.can_update_user(&u.id) => u,
-                        _ if !c.caller.is_admin() => {
-                            return Err(GatewayError::Forbidden {
-                                message: "you may only update your own user".into(),
-                            })
-                        }
-                        _ => {
-                            return Err(GatewayError::NotFound {
-                                message: format!("user with user_email {email} not found"),
-                            })
-                        }
-                    }
-                }
-                (None, None) => {
-                    return Err(GatewayError::bad_param(
-                        "user_id",
-                        "'user_id' or 'user_email' is required",
-                    ))
-                }
-            };
-            // Check the change on the user as read (a refusal writes nothing), then make it in
-            // one transaction on the locked row, so it cannot undo a change committed since (a
-            // team joined, an organization left).
-            let (admin, now) = (c.caller.is_admin(), now_ms());
-            let new_spend = apply_update(admin, &body, &mut user, now)?;
-            if body.contains_key("user_id") {
-                if let Some(e) = opt_str(&body, "user_email")? {
-                    check_email_free(&c, &e, Some(&user.id)).await?;
-                }
-            }
-            let (changes, actor, id) = (body.0.clone(), c.caller.actor_id(), user.id.clone());
-            let done = c
-                .store
-                .modify(
-                    vec![(EntityKind::User, id.clone())],
-                    Box::new(move |rows| {
-                        let row = &mut rows[0];
-                        let Some(user) = row.record.as_mut() else {
-                            return Err(StoreError::NotFound(format!("user {id} not found")));
-                        };
-                        apply_update(admin, &changes, user, now).map_err(|e| {
-                            StoreError::Invalid {
-                                field: String::new(),
-                                message: e.to_string(),
-                            }
-                        })?;
-                        user.updated_at = now;
-                        user.updated_by = Some(actor);
-                        row.changed = true;
-                        Ok(TxEffects {
-                            set_spend: new_spend
-                                .map(|s| (EntityKind::User, id, s))
-                                .into_iter()
-                                .collect(),
-                            ..TxEffects::default()
-                        })
-                    }),
-                )
-                .await?;
-            let user = done
-                .entities
-                .into_iter()
-                .next()
-                .and_then(|l| l.record)
-                .ok_or_else(|| GatewayError::Internal {
-                    message: "the user update wrote no record".into(),
-                })?;
-            invalidate_user(&state, &user.id);
-            Ok(Value::Object(user_json(&user)))
-        }
-        .await,
-    )
-}
-
-/// What a `/user/update` body changes on a user: every user field for a proxy admin, only its
-/// own harmless fields for the user itself; with `user_id` given, `user_email` is a change of
-/// email, which only a proxy admin makes (team and organization member-adds bind to users by
-/// email, so an email a user set on itself would let it be added in another's place). Returns
-/// the spend a proxy admin sets.
-fn apply_update(
-    admin: bool,
-    body: &Map<String, Value>,
-    user: &mut EntityRecord,
-    now: i64,
-) -> Result<Option<f64>, GatewayError> {
-    let mut spend = None;
-    if admin {
-        apply_fields(body, USER.fields, &mut user.data)?;
-        crate::management::apply_budget_duration(body, &mut user.data, now)?;
-        if let Some(role) = role_of(body)? {
-            user.data
-                .insert("user_role".into(), Value::String(role.as_str().into()));
-        }
-        if let Some(v) = body.get("spend").filter(|v| !v.is_null()) {
-            spend = Some(v.as_f64().filter(|s| *s >= 0.0).ok_or_else(|| {
-                GatewayError::bad_param("spend", "'spend' must be a non-negative number")
-            })?);
-        }
-        if let Some(b) = body.get("blocked") {
-            user.blocked = b
-                .as_bool()
-                .ok_or_else(|| GatewayError::bad_param("blocked", "'blocked' must be a boolean"))?;
-        }
-    } else {
-        let allowed = |f: &str| {
-            f == "user_id" || f == "user_email" || USER.own_fields.iter().any(|(a, _)| *a == f)
-        };
-        if let Some(field) = body.keys().find(|f| !allowed(f)) {
-            return Err(GatewayError::Forbidden {
-                message: format!("only proxy admins can change '{field}' of a user"),
-            });
-        }
-        apply_fields(body, USER.own_fields, &mut user.data)?;
-    }
-    if body.contains_key("user_id") && body.contains_key("user_email") {
-        let email = opt_str(body, "user_email")?;
-        if email != user.alias && !admin {
-            return Err(GatewayError::Forbidden {
-                message: "only proxy admins can change 'user_email' of a user".into(),
-            });
-        }
-        if admin {
-            user.data.remove(manage::EMAIL_NOT_BY_ADMIN);
-        }
-        user.alias = email;
-    }
-    if let Some(s) = spend {
-        user.spend = s;
-    }
-    Ok(spend)
+    respond(users::update(&state, &c, &body).await)
 }
 
 async fn delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
-    respond(
-        async {
-            let ids = str_list(&body, "user_ids")?;
-            if ids.is_empty() {
-                return Err(GatewayError::bad_param(
-                    "user_ids",
-                    "'user_ids' must list at least one user",
-                ));
-            }
-            // One transaction: every user leaves its teams, its keys go (as LiteLLM does),
-            // then the users. Users and their teams are locked; if a user joined a team between
-            // reading and locking, it is read again.
-            let mut result = Err(crate::store::StoreError::Stale);
-            for _ in 0..crate::management::groups::STALE_RETRIES {
-                let mut targets = Vec::new();
-                for id in &ids {
-                    let user = c.find(EntityKind::User, id).await?;
-                    targets.push((EntityKind::User, id.clone()));
-                    targets.extend(
-                        team_ids_of(&user)
-                            .into_iter()
-                            .map(|t| (EntityKind::Team, t)),
-                    );
-                }
-                let (actor, now, user_ids) = (c.caller.actor_id(), now_ms(), ids.clone());
-                result = c
-                    .store
-                    .modify(
-                        targets,
-                        Box::new(move |rows| delete_users_change(rows, &user_ids, &actor, now)),
-                    )
-                    .await;
-                if !matches!(result, Err(crate::store::StoreError::Stale)) {
-                    break;
-                }
-            }
-            for l in result?.entities {
-                if l.kind == EntityKind::Team {
-                    invalidate_team(&state, &l.id);
-                }
-            }
-            for id in &ids {
-                invalidate_user(&state, id);
-            }
-            Ok(json!({"deleted_users": ids}))
-        }
-        .await,
-    )
-}
-
-/// The `/user/delete` transaction: unlink each user from the locked teams it lists, delete its
-/// keys and the user.
-fn delete_users_change(
-    rows: &mut [crate::store::Locked],
-    user_ids: &[String],
-    actor: &str,
-    now: i64,
-) -> Result<crate::store::TxEffects, crate::store::StoreError> {
-    use crate::store::{KeyScope, StoreError, TxEffects};
-    let mut effects = TxEffects::default();
-    for id in user_ids {
-        let Some(user) = rows
-            .iter()
-            .find(|l| l.kind == EntityKind::User && l.id == *id)
-            .and_then(|l| l.record.clone())
-        else {
-            return Err(StoreError::NotFound(format!("user {id} not found")));
-        };
-        for t in team_ids_of(&user) {
-            let Some(row) = rows
-                .iter_mut()
-                .find(|l| l.kind == EntityKind::Team && l.id == t)
-            else {
-                return Err(StoreError::Stale);
-            };
-            if let Some(team) = row.record.as_mut() {
-                if unlink_team(team, id) {
-                    crate::management::groups::touch(row, actor, now);
-                }
-            }
-        }
-        effects.delete_keys.push(KeyScope {
-            team_id: None,
-            user_id: Some(id.clone()),
-        });
-        effects.delete_entities.push((EntityKind::User, id.clone()));
-    }
-    Ok(effects)
+    respond(users::delete(&state, &c, &body).await)
 }
 
 #[derive(Deserialize)]

@@ -2,10 +2,11 @@
 //! each member user lists the group back, and the changes that keep both sides in step, each in
 //! one transaction.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::Ctx;
 use crate::error::GatewayError;
+use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, KeyScope, Locked, Modified, StoreError, TxEffects};
 use crate::time::now_ms;
 
@@ -19,6 +20,14 @@ pub fn touch(l: &mut Locked, actor: &str, now: i64) {
         r.updated_at = now;
         r.updated_by = Some(actor.to_string());
         l.changed = true;
+    }
+}
+
+/// Forget cached keys of `team_id` (the team's settings, members or existence changed).
+pub fn invalidate_team(state: &AppState, team_id: &str) {
+    if let Some(cache) = state.auth.key_cache() {
+        let id = team_id.to_string();
+        cache.invalidate_where(move |p| p.key.team_id.as_deref() == Some(&id))
     }
 }
 
@@ -64,6 +73,46 @@ impl Group {
             .iter()
             .filter_map(|m| m.get("user_id").and_then(Value::as_str).map(str::to_string))
             .collect()
+    }
+
+    /// Put `user` into `group` with `role`, on both records (in memory). False when already a
+    /// member.
+    pub fn link(&self, group: &mut EntityRecord, user: &mut EntityRecord, role: &str) -> bool {
+        let mut list = self.members(group);
+        if list
+            .iter()
+            .any(|m| m.get("user_id").and_then(Value::as_str) == Some(user.id.as_str()))
+        {
+            return false;
+        }
+        list.push(json!({"user_id": user.id, "user_email": user.alias, "role": role}));
+        group
+            .data
+            .insert(self.members_field.into(), Value::Array(list));
+        let mut groups: Vec<Value> = user
+            .data
+            .get(self.user_field)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if !groups.iter().any(|g| g.as_str() == Some(group.id.as_str())) {
+            groups.push(Value::String(group.id.clone()));
+        }
+        user.data
+            .insert(self.user_field.into(), Value::Array(groups));
+        true
+    }
+
+    /// Drop `user_id` from a group's members (in memory). False when it was not a member.
+    pub fn unlink_member(&self, group: &mut EntityRecord, user_id: &str) -> bool {
+        let mut list = self.members(group);
+        let before = list.len();
+        list.retain(|m| m.get("user_id").and_then(Value::as_str) != Some(user_id));
+        let removed = list.len() != before;
+        group
+            .data
+            .insert(self.members_field.into(), Value::Array(list));
+        removed
     }
 
     /// Drop `group_id` from a user's list of groups (in memory).

@@ -1,5 +1,5 @@
-//! The management domain: what the management routes do with users, teams, organizations, end
-//! users and budgets, apart from HTTP.
+//! The management domain: what the management routes do with users, keys, teams, organizations,
+//! end users and budgets, apart from HTTP.
 //!
 //! Each entity is described once ([`Entity`], the descriptions are in [`entities`]): its kind,
 //! the fields it stores with their [`Kind`]s, the defaults shown for fields never set, its id and
@@ -14,13 +14,15 @@
 pub mod activity;
 pub mod entities;
 pub mod groups;
+pub mod keys;
+pub mod users;
 
 use serde_json::{json, Map, Value};
 
 use crate::error::GatewayError;
 use crate::http::manage::{apply_fields, check_fields, entity_json, opt_str, str_list};
 pub use crate::http::manage::{Ctx, Kind};
-use crate::keys;
+use crate::keys::{parse_duration, DURATION_HINT};
 use crate::store::{EntityKind, EntityRecord, StoreError, TxEffects};
 use crate::time::{iso8601, now_ms};
 
@@ -137,10 +139,10 @@ pub fn apply_budget_duration(
             Ok(())
         }
         Some(Value::String(d)) => {
-            let ms = keys::parse_duration(d).ok_or_else(|| {
+            let ms = parse_duration(d).ok_or_else(|| {
                 GatewayError::bad_param(
                     "budget_duration",
-                    format!("invalid budget_duration '{d}': {}", keys::DURATION_HINT),
+                    format!("invalid budget_duration '{d}': {}", DURATION_HINT),
                 )
             })?;
             data.insert("budget_reset_at".into(), Value::String(iso8601(from + ms)));
