@@ -15,7 +15,7 @@ use super::manage::{key_json, opt_str, respond, str_list, user_id_or_email, Body
 use super::users::{invalidate_user, user_json};
 use crate::error::GatewayError;
 use crate::management::entities::TEAM;
-use crate::management::groups::TEAM_GROUP;
+use crate::management::groups::{invalidate_team, TEAM_GROUP};
 use crate::management::ids_listed;
 use crate::state::AppState;
 use crate::store::{EntityKind, EntityRecord, KeyFilter, KeyScope, StoreError, TxEffects};
@@ -52,15 +52,6 @@ fn members(team: &EntityRecord) -> Vec<Value> {
     TEAM_GROUP.members(team)
 }
 
-/// Forget cached keys of `team_id` (the team's settings, members or existence changed).
-pub(super) fn invalidate_team(state: &AppState, team_id: &str) {
-    if let Some(cache) = state.auth.key_cache() {
-        let id = team_id.to_string();
-        cache.invalidate_where(move |p| p.key.team_id.as_deref() == Some(&id))
-    }
-}
-
-/// Every key matching `filter`, page by page.
 /// A team member as requested: `{"role": "admin"|"user", "user_id"|"user_email"}`.
 struct Member {
     user_id: Option<String>,
@@ -120,43 +111,6 @@ async fn resolve_user(c: &Ctx, m: &Member) -> Result<EntityRecord, GatewayError>
         .await
 }
 
-/// Put `user` into `team` with `role`, on both records (in memory). False when already a member.
-pub(super) fn link(team: &mut EntityRecord, user: &mut EntityRecord, role: &str) -> bool {
-    let mut list = members(team);
-    if list
-        .iter()
-        .any(|m| m.get("user_id").and_then(Value::as_str) == Some(user.id.as_str()))
-    {
-        return false;
-    }
-    list.push(json!({"user_id": user.id, "user_email": user.alias, "role": role}));
-    team.data
-        .insert("members_with_roles".into(), Value::Array(list));
-    let mut teams: Vec<Value> = user
-        .data
-        .get("teams")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !teams.iter().any(|t| t.as_str() == Some(team.id.as_str())) {
-        teams.push(Value::String(team.id.clone()));
-    }
-    user.data.insert("teams".into(), Value::Array(teams));
-    true
-}
-
-/// Drop `team_id` from a user's `teams` (in memory).
-/// Drop `user_id` from a team's members (in memory). False when it was not a member.
-pub(super) fn unlink_team(team: &mut EntityRecord, user_id: &str) -> bool {
-    let mut list = members(team);
-    let before = list.len();
-    list.retain(|m| m.get("user_id").and_then(Value::as_str) != Some(user_id));
-    let removed = list.len() != before;
-    team.data
-        .insert("members_with_roles".into(), Value::Array(list));
-    removed
-}
-
 /// Add members to team `team_id` in one transaction: the team and every member user are locked,
 /// so concurrent additions to one team (or of one user) all land. Member users are created first
 /// when unknown (an atomic insert-if-absent). Returns the team and the users as stored.
@@ -185,7 +139,7 @@ async fn add_members(
                 let Some(user) = row.record.as_mut() else {
                     return Err(StoreError::NotFound(format!("user {uid} not found")));
                 };
-                if !link(team, user, role) {
+                if !TEAM_GROUP.link(team, user, role) {
                     return Err(StoreError::Invalid {
                         field: "member".into(),
                         message: format!("user {uid} is already a member of team {id}"),
@@ -465,7 +419,7 @@ async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRe
             let (tid, uid) = (id.clone(), user_id.clone());
             let done = TEAM_GROUP
                 .change_members(&c, &id, vec![user_id.clone()], move |team, user_row, _| {
-                    if !unlink_team(team, &uid) {
+                    if !TEAM_GROUP.unlink_member(team, &uid) {
                         return Err(StoreError::NotFound(format!(
                             "user {uid} is not a member of team {tid}"
                         )));
