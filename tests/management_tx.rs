@@ -415,6 +415,38 @@ async fn settings_updates_keep_concurrent_member_changes(gw: &Gateway) {
     }
 }
 
+/// Users created at once naming one team (and one of them it twice) all join it: each joins in
+/// one transaction on the locked team.
+async fn concurrent_user_creations_join_their_teams(gw: &Gateway) {
+    for t in ["joined-a", "joined-b"] {
+        ok(gw, "/team/new", json!({"team_id": t, "team_alias": t})).await;
+    }
+    let creates = (0..10).map(|i| {
+        let teams = if i == 0 {
+            json!(["joined-a", "joined-b", "joined-a"])
+        } else {
+            json!(["joined-a"])
+        };
+        admin(
+            gw,
+            "POST",
+            "/user/new",
+            json!({"user_id": format!("joiner-{i}"), "teams": teams}),
+        )
+    });
+    for (status, resp) in futures_util::future::join_all(creates).await {
+        assert_eq!(status, 200, "{resp}");
+    }
+    let mut members = member_ids(&team_info(gw, "joined-a").await);
+    members.sort();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("joiner-{i}")).collect();
+    expected.sort();
+    assert_eq!(members, expected, "every concurrent join is kept");
+    assert_eq!(member_ids(&team_info(gw, "joined-b").await), ["joiner-0"]);
+    assert_eq!(user_teams(gw, "joiner-0").await, ["joined-a", "joined-b"]);
+    assert_eq!(user_teams(gw, "joiner-5").await, ["joined-a"]);
+}
+
 async fn all_scenarios(gw: &Gateway) {
     settings_updates_keep_concurrent_member_changes(gw).await;
     concurrent_member_adds_all_land(gw).await;
@@ -423,6 +455,7 @@ async fn all_scenarios(gw: &Gateway) {
     removing_a_member_deletes_its_team_keys(gw).await;
     duplicate_aliases_are_refused(gw).await;
     member_update_changes_a_role(gw).await;
+    concurrent_user_creations_join_their_teams(gw).await;
 }
 
 #[actix_rt::test]
