@@ -447,6 +447,41 @@ async fn concurrent_user_creations_join_their_teams(gw: &Gateway) {
     assert_eq!(user_teams(gw, "joiner-5").await, ["joined-a"]);
 }
 
+/// A user and its first key are written together: of users created at once whose keys want one
+/// alias, one is created with its key and the others leave nothing behind.
+async fn a_user_is_created_with_its_key_or_not_at_all(gw: &Gateway) {
+    let creates = (0..6).map(|i| {
+        admin(
+            gw,
+            "POST",
+            "/user/new",
+            json!({"user_id": format!("racer-{i}"), "key_alias": "one-alias-for-all"}),
+        )
+    });
+    let results = futures_util::future::join_all(creates).await;
+    let created: Vec<usize> = (0..6).filter(|i| results[*i].0 == 200).collect();
+    assert_eq!(created.len(), 1, "{results:?}");
+    for (i, (status, resp)) in results.iter().enumerate() {
+        let (info, _) = admin(
+            gw,
+            "GET",
+            &format!("/user/info?user_id=racer-{i}"),
+            json!({}),
+        )
+        .await;
+        if created.contains(&i) {
+            assert!(
+                resp["key"].as_str().is_some_and(|k| k.starts_with("sk-")),
+                "{resp}"
+            );
+            assert_eq!(info, 200);
+        } else {
+            assert_eq!(*status, 400, "{resp}");
+            assert_eq!(info, 404, "racer-{i} was left behind without its key");
+        }
+    }
+}
+
 async fn all_scenarios(gw: &Gateway) {
     settings_updates_keep_concurrent_member_changes(gw).await;
     concurrent_member_adds_all_land(gw).await;
@@ -456,6 +491,7 @@ async fn all_scenarios(gw: &Gateway) {
     duplicate_aliases_are_refused(gw).await;
     member_update_changes_a_role(gw).await;
     concurrent_user_creations_join_their_teams(gw).await;
+    a_user_is_created_with_its_key_or_not_at_all(gw).await;
 }
 
 #[actix_rt::test]

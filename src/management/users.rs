@@ -154,14 +154,13 @@ pub async fn create(
             team_ids.push(t.clone());
         }
     }
-    let mut teams_to_join = Vec::new();
     for t in &team_ids {
-        let team = c
-            .store
-            .get_entity(EntityKind::Team, t)
-            .await?
-            .ok_or_else(|| GatewayError::bad_param("teams", format!("team {t} does not exist")))?;
-        teams_to_join.push(team);
+        if c.store.get_entity(EntityKind::Team, t).await?.is_none() {
+            return Err(GatewayError::bad_param(
+                "teams",
+                format!("team {t} does not exist"),
+            ));
+        }
     }
 
     let now = now_ms();
@@ -170,7 +169,7 @@ pub async fn create(
     super::apply_budget_duration(body, &mut data, now)?;
     data.insert("user_role".into(), Value::String(role.as_str().into()));
     data.insert("teams".into(), Value::Array(Vec::new()));
-    let mut user = c.new_record(id.clone(), email, data, now);
+    let user = c.new_record(id.clone(), email, data, now);
     let key = if auto_create_key {
         let (record, key) = auto_key(c, body, &id, team_id, now)?;
         if let Some(alias) = &record.key_alias {
@@ -185,26 +184,20 @@ pub async fn create(
     } else {
         None
     };
-    for team in &mut teams_to_join {
-        TEAM_GROUP.link(team, &mut user, "user");
-    }
-    c.store.insert_entity(EntityKind::User, &user).await?;
-    if !team_ids.is_empty() {
-        join_teams(c, &id, &team_ids, now).await?;
-        for t in &team_ids {
-            invalidate_team(state, t);
-        }
+    // The user, its team memberships and its first key: one transaction on the locked teams.
+    let user = create_in_one_transaction(
+        c,
+        user,
+        &team_ids,
+        key.as_ref().map(|(r, _)| r.clone()),
+        now,
+    )
+    .await?;
+    for t in &team_ids {
+        invalidate_team(state, t);
     }
     let mut out = match &key {
         Some((record, plaintext)) => {
-            if let Err(e) = c.store.insert_key(record).await {
-                // Do not leave a user behind whose promised key was never created.
-                let _ = c
-                    .store
-                    .delete_entities(EntityKind::User, std::slice::from_ref(&id))
-                    .await;
-                return Err(e.into());
-            }
             if let Some(cache) = state.auth.key_cache() {
                 cache.invalidate(&record.token);
             }
@@ -240,16 +233,18 @@ pub async fn create(
     Ok(Value::Object(out))
 }
 
-/// Add the new user `user_id` to the teams `team_ids` as a member, in one transaction on the
-/// locked user and teams, so a member change committed on a team meanwhile is kept. The user
-/// already lists the teams; a team deleted meanwhile is left alone.
-async fn join_teams(
+/// Insert the new `user`, add it to the teams `team_ids` as a member and insert its first `key`,
+/// in one transaction on the locked (absent) user and teams: a member change committed on a team
+/// meanwhile is kept, and nothing is written when any part fails (an existing user id, a key
+/// alias taken meanwhile). A team deleted meanwhile is left alone. Returns the user as stored.
+async fn create_in_one_transaction(
     c: &Ctx,
-    user_id: &str,
+    user: EntityRecord,
     team_ids: &[String],
+    key: Option<KeyRecord>,
     now: i64,
-) -> Result<(), GatewayError> {
-    let mut targets = vec![(EntityKind::User, user_id.to_string())];
+) -> Result<EntityRecord, GatewayError> {
+    let mut targets = vec![(EntityKind::User, user.id.clone())];
     for t in team_ids {
         if !targets
             .iter()
@@ -258,27 +253,39 @@ async fn join_teams(
             targets.push((EntityKind::Team, t.clone()));
         }
     }
-    let (actor, id) = (c.caller.actor_id(), user_id.to_string());
-    c.store
+    let actor = c.caller.actor_id();
+    let modified = c
+        .store
         .modify(
             targets,
             Box::new(move |rows| {
                 let (user_row, team_rows) =
                     rows.split_first_mut().expect("the user is asked for first");
-                let Some(user) = user_row.record.as_mut() else {
-                    return Err(StoreError::NotFound(format!("user {id} not found")));
-                };
+                if user_row.record.is_some() {
+                    return Err(StoreError::Conflict("a record with this id".into()));
+                }
+                let mut user = user;
                 for row in team_rows {
                     if let Some(team) = row.record.as_mut() {
-                        TEAM_GROUP.link(team, user, "user");
+                        TEAM_GROUP.link(team, &mut user, "user");
                         touch(row, &actor, now);
                     }
                 }
-                Ok(TxEffects::default())
+                user_row.record = Some(user);
+                user_row.changed = true;
+                Ok(TxEffects {
+                    insert_keys: key.into_iter().collect(),
+                    ..TxEffects::default()
+                })
             }),
         )
         .await?;
-    Ok(())
+    modified
+        .entities
+        .into_iter()
+        .find(|l| l.kind == EntityKind::User)
+        .and_then(|l| l.record)
+        .ok_or_else(|| GatewayError::internal("the new user was not written"))
 }
 
 /// The user a `/user/update` body names (`user_id`, else `user_email`), if the caller may

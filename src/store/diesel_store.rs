@@ -426,6 +426,19 @@ fn apply_change(
     Ok((locked, effects))
 }
 
+/// The targets whose rows exist (a change that fills in a missing one inserts it).
+fn existing(
+    order: &[(EntityKind, String)],
+    rows: &[Option<EntityRecord>],
+) -> Vec<(EntityKind, String)> {
+    order
+        .iter()
+        .zip(rows)
+        .filter(|(_, row)| row.is_some())
+        .map(|(target, _)| target.clone())
+        .collect()
+}
+
 fn scope_is_empty(s: &KeyScope) -> bool {
     s.team_id.is_none() && s.user_id.is_none()
 }
@@ -461,9 +474,25 @@ impl Transact for Sqlite {
                     let row: Option<EntityRow> = with_entity_table!(*kind, t => diesel::RunQueryDsl::first(t::table.find(id), conn).optional())?;
                     rows.push(row.map(EntityRecord::try_from).transpose().map_err(TxError::Store)?);
                 }
+                let existed = existing(&order, &rows);
                 let (locked, effects) = apply_change(rows, &order, &index, change).map_err(TxError::Store)?;
                 for l in &locked {
-                    if let Some((r, data)) = entity_changes(l) {
+                    if let Some((r, data)) = entity_changes(l).filter(|_| !existed.contains(&(l.kind, l.id.clone()))) {
+                        with_entity_table!(l.kind, t => diesel::RunQueryDsl::execute(
+                            diesel::insert_into(t::table).values((
+                                t::id.eq(&r.id),
+                                t::alias.eq(&r.alias),
+                                t::spend.eq(r.spend),
+                                t::blocked.eq(r.blocked),
+                                t::created_at.eq(r.created_at),
+                                t::updated_at.eq(r.updated_at),
+                                t::created_by.eq(&r.created_by),
+                                t::updated_by.eq(&r.updated_by),
+                                t::data.eq(&data),
+                            )),
+                            conn,
+                        ))?;
+                    } else if let Some((r, data)) = entity_changes(l) {
                         with_entity_table!(l.kind, t => diesel::RunQueryDsl::execute(
                             diesel::update(t::table.find(&r.id)).set((
                                 t::alias.eq(&r.alias),
@@ -478,6 +507,9 @@ impl Transact for Sqlite {
                 }
                 for (kind, id, spend) in &effects.set_spend {
                     with_entity_table!(*kind, t => diesel::RunQueryDsl::execute(diesel::update(t::table.find(id)).set(t::spend.eq(*spend)), conn))?;
+                }
+                for key in &effects.insert_keys {
+                    diesel::RunQueryDsl::execute(diesel::insert_into(verification_tokens::table).values(KeyRow::from(key)), conn)?;
                 }
                 let mut deleted_keys = Vec::new();
                 for scope in effects.delete_keys.iter().filter(|s| !scope_is_empty(s)) {
@@ -524,9 +556,25 @@ impl Transact for AsyncPgConnection {
                     let row: Option<EntityRow> = with_entity_table!(*kind, t => t::table.find(id).for_update().first(&mut *conn).await.optional())?;
                     rows.push(row.map(EntityRecord::try_from).transpose().map_err(TxError::Store)?);
                 }
+                let existed = existing(&order, &rows);
                 let (locked, effects) = apply_change(rows, &order, &index, change).map_err(TxError::Store)?;
                 for l in &locked {
-                    if let Some((r, data)) = entity_changes(l) {
+                    if let Some((r, data)) = entity_changes(l).filter(|_| !existed.contains(&(l.kind, l.id.clone()))) {
+                        with_entity_table!(l.kind, t => diesel::insert_into(t::table)
+                            .values((
+                                t::id.eq(&r.id),
+                                t::alias.eq(&r.alias),
+                                t::spend.eq(r.spend),
+                                t::blocked.eq(r.blocked),
+                                t::created_at.eq(r.created_at),
+                                t::updated_at.eq(r.updated_at),
+                                t::created_by.eq(&r.created_by),
+                                t::updated_by.eq(&r.updated_by),
+                                t::data.eq(&data),
+                            ))
+                            .execute(&mut *conn)
+                            .await)?;
+                    } else if let Some((r, data)) = entity_changes(l) {
                         with_entity_table!(l.kind, t => diesel::update(t::table.find(&r.id))
                             .set((
                                 t::alias.eq(&r.alias),
@@ -541,6 +589,9 @@ impl Transact for AsyncPgConnection {
                 }
                 for (kind, id, spend) in &effects.set_spend {
                     with_entity_table!(*kind, t => diesel::update(t::table.find(id)).set(t::spend.eq(*spend)).execute(&mut *conn).await)?;
+                }
+                for key in &effects.insert_keys {
+                    diesel::insert_into(verification_tokens::table).values(KeyRow::from(key)).execute(&mut *conn).await?;
                 }
                 let mut deleted_keys = Vec::new();
                 for scope in effects.delete_keys.iter().filter(|s| !scope_is_empty(s)) {

@@ -112,7 +112,8 @@ pub struct Locked {
     /// The row as read under the lock; `None` when it does not exist.
     pub record: Option<EntityRecord>,
     /// Set by the change to write `record` back (its alias, `blocked`, `updated_*` and data;
-    /// never its spend, which spend recording owns).
+    /// never its spend, which spend recording owns). A record the change filled in where none
+    /// existed is inserted whole (a unique violation rolls the transaction back).
     pub changed: bool,
 }
 
@@ -131,6 +132,8 @@ pub struct TxEffects {
     /// Spend set outright on locked entities (a proxy admin's `/user/update` with `spend`);
     /// spend recording owns it otherwise.
     pub set_spend: Vec<(EntityKind, String, f64)>,
+    /// Keys inserted in the same transaction (a new user's first key).
+    pub insert_keys: Vec<KeyRecord>,
 }
 
 /// The change a [`Store::modify`] transaction applies to the entities it locked, in the order
