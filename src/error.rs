@@ -617,4 +617,51 @@ mod tests {
             Some("2")
         );
     }
+
+    /// How a failed call counts against its deployment, as [`GatewayError::classify`] decides:
+    /// errors the client caused (a bad request, content policy, context window, and a 404 for a model
+    /// the client named on a wildcard deployment) are [`FailureClass::BadRequest`], which never cools a
+    /// deployment shared by every tenant; a 404 from a deployment with a fixed model is the operator's
+    /// misconfiguration and counts as [`FailureClass::NotFound`].
+    fn failure_class(err: &GatewayError, wildcard: bool) -> Option<FailureClass> {
+        Some(err.classify(wildcard)?.cooldown?.class)
+    }
+
+    #[test]
+    fn client_errors_never_count_against_a_deployment() {
+        use UpstreamErrorKind as K;
+        for (kind, status) in [
+            (K::BadRequest, 400),
+            (K::BadRequest, 413),
+            (K::BadRequest, 422),
+            (K::ContentPolicy, 400),
+            (K::ContextWindowExceeded, 400),
+        ] {
+            for wildcard in [false, true] {
+                let class = failure_class(&upstream(kind, status), wildcard);
+                assert_eq!(class, Some(FailureClass::BadRequest), "{kind:?} {status}");
+                assert!(!class.unwrap().counts_against_deployment());
+            }
+        }
+        // A 404 for a model the client named on a wildcard is the client's; on a deployment with
+        // a fixed model it is the operator's (LiteLLM cools it down).
+        let not_found = upstream(K::NotFound, 404);
+        assert_eq!(
+            failure_class(&not_found, true),
+            Some(FailureClass::BadRequest)
+        );
+        assert_eq!(
+            failure_class(&not_found, false),
+            Some(FailureClass::NotFound)
+        );
+        // The deployment's own failures still count.
+        for (kind, status, class) in [
+            (K::RateLimit, 429, FailureClass::RateLimit),
+            (K::Server, 500, FailureClass::Server),
+            (K::Authentication, 401, FailureClass::Auth),
+            (K::Connection, 502, FailureClass::Connection),
+        ] {
+            assert_eq!(failure_class(&upstream(kind, status), true), Some(class));
+        }
+    }
 }

@@ -247,6 +247,37 @@ fn pool_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// Every column of entity `$e` (with its `data` serialised as `$data`) for an insert into `$t`.
+macro_rules! entity_columns {
+    ($t:ident, $e:expr, $data:expr) => {
+        (
+            $t::id.eq(&$e.id),
+            $t::alias.eq(&$e.alias),
+            $t::spend.eq($e.spend),
+            $t::blocked.eq($e.blocked),
+            $t::created_at.eq($e.created_at),
+            $t::updated_at.eq($e.updated_at),
+            $t::created_by.eq(&$e.created_by),
+            $t::updated_by.eq(&$e.updated_by),
+            $t::data.eq($data),
+        )
+    };
+}
+
+/// The columns a locked entity's change writes back (never its spend, which spend recording
+/// owns).
+macro_rules! changed_columns {
+    ($t:ident, $e:expr, $data:expr) => {
+        (
+            $t::alias.eq(&$e.alias),
+            $t::blocked.eq($e.blocked),
+            $t::updated_at.eq($e.updated_at),
+            $t::updated_by.eq(&$e.updated_by),
+            $t::data.eq($data),
+        )
+    };
+}
+
 /// Run `$body` with `$table` bound to the entity kind's table module.
 macro_rules! with_entity_table {
     ($kind:expr, $table:ident => $body:expr) => {
@@ -477,30 +508,15 @@ impl Transact for Sqlite {
                 let existed = existing(&order, &rows);
                 let (locked, effects) = apply_change(rows, &order, &index, change).map_err(TxError::Store)?;
                 for l in &locked {
-                    if let Some((r, data)) = entity_changes(l).filter(|_| !existed.contains(&(l.kind, l.id.clone()))) {
+                    let Some((r, data)) = entity_changes(l) else { continue };
+                    if existed.contains(&(l.kind, l.id.clone())) {
                         with_entity_table!(l.kind, t => diesel::RunQueryDsl::execute(
-                            diesel::insert_into(t::table).values((
-                                t::id.eq(&r.id),
-                                t::alias.eq(&r.alias),
-                                t::spend.eq(r.spend),
-                                t::blocked.eq(r.blocked),
-                                t::created_at.eq(r.created_at),
-                                t::updated_at.eq(r.updated_at),
-                                t::created_by.eq(&r.created_by),
-                                t::updated_by.eq(&r.updated_by),
-                                t::data.eq(&data),
-                            )),
+                            diesel::update(t::table.find(&r.id)).set(changed_columns!(t, r, &data)),
                             conn,
                         ))?;
-                    } else if let Some((r, data)) = entity_changes(l) {
+                    } else {
                         with_entity_table!(l.kind, t => diesel::RunQueryDsl::execute(
-                            diesel::update(t::table.find(&r.id)).set((
-                                t::alias.eq(&r.alias),
-                                t::blocked.eq(r.blocked),
-                                t::updated_at.eq(r.updated_at),
-                                t::updated_by.eq(&r.updated_by),
-                                t::data.eq(&data),
-                            )),
+                            diesel::insert_into(t::table).values(entity_columns!(t, r, &data)),
                             conn,
                         ))?;
                     }
@@ -559,30 +575,15 @@ impl Transact for AsyncPgConnection {
                 let existed = existing(&order, &rows);
                 let (locked, effects) = apply_change(rows, &order, &index, change).map_err(TxError::Store)?;
                 for l in &locked {
-                    if let Some((r, data)) = entity_changes(l).filter(|_| !existed.contains(&(l.kind, l.id.clone()))) {
-                        with_entity_table!(l.kind, t => diesel::insert_into(t::table)
-                            .values((
-                                t::id.eq(&r.id),
-                                t::alias.eq(&r.alias),
-                                t::spend.eq(r.spend),
-                                t::blocked.eq(r.blocked),
-                                t::created_at.eq(r.created_at),
-                                t::updated_at.eq(r.updated_at),
-                                t::created_by.eq(&r.created_by),
-                                t::updated_by.eq(&r.updated_by),
-                                t::data.eq(&data),
-                            ))
+                    let Some((r, data)) = entity_changes(l) else { continue };
+                    if existed.contains(&(l.kind, l.id.clone())) {
+                        with_entity_table!(l.kind, t => diesel::update(t::table.find(&r.id))
+                            .set(changed_columns!(t, r, &data))
                             .execute(&mut *conn)
                             .await)?;
-                    } else if let Some((r, data)) = entity_changes(l) {
-                        with_entity_table!(l.kind, t => diesel::update(t::table.find(&r.id))
-                            .set((
-                                t::alias.eq(&r.alias),
-                                t::blocked.eq(r.blocked),
-                                t::updated_at.eq(r.updated_at),
-                                t::updated_by.eq(&r.updated_by),
-                                t::data.eq(&data),
-                            ))
+                    } else {
+                        with_entity_table!(l.kind, t => diesel::insert_into(t::table)
+                            .values(entity_columns!(t, r, &data))
                             .execute(&mut *conn)
                             .await)?;
                     }
@@ -749,17 +750,7 @@ macro_rules! diesel_store {
                 let mut conn = self.conn().await?;
                 let data = serde_json::Value::Object(e.data.clone()).to_string();
                 with_entity_table!(kind, t => diesel::insert_into(t::table)
-                    .values((
-                        t::id.eq(&e.id),
-                        t::alias.eq(&e.alias),
-                        t::spend.eq(e.spend),
-                        t::blocked.eq(e.blocked),
-                        t::created_at.eq(e.created_at),
-                        t::updated_at.eq(e.updated_at),
-                        t::created_by.eq(&e.created_by),
-                        t::updated_by.eq(&e.updated_by),
-                        t::data.eq(&data),
-                    ))
+                    .values(entity_columns!(t, e, &data))
                     .execute(&mut conn)
                     .await)
                 .map(|_| ())
@@ -817,17 +808,7 @@ macro_rules! diesel_store {
                 let mut conn = self.conn().await?;
                 let data = serde_json::Value::Object(e.data.clone()).to_string();
                 with_entity_table!(kind, t => diesel::insert_into(t::table)
-                    .values((
-                        t::id.eq(&e.id),
-                        t::alias.eq(&e.alias),
-                        t::spend.eq(e.spend),
-                        t::blocked.eq(e.blocked),
-                        t::created_at.eq(e.created_at),
-                        t::updated_at.eq(e.updated_at),
-                        t::created_by.eq(&e.created_by),
-                        t::updated_by.eq(&e.updated_by),
-                        t::data.eq(&data),
-                    ))
+                    .values(entity_columns!(t, e, &data))
                     .on_conflict(t::id)
                     .do_nothing()
                     .execute(&mut conn)
