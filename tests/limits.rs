@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use serde_json::{json, Value};
 
@@ -38,6 +40,7 @@ async fn the_tutorial_flow_rpm_limit_1_then_429() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start(&basic_config(&mock), &[], &[]);
     let key = key_with(&gw, json!({"rpm_limit": 1})).await;
+    clear_of_a_minute_turn(Duration::from_secs(5)).await;
     let (status, headers, _) = call(&gw, &key, &chat("mock-gpt")).await;
     assert_eq!(status, 200);
     assert_eq!(headers.get("x-ratelimit-limit-requests").unwrap(), "1");
@@ -169,6 +172,7 @@ async fn tokens_per_minute_and_per_model_limits() {
 
     // Per-model limits on a key: one model limited, the other not.
     let key = key_with(&gw, json!({"model_rpm_limit": {"mock-gpt": 1}})).await;
+    clear_of_a_minute_turn(Duration::from_secs(5)).await;
     assert_eq!(call(&gw, &key, &chat("mock-gpt")).await.0, 200);
     let (status, _, body) = call(&gw, &key, &chat("mock-gpt")).await;
     assert_eq!(status, 429, "{body}");
@@ -204,6 +208,7 @@ async fn end_users_are_limited_through_their_budget_and_can_be_blocked() {
         json!({"user_id": "acme", "budget_id": "tiny"}),
     )
     .await;
+    clear_of_a_minute_turn(Duration::from_secs(10)).await;
     let mut body = chat("mock-gpt");
     body["user"] = json!("acme");
     assert_eq!(call(&gw, MASTER_KEY, &body).await.0, 200);

@@ -170,6 +170,7 @@ async fn redis_down_never_stalls_a_request_and_readiness_says_so() {
         deployment(&mock, "g", "limited", "      rpm: 5\n")
     );
     let gw = Gateway::start(&cfg, &[], &[]);
+    clear_of_a_minute_turn(Duration::from_secs(10)).await;
     let started = Instant::now();
     let mut statuses = Vec::new();
     for _ in 0..8 {

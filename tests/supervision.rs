@@ -120,18 +120,6 @@ async fn the_spend_tracker_dies_mid_load_and_no_spend_is_lost() {
     );
 }
 
-/// Waits out the last seconds of a minute, so that a test's requests share one rate-limit window.
-async fn start_of_a_window() {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-        % 60_000;
-    if ms > 45_000 {
-        actix_rt::time::sleep(Duration::from_millis(60_000 - ms + 100)).await;
-    }
-}
-
 #[actix_rt::test]
 async fn the_rate_limiter_dies_and_its_limits_still_hold_after_the_restart() {
     let mock = Mock::start(&[]);
@@ -148,7 +136,7 @@ async fn the_rate_limiter_dies_and_its_limits_still_hold_after_the_restart() {
     .await;
     let key = created["key"].as_str().unwrap().to_string();
     let url = gw.url("/v1/chat/completions");
-    start_of_a_window().await;
+    clear_of_a_minute_turn(Duration::from_secs(25)).await;
 
     // The first request gives the limiter a scope to count; its actor panics at its next tick.
     for _ in 0..3 {

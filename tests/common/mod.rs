@@ -448,6 +448,20 @@ pub async fn wait_for<F: std::future::Future<Output = bool>>(
     }
 }
 
+/// Limits count per wall-clock minute: a test that counts one window exactly first waits out a
+/// minute that ends within `margin`, so its requests all fall in one window.
+pub async fn clear_of_a_minute_turn(margin: Duration) {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        % 60_000;
+    let left = 60_000 - ms;
+    if left < margin.as_millis() as u64 {
+        actix_rt::time::sleep(Duration::from_millis(left + 100)).await;
+    }
+}
+
 /// A redis-server of a test's own, on a free port, that the test can stop and start again there.
 pub struct PrivateRedis {
     child: Option<std::process::Child>,
