@@ -156,29 +156,47 @@ pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A deterministic unit vector seeded by the input's fingerprint.
+/// A deterministic unit vector for an input. Text is embedded as a bag of words: each word
+/// (lowercased letters and digits) has its own pseudo-random direction and the text's vector is
+/// their normalized sum, so texts with the same words point the same way (case and punctuation
+/// aside) and texts without common words are nearly orthogonal, enough for semantic-cache tests.
+/// Token arrays and text without words get a direction seeded by their fingerprint.
 pub(crate) fn embedding_vector(item: &InputItem<'_>, dimensions: usize) -> Vec<f32> {
-    let mut state = item.fingerprint();
-    let scale = 1.0 / (1u32 << 24) as f32;
-    let mut vector: Vec<f32> = (0..dimensions)
-        .map(|_| {
+    let mut vector = vec![0f64; dimensions];
+    let mut add = |mut state: u64| {
+        let scale = 1.0 / f64::from(1u32 << 24);
+        for x in vector.iter_mut() {
             let bits = splitmix64(&mut state) >> 40; // 24 random bits
-            (bits as f32 * scale).mul_add(2.0, -1.0)
-        })
-        .collect();
-    let norm = vector
-        .iter()
-        .map(|x| f64::from(*x).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    if norm > 0.0 {
-        for x in &mut vector {
-            *x = (f64::from(*x) / norm) as f32;
+            *x += (bits as f64 * scale).mul_add(2.0, -1.0);
         }
-    } else if let Some(first) = vector.first_mut() {
-        *first = 1.0;
+    };
+    let mut words = 0;
+    if let InputItem::Text(text) = item {
+        for word in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            add(fnv1a(
+                fnv1a(FNV_OFFSET, b"word:"),
+                word.to_lowercase().as_bytes(),
+            ));
+            words += 1;
+        }
     }
-    vector
+    if words == 0 {
+        add(item.fingerprint());
+    }
+    let norm = vector.iter().map(|x| x.powi(2)).sum::<f64>().sqrt();
+    let mut out: Vec<f32> = vector
+        .iter()
+        .map(|x| if norm > 0.0 { (x / norm) as f32 } else { 0.0 })
+        .collect();
+    if norm == 0.0 {
+        if let Some(first) = out.first_mut() {
+            *first = 1.0;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -186,6 +204,38 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn cosine(a: &str, b: &str) -> f32 {
+        let (a, b) = (
+            embedding_vector(&InputItem::Text(a), 256),
+            embedding_vector(&InputItem::Text(b), 256),
+        );
+        a.iter().zip(&b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn texts_with_the_same_words_embed_alike_and_unrelated_ones_do_not() {
+        let same = cosine(
+            "What is the capital city of France?",
+            "what is the capital city of france",
+        );
+        assert!(same > 0.999, "{same}");
+        let close = cosine(
+            "What is the capital city of France?",
+            "What is the capital of France?",
+        );
+        assert!(close > 0.85, "{close}");
+        let unrelated = cosine(
+            "What is the capital city of France?",
+            "Write a haiku about rust and steel",
+        );
+        assert!(unrelated < 0.5, "{unrelated}");
+        let norm: f32 = embedding_vector(&InputItem::Text("?!"), 16)
+            .iter()
+            .map(|x| x * x)
+            .sum();
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
     use crate::DEFAULT_REPLY;
 
     #[test]
@@ -269,7 +319,9 @@ mod tests {
         let first = embedding_vector(&hello, 8);
         assert_eq!(first.len(), 8);
         assert_eq!(first, embedding_vector(&hello, 8));
-        assert_ne!(first, embedding_vector(&InputItem::Text("hello!"), 8));
+        assert_ne!(first, embedding_vector(&InputItem::Text("goodbye"), 8));
+        // The same words, whatever the case and punctuation, embed the same.
+        assert_eq!(first, embedding_vector(&InputItem::Text("Hello!"), 8));
         assert_ne!(first, embedding_vector(&InputItem::Tokens(vec![1, 2]), 8));
         assert_eq!(
             embedding_vector(&InputItem::Tokens(vec![1, 2]), 8),
