@@ -259,10 +259,10 @@ MOCK_PID=$!
 for _ in $(seq 1 200); do grep -q "listening on" "$OUT/mock.stdout" 2>/dev/null && break; sleep 0.025; done
 grep -q "listening on" "$OUT/mock.stdout" || die "mock did not start (see $OUT/mock.stderr)"
 
-start_gateway() {   # start_gateway LOGPREFIX; sets GW_PID, T_EXEC (EPOCHREALTIME just before the fork)
-    local prefix=$1
+start_gateway() {   # start_gateway LOGPREFIX [CONFIG]; sets GW_PID, T_EXEC (EPOCHREALTIME just before the fork)
+    local prefix=$1 config=${2:-$OUT/config.yaml}
     T_EXEC=$EPOCHREALTIME
-    taskset -c "$GATEWAY_CPUS" "$BIN" --config "$OUT/config.yaml" --host 127.0.0.1 --port "$GW_PORT" \
+    taskset -c "$GATEWAY_CPUS" "$BIN" --config "$config" --host 127.0.0.1 --port "$GW_PORT" \
         --num_workers "$GATEWAY_WORKERS" \
         > >(while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done >"$OUT/$prefix.stdout") \
         2>"$OUT/$prefix.stderr" &
@@ -373,6 +373,46 @@ L_RPS=$R_RPS L_P50=$R_P50 L_P99=$R_P99 L_NON2XX=$R_NON2XX L_ERR=$R_ERRORS
 
 RSS_END=$(rss_kb "$GW_PID" VmRSS); HWM_END=$(rss_kb "$GW_PID" VmHWM)
 curl -s "http://127.0.0.1:$MOCK_PORT/mock/stats" >"$OUT/mock_stats.json" || true
+stop_pid "$GW_PID"; GW_PID=""
+
+# f. Response cache: the same request answered from the gateway's cache (in memory, then in Redis),
+# against the direct-to-mock baseline above. One request stores the answer; every measured request
+# is a hit.
+BENCH_REDIS_HOST=${BENCH_REDIS_HOST:-127.0.0.1}
+BENCH_REDIS_PORT=${BENCH_REDIS_PORT:-6379}
+cache_runs() {   # cache_runs NAME CACHE_PARAMS_YAML; sets C64_RPS C64_P50 C64_P99 C1_P50 C1_P99 CERR
+    local name=$1 params=$2 cfg=$OUT/config_cache_$1.yaml
+    { cat "$OUT/config.yaml"; printf 'litellm_settings:\n  cache: true\n  cache_params:\n%s' "$params"; } >"$cfg"
+    sed -i "s#sqlite:///$OUT/tollgate.db#sqlite:///$OUT/tollgate_cache_$name.db#" "$cfg"
+    port_free "$GW_PORT" || die "port $GW_PORT still in use"
+    start_gateway "gateway_cache_$name" "$cfg"
+    wait_first_200 >/dev/null || die "gateway with the $name cache did not start (see $OUT/gateway_cache_$name.stderr)"
+    curl -s -o /dev/null -H "Authorization: Bearer $MASTER_KEY" -H "Content-Type: application/json" -d "$BODY" "$GW_URL"
+    sleep 0.5   # a Redis write is off the request path
+    curl -s -D "$OUT/smoke_cache_$name.headers" -o /dev/null -H "Authorization: Bearer $MASTER_KEY" \
+        -H "Content-Type: application/json" -d "$BODY" "$GW_URL"
+    grep -qi '^x-litellm-response-cost: 0\b' "$OUT/smoke_cache_$name.headers" \
+        || die "the $name cache did not answer the repeated request (see $OUT/smoke_cache_$name.headers)"
+    local before after
+    before=$(curl -s "http://127.0.0.1:$MOCK_PORT/mock/stats" | jq -r '.total // 0')
+    run_load "cache_${name}_c$CONNS" "$CONNS" "$GW_URL" chat
+    C64_RPS=$R_RPS C64_P50=$R_P50 C64_P99=$R_P99 CERR=$((R_NON2XX + R_ERRORS))
+    run_load "cache_${name}_c1" 1 "$GW_URL" chat
+    C1_P50=$R_P50 C1_P99=$R_P99 CERR=$((CERR + R_NON2XX + R_ERRORS))
+    after=$(curl -s "http://127.0.0.1:$MOCK_PORT/mock/stats" | jq -r '.total // 0')
+    CALLS=$((after - before))
+    stop_pid "$GW_PID"; GW_PID=""
+    log "$name cache: the mock was called $CALLS times during the hit runs"
+}
+cache_runs local '    type: local\n'
+HL64_RPS=$C64_RPS HL64_P50=$C64_P50 HL64_P99=$C64_P99 HL1_P50=$C1_P50 HL1_P99=$C1_P99 HL_ERR=$CERR HL_CALLS=$CALLS
+if (exec 3<>"/dev/tcp/$BENCH_REDIS_HOST/$BENCH_REDIS_PORT") 2>/dev/null; then
+    cache_runs redis "    type: redis\n    host: $BENCH_REDIS_HOST\n    port: $BENCH_REDIS_PORT\n    namespace: bench-$TS\n"
+    HR64_RPS=$C64_RPS HR64_P50=$C64_P50 HR64_P99=$C64_P99 HR1_P50=$C1_P50 HR1_P99=$C1_P99 HR_ERR=$CERR HR_CALLS=$CALLS
+else
+    log "no Redis at $BENCH_REDIS_HOST:$BENCH_REDIS_PORT: the Redis cache rows are skipped"
+    HR64_RPS=NA HR64_P50=NA HR64_P99=NA HR1_P50=NA HR1_P99=NA HR_ERR=NA HR_CALLS=NA
+fi
 read -r E1 E5 E15 _ </proc/loadavg
 LOAD_AT_END="$E1 $E5 $E15"
 GW_STDERR_LINES=$(wc -l <"$OUT/gateway.stderr")
@@ -414,6 +454,14 @@ cat <<EOF
 | start → first 200 on /health/liveliness (median of $STARTUP_RUNS) | | ${START_MED} ms | | ≤ 200 ms | $(yesno "$START_MED <= 200") |
 | start → "tollgate listening on" stdout line (median) | | ${LISTEN_MED} ms | | | |
 | GET /health/liveliness, $CONNS conns | | $L_RPS req/s (p50 ${L_P50} µs, p99 ${L_P99} µs, non-2xx $L_NON2XX, errors $L_ERR) | | sanity | |
+| cache hit (in memory) req/s, $CONNS conns | $D64_RPS | $HL64_RPS | $(ratio "$HL64_RPS" "$D64_RPS") of direct | a hit faster than the mock answering | $(yesno "$HL64_RPS > $D64_RPS") |
+| cache hit (in memory) p50 / p99, $CONNS conns | ${D64_P50} / ${D64_P99} µs | ${HL64_P50} / ${HL64_P99} µs | | | |
+| cache hit (in memory) p50 / p99, 1 conn | ${D1_P50} / ${D1_P99} µs | ${HL1_P50} / ${HL1_P99} µs | $(( HL1_P50 - D1_P50 )) µs vs direct p50 | | |
+| cache hit (in memory): errors / mock calls during the runs | | $HL_ERR / $HL_CALLS | | 0 / 0 | $(yesno "$HL_ERR + $HL_CALLS == 0") |
+| cache hit (Redis) req/s, $CONNS conns | $D64_RPS | $HR64_RPS | $(ratio "$HR64_RPS" "$D64_RPS") of direct | | |
+| cache hit (Redis) p50 / p99, $CONNS conns | ${D64_P50} / ${D64_P99} µs | ${HR64_P50} / ${HR64_P99} µs | | | |
+| cache hit (Redis) p50 / p99, 1 conn | ${D1_P50} / ${D1_P99} µs | ${HR1_P50} / ${HR1_P99} µs | | | |
+| cache hit (Redis): errors / mock calls during the runs | | $HR_ERR / $HR_CALLS | | 0 / 0 | |
 
 CPU use during each measured run (% of one core; "other" = everything else on the machine, i.e. interference):
 $(awk -F'\t' -v lim="$NOISE_MAX" 'NR > 1 && $6 > lim {bad = bad " " $1 " (" $6 "%)"} END {if (bad != "") print "\n**WARNING: other processes used more than " lim "% of a core during:" bad ". Those numbers are disturbed; rerun in a quiet window.**\n"}' "$OUT/cpu.tsv")

@@ -64,6 +64,8 @@ pub struct ProxyConfig {
     pub litellm_settings: Map<String, Value>,
     pub router_settings: Map<String, Value>,
     pub general_settings: Map<String, Value>,
+    /// The top-level `cache_settings` block (the tutorial's form of `litellm_settings.cache_params`).
+    pub cache_settings: Map<String, Value>,
     /// Everything worth telling the operator at start (unknown keys, unresolved variables…).
     pub warnings: Vec<String>,
 }
@@ -161,6 +163,7 @@ impl ProxyConfig {
         let litellm_settings = section(&mut root, "litellm_settings", &mut warnings);
         let router_settings = section(&mut root, "router_settings", &mut warnings);
         let general_settings = section(&mut root, "general_settings", &mut warnings);
+        let cache_settings = section(&mut root, "cache_settings", &mut warnings);
         check_keys(
             "litellm_settings.",
             &litellm_settings,
@@ -197,6 +200,7 @@ impl ProxyConfig {
             litellm_settings,
             router_settings,
             general_settings,
+            cache_settings,
             warnings,
         })
     }
@@ -385,7 +389,7 @@ pub fn config_seconds(secs: f64) -> Duration {
 }
 
 /// Percent-encode a password for the userinfo part of a URL.
-fn percent_encode_userinfo(raw: &str) -> String {
+pub(crate) fn percent_encode_userinfo(raw: &str) -> String {
     raw.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -650,6 +654,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "general_settings",
     "environment_variables",
     "credential_list",
+    "cache_settings",
 ];
 const TOP_LEVEL_LATER: &[&str] = &[
     "guardrails",
@@ -680,14 +685,15 @@ const LITELLM_SETTINGS_KEYS: &[&str] = &[
     "default_fallbacks",
     "allowed_fails",
     "retry_policy",
+    "cache",
+    "cache_params",
+    "cache_ttl",
 ];
 const LITELLM_SETTINGS_LATER: &[&str] = &[
     "success_callback",
     "failure_callback",
     "callbacks",
     "service_callback",
-    "cache",
-    "cache_params",
     "max_budget",
     "budget_duration",
     "max_end_user_budget",
@@ -891,7 +897,7 @@ model_list:
     #[test]
     fn unknown_and_unimplemented_keys_warn() {
         let cfg = ProxyConfig::parse(
-            "litellm_settings: {drop_params: true, cache: true, flux_capacitor: 1}\nweird_top: 1\n",
+            "litellm_settings: {drop_params: true, telemetry: true, flux_capacitor: 1}\nweird_top: 1\n",
             "x",
         )
         .expect("parses");
@@ -902,7 +908,7 @@ model_list:
             "{all}"
         );
         assert!(
-            all.contains("litellm_settings.cache is a LiteLLM setting"),
+            all.contains("litellm_settings.telemetry is a LiteLLM setting"),
             "{all}"
         );
         assert!(all.contains("unknown config key weird_top"), "{all}");

@@ -59,6 +59,8 @@ pub struct GatewayParams {
     /// the provider (`mock_testing_fallbacks`, `mock_testing_rate_limit_error`,
     /// `mock_testing_context_fallbacks`, `mock_testing_content_policy_fallbacks`).
     pub mock_failure: Option<MockFailure>,
+    /// The response-cache controls (`cache: {...}`, `caching`).
+    pub cache: crate::caching::Controls,
 }
 
 /// A failure the client asked the gateway to simulate on the requested model group.
@@ -601,6 +603,7 @@ impl LlmRequest {
             .into_iter()
             .find(|(key, _)| body.get(*key).is_some_and(crate::config::truthy))
             .map(|(_, f)| f),
+            cache: crate::caching::Controls::parse(body.get("cache"), body.get("caching"))?,
         };
         for key in GATEWAY_ONLY_KEYS {
             body.remove(*key);

@@ -95,6 +95,8 @@ pub struct Facts {
     /// The request's prompt tokens as estimated before the call (0 before parsing).
     pub prompt_tokens: u64,
     pub attempts: Attempts,
+    /// `x-litellm-cache-key`: the response-cache key, when the request consulted the cache.
+    pub cache_key: Option<String>,
 }
 
 /// Retries and fallbacks a request went through.
@@ -121,6 +123,7 @@ impl Facts {
             key_spend: None,
             prompt_tokens: 0,
             attempts: Attempts::default(),
+            cache_key: None,
         }
     }
 
@@ -136,6 +139,9 @@ impl Facts {
         put("x-litellm-version", VERSION.to_string());
         if let Some(g) = &self.model_group {
             put("x-litellm-model-group", g.clone());
+        }
+        if let Some(key) = &self.cache_key {
+            put("x-litellm-cache-key", key.clone());
         }
         if let Some(id) = &self.deployment_id {
             put("x-litellm-model-id", id.clone());

@@ -3,7 +3,9 @@
 //! ([`request`]), call [`run`] and render its [`Outcome`].
 //!
 //! ```text
-//!  auth ─▶ parse ─▶ model access ─▶ limits ─▶ route ─▶ translate ─▶ call ─▶ relay ─▶ account
+//!  auth ─▶ parse ─▶ model access ─▶ limits ─▶ cache ─▶ route ─▶ translate ─▶ call ─▶ relay ─▶ account
+//!                                              │hit                                         ▲
+//!                                              └──────────── stored response ───────────────┘
 //! ```
 //!
 //! 1. **auth**: [`crate::auth::Authenticator`] turns the request's key into a [`Caller`] (done by
@@ -21,6 +23,9 @@
 //!    limits), its user, its team and the end user (`src/limits.rs`); a crossed limit answers 429
 //!    with `retry-after`. The permit is held until the response (or stream) ends and settles its
 //!    token reservation with the real usage.
+//!    **cache**: with `litellm_settings.cache`, a request whose key the response cache holds is
+//!    answered from the stored response and accounted at no cost; a miss goes on, and its reply is
+//!    stored on the way out (`src/caching/`, [`serve`]).
 //! 3. **route**: the model name (after `model_group_alias`) selects a model group in the routing
 //!    snapshot the router actor publishes (no message on this path); the group picks a deployment
 //!    by the routing strategy (`actors/src/strategy.rs`). Failed attempts are retried and then fall
@@ -184,31 +189,10 @@ pub async fn run(state: &AppState, http: &HttpRequest, caller: Caller, req: LlmR
     let admitted = admit_request(state, http, &caller, req, &facts.call_id, facts.started).await;
     let result = match admitted {
         Err(err) => Err(err),
-        Ok((req, call)) => {
+        Ok((req, mut call)) => {
             facts.limit_headers = call.limit_headers.clone();
             facts.prompt_tokens = call.prompt_tokens;
-            let result = route(state, &caller, &req, &call, &mut facts).await;
-            if let Err(err) = &result {
-                // 7. account: a request that failed for good has one spend-log row.
-                let failed = Account {
-                    call_id: facts.call_id.clone(),
-                    started: facts.started,
-                    prompt_tokens: call.prompt_tokens,
-                    deployment: None,
-                    spend: call.spend.clone(),
-                    permit: None,
-                    target: crate::spend::Served {
-                        model: facts.model_group.clone().unwrap_or_default(),
-                        model_id: facts.deployment_id.clone(),
-                        model_group: facts.model_group.clone(),
-                        api_base: facts.api_base.clone(),
-                        response_id: None,
-                    },
-                    prices: None,
-                };
-                account(&failed, Exit::RequestFailed(err));
-            }
-            result
+            serve(state, http, &caller, &req, &mut call, &mut facts).await
         }
     };
     if let Err(err) = &result {
@@ -222,11 +206,115 @@ pub async fn run(state: &AppState, http: &HttpRequest, caller: Caller, req: LlmR
     Outcome { facts, result }
 }
 
+/// An admitted request: answered from the response cache when it can be, else routed (and its
+/// answer stored for next time).
+async fn serve(
+    state: &AppState,
+    http: &HttpRequest,
+    caller: &Caller,
+    req: &LlmRequest,
+    call: &mut Call,
+    facts: &mut Facts,
+) -> Result<Reply, GatewayError> {
+    let cache = state.cache.as_ref();
+    let plan = match cache {
+        Some(cache) => cache.plan(caller, req, &call.group)?,
+        None => None,
+    };
+    if let (Some(cache), Some(plan)) = (cache, &plan) {
+        facts.cache_key = Some(plan.key.clone());
+        call.cache_key = Some(plan.key.clone());
+        if plan.read {
+            if let Some(hit) = cache.lookup(state, http, caller, &call.group, plan).await {
+                return Ok(answer_from_cache(req, call, facts, hit));
+            }
+        }
+    }
+    let result = route(state, caller, req, call, facts).await;
+    match &result {
+        Ok(_) => {}
+        Err(err) => {
+            // 7. account: a request that failed for good has one spend-log row.
+            let failed = Account {
+                call_id: facts.call_id.clone(),
+                started: facts.started,
+                prompt_tokens: call.prompt_tokens,
+                deployment: None,
+                spend: call.spend.clone(),
+                permit: None,
+                target: crate::spend::Served {
+                    model: facts.model_group.clone().unwrap_or_default(),
+                    model_id: facts.deployment_id.clone(),
+                    model_group: facts.model_group.clone(),
+                    api_base: facts.api_base.clone(),
+                    response_id: None,
+                    cache_key: facts.cache_key.clone(),
+                    cache_hit: false,
+                },
+                prices: None,
+            };
+            account(&failed, Exit::RequestFailed(err));
+        }
+    }
+    match (cache, plan) {
+        (Some(cache), Some(plan)) => result.map(|reply| cache.store(state, http, plan, reply)),
+        _ => result,
+    }
+}
+
+/// A cache hit: the stored answer, re-chunked for a streaming request; accounted at no cost.
+fn answer_from_cache(
+    req: &LlmRequest,
+    call: &Call,
+    facts: &mut Facts,
+    hit: crate::caching::Hit,
+) -> Reply {
+    facts.model_group = Some(call.group.clone());
+    facts.cache_key = Some(hit.key.clone());
+    let acc = Account {
+        call_id: call.call_id.clone(),
+        started: call.started,
+        prompt_tokens: call.prompt_tokens,
+        deployment: None,
+        spend: call.spend.clone(),
+        permit: Some(call.permit.clone()),
+        target: crate::spend::Served {
+            model: call.group.clone(),
+            model_id: None,
+            model_group: Some(call.group.clone()),
+            api_base: None,
+            response_id: hit.completion.id.clone(),
+            cache_key: Some(hit.key),
+            cache_hit: true,
+        },
+        prices: None,
+    };
+    facts.response_cost = Some(account(
+        &acc,
+        Exit::CacheHit {
+            usage: hit.completion.usage,
+        },
+    ));
+    if req.stream {
+        Reply::Stream(crate::caching::replay::replay(
+            req.kind,
+            &hit.completion,
+            req.client_wants_usage,
+        ))
+    } else {
+        Reply::Complete(hit.completion)
+    }
+}
+
 /// An admitted request: what its headers and body ask of routing (read once), and what it holds
 /// (its rate-limit permit, its spend context with the budget reservation).
 struct Call {
     call_id: String,
     started: Instant,
+    /// The model group the request resolves to (after `model_group_alias`).
+    group: String,
+    /// The response-cache key, when the request consulted the cache (for its spend-log rows).
+    cache_key: Option<String>,
     /// The caller's key spend as loaded (`x-litellm-key-spend` adds this instance's unwritten spend).
     key: Option<(String, f64)>,
     /// Who made the request, for its spend-log row.
@@ -320,6 +408,8 @@ async fn admit_request(
     let call = Call {
         call_id: call_id.to_string(),
         started,
+        group,
+        cache_key: None,
         prompt_tokens,
         key: caller
             .principal()
@@ -843,6 +933,9 @@ enum Exit<'a> {
     },
     /// The request failed for good, after its attempts (or before any).
     RequestFailed(&'a GatewayError),
+    /// Answered from the response cache: nothing is charged and no provider tokens were used
+    /// (the request still counted against rpm limits when it was admitted).
+    CacheHit { usage: Usage },
 }
 
 /// What an exit does; the one place the differences between exits are stated.
@@ -954,6 +1047,16 @@ fn account(acc: &Account, exit: Exit) -> f64 {
                 priced_over: None,
                 response_id: None,
                 error: Some(err.to_string()),
+            }),
+            ..Effects::default()
+        },
+        Exit::CacheHit { usage } => Effects {
+            settled_tokens: Some(0),
+            row: Some(Row {
+                usage,
+                priced_over: None,
+                response_id: acc.target.response_id.clone(),
+                error: None,
             }),
             ..Effects::default()
         },
@@ -1084,6 +1187,8 @@ async fn attempt(
             model_group: Some(group.to_string()),
             api_base: facts.api_base.clone(),
             response_id: None,
+            cache_key: call.cache_key.clone(),
+            cache_hit: false,
         },
         prices: None,
     };

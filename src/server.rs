@@ -211,6 +211,16 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         .map(crate::config::config_seconds)
         .unwrap_or(crate::spend::DEFAULT_FLUSH_EVERY);
     let key_header = config.key_header_name();
+    let cache_settings = {
+        let resolved = crate::caching::CacheSettings::resolve(&config, &|var| std::env::var(var).ok());
+        for note in &resolved.notes {
+            tracing::info!("{note}");
+        }
+        for warning in &resolved.warnings {
+            tracing::warn!("{warning}");
+        }
+        resolved.settings
+    };
     let config = Arc::new(config);
     let (debug, detailed_debug) = (cli.debug || cli.detailed_debug, cli.detailed_debug);
     let host = cli.host.clone();
@@ -251,6 +261,11 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         router.adopt(limiter.child());
         router.adopt(keys.child());
         router.adopt(end_users.child());
+        let cache = cache_settings.map(|settings| {
+            let store = response_cache(&settings);
+            router.adopt(store.child());
+            Arc::new(crate::caching::Cache::new(settings, store))
+        });
         let state = web::Data::new(AppState {
             config,
             router,
@@ -272,6 +287,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             background_health,
             last_health_round: ArcSwapOption::empty(),
             db_models,
+            cache,
         });
         // Pick up models other instances add to the shared database (see crate::models_sync).
         if let Some(every) = state.db_models.reload_every {
@@ -336,6 +352,33 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         crate::spend::drain(&spend_tracker, Duration::from_secs(10)).await;
         tracing::info!("shut down");
         Ok(())
+    })
+}
+
+/// The response cache's store: in memory, or in Redis (a connection of its own, with its own
+/// breaker, so cache traffic never opens the router's).
+fn response_cache(settings: &crate::caching::CacheSettings) -> tollgate_actors::ResponseCache {
+    use tollgate_actors::{CacheBackend, ResponseCacheSettings};
+    let backend = match &settings.backend {
+        crate::caching::Backend::Local => CacheBackend::Local,
+        crate::caching::Backend::Redis(url) => match tollgate_actors::SharedRouterState::new(url) {
+            Ok(redis) => CacheBackend::Redis(redis),
+            Err(e) => {
+                tracing::error!(error = %e, "the response cache's Redis cannot be used (bad URL); caching in memory");
+                CacheBackend::Local
+            }
+        },
+    };
+    tollgate_actors::ResponseCache::new(ResponseCacheSettings {
+        backend,
+        semantic: settings.semantic.is_some(),
+        max_entries: settings.max_entries,
+        max_bytes: settings.max_bytes,
+        similarity_threshold: settings
+            .semantic
+            .as_ref()
+            .map_or(crate::caching::settings::DEFAULT_SIMILARITY_THRESHOLD, |s| s.threshold),
+        ..ResponseCacheSettings::default()
     })
 }
 

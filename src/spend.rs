@@ -415,6 +415,10 @@ pub struct Served {
     pub api_base: Option<String>,
     /// The provider's response id (`chatcmpl-…`), once the response (or its stream) told it.
     pub response_id: Option<String>,
+    /// The response-cache key, when the request consulted the cache.
+    pub cache_key: Option<String>,
+    /// Answered from the response cache.
+    pub cache_hit: bool,
 }
 
 impl SpendContext {
@@ -487,6 +491,8 @@ impl SpendContext {
             .to_string(),
             metadata,
             response_id: served.response_id.clone(),
+            cache_hit: served.cache_hit,
+            cache_key: served.cache_key.clone(),
         };
         self.ledger.add(&log, 1.0);
         // The real cost now counts: the estimate is given back.
@@ -715,7 +721,8 @@ pub fn log_json(log: &SpendLog) -> Value {
         "end_user": log.end_user,
         "status": log.status,
         "metadata": metadata_json(log),
-        "cache_hit": "False",
+        "cache_hit": if log.cache_hit { "True" } else { "False" },
+        "cache_key": log.cache_key,
     })
 }
 

@@ -50,6 +50,8 @@ pub struct AppState {
     pub last_health_round: ArcSwapOption<HealthRound>,
     /// Models stored in the database (`/model/new`) and the config deployments they merge with.
     pub db_models: Arc<crate::models_sync::DbModels>,
+    /// The response cache (`litellm_settings.cache`), when configured.
+    pub cache: Option<Arc<crate::caching::Cache>>,
 }
 
 impl AppState {

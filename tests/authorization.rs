@@ -18,6 +18,9 @@ const ROLES: &[&str] = &[
     "customer",
 ];
 
+/// The response cache in memory, so its admin routes answer.
+const CACHE: &str = "litellm_settings:\n  cache: true\n";
+
 const ADMIN: &[&str] = &["master", "proxy_admin"];
 const READ_ALL: &[&str] = &["master", "proxy_admin", "proxy_admin_viewer"];
 const MANAGEMENT: &[&str] = &[
@@ -62,7 +65,7 @@ async fn fresh_key(gw: &Gateway) -> String {
 #[actix_rt::test]
 async fn every_management_route_for_every_role_on_sqlite() {
     let mock = Mock::start(&[]);
-    let gw = Gateway::start(&basic_config(&mock), &[], &[]);
+    let gw = Gateway::start(&format!("{}{CACHE}", basic_config(&mock)), &[], &[]);
     every_route_for_every_role(&mock, &gw).await;
 }
 
@@ -71,7 +74,7 @@ async fn every_management_route_for_every_role_on_postgres() {
     let mock = Mock::start(&[]);
     let pg = FreshPostgres::create();
     let gw = Gateway::start(
-        &format!("{}  database_url: {}\n", basic_config(&mock), pg.url),
+        &format!("{}  database_url: {}\n{CACHE}", basic_config(&mock), pg.url),
         &[],
         &[],
     );
@@ -411,6 +414,11 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             row("GET", "/global/spend/models", json!({}), READ_ALL),
             // health
             row("GET", "/health", json!({}), ADMIN),
+            // the response cache
+            row("GET", "/cache/ping", json!({}), ADMIN),
+            row("GET", "/cache/redis/info", json!({}), ADMIN),
+            row("POST", "/cache/delete", json!({"keys": ["nothing"]}), ADMIN),
+            row("POST", "/cache/flushall", json!({}), ADMIN),
         ];
         for r in &rows {
             let (status, body) = send(r.method, &gw.url(&r.path), Some(key), &r.body).await;
@@ -436,5 +444,5 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 54);
+    assert_eq!(checked, ROLES.len() * 58);
 }

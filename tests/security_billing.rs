@@ -293,6 +293,8 @@ fn row(request_id: &str, api_key: &str, end_user: Option<&str>) -> tollgate::sto
         status: "success".into(),
         metadata: "{}".into(),
         response_id: None,
+        cache_hit: false,
+        cache_key: None,
     }
 }
 

@@ -149,6 +149,8 @@ async fn exercise(store: Arc<dyn Store>) {
         status: "success".into(),
         metadata: "{}".into(),
         response_id: Some(format!("chatcmpl-{id}")),
+        cache_hit: false,
+        cache_key: None,
     };
     let batch = vec![log("r1", 0.25), log("r2", 0.5)];
     assert_eq!(store.record_spend(&batch).await.unwrap(), 2);

@@ -43,11 +43,25 @@ async fn readiness(state: web::Data<AppState>) -> HttpResponse {
             SharedStatus::Connecting => "connecting",
             SharedStatus::Unavailable => "unavailable: routing on local state",
         });
+    // The response cache: LiteLLM's `cache` field names its type; `cache_status` says whether its
+    // Redis answers (requests are served without the cache while it does not).
+    let (cache, cache_status) = match &state.cache {
+        None => (Value::Null, Value::Null),
+        Some(c) => (
+            json!(c.store.kind()),
+            json!(match c.store.status() {
+                None | Some(SharedStatus::Connected) => "connected",
+                Some(SharedStatus::Connecting) => "connecting",
+                Some(SharedStatus::Unavailable) => "unavailable: serving without the cache",
+            }),
+        ),
+    };
     HttpResponse::Ok().json(json!({
         "status": "healthy",
         "db": db,
         "db_backend": state.db.url.backend(),
-        "cache": Value::Null,
+        "cache": cache,
+        "cache_status": cache_status,
         "router_redis": router_redis,
         "litellm_version": VERSION,
         "tollgate_version": VERSION,

@@ -142,9 +142,69 @@ fn render(state: &AppState) -> Result<String, std::fmt::Error> {
         lost,
     );
 
+    if let Some(cache) = &state.cache {
+        register_cache(&mut registry, cache);
+    }
+
     let mut text = String::new();
     encode(&mut text, &registry)?;
     Ok(text)
+}
+
+/// The response cache: LiteLLM's hit, miss and cached-token counters, and the store's state.
+fn register_cache(registry: &mut Registry, cache: &crate::caching::Cache) {
+    let counters = &cache.counters;
+    registry.register(
+        "litellm_cache_hits_metric",
+        "Requests answered from the response cache",
+        counters.hits.clone(),
+    );
+    registry.register(
+        "litellm_cache_misses_metric",
+        "Requests that consulted the response cache and found nothing",
+        counters.misses.clone(),
+    );
+    registry.register(
+        "litellm_cached_tokens_metric",
+        "Tokens of the responses served from the cache",
+        counters.cached_tokens.clone(),
+    );
+    let stats = cache.store.stats();
+    let gauge = |v: u64| {
+        let g = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        g.set(v.min(i64::MAX as u64) as i64);
+        g
+    };
+    let counter = |v: u64| {
+        let c = prometheus_client::metrics::counter::Counter::<u64>::default();
+        c.inc_by(v);
+        c
+    };
+    registry.register(
+        "tollgate_cache_unavailable",
+        "Cache lookups that could not reach the store (Redis down or slow); served without the cache",
+        counter(counters.unavailable.load(std::sync::atomic::Ordering::Relaxed)),
+    );
+    registry.register(
+        "tollgate_cache_redis_errors",
+        "Failed Redis calls of the response cache (reads and background writes)",
+        counter(stats.redis_errors),
+    );
+    registry.register(
+        "tollgate_cache_entries",
+        "Entries in this instance's in-memory response cache",
+        gauge(stats.entries as u64),
+    );
+    registry.register(
+        "tollgate_cache_bytes",
+        "Body bytes in this instance's in-memory response cache",
+        gauge(stats.bytes as u64),
+    );
+    registry.register(
+        "tollgate_cache_evictions",
+        "Entries the in-memory response cache evicted to stay within max_size",
+        counter(stats.evictions),
+    );
 }
 
 /// The rate limiter: its Redis breaker, the scopes it counts, and its actor's restarts.

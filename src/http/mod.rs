@@ -2,6 +2,7 @@
 //! ([`crate::pipeline`], the router), map errors to the OpenAI envelope.
 
 mod budgets;
+mod cache;
 mod customers;
 mod db_models;
 mod health;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     organizations::configure(&mut r);
     customers::configure(&mut r);
     budgets::configure(&mut r);
+    cache::configure(&mut r);
     r.finish();
     cfg.default_service(web::to(not_found));
 }

@@ -264,6 +264,10 @@ pub struct SpendLog {
     pub metadata: String,
     /// The provider's response id, when it gave one (`/spend/logs?request_id=` matches it too).
     pub response_id: Option<String>,
+    /// Answered from the response cache (`cache_hit: "True"` in LiteLLM's spend logs).
+    pub cache_hit: bool,
+    /// The response-cache key the request used, when it consulted the cache.
+    pub cache_key: Option<String>,
 }
 
 /// Which spend-log rows `/spend/logs` wants.

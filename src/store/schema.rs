@@ -81,5 +81,7 @@ diesel::table! {
         status -> Text,
         metadata -> Text,
         response_id -> Nullable<Text>,
+        cache_hit -> Bool,
+        cache_key -> Nullable<Text>,
     }
 }

@@ -1,0 +1,3 @@
+-- Whether a request was answered from the response cache, and the cache key it used.
+ALTER TABLE spend_logs ADD COLUMN cache_hit BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE spend_logs ADD COLUMN cache_key TEXT;
