@@ -12,6 +12,10 @@
 //! * [`LimiterActor`] owns the lifecycle of the rate-limit counters: it evicts idle scopes and runs
 //!   the breaker over the Redis calls made for limits. Requests call the counters
 //!   ([`LimiterHandle::acquire`]) and read the breaker: atomics in a state the actor only owns.
+//! * [`ResponseCacheActor`] keeps the response cache ([`ResponseCache`]) tidy: it sweeps expired
+//!   entries, sends the queued Redis writes in pipelines and fetches the semantic vectors other
+//!   instances persisted. Requests read and store entries without a message (local), or with one
+//!   Redis call under a timeout and a breaker (Redis); its state lives outside the actor.
 //! * The router is the root of the supervision tree: it also keeps alive every [`Child`] it adopted
 //!   ([`RouterHandle::adopt`]), the [`SpendTracker`], the [`LimiterActor`] and the [`CacheHandle`]
 //!   actors, each a [`Restartable`] whose state lives outside the actor and is handed to every
@@ -28,7 +32,9 @@ mod deployment;
 mod limiter;
 mod limiter_actor;
 mod messages;
+mod response_cache;
 mod router;
+mod semantic_index;
 mod shared;
 mod snapshot;
 mod spend;
@@ -50,6 +56,10 @@ pub use limiter_actor::{
 pub use messages::{
     DeploymentFailure, ErrorClass, FailureClass, HealthReport, ProbeAll, ProbeOutcome,
     ReplaceDeployments,
+};
+pub use response_cache::{
+    CacheBackend, CacheError, CacheStats, CachedEntry, ResponseCache, ResponseCacheActor,
+    ResponseCacheSettings, DEFAULT_PREFIX as RESPONSE_CACHE_PREFIX, TICK as RESPONSE_CACHE_TICK,
 };
 pub use router::{RouterActor, RouterHandle};
 pub use shared::{SharedError, SharedRouterState, SharedStatus};

@@ -251,6 +251,15 @@ impl SharedRouterState {
         result
     }
 
+    /// Run a pipeline the caller built (the response cache's commands) under the same timeout,
+    /// per-thread pools and breaker as every other call.
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        pipeline: redis::Pipeline,
+    ) -> Result<T, SharedError> {
+        self.call(move || Invocation::Pipeline(pipeline)).await
+    }
+
     /// Reserve one request and `tokens` of `id`'s current minute across every instance. `Ok(false)`
     /// when the deployment's `rpm`/`tpm` is used up; `Err` when Redis could not answer.
     pub async fn reserve(
