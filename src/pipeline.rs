@@ -257,7 +257,7 @@ async fn serve(
         }
     }
     match (cache, plan) {
-        (Some(cache), Some(plan)) => result.map(|reply| cache.store(state, http, plan, reply)),
+        (Some(cache), Some(plan)) => result.map(|reply| cache.store(http, plan, reply)),
         _ => result,
     }
 }

@@ -120,11 +120,11 @@ impl Controls {
                     c.namespace = Some(
                         value
                             .as_str()
-                            .filter(|s| !s.is_empty() && s.len() <= 256)
+                            .filter(|s| valid_namespace(s))
                             .ok_or_else(|| {
                                 GatewayError::bad_param(
                                     "cache",
-                                    "cache.namespace must be a non-empty string of at most 256 characters",
+                                    "cache.namespace must be a non-empty string of at most 256 characters, not starting with 'vector'",
                                 )
                             })?
                             .to_string(),
@@ -161,6 +161,11 @@ impl Controls {
             )),
         }
     }
+}
+
+/// A namespace the store can use: `vector…` names hold its semantic index.
+pub fn valid_namespace(ns: &str) -> bool {
+    !ns.is_empty() && ns.len() <= 256 && !ns.starts_with("vector")
 }
 
 /// Fields that never change what a response says, left out of the key.
@@ -471,7 +476,38 @@ impl Cache {
         Some(hit(key, entry))
     }
 
-    fn put(&self, plan: &Plan, body: Bytes) {
+    /// Store a successful reply (a stream: once it completed), and hand the reply on unchanged.
+    pub fn store(
+        self: &std::sync::Arc<Self>,
+        http: &actix_web::HttpRequest,
+        plan: Plan,
+        reply: Reply,
+    ) -> Reply {
+        if !plan.write {
+            return reply;
+        }
+        match reply {
+            Reply::Complete(completion) => {
+                self.keep(http, &plan, completion.body.clone());
+                Reply::Complete(completion)
+            }
+            Reply::Stream(stream) => {
+                let cache = self.clone();
+                let http = http.clone();
+                let limit = self.settings.max_entry_bytes;
+                Reply::Stream(replay::record(stream, limit, move |chunks| {
+                    if let Some(done) = replay::assemble(plan.kind, &chunks) {
+                        cache.keep(&http, &plan, done.body);
+                    }
+                }))
+            }
+        }
+    }
+
+    /// Write the entry, then (semantic caching) index the prompt's embedding under its key: the
+    /// store writes them in that order, so no instance finds a vector without its entry. The
+    /// embedding is the lookup's when it made one, else computed now, off the request path.
+    fn keep(self: &std::sync::Arc<Self>, http: &actix_web::HttpRequest, plan: &Plan, body: Bytes) {
         if body.len() > self.settings.max_entry_bytes {
             return;
         }
@@ -480,55 +516,21 @@ impl Cache {
             body,
         };
         self.store.put(plan.key.clone(), entry, plan.ttl);
-    }
-
-    /// Store a successful reply (a stream: once it completed), and hand the reply on unchanged.
-    pub fn store(
-        self: &std::sync::Arc<Self>,
-        state: &crate::state::AppState,
-        http: &actix_web::HttpRequest,
-        plan: Plan,
-        reply: Reply,
-    ) -> Reply {
-        if !plan.write {
-            return reply;
-        }
-        if let Some(semantic) = &plan.semantic {
-            self.remember_vector(state, http, semantic, &plan);
-        }
-        match reply {
-            Reply::Complete(completion) => {
-                self.put(&plan, completion.body.clone());
-                Reply::Complete(completion)
-            }
-            Reply::Stream(stream) => {
-                let cache = self.clone();
-                let limit = self.settings.max_entry_bytes;
-                Reply::Stream(replay::record(stream, limit, move |chunks| {
-                    if let Some(done) = replay::assemble(plan.kind, &chunks) {
-                        cache.put(&plan, done.body);
-                    }
-                }))
-            }
-        }
-    }
-
-    /// Index the prompt's embedding under the entry's key (computing it now if the lookup did
-    /// not). The vector is only a pointer: a vector whose entry is gone answers nothing.
-    fn remember_vector(
-        self: &std::sync::Arc<Self>,
-        state: &crate::state::AppState,
-        http: &actix_web::HttpRequest,
-        semantic: &SemanticPlan,
-        plan: &Plan,
-    ) {
+        let Some(semantic) = &plan.semantic else {
+            return;
+        };
         let (partition, key, ttl) = (semantic.partition.clone(), plan.key.clone(), plan.ttl);
         if let Some(vector) = semantic.vector.get() {
             self.store.put_vector(partition, key, vector.clone(), ttl);
             return;
         }
+        let Some(state) = http
+            .app_data::<actix_web::web::Data<crate::state::AppState>>()
+            .cloned()
+        else {
+            return;
+        };
         let cache = self.clone();
-        let state = state.clone();
         let http = http.clone();
         let (model, text) = (semantic.model.clone(), semantic.text.clone());
         actix_web::rt::spawn(async move {

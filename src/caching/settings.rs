@@ -268,7 +268,15 @@ impl CacheSettings {
             backend,
             semantic,
             ttl,
-            namespace: get("namespace").and_then(text),
+            namespace: match get("namespace").and_then(text) {
+                Some(ns) if !super::valid_namespace(&ns) => {
+                    out.warnings.push(format!(
+                        "cache namespace '{ns}' cannot be used (at most 256 characters, not starting with 'vector'); entries have no namespace"
+                    ));
+                    None
+                }
+                ns => ns,
+            },
             call_types,
             default_on: get("mode").and_then(Value::as_str) != Some("default_off"),
             sharing,
