@@ -14,6 +14,7 @@
 //!   framing, SigV4, [`time`]) is the `tollgate-wire` crate (`wire/`).
 
 pub mod auth;
+pub mod caching;
 pub mod cli;
 pub mod config;
 pub mod crypto;

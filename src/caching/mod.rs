@@ -1,0 +1,3 @@
+//! Response caching.
+
+pub mod replay;
