@@ -113,6 +113,11 @@ pub struct MockProviderArgs {
     /// Embedding dimension when the request has no `dimensions` (0 means 8).
     #[arg(long, default_value_t = 0)]
     pub embedding_dim: usize,
+    /// Append ` (reply <serial>)` to every OpenAI chat and text completion, so that tests can
+    /// tell a fresh answer from one replayed by a cache (the serial is in every response id
+    /// anyway).
+    #[arg(long, env = "TOLLGATE_MOCK_SERIAL_REPLIES", value_parser = clap::builder::BoolishValueParser::new())]
+    pub serial_replies: bool,
 }
 
 impl Default for MockProviderArgs {
@@ -126,6 +131,7 @@ impl Default for MockProviderArgs {
             stream_chunks: 8,
             api_key: None,
             embedding_dim: 0,
+            serial_replies: false,
         }
     }
 }
@@ -202,6 +208,8 @@ pub struct MockState {
     stream_chunks: usize,
     api_key: Option<String>,
     embedding_dim: usize,
+    /// `--serial-replies`: the reply text of OpenAI completions ends with its serial.
+    serial_replies: bool,
     total: AtomicU64,
     by_route: [AtomicU64; 3],
     by_model: Mutex<HashMap<String, u64>>,
@@ -218,6 +226,7 @@ impl fmt::Debug for MockState {
             .field("stream_chunks", &self.stream_chunks)
             .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
             .field("embedding_dim", &self.embedding_dim)
+            .field("serial_replies", &self.serial_replies)
             .field("total", &self.total_requests())
             .finish_non_exhaustive()
     }
@@ -236,6 +245,7 @@ impl MockState {
             } else {
                 args.embedding_dim
             },
+            serial_replies: args.serial_replies,
             total: AtomicU64::new(0),
             by_route: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             by_model: Mutex::new(HashMap::new()),
@@ -322,6 +332,16 @@ impl MockState {
             Err(ApiError::invalid_api_key())
         }
     }
+}
+
+/// The serial of the next answered OpenAI chat, completion or embedding request. Process-wide
+/// and never reset (not even by `/mock/reset`), so no two answers of one mock process carry the
+/// same serial: a test that sees one serial twice saw a replay.
+static SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// Takes the next serial (the first is 1).
+fn next_serial() -> u64 {
+    SERIAL.fetch_add(1, Ordering::Relaxed)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -26,13 +26,13 @@ use tollgate_wire::openai::{
 };
 
 use crate::shared::{
-    chat_prompt_tokens, count_words, embedding_vector, fnv1a, random_id, split_chunks,
+    chat_prompt_tokens, count_words, embedding_vector, fnv1a, random_id, serial_id, split_chunks,
     success_builder, tokens_for_chars, truncate_words, unix_now, FNV_OFFSET,
 };
 use crate::{
-    body_field, cut_error, flush_point, pause, truncated_body, Controls, Endpoint, FailureMode,
-    MockState, CUT_AFTER_PARTS, DEFAULT_REPLY, DEFAULT_RETRY_AFTER, HANG_DURATION, MAX_BODY_BYTES,
-    RATE_LIMIT_REQUESTS, REPLY_FIELD, SLOW_DURATION, TOOL_ARGUMENTS,
+    body_field, cut_error, flush_point, next_serial, pause, truncated_body, Controls, Endpoint,
+    FailureMode, MockState, CUT_AFTER_PARTS, DEFAULT_REPLY, DEFAULT_RETRY_AFTER, HANG_DURATION,
+    MAX_BODY_BYTES, RATE_LIMIT_REQUESTS, REPLY_FIELD, SLOW_DURATION, TOOL_ARGUMENTS,
 };
 
 pub(crate) const SYSTEM_FINGERPRINT: &str = "fp_tollgate_mock";
@@ -50,6 +50,8 @@ pub(crate) const MAX_EMBEDDING_DIM: u64 = 16_384;
 /// Largest number of inputs (embeddings) or prompts (completions) in one request.
 pub(crate) const MAX_INPUTS: usize = 2048;
 pub(crate) const MAX_CHOICES: u64 = 128;
+/// The response header naming the answer's serial (embedding lists have no id to carry it).
+pub(crate) const SERIAL_HEADER: &str = "x-mock-serial";
 
 /// Registers the OpenAI routes (with and without the `/v1` prefix; the LLM routes also as
 /// Azure-style deployment routes).
@@ -201,11 +203,16 @@ pub(crate) async fn serve_llm(
         state,
         cut,
     };
-    match endpoint {
+    let (serial, mut response) = match endpoint {
         Endpoint::Chat => exchange.chat_completion(),
         Endpoint::Completions => exchange.text_completion(),
         Endpoint::Embeddings => exchange.embeddings(),
-    }
+    }?;
+    response.headers_mut().insert(
+        HeaderName::from_static(SERIAL_HEADER),
+        HeaderValue::from(serial),
+    );
+    Ok(response)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,6 +486,9 @@ impl<'a> ModelObject<'a> {
 // Building replies
 // ---------------------------------------------------------------------------------------------
 
+/// An answer and its serial.
+type Answer = Result<(u64, HttpResponse), ApiError>;
+
 /// One validated LLM request being answered.
 pub(crate) struct Exchange<'a> {
     body: &'a Map<String, Value>,
@@ -523,6 +533,24 @@ impl Reply {
         })
     }
 
+    /// The reply with ` (reply <serial>)` after its text (`--serial-replies`); a tool call is
+    /// left as it is.
+    fn with_serial(self, serial: u64) -> Self {
+        match self {
+            Self::Text {
+                mut text,
+                finish_reason,
+            } => {
+                text.push_str(&format!(" (reply {serial})"));
+                Self::Text {
+                    text,
+                    finish_reason,
+                }
+            }
+            tool @ Self::Tool { .. } => tool,
+        }
+    }
+
     pub(crate) fn completion_tokens(&self) -> u64 {
         match self {
             Self::Text { text, .. } => count_words(text),
@@ -539,7 +567,18 @@ impl Reply {
 }
 
 impl Exchange<'_> {
-    fn chat_completion(&self) -> Result<HttpResponse, ApiError> {
+    /// Takes the answer's serial, and marks the reply with it when the mock runs with
+    /// `--serial-replies`.
+    fn serial(&self, reply: Reply) -> (u64, Reply) {
+        let serial = next_serial();
+        if self.state.serial_replies {
+            (serial, reply.with_serial(serial))
+        } else {
+            (serial, reply)
+        }
+    }
+
+    fn chat_completion(&self) -> Answer {
         let messages = match body_field(Some(self.body), "messages") {
             None => return Err(ApiError::missing_parameter("messages")),
             Some(Value::Array(messages)) if messages.is_empty() => {
@@ -557,11 +596,12 @@ impl Exchange<'_> {
             Some(name) => Reply::Tool { name },
             None => Reply::text(self.body)?,
         };
+        let (serial, reply) = self.serial(reply);
         let usage = chat_usage(
             prompt_tokens,
             reply.completion_tokens().saturating_mul(u64::from(choices)),
         );
-        let id = random_id("chatcmpl-", 29);
+        let id = serial_id("chatcmpl-", serial, 29);
         let created = unix_now();
 
         if is_streaming(self.body) {
@@ -575,7 +615,7 @@ impl Exchange<'_> {
                 self.state,
             )
             .with_usage(include_usage(self.body).then_some(usage));
-            return Ok(sse_response(plan, self.state.chunk_delay, self.cut));
+            return Ok((serial, sse_response(plan, self.state.chunk_delay, self.cut)));
         }
 
         let finish_reason = reply.finish_reason();
@@ -600,16 +640,17 @@ impl Exchange<'_> {
                 Choice::new(index, message, finish_reason)
             })
             .collect();
-        json_response(
+        let response = json_response(
             &ChatCompletion {
                 extra: fingerprint(),
                 ..ChatCompletion::new(id.as_str(), created, self.model, choices, usage)
             },
             self.cut,
-        )
+        )?;
+        Ok((serial, response))
     }
 
-    fn text_completion(&self) -> Result<HttpResponse, ApiError> {
+    fn text_completion(&self) -> Answer {
         let prompts = match body_field(Some(self.body), "prompt") {
             None => vec![InputItem::Text("")],
             Some(prompt) => parse_inputs(prompt).ok_or_else(|| {
@@ -631,12 +672,12 @@ impl Exchange<'_> {
             .ok()
             .and_then(|prompts| prompts.checked_mul(per_prompt))
             .ok_or_else(|| ApiError::invalid_value("n", "Too many choices requested."))?;
-        let reply = Reply::text(self.body)?;
+        let (serial, reply) = self.serial(Reply::text(self.body)?);
         let usage = Usage::basic(
             prompt_tokens,
             reply.completion_tokens().saturating_mul(u64::from(choices)),
         );
-        let id = random_id("cmpl-", 29);
+        let id = serial_id("cmpl-", serial, 29);
         let created = unix_now();
 
         if is_streaming(self.body) {
@@ -650,7 +691,7 @@ impl Exchange<'_> {
                 self.state,
             )
             .with_usage(include_usage(self.body).then_some(usage));
-            return Ok(sse_response(plan, self.state.chunk_delay, self.cut));
+            return Ok((serial, sse_response(plan, self.state.chunk_delay, self.cut)));
         }
 
         let (text, finish_reason) = match &reply {
@@ -668,7 +709,7 @@ impl Exchange<'_> {
                 finish_reason: Some(finish_reason.into()),
             })
             .collect();
-        json_response(
+        let response = json_response(
             &TextCompletion {
                 id: id.as_str().into(),
                 object: "text_completion".into(),
@@ -679,10 +720,11 @@ impl Exchange<'_> {
                 extra: Map::new(),
             },
             self.cut,
-        )
+        )?;
+        Ok((serial, response))
     }
 
-    fn embeddings(&self) -> Result<HttpResponse, ApiError> {
+    fn embeddings(&self) -> Answer {
         let input = body_field(Some(self.body), "input")
             .ok_or_else(|| ApiError::missing_parameter("input"))?;
         let inputs = parse_inputs(input).ok_or_else(|| {
@@ -733,10 +775,11 @@ impl Exchange<'_> {
             .iter()
             .map(InputItem::tokens)
             .fold(0, u64::saturating_add);
-        json_response(
+        let response = json_response(
             &EmbeddingList::new(self.model, data, prompt_tokens),
             self.cut,
-        )
+        )?;
+        Ok((next_serial(), response))
     }
 }
 
@@ -1806,5 +1849,165 @@ mod tests {
         }
         let response = test::call_service(&app, post(CHAT, json!([1, 2])).to_request()).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+
+    /// The serial an id names (`<prefix><serial>-<random>`).
+    fn serial_of(id: &Value, prefix: &str) -> u64 {
+        let id = id.as_str().expect("id");
+        let rest = id.strip_prefix(prefix).expect("id prefix");
+        let (serial, random) = rest.split_once('-').expect("serial, then random part");
+        assert_eq!(random.len(), 29, "{id}");
+        serial.parse().expect("numeric serial")
+    }
+
+    fn serial_header<B>(response: &actix_web::dev::ServiceResponse<B>) -> u64 {
+        header(response, SERIAL_HEADER)
+            .and_then(|serial| serial.parse().ok())
+            .expect("serial header")
+    }
+
+    /// The text of a streamed reply's first choice, its id, and whether it ended with `[DONE]`.
+    async fn streamed<B: actix_web::body::MessageBody>(
+        response: actix_web::dev::ServiceResponse<B>,
+        field: &str,
+    ) -> (String, Value, bool) {
+        let (bytes, errored) = drain(response.into_body()).await;
+        assert!(!errored);
+        let payloads = sse_payloads(&bytes);
+        let done = payloads.last().is_some_and(|p| p == "[DONE]");
+        let chunks = sse_json(&payloads);
+        let text = chunks
+            .iter()
+            .filter_map(|chunk| chunk["choices"][0].pointer(field))
+            .filter_map(Value::as_str)
+            .collect();
+        (text, chunks[0]["id"].clone(), done)
+    }
+
+    #[actix_web::test]
+    async fn every_answer_has_its_own_serial_and_the_text_stays_as_it_was() {
+        let (app, _) = mock_app!();
+        let first = test::call_service(&app, post(CHAT, chat_body()).to_request()).await;
+        let first_header = serial_header(&first);
+        let first = json_of(first).await;
+        let second =
+            json_of(test::call_service(&app, post(CHAT, chat_body()).to_request()).await).await;
+        let (a, b) = (
+            serial_of(&first["id"], "chatcmpl-"),
+            serial_of(&second["id"], "chatcmpl-"),
+        );
+        assert_eq!(a, first_header);
+        assert!(a >= 1 && b > a, "serials {a} then {b}");
+        assert_eq!(first["choices"][0]["message"]["content"], DEFAULT_REPLY);
+        assert_eq!(second["choices"][0]["message"]["content"], DEFAULT_REPLY);
+
+        let body = json!({"model": "mock-gpt-instruct", "prompt": "Say hi"});
+        let text =
+            json_of(test::call_service(&app, post("/v1/completions", body).to_request()).await)
+                .await;
+        assert!(serial_of(&text["id"], "cmpl-") > b);
+        assert_eq!(text["choices"][0]["text"], DEFAULT_REPLY);
+
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        let (content, id, done) = streamed(
+            test::call_service(&app, post(CHAT, body).to_request()).await,
+            "/delta/content",
+        )
+        .await;
+        assert!(done);
+        assert!(serial_of(&id, "chatcmpl-") > b);
+        assert_eq!(content, DEFAULT_REPLY);
+
+        let body = json!({"model": "mock-embedding", "input": "hi"});
+        let embedding = test::call_service(&app, post("/v1/embeddings", body).to_request()).await;
+        assert!(serial_header(&embedding) > b);
+    }
+
+    #[actix_web::test]
+    async fn serial_replies_end_the_text_with_the_serial() {
+        let (app, _) = mock_app!(MockProviderArgs {
+            serial_replies: true,
+            ..MockProviderArgs::default()
+        });
+        let suffixed = |serial: u64| format!("{DEFAULT_REPLY} (reply {serial})");
+
+        let chat =
+            json_of(test::call_service(&app, post(CHAT, chat_body()).to_request()).await).await;
+        let serial = serial_of(&chat["id"], "chatcmpl-");
+        assert_eq!(chat["choices"][0]["message"]["content"], suffixed(serial));
+        let again =
+            json_of(test::call_service(&app, post(CHAT, chat_body()).to_request()).await).await;
+        let next = serial_of(&again["id"], "chatcmpl-");
+        assert!(next > serial);
+        assert_eq!(again["choices"][0]["message"]["content"], suffixed(next));
+
+        let mut body = chat_body();
+        body["stream"] = json!(true);
+        let (content, id, done) = streamed(
+            test::call_service(&app, post(CHAT, body).to_request()).await,
+            "/delta/content",
+        )
+        .await;
+        assert!(done);
+        assert_eq!(content, suffixed(serial_of(&id, "chatcmpl-")));
+
+        let body = json!({"model": "mock-gpt-instruct", "prompt": "Say hi"});
+        let text =
+            json_of(test::call_service(&app, post("/v1/completions", body).to_request()).await)
+                .await;
+        assert_eq!(
+            text["choices"][0]["text"],
+            suffixed(serial_of(&text["id"], "cmpl-"))
+        );
+        let body = json!({"model": "mock-gpt-instruct", "prompt": "Say hi", "stream": true});
+        let (streamed_text, id, done) = streamed(
+            test::call_service(&app, post("/v1/completions", body).to_request()).await,
+            "/text",
+        )
+        .await;
+        assert!(done);
+        assert_eq!(streamed_text, suffixed(serial_of(&id, "cmpl-")));
+
+        // A tool call has no text to mark; its id still names the serial.
+        let mut body = chat_body();
+        body["tools"] = json!([{"type": "function", "function": {"name": "lookup"}}]);
+        body["tool_choice"] = json!("required");
+        let tool = json_of(test::call_service(&app, post(CHAT, body).to_request()).await).await;
+        assert!(serial_of(&tool["id"], "chatcmpl-") > next);
+        assert!(tool["choices"][0]["message"]["content"].is_null());
+    }
+
+    #[test]
+    fn serial_replies_is_a_flag_and_an_env_switch() {
+        use clap::{Args as _, Parser};
+
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: MockProviderArgs,
+        }
+        let parse = |argv: &[&str]| Cli::try_parse_from(argv).expect("parses").args;
+        assert!(!parse(&["mock"]).serial_replies);
+        assert!(parse(&["mock", "--serial-replies"]).serial_replies);
+
+        // The switch reads TOLLGATE_MOCK_SERIAL_REPLIES, where `1` and `0` are understood
+        // (checked on the declaration: setting the variable would race other tests).
+        let command = MockProviderArgs::augment_args(clap::Command::new("mock"));
+        let arg = command
+            .get_arguments()
+            .find(|arg| arg.get_id() == "serial_replies")
+            .expect("serial_replies argument");
+        assert_eq!(
+            arg.get_env(),
+            Some(std::ffi::OsStr::new("TOLLGATE_MOCK_SERIAL_REPLIES"))
+        );
+        let understood = |raw: &str| {
+            arg.get_value_parser()
+                .possible_values()
+                .is_some_and(|mut values| values.any(|value| value.matches(raw, true)))
+        };
+        assert!(understood("1") && understood("0") && understood("true"));
+        assert!(!understood("maybe"));
     }
 }

@@ -30,6 +30,12 @@ pub(crate) fn random_id(prefix: &str, len: usize) -> String {
     id
 }
 
+/// A response id that names its serial: `<prefix><serial>-<random>` (random part as long as
+/// [`random_id`]'s), so ids stay unique and a test can read which answer it got.
+pub(crate) fn serial_id(prefix: &str, serial: u64, len: usize) -> String {
+    random_id(&format!("{prefix}{serial}-"), len)
+}
+
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
