@@ -230,7 +230,21 @@ async fn serve(
             }
         }
     }
-    let result = route(state, caller, req, call, facts).await;
+    // A stream whose answer is stored always asks for its usage chunk (the stored response needs
+    // it); the recorder hides it from a client that did not ask.
+    let hide_usage =
+        plan.as_ref().is_some_and(|p| p.write) && req.stream && !req.client_wants_usage;
+    let with_usage;
+    let routed = if hide_usage {
+        with_usage = LlmRequest {
+            client_wants_usage: true,
+            ..req.clone()
+        };
+        &with_usage
+    } else {
+        req
+    };
+    let result = route(state, caller, routed, call, facts).await;
     match &result {
         Ok(_) => {}
         Err(err) => {
@@ -257,7 +271,7 @@ async fn serve(
         }
     }
     match (cache, plan) {
-        (Some(cache), Some(plan)) => result.map(|reply| cache.store(http, plan, reply)),
+        (Some(cache), Some(plan)) => result.map(|reply| cache.store(http, plan, reply, hide_usage)),
         _ => result,
     }
 }

@@ -212,7 +212,8 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         .unwrap_or(crate::spend::DEFAULT_FLUSH_EVERY);
     let key_header = config.key_header_name();
     let cache_settings = {
-        let resolved = crate::caching::CacheSettings::resolve(&config, &|var| std::env::var(var).ok());
+        let resolved =
+            crate::caching::CacheSettings::resolve(&config, &|var| std::env::var(var).ok());
         for note in &resolved.notes {
             tracing::info!("{note}");
         }
@@ -374,10 +375,10 @@ fn response_cache(settings: &crate::caching::CacheSettings) -> tollgate_actors::
         semantic: settings.semantic.is_some(),
         max_entries: settings.max_entries,
         max_bytes: settings.max_bytes,
-        similarity_threshold: settings
-            .semantic
-            .as_ref()
-            .map_or(crate::caching::settings::DEFAULT_SIMILARITY_THRESHOLD, |s| s.threshold),
+        similarity_threshold: settings.semantic.as_ref().map_or(
+            crate::caching::settings::DEFAULT_SIMILARITY_THRESHOLD,
+            |s| s.threshold,
+        ),
         ..ResponseCacheSettings::default()
     })
 }

@@ -68,7 +68,14 @@ pub struct Controls {
     pub named: Vec<&'static str>,
 }
 
-const CONTROL_NAMES: &[&str] = &["no-cache", "no-store", "ttl", "s-maxage", "namespace", "use-cache"];
+const CONTROL_NAMES: &[&str] = &[
+    "no-cache",
+    "no-store",
+    "ttl",
+    "s-maxage",
+    "namespace",
+    "use-cache",
+];
 
 fn seconds(name: &str, v: &Value) -> Result<Duration, GatewayError> {
     crate::config::as_f64(v)
@@ -200,7 +207,13 @@ fn hash_value(h: &mut Sha256, v: &Value) {
     }
 }
 
-fn digest(kind: CallKind, group: &str, scope: &str, body: &Map<String, Value>, skip: &[&str]) -> String {
+fn digest(
+    kind: CallKind,
+    group: &str,
+    scope: &str,
+    body: &Map<String, Value>,
+    skip: &[&str],
+) -> String {
     let mut h = Sha256::new();
     for part in ["tollgate-cache-v1", kind.as_str(), group, scope] {
         h.update(part.as_bytes());
@@ -321,11 +334,17 @@ fn labels(caller: &Caller, group: &str) -> CacheLabels {
     vec![
         ("model", group.to_string()),
         ("hashed_api_key", text(key.map(|k| &k.token))),
-        ("api_key_alias", text(key.and_then(|k| k.key_alias.as_ref()))),
+        (
+            "api_key_alias",
+            text(key.and_then(|k| k.key_alias.as_ref())),
+        ),
         ("team", text(key.and_then(|k| k.team_id.as_ref()))),
         (
             "team_alias",
-            text(p.and_then(|p| p.team.as_ref()).and_then(|t| t.alias.as_ref())),
+            text(
+                p.and_then(|p| p.team.as_ref())
+                    .and_then(|t| t.alias.as_ref()),
+            ),
         ),
         ("end_user", String::new()),
         ("user", text(key.and_then(|k| k.user_id.as_ref()))),
@@ -406,9 +425,8 @@ impl Cache {
     }
 
     fn fresh(&self, plan: &Plan, entry: &CachedEntry) -> bool {
-        plan.max_age.is_none_or(|age| {
-            now_ms().saturating_sub(entry.created_ms) <= age.as_millis() as u64
-        })
+        plan.max_age
+            .is_none_or(|age| now_ms().saturating_sub(entry.created_ms) <= age.as_millis() as u64)
     }
 
     async fn get(&self, key: &str) -> Option<CachedEntry> {
@@ -477,11 +495,14 @@ impl Cache {
     }
 
     /// Store a successful reply (a stream: once it completed), and hand the reply on unchanged.
+    /// `hide_usage`: the stream was asked for its usage chunk only so the stored response has
+    /// usage; the client did not ask for it, so it is not relayed.
     pub fn store(
         self: &std::sync::Arc<Self>,
         http: &actix_web::HttpRequest,
         plan: Plan,
         reply: Reply,
+        hide_usage: bool,
     ) -> Reply {
         if !plan.write {
             return reply;
@@ -495,7 +516,7 @@ impl Cache {
                 let cache = self.clone();
                 let http = http.clone();
                 let limit = self.settings.max_entry_bytes;
-                Reply::Stream(replay::record(stream, limit, move |chunks| {
+                Reply::Stream(replay::record(stream, limit, hide_usage, move |chunks| {
                     if let Some(done) = replay::assemble(plan.kind, &chunks) {
                         cache.keep(&http, &plan, done.body);
                     }
@@ -604,8 +625,12 @@ mod tests {
 
     #[test]
     fn the_key_ignores_key_order_user_stream_and_model_name() {
-        let a = body(json!({"model": "g", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5, "user": "u1", "stream": true}));
-        let b = body(json!({"temperature": 0.5, "messages": [{"content": "hi", "role": "user"}], "model": "alias"}));
+        let a = body(
+            json!({"model": "g", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5, "user": "u1", "stream": true}),
+        );
+        let b = body(
+            json!({"temperature": 0.5, "messages": [{"content": "hi", "role": "user"}], "model": "alias"}),
+        );
         assert_eq!(
             cache_key(CallKind::Chat, "g", "team:t", None, &a),
             cache_key(CallKind::Chat, "g", "team:t", None, &b)
@@ -614,7 +639,8 @@ mod tests {
 
     #[test]
     fn the_key_changes_with_content_parameters_group_kind_scope_and_namespace() {
-        let base = body(json!({"messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}));
+        let base =
+            body(json!({"messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}));
         let k = |kind, group: &str, scope: &str, ns: Option<&str>, b: &Map<String, Value>| {
             cache_key(kind, group, scope, ns, b)
         };
@@ -623,7 +649,10 @@ mod tests {
         other.insert("temperature".into(), json!(0.7));
         assert_ne!(reference, k(CallKind::Chat, "g", "s", None, &other));
         let mut tools = base.clone();
-        tools.insert("tools".into(), json!([{"type": "function", "function": {"name": "f"}}]));
+        tools.insert(
+            "tools".into(),
+            json!([{"type": "function", "function": {"name": "f"}}]),
+        );
         assert_ne!(reference, k(CallKind::Chat, "g", "s", None, &tools));
         assert_ne!(reference, k(CallKind::Chat, "h", "s", None, &base));
         assert_ne!(reference, k(CallKind::Completion, "g", "s", None, &base));
@@ -634,7 +663,7 @@ mod tests {
     }
 
     #[test]
-    fn controls_parse_liteLLM_spellings() {
+    fn controls_parse_litellm_spellings() {
         let c = Controls::parse(
             Some(&json!({"no-cache": true, "no-store": false, "ttl": 60, "s-maxage": 5, "namespace": "n", "unknown": 1})),
             Some(&json!(true)),
@@ -645,7 +674,10 @@ mod tests {
         assert_eq!(c.s_maxage, Some(Duration::from_secs(5)));
         assert_eq!(c.namespace.as_deref(), Some("n"));
         assert_eq!(c.use_cache, Some(true));
-        assert_eq!(c.named, vec!["no-cache", "no-store", "ttl", "s-maxage", "namespace"]);
+        assert_eq!(
+            c.named,
+            vec!["no-cache", "no-store", "ttl", "s-maxage", "namespace"]
+        );
         assert!(Controls::parse(Some(&json!({"ttl": "soon"})), None).is_err());
         assert!(Controls::parse(Some(&json!(["no-cache"])), None).is_err());
         assert!(Controls::parse(None, Some(&json!("yes"))).is_err());
@@ -663,7 +695,10 @@ mod tests {
             prompt_text(&body(json!({"prompt": ["a", "b"]}))).as_deref(),
             Some("a\nb")
         );
-        assert_eq!(prompt_text(&body(json!({"input": "x"}))).as_deref(), Some("x"));
+        assert_eq!(
+            prompt_text(&body(json!({"input": "x"}))).as_deref(),
+            Some("x")
+        );
         assert_eq!(prompt_text(&body(json!({"n": 1}))), None);
     }
 }

@@ -139,9 +139,13 @@ pub fn replay(kind: CallKind, stored: &Completion, include_usage: bool) -> Chunk
 /// collecting then, and still relays). Items pass through unchanged, as they come; `on_complete`
 /// runs inside the poll that yields `Done`, just before it is relayed, so it should only hand the
 /// chunks on (spawn the write), not wait.
+///
+/// `hide_usage`: the stream was asked for its usage chunk for the cache's sake only (the client did
+/// not ask, `stream_options.include_usage`): the usage-only chunk is recorded but not relayed.
 pub fn record(
     stream: ChunkStream,
     max_bytes: usize,
+    hide_usage: bool,
     on_complete: impl FnOnce(Vec<Bytes>) + 'static,
 ) -> ChunkStream {
     Box::pin(Recorder {
@@ -149,8 +153,23 @@ pub fn record(
         chunks: Vec::new(),
         bytes: 0,
         max_bytes,
+        hide_usage,
         on_complete: Some(Box::new(on_complete)),
     })
+}
+
+/// Whether a chunk only carries usage (`"choices": []` with a `usage` object).
+fn usage_only(chunk: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        choices: Option<Vec<serde::de::IgnoredAny>>,
+        #[serde(default)]
+        usage: Option<Map<String, Value>>,
+    }
+    memchr::memmem::find(chunk, b"\"usage\"").is_some()
+        && serde_json::from_slice::<Probe>(chunk)
+            .is_ok_and(|p| p.usage.is_some() && p.choices.is_none_or(|c| c.is_empty()))
 }
 
 struct Recorder {
@@ -158,6 +177,7 @@ struct Recorder {
     chunks: Vec<Bytes>,
     bytes: usize,
     max_bytes: usize,
+    hide_usage: bool,
     /// Taken when the stream completes; dropped (with the chunks) once it cannot.
     on_complete: Option<Box<dyn FnOnce(Vec<Bytes>)>>,
 }
@@ -174,29 +194,37 @@ impl Stream for Recorder {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamItem>> {
         let this = self.get_mut();
-        let polled = this.inner.as_mut().poll_next(cx);
-        if let Poll::Ready(Some(item)) = &polled {
-            if this.on_complete.is_some() {
-                match item {
-                    StreamItem::Chunk(chunk) => {
-                        this.bytes = this.bytes.saturating_add(chunk.len());
-                        if this.bytes > this.max_bytes {
-                            this.give_up();
-                        } else {
-                            this.chunks.push(chunk.clone());
+        loop {
+            let polled = this.inner.as_mut().poll_next(cx);
+            let mut hidden = false;
+            if let Poll::Ready(Some(item)) = &polled {
+                if let StreamItem::Chunk(chunk) = item {
+                    hidden = this.hide_usage && usage_only(chunk);
+                }
+                if this.on_complete.is_some() {
+                    match item {
+                        StreamItem::Chunk(chunk) => {
+                            this.bytes = this.bytes.saturating_add(chunk.len());
+                            if this.bytes > this.max_bytes {
+                                this.give_up();
+                            } else {
+                                this.chunks.push(chunk.clone());
+                            }
                         }
-                    }
-                    StreamItem::Comment(_) => {}
-                    StreamItem::Error(_) => this.give_up(),
-                    StreamItem::Done => {
-                        if let Some(on_complete) = this.on_complete.take() {
-                            on_complete(std::mem::take(&mut this.chunks));
+                        StreamItem::Comment(_) => {}
+                        StreamItem::Error(_) => this.give_up(),
+                        StreamItem::Done => {
+                            if let Some(on_complete) = this.on_complete.take() {
+                                on_complete(std::mem::take(&mut this.chunks));
+                            }
                         }
                     }
                 }
             }
+            if !hidden {
+                return polled;
+            }
         }
-        polled
     }
 }
 
@@ -1271,9 +1299,46 @@ mod tests {
         let stream = record(
             Box::pin(futures_util::stream::iter(items)),
             max_bytes,
+            false,
             move |chunks| *sink.borrow_mut() = Some(chunks),
         );
         (stream, seen)
+    }
+
+    #[test]
+    fn a_usage_chunk_asked_for_the_cache_only_is_recorded_not_relayed() {
+        let usage = Bytes::from_static(
+            br#"{"id":"x","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+        );
+        let text = Bytes::from_static(
+            br#"{"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}],"usage":null}"#,
+        );
+        let sent = vec![
+            StreamItem::Chunk(text.clone()),
+            StreamItem::Chunk(usage.clone()),
+            StreamItem::Done,
+        ];
+        for hide in [true, false] {
+            let seen: Seen = Rc::default();
+            let sink = seen.clone();
+            let stream = record(
+                Box::pin(futures_util::stream::iter(sent.clone())),
+                usize::MAX,
+                hide,
+                move |chunks| *sink.borrow_mut() = Some(chunks),
+            );
+            let relayed = drain(stream, usize::MAX);
+            let expected = if hide {
+                vec![StreamItem::Chunk(text.clone()), StreamItem::Done]
+            } else {
+                sent.clone()
+            };
+            assert_eq!(relayed, expected);
+            assert_eq!(
+                seen.borrow().as_deref(),
+                Some(&[text.clone(), usage.clone()][..])
+            );
+        }
     }
 
     #[test]

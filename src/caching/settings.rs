@@ -103,7 +103,9 @@ fn redis_url_from(params: &Map<String, Value>) -> Option<String> {
     Some(match (get("username"), get("password")) {
         (user, Some(password)) => format!(
             "{scheme}://{}:{}@{host}:{port}",
-            user.as_deref().map(crate::config::percent_encode_userinfo).unwrap_or_default(),
+            user.as_deref()
+                .map(crate::config::percent_encode_userinfo)
+                .unwrap_or_default(),
             crate::config::percent_encode_userinfo(&password)
         ),
         (_, None) => format!("{scheme}://{host}:{port}"),
@@ -170,7 +172,9 @@ impl CacheSettings {
             .or_else(|| redis_url_from_env(env))
             .or_else(|| cfg.router_redis_url());
         let threshold = get("similarity_threshold").and_then(as_f64);
-        let kind = get("type").and_then(Value::as_str).map(str::to_ascii_lowercase);
+        let kind = get("type")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
         let (backend, semantic_asked) = match kind.as_deref() {
             None => match redis {
                 Some(url) => (Backend::Redis(url), threshold.is_some()),
@@ -185,7 +189,10 @@ impl CacheSettings {
             Some("local") => (Backend::Local, threshold.is_some()),
             Some("local-semantic") => (Backend::Local, true),
             Some(t @ ("redis" | "redis-semantic")) => match redis {
-                Some(url) => (Backend::Redis(url), t == "redis-semantic" || threshold.is_some()),
+                Some(url) => (
+                    Backend::Redis(url),
+                    t == "redis-semantic" || threshold.is_some(),
+                ),
                 None => {
                     out.warnings.push(format!(
                         "cache type {t} needs a Redis (cache_params host/port, REDIS_URL or REDIS_HOST, or router_settings.redis_host); caching in memory instead"
@@ -322,7 +329,9 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         CacheSettings::resolve(&cfg, &move |k| {
-            env.iter().find(|(name, _)| name == k).map(|(_, v)| v.clone())
+            env.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
         })
     }
 
@@ -355,7 +364,10 @@ mod tests {
             &[],
         );
         let s = r.settings.expect("cache on");
-        assert_eq!(s.backend, Backend::Redis("redis://:p%40ss@cachehost:6380".into()));
+        assert_eq!(
+            s.backend,
+            Backend::Redis("redis://:p%40ss@cachehost:6380".into())
+        );
         assert_eq!(s.ttl, Some(Duration::from_secs(60)));
         assert_eq!(s.namespace.as_deref(), Some("ns"));
         assert_eq!(s.call_types, vec![CallKind::Chat, CallKind::Embedding]);
@@ -432,7 +444,10 @@ mod tests {
             &[],
         );
         assert!(r.settings.expect("cache on").semantic.is_none());
-        assert!(r.warnings.iter().any(|w| w.contains("'missing' is not one")));
+        assert!(r
+            .warnings
+            .iter()
+            .any(|w| w.contains("'missing' is not one")));
     }
 
     #[test]
@@ -442,6 +457,9 @@ mod tests {
             &[],
         );
         assert_eq!(r.settings.expect("cache on").backend, Backend::Local);
-        assert!(r.warnings.iter().any(|w| w.contains("type s3 is not supported")));
+        assert!(r
+            .warnings
+            .iter()
+            .any(|w| w.contains("type s3 is not supported")));
     }
 }

@@ -193,12 +193,12 @@ fn register_cache(registry: &mut Registry, cache: &crate::caching::Cache) {
     registry.register(
         "tollgate_cache_entries",
         "Entries in this instance's in-memory response cache",
-        gauge(stats.entries as u64),
+        gauge(stats.entries),
     );
     registry.register(
         "tollgate_cache_bytes",
         "Body bytes in this instance's in-memory response cache",
-        gauge(stats.bytes as u64),
+        gauge(stats.bytes),
     );
     registry.register(
         "tollgate_cache_evictions",
