@@ -75,6 +75,14 @@ fn content(body: &Value) -> String {
         .to_string()
 }
 
+/// The same request, looking without storing: a poll that misses must not replace the entry it
+/// waits for with its own answer.
+fn peek(q: &Value) -> Value {
+    let mut q = q.clone();
+    q["cache"] = json!({"no-store": true});
+    q
+}
+
 fn ask(prompt: &str) -> Value {
     json!({"model": "mock-gpt", "messages": [{"role": "user", "content": prompt}], "temperature": 0.2})
 }
@@ -197,7 +205,7 @@ async fn streams_are_answered_from_stored_responses_and_stored_once_complete() {
     let (first_text, done, _) = streamed(&first);
     assert!(done);
     assert_eq!(calls(&mock, "mock-gpt").await, 2);
-    wait_for(Duration::from_secs(5), || {
+    wait_for(Duration::from_secs(15), || {
         let gw = &gw;
         async move {
             let (_, h, _) = chat_call(gw, MASTER_KEY, &ask("A stream first")).await;
@@ -418,7 +426,7 @@ async fn a_hit_costs_nothing_and_leaves_budgets_alone() {
         assert_eq!(hdr(&h, "x-litellm-response-cost").as_deref(), Some("0"));
     }
     let logs_url = gw.url(&format!("/spend/logs?api_key={key}"));
-    wait_for(Duration::from_secs(10), || {
+    wait_for(Duration::from_secs(15), || {
         let u = logs_url.clone();
         async move {
             get(&u, Some(MASTER_KEY))
@@ -440,7 +448,7 @@ async fn a_hit_costs_nothing_and_leaves_budgets_alone() {
     assert!((miss["spend"].as_f64().unwrap() - cost).abs() < 1e-12);
     let spent: f64 = logs.iter().map(|l| l["spend"].as_f64().unwrap()).sum();
     assert!((spent - cost).abs() < 1e-12, "only the miss was charged");
-    wait_for(Duration::from_secs(10), || {
+    wait_for(Duration::from_secs(15), || {
         let url = gw.url(&format!("/key/info?key={key}"));
         async move {
             let spend = get(&url, Some(MASTER_KEY)).await.2["info"]["spend"].as_f64();
@@ -496,10 +504,10 @@ async fn instances_share_entries_through_redis() {
         .unwrap()
         .starts_with(&format!("{ns}:")));
     // The write is off the request path: the other instance sees it a moment later.
-    wait_for(Duration::from_secs(5), || {
+    wait_for(Duration::from_secs(15), || {
         let b = &b;
         let id = first["id"].clone();
-        async move { chat_call(b, MASTER_KEY, &ask("shared")).await.2["id"] == id }
+        async move { chat_call(b, MASTER_KEY, &peek(&ask("shared"))).await.2["id"] == id }
     })
     .await;
     assert_eq!(calls(&mock, "mock-gpt").await, 1);
@@ -519,10 +527,10 @@ async fn redis_dying_mid_run_serves_without_the_cache() {
     );
     let gw = Gateway::start(&cfg, &[], &[]);
     let (_, _, first) = chat_call(&gw, MASTER_KEY, &ask("before")).await;
-    wait_for(Duration::from_secs(5), || {
+    wait_for(Duration::from_secs(15), || {
         let gw = &gw;
         let id = first["id"].clone();
-        async move { chat_call(gw, MASTER_KEY, &ask("before")).await.2["id"] == id }
+        async move { chat_call(gw, MASTER_KEY, &peek(&ask("before"))).await.2["id"] == id }
     })
     .await;
     redis.kill();
@@ -576,12 +584,16 @@ async fn semantic_hits_and_misses(gw: &Gateway, mock: &Mock) {
     let (_, _, first) =
         chat_call(gw, MASTER_KEY, &ask("What is the capital city of France?")).await;
     // A near-identical prompt (case, punctuation) is answered with the stored response.
-    wait_for(Duration::from_secs(5), || {
+    wait_for(Duration::from_secs(15), || {
         let id = first["id"].clone();
         async move {
-            chat_call(gw, MASTER_KEY, &ask("what is the capital city of france"))
-                .await
-                .2["id"]
+            chat_call(
+                gw,
+                MASTER_KEY,
+                &peek(&ask("what is the capital city of france")),
+            )
+            .await
+            .2["id"]
                 == id
         }
     })
@@ -622,7 +634,7 @@ async fn semantic_cache_in_redis_hits_close_prompts_only() {
         &[],
     );
     let before = calls(&mock, "mock-gpt").await;
-    wait_for(Duration::from_secs(10), || {
+    wait_for(Duration::from_secs(15), || {
         let other = &other;
         async move {
             let (_, h, _) = chat_call(
@@ -673,10 +685,10 @@ async fn the_three_seed_config_forms_enable_the_cache() {
         let q = ask(&format!("seed form {i} {}", uuid_like()));
         let (_, h, first) = chat_call(&gw, MASTER_KEY, &q).await;
         assert!(hdr(&h, "x-litellm-cache-key").is_some(), "form {i}");
-        wait_for(Duration::from_secs(5), || {
+        wait_for(Duration::from_secs(15), || {
             let gw = &gw;
             let (q, id) = (q.clone(), first["id"].clone());
-            async move { chat_call(gw, MASTER_KEY, &q).await.2["id"] == id }
+            async move { chat_call(gw, MASTER_KEY, &peek(&q)).await.2["id"] == id }
         })
         .await;
         let (_, _, body) = get(&gw.url("/health/readiness"), None).await;
@@ -692,8 +704,14 @@ async fn the_three_seed_config_forms_enable_the_cache() {
 #[actix_rt::test]
 async fn the_admin_routes_ping_delete_and_flush() {
     let mock = mock();
-    let ns = namespace();
-    let gw = Gateway::start(&redis(&mock, &ns, ""), &[], &[]);
+    // A Redis of its own: flushing must not wipe the entries of tests running beside it.
+    let redis = PrivateRedis::start();
+    let cfg = format!(
+        "{}litellm_settings:\n  cache: true\n  cache_params: {{type: redis, host: 127.0.0.1, port: {}}}\n",
+        models(&mock),
+        redis.port
+    );
+    let gw = Gateway::start(&cfg, &[], &[]);
     let (status, _, ping) = get(&gw.url("/cache/ping"), Some(MASTER_KEY)).await;
     assert_eq!(status, 200, "{ping}");
     assert_eq!(ping["status"], "healthy");
@@ -706,9 +724,9 @@ async fn the_admin_routes_ping_delete_and_flush() {
         let gw = &gw;
         async move {
             let (_, h, first) = chat_call(gw, MASTER_KEY, &q).await;
-            wait_for(Duration::from_secs(5), || {
+            wait_for(Duration::from_secs(15), || {
                 let (q, id) = (q.clone(), first["id"].clone());
-                async move { chat_call(gw, MASTER_KEY, &q).await.2["id"] == id }
+                async move { chat_call(gw, MASTER_KEY, &peek(&q)).await.2["id"] == id }
             })
             .await;
             (hdr(&h, "x-litellm-cache-key").unwrap(), first)
