@@ -510,7 +510,12 @@ async fn instances_share_entries_through_redis() {
         async move { chat_call(b, MASTER_KEY, &peek(&ask("shared"))).await.2["id"] == id }
     })
     .await;
-    assert_eq!(calls(&mock, "mock-gpt").await, 1);
+    let before = calls(&mock, "mock-gpt").await;
+    assert_eq!(
+        chat_call(&b, MASTER_KEY, &ask("shared")).await.2["id"],
+        first["id"]
+    );
+    assert_eq!(calls(&mock, "mock-gpt").await, before, "served from Redis");
     let (_, _, body) = get(&a.url("/health/readiness"), None).await;
     assert_eq!(body["cache"], "redis");
     assert_eq!(body["cache_status"], "connected");

@@ -292,6 +292,7 @@ impl LimiterHandle {
 mod tests {
     use super::*;
     use crate::limiter::{Limits, Scope};
+    use crate::supervise::testing::NoUpstream;
 
     fn fast() -> LimiterSettings {
         LimiterSettings {
@@ -418,20 +419,5 @@ mod tests {
             .unwrap();
         wait_for("the new actor's sweep", || limiter.evicted() == 1).await;
         assert_eq!(limiter.restarts(), 1);
-    }
-
-    /// The router supervises; it needs no deployment for that.
-    struct NoUpstream;
-
-    impl crate::Upstream for NoUpstream {
-        fn id(&self) -> &str {
-            "none"
-        }
-        fn model_group(&self) -> &str {
-            "none"
-        }
-        fn probe(self: Arc<Self>) -> LocalBoxFuture<'static, Result<(), String>> {
-            Box::pin(async { Ok(()) })
-        }
     }
 }

@@ -1184,7 +1184,7 @@ impl Handler<Explode> for ResponseCacheActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::future::LocalBoxFuture;
+    use crate::supervise::testing::NoUpstream;
 
     fn redis_url() -> String {
         std::env::var("TOLLGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -1810,20 +1810,5 @@ mod tests {
             "response cache: {n} vectors x {d} dims, one lookup: {:?}",
             started.elapsed() / rounds
         );
-    }
-
-    /// The router supervises; it needs no deployment for that.
-    struct NoUpstream;
-
-    impl crate::Upstream for NoUpstream {
-        fn id(&self) -> &str {
-            "none"
-        }
-        fn model_group(&self) -> &str {
-            "none"
-        }
-        fn probe(self: Arc<Self>) -> LocalBoxFuture<'static, Result<(), String>> {
-            Box::pin(async { Ok(()) })
-        }
     }
 }

@@ -95,3 +95,25 @@ pub struct Adopt(pub Arc<dyn Child>);
 impl Message for Adopt {
     type Result = ();
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use futures_util::future::LocalBoxFuture;
+
+    /// A router supervises without deployments: tests of adopted actors start it over this.
+    pub struct NoUpstream;
+
+    impl crate::Upstream for NoUpstream {
+        fn id(&self) -> &str {
+            "none"
+        }
+        fn model_group(&self) -> &str {
+            "none"
+        }
+        fn probe(self: Arc<Self>) -> LocalBoxFuture<'static, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+}

@@ -700,10 +700,11 @@ impl Replay {
         self.items
     }
 
-    fn chat_chunk(&mut self, choice: ChatChunkChoice<'_>) {
+    /// One chunk of `object` holding `choice`, with the envelope every chunk repeats.
+    fn chunk<C: Serialize>(&mut self, object: &'static str, choice: C) {
         let chunk = encode(&openai::Completion {
             id: Cow::Borrowed(&self.id),
-            object: Cow::Borrowed("chat.completion.chunk"),
+            object: Cow::Borrowed(object),
             created: self.created,
             model: Cow::Borrowed(&self.model),
             choices: vec![choice],
@@ -711,6 +712,10 @@ impl Replay {
             extra: self.extra.clone(),
         });
         self.items.push(StreamItem::Chunk(chunk));
+    }
+
+    fn chat_chunk(&mut self, choice: ChatChunkChoice<'_>) {
+        self.chunk("chat.completion.chunk", choice);
     }
 
     fn chat_choice(&mut self, choice: &ChoiceIn) {
@@ -812,16 +817,7 @@ impl Replay {
     }
 
     fn text_chunk(&mut self, choice: openai::TextChoice<'_>) {
-        let chunk = encode(&openai::TextCompletion {
-            id: Cow::Borrowed(&self.id),
-            object: Cow::Borrowed("text_completion"),
-            created: self.created,
-            model: Cow::Borrowed(&self.model),
-            choices: vec![choice],
-            usage: self.usage_placeholder(),
-            extra: self.extra.clone(),
-        });
-        self.items.push(StreamItem::Chunk(chunk));
+        self.chunk("text_completion", choice);
     }
 
     fn text_choice(&mut self, choice: &ChoiceIn) {

@@ -151,6 +151,20 @@ fn render(state: &AppState) -> Result<String, std::fmt::Error> {
     Ok(text)
 }
 
+/// A gauge holding `v`, read at scrape time.
+fn gauge(v: u64) -> Gauge<i64, std::sync::atomic::AtomicI64> {
+    let g = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+    g.set(v.min(i64::MAX as u64) as i64);
+    g
+}
+
+/// A counter holding the total `v` the gateway keeps.
+fn counter(v: u64) -> prometheus_client::metrics::counter::Counter<u64> {
+    let c = prometheus_client::metrics::counter::Counter::<u64>::default();
+    c.inc_by(v);
+    c
+}
+
 /// The response cache: LiteLLM's hit, miss and cached-token counters, and the store's state.
 fn register_cache(registry: &mut Registry, cache: &crate::caching::Cache) {
     let counters = &cache.counters;
@@ -170,16 +184,6 @@ fn register_cache(registry: &mut Registry, cache: &crate::caching::Cache) {
         counters.cached_tokens.clone(),
     );
     let stats = cache.store.stats();
-    let gauge = |v: u64| {
-        let g = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
-        g.set(v.min(i64::MAX as u64) as i64);
-        g
-    };
-    let counter = |v: u64| {
-        let c = prometheus_client::metrics::counter::Counter::<u64>::default();
-        c.inc_by(v);
-        c
-    };
     registry.register(
         "tollgate_cache_unavailable",
         "Cache lookups that could not reach the store (Redis down or slow); served without the cache",
@@ -209,16 +213,6 @@ fn register_cache(registry: &mut Registry, cache: &crate::caching::Cache) {
 
 /// The rate limiter: its Redis breaker, the scopes it counts, and its actor's restarts.
 fn register_limiter(registry: &mut Registry, limiter: &tollgate_actors::LimiterHandle) {
-    let gauge = |v: u64| {
-        let g = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
-        g.set(v.min(i64::MAX as u64) as i64);
-        g
-    };
-    let counter = |v: u64| {
-        let c = prometheus_client::metrics::counter::Counter::<u64>::default();
-        c.inc_by(v);
-        c
-    };
     let breaker = limiter.breaker();
     registry.register(
         "tollgate_rate_limit_breaker_open",
