@@ -264,6 +264,9 @@ async fn serve(
                     response_id: None,
                     cache_key: facts.cache_key.clone(),
                     cache_hit: false,
+                    provider: None,
+                    status_code: err.status_code().as_u16(),
+                    time_to_first_token: None,
                 },
                 prices: None,
             };
@@ -300,6 +303,9 @@ fn answer_from_cache(
             response_id: hit.completion.id.clone(),
             cache_key: Some(hit.key),
             cache_hit: true,
+            provider: None,
+            status_code: 200,
+            time_to_first_token: None,
         },
         prices: None,
     };
@@ -353,6 +359,7 @@ async fn admit_request(
     call_id: &str,
     started: Instant,
 ) -> Result<(LlmRequest, Call), GatewayError> {
+    let requested_model = req.model.clone();
     // 2b. model access: what the key, its user and its team each allow, and their aliases.
     let access = caller.model_access();
     let resolved = access.resolve(&req.model).to_string();
@@ -411,12 +418,12 @@ async fn admit_request(
     .await?;
     reservation.absorb(end_user_reservation);
     let spend = Arc::new(crate::spend::SpendContext::new(
-        state.spend.clone(),
-        state.ledger.clone(),
+        state,
         call_id,
         req.kind,
         caller,
         end_user.as_deref(),
+        &requested_model,
     ));
     spend.hold(reservation);
     let call = Call {
@@ -968,6 +975,8 @@ struct Effects<'a> {
 }
 
 struct Row {
+    /// A stream's time to first token.
+    time_to_first_token: Option<Duration>,
     usage: Usage,
     /// The duration per-second prices apply to; `None`: nothing is charged.
     priced_over: Option<Duration>,
@@ -987,6 +996,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
         Exit::Canned => Effects {
             latency: Some(acc.started.elapsed()),
             row: Some(Row {
+                time_to_first_token: None,
                 usage: Usage::default(),
                 priced_over: None,
                 response_id: None,
@@ -1011,6 +1021,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
                 deployment_tokens: Some(usage.total_tokens),
                 settled_tokens: Some(usage.total_tokens),
                 row: Some(Row {
+                    time_to_first_token: None,
                     usage,
                     priced_over: Some(latency),
                     response_id,
@@ -1047,6 +1058,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
                 deployment_tokens: Some(usage.total_tokens),
                 settled_tokens: Some(usage.total_tokens),
                 row: Some(Row {
+                    time_to_first_token: Some(time_to_first_token),
                     usage,
                     priced_over: Some(acc.started.elapsed()),
                     response_id: outcome.response_id,
@@ -1057,6 +1069,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
         }
         Exit::RequestFailed(err) => Effects {
             row: Some(Row {
+                time_to_first_token: None,
                 usage: Usage::default(),
                 priced_over: None,
                 response_id: None,
@@ -1067,6 +1080,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
         Exit::CacheHit { usage } => Effects {
             settled_tokens: Some(0),
             row: Some(Row {
+                time_to_first_token: None,
                 usage,
                 priced_over: None,
                 response_id: acc.target.response_id.clone(),
@@ -1101,6 +1115,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
     };
     let target = crate::spend::Served {
         response_id: row.response_id,
+        time_to_first_token: row.time_to_first_token,
         ..acc.target.clone()
     };
     acc.spend
@@ -1203,6 +1218,9 @@ async fn attempt(
             response_id: None,
             cache_key: call.cache_key.clone(),
             cache_hit: false,
+            provider: Some(deployment.provider_name().to_string()),
+            status_code: 200,
+            time_to_first_token: None,
         },
         prices: None,
     };

@@ -262,6 +262,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         router.adopt(limiter.child());
         router.adopt(keys.child());
         router.adopt(end_users.child());
+        let observers = crate::observability::Observers::default();
         let cache = cache_settings.map(|settings| {
             let store = response_cache(&settings);
             router.adopt(store.child());
@@ -289,6 +290,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             last_health_round: ArcSwapOption::empty(),
             db_models,
             cache,
+            observers: Arc::new(observers),
         });
         // Pick up models other instances add to the shared database (see crate::models_sync).
         if let Some(every) = state.db_models.reload_every {

@@ -404,6 +404,11 @@ pub struct SpendContext {
     start_time: i64,
     /// The request's estimated cost held against its budgets until its spend is recorded.
     reservation: Mutex<Option<Reservation>>,
+    /// Who hears of the finished request (metrics, log tailing, callbacks).
+    observers: Arc<crate::observability::Observers>,
+    /// The model the client asked for, before aliases.
+    requested_model: String,
+    team_alias: Option<String>,
 }
 
 /// Where the request went, known once a deployment answered.
@@ -419,19 +424,33 @@ pub struct Served {
     pub cache_key: Option<String>,
     /// Answered from the response cache.
     pub cache_hit: bool,
+    /// The serving deployment's provider.
+    pub provider: Option<String>,
+    /// The HTTP status the client got (0: 200).
+    pub status_code: u16,
+    /// A stream's time to its first byte.
+    pub time_to_first_token: Option<std::time::Duration>,
 }
 
 impl SpendContext {
+    /// The spend context of one admitted request: the gateway's spend tracker, ledger and
+    /// observers, and who made it.
     pub fn new(
-        tracker: Tracker,
-        ledger: Arc<Ledger>,
+        state: &crate::state::AppState,
         request_id: &str,
         kind: CallKind,
         caller: &Caller,
         end_user: Option<&str>,
+        requested_model: &str,
     ) -> Self {
         let p = caller.principal();
+        let (tracker, ledger) = (state.spend.clone(), state.ledger.clone());
         Self {
+            observers: state.observers.clone(),
+            requested_model: requested_model.to_string(),
+            team_alias: p
+                .and_then(|p| p.team.as_ref())
+                .and_then(|t| t.alias.clone()),
             tracker,
             ledger,
             request_id: request_id.to_string(),
@@ -502,6 +521,21 @@ impl SpendContext {
                 .unwrap_or_else(|p| p.into_inner())
                 .take(),
         );
+        if !self.observers.is_empty() {
+            self.observers.publish(crate::observability::RequestEvent {
+                log: log.clone(),
+                requested_model: self.requested_model.clone(),
+                key_alias: self.key_alias.clone(),
+                team_alias: self.team_alias.clone(),
+                provider: served.provider.clone(),
+                status_code: match served.status_code {
+                    0 => 200,
+                    s => s,
+                },
+                error: error.map(str::to_string),
+                time_to_first_token_ms: served.time_to_first_token.map(|d| d.as_millis() as u64),
+            });
+        }
         self.tracker.record(log);
     }
 }

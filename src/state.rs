@@ -52,6 +52,8 @@ pub struct AppState {
     pub db_models: Arc<crate::models_sync::DbModels>,
     /// The response cache (`litellm_settings.cache`), when configured.
     pub cache: Option<Arc<crate::caching::Cache>>,
+    /// Who hears of every finished request (see `src/observability/`).
+    pub observers: Arc<crate::observability::Observers>,
 }
 
 impl AppState {

@@ -237,7 +237,9 @@ pub struct ModelRecord {
 
 /// One LLM request's spend-log row (LiteLLM's `LiteLLM_SpendLogs`). `api_key` is the key's token
 /// (SHA-256), empty for the master key.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, diesel::Queryable, diesel::Insertable)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, diesel::Queryable, diesel::Insertable,
+)]
 #[diesel(table_name = schema::spend_logs)]
 pub struct SpendLog {
     pub request_id: String,
