@@ -382,7 +382,7 @@ BENCH_REDIS_HOST=${BENCH_REDIS_HOST:-127.0.0.1}
 BENCH_REDIS_PORT=${BENCH_REDIS_PORT:-6379}
 cache_runs() {   # cache_runs NAME CACHE_PARAMS_YAML; sets C64_RPS C64_P50 C64_P99 C1_P50 C1_P99 CERR
     local name=$1 params=$2 cfg=$OUT/config_cache_$1.yaml
-    { cat "$OUT/config.yaml"; printf 'litellm_settings:\n  cache: true\n  cache_params:\n%s' "$params"; } >"$cfg"
+    { cat "$OUT/config.yaml"; printf 'litellm_settings:\n  cache: true\n  cache_params:\n%b' "$params"; } >"$cfg"
     sed -i "s#sqlite:///$OUT/tollgate.db#sqlite:///$OUT/tollgate_cache_$name.db#" "$cfg"
     port_free "$GW_PORT" || die "port $GW_PORT still in use"
     start_gateway "gateway_cache_$name" "$cfg"
