@@ -688,11 +688,11 @@ const LITELLM_SETTINGS_KEYS: &[&str] = &[
     "cache",
     "cache_params",
     "cache_ttl",
-];
-const LITELLM_SETTINGS_LATER: &[&str] = &[
     "success_callback",
     "failure_callback",
     "callbacks",
+];
+const LITELLM_SETTINGS_LATER: &[&str] = &[
     "service_callback",
     "max_budget",
     "budget_duration",

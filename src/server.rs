@@ -34,6 +34,8 @@ pub enum StartError {
     },
     #[error("database: {0}")]
     Database(String),
+    #[error("logging callbacks: {0}")]
+    Callback(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -222,6 +224,15 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         }
         resolved.settings
     };
+    let callbacks = crate::observability::callbacks::CallbackSettings::resolve(&config, &|var| {
+        std::env::var(var).ok()
+    })
+    .map_err(StartError::Callback)?;
+    for name in &callbacks.not_implemented {
+        tracing::warn!(
+            "logging callback {name} is not implemented by this Tollgate version; ignored"
+        );
+    }
     let config = Arc::new(config);
     let (debug, detailed_debug) = (cli.debug || cli.detailed_debug, cli.detailed_debug);
     let host = cli.host.clone();
@@ -262,7 +273,18 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         router.adopt(limiter.child());
         router.adopt(keys.child());
         router.adopt(end_users.child());
-        let observers = crate::observability::Observers::default();
+        let mut observers = crate::observability::Observers::default();
+        let callbacks: Vec<crate::observability::callbacks::Callback> = callbacks
+            .callbacks
+            .into_iter()
+            .map(|settings| {
+                tracing::info!(callback = settings.name, "logging callback on");
+                let callback = crate::observability::callbacks::start(settings);
+                router.adopt(callback.actor.clone());
+                observers.add(callback.queue.clone());
+                callback
+            })
+            .collect();
         let cache = cache_settings.map(|settings| {
             let store = response_cache(&settings);
             router.adopt(store.child());
@@ -291,6 +313,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             db_models,
             cache,
             observers: Arc::new(observers),
+            callbacks,
         });
         // Pick up models other instances add to the shared database (see crate::models_sync).
         if let Some(every) = state.db_models.reload_every {

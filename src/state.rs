@@ -54,6 +54,8 @@ pub struct AppState {
     pub cache: Option<Arc<crate::caching::Cache>>,
     /// Who hears of every finished request (see `src/observability/`).
     pub observers: Arc<crate::observability::Observers>,
+    /// The logging callbacks (their queues and counters, for `/metrics`).
+    pub callbacks: Vec<crate::observability::callbacks::Callback>,
 }
 
 impl AppState {

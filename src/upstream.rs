@@ -167,3 +167,26 @@ pub async fn post_form(
         .map_err(|e| e.to_string())?;
     Ok((status, body))
 }
+
+/// POST a JSON body with extra headers (logging callbacks) on this worker's client; returns the
+/// status, or why the call failed. The response body is read (at most 64 KiB) and discarded, so
+/// the connection can be reused.
+pub async fn post_json(
+    url: &str,
+    headers: &[(String, String)],
+    body: String,
+    timeout: Duration,
+) -> Result<u16, String> {
+    let mut request = CLIENT.with(|c| {
+        c.post(url)
+            .timeout(timeout)
+            .insert_header(("content-type", "application/json"))
+    });
+    for (name, value) in headers {
+        request = request.insert_header((name.as_str(), value.as_str()));
+    }
+    let mut response = request.send_body(body).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let _ = actix_web::rt::time::timeout(timeout, response.body().limit(64 * 1024)).await;
+    Ok(status)
+}

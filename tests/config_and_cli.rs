@@ -44,13 +44,32 @@ async fn every_config_in_the_repository_starts() {
                 "--num_workers",
                 "1",
             ],
-            &[],
+            // The seeds' Langfuse callback needs its keys (a callback without them is a start-up
+            // error); its host is a closed local port, so nothing leaves the machine.
+            &[
+                ("LANGFUSE_PUBLIC_KEY", "pk-lf-test"),
+                ("LANGFUSE_SECRET_KEY", "sk-lf-test"),
+                ("LANGFUSE_HOST", "http://127.0.0.1:9"),
+            ],
             dir.path(),
         )
         .unwrap_or_else(|e| panic!("{path} did not start: {e}"));
         let (status, _, _) = get(&format!("{}/health/liveliness", proc.url), None).await;
         assert_eq!(status, 200, "{path}");
     }
+}
+
+#[test]
+fn a_callback_without_its_environment_stops_the_start_naming_the_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = repo().join("config/seeds/openai-proxy-server-14-langfuse.yaml");
+    let (code, _, stderr) = run_to_end(
+        &["--config", &path.to_string_lossy(), "--port", "0"],
+        &[],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("LANGFUSE_PUBLIC_KEY"), "{stderr}");
 }
 
 #[test]

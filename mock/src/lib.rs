@@ -48,6 +48,7 @@ mod gemini;
 mod huggingface;
 mod ollama;
 mod openai;
+mod receivers;
 mod shared;
 
 use openai::ApiError;
@@ -216,6 +217,8 @@ pub struct MockState {
     last_request: Mutex<Option<CapturedRequest>>,
     /// Gemini API / Vertex AI: issued access tokens and token requests.
     google: gemini::GoogleState,
+    /// What the logging-callback receivers accepted (`GET /mock/receivers`).
+    receivers: receivers::Receivers,
 }
 
 impl fmt::Debug for MockState {
@@ -251,6 +254,7 @@ impl MockState {
             by_model: Mutex::new(HashMap::new()),
             last_request: Mutex::new(None),
             google: gemini::GoogleState::default(),
+            receivers: receivers::Receivers::default(),
         }
     }
 
@@ -390,6 +394,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
     ollama::configure(cfg, state.clone());
     huggingface::configure(cfg, state.clone());
     gemini::configure(cfg, &state);
+    receivers::configure(cfg, &state);
 }
 
 /// Builds and binds the server; returns it (not yet running) and the bound port.

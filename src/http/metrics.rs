@@ -145,6 +145,7 @@ fn render(state: &AppState) -> Result<String, std::fmt::Error> {
     if let Some(cache) = &state.cache {
         register_cache(&mut registry, cache);
     }
+    register_callbacks(&mut registry, &state.callbacks);
 
     let mut text = String::new();
     encode(&mut text, &registry)?;
@@ -163,6 +164,38 @@ fn counter(v: u64) -> prometheus_client::metrics::counter::Counter<u64> {
     let c = prometheus_client::metrics::counter::Counter::<u64>::default();
     c.inc_by(v);
     c
+}
+
+/// Logging callbacks: LiteLLM's `litellm_callback_logging_failures_metric{callback_name}` (events
+/// dropped: a full queue, or a batch that failed every retry), and the events sent.
+fn register_callbacks(
+    registry: &mut Registry,
+    callbacks: &[crate::observability::callbacks::Callback],
+) {
+    if callbacks.is_empty() {
+        return;
+    }
+    let failures = Family::<Labels, prometheus_client::metrics::counter::Counter>::default();
+    let sent = Family::<Labels, prometheus_client::metrics::counter::Counter>::default();
+    for c in callbacks {
+        let labels: Labels = vec![("callback_name", c.queue.settings.name.clone())];
+        let counters = &c.queue.counters;
+        failures
+            .get_or_create(&labels)
+            .inc_by(counters.failed.load(std::sync::atomic::Ordering::Relaxed));
+        sent.get_or_create(&labels)
+            .inc_by(counters.sent.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    registry.register(
+        "litellm_callback_logging_failures_metric",
+        "Events a logging callback dropped (queue full, or every retry failed)",
+        failures,
+    );
+    registry.register(
+        "tollgate_callback_events_sent",
+        "Events a logging callback delivered",
+        sent,
+    );
 }
 
 /// The response cache: LiteLLM's hit, miss and cached-token counters, and the store's state.

@@ -1,0 +1,190 @@
+//! Logging callbacks against the mock provider's receivers (which check each receiver's wire format
+//! and auth): Langfuse and the generic API get what their lists ask for, never a key; a hanging or
+//! failing receiver never slows or fails a request, and its drops are counted.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn config(mock: &Mock, callbacks: &str) -> String {
+    format!("{}litellm_settings:\n{callbacks}", basic_config(mock))
+}
+
+fn envs(mock: &Mock, generic_query: &str) -> Vec<(String, String)> {
+    vec![
+        ("LANGFUSE_PUBLIC_KEY".into(), "pk-lf-test".into()),
+        ("LANGFUSE_SECRET_KEY".into(), "sk-lf-secret".into()),
+        ("LANGFUSE_HOST".into(), mock.proc.url.clone()),
+        (
+            "GENERIC_LOGGER_ENDPOINT".into(),
+            format!("{}/mock/receivers/generic{generic_query}", mock.proc.url),
+        ),
+        (
+            "GENERIC_LOGGER_HEADERS".into(),
+            "authorization=Bearer logger-token,x-team=platform".into(),
+        ),
+    ]
+}
+
+fn start(cfg: &str, envs: &[(String, String)]) -> Gateway {
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Gateway::start(cfg, &[], &envs)
+}
+
+async fn received(mock: &Mock) -> Value {
+    get(&format!("{}/mock/receivers", mock.proc.url), None)
+        .await
+        .2
+}
+
+fn call_id(headers: &Headers) -> String {
+    headers
+        .get("x-litellm-call-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[actix_rt::test]
+async fn langfuse_and_the_generic_api_get_what_their_lists_ask_for() {
+    let mock = Mock::start(&[]);
+    let gw = start(
+        &config(
+            &mock,
+            "  success_callback: [langfuse]\n  failure_callback: [generic_api]\n",
+        ),
+        &envs(&mock, ""),
+    );
+    let (_, _, created) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"key_alias": "logged"}),
+    )
+    .await;
+    let key = created["key"].as_str().unwrap().to_string();
+    let token = created["token"].as_str().unwrap().to_string();
+    let url = gw.url("/v1/chat/completions");
+    let (status, ok_headers, _) = post(&url, Some(&key), &chat("mock-gpt")).await;
+    assert_eq!(status, 200);
+    let mut failing = chat("mock-gpt");
+    failing["mock_fail"] = json!("500");
+    failing["num_retries"] = json!(0);
+    let (status, fail_headers, _) = post(&url, Some(&key), &failing).await;
+    assert_eq!(status, 500);
+    let (ok_id, fail_id) = (call_id(&ok_headers), call_id(&fail_headers));
+
+    wait_for(Duration::from_secs(15), || {
+        let mock = &mock;
+        async move {
+            let r = received(mock).await;
+            r["langfuse"]["batches"]
+                .as_array()
+                .is_some_and(|b| !b.is_empty())
+                && r["generic"]["batches"]
+                    .as_array()
+                    .is_some_and(|b| !b.is_empty())
+        }
+    })
+    .await;
+    let r = received(&mock).await;
+    assert_eq!(r["rejected"], 0, "{r}");
+
+    // Langfuse: the success only, as a trace and its generation, with basic auth.
+    assert_eq!(r["langfuse"]["users"][0], "pk-lf-test");
+    let events: Vec<&Value> = r["langfuse"]["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["batch"].as_array().unwrap())
+        .collect();
+    let trace = events
+        .iter()
+        .find(|e| e["type"] == "trace-create")
+        .expect("trace");
+    assert_eq!(trace["body"]["id"], ok_id.as_str());
+    let generation = events
+        .iter()
+        .find(|e| e["type"] == "generation-create")
+        .expect("generation");
+    assert_eq!(generation["body"]["traceId"], ok_id.as_str());
+    assert!(generation["body"]["usage"]["total"].as_u64().unwrap() > 0);
+    assert_eq!(
+        generation["body"]["metadata"]["user_api_key_hash"],
+        token.as_str()
+    );
+    assert!(!events.iter().any(|e| e["body"]["id"] == fail_id.as_str()));
+
+    // The generic API: the failure only, LiteLLM's standard payload, with the configured headers.
+    let payloads: Vec<&Value> = r["generic"]["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b.as_array().unwrap())
+        .collect();
+    assert_eq!(payloads.len(), 1, "{payloads:?}");
+    let p = payloads[0];
+    assert_eq!(p["id"], fail_id.as_str());
+    assert_eq!(p["status"], "failure");
+    assert_eq!(p["metadata"]["user_api_key_alias"], "logged");
+    assert_eq!(p["metadata"]["user_api_key_hash"], token.as_str());
+    assert!(p["error_str"].as_str().unwrap().contains("injected 500"), "{p}");
+    let headers = &r["generic"]["headers"][0];
+    assert_eq!(headers["authorization"], "Bearer logger-token");
+    assert_eq!(headers["x-team"], "platform");
+
+    // No payload carries the key or the upstream credential.
+    let all = r.to_string();
+    assert!(!all.contains(&key), "the virtual key leaked");
+    assert!(!all.contains(MASTER_KEY));
+    assert!(!all.contains("sk-mock-upstream-secret-42"));
+}
+
+#[actix_rt::test]
+async fn a_hanging_receiver_never_slows_requests() {
+    let mock = Mock::start(&[]);
+    let gw = start(
+        &config(&mock, "  callbacks: [generic_api]\n"),
+        &envs(&mock, "?hang_ms=20000"),
+    );
+    let url = gw.url("/v1/chat/completions");
+    let started = Instant::now();
+    for _ in 0..40 {
+        let (status, _, _) = post(&url, Some(MASTER_KEY), &chat("mock-gpt")).await;
+        assert_eq!(status, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "40 requests took {:?}",
+        started.elapsed()
+    );
+}
+
+#[actix_rt::test]
+async fn a_failing_receiver_is_retried_then_counted() {
+    let mock = Mock::start(&[]);
+    let gw = start(
+        &config(&mock, "  callbacks: [generic_api]\n"),
+        &envs(&mock, "?status=500"),
+    );
+    let (status, _, _) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(MASTER_KEY),
+        &chat("mock-gpt"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_for(Duration::from_secs(20), || {
+        let gw = &gw;
+        async move {
+            let (_, _, metrics) = get_text(&gw.url("/metrics")).await;
+            metrics.contains(
+                "litellm_callback_logging_failures_metric_total{callback_name=\"generic_api\"} 1",
+            )
+        }
+    })
+    .await;
+}
