@@ -262,7 +262,11 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         router.adopt(limiter.child());
         router.adopt(keys.child());
         router.adopt(end_users.child());
-        let observers = crate::observability::Observers::default();
+        let mut observers = crate::observability::Observers::default();
+        // LiteLLM's Prometheus series on /metrics: always collected (a label set and an atomic
+        // add per family and request).
+        let metrics = Arc::new(crate::observability::metrics::Metrics::default());
+        observers.add(metrics.clone());
         let cache = cache_settings.map(|settings| {
             let store = response_cache(&settings);
             router.adopt(store.child());
@@ -291,6 +295,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             db_models,
             cache,
             observers: Arc::new(observers),
+            metrics: Some(metrics),
         });
         // Pick up models other instances add to the shared database (see crate::models_sync).
         if let Some(every) = state.db_models.reload_every {

@@ -54,6 +54,8 @@ pub struct AppState {
     pub cache: Option<Arc<crate::caching::Cache>>,
     /// Who hears of every finished request (see `src/observability/`).
     pub observers: Arc<crate::observability::Observers>,
+    /// LiteLLM's Prometheus metrics (`/metrics`); also one of `observers`.
+    pub metrics: Option<Arc<crate::observability::metrics::Metrics>>,
 }
 
 impl AppState {

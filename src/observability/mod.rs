@@ -10,6 +10,8 @@
 //! that sends events somewhere owns a bounded queue and drops, counted, when it is full: a slow or
 //! dead receiver never slows or fails a request.
 
+pub mod metrics;
+
 use std::sync::Arc;
 
 use crate::store::SpendLog;
@@ -33,6 +35,10 @@ pub struct RequestEvent {
     pub error: Option<String>,
     /// A stream's time to its first byte from the provider.
     pub time_to_first_token_ms: Option<u64>,
+    /// The key's user's `user_email`.
+    pub user_email: Option<String>,
+    /// What is left of the key's, its user's and its team's `max_budget` after this request.
+    pub remaining_budget: metrics::RemainingBudgets,
 }
 
 impl RequestEvent {
@@ -115,6 +121,8 @@ mod tests {
             status_code: 200,
             error: None,
             time_to_first_token_ms: None,
+            user_email: None,
+            remaining_budget: metrics::RemainingBudgets::default(),
         };
         assert!(event.succeeded());
         assert_eq!(event.duration_ms(), 250);
