@@ -298,18 +298,24 @@ where
     /// Apply `f` to the series of `facts`' label set, or to the `"other"` series when the family
     /// is full.
     fn with(&self, facts: &Facts, f: impl FnOnce(&M)) {
-        let labels = facts.labels(self.names);
-        if let Some(m) = self.family.get(&labels) {
+        self.with_labels(&facts.labels(self.names), f)
+    }
+
+    /// [`Self::with`] for a label set already built from this family's label names (families
+    /// with the same names share one).
+    fn with_labels(&self, labels: &Labels, f: impl FnOnce(&M)) {
+        debug_assert!(labels.iter().map(|(n, _)| n).eq(self.names.iter()));
+        if let Some(m) = self.family.get(labels) {
             return f(&m);
         }
         let mut created = self.creating.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = self.family.get(&labels) {
+        if let Some(m) = self.family.get(labels) {
             return f(&m);
         }
         // The "other" series takes one slot of the cap, so the family never exceeds it.
         if *created + 1 < self.cap {
             *created += 1;
-            f(&self.family.get_or_create(&labels));
+            f(&self.family.get_or_create(labels));
         } else {
             self.folded.inc();
             f(&self.family.get_or_create(&self.other));
@@ -603,13 +609,14 @@ impl Observer for Metrics {
                 log.completion_tokens.max(0) as u64,
                 log.total_tokens.max(0) as u64,
             );
-            self.input_tokens.with(&facts, |c| {
+            let labels = facts.labels(TOKENS);
+            self.input_tokens.with_labels(&labels, |c| {
                 c.inc_by(input);
             });
-            self.output_tokens.with(&facts, |c| {
+            self.output_tokens.with_labels(&labels, |c| {
                 c.inc_by(output);
             });
-            self.total_tokens.with(&facts, |c| {
+            self.total_tokens.with_labels(&labels, |c| {
                 c.inc_by(total);
             });
             self.request_latency
@@ -706,7 +713,8 @@ impl Scope<'_> {
     ) {
         let m = self.metrics;
         let mut facts = self.facts(served);
-        m.deployment_total.with(&facts, |c| {
+        let total_labels = facts.labels(DEPLOYMENT_TOTAL);
+        m.deployment_total.with_labels(&total_labels, |c| {
             c.inc();
         });
         let failure = match &end {
@@ -731,14 +739,15 @@ impl Scope<'_> {
             });
             return;
         }
-        m.deployment_success.with(&facts, |c| {
+        m.deployment_success.with_labels(&total_labels, |c| {
             c.inc();
         });
+        let keyed = facts.labels(DEPLOYMENT_KEYED);
         match end {
             AttemptEnd::Complete { latency, elapsed } => {
                 m.llm_latency
                     .with(&facts, |h| h.observe(latency.as_secs_f64()));
-                m.overhead.with(&facts, |h| {
+                m.overhead.with_labels(&keyed, |h| {
                     h.observe(elapsed.saturating_sub(latency).as_secs_f64())
                 });
             }
@@ -747,10 +756,11 @@ impl Scope<'_> {
                 elapsed,
                 ..
             } => {
+                let labels = facts.labels(LLM_LATENCY);
                 m.llm_latency
-                    .with(&facts, |h| h.observe(elapsed.as_secs_f64()));
+                    .with_labels(&labels, |h| h.observe(elapsed.as_secs_f64()));
                 m.time_to_first_token
-                    .with(&facts, |h| h.observe(time_to_first_token.as_secs_f64()));
+                    .with_labels(&labels, |h| h.observe(time_to_first_token.as_secs_f64()));
             }
             AttemptEnd::Failed(_) => {}
         }
@@ -760,12 +770,12 @@ impl Scope<'_> {
             let left =
                 |limit: u64, used: u64| limit.saturating_sub(used).min(i64::MAX as u64) as i64;
             if let Some(rpm) = d.rpm {
-                m.remaining_requests.with(&facts, |g| {
+                m.remaining_requests.with_labels(&keyed, |g| {
                     g.set(left(rpm, requests));
                 });
             }
             if let Some(tpm) = d.tpm {
-                m.remaining_tokens.with(&facts, |g| {
+                m.remaining_tokens.with_labels(&keyed, |g| {
                     g.set(left(tpm, tokens));
                 });
             }
