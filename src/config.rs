@@ -239,6 +239,14 @@ impl ProxyConfig {
         self.litellm_settings.get("drop_params").is_some_and(truthy)
     }
 
+    /// `litellm_settings.require_auth_for_metrics_endpoint`: `/metrics` only for the master key
+    /// (and proxy-admin keys).
+    pub fn require_auth_for_metrics(&self) -> bool {
+        self.litellm_settings
+            .get("require_auth_for_metrics_endpoint")
+            .is_some_and(truthy)
+    }
+
     /// Global request timeout: `litellm_settings.request_timeout`, else `router_settings.timeout`,
     /// else 600 s (LiteLLM's default).
     pub fn request_timeout(&self) -> Duration {
@@ -688,6 +696,7 @@ const LITELLM_SETTINGS_KEYS: &[&str] = &[
     "cache",
     "cache_params",
     "cache_ttl",
+    "require_auth_for_metrics_endpoint",
     "success_callback",
     "failure_callback",
     "callbacks",

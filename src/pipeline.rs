@@ -495,7 +495,12 @@ async fn route(
             "falling back"
         );
         let run = serve_group(state, &fallback_req, call, false).await;
-        match absorb(facts, run) {
+        let result = absorb(facts, run);
+        if let Some(metrics) = call.spend.metrics() {
+            let model_id = facts.deployment_id.as_deref();
+            metrics.fallback(&fallback.model, &first_error, model_id, result.is_ok());
+        }
+        match result {
             Ok(reply) => return Ok(reply),
             Err(err) => {
                 tracing::debug!(call_id = facts.call_id, fallback = fallback.model, error = %err, "fallback failed");
@@ -992,6 +997,28 @@ enum Failure<'a> {
 /// Step 7, account: the one step every exit goes through. Returns the request's cost (USD), 0
 /// when nothing is charged.
 fn account(acc: &Account, exit: Exit) -> f64 {
+    if let (Some(deployment), Some(metrics)) = (&acc.deployment, acc.spend.metrics()) {
+        use crate::observability::metrics::AttemptEnd;
+        let end = match &exit {
+            Exit::AttemptFailed(err) => Some(AttemptEnd::Failed(err)),
+            Exit::Complete { latency, .. } => Some(AttemptEnd::Complete {
+                latency: *latency,
+                elapsed: acc.started.elapsed(),
+            }),
+            Exit::StreamEnd {
+                outcome,
+                time_to_first_token,
+            } => Some(AttemptEnd::Stream {
+                time_to_first_token: *time_to_first_token,
+                elapsed: acc.started.elapsed(),
+                broke: outcome.error.is_some() && !outcome.client_disconnected,
+            }),
+            Exit::Canned | Exit::Simulated | Exit::RequestFailed(_) | Exit::CacheHit { .. } => None,
+        };
+        if let Some(end) = end {
+            metrics.attempt(&deployment.handle, &acc.target, end);
+        }
+    }
     let effects = match exit {
         Exit::Canned => Effects {
             latency: Some(acc.started.elapsed()),

@@ -285,6 +285,10 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
                 callback
             })
             .collect();
+        // LiteLLM's Prometheus series on /metrics: always collected (a label set and an atomic
+        // add per family and request).
+        let metrics = Arc::new(crate::observability::metrics::Metrics::default());
+        observers.add(metrics.clone());
         let cache = cache_settings.map(|settings| {
             let store = response_cache(&settings);
             router.adopt(store.child());
@@ -314,6 +318,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             cache,
             observers: Arc::new(observers),
             callbacks,
+            metrics: Some(metrics),
         });
         // Pick up models other instances add to the shared database (see crate::models_sync).
         if let Some(every) = state.db_models.reload_every {

@@ -409,6 +409,11 @@ pub struct SpendContext {
     /// The model the client asked for, before aliases.
     requested_model: String,
     team_alias: Option<String>,
+    /// Prometheus metrics, for the per-attempt and fallback counts of the pipeline.
+    metrics: Option<Arc<crate::observability::metrics::Metrics>>,
+    /// The budgets as loaded, for the remaining-budget gauges.
+    budgets: crate::observability::metrics::BudgetsAtStart,
+    user_email: Option<String>,
 }
 
 /// Where the request went, known once a deployment answered.
@@ -447,6 +452,11 @@ impl SpendContext {
         let (tracker, ledger) = (state.spend.clone(), state.ledger.clone());
         Self {
             observers: state.observers.clone(),
+            metrics: state.metrics.clone(),
+            budgets: crate::observability::metrics::BudgetsAtStart::of(caller),
+            user_email: p
+                .and_then(|p| p.user.as_ref())
+                .and_then(|u| u.alias.clone()),
             requested_model: requested_model.to_string(),
             team_alias: p
                 .and_then(|p| p.team.as_ref())
@@ -468,6 +478,22 @@ impl SpendContext {
             start_time: crate::time::now_ms(),
             reservation: Mutex::new(None),
         }
+    }
+
+    /// The request's Prometheus metrics scope (who made it), when metrics are collected.
+    pub fn metrics(&self) -> Option<crate::observability::metrics::Scope<'_>> {
+        Some(crate::observability::metrics::Scope {
+            metrics: self.metrics.as_deref()?,
+            who: crate::observability::metrics::Who {
+                hashed_api_key: &self.api_key,
+                api_key_alias: self.key_alias.as_deref().unwrap_or_default(),
+                team: self.team_id.as_deref().unwrap_or_default(),
+                team_alias: self.team_alias.as_deref().unwrap_or_default(),
+                user: self.user_id.as_deref().unwrap_or_default(),
+                end_user: self.end_user.as_deref().unwrap_or_default(),
+                requested_model: &self.requested_model,
+            },
+        })
     }
 
     /// Hold the request's budget reservation until its spend is recorded (or this is dropped).
@@ -534,6 +560,13 @@ impl SpendContext {
                 },
                 error: error.map(str::to_string),
                 time_to_first_token_ms: served.time_to_first_token.map(|d| d.as_millis() as u64),
+                user_email: self.user_email.clone(),
+                remaining_budget: self.budgets.remaining(
+                    |kind, id| self.ledger.pending(kind, id),
+                    &self.api_key,
+                    self.user_id.as_deref(),
+                    self.team_id.as_deref(),
+                ),
             });
         }
         self.tracker.record(log);

@@ -56,6 +56,8 @@ pub struct AppState {
     pub observers: Arc<crate::observability::Observers>,
     /// The logging callbacks (their queues and counters, for `/metrics`).
     pub callbacks: Vec<crate::observability::callbacks::Callback>,
+    /// LiteLLM's Prometheus metrics (`/metrics`); also one of `observers`.
+    pub metrics: Option<Arc<crate::observability::metrics::Metrics>>,
 }
 
 impl AppState {

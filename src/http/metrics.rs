@@ -14,6 +14,11 @@
 //!   `tollgate_rate_limit_breaker_opened_total` counts the openings.
 //! * `tollgate_rate_limit_scopes`: scopes the limiter counts (idle ones are evicted);
 //!   `tollgate_rate_limit_scopes_evicted_total`, `tollgate_rate_limiter_restarts_total`.
+//! * LiteLLM's request, token, spend, latency, deployment, fallback and remaining-budget series,
+//!   kept by [`crate::observability::metrics::Metrics`] and registered here by clone, and
+//!   `litellm_deployment_cooled_down` read from the deployments' cooldown counts.
+//!   With `litellm_settings.require_auth_for_metrics_endpoint: true` a scrape needs the master key
+//!   (or a proxy-admin key).
 //! * `tollgate_database_connected`, `tollgate_uptime_seconds`.
 //! * `tollgate_spend_rows_dead_lettered_total`: spend-log rows the database refused on their own,
 //!   set aside in the dead-letter file (`TOLLGATE_SPEND_DEAD_LETTER`) for an operator.
@@ -21,7 +26,7 @@
 //!   was full (each logged as an error); 0 unless the database was unreachable for very long.
 
 use super::routes::{Access, Routes};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -37,7 +42,12 @@ pub fn configure(r: &mut Routes) {
 
 type Labels = Vec<(&'static str, String)>;
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if state.config.require_auth_for_metrics() {
+        if let Err(e) = state.auth.require_admin(&req).await {
+            return e.error_response();
+        }
+    }
     match render(&state) {
         Ok(text) => HttpResponse::Ok()
             .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
@@ -146,6 +156,10 @@ fn render(state: &AppState) -> Result<String, std::fmt::Error> {
         register_cache(&mut registry, cache);
     }
     register_callbacks(&mut registry, &state.callbacks);
+    if let Some(metrics) = &state.metrics {
+        metrics.register(&mut registry);
+        register_cooldowns(&mut registry, state);
+    }
 
     let mut text = String::new();
     encode(&mut text, &registry)?;
@@ -271,5 +285,30 @@ fn register_limiter(registry: &mut Registry, limiter: &tollgate_actors::LimiterH
         "tollgate_rate_limiter_restarts",
         "Times the rate limiter actor died and was restarted",
         counter(limiter.restarts()),
+    );
+}
+
+/// `litellm_deployment_cooled_down`: the cooldowns each deployment's actor started, read from the
+/// deployment's own count (the actor decides a cooldown after the request that caused it has
+/// been answered). `exception_status` is empty: the count is not kept per status.
+fn register_cooldowns(registry: &mut Registry, state: &AppState) {
+    let family = Family::<Labels, prometheus_client::metrics::counter::Counter>::default();
+    for handle in state.router.snapshot().deployments() {
+        let d = &handle.upstream;
+        let labels: Labels = vec![
+            ("litellm_model_name", d.litellm_model.clone()),
+            ("model_id", d.id.clone()),
+            ("api_base", d.api_base().unwrap_or_default().to_string()),
+            ("api_provider", d.provider_name().to_string()),
+            ("exception_status", String::new()),
+        ];
+        family
+            .get_or_create(&labels)
+            .inc_by(handle.state.stats().cooldowns);
+    }
+    registry.register(
+        "litellm_deployment_cooled_down",
+        "Times a deployment was cooled down after failures",
+        family,
     );
 }

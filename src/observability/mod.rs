@@ -11,6 +11,7 @@
 //! dead receiver never slows or fails a request.
 
 pub mod callbacks;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -35,6 +36,10 @@ pub struct RequestEvent {
     pub error: Option<String>,
     /// A stream's time to its first byte from the provider.
     pub time_to_first_token_ms: Option<u64>,
+    /// The key's user's `user_email`.
+    pub user_email: Option<String>,
+    /// What is left of the key's, its user's and its team's `max_budget` after this request.
+    pub remaining_budget: metrics::RemainingBudgets,
 }
 
 impl RequestEvent {
@@ -117,6 +122,8 @@ mod tests {
             status_code: 200,
             error: None,
             time_to_first_token_ms: None,
+            user_email: None,
+            remaining_budget: metrics::RemainingBudgets::default(),
         };
         assert!(event.succeeded());
         assert_eq!(event.duration_ms(), 250);

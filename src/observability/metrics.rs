@@ -1,0 +1,1050 @@
+//! LiteLLM's Prometheus metrics: the request, token, spend, latency, deployment and fallback
+//! series a LiteLLM dashboard queries, with LiteLLM's names and label names.
+//!
+//! [`Metrics`] owns every series that must outlive a scrape (counters, histograms, the gauges set
+//! per request); `/metrics` registers them by clone into the registry it builds per scrape
+//! ([`Metrics::register`]). It is fed from two places:
+//!
+//! * as an [`Observer`], once per finished request (`litellm_proxy_*`, `litellm_requests_metric`,
+//!   spend, tokens, total latency, remaining budgets);
+//! * through [`Scope`], from the pipeline's accounting step per attempt (deployment successes,
+//!   failures, LLM API latency, time to first token, overhead, remaining rpm/tpm) and from routing
+//!   per fallback.
+//!
+//! Label values the gateway does not know (`client_ip`, `user_agent`, `route`, `service_tier`)
+//! are empty strings. Every family is capped at [`MAX_SERIES`] label sets: once full, a new label
+//! set is counted in one series whose label values are all `"other"`, and
+//! `tollgate_metrics_series_folded_total{metric}` counts the folds. The hot path is a label vector
+//! built and hashed per family, and an atomic add.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::TypedMetric;
+use prometheus_client::registry::{Metric, Registry};
+use tollgate_actors::DeploymentHandle;
+
+use super::{Observer, RequestEvent};
+use crate::deployment::Deployment;
+use crate::error::GatewayError;
+use crate::spend::Served;
+
+/// Label sets kept per family before new ones fold into the `"other"` series.
+pub const MAX_SERIES: usize = 10_000;
+
+/// LiteLLM's latency buckets (seconds), `LATENCY_BUCKETS` in `litellm/types/integrations/prometheus.py`
+/// (its final `+Inf` is implicit here).
+pub const LATENCY_BUCKETS: [f64; 35] = [
+    0.005, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0,
+    5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5, 10.0, 15.0, 20.0, 25.0, 30.0, 60.0, 120.0, 180.0,
+    240.0, 300.0,
+];
+
+type Labels = Vec<(&'static str, String)>;
+type FloatCounter = Counter<f64, AtomicU64>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+// Label names per metric, in LiteLLM's order.
+const PROXY_TOTAL: &[&str] = &[
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "requested_model",
+    "team",
+    "team_alias",
+    "user",
+    "status_code",
+    "user_email",
+    "route",
+    "client_ip",
+    "user_agent",
+    "model_id",
+    "api_provider",
+];
+const PROXY_FAILED: &[&str] = &[
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "requested_model",
+    "team",
+    "team_alias",
+    "user",
+    "user_email",
+    "exception_status",
+    "exception_class",
+    "route",
+    "client_ip",
+    "user_agent",
+    "model_id",
+    "api_provider",
+];
+const REQUESTS: &[&str] = &[
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "model",
+    "team",
+    "team_alias",
+    "user",
+    "user_email",
+    "client_ip",
+    "user_agent",
+    "requested_model",
+    "model_id",
+    "api_provider",
+];
+const SPEND: &[&str] = &[
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "model",
+    "team",
+    "team_alias",
+    "user",
+    "user_email",
+    "client_ip",
+    "user_agent",
+    "requested_model",
+    "model_id",
+    "api_provider",
+    "service_tier",
+];
+const TOKENS: &[&str] = &[
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "model",
+    "team",
+    "team_alias",
+    "user",
+    "user_email",
+    "requested_model",
+    "model_id",
+    "api_provider",
+];
+const LLM_LATENCY: &[&str] = &[
+    "model_group",
+    "model",
+    "hashed_api_key",
+    "api_key_alias",
+    "team",
+    "team_alias",
+    "requested_model",
+    "end_user",
+    "user",
+    "model_id",
+    "api_provider",
+    "service_tier",
+];
+const TOTAL_LATENCY: &[&str] = &[
+    "model_group",
+    "end_user",
+    "hashed_api_key",
+    "api_key_alias",
+    "requested_model",
+    "team",
+    "team_alias",
+    "user",
+    "model",
+    "model_id",
+    "api_provider",
+    "service_tier",
+];
+const DEPLOYMENT_KEYED: &[&str] = &[
+    "model_group",
+    "api_provider",
+    "api_base",
+    "litellm_model_name",
+    "hashed_api_key",
+    "api_key_alias",
+    "model_id",
+];
+const DEPLOYMENT_TOTAL: &[&str] = &[
+    "model_group",
+    "requested_model",
+    "litellm_model_name",
+    "model_id",
+    "api_base",
+    "api_provider",
+    "hashed_api_key",
+    "api_key_alias",
+    "team",
+    "team_alias",
+    "client_ip",
+    "user_agent",
+];
+const DEPLOYMENT_FAILURE: &[&str] = &[
+    "model_group",
+    "requested_model",
+    "litellm_model_name",
+    "model_id",
+    "api_base",
+    "api_provider",
+    "exception_status",
+    "exception_class",
+    "hashed_api_key",
+    "api_key_alias",
+    "team",
+    "team_alias",
+    "client_ip",
+    "user_agent",
+];
+const FALLBACK: &[&str] = &[
+    "requested_model",
+    "fallback_model",
+    "hashed_api_key",
+    "api_key_alias",
+    "team",
+    "team_alias",
+    "exception_status",
+    "exception_class",
+    "model_id",
+];
+const KEY_BUDGET: &[&str] = &["hashed_api_key", "api_key_alias"];
+const TEAM_BUDGET: &[&str] = &["team", "team_alias"];
+const USER_BUDGET: &[&str] = &["user"];
+
+/// The facts a label set is drawn from; a label the gateway does not know reads as `""`.
+#[derive(Default, Clone, Copy)]
+struct Facts<'a> {
+    end_user: &'a str,
+    hashed_api_key: &'a str,
+    api_key_alias: &'a str,
+    team: &'a str,
+    team_alias: &'a str,
+    user: &'a str,
+    user_email: &'a str,
+    requested_model: &'a str,
+    model: &'a str,
+    model_group: &'a str,
+    litellm_model_name: &'a str,
+    model_id: &'a str,
+    api_base: &'a str,
+    api_provider: &'a str,
+    status_code: &'a str,
+    exception_status: &'a str,
+    exception_class: &'a str,
+    fallback_model: &'a str,
+}
+
+impl<'a> Facts<'a> {
+    fn get(&self, name: &str) -> &'a str {
+        match name {
+            "end_user" => self.end_user,
+            "hashed_api_key" => self.hashed_api_key,
+            "api_key_alias" => self.api_key_alias,
+            "team" => self.team,
+            "team_alias" => self.team_alias,
+            "user" => self.user,
+            "user_email" => self.user_email,
+            "requested_model" => self.requested_model,
+            "model" => self.model,
+            "model_group" => self.model_group,
+            "litellm_model_name" => self.litellm_model_name,
+            "model_id" => self.model_id,
+            "api_base" => self.api_base,
+            "api_provider" => self.api_provider,
+            "status_code" => self.status_code,
+            "exception_status" => self.exception_status,
+            "exception_class" => self.exception_class,
+            "fallback_model" => self.fallback_model,
+            // client_ip, user_agent, route, service_tier: not known to the gateway.
+            _ => "",
+        }
+    }
+
+    fn labels(&self, names: &'static [&'static str]) -> Labels {
+        names
+            .iter()
+            .map(|n| (*n, self.get(n).to_string()))
+            .collect()
+    }
+}
+
+/// One metric family with at most `cap` label sets.
+struct Capped<M, C: MetricConstructor<M>> {
+    family: Family<Labels, M, C>,
+    names: &'static [&'static str],
+    other: Labels,
+    cap: usize,
+    /// Label sets created (the `"other"` one aside); the lock serializes creations so the cap
+    /// holds exactly.
+    creating: Mutex<usize>,
+    /// `tollgate_metrics_series_folded_total{metric=<this family>}`.
+    folded: Counter,
+}
+
+impl<M, C> Capped<M, C>
+where
+    M: Clone + TypedMetric + Metric,
+    C: MetricConstructor<M> + Clone + Send + Sync + std::fmt::Debug + 'static,
+{
+    fn new(names: &'static [&'static str], constructor: C, cap: usize, folded: Counter) -> Self {
+        Self {
+            family: Family::new_with_constructor(constructor),
+            names,
+            other: names.iter().map(|n| (*n, "other".to_string())).collect(),
+            cap,
+            creating: Mutex::new(0),
+            folded,
+        }
+    }
+
+    /// Apply `f` to the series of `facts`' label set, or to the `"other"` series when the family
+    /// is full.
+    fn with(&self, facts: &Facts, f: impl FnOnce(&M)) {
+        self.with_labels(&facts.labels(self.names), f)
+    }
+
+    /// [`Self::with`] for a label set already built from this family's label names (families
+    /// with the same names share one).
+    fn with_labels(&self, labels: &Labels, f: impl FnOnce(&M)) {
+        debug_assert!(labels.iter().map(|(n, _)| n).eq(self.names.iter()));
+        if let Some(m) = self.family.get(labels) {
+            return f(&m);
+        }
+        let mut created = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = self.family.get(labels) {
+            return f(&m);
+        }
+        // The "other" series takes one slot of the cap, so the family never exceeds it.
+        if *created + 1 < self.cap {
+            *created += 1;
+            f(&self.family.get_or_create(labels));
+        } else {
+            self.folded.inc();
+            f(&self.family.get_or_create(&self.other));
+        }
+    }
+}
+
+type CounterFamily = Capped<Counter, fn() -> Counter>;
+type FloatCounterFamily = Capped<FloatCounter, fn() -> FloatCounter>;
+type HistogramFamily = Capped<Histogram, fn() -> Histogram>;
+type GaugeFamily = Capped<Gauge, fn() -> Gauge>;
+type FloatGaugeFamily = Capped<FloatGauge, fn() -> FloatGauge>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Every LiteLLM series that must persist between scrapes.
+pub struct Metrics {
+    folded: Family<Labels, Counter>,
+    proxy_total: CounterFamily,
+    proxy_failed: CounterFamily,
+    requests: CounterFamily,
+    spend: FloatCounterFamily,
+    input_tokens: CounterFamily,
+    output_tokens: CounterFamily,
+    total_tokens: CounterFamily,
+    request_latency: HistogramFamily,
+    llm_latency: HistogramFamily,
+    time_to_first_token: HistogramFamily,
+    overhead: HistogramFamily,
+    deployment_success: CounterFamily,
+    deployment_failure: CounterFamily,
+    deployment_total: CounterFamily,
+    fallback_success: CounterFamily,
+    fallback_failure: CounterFamily,
+    remaining_key_budget: FloatGaugeFamily,
+    remaining_team_budget: FloatGaugeFamily,
+    remaining_user_budget: FloatGaugeFamily,
+    remaining_requests: GaugeFamily,
+    remaining_tokens: GaugeFamily,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::with_cap(MAX_SERIES)
+    }
+}
+
+impl Metrics {
+    /// Metrics whose families hold at most `cap` label sets each.
+    pub fn with_cap(cap: usize) -> Self {
+        let folded = Family::<Labels, Counter>::default();
+        let fold = |metric: &'static str| {
+            folded
+                .get_or_create(&vec![("metric", metric.to_string())])
+                .clone()
+        };
+        let counter =
+            |names, metric| Capped::new(names, Counter::default as fn() -> _, cap, fold(metric));
+        let float_counter = |names, metric| {
+            Capped::new(names, FloatCounter::default as fn() -> _, cap, fold(metric))
+        };
+        let histogram =
+            |names, metric| Capped::new(names, latency_histogram as fn() -> _, cap, fold(metric));
+        let gauge =
+            |names, metric| Capped::new(names, Gauge::default as fn() -> _, cap, fold(metric));
+        let float_gauge =
+            |names, metric| Capped::new(names, FloatGauge::default as fn() -> _, cap, fold(metric));
+        Self {
+            proxy_total: counter(PROXY_TOTAL, "litellm_proxy_total_requests_metric"),
+            proxy_failed: counter(PROXY_FAILED, "litellm_proxy_failed_requests_metric"),
+            requests: counter(REQUESTS, "litellm_requests_metric"),
+            spend: float_counter(SPEND, "litellm_spend_metric"),
+            input_tokens: counter(TOKENS, "litellm_input_tokens_metric"),
+            output_tokens: counter(TOKENS, "litellm_output_tokens_metric"),
+            total_tokens: counter(TOKENS, "litellm_total_tokens_metric"),
+            request_latency: histogram(TOTAL_LATENCY, "litellm_request_total_latency_metric"),
+            llm_latency: histogram(LLM_LATENCY, "litellm_llm_api_latency_metric"),
+            time_to_first_token: histogram(
+                LLM_LATENCY,
+                "litellm_llm_api_time_to_first_token_metric",
+            ),
+            overhead: histogram(DEPLOYMENT_KEYED, "litellm_overhead_latency_metric"),
+            deployment_success: counter(DEPLOYMENT_TOTAL, "litellm_deployment_success_responses"),
+            deployment_failure: counter(DEPLOYMENT_FAILURE, "litellm_deployment_failure_responses"),
+            deployment_total: counter(DEPLOYMENT_TOTAL, "litellm_deployment_total_requests"),
+            fallback_success: counter(FALLBACK, "litellm_deployment_successful_fallbacks"),
+            fallback_failure: counter(FALLBACK, "litellm_deployment_failed_fallbacks"),
+            remaining_key_budget: float_gauge(
+                KEY_BUDGET,
+                "litellm_remaining_api_key_budget_metric",
+            ),
+            remaining_team_budget: float_gauge(TEAM_BUDGET, "litellm_remaining_team_budget_metric"),
+            remaining_user_budget: float_gauge(USER_BUDGET, "litellm_remaining_user_budget_metric"),
+            remaining_requests: gauge(DEPLOYMENT_KEYED, "litellm_remaining_requests_metric"),
+            remaining_tokens: gauge(DEPLOYMENT_KEYED, "litellm_remaining_tokens_metric"),
+            folded,
+        }
+    }
+
+    /// Register every family (by clone: the series live on) in a scrape's registry.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry;
+        r.register(
+            "litellm_proxy_total_requests_metric",
+            "Requests the proxy answered, by status code",
+            self.proxy_total.family.clone(),
+        );
+        r.register(
+            "litellm_proxy_failed_requests_metric",
+            "Requests the client got an error for",
+            self.proxy_failed.family.clone(),
+        );
+        r.register(
+            "litellm_requests_metric",
+            "LLM requests per key, user, team, end user and model",
+            self.requests.family.clone(),
+        );
+        r.register(
+            "litellm_spend_metric",
+            "Spend (USD) per key, user, team, end user and model",
+            self.spend.family.clone(),
+        );
+        r.register(
+            "litellm_input_tokens_metric",
+            "Prompt tokens",
+            self.input_tokens.family.clone(),
+        );
+        r.register(
+            "litellm_output_tokens_metric",
+            "Completion tokens",
+            self.output_tokens.family.clone(),
+        );
+        r.register(
+            "litellm_total_tokens_metric",
+            "Prompt and completion tokens",
+            self.total_tokens.family.clone(),
+        );
+        r.register(
+            "litellm_request_total_latency_metric",
+            "Seconds from the request's arrival to its end",
+            self.request_latency.family.clone(),
+        );
+        r.register(
+            "litellm_llm_api_latency_metric",
+            "Seconds of the provider call that answered",
+            self.llm_latency.family.clone(),
+        );
+        r.register(
+            "litellm_llm_api_time_to_first_token_metric",
+            "Seconds from the provider call to a stream's first bytes",
+            self.time_to_first_token.family.clone(),
+        );
+        r.register(
+            "litellm_overhead_latency_metric",
+            "Seconds of a complete response spent in the gateway, not at the provider",
+            self.overhead.family.clone(),
+        );
+        r.register(
+            "litellm_deployment_success_responses",
+            "Attempts a deployment answered",
+            self.deployment_success.family.clone(),
+        );
+        r.register(
+            "litellm_deployment_failure_responses",
+            "Attempts a deployment failed",
+            self.deployment_failure.family.clone(),
+        );
+        r.register(
+            "litellm_deployment_total_requests",
+            "Attempts sent to a deployment",
+            self.deployment_total.family.clone(),
+        );
+        r.register(
+            "litellm_deployment_successful_fallbacks",
+            "Fallbacks that answered",
+            self.fallback_success.family.clone(),
+        );
+        r.register(
+            "litellm_deployment_failed_fallbacks",
+            "Fallbacks that failed",
+            self.fallback_failure.family.clone(),
+        );
+        r.register(
+            "litellm_remaining_api_key_budget_metric",
+            "A key's max_budget minus its spend (+Inf without a budget)",
+            self.remaining_key_budget.family.clone(),
+        );
+        r.register(
+            "litellm_remaining_team_budget_metric",
+            "A team's max_budget minus its spend (+Inf without a budget)",
+            self.remaining_team_budget.family.clone(),
+        );
+        r.register(
+            "litellm_remaining_user_budget_metric",
+            "A user's max_budget minus its spend (+Inf without a budget)",
+            self.remaining_user_budget.family.clone(),
+        );
+        r.register(
+            "litellm_remaining_requests_metric",
+            "Requests left this minute under the deployment's rpm",
+            self.remaining_requests.family.clone(),
+        );
+        r.register(
+            "litellm_remaining_tokens_metric",
+            "Tokens left this minute under the deployment's tpm",
+            self.remaining_tokens.family.clone(),
+        );
+        r.register(
+            "tollgate_metrics_series_folded",
+            "Label sets counted in a family's \"other\" series because the family was full",
+            self.folded.clone(),
+        );
+    }
+}
+
+/// The client-facing error class, LiteLLM's `exception_class` label: `Provider.ClassName`
+/// (`Openai.RateLimitError`) when a provider failed, else the class alone.
+fn exception_class(provider: &str, class: &str) -> String {
+    let mut chars = provider.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.{class}", first.to_uppercase(), chars.as_str()),
+        None => class.to_string(),
+    }
+}
+
+/// LiteLLM's exception class for a client-facing status, when the error itself is not at hand.
+fn class_for_status(status: u16) -> &'static str {
+    match status {
+        400 | 413 => "BadRequestError",
+        401 => "AuthenticationError",
+        403 => "PermissionDeniedError",
+        404 => "NotFoundError",
+        408 => "Timeout",
+        422 => "UnprocessableEntityError",
+        429 => "RateLimitError",
+        503 => "ServiceUnavailableError",
+        500..=599 => "InternalServerError",
+        _ => "APIError",
+    }
+}
+
+fn error_class(err: &GatewayError) -> &'static str {
+    use actix_web::ResponseError;
+    err.classify(false)
+        .map(|c| c.class_name)
+        .unwrap_or_else(|| class_for_status(err.status_code().as_u16()))
+}
+
+impl Observer for Metrics {
+    fn request_finished(&self, event: &Arc<RequestEvent>) {
+        let log = &event.log;
+        let status = event.status_code.to_string();
+        let provider = event.provider.as_deref().unwrap_or_default();
+        let class = (!event.succeeded())
+            .then(|| exception_class(provider, class_for_status(event.status_code)));
+        let facts = Facts {
+            end_user: log.end_user.as_deref().unwrap_or_default(),
+            hashed_api_key: &log.api_key,
+            api_key_alias: event.key_alias.as_deref().unwrap_or_default(),
+            team: log.team_id.as_deref().unwrap_or_default(),
+            team_alias: event.team_alias.as_deref().unwrap_or_default(),
+            user: log.user_id.as_deref().unwrap_or_default(),
+            user_email: event.user_email.as_deref().unwrap_or_default(),
+            requested_model: &event.requested_model,
+            model: &log.model,
+            model_group: log.model_group.as_deref().unwrap_or_default(),
+            model_id: log.model_id.as_deref().unwrap_or_default(),
+            api_base: log.api_base.as_deref().unwrap_or_default(),
+            api_provider: provider,
+            status_code: &status,
+            exception_status: &status,
+            exception_class: class.as_deref().unwrap_or_default(),
+            ..Facts::default()
+        };
+        self.proxy_total.with(&facts, |c| {
+            c.inc();
+        });
+        if !event.succeeded() {
+            self.proxy_failed.with(&facts, |c| {
+                c.inc();
+            });
+        }
+        if event.succeeded() {
+            self.requests.with(&facts, |c| {
+                c.inc();
+            });
+            let (input, output, total) = (
+                log.prompt_tokens.max(0) as u64,
+                log.completion_tokens.max(0) as u64,
+                log.total_tokens.max(0) as u64,
+            );
+            let labels = facts.labels(TOKENS);
+            self.input_tokens.with_labels(&labels, |c| {
+                c.inc_by(input);
+            });
+            self.output_tokens.with_labels(&labels, |c| {
+                c.inc_by(output);
+            });
+            self.total_tokens.with_labels(&labels, |c| {
+                c.inc_by(total);
+            });
+            self.request_latency
+                .with(&facts, |h| h.observe(event.duration_ms() as f64 / 1000.0));
+        }
+        if log.spend > 0.0 && log.spend.is_finite() {
+            self.spend.with(&facts, |c| {
+                c.inc_by(log.spend);
+            });
+        }
+        let budgets = &event.remaining_budget;
+        if let Some(v) = budgets.key {
+            self.remaining_key_budget.with(&facts, |g| {
+                g.set(v);
+            });
+        }
+        if let Some(v) = budgets.team {
+            self.remaining_team_budget.with(&facts, |g| {
+                g.set(v);
+            });
+        }
+        if let Some(v) = budgets.user {
+            self.remaining_user_budget.with(&facts, |g| {
+                g.set(v);
+            });
+        }
+    }
+}
+
+/// Who made a request, as the per-attempt metrics label it.
+#[derive(Clone, Copy)]
+pub struct Who<'a> {
+    pub hashed_api_key: &'a str,
+    pub api_key_alias: &'a str,
+    pub team: &'a str,
+    pub team_alias: &'a str,
+    pub user: &'a str,
+    pub end_user: &'a str,
+    pub requested_model: &'a str,
+}
+
+/// The metrics of one request: what the pipeline counts per attempt and per fallback.
+pub struct Scope<'a> {
+    pub metrics: &'a Metrics,
+    pub who: Who<'a>,
+}
+
+/// How one attempt on a deployment ended.
+pub enum AttemptEnd<'a> {
+    /// A complete response, `latency` after the provider call started, `elapsed` after the
+    /// request arrived.
+    Complete {
+        latency: Duration,
+        elapsed: Duration,
+    },
+    /// A stream ended: its time to first token, the time since the request arrived, and whether
+    /// it broke (a provider error after it started).
+    Stream {
+        time_to_first_token: Duration,
+        elapsed: Duration,
+        broke: bool,
+    },
+    /// The provider call failed.
+    Failed(&'a GatewayError),
+}
+
+impl Scope<'_> {
+    fn facts<'b>(&'b self, served: &'b Served) -> Facts<'b> {
+        let w = &self.who;
+        Facts {
+            end_user: w.end_user,
+            hashed_api_key: w.hashed_api_key,
+            api_key_alias: w.api_key_alias,
+            team: w.team,
+            team_alias: w.team_alias,
+            user: w.user,
+            requested_model: w.requested_model,
+            model: &served.model,
+            model_group: served.model_group.as_deref().unwrap_or_default(),
+            litellm_model_name: &served.model,
+            model_id: served.model_id.as_deref().unwrap_or_default(),
+            api_base: served.api_base.as_deref().unwrap_or_default(),
+            api_provider: served.provider.as_deref().unwrap_or_default(),
+            ..Facts::default()
+        }
+    }
+
+    /// One attempt on `deployment` ended.
+    pub fn attempt(
+        &self,
+        deployment: &DeploymentHandle<Deployment>,
+        served: &Served,
+        end: AttemptEnd,
+    ) {
+        let m = self.metrics;
+        let mut facts = self.facts(served);
+        let total_labels = facts.labels(DEPLOYMENT_TOTAL);
+        m.deployment_total.with_labels(&total_labels, |c| {
+            c.inc();
+        });
+        let failure = match &end {
+            AttemptEnd::Failed(err) => {
+                use actix_web::ResponseError;
+                Some((err.status_code().as_u16(), error_class(err)))
+            }
+            AttemptEnd::Stream { broke: true, .. } => Some((0, "APIConnectionError")),
+            _ => None,
+        };
+        if let Some((status, class)) = failure {
+            let status = if status == 0 {
+                String::new()
+            } else {
+                status.to_string()
+            };
+            let class = exception_class(facts.api_provider, class);
+            facts.exception_status = &status;
+            facts.exception_class = &class;
+            m.deployment_failure.with(&facts, |c| {
+                c.inc();
+            });
+            return;
+        }
+        m.deployment_success.with_labels(&total_labels, |c| {
+            c.inc();
+        });
+        let keyed = facts.labels(DEPLOYMENT_KEYED);
+        match end {
+            AttemptEnd::Complete { latency, elapsed } => {
+                m.llm_latency
+                    .with(&facts, |h| h.observe(latency.as_secs_f64()));
+                m.overhead.with_labels(&keyed, |h| {
+                    h.observe(elapsed.saturating_sub(latency).as_secs_f64())
+                });
+            }
+            AttemptEnd::Stream {
+                time_to_first_token,
+                elapsed,
+                ..
+            } => {
+                let labels = facts.labels(LLM_LATENCY);
+                m.llm_latency
+                    .with_labels(&labels, |h| h.observe(elapsed.as_secs_f64()));
+                m.time_to_first_token
+                    .with_labels(&labels, |h| h.observe(time_to_first_token.as_secs_f64()));
+            }
+            AttemptEnd::Failed(_) => {}
+        }
+        let d = &deployment.upstream;
+        if d.rpm.is_some() || d.tpm.is_some() {
+            let (requests, tokens) = deployment.state.minute_usage(tollgate_actors::now_ms());
+            let left =
+                |limit: u64, used: u64| limit.saturating_sub(used).min(i64::MAX as u64) as i64;
+            if let Some(rpm) = d.rpm {
+                m.remaining_requests.with_labels(&keyed, |g| {
+                    g.set(left(rpm, requests));
+                });
+            }
+            if let Some(tpm) = d.tpm {
+                m.remaining_tokens.with_labels(&keyed, |g| {
+                    g.set(left(tpm, tokens));
+                });
+            }
+        }
+    }
+
+    /// A fallback to `fallback_model` after `cause` (the requested model's error) answered
+    /// (`succeeded`) or failed; `model_id`: the deployment that answered or failed last.
+    pub fn fallback(
+        &self,
+        fallback_model: &str,
+        cause: &GatewayError,
+        model_id: Option<&str>,
+        succeeded: bool,
+    ) {
+        use actix_web::ResponseError;
+        let status = cause.status_code().as_u16().to_string();
+        let class = error_class(cause);
+        let facts = Facts {
+            requested_model: self.who.requested_model,
+            fallback_model,
+            hashed_api_key: self.who.hashed_api_key,
+            api_key_alias: self.who.api_key_alias,
+            team: self.who.team,
+            team_alias: self.who.team_alias,
+            exception_status: &status,
+            exception_class: class,
+            model_id: model_id.unwrap_or_default(),
+            ..Facts::default()
+        };
+        let family = if succeeded {
+            &self.metrics.fallback_success
+        } else {
+            &self.metrics.fallback_failure
+        };
+        family.with(&facts, |c| {
+            c.inc();
+        });
+    }
+}
+
+/// A request's budgets as loaded with its key: `(max_budget, spend)` of its key, user and team.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BudgetsAtStart {
+    key: Option<(Option<f64>, f64)>,
+    user: Option<(Option<f64>, f64)>,
+    team: Option<(Option<f64>, f64)>,
+}
+
+/// What is left of a request's budgets after it; `Some(+Inf)` for an entity without
+/// `max_budget`, `None` when the request has no such entity.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct RemainingBudgets {
+    pub key: Option<f64>,
+    pub team: Option<f64>,
+    pub user: Option<f64>,
+}
+
+impl BudgetsAtStart {
+    pub fn of(caller: &crate::auth::Caller) -> Self {
+        use crate::keys::Fields;
+        let Some(p) = caller.principal() else {
+            return Self::default();
+        };
+        Self {
+            key: Some((p.key.number("max_budget"), p.key.spend)),
+            user: p.user.as_ref().map(|u| (u.number("max_budget"), u.spend)),
+            team: p.team.as_ref().map(|t| (t.number("max_budget"), t.spend)),
+        }
+    }
+
+    /// The budgets left, counting the spend this instance has not written yet (`pending(kind,
+    /// id)`, this request's included). Ids: the key's hash, its user and team.
+    pub fn remaining(
+        &self,
+        pending: impl Fn(&str, &str) -> f64,
+        key: &str,
+        user: Option<&str>,
+        team: Option<&str>,
+    ) -> RemainingBudgets {
+        let left = |b: Option<(Option<f64>, f64)>, kind: &str, id: Option<&str>| {
+            let (max, stored) = b?;
+            let id = id?;
+            Some(max.map_or(f64::INFINITY, |max| max - stored - pending(kind, id)))
+        };
+        RemainingBudgets {
+            key: left(self.key, "key", Some(key).filter(|k| !k.is_empty())),
+            user: left(self.user, "user", user),
+            team: left(self.team, "team", team),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SpendLog;
+    use prometheus_client::encoding::text::encode;
+
+    fn event(key: &str, spend: f64, status: u16) -> Arc<RequestEvent> {
+        Arc::new(RequestEvent {
+            log: SpendLog {
+                request_id: "call".into(),
+                api_key: key.into(),
+                spend,
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                total_tokens: 7,
+                start_time: 0,
+                end_time: 1_500,
+                model: "gpt-4o".into(),
+                model_id: Some("dep-1".into()),
+                model_group: Some("gpt".into()),
+                status: if status == 200 { "success" } else { "failure" }.into(),
+                ..SpendLog::default()
+            },
+            requested_model: "gpt".into(),
+            key_alias: Some("alias".into()),
+            team_alias: None,
+            provider: Some("openai".into()),
+            status_code: status,
+            error: (status != 200).then(|| "boom".into()),
+            time_to_first_token_ms: None,
+            user_email: None,
+            remaining_budget: RemainingBudgets {
+                key: Some(2.5),
+                ..RemainingBudgets::default()
+            },
+        })
+    }
+
+    fn scrape(m: &Metrics) -> String {
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    fn line<'a>(text: &'a str, prefix: &str, needle: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.starts_with(prefix) && l.contains(needle))
+            .unwrap_or_else(|| panic!("no {prefix} with {needle} in\n{text}"))
+    }
+
+    #[test]
+    fn a_request_counts_tokens_spend_and_latency_under_its_key_hash() {
+        let m = Metrics::default();
+        m.request_finished(&event("hash-a", 0.25, 200));
+        m.request_finished(&event("hash-a", 0.25, 200));
+        m.request_finished(&event("hash-a", 0.0, 429));
+        let text = scrape(&m);
+        let total = line(
+            &text,
+            "litellm_proxy_total_requests_metric_total{",
+            "status_code=\"200\"",
+        );
+        assert!(total.ends_with(" 2"), "{total}");
+        assert!(total.contains("hashed_api_key=\"hash-a\""), "{total}");
+        assert!(total.contains("api_key_alias=\"alias\""), "{total}");
+        assert!(total.contains("client_ip=\"\""), "{total}");
+        let failed = line(
+            &text,
+            "litellm_proxy_failed_requests_metric_total{",
+            "hash-a",
+        );
+        assert!(failed.contains("exception_status=\"429\""), "{failed}");
+        assert!(
+            failed.contains("exception_class=\"Openai.RateLimitError\""),
+            "{failed}"
+        );
+        assert!(failed.ends_with(" 1"), "{failed}");
+        assert!(line(&text, "litellm_requests_metric_total{", "hash-a").ends_with(" 2"));
+        assert!(line(&text, "litellm_input_tokens_metric_total{", "hash-a").ends_with(" 6"));
+        assert!(line(&text, "litellm_output_tokens_metric_total{", "hash-a").ends_with(" 8"));
+        assert!(line(&text, "litellm_total_tokens_metric_total{", "hash-a").ends_with(" 14"));
+        assert!(line(&text, "litellm_spend_metric_total{", "hash-a").ends_with(" 0.5"));
+        assert!(line(
+            &text,
+            "litellm_request_total_latency_metric_count{",
+            "hash-a"
+        )
+        .ends_with(" 2"));
+        assert!(line(
+            &text,
+            "litellm_request_total_latency_metric_bucket{",
+            "le=\"1.5\""
+        )
+        .ends_with(" 2"));
+        assert!(line(
+            &text,
+            "litellm_request_total_latency_metric_bucket{",
+            "le=\"1.0\""
+        )
+        .ends_with(" 0"));
+        let budget = line(&text, "litellm_remaining_api_key_budget_metric{", "hash-a");
+        assert!(budget.ends_with(" 2.5"), "{budget}");
+    }
+
+    #[test]
+    fn a_full_family_folds_new_label_sets_into_other() {
+        let m = Metrics::with_cap(3);
+        for key in ["k1", "k2", "k3", "k4", "k5"] {
+            m.request_finished(&event(key, 0.0, 200));
+        }
+        m.request_finished(&event("k1", 0.0, 200));
+        let text = scrape(&m);
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("litellm_requests_metric_total{"))
+            .collect();
+        // Two real label sets and the "other" one: the cap counts the "other" series.
+        assert_eq!(series.len(), 3, "{series:?}");
+        assert!(line(
+            &text,
+            "litellm_requests_metric_total{",
+            "hashed_api_key=\"k1\""
+        )
+        .ends_with(" 2"));
+        assert!(line(
+            &text,
+            "litellm_requests_metric_total{",
+            "hashed_api_key=\"k2\""
+        )
+        .ends_with(" 1"));
+        let other = line(
+            &text,
+            "litellm_requests_metric_total{",
+            "hashed_api_key=\"other\"",
+        );
+        assert!(other.contains("model=\"other\""), "{other}");
+        assert!(other.ends_with(" 3"), "{other}");
+        let folded = line(
+            &text,
+            "tollgate_metrics_series_folded_total{",
+            "metric=\"litellm_requests_metric\"",
+        );
+        assert!(folded.ends_with(" 3"), "{folded}");
+    }
+
+    #[test]
+    fn remaining_budgets_count_unwritten_spend_and_are_infinite_without_a_budget() {
+        let b = BudgetsAtStart {
+            key: Some((Some(10.0), 4.0)),
+            user: Some((None, 1.0)),
+            team: None,
+        };
+        let pending = |kind: &str, id: &str| match (kind, id) {
+            ("key", "h") => 1.5,
+            _ => 0.0,
+        };
+        let r = b.remaining(pending, "h", Some("u"), Some("t"));
+        assert_eq!(
+            r,
+            RemainingBudgets {
+                key: Some(4.5),
+                user: Some(f64::INFINITY),
+                team: None,
+            }
+        );
+    }
+
+    #[test]
+    fn exception_classes_carry_the_provider() {
+        assert_eq!(
+            exception_class("openai", "RateLimitError"),
+            "Openai.RateLimitError"
+        );
+        assert_eq!(exception_class("", "Timeout"), "Timeout");
+        assert_eq!(class_for_status(503), "ServiceUnavailableError");
+    }
+}
