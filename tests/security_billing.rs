@@ -295,6 +295,7 @@ fn row(request_id: &str, api_key: &str, end_user: Option<&str>) -> tollgate::sto
         response_id: None,
         cache_hit: false,
         cache_key: None,
+        ..Default::default()
     }
 }
 
