@@ -49,6 +49,8 @@ pub struct GatewayParams {
     pub drop_params: Option<bool>,
     /// `metadata` (tags, trace ids…), kept for logging.
     pub metadata: Option<Value>,
+    /// The body's `tags` (LiteLLM's request tags), kept for the spend-log row.
+    pub tags: Option<Value>,
     /// Credential and routing fields the client tried to set; always ignored.
     pub ignored_credentials: Vec<String>,
     /// `num_retries` for this request.
@@ -561,6 +563,7 @@ impl LlmRequest {
                 .flatten(),
             drop_params: body.get("drop_params").and_then(Value::as_bool),
             metadata,
+            tags: body.get("tags").cloned(),
             ignored_credentials: Vec::new(),
             num_retries: match body.get("num_retries") {
                 None | Some(Value::Null) => None,
