@@ -289,7 +289,8 @@ pub fn check_shape(raw: &[u8]) -> Result<(), GatewayError> {
 }
 
 /// Fields the gateway stores or logs (spend logs, end-user rows, traces): their strings must not
-/// hold NUL, which PostgreSQL text cannot store. Message content is only forwarded, never stored.
+/// hold NUL, which PostgreSQL text cannot store. Message content is forwarded, and stored only as
+/// JSON text (`store_prompts_in_spend_logs`), where a NUL is escaped.
 const STORED_FIELDS: &[&str] = &[
     "model",
     "user",
