@@ -362,6 +362,41 @@ impl ProxyConfig {
             .filter(|s| !s.is_empty())
     }
 
+    /// `general_settings.disable_spend_logs`: no spend-log rows are written (spend still lands
+    /// on keys, users, teams, organizations and end users).
+    pub fn spend_logs_disabled(&self) -> bool {
+        self.general_settings
+            .get("disable_spend_logs")
+            .is_some_and(truthy)
+    }
+
+    /// `general_settings.store_prompts_in_spend_logs`: rows keep the request's messages and the
+    /// response (bounded; see [`crate::spend::MAX_STORED_JSON_BYTES`]).
+    pub fn store_prompts_in_spend_logs(&self) -> bool {
+        self.general_settings
+            .get("store_prompts_in_spend_logs")
+            .is_some_and(truthy)
+    }
+
+    /// `general_settings.maximum_spend_logs_retention_period` (`7d`, `30d`…): older spend-log
+    /// rows are deleted in the background. `Err` names a value that is not a duration.
+    pub fn spend_logs_retention(&self) -> Result<Option<Duration>, String> {
+        match self.general_settings.get("maximum_spend_logs_retention_period") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => crate::keys::parse_duration(s)
+                .map(|ms| Some(Duration::from_millis(ms as u64)))
+                .ok_or_else(|| {
+                    format!(
+                        "general_settings.maximum_spend_logs_retention_period {s:?} is not a duration ({})",
+                        crate::keys::DURATION_HINT
+                    )
+                }),
+            Some(other) => Err(format!(
+                "general_settings.maximum_spend_logs_retention_period must be a duration string like \"30d\", not {other}"
+            )),
+        }
+    }
+
     pub fn json_logs(&self) -> bool {
         self.litellm_settings.get("json_logs").is_some_and(truthy) || env_flag("JSON_LOGS")
     }
@@ -778,6 +813,9 @@ const GENERAL_SETTINGS_KEYS: &[&str] = &[
     "background_health_checks",
     "health_check_interval",
     "database_url",
+    "disable_spend_logs",
+    "store_prompts_in_spend_logs",
+    "maximum_spend_logs_retention_period",
 ];
 const GENERAL_SETTINGS_LATER: &[&str] = &[
     "database_connection_pool_limit",
@@ -794,9 +832,6 @@ const GENERAL_SETTINGS_LATER: &[&str] = &[
     "allowed_routes",
     "custom_auth",
     "user_api_key_cache_ttl",
-    "disable_spend_logs",
-    "store_prompts_in_spend_logs",
-    "maximum_spend_logs_retention_period",
     "allow_requests_on_db_unavailable",
     "enforce_user_param",
     "forward_client_headers_to_llm_api",

@@ -49,6 +49,8 @@ pub struct GatewayParams {
     pub drop_params: Option<bool>,
     /// `metadata` (tags, trace ids…), kept for logging.
     pub metadata: Option<Value>,
+    /// The body's `tags` (LiteLLM's request tags), kept for the spend-log row.
+    pub tags: Option<Value>,
     /// Credential and routing fields the client tried to set; always ignored.
     pub ignored_credentials: Vec<String>,
     /// `num_retries` for this request.
@@ -287,7 +289,8 @@ pub fn check_shape(raw: &[u8]) -> Result<(), GatewayError> {
 }
 
 /// Fields the gateway stores or logs (spend logs, end-user rows, traces): their strings must not
-/// hold NUL, which PostgreSQL text cannot store. Message content is only forwarded, never stored.
+/// hold NUL, which PostgreSQL text cannot store. Message content is forwarded, and stored only as
+/// JSON text (`store_prompts_in_spend_logs`), where a NUL is escaped.
 const STORED_FIELDS: &[&str] = &[
     "model",
     "user",
@@ -561,6 +564,7 @@ impl LlmRequest {
                 .flatten(),
             drop_params: body.get("drop_params").and_then(Value::as_bool),
             metadata,
+            tags: body.get("tags").cloned(),
             ignored_credentials: Vec::new(),
             num_retries: match body.get("num_retries") {
                 None | Some(Value::Null) => None,

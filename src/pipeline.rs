@@ -309,6 +309,7 @@ fn answer_from_cache(
         },
         prices: None,
     };
+    call.spend.keep_response(&hit.completion.body);
     facts.response_cost = Some(account(
         &acc,
         Exit::CacheHit {
@@ -420,7 +421,8 @@ async fn admit_request(
     let spend = Arc::new(crate::spend::SpendContext::new(
         state,
         call_id,
-        req.kind,
+        http,
+        &req,
         caller,
         end_user.as_deref(),
         &requested_model,
@@ -1261,8 +1263,12 @@ async fn attempt(
         }
         Some(Fake::Canned(content)) => {
             let _in_flight = deployment_state(&acc).begin();
+            let reply = crate::mock_response::respond(req, content);
+            if let Reply::Complete(c) = &reply {
+                call.spend.keep_response(&c.body);
+            }
             account(&acc, Exit::Canned);
-            Ok(crate::mock_response::respond(req, content))
+            Ok(reply)
         }
         None => {
             let timeouts = (timeout, stream_timeout);
@@ -1371,6 +1377,7 @@ async fn call_provider(
         };
         let latency = call_started.elapsed();
         facts.upstream_time += latency;
+        call.spend.keep_response(&translated.body);
         let usage = translated.usage.unwrap_or_default();
         let id = translated
             .response_id

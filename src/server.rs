@@ -265,6 +265,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             spend_flush_every,
             ledger.clone(),
             Some(keys.clone()),
+            !config.spend_logs_disabled(),
         );
         let end_users = end_user_cache(db.clone());
         let limiter = rate_limiter(router.shared.clone());
@@ -326,6 +327,14 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         }
         if let Some(every) = crate::spend::budget_reset_every() {
             crate::spend::spawn_budget_resets(state.clone(), every);
+        }
+        match state.config.spend_logs_retention() {
+            Ok(Some(period)) => {
+                let every = crate::spend::retention_sweep_every(period);
+                crate::spend::spawn_spend_log_retention(state.clone(), period, every);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{e}; spend-log rows are kept"),
         }
         if let Some(every) = background_health {
             let state = state.clone();

@@ -274,6 +274,19 @@ fn dead_letter(ledger: &Ledger, rows: &[(SpendLog, String)]) {
     }
 }
 
+/// Write rows and their spend, or only their spend (`disable_spend_logs`).
+async fn write_rows(
+    store: &Arc<dyn crate::store::Store>,
+    logs: &[SpendLog],
+    keep_rows: bool,
+) -> Result<u64, crate::store::StoreError> {
+    if keep_rows {
+        store.record_spend(logs).await
+    } else {
+        store.record_spend_without_logs(logs).await
+    }
+}
+
 /// Write a batch; when the database refuses it for a reason other than being unreachable, write
 /// its rows one at a time so that one row it cannot store (an invalid value) never holds back the
 /// others: a row refused on its own while the database still answers is set aside in the
@@ -282,9 +295,10 @@ async fn write_batch(
     store: &Arc<dyn crate::store::Store>,
     ledger: &Ledger,
     batch: Vec<SpendLog>,
+    keep_rows: bool,
 ) -> (Vec<SpendLog>, Result<(), (String, Vec<SpendLog>)>) {
     use crate::store::StoreError;
-    let error = match store.record_spend(&batch).await {
+    let error = match write_rows(store, &batch, keep_rows).await {
         Ok(_) => return (batch, Ok(())),
         Err(e @ StoreError::Unavailable(_)) => return (Vec::new(), Err((e.to_string(), batch))),
         Err(e) => e,
@@ -295,7 +309,7 @@ async fn write_batch(
     let mut refused = Vec::new();
     let mut rows = batch.into_iter();
     for log in rows.by_ref() {
-        match store.record_spend(std::slice::from_ref(&log)).await {
+        match write_rows(store, std::slice::from_ref(&log), keep_rows).await {
             Ok(_) => written.push(log),
             Err(StoreError::Unavailable(e)) => {
                 retry.push(log);
@@ -327,12 +341,14 @@ async fn write_batch(
 /// Start the tracker, writing through the store. After a batch is written, its spend moves from
 /// the ledger to the database, and the cached keys it names are reloaded so they show it. Rows the
 /// database refuses are set aside (see [`write_batch`]); their spend stays in the ledger, so the
-/// budgets of this instance keep counting it.
+/// budgets of this instance keep counting it. Without `keep_rows`
+/// (`general_settings.disable_spend_logs`) only the spend is written, never the rows.
 pub fn start(
     db: Arc<Database>,
     flush_every: Duration,
     ledger: Arc<Ledger>,
     keys: Option<CacheHandle<Arc<Principal>>>,
+    keep_rows: bool,
 ) -> Tracker {
     let sink: SpendSink<SpendLog> = Arc::new(move |batch: Vec<SpendLog>| {
         let (db, ledger, keys) = (db.clone(), ledger.clone(), keys.clone());
@@ -341,7 +357,7 @@ pub fn start(
                 Ok(s) => s.clone(),
                 Err(e) => return Err((e.to_string(), batch)),
             };
-            let (written, result) = write_batch(&store, &ledger, batch).await;
+            let (written, result) = write_batch(&store, &ledger, batch, keep_rows).await;
             // Reload the keys first: until then a check sees both the stored and the pending
             // spend (counted twice, never missed).
             for log in &written {
@@ -387,6 +403,123 @@ struct Metadata<'a> {
     user_api_key_alias: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_information: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spend_logs_metadata: Option<&'a Value>,
+}
+
+/// At most this many tags are kept per request (the first ones, after deduplication).
+pub const MAX_REQUEST_TAGS: usize = 32;
+/// Longer tags are dropped: a tag is a label to group spend by, not a payload.
+pub const MAX_TAG_CHARS: usize = 256;
+/// `spend_logs_metadata` whose JSON is longer is dropped (logged), so one client cannot bloat
+/// every row it writes.
+pub const MAX_SPEND_LOGS_METADATA_BYTES: usize = 16 * 1024;
+/// `messages` and `response` (with `store_prompts_in_spend_logs`) longer than this are stored
+/// cut to this many bytes, as a JSON string ending in a note of what was cut.
+pub const MAX_STORED_JSON_BYTES: usize = 64 * 1024;
+
+/// A request's tags: the body's `tags`, then `metadata.tags`, then the comma-separated
+/// `x-litellm-tags` header; trimmed, empty, non-string and over-long ones dropped, deduplicated
+/// in order, at most [`MAX_REQUEST_TAGS`].
+pub fn request_tags(
+    body_tags: Option<&Value>,
+    metadata: Option<&Value>,
+    header: Option<&str>,
+) -> Vec<String> {
+    let listed = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let from_body = listed(body_tags);
+    let from_metadata = listed(metadata.and_then(|m| m.get("tags")));
+    let from_header = header.into_iter().flat_map(|h| h.split(','));
+    let mut tags: Vec<String> = Vec::new();
+    for tag in from_body
+        .iter()
+        .map(String::as_str)
+        .chain(from_metadata.iter().map(String::as_str))
+        .chain(from_header)
+    {
+        let tag = tag.trim();
+        if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS || tags.iter().any(|t| t == tag) {
+            continue;
+        }
+        if tags.len() == MAX_REQUEST_TAGS {
+            break;
+        }
+        tags.push(tag.to_string());
+    }
+    tags
+}
+
+/// A request's `spend_logs_metadata`: the body's `metadata.spend_logs_metadata` object, with the
+/// keys of the `x-litellm-spend-logs-metadata` header's JSON object it does not set. `None` when
+/// neither gives an object, or when the result is over [`MAX_SPEND_LOGS_METADATA_BYTES`].
+pub fn spend_logs_metadata(metadata: Option<&Value>, header: Option<&str>) -> Option<Value> {
+    let mut merged = match metadata.and_then(|m| m.get("spend_logs_metadata")) {
+        Some(Value::Object(m)) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    if let Some(raw) = header {
+        match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Object(h)) => {
+                for (k, v) in h {
+                    merged.entry(k).or_insert(v);
+                }
+            }
+            _ => tracing::debug!("x-litellm-spend-logs-metadata is not a JSON object; ignored"),
+        }
+    }
+    if merged.is_empty() {
+        return None;
+    }
+    let merged = Value::Object(merged);
+    let size = merged.to_string().len();
+    if size > MAX_SPEND_LOGS_METADATA_BYTES {
+        tracing::warn!(
+            bytes = size,
+            max = MAX_SPEND_LOGS_METADATA_BYTES,
+            "spend_logs_metadata too large; not stored"
+        );
+        return None;
+    }
+    Some(merged)
+}
+
+/// `value` as JSON text of at most [`MAX_STORED_JSON_BYTES`]: whole when it fits, else its text
+/// cut at a character boundary, as a JSON string noting how many bytes were cut.
+pub fn bounded_json(value: &Value) -> String {
+    let text = value.to_string();
+    bounded_text(text)
+}
+
+fn bounded_text(text: String) -> String {
+    if text.len() <= MAX_STORED_JSON_BYTES {
+        return text;
+    }
+    let mut end = MAX_STORED_JSON_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    Value::String(format!("{}... ({cut} bytes truncated)", &text[..end])).to_string()
+}
+
+/// The request's messages as a spend-log row keeps them: `messages` (chat), `prompt`
+/// (completions) or `input` (embeddings).
+fn request_messages(req: &crate::llm::LlmRequest) -> Option<String> {
+    let field = match req.kind {
+        CallKind::Chat => "messages",
+        CallKind::Completion => "prompt",
+        CallKind::Embedding => "input",
+    };
+    req.body.get(field).map(bounded_json)
 }
 
 /// Who made a request, for its spend-log row.
@@ -414,6 +547,15 @@ pub struct SpendContext {
     /// The budgets as loaded, for the remaining-budget gauges.
     budgets: crate::observability::metrics::BudgetsAtStart,
     user_email: Option<String>,
+    /// The request's tags, as the row's JSON list.
+    request_tags: String,
+    spend_logs_metadata: Option<Value>,
+    requester_ip_address: Option<String>,
+    /// Set only with `store_prompts_in_spend_logs`.
+    messages: Option<String>,
+    /// Whether the response is kept ([`SpendContext::keep_response`]).
+    store_prompts: bool,
+    response: Mutex<Option<String>>,
 }
 
 /// Where the request went, known once a deployment answered.
@@ -439,18 +581,41 @@ pub struct Served {
 
 impl SpendContext {
     /// The spend context of one admitted request: the gateway's spend tracker, ledger and
-    /// observers, and who made it.
+    /// observers, who made it, and what its row keeps of the request (tags, `spend_logs_metadata`,
+    /// the client's address and, with `store_prompts_in_spend_logs`, its messages).
+    ///
+    /// The client's address is the connection's peer: no trusted-proxy setting exists, so
+    /// `X-Forwarded-For` (which any client can set) is not believed.
     pub fn new(
         state: &crate::state::AppState,
         request_id: &str,
-        kind: CallKind,
+        http: &actix_web::HttpRequest,
+        req: &crate::llm::LlmRequest,
         caller: &Caller,
         end_user: Option<&str>,
         requested_model: &str,
     ) -> Self {
+        let kind = req.kind;
         let p = caller.principal();
         let (tracker, ledger) = (state.spend.clone(), state.ledger.clone());
+        let header = |name: &str| http.headers().get(name).and_then(|v| v.to_str().ok());
+        let metadata = req.gateway.metadata.as_ref();
+        let tags = request_tags(
+            req.gateway.tags.as_ref(),
+            metadata,
+            header("x-litellm-tags"),
+        );
+        let store_prompts = state.config.store_prompts_in_spend_logs();
         Self {
+            request_tags: serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
+            spend_logs_metadata: spend_logs_metadata(
+                metadata,
+                header("x-litellm-spend-logs-metadata"),
+            ),
+            requester_ip_address: http.peer_addr().map(|a| a.ip().to_string()),
+            messages: store_prompts.then(|| request_messages(req)).flatten(),
+            store_prompts,
+            response: Mutex::new(None),
             observers: state.observers.clone(),
             metrics: state.metrics.clone(),
             budgets: crate::observability::metrics::BudgetsAtStart::of(caller),
@@ -496,6 +661,20 @@ impl SpendContext {
         })
     }
 
+    /// Keep the response body for the row, with `store_prompts_in_spend_logs` (else nothing is
+    /// copied). A body that is not JSON is kept as a JSON string. Bounded by
+    /// [`MAX_STORED_JSON_BYTES`].
+    pub fn keep_response(&self, body: &[u8]) {
+        if !self.store_prompts {
+            return;
+        }
+        let text = match serde_json::from_slice::<Value>(body) {
+            Ok(v) => bounded_json(&v),
+            Err(_) => bounded_text(Value::String(String::from_utf8_lossy(body).into()).to_string()),
+        };
+        *self.response.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }
+
     /// Hold the request's budget reservation until its spend is recorded (or this is dropped).
     pub fn hold(&self, reservation: Reservation) {
         *self.reservation.lock().unwrap_or_else(|p| p.into_inner()) = Some(reservation);
@@ -506,6 +685,7 @@ impl SpendContext {
         let metadata = serde_json::to_string(&Metadata {
             user_api_key_alias: self.key_alias.as_deref(),
             error_information: error.map(|e| e.chars().take(500).collect()),
+            spend_logs_metadata: self.spend_logs_metadata.as_ref(),
         })
         .unwrap_or_else(|_| "{}".into());
         let log = SpendLog {
@@ -538,6 +718,14 @@ impl SpendContext {
             response_id: served.response_id.clone(),
             cache_hit: served.cache_hit,
             cache_key: served.cache_key.clone(),
+            request_tags: self.request_tags.clone(),
+            requester_ip_address: self.requester_ip_address.clone(),
+            messages: self.messages.clone(),
+            response: self
+                .response
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
         };
         self.ledger.add(&log, 1.0);
         // The real cost now counts: the estimate is given back.
@@ -760,6 +948,11 @@ fn metadata_json(log: &SpendLog) -> Value {
     m.insert("user_api_key_user_id".into(), json!(log.user_id));
     m.insert("user_api_key_team_id".into(), json!(log.team_id));
     m.insert("user_api_key_org_id".into(), json!(log.organization_id));
+    m.entry("spend_logs_metadata").or_insert(Value::Null);
+    m.insert(
+        "requester_ip_address".into(),
+        json!(log.requester_ip_address),
+    );
     Value::Object(m)
 }
 
@@ -790,7 +983,18 @@ pub fn log_json(log: &SpendLog) -> Value {
         "metadata": metadata_json(log),
         "cache_hit": if log.cache_hit { "True" } else { "False" },
         "cache_key": log.cache_key,
+        "request_tags": serde_json::from_str::<Value>(&log.request_tags).unwrap_or_else(|_| json!([])),
+        "requester_ip_address": log.requester_ip_address,
+        // LiteLLM shows `{}` when prompts are not stored.
+        "messages": stored_json(log.messages.as_deref()),
+        "response": stored_json(log.response.as_deref()),
     })
+}
+
+/// A stored `messages` / `response` column as JSON: `{}` when nothing was stored.
+fn stored_json(text: Option<&str>) -> Value {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_else(|| json!({}))
 }
 
 /// How often budgets are checked for their `budget_reset_at` (`TOLLGATE_BUDGET_RESET_SECONDS`).
@@ -852,6 +1056,69 @@ pub fn spawn_budget_resets(state: actix_web::web::Data<crate::state::AppState>, 
     });
 }
 
+/// How often old spend-log rows are looked for when `maximum_spend_logs_retention_period` is set
+/// (at most the period itself); `TOLLGATE_SPEND_LOG_RETENTION_SWEEP_SECONDS` overrides it.
+pub const DEFAULT_RETENTION_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+const RETENTION_SWEEP_ENV: &str = "TOLLGATE_SPEND_LOG_RETENTION_SWEEP_SECONDS";
+/// Rows deleted per statement by a retention sweep.
+const RETENTION_DELETE_CHUNK: i64 = 1000;
+
+/// The retention sweep interval for `period`: the environment's, else the default, never longer
+/// than the period.
+pub fn retention_sweep_every(period: Duration) -> Duration {
+    let every = std::env::var(RETENTION_SWEEP_ENV)
+        .ok()
+        .and_then(|raw| raw.trim().parse::<f64>().ok())
+        .filter(|s| *s > 0.0 && s.is_finite())
+        .map(|s| Duration::from_secs_f64(s.max(0.1)))
+        .unwrap_or(DEFAULT_RETENTION_SWEEP_EVERY);
+    every.min(period)
+}
+
+/// Background spend-log retention: every `every`, delete the rows that started more than
+/// `period` ago, [`RETENTION_DELETE_CHUNK`] rows per statement. Every instance runs it; deleting
+/// rows another instance already deleted does nothing, so instances never conflict (only the
+/// first sweep after a row ages out finds it). Spend already on keys, users and teams is kept.
+pub fn spawn_spend_log_retention(
+    state: actix_web::web::Data<crate::state::AppState>,
+    period: Duration,
+    every: Duration,
+) {
+    let period_ms = period.as_millis() as i64;
+    actix_web::rt::spawn(async move {
+        let mut reported = false;
+        loop {
+            actix_web::rt::time::sleep(every).await;
+            let store = match state.db.store() {
+                Ok(s) => s.clone(),
+                Err(_) => continue,
+            };
+            let cutoff = crate::time::now_ms() - period_ms;
+            match store
+                .delete_spend_logs_before(cutoff, RETENTION_DELETE_CHUNK)
+                .await
+            {
+                Ok(deleted) => {
+                    reported = false;
+                    if deleted > 0 {
+                        tracing::info!(
+                            deleted,
+                            before = crate::time::iso8601(cutoff),
+                            "old spend-log rows deleted"
+                        );
+                    }
+                }
+                Err(e) => {
+                    if !reported {
+                        tracing::warn!(error = %e, "spend-log retention sweep failed; retrying");
+                        reported = true;
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// Drop cached records that include this entity, so the next request sees its reset spend.
 fn forget_cached(state: &crate::state::AppState, kind: &str, id: &str) {
     if kind == "end user" {
@@ -888,6 +1155,81 @@ mod tests {
             stored: 0.25,
             max,
         }]
+    }
+
+    #[test]
+    fn tags_merge_body_metadata_and_header_deduplicated_and_bounded() {
+        let body = json!(["prod", " team-a ", 7, ""]);
+        let metadata = json!({"tags": ["team-a", "job:1"]});
+        let tags = request_tags(Some(&body), Some(&metadata), Some("job:1, web ,,prod"));
+        assert_eq!(tags, vec!["prod", "team-a", "job:1", "web"]);
+        assert!(request_tags(None, Some(&json!({"tags": "not-a-list"})), None).is_empty());
+        let long = "x".repeat(MAX_TAG_CHARS + 1);
+        assert!(request_tags(None, None, Some(&long)).is_empty());
+        let many: String = (0..100).map(|i| format!("t{i},")).collect();
+        let tags = request_tags(None, None, Some(&many));
+        assert_eq!(tags.len(), MAX_REQUEST_TAGS);
+        assert_eq!(tags[0], "t0");
+    }
+
+    #[test]
+    fn spend_logs_metadata_comes_from_the_body_then_the_header() {
+        let metadata = json!({"spend_logs_metadata": {"job": "body", "a": 1}});
+        let merged = spend_logs_metadata(Some(&metadata), Some(r#"{"job": "header", "b": 2}"#));
+        assert_eq!(merged, Some(json!({"job": "body", "a": 1, "b": 2})));
+        assert_eq!(
+            spend_logs_metadata(None, Some(r#"{"b": 2}"#)),
+            Some(json!({"b": 2}))
+        );
+        assert_eq!(spend_logs_metadata(None, Some("not json")), None);
+        assert_eq!(spend_logs_metadata(Some(&json!({"tags": []})), None), None);
+        let huge = json!({"spend_logs_metadata": {"x": "y".repeat(MAX_SPEND_LOGS_METADATA_BYTES)}});
+        assert_eq!(spend_logs_metadata(Some(&huge), None), None);
+    }
+
+    #[test]
+    fn stored_prompts_are_bounded_and_stay_json() {
+        let small = json!([{"role": "user", "content": "hi"}]);
+        assert_eq!(bounded_json(&small), small.to_string());
+        // Multi-byte characters: the cut lands on a character boundary.
+        let big = json!([{"role": "user", "content": "é".repeat(MAX_STORED_JSON_BYTES)}]);
+        let stored = bounded_json(&big);
+        let back: Value = serde_json::from_str(&stored).expect("valid JSON");
+        let text = back.as_str().expect("a JSON string");
+        assert!(text.len() <= MAX_STORED_JSON_BYTES + 64, "{}", text.len());
+        assert!(
+            text.ends_with("bytes truncated)"),
+            "{}",
+            &text[text.len() - 40..]
+        );
+        assert_eq!(stored_json(None), json!({}));
+        assert_eq!(stored_json(Some(&stored)), back);
+    }
+
+    #[test]
+    fn a_row_shows_its_tags_address_metadata_and_prompts_in_litellm_shape() {
+        let log = SpendLog {
+            request_id: "call-1".into(),
+            metadata: r#"{"spend_logs_metadata":{"job":"j"}}"#.into(),
+            request_tags: r#"["a","b"]"#.into(),
+            requester_ip_address: Some("127.0.0.1".into()),
+            messages: Some(r#"[{"role":"user","content":"hi"}]"#.into()),
+            ..SpendLog::default()
+        };
+        let shown = log_json(&log);
+        assert_eq!(shown["request_tags"], json!(["a", "b"]));
+        assert_eq!(shown["requester_ip_address"], "127.0.0.1");
+        assert_eq!(
+            shown["metadata"]["spend_logs_metadata"],
+            json!({"job": "j"})
+        );
+        assert_eq!(shown["metadata"]["requester_ip_address"], "127.0.0.1");
+        assert_eq!(shown["messages"][0]["content"], "hi");
+        assert_eq!(shown["response"], json!({}));
+        // A row written before the columns existed (or by `Default`) shows no tags.
+        let bare = log_json(&SpendLog::default());
+        assert_eq!(bare["request_tags"], json!([]));
+        assert_eq!(bare["metadata"]["spend_logs_metadata"], Value::Null);
     }
 
     #[test]

@@ -412,6 +412,7 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             row("GET", "/global/spend/keys", json!({}), READ_ALL),
             row("GET", "/global/spend/teams", json!({}), READ_ALL),
             row("GET", "/global/spend/models", json!({}), READ_ALL),
+            row("GET", "/spend/tags", json!({}), READ_ALL),
             // health
             row("GET", "/health", json!({}), ADMIN),
             // the response cache
@@ -444,5 +445,5 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 58);
+    assert_eq!(checked, ROLES.len() * 59);
 }

@@ -131,7 +131,10 @@ async fn langfuse_and_the_generic_api_get_what_their_lists_ask_for() {
     assert_eq!(p["status"], "failure");
     assert_eq!(p["metadata"]["user_api_key_alias"], "logged");
     assert_eq!(p["metadata"]["user_api_key_hash"], token.as_str());
-    assert!(p["error_str"].as_str().unwrap().contains("injected 500"), "{p}");
+    assert!(
+        p["error_str"].as_str().unwrap().contains("injected 500"),
+        "{p}"
+    );
     let headers = &r["generic"]["headers"][0];
     assert_eq!(headers["authorization"], "Bearer logger-token");
     assert_eq!(headers["x-team"], "platform");

@@ -295,6 +295,7 @@ fn row(request_id: &str, api_key: &str, end_user: Option<&str>) -> tollgate::sto
         response_id: None,
         cache_hit: false,
         cache_key: None,
+        ..Default::default()
     }
 }
 
@@ -310,8 +311,13 @@ async fn an_unstorable_spend_row_is_set_aside_and_never_blocks_the_others() {
     let db = Arc::new(tollgate::database::Database::start(url).unwrap());
     db.open_pool().unwrap();
     let ledger = Arc::new(tollgate::spend::Ledger::default());
-    let tracker =
-        tollgate::spend::start(db.clone(), Duration::from_millis(50), ledger.clone(), None);
+    let tracker = tollgate::spend::start(
+        db.clone(),
+        Duration::from_millis(50),
+        ledger.clone(),
+        None,
+        true,
+    );
     tracker.record(row("before", "tenant-a", None));
     tracker.record(row("poison", "tenant-b", Some("a\u{0}b")));
     tracker.record(row("same-batch", "tenant-c", None));

@@ -151,6 +151,7 @@ async fn exercise(store: Arc<dyn Store>) {
         response_id: Some(format!("chatcmpl-{id}")),
         cache_hit: false,
         cache_key: None,
+        ..Default::default()
     };
     let batch = vec![log("r1", 0.25), log("r2", 0.5)];
     assert_eq!(store.record_spend(&batch).await.unwrap(), 2);

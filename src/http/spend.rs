@@ -1,8 +1,8 @@
 //! Spend routes: `/spend/logs` (filters `request_id`, `api_key`, `user_id`, `start_date` /
 //! `end_date`), `/global/spend`, and the reports built from spend-log rows:
 //! `/global/spend/report` (per day, grouped by team, customer or key, with per-model detail),
-//! `/global/spend/keys`, `/global/spend/teams` and `/global/spend/models`. Spend per key, user and
-//! team also shows in their `/…/info`.
+//! `/global/spend/keys`, `/global/spend/teams`, `/global/spend/models` and `/spend/tags` (spend
+//! per request tag). Spend per key, user and team also shows in their `/…/info`.
 
 use super::routes::{Access, Routes};
 use std::collections::BTreeMap;
@@ -22,7 +22,38 @@ pub fn configure(r: &mut Routes) {
         .get("/global/spend/report", Access::ReadAll, report)
         .get("/global/spend/keys", Access::ReadAll, top_keys)
         .get("/global/spend/teams", Access::ReadAll, teams)
-        .get("/global/spend/models", Access::ReadAll, models);
+        .get("/global/spend/models", Access::ReadAll, models)
+        .get("/spend/tags", Access::ReadAll, tags);
+}
+
+#[derive(Deserialize)]
+struct DatesQuery {
+    start_date: Option<String>,
+    end_date: Option<String>,
+}
+
+/// `GET /spend/tags?start_date=&end_date=`: spend per request tag, `[{"individual_request_tag",
+/// "log_count", "total_spend"}]` by spend descending (LiteLLM's shape). Only rows written while
+/// spend logs are on count.
+async fn tags(c: Ctx, q: web::Query<DatesQuery>) -> HttpResponse {
+    respond(
+        async {
+            let (start, end) = date_range(&q.start_date, &q.end_date)?;
+            let rows = c.store.spend_by_tag(start, end).await?;
+            Ok(Value::Array(
+                rows.into_iter()
+                    .map(|t| {
+                        json!({
+                            "individual_request_tag": t.tag,
+                            "log_count": t.requests,
+                            "total_spend": t.spend,
+                        })
+                    })
+                    .collect(),
+            ))
+        }
+        .await,
+    )
 }
 
 #[derive(Deserialize)]

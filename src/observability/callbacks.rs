@@ -516,6 +516,8 @@ mod tests {
             status_code: if status == "success" { 200 } else { 500 },
             error: (status != "success").then(|| "boom".into()),
             time_to_first_token_ms: None,
+            user_email: None,
+            remaining_budget: Default::default(),
         }
     }
 

@@ -17,7 +17,7 @@ use super::schema::{
 use super::{
     budget_reset_data, json_object, lock_rank, BudgetReset, Change, EntityKind, EntityRecord,
     KeyFilter, KeyRecord, KeyScope, Locked, ModelRecord, Modified, Page, SpendFilter, SpendGroup,
-    SpendLog, SpendRollup, Store, StoreError, TxEffects,
+    SpendLog, SpendRollup, Store, StoreError, TagSpend, TxEffects,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -25,7 +25,7 @@ const DAY_MS: i64 = 86_400_000;
 /// Rows whose JSON data holds a non-null `budget_duration` (serde_json writes no spaces).
 const BUDGET_DURATION_PATTERN: &str = "%\"budget_duration\":\"%";
 
-/// Spend-log rows per INSERT statement: 19 bind parameters each, well under SQLite's 32,766 and
+/// Spend-log rows per INSERT statement: 26 bind parameters each, under SQLite's 32,766 and
 /// Postgres's 65,535.
 const SPEND_INSERT_CHUNK: usize = 1000;
 
@@ -309,10 +309,12 @@ macro_rules! with_entity_table {
 /// Spend-log writes, one transaction per batch. Rows already written (a retried batch whose commit
 /// was not acknowledged) are skipped and add no spend; increments are summed per key and entity,
 /// so a batch costs one UPDATE per distinct target, not one per row. Returns the rows written.
+/// Without `keep_rows` (`disable_spend_logs`) only the spend is added, and every row counts.
 trait WriteSpend {
     fn write_spend(
         &mut self,
         logs: Vec<SpendLog>,
+        keep_rows: bool,
     ) -> futures_util::future::BoxFuture<'_, QueryResult<u64>>;
 }
 
@@ -322,12 +324,17 @@ impl WriteSpend for Sqlite {
     fn write_spend(
         &mut self,
         logs: Vec<SpendLog>,
+        keep_rows: bool,
     ) -> futures_util::future::BoxFuture<'_, QueryResult<u64>> {
         self.spawn_blocking(move |conn| {
             use diesel::Connection as _;
             conn.transaction(|conn| {
                 let mut increments = SpendIncrements::default();
                 for log in &logs {
+                    if !keep_rows {
+                        increments.add(log);
+                        continue;
+                    }
                     let inserted = diesel::RunQueryDsl::execute(
                         diesel::insert_into(spend_logs::table)
                             .values(log)
@@ -363,10 +370,16 @@ impl WriteSpend for AsyncPgConnection {
     fn write_spend(
         &mut self,
         logs: Vec<SpendLog>,
+        keep_rows: bool,
     ) -> futures_util::future::BoxFuture<'_, QueryResult<u64>> {
         self.transaction::<u64, diesel::result::Error, _>(async move |conn| {
             let mut increments = SpendIncrements::default();
-            for chunk in logs.chunks(SPEND_INSERT_CHUNK) {
+            if !keep_rows {
+                for log in &logs {
+                    increments.add(log);
+                }
+            }
+            for chunk in logs.chunks(SPEND_INSERT_CHUNK).filter(|_| keep_rows) {
                 let inserted: Vec<String> = diesel::insert_into(spend_logs::table)
                     .values(chunk)
                     .on_conflict_do_nothing()
@@ -843,9 +856,73 @@ macro_rules! diesel_store {
 
             async fn record_spend(&self, logs: &[SpendLog]) -> Result<u64, StoreError> {
                 let mut conn = self.conn().await?;
-                WriteSpend::write_spend(&mut *conn, logs.to_vec())
+                WriteSpend::write_spend(&mut *conn, logs.to_vec(), true)
                     .await
                     .map_err(query_error)
+            }
+
+            async fn record_spend_without_logs(&self, logs: &[SpendLog]) -> Result<u64, StoreError> {
+                let mut conn = self.conn().await?;
+                WriteSpend::write_spend(&mut *conn, logs.to_vec(), false)
+                    .await
+                    .map_err(query_error)
+            }
+
+            async fn spend_by_tag(&self, start: Option<i64>, end: Option<i64>) -> Result<Vec<TagSpend>, StoreError> {
+                let mut conn = self.conn().await?;
+                // Tags are a JSON list per row; they are counted here rather than in SQL, which
+                // would need each backend's own JSON functions.
+                let mut q = spend_logs::table
+                    .filter(spend_logs::request_tags.ne("[]"))
+                    .select((spend_logs::request_tags, spend_logs::spend))
+                    .into_boxed();
+                if let Some(v) = start {
+                    q = q.filter(spend_logs::start_time.ge(v));
+                }
+                if let Some(v) = end {
+                    q = q.filter(spend_logs::start_time.lt(v));
+                }
+                let rows: Vec<(String, f64)> = q.load(&mut conn).await.map_err(query_error)?;
+                let mut tags: std::collections::BTreeMap<String, (i64, f64)> = std::collections::BTreeMap::new();
+                for (list, spend) in rows {
+                    let Ok(list) = serde_json::from_str::<Vec<String>>(&list) else { continue };
+                    for tag in list {
+                        let e = tags.entry(tag).or_default();
+                        e.0 += 1;
+                        e.1 += spend;
+                    }
+                }
+                let mut out: Vec<TagSpend> = tags
+                    .into_iter()
+                    .map(|(tag, (requests, spend))| TagSpend { tag, requests, spend })
+                    .collect();
+                out.sort_by(|a, b| b.spend.total_cmp(&a.spend));
+                Ok(out)
+            }
+
+            async fn delete_spend_logs_before(&self, cutoff: i64, chunk: i64) -> Result<u64, StoreError> {
+                let mut conn = self.conn().await?;
+                let mut deleted = 0u64;
+                loop {
+                    let ids: Vec<String> = spend_logs::table
+                        .filter(spend_logs::start_time.lt(cutoff))
+                        .select(spend_logs::request_id)
+                        .limit(chunk.max(1))
+                        .load(&mut conn)
+                        .await
+                        .map_err(query_error)?;
+                    if ids.is_empty() {
+                        return Ok(deleted);
+                    }
+                    let n = diesel::delete(spend_logs::table.filter(spend_logs::request_id.eq_any(&ids)))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(query_error)?;
+                    deleted += n as u64;
+                    if (ids.len() as i64) < chunk.max(1) {
+                        return Ok(deleted);
+                    }
+                }
             }
 
             async fn list_spend_logs(&self, filter: &SpendFilter) -> Result<Vec<SpendLog>, StoreError> {

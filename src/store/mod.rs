@@ -270,6 +270,23 @@ pub struct SpendLog {
     pub cache_hit: bool,
     /// The response-cache key the request used, when it consulted the cache.
     pub cache_key: Option<String>,
+    /// JSON list of the request's tags (`[]` when none).
+    pub request_tags: String,
+    /// The client's address (the connection's peer).
+    pub requester_ip_address: Option<String>,
+    /// The request's messages / prompt / input as JSON, only with
+    /// `general_settings.store_prompts_in_spend_logs`.
+    pub messages: Option<String>,
+    /// The response body as JSON, only with `general_settings.store_prompts_in_spend_logs`.
+    pub response: Option<String>,
+}
+
+/// Spend of one request tag (`/spend/tags`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagSpend {
+    pub tag: String,
+    pub requests: i64,
+    pub spend: f64,
 }
 
 /// Which spend-log rows `/spend/logs` wants.
@@ -445,7 +462,21 @@ pub trait Store: Send + Sync {
     /// they name, in one transaction. A row whose `request_id` is already stored is skipped with
     /// its increments, so writing a batch twice counts it once.
     async fn record_spend(&self, logs: &[SpendLog]) -> Result<u64, StoreError>;
+    /// Add the rows' spend to the key, user, team, organization and end user they name, without
+    /// writing the rows (`general_settings.disable_spend_logs`). With no row to find, a batch
+    /// written twice (a commit whose acknowledgement was lost) counts twice.
+    async fn record_spend_without_logs(&self, logs: &[SpendLog]) -> Result<u64, StoreError>;
     async fn list_spend_logs(&self, filter: &SpendFilter) -> Result<Vec<SpendLog>, StoreError>;
+    /// Spend and request count per request tag of the rows started in `[start, end)` (unix ms),
+    /// by spend descending.
+    async fn spend_by_tag(
+        &self,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> Result<Vec<TagSpend>, StoreError>;
+    /// Delete the spend-log rows started before `cutoff` (unix ms), at most `chunk` rows per
+    /// statement so no statement holds its locks long. Returns how many rows were deleted.
+    async fn delete_spend_logs_before(&self, cutoff: i64, chunk: i64) -> Result<u64, StoreError>;
     /// Sum of every spend-log row.
     async fn total_spend(&self) -> Result<f64, StoreError>;
 

@@ -83,5 +83,9 @@ diesel::table! {
         response_id -> Nullable<Text>,
         cache_hit -> Bool,
         cache_key -> Nullable<Text>,
+        request_tags -> Text,
+        requester_ip_address -> Nullable<Text>,
+        messages -> Nullable<Text>,
+        response -> Nullable<Text>,
     }
 }
