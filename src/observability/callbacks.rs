@@ -157,6 +157,13 @@ fn iso(ms: i64) -> String {
     crate::time::iso8601(ms)
 }
 
+/// A stored JSON text (the spend log's `messages` / `response`) as JSON; `null` when not kept.
+fn stored(text: &Option<String>) -> Value {
+    text.as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null)
+}
+
 /// LiteLLM's standard logging payload for one request (the fields the gateway has).
 pub fn standard_payload(ev: &RequestEvent) -> Value {
     let log = &ev.log;
@@ -194,6 +201,8 @@ pub fn standard_payload(ev: &RequestEvent) -> Value {
             "spend_logs_metadata": metadata.get("spend_logs_metadata"),
         },
         "response_id": log.response_id,
+        "messages": stored(&log.messages),
+        "response": stored(&log.response),
         "error_str": ev.error,
         "error_information": ev.error.as_ref().map(|e| json!({
             "error_code": ev.status_code.to_string(),
@@ -234,6 +243,8 @@ fn langfuse_events(ev: &RequestEvent) -> [Value; 2] {
                 "userId": log.end_user.as_ref().or(log.user_id.as_ref()),
                 "metadata": metadata,
                 "tags": tags,
+                "input": stored(&log.messages),
+                "output": stored(&log.response),
             },
         }),
         json!({
@@ -248,6 +259,8 @@ fn langfuse_events(ev: &RequestEvent) -> [Value; 2] {
                 "endTime": iso(log.end_time),
                 "completionStartTime": ev.time_to_first_token_ms.map(|t| iso(log.start_time + t as i64)),
                 "model": log.model,
+                "input": stored(&log.messages),
+                "output": stored(&log.response),
                 "usage": {
                     "input": log.prompt_tokens,
                     "output": log.completion_tokens,
