@@ -186,9 +186,22 @@ pub fn request(
 /// served. Every request that was admitted leaves through [`account`], success or failure.
 pub async fn run(state: &AppState, http: &HttpRequest, caller: Caller, req: LlmRequest) -> Outcome {
     let mut facts = Facts::new(Instant::now());
+    let (requested, kind) = (req.model.clone(), req.kind);
     let admitted = admit_request(state, http, &caller, req, &facts.call_id, facts.started).await;
     let result = match admitted {
-        Err(err) => Err(err),
+        Err(err) => {
+            // Refused before it had a spend context (model access, budgets, limits): observers
+            // (metrics, log tailing, callbacks) still hear of it; no spend-log row is written.
+            crate::observability::publish_refused(
+                &state.observers,
+                &caller,
+                &facts.call_id,
+                kind,
+                &requested,
+                &err,
+            );
+            Err(err)
+        }
         Ok((req, mut call)) => {
             facts.limit_headers = call.limit_headers.clone();
             facts.prompt_tokens = call.prompt_tokens;

@@ -522,6 +522,15 @@ fn request_messages(req: &crate::llm::LlmRequest) -> Option<String> {
     req.body.get(field).map(bounded_json)
 }
 
+/// LiteLLM's `call_type` of a request.
+pub fn call_type(kind: CallKind) -> &'static str {
+    match kind {
+        CallKind::Chat => "acompletion",
+        CallKind::Completion => "atext_completion",
+        CallKind::Embedding => "aembedding",
+    }
+}
+
 /// Who made a request, for its spend-log row.
 pub struct SpendContext {
     tracker: Tracker,
@@ -629,11 +638,7 @@ impl SpendContext {
             tracker,
             ledger,
             request_id: request_id.to_string(),
-            call_type: match kind {
-                CallKind::Chat => "acompletion",
-                CallKind::Completion => "atext_completion",
-                CallKind::Embedding => "aembedding",
-            },
+            call_type: call_type(kind),
             api_key: p.map(|p| p.key.token.clone()).unwrap_or_default(),
             user_id: p.and_then(|p| p.key.user_id.clone()),
             team_id: p.and_then(|p| p.key.team_id.clone()),

@@ -64,7 +64,14 @@ fn a_callback_without_its_environment_stops_the_start_naming_the_variable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = repo().join("config/seeds/openai-proxy-server-14-langfuse.yaml");
     let (code, _, stderr) = run_to_end(
-        &["--config", &path.to_string_lossy(), "--port", "0"],
+        &[
+            "--config",
+            &path.to_string_lossy(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ],
         &[],
         dir.path(),
     );

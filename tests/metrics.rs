@@ -472,3 +472,42 @@ async fn require_auth_for_metrics_endpoint_admits_only_admins() {
     let open = Gateway::start(&config(&mock, ""), &[], &[]);
     assert_eq!(scrape(&open, None).await.0, 200);
 }
+
+#[actix_rt::test]
+async fn requests_refused_at_admission_are_counted_as_failed() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock, ""), &[], &[]);
+    let key = new_key(&gw, json!({"rpm_limit": 1, "models": ["good"]})).await;
+    clear_of_a_minute_turn(Duration::from_secs(5)).await;
+    let url = gw.url("/v1/chat/completions");
+    assert_eq!(post(&url, Some(&key), &chat("good")).await.0, 200);
+    assert_eq!(post(&url, Some(&key), &chat("good")).await.0, 429);
+    // A model the key may not use.
+    assert_eq!(post(&url, Some(&key), &chat("backup")).await.0, 401);
+    let hashed = hash(&key);
+    let (_, series) = scrape_until(&gw, |s| {
+        sum(
+            s,
+            "litellm_proxy_failed_requests_metric_total",
+            &[("hashed_api_key", &hashed)],
+        ) >= 2.0
+    })
+    .await;
+    let failed = |status: &str| {
+        sum(
+            &series,
+            "litellm_proxy_failed_requests_metric_total",
+            &[("hashed_api_key", &hashed), ("exception_status", status)],
+        )
+    };
+    assert_eq!(failed("429"), 1.0);
+    assert_eq!(failed("401"), 1.0);
+    assert_eq!(
+        sum(
+            &series,
+            "litellm_proxy_total_requests_metric_total",
+            &[("hashed_api_key", &hashed)],
+        ),
+        3.0
+    );
+}

@@ -86,6 +86,55 @@ impl Observers {
     }
 }
 
+/// Publish a request refused before admission (model access, budgets, rate limits): a failure
+/// event with the caller and the model asked for, and nothing spent.
+pub fn publish_refused(
+    observers: &Observers,
+    caller: &crate::auth::Caller,
+    call_id: &str,
+    kind: crate::llm::CallKind,
+    requested_model: &str,
+    err: &crate::error::GatewayError,
+) {
+    if observers.is_empty() {
+        return;
+    }
+    use actix_web::ResponseError as _;
+    let p = caller.principal();
+    let now = crate::time::now_ms();
+    let error = err.to_string();
+    observers.publish(RequestEvent {
+        log: SpendLog {
+            request_id: call_id.to_string(),
+            call_type: crate::spend::call_type(kind).to_string(),
+            api_key: p.map(|p| p.key.token.clone()).unwrap_or_default(),
+            start_time: now,
+            end_time: now,
+            model: requested_model.to_string(),
+            user_id: p.and_then(|p| p.key.user_id.clone()),
+            team_id: p.and_then(|p| p.key.team_id.clone()),
+            organization_id: p.and_then(|p| p.key.organization_id.clone()),
+            status: "failure".into(),
+            metadata: "{}".into(),
+            request_tags: "[]".into(),
+            ..SpendLog::default()
+        },
+        requested_model: requested_model.to_string(),
+        key_alias: p.and_then(|p| p.key.key_alias.clone()),
+        team_alias: p
+            .and_then(|p| p.team.as_ref())
+            .and_then(|t| t.alias.clone()),
+        provider: None,
+        status_code: err.status_code().as_u16(),
+        error: Some(error),
+        time_to_first_token_ms: None,
+        user_email: p
+            .and_then(|p| p.user.as_ref())
+            .and_then(|u| u.alias.clone()),
+        remaining_budget: metrics::RemainingBudgets::default(),
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
