@@ -803,6 +803,10 @@ const ROUTER_SETTINGS_LATER: &[&str] = &[
 ];
 
 const GENERAL_SETTINGS_KEYS: &[&str] = &[
+    "alerting",
+    "alert_types",
+    "alerting_threshold",
+    "alert_to_webhook_url",
     "proxy_batch_write_at",
     "max_parallel_requests",
     "global_max_parallel_requests",
@@ -823,10 +827,6 @@ const GENERAL_SETTINGS_LATER: &[&str] = &[
     "store_model_in_db",
     "proxy_budget_rescheduler_min_time",
     "proxy_budget_rescheduler_max_time",
-    "alerting",
-    "alert_types",
-    "alerting_threshold",
-    "alert_to_webhook_url",
     "infer_model_from_keys",
     "pass_through_endpoints",
     "allowed_routes",

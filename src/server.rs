@@ -36,6 +36,8 @@ pub enum StartError {
     Database(String),
     #[error("logging callbacks: {0}")]
     Callback(String),
+    #[error("alerting: {0}")]
+    Alerting(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -228,6 +230,11 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         std::env::var(var).ok()
     })
     .map_err(StartError::Callback)?;
+    let alert_settings =
+        crate::observability::alerting::AlertSettings::resolve(&config, &|var| {
+            std::env::var(var).ok()
+        })
+        .map_err(StartError::Alerting)?;
     for name in &callbacks.not_implemented {
         tracing::warn!(
             "logging callback {name} is not implemented by this Tollgate version; ignored"
@@ -275,6 +282,14 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         router.adopt(keys.child());
         router.adopt(end_users.child());
         let mut observers = crate::observability::Observers::default();
+        let alerting = alert_settings.map(|settings| {
+            let alerting = Arc::new(crate::observability::alerting::Alerting::new(settings));
+            router.adopt(crate::observability::alerting::start(alerting.clone()));
+            observers.add(alerting.clone());
+            ledger.set_alerting(alerting.clone());
+            tracing::info!("alerting on");
+            alerting
+        });
         let callbacks: Vec<crate::observability::callbacks::Callback> = callbacks
             .callbacks
             .into_iter()
@@ -320,7 +335,11 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             observers: Arc::new(observers),
             callbacks,
             metrics: Some(metrics),
+            alerting: alerting.clone(),
         });
+        if let Some(alerting) = alerting {
+            crate::observability::alerting::spawn_watch(state.clone(), alerting);
+        }
         // Pick up models other instances add to the shared database (see crate::models_sync).
         if let Some(every) = state.db_models.reload_every {
             crate::models_sync::spawn_periodic(state.clone(), every);

@@ -43,6 +43,8 @@ pub struct Ledger {
     dead_lettered: std::sync::atomic::AtomicU64,
     /// Keys whose soft-budget crossing was already logged.
     soft_budget_logged: Mutex<std::collections::HashSet<String>>,
+    /// Where budget refusals and soft-budget crossings are alerted (`general_settings.alerting`).
+    alerting: std::sync::OnceLock<Arc<crate::observability::alerting::Alerting>>,
 }
 
 type Amounts = HashMap<String, f64, foldhash::fast::RandomState>;
@@ -118,6 +120,21 @@ impl Ledger {
     }
 
     /// True the first time it is asked for a key (the soft-budget crossing is logged once).
+    /// Send budget alerts (refusals, soft-budget crossings) to `alerting`.
+    pub fn set_alerting(&self, alerting: Arc<crate::observability::alerting::Alerting>) {
+        let _ = self.alerting.set(alerting);
+    }
+
+    fn budget_alert(&self, subject: &str, message: String) {
+        if let Some(a) = self.alerting.get() {
+            a.alert(
+                crate::observability::alerting::AlertType::BudgetAlerts,
+                subject,
+                message,
+            );
+        }
+    }
+
     fn first_soft_budget_crossing(&self, token: &str) -> bool {
         self.soft_budget_logged
             .lock()
@@ -869,6 +886,14 @@ pub fn check_budgets(
                     format!("Budget has been exceeded! {who} Current cost: {spent}, Max budget: {max}")
                 }
             };
+            let subject = match b.kind {
+                "key" | "key_model" => p.key.key_alias.clone().unwrap_or_else(|| p.key.key_name.clone()),
+                _ => id.to_string(),
+            };
+            ledger.budget_alert(
+                &format!("{}:{subject}", b.kind),
+                format!("{} `{subject}` was refused: {message}", b.kind),
+            );
             return Err(GatewayError::BudgetExceeded { message, status });
         }
     };
@@ -881,6 +906,11 @@ pub fn check_budgets(
                 spend = spent,
                 soft_budget = soft,
                 "key crossed its soft budget"
+            );
+            let name = p.key.key_alias.as_deref().unwrap_or(&p.key.key_name);
+            ledger.budget_alert(
+                &format!("soft:{name}"),
+                format!("key `{name}` crossed its soft budget: spend {spent:.6}, soft budget {soft}"),
             );
         }
     }
@@ -907,11 +937,15 @@ pub fn check_end_user_budget(
     }];
     ledger
         .reserve(&budget, estimate())
-        .map_err(|(_, spent)| GatewayError::BudgetExceeded {
-            message: format!(
+        .map_err(|(_, spent)| {
+            let message = format!(
                 "Budget has been exceeded! End User={id} over budget. Spend={spent}, Budget={max}"
-            ),
-            status,
+            );
+            ledger.budget_alert(
+                &format!("end_user:{id}"),
+                format!("end user `{id}` was refused: {message}"),
+            );
+            GatewayError::BudgetExceeded { message, status }
         })
 }
 

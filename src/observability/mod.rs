@@ -10,6 +10,7 @@
 //! that sends events somewhere owns a bounded queue and drops, counted, when it is full: a slow or
 //! dead receiver never slows or fails a request.
 
+pub mod alerting;
 pub mod callbacks;
 pub mod metrics;
 
