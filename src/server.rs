@@ -262,7 +262,9 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         router.adopt(limiter.child());
         router.adopt(keys.child());
         router.adopt(end_users.child());
-        let observers = crate::observability::Observers::default();
+        let mut observers = crate::observability::Observers::default();
+        let log_tail = crate::observability::tail::global().clone();
+        observers.add(Arc::new(log_tail.clone()));
         let cache = cache_settings.map(|settings| {
             let store = response_cache(&settings);
             router.adopt(store.child());
@@ -291,6 +293,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             db_models,
             cache,
             observers: Arc::new(observers),
+            log_tail,
         });
         // Pick up models other instances add to the shared database (see crate::models_sync).
         if let Some(every) = state.db_models.reload_every {

@@ -54,6 +54,8 @@ pub struct AppState {
     pub cache: Option<Arc<crate::caching::Cache>>,
     /// Who hears of every finished request (see `src/observability/`).
     pub observers: Arc<crate::observability::Observers>,
+    /// The live tail `GET /logs/stream` reads (see `src/observability/tail.rs`).
+    pub log_tail: crate::observability::tail::LogTail,
 }
 
 impl AppState {

@@ -10,6 +10,8 @@
 //! that sends events somewhere owns a bounded queue and drops, counted, when it is full: a slow or
 //! dead receiver never slows or fails a request.
 
+pub mod tail;
+
 use std::sync::Arc;
 
 use crate::store::SpendLog;
