@@ -231,16 +231,13 @@ struct Fields {
 impl Fields {
     fn put(&mut self, field: &Field, value: Value) {
         let name = field.name();
-        let value = if crate::secret::is_secret_key(name) {
-            Value::String(match &value {
-                Value::String(s) => crate::secret::mask(s),
-                other => crate::secret::mask(&other.to_string()),
-            })
-        } else {
-            match value {
-                Value::String(s) => Value::String(mask_text(&s)),
-                other => other,
+        // Numbers and booleans are never secrets (`prompt_tokens` only sounds like one).
+        let value = match value {
+            Value::String(s) if crate::secret::is_secret_key(name) => {
+                Value::String(crate::secret::mask(&s))
             }
+            Value::String(s) => Value::String(mask_text(&s)),
+            other => other,
         };
         self.fields.insert(name.to_string(), value);
     }
@@ -421,6 +418,7 @@ mod tests {
         let mut debug = tail.subscribe(true);
         tracing::info!(
             api_key = "sk-live-0123456789abcdef",
+            prompt_tokens = 12u64,
             url = "https://bob:hunter2pass@llm.example/v1?key=abcdef123456",
             "calling with Bearer sk-abcdefghijklmnop and sk-zyxwvutsrqponm"
         );
@@ -432,6 +430,7 @@ mod tests {
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["level"], "info");
         assert_eq!(v["fields"]["api_key"], "sk-...cdef");
+        assert_eq!(v["fields"]["prompt_tokens"], 12);
         let text = v.to_string();
         for secret in [
             "0123456789abcdef",
