@@ -51,7 +51,7 @@ pub fn init(debug: bool, detailed: bool, json: bool) {
     };
     // Asked per event (not cached per call site), so it follows readers connecting and leaving.
     let tail_filter = filter_fn(|meta| {
-        TailLayer::active(tail::global())
+        tail::global().wants_logs()
             && (*meta.level() <= LevelFilter::INFO
                 || meta.target().starts_with("tollgate") && *meta.level() <= LevelFilter::DEBUG)
     })

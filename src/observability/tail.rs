@@ -79,7 +79,9 @@ impl LogTail {
         self.sender.receiver_count()
     }
 
-    fn wants_logs(&self) -> bool {
+    /// Whether a `level=debug` reader is connected: the log layer's filter asks this per event,
+    /// so log lines cost one atomic load while nobody tails them.
+    pub fn wants_logs(&self) -> bool {
         self.debug_readers.load(Ordering::Relaxed) > 0
     }
 
@@ -179,12 +181,6 @@ pub struct TailLayer {
 impl TailLayer {
     pub fn new(tail: LogTail) -> Self {
         Self { tail }
-    }
-
-    /// Whether a debug reader is connected: the layer's filter asks this per event, so log lines
-    /// cost one atomic load while nobody tails them.
-    pub fn active(tail: &LogTail) -> bool {
-        tail.wants_logs()
     }
 }
 
