@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 
 use tollgate_mock::MockProviderArgs;
@@ -90,6 +91,30 @@ pub enum Command {
     MockProvider(MockProviderArgs),
     /// Apply pending database migrations (the database of --config, `DATABASE_URL`, or ./tollgate.db) and exit.
     Migrate,
+    /// Tail a running gateway's finished requests (`GET /logs/stream`), one line each:
+    /// `time status_code model_group latency_ms cost key_alias call_id error`.
+    Logs(LogsArgs),
+}
+
+/// `tollgate logs`: without `--follow`, prints what arrives within `--seconds` and exits 0;
+/// with it, streams until interrupted (or the gateway goes away).
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The gateway's base URL.
+    #[arg(long, env = "TOLLGATE_URL", default_value = "http://127.0.0.1:4000")]
+    pub url: String,
+    /// A proxy admin's key (the master key or a `proxy_admin` user's key).
+    #[arg(long, env = "LITELLM_MASTER_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Keep streaming until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Without --follow: how long to listen before exiting.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// `debug` also prints the gateway's own log lines.
+    #[arg(long, default_value = "info", value_parser = ["info", "debug"])]
+    pub level: String,
 }
 
 impl Cli {
@@ -201,4 +226,180 @@ pub fn run_client_command(cli: &Cli) -> i32 {
             }
         }
     })
+}
+
+/// `tollgate logs`: read `/logs/stream` and print one line per event. Returns the exit code: 0
+/// when the listening time is over (or, with `--follow`, the gateway closed the stream), 1 when
+/// the gateway refused the key, 2 when it cannot be reached.
+pub fn run_logs_command(args: &LogsArgs) -> i32 {
+    let base = args.url.trim_end_matches('/').to_string();
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        // The stream is long-lived: only connecting is bounded.
+        let client = awc::Client::builder()
+            .disable_timeout()
+            .connector(awc::Connector::new().timeout(Duration::from_secs(10)))
+            .finish();
+        let mut req = client.get(format!("{base}/logs/stream?level={}", args.level));
+        if let Some(key) = &args.key {
+            req = req.insert_header(("authorization", format!("Bearer {key}")));
+        }
+        let deadline =
+            (!args.follow).then(|| tokio::time::Instant::now() + Duration::from_secs(args.seconds));
+        let connect = req.send();
+        let response = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, connect).await {
+                Ok(r) => r,
+                Err(_) => return 0,
+            },
+            None => connect.await,
+        };
+        let mut response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: cannot reach the gateway at {base}: {e}");
+                return 2;
+            }
+        };
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.body().await.unwrap_or_default();
+            eprintln!(
+                "error: the gateway at {base} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            return 1;
+        }
+        let mut parser = SseLines::default();
+        loop {
+            let chunk = match deadline {
+                Some(at) => match tokio::time::timeout_at(at, response.next()).await {
+                    Ok(c) => c,
+                    Err(_) => return 0,
+                },
+                None => response.next().await,
+            };
+            match chunk {
+                Some(Ok(bytes)) => {
+                    for (event, data) in parser.push(&bytes) {
+                        print_event(&event, &data);
+                    }
+                }
+                Some(Err(e)) => {
+                    eprintln!("error: the stream from {base} broke: {e}");
+                    return 2;
+                }
+                None => return 0,
+            }
+        }
+    })
+}
+
+/// Splits an SSE byte stream into `(event name, data)` pairs; comments are skipped.
+#[derive(Default)]
+struct SseLines {
+    buffer: String,
+}
+
+impl SseLines {
+    fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
+        self.buffer.push_str(&String::from_utf8_lossy(bytes));
+        let mut out = Vec::new();
+        while let Some(end) = self.buffer.find("\n\n") {
+            let frame: String = self.buffer.drain(..end + 2).collect();
+            let mut event = String::from("message");
+            let mut data = Vec::new();
+            for line in frame.lines() {
+                if let Some(name) = line.strip_prefix("event:") {
+                    event = name.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push(d.trim_start().to_string());
+                }
+            }
+            if !data.is_empty() {
+                out.push((event, data.join("\n")));
+            }
+        }
+        out
+    }
+}
+
+fn print_event(event: &str, data: &str) {
+    let Ok(v) = serde_json::from_str::<Value>(data) else {
+        return;
+    };
+    match event {
+        "log" => println!(
+            "{} {} {}: {}",
+            text(&v["time"]),
+            text(&v["level"]).to_ascii_uppercase(),
+            text(&v["target"]),
+            text(&v["message"])
+        ),
+        "lagged" => eprintln!(
+            "warning: {} events skipped (this reader fell behind)",
+            text(&v["skipped"])
+        ),
+        _ => println!("{}", request_line(&v)),
+    }
+}
+
+/// `time status_code model_group latency_ms cost key_alias call_id error`, `-` for what is absent.
+fn request_line(v: &Value) -> String {
+    let cost = v["cost"]
+        .as_f64()
+        .map_or("-".to_string(), |c| format!("{c:.6}"));
+    let mut line = format!(
+        "{} {} {} {}ms {} {} {}",
+        text(&v["time"]),
+        text(&v["status_code"]),
+        text(&v["model_group"]),
+        text(&v["latency_ms"]),
+        cost,
+        text(&v["key_alias"]),
+        text(&v["call_id"]),
+    );
+    if let Some(error) = v["error"].as_str() {
+        line.push(' ');
+        line.push_str(error);
+    }
+    line
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) if s.is_empty() => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_frames_split_across_chunks() {
+        let mut p = SseLines::default();
+        assert!(p.push(b": connected\n\ndata: {\"a\"").is_empty());
+        let got = p.push(b":1}\n\nevent: log\ndata: {}\n\n: keep-alive\n\n");
+        assert_eq!(
+            got,
+            vec![
+                ("message".to_string(), "{\"a\":1}".to_string()),
+                ("log".to_string(), "{}".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_request_prints_as_one_line() {
+        let v = json!({"time": "2026-01-01T00:00:00.000Z", "status_code": 502, "model_group": "gpt",
+            "latency_ms": 12, "cost": 0.0, "key_alias": null, "call_id": "c-1", "error": "upstream down"});
+        assert_eq!(
+            request_line(&v),
+            "2026-01-01T00:00:00.000Z 502 gpt 12ms 0.000000 - c-1 upstream down"
+        );
+    }
 }

@@ -18,6 +18,9 @@ fn main() {
         tollgate::logging::init(cli.debug, cli.detailed_debug, false);
         std::process::exit(tollgate::server::migrate_command(&cli));
     }
+    if let Some(Command::Logs(args)) = &cli.command {
+        std::process::exit(tollgate::cli::run_logs_command(args));
+    }
     if cli.test || cli.health {
         std::process::exit(tollgate::cli::run_client_command(&cli));
     }
@@ -29,7 +32,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    tollgate::logging::init(cli.debug, cli.detailed_debug, config.json_logs());
+    tollgate::logging::init(
+        cli.debug || tollgate::logging::set_verbose(&config),
+        cli.detailed_debug,
+        config.json_logs(),
+    );
     if let Err(e) = tollgate::server::serve(cli, config) {
         tracing::error!("{e}");
         eprintln!("error: {e}");

@@ -230,11 +230,10 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         std::env::var(var).ok()
     })
     .map_err(StartError::Callback)?;
-    let alert_settings =
-        crate::observability::alerting::AlertSettings::resolve(&config, &|var| {
-            std::env::var(var).ok()
-        })
-        .map_err(StartError::Alerting)?;
+    let alert_settings = crate::observability::alerting::AlertSettings::resolve(&config, &|var| {
+        std::env::var(var).ok()
+    })
+    .map_err(StartError::Alerting)?;
     for name in &callbacks.not_implemented {
         tracing::warn!(
             "logging callback {name} is not implemented by this Tollgate version; ignored"
@@ -305,6 +304,8 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         // add per family and request).
         let metrics = Arc::new(crate::observability::metrics::Metrics::default());
         observers.add(metrics.clone());
+        let log_tail = crate::observability::tail::global().clone();
+        observers.add(Arc::new(log_tail.clone()));
         let cache = cache_settings.map(|settings| {
             let store = response_cache(&settings);
             router.adopt(store.child());
@@ -336,6 +337,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             callbacks,
             metrics: Some(metrics),
             alerting: alerting.clone(),
+            log_tail,
         });
         if let Some(alerting) = alerting {
             crate::observability::alerting::spawn_watch(state.clone(), alerting);

@@ -887,7 +887,11 @@ pub fn check_budgets(
                 }
             };
             let subject = match b.kind {
-                "key" | "key_model" => p.key.key_alias.clone().unwrap_or_else(|| p.key.key_name.clone()),
+                "key" | "key_model" => p
+                    .key
+                    .key_alias
+                    .clone()
+                    .unwrap_or_else(|| p.key.key_name.clone()),
                 _ => id.to_string(),
             };
             ledger.budget_alert(
@@ -910,7 +914,9 @@ pub fn check_budgets(
             let name = p.key.key_alias.as_deref().unwrap_or(&p.key.key_name);
             ledger.budget_alert(
                 &format!("soft:{name}"),
-                format!("key `{name}` crossed its soft budget: spend {spent:.6}, soft budget {soft}"),
+                format!(
+                    "key `{name}` crossed its soft budget: spend {spent:.6}, soft budget {soft}"
+                ),
             );
         }
     }
@@ -935,18 +941,16 @@ pub fn check_end_user_budget(
         stored: limits.spend,
         max,
     }];
-    ledger
-        .reserve(&budget, estimate())
-        .map_err(|(_, spent)| {
-            let message = format!(
-                "Budget has been exceeded! End User={id} over budget. Spend={spent}, Budget={max}"
-            );
-            ledger.budget_alert(
-                &format!("end_user:{id}"),
-                format!("end user `{id}` was refused: {message}"),
-            );
-            GatewayError::BudgetExceeded { message, status }
-        })
+    ledger.reserve(&budget, estimate()).map_err(|(_, spent)| {
+        let message = format!(
+            "Budget has been exceeded! End User={id} over budget. Spend={spent}, Budget={max}"
+        );
+        ledger.budget_alert(
+            &format!("end_user:{id}"),
+            format!("end user `{id}` was refused: {message}"),
+        );
+        GatewayError::BudgetExceeded { message, status }
+    })
 }
 
 /// A key's `model_max_budget` entries with the spend the database holds for each model within its

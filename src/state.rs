@@ -60,6 +60,8 @@ pub struct AppState {
     pub metrics: Option<Arc<crate::observability::metrics::Metrics>>,
     /// Alerting (`general_settings.alerting`), when configured.
     pub alerting: Option<Arc<crate::observability::alerting::Alerting>>,
+    /// The live tail `GET /logs/stream` reads (see `src/observability/tail.rs`).
+    pub log_tail: crate::observability::tail::LogTail,
 }
 
 impl AppState {

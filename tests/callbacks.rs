@@ -191,3 +191,111 @@ async fn a_failing_receiver_is_retried_then_counted() {
     })
     .await;
 }
+
+fn texts(r: &Value) -> Vec<String> {
+    r["slack"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[actix_rt::test]
+async fn slack_hears_of_budgets_cooldowns_and_slow_requests_once_each() {
+    let mock = Mock::start(&[]);
+    let cfg = format!(
+        r#"model_list:
+  - model_name: priced
+    litellm_params: {{model: openai/priced, api_base: {base}, api_key: sk-x, input_cost_per_token: 0.01, output_cost_per_token: 0.01}}
+  - model_name: broken
+    litellm_params: {{model: openai/mock-fail-401, api_base: {base}, api_key: sk-x}}
+  - model_name: slow
+    litellm_params: {{model: openai/slow, api_base: {base}, api_key: sk-x, extra_headers: {{x-mock-latency-ms: "400"}}}}
+router_settings:
+  cooldown_time: 30
+general_settings:
+  master_key: {MASTER_KEY}
+  alerting: ["slack"]
+  alerting_threshold: 0.2
+"#,
+        base = mock.api_base()
+    );
+    let slack = format!("{}/mock/receivers/slack", mock.proc.url);
+    let gw = Gateway::start(&cfg, &[], &[("SLACK_WEBHOOK_URL", &slack)]);
+    let url = gw.url("/v1/chat/completions");
+    let (_, _, created) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"key_alias": "thrifty", "max_budget": 0.000001}),
+    )
+    .await;
+    let key = created["key"].as_str().unwrap().to_string();
+    // The first request spends past the budget; the next ones are refused (one alert for all).
+    assert_eq!(post(&url, Some(&key), &chat("priced")).await.0, 200);
+    for _ in 0..3 {
+        let (status, _, body) = post(&url, Some(&key), &chat("priced")).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    // A deployment that fails with 401 cools down.
+    assert_eq!(post(&url, Some(MASTER_KEY), &chat("broken")).await.0, 401);
+    // A request over the 0.2 s threshold.
+    assert_eq!(post(&url, Some(MASTER_KEY), &chat("slow")).await.0, 200);
+
+    wait_for(Duration::from_secs(15), || {
+        let mock = &mock;
+        async move {
+            let t = texts(&received(mock).await);
+            t.iter().any(|m| m.contains("budget_alerts"))
+                && t.iter().any(|m| m.contains("cooldown_deployment"))
+                && t.iter().any(|m| m.contains("llm_too_slow"))
+        }
+    })
+    .await;
+    let t = texts(&received(&mock).await);
+    let budget: Vec<&String> = t.iter().filter(|m| m.contains("budget_alerts")).collect();
+    assert_eq!(budget.len(), 1, "deduplicated: {t:?}");
+    assert!(budget[0].contains("thrifty"), "{t:?}");
+    assert!(t
+        .iter()
+        .any(|m| m.contains("cooldown_deployment") && m.contains("broken")));
+    assert!(t
+        .iter()
+        .any(|m| m.contains("llm_too_slow") && m.contains("slow")));
+    assert!(
+        !t.iter().any(|m| m.contains(&key) || m.contains("sk-x")),
+        "{t:?}"
+    );
+    let (_, _, metrics) = get_text(&gw.url("/metrics")).await;
+    assert!(
+        metrics.contains("tollgate_alerts_sent_total 3"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn alerting_without_its_webhook_stops_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "model_list: []\ngeneral_settings:\n  master_key: {MASTER_KEY}\n  alerting: [slack]\n"
+        ),
+    )
+    .unwrap();
+    let (code, _, stderr) = run_to_end(
+        &[
+            "--config",
+            &path.to_string_lossy(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ],
+        &[],
+        dir.path(),
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("SLACK_WEBHOOK_URL"), "{stderr}");
+}

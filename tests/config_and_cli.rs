@@ -44,12 +44,13 @@ async fn every_config_in_the_repository_starts() {
                 "--num_workers",
                 "1",
             ],
-            // The seeds' Langfuse callback needs its keys (a callback without them is a start-up
-            // error); its host is a closed local port, so nothing leaves the machine.
+            // The seeds' Langfuse callback and Slack alerting need their settings (without them the start
+            // is refused); they point at a closed local port, so nothing leaves the machine.
             &[
                 ("LANGFUSE_PUBLIC_KEY", "pk-lf-test"),
                 ("LANGFUSE_SECRET_KEY", "sk-lf-test"),
                 ("LANGFUSE_HOST", "http://127.0.0.1:9"),
+                ("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/slack"),
             ],
             dir.path(),
         )

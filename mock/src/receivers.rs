@@ -9,6 +9,7 @@
 //! * `POST /mock/receivers/generic`: a generic logging endpoint: a JSON list of objects, each with
 //!   `id` and `call_type` (LiteLLM's standard logging payload). `?hang_ms=N` waits N ms before
 //!   answering, `?status=N` answers N: a slow or failing receiver, for the gateway's tests.
+//! * `POST /mock/receivers/slack`: a Slack incoming webhook (`{"text": …}`, answered `ok`).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub(crate) struct Received {
     langfuse_users: Vec<String>,
     generic: Vec<Value>,
     generic_headers: Vec<Value>,
+    slack: Vec<Value>,
     rejected: u64,
 }
 
@@ -46,6 +48,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<MockStat
         web::resource("/mock/receivers/generic")
             .app_data(state.clone())
             .route(web::post().to(generic)),
+    )
+    .service(
+        web::resource("/mock/receivers/slack")
+            .app_data(state.clone())
+            .route(web::post().to(slack)),
     )
     .service(
         web::resource("/mock/receivers")
@@ -183,11 +190,27 @@ async fn generic(
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// A Slack incoming webhook: `{"text": "…"}` (non-empty), answered `ok` as Slack does.
+async fn slack(body: web::Bytes, state: web::Data<MockState>) -> HttpResponse {
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if parsed
+        .get("text")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        lock(&state.receivers).rejected += 1;
+        return HttpResponse::BadRequest().body("no_text");
+    }
+    lock(&state.receivers).slack.push(parsed);
+    HttpResponse::Ok().body("ok")
+}
+
 async fn received(state: web::Data<MockState>) -> HttpResponse {
     let r = lock(&state.receivers);
     HttpResponse::Ok().json(json!({
         "langfuse": {"batches": r.langfuse, "users": r.langfuse_users},
         "generic": {"batches": r.generic, "headers": r.generic_headers},
+        "slack": r.slack,
         "rejected": r.rejected,
     }))
 }

@@ -156,6 +156,25 @@ fn render(state: &AppState) -> Result<String, std::fmt::Error> {
         register_cache(&mut registry, cache);
     }
     register_callbacks(&mut registry, &state.callbacks);
+    if let Some(alerting) = &state.alerting {
+        let c = &alerting.counters;
+        let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+        registry.register(
+            "tollgate_alerts_sent",
+            "Alerts delivered",
+            counter(load(&c.sent)),
+        );
+        registry.register(
+            "tollgate_alerts_suppressed",
+            "Alerts not sent: duplicates within 10 minutes, over 20 a minute, or a full queue",
+            counter(load(&c.suppressed)),
+        );
+        registry.register(
+            "tollgate_alerts_failed",
+            "Alerts their receiver did not accept",
+            counter(load(&c.failed)),
+        );
+    }
     if let Some(metrics) = &state.metrics {
         metrics.register(&mut registry);
         register_cooldowns(&mut registry, state);

@@ -7,6 +7,7 @@ mod customers;
 mod db_models;
 mod health;
 mod keys;
+mod logs;
 pub mod manage;
 mod spend;
 
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     customers::configure(&mut r);
     budgets::configure(&mut r);
     cache::configure(&mut r);
+    logs::configure(&mut r);
     r.finish();
     cfg.default_service(web::to(not_found));
 }

@@ -110,7 +110,9 @@ impl AlertSettings {
                 "slack" => channels.push(Channel::Slack(need("SLACK_WEBHOOK_URL")?)),
                 "webhook" => channels.push(Channel::Webhook(need("WEBHOOK_URL")?)),
                 other => {
-                    tracing::warn!("alerting channel {other} is not supported (slack, webhook); ignored")
+                    tracing::warn!(
+                        "alerting channel {other} is not supported (slack, webhook); ignored"
+                    )
                 }
             }
         }
@@ -428,7 +430,10 @@ mod tests {
         let env = |k: &str| (k == "SLACK_WEBHOOK_URL").then(|| "http://hooks/x".to_string());
         let s = AlertSettings::resolve(&cfg, &env).unwrap().unwrap();
         assert_eq!(s.channels, vec![Channel::Slack("http://hooks/x".into())]);
-        assert_eq!(s.types, vec![AlertType::BudgetAlerts, AlertType::LlmTooSlow]);
+        assert_eq!(
+            s.types,
+            vec![AlertType::BudgetAlerts, AlertType::LlmTooSlow]
+        );
         assert_eq!(s.threshold, Duration::from_secs(2));
         let err = AlertSettings::resolve(&cfg, &|_| None).unwrap_err();
         assert!(err.contains("SLACK_WEBHOOK_URL"), "{err}");
@@ -445,7 +450,11 @@ mod tests {
         assert_eq!(lock(&a.queue).len(), 2);
         assert_eq!(a.counters.suppressed.load(Ordering::Relaxed), 1);
         for i in 0..MAX_PER_MINUTE + 5 {
-            a.alert(AlertType::CooldownDeployment, &format!("d{i}"), "cool".into());
+            a.alert(
+                AlertType::CooldownDeployment,
+                &format!("d{i}"),
+                "cool".into(),
+            );
         }
         assert_eq!(lock(&a.queue).len(), MAX_PER_MINUTE as usize);
     }
@@ -464,6 +473,9 @@ mod tests {
         let deliveries = a.deliveries(&alert);
         assert_eq!(deliveries.len(), 1);
         assert_eq!(deliveries[0].0, "http://budget-hook");
-        assert!(deliveries[0].1["text"].as_str().unwrap().contains("budget_alerts"));
+        assert!(deliveries[0].1["text"]
+            .as_str()
+            .unwrap()
+            .contains("budget_alerts"));
     }
 }

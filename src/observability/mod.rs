@@ -13,6 +13,7 @@
 pub mod alerting;
 pub mod callbacks;
 pub mod metrics;
+pub mod tail;
 
 use std::sync::Arc;
 

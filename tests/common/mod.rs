@@ -430,6 +430,11 @@ pub async fn send(method: &str, url: &str, key: Option<&str>, body: &Value) -> (
     }
     let mut resp = req.send_body(body.to_string()).await.expect("request sent");
     let status = resp.status().as_u16();
+    // An event stream (`GET /logs/stream`) never ends: its status is the answer.
+    let content_type = resp.headers().get("content-type");
+    if content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
+        return (status, Value::Null);
+    }
     let bytes = resp.body().await.expect("body");
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
