@@ -125,6 +125,8 @@ mod tests {
             status_code: 200,
             error: None,
             time_to_first_token_ms: None,
+            user_email: None,
+            remaining_budget: Default::default(),
         });
         for _ in 0..3 {
             crate::observability::Observer::request_finished(&tail, &event);

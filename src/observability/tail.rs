@@ -346,6 +346,8 @@ mod tests {
             status_code: if error.is_some() { 502 } else { 200 },
             error: error.map(str::to_string),
             time_to_first_token_ms: None,
+            user_email: None,
+            remaining_budget: Default::default(),
         })
     }
 
