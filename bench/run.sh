@@ -404,6 +404,18 @@ cache_runs() {   # cache_runs NAME CACHE_PARAMS_YAML; sets C64_RPS C64_P50 C64_P
     stop_pid "$GW_PID"; GW_PID=""
     log "$name cache: the mock was called $CALLS times during the hit runs"
 }
+# g. LiteLLM's per-request Prometheus series on (`callbacks: ["prometheus"]`), same request.
+cfg=$OUT/config_prometheus.yaml
+{ cat "$OUT/config.yaml"; printf 'litellm_settings:\n  callbacks: ["prometheus"]\n'; } >"$cfg"
+sed -i "s#sqlite:///$OUT/tollgate.db#sqlite:///$OUT/tollgate_prometheus.db#" "$cfg"
+port_free "$GW_PORT" || die "port $GW_PORT still in use"
+start_gateway gateway_prometheus "$cfg"
+wait_first_200 >/dev/null || die "gateway with prometheus did not start (see $OUT/gateway_prometheus.stderr)"
+run_load "gateway_prometheus_c$CONNS" "$CONNS" "$GW_URL" chat
+P64_RPS=$R_RPS P64_P50=$R_P50 P64_P99=$R_P99 P64_ERR=$((R_NON2XX + R_ERRORS))
+curl -s "http://127.0.0.1:$GW_PORT/metrics" | grep -c '^litellm_requests_metric_total' >"$OUT/prometheus_series.txt" || true
+stop_pid "$GW_PID"; GW_PID=""
+
 cache_runs local '    type: local\n'
 HL64_RPS=$C64_RPS HL64_P50=$C64_P50 HL64_P99=$C64_P99 HL1_P50=$C1_P50 HL1_P99=$C1_P99 HL_ERR=$CERR HL_CALLS=$CALLS
 if (exec 3<>"/dev/tcp/$BENCH_REDIS_HOST/$BENCH_REDIS_PORT") 2>/dev/null; then
@@ -454,6 +466,8 @@ cat <<EOF
 | start → first 200 on /health/liveliness (median of $STARTUP_RUNS) | | ${START_MED} ms | | ≤ 200 ms | $(yesno "$START_MED <= 200") |
 | start → "tollgate listening on" stdout line (median) | | ${LISTEN_MED} ms | | | |
 | GET /health/liveliness, $CONNS conns | | $L_RPS req/s (p50 ${L_P50} µs, p99 ${L_P99} µs, non-2xx $L_NON2XX, errors $L_ERR) | | sanity | |
+| chat req/s, $CONNS conns, with LiteLLM's Prometheus series (`callbacks: ["prometheus"]`) | $D64_RPS | $P64_RPS | $(ratio "$P64_RPS" "$G64_RPS") of the gateway without | | |
+| p50 / p99 latency with Prometheus, $CONNS conns | ${D64_P50} / ${D64_P99} µs | ${P64_P50} / ${P64_P99} µs | | | errors $P64_ERR |
 | cache hit (in memory) req/s, $CONNS conns | $D64_RPS | $HL64_RPS | $(ratio "$HL64_RPS" "$D64_RPS") of direct | a hit faster than the mock answering | $(yesno "$HL64_RPS > $D64_RPS") |
 | cache hit (in memory) p50 / p99, $CONNS conns | ${D64_P50} / ${D64_P99} µs | ${HL64_P50} / ${HL64_P99} µs | | | |
 | cache hit (in memory) p50 / p99, 1 conn | ${D1_P50} / ${D1_P99} µs | ${HL1_P50} / ${HL1_P99} µs | $(( HL1_P50 - D1_P50 )) µs vs direct p50 | | |

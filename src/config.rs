@@ -239,6 +239,19 @@ impl ProxyConfig {
         self.litellm_settings.get("drop_params").is_some_and(truthy)
     }
 
+    /// Whether `callbacks`, `success_callback` or `failure_callback` list `prometheus`: LiteLLM's
+    /// per-request Prometheus series are collected only then.
+    pub fn prometheus_callback(&self) -> bool {
+        ["callbacks", "success_callback", "failure_callback"]
+            .iter()
+            .filter_map(|k| self.litellm_settings.get(*k))
+            .any(|v| match v {
+                Value::Array(items) => items.iter().any(|i| i.as_str() == Some("prometheus")),
+                Value::String(s) => s == "prometheus",
+                _ => false,
+            })
+    }
+
     /// `litellm_settings.require_auth_for_metrics_endpoint`: `/metrics` only for the master key
     /// (and proxy-admin keys).
     pub fn require_auth_for_metrics(&self) -> bool {

@@ -239,6 +239,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             "logging callback {name} is not implemented by this Tollgate version; ignored"
         );
     }
+    let prometheus = config.prometheus_callback();
     let config = Arc::new(config);
     let (debug, detailed_debug) = (cli.debug || cli.detailed_debug, cli.detailed_debug);
     let host = cli.host.clone();
@@ -300,10 +301,13 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
                 callback
             })
             .collect();
-        // LiteLLM's Prometheus series on /metrics: always collected (a label set and an atomic
-        // add per family and request).
-        let metrics = Arc::new(crate::observability::metrics::Metrics::default());
-        observers.add(metrics.clone());
+        // LiteLLM's per-request Prometheus series on /metrics, when `callbacks` lists
+        // `prometheus` (as in LiteLLM): label sets and atomic adds per family and request.
+        let metrics = prometheus.then(|| {
+            let metrics = Arc::new(crate::observability::metrics::Metrics::default());
+            observers.add(metrics.clone());
+            metrics
+        });
         let log_tail = crate::observability::tail::global().clone();
         observers.add(Arc::new(log_tail.clone()));
         let cache = cache_settings.map(|settings| {
@@ -335,7 +339,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             cache,
             observers: Arc::new(observers),
             callbacks,
-            metrics: Some(metrics),
+            metrics,
             alerting: alerting.clone(),
             log_tail,
         });

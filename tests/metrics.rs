@@ -32,6 +32,7 @@ router_settings:
   num_retries: 0
   cooldown_time: 60
 litellm_settings:
+  callbacks: ["prometheus"]
   fallbacks: [{{"primary": ["backup"]}}]
 {extra}"#
     )
@@ -510,4 +511,25 @@ async fn requests_refused_at_admission_are_counted_as_failed() {
         ),
         3.0
     );
+}
+
+#[actix_rt::test]
+async fn request_series_are_collected_only_with_the_prometheus_callback() {
+    let mock = Mock::start(&[]);
+    let cfg = config(&mock, "").replace("  callbacks: [\"prometheus\"]\n", "");
+    let gw = Gateway::start(&cfg, &[], &[]);
+    assert_eq!(
+        post(
+            &gw.url("/v1/chat/completions"),
+            Some(MASTER_KEY),
+            &chat("good")
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, text) = scrape(&gw, None).await;
+    assert_eq!(status, 200);
+    assert!(!text.contains("litellm_requests_metric"), "{text}");
+    assert!(text.contains("litellm_deployment_state"), "{text}");
 }
