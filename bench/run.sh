@@ -466,7 +466,7 @@ cat <<EOF
 | start → first 200 on /health/liveliness (median of $STARTUP_RUNS) | | ${START_MED} ms | | ≤ 200 ms | $(yesno "$START_MED <= 200") |
 | start → "tollgate listening on" stdout line (median) | | ${LISTEN_MED} ms | | | |
 | GET /health/liveliness, $CONNS conns | | $L_RPS req/s (p50 ${L_P50} µs, p99 ${L_P99} µs, non-2xx $L_NON2XX, errors $L_ERR) | | sanity | |
-| chat req/s, $CONNS conns, with LiteLLM's Prometheus series (`callbacks: ["prometheus"]`) | $D64_RPS | $P64_RPS | $(ratio "$P64_RPS" "$G64_RPS") of the gateway without | | |
+| chat req/s, $CONNS conns, with LiteLLM's Prometheus series (\`callbacks: ["prometheus"]\`) | $D64_RPS | $P64_RPS | $(ratio "$P64_RPS" "$G64_RPS") of the gateway without | | |
 | p50 / p99 latency with Prometheus, $CONNS conns | ${D64_P50} / ${D64_P99} µs | ${P64_P50} / ${P64_P99} µs | | | errors $P64_ERR |
 | cache hit (in memory) req/s, $CONNS conns | $D64_RPS | $HL64_RPS | $(ratio "$HL64_RPS" "$D64_RPS") of direct | a hit faster than the mock answering | $(yesno "$HL64_RPS > $D64_RPS") |
 | cache hit (in memory) p50 / p99, $CONNS conns | ${D64_P50} / ${D64_P99} µs | ${HL64_P50} / ${HL64_P99} µs | | | |
