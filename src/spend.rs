@@ -757,7 +757,7 @@ impl SpendContext {
                 .unwrap_or_else(|p| p.into_inner())
                 .take(),
         );
-        if !self.observers.is_empty() {
+        if self.observers.listening() {
             self.observers.publish(crate::observability::RequestEvent {
                 log: log.clone(),
                 requested_model: self.requested_model.clone(),

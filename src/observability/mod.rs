@@ -59,6 +59,12 @@ impl RequestEvent {
 pub trait Observer: Send + Sync {
     /// Called once per finished request, on the request's thread: count or enqueue, never wait.
     fn request_finished(&self, event: &Arc<RequestEvent>);
+
+    /// Whether it wants events right now (the live tail only while someone reads it): when no
+    /// observer does, the event is not even built.
+    fn listening(&self) -> bool {
+        true
+    }
 }
 
 /// The observers the configuration turned on.
@@ -76,13 +82,18 @@ impl Observers {
         self.observers.is_empty()
     }
 
+    /// Whether any observer wants an event now (checked before one is built).
+    pub fn listening(&self) -> bool {
+        self.observers.iter().any(|o| o.listening())
+    }
+
     /// Hand `event` to every observer.
     pub fn publish(&self, event: RequestEvent) {
         if self.observers.is_empty() {
             return;
         }
         let event = Arc::new(event);
-        for observer in &self.observers {
+        for observer in self.observers.iter().filter(|o| o.listening()) {
             observer.request_finished(&event);
         }
     }
@@ -98,7 +109,7 @@ pub fn publish_refused(
     requested_model: &str,
     err: &crate::error::GatewayError,
 ) {
-    if observers.is_empty() {
+    if !observers.listening() {
         return;
     }
     use actix_web::ResponseError as _;

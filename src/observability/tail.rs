@@ -92,6 +92,10 @@ impl LogTail {
 }
 
 impl Observer for LogTail {
+    fn listening(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
     fn request_finished(&self, event: &Arc<RequestEvent>) {
         if self.sender.receiver_count() == 0 {
             return;
