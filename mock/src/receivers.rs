@@ -438,18 +438,29 @@ async fn sentry(
     HttpResponse::Ok().json(json!({"id": id}))
 }
 
-fn s3_error(status: u16, code: &str, message: &str) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(status)
-        .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
-    HttpResponse::build(status)
-        .content_type("application/xml")
-        .body(format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-        ))
+/// An S3 error: status, `Code`, `Message`.
+struct S3Error(u16, &'static str, String);
+
+impl S3Error {
+    /// S3's XML error body.
+    fn response(&self) -> HttpResponse {
+        let Self(status, code, message) = self;
+        let status = actix_web::http::StatusCode::from_u16(*status)
+            .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
+        HttpResponse::build(status)
+            .content_type("application/xml")
+            .body(format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+            ))
+    }
+}
+
+fn s3_error(status: u16, code: &'static str, message: &str) -> S3Error {
+    S3Error(status, code, message.to_string())
 }
 
 /// Check a `PutObject`'s SigV4 signature as S3 does (service `s3`, the path as sent).
-fn s3_authenticate(req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> {
+fn s3_authenticate(req: &HttpRequest, body: &[u8]) -> Result<(), S3Error> {
     use tollgate_wire::sigv4;
     let Some(auth) = header(req, "authorization") else {
         return Err(s3_error(403, "AccessDenied", "Access Denied"));
@@ -531,7 +542,7 @@ async fn s3(
 ) -> HttpResponse {
     if let Err(refused) = s3_authenticate(&req, &body) {
         reject(&state);
-        return refused;
+        return refused.response();
     }
     let (bucket, key) = path.into_inner();
     let content = serde_json::from_slice::<Value>(&body)
