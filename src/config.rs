@@ -383,8 +383,6 @@ impl ProxyConfig {
             .is_some_and(truthy)
     }
 
-    /// `general_settings.store_prompts_in_spend_logs`: rows keep the request's messages and the
-    /// response (bounded; see [`crate::spend::MAX_STORED_JSON_BYTES`]).
     /// `litellm_settings.turn_off_message_logging`: prompts and completions are kept out of the
     /// logging callbacks' payloads and of the logs.
     pub fn turn_off_message_logging(&self) -> bool {
@@ -393,6 +391,8 @@ impl ProxyConfig {
             .is_some_and(truthy)
     }
 
+    /// `general_settings.store_prompts_in_spend_logs`: rows keep the request's messages and the
+    /// response (bounded; see [`crate::spend::MAX_STORED_JSON_BYTES`]).
     pub fn store_prompts_in_spend_logs(&self) -> bool {
         self.general_settings
             .get("store_prompts_in_spend_logs")
