@@ -402,6 +402,14 @@ impl ProxyConfig {
             .is_some_and(truthy)
     }
 
+    /// `litellm_settings.turn_off_message_logging`: prompts and completions are kept out of the
+    /// logging callbacks' payloads and of the logs.
+    pub fn turn_off_message_logging(&self) -> bool {
+        self.litellm_settings
+            .get("turn_off_message_logging")
+            .is_some_and(truthy)
+    }
+
     /// `general_settings.store_prompts_in_spend_logs`: rows keep the request's messages and the
     /// response (bounded; see [`crate::spend::MAX_STORED_JSON_BYTES`]).
     pub fn store_prompts_in_spend_logs(&self) -> bool {
@@ -767,6 +775,8 @@ const LITELLM_SETTINGS_KEYS: &[&str] = &[
     "success_callback",
     "failure_callback",
     "callbacks",
+    "turn_off_message_logging",
+    "s3_callback_params",
 ];
 const LITELLM_SETTINGS_LATER: &[&str] = &[
     "service_callback",
@@ -779,7 +789,6 @@ const LITELLM_SETTINGS_LATER: &[&str] = &[
     "key_generation_settings",
     "max_internal_user_budget",
     "internal_user_budget_duration",
-    "turn_off_message_logging",
     "redact_user_api_key_info",
     "redact_messages_in_exceptions",
     "telemetry",
