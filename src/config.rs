@@ -858,13 +858,13 @@ const GENERAL_SETTINGS_KEYS: &[&str] = &[
     "background_health_checks",
     "health_check_interval",
     "database_url",
+    "database_connection_pool_limit",
+    "database_connection_timeout",
     "disable_spend_logs",
     "store_prompts_in_spend_logs",
     "maximum_spend_logs_retention_period",
 ];
 const GENERAL_SETTINGS_LATER: &[&str] = &[
-    "database_connection_pool_limit",
-    "database_connection_timeout",
     "store_model_in_db",
     "proxy_budget_rescheduler_min_time",
     "proxy_budget_rescheduler_max_time",
