@@ -83,6 +83,160 @@ pub struct Cli {
     /// Call /health of a running gateway (at --host/--port) and print the result.
     #[arg(long)]
     pub health: bool,
+
+    /// Load and check the config (and its environment references), print what it warns, and
+    /// exit: 0 when it loads, 1 when it does not.
+    #[arg(long = "validate_config", alias = "validate-config")]
+    pub validate_config: bool,
+
+    /// Apply the database migrations and exit without serving (as `tollgate migrate`).
+    #[arg(long = "skip_server_startup", alias = "skip-server-startup")]
+    pub skip_server_startup: bool,
+
+    /// LiteLLM's flags this gateway has no use for: accepted, each with a warning saying why.
+    #[command(flatten)]
+    pub litellm_only: LiteLlmOnlyFlags,
+}
+
+/// LiteLLM proxy flags that are accepted so LiteLLM's command lines start Tollgate unchanged, and
+/// warned about at start with the reason they do nothing here.
+#[derive(Debug, Default, clap::Args)]
+pub struct LiteLlmOnlyFlags {
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub telemetry: Option<String>,
+    #[arg(long = "add_function_to_prompt", hide = true)]
+    pub add_function_to_prompt: bool,
+    #[arg(long = "max_budget", hide = true)]
+    pub max_budget: Option<f64>,
+    #[arg(long = "use_queue", hide = true)]
+    pub use_queue: bool,
+    #[arg(long = "run_gunicorn", hide = true)]
+    pub run_gunicorn: bool,
+    #[arg(long = "run_hypercorn", hide = true)]
+    pub run_hypercorn: bool,
+    #[arg(long = "run_granian", hide = true)]
+    pub run_granian: bool,
+    #[arg(long = "num_requests", hide = true)]
+    pub num_requests: Option<u64>,
+    #[arg(long = "log_config", hide = true)]
+    pub log_config: Option<String>,
+    #[arg(long, hide = true)]
+    pub ciphers: Option<String>,
+    #[arg(long = "use_prisma_db_push", hide = true)]
+    pub use_prisma_db_push: bool,
+    #[arg(long = "keepalive_timeout", hide = true)]
+    pub keepalive_timeout: Option<u64>,
+    #[arg(long = "max_requests_before_restart", hide = true)]
+    pub max_requests_before_restart: Option<u64>,
+    #[arg(long = "limit_concurrency", hide = true)]
+    pub limit_concurrency: Option<u64>,
+    #[arg(long = "iam_token_db_auth", hide = true)]
+    pub iam_token_db_auth: bool,
+    #[arg(long, hide = true)]
+    pub local: bool,
+    #[arg(long, hide = true)]
+    pub reload: bool,
+    #[arg(long = "prometheus_metrics_port", hide = true)]
+    pub prometheus_metrics_port: Option<u16>,
+    /// LiteLLM's `-v` (print the version): `-V` / `--version` here.
+    #[arg(short = 'v', id = "litellm_v", hide = true, action = clap::ArgAction::Version)]
+    pub print_version: Option<bool>,
+}
+
+impl LiteLlmOnlyFlags {
+    /// One warning per LiteLLM-only flag given, with why it does nothing here.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut warn = |given: bool, flag: &str, why: &str| {
+            if given {
+                out.push(format!(
+                    "--{flag} is a LiteLLM flag Tollgate does not need ({why}); ignored"
+                ));
+            }
+        };
+        warn(
+            self.telemetry.is_some(),
+            "telemetry",
+            "Tollgate sends no telemetry",
+        );
+        warn(
+            self.add_function_to_prompt,
+            "add_function_to_prompt",
+            "tools are sent to providers that take them; drop_params drops them for the others",
+        );
+        warn(
+            self.max_budget.is_some(),
+            "max_budget",
+            "set budgets on keys, users, teams and organizations",
+        );
+        warn(
+            self.use_queue,
+            "use_queue",
+            "requests are served directly; limits queue nothing",
+        );
+        for (given, flag) in [
+            (self.run_gunicorn, "run_gunicorn"),
+            (self.run_hypercorn, "run_hypercorn"),
+            (self.run_granian, "run_granian"),
+        ] {
+            warn(
+                given,
+                flag,
+                "Tollgate is its own HTTP server; --num_workers sets its worker threads",
+            );
+        }
+        warn(
+            self.num_requests.is_some(),
+            "num_requests",
+            "--test makes one call",
+        );
+        warn(
+            self.log_config.is_some(),
+            "log_config",
+            "logs are set with --debug, --detailed_debug, JSON_LOGS and RUST_LOG",
+        );
+        warn(
+            self.ciphers.is_some(),
+            "ciphers",
+            "TLS uses rustls' safe default cipher suites",
+        );
+        warn(
+            self.use_prisma_db_push,
+            "use_prisma_db_push",
+            "Tollgate applies its own migrations at start and with `tollgate migrate`",
+        );
+        warn(
+            self.iam_token_db_auth,
+            "iam_token_db_auth",
+            "put the database credentials in database_url",
+        );
+        for (given, flag) in [
+            (self.keepalive_timeout.is_some(), "keepalive_timeout"),
+            (
+                self.max_requests_before_restart.is_some(),
+                "max_requests_before_restart",
+            ),
+            (self.limit_concurrency.is_some(), "limit_concurrency"),
+        ] {
+            warn(
+                given,
+                flag,
+                "worker tuning of LiteLLM's Python servers; use max_parallel_requests for concurrency limits",
+            );
+        }
+        warn(self.local, "local", "a LiteLLM development flag");
+        warn(
+            self.reload,
+            "reload",
+            "a LiteLLM development flag; restart to reload",
+        );
+        warn(
+            self.prometheus_metrics_port.is_some(),
+            "prometheus_metrics_port",
+            "/metrics is served on the gateway's port",
+        );
+        out
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -30,6 +30,10 @@ fn main() {
     if let Some(Command::Logs(args)) = &cli.command {
         std::process::exit(tollgate::cli::run_logs_command(args));
     }
+    if cli.skip_server_startup {
+        tollgate::logging::init(cli.debug, cli.detailed_debug, false);
+        std::process::exit(tollgate::server::migrate_command(&cli));
+    }
     if cli.test || cli.health {
         std::process::exit(tollgate::cli::run_client_command(&cli));
     }
@@ -41,6 +45,13 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if cli.validate_config {
+        for warning in config.warnings.iter().chain(&cli.litellm_only.warnings()) {
+            println!("warning: {warning}");
+        }
+        println!("config OK: {} model deployment(s)", config.model_list.len());
+        std::process::exit(0);
+    }
     tollgate::logging::init(
         cli.debug || tollgate::logging::set_verbose(&config),
         cli.detailed_debug,

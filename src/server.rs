@@ -118,7 +118,7 @@ pub fn migrate_command(cli: &Cli) -> i32 {
 /// Run the gateway until it is stopped (SIGTERM drains in-flight requests).
 pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let started_at = Instant::now();
-    for warning in &config.warnings {
+    for warning in config.warnings.iter().chain(&cli.litellm_only.warnings()) {
         tracing::warn!("{warning}");
     }
     if cli.detailed_debug {

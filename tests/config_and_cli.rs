@@ -396,3 +396,97 @@ general_settings:
     assert_eq!(body["healthy_count"], 1, "{body}");
     assert!(!gw.proc.logs().contains("panicked"), "{}", gw.proc.logs());
 }
+
+/// LiteLLM's flags Tollgate has no use for start the gateway, each with a warning saying why.
+#[actix_rt::test]
+async fn litellm_only_flags_start_the_gateway_with_a_warning_each() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(
+        &basic_config(&mock),
+        &[
+            "--telemetry",
+            "False",
+            "--add_function_to_prompt",
+            "--max_budget",
+            "10",
+            "--use_queue",
+            "--run_gunicorn",
+            "--num_requests",
+            "5",
+            "--keepalive_timeout",
+            "30",
+            "--local",
+        ],
+        &[],
+    );
+    let (status, _, body) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(MASTER_KEY),
+        &chat("mock-gpt"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let logs = gw.proc.logs();
+    for flag in [
+        "--telemetry",
+        "--add_function_to_prompt",
+        "--max_budget",
+        "--use_queue",
+        "--run_gunicorn",
+        "--num_requests",
+        "--keepalive_timeout",
+        "--local",
+    ] {
+        assert!(
+            logs.contains(&format!("{flag} is a LiteLLM flag Tollgate does not need")),
+            "{flag}: {logs}"
+        );
+    }
+}
+
+/// `--validate_config` checks the config and exits; `--skip_server_startup` migrates and exits;
+/// `-v` prints the version, as LiteLLM's do.
+#[test]
+fn validate_config_skip_server_startup_and_v_exit_without_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.yaml");
+    let db = dir.path().join("skip.db");
+    std::fs::write(
+        &good,
+        format!(
+            "model_list:\n  - model_name: a\n    litellm_params: {{model: openai/x, api_key: os.environ/TOLLGATE_TEST_UNSET_VAR}}\nlitellm_settings: {{flux: 1}}\ngeneral_settings:\n  database_url: sqlite:///{}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let good = good.to_string_lossy().to_string();
+    let (code, out, err) = run_to_end(&["--config", &good, "--validate_config"], &[], dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("config OK: 1 model deployment(s)"), "{out}");
+    assert!(out.contains("TOLLGATE_TEST_UNSET_VAR"), "{out}");
+    assert!(
+        out.contains("unknown config key litellm_settings.flux"),
+        "{out}"
+    );
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "model_list: [\n").unwrap();
+    let (code, _, err) = run_to_end(
+        &["--config", &bad.to_string_lossy(), "--validate_config"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{err}");
+
+    let (code, out, err) = run_to_end(
+        &["--config", &good, "--skip_server_startup"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("applied"), "{out}");
+    assert!(db.exists());
+
+    let (code, out, _) = run_to_end(&["-v"], &[], dir.path());
+    assert_eq!(code, 0);
+    assert!(out.starts_with("tollgate "), "{out}");
+}
