@@ -6,6 +6,8 @@
 # What it does, in order:
 #   1. makes sure PostgreSQL answers on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (installs them with
 #      apt-get and starts them when missing), creates a fresh database for this run and drops it on exit;
+#      installs Chromium and chromedriver (Debian's chromium, chromium-driver) for the admin UI's
+#      browser tests when missing;
 #   2. sets up a Python venv in target/pyenv with the OpenAI and Anthropic SDKs (for the SDK smoke test);
 #   3. cargo fmt --check, cargo audit (RustSec advisories; fails on a vulnerable dependency), build,
 #      tests (unit, integration, doc), clippy -D warnings.
@@ -15,7 +17,8 @@
 #   TOLLGATE_AUDIT_DB          advisory database for cargo audit: "live" (fetch from GitHub, fail if it
 #                              cannot), "snapshot" (audit/advisory-db, no network), or unset: live when
 #                              GitHub answers, else the snapshot
-#   CI                         when set, tests that need the Python SDK fail instead of being skipped
+#   CI                         when set, tests that need the Python SDK or Chromium fail instead of being
+#                              skipped
 # Exported to the tests: TOLLGATE_TEST_DATABASE_URL, TOLLGATE_TEST_PG_ADMIN_URL, TOLLGATE_TEST_REDIS_URL,
 # TOLLGATE_TEST_PYTHON (only when the SDKs are available), RUST_BACKTRACE=1.
 set -euo pipefail
@@ -223,6 +226,23 @@ ensure_python_sdks() {
 }
 
 # ---------------------------------------------------------------------------------------------------
+# Chromium and chromedriver for the admin UI's browser tests (tests/ui.rs)
+# ---------------------------------------------------------------------------------------------------
+ensure_chromium() {
+  banner "Chromium and chromedriver (admin UI browser tests)"
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+      echo "installing chromium and chromium-driver with apt-get"
+      apt_install chromium chromium-driver
+    else
+      warn "apt-get not found: install chromium and chromedriver yourself; the browser tests will not run (fatal under CI)"
+      return 0
+    fi
+  fi
+  echo "$(/usr/bin/chromium --version 2>/dev/null || echo chromium), $(/usr/bin/chromedriver --version 2>/dev/null | head -n1)"
+}
+
+# ---------------------------------------------------------------------------------------------------
 # Dependency audit: Cargo.lock against the RustSec advisory database
 # ---------------------------------------------------------------------------------------------------
 # The live database is a GitHub repository; machines that reach only package registries use the
@@ -266,6 +286,7 @@ ensure_postgres
 create_test_db
 ensure_redis
 ensure_python_sdks
+ensure_chromium
 
 banner "cargo fmt --all -- --check"
 cargo fmt --all -- --check
