@@ -782,10 +782,11 @@ async fn browse(c: &Client, gw: &Gateway) {
         logs.contains(XSS_ALIAS) && logs.contains("mock-gpt") && logs.contains("success"),
         "{logs}"
     );
+    screenshot(c, "logs").await;
     click(c, "Details").await;
     see(c, "Request detail").await;
     see(c, "Key alias").await;
-    screenshot(c, "logs").await;
+    screenshot(c, "logs-detail").await;
 
     // The live tail: a request made now appears as it finishes.
     click(c, "Start live tail").await;
@@ -829,6 +830,10 @@ async fn browse(c: &Client, gw: &Gateway) {
         "{usage}"
     );
     screenshot(c, "usage").await;
+    c.execute("document.querySelector('.tables').scrollIntoView()", vec![])
+        .await
+        .unwrap();
+    screenshot(c, "usage-tables").await;
 
     // Block, then delete with confirmation.
     c.goto(&gw.url("/ui/#/keys")).await.unwrap();

@@ -202,7 +202,7 @@ function chart(days) {
       },
       ticks.map((t) => [
         svg('line', { class: 'grid', x1: pad.left, x2: W - pad.right, y1: y(t), y2: y(t) }),
-        svg('text', { class: 'axis', x: pad.left - 8, y: y(t) + 4, 'text-anchor': 'end' }, money(t)),
+        svg('text', { class: 'axis', x: pad.left - 8, y: y(t) + 4, 'text-anchor': 'end' }, tick(t)),
       ]),
       days.map((d, i) => {
         const x = pad.left + i * slot + (slot - barW) / 2;
@@ -221,6 +221,12 @@ function chart(days) {
       svg('line', { class: 'baseline', x1: pad.left, x2: W - pad.right, y1: y(0), y2: y(0) }),
     ),
   );
+}
+
+/** An axis label: exact for the small round numbers the axis uses ($0.025, not $0.03). */
+function tick(v) {
+  if (v === 0) return '$0';
+  return `$${Number(v.toPrecision(3))}`;
 }
 
 /** A round number at or above v for the axis. */
