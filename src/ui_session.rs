@@ -204,6 +204,20 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| GatewayError::internal(format!("password work failed: {e}")))
 }
 
+/// Run a store call in a task of its own and wait for it. A session is looked up while actix
+/// runs a handler's extractors together, and drops the others as soon as one fails (a refused
+/// CSRF token): the lookup must survive being dropped, and a SQLite call cancelled mid-way
+/// panics inside diesel-async's connection wrapper. A detached task always finishes its call.
+async fn detached<T: 'static, F>(call: F) -> Result<T, GatewayError>
+where
+    F: std::future::Future<Output = Result<T, crate::store::StoreError>> + 'static,
+{
+    actix_web::rt::spawn(call)
+        .await
+        .map_err(|e| GatewayError::internal(format!("a session lookup failed: {e}")))?
+        .map_err(GatewayError::from)
+}
+
 impl Sessions {
     /// `admin_username` defaults to [`DEFAULT_ADMIN`]; `admin_password` is `UI_PASSWORD` or the
     /// master key.
@@ -255,22 +269,25 @@ impl Sessions {
         rand::rng().fill_bytes(&mut bytes);
         let token = hex::encode(bytes);
         let expires_at = now + SESSION_TTL.as_millis() as i64;
-        let store = self.db.store()?;
-        store
-            .insert_session(&SessionRecord {
-                token_hash: token_hash(&token),
-                admin: who == Who::Admin,
-                user_id: match &who {
-                    Who::Admin => None,
-                    Who::User(id) => Some(id.clone()),
-                },
-                created_at: now,
-                expires_at,
-            })
-            .await?;
-        if let Err(e) = store.delete_expired_sessions(now).await {
-            tracing::warn!(error = %e, "could not delete expired UI sessions");
-        }
+        let store = self.db.store()?.clone();
+        let record = SessionRecord {
+            token_hash: token_hash(&token),
+            admin: who == Who::Admin,
+            user_id: match &who {
+                Who::Admin => None,
+                Who::User(id) => Some(id.clone()),
+            },
+            created_at: now,
+            expires_at,
+        };
+        detached(async move {
+            store.insert_session(&record).await?;
+            if let Err(e) = store.delete_expired_sessions(now).await {
+                tracing::warn!(error = %e, "could not delete expired UI sessions");
+            }
+            Ok(())
+        })
+        .await?;
         Ok(NewSession {
             csrf: csrf_token(&token),
             token: Secret::new(token),
@@ -292,15 +309,17 @@ impl Sessions {
                 .is_some_and(|expected| bool::from(digest(password.as_bytes()).ct_eq(&expected)));
             return Ok(ok.then_some((Who::Admin, crate::auth::Role::ProxyAdmin)));
         }
-        let store = self.db.store()?;
-        let stored = store.get_user_password(username).await?;
+        let store = self.db.store()?.clone();
+        let (lookup, name) = (store.clone(), username.to_string());
+        let stored = detached(async move { lookup.get_user_password(&name).await }).await?;
         let (password, known) = (password.to_string(), stored.is_some());
         let stored = stored.unwrap_or_else(|| dummy_hash().to_string());
         let matches = blocking(move || verify_password(&password, &stored)).await?;
         if !(known && matches) {
             return Ok(None);
         }
-        match store.get_entity(EntityKind::User, username).await? {
+        let name = username.to_string();
+        match detached(async move { store.get_entity(EntityKind::User, &name).await }).await? {
             Some(user) if !user.blocked => {
                 let role = session_caller(user.clone()).role();
                 Ok(Some((Who::User(user.id), role)))
@@ -321,8 +340,11 @@ impl Sessions {
             message: "Authentication Error, the UI session has expired or was signed out; sign in again at /ui".into(),
         }
         };
-        let store = self.db.store()?;
-        let Some(session) = store.get_session(&token_hash(token), now_ms()).await? else {
+        let store = self.db.store()?.clone();
+        let (lookup, hash) = (store.clone(), token_hash(token));
+        let Some(session) =
+            detached(async move { lookup.get_session(&hash, now_ms()).await }).await?
+        else {
             return Err(expired());
         };
         if !is_safe_method(req.method()) {
@@ -347,7 +369,7 @@ impl Sessions {
         let Some(user_id) = session.user_id else {
             return Err(expired());
         };
-        match store.get_entity(EntityKind::User, &user_id).await? {
+        match detached(async move { store.get_entity(EntityKind::User, &user_id).await }).await? {
             Some(user) if !user.blocked => Ok(session_caller(user)),
             _ => Err(expired()),
         }
@@ -355,16 +377,14 @@ impl Sessions {
 
     /// The session of a token, if it is valid (for `GET /ui/session`).
     pub async fn session(&self, token: &str) -> Result<Option<SessionRecord>, GatewayError> {
-        Ok(self
-            .db
-            .store()?
-            .get_session(&token_hash(token), now_ms())
-            .await?)
+        let (store, hash) = (self.db.store()?.clone(), token_hash(token));
+        detached(async move { store.get_session(&hash, now_ms()).await }).await
     }
 
     /// Sign out: the session is deleted.
     pub async fn sign_out(&self, token: &str) -> Result<(), GatewayError> {
-        Ok(self.db.store()?.delete_session(&token_hash(token)).await?)
+        let (store, hash) = (self.db.store()?.clone(), token_hash(token));
+        detached(async move { store.delete_session(&hash).await }).await
     }
 
     pub fn admin_username(&self) -> &str {

@@ -98,8 +98,8 @@ async fn with_cookie(
             .insert_header(("content-type", "application/json"))
             .send_body(b.to_string())
             .await
-            .expect("sent"),
-        None => req.send().await.expect("sent"),
+            .unwrap_or_else(|e| panic!("{url}: {e}")),
+        None => req.send().await.unwrap_or_else(|e| panic!("{url}: {e}")),
     };
     let status = resp.status().as_u16();
     if resp
@@ -159,6 +159,7 @@ async fn the_ui_is_served_from_the_binary_with_its_security_headers() {
         ("dom.js", "text/javascript; charset=utf-8"),
         ("pages/login.js", "text/javascript; charset=utf-8"),
         ("pages/keys.js", "text/javascript; charset=utf-8"),
+        ("pages/users.js", "text/javascript; charset=utf-8"),
         ("pages/usage.js", "text/javascript; charset=utf-8"),
         ("pages/logs.js", "text/javascript; charset=utf-8"),
         ("style.css", "text/css; charset=utf-8"),
@@ -700,7 +701,7 @@ async fn browse(c: &Client, gw: &Gateway) {
         }
         out
     };
-    assert_eq!(nav, ["Keys", "Usage", "Logs"]);
+    assert_eq!(nav, ["Keys", "Users", "Usage", "Logs"]);
     // The master key is nowhere in the page, its storage or its URL.
     let source = c.source().await.unwrap();
     let storage = c
@@ -877,7 +878,68 @@ async fn browse(c: &Client, gw: &Gateway) {
     })
     .await;
 
-    // On a phone-sized window the same page stacks.
+    // Users: create one with a UI password, edit its budget, block it, delete it.
+    c.goto(&gw.url("/ui/#/users")).await.unwrap();
+    see(c, "alice").await;
+    click(c, "Create user").await;
+    fill(c, "User ID", "carol").await;
+    fill(c, "Email", "carol@example.com").await;
+    fill(c, "Password", "carol-password-1").await;
+    click(c, "Create").await;
+    see(c, "User carol created").await;
+    see(c, "carol@example.com").await;
+    let (status, _, body) = login(gw, "carol", "carol-password-1").await;
+    assert_eq!(
+        status, 200,
+        "the password set in the UI signs carol in: {body}"
+    );
+    assert_eq!(body["role"], "internal_user");
+    c.find(Locator::Css("button[aria-label='Edit user carol']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(c, "Max budget", "10").await;
+    screenshot(c, "users-edit").await;
+    click(c, "Save").await;
+    see(c, "User carol saved").await;
+    see(c, "$0 / $10.00").await;
+    let (_, _, info) = get(&gw.url("/user/info?user_id=carol"), Some(MASTER_KEY)).await;
+    assert_eq!(info["user_info"]["max_budget"], 10.0);
+    c.find(Locator::Css("button[aria-label='Block user carol']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "Block: done").await;
+    let (status, _, _) = login(gw, "carol", "carol-password-1").await;
+    assert_eq!(status, 401, "a blocked user cannot sign in");
+    screenshot(c, "users").await;
+    c.find(Locator::Css("button[aria-label='Delete user carol']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "Delete user?").await;
+    c.find(Locator::Css("dialog button.danger"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "Delete: done").await;
+    wait_for(Duration::from_secs(10), || async {
+        !page_text(c).await.contains("carol@example.com")
+    })
+    .await;
+    let (status, _, _) = get(&gw.url("/user/info?user_id=carol"), Some(MASTER_KEY)).await;
+    assert_eq!(status, 404);
+
+    // On a phone-sized window the Keys page stacks.
+    c.goto(&gw.url("/ui/#/keys")).await.unwrap();
     c.set_window_size(390, 844).await.unwrap();
     see(c, "alice-key").await;
     screenshot(c, "keys-phone").await;

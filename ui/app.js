@@ -5,6 +5,7 @@ import { currentSession, setCsrf, signOut, whenSignedOut } from './api.js';
 import { h, notice, replace } from './dom.js';
 import { renderLogin } from './pages/login.js';
 import * as keys from './pages/keys.js';
+import * as users from './pages/users.js';
 import * as usage from './pages/usage.js';
 import * as logs from './pages/logs.js';
 
@@ -15,6 +16,7 @@ const ADMIN_READERS = ['proxy_admin', 'proxy_admin_viewer'];
 /** Every page, with who may see it (the API refuses the others anyway). */
 const PAGES = [
   { id: 'keys', title: 'Keys', page: keys, visible: () => true },
+  { id: 'users', title: 'Users', page: users, visible: (s) => ADMIN_READERS.includes(s.role) },
   { id: 'usage', title: 'Usage', page: usage, visible: (s) => ADMIN_READERS.includes(s.role) },
   { id: 'logs', title: 'Logs', page: logs, visible: (s) => ADMIN_READERS.includes(s.role) },
 ];

@@ -55,6 +55,7 @@ static ASSETS: &[Asset] = &[
     asset!("dom.js", JS),
     asset!("pages/login.js", JS),
     asset!("pages/keys.js", JS),
+    asset!("pages/users.js", JS),
     asset!("pages/usage.js", JS),
     asset!("pages/logs.js", JS),
 ];
