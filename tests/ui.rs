@@ -160,6 +160,7 @@ async fn the_ui_is_served_from_the_binary_with_its_security_headers() {
         ("pages/login.js", "text/javascript; charset=utf-8"),
         ("pages/keys.js", "text/javascript; charset=utf-8"),
         ("pages/users.js", "text/javascript; charset=utf-8"),
+        ("pages/teams.js", "text/javascript; charset=utf-8"),
         ("pages/usage.js", "text/javascript; charset=utf-8"),
         ("pages/logs.js", "text/javascript; charset=utf-8"),
         ("style.css", "text/css; charset=utf-8"),
@@ -701,7 +702,7 @@ async fn browse(c: &Client, gw: &Gateway) {
         }
         out
     };
-    assert_eq!(nav, ["Keys", "Users", "Usage", "Logs"]);
+    assert_eq!(nav, ["Keys", "Users", "Teams", "Usage", "Logs"]);
     // The master key is nowhere in the page, its storage or its URL.
     let source = c.source().await.unwrap();
     let storage = c
@@ -938,6 +939,122 @@ async fn browse(c: &Client, gw: &Gateway) {
     let (status, _, _) = get(&gw.url("/user/info?user_id=carol"), Some(MASTER_KEY)).await;
     assert_eq!(status, 404);
 
+    // Teams: create one, add a member, see its keys and spend, remove the member, delete it.
+    c.goto(&gw.url("/ui/#/teams")).await.unwrap();
+    see(c, "No teams yet").await;
+    click(c, "Create team").await;
+    fill(c, "Team name", "research").await;
+    fill(c, "Team models", "mock-gpt").await;
+    fill(c, "Team budget", "50").await;
+    click(c, "Create").await;
+    see(c, "Team research created").await;
+    let (_, _, teams) = get(&gw.url("/team/list"), Some(MASTER_KEY)).await;
+    let team_id = teams[0]["team_id"].as_str().unwrap().to_string();
+    assert_eq!(teams[0]["max_budget"], 50.0);
+    // A key of the team, made through the API, with a request on it.
+    let team_key = admin(
+        gw,
+        "/key/generate",
+        json!({"team_id": team_id, "key_alias": "research-key"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _, _) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(&team_key),
+        &chat("mock-gpt"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_for(Duration::from_secs(10), || async {
+        let (_, _, t) = get(
+            &gw.url(&format!("/team/info?team_id={team_id}")),
+            Some(MASTER_KEY),
+        )
+        .await;
+        t["team_info"]["spend"].as_f64().unwrap_or(0.0) > 0.0
+    })
+    .await;
+    c.find(Locator::Css("button[aria-label='Open team research']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "Team research").await;
+    see(c, "research-key").await;
+    fill(c, "Member user ID", "alice").await;
+    click(c, "Add member").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(
+            "button[aria-label='Remove alice from the team']",
+        ))
+        .await
+        .expect("alice is a member");
+    let (_, _, t) = get(
+        &gw.url(&format!("/team/info?team_id={team_id}")),
+        Some(MASTER_KEY),
+    )
+    .await;
+    assert!(
+        t["team_info"]["members_with_roles"]
+            .to_string()
+            .contains("alice"),
+        "{t}"
+    );
+    let spend = c
+        .find(Locator::Css(".detail .stat .value"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        spend.starts_with('$') && spend != "$0",
+        "the team's spend: {spend}"
+    );
+    screenshot(c, "teams").await;
+    c.find(Locator::Css(
+        "button[aria-label='Remove alice from the team']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    see(c, "Remove member?").await;
+    c.find(Locator::Css("dialog button.danger"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "No members yet").await;
+    c.find(Locator::Css("button[aria-label='Delete team research']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "Delete team?").await;
+    c.find(Locator::Css("dialog button.danger"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "No teams yet").await;
+    let (status, _, _) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(&team_key),
+        &chat("mock-gpt"),
+    )
+    .await;
+    assert_eq!(status, 401, "the team's keys went with it");
+
     // On a phone-sized window the Keys page stacks.
     c.goto(&gw.url("/ui/#/keys")).await.unwrap();
     c.set_window_size(390, 844).await.unwrap();
@@ -953,8 +1070,11 @@ async fn browse(c: &Client, gw: &Gateway) {
     see(c, "alice-key").await;
     let text = page_text(c).await;
     assert!(!text.contains("bob-key"), "{text}");
-    let nav = c.find_all(Locator::Css("nav a")).await.unwrap();
-    assert_eq!(nav.len(), 1);
+    let mut nav = Vec::new();
+    for a in c.find_all(Locator::Css("nav a")).await.unwrap() {
+        nav.push(a.text().await.unwrap());
+    }
+    assert_eq!(nav, ["Keys", "Teams"]);
     assert!(c
         .find_all(Locator::XPath(
             "//button[starts-with(normalize-space(), 'Block')]"

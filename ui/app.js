@@ -6,6 +6,7 @@ import { h, notice, replace } from './dom.js';
 import { renderLogin } from './pages/login.js';
 import * as keys from './pages/keys.js';
 import * as users from './pages/users.js';
+import * as teams from './pages/teams.js';
 import * as usage from './pages/usage.js';
 import * as logs from './pages/logs.js';
 
@@ -17,6 +18,7 @@ const ADMIN_READERS = ['proxy_admin', 'proxy_admin_viewer'];
 const PAGES = [
   { id: 'keys', title: 'Keys', page: keys, visible: () => true },
   { id: 'users', title: 'Users', page: users, visible: (s) => ADMIN_READERS.includes(s.role) },
+  { id: 'teams', title: 'Teams', page: teams, visible: (s) => s.role !== 'team' && s.role !== 'customer' },
   { id: 'usage', title: 'Usage', page: usage, visible: (s) => ADMIN_READERS.includes(s.role) },
   { id: 'logs', title: 'Logs', page: logs, visible: (s) => ADMIN_READERS.includes(s.role) },
 ];

@@ -56,6 +56,7 @@ static ASSETS: &[Asset] = &[
     asset!("pages/login.js", JS),
     asset!("pages/keys.js", JS),
     asset!("pages/users.js", JS),
+    asset!("pages/teams.js", JS),
     asset!("pages/usage.js", JS),
     asset!("pages/logs.js", JS),
 ];
