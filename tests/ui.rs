@@ -161,6 +161,7 @@ async fn the_ui_is_served_from_the_binary_with_its_security_headers() {
         ("pages/keys.js", "text/javascript; charset=utf-8"),
         ("pages/users.js", "text/javascript; charset=utf-8"),
         ("pages/teams.js", "text/javascript; charset=utf-8"),
+        ("pages/models.js", "text/javascript; charset=utf-8"),
         ("pages/usage.js", "text/javascript; charset=utf-8"),
         ("pages/logs.js", "text/javascript; charset=utf-8"),
         ("style.css", "text/css; charset=utf-8"),
@@ -663,15 +664,19 @@ async fn the_pages_work_in_a_real_browser() {
         .await;
     }
     let c = browser(&driver).await;
-    let result =
-        futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(browse(&c, &gw))).await;
+    let result = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(browse(
+        &c,
+        &gw,
+        &mock.api_base(),
+    )))
+    .await;
     let _ = c.close().await;
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
 }
 
-async fn browse(c: &Client, gw: &Gateway) {
+async fn browse(c: &Client, gw: &Gateway, mock_base: &str) {
     // `/` leads to the sign-in form.
     c.goto(&gw.url("/")).await.unwrap();
     let url = c.current_url().await.unwrap();
@@ -702,7 +707,7 @@ async fn browse(c: &Client, gw: &Gateway) {
         }
         out
     };
-    assert_eq!(nav, ["Keys", "Users", "Teams", "Usage", "Logs"]);
+    assert_eq!(nav, ["Keys", "Users", "Teams", "Models", "Usage", "Logs"]);
     // The master key is nowhere in the page, its storage or its URL.
     let source = c.source().await.unwrap();
     let storage = c
@@ -1055,6 +1060,63 @@ async fn browse(c: &Client, gw: &Gateway) {
     .await;
     assert_eq!(status, 401, "the team's keys went with it");
 
+    // Models: the config's deployment; add one (its key sealed, never shown), check health,
+    // call it, delete it.
+    c.goto(&gw.url("/ui/#/models")).await.unwrap();
+    see(c, "openai/mock-gpt").await;
+    see(c, "in the config file").await;
+    click(c, "Add model").await;
+    fill(c, "Model name", "ui-added").await;
+    fill(c, "Provider model", "openai/mock-gpt").await;
+    fill(c, "API base", mock_base).await;
+    fill(c, "API key", "sk-ui-added-upstream-secret").await;
+    fill(c, "RPM", "100").await;
+    click(c, "Add").await;
+    see(c, "Model ui-added added").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//td[normalize-space()='database']"))
+        .await
+        .expect("the added model, from the database");
+    wait_for(Duration::from_secs(10), || async {
+        let (status, _, _) = post(
+            &gw.url("/v1/chat/completions"),
+            Some(MASTER_KEY),
+            &chat("ui-added"),
+        )
+        .await;
+        status == 200
+    })
+    .await;
+    click(c, "Check health").await;
+    see(c, "2 healthy, 0 unhealthy").await;
+    let text = page_text(c).await;
+    assert!(!c
+        .source()
+        .await
+        .unwrap()
+        .contains("sk-ui-added-upstream-secret"));
+    assert!(!text.contains("sk-mock-upstream-secret-42"), "{text}");
+    screenshot(c, "models").await;
+    c.find(Locator::Css("button[aria-label='Delete model ui-added']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "Delete model?").await;
+    c.find(Locator::Css("dialog button.danger"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "Delete: done").await;
+    wait_for(Duration::from_secs(10), || async {
+        !page_text(c).await.contains("ui-added")
+    })
+    .await;
+
     // On a phone-sized window the Keys page stacks.
     c.goto(&gw.url("/ui/#/keys")).await.unwrap();
     c.set_window_size(390, 844).await.unwrap();
@@ -1074,7 +1136,7 @@ async fn browse(c: &Client, gw: &Gateway) {
     for a in c.find_all(Locator::Css("nav a")).await.unwrap() {
         nav.push(a.text().await.unwrap());
     }
-    assert_eq!(nav, ["Keys", "Teams"]);
+    assert_eq!(nav, ["Keys", "Teams", "Models"]);
     assert!(c
         .find_all(Locator::XPath(
             "//button[starts-with(normalize-space(), 'Block')]"
