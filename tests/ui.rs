@@ -161,6 +161,7 @@ async fn the_ui_is_served_from_the_binary_with_its_security_headers() {
         ("pages/keys.js", "text/javascript; charset=utf-8"),
         ("pages/users.js", "text/javascript; charset=utf-8"),
         ("pages/teams.js", "text/javascript; charset=utf-8"),
+        ("pages/organizations.js", "text/javascript; charset=utf-8"),
         ("pages/models.js", "text/javascript; charset=utf-8"),
         ("pages/usage.js", "text/javascript; charset=utf-8"),
         ("pages/logs.js", "text/javascript; charset=utf-8"),
@@ -707,7 +708,18 @@ async fn browse(c: &Client, gw: &Gateway, mock_base: &str) {
         }
         out
     };
-    assert_eq!(nav, ["Keys", "Users", "Teams", "Models", "Usage", "Logs"]);
+    assert_eq!(
+        nav,
+        [
+            "Keys",
+            "Users",
+            "Teams",
+            "Organizations",
+            "Models",
+            "Usage",
+            "Logs"
+        ]
+    );
     // The master key is nowhere in the page, its storage or its URL.
     let source = c.source().await.unwrap();
     let storage = c
@@ -1059,6 +1071,52 @@ async fn browse(c: &Client, gw: &Gateway, mock_base: &str) {
     )
     .await;
     assert_eq!(status, 401, "the team's keys went with it");
+
+    // Organizations: create one, add a member, delete it.
+    c.goto(&gw.url("/ui/#/organizations")).await.unwrap();
+    see(c, "No organizations yet").await;
+    click(c, "Create organization").await;
+    fill(c, "Organization name", "acme").await;
+    fill(c, "Organization budget", "100").await;
+    click(c, "Create").await;
+    see(c, "Organization acme created").await;
+    c.find(Locator::Css("button[aria-label='Open organization acme']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "Organization id").await;
+    fill(c, "Member user ID", "bob").await;
+    click(c, "Add member").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(
+            "button[aria-label='Remove bob from the organization']",
+        ))
+        .await
+        .expect("bob is a member");
+    let (_, _, orgs) = get(&gw.url("/organization/list"), Some(MASTER_KEY)).await;
+    assert_eq!(orgs[0]["organization_alias"], "acme");
+    assert_eq!(orgs[0]["max_budget"], 100.0);
+    assert!(orgs[0]["members"].to_string().contains("bob"), "{orgs}");
+    screenshot(c, "organizations").await;
+    c.find(Locator::Css(
+        "button[aria-label='Delete organization acme']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    see(c, "Delete organization?").await;
+    c.find(Locator::Css("dialog button.danger"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "No organizations yet").await;
 
     // Models: the config's deployment; add one (its key sealed, never shown), check health,
     // call it, delete it.

@@ -7,6 +7,7 @@ import { renderLogin } from './pages/login.js';
 import * as keys from './pages/keys.js';
 import * as users from './pages/users.js';
 import * as teams from './pages/teams.js';
+import * as organizations from './pages/organizations.js';
 import * as models from './pages/models.js';
 import * as usage from './pages/usage.js';
 import * as logs from './pages/logs.js';
@@ -20,6 +21,7 @@ const PAGES = [
   { id: 'keys', title: 'Keys', page: keys, visible: () => true },
   { id: 'users', title: 'Users', page: users, visible: (s) => ADMIN_READERS.includes(s.role) },
   { id: 'teams', title: 'Teams', page: teams, visible: (s) => s.role !== 'team' && s.role !== 'customer' },
+  { id: 'organizations', title: 'Organizations', page: organizations, visible: (s) => ADMIN_READERS.includes(s.role) },
   { id: 'models', title: 'Models', page: models, visible: (s) => s.role !== 'team' && s.role !== 'customer' },
   { id: 'usage', title: 'Usage', page: usage, visible: (s) => ADMIN_READERS.includes(s.role) },
   { id: 'logs', title: 'Logs', page: logs, visible: (s) => ADMIN_READERS.includes(s.role) },

@@ -57,6 +57,7 @@ static ASSETS: &[Asset] = &[
     asset!("pages/keys.js", JS),
     asset!("pages/users.js", JS),
     asset!("pages/teams.js", JS),
+    asset!("pages/organizations.js", JS),
     asset!("pages/models.js", JS),
     asset!("pages/usage.js", JS),
     asset!("pages/logs.js", JS),
