@@ -35,7 +35,7 @@ use serde_json::Map;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::auth::{Caller, Principal};
+use crate::auth::{Caller, Principal, Role};
 use crate::database::Database;
 use crate::error::GatewayError;
 use crate::secret::Secret;
@@ -73,7 +73,7 @@ pub struct NewSession {
     pub expires_at: i64,
     pub who: Who,
     /// The role the session acts with (`proxy_admin` for the admin, else the user's role).
-    pub role: crate::auth::Role,
+    pub role: Role,
 }
 
 /// Failed sign-ins per username and per client address, in fixed one-minute windows.
@@ -302,12 +302,12 @@ impl Sessions {
         &self,
         username: &str,
         password: &str,
-    ) -> Result<Option<(Who, crate::auth::Role)>, GatewayError> {
+    ) -> Result<Option<(Who, Role)>, GatewayError> {
         if username == self.admin_username {
             let ok = self
                 .admin_password
                 .is_some_and(|expected| bool::from(digest(password.as_bytes()).ct_eq(&expected)));
-            return Ok(ok.then_some((Who::Admin, crate::auth::Role::ProxyAdmin)));
+            return Ok(ok.then_some((Who::Admin, Role::ProxyAdmin)));
         }
         let store = self.db.store()?.clone();
         let (lookup, name) = (store.clone(), username.to_string());
@@ -322,6 +322,15 @@ impl Sessions {
         match detached(async move { store.get_entity(EntityKind::User, &name).await }).await? {
             Some(user) if !user.blocked => {
                 let role = session_caller(user.clone()).role();
+                if matches!(role, Role::Team | Role::Customer) {
+                    // These roles call the LLM routes only: the UI would have nothing to show.
+                    return Err(GatewayError::Forbidden {
+                        message: format!(
+                            "users with role {} have no access to the admin UI",
+                            role.as_str()
+                        ),
+                    });
+                }
                 Ok(Some((Who::User(user.id), role)))
             }
             _ => Ok(None),

@@ -377,6 +377,18 @@ async fn internal_users(gw: &Gateway) {
 
     let (status, _, _) = login(gw, "alice", "bob-password-1").await;
     assert_eq!(status, 401);
+    // Roles that call only the LLM routes have no UI (with the right password, and only then).
+    admin(
+        gw,
+        "/user/new",
+        json!({"user_id": "svc", "user_role": "team", "password": "svc-password-1"}),
+    )
+    .await;
+    let (status, _, _) = login(gw, "svc", "svc-password-2").await;
+    assert_eq!(status, 401);
+    let (status, cookie, body) = login(gw, "svc", "svc-password-1").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(cookie.is_none());
     let (status, _, _) = login(gw, "nobody", "alice-password-1").await;
     assert_eq!(status, 401);
     let alice = session(gw, "alice", "alice-password-1").await;
