@@ -4,11 +4,12 @@
 #   bash scripts/test.sh sdk_smoke       # extra arguments go to `cargo test --workspace --all-targets`
 #
 # What it does, in order:
-#   1. makes sure PostgreSQL answers on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (installs them with
-#      apt-get and starts them when missing), creates a fresh database for this run and drops it on exit;
-#      installs Chromium and chromedriver (Debian's chromium, chromium-driver) for the admin UI's
-#      browser tests when missing;
-#   2. sets up a Python venv in target/pyenv with the OpenAI and Anthropic SDKs (for the SDK smoke test);
+#   1. makes sure PostgreSQL answers on 127.0.0.1:5432 (with SSL on, for the TLS tests) and Redis on
+#      127.0.0.1:6379 (installs them with apt-get and starts them when missing), creates a fresh
+#      database for this run and drops it on exit; installs Chromium and chromedriver (Debian's
+#      chromium, chromium-driver) for the admin UI's browser tests when missing;
+#   2. sets up a Python venv in target/pyenv with the OpenAI and Anthropic SDKs (for the SDK smoke test),
+#      and fetches LiteLLM's database migrations (litellm-proxy-extras) for the LiteLLM import test;
 #   3. cargo fmt --check, cargo audit (RustSec advisories; fails on a vulnerable dependency), build,
 #      tests (unit, integration, doc), clippy -D warnings.
 #
@@ -20,7 +21,8 @@
 #   CI                         when set, tests that need the Python SDK or Chromium fail instead of being
 #                              skipped
 # Exported to the tests: TOLLGATE_TEST_DATABASE_URL, TOLLGATE_TEST_PG_ADMIN_URL, TOLLGATE_TEST_REDIS_URL,
-# TOLLGATE_TEST_PYTHON (only when the SDKs are available), RUST_BACKTRACE=1.
+# TOLLGATE_TEST_PYTHON (only when the SDKs are available), TOLLGATE_TEST_LITELLM_MIGRATIONS (only when
+# LiteLLM's migrations could be fetched), RUST_BACKTRACE=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -144,6 +146,31 @@ ensure_postgres() {
   echo "PostgreSQL is up ($(psql "$PG_URL_BASE/postgres" -qAtX -c 'SHOW server_version'))"
 }
 
+# The TLS tests (tests/postgres_tls.rs) need SSL on. Debian's package turns it on with its snakeoil
+# certificate; when it is off, turn it on with a self-signed certificate for localhost.
+ensure_postgres_ssl() {
+  local admin="$PG_URL_BASE/postgres" dir=/etc/ssl/tollgate-test-postgres
+  if [ "$(psql "$admin" -qAtX -c 'SHOW ssl')" = "on" ]; then
+    echo "PostgreSQL has SSL on ($(psql "$admin" -qAtX -c 'SHOW ssl_cert_file'))"
+    return 0
+  fi
+  echo "PostgreSQL has SSL off: turning it on with a self-signed certificate for localhost in $dir"
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  as_root mkdir -p "$dir"
+  as_root openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost -keyout "$dir/server.key" -out "$dir/server.crt" 2>/dev/null
+  as_root chown postgres: "$dir/server.key" "$dir/server.crt" 2>/dev/null || true
+  as_root chmod 600 "$dir/server.key"
+  as_root chmod 644 "$dir/server.crt"
+  psql "$admin" -qAtX -v ON_ERROR_STOP=1 \
+    -c "ALTER SYSTEM SET ssl_cert_file = '$dir/server.crt'" \
+    -c "ALTER SYSTEM SET ssl_key_file = '$dir/server.key'" \
+    -c "ALTER SYSTEM SET ssl = on" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 1
+  [ "$(psql "$admin" -qAtX -c 'SHOW ssl')" = "on" ] || die "could not turn SSL on in PostgreSQL"
+}
+
 TEST_DB=""
 drop_test_db() {
   if [ -n "$TEST_DB" ]; then
@@ -226,6 +253,29 @@ ensure_python_sdks() {
 }
 
 # ---------------------------------------------------------------------------------------------------
+# LiteLLM's database schema (its own migrations, from the litellm-proxy-extras package) for the
+# import test: tests/import_litellm.rs applies them in order to a fresh database.
+# ---------------------------------------------------------------------------------------------------
+LITELLM_PROXY_EXTRAS_VERSION=0.4.110
+ensure_litellm_schema() {
+  banner "LiteLLM's database schema (litellm-proxy-extras $LITELLM_PROXY_EXTRAS_VERSION)"
+  local dir="$PWD/target/litellm-proxy-extras-$LITELLM_PROXY_EXTRAS_VERSION"
+  local migrations="$dir/litellm_proxy_extras/migrations"
+  if [ ! -d "$migrations" ]; then
+    rm -rf "$dir" && mkdir -p "$dir"
+    if ! python3 -m pip download -q --disable-pip-version-check --no-deps -d "$dir" \
+      "litellm-proxy-extras==$LITELLM_PROXY_EXTRAS_VERSION" ||
+      ! python3 -m zipfile -e "$dir"/litellm_proxy_extras-*.whl "$dir"; then
+      rm -rf "$dir"
+      warn "could not fetch litellm-proxy-extras: the LiteLLM import test will not run (fatal under CI)"
+      return 0
+    fi
+  fi
+  export TOLLGATE_TEST_LITELLM_MIGRATIONS="$migrations"
+  echo "TOLLGATE_TEST_LITELLM_MIGRATIONS=$migrations ($(find "$migrations" -name migration.sql | wc -l) migrations)"
+}
+
+# ---------------------------------------------------------------------------------------------------
 # Chromium and chromedriver for the admin UI's browser tests (tests/ui.rs)
 # ---------------------------------------------------------------------------------------------------
 ensure_chromium() {
@@ -283,9 +333,11 @@ run_audit() {
 # Run
 # ---------------------------------------------------------------------------------------------------
 ensure_postgres
+ensure_postgres_ssl
 create_test_db
 ensure_redis
 ensure_python_sdks
+ensure_litellm_schema
 ensure_chromium
 
 banner "cargo fmt --all -- --check"

@@ -375,6 +375,25 @@ impl ProxyConfig {
             .filter(|s| !s.is_empty())
     }
 
+    /// The Postgres pool: `general_settings.database_connection_pool_limit` (connections, default
+    /// 10) and `database_connection_timeout` (seconds to open one, default 10).
+    pub fn database_pool(&self) -> crate::store::PoolSettings {
+        let defaults = crate::store::PoolSettings::default();
+        let g = &self.general_settings;
+        crate::store::PoolSettings {
+            max_size: g
+                .get("database_connection_pool_limit")
+                .and_then(as_f64)
+                .filter(|n| *n >= 1.0)
+                .map_or(defaults.max_size, |n| n.min(1000.0) as u32),
+            connect_timeout: g
+                .get("database_connection_timeout")
+                .and_then(as_f64)
+                .filter(|s| *s > 0.0)
+                .map_or(defaults.connect_timeout, config_seconds),
+        }
+    }
+
     /// `general_settings.disable_spend_logs`: no spend-log rows are written (spend still lands
     /// on keys, users, teams, organizations and end users).
     pub fn spend_logs_disabled(&self) -> bool {

@@ -248,7 +248,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let database_url = crate::database::url_for(config.database_url())
         .map_err(|e| StartError::Database(e.to_string()))?;
     let db = Arc::new(
-        crate::database::Database::start(database_url)
+        crate::database::Database::start(database_url, config.database_pool())
             .map_err(|e| StartError::Database(e.to_string()))?,
     );
 

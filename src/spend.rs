@@ -582,6 +582,8 @@ pub struct SpendContext {
     /// Whether the response is kept ([`SpendContext::keep_response`]).
     store_prompts: bool,
     response: Mutex<Option<String>>,
+    /// The request's place among the running requests, for the hanging-request alert.
+    _in_flight: Option<crate::observability::alerting::InFlight>,
 }
 
 /// Where the request went, known once a deployment answered.
@@ -642,6 +644,10 @@ impl SpendContext {
             messages: store_prompts.then(|| request_messages(req)).flatten(),
             store_prompts,
             response: Mutex::new(None),
+            _in_flight: state
+                .alerting
+                .as_ref()
+                .and_then(|a| a.begin(request_id, requested_model)),
             observers: state.observers.clone(),
             metrics: state.metrics.clone(),
             budgets: crate::observability::metrics::BudgetsAtStart::of(caller),
