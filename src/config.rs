@@ -402,6 +402,14 @@ impl ProxyConfig {
             .is_some_and(truthy)
     }
 
+    /// `litellm_settings.turn_off_message_logging`: prompts and completions are kept out of the
+    /// logging callbacks' payloads and of the logs.
+    pub fn turn_off_message_logging(&self) -> bool {
+        self.litellm_settings
+            .get("turn_off_message_logging")
+            .is_some_and(truthy)
+    }
+
     /// `general_settings.store_prompts_in_spend_logs`: rows keep the request's messages and the
     /// response (bounded; see [`crate::spend::MAX_STORED_JSON_BYTES`]).
     pub fn store_prompts_in_spend_logs(&self) -> bool {
@@ -767,6 +775,8 @@ const LITELLM_SETTINGS_KEYS: &[&str] = &[
     "success_callback",
     "failure_callback",
     "callbacks",
+    "turn_off_message_logging",
+    "s3_callback_params",
 ];
 const LITELLM_SETTINGS_LATER: &[&str] = &[
     "service_callback",
@@ -779,7 +789,6 @@ const LITELLM_SETTINGS_LATER: &[&str] = &[
     "key_generation_settings",
     "max_internal_user_budget",
     "internal_user_budget_duration",
-    "turn_off_message_logging",
     "redact_user_api_key_info",
     "redact_messages_in_exceptions",
     "telemetry",
@@ -849,13 +858,13 @@ const GENERAL_SETTINGS_KEYS: &[&str] = &[
     "background_health_checks",
     "health_check_interval",
     "database_url",
+    "database_connection_pool_limit",
+    "database_connection_timeout",
     "disable_spend_logs",
     "store_prompts_in_spend_logs",
     "maximum_spend_logs_retention_period",
 ];
 const GENERAL_SETTINGS_LATER: &[&str] = &[
-    "database_connection_pool_limit",
-    "database_connection_timeout",
     "store_model_in_db",
     "proxy_budget_rescheduler_min_time",
     "proxy_budget_rescheduler_max_time",

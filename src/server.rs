@@ -290,6 +290,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             tracing::info!("alerting on");
             alerting
         });
+        let message_logging = callbacks.message_logging;
         let callbacks: Vec<crate::observability::callbacks::Callback> = callbacks
             .callbacks
             .into_iter()
@@ -343,6 +344,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             cache,
             observers: Arc::new(observers),
             callbacks,
+            message_logging,
             metrics,
             alerting: alerting.clone(),
             log_tail,
