@@ -23,4 +23,5 @@ trap 'kill "$MOCK_PID" 2>/dev/null || true' EXIT
 
 sed "s#http://127.0.0.1:8090/v1#http://127.0.0.1:${MOCK_PORT}/v1#g" config/example.yaml > target/example.runtime.yaml
 echo "Try: curl http://127.0.0.1:${PORT}/v1/chat/completions -H \"Authorization: Bearer \$LITELLM_MASTER_KEY\" -H 'Content-Type: application/json' -d '{\"model\":\"mock-gpt\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'"
+echo "Admin UI: http://127.0.0.1:${PORT}/ui (sign in as admin with the master key)"
 "$BIN" --config target/example.runtime.yaml --host 127.0.0.1 --port "$PORT" "$@"

@@ -6,7 +6,8 @@
 # What it does, in order:
 #   1. makes sure PostgreSQL answers on 127.0.0.1:5432 (with SSL on, for the TLS tests) and Redis on
 #      127.0.0.1:6379 (installs them with apt-get and starts them when missing), creates a fresh
-#      database for this run and drops it on exit;
+#      database for this run and drops it on exit; installs Chromium and chromedriver (Debian's
+#      chromium, chromium-driver) for the admin UI's browser tests when missing;
 #   2. sets up a Python venv in target/pyenv with the OpenAI and Anthropic SDKs (for the SDK smoke test),
 #      and fetches LiteLLM's database migrations (litellm-proxy-extras) for the LiteLLM import test;
 #   3. cargo fmt --check, cargo audit (RustSec advisories; fails on a vulnerable dependency), build,
@@ -17,7 +18,8 @@
 #   TOLLGATE_AUDIT_DB          advisory database for cargo audit: "live" (fetch from GitHub, fail if it
 #                              cannot), "snapshot" (audit/advisory-db, no network), or unset: live when
 #                              GitHub answers, else the snapshot
-#   CI                         when set, tests that need the Python SDK fail instead of being skipped
+#   CI                         when set, tests that need the Python SDK or Chromium fail instead of being
+#                              skipped
 # Exported to the tests: TOLLGATE_TEST_DATABASE_URL, TOLLGATE_TEST_PG_ADMIN_URL, TOLLGATE_TEST_REDIS_URL,
 # TOLLGATE_TEST_PYTHON (only when the SDKs are available), TOLLGATE_TEST_LITELLM_MIGRATIONS (only when
 # LiteLLM's migrations could be fetched), RUST_BACKTRACE=1.
@@ -274,6 +276,23 @@ ensure_litellm_schema() {
 }
 
 # ---------------------------------------------------------------------------------------------------
+# Chromium and chromedriver for the admin UI's browser tests (tests/ui.rs)
+# ---------------------------------------------------------------------------------------------------
+ensure_chromium() {
+  banner "Chromium and chromedriver (admin UI browser tests)"
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+      echo "installing chromium and chromium-driver with apt-get"
+      apt_install chromium chromium-driver
+    else
+      warn "apt-get not found: install chromium and chromedriver yourself; the browser tests will not run (fatal under CI)"
+      return 0
+    fi
+  fi
+  echo "$(/usr/bin/chromium --version 2>/dev/null || echo chromium), $(/usr/bin/chromedriver --version 2>/dev/null | head -n1)"
+}
+
+# ---------------------------------------------------------------------------------------------------
 # Dependency audit: Cargo.lock against the RustSec advisory database
 # ---------------------------------------------------------------------------------------------------
 # The live database is a GitHub repository; machines that reach only package registries use the
@@ -319,6 +338,7 @@ create_test_db
 ensure_redis
 ensure_python_sdks
 ensure_litellm_schema
+ensure_chromium
 
 banner "cargo fmt --all -- --check"
 cargo fmt --all -- --check

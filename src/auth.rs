@@ -815,6 +815,8 @@ pub struct Authenticator {
     key_header: Option<String>,
     /// Virtual keys, when a store is configured.
     keys: Option<CacheHandle<Arc<Principal>>>,
+    /// Admin UI sessions (the `tollgate_session` cookie), when the server set them up.
+    sessions: Option<Arc<crate::ui_session::Sessions>>,
 }
 
 fn digest(value: &str) -> [u8; 32] {
@@ -827,7 +829,14 @@ impl Authenticator {
             master_key_digest: master_key.map(|k| digest(k.expose())),
             key_header,
             keys: None,
+            sessions: None,
         }
+    }
+
+    /// Accept admin UI session cookies ([`crate::ui_session`]) on every route but the LLM routes.
+    pub fn with_sessions(mut self, sessions: Arc<crate::ui_session::Sessions>) -> Self {
+        self.sessions = Some(sessions);
+        self
     }
 
     /// Accept virtual keys, looked up through `cache`.
@@ -869,11 +878,38 @@ impl Authenticator {
     /// Who is calling, checked against the route's declared access and the key's
     /// `allowed_routes` ([`crate::http::routes::RouteAccess`]).
     pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, GatewayError> {
-        let caller = self.identify(req).await?;
-        if let Some(route) = req.app_data::<crate::http::routes::RouteAccess>() {
+        let route = req.app_data::<crate::http::routes::RouteAccess>();
+        let caller = match self.session_caller(req, route).await? {
+            Some(caller) => caller,
+            None => self.identify(req).await?,
+        };
+        if let Some(route) = route {
             route.check(&caller, req)?;
         }
         Ok(caller)
+    }
+
+    /// The caller of an admin UI session cookie, when the request carries one and no key (a key
+    /// always wins). Sessions exist only with a master key, and are not accepted on the LLM
+    /// routes, which take keys.
+    async fn session_caller(
+        &self,
+        req: &HttpRequest,
+        route: Option<&crate::http::routes::RouteAccess>,
+    ) -> Result<Option<Caller>, GatewayError> {
+        let Some(sessions) = self.sessions.as_ref() else {
+            return Ok(None);
+        };
+        if self.master_key_digest.is_none()
+            || self.presented_key(req).is_some()
+            || route.is_some_and(|r| r.group == crate::http::routes::Group::LlmApi)
+        {
+            return Ok(None);
+        }
+        match crate::ui_session::cookie_token(req) {
+            Some(token) => sessions.authenticate(req, &token).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Who is calling: the master key, a usable virtual key, or open access.

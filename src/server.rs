@@ -316,10 +316,14 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             router.adopt(store.child());
             Arc::new(crate::caching::Cache::new(settings, store))
         });
+        let sessions = Arc::new(ui_sessions(db.clone(), master_key.as_ref()));
         let state = web::Data::new(AppState {
             config,
             router,
-            auth: Authenticator::new(master_key.as_ref(), key_header).with_keys(keys),
+            auth: Authenticator::new(master_key.as_ref(), key_header)
+                .with_keys(keys)
+                .with_sessions(sessions.clone()),
+            sessions,
             end_users,
             spend: spend_tracker.clone(),
             ledger,
@@ -424,6 +428,23 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
 
 /// The response cache's store: in memory, or in Redis (a connection of its own, with its own
 /// breaker, so cache traffic never opens the router's).
+/// Admin UI sign-in: the admin is `UI_USERNAME` (default `admin`) with `UI_PASSWORD`, else the
+/// master key.
+fn ui_sessions(
+    db: Arc<crate::database::Database>,
+    master_key: Option<&crate::secret::Secret>,
+) -> crate::ui_session::Sessions {
+    let username = std::env::var("UI_USERNAME")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| crate::ui_session::DEFAULT_ADMIN.to_string());
+    let password = std::env::var("UI_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(crate::secret::Secret::new);
+    crate::ui_session::Sessions::new(db, username, password.as_ref().or(master_key))
+}
+
 fn response_cache(settings: &crate::caching::CacheSettings) -> tollgate_actors::ResponseCache {
     use tollgate_actors::{CacheBackend, ResponseCacheSettings};
     let backend = match &settings.backend {

@@ -21,6 +21,8 @@ pub struct AppState {
     pub config: Arc<ProxyConfig>,
     pub router: RouterHandle<Deployment>,
     pub auth: Authenticator,
+    /// Admin UI sign-in and sessions (see `src/ui_session.rs`); `auth` resolves their cookies.
+    pub sessions: Arc<crate::ui_session::Sessions>,
     /// Keys, users, teams… (embedded SQLite unless `database_url` names Postgres).
     pub db: Arc<crate::database::Database>,
     pub aliases: HashMap<String, ModelAlias>,

@@ -19,6 +19,7 @@ mod models;
 mod organizations;
 pub mod routes;
 mod teams;
+mod ui;
 mod users;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -45,6 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cache::configure(&mut r);
     logs::configure(&mut r);
     r.finish();
+    // The admin UI: its page, files, sign-in and session (no key; not in the route table).
+    ui::configure(cfg);
     cfg.default_service(web::to(not_found));
 }
 

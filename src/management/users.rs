@@ -163,6 +163,7 @@ pub async fn create(
         }
     }
 
+    let password = new_password(body).await?;
     let now = now_ms();
     let mut data = Map::new();
     apply_fields(body, USER.fields, &mut data)?;
@@ -195,6 +196,9 @@ pub async fn create(
     .await?;
     for t in &team_ids {
         invalidate_team(state, t);
+    }
+    if let Some(hash) = &password {
+        c.store.set_user_password(&user.id, Some(hash), now).await?;
     }
     let mut out = match &key {
         Some((record, plaintext)) => {
@@ -328,6 +332,12 @@ pub async fn update(
     body: &Map<String, Value>,
 ) -> Result<Value, GatewayError> {
     let mut user = user_to_update(c, body).await?;
+    if body.contains_key("password") && !c.caller.is_admin() {
+        return Err(GatewayError::Forbidden {
+            message: "only proxy admins can change 'password' of a user".into(),
+        });
+    }
+    let password = new_password(body).await?;
     // Check the change on the user as read (a refusal writes nothing), then make it in one
     // transaction on the locked row, so it cannot undo a change committed since (a team joined,
     // an organization left).
@@ -374,7 +384,27 @@ pub async fn update(
             message: "the user update wrote no record".into(),
         })?;
     invalidate_user(state, &user.id);
+    if let Some(hash) = &password {
+        // A new password ends the user's UI sessions.
+        c.store.set_user_password(&user.id, Some(hash), now).await?;
+        c.store.delete_user_sessions(&user.id).await?;
+    }
     Ok(Value::Object(user_json(&user)))
+}
+
+/// The Argon2id hash of a body's `password` (the admin UI password), if it sets one. The
+/// password itself is never stored, logged or answered.
+async fn new_password(body: &Map<String, Value>) -> Result<Option<String>, GatewayError> {
+    match body.get("password") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let password = crate::ui_session::check_password(v)?;
+            let hash =
+                crate::ui_session::blocking(move || crate::ui_session::hash_password(&password))
+                    .await??;
+            Ok(Some(hash))
+        }
+    }
 }
 
 /// What a `/user/update` body changes on a user: every user field for a proxy admin, only its
@@ -477,6 +507,8 @@ pub async fn delete(
     }
     for id in &ids {
         invalidate_user(state, id);
+        c.store.set_user_password(id, None, now_ms()).await?;
+        c.store.delete_user_sessions(id).await?;
     }
     Ok(serde_json::json!({"deleted_users": ids}))
 }

@@ -12,12 +12,13 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use futures_util::FutureExt;
 
 use super::schema::{
-    budgets, end_users, organizations, proxy_models, spend_logs, teams, users, verification_tokens,
+    budgets, end_users, organizations, proxy_models, spend_logs, teams, ui_sessions,
+    user_passwords, users, verification_tokens,
 };
 use super::{
     budget_reset_data, json_object, lock_rank, BudgetReset, Change, EntityKind, EntityRecord,
-    KeyFilter, KeyRecord, KeyScope, Locked, ModelRecord, Modified, Page, SpendFilter, SpendGroup,
-    SpendLog, SpendRollup, Store, StoreError, TagSpend, TxEffects,
+    KeyFilter, KeyRecord, KeyScope, Locked, ModelRecord, Modified, Page, SessionRecord,
+    SpendFilter, SpendGroup, SpendLog, SpendRollup, Store, StoreError, TagSpend, TxEffects,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -1069,6 +1070,90 @@ macro_rules! diesel_store {
                     }
                 }
                 Ok(reset)
+            }
+
+            async fn set_user_password(&self, user_id: &str, password_hash: Option<&str>, now: i64) -> Result<(), StoreError> {
+                let mut conn = self.conn().await?;
+                match password_hash {
+                    Some(hash) => diesel::insert_into(user_passwords::table)
+                        .values((
+                            user_passwords::user_id.eq(user_id),
+                            user_passwords::password_hash.eq(hash),
+                            user_passwords::updated_at.eq(now),
+                        ))
+                        .on_conflict(user_passwords::user_id)
+                        .do_update()
+                        .set((
+                            user_passwords::password_hash.eq(hash),
+                            user_passwords::updated_at.eq(now),
+                        ))
+                        .execute(&mut conn)
+                        .await,
+                    None => diesel::delete(user_passwords::table.find(user_id))
+                        .execute(&mut conn)
+                        .await,
+                }
+                .map(|_| ())
+                .map_err(query_error)
+            }
+
+            async fn get_user_password(&self, user_id: &str) -> Result<Option<String>, StoreError> {
+                let mut conn = self.conn().await?;
+                user_passwords::table
+                    .find(user_id)
+                    .select(user_passwords::password_hash)
+                    .first(&mut conn)
+                    .await
+                    .optional()
+                    .map_err(query_error)
+            }
+
+            async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+                let mut conn = self.conn().await?;
+                diesel::insert_into(ui_sessions::table)
+                    .values(session.clone())
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(query_error)
+            }
+
+            async fn get_session(&self, token_hash: &str, now: i64) -> Result<Option<SessionRecord>, StoreError> {
+                let mut conn = self.conn().await?;
+                ui_sessions::table
+                    .find(token_hash)
+                    .filter(ui_sessions::expires_at.gt(now))
+                    .first(&mut conn)
+                    .await
+                    .optional()
+                    .map_err(query_error)
+            }
+
+            async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+                let mut conn = self.conn().await?;
+                diesel::delete(ui_sessions::table.find(token_hash))
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(query_error)
+            }
+
+            async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+                let mut conn = self.conn().await?;
+                diesel::delete(ui_sessions::table.filter(ui_sessions::user_id.eq(user_id)))
+                    .execute(&mut conn)
+                    .await
+                    .map(|n| n as u64)
+                    .map_err(query_error)
+            }
+
+            async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError> {
+                let mut conn = self.conn().await?;
+                diesel::delete(ui_sessions::table.filter(ui_sessions::expires_at.le(now)))
+                    .execute(&mut conn)
+                    .await
+                    .map(|n| n as u64)
+                    .map_err(query_error)
             }
 
             async fn insert_model(&self, model: &ModelRecord) -> Result<(), StoreError> {

@@ -366,6 +366,21 @@ pub fn budget_reset_data(data: &Map<String, Value>, now: i64) -> Option<(Map<Str
     Some((new, next))
 }
 
+/// An admin UI session (see [`crate::ui_session`]): the SHA-256 of its token, who it stands for
+/// and when it expires.
+#[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Insertable)]
+#[diesel(table_name = schema::ui_sessions)]
+pub struct SessionRecord {
+    pub token_hash: String,
+    /// Signed in as the admin (`UI_USERNAME` with the master key or `UI_PASSWORD`).
+    pub admin: bool,
+    /// The internal user signed in, when not the admin.
+    pub user_id: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 /// Which keys `/key/list` wants.
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
@@ -494,6 +509,27 @@ pub trait Store: Send + Sync {
     /// first reset time after `now`). Each row is reset with a compare-and-set on its stored data,
     /// so instances running this at the same time reset a row once. Returns what was reset.
     async fn reset_due_budgets(&self, now: i64) -> Result<Vec<BudgetReset>, StoreError>;
+
+    /// Set (`Some`, an Argon2id PHC string) or remove (`None`) a user's UI password.
+    async fn set_user_password(
+        &self,
+        user_id: &str,
+        password_hash: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    async fn get_user_password(&self, user_id: &str) -> Result<Option<String>, StoreError>;
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// The session with this token hash, if it exists and has not expired at `now`.
+    async fn get_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Delete every session of `user_id` (its password changed, it was deleted).
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError>;
+    /// Delete the sessions that expired before `now`.
+    async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError>;
 
     async fn insert_model(&self, model: &ModelRecord) -> Result<(), StoreError>;
     async fn update_model(&self, model: &ModelRecord) -> Result<bool, StoreError>;

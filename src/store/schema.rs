@@ -89,3 +89,21 @@ diesel::table! {
         response -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    user_passwords (user_id) {
+        user_id -> Text,
+        password_hash -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    ui_sessions (token_hash) {
+        token_hash -> Text,
+        admin -> Bool,
+        user_id -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}

@@ -1,0 +1,2 @@
+DROP TABLE ui_sessions;
+DROP TABLE user_passwords;

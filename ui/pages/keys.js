@@ -1,0 +1,366 @@
+// Keys: list (search, paging), create (the new key shown once), block / unblock, regenerate,
+// delete. Internal users see and manage only their own keys: /key/list answers only those.
+
+import { api } from '../api.js';
+import { confirmDialog, count, field, h, list, money, notice, plural, replace, table, when } from '../dom.js';
+
+const PAGE_SIZE = 25;
+
+export function render(main, session) {
+  const isAdmin = session.role === 'proxy_admin';
+  const canWrite = isAdmin || session.role === 'internal_user';
+  const state = { page: 1, searchBy: 'key_alias', search: '' };
+
+  const status = h('div', { class: 'status' });
+  const listArea = h('div', { class: 'list' });
+  const pager = h('div', { class: 'pager' });
+  const reveal = h('div', { class: 'reveal-area' });
+  const formArea = h('div', { class: 'form-area' });
+
+  // Search: exact match on the field chosen (the API filters; it does not search substrings).
+  const searchInput = h('input', { type: 'search', name: 'search', placeholder: 'exact value' });
+  const searchBy = h(
+    'select',
+    { name: 'search_by' },
+    h('option', { value: 'key_alias' }, 'Key alias'),
+    isAdmin || session.role === 'proxy_admin_viewer' ? h('option', { value: 'user_id' }, 'Owner (user id)') : null,
+    isAdmin || session.role === 'proxy_admin_viewer' ? h('option', { value: 'team_id' }, 'Team id') : null,
+  );
+  const searchForm = h(
+    'form',
+    {
+      class: 'toolbar',
+      role: 'search',
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        state.search = searchInput.value.trim();
+        state.searchBy = searchBy.value;
+        state.page = 1;
+        load();
+      },
+    },
+    field('Search keys', searchInput),
+    field('Search by', searchBy),
+    h('button', { type: 'submit', class: 'secondary' }, 'Search'),
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'secondary',
+        onclick: () => {
+          searchInput.value = '';
+          state.search = '';
+          state.page = 1;
+          load();
+        },
+      },
+      'Clear',
+    ),
+  );
+
+  const createButton = canWrite
+    ? h('button', { type: 'button', onclick: () => showCreate() }, 'Create key')
+    : null;
+
+  replace(
+    main,
+    h(
+      'div',
+      { class: 'page-head' },
+      h('h1', {}, 'Keys'),
+      h('p', { class: 'lead' }, isAdmin ? 'Every virtual key of the gateway.' : 'Your virtual keys.'),
+      createButton,
+    ),
+    reveal,
+    formArea,
+    searchForm,
+    status,
+    listArea,
+    pager,
+  );
+
+  function showKey(title, key) {
+    const code = h('code', { class: 'secret', tabindex: '0' }, key);
+    const copied = h('span', { class: 'copied', role: 'status' });
+    replace(
+      reveal,
+      h(
+        'section',
+        { class: 'reveal', 'aria-labelledby': 'reveal-title' },
+        h('h2', { id: 'reveal-title' }, title),
+        h('p', {}, 'Copy this key now: it is shown only once. The gateway keeps only its hash.'),
+        h(
+          'div',
+          { class: 'secret-row' },
+          code,
+          h(
+            'button',
+            {
+              type: 'button',
+              onclick: async () => {
+                try {
+                  await navigator.clipboard.writeText(key);
+                  copied.textContent = 'Copied.';
+                } catch {
+                  const range = document.createRange();
+                  range.selectNodeContents(code);
+                  const sel = window.getSelection();
+                  sel.removeAllRanges();
+                  sel.addRange(range);
+                  copied.textContent = 'Selected: press Ctrl+C to copy.';
+                }
+              },
+            },
+            'Copy',
+          ),
+          copied,
+        ),
+        h('button', { type: 'button', class: 'secondary small', onclick: () => replace(reveal) }, 'Done'),
+      ),
+    );
+    reveal.scrollIntoView({ block: 'nearest' });
+  }
+
+  async function showCreate() {
+    const alias = h('input', { name: 'key_alias', maxlength: '256' });
+    const models = h('input', { name: 'models', placeholder: 'all models the owner may use' });
+    const budget = h('input', { name: 'max_budget', type: 'number', min: '0', step: 'any', placeholder: 'no limit' });
+    const rpm = h('input', { name: 'rpm_limit', type: 'number', min: '0', step: '1', placeholder: 'no limit' });
+    const tpm = h('input', { name: 'tpm_limit', type: 'number', min: '0', step: '1', placeholder: 'no limit' });
+    const duration = h('input', { name: 'duration', placeholder: 'never expires', pattern: '\\d+[smhdwy]|\\d+mo' });
+    const teamList = h('datalist', { id: 'team-options' });
+    const team = h('input', { name: 'team_id', list: 'team-options', placeholder: 'no team' });
+    const formStatus = h('div', { class: 'status' });
+    const modelHelp = h('span', {}, 'Comma-separated model names; empty allows every model the owner may use.');
+    const submit = h('button', { type: 'submit' }, 'Create');
+    const form = h(
+      'form',
+      {
+        class: 'card create',
+        'aria-labelledby': 'create-title',
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          const body = {};
+          if (alias.value.trim()) body.key_alias = alias.value.trim();
+          const m = list(models.value);
+          if (m.length) body.models = m;
+          if (budget.value !== '') body.max_budget = Number(budget.value);
+          if (rpm.value !== '') body.rpm_limit = Number(rpm.value);
+          if (tpm.value !== '') body.tpm_limit = Number(tpm.value);
+          if (duration.value.trim()) body.duration = duration.value.trim();
+          if (team.value.trim()) body.team_id = team.value.trim();
+          submit.disabled = true;
+          replace(formStatus, notice('loading', 'Creating the key…'));
+          try {
+            const created = await api('POST', '/key/generate', body);
+            replace(formArea);
+            showKey(`Key ${created.key_alias || created.key_name} created`, created.key);
+            state.page = 1;
+            load();
+          } catch (e) {
+            replace(formStatus, notice('error', `The key was not created: ${e.message}`));
+          } finally {
+            submit.disabled = false;
+          }
+        },
+      },
+      h('h2', { id: 'create-title' }, 'Create key'),
+      h(
+        'div',
+        { class: 'grid' },
+        field('Key alias', alias, 'A name to find the key by; unique.'),
+        field('Models', models, modelHelp),
+        field('Max budget', budget, 'USD; the key is refused once it has spent this.'),
+        field('RPM limit', rpm, 'Requests per minute.'),
+        field('TPM limit', tpm, 'Tokens per minute.'),
+        field('Duration', duration, 'How long the key lives: 30m, 12h, 30d…'),
+        field('Team', team, 'Team id; the team’s models and budget then apply too.'),
+      ),
+      teamList,
+      formStatus,
+      h(
+        'div',
+        { class: 'actions' },
+        h('button', { type: 'button', class: 'secondary', onclick: () => replace(formArea) }, 'Cancel'),
+        submit,
+      ),
+    );
+    replace(formArea, form);
+    alias.focus();
+    // Suggestions: the models and teams this user may use (best effort).
+    api('GET', '/v1/models')
+      .then((r) => {
+        const names = (r.data || []).map((m) => m.id);
+        if (names.length) modelHelp.textContent = `Comma-separated; empty allows every model the owner may use. Available: ${names.join(', ')}.`;
+      })
+      .catch(() => {});
+    api('GET', '/team/list')
+      .then((teams) => {
+        replace(
+          teamList,
+          (teams || []).map((t) => h('option', { value: t.team_id }, t.team_alias || t.team_id)),
+        );
+      })
+      .catch(() => {});
+  }
+
+  async function act(what, path, body, done) {
+    replace(status, notice('loading', `${what}…`));
+    try {
+      const result = await api('POST', path, body);
+      replace(status, notice('ok', `${what}: done.`));
+      if (done) done(result);
+      load(false);
+    } catch (e) {
+      replace(status, notice('error', `${what} failed: ${e.message}`));
+    }
+  }
+
+  function actions(k) {
+    const name = k.key_alias || k.key_name;
+    const buttons = [];
+    if (isAdmin) {
+      buttons.push(
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'secondary small',
+            'aria-label': `${k.blocked ? 'Unblock' : 'Block'} key ${name}`,
+            onclick: () => act(k.blocked ? 'Unblock' : 'Block', k.blocked ? '/key/unblock' : '/key/block', { key: k.token }),
+          },
+          k.blocked ? 'Unblock' : 'Block',
+        ),
+      );
+    }
+    if (canWrite) {
+      buttons.push(
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'secondary small',
+            'aria-label': `Regenerate key ${name}`,
+            onclick: async () => {
+              const ok = await confirmDialog(
+                'Regenerate key?',
+                `Key ${name} gets a new value; the old value stops working at once.`,
+                'Regenerate',
+              );
+              if (ok) act('Regenerate', '/key/regenerate', { key: k.token }, (r) => showKey(`Key ${name} regenerated`, r.key));
+            },
+          },
+          'Regenerate',
+        ),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'danger small',
+            'aria-label': `Delete key ${name}`,
+            onclick: async () => {
+              const ok = await confirmDialog('Delete key?', `Key ${name} is deleted and stops working at once.`, 'Delete');
+              if (ok) act('Delete', '/key/delete', { keys: [k.token] });
+            },
+          },
+          'Delete',
+        ),
+      );
+    }
+    return h('div', { class: 'row-actions' }, buttons);
+  }
+
+  function limits(k) {
+    const parts = [];
+    if (k.rpm_limit != null) parts.push(`${count(k.rpm_limit)} rpm`);
+    if (k.tpm_limit != null) parts.push(`${count(k.tpm_limit)} tpm`);
+    if (k.max_parallel_requests != null) parts.push(`${count(k.max_parallel_requests)} parallel`);
+    return parts.length ? parts.join(', ') : '—';
+  }
+
+  const columns = [
+    { label: 'Alias', value: (k) => k.key_alias || h('span', { class: 'muted' }, 'no alias') },
+    { label: 'Key', value: (k) => h('code', {}, k.key_name) },
+    { label: 'Owner', value: (k) => k.user_id || '—' },
+    { label: 'Team', value: (k) => k.team_id || '—' },
+    { label: 'Models', value: (k) => ((k.models || []).length ? k.models.join(', ') : 'all') },
+    {
+      label: 'Spend / budget',
+      class: 'num',
+      value: (k) => `${money(k.spend)} / ${k.max_budget == null ? '∞' : money(k.max_budget)}`,
+    },
+    { label: 'Limits', value: limits },
+    { label: 'Expires', value: (k) => when(k.expires, 'never') },
+    {
+      label: 'Status',
+      value: (k) =>
+        k.blocked ? h('span', { class: 'badge bad' }, 'Blocked') : h('span', { class: 'badge good' }, 'Active'),
+    },
+  ];
+  if (canWrite || isAdmin) columns.push({ label: 'Actions', value: actions });
+
+  async function load(showLoading = true) {
+    if (showLoading) replace(status, notice('loading', 'Loading keys…'));
+    const query = { page: state.page, size: PAGE_SIZE, return_full_object: true };
+    if (state.search) query[state.searchBy] = state.search;
+    let r;
+    try {
+      r = await api('GET', '/key/list', null, query);
+    } catch (e) {
+      replace(status, notice('error', `Could not load the keys: ${e.message}. Reload the page to try again.`));
+      replace(listArea);
+      replace(pager);
+      return;
+    }
+    if (showLoading) replace(status);
+    const keys = r.keys || [];
+    if (!keys.length) {
+      replace(
+        listArea,
+        notice(
+          'empty',
+          state.search
+            ? `No key has ${searchBy.selectedOptions[0]?.textContent.toLowerCase()} "${state.search}". Search is by exact value; clear it to see every key.`
+            : canWrite
+              ? 'No keys yet. Use "Create key" to make one.'
+              : 'No keys yet. Ask an admin to create one for you.',
+        ),
+      );
+    } else {
+      replace(listArea, table(columns, keys, plural(r.total_count, 'key')));
+    }
+    const pages = Math.max(1, r.total_pages || 1);
+    replace(
+      pager,
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'secondary small',
+          disabled: state.page <= 1,
+          onclick: () => {
+            state.page -= 1;
+            load();
+          },
+        },
+        'Previous',
+      ),
+      h('span', {}, `Page ${state.page} of ${pages}`),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'secondary small',
+          disabled: state.page >= pages,
+          onclick: () => {
+            state.page += 1;
+            load();
+          },
+        },
+        'Next',
+      ),
+    );
+  }
+
+  load();
+}

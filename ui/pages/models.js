@@ -1,0 +1,166 @@
+// Models: the deployments of the config and of the database (provider, upstream model, API base
+// without credentials, rpm / tpm), a health check on demand, "Add model" (stored in the database,
+// its credentials sealed) and delete for the database's models. Proxy admins change; others read.
+
+import { api } from '../api.js';
+import { confirmDialog, count, field, h, notice, plural, replace, table } from '../dom.js';
+
+export function render(main, session) {
+  const isAdmin = session.role === 'proxy_admin';
+  const status = h('div', { class: 'status' });
+  const formArea = h('div', { class: 'form-area' });
+  const listArea = h('div', { class: 'list' });
+  let health = new Map();
+
+  replace(
+    main,
+    h(
+      'div',
+      { class: 'page-head' },
+      h('h1', {}, 'Models'),
+      h('p', { class: 'lead' }, 'Deployments by model group: from the config file and added here (stored in the database).'),
+      isAdmin ? h('button', { type: 'button', class: 'secondary', onclick: () => checkHealth() }, 'Check health') : null,
+      isAdmin ? h('button', { type: 'button', onclick: () => showForm() }, 'Add model') : null,
+    ),
+    formArea,
+    status,
+    listArea,
+  );
+
+  function showForm() {
+    const name = h('input', { name: 'model_name', required: true, placeholder: 'gpt-4o' });
+    const upstream = h('input', { name: 'model', required: true, placeholder: 'openai/gpt-4o' });
+    const base = h('input', { name: 'api_base', type: 'url', placeholder: 'the provider’s default' });
+    const key = h('input', { name: 'api_key', type: 'password', autocomplete: 'off' });
+    const rpm = h('input', { name: 'rpm', type: 'number', min: '0', step: '1', placeholder: 'no limit' });
+    const tpm = h('input', { name: 'tpm', type: 'number', min: '0', step: '1', placeholder: 'no limit' });
+    const formStatus = h('div', { class: 'status' });
+    const submit = h('button', { type: 'submit' }, 'Add');
+    replace(
+      formArea,
+      h(
+        'form',
+        {
+          class: 'card',
+          'aria-labelledby': 'model-form-title',
+          onsubmit: async (ev) => {
+            ev.preventDefault();
+            const params = { model: upstream.value.trim() };
+            if (base.value.trim()) params.api_base = base.value.trim();
+            if (key.value) params.api_key = key.value;
+            if (rpm.value !== '') params.rpm = Number(rpm.value);
+            if (tpm.value !== '') params.tpm = Number(tpm.value);
+            submit.disabled = true;
+            replace(formStatus, notice('loading', 'Adding the model…'));
+            try {
+              await api('POST', '/model/new', { model_name: name.value.trim(), litellm_params: params });
+              key.value = '';
+              replace(formArea);
+              replace(status, notice('ok', `Model ${name.value.trim()} added.`));
+              load();
+            } catch (e) {
+              replace(formStatus, notice('error', `The model was not added: ${e.message}`));
+            } finally {
+              submit.disabled = false;
+            }
+          },
+        },
+        h('h2', { id: 'model-form-title' }, 'Add model'),
+        h(
+          'div',
+          { class: 'grid' },
+          field('Model name', name, 'The name clients ask for; deployments of one name share its traffic.'),
+          field('Provider model', upstream, 'provider/model, e.g. openai/gpt-4o, anthropic/claude-3-5-sonnet-20240620.'),
+          field('API base', base, 'http or https URL; empty: the provider’s default.'),
+          field('API key', key, 'Stored sealed with the salt key; never shown again.'),
+          field('RPM', rpm, 'Requests per minute this deployment takes.'),
+          field('TPM', tpm, 'Tokens per minute.'),
+        ),
+        formStatus,
+        h('div', { class: 'actions' }, h('button', { type: 'button', class: 'secondary', onclick: () => replace(formArea) }, 'Cancel'), submit),
+      ),
+    );
+    name.focus();
+  }
+
+  async function checkHealth() {
+    replace(status, notice('loading', 'Checking every deployment (one small request each)…'));
+    try {
+      const r = await api('GET', '/health');
+      health = new Map();
+      for (const e of r.healthy_endpoints || []) health.set(e.model_id, { ok: true, text: `healthy, ${count(e.latency_ms)} ms` });
+      for (const e of r.unhealthy_endpoints || []) health.set(e.model_id, { ok: false, text: `unhealthy: ${e.error}` });
+      replace(status, notice(r.unhealthy_count ? 'error' : 'ok', `${r.healthy_count} healthy, ${r.unhealthy_count} unhealthy.`));
+      load();
+    } catch (e) {
+      replace(status, notice('error', `The health check failed: ${e.message}`));
+    }
+  }
+
+  function healthCell(m) {
+    const hc = health.get(m.model_info?.id);
+    if (!hc) return h('span', { class: 'muted' }, isAdmin ? 'not checked' : '—');
+    return h('span', { class: `badge ${hc.ok ? 'good' : 'bad'}`, title: hc.text }, hc.ok ? hc.text : 'unhealthy');
+  }
+
+  const columns = [
+    { label: 'Model name', value: (m) => m.model_name },
+    { label: 'Provider', value: (m) => m.model_info?.litellm_provider || '—' },
+    { label: 'Provider model', value: (m) => m.litellm_params?.model || '—' },
+    { label: 'API base', value: (m) => m.litellm_params?.api_base || 'default' },
+    {
+      label: 'RPM / TPM',
+      class: 'num',
+      value: (m) => `${m.litellm_params?.rpm == null ? '—' : count(m.litellm_params.rpm)} / ${m.litellm_params?.tpm == null ? '—' : count(m.litellm_params.tpm)}`,
+    },
+    { label: 'Source', value: (m) => (m.model_info?.db_model ? 'database' : 'config') },
+    { label: 'Health', value: healthCell },
+  ];
+  if (isAdmin) {
+    columns.push({
+      label: 'Actions',
+      value: (m) =>
+        m.model_info?.db_model
+          ? h(
+              'button',
+              {
+                type: 'button',
+                class: 'danger small',
+                'aria-label': `Delete model ${m.model_name}`,
+                onclick: async () => {
+                  const ok = await confirmDialog('Delete model?', `This deployment of ${m.model_name} is removed; requests go to the others of its name.`, 'Delete');
+                  if (!ok) return;
+                  try {
+                    await api('POST', '/model/delete', { id: m.model_info.id });
+                    replace(status, notice('ok', 'Delete: done.'));
+                    load();
+                  } catch (e) {
+                    replace(status, notice('error', `Delete failed: ${e.message}`));
+                  }
+                },
+              },
+              'Delete',
+            )
+          : h('span', { class: 'muted' }, 'in the config file'),
+    });
+  }
+
+  async function load() {
+    let r;
+    try {
+      r = await api('GET', '/model/info');
+    } catch (e) {
+      replace(listArea, notice('error', `Could not load the models: ${e.message}. Reload the page to try again.`));
+      return;
+    }
+    const models = (r.data || []).slice().sort((a, b) => a.model_name.localeCompare(b.model_name));
+    replace(
+      listArea,
+      models.length
+        ? table(columns, models, plural(models.length, 'deployment'))
+        : notice('empty', isAdmin ? 'No models yet. Use "Add model", or list them in the config file.' : 'No model is available to you.'),
+    );
+  }
+
+  load();
+}

@@ -1,0 +1,274 @@
+// Teams: list, create, edit (models, budget, limits), members (add, remove, roles), a team's keys
+// and spend, delete. Proxy admins manage every team; a team's own admins manage its members;
+// other users see the teams they belong to.
+
+import { api } from '../api.js';
+import { confirmDialog, count, field, h, list, money, notice, plural, replace, table } from '../dom.js';
+
+export function render(main, session) {
+  const isAdmin = session.role === 'proxy_admin';
+  const status = h('div', { class: 'status' });
+  const formArea = h('div', { class: 'form-area' });
+  const detail = h('div', { class: 'detail-area' });
+  const listArea = h('div', { class: 'list' });
+  let openTeam = null;
+
+  replace(
+    main,
+    h(
+      'div',
+      { class: 'page-head' },
+      h('h1', {}, 'Teams'),
+      h('p', { class: 'lead' }, isAdmin ? 'Every team: members, models, budgets and their keys.' : 'The teams you belong to.'),
+      isAdmin ? h('button', { type: 'button', onclick: () => showForm(null) }, 'Create team') : null,
+    ),
+    formArea,
+    status,
+    detail,
+    listArea,
+  );
+
+  function limits(t) {
+    const parts = [];
+    if (t.rpm_limit != null) parts.push(`${count(t.rpm_limit)} rpm`);
+    if (t.tpm_limit != null) parts.push(`${count(t.tpm_limit)} tpm`);
+    return parts.length ? parts.join(', ') : '—';
+  }
+
+  /** The create form (team = null) or the edit form of a team (proxy admins). */
+  function showForm(team) {
+    const editing = Boolean(team);
+    const alias = h('input', { name: 'team_alias', value: team?.team_alias || '', maxlength: '256' });
+    const models = h('input', { name: 'models', value: (team?.models || []).join(', '), placeholder: 'every model' });
+    const budget = h('input', { name: 'max_budget', type: 'number', min: '0', step: 'any', placeholder: 'no limit', value: team?.max_budget ?? '' });
+    const rpm = h('input', { name: 'rpm_limit', type: 'number', min: '0', step: '1', placeholder: 'no limit', value: team?.rpm_limit ?? '' });
+    const tpm = h('input', { name: 'tpm_limit', type: 'number', min: '0', step: '1', placeholder: 'no limit', value: team?.tpm_limit ?? '' });
+    const formStatus = h('div', { class: 'status' });
+    const submit = h('button', { type: 'submit' }, editing ? 'Save' : 'Create');
+    const number = (input, name, body) => {
+      if (input.value !== '') body[name] = Number(input.value);
+      else if (editing && team[name] != null) body[name] = null;
+    };
+    const form = h(
+      'form',
+      {
+        class: 'card',
+        'aria-labelledby': 'team-form-title',
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          const body = {};
+          if (editing) body.team_id = team.team_id;
+          if (alias.value.trim()) body.team_alias = alias.value.trim();
+          body.models = list(models.value);
+          number(budget, 'max_budget', body);
+          number(rpm, 'rpm_limit', body);
+          number(tpm, 'tpm_limit', body);
+          submit.disabled = true;
+          replace(formStatus, notice('loading', editing ? 'Saving…' : 'Creating the team…'));
+          try {
+            const saved = await api('POST', editing ? '/team/update' : '/team/new', body);
+            replace(formArea);
+            const name = saved.team_alias || saved.data?.team_alias || saved.team_id;
+            replace(status, notice('ok', `Team ${name} ${editing ? 'saved' : 'created'}.`));
+            await load();
+            if (editing) open(team.team_id);
+          } catch (e) {
+            replace(formStatus, notice('error', `${editing ? 'Not saved' : 'The team was not created'}: ${e.message}`));
+          } finally {
+            submit.disabled = false;
+          }
+        },
+      },
+      h('h2', { id: 'team-form-title' }, editing ? `Edit team ${team.team_alias || team.team_id}` : 'Create team'),
+      h(
+        'div',
+        { class: 'grid' },
+        field('Team name', alias, 'The team’s alias; unique.'),
+        field('Team models', models, 'Comma-separated; empty: every model.'),
+        field('Team budget', budget, 'USD over all the team’s keys.'),
+        field('Team RPM limit', rpm),
+        field('Team TPM limit', tpm),
+      ),
+      formStatus,
+      h('div', { class: 'actions' }, h('button', { type: 'button', class: 'secondary', onclick: () => replace(formArea) }, 'Cancel'), submit),
+    );
+    replace(formArea, form);
+    alias.focus();
+  }
+
+  /** A team's members, keys and spend. */
+  async function open(teamId) {
+    openTeam = teamId;
+    replace(detail, notice('loading', 'Loading the team…'));
+    let info;
+    try {
+      info = await api('GET', '/team/info', null, { team_id: teamId });
+    } catch (e) {
+      replace(detail, notice('error', `Could not load team ${teamId}: ${e.message}`));
+      return;
+    }
+    const t = info.team_info;
+    const canManage = isAdmin || (t.admins || []).includes(session.user_id);
+    const members = t.members_with_roles || [];
+    const memberStatus = h('div', { class: 'status' });
+    const memberId = h('input', { name: 'member_user_id', autocomplete: 'off' });
+    const memberRole = h('select', { name: 'member_role' }, h('option', { value: 'user' }, 'user'), h('option', { value: 'admin' }, 'admin'));
+    const memberAction = async (what, path, body) => {
+      replace(memberStatus, notice('loading', `${what}…`));
+      try {
+        await api('POST', path, body);
+        await open(teamId);
+        load();
+      } catch (e) {
+        replace(memberStatus, notice('error', `${what} failed: ${e.message}`));
+      }
+    };
+    const memberColumns = [
+      { label: 'User', value: (m) => m.user_id || m.user_email || '—' },
+      { label: 'Team role', value: (m) => m.role || 'user' },
+    ];
+    if (canManage) {
+      memberColumns.push({
+        label: 'Actions',
+        value: (m) =>
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'danger small',
+              'aria-label': `Remove ${m.user_id} from the team`,
+              onclick: async () => {
+                const ok = await confirmDialog('Remove member?', `${m.user_id} leaves the team; their keys of this team are deleted.`, 'Remove');
+                if (ok) memberAction('Remove member', '/team/member_delete', { team_id: teamId, user_id: m.user_id });
+              },
+            },
+            'Remove',
+          ),
+      });
+    }
+    const keys = info.keys || [];
+    const teamSpend = keys.reduce((s, k) => s + (k.spend || 0), 0);
+    replace(
+      detail,
+      h(
+        'section',
+        { class: 'card detail', 'aria-labelledby': 'team-title' },
+        h(
+          'div',
+          { class: 'detail-head' },
+          h('h2', { id: 'team-title' }, `Team ${t.team_alias || t.team_id}`),
+          h(
+            'div',
+            { class: 'row-actions' },
+            isAdmin ? h('button', { type: 'button', class: 'secondary small', onclick: () => showForm(t) }, 'Edit team') : null,
+            h('button', { type: 'button', class: 'secondary small', onclick: () => { openTeam = null; replace(detail); } }, 'Close'),
+          ),
+        ),
+        h(
+          'div',
+          { class: 'stats' },
+          h('div', { class: 'stat' }, h('span', { class: 'label' }, 'Spend'), h('span', { class: 'value' }, money(t.spend))),
+          h('div', { class: 'stat' }, h('span', { class: 'label' }, 'Budget'), h('span', { class: 'value' }, t.max_budget == null ? '∞' : money(t.max_budget))),
+          h('div', { class: 'stat' }, h('span', { class: 'label' }, 'Keys'), h('span', { class: 'value' }, count(keys.length))),
+          h('div', { class: 'stat' }, h('span', { class: 'label' }, 'Spend of these keys'), h('span', { class: 'value' }, money(teamSpend))),
+        ),
+        h('p', {}, `Team id: ${t.team_id}. Models: ${(t.models || []).length ? t.models.join(', ') : 'every model'}. Limits: ${limits(t)}.`),
+        h('h3', {}, 'Members'),
+        members.length ? table(memberColumns, members) : notice('empty', canManage ? 'No members yet: add one below.' : 'No members.'),
+        canManage
+          ? h(
+              'form',
+              {
+                class: 'toolbar',
+                onsubmit: (ev) => {
+                  ev.preventDefault();
+                  if (!memberId.value.trim()) return;
+                  memberAction('Add member', '/team/member_add', {
+                    team_id: teamId,
+                    member: { user_id: memberId.value.trim(), role: memberRole.value },
+                  });
+                },
+              },
+              field('Member user ID', memberId),
+              field('Member role', memberRole),
+              h('button', { type: 'submit', class: 'secondary' }, 'Add member'),
+            )
+          : null,
+        memberStatus,
+        h('h3', {}, 'Keys of this team'),
+        keys.length
+          ? table(
+              [
+                { label: 'Alias', value: (k) => k.key_alias || '—' },
+                { label: 'Key', value: (k) => h('code', {}, k.key_name) },
+                { label: 'Owner', value: (k) => k.user_id || '—' },
+                { label: 'Spend / budget', class: 'num', value: (k) => `${money(k.spend)} / ${k.max_budget == null ? '∞' : money(k.max_budget)}` },
+                { label: 'Status', value: (k) => (k.blocked ? h('span', { class: 'badge bad' }, 'Blocked') : h('span', { class: 'badge good' }, 'Active')) },
+              ],
+              keys,
+            )
+          : notice('empty', 'No keys in this team. Create one on the Keys page with this team id.'),
+      ),
+    );
+  }
+
+  const columns = [
+    { label: 'Team', value: (t) => t.team_alias || t.team_id },
+    { label: 'Team id', value: (t) => h('code', {}, t.team_id) },
+    { label: 'Members', class: 'num', value: (t) => count((t.members_with_roles || []).length) },
+    { label: 'Models', value: (t) => ((t.models || []).length ? t.models.join(', ') : 'all') },
+    { label: 'Spend / budget', class: 'num', value: (t) => `${money(t.spend)} / ${t.max_budget == null ? '∞' : money(t.max_budget)}` },
+    { label: 'Limits', value: limits },
+    { label: 'Status', value: (t) => (t.blocked ? h('span', { class: 'badge bad' }, 'Blocked') : h('span', { class: 'badge good' }, 'Active')) },
+    {
+      label: 'Actions',
+      value: (t) =>
+        h(
+          'div',
+          { class: 'row-actions' },
+          h('button', { type: 'button', class: 'secondary small', 'aria-label': `Open team ${t.team_alias || t.team_id}`, onclick: () => open(t.team_id) }, 'Open'),
+          isAdmin
+            ? h(
+                'button',
+                {
+                  type: 'button',
+                  class: 'danger small',
+                  'aria-label': `Delete team ${t.team_alias || t.team_id}`,
+                  onclick: async () => {
+                    const ok = await confirmDialog('Delete team?', `Team ${t.team_alias || t.team_id} and its keys are deleted; the keys stop working at once.`, 'Delete');
+                    if (!ok) return;
+                    try {
+                      await api('POST', '/team/delete', { team_ids: [t.team_id] });
+                      replace(status, notice('ok', 'Delete: done.'));
+                      if (openTeam === t.team_id) replace(detail);
+                      load();
+                    } catch (e) {
+                      replace(status, notice('error', `Delete failed: ${e.message}`));
+                    }
+                  },
+                },
+                'Delete',
+              )
+            : null,
+        ),
+    },
+  ];
+
+  async function load() {
+    let teams;
+    try {
+      teams = await api('GET', '/team/list');
+    } catch (e) {
+      replace(listArea, notice('error', `Could not load the teams: ${e.message}. Reload the page to try again.`));
+      return;
+    }
+    replace(
+      listArea,
+      teams.length
+        ? table(columns, teams, plural(teams.length, 'team'))
+        : notice('empty', isAdmin ? 'No teams yet. Use "Create team" to add one.' : 'You are in no team. A proxy admin or a team admin can add you.'),
+    );
+  }
+
+  load();
+}
