@@ -582,6 +582,8 @@ pub struct SpendContext {
     /// Whether the response is kept ([`SpendContext::keep_response`]).
     store_prompts: bool,
     response: Mutex<Option<String>>,
+    /// The request's trace, with traces on.
+    trace: Option<crate::observability::traces::RequestTrace>,
 }
 
 /// Where the request went, known once a deployment answered.
@@ -620,6 +622,7 @@ impl SpendContext {
         caller: &Caller,
         end_user: Option<&str>,
         requested_model: &str,
+        trace: Option<crate::observability::traces::RequestTrace>,
     ) -> Self {
         let kind = req.kind;
         let p = caller.principal();
@@ -664,7 +667,18 @@ impl SpendContext {
             key_alias: p.and_then(|p| p.key.key_alias.clone()),
             start_time: crate::time::now_ms(),
             reservation: Mutex::new(None),
+            trace,
         }
+    }
+
+    /// The request's trace, with traces on.
+    pub fn trace(&self) -> Option<&crate::observability::traces::RequestTrace> {
+        self.trace.as_ref()
+    }
+
+    /// The spend log's call type (`acompletion`…).
+    pub fn call_type(&self) -> &'static str {
+        self.call_type
     }
 
     /// The request's Prometheus metrics scope (who made it), when metrics are collected.
@@ -757,8 +771,9 @@ impl SpendContext {
                 .unwrap_or_else(|p| p.into_inner())
                 .take(),
         );
-        if self.observers.listening() {
-            self.observers.publish(crate::observability::RequestEvent {
+        let listening = self.observers.listening();
+        if listening || self.trace.is_some() {
+            let event = crate::observability::RequestEvent {
                 log: log.clone(),
                 requested_model: self.requested_model.clone(),
                 key_alias: self.key_alias.clone(),
@@ -777,7 +792,13 @@ impl SpendContext {
                     self.user_id.as_deref(),
                     self.team_id.as_deref(),
                 ),
-            });
+            };
+            if let Some(trace) = &self.trace {
+                trace.request_finished(&event);
+            }
+            if listening {
+                self.observers.publish(event);
+            }
         }
         self.tracker.record(log);
     }

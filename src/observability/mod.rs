@@ -14,6 +14,7 @@ pub mod alerting;
 pub mod callbacks;
 pub mod metrics;
 pub mod tail;
+pub mod traces;
 
 use std::sync::Arc;
 
@@ -108,15 +109,17 @@ pub fn publish_refused(
     kind: crate::llm::CallKind,
     requested_model: &str,
     err: &crate::error::GatewayError,
+    trace: Option<&traces::RequestTrace>,
 ) {
-    if !observers.listening() {
+    let listening = observers.listening();
+    if !listening && trace.is_none() {
         return;
     }
     use actix_web::ResponseError as _;
     let p = caller.principal();
     let now = crate::time::now_ms();
     let error = err.to_string();
-    observers.publish(RequestEvent {
+    let event = RequestEvent {
         log: SpendLog {
             request_id: call_id.to_string(),
             call_type: crate::spend::call_type(kind).to_string(),
@@ -145,7 +148,13 @@ pub fn publish_refused(
             .and_then(|p| p.user.as_ref())
             .and_then(|u| u.alias.clone()),
         remaining_budget: metrics::RemainingBudgets::default(),
-    });
+    };
+    if let Some(trace) = trace {
+        trace.request_finished(&event);
+    }
+    if listening {
+        observers.publish(event);
+    }
 }
 
 #[cfg(test)]
