@@ -444,16 +444,18 @@ async fn admit_request(
     )
     .await?;
     reservation.absorb(end_user_reservation);
-    let spend = Arc::new(crate::spend::SpendContext::new(
-        state,
-        call_id,
-        http,
-        &req,
-        caller,
-        end_user.as_deref(),
-        &requested_model,
-        trace,
-    ));
+    let spend = Arc::new(
+        crate::spend::SpendContext::new(
+            state,
+            call_id,
+            http,
+            &req,
+            caller,
+            end_user.as_deref(),
+            &requested_model,
+        )
+        .with_trace(trace),
+    );
     spend.hold(reservation);
     let call = Call {
         call_id: call_id.to_string(),

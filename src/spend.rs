@@ -622,7 +622,6 @@ impl SpendContext {
         caller: &Caller,
         end_user: Option<&str>,
         requested_model: &str,
-        trace: Option<crate::observability::traces::RequestTrace>,
     ) -> Self {
         let kind = req.kind;
         let p = caller.principal();
@@ -667,8 +666,14 @@ impl SpendContext {
             key_alias: p.and_then(|p| p.key.key_alias.clone()),
             start_time: crate::time::now_ms(),
             reservation: Mutex::new(None),
-            trace,
+            trace: None,
         }
+    }
+
+    /// With traces on: the request's trace, whose span the finished request records.
+    pub fn with_trace(mut self, trace: Option<crate::observability::traces::RequestTrace>) -> Self {
+        self.trace = trace;
+        self
     }
 
     /// The request's trace, with traces on.

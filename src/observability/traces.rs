@@ -446,7 +446,7 @@ pub struct TraceCounters {
 
 /// The spans' destination.
 enum Sink {
-    Otlp(opentelemetry_otlp::SpanExporter),
+    Otlp(Box<opentelemetry_otlp::SpanExporter>),
     Console { service_name: String },
 }
 
@@ -493,7 +493,7 @@ impl Tracer {
                         .with_attribute(KeyValue::new("service.version", crate::state::VERSION))
                         .build(),
                 );
-                Sink::Otlp(exporter)
+                Sink::Otlp(Box::new(exporter))
             }
         };
         Ok(Tracer {
