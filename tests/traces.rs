@@ -244,6 +244,38 @@ async fn a_request_continues_the_clients_trace_with_a_span_per_attempt() {
     assert_eq!(attempt["span_id"], parts[2]);
     assert!(upstream["headers"].get("tracestate").is_none());
 
+    // A stream: its attempt's span ends with the stream, with the usage of its last chunk.
+    let mut body = chat("backup");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let (status, _, text) = stream_text(&gw.url("/v1/chat/completions"), Some(&key), &body).await;
+    assert_eq!(status, 200, "{text}");
+    let usage = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|c| c["usage"].is_object())
+        .map(|c| c["usage"].clone())
+        .expect("a usage chunk");
+    let upstream = mock.last_request().await;
+    let tp = header(&upstream, "traceparent").to_string();
+    let streamed = spans_of(&mock, tp.split('-').nth(1).unwrap(), 2).await;
+    for span in &streamed {
+        assert_eq!(span["status"]["code"], 1, "{span}");
+        assert_eq!(
+            span["attributes"]["gen_ai.usage.input_tokens"],
+            usage["prompt_tokens"]
+        );
+        assert_eq!(
+            span["attributes"]["gen_ai.usage.output_tokens"],
+            usage["completion_tokens"]
+        );
+    }
+    let attempt = streamed
+        .iter()
+        .find(|s| s["kind"] == "SPAN_KIND_CLIENT")
+        .unwrap();
+    assert_eq!(attempt["span_id"], tp.split('-').nth(2).unwrap());
+
     // A request refused before routing still has its span, with the error.
     let (status, _) = chat_with(
         &gw,
