@@ -6,7 +6,8 @@
 # What it does, in order:
 #   1. makes sure PostgreSQL answers on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (installs them with
 #      apt-get and starts them when missing), creates a fresh database for this run and drops it on exit;
-#   2. sets up a Python venv in target/pyenv with the OpenAI and Anthropic SDKs (for the SDK smoke test);
+#   2. sets up a Python venv in target/pyenv with the OpenAI and Anthropic SDKs (for the SDK smoke test),
+#      and fetches LiteLLM's database migrations (litellm-proxy-extras) for the LiteLLM import test;
 #   3. cargo fmt --check, cargo audit (RustSec advisories; fails on a vulnerable dependency), build,
 #      tests (unit, integration, doc), clippy -D warnings.
 #
@@ -17,7 +18,8 @@
 #                              GitHub answers, else the snapshot
 #   CI                         when set, tests that need the Python SDK fail instead of being skipped
 # Exported to the tests: TOLLGATE_TEST_DATABASE_URL, TOLLGATE_TEST_PG_ADMIN_URL, TOLLGATE_TEST_REDIS_URL,
-# TOLLGATE_TEST_PYTHON (only when the SDKs are available), RUST_BACKTRACE=1.
+# TOLLGATE_TEST_PYTHON (only when the SDKs are available), TOLLGATE_TEST_LITELLM_MIGRATIONS (only when
+# LiteLLM's migrations could be fetched), RUST_BACKTRACE=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -223,6 +225,29 @@ ensure_python_sdks() {
 }
 
 # ---------------------------------------------------------------------------------------------------
+# LiteLLM's database schema (its own migrations, from the litellm-proxy-extras package) for the
+# import test: tests/import_litellm.rs applies them in order to a fresh database.
+# ---------------------------------------------------------------------------------------------------
+LITELLM_PROXY_EXTRAS_VERSION=0.4.110
+ensure_litellm_schema() {
+  banner "LiteLLM's database schema (litellm-proxy-extras $LITELLM_PROXY_EXTRAS_VERSION)"
+  local dir="$PWD/target/litellm-proxy-extras-$LITELLM_PROXY_EXTRAS_VERSION"
+  local migrations="$dir/litellm_proxy_extras/migrations"
+  if [ ! -d "$migrations" ]; then
+    rm -rf "$dir" && mkdir -p "$dir"
+    if ! python3 -m pip download -q --disable-pip-version-check --no-deps -d "$dir" \
+      "litellm-proxy-extras==$LITELLM_PROXY_EXTRAS_VERSION" ||
+      ! python3 -m zipfile -e "$dir"/litellm_proxy_extras-*.whl "$dir"; then
+      rm -rf "$dir"
+      warn "could not fetch litellm-proxy-extras: the LiteLLM import test will not run (fatal under CI)"
+      return 0
+    fi
+  fi
+  export TOLLGATE_TEST_LITELLM_MIGRATIONS="$migrations"
+  echo "TOLLGATE_TEST_LITELLM_MIGRATIONS=$migrations ($(find "$migrations" -name migration.sql | wc -l) migrations)"
+}
+
+# ---------------------------------------------------------------------------------------------------
 # Dependency audit: Cargo.lock against the RustSec advisory database
 # ---------------------------------------------------------------------------------------------------
 # The live database is a GitHub repository; machines that reach only package registries use the
@@ -266,6 +291,7 @@ ensure_postgres
 create_test_db
 ensure_redis
 ensure_python_sdks
+ensure_litellm_schema
 
 banner "cargo fmt --all -- --check"
 cargo fmt --all -- --check

@@ -94,6 +94,25 @@ pub enum Command {
     /// Tail a running gateway's finished requests (`GET /logs/stream`), one line each:
     /// `time status_code model_group latency_ms cost key_alias call_id error`.
     Logs(LogsArgs),
+    /// Carry a LiteLLM proxy's database (keys, users, teams, organizations, end users, budgets,
+    /// stored models, optionally spend logs) over to this gateway's database (of --config).
+    /// Idempotent; prints a table of counts and every row it could not carry over.
+    #[command(name = "import-litellm")]
+    ImportLitellm(ImportLitellmArgs),
+}
+
+/// `tollgate import-litellm`.
+#[derive(Debug, clap::Args)]
+pub struct ImportLitellmArgs {
+    /// The LiteLLM proxy's database (`postgres://user:pass@host:5432/litellm`).
+    #[arg(long, env = "LITELLM_DATABASE_URL", hide_env_values = true)]
+    pub from: String,
+    /// Read both databases and print what would be done; write nothing.
+    #[arg(long = "dry-run", alias = "dry_run")]
+    pub dry_run: bool,
+    /// Also carry over LiteLLM's spend logs (`LiteLLM_SpendLogs`).
+    #[arg(long = "spend-logs", alias = "spend_logs")]
+    pub spend_logs: bool,
 }
 
 /// `tollgate logs`: without `--follow`, prints what arrives within `--seconds` and exits 0;

@@ -88,6 +88,49 @@ impl Sealer {
     }
 }
 
+/// Open a value LiteLLM sealed in its database (`encrypt_value_helper`: NaCl's `SecretBox`,
+/// XSalsa20-Poly1305, under the SHA-256 of the salt key; stored as standard base64 of
+/// nonce ‖ tag ‖ ciphertext). Used once, to carry credentials over from a LiteLLM database.
+pub fn open_litellm(salt_key: &Secret, value: &str) -> Result<String, CryptoError> {
+    use crypto_secretbox::aead::{Aead as _, KeyInit as _};
+    use crypto_secretbox::XSalsa20Poly1305;
+    use sha2::Digest as _;
+    let bytes = B64
+        .decode(value.trim())
+        .map_err(|_| CryptoError::Malformed)?;
+    if bytes.len() < 24 + 16 {
+        return Err(CryptoError::Malformed);
+    }
+    let key = Sha256::digest(salt_key.expose().as_bytes());
+    let cipher = XSalsa20Poly1305::new(crypto_secretbox::Key::from_slice(&key));
+    let (nonce, sealed) = bytes.split_at(24);
+    let plain = cipher
+        .decrypt(crypto_secretbox::Nonce::from_slice(nonce), sealed)
+        .map_err(|_| CryptoError::Decrypt)?;
+    String::from_utf8(plain).map_err(|_| CryptoError::Malformed)
+}
+
+/// Seal a value as LiteLLM does ([`open_litellm`]'s inverse): for tests and tools that must
+/// produce a LiteLLM database's contents.
+pub fn seal_litellm(salt_key: &Secret, value: &str) -> String {
+    use crypto_secretbox::aead::{Aead as _, KeyInit as _};
+    use crypto_secretbox::XSalsa20Poly1305;
+    use sha2::Digest as _;
+    let key = Sha256::digest(salt_key.expose().as_bytes());
+    let cipher = XSalsa20Poly1305::new(crypto_secretbox::Key::from_slice(&key));
+    let mut nonce = [0u8; 24];
+    rand::rng().fill_bytes(&mut nonce);
+    let sealed = cipher
+        .encrypt(
+            crypto_secretbox::Nonce::from_slice(&nonce),
+            value.as_bytes(),
+        )
+        .expect("XSalsa20-Poly1305 encryption cannot fail for in-memory buffers");
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    B64.encode(out)
+}
+
 /// The salt key: `LITELLM_SALT_KEY`, else the master key (as LiteLLM does).
 pub fn salt_key(master_key: Option<&Secret>) -> Option<Secret> {
     std::env::var("LITELLM_SALT_KEY")
@@ -128,5 +171,30 @@ mod tests {
         .unwrap();
         assert!(matches!(other.open(&sealed), Err(CryptoError::Decrypt)));
         assert!(Sealer::new(None, Purpose::ModelCredentials).is_err());
+    }
+
+    #[test]
+    fn values_litellm_sealed_open_with_its_salt_key() {
+        // Sealed by LiteLLM's `encrypt_value_helper` (PyNaCl's SecretBox) under this salt key.
+        let salt = Secret::new("sk-litellm-salt-for-import-tests");
+        let sealed =
+            "OeQlNCWvxQyJ6iJ8NaVIy/9K+OjM16ZVmvNtC+bk3x5BOcXg0ofpBp0hTTSR6WsP2zAILvQzeH9uNWzCOp4=";
+        assert_eq!(
+            open_litellm(&salt, sealed).unwrap(),
+            "sk-upstream-secret-123"
+        );
+        assert!(matches!(
+            open_litellm(&Secret::new("another-salt"), sealed),
+            Err(CryptoError::Decrypt)
+        ));
+        assert!(matches!(
+            open_litellm(&salt, "openai/gpt-4o"),
+            Err(CryptoError::Malformed)
+        ));
+        let resealed = seal_litellm(&salt, "http://127.0.0.1:9/v1");
+        assert_eq!(
+            open_litellm(&salt, &resealed).unwrap(),
+            "http://127.0.0.1:9/v1"
+        );
     }
 }

@@ -22,6 +22,7 @@ pub mod database;
 pub mod deployment;
 pub mod error;
 pub mod http;
+pub mod import_litellm;
 pub mod keys;
 pub mod limits;
 pub mod llm;

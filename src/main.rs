@@ -18,6 +18,15 @@ fn main() {
         tollgate::logging::init(cli.debug, cli.detailed_debug, false);
         std::process::exit(tollgate::server::migrate_command(&cli));
     }
+    if let Some(Command::ImportLitellm(args)) = &cli.command {
+        tollgate::logging::init(cli.debug, cli.detailed_debug, false);
+        let opts = tollgate::import_litellm::Options {
+            from: args.from.clone(),
+            dry_run: args.dry_run,
+            spend_logs: args.spend_logs,
+        };
+        std::process::exit(tollgate::import_litellm::command(&cli, &opts));
+    }
     if let Some(Command::Logs(args)) = &cli.command {
         std::process::exit(tollgate::cli::run_logs_command(args));
     }

@@ -26,6 +26,29 @@ use crate::secret::Secret;
 use crate::state::AppState;
 use crate::store::{ModelRecord, Store, StoreError};
 
+/// Checked `litellm_params` fields: the upstream model, where it is served (an `http`/`https`
+/// URL with a host: no `file:` or other schemes) and the deployment's own limits.
+const PARAM_FIELDS: &[(&str, crate::http::manage::Kind)] = &[
+    ("model", crate::http::manage::Kind::Str),
+    ("api_base", crate::http::manage::Kind::Url),
+    ("base_url", crate::http::manage::Kind::Url),
+    ("rpm", crate::http::manage::Kind::Integer),
+    ("tpm", crate::http::manage::Kind::Integer),
+    ("max_parallel_requests", crate::http::manage::Kind::Integer),
+];
+
+/// `litellm_params.model` must name the upstream model; the fields above must have their kinds.
+pub fn check_params(params: &Map<String, Value>) -> Result<(), GatewayError> {
+    crate::http::manage::check_fields(params, PARAM_FIELDS, "litellm_params.")?;
+    match params.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() => Ok(()),
+        _ => Err(GatewayError::bad_param(
+            "litellm_params",
+            "'litellm_params.model' is required (for example \"openai/gpt-4o\")",
+        )),
+    }
+}
+
 /// How often the database is checked for models changed by other instances.
 pub const DEFAULT_RELOAD_EVERY: Duration = Duration::from_secs(10);
 /// Overrides [`DEFAULT_RELOAD_EVERY`] (seconds, may be fractional; `0` disables the reload).

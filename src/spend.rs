@@ -584,6 +584,8 @@ pub struct SpendContext {
     response: Mutex<Option<String>>,
     /// The request's trace, with traces on.
     trace: Option<crate::observability::traces::RequestTrace>,
+    /// The request's place among the running requests, for the hanging-request alert.
+    _in_flight: Option<crate::observability::alerting::InFlight>,
 }
 
 /// Where the request went, known once a deployment answered.
@@ -644,6 +646,10 @@ impl SpendContext {
             messages: store_prompts.then(|| request_messages(req)).flatten(),
             store_prompts,
             response: Mutex::new(None),
+            _in_flight: state
+                .alerting
+                .as_ref()
+                .and_then(|a| a.begin(request_id, requested_model)),
             observers: state.observers.clone(),
             metrics: state.metrics.clone(),
             budgets: crate::observability::metrics::BudgetsAtStart::of(caller),

@@ -217,6 +217,7 @@ router_settings:
 general_settings:
   master_key: {MASTER_KEY}
   alerting: ["slack"]
+  alert_types: [budget_alerts, cooldown_deployment, llm_too_slow]
   alerting_threshold: 0.2
 "#,
         base = mock.api_base()
@@ -271,6 +272,50 @@ general_settings:
         metrics.contains("tollgate_alerts_sent_total 3"),
         "{metrics}"
     );
+}
+
+#[actix_rt::test]
+async fn slack_hears_of_a_hanging_request_while_it_still_runs() {
+    let mock = Mock::start(&[]);
+    let cfg = format!(
+        r#"model_list:
+  - model_name: stuck
+    litellm_params: {{model: openai/stuck, api_base: {base}, api_key: sk-x, extra_headers: {{x-mock-latency-ms: "4000"}}}}
+general_settings:
+  master_key: {MASTER_KEY}
+  alerting: ["slack"]
+  alerting_threshold: 1
+"#,
+        base = mock.api_base()
+    );
+    let slack = format!("{}/mock/receivers/slack", mock.proc.url);
+    let gw = Gateway::start(&cfg, &[], &[("SLACK_WEBHOOK_URL", &slack)]);
+    let url = gw.url("/v1/chat/completions");
+    let started = std::time::Instant::now();
+    let request =
+        actix_rt::spawn(async move { post(&url, Some(MASTER_KEY), &chat("stuck")).await.0 });
+    wait_for(Duration::from_secs(10), || {
+        let mock = &mock;
+        async move {
+            texts(&received(mock).await)
+                .iter()
+                .any(|m| m.contains("llm_requests_hanging"))
+        }
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(4000),
+        "the alert came while the request was still running"
+    );
+    assert!(!request.is_finished());
+    assert_eq!(request.await.unwrap(), 200);
+    let t = texts(&received(&mock).await);
+    let hanging: Vec<&String> = t
+        .iter()
+        .filter(|m| m.contains("llm_requests_hanging"))
+        .collect();
+    assert_eq!(hanging.len(), 1, "{t:?}");
+    assert!(hanging[0].contains("stuck"), "{t:?}");
 }
 
 #[test]

@@ -514,6 +514,48 @@ async fn requests_refused_at_admission_are_counted_as_failed() {
 }
 
 #[actix_rt::test]
+async fn requests_with_an_invalid_key_are_counted_as_failed_without_naming_the_key() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock, ""), &[], &[]);
+    let made_up = "sk-made-up-key-that-was-never-issued";
+    for path in ["/v1/chat/completions", "/v1/messages"] {
+        let (status, _, _) = post(&gw.url(path), Some(made_up), &chat("good")).await;
+        assert_eq!(status, 401, "{path}");
+    }
+    let (status, _, _) = post(&gw.url("/v1/chat/completions"), None, &chat("good")).await;
+    assert_eq!(status, 401);
+    let unauthenticated = [("hashed_api_key", ""), ("exception_status", "401")];
+    let (text, series) = scrape_until(&gw, |s| {
+        sum(
+            s,
+            "litellm_proxy_failed_requests_metric_total",
+            &unauthenticated,
+        ) >= 3.0
+    })
+    .await;
+    assert_eq!(
+        sum(
+            &series,
+            "litellm_proxy_failed_requests_metric_total",
+            &unauthenticated
+        ),
+        3.0
+    );
+    assert_eq!(
+        sum(
+            &series,
+            "litellm_proxy_total_requests_metric_total",
+            &[("hashed_api_key", ""), ("status_code", "401")]
+        ),
+        3.0
+    );
+    assert!(
+        !text.contains(made_up) && !text.contains(&hash(made_up)),
+        "{text}"
+    );
+}
+
+#[actix_rt::test]
 async fn request_series_are_collected_only_with_the_prometheus_callback() {
     let mock = Mock::start(&[]);
     let cfg = config(&mock, "").replace("  callbacks: [\"prometheus\"]\n", "");

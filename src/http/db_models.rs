@@ -7,8 +7,9 @@ use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::manage::{body_object, check_fields, ctx, opt_str, respond, Kind};
+use super::manage::{body_object, ctx, opt_str, respond};
 use crate::error::GatewayError;
+use crate::models_sync::check_params;
 use crate::secret::redact_json;
 use crate::state::AppState;
 use crate::store::ModelRecord;
@@ -32,29 +33,6 @@ fn opt_object(
         Some(_) => Err(GatewayError::bad_param(
             name,
             format!("'{name}' must be an object"),
-        )),
-    }
-}
-
-/// Checked `litellm_params` fields: the upstream model, where it is served (an `http`/`https`
-/// URL with a host: no `file:` or other schemes) and the deployment's own limits.
-const PARAM_FIELDS: &[(&str, Kind)] = &[
-    ("model", Kind::Str),
-    ("api_base", Kind::Url),
-    ("base_url", Kind::Url),
-    ("rpm", Kind::Integer),
-    ("tpm", Kind::Integer),
-    ("max_parallel_requests", Kind::Integer),
-];
-
-/// `litellm_params.model` must name the upstream model; the fields above must have their kinds.
-fn check_params(params: &Map<String, Value>) -> Result<(), GatewayError> {
-    check_fields(params, PARAM_FIELDS, "litellm_params.")?;
-    match params.get("model") {
-        Some(Value::String(m)) if !m.trim().is_empty() => Ok(()),
-        _ => Err(GatewayError::bad_param(
-            "litellm_params",
-            "'litellm_params.model' is required (for example \"openai/gpt-4o\")",
         )),
     }
 }

@@ -46,7 +46,10 @@ async fn handle(
     // auth first: an unauthenticated caller never gets its body read.
     let caller = match state.auth.authenticate(&req).await {
         Ok(c) => c,
-        Err(e) => return e.error_response(),
+        Err(e) => {
+            crate::observability::publish_unauthenticated(&state.observers, kind, &e);
+            return e.error_response();
+        }
     };
     let body = match super::read_body(&req, payload, state.max_body_bytes).await {
         Ok(b) => b,

@@ -37,11 +37,14 @@ async fn translated(
     payload: web::Payload,
 ) -> Result<(crate::auth::Caller, Map<String, Value>), HttpResponse> {
     // auth first: an unauthenticated caller never gets its body read.
-    let caller = state
-        .auth
-        .authenticate(req)
-        .await
-        .map_err(|e| anthropic_error(&e))?;
+    let caller = state.auth.authenticate(req).await.map_err(|e| {
+        crate::observability::publish_unauthenticated(
+            &state.observers,
+            crate::llm::CallKind::Chat,
+            &e,
+        );
+        anthropic_error(&e)
+    })?;
     let raw = super::read_body(req, payload, state.max_body_bytes)
         .await
         .map_err(|e| anthropic_error(&e))?;

@@ -6,6 +6,7 @@
 //! | `budget_alerts` | a key, user, team, organization or end user is refused for its budget; a key crosses its `soft_budget` |
 //! | `cooldown_deployment` | a deployment starts cooling down after failures |
 //! | `llm_too_slow` | a request took longer than `alerting_threshold` seconds (default 300) |
+//! | `llm_requests_hanging` | a request is still running `alerting_threshold` seconds after it started (checked every second, while it runs) |
 //! | `db_exceptions` | the database stops answering |
 //! | `outage_alerts` | a Redis (the router's, or the response cache's) stops answering |
 //!
@@ -41,6 +42,7 @@ pub enum AlertType {
     BudgetAlerts,
     CooldownDeployment,
     LlmTooSlow,
+    LlmRequestsHanging,
     DbExceptions,
     OutageAlerts,
 }
@@ -51,15 +53,17 @@ impl AlertType {
             AlertType::BudgetAlerts => "budget_alerts",
             AlertType::CooldownDeployment => "cooldown_deployment",
             AlertType::LlmTooSlow => "llm_too_slow",
+            AlertType::LlmRequestsHanging => "llm_requests_hanging",
             AlertType::DbExceptions => "db_exceptions",
             AlertType::OutageAlerts => "outage_alerts",
         }
     }
 
-    const ALL: [AlertType; 5] = [
+    const ALL: [AlertType; 6] = [
         AlertType::BudgetAlerts,
         AlertType::CooldownDeployment,
         AlertType::LlmTooSlow,
+        AlertType::LlmRequestsHanging,
         AlertType::DbExceptions,
         AlertType::OutageAlerts,
     ];
@@ -170,6 +174,36 @@ pub struct Alerting {
     minute: Mutex<(Instant, u32)>,
     queue: Mutex<VecDeque<Alert>>,
     pub counters: AlertCounters,
+    /// The requests running now, for `llm_requests_hanging` (empty when that type is off).
+    in_flight: Mutex<InFlightTable>,
+}
+
+/// The requests running now: when each started, its model group, its call id, and whether it was
+/// already reported as hanging.
+#[derive(Default)]
+struct InFlightTable {
+    next: u64,
+    running: HashMap<u64, Running>,
+}
+
+struct Running {
+    started: Instant,
+    group: String,
+    call_id: String,
+    reported: bool,
+}
+
+/// A request's place in the in-flight table: it leaves the table when this is dropped (when the
+/// request's spend is recorded, or the request is abandoned).
+pub struct InFlight {
+    alerting: Arc<Alerting>,
+    id: u64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.alerting.in_flight).running.remove(&self.id);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -184,6 +218,59 @@ impl Alerting {
             minute: Mutex::new((Instant::now(), 0)),
             queue: Mutex::new(VecDeque::new()),
             counters: AlertCounters::default(),
+            in_flight: Mutex::new(InFlightTable::default()),
+        }
+    }
+
+    /// Note a request that starts now, for `llm_requests_hanging` (`None`, and nothing kept, when
+    /// that alert type is off).
+    pub fn begin(self: &Arc<Self>, call_id: &str, group: &str) -> Option<InFlight> {
+        if !self.settings.types.contains(&AlertType::LlmRequestsHanging) {
+            return None;
+        }
+        let mut table = lock(&self.in_flight);
+        table.next += 1;
+        let id = table.next;
+        table.running.insert(
+            id,
+            Running {
+                started: Instant::now(),
+                group: group.to_string(),
+                call_id: call_id.to_string(),
+                reported: false,
+            },
+        );
+        Some(InFlight {
+            alerting: self.clone(),
+            id,
+        })
+    }
+
+    /// Alert on the requests running longer than the threshold, once per request (and, by the
+    /// dedup window, once per model group).
+    pub fn check_hanging(&self) {
+        let hanging: Vec<(String, String, Duration)> = {
+            let mut table = lock(&self.in_flight);
+            table
+                .running
+                .values_mut()
+                .filter(|r| !r.reported && r.started.elapsed() > self.settings.threshold)
+                .map(|r| {
+                    r.reported = true;
+                    (r.group.clone(), r.call_id.clone(), r.started.elapsed())
+                })
+                .collect()
+        };
+        for (group, call_id, running) in hanging {
+            self.alert(
+                AlertType::LlmRequestsHanging,
+                &group,
+                format!(
+                    "a request to model group `{group}` (call {call_id}) has been running for {:.1} s without finishing, over the {:.1} s alerting threshold",
+                    running.as_secs_f64(),
+                    self.settings.threshold.as_secs_f64()
+                ),
+            );
         }
     }
 
@@ -350,6 +437,7 @@ pub fn spawn_watch(state: actix_web::web::Data<crate::state::AppState>, alerting
         let mut redis_up = (true, true);
         loop {
             actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+            alerting.check_hanging();
             let now = tollgate_actors::now_ms();
             for handle in state.router.snapshot().deployments() {
                 let d = &handle.upstream;
@@ -457,6 +545,35 @@ mod tests {
             );
         }
         assert_eq!(lock(&a.queue).len(), MAX_PER_MINUTE as usize);
+    }
+
+    #[test]
+    fn a_request_running_past_the_threshold_is_reported_once() {
+        let mut s = settings();
+        s.threshold = Duration::from_millis(20);
+        let a = Arc::new(Alerting::new(s));
+        let hanging = a.begin("call-1", "group-a").unwrap();
+        let quick = a.begin("call-2", "group-b").unwrap();
+        drop(quick);
+        a.check_hanging();
+        assert!(
+            lock(&a.queue).is_empty(),
+            "nothing has run past the threshold yet"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+        a.check_hanging();
+        a.check_hanging();
+        let queue = lock(&a.queue);
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue[0].kind, AlertType::LlmRequestsHanging);
+        assert_eq!(queue[0].subject, "group-a");
+        assert!(queue[0].message.contains("call-1"), "{}", queue[0].message);
+        drop(queue);
+        drop(hanging);
+        assert!(lock(&a.in_flight).running.is_empty());
+        let mut off = settings();
+        off.types = vec![AlertType::LlmTooSlow];
+        assert!(Arc::new(Alerting::new(off)).begin("c", "g").is_none());
     }
 
     #[test]

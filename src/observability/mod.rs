@@ -111,12 +111,46 @@ pub fn publish_refused(
     err: &crate::error::GatewayError,
     trace: Option<&traces::RequestTrace>,
 ) {
+    publish_failure(
+        observers,
+        caller.principal(),
+        call_id,
+        kind,
+        requested_model,
+        err,
+        trace,
+    );
+}
+
+/// Publish an LLM request refused because its key was missing, unknown, expired or blocked. Its
+/// body was never read, so the model is unknown; the key is not named at all (not even by its
+/// hash: a label per made-up key would let anyone fill the metrics' series).
+pub fn publish_unauthenticated(
+    observers: &Observers,
+    kind: crate::llm::CallKind,
+    err: &crate::error::GatewayError,
+) {
+    if !observers.listening() {
+        return;
+    }
+    let call_id = uuid::Uuid::now_v7().to_string();
+    publish_failure(observers, None, &call_id, kind, "", err, None);
+}
+
+fn publish_failure(
+    observers: &Observers,
+    p: Option<&crate::auth::Principal>,
+    call_id: &str,
+    kind: crate::llm::CallKind,
+    requested_model: &str,
+    err: &crate::error::GatewayError,
+    trace: Option<&traces::RequestTrace>,
+) {
     let listening = observers.listening();
     if !listening && trace.is_none() {
         return;
     }
     use actix_web::ResponseError as _;
-    let p = caller.principal();
     let now = crate::time::now_ms();
     let error = err.to_string();
     let event = RequestEvent {
