@@ -531,6 +531,19 @@ impl Tracer {
         self.lock().len()
     }
 
+    /// Whether a span can be recorded: sampled, and room in the queue. A span that would be
+    /// dropped is counted and not even built (a collector that cannot keep up costs no more).
+    fn wanted(&self, ctx: &TraceContext) -> bool {
+        if !ctx.sampled {
+            return false;
+        }
+        if self.queued() >= self.max_queue {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
     /// A request's trace, from its headers.
     pub fn start_request(self: &Arc<Self>, http: &actix_web::HttpRequest) -> RequestTrace {
         let header = |name: &str| http.headers().get(name).and_then(|v| v.to_str().ok());
@@ -542,7 +555,7 @@ impl Tracer {
 
     /// Record an attempt's span, now that it ended.
     pub fn attempt_ended(&self, ctx: &TraceContext, span: &AttemptSpan, end: AttemptEnd<'_>) {
-        if !ctx.sampled {
+        if !self.wanted(ctx) {
             return;
         }
         let op = operation(end.call_type);
@@ -597,7 +610,7 @@ impl Tracer {
 
     /// Record a request's span, now that it finished.
     fn request_finished(&self, ctx: &TraceContext, ev: &RequestEvent) {
-        if !ctx.sampled {
+        if !self.wanted(ctx) {
             return;
         }
         let log = &ev.log;
