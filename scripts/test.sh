@@ -4,8 +4,9 @@
 #   bash scripts/test.sh sdk_smoke       # extra arguments go to `cargo test --workspace --all-targets`
 #
 # What it does, in order:
-#   1. makes sure PostgreSQL answers on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (installs them with
-#      apt-get and starts them when missing), creates a fresh database for this run and drops it on exit;
+#   1. makes sure PostgreSQL answers on 127.0.0.1:5432 (with SSL on, for the TLS tests) and Redis on
+#      127.0.0.1:6379 (installs them with apt-get and starts them when missing), creates a fresh
+#      database for this run and drops it on exit;
 #   2. sets up a Python venv in target/pyenv with the OpenAI and Anthropic SDKs (for the SDK smoke test),
 #      and fetches LiteLLM's database migrations (litellm-proxy-extras) for the LiteLLM import test;
 #   3. cargo fmt --check, cargo audit (RustSec advisories; fails on a vulnerable dependency), build,
@@ -141,6 +142,31 @@ ensure_postgres() {
       die "cannot connect to PostgreSQL at $PG_URL_BASE/postgres (set TOLLGATE_TEST_PG_URL_BASE)"
   fi
   echo "PostgreSQL is up ($(psql "$PG_URL_BASE/postgres" -qAtX -c 'SHOW server_version'))"
+}
+
+# The TLS tests (tests/postgres_tls.rs) need SSL on. Debian's package turns it on with its snakeoil
+# certificate; when it is off, turn it on with a self-signed certificate for localhost.
+ensure_postgres_ssl() {
+  local admin="$PG_URL_BASE/postgres" dir=/etc/ssl/tollgate-test-postgres
+  if [ "$(psql "$admin" -qAtX -c 'SHOW ssl')" = "on" ]; then
+    echo "PostgreSQL has SSL on ($(psql "$admin" -qAtX -c 'SHOW ssl_cert_file'))"
+    return 0
+  fi
+  echo "PostgreSQL has SSL off: turning it on with a self-signed certificate for localhost in $dir"
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  as_root mkdir -p "$dir"
+  as_root openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost -keyout "$dir/server.key" -out "$dir/server.crt" 2>/dev/null
+  as_root chown postgres: "$dir/server.key" "$dir/server.crt" 2>/dev/null || true
+  as_root chmod 600 "$dir/server.key"
+  as_root chmod 644 "$dir/server.crt"
+  psql "$admin" -qAtX -v ON_ERROR_STOP=1 \
+    -c "ALTER SYSTEM SET ssl_cert_file = '$dir/server.crt'" \
+    -c "ALTER SYSTEM SET ssl_key_file = '$dir/server.key'" \
+    -c "ALTER SYSTEM SET ssl = on" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 1
+  [ "$(psql "$admin" -qAtX -c 'SHOW ssl')" = "on" ] || die "could not turn SSL on in PostgreSQL"
 }
 
 TEST_DB=""
@@ -288,6 +314,7 @@ run_audit() {
 # Run
 # ---------------------------------------------------------------------------------------------------
 ensure_postgres
+ensure_postgres_ssl
 create_test_db
 ensure_redis
 ensure_python_sdks

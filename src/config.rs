@@ -375,11 +375,38 @@ impl ProxyConfig {
             .filter(|s| !s.is_empty())
     }
 
+    /// The Postgres pool: `general_settings.database_connection_pool_limit` (connections, default
+    /// 10) and `database_connection_timeout` (seconds to open one, default 10).
+    pub fn database_pool(&self) -> crate::store::PoolSettings {
+        let defaults = crate::store::PoolSettings::default();
+        let g = &self.general_settings;
+        crate::store::PoolSettings {
+            max_size: g
+                .get("database_connection_pool_limit")
+                .and_then(as_f64)
+                .filter(|n| *n >= 1.0)
+                .map_or(defaults.max_size, |n| n.min(1000.0) as u32),
+            connect_timeout: g
+                .get("database_connection_timeout")
+                .and_then(as_f64)
+                .filter(|s| *s > 0.0)
+                .map_or(defaults.connect_timeout, config_seconds),
+        }
+    }
+
     /// `general_settings.disable_spend_logs`: no spend-log rows are written (spend still lands
     /// on keys, users, teams, organizations and end users).
     pub fn spend_logs_disabled(&self) -> bool {
         self.general_settings
             .get("disable_spend_logs")
+            .is_some_and(truthy)
+    }
+
+    /// `litellm_settings.turn_off_message_logging`: prompts and completions are kept out of the
+    /// logging callbacks' payloads and of the logs.
+    pub fn turn_off_message_logging(&self) -> bool {
+        self.litellm_settings
+            .get("turn_off_message_logging")
             .is_some_and(truthy)
     }
 
@@ -748,6 +775,8 @@ const LITELLM_SETTINGS_KEYS: &[&str] = &[
     "success_callback",
     "failure_callback",
     "callbacks",
+    "turn_off_message_logging",
+    "s3_callback_params",
 ];
 const LITELLM_SETTINGS_LATER: &[&str] = &[
     "service_callback",
@@ -760,7 +789,6 @@ const LITELLM_SETTINGS_LATER: &[&str] = &[
     "key_generation_settings",
     "max_internal_user_budget",
     "internal_user_budget_duration",
-    "turn_off_message_logging",
     "redact_user_api_key_info",
     "redact_messages_in_exceptions",
     "telemetry",
@@ -830,13 +858,13 @@ const GENERAL_SETTINGS_KEYS: &[&str] = &[
     "background_health_checks",
     "health_check_interval",
     "database_url",
+    "database_connection_pool_limit",
+    "database_connection_timeout",
     "disable_spend_logs",
     "store_prompts_in_spend_logs",
     "maximum_spend_logs_retention_period",
 ];
 const GENERAL_SETTINGS_LATER: &[&str] = &[
-    "database_connection_pool_limit",
-    "database_connection_timeout",
     "store_model_in_db",
     "proxy_budget_rescheduler_min_time",
     "proxy_budget_rescheduler_max_time",

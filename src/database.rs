@@ -21,13 +21,14 @@ pub struct Database {
     /// Opened inside the actix system (the connection pool needs a runtime).
     store: std::sync::OnceLock<Arc<dyn Store>>,
     pub url: DatabaseUrl,
+    pool: store::PoolSettings,
     ready: Arc<AtomicBool>,
 }
 
 impl Database {
     /// Open the store, run the migrations (waiting up to [`START_WAIT`]), and keep retrying in the
     /// background if they could not run yet.
-    pub fn start(url: DatabaseUrl) -> Result<Database, StoreError> {
+    pub fn start(url: DatabaseUrl, pool: store::PoolSettings) -> Result<Database, StoreError> {
         let ready = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
         let (thread_url, thread_ready) = (url.clone(), ready.clone());
@@ -76,13 +77,14 @@ impl Database {
         Ok(Database {
             store: std::sync::OnceLock::new(),
             url,
+            pool,
             ready,
         })
     }
 
     /// Open the connection pool. Call once, inside the actix system, before serving.
     pub fn open_pool(&self) -> Result<(), StoreError> {
-        let store = store::open(&self.url)?;
+        let store = store::open_with(&self.url, self.pool)?;
         let _ = self.store.set(store);
         Ok(())
     }

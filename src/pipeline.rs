@@ -77,7 +77,6 @@ use crate::llm::{CallKind, LlmRequest, MockFailure, Usage};
 use crate::outcome::{Completion, Facts, Outcome, Reply};
 use crate::providers::stream::TranslatedStream;
 use crate::providers::{self, ProviderAdapter};
-use crate::secret::redact_json;
 use crate::sse::{SseRelay, StreamOutcome};
 use crate::state::AppState;
 use crate::upstream;
@@ -409,7 +408,7 @@ async fn admit_request(
         );
     }
     if state.detailed_debug {
-        let body = redact_json(&Value::Object(req.body.clone()));
+        let body = crate::observability::callbacks::loggable_body(&state.config, &req.body);
         tracing::debug!(call_id, ?caller, %body, "request");
     }
     // 2c. budgets, then limits: key, user, team, end user, per model, gateway-wide. Per-model
@@ -1528,6 +1527,7 @@ async fn call_provider(
         stream_timeout,
         move |outcome: StreamOutcome| {
             let _in_flight = in_flight;
+            acc.spend.keep_stream(&outcome.chunks);
             account(
                 &acc,
                 Exit::StreamEnd {
@@ -1536,7 +1536,8 @@ async fn call_provider(
                 },
             );
         },
-    );
+    )
+    .capture(call.spend.keeps_response());
     Ok(Reply::Stream(Box::pin(relay)))
 }
 

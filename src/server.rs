@@ -259,7 +259,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let database_url = crate::database::url_for(config.database_url())
         .map_err(|e| StartError::Database(e.to_string()))?;
     let db = Arc::new(
-        crate::database::Database::start(database_url)
+        crate::database::Database::start(database_url, config.database_pool())
             .map_err(|e| StartError::Database(e.to_string()))?,
     );
 
@@ -301,6 +301,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             tracing::info!("alerting on");
             alerting
         });
+        let message_logging = callbacks.message_logging;
         let callbacks: Vec<crate::observability::callbacks::Callback> = callbacks
             .callbacks
             .into_iter()
@@ -366,6 +367,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             cache,
             observers: Arc::new(observers),
             callbacks,
+            message_logging,
             metrics,
             traces: traces.clone(),
             alerting: alerting.clone(),

@@ -17,6 +17,7 @@ use crate::database::Database;
 use crate::error::GatewayError;
 use crate::keys::Fields;
 use crate::llm::{CallKind, Usage};
+use crate::observability::callbacks::MessageLogging;
 use crate::store::SpendLog;
 
 /// Default time between batch writes (`general_settings.proxy_batch_write_at` overrides it).
@@ -577,15 +578,19 @@ pub struct SpendContext {
     request_tags: String,
     spend_logs_metadata: Option<Value>,
     requester_ip_address: Option<String>,
-    /// Set only with `store_prompts_in_spend_logs`.
+    /// The request's messages, kept only when the row (`store_prompts_in_spend_logs`) or the
+    /// logging callbacks ([`MessageLogging::On`]) want them.
     messages: Option<String>,
-    /// Whether the response is kept ([`SpendContext::keep_response`]).
+    /// `store_prompts_in_spend_logs`: the row keeps the messages and the response.
     store_prompts: bool,
+    /// What the logging callbacks get of them.
+    message_logging: MessageLogging,
     response: Mutex<Option<String>>,
     /// The request's trace, with traces on.
     trace: Option<crate::observability::traces::RequestTrace>,
     /// The request's place among the running requests, for the hanging-request alert.
     _in_flight: Option<crate::observability::alerting::InFlight>,
+    kind: CallKind,
 }
 
 /// Where the request went, known once a deployment answered.
@@ -636,6 +641,8 @@ impl SpendContext {
             header("x-litellm-tags"),
         );
         let store_prompts = state.config.store_prompts_in_spend_logs();
+        let message_logging = state.message_logging;
+        let keep = store_prompts || message_logging == MessageLogging::On;
         Self {
             request_tags: serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
             spend_logs_metadata: spend_logs_metadata(
@@ -643,13 +650,15 @@ impl SpendContext {
                 header("x-litellm-spend-logs-metadata"),
             ),
             requester_ip_address: http.peer_addr().map(|a| a.ip().to_string()),
-            messages: store_prompts.then(|| request_messages(req)).flatten(),
+            messages: keep.then(|| request_messages(req)).flatten(),
             store_prompts,
+            message_logging,
             response: Mutex::new(None),
             _in_flight: state
                 .alerting
                 .as_ref()
                 .and_then(|a| a.begin(request_id, requested_model)),
+            kind,
             observers: state.observers.clone(),
             metrics: state.metrics.clone(),
             budgets: crate::observability::metrics::BudgetsAtStart::of(caller),
@@ -708,11 +717,16 @@ impl SpendContext {
         })
     }
 
-    /// Keep the response body for the row, with `store_prompts_in_spend_logs` (else nothing is
-    /// copied). A body that is not JSON is kept as a JSON string. Bounded by
-    /// [`MAX_STORED_JSON_BYTES`].
+    /// Whether the response is kept (for the row, `store_prompts_in_spend_logs`, or for the
+    /// logging callbacks): when not, nothing is copied.
+    pub fn keeps_response(&self) -> bool {
+        self.store_prompts || self.message_logging == MessageLogging::On
+    }
+
+    /// Keep the response body for the row and the callbacks, when [`Self::keeps_response`].
+    /// A body that is not JSON is kept as a JSON string. Bounded by [`MAX_STORED_JSON_BYTES`].
     pub fn keep_response(&self, body: &[u8]) {
-        if !self.store_prompts {
+        if !self.keeps_response() {
             return;
         }
         let text = match serde_json::from_slice::<Value>(body) {
@@ -720,6 +734,18 @@ impl SpendContext {
             Err(_) => bounded_text(Value::String(String::from_utf8_lossy(body).into()).to_string()),
         };
         *self.response.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }
+
+    /// Keep a relayed stream's response: its chunks (as the relay captured them, see
+    /// [`crate::sse::SseRelay::capture`]) assembled into the complete response by the cache's
+    /// assembler ([`crate::caching::replay::assemble`]). A stream cut short keeps what it relayed.
+    pub fn keep_stream(&self, chunks: &[bytes::Bytes]) {
+        if chunks.is_empty() || !self.keeps_response() {
+            return;
+        }
+        if let Some(done) = crate::caching::replay::assemble(self.kind, chunks) {
+            self.keep_response(&done.body);
+        }
     }
 
     /// Hold the request's budget reservation until its spend is recorded (or this is dropped).
@@ -735,7 +761,7 @@ impl SpendContext {
             spend_logs_metadata: self.spend_logs_metadata.as_ref(),
         })
         .unwrap_or_else(|_| "{}".into());
-        let log = SpendLog {
+        let mut log = SpendLog {
             request_id: self.request_id.clone(),
             call_type: self.call_type.to_string(),
             api_key: self.api_key.clone(),
@@ -767,13 +793,18 @@ impl SpendContext {
             cache_key: served.cache_key.clone(),
             request_tags: self.request_tags.clone(),
             requester_ip_address: self.requester_ip_address.clone(),
-            messages: self.messages.clone(),
-            response: self
-                .response
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
+            messages: None,
+            response: None,
         };
+        let response = self
+            .response
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if self.store_prompts {
+            log.messages = self.messages.clone();
+            log.response = response.clone();
+        }
         self.ledger.add(&log, 1.0);
         // The real cost now counts: the estimate is given back.
         drop(
@@ -784,8 +815,19 @@ impl SpendContext {
         );
         let listening = self.observers.listening();
         if listening || self.trace.is_some() {
+            // The event's row carries the prompt and the completion as the callbacks may see
+            // them, whatever the spend log keeps.
+            let mut event_log = log.clone();
+            (event_log.messages, event_log.response) = match self.message_logging {
+                MessageLogging::On => (self.messages.clone(), response),
+                MessageLogging::Redacted => (
+                    Some(MessageLogging::redacted_messages()),
+                    Some(MessageLogging::redacted_response()),
+                ),
+                MessageLogging::Off => (None, None),
+            };
             let event = crate::observability::RequestEvent {
-                log: log.clone(),
+                log: event_log,
                 requested_model: self.requested_model.clone(),
                 key_alias: self.key_alias.clone(),
                 team_alias: self.team_alias.clone(),

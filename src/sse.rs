@@ -45,7 +45,13 @@ pub struct StreamOutcome {
     /// Bytes of generated text (content, text, tool-call arguments, reasoning) relayed to the
     /// client: what a stream that ended before its usage chunk is charged for, as tokens.
     pub relayed_text_bytes: u64,
+    /// The stream's chunks (each event's JSON, the hidden usage chunk included), when the relay
+    /// was asked to [`SseRelay::capture`] them; empty past [`MAX_CAPTURED_BYTES`].
+    pub chunks: Vec<Bytes>,
 }
+
+/// A captured stream whose chunks pass this many bytes is not kept (its chunks are dropped).
+pub const MAX_CAPTURED_BYTES: usize = 1024 * 1024;
 
 impl StreamOutcome {
     /// The stream's usage: the provider's, else an estimate for a stream that ended before its
@@ -81,6 +87,9 @@ pub struct SseRelay<S> {
     on_end: Option<OnEnd>,
     /// Items parsed and not yet taken.
     ready: VecDeque<StreamItem>,
+    /// Keep the chunks in the outcome ([`Self::capture`]); turned off past the bound.
+    capture: bool,
+    captured_bytes: usize,
 }
 
 /// The generated text of one OpenAI-shaped chunk, borrowed where the JSON has no escapes.
@@ -235,7 +244,30 @@ impl<S> SseRelay<S> {
             finished: false,
             on_end: Some(Box::new(on_end)),
             ready: VecDeque::new(),
+            capture: false,
+            captured_bytes: 0,
         }
+    }
+
+    /// Keep every chunk (shared with the item relayed, not copied) for the outcome, so that the
+    /// stream's response can be assembled once it ended (spend logs and logging callbacks keep
+    /// it). Up to [`MAX_CAPTURED_BYTES`].
+    pub fn capture(mut self, on: bool) -> Self {
+        self.capture = on;
+        self
+    }
+
+    fn keep(&mut self, chunk: &Bytes) {
+        if !self.capture {
+            return;
+        }
+        self.captured_bytes += chunk.len();
+        if self.captured_bytes > MAX_CAPTURED_BYTES {
+            self.capture = false;
+            self.outcome.chunks = Vec::new();
+            return;
+        }
+        self.outcome.chunks.push(chunk.clone());
     }
 
     /// Turn every complete event in the buffer into items, filtering and inspecting as it goes.
@@ -281,6 +313,8 @@ impl<S> SseRelay<S> {
         if value_start_after(trimmed, b"\"error\"").is_some_and(|b| b == b'{' || b == b'"') {
             self.outcome.error = Some(String::from_utf8_lossy(trimmed).chars().take(500).collect());
         }
+        let bytes = Bytes::copy_from_slice(trimmed);
+        self.keep(&bytes);
         if matches!(value_start_after(trimmed, b"\"usage\""), Some(b'{')) {
             if let Ok(chunk) = serde_json::from_slice::<ChunkProbe>(trimmed) {
                 if let Some(usage) = chunk.usage {
@@ -295,7 +329,7 @@ impl<S> SseRelay<S> {
                 }
             }
         }
-        Some(StreamItem::Chunk(Bytes::copy_from_slice(trimmed)))
+        Some(StreamItem::Chunk(bytes))
     }
 
     /// The stream is over: its last item, and its outcome reported.
@@ -423,6 +457,40 @@ mod tests {
     const STOP: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n";
     const USAGE: &str = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}\n\n";
     const DONE: &str = "data: [DONE]\n\n";
+
+    #[actix_rt::test]
+    async fn captured_chunks_include_the_hidden_usage_and_assemble() {
+        let collect = |capture: bool| async move {
+            let seen = Rc::new(RefCell::new(None));
+            let seen2 = seen.clone();
+            let upstream = stream::iter(
+                [ROLE, HELLO, STOP, USAGE, DONE]
+                    .map(|s| Ok::<_, &str>(Bytes::from_static(s.as_bytes()))),
+            );
+            let relay = SseRelay::new(upstream, false, Duration::from_secs(5), move |o| {
+                *seen2.borrow_mut() = Some(o);
+            })
+            .capture(capture);
+            let _: Vec<StreamItem> = relay.collect().await;
+            let outcome: Option<StreamOutcome> = seen.borrow_mut().take();
+            outcome.expect("outcome reported")
+        };
+        assert!(
+            collect(false).await.chunks.is_empty(),
+            "nothing kept unless asked"
+        );
+        let outcome = collect(true).await;
+        assert_eq!(
+            outcome.chunks.len(),
+            4,
+            "every chunk, the hidden usage one too"
+        );
+        let done = crate::caching::replay::assemble(crate::llm::CallKind::Chat, &outcome.chunks)
+            .expect("assembles");
+        let body: serde_json::Value = serde_json::from_slice(&done.body).unwrap();
+        assert_eq!(body["choices"][0]["message"]["content"], "Hello");
+        assert_eq!(done.usage.total_tokens, 10);
+    }
 
     #[actix_rt::test]
     async fn usage_is_captured_and_hidden_unless_asked() {

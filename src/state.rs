@@ -56,6 +56,9 @@ pub struct AppState {
     pub observers: Arc<crate::observability::Observers>,
     /// The logging callbacks (their queues and counters, for `/metrics`).
     pub callbacks: Vec<crate::observability::callbacks::Callback>,
+    /// What the logging callbacks get of prompts and completions (decided at start: with no
+    /// callback that sends them, requests copy nothing for them).
+    pub message_logging: crate::observability::callbacks::MessageLogging,
     /// LiteLLM's Prometheus metrics (`/metrics`); also one of `observers`.
     pub metrics: Option<Arc<crate::observability::metrics::Metrics>>,
     /// OpenTelemetry traces, when on.

@@ -190,20 +190,32 @@ pub async fn post_bytes(
     Ok((status, body))
 }
 
-/// POST a JSON body with extra headers (logging callbacks) on this worker's client; returns the
-/// status, or why the call failed. The response body is read (at most 64 KiB) and discarded, so
-/// the connection can be reused.
+/// POST a JSON body with extra headers (alerts) on this worker's client; returns the status, or
+/// why the call failed (see [`send_bytes`]).
 pub async fn post_json(
     url: &str,
     headers: &[(String, String)],
     body: String,
     timeout: Duration,
 ) -> Result<u16, String> {
-    let mut request = CLIENT.with(|c| {
-        c.post(url)
-            .timeout(timeout)
-            .insert_header(("content-type", "application/json"))
-    });
+    let mut with_type = Vec::with_capacity(headers.len() + 1);
+    with_type.push(("content-type".to_string(), "application/json".to_string()));
+    with_type.extend(headers.iter().cloned());
+    send_bytes("POST", url, &with_type, bytes::Bytes::from(body), timeout).await
+}
+
+/// Send `body` with `method` (`POST`, `PUT`) and `headers` (the content type among them) on this
+/// worker's client (logging callbacks, alerts); returns the status, or why the call failed. The
+/// response body is read (at most 64 KiB) and discarded, so the connection can be reused.
+pub async fn send_bytes(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: bytes::Bytes,
+    timeout: Duration,
+) -> Result<u16, String> {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut request = CLIENT.with(|c| c.request(method, url).timeout(timeout));
     for (name, value) in headers {
         request = request.insert_header((name.as_str(), value.as_str()));
     }

@@ -308,7 +308,7 @@ async fn an_unstorable_spend_row_is_set_aside_and_never_blocks_the_others() {
     let dead_letter = dir.path().join("dead.jsonl");
     std::env::set_var(tollgate::spend::DEAD_LETTER_ENV, &dead_letter);
     let url = tollgate::database::url_for(Some(pg.url.clone())).unwrap();
-    let db = Arc::new(tollgate::database::Database::start(url).unwrap());
+    let db = Arc::new(tollgate::database::Database::start(url, Default::default()).unwrap());
     db.open_pool().unwrap();
     let ledger = Arc::new(tollgate::spend::Ledger::default());
     let tracker = tollgate::spend::start(

@@ -117,7 +117,7 @@ async fn tags_metadata_address_and_prompts(pg: Option<&FreshPostgres>) {
     assert_eq!(row["response"], response, "the whole response body");
     assert!(!row.to_string().contains(&key), "the key is never stored");
 
-    // A stream keeps its messages; its response is not assembled (see COMPATIBILITY.md).
+    // A stream keeps its messages and its response, assembled from the chunks it relayed.
     let mut streamed = chat("priced");
     streamed["stream"] = json!(true);
     streamed["metadata"] = json!({"tags": ["job:42"]});
@@ -128,7 +128,21 @@ async fn tags_metadata_address_and_prompts(pg: Option<&FreshPostgres>) {
         .remove(0);
     assert_eq!(row["request_tags"], json!(["job:42"]));
     assert_eq!(row["messages"], chat("priced")["messages"]);
-    assert_eq!(row["response"], json!({}));
+    let relayed: String = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(!relayed.is_empty(), "{text}");
+    assert_eq!(row["response"]["object"], "chat.completion", "{row}");
+    assert_eq!(
+        row["response"]["choices"][0]["message"]["content"],
+        relayed.as_str()
+    );
 
     // An untagged request counts toward no tag.
     let (status, headers, _) = post(&url, Some(&key), &chat("priced")).await;

@@ -15,6 +15,21 @@
 //!   decoded (415 for another content type, 400 for a body that does not decode) and answered with
 //!   an empty `ExportTraceServiceResponse`, as a collector does. Each span is kept as JSON: ids in
 //!   lowercase hex, its kind, times, status, attributes and its resource's attributes.
+//! * `POST /api/v2/logs`: Datadog's logs intake v2. `DD-API-KEY` required (403 without); a JSON
+//!   array of log items, each with `message` (a string), `ddsource` and `service`. Answers 202
+//!   `{}`, as Datadog does; 400 for a bad body.
+//! * `POST /runs/batch`: LangSmith's run ingestion. `x-api-key` required (401 without); a body
+//!   `{"post": [run…]}` whose runs have a UUID `id` and `trace_id`, a `dotted_order` that ends
+//!   with the run's id, a `name`, a LangSmith `run_type` and a `start_time`. Answers 202 `{}`.
+//! * `POST /api/{project_id}/envelope/`: Sentry's envelope endpoint. `X-Sentry-Auth` with
+//!   `sentry_key=…` required (401 without); the body is an envelope: a header line, an item
+//!   header line (`type`, optional `length`), the item (an `event` needs a 32-hex `event_id`
+//!   and a `level`). Answers 200 `{"id": event_id}`.
+//! * `PUT /s3/{bucket}/{key…}`: S3's `PutObject`, path style, for an `s3_endpoint_url` of
+//!   `{mock}/s3`. SigV4 (service `s3`) with the mock's AWS credentials (those of Bedrock) is
+//!   recomputed over the request; `x-amz-content-sha256` must be the body's SHA-256 and signed. A
+//!   bad or missing signature is 403 with S3's XML error (`SignatureDoesNotMatch`,
+//!   `AccessDenied`…). Answers 200 with an `ETag`.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -36,6 +51,13 @@ pub(crate) struct Received {
     slack: Vec<Value>,
     spans: Vec<Value>,
     otlp_headers: Vec<Value>,
+    datadog: Vec<Value>,
+    datadog_keys: Vec<String>,
+    langsmith: Vec<Value>,
+    langsmith_keys: Vec<String>,
+    sentry: Vec<Value>,
+    sentry_keys: Vec<String>,
+    s3: Vec<Value>,
     rejected: u64,
 }
 
@@ -70,6 +92,26 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<MockStat
         web::resource("/mock/receivers")
             .app_data(state.clone())
             .route(web::get().to(received)),
+    )
+    .service(
+        web::resource("/api/v2/logs")
+            .app_data(state.clone())
+            .route(web::post().to(datadog)),
+    )
+    .service(
+        web::resource("/runs/batch")
+            .app_data(state.clone())
+            .route(web::post().to(langsmith)),
+    )
+    .service(
+        web::resource("/api/{project_id}/envelope/")
+            .app_data(state.clone())
+            .route(web::post().to(sentry)),
+    )
+    .service(
+        web::resource("/s3/{bucket}/{key:.+}")
+            .app_data(state.clone())
+            .route(web::put().to(s3)),
     );
 }
 
@@ -340,6 +382,316 @@ async fn otlp_traces(
     }
 }
 
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+fn reject(state: &MockState) {
+    lock(&state.receivers).rejected += 1;
+}
+
+/// Why a Datadog logs body is not one, if it is not.
+fn datadog_problem(body: &Value) -> Option<String> {
+    let Some(items) = body.as_array().filter(|a| !a.is_empty()) else {
+        return Some("body must be a non-empty array of log items".into());
+    };
+    for (i, item) in items.iter().enumerate() {
+        for field in ["message", "ddsource", "service"] {
+            if item.get(field).and_then(Value::as_str).is_none() {
+                return Some(format!("[{i}].{field} must be a string"));
+            }
+        }
+        if let Some(status) = item.get("status") {
+            if status.as_str().is_none() {
+                return Some(format!("[{i}].status must be a string"));
+            }
+        }
+    }
+    None
+}
+
+async fn datadog(req: HttpRequest, body: web::Bytes, state: web::Data<MockState>) -> HttpResponse {
+    let Some(key) = header(&req, "dd-api-key") else {
+        reject(&state);
+        return HttpResponse::Forbidden().json(json!({"errors": ["Forbidden"]}));
+    };
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(problem) = datadog_problem(&parsed) {
+        reject(&state);
+        return HttpResponse::BadRequest().json(json!({"errors": [problem]}));
+    }
+    let mut r = lock(&state.receivers);
+    r.datadog.push(parsed);
+    r.datadog_keys.push(key.to_string());
+    HttpResponse::Accepted().json(json!({}))
+}
+
+const LANGSMITH_RUN_TYPES: &[&str] = &[
+    "llm",
+    "chain",
+    "tool",
+    "retriever",
+    "embedding",
+    "prompt",
+    "parser",
+];
+
+fn is_uuid(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_str)
+        .is_some_and(|s| uuid::Uuid::parse_str(s).is_ok())
+}
+
+/// Why a LangSmith `/runs/batch` body is not one, if it is not.
+fn langsmith_problem(body: &Value) -> Option<String> {
+    let Some(runs) = body.get("post").and_then(Value::as_array) else {
+        return Some("body must be {\"post\": [...]}".into());
+    };
+    for (i, run) in runs.iter().enumerate() {
+        if !is_uuid(run.get("id")) || !is_uuid(run.get("trace_id")) {
+            return Some(format!("post[{i}]: id and trace_id must be UUIDs"));
+        }
+        let id = run["id"].as_str().unwrap_or_default();
+        let dotted = run
+            .get("dotted_order")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // `{YYYYMMDD}T{HHMMSS}{micros}Z{id}` for a root run.
+        if !dotted.ends_with(id) || dotted.len() != 22 + id.len() || dotted.as_bytes()[21] != b'Z' {
+            return Some(format!("post[{i}].dotted_order is not a root run's"));
+        }
+        if run
+            .get("name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+            || run.get("start_time").and_then(Value::as_str).is_none()
+        {
+            return Some(format!("post[{i}] needs name and start_time"));
+        }
+        if !run
+            .get("run_type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| LANGSMITH_RUN_TYPES.contains(&t))
+        {
+            return Some(format!("post[{i}].run_type is not a LangSmith run type"));
+        }
+    }
+    None
+}
+
+async fn langsmith(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<MockState>,
+) -> HttpResponse {
+    let Some(key) = header(&req, "x-api-key") else {
+        reject(&state);
+        return HttpResponse::Unauthorized().json(json!({"detail": "Unauthorized"}));
+    };
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(problem) = langsmith_problem(&parsed) {
+        reject(&state);
+        return HttpResponse::UnprocessableEntity().json(json!({"detail": problem}));
+    }
+    let mut r = lock(&state.receivers);
+    r.langsmith.push(parsed);
+    r.langsmith_keys.push(key.to_string());
+    HttpResponse::Accepted().json(json!({}))
+}
+
+/// The `sentry_key` of an `X-Sentry-Auth` header (`Sentry sentry_version=7, sentry_key=…, …`).
+fn sentry_key(auth: &str) -> Option<String> {
+    auth.strip_prefix("Sentry ")?
+        .split(',')
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| *k == "sentry_key")
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// An envelope's event: header line, item header line, item. `Err` says what is wrong.
+fn sentry_event(body: &[u8]) -> Result<Value, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the envelope is not UTF-8")?;
+    let mut lines = text.splitn(3, '\n');
+    let header: Value = serde_json::from_str(lines.next().unwrap_or_default())
+        .map_err(|_| "the envelope header is not JSON")?;
+    if !header.is_object() {
+        return Err("the envelope header is not an object".into());
+    }
+    let item: Value = serde_json::from_str(lines.next().unwrap_or_default())
+        .map_err(|_| "the item header is not JSON")?;
+    if item.get("type").and_then(Value::as_str) != Some("event") {
+        return Err("the item is not an event".into());
+    }
+    let rest = lines.next().unwrap_or_default();
+    let payload = match item.get("length").and_then(Value::as_u64) {
+        Some(n) => rest
+            .get(..n as usize)
+            .ok_or("the item is shorter than its length")?,
+        None => rest.split('\n').next().unwrap_or_default(),
+    };
+    let event: Value = serde_json::from_str(payload).map_err(|_| "the event is not JSON")?;
+    let event_id = event
+        .get("event_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if event_id.len() != 32 || !event_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("event_id must be 32 hex digits".into());
+    }
+    if event.get("level").and_then(Value::as_str).is_none() {
+        return Err("the event has no level".into());
+    }
+    Ok(json!({"header": header, "item": item, "event": event}))
+}
+
+async fn sentry(
+    req: HttpRequest,
+    body: web::Bytes,
+    project: web::Path<String>,
+    state: web::Data<MockState>,
+) -> HttpResponse {
+    let Some(key) = header(&req, "x-sentry-auth").and_then(sentry_key) else {
+        reject(&state);
+        return HttpResponse::Unauthorized()
+            .json(json!({"detail": "missing authorization information"}));
+    };
+    let mut envelope = match sentry_event(&body) {
+        Ok(e) => e,
+        Err(problem) => {
+            reject(&state);
+            return HttpResponse::BadRequest().json(json!({"detail": problem}));
+        }
+    };
+    let id = envelope["event"]["event_id"].clone();
+    envelope["project_id"] = Value::String(project.into_inner());
+    let mut r = lock(&state.receivers);
+    r.sentry.push(envelope);
+    r.sentry_keys.push(key);
+    HttpResponse::Ok().json(json!({"id": id}))
+}
+
+/// An S3 error: status, `Code`, `Message`.
+struct S3Error(u16, &'static str, String);
+
+impl S3Error {
+    /// S3's XML error body.
+    fn response(&self) -> HttpResponse {
+        let Self(status, code, message) = self;
+        let status = actix_web::http::StatusCode::from_u16(*status)
+            .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
+        HttpResponse::build(status)
+            .content_type("application/xml")
+            .body(format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+            ))
+    }
+}
+
+fn s3_error(status: u16, code: &'static str, message: &str) -> S3Error {
+    S3Error(status, code, message.to_string())
+}
+
+/// Check a `PutObject`'s SigV4 signature as S3 does (service `s3`, the path as sent).
+fn s3_authenticate(req: &HttpRequest, body: &[u8]) -> Result<(), S3Error> {
+    use tollgate_wire::sigv4;
+    let Some(auth) = header(req, "authorization") else {
+        return Err(s3_error(403, "AccessDenied", "Access Denied"));
+    };
+    let Some(sig) = sigv4::parse_authorization(auth) else {
+        return Err(s3_error(
+            400,
+            "AuthorizationHeaderMalformed",
+            "The authorization header is malformed.",
+        ));
+    };
+    if sig.service != "s3" {
+        return Err(s3_error(400, "AuthorizationHeaderMalformed", "The authorization header is malformed; incorrect service. This endpoint belongs to \"s3\"."));
+    }
+    if sig.access_key_id != crate::bedrock::ACCESS_KEY_ID {
+        return Err(s3_error(
+            403,
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+        ));
+    }
+    let payload_hash = sigv4::sha256_hex(body);
+    if header(req, "x-amz-content-sha256") != Some(payload_hash.as_str()) {
+        return Err(s3_error(
+            400,
+            "XAmzContentSHA256Mismatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        ));
+    }
+    for needed in ["host", "x-amz-date", "x-amz-content-sha256"] {
+        if !sig.signed_headers.iter().any(|h| h == needed) {
+            return Err(s3_error(
+                403,
+                "AccessDenied",
+                &format!("{needed} must be signed"),
+            ));
+        }
+    }
+    let amz_date = header(req, "x-amz-date").unwrap_or_default();
+    let mut headers = Vec::with_capacity(sig.signed_headers.len());
+    for name in &sig.signed_headers {
+        let values: Vec<&str> = req
+            .headers()
+            .get_all(name.as_str())
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            return Err(s3_error(
+                403,
+                "AccessDenied",
+                &format!("signed header {name} is missing"),
+            ));
+        }
+        headers.push((name.clone(), values.join(",")));
+    }
+    let expected = sigv4::sign_s3(
+        &sigv4::Request {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            query: req.uri().query().unwrap_or(""),
+            headers: &headers,
+            payload_hash: &payload_hash,
+        },
+        crate::bedrock::SECRET_ACCESS_KEY,
+        amz_date,
+        &sig.region,
+    );
+    if !amz_date.starts_with(&sig.date) || expected.signature != sig.signature {
+        return Err(s3_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method."));
+    }
+    Ok(())
+}
+
+async fn s3(
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<(String, String)>,
+    state: web::Data<MockState>,
+) -> HttpResponse {
+    if let Err(refused) = s3_authenticate(&req, &body) {
+        reject(&state);
+        return refused.response();
+    }
+    let (bucket, key) = path.into_inner();
+    let content = serde_json::from_slice::<Value>(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let etag = format!("\"{}\"", &tollgate_wire::sigv4::sha256_hex(&body)[..32]);
+    lock(&state.receivers).s3.push(json!({
+        "bucket": bucket,
+        "key": key,
+        "content_type": header(&req, "content-type"),
+        "body": content,
+    }));
+    HttpResponse::Ok().insert_header(("etag", etag)).finish()
+}
+
 async fn received(state: web::Data<MockState>) -> HttpResponse {
     let r = lock(&state.receivers);
     HttpResponse::Ok().json(json!({
@@ -347,6 +699,10 @@ async fn received(state: web::Data<MockState>) -> HttpResponse {
         "generic": {"batches": r.generic, "headers": r.generic_headers},
         "slack": r.slack,
         "otlp": {"spans": r.spans, "headers": r.otlp_headers},
+        "datadog": {"batches": r.datadog, "api_keys": r.datadog_keys},
+        "langsmith": {"batches": r.langsmith, "api_keys": r.langsmith_keys},
+        "sentry": {"envelopes": r.sentry, "keys": r.sentry_keys},
+        "s3": {"objects": r.s3},
         "rejected": r.rejected,
     }))
 }
@@ -368,5 +724,43 @@ mod tests {
         let bad_type =
             json!({"batch": [{"id": "b", "type": "nope", "timestamp": "t", "body": {}}]});
         assert!(langfuse_problem(&bad_type).is_some());
+    }
+
+    #[test]
+    fn datadog_langsmith_and_sentry_bodies_are_checked() {
+        assert!(datadog_problem(&json!([])).is_some());
+        assert!(datadog_problem(&json!([{"message": "m", "ddsource": "s"}])).is_some());
+        assert_eq!(
+            datadog_problem(
+                &json!([{"message": "m", "ddsource": "s", "service": "v", "status": "info"}])
+            ),
+            None
+        );
+
+        let id = "0190a5b2-7c3e-7d4f-8a6b-1c2d3e4f5a6b";
+        let run = |dotted: String| json!({"post": [{"id": id, "trace_id": id, "dotted_order": dotted, "name": "LLMRun", "run_type": "llm", "start_time": "t"}]});
+        assert_eq!(
+            langsmith_problem(&run(format!("20240101T120000000000Z{id}"))),
+            None
+        );
+        assert!(langsmith_problem(&run(id.to_string())).is_some());
+        assert!(langsmith_problem(&json!({"runs": []})).is_some());
+
+        assert_eq!(
+            sentry_key("Sentry sentry_version=7, sentry_key=abc, sentry_client=x/1"),
+            Some("abc".into())
+        );
+        assert_eq!(sentry_key("Bearer abc"), None);
+        let event = r#"{"event_id":"0123456789abcdef0123456789abcdef","level":"error"}"#;
+        let envelope = format!(
+            "{{\"event_id\":\"0123456789abcdef0123456789abcdef\"}}\n{{\"type\":\"event\",\"length\":{}}}\n{event}\n",
+            event.len()
+        );
+        let parsed = sentry_event(envelope.as_bytes()).unwrap();
+        assert_eq!(parsed["event"]["level"], "error");
+        assert!(sentry_event(
+            b"{}\n{\"type\":\"event\"}\n{\"event_id\":\"short\",\"level\":\"error\"}"
+        )
+        .is_err());
     }
 }

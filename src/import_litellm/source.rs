@@ -4,7 +4,7 @@
 
 use diesel::sql_types::Text;
 use diesel::QueryableByName;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{Map, Value};
 
 /// A connection to the LiteLLM database.
@@ -41,10 +41,12 @@ pub const TABLES: &[&str] = &[
 impl LiteLlmDb {
     /// Connect to `url` (a `postgres://` URL).
     pub async fn connect(url: &str) -> Result<Self, String> {
-        let conn = AsyncPgConnection::establish(url).await.map_err(|e| {
-            let text = format!("cannot connect to {}: {e}", crate::secret::display_url(url));
-            crate::secret::scrub_all(&text, &crate::secret::url_secrets(url))
-        })?;
+        let conn = crate::store::pg_tls::connect(url, std::time::Duration::from_secs(30))
+            .await
+            .map_err(|e| {
+                let text = format!("cannot connect to {}: {e}", crate::secret::display_url(url));
+                crate::secret::scrub_all(&text, &crate::secret::url_secrets(url))
+            })?;
         Ok(Self { conn })
     }
 

@@ -8,14 +8,25 @@
 //!   (`LANGFUSE_PUBLIC_KEY`:`LANGFUSE_SECRET_KEY`), a batch of `trace-create` + `generation-create`
 //!   events per request (Langfuse's public ingestion API); `LANGFUSE_HOST` defaults to
 //!   `https://cloud.langfuse.com`.
+//! * `datadog`: Datadog's logs intake v2, `POST https://http-intake.logs.{DD_SITE}/api/v2/logs`
+//!   (or `{DD_BASE_URL}/api/v2/logs`) with `DD-API-KEY`: a JSON array of log items whose `message`
+//!   is the JSON text of the standard logging payload (as LiteLLM sends them).
+//! * `langsmith`: `POST {LANGSMITH_BASE_URL}/runs/batch` with `x-api-key`, `{"post": [run…]}`: one
+//!   root `llm` run per request (LangSmith's run-ingestion API).
+//! * `sentry` (failures only): one envelope per failed request to the `SENTRY_DSN` project's
+//!   envelope endpoint, with `X-Sentry-Auth`.
+//! * `s3`: one object per request, `{s3_path}/{YYYY-MM-DD}/time-{HH-MM-SS-micros}_{call id}.json`
+//!   holding the standard logging payload, written with a SigV4-signed `PutObject`
+//!   (`litellm_settings.s3_callback_params`).
 //!
 //! Each callback is an actor ([`Shipper`], supervised by the router) with a bounded queue: the
 //! request path only enqueues (a full queue drops the event and counts it). The actor sends a batch
-//! at a time (up to [`BATCH`] events, at least every [`FLUSH_EVERY`]), retries a failed batch with
-//! backoff ([`RETRIES`] times), then drops it and counts it as failed
-//! (`litellm_callback_logging_failures_metric`). A slow, failing or dead receiver never slows or fails
-//! a request. A callback whose environment is missing stops the gateway at start, naming the
-//! variable. Payloads never carry a key (only its hash) or an upstream credential.
+//! at a time (up to [`BATCH`] events, at least every [`FLUSH_EVERY`]; one HTTP request per batch,
+//! or per event for Sentry and S3), retries a failed request with backoff ([`RETRIES`] times),
+//! then drops its events and counts them as failed (`litellm_callback_logging_failures_metric`).
+//! A slow, failing or dead receiver never slows or fails a request. A callback whose environment
+//! is missing stops the gateway at start, naming the variable. Payloads never carry a key (only
+//! its hash) or an upstream credential; prompts and completions follow [`MessageLogging`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
+use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::{Observer, RequestEvent};
@@ -51,6 +63,277 @@ pub enum Destination {
         public_key: String,
         secret_key: String,
     },
+    Datadog {
+        /// The logs intake (`…/api/v2/logs`).
+        url: String,
+        api_key: String,
+        /// `ddsource`, `service`, `hostname` of every item.
+        source: String,
+        service: String,
+        hostname: String,
+        /// `env:…`, `service:…`, `version:…`, `HOSTNAME:…`, `POD_NAME:…` (LiteLLM's base tags).
+        tags: Vec<String>,
+    },
+    Langsmith {
+        base_url: String,
+        api_key: String,
+        project: String,
+        run_name: String,
+    },
+    Sentry(SentryDsn),
+    S3(S3Settings),
+}
+
+/// A Sentry DSN, `{scheme}://{public_key}@{host}/{project_id}`, as the envelope endpoint it
+/// names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentryDsn {
+    /// `{scheme}://{host}/{path…}api/{project_id}/envelope/`.
+    pub envelope_url: String,
+    pub public_key: String,
+    /// `SENTRY_ENVIRONMENT`.
+    pub environment: Option<String>,
+}
+
+impl SentryDsn {
+    /// Parse `dsn`; `Err` says what is wrong with it (never echoing it: it holds the key).
+    pub fn parse(dsn: &str, environment: Option<String>) -> Result<Self, String> {
+        let bad = |what: &str| format!("SENTRY_DSN is not a Sentry DSN ({what})");
+        let (scheme, rest) = dsn
+            .trim()
+            .split_once("://")
+            .ok_or_else(|| bad("no scheme"))?;
+        if scheme != "http" && scheme != "https" {
+            return Err(bad("the scheme must be http or https"));
+        }
+        let (userinfo, location) = rest.split_once('@').ok_or_else(|| bad("no public key"))?;
+        let public_key = userinfo.split(':').next().unwrap_or_default();
+        let (host, path) = location
+            .split_once('/')
+            .ok_or_else(|| bad("no project id"))?;
+        let path = path.trim_end_matches('/');
+        let (prefix, project) = match path.rsplit_once('/') {
+            Some((prefix, project)) => (format!("/{prefix}"), project),
+            None => (String::new(), path),
+        };
+        if public_key.is_empty() || host.is_empty() || project.is_empty() {
+            return Err(bad("it needs a public key, a host and a project id"));
+        }
+        if !project.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("the project id is not a number"));
+        }
+        Ok(Self {
+            envelope_url: format!("{scheme}://{host}{prefix}/api/{project}/envelope/"),
+            public_key: public_key.to_string(),
+            environment,
+        })
+    }
+}
+
+/// `litellm_settings.s3_callback_params`, resolved.
+#[derive(Clone, PartialEq)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub region: String,
+    /// `s3_endpoint_url` (MinIO, a mock…), without a trailing `/`; `None`: AWS.
+    pub endpoint: Option<String>,
+    /// `s3_path`: a key prefix, without its trailing `/`.
+    pub path: String,
+    /// Bucket in the path (`{endpoint}/{bucket}/{key}`) rather than in the host name. Default:
+    /// with a custom endpoint; `s3_use_path_style` decides otherwise.
+    pub path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: crate::secret::Secret,
+    pub session_token: Option<crate::secret::Secret>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("path", &self.path)
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Settings {
+    /// Read `s3_callback_params` (`os.environ/` references already resolved by the config
+    /// loader); credentials and region fall back to `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AWS_REGION` / `AWS_DEFAULT_REGION` (else `us-east-1`).
+    fn resolve(cfg: &ProxyConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let params = cfg
+            .litellm_settings
+            .get("s3_callback_params")
+            .and_then(Value::as_object);
+        let param = |k: &str| -> Option<String> {
+            match params?.get(k)? {
+                Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            }
+        };
+        let env_of = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let missing = |what: &str| {
+            format!("the s3 callback needs litellm_settings.s3_callback_params.{what}")
+        };
+        let bucket = param("s3_bucket_name").ok_or_else(|| missing("s3_bucket_name"))?;
+        let access_key_id = param("s3_aws_access_key_id")
+            .or_else(|| env_of("AWS_ACCESS_KEY_ID"))
+            .ok_or_else(|| {
+                missing("s3_aws_access_key_id (or the environment variable AWS_ACCESS_KEY_ID)")
+            })?;
+        let secret_access_key = param("s3_aws_secret_access_key")
+            .or_else(|| env_of("AWS_SECRET_ACCESS_KEY"))
+            .ok_or_else(|| {
+                missing(
+                    "s3_aws_secret_access_key (or the environment variable AWS_SECRET_ACCESS_KEY)",
+                )
+            })?;
+        let endpoint = param("s3_endpoint_url").map(|e| e.trim_end_matches('/').to_string());
+        if let Some(e) = &endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(
+                    "litellm_settings.s3_callback_params.s3_endpoint_url must be an http(s) URL"
+                        .into(),
+                );
+            }
+        }
+        let path_style = match param("s3_use_path_style") {
+            Some(v) => matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+            None => endpoint.is_some(),
+        };
+        Ok(Self {
+            region: param("s3_region_name")
+                .or_else(|| env_of("AWS_REGION"))
+                .or_else(|| env_of("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|| "us-east-1".into()),
+            path: param("s3_path")
+                .unwrap_or_default()
+                .trim_matches('/')
+                .to_string(),
+            session_token: param("s3_aws_session_token")
+                .or_else(|| env_of("AWS_SESSION_TOKEN"))
+                .map(crate::secret::Secret::new),
+            secret_access_key: crate::secret::Secret::new(secret_access_key),
+            access_key_id,
+            path_style,
+            endpoint,
+            bucket,
+        })
+    }
+
+    /// The object key of one request's payload: `{s3_path}/{YYYY-MM-DD}/time-{HH-MM-SS-micros}_{call id}.json`
+    /// (LiteLLM's layout; the date and time are the request's start, UTC).
+    pub fn object_key(&self, start_ms: i64, call_id: &str) -> String {
+        let start =
+            chrono::DateTime::<chrono::Utc>::from_timestamp_millis(start_ms).unwrap_or_default();
+        let file = format!(
+            "time-{}_{}.json",
+            start.format("%H-%M-%S-%6f"),
+            call_id.replace('/', "_")
+        );
+        let date = start.format("%Y-%m-%d");
+        if self.path.is_empty() {
+            format!("{date}/{file}")
+        } else {
+            format!("{}/{date}/{file}", self.path)
+        }
+    }
+
+    /// The URL an object is `PUT` to: `{endpoint}/{bucket}/{key}` (path style) or
+    /// `https://{bucket}.s3.{region}.amazonaws.com/{key}` (virtual-hosted, AWS's default).
+    pub fn object_url(&self, key: &str) -> String {
+        let key = tollgate_wire::sigv4::uri_encode(key, true);
+        let endpoint = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region));
+        if self.path_style {
+            return format!(
+                "{endpoint}/{}/{key}",
+                tollgate_wire::sigv4::uri_encode(&self.bucket, false)
+            );
+        }
+        match endpoint.split_once("://") {
+            Some((scheme, host)) => format!("{scheme}://{}.{host}/{key}", self.bucket),
+            None => format!("https://{}.{endpoint}/{key}", self.bucket),
+        }
+    }
+
+    /// A signed `PutObject` of `body` under `key`.
+    fn put(&self, key: &str, body: Bytes, amz_date: &str) -> Outgoing {
+        use tollgate_wire::sigv4;
+        let url = self.object_url(key);
+        let (_, host, path, _) = sigv4::split_url(&url).unwrap_or(("https", "", "/", ""));
+        let payload_hash = sigv4::sha256_hex(&body);
+        let mut headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("host".to_string(), host.to_string()),
+            ("x-amz-content-sha256".to_string(), payload_hash.clone()),
+            ("x-amz-date".to_string(), amz_date.to_string()),
+        ];
+        if let Some(token) = &self.session_token {
+            headers.push(("x-amz-security-token".into(), token.expose().to_string()));
+        }
+        let signature = sigv4::sign_s3(
+            &sigv4::Request {
+                method: "PUT",
+                path,
+                query: "",
+                headers: &headers,
+                payload_hash: &payload_hash,
+            },
+            self.secret_access_key.expose(),
+            amz_date,
+            &self.region,
+        );
+        // awc writes the host header itself, from the URL.
+        headers.retain(|(k, _)| k != "host");
+        headers.push((
+            "authorization".into(),
+            signature.authorization(&self.access_key_id),
+        ));
+        Outgoing {
+            method: "PUT",
+            url,
+            headers,
+            body,
+            events: 1,
+        }
+    }
+}
+
+/// What callbacks get of a request's prompt and completion (`messages`, `response`; Langfuse
+/// `input` / `output`; LangSmith `inputs` / `outputs`), decided once at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessageLogging {
+    /// No configured callback sends them: nothing is copied for them.
+    #[default]
+    Off,
+    /// Sent as the client sent them and the provider answered (a stream: assembled).
+    On,
+    /// `litellm_settings.turn_off_message_logging`: replaced by [`REDACTED`] (as LiteLLM does);
+    /// nothing is copied for them.
+    Redacted,
+}
+
+/// What stands for a prompt or a completion with `turn_off_message_logging` (LiteLLM's text).
+pub const REDACTED: &str = "redacted-by-litellm";
+
+impl MessageLogging {
+    /// The messages a payload carries in place of the request's, under redaction.
+    pub fn redacted_messages() -> String {
+        json!([{"role": "user", "content": REDACTED}]).to_string()
+    }
+
+    /// The response a payload carries in place of the provider's, under redaction.
+    pub fn redacted_response() -> String {
+        Value::String(REDACTED.into()).to_string()
+    }
 }
 
 /// One configured callback.
@@ -68,6 +351,8 @@ pub struct CallbackSettings {
 pub struct Resolved {
     pub callbacks: Vec<CallbackSettings>,
     pub not_implemented: Vec<String>,
+    /// What the callbacks get of prompts and completions.
+    pub message_logging: MessageLogging,
 }
 
 fn names(cfg: &ProxyConfig, key: &str) -> Vec<String> {
@@ -105,6 +390,7 @@ impl CallbackSettings {
                 .filter(|v| !v.trim().is_empty())
                 .ok_or_else(|| format!("the {name} callback needs the environment variable {var}"))
         };
+        let optional = |var: &str| env(var).filter(|v| !v.trim().is_empty());
         let mut out = Resolved::default();
         for name in all {
             let destination = match name.as_str() {
@@ -123,21 +409,87 @@ impl CallbackSettings {
                     public_key: need("LANGFUSE_PUBLIC_KEY", &name)?,
                     secret_key: need("LANGFUSE_SECRET_KEY", &name)?,
                 },
+                "datadog" => {
+                    let api_key = need("DD_API_KEY", &name)?;
+                    let site = optional("DD_SITE").unwrap_or_else(|| "datadoghq.com".into());
+                    let url = match optional("DD_BASE_URL") {
+                        Some(base) => format!("{}/api/v2/logs", base.trim_end_matches('/')),
+                        None => format!("https://http-intake.logs.{site}/api/v2/logs"),
+                    };
+                    let service = optional("DD_SERVICE").unwrap_or_else(|| "litellm-server".into());
+                    let hostname = optional("HOSTNAME").unwrap_or_default();
+                    let or_unknown = |var: &str| optional(var).unwrap_or_else(|| "unknown".into());
+                    Destination::Datadog {
+                        url,
+                        api_key,
+                        source: optional("DD_SOURCE").unwrap_or_else(|| "litellm".into()),
+                        tags: vec![
+                            format!("env:{}", or_unknown("DD_ENV")),
+                            format!("service:{service}"),
+                            format!("version:{}", or_unknown("DD_VERSION")),
+                            format!("HOSTNAME:{hostname}"),
+                            format!("POD_NAME:{}", or_unknown("POD_NAME")),
+                        ],
+                        service,
+                        hostname,
+                    }
+                }
+                "langsmith" => Destination::Langsmith {
+                    api_key: need("LANGSMITH_API_KEY", &name)?,
+                    base_url: optional("LANGSMITH_BASE_URL")
+                        .unwrap_or_else(|| "https://api.smith.langchain.com".into())
+                        .trim_end_matches('/')
+                        .to_string(),
+                    project: optional("LANGSMITH_PROJECT")
+                        .unwrap_or_else(|| "litellm-completion".into()),
+                    run_name: optional("LANGSMITH_DEFAULT_RUN_NAME")
+                        .unwrap_or_else(|| "LLMRun".into()),
+                },
+                "sentry" => Destination::Sentry(SentryDsn::parse(
+                    &need("SENTRY_DSN", &name)?,
+                    optional("SENTRY_ENVIRONMENT"),
+                )?),
+                "s3" => Destination::S3(S3Settings::resolve(cfg, env)?),
                 n if ELSEWHERE.contains(&n) => continue,
                 _ => {
                     out.not_implemented.push(name);
                     continue;
                 }
             };
+            // Sentry hears of failures only (LiteLLM's `failure_callback: ["sentry"]`).
+            let sentry = matches!(destination, Destination::Sentry(_));
             out.callbacks.push(CallbackSettings {
-                on_success: success.contains(&name) || both.contains(&name),
-                on_failure: failure.contains(&name) || both.contains(&name),
+                on_success: !sentry && (success.contains(&name) || both.contains(&name)),
+                on_failure: failure.contains(&name) || both.contains(&name) || sentry,
                 name,
                 destination,
             });
         }
+        let turned_off = cfg.turn_off_message_logging();
+        out.message_logging = match out.callbacks.iter().any(|c| c.destination.sends_messages()) {
+            false => MessageLogging::Off,
+            true if turned_off => MessageLogging::Redacted,
+            true => MessageLogging::On,
+        };
         Ok(out)
     }
+}
+
+/// A request body as `--detailed_debug` logs it: credentials masked
+/// ([`crate::secret::redact_json`]) and, with `turn_off_message_logging`, its prompt (`messages`,
+/// `prompt`, `input`, `system`) replaced by [`REDACTED`].
+pub fn loggable_body(cfg: &ProxyConfig, body: &Map<String, Value>) -> Value {
+    let mut shown = crate::secret::redact_json(&Value::Object(body.clone()));
+    if cfg.turn_off_message_logging() {
+        if let Value::Object(fields) = &mut shown {
+            for field in ["messages", "prompt", "input", "system"] {
+                if let Some(v) = fields.get_mut(field) {
+                    *v = Value::String(REDACTED.into());
+                }
+            }
+        }
+    }
+    shown
 }
 
 /// `name=value,name=value` (LiteLLM's `GENERIC_LOGGER_HEADERS`).
@@ -201,6 +553,7 @@ pub fn standard_payload(ev: &RequestEvent) -> Value {
             "spend_logs_metadata": metadata.get("spend_logs_metadata"),
         },
         "response_id": log.response_id,
+        "request_tags": serde_json::from_str::<Value>(&log.request_tags).unwrap_or_else(|_| json!([])),
         "messages": stored(&log.messages),
         "response": stored(&log.response),
         "error_str": ev.error,
@@ -276,21 +629,160 @@ fn langfuse_events(ev: &RequestEvent) -> [Value; 2] {
     ]
 }
 
-/// One HTTP request carrying a batch.
+/// One Datadog log item (logs intake v2): the standard logging payload's JSON text as `message`,
+/// `status` `info` or `error`, LiteLLM's tags plus `request_tag:…` and `team:…`.
+fn datadog_item(
+    ev: &RequestEvent,
+    source: &str,
+    service: &str,
+    hostname: &str,
+    tags: &[String],
+) -> Value {
+    let mut all = tags.to_vec();
+    if let Ok(request_tags) = serde_json::from_str::<Vec<String>>(&ev.log.request_tags) {
+        all.extend(request_tags.iter().map(|t| format!("request_tag:{t}")));
+    }
+    if let Some(team) = ev.team_alias.as_ref().or(ev.log.team_id.as_ref()) {
+        all.push(format!("team:{team}"));
+    }
+    json!({
+        "ddsource": source,
+        "ddtags": all.join(","),
+        "hostname": hostname,
+        "message": standard_payload(ev).to_string(),
+        "service": service,
+        "status": if ev.succeeded() { "info" } else { "error" },
+    })
+}
+
+/// A run id for a call id: the call id itself when it is a UUID (the gateway's are), else a UUID
+/// derived from it (LangSmith ids must be UUIDs).
+fn run_id(call_id: &str) -> uuid::Uuid {
+    uuid::Uuid::parse_str(call_id).unwrap_or_else(|_| {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(call_id.as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    })
+}
+
+/// One LangSmith run (a root `llm` run per request): `inputs` is the standard logging payload
+/// (LiteLLM's), `outputs` the response, `dotted_order` `{start:%Y%m%dT%H%M%S%fZ}{id}`.
+fn langsmith_run(ev: &RequestEvent, project: &str, run_name: &str) -> Value {
+    let log = &ev.log;
+    let id = run_id(&log.request_id).to_string();
+    let start =
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(log.start_time).unwrap_or_default();
+    let payload = standard_payload(ev);
+    let outputs = match stored(&log.response) {
+        Value::Object(o) => Value::Object(o),
+        Value::Null => json!({}),
+        other => json!({"output": other}),
+    };
+    let mut run = json!({
+        "id": id,
+        "trace_id": id,
+        "dotted_order": format!("{}{id}", start.format("%Y%m%dT%H%M%S%6fZ")),
+        "name": run_name,
+        "run_type": "llm",
+        "start_time": iso(log.start_time),
+        "end_time": iso(log.end_time),
+        "session_name": project,
+        "tags": payload["request_tags"],
+        "extra": {"metadata": payload["metadata"]},
+        "outputs": outputs,
+        "inputs": payload,
+    });
+    if let Some(error) = &ev.error {
+        run["error"] = Value::String(error.clone());
+    }
+    run
+}
+
+/// One Sentry envelope (header line, item header line, event) for a failed request: `level`
+/// `error`, the error as an exception of LiteLLM's class for its status, tags `model`,
+/// `model_group`, `call_id`; no key, no credential, no prompt.
+fn sentry_envelope(ev: &RequestEvent, environment: Option<&str>) -> Bytes {
+    let log = &ev.log;
+    let event_id = uuid::Uuid::new_v4().simple().to_string();
+    let class = super::metrics::exception_class(
+        ev.provider.as_deref().unwrap_or_default(),
+        super::metrics::class_for_status(ev.status_code),
+    );
+    let event = json!({
+        "event_id": event_id,
+        "timestamp": secs(log.end_time),
+        "platform": "other",
+        "level": "error",
+        "logger": "tollgate",
+        "release": format!("tollgate@{}", crate::state::VERSION),
+        "environment": environment,
+        "transaction": ev.requested_model,
+        "exception": {"values": [{
+            "type": class,
+            "value": ev.error.as_deref().unwrap_or("request failed"),
+        }]},
+        "tags": {
+            "model": ev.requested_model,
+            "model_group": log.model_group,
+            "call_id": log.request_id,
+            "status_code": ev.status_code.to_string(),
+            "call_type": log.call_type,
+        },
+        "extra": {
+            "user_api_key_hash": log.api_key,
+            "user_api_key_alias": ev.key_alias,
+            "team_id": log.team_id,
+            "deployment": log.model_id,
+        },
+    })
+    .to_string();
+    let header = json!({"event_id": event_id, "sent_at": iso(crate::time::now_ms())});
+    let item = json!({"type": "event", "length": event.len(), "content_type": "application/json"});
+    Bytes::from(format!("{header}\n{item}\n{event}\n"))
+}
+
+/// One HTTP request: a batch (or one event) in the receiver's format.
 struct Outgoing {
+    method: &'static str,
     url: String,
+    /// Including the content type.
     headers: Vec<(String, String)>,
-    body: Value,
+    body: Bytes,
+    /// How many events it carries (what is counted sent or failed).
+    events: u64,
+}
+
+impl Outgoing {
+    fn json(url: String, mut headers: Vec<(String, String)>, body: &Value, events: usize) -> Self {
+        headers.insert(0, ("content-type".into(), "application/json".into()));
+        Self {
+            method: "POST",
+            url,
+            headers,
+            body: Bytes::from(body.to_string()),
+            events: events as u64,
+        }
+    }
 }
 
 impl Destination {
-    fn outgoing(&self, batch: &[Arc<RequestEvent>]) -> Outgoing {
+    /// Whether its payloads carry prompts and completions (all but Sentry's).
+    pub fn sends_messages(&self) -> bool {
+        !matches!(self, Destination::Sentry(_))
+    }
+
+    /// The requests that carry `batch`: one for the whole batch, or one per event (Sentry, S3).
+    fn outgoing(&self, batch: &[Arc<RequestEvent>]) -> Vec<Outgoing> {
+        let n = batch.len();
         match self {
-            Destination::GenericApi { url, headers } => Outgoing {
-                url: url.clone(),
-                headers: headers.clone(),
-                body: Value::Array(batch.iter().map(|e| standard_payload(e)).collect()),
-            },
+            Destination::GenericApi { url, headers } => vec![Outgoing::json(
+                url.clone(),
+                headers.clone(),
+                &Value::Array(batch.iter().map(|e| standard_payload(e)).collect()),
+                n,
+            )],
             Destination::Langfuse {
                 host,
                 public_key,
@@ -299,14 +791,83 @@ impl Destination {
                 use base64::Engine as _;
                 let auth = base64::engine::general_purpose::STANDARD
                     .encode(format!("{public_key}:{secret_key}"));
-                Outgoing {
-                    url: format!("{host}/api/public/ingestion"),
-                    headers: vec![("authorization".into(), format!("Basic {auth}"))],
-                    body: json!({
+                vec![Outgoing::json(
+                    format!("{host}/api/public/ingestion"),
+                    vec![("authorization".into(), format!("Basic {auth}"))],
+                    &json!({
                         "batch": batch.iter().flat_map(|e| langfuse_events(e)).collect::<Vec<_>>(),
                         "metadata": {"sdk_name": "tollgate", "sdk_version": crate::state::VERSION},
                     }),
-                }
+                    n,
+                )]
+            }
+            Destination::Datadog {
+                url,
+                api_key,
+                source,
+                service,
+                hostname,
+                tags,
+            } => vec![Outgoing::json(
+                url.clone(),
+                vec![("dd-api-key".into(), api_key.clone())],
+                &Value::Array(
+                    batch
+                        .iter()
+                        .map(|e| datadog_item(e, source, service, hostname, tags))
+                        .collect(),
+                ),
+                n,
+            )],
+            Destination::Langsmith {
+                base_url,
+                api_key,
+                project,
+                run_name,
+            } => vec![Outgoing::json(
+                format!("{base_url}/runs/batch"),
+                vec![("x-api-key".into(), api_key.clone())],
+                &json!({
+                    "post": batch.iter().map(|e| langsmith_run(e, project, run_name)).collect::<Vec<_>>(),
+                }),
+                n,
+            )],
+            Destination::Sentry(dsn) => {
+                let auth = format!(
+                    "Sentry sentry_version=7, sentry_key={}, sentry_client=tollgate/{}",
+                    dsn.public_key,
+                    crate::state::VERSION
+                );
+                batch
+                    .iter()
+                    .map(|e| Outgoing {
+                        method: "POST",
+                        url: dsn.envelope_url.clone(),
+                        headers: vec![
+                            (
+                                "content-type".into(),
+                                "application/x-sentry-envelope".into(),
+                            ),
+                            ("x-sentry-auth".into(), auth.clone()),
+                        ],
+                        body: sentry_envelope(e, dsn.environment.as_deref()),
+                        events: 1,
+                    })
+                    .collect()
+            }
+            Destination::S3(s3) => {
+                let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+                batch
+                    .iter()
+                    .map(|e| {
+                        let key = s3.object_key(e.log.start_time, &e.log.request_id);
+                        s3.put(
+                            &key,
+                            Bytes::from(standard_payload(e).to_string()),
+                            &amz_date,
+                        )
+                    })
+                    .collect()
             }
         }
     }
@@ -383,27 +944,12 @@ impl Shipper {
         self.sending = true;
         let queue = self.queue.clone();
         let outgoing = queue.settings.destination.outgoing(&batch);
-        let n = batch.len() as u64;
+        drop(batch);
         ctx.spawn(
             async move {
-                let mut delay = Duration::from_millis(250);
-                for attempt in 0..=RETRIES {
-                    match send(&outgoing).await {
-                        Ok(()) => {
-                            queue.counters.sent.fetch_add(n, Ordering::Relaxed);
-                            return;
-                        }
-                        Err(e) if attempt == RETRIES => {
-                            tracing::warn!(callback = queue.settings.name, error = %e, events = n, "callback failed; events dropped");
-                        }
-                        Err(e) => {
-                            tracing::debug!(callback = queue.settings.name, error = %e, "callback failed; retrying");
-                            actix::clock::sleep(delay).await;
-                            delay *= 2;
-                        }
-                    }
+                for out in &outgoing {
+                    deliver(&queue, out).await;
                 }
-                queue.counters.failed.fetch_add(n, Ordering::Relaxed);
             }
             .into_actor(self)
             .map(|(), this, _| this.sending = false),
@@ -411,10 +957,40 @@ impl Shipper {
     }
 }
 
+/// Send one request, retrying with backoff; count its events sent or failed.
+async fn deliver(queue: &Queue, out: &Outgoing) {
+    let mut delay = Duration::from_millis(250);
+    for attempt in 0..=RETRIES {
+        match send(out).await {
+            Ok(()) => {
+                queue.counters.sent.fetch_add(out.events, Ordering::Relaxed);
+                return;
+            }
+            Err(e) if attempt == RETRIES => {
+                tracing::warn!(callback = queue.settings.name, error = %e, events = out.events, "callback failed; events dropped");
+            }
+            Err(e) => {
+                tracing::debug!(callback = queue.settings.name, error = %e, "callback failed; retrying");
+                actix::clock::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    queue
+        .counters
+        .failed
+        .fetch_add(out.events, Ordering::Relaxed);
+}
+
 async fn send(out: &Outgoing) -> Result<(), String> {
-    let status =
-        crate::upstream::post_json(&out.url, &out.headers, out.body.to_string(), SEND_TIMEOUT)
-            .await?;
+    let status = crate::upstream::send_bytes(
+        out.method,
+        &out.url,
+        &out.headers,
+        out.body.clone(),
+        SEND_TIMEOUT,
+    )
+    .await?;
     if (200..300).contains(&status) {
         Ok(())
     } else {
@@ -462,7 +1038,7 @@ mod tests {
     #[test]
     fn callbacks_are_read_from_the_three_lists() {
         let r = resolve(
-            "litellm_settings:\n  success_callback: [langfuse, prometheus]\n  failure_callback: [generic_api]\n  callbacks: [datadog]\n",
+            "litellm_settings:\n  success_callback: [langfuse, prometheus]\n  failure_callback: [generic_api]\n  callbacks: [lunary]\n",
             &[
                 ("LANGFUSE_PUBLIC_KEY", "pk"),
                 ("LANGFUSE_SECRET_KEY", "sk"),
@@ -494,7 +1070,8 @@ mod tests {
                 ]
             }
         );
-        assert_eq!(r.not_implemented, vec!["datadog".to_string()]);
+        assert_eq!(r.not_implemented, vec!["lunary".to_string()]);
+        assert_eq!(r.message_logging, MessageLogging::On);
     }
 
     #[test]
@@ -503,6 +1080,113 @@ mod tests {
         assert!(err.contains("LANGFUSE_PUBLIC_KEY"), "{err}");
         let err = resolve("litellm_settings:\n  callbacks: [generic_api]\n", &[]).unwrap_err();
         assert!(err.contains("GENERIC_LOGGER_ENDPOINT"), "{err}");
+        for (name, var) in [
+            ("datadog", "DD_API_KEY"),
+            ("langsmith", "LANGSMITH_API_KEY"),
+            ("sentry", "SENTRY_DSN"),
+            ("s3", "s3_bucket_name"),
+        ] {
+            let err =
+                resolve(&format!("litellm_settings:\n  callbacks: [{name}]\n"), &[]).unwrap_err();
+            assert!(err.contains(var), "{name}: {err}");
+        }
+        let no_secret = "litellm_settings:\n  callbacks: [s3]\n  s3_callback_params: {s3_bucket_name: logs, s3_aws_access_key_id: AKID}\n";
+        let err = resolve(no_secret, &[]).unwrap_err();
+        assert!(err.contains("s3_aws_secret_access_key"), "{err}");
+        let err = resolve(
+            "litellm_settings:\n  failure_callback: [sentry]\n",
+            &[("SENTRY_DSN", "not a dsn")],
+        )
+        .unwrap_err();
+        assert!(err.contains("SENTRY_DSN"), "{err}");
+    }
+
+    #[test]
+    fn the_new_callbacks_read_litellms_environment() {
+        let r = resolve(
+            "litellm_settings:\n  callbacks: [datadog, langsmith, sentry, s3]\n  turn_off_message_logging: true\n  s3_callback_params:\n    s3_bucket_name: logs\n    s3_region_name: eu-west-1\n    s3_path: team-a/\n    s3_endpoint_url: http://127.0.0.1:9000/\n",
+            &[
+                ("DD_API_KEY", "dd-key"),
+                ("DD_BASE_URL", "http://127.0.0.1:1/"),
+                ("DD_ENV", "prod"),
+                ("LANGSMITH_API_KEY", "ls-key"),
+                ("SENTRY_DSN", "https://pub:old-secret@o1.ingest.sentry.io/sub/42"),
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "aws-secret"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.message_logging, MessageLogging::Redacted);
+        let [dd, ls, sentry, s3] = &r.callbacks[..] else {
+            panic!("{:?}", r.callbacks)
+        };
+        let Destination::Datadog {
+            url,
+            tags,
+            source,
+            service,
+            ..
+        } = &dd.destination
+        else {
+            panic!()
+        };
+        assert_eq!(url, "http://127.0.0.1:1/api/v2/logs");
+        assert_eq!(
+            (source.as_str(), service.as_str()),
+            ("litellm", "litellm-server")
+        );
+        assert!(tags.contains(&"env:prod".to_string()), "{tags:?}");
+        assert_eq!(
+            ls.destination,
+            Destination::Langsmith {
+                base_url: "https://api.smith.langchain.com".into(),
+                api_key: "ls-key".into(),
+                project: "litellm-completion".into(),
+                run_name: "LLMRun".into(),
+            }
+        );
+        assert!(sentry.on_failure && !sentry.on_success);
+        let Destination::Sentry(dsn) = &sentry.destination else {
+            panic!()
+        };
+        assert_eq!(
+            dsn.envelope_url,
+            "https://o1.ingest.sentry.io/sub/api/42/envelope/"
+        );
+        assert_eq!(dsn.public_key, "pub");
+        let Destination::S3(s3) = &s3.destination else {
+            panic!()
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.region.as_str(), s3.path.as_str()),
+            ("logs", "eu-west-1", "team-a")
+        );
+        assert!(s3.path_style);
+        assert_eq!(s3.access_key_id, "AKID");
+        assert!(!format!("{s3:?}").contains("aws-secret"));
+        // `2023-11-14T22:13:20.250Z`
+        let key = s3.object_key(1_700_000_000_250, "call-1");
+        assert_eq!(key, "team-a/2023-11-14/time-22-13-20-250000_call-1.json");
+        assert_eq!(
+            s3.object_url(&key),
+            "http://127.0.0.1:9000/logs/team-a/2023-11-14/time-22-13-20-250000_call-1.json"
+        );
+        let aws = S3Settings {
+            endpoint: None,
+            path_style: false,
+            ..s3.clone()
+        };
+        assert_eq!(
+            aws.object_url("a b.json"),
+            "https://logs.s3.eu-west-1.amazonaws.com/a%20b.json"
+        );
+        // Only Sentry: nothing sends messages, nothing is copied for them.
+        let r = resolve(
+            "litellm_settings:\n  failure_callback: [sentry]\n",
+            &[("SENTRY_DSN", "http://pub@127.0.0.1:9/42")],
+        )
+        .unwrap();
+        assert_eq!(r.message_logging, MessageLogging::Off);
     }
 
     fn event(status: &str) -> RequestEvent {
@@ -552,6 +1236,118 @@ mod tests {
             langfuse_events(&event("failure"))[1]["body"]["level"],
             "ERROR"
         );
+    }
+
+    #[test]
+    fn datadog_langsmith_and_sentry_payloads() {
+        let ok = event("success");
+        let item = datadog_item(&ok, "litellm", "svc", "host-1", &["env:prod".into()]);
+        assert_eq!(item["status"], "info");
+        assert_eq!(item["ddtags"], "env:prod");
+        let message: Value = serde_json::from_str(item["message"].as_str().unwrap()).unwrap();
+        assert_eq!(message["id"], "call-1");
+        let failed = event("failure");
+        assert_eq!(datadog_item(&failed, "s", "v", "h", &[])["status"], "error");
+
+        let run = langsmith_run(&ok, "proj", "LLMRun");
+        let id = run["id"].as_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok());
+        assert_eq!(run["trace_id"], id);
+        assert_eq!(
+            run["dotted_order"].as_str().unwrap(),
+            format!("20231114T221320000000Z{id}")
+        );
+        assert_eq!(run["session_name"], "proj");
+        assert_eq!(run["run_type"], "llm");
+        assert!(run.get("error").is_none());
+        assert_eq!(langsmith_run(&failed, "p", "n")["error"], "boom");
+        assert_eq!(run_id("call-1"), run_id("call-1"));
+
+        let envelope = sentry_envelope(&failed, Some("prod"));
+        let text = std::str::from_utf8(&envelope).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let item: Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(item["type"], "event");
+        assert_eq!(item["length"], lines[2].len());
+        let ev: Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(ev["event_id"].as_str().unwrap().len(), 32);
+        assert_eq!(ev["level"], "error");
+        assert_eq!(ev["tags"]["call_id"], "call-1");
+        assert_eq!(
+            ev["exception"]["values"][0]["type"],
+            "Openai.InternalServerError"
+        );
+        assert_eq!(ev["environment"], "prod");
+    }
+
+    #[test]
+    fn an_s3_put_is_signed_for_s3() {
+        let s3 = S3Settings {
+            bucket: "logs".into(),
+            region: "us-east-1".into(),
+            endpoint: Some("http://127.0.0.1:9000/s3".into()),
+            path: String::new(),
+            path_style: true,
+            access_key_id: "AKID".into(),
+            secret_access_key: crate::secret::Secret::new("secret"),
+            session_token: None,
+        };
+        let body = Bytes::from_static(b"{}");
+        let out = s3.put("2023-11-14/x.json", body.clone(), "20231114T221320Z");
+        assert_eq!(out.method, "PUT");
+        assert_eq!(out.url, "http://127.0.0.1:9000/s3/logs/2023-11-14/x.json");
+        let header = |k: &str| {
+            out.headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        let hash = tollgate_wire::sigv4::sha256_hex(&body);
+        assert_eq!(header("x-amz-content-sha256"), Some(hash.clone()));
+        let auth = header("authorization").unwrap();
+        let parsed = tollgate_wire::sigv4::parse_authorization(&auth).unwrap();
+        assert_eq!(parsed.service, "s3");
+        assert_eq!(
+            parsed.signed_headers,
+            ["content-type", "host", "x-amz-content-sha256", "x-amz-date"]
+        );
+        let signed: Vec<(String, String)> = vec![
+            ("content-type".into(), "application/json".into()),
+            ("host".into(), "127.0.0.1:9000".into()),
+            ("x-amz-content-sha256".into(), hash.clone()),
+            ("x-amz-date".into(), "20231114T221320Z".into()),
+        ];
+        let expected = tollgate_wire::sigv4::sign_s3(
+            &tollgate_wire::sigv4::Request {
+                method: "PUT",
+                path: "/s3/logs/2023-11-14/x.json",
+                query: "",
+                headers: &signed,
+                payload_hash: &hash,
+            },
+            "secret",
+            "20231114T221320Z",
+            "us-east-1",
+        );
+        assert_eq!(parsed.signature, expected.signature);
+    }
+
+    #[test]
+    fn detailed_debug_bodies_hide_prompts_when_message_logging_is_off() {
+        let body: Map<String, Value> = serde_json::from_value(json!({
+            "model": "m", "messages": [{"role": "user", "content": "secret plan"}], "api_key": "sk-abcdefghijkl"
+        }))
+        .unwrap();
+        let on = ProxyConfig::parse("litellm_settings: {}\n", "t").unwrap();
+        assert!(loggable_body(&on, &body)
+            .to_string()
+            .contains("secret plan"));
+        let off = ProxyConfig::parse("litellm_settings:\n  turn_off_message_logging: true\n", "t")
+            .unwrap();
+        let shown = loggable_body(&off, &body);
+        assert!(!shown.to_string().contains("secret plan"), "{shown}");
+        assert_eq!(shown["messages"], REDACTED);
     }
 
     #[test]

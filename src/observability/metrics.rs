@@ -535,7 +535,7 @@ impl Metrics {
 
 /// The client-facing error class, LiteLLM's `exception_class` label: `Provider.ClassName`
 /// (`Openai.RateLimitError`) when a provider failed, else the class alone.
-fn exception_class(provider: &str, class: &str) -> String {
+pub(crate) fn exception_class(provider: &str, class: &str) -> String {
     let mut chars = provider.chars();
     match chars.next() {
         Some(first) => format!("{}{}.{class}", first.to_uppercase(), chars.as_str()),
@@ -544,7 +544,7 @@ fn exception_class(provider: &str, class: &str) -> String {
 }
 
 /// LiteLLM's exception class for a client-facing status, when the error itself is not at hand.
-fn class_for_status(status: u16) -> &'static str {
+pub(crate) fn class_for_status(status: u16) -> &'static str {
     match status {
         400 | 413 => "BadRequestError",
         401 => "AuthenticationError",

@@ -1144,10 +1144,20 @@ impl SqliteStore {
 }
 
 impl PgStore {
-    pub fn open(url: &str) -> Result<Self, StoreError> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    /// A pool of connections opened by [`super::pg_tls::connect`] (TLS as the URL's `sslmode`
+    /// asks).
+    pub fn open(url: &str, settings: super::PoolSettings) -> Result<Self, StoreError> {
+        super::pg_tls::PgTarget::parse(url).map_err(StoreError::Config)?;
+        let mut config = ManagerConfig::<AsyncPgConnection>::default();
+        let connect_timeout = settings.connect_timeout;
+        config.custom_setup = Box::new(move |url| {
+            use futures_util::FutureExt as _;
+            super::pg_tls::connect(url, connect_timeout).boxed()
+        });
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder()
-            .max_size(10)
+            .max_size(settings.max_size.max(1))
             .connection_timeout(CONNECTION_TIMEOUT)
             .build_unchecked(manager);
         Ok(Self { pool })

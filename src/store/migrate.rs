@@ -39,9 +39,22 @@ pub fn run(url: &DatabaseUrl) -> Result<Vec<String>, StoreError> {
             apply(&mut conn, SQLITE)
         }
         DatabaseUrl::Postgres(url) => {
+            // The connection (TLS as `sslmode` asks) is opened on a runtime of its own, which
+            // also drives it while the synchronous migration harness uses it.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| StoreError::Unavailable(format!("cannot start a runtime: {e}")))?;
+            let conn = runtime
+                .block_on(super::pg_tls::connect(
+                    url,
+                    super::PoolSettings::default().connect_timeout,
+                ))
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let _inside = runtime.enter();
             let mut conn: AsyncConnectionWrapper<AsyncPgConnection> =
-                AsyncConnectionWrapper::establish(url)
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                AsyncConnectionWrapper::from(conn);
             diesel::connection::SimpleConnection::batch_execute(
                 &mut conn,
                 &format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"),

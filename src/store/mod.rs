@@ -14,6 +14,7 @@
 
 mod diesel_store;
 pub mod migrate;
+pub mod pg_tls;
 pub mod schema;
 
 use std::sync::Arc;
@@ -500,11 +501,36 @@ pub trait Store: Send + Sync {
     async fn list_models(&self) -> Result<Vec<ModelRecord>, StoreError>;
 }
 
-/// Open the store for `url` (the pool connects lazily; call [`migrate::run`] first).
+/// The Postgres connection pool's settings (`general_settings.database_connection_pool_limit`,
+/// `database_connection_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolSettings {
+    /// Connections at most.
+    pub max_size: u32,
+    /// How long opening one connection (TCP, TLS, authentication) may take.
+    pub connect_timeout: std::time::Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_size: 10,
+            connect_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// Open the store for `url` with the default pool (the pool connects lazily; call
+/// [`migrate::run`] first).
 pub fn open(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, PoolSettings::default())
+}
+
+/// Open the store for `url` with `pool`'s settings (Postgres; SQLite has its own small pool).
+pub fn open_with(url: &DatabaseUrl, pool: PoolSettings) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
         DatabaseUrl::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
-        DatabaseUrl::Postgres(url) => Arc::new(PgStore::open(url)?),
+        DatabaseUrl::Postgres(url) => Arc::new(PgStore::open(url, pool)?),
     })
 }
 

@@ -1,4 +1,4 @@
-//! AWS Signature Version 4 (`AWS4-HMAC-SHA256`) for request headers, as Bedrock needs it.
+//! AWS Signature Version 4 (`AWS4-HMAC-SHA256`) for request headers, as Bedrock and S3 need it.
 //!
 //! Only what a JSON `POST` to Bedrock needs: the signed headers are given explicitly, the payload
 //! is hashed whole, and the canonical URI is the request's (already percent-encoded) path encoded
@@ -124,6 +124,11 @@ impl Signature {
 
 /// The canonical request (step 1 of SigV4), and the signed-headers list it names.
 pub fn canonical_request(req: &Request<'_>) -> (String, String) {
+    canonical_request_for(req, &canonical_uri(req.path))
+}
+
+/// The canonical request with `uri` as its canonical URI.
+fn canonical_request_for(req: &Request<'_>, uri: &str) -> (String, String) {
     let mut headers: Vec<(String, String)> = req
         .headers
         .iter()
@@ -155,7 +160,7 @@ pub fn canonical_request(req: &Request<'_>) -> (String, String) {
     let canonical = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,
-        canonical_uri(req.path),
+        uri,
         canonical_query(req.query),
         canonical_headers,
         signed_headers,
@@ -172,9 +177,30 @@ pub fn sign(
     region: &str,
     service: &str,
 ) -> Signature {
+    let (canonical, signed_headers) = canonical_request(req);
+    finish(canonical, signed_headers, secret, amz_date, region, service)
+}
+
+/// Sign `req` for S3 (service `s3`): S3's canonical URI is the path as sent, encoded once (the
+/// one service whose path is not encoded again). Object keys should be sent with
+/// [`uri_encode`]`(key, true)`. The payload hash must also be sent as `x-amz-content-sha256`
+/// (and signed).
+pub fn sign_s3(req: &Request<'_>, secret: &str, amz_date: &str, region: &str) -> Signature {
+    let uri = if req.path.is_empty() { "/" } else { req.path };
+    let (canonical, signed_headers) = canonical_request_for(req, uri);
+    finish(canonical, signed_headers, secret, amz_date, region, "s3")
+}
+
+fn finish(
+    canonical: String,
+    signed_headers: String,
+    secret: &str,
+    amz_date: &str,
+    region: &str,
+    service: &str,
+) -> Signature {
     let date = amz_date.get(..8).unwrap_or(amz_date);
     let scope = format!("{date}/{region}/{service}/aws4_request");
-    let (canonical, signed_headers) = canonical_request(req);
     let string_to_sign = format!(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
         sha256_hex(canonical.as_bytes())
@@ -305,6 +331,59 @@ mod tests {
         );
         assert!(canonical_uri(&format!("/model/{arn}/converse")).contains("%253A"));
         assert!(canonical_uri(&format!("/model/{arn}/converse")).contains("%252F"));
+    }
+
+    /// The examples of AWS's "Signature Calculations for the Authorization Header" (S3): the path
+    /// is signed as sent, encoded once (`$` as `%24`).
+    #[test]
+    fn s3_examples() {
+        let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        let header = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let get = sign_s3(
+            &Request {
+                method: "GET",
+                path: "/test.txt",
+                query: "",
+                headers: &[
+                    header("Host", "examplebucket.s3.amazonaws.com"),
+                    header("Range", "bytes=0-9"),
+                    header("x-amz-content-sha256", EMPTY_SHA256),
+                    header("x-amz-date", "20130524T000000Z"),
+                ],
+                payload_hash: EMPTY_SHA256,
+            },
+            secret,
+            "20130524T000000Z",
+            "us-east-1",
+        );
+        assert_eq!(
+            get.signature,
+            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        );
+        let body_hash = sha256_hex(b"Welcome to Amazon S3.");
+        let put = sign_s3(
+            &Request {
+                method: "PUT",
+                path: &format!("/{}", uri_encode("test$file.text", true)),
+                query: "",
+                headers: &[
+                    header("Date", "Fri, 24 May 2013 00:00:00 GMT"),
+                    header("Host", "examplebucket.s3.amazonaws.com"),
+                    header("x-amz-date", "20130524T000000Z"),
+                    header("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+                    header("x-amz-content-sha256", &body_hash),
+                ],
+                payload_hash: &body_hash,
+            },
+            secret,
+            "20130524T000000Z",
+            "us-east-1",
+        );
+        assert_eq!(
+            put.signature,
+            "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"
+        );
+        assert_eq!(put.scope, "20130524/us-east-1/s3/aws4_request");
     }
 
     #[test]
