@@ -186,7 +186,17 @@ pub fn request(
 pub async fn run(state: &AppState, http: &HttpRequest, caller: Caller, req: LlmRequest) -> Outcome {
     let mut facts = Facts::new(Instant::now());
     let (requested, kind) = (req.model.clone(), req.kind);
-    let admitted = admit_request(state, http, &caller, req, &facts.call_id, facts.started).await;
+    // With traces on: the request's span ids, continuing the client's trace.
+    let trace = state.traces.as_ref().map(|t| t.start_request(http));
+    let admitted = admit_request(
+        state,
+        http,
+        &caller,
+        req,
+        (&facts.call_id, facts.started),
+        trace.clone(),
+    )
+    .await;
     let result = match admitted {
         Err(err) => {
             // Refused before it had a spend context (model access, budgets, limits): observers
@@ -198,6 +208,7 @@ pub async fn run(state: &AppState, http: &HttpRequest, caller: Caller, req: LlmR
                 kind,
                 &requested,
                 &err,
+                trace.as_ref(),
             );
             Err(err)
         }
@@ -281,6 +292,7 @@ async fn serve(
                     time_to_first_token: None,
                 },
                 prices: None,
+                span: None,
             };
             account(&failed, Exit::RequestFailed(err));
         }
@@ -320,6 +332,7 @@ fn answer_from_cache(
             time_to_first_token: None,
         },
         prices: None,
+        span: None,
     };
     call.spend.keep_response(&hit.completion.body);
     facts.response_cost = Some(account(
@@ -369,8 +382,8 @@ async fn admit_request(
     http: &HttpRequest,
     caller: &Caller,
     mut req: LlmRequest,
-    call_id: &str,
-    started: Instant,
+    (call_id, started): (&str, Instant),
+    trace: Option<crate::observability::traces::RequestTrace>,
 ) -> Result<(LlmRequest, Call), GatewayError> {
     let requested_model = req.model.clone();
     // 2b. model access: what the key, its user and its team each allow, and their aliases.
@@ -430,15 +443,18 @@ async fn admit_request(
     )
     .await?;
     reservation.absorb(end_user_reservation);
-    let spend = Arc::new(crate::spend::SpendContext::new(
-        state,
-        call_id,
-        http,
-        &req,
-        caller,
-        end_user.as_deref(),
-        &requested_model,
-    ));
+    let spend = Arc::new(
+        crate::spend::SpendContext::new(
+            state,
+            call_id,
+            http,
+            &req,
+            caller,
+            end_user.as_deref(),
+            &requested_model,
+        )
+        .with_trace(trace),
+    );
     spend.hold(reservation);
     let call = Call {
         call_id: call_id.to_string(),
@@ -950,6 +966,8 @@ struct Account {
     /// Where the request went, for its spend-log row.
     target: crate::spend::Served,
     prices: Option<crate::pricing::Prices>,
+    /// The attempt's span, with traces on.
+    span: Option<crate::observability::traces::AttemptSpan>,
 }
 
 /// How a request, or one attempt of it, ended.
@@ -957,7 +975,7 @@ enum Exit<'a> {
     /// `mock_response`: a canned answer. Nothing was used, nothing is charged.
     Canned,
     /// `mock_testing_*`: a simulated provider failure. It never counts against the deployment.
-    Simulated,
+    Simulated(&'a GatewayError),
     /// The provider failed this attempt; the request may still retry or fall back.
     AttemptFailed(&'a GatewayError),
     /// A complete response, `latency` after the call started.
@@ -1011,6 +1029,9 @@ enum Failure<'a> {
 /// Step 7, account: the one step every exit goes through. Returns the request's cost (USD), 0
 /// when nothing is charged.
 fn account(acc: &Account, exit: Exit) -> f64 {
+    if let (Some(span), Some(trace)) = (&acc.span, acc.spend.trace()) {
+        trace_attempt(acc, span, trace, &exit);
+    }
     if let (Some(deployment), Some(metrics)) = (&acc.deployment, acc.spend.metrics()) {
         use crate::observability::metrics::AttemptEnd;
         let end = match &exit {
@@ -1027,7 +1048,9 @@ fn account(acc: &Account, exit: Exit) -> f64 {
                 elapsed: acc.started.elapsed(),
                 broke: outcome.error.is_some() && !outcome.client_disconnected,
             }),
-            Exit::Canned | Exit::Simulated | Exit::RequestFailed(_) | Exit::CacheHit { .. } => None,
+            Exit::Canned | Exit::Simulated(_) | Exit::RequestFailed(_) | Exit::CacheHit { .. } => {
+                None
+            }
         };
         if let Some(end) = end {
             metrics.attempt(&deployment.handle, &acc.target, end);
@@ -1045,7 +1068,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
             }),
             ..Effects::default()
         },
-        Exit::Simulated => Effects::default(),
+        Exit::Simulated(_) => Effects::default(),
         Exit::AttemptFailed(err) => Effects {
             deployment_tokens: Some(0),
             failure: Some(Failure::Error(err)),
@@ -1164,6 +1187,48 @@ fn account(acc: &Account, exit: Exit) -> f64 {
     cost
 }
 
+/// An attempt's span, as it ends.
+fn trace_attempt(
+    acc: &Account,
+    span: &crate::observability::traces::AttemptSpan,
+    trace: &crate::observability::traces::RequestTrace,
+    exit: &Exit,
+) {
+    let (usage, status_code, error) = match exit {
+        Exit::Canned => (None, 200, None),
+        Exit::Simulated(err) | Exit::AttemptFailed(err) => {
+            (None, err.status_code().as_u16(), Some(err.to_string()))
+        }
+        Exit::Complete { usage, .. } => (Some(*usage), 200, None),
+        Exit::StreamEnd { outcome, .. } => (
+            Some(outcome.usage_or_estimate(acc.prompt_tokens)),
+            200,
+            outcome
+                .error
+                .clone()
+                .filter(|_| !outcome.client_disconnected),
+        ),
+        // Not attempts: the request's own span records them.
+        Exit::RequestFailed(_) | Exit::CacheHit { .. } => return,
+    };
+    let target = &acc.target;
+    trace.tracer.attempt_ended(
+        &trace.ctx,
+        span,
+        crate::observability::traces::AttemptEnd {
+            call_type: acc.spend.call_type(),
+            model: &target.model,
+            model_group: target.model_group.as_deref(),
+            deployment_id: target.model_id.as_deref(),
+            provider: target.provider.as_deref(),
+            usage,
+            status_code,
+            error,
+            call_id: &acc.call_id,
+        },
+    );
+}
+
 fn log_finished(acc: &Account, what: &'static str, usage: &Usage) {
     tracing::debug!(
         call_id = acc.call_id,
@@ -1264,12 +1329,17 @@ async fn attempt(
             time_to_first_token: None,
         },
         prices: None,
+        span: call
+            .spend
+            .trace()
+            .map(|_| crate::observability::traces::AttemptSpan::start()),
     };
     let result = match fake {
         Some(Fake::Fail(failure)) => {
-            account(&acc, Exit::Simulated);
+            let error = simulated_error(failure, &req.model);
+            account(&acc, Exit::Simulated(&error));
             Err(Failed {
-                error: simulated_error(failure, &req.model),
+                error,
                 final_for_group: failure == MockFailure::Server,
             })
         }
@@ -1343,10 +1413,20 @@ async fn call_provider(
         account(acc, Exit::AttemptFailed(&err));
         err
     };
-    let prepared = match adapter.authorize(&deployment, &target, prepared).await {
+    let mut prepared = match adapter.authorize(&deployment, &target, prepared).await {
         Ok(p) => p,
         Err(e) => return Err(fail(e, facts)),
     };
+    // With traces on, the provider continues the trace from this attempt's span. Added after
+    // signing: SigV4 signs only the headers it lists.
+    if let (Some(span), Some(trace)) = (&acc.span, acc.spend.trace()) {
+        prepared
+            .headers
+            .push(("traceparent".into(), trace.ctx.traceparent(span.span_id)));
+        if let Some(state) = trace.ctx.tracestate() {
+            prepared.headers.push(("tracestate".into(), state));
+        }
+    }
     if state.debug {
         tracing::debug!(
             call_id = call.call_id,

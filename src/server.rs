@@ -38,6 +38,8 @@ pub enum StartError {
     Callback(String),
     #[error("alerting: {0}")]
     Alerting(String),
+    #[error("OpenTelemetry traces: {0}")]
+    Traces(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -234,6 +236,15 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         std::env::var(var).ok()
     })
     .map_err(StartError::Alerting)?;
+    let trace_settings = crate::observability::traces::TraceSettings::resolve(&config, &|var| {
+        std::env::var(var).ok()
+    })
+    .map_err(StartError::Traces)?;
+    let tracer = trace_settings
+        .as_ref()
+        .map(crate::observability::traces::Tracer::new)
+        .transpose()
+        .map_err(StartError::Traces)?;
     for name in &callbacks.not_implemented {
         tracing::warn!(
             "logging callback {name} is not implemented by this Tollgate version; ignored"
@@ -311,6 +322,22 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         });
         let log_tail = crate::observability::tail::global().clone();
         observers.add(Arc::new(log_tail.clone()));
+        // OpenTelemetry traces: spans built by the pipeline, exported by a supervised actor.
+        let traces = tracer.map(|tracer| {
+            let traces = crate::observability::traces::start(tracer);
+            router.adopt(traces.actor.clone());
+            if let Some(settings) = &trace_settings {
+                match &settings.exporter {
+                    crate::observability::traces::Exporter::OtlpHttp { endpoint, .. } => {
+                        tracing::info!(endpoint = %crate::secret::display_url(endpoint), service_name = settings.service_name, "OpenTelemetry traces on (OTLP/HTTP)")
+                    }
+                    crate::observability::traces::Exporter::Console => {
+                        tracing::info!(service_name = settings.service_name, "OpenTelemetry traces on (console)")
+                    }
+                }
+            }
+            traces.tracer
+        });
         let cache = cache_settings.map(|settings| {
             let store = response_cache(&settings);
             router.adopt(store.child());
@@ -346,6 +373,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             callbacks,
             message_logging,
             metrics,
+            traces: traces.clone(),
             alerting: alerting.clone(),
             log_tail,
         });
@@ -421,6 +449,10 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         server.await?;
         // Requests have drained; write the spend they recorded.
         crate::spend::drain(&spend_tracker, Duration::from_secs(10)).await;
+        // And export the spans they left.
+        if let Some(tracer) = &traces {
+            tracer.flush(Duration::from_secs(5)).await;
+        }
         tracing::info!("shut down");
         Ok(())
     })

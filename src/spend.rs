@@ -586,6 +586,8 @@ pub struct SpendContext {
     /// What the logging callbacks get of them.
     message_logging: MessageLogging,
     response: Mutex<Option<String>>,
+    /// The request's trace, with traces on.
+    trace: Option<crate::observability::traces::RequestTrace>,
     /// The request's place among the running requests, for the hanging-request alert.
     _in_flight: Option<crate::observability::alerting::InFlight>,
     kind: CallKind,
@@ -679,7 +681,24 @@ impl SpendContext {
             key_alias: p.and_then(|p| p.key.key_alias.clone()),
             start_time: crate::time::now_ms(),
             reservation: Mutex::new(None),
+            trace: None,
         }
+    }
+
+    /// With traces on: the request's trace, whose span the finished request records.
+    pub fn with_trace(mut self, trace: Option<crate::observability::traces::RequestTrace>) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    /// The request's trace, with traces on.
+    pub fn trace(&self) -> Option<&crate::observability::traces::RequestTrace> {
+        self.trace.as_ref()
+    }
+
+    /// The spend log's call type (`acompletion`…).
+    pub fn call_type(&self) -> &'static str {
+        self.call_type
     }
 
     /// The request's Prometheus metrics scope (who made it), when metrics are collected.
@@ -794,7 +813,8 @@ impl SpendContext {
                 .unwrap_or_else(|p| p.into_inner())
                 .take(),
         );
-        if self.observers.listening() {
+        let listening = self.observers.listening();
+        if listening || self.trace.is_some() {
             // The event's row carries the prompt and the completion as the callbacks may see
             // them, whatever the spend log keeps.
             let mut event_log = log.clone();
@@ -806,7 +826,7 @@ impl SpendContext {
                 ),
                 MessageLogging::Off => (None, None),
             };
-            self.observers.publish(crate::observability::RequestEvent {
+            let event = crate::observability::RequestEvent {
                 log: event_log,
                 requested_model: self.requested_model.clone(),
                 key_alias: self.key_alias.clone(),
@@ -825,7 +845,13 @@ impl SpendContext {
                     self.user_id.as_deref(),
                     self.team_id.as_deref(),
                 ),
-            });
+            };
+            if let Some(trace) = &self.trace {
+                trace.request_finished(&event);
+            }
+            if listening {
+                self.observers.publish(event);
+            }
         }
         self.tracker.record(log);
     }

@@ -63,6 +63,8 @@ pub struct AppState {
     pub message_logging: crate::observability::callbacks::MessageLogging,
     /// LiteLLM's Prometheus metrics (`/metrics`); also one of `observers`.
     pub metrics: Option<Arc<crate::observability::metrics::Metrics>>,
+    /// OpenTelemetry traces, when on.
+    pub traces: Option<Arc<crate::observability::traces::Tracer>>,
     /// Alerting (`general_settings.alerting`), when configured.
     pub alerting: Option<Arc<crate::observability::alerting::Alerting>>,
     /// The live tail `GET /logs/stream` reads (see `src/observability/tail.rs`).

@@ -168,6 +168,28 @@ pub async fn post_form(
     Ok((status, body))
 }
 
+/// POST `body` with `headers` (raw values) to `url`: the status and the response body (at most
+/// 4 MB), within `timeout`. For exporters that build their own requests (OpenTelemetry).
+pub async fn post_bytes(
+    url: &str,
+    headers: &[(String, Vec<u8>)],
+    body: bytes::Bytes,
+    timeout: Duration,
+) -> Result<(u16, bytes::Bytes), String> {
+    let mut request = CLIENT.with(|c| c.post(url).timeout(timeout));
+    for (name, value) in headers {
+        let value = awc::http::header::HeaderValue::from_bytes(value).map_err(|e| e.to_string())?;
+        request = request.insert_header((name.as_str(), value));
+    }
+    let mut response = request.send_body(body).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = actix_web::rt::time::timeout(timeout, response.body().limit(4 * 1024 * 1024))
+        .await
+        .map_err(|_| "timed out reading the response".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok((status, body))
+}
+
 /// POST a JSON body with extra headers (alerts) on this worker's client; returns the status, or
 /// why the call failed (see [`send_bytes`]).
 pub async fn post_json(

@@ -10,6 +10,11 @@
 //!   `id` and `call_type` (LiteLLM's standard logging payload). `?hang_ms=N` waits N ms before
 //!   answering, `?status=N` answers N: a slow or failing receiver, for the gateway's tests.
 //! * `POST /mock/receivers/slack`: a Slack incoming webhook (`{"text": …}`, answered `ok`).
+//! * `POST /v1/traces`: an OpenTelemetry collector's OTLP/HTTP traces endpoint. The body must be
+//!   an `ExportTraceServiceRequest` in protobuf (`content-type: application/x-protobuf`); it is
+//!   decoded (415 for another content type, 400 for a body that does not decode) and answered with
+//!   an empty `ExportTraceServiceResponse`, as a collector does. Each span is kept as JSON: ids in
+//!   lowercase hex, its kind, times, status, attributes and its resource's attributes.
 //! * `POST /api/v2/logs`: Datadog's logs intake v2. `DD-API-KEY` required (403 without); a JSON
 //!   array of log items, each with `message` (a string), `ddsource` and `service`. Answers 202
 //!   `{}`, as Datadog does; 400 for a bad body.
@@ -44,6 +49,8 @@ pub(crate) struct Received {
     generic: Vec<Value>,
     generic_headers: Vec<Value>,
     slack: Vec<Value>,
+    spans: Vec<Value>,
+    otlp_headers: Vec<Value>,
     datadog: Vec<Value>,
     datadog_keys: Vec<String>,
     langsmith: Vec<Value>,
@@ -75,6 +82,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<MockStat
         web::resource("/mock/receivers/slack")
             .app_data(state.clone())
             .route(web::post().to(slack)),
+    )
+    .service(
+        web::resource("/v1/traces")
+            .app_data(state.clone())
+            .route(web::post().to(otlp_traces)),
     )
     .service(
         web::resource("/mock/receivers")
@@ -245,6 +257,129 @@ async fn slack(body: web::Bytes, state: web::Data<MockState>) -> HttpResponse {
     }
     lock(&state.receivers).slack.push(parsed);
     HttpResponse::Ok().body("ok")
+}
+
+fn headers_json(req: &HttpRequest) -> Value {
+    Value::Object(
+        req.headers()
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.as_str().to_string(),
+                    Value::String(v.to_str().ok()?.into()),
+                ))
+            })
+            .collect(),
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn any_value(v: &opentelemetry_proto::tonic::common::v1::AnyValue) -> Value {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    match &v.value {
+        Some(V::StringValue(s)) => json!(s),
+        Some(V::BoolValue(b)) => json!(b),
+        Some(V::IntValue(i)) => json!(i),
+        Some(V::DoubleValue(f)) => json!(f),
+        Some(V::ArrayValue(a)) => Value::Array(a.values.iter().map(any_value).collect()),
+        Some(V::BytesValue(b)) => json!(hex(b)),
+        Some(V::KvlistValue(l)) => attributes(&l.values),
+        Some(V::StringValueStrindex(i)) => json!(i),
+        None => Value::Null,
+    }
+}
+
+fn attributes(kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> Value {
+    Value::Object(
+        kvs.iter()
+            .map(|kv| {
+                let value = kv.value.as_ref().map_or(Value::Null, any_value);
+                (kv.key.clone(), value)
+            })
+            .collect(),
+    )
+}
+
+/// The spans of an OTLP export request, as JSON.
+fn decode_spans(body: &[u8]) -> Result<Vec<Value>, String> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    use prost::Message as _;
+    let request = ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string())?;
+    let mut spans = Vec::new();
+    for resource_spans in &request.resource_spans {
+        let resource = resource_spans
+            .resource
+            .as_ref()
+            .map_or(json!({}), |r| attributes(&r.attributes));
+        for scope_spans in &resource_spans.scope_spans {
+            let scope = scope_spans.scope.as_ref().map(|s| s.name.clone());
+            for span in &scope_spans.spans {
+                if span.trace_id.len() != 16 || span.span_id.len() != 8 {
+                    return Err(format!("span {:?} has malformed ids", span.name));
+                }
+                let kind = SpanKind::try_from(span.kind)
+                    .map(|k| k.as_str_name())
+                    .unwrap_or("SPAN_KIND_UNSPECIFIED");
+                let status = span.status.as_ref();
+                spans.push(json!({
+                    "trace_id": hex(&span.trace_id),
+                    "span_id": hex(&span.span_id),
+                    "parent_span_id": hex(&span.parent_span_id),
+                    "trace_state": span.trace_state,
+                    "name": span.name,
+                    "kind": kind,
+                    "start_time_unix_nano": span.start_time_unix_nano,
+                    "end_time_unix_nano": span.end_time_unix_nano,
+                    "status": {
+                        "code": status.map_or(0, |s| s.code),
+                        "message": status.map(|s| s.message.clone()).unwrap_or_default(),
+                    },
+                    "attributes": attributes(&span.attributes),
+                    "resource": resource,
+                    "scope": scope,
+                }));
+            }
+        }
+    }
+    Ok(spans)
+}
+
+/// An OTLP/HTTP traces endpoint (protobuf).
+async fn otlp_traces(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<MockState>,
+) -> HttpResponse {
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.starts_with("application/x-protobuf") {
+        lock(&state.receivers).rejected += 1;
+        return HttpResponse::UnsupportedMediaType()
+            .body("this receiver takes application/x-protobuf");
+    }
+    match decode_spans(&body) {
+        Ok(spans) => {
+            let mut r = lock(&state.receivers);
+            r.spans.extend(spans);
+            r.otlp_headers.push(headers_json(&req));
+            drop(r);
+            // An empty ExportTraceServiceResponse.
+            HttpResponse::Ok()
+                .content_type("application/x-protobuf")
+                .finish()
+        }
+        Err(e) => {
+            lock(&state.receivers).rejected += 1;
+            HttpResponse::BadRequest().body(format!("not an ExportTraceServiceRequest: {e}"))
+        }
+    }
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -563,6 +698,7 @@ async fn received(state: web::Data<MockState>) -> HttpResponse {
         "langfuse": {"batches": r.langfuse, "users": r.langfuse_users},
         "generic": {"batches": r.generic, "headers": r.generic_headers},
         "slack": r.slack,
+        "otlp": {"spans": r.spans, "headers": r.otlp_headers},
         "datadog": {"batches": r.datadog, "api_keys": r.datadog_keys},
         "langsmith": {"batches": r.langsmith, "api_keys": r.langsmith_keys},
         "sentry": {"envelopes": r.sentry, "keys": r.sentry_keys},

@@ -156,6 +156,25 @@ fn render(state: &AppState) -> Result<String, std::fmt::Error> {
         register_cache(&mut registry, cache);
     }
     register_callbacks(&mut registry, &state.callbacks);
+    if let Some(tracer) = &state.traces {
+        let c = &tracer.counters;
+        let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+        registry.register(
+            "tollgate_otel_spans_exported",
+            "OpenTelemetry spans the collector accepted",
+            counter(load(&c.exported)),
+        );
+        registry.register(
+            "tollgate_otel_spans_dropped",
+            "OpenTelemetry spans dropped: the export queue was full, or their export failed",
+            counter(load(&c.dropped)),
+        );
+        registry.register(
+            "tollgate_otel_spans_queued",
+            "OpenTelemetry spans waiting for export",
+            gauge(tracer.queued() as u64),
+        );
+    }
     if let Some(alerting) = &state.alerting {
         let c = &alerting.counters;
         let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);

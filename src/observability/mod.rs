@@ -14,6 +14,7 @@ pub mod alerting;
 pub mod callbacks;
 pub mod metrics;
 pub mod tail;
+pub mod traces;
 
 use std::sync::Arc;
 
@@ -108,6 +109,7 @@ pub fn publish_refused(
     kind: crate::llm::CallKind,
     requested_model: &str,
     err: &crate::error::GatewayError,
+    trace: Option<&traces::RequestTrace>,
 ) {
     publish_failure(
         observers,
@@ -116,6 +118,7 @@ pub fn publish_refused(
         kind,
         requested_model,
         err,
+        trace,
     );
 }
 
@@ -131,7 +134,7 @@ pub fn publish_unauthenticated(
         return;
     }
     let call_id = uuid::Uuid::now_v7().to_string();
-    publish_failure(observers, None, &call_id, kind, "", err);
+    publish_failure(observers, None, &call_id, kind, "", err, None);
 }
 
 fn publish_failure(
@@ -141,14 +144,16 @@ fn publish_failure(
     kind: crate::llm::CallKind,
     requested_model: &str,
     err: &crate::error::GatewayError,
+    trace: Option<&traces::RequestTrace>,
 ) {
-    if !observers.listening() {
+    let listening = observers.listening();
+    if !listening && trace.is_none() {
         return;
     }
     use actix_web::ResponseError as _;
     let now = crate::time::now_ms();
     let error = err.to_string();
-    observers.publish(RequestEvent {
+    let event = RequestEvent {
         log: SpendLog {
             request_id: call_id.to_string(),
             call_type: crate::spend::call_type(kind).to_string(),
@@ -177,7 +182,13 @@ fn publish_failure(
             .and_then(|p| p.user.as_ref())
             .and_then(|u| u.alias.clone()),
         remaining_budget: metrics::RemainingBudgets::default(),
-    });
+    };
+    if let Some(trace) = trace {
+        trace.request_finished(&event);
+    }
+    if listening {
+        observers.publish(event);
+    }
 }
 
 #[cfg(test)]
