@@ -45,4 +45,5 @@ pub mod sse;
 pub mod state;
 pub mod store;
 pub use tollgate_wire::time;
+pub mod outbound;
 pub mod upstream;
