@@ -130,7 +130,12 @@ fn send_error(
             status: 502,
             message: scrub(
                 &format!(
-                    "APIConnectionError: cannot reach the provider for model={model}: {other}"
+                    "APIConnectionError: cannot reach the provider for model={model}: {other}{hint}",
+                    hint = if other.to_string().contains("invalid peer certificate") {
+                        " (to trust a private CA set ssl_verify: /path/ca.pem on the deployment, litellm_settings.ssl_certificate or SSL_CERT_FILE; see docs/CONFIG.md)"
+                    } else {
+                        ""
+                    }
                 ),
                 key,
             ),

@@ -161,7 +161,8 @@ async fn an_untrusted_provider_certificate_is_refused_with_a_clear_error() {
         .unwrap_or("")
         .to_lowercase();
     assert!(
-        message.contains("certificate") || message.contains("unknownissuer"),
+        message.contains("invalid peer certificate: unknownissuer")
+            && message.contains("ssl_verify"),
         "{body}"
     );
     assert!(!message.contains("sk-mock-upstream-secret-42"), "{body}");
