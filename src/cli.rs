@@ -32,6 +32,22 @@ pub struct Cli {
     #[arg(long, env = "PORT", default_value_t = 4000)]
     pub port: u16,
 
+    /// Serve HTTPS: the PEM private key (with --ssl_certfile_path).
+    #[arg(
+        long = "ssl_keyfile_path",
+        alias = "ssl-keyfile-path",
+        env = "SSL_KEYFILE_PATH"
+    )]
+    pub ssl_keyfile_path: Option<PathBuf>,
+
+    /// Serve HTTPS: the PEM certificate chain (with --ssl_keyfile_path).
+    #[arg(
+        long = "ssl_certfile_path",
+        alias = "ssl-certfile-path",
+        env = "SSL_CERTFILE_PATH"
+    )]
+    pub ssl_certfile_path: Option<PathBuf>,
+
     /// HTTP worker threads (default: one per CPU).
     #[arg(long = "num_workers", alias = "num-workers", env = "NUM_WORKERS")]
     pub num_workers: Option<usize>,

@@ -754,6 +754,8 @@ const TOP_LEVEL_LATER: &[&str] = &[
 ];
 
 const LITELLM_SETTINGS_KEYS: &[&str] = &[
+    "ssl_verify",
+    "ssl_certificate",
     "drop_params",
     "request_timeout",
     "num_retries",
@@ -795,7 +797,6 @@ const LITELLM_SETTINGS_LATER: &[&str] = &[
     "modify_params",
     "enable_caching_on_provider_specific_optional_params",
     "network_mock",
-    "ssl_verify",
     "context_window_fallback_dict",
     "enable_preview_features",
     "return_response_headers",

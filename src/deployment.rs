@@ -106,6 +106,8 @@ pub struct Deployment {
     /// Every `litellm_params` entry, secrets included, for the native adapters' own settings
     /// (`aws_region_name`, `vertex_project`, `vertex_credentials`…). Debug output shows keys only.
     pub provider_params: ProviderParams,
+    /// `litellm_params.ssl_verify`: this deployment's own certificate check, when it has one.
+    pub trust: Option<crate::outbound::Trust>,
 }
 
 /// Shows what `/model/info` shows: header values, URL credentials and keys never appear.
@@ -185,6 +187,7 @@ const GATEWAY_PARAMS: &[&str] = &[
     "merge_reasoning_content_in_choices",
     "use_litellm_proxy",
     "azure_ad_token",
+    "ssl_verify",
 ];
 
 /// OpenAI request parameters a deployment may set as defaults.
@@ -477,7 +480,20 @@ impl Deployment {
             _ => Map::new(),
         };
 
+        let trust = match params
+            .get("ssl_verify")
+            .map(crate::outbound::Trust::from_ssl_verify)
+        {
+            Some(Ok(t)) => t,
+            Some(Err(e)) => {
+                problems.push(e);
+                None
+            }
+            None => None,
+        };
+
         let mut deployment = Self {
+            trust,
             id: deployment_id(entry),
             model_name: entry.model_name.clone(),
             litellm_model,
@@ -782,7 +798,13 @@ impl tollgate_actors::Upstream for Deployment {
                 .authorize(&self, &target, prepared)
                 .await
                 .map_err(|e| e.to_string())?;
-            crate::upstream::probe(prepared, timeout, target.api_key.as_ref()).await
+            crate::upstream::probe(
+                prepared,
+                timeout,
+                target.api_key.as_ref(),
+                self.trust.as_ref(),
+            )
+            .await
         })
     }
 }

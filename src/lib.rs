@@ -45,5 +45,6 @@ pub mod sse;
 pub mod state;
 pub mod store;
 pub use tollgate_wire::time;
+pub mod outbound;
 pub mod ui_session;
 pub mod upstream;

@@ -1437,7 +1437,14 @@ async fn call_provider(
             "upstream request"
         );
     }
-    let mut response = match upstream::send(prepared, head_timeout, &req.model, key.as_ref()).await
+    let mut response = match upstream::send(
+        prepared,
+        head_timeout,
+        &req.model,
+        key.as_ref(),
+        deployment.trust.as_ref(),
+    )
+    .await
     {
         Ok(r) => r,
         Err(e) => return Err(fail(e, facts)),

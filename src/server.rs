@@ -34,6 +34,10 @@ pub enum StartError {
     },
     #[error("database: {0}")]
     Database(String),
+    #[error("outbound TLS or proxy: {0}")]
+    Outbound(String),
+    #[error("TLS on the gateway's port: {0}")]
+    Tls(String),
     #[error("logging callbacks: {0}")]
     Callback(String),
     #[error("alerting: {0}")]
@@ -250,6 +254,24 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             "logging callback {name} is not implemented by this Tollgate version; ignored"
         );
     }
+    crate::outbound::init(
+        config.litellm_settings.get("ssl_verify"),
+        config
+            .litellm_settings
+            .get("ssl_certificate")
+            .and_then(Value::as_str),
+    )
+    .map_err(StartError::Outbound)?;
+    let tls = match (&cli.ssl_keyfile_path, &cli.ssl_certfile_path) {
+        (None, None) => None,
+        (Some(key), Some(cert)) => Some(server_tls(cert, key).map_err(StartError::Tls)?),
+        _ => {
+            return Err(StartError::Tls(
+                "--ssl_keyfile_path and --ssl_certfile_path go together; set both or neither"
+                    .into(),
+            ))
+        }
+    };
     let prometheus = config.prometheus_callback();
     let config = Arc::new(config);
     let (debug, detailed_debug) = (cli.debug || cli.detailed_debug, cli.detailed_debug);
@@ -422,15 +444,20 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         .backlog(4096)
         // Signals are handled below, so that the spend recorded by the last requests is written
         // before the actix system (and the spend tracker's arbiter) stops.
-        .disable_signals()
-        .bind((host.as_str(), port))
+        .disable_signals();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            None => server.bind((host.as_str(), port)),
+            Some(tls) => server.bind_rustls_0_23((host.as_str(), port), tls),
+        }
         .map_err(|source| StartError::Bind {
             addr: format!("{host}:{port}"),
             source,
         })?;
+        log_outbound(&state);
         for addr in server.addrs() {
             // One plain line on stdout that scripts and tests wait for.
-            println!("tollgate listening on http://{addr}");
+            println!("tollgate listening on {scheme}://{addr}");
         }
         tracing::info!(
             workers,
@@ -456,6 +483,81 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         tracing::info!("shut down");
         Ok(())
     })
+}
+
+/// The TLS config of the gateway's own port, from PEM files; errors name the file.
+fn server_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let cert_pem = read(cert)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not a PEM certificate: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no certificate", cert.display()));
+    }
+    // The key file's contents never appear in messages.
+    let key_der = PrivateKeyDer::from_pem_slice(&read(key)?)
+        .map_err(|_| format!("{} holds no PEM private key", key.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(chain, key_der)
+    .map_err(|e| {
+        format!(
+            "the certificate {} and the key {} cannot be used together: {e}",
+            cert.display(),
+            key.display()
+        )
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Start-up lines about provider TLS and proxies; a loud warning per deployment whose
+/// certificates are not checked.
+fn log_outbound(state: &AppState) {
+    let outbound = crate::outbound::get();
+    if outbound.default_trust.starts_with("not checked") {
+        tracing::warn!(
+            "SECURITY: provider TLS certificates are NOT checked for any deployment (litellm_settings.ssl_verify: false or SSL_VERIFY=false); a network attacker can read and alter provider traffic, credentials included"
+        );
+    } else {
+        tracing::info!(
+            "provider TLS certificates are checked against {}",
+            outbound.default_trust
+        );
+    }
+    for d in state.router.snapshot().deployments() {
+        let d = &d.upstream;
+        match &d.trust {
+            Some(crate::outbound::Trust::NoVerify) => tracing::warn!(
+                deployment = d.id,
+                model_name = d.model_name,
+                "SECURITY: provider TLS certificates are NOT checked for deployment {} (model_name {}, litellm_params.ssl_verify: false)",
+                d.id,
+                d.model_name
+            ),
+            Some(crate::outbound::Trust::Bundle(path)) => tracing::info!(
+                deployment = d.id,
+                "deployment {} trusts only the CA bundle {path}",
+                d.model_name
+            ),
+            None => {}
+        }
+    }
+    if let Some(proxies) = outbound.proxy_summary() {
+        tracing::info!("outbound proxy: {proxies}");
+    }
 }
 
 /// The response cache's store: in memory, or in Redis (a connection of its own, with its own

@@ -2,6 +2,9 @@
 //! arbiter that runs health probes) has its own client and connection pool; the call always runs
 //! on the thread that handles the request.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use awc::error::SendRequestError;
@@ -9,6 +12,7 @@ use awc::http::header::{HeaderMap, RETRY_AFTER};
 use awc::Client;
 
 use crate::error::{GatewayError, UpstreamErrorKind};
+use crate::outbound::Trust;
 use crate::providers::PreparedRequest;
 use crate::secret::{scrub, Secret};
 
@@ -16,43 +20,94 @@ use crate::secret::{scrub, Secret};
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
 thread_local! {
-    static CLIENT: Client = build_client();
+    static CLIENT: Client = build_client(crate::outbound::get().default_tls.clone());
+    /// Clients for deployments with a TLS setting of their own (`litellm_params.ssl_verify`), one
+    /// per distinct setting, built on first use.
+    static CLIENTS: RefCell<HashMap<Trust, Result<Client, String>>> = RefCell::new(HashMap::new());
 }
 
-fn build_client() -> Client {
-    let connector = awc::Connector::new()
+fn build_client(tls: Arc<rustls::ClientConfig>) -> Client {
+    // The builder's type depends on the connector, so the rest of the chain is a macro.
+    macro_rules! finish {
+        ($connector:expr) => {
+            Client::builder()
+                .connector($connector)
+                // Timeouts are set per request from the deployment and request settings.
+                .disable_timeout()
+                .no_default_headers()
+                .add_default_header((
+                    "user-agent",
+                    concat!("tollgate/", env!("CARGO_PKG_VERSION")),
+                ))
+                .finish()
+        };
+    }
+    match crate::outbound::thread_proxy() {
+        None => finish!(connector(awc::Connector::new(), tls)),
+        Some(proxy) => finish!(connector(
+            awc::Connector::new().connector(crate::outbound::ProxyConnector::new(proxy)),
+            tls,
+        )),
+    }
+}
+
+fn connector<S, IO>(c: awc::Connector<S>, tls: Arc<rustls::ClientConfig>) -> awc::Connector<S>
+where
+    IO: actix_web::rt::net::ActixStream + std::fmt::Debug + 'static,
+    S: actix_service::Service<
+            actix_tls::connect::ConnectInfo<awc::http::Uri>,
+            Response = actix_tls::connect::Connection<awc::http::Uri, IO>,
+            Error = actix_tls::connect::ConnectError,
+        > + Clone
+        + 'static,
+{
+    c.rustls_0_23(tls)
         // Concurrent connections per worker and host; streams hold one each for their lifetime.
         .limit(4096)
         .timeout(Duration::from_secs(10))
-        .handshake_timeout(Duration::from_secs(10));
-    Client::builder()
-        .connector(connector)
-        // Timeouts are set per request from the deployment and request settings.
-        .disable_timeout()
-        .no_default_headers()
-        .add_default_header((
-            "user-agent",
-            concat!("tollgate/", env!("CARGO_PKG_VERSION")),
-        ))
-        .finish()
+        .handshake_timeout(Duration::from_secs(10))
+}
+
+/// Run `f` with the client for `trust` (`None`: the gateway-wide one).
+fn with_client<R>(trust: Option<&Trust>, f: impl FnOnce(&Client) -> R) -> Result<R, String> {
+    match trust {
+        None => Ok(CLIENT.with(f)),
+        Some(trust) => CLIENTS.with(|clients| {
+            let mut clients = clients.borrow_mut();
+            let client = clients
+                .entry(trust.clone())
+                .or_insert_with(|| crate::outbound::tls_config(trust).map(build_client));
+            client.as_ref().map(f).map_err(Clone::clone)
+        }),
+    }
 }
 
 pub type UpstreamResponse = awc::ClientResponse;
 
-/// Send a prepared request; `head_timeout` bounds the wait for the response head.
+/// Send a prepared request; `head_timeout` bounds the wait for the response head. `trust` is the
+/// deployment's own TLS setting, if it has one.
 pub async fn send(
     prepared: PreparedRequest,
     head_timeout: Duration,
     model: &str,
     key: Option<&Secret>,
+    trust: Option<&Trust>,
 ) -> Result<UpstreamResponse, GatewayError> {
-    let request = CLIENT.with(|c| {
+    let request = with_client(trust, |c| {
         let mut r = c.post(&prepared.url).timeout(head_timeout);
         for (k, v) in &prepared.headers {
             r = r.insert_header((k.as_ref(), v.as_str()));
         }
         r
-    });
+    })
+    .map_err(|e| GatewayError::Upstream {
+        kind: UpstreamErrorKind::Connection,
+        status: 502,
+        message: format!("APIConnectionError: cannot set up TLS for model={model}: {e}"),
+        code: None,
+        param: None,
+        retry_after: None,
+    })?;
     request
         .send_body(prepared.body)
         .await
@@ -75,7 +130,12 @@ fn send_error(
             status: 502,
             message: scrub(
                 &format!(
-                    "APIConnectionError: cannot reach the provider for model={model}: {other}"
+                    "APIConnectionError: cannot reach the provider for model={model}: {other}{hint}",
+                    hint = if other.to_string().contains("invalid peer certificate") {
+                        " (to trust a private CA set ssl_verify: /path/ca.pem on the deployment, litellm_settings.ssl_certificate or SSL_CERT_FILE; see docs/CONFIG.md)"
+                    } else {
+                        ""
+                    }
                 ),
                 key,
             ),
@@ -126,9 +186,10 @@ pub async fn probe(
     prepared: PreparedRequest,
     timeout: Duration,
     key: Option<&Secret>,
+    trust: Option<&Trust>,
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let mut response = send(prepared, timeout, "health check", key)
+    let mut response = send(prepared, timeout, "health check", key, trust)
         .await
         .map_err(|e| e.to_string())?;
     let left = timeout.saturating_sub(started.elapsed());

@@ -119,6 +119,12 @@ pub struct MockProviderArgs {
     /// anyway).
     #[arg(long, env = "TOLLGATE_MOCK_SERIAL_REPLIES", value_parser = clap::builder::BoolishValueParser::new())]
     pub serial_replies: bool,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl Default for MockProviderArgs {
@@ -133,6 +139,8 @@ impl Default for MockProviderArgs {
             api_key: None,
             embedding_dim: 0,
             serial_replies: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -369,7 +377,13 @@ pub fn run(args: MockProviderArgs) -> io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let (server, port) = start_server(&args)?;
         let mut stdout = io::stdout().lock();
-        writeln!(stdout, "{}", listening_line(&args.host, port))?;
+        let line = listening_line(&args.host, port);
+        let line = if args.tls_cert.is_some() {
+            line.replacen("http://", "https://", 1)
+        } else {
+            line
+        };
+        writeln!(stdout, "{line}")?;
         stdout.flush()?;
         drop(stdout);
         server.await
@@ -415,8 +429,15 @@ fn start_server(args: &MockProviderArgs) -> io::Result<(Server, u16)> {
     .backlog(LISTEN_BACKLOG)
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server_tls(cert, key)?),
+        _ => None,
+    };
     let server = if args.port != 0 {
-        server.bind((args.host.as_str(), args.port))?
+        match &tls {
+            None => server.bind((args.host.as_str(), args.port))?,
+            Some(tls) => server.bind_rustls_0_23((args.host.as_str(), args.port), tls.clone())?,
+        }
     } else {
         // Bind the first resolved address on a free port, then the other addresses of the host
         // (e.g. both loopbacks of `localhost`) on that same port where possible.
@@ -427,17 +448,45 @@ fn start_server(args: &MockProviderArgs) -> io::Result<(Server, u16)> {
                 format!("cannot resolve host {}", args.host),
             )
         })?;
-        let mut server = server.bind(first)?;
+        let mut server = match &tls {
+            None => server.bind(first)?,
+            Some(tls) => server.bind_rustls_0_23(first, tls.clone())?,
+        };
         let port = bound_port(&server.addrs())?;
         for extra in addrs {
             if let Ok(listener) = TcpListener::bind(SocketAddr::new(extra.ip(), port)) {
-                server = server.listen(listener)?;
+                server = match &tls {
+                    None => server.listen(listener)?,
+                    Some(tls) => server.listen_rustls_0_23(listener, tls.clone())?,
+                };
             }
         }
         server
     };
     let port = bound_port(&server.addrs())?;
     Ok((server.run(), port))
+}
+
+/// The TLS config for `--tls-cert` / `--tls-key`.
+fn server_tls(cert: &std::path::Path, key: &std::path::Path) -> io::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| invalid(format!("--tls-cert {}: {e}", cert.display())))?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| invalid(format!("--tls-key {}: {e}", key.display())))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| invalid(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key_der)
+    .map_err(|e| invalid(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 fn bound_port(addrs: &[SocketAddr]) -> io::Result<u16> {

@@ -52,6 +52,22 @@ pub fn spawn(args: &[&str], envs: &[(&str, &str)], dir: &std::path::Path) -> Res
         .env_remove("HOST")
         .env_remove("PORT")
         .env_remove("RUST_LOG");
+    // Provider TLS and proxies come from the environment: tests set them explicitly.
+    for var in [
+        "SSL_VERIFY",
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "SSL_KEYFILE_PATH",
+        "SSL_CERTFILE_PATH",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
     if let Ok(filter) = std::env::var("TOLLGATE_TEST_LOG") {
         cmd.env("RUST_LOG", filter);
     }
