@@ -416,6 +416,31 @@ P64_RPS=$R_RPS P64_P50=$R_P50 P64_P99=$R_P99 P64_ERR=$((R_NON2XX + R_ERRORS))
 curl -s "http://127.0.0.1:$GW_PORT/metrics" | grep -c '^litellm_requests_metric_total' >"$OUT/prometheus_series.txt" || true
 stop_pid "$GW_PID"; GW_PID=""
 
+# h. Observability on: the Prometheus series, OpenTelemetry traces (OTLP/HTTP) and two logging
+# callbacks (generic_api, langfuse), all sent to the mock's sink (/mock/sink/…: answers 200 without
+# parsing, so the receiving side costs as little as it can and the gateway's side is measured).
+cfg=$OUT/config_observability.yaml
+{ cat "$OUT/config.yaml"; printf 'litellm_settings:\n  callbacks: ["prometheus", "otel", "generic_api", "langfuse"]\n'; } >"$cfg"
+sed -i "s#sqlite:///$OUT/tollgate.db#sqlite:///$OUT/tollgate_observability.db#" "$cfg"
+port_free "$GW_PORT" || die "port $GW_PORT still in use"
+SINK="http://127.0.0.1:$MOCK_PORT/mock/sink"
+OTEL_EXPORTER=otlp_http OTEL_ENDPOINT="$SINK" GENERIC_LOGGER_ENDPOINT="$SINK/generic" \
+    LANGFUSE_HOST="$SINK" LANGFUSE_PUBLIC_KEY=pk-bench LANGFUSE_SECRET_KEY=sk-bench \
+    start_gateway gateway_observability "$cfg"
+wait_first_200 >/dev/null || die "gateway with observability did not start (see $OUT/gateway_observability.stderr)"
+run_load "gateway_observability_c$CONNS" "$CONNS" "$GW_URL" chat
+O64_RPS=$R_RPS O64_P50=$R_P50 O64_P99=$R_P99 O64_ERR=$((R_NON2XX + R_ERRORS))
+sleep 6   # the last batches (callbacks every 0.5 s, spans every 5 s) leave
+curl -s "http://127.0.0.1:$GW_PORT/metrics" >"$OUT/observability_metrics.txt" || true
+metric_sum() { awk -v n="$1" '$1 == n || index($1, n "{") == 1 {s += $NF} END {printf "%d", s}' "$OUT/observability_metrics.txt"; }
+O_SPANS=$(metric_sum tollgate_otel_spans_exported_total)
+O_SPANS_DROPPED=$(metric_sum tollgate_otel_spans_dropped_total)
+O_EVENTS=$(metric_sum tollgate_callback_events_sent_total)
+O_EVENTS_FAILED=$(metric_sum litellm_callback_logging_failures_metric_total)
+O_SINK=$(curl -s "http://127.0.0.1:$MOCK_PORT/mock/receivers" | jq -r '"\(.sink.requests) requests, \(.sink.bytes) bytes"')
+stop_pid "$GW_PID"; GW_PID=""
+log "observability: spans exported $O_SPANS dropped $O_SPANS_DROPPED; callback events sent $O_EVENTS failed $O_EVENTS_FAILED; sink $O_SINK"
+
 cache_runs local '    type: local\n'
 HL64_RPS=$C64_RPS HL64_P50=$C64_P50 HL64_P99=$C64_P99 HL1_P50=$C1_P50 HL1_P99=$C1_P99 HL_ERR=$CERR HL_CALLS=$CALLS
 if (exec 3<>"/dev/tcp/$BENCH_REDIS_HOST/$BENCH_REDIS_PORT") 2>/dev/null; then
@@ -468,6 +493,9 @@ cat <<EOF
 | GET /health/liveliness, $CONNS conns | | $L_RPS req/s (p50 ${L_P50} µs, p99 ${L_P99} µs, non-2xx $L_NON2XX, errors $L_ERR) | | sanity | |
 | chat req/s, $CONNS conns, with LiteLLM's Prometheus series (\`callbacks: ["prometheus"]\`) | $D64_RPS | $P64_RPS | $(ratio "$P64_RPS" "$G64_RPS") of the gateway without | | |
 | p50 / p99 latency with Prometheus, $CONNS conns | ${D64_P50} / ${D64_P99} µs | ${P64_P50} / ${P64_P99} µs | | | errors $P64_ERR |
+| chat req/s, $CONNS conns, observability on: Prometheus + OTLP traces + \`generic_api\` + \`langfuse\` (to the mock's sink) | $D64_RPS | $O64_RPS | $(ratio "$O64_RPS" "$G64_RPS") of the gateway without | ≥ 0.90× of without (issue 13) | $(yesno "$O64_RPS >= 0.9 * $G64_RPS") |
+| p50 / p99 latency, observability on, $CONNS conns | ${D64_P50} / ${D64_P99} µs | ${O64_P50} / ${O64_P99} µs | | | errors $O64_ERR |
+| what observability sent during that run (and the 6 s after) | | spans exported $O_SPANS, dropped $O_SPANS_DROPPED; callback events sent $O_EVENTS, failed $O_EVENTS_FAILED; sink took $O_SINK | | | |
 | cache hit (in memory) req/s, $CONNS conns | $D64_RPS | $HL64_RPS | $(ratio "$HL64_RPS" "$D64_RPS") of direct | a hit faster than the mock answering | $(yesno "$HL64_RPS > $D64_RPS") |
 | cache hit (in memory) p50 / p99, $CONNS conns | ${D64_P50} / ${D64_P99} µs | ${HL64_P50} / ${HL64_P99} µs | | | |
 | cache hit (in memory) p50 / p99, 1 conn | ${D1_P50} / ${D1_P99} µs | ${HL1_P50} / ${HL1_P99} µs | $(( HL1_P50 - D1_P50 )) µs vs direct p50 | | |

@@ -59,6 +59,39 @@ pub(crate) struct Received {
     sentry_keys: Vec<String>,
     s3: Vec<Value>,
     rejected: u64,
+    /// What `/mock/sink/…` took: requests and body bytes.
+    sink: (u64, u64),
+}
+
+/// Items each receiver keeps (the latest): a long load test against the receivers does not grow
+/// the mock without bound.
+const KEEP: usize = 20_000;
+
+fn bounded<T>(items: &mut Vec<T>) {
+    if items.len() > 2 * KEEP {
+        items.drain(..items.len() - KEEP);
+    }
+}
+
+impl Received {
+    /// Keep each list to about its latest [`KEEP`] items (trimmed in halves, so a push stays
+    /// cheap).
+    fn bound(&mut self) {
+        bounded(&mut self.langfuse);
+        bounded(&mut self.langfuse_users);
+        bounded(&mut self.generic);
+        bounded(&mut self.generic_headers);
+        bounded(&mut self.slack);
+        bounded(&mut self.spans);
+        bounded(&mut self.otlp_headers);
+        bounded(&mut self.datadog);
+        bounded(&mut self.datadog_keys);
+        bounded(&mut self.langsmith);
+        bounded(&mut self.langsmith_keys);
+        bounded(&mut self.sentry);
+        bounded(&mut self.sentry_keys);
+        bounded(&mut self.s3);
+    }
 }
 
 pub(crate) type Receivers = Mutex<Received>;
@@ -92,6 +125,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<MockStat
         web::resource("/mock/receivers")
             .app_data(state.clone())
             .route(web::get().to(received)),
+    )
+    .service(
+        web::resource("/mock/sink/{tail:.*}")
+            .app_data(state.clone())
+            .route(web::post().to(sink)),
     )
     .service(
         web::resource("/api/v2/logs")
@@ -191,6 +229,7 @@ async fn langfuse(req: HttpRequest, body: web::Bytes, state: web::Data<MockState
         let mut r = lock(&state.receivers);
         r.langfuse.push(parsed);
         r.langfuse_users.push(user);
+        r.bound();
     }
     HttpResponse::MultiStatus().json(json!({"successes": successes, "errors": []}))
 }
@@ -241,6 +280,7 @@ async fn generic(
     let mut r = lock(&state.receivers);
     r.generic.push(parsed);
     r.generic_headers.push(Value::Object(headers));
+    r.bound();
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
@@ -255,7 +295,11 @@ async fn slack(body: web::Bytes, state: web::Data<MockState>) -> HttpResponse {
         lock(&state.receivers).rejected += 1;
         return HttpResponse::BadRequest().body("no_text");
     }
-    lock(&state.receivers).slack.push(parsed);
+    {
+        let mut r = lock(&state.receivers);
+        r.slack.push(parsed);
+        r.bound();
+    }
     HttpResponse::Ok().body("ok")
 }
 
@@ -369,6 +413,7 @@ async fn otlp_traces(
             let mut r = lock(&state.receivers);
             r.spans.extend(spans);
             r.otlp_headers.push(headers_json(&req));
+            r.bound();
             drop(r);
             // An empty ExportTraceServiceResponse.
             HttpResponse::Ok()
@@ -427,6 +472,7 @@ async fn datadog(req: HttpRequest, body: web::Bytes, state: web::Data<MockState>
     let mut r = lock(&state.receivers);
     r.datadog.push(parsed);
     r.datadog_keys.push(key.to_string());
+    r.bound();
     HttpResponse::Accepted().json(json!({}))
 }
 
@@ -499,6 +545,7 @@ async fn langsmith(
     let mut r = lock(&state.receivers);
     r.langsmith.push(parsed);
     r.langsmith_keys.push(key.to_string());
+    r.bound();
     HttpResponse::Accepted().json(json!({}))
 }
 
@@ -570,6 +617,7 @@ async fn sentry(
     let mut r = lock(&state.receivers);
     r.sentry.push(envelope);
     r.sentry_keys.push(key);
+    r.bound();
     HttpResponse::Ok().json(json!({"id": id}))
 }
 
@@ -683,13 +731,39 @@ async fn s3(
     let content = serde_json::from_slice::<Value>(&body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     let etag = format!("\"{}\"", &tollgate_wire::sigv4::sha256_hex(&body)[..32]);
-    lock(&state.receivers).s3.push(json!({
-        "bucket": bucket,
-        "key": key,
-        "content_type": header(&req, "content-type"),
-        "body": content,
-    }));
+    {
+        let mut r = lock(&state.receivers);
+        r.s3.push(json!({
+            "bucket": bucket,
+            "key": key,
+            "content_type": header(&req, "content-type"),
+            "body": content,
+        }));
+        r.bound();
+    }
     HttpResponse::Ok().insert_header(("etag", etag)).finish()
+}
+
+/// `POST /mock/sink/…`: takes any body on any path below it and answers 200 `{}` without parsing
+/// it (counted in `sink`): a receiver as cheap as can be, so a benchmark of the gateway's
+/// callbacks and trace export measures the gateway's side only.
+async fn sink(state: web::Data<MockState>, mut body: web::Payload) -> HttpResponse {
+    use futures_util::StreamExt as _;
+    let mut bytes = 0u64;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => bytes += c.len() as u64,
+            Err(_) => return HttpResponse::BadRequest().finish(),
+        }
+    }
+    {
+        let mut r = lock(&state.receivers);
+        r.sink.0 += 1;
+        r.sink.1 += bytes;
+    }
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body("{}")
 }
 
 async fn received(state: web::Data<MockState>) -> HttpResponse {
@@ -704,6 +778,7 @@ async fn received(state: web::Data<MockState>) -> HttpResponse {
         "sentry": {"envelopes": r.sentry, "keys": r.sentry_keys},
         "s3": {"objects": r.s3},
         "rejected": r.rejected,
+        "sink": {"requests": r.sink.0, "bytes": r.sink.1},
     }))
 }
 
