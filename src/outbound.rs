@@ -246,10 +246,17 @@ pub fn read_bundle(path: &str) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// `ssl_verify: false`: any certificate is accepted; handshake signatures are still checked, so
-/// the session is encrypted, but not authenticated.
+/// `ssl_verify: false` (and Postgres' `sslmode=prefer` / `require`): any certificate is
+/// accepted; handshake signatures are still checked, so the session is encrypted, but not
+/// authenticated.
 #[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+pub struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl NoVerify {
+    pub fn new(provider: Arc<rustls::crypto::CryptoProvider>) -> Self {
+        Self(provider)
+    }
+}
 
 impl ServerCertVerifier for NoVerify {
     fn verify_server_cert(
@@ -497,7 +504,8 @@ impl Proxy {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// `%XX` escapes decoded (a URL's userinfo, or a query value); anything else kept as it is.
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -21,7 +21,6 @@ use diesel_async::AsyncPgConnection;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error as TlsError, RootCertStore};
 
@@ -60,7 +59,7 @@ impl PgTarget {
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode(value);
+            let value = crate::outbound::percent_decode(value);
             match name {
                 "sslmode" => {
                     mode = match value.as_str() {
@@ -96,24 +95,6 @@ impl PgTarget {
             root_cert,
         })
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Open one connection to `url`, with TLS as its `sslmode` asks, within `connect_timeout`.
@@ -164,7 +145,9 @@ pub fn client_config(target: &PgTarget) -> Result<rustls::ClientConfig, String> 
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     let verifier: Arc<dyn ServerCertVerifier> = match target.mode {
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(NotVerified(provider())),
+        SslMode::Disable | SslMode::Prefer | SslMode::Require => {
+            Arc::new(crate::outbound::NoVerify::new(provider()))
+        }
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let roots = roots(target.root_cert.as_deref())?;
             let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
@@ -183,74 +166,15 @@ pub fn client_config(target: &PgTarget) -> Result<rustls::ClientConfig, String> 
 }
 
 fn roots(path: Option<&str>) -> Result<RootCertStore, String> {
-    let mut roots = RootCertStore::empty();
     match path {
         Some(path) if path != "system" => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("sslrootcert {path}: {e}"))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("sslrootcert {path}: {e}"))?;
-            if certs.is_empty() {
-                return Err(format!("sslrootcert {path} holds no PEM certificate"));
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("sslrootcert {path}: {e}"))?;
-            }
+            crate::outbound::read_bundle(path).map_err(|e| format!("sslrootcert: {e}"))
         }
-        _ => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    Ok(roots)
-}
-
-/// `prefer` / `require`: the connection is encrypted; the certificate is not checked (libpq's
-/// behaviour without a root certificate). The handshake's signatures still are.
-#[derive(Debug)]
-struct NotVerified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NotVerified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, TlsError> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        _ => {
+            let mut roots = RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            Ok(roots)
+        }
     }
 }
 
