@@ -729,9 +729,17 @@ impl SpendContext {
         if !self.keeps_response() {
             return;
         }
-        let text = match serde_json::from_slice::<Value>(body) {
-            Ok(v) => bounded_json(&v),
-            Err(_) => bounded_text(Value::String(String::from_utf8_lossy(body).into()).to_string()),
+        // JSON that fits is kept as it is (checked, not rebuilt: this runs per request).
+        let fits = body.len() <= MAX_STORED_JSON_BYTES
+            && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+        let text = match std::str::from_utf8(body) {
+            Ok(text) if fits => text.to_string(),
+            _ => match serde_json::from_slice::<Value>(body) {
+                Ok(v) => bounded_json(&v),
+                Err(_) => {
+                    bounded_text(Value::String(String::from_utf8_lossy(body).into()).to_string())
+                }
+            },
         };
         *self.response.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
     }

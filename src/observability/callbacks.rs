@@ -21,7 +21,8 @@
 //!
 //! Each callback is an actor ([`Shipper`], supervised by the router) with a bounded queue: the
 //! request path only enqueues (a full queue drops the event and counts it). The actor sends a batch
-//! at a time (up to [`BATCH`] events, at least every [`FLUSH_EVERY`]; one HTTP request per batch,
+//! at a time (up to [`BATCH`] events, at least every [`FLUSH_EVERY`], and the next full batch as
+//! soon as the last is delivered; one HTTP request per batch,
 //! or per event for Sentry and S3), retries a failed request with backoff ([`RETRIES`] times),
 //! then drops its events and counts them as failed (`litellm_callback_logging_failures_metric`).
 //! A slow, failing or dead receiver never slows or fails a request. A callback whose environment
@@ -35,6 +36,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::{Observer, RequestEvent};
@@ -516,117 +519,360 @@ fn stored(text: &Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// LiteLLM's standard logging payload for one request (the fields the gateway has).
-pub fn standard_payload(ev: &RequestEvent) -> Value {
-    let log = &ev.log;
-    let metadata = serde_json::from_str::<Map<String, Value>>(&log.metadata).unwrap_or_default();
-    json!({
-        "id": log.request_id,
-        "trace_id": log.request_id,
-        "call_type": log.call_type,
-        "response_cost": log.spend,
-        "status": log.status,
-        "total_tokens": log.total_tokens,
-        "prompt_tokens": log.prompt_tokens,
-        "completion_tokens": log.completion_tokens,
-        "startTime": secs(log.start_time),
-        "endTime": secs(log.end_time),
-        "completionStartTime": ev.time_to_first_token_ms.map(|t| secs(log.start_time + t as i64)),
-        "response_time": secs(log.end_time - log.start_time),
-        "model": log.model,
-        "model_id": log.model_id,
-        "model_group": log.model_group,
-        "requested_model": ev.requested_model,
-        "api_base": log.api_base,
-        "custom_llm_provider": ev.provider,
-        "cache_hit": log.cache_hit,
-        "cache_key": log.cache_key,
-        "end_user": log.end_user,
-        "metadata": {
-            "user_api_key_hash": log.api_key,
-            "user_api_key_alias": ev.key_alias,
-            "user_api_key_user_id": log.user_id,
-            "user_api_key_team_id": log.team_id,
-            "user_api_key_team_alias": ev.team_alias,
-            "user_api_key_org_id": log.organization_id,
-            "user_api_key_end_user_id": log.end_user,
-            "spend_logs_metadata": metadata.get("spend_logs_metadata"),
-        },
-        "response_id": log.response_id,
-        "request_tags": serde_json::from_str::<Value>(&log.request_tags).unwrap_or_else(|_| json!([])),
-        "messages": stored(&log.messages),
-        "response": stored(&log.response),
-        "error_str": ev.error,
-        "error_information": ev.error.as_ref().map(|e| json!({
-            "error_code": ev.status_code.to_string(),
-            "error_message": e,
-        })),
-    })
+/// A stored JSON text (a spend log's `messages`, `response`, `request_tags`), or `null` when not
+/// kept. These texts are JSON by construction (the gateway serialized them, or checked them when it
+/// kept a response: `SpendContext::keep_response`), so a payload embeds them as they are.
+fn json_text(text: Option<&str>) -> &str {
+    match text {
+        Some(t) => {
+            debug_assert!(
+                serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok(),
+                "stored text is not JSON: {t}"
+            );
+            t
+        }
+        None => "null",
+    }
 }
 
-/// Langfuse ingestion events for one request: its trace and its generation.
-fn langfuse_events(ev: &RequestEvent) -> [Value; 2] {
+/// Serialize `value` (a struct: a JSON object) into `out` with the stored JSON texts `raw` added as
+/// its last fields, written as they are.
+fn write_object_with(
+    out: &mut Vec<u8>,
+    value: &impl Serialize,
+    raw: &[(&str, &str)],
+) -> serde_json::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    debug_assert_eq!(out.last(), Some(&b'}'));
+    out.pop();
+    for (name, text) in raw {
+        if out.last() != Some(&b'{') {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(text.as_bytes());
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// The part of a spend log's `metadata` text the payloads carry.
+#[derive(Deserialize, Default)]
+struct StoredMetadata<'a> {
+    #[serde(borrow)]
+    spend_logs_metadata: Option<&'a RawValue>,
+}
+
+/// LiteLLM's `StandardLoggingMetadata`: who made the request.
+#[derive(Serialize)]
+struct PayloadMetadata<'a> {
+    user_api_key_hash: &'a str,
+    user_api_key_alias: Option<&'a str>,
+    user_api_key_user_id: Option<&'a str>,
+    user_api_key_team_id: Option<&'a str>,
+    user_api_key_team_alias: Option<&'a str>,
+    user_api_key_org_id: Option<&'a str>,
+    user_api_key_end_user_id: Option<&'a str>,
+    spend_logs_metadata: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct ErrorInformation<'a> {
+    error_code: String,
+    error_message: &'a str,
+}
+
+/// LiteLLM's standard logging payload for one request (the fields the gateway has), serialized
+/// straight from the event: prompts and completions are embedded as stored, nothing is rebuilt.
+#[derive(Serialize)]
+pub struct StandardPayload<'a> {
+    id: &'a str,
+    trace_id: &'a str,
+    call_type: &'a str,
+    response_cost: f64,
+    status: &'a str,
+    total_tokens: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    #[serde(rename = "startTime")]
+    start_time: f64,
+    #[serde(rename = "endTime")]
+    end_time: f64,
+    #[serde(rename = "completionStartTime")]
+    completion_start_time: Option<f64>,
+    response_time: f64,
+    model: &'a str,
+    model_id: Option<&'a str>,
+    model_group: Option<&'a str>,
+    requested_model: &'a str,
+    api_base: Option<&'a str>,
+    custom_llm_provider: Option<&'a str>,
+    cache_hit: bool,
+    cache_key: Option<&'a str>,
+    end_user: Option<&'a str>,
+    metadata: PayloadMetadata<'a>,
+    response_id: Option<&'a str>,
+    error_str: Option<&'a str>,
+    error_information: Option<ErrorInformation<'a>>,
+    // Stored JSON texts, written as they are by [`Self::write`].
+    #[serde(skip)]
+    request_tags: &'a str,
+    #[serde(skip)]
+    messages: &'a str,
+    #[serde(skip)]
+    response: &'a str,
+}
+
+impl<'a> StandardPayload<'a> {
+    pub fn of(ev: &'a RequestEvent) -> Self {
+        let log = &ev.log;
+        let stored_metadata =
+            serde_json::from_str::<StoredMetadata>(&log.metadata).unwrap_or_default();
+        Self {
+            id: &log.request_id,
+            trace_id: &log.request_id,
+            call_type: &log.call_type,
+            response_cost: log.spend,
+            status: &log.status,
+            total_tokens: log.total_tokens,
+            prompt_tokens: log.prompt_tokens,
+            completion_tokens: log.completion_tokens,
+            start_time: secs(log.start_time),
+            end_time: secs(log.end_time),
+            completion_start_time: ev
+                .time_to_first_token_ms
+                .map(|t| secs(log.start_time + t as i64)),
+            response_time: secs(log.end_time - log.start_time),
+            model: &log.model,
+            model_id: log.model_id.as_deref(),
+            model_group: log.model_group.as_deref(),
+            requested_model: &ev.requested_model,
+            api_base: log.api_base.as_deref(),
+            custom_llm_provider: ev.provider.as_deref(),
+            cache_hit: log.cache_hit,
+            cache_key: log.cache_key.as_deref(),
+            end_user: log.end_user.as_deref(),
+            metadata: PayloadMetadata {
+                user_api_key_hash: &log.api_key,
+                user_api_key_alias: ev.key_alias.as_deref(),
+                user_api_key_user_id: log.user_id.as_deref(),
+                user_api_key_team_id: log.team_id.as_deref(),
+                user_api_key_team_alias: ev.team_alias.as_deref(),
+                user_api_key_org_id: log.organization_id.as_deref(),
+                user_api_key_end_user_id: log.end_user.as_deref(),
+                spend_logs_metadata: stored_metadata.spend_logs_metadata,
+            },
+            response_id: log.response_id.as_deref(),
+            request_tags: if log.request_tags.is_empty() {
+                "[]"
+            } else {
+                json_text(Some(&log.request_tags))
+            },
+            messages: json_text(log.messages.as_deref()),
+            response: json_text(log.response.as_deref()),
+            error_str: ev.error.as_deref(),
+            error_information: ev.error.as_deref().map(|e| ErrorInformation {
+                error_code: ev.status_code.to_string(),
+                error_message: e,
+            }),
+        }
+    }
+}
+
+impl StandardPayload<'_> {
+    /// Serialize the payload into `out`.
+    pub fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        write_object_with(
+            out,
+            self,
+            &[
+                ("request_tags", self.request_tags),
+                ("messages", self.messages),
+                ("response", self.response),
+            ],
+        )
+    }
+
+    /// The payload's JSON text.
+    pub fn to_vec(&self) -> serde_json::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(1024);
+        self.write(&mut out)?;
+        Ok(out)
+    }
+}
+
+/// LiteLLM's standard logging payload for one request, as a JSON value.
+pub fn standard_payload(ev: &RequestEvent) -> Value {
+    StandardPayload::of(ev)
+        .to_vec()
+        .and_then(|v| serde_json::from_slice(&v))
+        .unwrap_or(Value::Null)
+}
+
+/// The metadata of a Langfuse trace and generation.
+#[derive(Serialize)]
+struct LangfuseMetadata<'a> {
+    user_api_key_hash: &'a str,
+    user_api_key_alias: Option<&'a str>,
+    user_api_key_team_id: Option<&'a str>,
+    user_api_key_team_alias: Option<&'a str>,
+    model_group: Option<&'a str>,
+    model_id: Option<&'a str>,
+    cache_hit: bool,
+    response_cost: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LangfuseTrace<'a> {
+    id: &'a str,
+    name: &'a str,
+    timestamp: &'a str,
+    user_id: Option<&'a str>,
+    metadata: &'a LangfuseMetadata<'a>,
+    tags: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LangfuseUsage {
+    input: i64,
+    output: i64,
+    total: i64,
+    unit: &'static str,
+    #[serde(rename = "totalCost")]
+    total_cost: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LangfuseGeneration<'a> {
+    id: String,
+    trace_id: &'a str,
+    name: &'a str,
+    start_time: &'a str,
+    end_time: &'a str,
+    completion_start_time: Option<String>,
+    model: &'a str,
+    usage: LangfuseUsage,
+    metadata: &'a LangfuseMetadata<'a>,
+    level: &'static str,
+    status_message: Option<&'a str>,
+}
+
+/// One event of Langfuse's ingestion API, without its body.
+#[derive(Serialize)]
+struct LangfuseEvent<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    timestamp: &'a str,
+}
+
+/// Write one ingestion event: its head, and its body with the request's input and output.
+fn write_langfuse_event(
+    out: &mut Vec<u8>,
+    head: &LangfuseEvent,
+    body: &impl Serialize,
+    input: &str,
+    output: &str,
+) -> serde_json::Result<()> {
+    serde_json::to_writer(&mut *out, head)?;
+    out.pop();
+    out.extend_from_slice(b",\"body\":");
+    write_object_with(out, body, &[("input", input), ("output", output)])?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// Serialize one request's Langfuse ingestion events (its trace and its generation) into `out`,
+/// the elements of the batch array (comma-separated, no brackets).
+fn write_langfuse_events(ev: &RequestEvent, out: &mut Vec<u8>) -> serde_json::Result<()> {
     let log = &ev.log;
     let now = iso(log.end_time);
-    let trace_id = log.request_id.clone();
+    let start = iso(log.start_time);
+    let end = iso(log.end_time);
+    let trace_id = log.request_id.as_str();
     let name = format!("litellm-{}", log.call_type);
     let tags: Vec<&str> = [Some(log.model.as_str()), log.model_group.as_deref()]
         .into_iter()
         .flatten()
         .collect();
-    let metadata = json!({
-        "user_api_key_hash": log.api_key,
-        "user_api_key_alias": ev.key_alias,
-        "user_api_key_team_id": log.team_id,
-        "user_api_key_team_alias": ev.team_alias,
-        "model_group": log.model_group,
-        "model_id": log.model_id,
-        "cache_hit": log.cache_hit,
-        "response_cost": log.spend,
-    });
-    [
-        json!({
-            "id": format!("{trace_id}-trace"),
-            "type": "trace-create",
-            "timestamp": now,
-            "body": {
-                "id": trace_id,
-                "name": name,
-                "timestamp": iso(log.start_time),
-                "userId": log.end_user.as_ref().or(log.user_id.as_ref()),
-                "metadata": metadata,
-                "tags": tags,
-                "input": stored(&log.messages),
-                "output": stored(&log.response),
+    let metadata = LangfuseMetadata {
+        user_api_key_hash: &log.api_key,
+        user_api_key_alias: ev.key_alias.as_deref(),
+        user_api_key_team_id: log.team_id.as_deref(),
+        user_api_key_team_alias: ev.team_alias.as_deref(),
+        model_group: log.model_group.as_deref(),
+        model_id: log.model_id.as_deref(),
+        cache_hit: log.cache_hit,
+        response_cost: log.spend,
+    };
+    let (input, output) = (
+        json_text(log.messages.as_deref()),
+        json_text(log.response.as_deref()),
+    );
+    write_langfuse_event(
+        out,
+        &LangfuseEvent {
+            id: format!("{trace_id}-trace"),
+            kind: "trace-create",
+            timestamp: &now,
+        },
+        &LangfuseTrace {
+            id: trace_id,
+            name: &name,
+            timestamp: &start,
+            user_id: log.end_user.as_deref().or(log.user_id.as_deref()),
+            metadata: &metadata,
+            tags,
+        },
+        input,
+        output,
+    )?;
+    out.push(b',');
+    write_langfuse_event(
+        out,
+        &LangfuseEvent {
+            id: format!("{trace_id}-generation"),
+            kind: "generation-create",
+            timestamp: &now,
+        },
+        &LangfuseGeneration {
+            id: format!("time-{}-{trace_id}", log.start_time),
+            trace_id,
+            name: &name,
+            start_time: &start,
+            end_time: &end,
+            completion_start_time: ev
+                .time_to_first_token_ms
+                .map(|t| iso(log.start_time + t as i64)),
+            model: &log.model,
+            usage: LangfuseUsage {
+                input: log.prompt_tokens,
+                output: log.completion_tokens,
+                total: log.total_tokens,
+                unit: "TOKENS",
+                total_cost: log.spend,
             },
-        }),
-        json!({
-            "id": format!("{trace_id}-generation"),
-            "type": "generation-create",
-            "timestamp": now,
-            "body": {
-                "id": format!("time-{}-{trace_id}", log.start_time),
-                "traceId": trace_id,
-                "name": name,
-                "startTime": iso(log.start_time),
-                "endTime": iso(log.end_time),
-                "completionStartTime": ev.time_to_first_token_ms.map(|t| iso(log.start_time + t as i64)),
-                "model": log.model,
-                "input": stored(&log.messages),
-                "output": stored(&log.response),
-                "usage": {
-                    "input": log.prompt_tokens,
-                    "output": log.completion_tokens,
-                    "total": log.total_tokens,
-                    "unit": "TOKENS",
-                    "totalCost": log.spend,
-                },
-                "metadata": metadata,
-                "level": if ev.succeeded() { "DEFAULT" } else { "ERROR" },
-                "statusMessage": ev.error,
-            },
-        }),
-    ]
+            metadata: &metadata,
+            level: if ev.succeeded() { "DEFAULT" } else { "ERROR" },
+            status_message: ev.error.as_deref(),
+        },
+        input,
+        output,
+    )
+}
+
+/// Langfuse ingestion events for one request: its trace and its generation.
+#[cfg(test)]
+fn langfuse_events(ev: &RequestEvent) -> [Value; 2] {
+    let mut out = b"[".to_vec();
+    write_langfuse_events(ev, &mut out).expect("serializes");
+    out.push(b']');
+    let events: Vec<Value> = serde_json::from_slice(&out).expect("JSON");
+    events.try_into().expect("two events")
 }
 
 /// One Datadog log item (logs intake v2): the standard logging payload's JSON text as `message`,
@@ -649,7 +895,11 @@ fn datadog_item(
         "ddsource": source,
         "ddtags": all.join(","),
         "hostname": hostname,
-        "message": standard_payload(ev).to_string(),
+        "message": StandardPayload::of(ev)
+            .to_vec()
+            .ok()
+            .and_then(|v| String::from_utf8(v).ok())
+            .unwrap_or_default(),
         "service": service,
         "status": if ev.succeeded() { "info" } else { "error" },
     })
@@ -755,6 +1005,24 @@ struct Outgoing {
 }
 
 impl Outgoing {
+    /// A JSON body already serialized (a serialization error, which the gateway's own types
+    /// cannot produce, sends `null`).
+    fn serialized(
+        url: String,
+        mut headers: Vec<(String, String)>,
+        body: serde_json::Result<Vec<u8>>,
+        events: usize,
+    ) -> Self {
+        headers.insert(0, ("content-type".into(), "application/json".into()));
+        Self {
+            method: "POST",
+            url,
+            headers,
+            body: Bytes::from(body.unwrap_or_else(|_| b"null".to_vec())),
+            events: events as u64,
+        }
+    }
+
     fn json(url: String, mut headers: Vec<(String, String)>, body: &Value, events: usize) -> Self {
         headers.insert(0, ("content-type".into(), "application/json".into()));
         Self {
@@ -777,12 +1045,24 @@ impl Destination {
     fn outgoing(&self, batch: &[Arc<RequestEvent>]) -> Vec<Outgoing> {
         let n = batch.len();
         match self {
-            Destination::GenericApi { url, headers } => vec![Outgoing::json(
-                url.clone(),
-                headers.clone(),
-                &Value::Array(batch.iter().map(|e| standard_payload(e)).collect()),
-                n,
-            )],
+            Destination::GenericApi { url, headers } => {
+                let mut body = Vec::with_capacity(1536 * n);
+                body.push(b'[');
+                let mut written = Ok(());
+                for (i, e) in batch.iter().enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    written = written.and_then(|()| StandardPayload::of(e).write(&mut body));
+                }
+                body.push(b']');
+                vec![Outgoing::serialized(
+                    url.clone(),
+                    headers.clone(),
+                    written.map(|()| body),
+                    n,
+                )]
+            }
             Destination::Langfuse {
                 host,
                 public_key,
@@ -791,13 +1071,27 @@ impl Destination {
                 use base64::Engine as _;
                 let auth = base64::engine::general_purpose::STANDARD
                     .encode(format!("{public_key}:{secret_key}"));
-                vec![Outgoing::json(
+                let mut body = Vec::with_capacity(4096 * n);
+                body.extend_from_slice(b"{\"batch\":[");
+                let mut written = Ok(());
+                for (i, e) in batch.iter().enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    written = written.and_then(|()| write_langfuse_events(e, &mut body));
+                }
+                body.extend_from_slice(b"],\"metadata\":");
+                let written = written.and_then(|()| {
+                    serde_json::to_writer(
+                        &mut body,
+                        &json!({"sdk_name": "tollgate", "sdk_version": crate::state::VERSION}),
+                    )
+                });
+                body.push(b'}');
+                vec![Outgoing::serialized(
                     format!("{host}/api/public/ingestion"),
                     vec![("authorization".into(), format!("Basic {auth}"))],
-                    &json!({
-                        "batch": batch.iter().flat_map(|e| langfuse_events(e)).collect::<Vec<_>>(),
-                        "metadata": {"sdk_name": "tollgate", "sdk_version": crate::state::VERSION},
-                    }),
+                    written.map(|()| body),
                     n,
                 )]
             }
@@ -863,7 +1157,7 @@ impl Destination {
                         let key = s3.object_key(e.log.start_time, &e.log.request_id);
                         s3.put(
                             &key,
-                            Bytes::from(standard_payload(e).to_string()),
+                            Bytes::from(StandardPayload::of(e).to_vec().unwrap_or_default()),
                             &amz_date,
                         )
                     })
@@ -952,7 +1246,14 @@ impl Shipper {
                 }
             }
             .into_actor(self)
-            .map(|(), this, _| this.sending = false),
+            .map(|(), this, ctx| {
+                this.sending = false;
+                // A full batch waiting goes at once: under load the queue drains as fast as the
+                // receiver takes it, not a batch per tick.
+                if this.queue.lock().len() >= BATCH {
+                    this.tick(ctx);
+                }
+            }),
         );
     }
 }

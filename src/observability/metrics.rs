@@ -14,11 +14,12 @@
 //! Label values the gateway does not know (`client_ip`, `user_agent`, `route`, `service_tier`)
 //! are empty strings. Every family is capped at [`MAX_SERIES`] label sets: once full, a new label
 //! set is counted in one series whose label values are all `"other"`, and
-//! `tollgate_metrics_series_folded_total{metric}` counts the folds. The hot path is a label vector
-//! built and hashed per family, and an atomic add.
+//! `tollgate_metrics_series_folded_total{metric}` counts the folds. The hot path hashes borrowed label
+//! values, finds the series in the family's index, and adds to it (see [`Capped`]).
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -50,164 +51,221 @@ type FloatCounter = Counter<f64, AtomicU64>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 // Label names per metric, in LiteLLM's order.
-const PROXY_TOTAL: &[&str] = &[
-    "end_user",
-    "hashed_api_key",
-    "api_key_alias",
-    "requested_model",
-    "team",
-    "team_alias",
-    "user",
-    "status_code",
-    "user_email",
-    "route",
-    "client_ip",
-    "user_agent",
-    "model_id",
-    "api_provider",
+const PROXY_TOTAL: &[L] = &[
+    L::EndUser,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::RequestedModel,
+    L::Team,
+    L::TeamAlias,
+    L::User,
+    L::StatusCode,
+    L::UserEmail,
+    L::Route,
+    L::ClientIp,
+    L::UserAgent,
+    L::ModelId,
+    L::ApiProvider,
 ];
-const PROXY_FAILED: &[&str] = &[
-    "end_user",
-    "hashed_api_key",
-    "api_key_alias",
-    "requested_model",
-    "team",
-    "team_alias",
-    "user",
-    "user_email",
-    "exception_status",
-    "exception_class",
-    "route",
-    "client_ip",
-    "user_agent",
-    "model_id",
-    "api_provider",
+const PROXY_FAILED: &[L] = &[
+    L::EndUser,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::RequestedModel,
+    L::Team,
+    L::TeamAlias,
+    L::User,
+    L::UserEmail,
+    L::ExceptionStatus,
+    L::ExceptionClass,
+    L::Route,
+    L::ClientIp,
+    L::UserAgent,
+    L::ModelId,
+    L::ApiProvider,
 ];
-const REQUESTS: &[&str] = &[
-    "end_user",
-    "hashed_api_key",
-    "api_key_alias",
-    "model",
-    "team",
-    "team_alias",
-    "user",
-    "user_email",
-    "client_ip",
-    "user_agent",
-    "requested_model",
-    "model_id",
-    "api_provider",
+const REQUESTS: &[L] = &[
+    L::EndUser,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::Model,
+    L::Team,
+    L::TeamAlias,
+    L::User,
+    L::UserEmail,
+    L::ClientIp,
+    L::UserAgent,
+    L::RequestedModel,
+    L::ModelId,
+    L::ApiProvider,
 ];
-const SPEND: &[&str] = &[
-    "end_user",
-    "hashed_api_key",
-    "api_key_alias",
-    "model",
-    "team",
-    "team_alias",
-    "user",
-    "user_email",
-    "client_ip",
-    "user_agent",
-    "requested_model",
-    "model_id",
-    "api_provider",
-    "service_tier",
+const SPEND: &[L] = &[
+    L::EndUser,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::Model,
+    L::Team,
+    L::TeamAlias,
+    L::User,
+    L::UserEmail,
+    L::ClientIp,
+    L::UserAgent,
+    L::RequestedModel,
+    L::ModelId,
+    L::ApiProvider,
+    L::ServiceTier,
 ];
-const TOKENS: &[&str] = &[
-    "end_user",
-    "hashed_api_key",
-    "api_key_alias",
-    "model",
-    "team",
-    "team_alias",
-    "user",
-    "user_email",
-    "requested_model",
-    "model_id",
-    "api_provider",
+const TOKENS: &[L] = &[
+    L::EndUser,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::Model,
+    L::Team,
+    L::TeamAlias,
+    L::User,
+    L::UserEmail,
+    L::RequestedModel,
+    L::ModelId,
+    L::ApiProvider,
 ];
-const LLM_LATENCY: &[&str] = &[
-    "model_group",
-    "model",
-    "hashed_api_key",
-    "api_key_alias",
-    "team",
-    "team_alias",
-    "requested_model",
-    "end_user",
-    "user",
-    "model_id",
-    "api_provider",
-    "service_tier",
+const LLM_LATENCY: &[L] = &[
+    L::ModelGroup,
+    L::Model,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::Team,
+    L::TeamAlias,
+    L::RequestedModel,
+    L::EndUser,
+    L::User,
+    L::ModelId,
+    L::ApiProvider,
+    L::ServiceTier,
 ];
-const TOTAL_LATENCY: &[&str] = &[
-    "model_group",
-    "end_user",
-    "hashed_api_key",
-    "api_key_alias",
-    "requested_model",
-    "team",
-    "team_alias",
-    "user",
-    "model",
-    "model_id",
-    "api_provider",
-    "service_tier",
+const TOTAL_LATENCY: &[L] = &[
+    L::ModelGroup,
+    L::EndUser,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::RequestedModel,
+    L::Team,
+    L::TeamAlias,
+    L::User,
+    L::Model,
+    L::ModelId,
+    L::ApiProvider,
+    L::ServiceTier,
 ];
-const DEPLOYMENT_KEYED: &[&str] = &[
-    "model_group",
-    "api_provider",
-    "api_base",
-    "litellm_model_name",
-    "hashed_api_key",
-    "api_key_alias",
-    "model_id",
+const DEPLOYMENT_KEYED: &[L] = &[
+    L::ModelGroup,
+    L::ApiProvider,
+    L::ApiBase,
+    L::LitellmModelName,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::ModelId,
 ];
-const DEPLOYMENT_TOTAL: &[&str] = &[
-    "model_group",
-    "requested_model",
-    "litellm_model_name",
-    "model_id",
-    "api_base",
-    "api_provider",
-    "hashed_api_key",
-    "api_key_alias",
-    "team",
-    "team_alias",
-    "client_ip",
-    "user_agent",
+const DEPLOYMENT_TOTAL: &[L] = &[
+    L::ModelGroup,
+    L::RequestedModel,
+    L::LitellmModelName,
+    L::ModelId,
+    L::ApiBase,
+    L::ApiProvider,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::Team,
+    L::TeamAlias,
+    L::ClientIp,
+    L::UserAgent,
 ];
-const DEPLOYMENT_FAILURE: &[&str] = &[
-    "model_group",
-    "requested_model",
-    "litellm_model_name",
-    "model_id",
-    "api_base",
-    "api_provider",
-    "exception_status",
-    "exception_class",
-    "hashed_api_key",
-    "api_key_alias",
-    "team",
-    "team_alias",
-    "client_ip",
-    "user_agent",
+const DEPLOYMENT_FAILURE: &[L] = &[
+    L::ModelGroup,
+    L::RequestedModel,
+    L::LitellmModelName,
+    L::ModelId,
+    L::ApiBase,
+    L::ApiProvider,
+    L::ExceptionStatus,
+    L::ExceptionClass,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::Team,
+    L::TeamAlias,
+    L::ClientIp,
+    L::UserAgent,
 ];
-const FALLBACK: &[&str] = &[
-    "requested_model",
-    "fallback_model",
-    "hashed_api_key",
-    "api_key_alias",
-    "team",
-    "team_alias",
-    "exception_status",
-    "exception_class",
-    "model_id",
+const FALLBACK: &[L] = &[
+    L::RequestedModel,
+    L::FallbackModel,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::Team,
+    L::TeamAlias,
+    L::ExceptionStatus,
+    L::ExceptionClass,
+    L::ModelId,
 ];
-const KEY_BUDGET: &[&str] = &["hashed_api_key", "api_key_alias"];
-const TEAM_BUDGET: &[&str] = &["team", "team_alias"];
-const USER_BUDGET: &[&str] = &["user"];
+const KEY_BUDGET: &[L] = &[L::HashedApiKey, L::ApiKeyAlias];
+const TEAM_BUDGET: &[L] = &[L::Team, L::TeamAlias];
+const USER_BUDGET: &[L] = &[L::User];
+
+/// A label: its name in LiteLLM's exposition, and which fact it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum L {
+    EndUser,
+    HashedApiKey,
+    ApiKeyAlias,
+    Team,
+    TeamAlias,
+    User,
+    UserEmail,
+    RequestedModel,
+    Model,
+    ModelGroup,
+    LitellmModelName,
+    ModelId,
+    ApiBase,
+    ApiProvider,
+    StatusCode,
+    ExceptionStatus,
+    ExceptionClass,
+    FallbackModel,
+    // Not known to the gateway: always "".
+    ClientIp,
+    UserAgent,
+    Route,
+    ServiceTier,
+}
+
+impl L {
+    fn name(self) -> &'static str {
+        match self {
+            L::EndUser => "end_user",
+            L::HashedApiKey => "hashed_api_key",
+            L::ApiKeyAlias => "api_key_alias",
+            L::Team => "team",
+            L::TeamAlias => "team_alias",
+            L::User => "user",
+            L::UserEmail => "user_email",
+            L::RequestedModel => "requested_model",
+            L::Model => "model",
+            L::ModelGroup => "model_group",
+            L::LitellmModelName => "litellm_model_name",
+            L::ModelId => "model_id",
+            L::ApiBase => "api_base",
+            L::ApiProvider => "api_provider",
+            L::StatusCode => "status_code",
+            L::ExceptionStatus => "exception_status",
+            L::ExceptionClass => "exception_class",
+            L::FallbackModel => "fallback_model",
+            L::ClientIp => "client_ip",
+            L::UserAgent => "user_agent",
+            L::Route => "route",
+            L::ServiceTier => "service_tier",
+        }
+    }
+}
 
 /// The facts a label set is drawn from; a label the gateway does not know reads as `""`.
 #[derive(Default, Clone, Copy)]
@@ -233,43 +291,69 @@ struct Facts<'a> {
 }
 
 impl<'a> Facts<'a> {
-    fn get(&self, name: &str) -> &'a str {
-        match name {
-            "end_user" => self.end_user,
-            "hashed_api_key" => self.hashed_api_key,
-            "api_key_alias" => self.api_key_alias,
-            "team" => self.team,
-            "team_alias" => self.team_alias,
-            "user" => self.user,
-            "user_email" => self.user_email,
-            "requested_model" => self.requested_model,
-            "model" => self.model,
-            "model_group" => self.model_group,
-            "litellm_model_name" => self.litellm_model_name,
-            "model_id" => self.model_id,
-            "api_base" => self.api_base,
-            "api_provider" => self.api_provider,
-            "status_code" => self.status_code,
-            "exception_status" => self.exception_status,
-            "exception_class" => self.exception_class,
-            "fallback_model" => self.fallback_model,
-            // client_ip, user_agent, route, service_tier: not known to the gateway.
-            _ => "",
+    fn get(&self, label: L) -> &'a str {
+        match label {
+            L::EndUser => self.end_user,
+            L::HashedApiKey => self.hashed_api_key,
+            L::ApiKeyAlias => self.api_key_alias,
+            L::Team => self.team,
+            L::TeamAlias => self.team_alias,
+            L::User => self.user,
+            L::UserEmail => self.user_email,
+            L::RequestedModel => self.requested_model,
+            L::Model => self.model,
+            L::ModelGroup => self.model_group,
+            L::LitellmModelName => self.litellm_model_name,
+            L::ModelId => self.model_id,
+            L::ApiBase => self.api_base,
+            L::ApiProvider => self.api_provider,
+            L::StatusCode => self.status_code,
+            L::ExceptionStatus => self.exception_status,
+            L::ExceptionClass => self.exception_class,
+            L::FallbackModel => self.fallback_model,
+            L::ClientIp | L::UserAgent | L::Route | L::ServiceTier => "",
         }
     }
 
-    fn labels(&self, names: &'static [&'static str]) -> Labels {
+    fn labels(&self, names: &[L]) -> Labels {
         names
             .iter()
-            .map(|n| (*n, self.get(n).to_string()))
+            .map(|n| (n.name(), self.get(*n).to_string()))
             .collect()
+    }
+
+    /// A hash of the values of `names` (the names are the family's, so they need no hashing).
+    fn hash(&self, names: &[L]) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = foldhash::fast::FixedState::with_seed(0).build_hasher();
+        for n in names {
+            let v = self.get(*n);
+            h.write(v.as_bytes());
+            h.write_u8(0xff);
+        }
+        h.finish()
+    }
+
+    /// Whether `labels` (built from `names`) hold exactly these facts.
+    fn matches(&self, names: &[L], labels: &Labels) -> bool {
+        names
+            .iter()
+            .zip(labels)
+            .all(|(n, (_, v))| v.as_str() == self.get(*n))
     }
 }
 
 /// One metric family with at most `cap` label sets.
+///
+/// The family's own lookup needs an owned label vector (a `String` per label, hashed with SipHash)
+/// for every update; with LiteLLM's 10–14 labels per family and a dozen families per request,
+/// that was most of what the metrics cost. So each family also keeps an index of the series it
+/// made, by a fast hash of the label values: an update hashes borrowed strings, compares them
+/// with the stored ones, and adds to the series it already holds; nothing is allocated. Only a
+/// new label set (and one folded into `"other"`) goes through the family.
 struct Capped<M, C: MetricConstructor<M>> {
     family: Family<Labels, M, C>,
-    names: &'static [&'static str],
+    names: &'static [L],
     other: Labels,
     cap: usize,
     /// Label sets created (the `"other"` one aside); the lock serializes creations so the cap
@@ -277,6 +361,36 @@ struct Capped<M, C: MetricConstructor<M>> {
     creating: Mutex<usize>,
     /// `tollgate_metrics_series_folded_total{metric=<this family>}`.
     folded: Counter,
+    /// The series made so far (never the `"other"` one), by [`Facts::hash`]; at most `cap`.
+    index: RwLock<HashMap<u64, Vec<(Labels, M)>, NoHash>>,
+}
+
+/// The index's keys are hashes already.
+#[derive(Default, Clone, Copy)]
+struct NoHash;
+
+impl std::hash::BuildHasher for NoHash {
+    type Hasher = NoHasher;
+    fn build_hasher(&self) -> NoHasher {
+        NoHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct NoHasher(u64);
+
+impl std::hash::Hasher for NoHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl<M, C> Capped<M, C>
@@ -284,43 +398,94 @@ where
     M: Clone + TypedMetric + Metric,
     C: MetricConstructor<M> + Clone + Send + Sync + std::fmt::Debug + 'static,
 {
-    fn new(names: &'static [&'static str], constructor: C, cap: usize, folded: Counter) -> Self {
+    fn new(names: &'static [L], constructor: C, cap: usize, folded: Counter) -> Self {
         Self {
             family: Family::new_with_constructor(constructor),
             names,
-            other: names.iter().map(|n| (*n, "other".to_string())).collect(),
+            other: names.iter().map(|n| (n.name(), "other".to_string())).collect(),
             cap,
             creating: Mutex::new(0),
             folded,
+            index: RwLock::new(HashMap::default()),
         }
     }
 
     /// Apply `f` to the series of `facts`' label set, or to the `"other"` series when the family
     /// is full.
     fn with(&self, facts: &Facts, f: impl FnOnce(&M)) {
-        self.with_labels(&facts.labels(self.names), f)
+        match self.resolve(facts) {
+            Some(m) => f(&m),
+            None => {
+                self.folded.inc();
+                f(&self.family.get_or_create(&self.other));
+            }
+        }
     }
 
-    /// [`Self::with`] for a label set already built from this family's label names (families
-    /// with the same names share one).
-    fn with_labels(&self, labels: &Labels, f: impl FnOnce(&M)) {
-        debug_assert!(labels.iter().map(|(n, _)| n).eq(self.names.iter()));
-        if let Some(m) = self.family.get(labels) {
-            return f(&m);
+    /// The series of `facts`' label set (a handle sharing its value), made if need be; `None`
+    /// when the family is full and the label set is new (it counts in `"other"`).
+    fn resolve(&self, facts: &Facts) -> Option<M> {
+        let hash = facts.hash(self.names);
+        {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, m)) = index
+                .get(&hash)
+                .and_then(|series| series.iter().find(|(l, _)| facts.matches(self.names, l)))
+            {
+                return Some(m.clone());
+            }
         }
+        let labels = facts.labels(self.names);
         let mut created = self.creating.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = self.family.get(labels) {
-            return f(&m);
+        if let Some(m) = self.family.get(&labels) {
+            // Made by another thread between the two looks; the index has it now.
+            return Some(m.clone());
         }
         // The "other" series takes one slot of the cap, so the family never exceeds it.
-        if *created + 1 < self.cap {
-            *created += 1;
-            f(&self.family.get_or_create(labels));
-        } else {
-            self.folded.inc();
-            f(&self.family.get_or_create(&self.other));
+        if *created + 1 >= self.cap {
+            return None;
         }
+        *created += 1;
+        let m = self.family.get_or_create(&labels).clone();
+        self.index
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(hash)
+            .or_default()
+            .push((labels, m.clone()));
+        Some(m)
     }
+}
+
+/// The labels that decide every series a successful request counts in (the union of the label
+/// names of those families).
+const SUCCESS_KEY: &[L] = &[
+    L::EndUser,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::RequestedModel,
+    L::Team,
+    L::TeamAlias,
+    L::User,
+    L::StatusCode,
+    L::UserEmail,
+    L::Model,
+    L::ModelGroup,
+    L::ModelId,
+    L::ApiProvider,
+];
+
+/// The series a successful request counts in, resolved once per label set: a request then hashes
+/// its labels once, not once per family.
+struct SuccessSeries {
+    labels: Labels,
+    proxy_total: Counter,
+    requests: Counter,
+    input_tokens: Counter,
+    output_tokens: Counter,
+    total_tokens: Counter,
+    latency: Histogram,
+    spend: FloatCounter,
 }
 
 type CounterFamily = Capped<Counter, fn() -> Counter>;
@@ -357,6 +522,10 @@ pub struct Metrics {
     remaining_user_budget: FloatGaugeFamily,
     remaining_requests: GaugeFamily,
     remaining_tokens: GaugeFamily,
+    /// [`SuccessSeries`] by [`Facts::hash`] of [`SUCCESS_KEY`]; at most `cap` of them (label
+    /// sets beyond that take the per-family path).
+    success: RwLock<HashMap<u64, Vec<Arc<SuccessSeries>>, NoHash>>,
+    cap: usize,
 }
 
 impl Default for Metrics {
@@ -414,6 +583,8 @@ impl Metrics {
             remaining_requests: gauge(DEPLOYMENT_KEYED, "litellm_remaining_requests_metric"),
             remaining_tokens: gauge(DEPLOYMENT_KEYED, "litellm_remaining_tokens_metric"),
             folded,
+            success: RwLock::new(HashMap::default()),
+            cap,
         }
     }
 
@@ -592,6 +763,23 @@ impl Observer for Metrics {
             exception_class: class.as_deref().unwrap_or_default(),
             ..Facts::default()
         };
+        if event.succeeded() {
+            if let Some(series) = self.success_series(&facts) {
+                series.proxy_total.inc();
+                series.requests.inc();
+                series.input_tokens.inc_by(log.prompt_tokens.max(0) as u64);
+                series.output_tokens.inc_by(log.completion_tokens.max(0) as u64);
+                series.total_tokens.inc_by(log.total_tokens.max(0) as u64);
+                series
+                    .latency
+                    .observe(event.duration_ms() as f64 / 1000.0);
+                if log.spend > 0.0 && log.spend.is_finite() {
+                    series.spend.inc_by(log.spend);
+                }
+                self.remaining_budgets(event, &facts);
+                return;
+            }
+        }
         self.proxy_total.with(&facts, |c| {
             c.inc();
         });
@@ -609,14 +797,13 @@ impl Observer for Metrics {
                 log.completion_tokens.max(0) as u64,
                 log.total_tokens.max(0) as u64,
             );
-            let labels = facts.labels(TOKENS);
-            self.input_tokens.with_labels(&labels, |c| {
+            self.input_tokens.with(&facts, |c| {
                 c.inc_by(input);
             });
-            self.output_tokens.with_labels(&labels, |c| {
+            self.output_tokens.with(&facts, |c| {
                 c.inc_by(output);
             });
-            self.total_tokens.with_labels(&labels, |c| {
+            self.total_tokens.with(&facts, |c| {
                 c.inc_by(total);
             });
             self.request_latency
@@ -627,19 +814,59 @@ impl Observer for Metrics {
                 c.inc_by(log.spend);
             });
         }
+        self.remaining_budgets(event, &facts);
+    }
+}
+
+impl Metrics {
+    /// The [`SuccessSeries`] of `facts`, made if need be; `None` when a family is full (the
+    /// request then counts family by family, in `"other"` where it must).
+    fn success_series(&self, facts: &Facts) -> Option<Arc<SuccessSeries>> {
+        let hash = facts.hash(SUCCESS_KEY);
+        {
+            let cache = self.success.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(s) = cache
+                .get(&hash)
+                .and_then(|all| all.iter().find(|s| facts.matches(SUCCESS_KEY, &s.labels)))
+            {
+                return Some(s.clone());
+            }
+        }
+        let series = Arc::new(SuccessSeries {
+            labels: facts.labels(SUCCESS_KEY),
+            proxy_total: self.proxy_total.resolve(facts)?,
+            requests: self.requests.resolve(facts)?,
+            input_tokens: self.input_tokens.resolve(facts)?,
+            output_tokens: self.output_tokens.resolve(facts)?,
+            total_tokens: self.total_tokens.resolve(facts)?,
+            latency: self.request_latency.resolve(facts)?,
+            spend: self.spend.resolve(facts)?,
+        });
+        let mut cache = self.success.write().unwrap_or_else(|p| p.into_inner());
+        let held: usize = cache.values().map(Vec::len).sum();
+        if held < self.cap {
+            let all = cache.entry(hash).or_default();
+            if !all.iter().any(|s| facts.matches(SUCCESS_KEY, &s.labels)) {
+                all.push(series.clone());
+            }
+        }
+        Some(series)
+    }
+
+    fn remaining_budgets(&self, event: &RequestEvent, facts: &Facts) {
         let budgets = &event.remaining_budget;
         if let Some(v) = budgets.key {
-            self.remaining_key_budget.with(&facts, |g| {
+            self.remaining_key_budget.with(facts, |g| {
                 g.set(v);
             });
         }
         if let Some(v) = budgets.team {
-            self.remaining_team_budget.with(&facts, |g| {
+            self.remaining_team_budget.with(facts, |g| {
                 g.set(v);
             });
         }
         if let Some(v) = budgets.user {
-            self.remaining_user_budget.with(&facts, |g| {
+            self.remaining_user_budget.with(facts, |g| {
                 g.set(v);
             });
         }
@@ -713,8 +940,7 @@ impl Scope<'_> {
     ) {
         let m = self.metrics;
         let mut facts = self.facts(served);
-        let total_labels = facts.labels(DEPLOYMENT_TOTAL);
-        m.deployment_total.with_labels(&total_labels, |c| {
+        m.deployment_total.with(&facts, |c| {
             c.inc();
         });
         let failure = match &end {
@@ -739,15 +965,14 @@ impl Scope<'_> {
             });
             return;
         }
-        m.deployment_success.with_labels(&total_labels, |c| {
+        m.deployment_success.with(&facts, |c| {
             c.inc();
         });
-        let keyed = facts.labels(DEPLOYMENT_KEYED);
         match end {
             AttemptEnd::Complete { latency, elapsed } => {
                 m.llm_latency
                     .with(&facts, |h| h.observe(latency.as_secs_f64()));
-                m.overhead.with_labels(&keyed, |h| {
+                m.overhead.with(&facts, |h| {
                     h.observe(elapsed.saturating_sub(latency).as_secs_f64())
                 });
             }
@@ -756,11 +981,10 @@ impl Scope<'_> {
                 elapsed,
                 ..
             } => {
-                let labels = facts.labels(LLM_LATENCY);
                 m.llm_latency
-                    .with_labels(&labels, |h| h.observe(elapsed.as_secs_f64()));
+                    .with(&facts, |h| h.observe(elapsed.as_secs_f64()));
                 m.time_to_first_token
-                    .with_labels(&labels, |h| h.observe(time_to_first_token.as_secs_f64()));
+                    .with(&facts, |h| h.observe(time_to_first_token.as_secs_f64()));
             }
             AttemptEnd::Failed(_) => {}
         }
@@ -770,12 +994,12 @@ impl Scope<'_> {
             let left =
                 |limit: u64, used: u64| limit.saturating_sub(used).min(i64::MAX as u64) as i64;
             if let Some(rpm) = d.rpm {
-                m.remaining_requests.with_labels(&keyed, |g| {
+                m.remaining_requests.with(&facts, |g| {
                     g.set(left(rpm, requests));
                 });
             }
             if let Some(tpm) = d.tpm {
-                m.remaining_tokens.with_labels(&keyed, |g| {
+                m.remaining_tokens.with(&facts, |g| {
                     g.set(left(tpm, tokens));
                 });
             }

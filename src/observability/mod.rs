@@ -13,6 +13,7 @@
 pub mod alerting;
 pub mod callbacks;
 pub mod metrics;
+pub mod otlp;
 pub mod tail;
 pub mod traces;
 

@@ -27,7 +27,7 @@
 //! `production`).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -37,7 +37,7 @@ use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use serde_json::{json, Map, Value};
 
 use super::RequestEvent;
@@ -446,8 +446,21 @@ pub struct TraceCounters {
 
 /// The spans' destination.
 enum Sink {
-    Otlp(Box<opentelemetry_otlp::SpanExporter>),
+    /// OTLP/HTTP with protobuf bodies, encoded by [`super::otlp::Encoder`].
+    OtlpHttp {
+        encoder: super::otlp::Encoder,
+        endpoint: String,
+        /// The content type, then `OTEL_*_HEADERS`.
+        headers: Vec<(String, Vec<u8>)>,
+    },
     Console { service_name: String },
+}
+
+/// The instrumentation scope of every span.
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("tollgate")
+        .with_version(crate::state::VERSION)
+        .build()
 }
 
 /// Builds and queues spans; its actor ([`ExportActor`]) exports them.
@@ -471,29 +484,34 @@ impl Tracer {
                 service_name: settings.service_name.clone(),
             },
             Exporter::OtlpHttp { endpoint, headers } => {
-                use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
-                let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_http_client(AwcClient {
-                        timeout: EXPORT_TIMEOUT,
-                    })
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_endpoint(endpoint.clone())
-                    .with_headers(headers.iter().cloned().collect::<HashMap<_, _>>())
-                    .with_timeout(EXPORT_TIMEOUT)
-                    .build()
-                    .map_err(|e| format!("OpenTelemetry exporter: {e}"))?;
-                exporter.set_resource(
-                    &opentelemetry_sdk::Resource::builder()
-                        .with_service_name(settings.service_name.clone())
-                        .with_attribute(KeyValue::new(
-                            "deployment.environment",
-                            settings.environment.clone(),
-                        ))
-                        .with_attribute(KeyValue::new("service.version", crate::state::VERSION))
-                        .build(),
+                let resource = opentelemetry_sdk::Resource::builder()
+                    .with_service_name(settings.service_name.clone())
+                    .with_attribute(KeyValue::new(
+                        "deployment.environment",
+                        settings.environment.clone(),
+                    ))
+                    .with_attribute(KeyValue::new("service.version", crate::state::VERSION))
+                    .build();
+                let mut all = vec![(
+                    "content-type".to_string(),
+                    b"application/x-protobuf".to_vec(),
+                )];
+                all.extend(
+                    headers
+                        .iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())),
                 );
-                Sink::Otlp(Box::new(exporter))
+                for (name, value) in &all {
+                    awc::http::header::HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| format!("OTEL headers: {name:?} is not a header name"))?;
+                    awc::http::header::HeaderValue::from_bytes(value)
+                        .map_err(|_| format!("OTEL headers: the value of {name} is not valid"))?;
+                }
+                Sink::OtlpHttp {
+                    encoder: super::otlp::Encoder::new(&resource, &scope()),
+                    endpoint: endpoint.clone(),
+                    headers: all,
+                }
             }
         };
         Ok(Tracer {
@@ -501,9 +519,7 @@ impl Tracer {
             max_queue: settings.max_queue,
             max_batch: settings.max_batch,
             schedule_delay: settings.schedule_delay,
-            scope: InstrumentationScope::builder("tollgate")
-                .with_version(crate::state::VERSION)
-                .build(),
+            scope: scope(),
             sink,
             exporting: tokio::sync::Mutex::new(()),
             counters: TraceCounters::default(),
@@ -702,7 +718,22 @@ impl Tracer {
             return 0;
         }
         let result = match &self.sink {
-            Sink::Otlp(exporter) => exporter.export(batch).await.map_err(|e| e.to_string()),
+            Sink::OtlpHttp {
+                encoder,
+                endpoint,
+                headers,
+            } => {
+                let body = bytes::Bytes::from(encoder.encode(&batch));
+                drop(batch);
+                match crate::upstream::post_bytes(endpoint, headers, body, EXPORT_TIMEOUT).await {
+                    Ok((status, _)) if (200..300).contains(&status) => Ok(()),
+                    Ok((status, body)) => Err(format!(
+                        "the collector answered {status}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(200)])
+                    )),
+                    Err(e) => Err(e),
+                }
+            }
             Sink::Console { service_name } => {
                 use std::io::Write as _;
                 let mut out = std::io::stdout().lock();
@@ -819,45 +850,6 @@ impl RequestTrace {
     /// The request's span, from its finished event.
     pub fn request_finished(&self, event: &RequestEvent) {
         self.tracer.request_finished(&self.ctx, event);
-    }
-}
-
-/// The OTLP exporter's HTTP client: the export runs on the tracer's arbiter, whose awc client
-/// sends the request (awc is `!Send`: it is spawned on the thread, and its answer comes back
-/// through a channel).
-#[derive(Debug)]
-struct AwcClient {
-    timeout: Duration,
-}
-
-#[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for AwcClient {
-    async fn send_bytes(
-        &self,
-        request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
-    ) -> Result<
-        opentelemetry_http::Response<opentelemetry_http::Bytes>,
-        opentelemetry_http::HttpError,
-    > {
-        let (parts, body) = request.into_parts();
-        let url = parts.uri.to_string();
-        let headers: Vec<(String, Vec<u8>)> = parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
-            .collect();
-        let timeout = self.timeout;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        actix_web::rt::spawn(async move {
-            let sent = crate::upstream::post_bytes(&url, &headers, body, timeout).await;
-            let _ = tx.send(sent);
-        });
-        let (status, body) = rx
-            .await
-            .map_err(|_| "the export was cancelled".to_string())??;
-        Ok(opentelemetry_http::Response::builder()
-            .status(status)
-            .body(body)?)
     }
 }
 
