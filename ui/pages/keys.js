@@ -32,7 +32,7 @@ export function render(main, session) {
         load();
       },
     },
-    field('Search keys', searchInput, 'Part of an alias, key name or owner; any case.'),
+    h('div', { class: 'wide' }, field('Search keys', searchInput, 'Part of an alias, key name (sk-…abcd) or owner; any case.')),
     h('button', { type: 'submit', class: 'secondary' }, 'Search'),
     h(
       'button',
