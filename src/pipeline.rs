@@ -1249,6 +1249,8 @@ enum Fake<'a> {
     Canned(&'a Value),
     /// `mock_testing_*`: a simulated provider failure.
     Fail(MockFailure),
+    /// The deployment's `mock_timeout: true`: the attempt waits its timeout, then times out.
+    Timeout,
 }
 
 /// The fake upstream for this attempt, if any. Simulated failures apply to the requested model
@@ -1266,6 +1268,7 @@ fn fake_upstream<'a>(
         .filter(|f| requested_group && (retries == 0 || *f != MockFailure::RateLimit));
     match failure {
         Some(failure) => Some(Fake::Fail(failure)),
+        None if deployment.mock_timeout => Some(Fake::Timeout),
         None => req
             .gateway
             .mock_response
@@ -1343,6 +1346,21 @@ async fn attempt(
                 final_for_group: failure == MockFailure::Server,
             })
         }
+        Some(Fake::Timeout) => {
+            // `mock_timeout`: the call times out without reaching the provider.
+            let wait = if req.stream { stream_timeout } else { timeout };
+            let _in_flight = deployment_state(&acc).begin();
+            tokio::time::sleep(wait).await;
+            let error = GatewayError::Timeout {
+                model: req.model.clone(),
+                timeout: wait,
+            };
+            account(&acc, Exit::AttemptFailed(&error));
+            Err(Failed {
+                error,
+                final_for_group: false,
+            })
+        }
         Some(Fake::Canned(content)) => {
             let _in_flight = deployment_state(&acc).begin();
             let reply = crate::mock_response::respond(req, content);
@@ -1391,7 +1409,13 @@ async fn call_provider(
         .handle
         .upstream
         .clone();
-    let in_flight = deployment_state(acc).begin();
+    // `max_parallel_requests`: wait for one of the deployment's slots, held while the call is in
+    // flight (a stream's until it ends).
+    let slot = match &deployment.parallel {
+        Some(limit) => limit.slots.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    let in_flight = (deployment_state(acc).begin(), slot);
 
     // 4. translate
     let target = deployment.target_for(&req.model)?;

@@ -153,6 +153,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         max_tokens: cli.max_tokens,
         drop_params: cli.drop_params || config.drop_params(),
         request_timeout: None,
+        max_parallel_requests: config.default_max_parallel_requests(),
     };
     let deployments: Vec<Arc<Deployment>> = config
         .model_list
@@ -207,12 +208,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let background_health = config.background_health_checks();
     let max_body_bytes = config.max_request_size_bytes();
     let global_max_parallel = config.global_max_parallel_requests();
-    let budget_exceeded_status = config
-        .litellm_settings
-        .get("budget_exceeded_status_code")
-        .and_then(crate::config::as_f64)
-        .filter(|s| (400.0..600.0).contains(s))
-        .map_or(400, |s| s as u16);
+    let budget_exceeded_status = config.budget_exceeded_status_code();
     let spend_flush_every = config
         .general_settings
         .get("proxy_batch_write_at")
@@ -274,7 +270,9 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     };
     let prometheus = config.prometheus_callback();
     let config = Arc::new(config);
-    let (debug, detailed_debug) = (cli.debug || cli.detailed_debug, cli.detailed_debug);
+    // `litellm_settings.set_verbose` is LiteLLM's `--debug`: each request and upstream call is logged.
+    let debug = cli.debug || cli.detailed_debug || crate::logging::set_verbose(&config);
+    let detailed_debug = cli.detailed_debug;
     let host = cli.host.clone();
     let port = cli.port;
 
