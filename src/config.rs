@@ -779,6 +779,8 @@ const LITELLM_SETTINGS_KEYS: &[&str] = &[
     "callbacks",
     "turn_off_message_logging",
     "s3_callback_params",
+    "default_key_generate_params",
+    "upperbound_key_generate_params",
 ];
 const LITELLM_SETTINGS_LATER: &[&str] = &[
     "service_callback",
@@ -786,8 +788,6 @@ const LITELLM_SETTINGS_LATER: &[&str] = &[
     "budget_duration",
     "max_end_user_budget",
     "default_team_settings",
-    "default_key_generate_params",
-    "upperbound_key_generate_params",
     "key_generation_settings",
     "max_internal_user_budget",
     "internal_user_budget_duration",
