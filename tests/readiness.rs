@@ -44,6 +44,23 @@ async fn wait_ready(gw: &Gateway, want: u16) -> Value {
     }
 }
 
+/// Readiness once the router's Redis has answered (it is `connecting`, and ready, until then).
+async fn wait_redis_connected(gw: &Gateway) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = readiness(gw).await;
+        if body["router_redis"] == "connected" {
+            assert_eq!(status, 200, "{body}");
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Redis never connected: {status} {body}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn assert_alive(gw: &Gateway) {
     for path in ["/health/liveliness", "/health/liveness"] {
         assert_eq!(get(&gw.url(path), None).await.0, 200, "{path}");
@@ -122,8 +139,7 @@ async fn readiness_is_503_while_a_configured_redis_is_unreachable() {
         redis.port
     );
     let gw = Gateway::start(&cfg, &[], &[]);
-    let body = wait_ready(&gw, 200).await;
-    assert_eq!(body["router_redis"], "connected", "{body}");
+    wait_redis_connected(&gw).await;
 
     redis.kill();
     // Requests keep flowing (routing falls back to local state) while readiness says why not.
@@ -143,8 +159,7 @@ async fn readiness_is_503_while_a_configured_redis_is_unreachable() {
     assert_alive(&gw).await;
 
     redis.resume();
-    let body = wait_ready(&gw, 200).await;
-    assert_eq!(body["router_redis"], "connected", "{body}");
+    wait_redis_connected(&gw).await;
 }
 
 /// Start a gateway whose only Redis setting is `envs` / `extra` config, make one limited call, and
@@ -198,8 +213,7 @@ async fn redis_for_shared_limits_from_the_environment_or_cache_params_and_start_
             logs.contains("shared across instances through Redis") && logs.contains(source),
             "{source}: {logs}"
         );
-        let body = wait_ready(&gw, 200).await;
-        assert_eq!(body["router_redis"], "connected", "{source}: {body}");
+        wait_redis_connected(&gw).await;
         // The key's rate-limit window is counted in that Redis.
         let after = redis.limit_keys();
         assert!(before.trim().is_empty(), "{source}: {before}");
