@@ -129,10 +129,9 @@ impl ClientFallbacks {
                     }
                     for (group, targets) in o {
                         let list: Vec<Fallback> = match targets {
-                            Value::Array(a) => a
-                                .iter()
-                                .map(Fallback::parse)
-                                .collect::<Option<Vec<_>>>()?,
+                            Value::Array(a) => {
+                                a.iter().map(Fallback::parse).collect::<Option<Vec<_>>>()?
+                            }
                             other => vec![Fallback::parse(other)?],
                         };
                         out.by_group.entry(group.clone()).or_default().extend(list);
@@ -517,7 +516,9 @@ mod tests {
 
     #[test]
     fn client_fallbacks_in_both_forms() {
-        let v: Value = serde_json::from_str(r#"[{"a": ["b", "c"]}, "d", {"model": "e", "temperature": 0}]"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"[{"a": ["b", "c"]}, "d", {"model": "e", "temperature": 0}]"#)
+                .unwrap();
         let f = ClientFallbacks::parse(Some(&v)).unwrap();
         let names = |l: Vec<Fallback>| l.into_iter().map(|f| f.model).collect::<Vec<_>>();
         assert_eq!(names(f.for_group(&["a"])), ["b", "c", "d", "e"]);
@@ -526,11 +527,20 @@ mod tests {
         let star: Value = serde_json::from_str(r#"[{"*": "z"}]"#).unwrap();
         let star = ClientFallbacks::parse(Some(&star)).unwrap();
         assert_eq!(names(star.for_group(&["q"])), ["z"]);
-        for bad in [r#"{"a": ["b"]}"#, r#"[{}]"#, r#"[1]"#, r#"[{"a": [1]}]"#, r#""b""#] {
+        for bad in [
+            r#"{"a": ["b"]}"#,
+            r#"[{}]"#,
+            r#"[1]"#,
+            r#"[{"a": [1]}]"#,
+            r#""b""#,
+        ] {
             let v: Value = serde_json::from_str(bad).unwrap();
             assert!(ClientFallbacks::parse(Some(&v)).is_none(), "{bad}");
         }
-        assert_eq!(ClientFallbacks::parse(None), Some(ClientFallbacks::default()));
+        assert_eq!(
+            ClientFallbacks::parse(None),
+            Some(ClientFallbacks::default())
+        );
         let cw = ClientFallbacks::parse(Some(&serde_json::json!([{"a": ["big"]}]))).unwrap();
         let none = ClientFallbacks::default();
         let chain = |err| names(ClientFallbacks::chain(&f, &cw, &none, &["a"], &err));
@@ -538,7 +548,10 @@ mod tests {
             chain(upstream(UpstreamErrorKind::ContextWindowExceeded, 400)),
             ["big", "b", "c", "d", "e"]
         );
-        assert_eq!(chain(upstream(UpstreamErrorKind::Server, 500)), ["b", "c", "d", "e"]);
+        assert_eq!(
+            chain(upstream(UpstreamErrorKind::Server, 500)),
+            ["b", "c", "d", "e"]
+        );
     }
 
     #[test]

@@ -189,8 +189,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let mut cooldown = config.cooldown_policy();
     cooldown.allowed_fails_by_class = crate::routing::RouterPolicy::allowed_fails_policy(&config);
     let policy = crate::routing::RouterPolicy::from_config(&config);
-    let shared_redis =
-        crate::caching::shared_state_redis(&config, &|var| std::env::var(var).ok());
+    let shared_redis = crate::caching::shared_state_redis(&config, &|var| std::env::var(var).ok());
     let shared = match shared_redis {
         None => {
             tracing::info!(

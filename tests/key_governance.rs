@@ -199,8 +199,7 @@ async fn default_and_upperbound_key_generate_params() {
     ] {
         let mut body = json!({});
         body[field] = value.clone();
-        let (status, _, resp) =
-            post(&gw.url("/key/generate"), Some(MASTER_KEY), &body).await;
+        let (status, _, resp) = post(&gw.url("/key/generate"), Some(MASTER_KEY), &body).await;
         assert_eq!(status, 400, "{field}={value}: {resp}");
         assert_eq!(resp["error"]["param"], field, "{resp}");
         assert!(
@@ -270,6 +269,9 @@ async fn team_scoped_models_are_for_their_team_only() {
     };
     assert!(listed(red.clone()).await.contains(&"red-model".to_string()));
     let blue_sees = listed(blue.clone()).await;
-    assert!(!blue_sees.contains(&"red-model".to_string()), "{blue_sees:?}");
+    assert!(
+        !blue_sees.contains(&"red-model".to_string()),
+        "{blue_sees:?}"
+    );
     assert!(blue_sees.contains(&"good".to_string()), "{blue_sees:?}");
 }

@@ -125,7 +125,10 @@ async fn readiness_is_503_while_the_database_is_unreachable_and_liveness_stays_2
     let body = wait_ready(&gw, 503).await;
     assert_eq!(body["db"], "disconnected", "{body}");
     assert_eq!(body["status"], "unhealthy", "{body}");
-    assert!(body["reason"].as_str().unwrap().contains("database"), "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("database"),
+        "{body}"
+    );
     assert_alive(&gw).await;
 }
 
@@ -203,7 +206,11 @@ async fn redis_for_shared_limits_from_the_environment_or_cache_params_and_start_
             String::new(),
             vec![("REDIS_HOST", "127.0.0.1"), ("REDIS_PORT", port.as_str())],
         ),
-        ("REDIS_URL", String::new(), vec![("REDIS_URL", url.as_str())]),
+        (
+            "REDIS_URL",
+            String::new(),
+            vec![("REDIS_URL", url.as_str())],
+        ),
         ("litellm_settings.cache_params", cache_params, vec![]),
     ];
     for (source, extra, envs) in cases {
@@ -217,7 +224,10 @@ async fn redis_for_shared_limits_from_the_environment_or_cache_params_and_start_
         // The key's rate-limit window is counted in that Redis.
         let after = redis.limit_keys();
         assert!(before.trim().is_empty(), "{source}: {before}");
-        assert!(!after.trim().is_empty(), "{source}: no limit window in Redis");
+        assert!(
+            !after.trim().is_empty(),
+            "{source}: no limit window in Redis"
+        );
         let _ = std::process::Command::new("redis-cli")
             .args(["-p", &port, "FLUSHALL"])
             .output();
@@ -274,7 +284,9 @@ fn compose_passes_the_salt_key_and_the_image_keeps_sqlite_on_a_volume() {
         volumes.iter().any(|v| file.starts_with(&format!("{v}/"))),
         "{file} is not on a volume {volumes:?}"
     );
-    assert!(dockerfile.contains("COPY --chown=tollgate:tollgate config/example.yaml /app/config.yaml"));
+    assert!(
+        dockerfile.contains("COPY --chown=tollgate:tollgate config/example.yaml /app/config.yaml")
+    );
 }
 
 /// The image's default command and config, run as the image runs them (its config, its database
@@ -304,7 +316,10 @@ async fn the_images_default_config_works_alone_and_a_weak_key_says_how_to_make_a
             _ => a,
         })
         .collect();
-    assert!(args.windows(2).any(|w| w == ["--host", "0.0.0.0"]), "{args:?}");
+    assert!(
+        args.windows(2).any(|w| w == ["--host", "0.0.0.0"]),
+        "{args:?}"
+    );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     let strong = format!("sk-{}", uuid_like());
@@ -322,7 +337,10 @@ async fn the_images_default_config_works_alone_and_a_weak_key_says_how_to_make_a
     let (status, _, body) = get(&format!("{base}/health/readiness"), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["db_backend"], "sqlite", "{body}");
-    assert!(volume.join("tollgate.db").exists(), "SQLite file on the volume");
+    assert!(
+        volume.join("tollgate.db").exists(),
+        "SQLite file on the volume"
+    );
     let (status, _, models) = get(&format!("{base}/v1/models"), Some(&strong)).await;
     assert_eq!(status, 200, "{models}");
     assert!(models.to_string().contains("mock-gpt"), "{models}");

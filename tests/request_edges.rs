@@ -81,7 +81,11 @@ async fn body_fallbacks_in_the_map_form_and_as_a_list_of_names() {
     }
 
     // Neither form: refused before anything is called.
-    for bad in [json!({"broken": ["good"]}), json!([{}]), json!([{"broken": [1]}])] {
+    for bad in [
+        json!({"broken": ["good"]}),
+        json!([{}]),
+        json!([{"broken": [1]}]),
+    ] {
         let body = ask("broken", json!({ "fallbacks": bad }));
         let (status, _, resp) = post(&url, Some(MASTER_KEY), &body).await;
         assert_eq!(status, 400, "{bad}: {resp}");
@@ -100,7 +104,10 @@ async fn body_context_window_fallbacks_act_and_are_never_forwarded() {
     let (status, _, resp) = post(&url, Some(MASTER_KEY), &ask("good", cw.clone())).await;
     assert_eq!(status, 200, "{resp}");
     let sent = mock.last_request().await;
-    assert!(sent["body"].get("context_window_fallbacks").is_none(), "{sent}");
+    assert!(
+        sent["body"].get("context_window_fallbacks").is_none(),
+        "{sent}"
+    );
     assert_eq!(sent["body"]["messages"][0]["content"], "Say hello");
 
     // A context-window error: the next model is tried, and the field is not forwarded to it.
@@ -114,7 +121,10 @@ async fn body_context_window_fallbacks_act_and_are_never_forwarded() {
     );
     let sent = mock.last_request().await;
     assert_eq!(sent["body"]["model"], "mock-gpt", "{sent}");
-    assert!(sent["body"].get("context_window_fallbacks").is_none(), "{sent}");
+    assert!(
+        sent["body"].get("context_window_fallbacks").is_none(),
+        "{sent}"
+    );
 
     // Without the field the same request fails with the context-window error.
     let (status, _, resp) = post(&url, Some(MASTER_KEY), &ask("small", json!({}))).await;
@@ -126,13 +136,19 @@ async fn body_context_window_fallbacks_act_and_are_never_forwarded() {
     assert_eq!(status, 500, "{resp}");
 
     // The map form of the seeds, on the streaming path too.
-    let mut body = ask("small", json!({"context_window_fallbacks": [{"small": ["good"]}]}));
+    let mut body = ask(
+        "small",
+        json!({"context_window_fallbacks": [{"small": ["good"]}]}),
+    );
     body["stream"] = json!(true);
     let (status, _, text) = stream_text(&url, Some(MASTER_KEY), &body).await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("[DONE]"), "{text}");
     let sent = mock.last_request().await;
-    assert!(sent["body"].get("context_window_fallbacks").is_none(), "{sent}");
+    assert!(
+        sent["body"].get("context_window_fallbacks").is_none(),
+        "{sent}"
+    );
 
     let bad = ask("small", json!({"context_window_fallbacks": "good"}));
     let (status, _, resp) = post(&url, Some(MASTER_KEY), &bad).await;
@@ -177,7 +193,10 @@ async fn every_litellm_duration_form_parses_wherever_durations_are_taken() {
         assert_eq!(status, 200, "{duration}: {key}");
         let created = millis(&key["created_at"]);
         let lived = millis(&key["expires"]) - created;
-        assert!((lived - ms).abs() < 5_000, "{duration}: expires after {lived} ms");
+        assert!(
+            (lived - ms).abs() < 5_000,
+            "{duration}: expires after {lived} ms"
+        );
         let window = millis(&key["budget_reset_at"]) - created;
         assert!(
             (window - ms).abs() < 5_000,

@@ -199,7 +199,10 @@ async fn redis_down_never_stalls_a_request_and_readiness_says_so() {
     let (status, _, body) = get(&gw.url("/health/readiness"), None).await;
     assert_eq!(status, 503, "{body}");
     assert!(
-        body["reason"].as_str().unwrap_or("").contains("router Redis"),
+        body["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("router Redis"),
         "{body}"
     );
     assert!(

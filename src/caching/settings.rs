@@ -396,9 +396,15 @@ mod tests {
     fn shared_state_redis_from_router_settings_cache_params_or_environment() {
         let env_none = |_: &str| None;
         let cfg = |y: &str| ProxyConfig::parse(y, "test").unwrap();
-        assert_eq!(shared_state_redis(&cfg("model_list: []\n"), &env_none), None);
         assert_eq!(
-            shared_state_redis(&cfg("router_settings:\n  redis_host: r\n  redis_port: 7\n"), &env_none),
+            shared_state_redis(&cfg("model_list: []\n"), &env_none),
+            None
+        );
+        assert_eq!(
+            shared_state_redis(
+                &cfg("router_settings:\n  redis_host: r\n  redis_port: 7\n"),
+                &env_none
+            ),
             Some(("redis://r:7".into(), "router_settings"))
         );
         assert_eq!(
@@ -408,7 +414,8 @@ mod tests {
             ),
             Some(("redis://:p%40ss@c:8".into(), "litellm_settings.cache_params"))
         );
-        let local = cfg("litellm_settings:\n  cache: true\n  cache_params: {type: local, host: c}\n");
+        let local =
+            cfg("litellm_settings:\n  cache: true\n  cache_params: {type: local, host: c}\n");
         assert_eq!(shared_state_redis(&local, &env_none), None);
         let env = |v: &str| match v {
             "REDIS_HOST" => Some("envhost".to_string()),

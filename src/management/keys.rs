@@ -100,10 +100,7 @@ fn apply_key_type(
         .ok_or_else(|| {
             GatewayError::bad_param(
                 "key_type",
-                format!(
-                    "'key_type' must be one of {}",
-                    routes::KEY_TYPES.join(", ")
-                ),
+                format!("'key_type' must be one of {}", routes::KEY_TYPES.join(", ")),
             )
         })?;
     if let Some(groups) = routes::key_type_routes(key_type) {
@@ -234,7 +231,8 @@ fn with_generate_params(
         Some(Value::Object(o)) => o.is_empty() && field == "metadata",
         _ => false,
     };
-    if let Some(Value::Object(defaults)) = config.litellm_settings.get("default_key_generate_params")
+    if let Some(Value::Object(defaults)) =
+        config.litellm_settings.get("default_key_generate_params")
     {
         for (field, value) in defaults {
             if DEFAULTABLE_ON_GENERATE.contains(&field.as_str())
