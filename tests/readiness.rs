@@ -200,7 +200,8 @@ async fn redis_for_shared_limits_from_the_environment_or_cache_params_and_start_
     let cache_params = format!(
         "litellm_settings:\n  cache: true\n  cache_params: {{type: redis, host: 127.0.0.1, port: {port}}}\n"
     );
-    let cases: [(&str, String, Vec<(&str, &str)>); 3] = [
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+    let cases: [Case; 3] = [
         (
             "REDIS_HOST",
             String::new(),
