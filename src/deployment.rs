@@ -239,7 +239,8 @@ fn deployment_id(entry: &ModelEntry) -> String {
 }
 
 /// Split `provider/model` when the prefix is a known provider; otherwise resolve a bare model name
-/// through the bundled model table, as LiteLLM does (`gpt-4o` → openai).
+/// through the bundled model table, as LiteLLM does (`gpt-4o` → openai), and any bare `claude-…`
+/// name to Anthropic even when the table lacks it.
 pub fn resolve_provider(
     model: &str,
     custom_provider: Option<&str>,
@@ -263,6 +264,13 @@ pub fn resolve_provider(
             provider
         };
         if let Some(spec) = providers::by_name(name) {
+            return Ok((spec, model.to_string()));
+        }
+    }
+    // Every Claude model is Anthropic's, including names the price table does not list yet
+    // (`claude-2`, `claude-instant-1`, dated releases newer than the table).
+    if model.starts_with("claude-") || model == "claude" {
+        if let Some(spec) = providers::by_name("anthropic") {
             return Ok((spec, model.to_string()));
         }
     }
@@ -800,6 +808,36 @@ mod tests {
             .iter()
             .map(|e| Deployment::from_entry(e, &CliDefaults::default()))
             .collect()
+    }
+
+    /// Every bare Claude name the LiteLLM docs use (as models and as model groups), whether or
+    /// not the bundled price table lists it, resolves to Anthropic.
+    #[test]
+    fn bare_claude_names_resolve_to_anthropic() {
+        for name in [
+            "claude-2",
+            "claude-2.1",
+            "claude-3",
+            "claude-instant-1",
+            "claude-3-haiku-20240307",
+            "claude-3-opus-20240229",
+            "claude-3-5-haiku-20241022",
+            "claude-sonnet-4-20250514",
+            "claude-haiku",
+            "claude-sonnet",
+            "claude-opus-9-20991231",
+        ] {
+            for has_base in [false, true] {
+                let (spec, model) = resolve_provider(name, None, has_base).expect(name);
+                assert_eq!(spec.name, "anthropic", "{name}");
+                assert_eq!(model, name);
+            }
+        }
+        // Other providers' Claude names keep their provider.
+        let (spec, _) = resolve_provider("bedrock/anthropic.claude-v2", None, false).unwrap();
+        assert_eq!(spec.name, "bedrock");
+        let (spec, _) = resolve_provider("claudette", None, true).unwrap();
+        assert_eq!(spec.name, "openai");
     }
 
     #[test]

@@ -190,16 +190,25 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let mut cooldown = config.cooldown_policy();
     cooldown.allowed_fails_by_class = crate::routing::RouterPolicy::allowed_fails_policy(&config);
     let policy = crate::routing::RouterPolicy::from_config(&config);
-    let shared = match config.router_redis_url() {
-        None => None,
-        Some(url) => match tollgate_actors::SharedRouterState::new(&url) {
+    let shared_redis = crate::caching::shared_state_redis(&config, &|var| std::env::var(var).ok());
+    let shared = match shared_redis {
+        None => {
+            tracing::info!(
+                "rate limits and routing state are per instance: no Redis configured (router_settings.redis_host, cache_params, REDIS_URL or REDIS_HOST)"
+            );
+            None
+        }
+        Some((url, source)) => match tollgate_actors::SharedRouterState::new(&url) {
             Ok(shared) => {
-                tracing::info!("router state shared through Redis (cooldowns, usage, latencies)");
+                tracing::info!(
+                    source,
+                    "rate limits and routing state (cooldowns, usage, latencies) shared across instances through Redis"
+                );
                 Some(shared)
             }
             Err(e) => {
                 // Never fatal: the router works on local state, and readiness says so.
-                tracing::error!(error = %e, "router_settings names a Redis that cannot be used (bad URL); routing on local state");
+                tracing::error!(error = %e, source, "the Redis for shared limits cannot be used (bad URL); rate limits and routing state are per instance");
                 None
             }
         },

@@ -51,7 +51,9 @@ fn visible_models(state: &AppState, caller: &Caller, with_wildcards: bool) -> BT
     let permitted = |m: &str| access.permits(m, |g, m| state.in_access_group(g, m));
     names.retain(|m| {
         let m = access.resolve(m);
-        permitted(m) || state.aliases.get(m).is_some_and(|a| permitted(&a.target))
+        let group = state.aliases.get(m).map_or(m, |a| a.target.as_str());
+        (permitted(m) || state.aliases.get(m).is_some_and(|a| permitted(&a.target)))
+            && state.team_scope_permits(caller, group)
     });
     names
 }
@@ -111,6 +113,7 @@ async fn model_info(
         .iter()
         .filter(|d| q.litellm_model_id.as_deref().is_none_or(|id| d.id() == id))
         .filter(|d| access.permits(&d.upstream.model_name, |g, m| state.in_access_group(g, m)))
+        .filter(|d| state.team_scope_permits(&caller, &d.upstream.model_name))
         .map(|d| d.upstream.info())
         .collect();
     HttpResponse::Ok().json(json!({"data": data}))
