@@ -360,6 +360,9 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
                     crate::observability::traces::Exporter::OtlpHttp { endpoint, .. } => {
                         tracing::info!(endpoint = %crate::secret::display_url(endpoint), service_name = settings.service_name, "OpenTelemetry traces on (OTLP/HTTP)")
                     }
+                    crate::observability::traces::Exporter::OtlpGrpc { endpoint, .. } => {
+                        tracing::info!(endpoint = %crate::secret::display_url(endpoint), service_name = settings.service_name, "OpenTelemetry traces on (OTLP/gRPC)")
+                    }
                     crate::observability::traces::Exporter::Console => {
                         tracing::info!(service_name = settings.service_name, "OpenTelemetry traces on (console)")
                     }
