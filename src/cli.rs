@@ -269,6 +269,21 @@ pub enum Command {
     /// Idempotent; prints a table of counts and every row it could not carry over.
     #[command(name = "import-litellm")]
     ImportLitellm(ImportLitellmArgs),
+    /// Print every config key this version knows, per section: whether it acts (and what it
+    /// does) or is accepted as a no-op (and why). Keys not listed are unknown and warned about.
+    #[command(name = "config-keys")]
+    ConfigKeys(ConfigKeysArgs),
+}
+
+/// `tollgate config-keys`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigKeysArgs {
+    /// Print the Markdown tables `docs/CONFIG.md` embeds.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Rewrite the generated section of this Markdown file (`docs/CONFIG.md`) in place.
+    #[arg(long = "write-docs", value_name = "FILE")]
+    pub write_docs: Option<std::path::PathBuf>,
 }
 
 /// `tollgate import-litellm`.

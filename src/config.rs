@@ -9,8 +9,10 @@
 //! 4. merge `credential_list` entries into the `litellm_params` that name them
 //!    (`litellm_credential_name`), and drop deployments whose `model_info.supported_environments` does
 //!    not include `LITELLM_ENVIRONMENT`;
-//! 5. read the typed settings the gateway uses, warning about every key it does not know (and, apart,
-//!    about known LiteLLM settings it does not implement yet). Unknown keys are never fatal.
+//! 5. read the typed settings the gateway uses, warning about every key that does not act: unknown
+//!    keys ("unknown, ignored") and keys accepted without effect (with the reason). What acts and
+//!    what does not is one registry, [`crate::config_keys`]. Unknown keys are never fatal;
+//! 6. fan an `organization` list out into one deployment per organization (as LiteLLM does).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::config_keys::{self, Section};
 use crate::secret::Secret;
 
 /// A config file that could not be used at all.
@@ -144,7 +147,7 @@ impl ProxyConfig {
             ));
         }
 
-        check_keys("", &root, TOP_LEVEL_KEYS, TOP_LEVEL_LATER, &mut warnings);
+        config_keys::check(Section::Top, &root, "", "", &mut warnings);
 
         let section =
             |root: &mut Map<String, Value>, name: &str, warnings: &mut Vec<String>| match root
@@ -164,27 +167,14 @@ impl ProxyConfig {
         let router_settings = section(&mut root, "router_settings", &mut warnings);
         let general_settings = section(&mut root, "general_settings", &mut warnings);
         let cache_settings = section(&mut root, "cache_settings", &mut warnings);
-        check_keys(
-            "litellm_settings.",
-            &litellm_settings,
-            LITELLM_SETTINGS_KEYS,
-            LITELLM_SETTINGS_LATER,
-            &mut warnings,
-        );
-        check_keys(
-            "router_settings.",
-            &router_settings,
-            ROUTER_SETTINGS_KEYS,
-            ROUTER_SETTINGS_LATER,
-            &mut warnings,
-        );
-        check_keys(
-            "general_settings.",
-            &general_settings,
-            GENERAL_SETTINGS_KEYS,
-            GENERAL_SETTINGS_LATER,
-            &mut warnings,
-        );
+        for (section, map) in [
+            (Section::LitellmSettings, &litellm_settings),
+            (Section::RouterSettings, &router_settings),
+            (Section::GeneralSettings, &general_settings),
+        ] {
+            let prefix = format!("{}.", section.title());
+            config_keys::check(section, map, &prefix, "", &mut warnings);
+        }
 
         let credentials = parse_credentials(root.get("credential_list"), &mut warnings);
         let model_list = parse_model_list(
@@ -304,7 +294,13 @@ impl ProxyConfig {
 
     pub fn cooldown_policy(&self) -> tollgate_actors::CooldownPolicy {
         let mut policy = tollgate_actors::CooldownPolicy::default();
-        if let Some(n) = self.router_settings.get("allowed_fails").and_then(as_f64) {
+        // LiteLLM's router takes `allowed_fails` from litellm_settings when router_settings has none.
+        if let Some(n) = self
+            .router_settings
+            .get("allowed_fails")
+            .or_else(|| self.litellm_settings.get("allowed_fails"))
+            .and_then(as_f64)
+        {
             policy.allowed_fails = n.max(0.0) as u32;
         }
         if let Some(s) = self
@@ -356,6 +352,26 @@ impl ProxyConfig {
             .and_then(as_f64)
             .filter(|n| *n >= 0.0)
             .map(|n| n as u64)
+    }
+
+    /// `router_settings.default_max_parallel_requests`: the in-flight limit of deployments whose
+    /// `litellm_params` set no `max_parallel_requests`.
+    pub fn default_max_parallel_requests(&self) -> Option<u64> {
+        self.router_settings
+            .get("default_max_parallel_requests")
+            .and_then(as_f64)
+            .filter(|n| *n >= 1.0)
+            .map(|n| n.min(1e9) as u64)
+    }
+
+    /// `litellm_settings.budget_exceeded_status_code`: the HTTP status of budget-exceeded errors
+    /// (default 400; only 4xx and 5xx codes are taken).
+    pub fn budget_exceeded_status_code(&self) -> u16 {
+        self.litellm_settings
+            .get("budget_exceeded_status_code")
+            .and_then(as_f64)
+            .filter(|s| (400.0..600.0).contains(s))
+            .map_or(400, |s| s as u16)
     }
 
     /// Header carrying the key, when the operator renamed it (`litellm_key_header_name`).
@@ -571,27 +587,6 @@ pub(crate) fn resolve_env_refs(
     }
 }
 
-fn check_keys(
-    prefix: &str,
-    map: &Map<String, Value>,
-    known: &[&str],
-    later: &[&str],
-    warnings: &mut Vec<String>,
-) {
-    for key in map.keys() {
-        if known.contains(&key.as_str()) {
-            continue;
-        }
-        if later.contains(&key.as_str()) {
-            warnings.push(format!(
-                "{prefix}{key} is a LiteLLM setting this Tollgate version does not implement yet; ignored"
-            ));
-        } else {
-            warnings.push(format!("unknown config key {prefix}{key}; ignored"));
-        }
-    }
-}
-
 /// `credential_list`: name → values merged into `litellm_params`.
 fn parse_credentials(
     raw: Option<&Value>,
@@ -663,11 +658,29 @@ fn parse_model_list(
             Some(Value::Object(m)) => m,
             _ => Map::new(),
         };
-        for key in item.keys() {
-            if key != "model_name" {
-                warnings.push(format!("unknown config key model_list[{i}].{key}; ignored"));
-            }
-        }
+        let entry_prefix = format!("model_list[{i}].");
+        let entry_suffix = format!(" ({model_name})");
+        config_keys::check(
+            Section::ModelEntry,
+            &item,
+            &entry_prefix,
+            &entry_suffix,
+            warnings,
+        );
+        config_keys::check(
+            Section::LitellmParams,
+            &litellm_params,
+            &format!("{entry_prefix}litellm_params."),
+            &entry_suffix,
+            warnings,
+        );
+        config_keys::check(
+            Section::ModelInfo,
+            &model_info,
+            &format!("{entry_prefix}model_info."),
+            &entry_suffix,
+            warnings,
+        );
 
         if let Some(name) = litellm_params
             .get("litellm_credential_name")
@@ -720,179 +733,57 @@ fn parse_model_list(
                     .is_none_or(|k| litellm_params.get(k).is_none_or(Value::is_null))
             })
             .collect();
-        out.push(ModelEntry {
+        let entry = ModelEntry {
             model_name,
             litellm_params,
             model_info,
             unresolved: entry_unresolved,
-        });
+        };
+        out.extend(fan_out_organizations(entry, i, warnings));
     }
     out
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &[
-    "model_list",
-    "litellm_settings",
-    "router_settings",
-    "general_settings",
-    "environment_variables",
-    "credential_list",
-    "cache_settings",
-];
-const TOP_LEVEL_LATER: &[&str] = &[
-    "guardrails",
-    "finetune_settings",
-    "files_settings",
-    "assistant_settings",
-    "callback_settings",
-    "mcp_servers",
-    "search_tools",
-    "vector_store_registry",
-    "include",
-    "model_group_settings",
-    "pass_through_endpoints",
-];
-
-const LITELLM_SETTINGS_KEYS: &[&str] = &[
-    "ssl_verify",
-    "ssl_certificate",
-    "drop_params",
-    "request_timeout",
-    "num_retries",
-    "json_logs",
-    "set_verbose",
-    "model_group_alias",
-    "cooldown_time",
-    "disable_cooldowns",
-    "fallbacks",
-    "context_window_fallbacks",
-    "content_policy_fallbacks",
-    "default_fallbacks",
-    "allowed_fails",
-    "retry_policy",
-    "cache",
-    "cache_params",
-    "cache_ttl",
-    "require_auth_for_metrics_endpoint",
-    "success_callback",
-    "failure_callback",
-    "callbacks",
-    "turn_off_message_logging",
-    "s3_callback_params",
-];
-const LITELLM_SETTINGS_LATER: &[&str] = &[
-    "service_callback",
-    "max_budget",
-    "budget_duration",
-    "max_end_user_budget",
-    "default_team_settings",
-    "default_key_generate_params",
-    "upperbound_key_generate_params",
-    "key_generation_settings",
-    "max_internal_user_budget",
-    "internal_user_budget_duration",
-    "redact_user_api_key_info",
-    "redact_messages_in_exceptions",
-    "telemetry",
-    "modify_params",
-    "enable_caching_on_provider_specific_optional_params",
-    "network_mock",
-    "context_window_fallback_dict",
-    "enable_preview_features",
-    "return_response_headers",
-    "enable_json_schema_validation",
-    "default_internal_user_params",
-    "disable_end_user_cost_tracking",
-    "mcp_aliases",
-    "langfuse_default_tags",
-    "force_ipv4",
-];
-
-const ROUTER_SETTINGS_KEYS: &[&str] = &[
-    "redis_host",
-    "redis_port",
-    "redis_password",
-    "redis_url",
-    "routing_strategy",
-    "model_group_alias",
-    "timeout",
-    "allowed_fails",
-    "cooldown_time",
-    "disable_cooldowns",
-    "num_retries",
-    "routing_strategy_args",
-    "enable_pre_call_checks",
-    "retry_after",
-    "allowed_fails_policy",
-    "retry_policy",
-    "model_group_retry_policy",
-    "fallbacks",
-    "context_window_fallbacks",
-    "content_policy_fallbacks",
-    "default_fallbacks",
-    "max_fallbacks",
-    "stream_timeout",
-];
-const ROUTER_SETTINGS_LATER: &[&str] = &[
-    "default_max_parallel_requests",
-    "provider_budget_config",
-    "optional_pre_call_checks",
-    "enable_tag_filtering",
-    "cache_responses",
-    "client_ttl",
-    "polling_interval",
-    "default_litellm_params",
-];
-
-const GENERAL_SETTINGS_KEYS: &[&str] = &[
-    "alerting",
-    "alert_types",
-    "alerting_threshold",
-    "alert_to_webhook_url",
-    "proxy_batch_write_at",
-    "max_parallel_requests",
-    "global_max_parallel_requests",
-    "master_key",
-    "max_request_size_mb",
-    "dangerously_permit_weak_or_unset_master_key",
-    "litellm_key_header_name",
-    "background_health_checks",
-    "health_check_interval",
-    "database_url",
-    "database_connection_pool_limit",
-    "database_connection_timeout",
-    "disable_spend_logs",
-    "store_prompts_in_spend_logs",
-    "maximum_spend_logs_retention_period",
-];
-const GENERAL_SETTINGS_LATER: &[&str] = &[
-    "store_model_in_db",
-    "proxy_budget_rescheduler_min_time",
-    "proxy_budget_rescheduler_max_time",
-    "infer_model_from_keys",
-    "pass_through_endpoints",
-    "allowed_routes",
-    "custom_auth",
-    "user_api_key_cache_ttl",
-    "allow_requests_on_db_unavailable",
-    "enforce_user_param",
-    "forward_client_headers_to_llm_api",
-    "use_redis_transaction_buffer",
-    "ui_access_mode",
-    "return_wildcard_routes",
-    "disable_master_key_return",
-    "disable_reset_budget",
-    "disable_adding_master_key_hash_to_db",
-    "enable_jwt_auth",
-    "litellm_jwtauth",
-    "public_routes",
-    "admin_only_routes",
-    "max_response_size_mb",
-    "proxy_batch_polling_interval",
-    "health_check_details",
-    "allow_public_health_readiness_details",
-    "include_call_id_in_error_body",
-];
+/// LiteLLM's `organization: [org-a, org-b]`: one deployment per organization, each sending its own
+/// `OpenAI-Organization`. An explicit `model_info.id` gets the organization appended, so the ids stay
+/// distinct; without one, each deployment's id hashes its own `litellm_params`.
+fn fan_out_organizations(
+    entry: ModelEntry,
+    index: usize,
+    warnings: &mut Vec<String>,
+) -> Vec<ModelEntry> {
+    let Some(Value::Array(orgs)) = entry.litellm_params.get("organization") else {
+        return vec![entry];
+    };
+    let orgs: Vec<String> = orgs
+        .iter()
+        .filter_map(|o| match o {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            _ => None,
+        })
+        .collect();
+    if orgs.is_empty() {
+        warnings.push(format!(
+            "model_list[{index}].litellm_params.organization ({}) is a list without any organization name; sent without one",
+            entry.model_name
+        ));
+        let mut entry = entry;
+        entry.litellm_params.remove("organization");
+        return vec![entry];
+    }
+    orgs.into_iter()
+        .map(|org| {
+            let mut e = entry.clone();
+            if let Some(Value::String(id)) = e.model_info.get("id").cloned() {
+                e.model_info
+                    .insert("id".into(), Value::String(format!("{id}-{org}")));
+            }
+            e.litellm_params
+                .insert("organization".into(), Value::String(org));
+            e
+        })
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {
@@ -994,10 +885,118 @@ model_list:
             "{all}"
         );
         assert!(
-            all.contains("litellm_settings.telemetry is a LiteLLM setting"),
+            all.contains(
+                "litellm_settings.telemetry has no effect in Tollgate: Tollgate sends no telemetry; ignored"
+            ),
             "{all}"
         );
         assert!(all.contains("unknown config key weird_top"), "{all}");
+    }
+
+    #[test]
+    fn router_keys_in_litellm_settings_act_without_a_warning() {
+        let cfg = ProxyConfig::parse(
+            "litellm_settings:\n  allowed_fails: 7\n  routing_strategy: least-busy\n  max_fallbacks: 1\n  retry_after: 2\n  enable_pre_call_checks: true\n  budget_exceeded_status_code: 402\n  set_verbose: true\n",
+            "x",
+        )
+        .expect("parses");
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+        assert_eq!(cfg.cooldown_policy().allowed_fails, 7);
+        assert_eq!(cfg.budget_exceeded_status_code(), 402);
+        let policy = crate::routing::RouterPolicy::from_config(&cfg);
+        assert_eq!(policy.strategy, tollgate_actors::RoutingStrategy::LeastBusy);
+        assert_eq!(policy.max_fallbacks, 1);
+        assert!(policy.pre_call_checks);
+        assert_eq!(policy.min_retry_after, Duration::from_secs(2));
+        // router_settings wins.
+        let both = ProxyConfig::parse(
+            "litellm_settings: {allowed_fails: 7}\nrouter_settings: {allowed_fails: 1}\n",
+            "x",
+        )
+        .expect("parses");
+        assert_eq!(both.cooldown_policy().allowed_fails, 1);
+        // A router-only key in litellm_settings says where it belongs.
+        let misplaced =
+            ProxyConfig::parse("litellm_settings: {stream_timeout: 3}\n", "x").expect("parses");
+        assert_eq!(
+            misplaced.warnings,
+            vec!["unknown config key litellm_settings.stream_timeout; ignored (Tollgate reads it in router_settings)".to_string()]
+        );
+    }
+
+    #[test]
+    fn deployment_keys_are_checked_against_the_registry() {
+        let cfg = ProxyConfig::parse(
+            r#"
+model_list:
+  - model_name: a
+    extra: 1
+    litellm_params: {model: openai/x, rpm: 5, tags: [free], flux: 1, aws_region_name: eu-west-1}
+    model_info: {id: a1, custom_tokenizer: {}, colour: red, supports_vision: true}
+"#,
+            "x",
+        )
+        .expect("parses");
+        let mut warnings = cfg.warnings.clone();
+        warnings.sort();
+        assert_eq!(
+            warnings,
+            vec![
+                "model_list[0].litellm_params.tags (a) has no effect in Tollgate: kept on the deployment and shown by /model/info; tag routing (`enable_tag_filtering`) is not implemented, so every deployment of the group serves every request; ignored".to_string(),
+                "model_list[0].model_info.custom_tokenizer (a) has no effect in Tollgate: tokens are estimated (about 4 bytes per token); custom tokenizers are not loaded; ignored".to_string(),
+                "unknown config key model_list[0].extra (a); ignored".to_string(),
+                "unknown config key model_list[0].litellm_params.flux (a); ignored".to_string(),
+                "unknown config key model_list[0].model_info.colour (a); ignored".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_organization_list_fans_out_into_one_deployment_each() {
+        let cfg = ProxyConfig::parse(
+            r#"
+model_list:
+  - model_name: gpt
+    litellm_params: {model: openai/gpt-4o, organization: [org-a, org-b]}
+  - model_name: named
+    litellm_params: {model: openai/gpt-4o, organization: [org-a, org-b]}
+    model_info: {id: n}
+  - model_name: single
+    litellm_params: {model: openai/gpt-4o, organization: org-c}
+"#,
+            "x",
+        )
+        .expect("parses");
+        let orgs: Vec<(&str, &Value, Option<&Value>)> = cfg
+            .model_list
+            .iter()
+            .map(|e| {
+                (
+                    e.model_name.as_str(),
+                    &e.litellm_params["organization"],
+                    e.model_info.get("id"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            orgs,
+            vec![
+                ("gpt", &Value::from("org-a"), None),
+                ("gpt", &Value::from("org-b"), None),
+                (
+                    "named",
+                    &Value::from("org-a"),
+                    Some(&Value::from("n-org-a"))
+                ),
+                (
+                    "named",
+                    &Value::from("org-b"),
+                    Some(&Value::from("n-org-b"))
+                ),
+                ("single", &Value::from("org-c"), None),
+            ]
+        );
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
     }
 
     #[test]
@@ -1076,6 +1075,8 @@ general_settings:
                 let _ = cfg.cooldown_policy();
                 let _ = cfg.router_redis_url();
                 let _ = cfg.global_max_parallel_requests();
+                let _ = cfg.default_max_parallel_requests();
+                prop_assert!((400..600).contains(&cfg.budget_exceeded_status_code()));
                 let _ = cfg.key_header_name();
                 let _ = cfg.database_url();
                 let _ = cfg.json_logs();

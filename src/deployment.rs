@@ -56,6 +56,8 @@ pub struct CliDefaults {
     pub max_tokens: Option<u64>,
     pub drop_params: bool,
     pub request_timeout: Option<Duration>,
+    /// `router_settings.default_max_parallel_requests`.
+    pub max_parallel_requests: Option<u64>,
 }
 
 pub struct Deployment {
@@ -108,6 +110,28 @@ pub struct Deployment {
     pub provider_params: ProviderParams,
     /// `litellm_params.ssl_verify`: this deployment's own certificate check, when it has one.
     pub trust: Option<crate::outbound::Trust>,
+    /// `litellm_params.max_parallel_requests` (else `router_settings.default_max_parallel_requests`):
+    /// slots for calls in flight on this deployment; a call waits for one.
+    pub parallel: Option<ParallelLimit>,
+    /// `litellm_params.mock_timeout: true`: every call waits its timeout, then fails as a timeout.
+    pub mock_timeout: bool,
+}
+
+/// A deployment's `max_parallel_requests`: calls in flight at once, on this instance.
+#[derive(Clone)]
+pub struct ParallelLimit {
+    pub limit: u64,
+    pub slots: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl ParallelLimit {
+    fn new(limit: u64) -> Self {
+        let permits = limit.clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u64) as usize;
+        Self {
+            limit,
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(permits)),
+        }
+    }
 }
 
 /// Shows what `/model/info` shows: header values, URL credentials and keys never appear.
@@ -151,47 +175,8 @@ impl std::fmt::Debug for ProviderParams {
     }
 }
 
-/// `litellm_params` keys the gateway consumes itself.
-const GATEWAY_PARAMS: &[&str] = &[
-    "model",
-    "api_key",
-    "api_base",
-    "base_url",
-    "api_version",
-    "organization",
-    "timeout",
-    "stream_timeout",
-    "max_retries",
-    "num_retries",
-    "weight",
-    "order",
-    "rpm",
-    "tpm",
-    "region_name",
-    "tags",
-    "input_cost_per_token",
-    "output_cost_per_token",
-    "input_cost_per_second",
-    "output_cost_per_second",
-    "mock_response",
-    "mock_timeout",
-    "litellm_credential_name",
-    "custom_llm_provider",
-    "extra_headers",
-    "headers",
-    "drop_params",
-    "additional_drop_params",
-    "max_parallel_requests",
-    "use_in_pass_through",
-    "configurable_clientside_auth_params",
-    "merge_reasoning_content_in_choices",
-    "use_litellm_proxy",
-    "azure_ad_token",
-    "ssl_verify",
-];
-
 /// OpenAI request parameters a deployment may set as defaults.
-const DEFAULTABLE_PARAMS: &[&str] = &[
+pub(crate) const DEFAULTABLE_PARAMS: &[&str] = &[
     "temperature",
     "top_p",
     "max_tokens",
@@ -254,7 +239,8 @@ fn deployment_id(entry: &ModelEntry) -> String {
 }
 
 /// Split `provider/model` when the prefix is a known provider; otherwise resolve a bare model name
-/// through the bundled model table, as LiteLLM does (`gpt-4o` → openai).
+/// through the bundled model table, as LiteLLM does (`gpt-4o` → openai), and any bare `claude-…`
+/// name to Anthropic even when the table lacks it.
 pub fn resolve_provider(
     model: &str,
     custom_provider: Option<&str>,
@@ -278,6 +264,13 @@ pub fn resolve_provider(
             provider
         };
         if let Some(spec) = providers::by_name(name) {
+            return Ok((spec, model.to_string()));
+        }
+    }
+    // Every Claude model is Anthropic's, including names the price table does not list yet
+    // (`claude-2`, `claude-instant-1`, dated releases newer than the table).
+    if model.starts_with("claude-") || model == "claude" {
+        if let Some(spec) = providers::by_name("anthropic") {
             return Ok((spec, model.to_string()));
         }
     }
@@ -382,19 +375,7 @@ impl Deployment {
         if let Some(m) = cli.max_tokens {
             defaults.entry("max_tokens").or_insert(json!(m));
         }
-        for key in params.keys() {
-            if !GATEWAY_PARAMS.contains(&key.as_str())
-                && !DEFAULTABLE_PARAMS.contains(&key.as_str())
-                && !key.starts_with("aws_")
-                && !key.starts_with("vertex_")
-            {
-                tracing::warn!(
-                    model_name = entry.model_name,
-                    param = key,
-                    "litellm_params.{key} is not used by this Tollgate version; ignored"
-                );
-            }
-        }
+        // Keys that do not act are warned about when the config is read (`crate::config_keys`).
 
         let extra_headers = params
             .get("extra_headers")
@@ -492,7 +473,13 @@ impl Deployment {
             None => None,
         };
 
+        let parallel = count("max_parallel_requests")
+            .filter(|n| *n >= 1)
+            .or(cli.max_parallel_requests)
+            .map(ParallelLimit::new);
         let mut deployment = Self {
+            parallel,
+            mock_timeout: params.get("mock_timeout").is_some_and(truthy),
             trust,
             id: deployment_id(entry),
             model_name: entry.model_name.clone(),
@@ -821,6 +808,36 @@ mod tests {
             .iter()
             .map(|e| Deployment::from_entry(e, &CliDefaults::default()))
             .collect()
+    }
+
+    /// Every bare Claude name the LiteLLM docs use (as models and as model groups), whether or
+    /// not the bundled price table lists it, resolves to Anthropic.
+    #[test]
+    fn bare_claude_names_resolve_to_anthropic() {
+        for name in [
+            "claude-2",
+            "claude-2.1",
+            "claude-3",
+            "claude-instant-1",
+            "claude-3-haiku-20240307",
+            "claude-3-opus-20240229",
+            "claude-3-5-haiku-20241022",
+            "claude-sonnet-4-20250514",
+            "claude-haiku",
+            "claude-sonnet",
+            "claude-opus-9-20991231",
+        ] {
+            for has_base in [false, true] {
+                let (spec, model) = resolve_provider(name, None, has_base).expect(name);
+                assert_eq!(spec.name, "anthropic", "{name}");
+                assert_eq!(model, name);
+            }
+        }
+        // Other providers' Claude names keep their provider.
+        let (spec, _) = resolve_provider("bedrock/anthropic.claude-v2", None, false).unwrap();
+        assert_eq!(spec.name, "bedrock");
+        let (spec, _) = resolve_provider("claudette", None, true).unwrap();
+        assert_eq!(spec.name, "openai");
     }
 
     #[test]

@@ -59,9 +59,10 @@ pub fn display_name(key: &str) -> String {
 pub const MAX_DURATION_MS: i64 = 100 * 365 * 86_400_000;
 
 /// How a valid duration looks, for error messages.
-pub const DURATION_HINT: &str = "use 30s, 30m, 30h, 30d, 2w or 1mo; at most 100 years (36500d)";
+pub const DURATION_HINT: &str =
+    "use 30s, 30m (or 30min), 30h, 30d, 2w or 1mo; at most 100 years (36500d)";
 
-/// Parse a LiteLLM duration: `30s`, `30m`, `30h`, `30d`, `2w`, `1mo`. Milliseconds, more than
+/// Parse a LiteLLM duration: `30s`, `30m` or `30min`, `30h`, `30d`, `2w`, `1mo` (30 days). Milliseconds, more than
 /// zero and at most [`MAX_DURATION_MS`]; anything else (overflow included) is `None`.
 pub fn parse_duration(raw: &str) -> Option<i64> {
     let raw = raw.trim();
@@ -70,7 +71,7 @@ pub fn parse_duration(raw: &str) -> Option<i64> {
     let n: i64 = number.parse().ok()?;
     let unit_ms: i64 = match unit {
         "s" => 1_000,
-        "m" => 60_000,
+        "m" | "min" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
         "w" => 7 * 86_400_000,
@@ -157,6 +158,9 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("30s"), Some(30_000));
         assert_eq!(parse_duration("30m"), Some(1_800_000));
+        assert_eq!(parse_duration("30min"), Some(1_800_000));
+        assert_eq!(parse_duration(" 1mo "), Some(2_592_000_000));
+        assert_eq!(parse_duration("30mins"), None);
         assert_eq!(parse_duration("30h"), Some(108_000_000));
         assert_eq!(parse_duration("30d"), Some(2_592_000_000));
         assert_eq!(parse_duration("1mo"), Some(2_592_000_000));

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod caching;
 pub mod cli;
 pub mod config;
+pub mod config_keys;
 pub mod crypto;
 pub mod database;
 pub mod deployment;

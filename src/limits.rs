@@ -4,8 +4,8 @@
 //! Scopes, checked in this order: the whole gateway (`general_settings.max_parallel_requests` /
 //! `global_max_parallel_requests`), the key (`rpm_limit`, `tpm_limit`, `max_parallel_requests`),
 //! the key's per-model limits (`model_rpm_limit`, `model_tpm_limit`), the key's user, its team and
-//! the team's per-model limits, and the end user (the body's `user` or `x-litellm-end-user-id`,
-//! with the limits of its budget). The counters are [`tollgate_actors::RateLimiter`]'s, in this
+//! the team's per-model limits, and the end user (the body's `user`, or `x-litellm-end-user-id` /
+//! `x-litellm-customer-id`, with the limits of its budget). The counters are [`tollgate_actors::RateLimiter`]'s, in this
 //! process; with `router_settings` naming Redis, the rpm/tpm windows are also reserved there in one
 //! atomic script, and `max_parallel_requests` slots are leased in a Redis sorted set per scope, so
 //! the limits hold across instances. Without Redis, or while it is unreachable, each instance

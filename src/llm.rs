@@ -55,8 +55,13 @@ pub struct GatewayParams {
     pub ignored_credentials: Vec<String>,
     /// `num_retries` for this request.
     pub num_retries: Option<u32>,
-    /// Client-side `fallbacks`: model names or `{"model", "messages", …}` objects.
-    pub fallbacks: Vec<crate::routing::Fallback>,
+    /// Client-side `fallbacks`: model names, `{"model", "messages", …}` objects, or LiteLLM's map
+    /// form `[{"model-a": ["model-b"]}]`.
+    pub fallbacks: crate::routing::ClientFallbacks,
+    /// Client-side `context_window_fallbacks`, tried first after a context-window error.
+    pub context_window_fallbacks: crate::routing::ClientFallbacks,
+    /// Client-side `content_policy_fallbacks`, tried first after a content-policy error.
+    pub content_policy_fallbacks: crate::routing::ClientFallbacks,
     /// LiteLLM's test switches: make the first model group fail with this error without calling
     /// the provider (`mock_testing_fallbacks`, `mock_testing_rate_limit_error`,
     /// `mock_testing_context_fallbacks`, `mock_testing_content_policy_fallbacks`).
@@ -88,11 +93,29 @@ pub struct LlmRequest {
     pub gateway: GatewayParams,
 }
 
+/// A body's client-side fallback list (`fallbacks`, `context_window_fallbacks`,
+/// `content_policy_fallbacks`) in either of LiteLLM's forms.
+fn client_fallbacks(
+    body: &Map<String, Value>,
+    field: &str,
+) -> Result<crate::routing::ClientFallbacks, GatewayError> {
+    crate::routing::ClientFallbacks::parse(body.get(field)).ok_or_else(|| {
+        GatewayError::bad_param(
+            field,
+            format!(
+                "'{field}' must be a list of model names, of objects with 'model', or of maps from a model group to its fallbacks ([{{\"model-a\": [\"model-b\"]}}])"
+            ),
+        )
+    })
+}
+
 /// Keys that steer the gateway, removed before the body goes upstream.
 const GATEWAY_ONLY_KEYS: &[&str] = &[
     "metadata",
     "litellm_metadata",
     "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
     "num_retries",
     "max_retries",
     "timeout",
@@ -575,26 +598,9 @@ impl LlmRequest {
                     )
                 })? as u32),
             },
-            fallbacks: match body.get("fallbacks") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .map(|f| {
-                        crate::routing::Fallback::parse(f).ok_or_else(|| {
-                            GatewayError::bad_param(
-                                "fallbacks",
-                                "each fallback must be a model name or an object with 'model'",
-                            )
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
-                Some(_) => {
-                    return Err(GatewayError::bad_param(
-                        "fallbacks",
-                        "'fallbacks' must be a list.",
-                    ))
-                }
-            },
+            fallbacks: client_fallbacks(&body, "fallbacks")?,
+            context_window_fallbacks: client_fallbacks(&body, "context_window_fallbacks")?,
+            content_policy_fallbacks: client_fallbacks(&body, "content_policy_fallbacks")?,
             mock_failure: [
                 ("mock_testing_fallbacks", MockFailure::Server),
                 ("mock_testing_rate_limit_error", MockFailure::RateLimit),

@@ -27,6 +27,9 @@ fn main() {
         };
         std::process::exit(tollgate::import_litellm::command(&cli, &opts));
     }
+    if let Some(Command::ConfigKeys(args)) = &cli.command {
+        std::process::exit(tollgate::config_keys::command(args));
+    }
     if let Some(Command::Logs(args)) = &cli.command {
         std::process::exit(tollgate::cli::run_logs_command(args));
     }

@@ -419,6 +419,14 @@ async fn admit_request(
         .get(&req.model)
         .map_or(req.model.as_str(), |a| a.target.as_str())
         .to_string();
+    // A team's own model (`model_info.team_id`) is for that team's keys only.
+    if !state.team_scope_permits(caller, &group) {
+        return Err(GatewayError::ModelAccessDenied {
+            message: format!(
+                "team not allowed to access model. Tried to access {requested_model}, a model reserved for the keys of another team (model_info.team_id)"
+            ),
+        });
+    }
     // Estimated once: the cost reservation, the limiter's tokens, the picker and an early-ended
     // stream's charge all read it.
     let prompt_tokens = req.estimated_prompt_tokens();
@@ -502,12 +510,19 @@ async fn route(
         .clone()
         .unwrap_or_else(|| req.model.clone());
     let access = caller.model_access();
-    let chain = state
-        .policy
-        .fallbacks_for(&group, &first_error, &req.gateway.fallbacks);
+    let client = crate::routing::ClientFallbacks::chain(
+        &req.gateway.fallbacks,
+        &req.gateway.context_window_fallbacks,
+        &req.gateway.content_policy_fallbacks,
+        &[group.as_str(), req.model.as_str()],
+        &first_error,
+    );
+    let chain = state.policy.fallbacks_for(&group, &first_error, &client);
     for fallback in chain {
         // A fallback the key may not use is skipped, never tried.
-        if !access.permits(&fallback.model, |g, m| state.in_access_group(g, m)) {
+        if !access.permits(&fallback.model, |g, m| state.in_access_group(g, m))
+            || !state.team_scope_permits(caller, &fallback.model)
+        {
             tracing::debug!(
                 call_id = facts.call_id,
                 fallback = fallback.model,
@@ -541,17 +556,24 @@ async fn route(
     Err(first_error)
 }
 
-/// The end user a request is for: the body's `user`, else `x-litellm-end-user-id`.
+/// The end user a request is for: the body's `user`, else the `x-litellm-end-user-id` or
+/// `x-litellm-customer-id` header (LiteLLM's two names for it).
 fn end_user_id<'a>(http: &'a HttpRequest, req: &'a LlmRequest) -> Option<&'a str> {
     req.body
         .get("user")
         .and_then(Value::as_str)
-        .or_else(|| {
-            http.headers()
-                .get("x-litellm-end-user-id")
-                .and_then(|v| v.to_str().ok())
-        })
         .filter(|u| !u.is_empty())
+        .or_else(|| {
+            ["x-litellm-end-user-id", "x-litellm-customer-id"]
+                .iter()
+                .find_map(|name| {
+                    http.headers()
+                        .get(*name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::trim)
+                        .filter(|u| !u.is_empty())
+                })
+        })
 }
 
 /// Completion tokens assumed for a request's cost estimate when it sets no `max_tokens` /
@@ -1249,6 +1271,8 @@ enum Fake<'a> {
     Canned(&'a Value),
     /// `mock_testing_*`: a simulated provider failure.
     Fail(MockFailure),
+    /// The deployment's `mock_timeout: true`: the attempt waits its timeout, then times out.
+    Timeout,
 }
 
 /// The fake upstream for this attempt, if any. Simulated failures apply to the requested model
@@ -1266,6 +1290,7 @@ fn fake_upstream<'a>(
         .filter(|f| requested_group && (retries == 0 || *f != MockFailure::RateLimit));
     match failure {
         Some(failure) => Some(Fake::Fail(failure)),
+        None if deployment.mock_timeout => Some(Fake::Timeout),
         None => req
             .gateway
             .mock_response
@@ -1343,6 +1368,21 @@ async fn attempt(
                 final_for_group: failure == MockFailure::Server,
             })
         }
+        Some(Fake::Timeout) => {
+            // `mock_timeout`: the call times out without reaching the provider.
+            let wait = if req.stream { stream_timeout } else { timeout };
+            let _in_flight = deployment_state(&acc).begin();
+            tokio::time::sleep(wait).await;
+            let error = GatewayError::Timeout {
+                model: req.model.clone(),
+                timeout: wait,
+            };
+            account(&acc, Exit::AttemptFailed(&error));
+            Err(Failed {
+                error,
+                final_for_group: false,
+            })
+        }
         Some(Fake::Canned(content)) => {
             let _in_flight = deployment_state(&acc).begin();
             let reply = crate::mock_response::respond(req, content);
@@ -1391,7 +1431,13 @@ async fn call_provider(
         .handle
         .upstream
         .clone();
-    let in_flight = deployment_state(acc).begin();
+    // `max_parallel_requests`: wait for one of the deployment's slots, held while the call is in
+    // flight (a stream's until it ends).
+    let slot = match &deployment.parallel {
+        Some(limit) => limit.slots.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    let in_flight = (deployment_state(acc).begin(), slot);
 
     // 4. translate
     let target = deployment.target_for(&req.model)?;

@@ -102,6 +102,87 @@ impl Fallback {
     }
 }
 
+/// A request's own fallbacks (body `fallbacks`, `context_window_fallbacks`,
+/// `content_policy_fallbacks`), in either of LiteLLM's forms: a list of model names or
+/// `{"model", "messages", …}` objects, tried whichever group failed; or the map form the config uses,
+/// `[{"model-a": ["model-b"]}]`, tried only when that group (or `"*"`) failed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientFallbacks {
+    pub any: Vec<Fallback>,
+    pub by_group: HashMap<String, Vec<Fallback>>,
+}
+
+impl ClientFallbacks {
+    /// Parse a body field; `None` when it is neither form.
+    pub fn parse(value: Option<&Value>) -> Option<Self> {
+        let mut out = ClientFallbacks::default();
+        let items = match value {
+            None | Some(Value::Null) => return Some(out),
+            Some(Value::Array(items)) => items,
+            Some(_) => return None,
+        };
+        for item in items {
+            match item {
+                Value::Object(o) if !o.contains_key("model") => {
+                    if o.is_empty() {
+                        return None;
+                    }
+                    for (group, targets) in o {
+                        let list: Vec<Fallback> = match targets {
+                            Value::Array(a) => {
+                                a.iter().map(Fallback::parse).collect::<Option<Vec<_>>>()?
+                            }
+                            other => vec![Fallback::parse(other)?],
+                        };
+                        out.by_group.entry(group.clone()).or_default().extend(list);
+                    }
+                }
+                other => out.any.push(Fallback::parse(other)?),
+            }
+        }
+        Some(out)
+    }
+
+    /// The fallbacks that apply when one of `groups` (the resolved group, the requested name)
+    /// failed: its map entry (else the `"*"` entry), then the plain list.
+    pub fn for_group(&self, groups: &[&str]) -> Vec<Fallback> {
+        let mapped = groups
+            .iter()
+            .find_map(|g| self.by_group.get(*g))
+            .or_else(|| self.by_group.get("*"));
+        mapped
+            .into_iter()
+            .flatten()
+            .chain(self.any.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// A request's client-side chain after `groups` failed with `err`: the context-window (or
+    /// content-policy) fallbacks first for those errors, then the general ones.
+    pub fn chain(
+        fallbacks: &ClientFallbacks,
+        context_window: &ClientFallbacks,
+        content_policy: &ClientFallbacks,
+        groups: &[&str],
+        err: &GatewayError,
+    ) -> Vec<Fallback> {
+        let mut out = match err {
+            GatewayError::Upstream {
+                kind: UpstreamErrorKind::ContextWindowExceeded,
+                ..
+            } => context_window.for_group(groups),
+            GatewayError::Upstream {
+                kind: UpstreamErrorKind::ContentPolicy,
+                ..
+            } => content_policy.for_group(groups),
+            _ => Vec::new(),
+        };
+        out.extend(fallbacks.for_group(groups));
+        out
+    }
+}
+
 /// `fallbacks`-style settings: `[{"group": ["fallback", …]}, …]` (LiteLLM's list of one-key maps)
 /// or a plain map.
 fn parse_fallback_map(value: Option<&Value>) -> HashMap<String, Vec<Fallback>> {
@@ -431,6 +512,46 @@ mod tests {
         assert!(p
             .fallbacks_for("a", &upstream(UpstreamErrorKind::BadRequest, 400), &[])
             .is_empty());
+    }
+
+    #[test]
+    fn client_fallbacks_in_both_forms() {
+        let v: Value =
+            serde_json::from_str(r#"[{"a": ["b", "c"]}, "d", {"model": "e", "temperature": 0}]"#)
+                .unwrap();
+        let f = ClientFallbacks::parse(Some(&v)).unwrap();
+        let names = |l: Vec<Fallback>| l.into_iter().map(|f| f.model).collect::<Vec<_>>();
+        assert_eq!(names(f.for_group(&["a"])), ["b", "c", "d", "e"]);
+        assert_eq!(names(f.for_group(&["x", "a"])), ["b", "c", "d", "e"]);
+        assert_eq!(names(f.for_group(&["x"])), ["d", "e"]);
+        let star: Value = serde_json::from_str(r#"[{"*": "z"}]"#).unwrap();
+        let star = ClientFallbacks::parse(Some(&star)).unwrap();
+        assert_eq!(names(star.for_group(&["q"])), ["z"]);
+        for bad in [
+            r#"{"a": ["b"]}"#,
+            r#"[{}]"#,
+            r#"[1]"#,
+            r#"[{"a": [1]}]"#,
+            r#""b""#,
+        ] {
+            let v: Value = serde_json::from_str(bad).unwrap();
+            assert!(ClientFallbacks::parse(Some(&v)).is_none(), "{bad}");
+        }
+        assert_eq!(
+            ClientFallbacks::parse(None),
+            Some(ClientFallbacks::default())
+        );
+        let cw = ClientFallbacks::parse(Some(&serde_json::json!([{"a": ["big"]}]))).unwrap();
+        let none = ClientFallbacks::default();
+        let chain = |err| names(ClientFallbacks::chain(&f, &cw, &none, &["a"], &err));
+        assert_eq!(
+            chain(upstream(UpstreamErrorKind::ContextWindowExceeded, 400)),
+            ["big", "b", "c", "d", "e"]
+        );
+        assert_eq!(
+            chain(upstream(UpstreamErrorKind::Server, 500)),
+            ["b", "c", "d", "e"]
+        );
     }
 
     #[test]

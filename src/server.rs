@@ -153,6 +153,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         max_tokens: cli.max_tokens,
         drop_params: cli.drop_params || config.drop_params(),
         request_timeout: None,
+        max_parallel_requests: config.default_max_parallel_requests(),
     };
     let deployments: Vec<Arc<Deployment>> = config
         .model_list
@@ -189,16 +190,25 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let mut cooldown = config.cooldown_policy();
     cooldown.allowed_fails_by_class = crate::routing::RouterPolicy::allowed_fails_policy(&config);
     let policy = crate::routing::RouterPolicy::from_config(&config);
-    let shared = match config.router_redis_url() {
-        None => None,
-        Some(url) => match tollgate_actors::SharedRouterState::new(&url) {
+    let shared_redis = crate::caching::shared_state_redis(&config, &|var| std::env::var(var).ok());
+    let shared = match shared_redis {
+        None => {
+            tracing::info!(
+                "rate limits and routing state are per instance: no Redis configured (router_settings.redis_host, cache_params, REDIS_URL or REDIS_HOST)"
+            );
+            None
+        }
+        Some((url, source)) => match tollgate_actors::SharedRouterState::new(&url) {
             Ok(shared) => {
-                tracing::info!("router state shared through Redis (cooldowns, usage, latencies)");
+                tracing::info!(
+                    source,
+                    "rate limits and routing state (cooldowns, usage, latencies) shared across instances through Redis"
+                );
                 Some(shared)
             }
             Err(e) => {
                 // Never fatal: the router works on local state, and readiness says so.
-                tracing::error!(error = %e, "router_settings names a Redis that cannot be used (bad URL); routing on local state");
+                tracing::error!(error = %e, source, "the Redis for shared limits cannot be used (bad URL); rate limits and routing state are per instance");
                 None
             }
         },
@@ -207,12 +217,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     let background_health = config.background_health_checks();
     let max_body_bytes = config.max_request_size_bytes();
     let global_max_parallel = config.global_max_parallel_requests();
-    let budget_exceeded_status = config
-        .litellm_settings
-        .get("budget_exceeded_status_code")
-        .and_then(crate::config::as_f64)
-        .filter(|s| (400.0..600.0).contains(s))
-        .map_or(400, |s| s as u16);
+    let budget_exceeded_status = config.budget_exceeded_status_code();
     let spend_flush_every = config
         .general_settings
         .get("proxy_batch_write_at")
@@ -274,7 +279,9 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     };
     let prometheus = config.prometheus_callback();
     let config = Arc::new(config);
-    let (debug, detailed_debug) = (cli.debug || cli.detailed_debug, cli.detailed_debug);
+    // `litellm_settings.set_verbose` is LiteLLM's `--debug`: each request and upstream call is logged.
+    let debug = cli.debug || cli.detailed_debug || crate::logging::set_verbose(&config);
+    let detailed_debug = cli.detailed_debug;
     let host = cli.host.clone();
     let port = cli.port;
 
@@ -352,6 +359,9 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
                 match &settings.exporter {
                     crate::observability::traces::Exporter::OtlpHttp { endpoint, .. } => {
                         tracing::info!(endpoint = %crate::secret::display_url(endpoint), service_name = settings.service_name, "OpenTelemetry traces on (OTLP/HTTP)")
+                    }
+                    crate::observability::traces::Exporter::OtlpGrpc { endpoint, .. } => {
+                        tracing::info!(endpoint = %crate::secret::display_url(endpoint), service_name = settings.service_name, "OpenTelemetry traces on (OTLP/gRPC)")
                     }
                     crate::observability::traces::Exporter::Console => {
                         tracing::info!(service_name = settings.service_name, "OpenTelemetry traces on (console)")

@@ -85,4 +85,31 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Team-scoped models: whether `caller` may use model group `model`. A group with deployments
+    /// carrying `model_info.team_id` belongs to those teams: only keys of one of them (and proxy
+    /// admins) may call it, fall back to it or see it listed. Other groups are open.
+    pub fn team_scope_permits(&self, caller: &crate::auth::Caller, model: &str) -> bool {
+        let snapshot = self.router.snapshot();
+        let mut teams = snapshot
+            .deployments()
+            .iter()
+            .filter(|d| d.upstream.model_name == model)
+            .filter_map(|d| {
+                d.upstream
+                    .model_info
+                    .get("team_id")
+                    .and_then(serde_json::Value::as_str)
+            })
+            .peekable();
+        if teams.peek().is_none() || caller.is_admin() {
+            return true;
+        }
+        let Some(own) = caller.principal().and_then(|p| p.key.team_id.as_deref()) else {
+            return false;
+        };
+        teams.any(|t| t == own)
+    }
+}
+
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

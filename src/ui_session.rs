@@ -265,6 +265,16 @@ impl Sessions {
                 });
             }
         };
+        self.start_session(who, role, now).await
+    }
+
+    /// Create a session for `who` and store it.
+    async fn start_session(
+        &self,
+        who: Who,
+        role: Role,
+        now: i64,
+    ) -> Result<NewSession, GatewayError> {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let token = hex::encode(bytes);
@@ -295,6 +305,85 @@ impl Sessions {
             who,
             role,
         })
+    }
+
+    /// A signed-in internal user changes their own password: the session (with its CSRF token)
+    /// names the user, `current` must be their password, `new` a valid one. Wrong current
+    /// passwords count toward the sign-in rate limit of the user and the address. Every session
+    /// of the user ends, and a new one (returned) replaces the caller's. The admin has no
+    /// password here: it signs in with the master key or `UI_PASSWORD`.
+    pub async fn change_password(
+        &self,
+        req: &HttpRequest,
+        token: &str,
+        current: &str,
+        new: &str,
+        client: Option<IpAddr>,
+    ) -> Result<NewSession, GatewayError> {
+        let caller = self.authenticate(req, token).await?;
+        let user_id = match &caller {
+            Caller::Admin => {
+                return Err(GatewayError::bad_request(
+                    "The admin signs in with the master key (or UI_PASSWORD), which cannot be changed here",
+                ))
+            }
+            _ => caller
+                .user_id()
+                .map(str::to_string)
+                .ok_or_else(|| GatewayError::internal("a UI session without a user"))?,
+        };
+        let now = now_ms();
+        let mut limit_keys = vec![format!("user:{user_id}")];
+        if let Some(ip) = client {
+            limit_keys.push(format!("addr:{ip}"));
+        }
+        if let Some(retry_after) = self.limiter().retry_after(&limit_keys, now) {
+            return Err(GatewayError::RateLimited {
+                message: format!(
+                    "Too many wrong passwords; try again in {} s",
+                    retry_after.as_secs().max(1)
+                ),
+                retry_after,
+            });
+        }
+        let new = check_password(&serde_json::Value::String(new.to_string())).map_err(|_| {
+            GatewayError::bad_param(
+                "new_password",
+                format!("the new password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"),
+            )
+        })?;
+        let store = self.db.store()?.clone();
+        let (lookup, id) = (store.clone(), user_id.clone());
+        let stored = detached(async move { lookup.get_user_password(&id).await }).await?;
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| dummy_hash().to_string());
+        let presented = current.to_string();
+        let matches = blocking(move || verify_password(&presented, &stored)).await?;
+        if !(known && matches) {
+            self.limiter().record(&limit_keys, now);
+            return Err(GatewayError::bad_param(
+                "current_password",
+                "The current password is wrong",
+            ));
+        }
+        if new == current {
+            return Err(GatewayError::bad_param(
+                "new_password",
+                "the new password must differ from the current one",
+            ));
+        }
+        let hash = blocking(move || hash_password(&new)).await??;
+        let id = user_id.clone();
+        detached(async move {
+            store.set_user_password(&id, Some(&hash), now).await?;
+            // Every session of the user ends, on every instance; the caller gets a new one.
+            store.delete_user_sessions(&id).await?;
+            Ok(())
+        })
+        .await?;
+        tracing::info!(user_id = %user_id, "a UI user changed their password");
+        self.start_session(Who::User(user_id), caller.role(), now_ms())
+            .await
     }
 
     /// Who `username` / `password` are, if they match.

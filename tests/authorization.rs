@@ -427,6 +427,8 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
                 ADMIN,
             ),
             row("POST", "/model/delete", json!({"id": model_id}), ADMIN),
+            // the router's view of each deployment (cooldowns, health)
+            row("GET", "/model/state", json!({}), READ_ALL),
             // spend
             row("GET", "/spend/logs", json!({}), READ_ALL),
             row("GET", "/global/spend", json!({}), READ_ALL),
@@ -469,5 +471,285 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 60);
+    assert_eq!(checked, ROLES.len() * 61);
+}
+
+/// How a UI-route row authenticates: the role's session cookie with or without its CSRF token,
+/// the role's key instead of a session, or nothing.
+#[derive(Clone, Copy, Debug)]
+enum Cred {
+    Session,
+    SessionWithoutCsrf,
+    Key,
+    Nothing,
+}
+
+/// A UI route and the status each role gets, in [`ROLES`] order ("master" is the admin signing in
+/// as `admin` with the master key; the others sign in with their user id and password).
+struct UiRow {
+    method: &'static str,
+    path: &'static str,
+    cred: Cred,
+    expect: [u16; 7],
+}
+
+/// One request to a UI route: JSON body, the session cookie and CSRF token or a key as `cred` says.
+async fn ui_send(
+    gw: &Gateway,
+    r: &UiRow,
+    body: &Value,
+    session: Option<&(String, String)>,
+    key: &str,
+) -> (u16, Value, Option<String>) {
+    let method = awc::http::Method::from_bytes(r.method.as_bytes()).unwrap();
+    let mut req = client()
+        .request(method, gw.url(r.path))
+        .insert_header(("content-type", "application/json"));
+    match (r.cred, session) {
+        (Cred::Session, Some((cookie, csrf))) => {
+            req = req
+                .insert_header(("cookie", cookie.clone()))
+                .insert_header(("x-csrf-token", csrf.clone()));
+        }
+        (Cred::SessionWithoutCsrf, Some((cookie, _))) => {
+            req = req.insert_header(("cookie", cookie.clone()));
+        }
+        (Cred::Key, _) => {
+            req = req.insert_header(("authorization", format!("Bearer {key}")));
+        }
+        _ => {}
+    }
+    let mut resp = req.send_body(body.to_string()).await.expect("request sent");
+    let status = resp.status().as_u16();
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string());
+    let bytes = resp.body().await.expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        cookie,
+    )
+}
+
+/// The password each role's user signs in with (the admin: the master key).
+fn ui_password(role: &str) -> String {
+    if role == "master" {
+        MASTER_KEY.to_string()
+    } else {
+        format!("{role}-password-1")
+    }
+}
+
+fn ui_username(role: &str) -> String {
+    if role == "master" {
+        "admin".to_string()
+    } else {
+        format!("u-{role}")
+    }
+}
+
+/// Sign in as `role`: its session cookie and CSRF token, or the refusal's status.
+async fn ui_sign_in(gw: &Gateway, role: &str, password: &str) -> Result<(String, String), u16> {
+    let (status, headers, body) = post(
+        &gw.url("/ui/login"),
+        None,
+        &json!({"username": ui_username(role), "password": password}),
+    )
+    .await;
+    if status != 200 {
+        return Err(status);
+    }
+    let cookie = headers
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    Ok((cookie, body["csrf_token"].as_str().unwrap().to_string()))
+}
+
+#[actix_rt::test]
+async fn every_ui_route_for_every_role() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&basic_config(&mock), &[], &[]);
+    let mut keys: Vec<String> = vec![MASTER_KEY.to_string()];
+    for role in &ROLES[1..] {
+        let created = admin(
+            &gw,
+            "POST",
+            "/user/new",
+            json!({"user_id": ui_username(role), "user_role": role, "password": ui_password(role)}),
+        )
+        .await;
+        keys.push(
+            created["key"]
+                .as_str()
+                .expect("auto-created key")
+                .to_string(),
+        );
+    }
+    //                 master proxy_admin viewer internal_user internal_viewer team customer
+    const SIGNED_IN: [u16; 7] = [200, 200, 200, 200, 200, 403, 403];
+    let rows = [
+        // Signing in: team and customer roles call the LLM routes only.
+        UiRow {
+            method: "POST",
+            path: "/ui/login",
+            cred: Cred::Nothing,
+            expect: SIGNED_IN,
+        },
+        UiRow {
+            method: "POST",
+            path: "/login",
+            cred: Cred::Nothing,
+            expect: SIGNED_IN,
+        },
+        // The session: only with a session cookie; a key is not a session.
+        UiRow {
+            method: "GET",
+            path: "/ui/session",
+            cred: Cred::Session,
+            expect: [200, 200, 200, 200, 200, 401, 401],
+        },
+        UiRow {
+            method: "GET",
+            path: "/ui/session",
+            cred: Cred::Key,
+            expect: [401; 7],
+        },
+        UiRow {
+            method: "GET",
+            path: "/ui/session",
+            cred: Cred::Nothing,
+            expect: [401; 7],
+        },
+        // The router's deployment state through a session: admin readers only.
+        UiRow {
+            method: "GET",
+            path: "/model/state",
+            cred: Cred::Session,
+            expect: [200, 200, 200, 403, 403, 401, 401],
+        },
+        // Changing one's password: internal users; the admin has none (400); CSRF required.
+        UiRow {
+            method: "POST",
+            path: "/ui/password",
+            cred: Cred::SessionWithoutCsrf,
+            expect: [403, 403, 403, 403, 403, 401, 401],
+        },
+        UiRow {
+            method: "POST",
+            path: "/ui/password",
+            cred: Cred::Key,
+            expect: [401; 7],
+        },
+        UiRow {
+            method: "POST",
+            path: "/ui/password",
+            cred: Cred::Nothing,
+            expect: [401; 7],
+        },
+        UiRow {
+            method: "POST",
+            path: "/ui/password",
+            cred: Cred::Session,
+            expect: [400, 200, 200, 200, 200, 401, 401],
+        },
+        // Signing out needs the CSRF token; without a session there is nothing to end.
+        UiRow {
+            method: "POST",
+            path: "/ui/logout",
+            cred: Cred::SessionWithoutCsrf,
+            expect: [403, 403, 403, 403, 403, 200, 200],
+        },
+        UiRow {
+            method: "POST",
+            path: "/ui/logout",
+            cred: Cred::Session,
+            expect: [200; 7],
+        },
+        UiRow {
+            method: "POST",
+            path: "/ui/logout",
+            cred: Cred::Nothing,
+            expect: [200; 7],
+        },
+    ];
+    let mut checked = 0;
+    for (i, role) in ROLES.iter().enumerate() {
+        let mut password = ui_password(role);
+        for r in &rows {
+            // A fresh session per row (a password change or a sign-out ends it).
+            let session = ui_sign_in(&gw, role, &password).await.ok();
+            let body = match r.path {
+                "/ui/login" | "/login" => {
+                    json!({"username": ui_username(role), "password": password})
+                }
+                "/ui/password" => {
+                    let new = format!("{role}-password-{}", checked + 2);
+                    json!({"current_password": password, "new_password": new, "confirm_password": new})
+                }
+                _ => json!({}),
+            };
+            let (status, resp, cookie) = ui_send(&gw, r, &body, session.as_ref(), &keys[i]).await;
+            assert_eq!(
+                status, r.expect[i],
+                "{role}: {} {} with {:?}: {resp}",
+                r.method, r.path, r.cred
+            );
+            if status == 403 || status == 401 {
+                assert_eq!(
+                    resp["error"]["type"], "auth_error",
+                    "{role} {}: {resp}",
+                    r.path
+                );
+            }
+            if r.path == "/ui/password" && status == 200 {
+                // The new password signs in from now on, the old one no more; the answer's
+                // cookie is a new session.
+                let new = body["new_password"].as_str().unwrap().to_string();
+                assert_eq!(ui_sign_in(&gw, role, &password).await, Err(401));
+                password = new;
+                let (cookie_pair, csrf) = (
+                    cookie.expect("a new session cookie"),
+                    resp["csrf_token"].as_str().unwrap().to_string(),
+                );
+                let (status, who) = send_with_cookie(&gw, "/ui/session", &cookie_pair).await;
+                assert_eq!(status, 200, "{who}");
+                assert_eq!(who["csrf_token"], csrf.as_str());
+                if let Some((old_cookie, _)) = &session {
+                    let (status, _) = send_with_cookie(&gw, "/ui/session", old_cookie).await;
+                    assert_eq!(status, 401, "the old session ended with the change");
+                }
+            }
+            if r.path == "/ui/logout" && status == 200 && matches!(r.cred, Cred::Session) {
+                if let Some((cookie, _)) = &session {
+                    let (status, _) = send_with_cookie(&gw, "/ui/session", cookie).await;
+                    assert_eq!(status, 401, "{role}: signed out");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, ROLES.len() * rows.len());
+}
+
+async fn send_with_cookie(gw: &Gateway, path: &str, cookie: &str) -> (u16, Value) {
+    let mut resp = client()
+        .get(gw.url(path))
+        .insert_header(("cookie", cookie.to_string()))
+        .send()
+        .await
+        .expect("request sent");
+    let status = resp.status().as_u16();
+    let bytes = resp.body().await.expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }

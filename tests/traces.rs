@@ -4,6 +4,10 @@
 //! attributes with the right values, the key only as its hash; the provider gets a `traceparent`
 //! naming the attempt's span; a request without one starts a trace; a dead collector neither
 //! slows nor fails requests; shutdown exports what is queued; with traces off nothing is added.
+//!
+//! OTLP/gRPC (`OTEL_EXPORTER=otlp_grpc`) against an in-test collector (tonic's `TraceService`
+//! server, decoding with the mock's span reader): the same spans and trace ids, the headers as
+//! gRPC metadata, TLS with a private CA, a dead collector, the flush at shutdown.
 
 mod common;
 
@@ -393,4 +397,418 @@ async fn a_missing_endpoint_stops_the_gateway_naming_the_variable() {
         Err(e) => e,
     };
     assert!(err.contains("OTEL_ENDPOINT"), "{err}");
+}
+
+/// An in-test OTLP/gRPC collector: tonic's `TraceService` server on its own thread and Tokio
+/// runtime, keeping every span (as the mock's receiver shows them) and each export's metadata.
+mod grpc_collector {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use serde_json::{Map, Value};
+
+    #[derive(Default)]
+    pub struct Received {
+        pub spans: Vec<Value>,
+        pub metadata: Vec<Value>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Service(Arc<Mutex<Received>>);
+
+    #[tonic::async_trait]
+    impl TraceService for Service {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let metadata: Map<String, Value> = request
+                .metadata()
+                .clone()
+                .into_headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.into()))))
+                .collect();
+            let spans = tollgate_mock::otlp_spans(request.get_ref())
+                .map_err(tonic::Status::invalid_argument)?;
+            let mut received = self.0.lock().unwrap();
+            received.spans.extend(spans);
+            received.metadata.push(Value::Object(metadata));
+            Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: None,
+            }))
+        }
+    }
+
+    pub struct Collector {
+        /// `http://127.0.0.1:port` (or `https://localhost:port` with TLS).
+        pub url: String,
+        received: Arc<Mutex<Received>>,
+    }
+
+    impl Collector {
+        /// A plain-text collector; with `tls` (certificate and key PEM), a TLS one.
+        pub fn start(tls: Option<(Vec<u8>, Vec<u8>)>) -> Collector {
+            let received = Arc::new(Mutex::new(Received::default()));
+            let service = Service(received.clone());
+            let scheme = if tls.is_some() {
+                "https://localhost"
+            } else {
+                "http://127.0.0.1"
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let incoming =
+                        tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
+                            .unwrap();
+                    tx.send(incoming.local_addr().unwrap().port()).unwrap();
+                    let mut server = tonic::transport::Server::builder();
+                    if let Some((cert, key)) = tls {
+                        server = server
+                            .tls_config(
+                                tonic::transport::ServerTlsConfig::new()
+                                    .identity(tonic::transport::Identity::from_pem(cert, key)),
+                            )
+                            .unwrap();
+                    }
+                    server
+                        .add_service(TraceServiceServer::new(service))
+                        .serve_with_incoming(incoming)
+                        .await
+                        .unwrap();
+                });
+            });
+            let port = rx.recv().expect("the collector starts");
+            Collector {
+                url: format!("{scheme}:{port}"),
+                received,
+            }
+        }
+
+        pub fn spans(&self) -> Vec<Value> {
+            self.received.lock().unwrap().spans.clone()
+        }
+
+        pub fn metadata(&self) -> Vec<Value> {
+            self.received.lock().unwrap().metadata.clone()
+        }
+    }
+}
+
+use grpc_collector::Collector;
+
+fn grpc_envs<'a>(endpoint: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut envs = vec![
+        ("OTEL_EXPORTER", "otlp_grpc"),
+        ("OTEL_ENDPOINT", endpoint),
+        ("OTEL_HEADERS", "x-collector-token=abc%20def,X-Team=ml"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    envs.extend_from_slice(extra);
+    envs
+}
+
+async fn grpc_spans_of(collector: &Collector, trace_id: &str, at_least: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found: Vec<Value> = collector
+            .spans()
+            .into_iter()
+            .filter(|s| s["trace_id"] == trace_id)
+            .collect();
+        if found.len() >= at_least {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{at_least} spans of trace {trace_id} never reached the gRPC collector: {found:#?}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_grpc_collector_gets_the_spans_with_the_headers_as_metadata() {
+    let mock = Mock::start(&[]);
+    let collector = Collector::start(None);
+    // LiteLLM-style, with `/v1/traces`: a gRPC target is the origin only.
+    let endpoint = format!("{}/v1/traces", collector.url);
+    let gw = Gateway::start(&config(&mock, true), &[], &grpc_envs(&endpoint, &[]));
+    // The start-up line names the exporter.
+    wait_for(Duration::from_secs(5), || async {
+        gw.proc
+            .logs()
+            .contains("OpenTelemetry traces on (OTLP/gRPC)")
+    })
+    .await;
+    let (status, _, key) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"key_alias": "grpc-key"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{key}");
+    let key = key["key"].as_str().unwrap().to_string();
+
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let (status, body) = chat_with(&gw, &key, "primary", &[("traceparent", &traceparent)]).await;
+    assert_eq!(status, 200, "{body}");
+    let upstream = mock.last_request().await;
+
+    // The server span and three attempts (the failing deployment twice, then the fallback).
+    let spans = grpc_spans_of(&collector, TRACE, 4).await;
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let server: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["kind"] == "SPAN_KIND_SERVER")
+        .collect();
+    assert_eq!(server.len(), 1, "{spans:#?}");
+    let server = server[0];
+    assert_eq!(server["name"], "Received Proxy Server Request");
+    assert_eq!(
+        server["parent_span_id"], PARENT,
+        "continues the client's span"
+    );
+    assert_eq!(server["status"]["code"], 1, "OK");
+    let a = &server["attributes"];
+    assert_eq!(a["gen_ai.operation.name"], "chat");
+    assert_eq!(a["gen_ai.request.model"], "primary");
+    assert_eq!(a["gen_ai.response.model"], "mock-gpt");
+    assert_eq!(a["gen_ai.provider.name"], "openai");
+    assert_eq!(
+        a["gen_ai.usage.input_tokens"],
+        body["usage"]["prompt_tokens"]
+    );
+    assert_eq!(
+        a["gen_ai.usage.output_tokens"],
+        body["usage"]["completion_tokens"]
+    );
+    assert_eq!(a["metadata.user_api_key_alias"], "grpc-key");
+    assert_eq!(server["resource"]["service.name"], "litellm");
+    let all = serde_json::to_string(&spans).unwrap();
+    assert!(!all.contains(&key), "no span carries the key");
+    assert!(!all.contains("sk-mock-upstream-secret-42"));
+
+    let server_id = server["span_id"].as_str().unwrap();
+    let mut attempts: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["kind"] == "SPAN_KIND_CLIENT")
+        .collect();
+    attempts.sort_by_key(|s| s["start_time_unix_nano"].as_u64());
+    assert_eq!(attempts.len(), 3);
+    for attempt in &attempts {
+        assert_eq!(attempt["parent_span_id"], server_id);
+    }
+    for failed in &attempts[..2] {
+        assert_eq!(failed["status"]["code"], 2, "ERROR: {failed}");
+        assert_eq!(failed["attributes"]["error.type"], "503");
+    }
+    let served = attempts[2];
+    assert_eq!(served["name"], "chat mock-gpt");
+    assert_eq!(served["attributes"]["gen_ai.response.model"], "mock-gpt");
+    assert_eq!(
+        served["attributes"]["gen_ai.usage.output_tokens"],
+        body["usage"]["completion_tokens"]
+    );
+    // The provider continues the trace from the attempt that reached it.
+    assert_eq!(
+        header(&upstream, "traceparent"),
+        format!("00-{TRACE}-{}-01", served["span_id"].as_str().unwrap())
+    );
+
+    // OTEL_HEADERS arrive as gRPC metadata (percent-decoded, names lower-cased as gRPC wants).
+    let metadata = collector.metadata();
+    let first = &metadata[0];
+    assert_eq!(first["x-collector-token"], "abc def", "{first}");
+    assert_eq!(first["x-team"], "ml", "{first}");
+    // Nothing went to the mock's OTLP/HTTP receiver.
+    assert!(crate::spans(&mock).await.is_empty());
+
+    let metrics = get_text(&gw.url("/metrics")).await.2;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tollgate_otel_spans_exported_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}
+
+#[actix_rt::test]
+async fn grpc_export_over_tls_trusts_the_configured_certificate_bundle() {
+    let certs = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(certs.path())
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Tollgate test collector CA",
+    ];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req", "-subj", "/CN=localhost"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "leaf.key", "-out", "leaf.csr"]);
+    run(&csr);
+    std::fs::write(
+        certs.path().join("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "leaf.pem",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    let read = |name: &str| std::fs::read(certs.path().join(name)).unwrap();
+    let collector = Collector::start(Some((read("leaf.pem"), read("leaf.key"))));
+    assert!(
+        collector.url.starts_with("https://localhost:"),
+        "{}",
+        collector.url
+    );
+    let ca = certs.path().join("ca.pem").to_string_lossy().into_owned();
+
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(
+        &config(&mock, true),
+        &[],
+        &grpc_envs(
+            &collector.url,
+            &[("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", ca.as_str())],
+        ),
+    );
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let (status, _) = chat_with(&gw, MASTER_KEY, "backup", &[("traceparent", &traceparent)]).await;
+    assert_eq!(status, 200);
+    let spans = grpc_spans_of(&collector, TRACE, 2).await;
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    assert_eq!(collector.metadata()[0]["x-team"], "ml");
+
+    // Without the bundle the collector's certificate is refused: spans are dropped, counted,
+    // and requests are not affected.
+    let untrusted = Collector::start(Some((read("leaf.pem"), read("leaf.key"))));
+    let gw = Gateway::start(&config(&mock, true), &[], &grpc_envs(&untrusted.url, &[]));
+    let (status, _) = chat_with(&gw, MASTER_KEY, "backup", &[]).await;
+    assert_eq!(status, 200);
+    wait_for(Duration::from_secs(20), || async {
+        let metrics = get_text(&gw.url("/metrics")).await.2;
+        metrics.lines().any(|l| {
+            l.starts_with("tollgate_otel_spans_dropped_total ")
+                && l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()) > Some(0.0)
+        })
+    })
+    .await;
+    assert!(untrusted.spans().is_empty());
+}
+
+#[actix_rt::test]
+async fn a_dead_grpc_collector_neither_slows_nor_fails_requests() {
+    let mock = Mock::start(&[]);
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let gw = Gateway::start(&config(&mock, true), &[], &grpc_envs(&dead, &[]));
+    let started = Instant::now();
+    for _ in 0..40 {
+        let (status, body) = chat_with(&gw, MASTER_KEY, "backup", &[]).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "40 requests took {:?}",
+        started.elapsed()
+    );
+    wait_for(Duration::from_secs(20), || async {
+        let metrics = get_text(&gw.url("/metrics")).await.2;
+        metrics.lines().any(|l| {
+            l.starts_with("tollgate_otel_spans_dropped_total ")
+                && l.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()) > Some(0.0)
+        })
+    })
+    .await;
+    let (status, _) = chat_with(&gw, MASTER_KEY, "backup", &[]).await;
+    assert_eq!(status, 200);
+}
+
+#[actix_rt::test]
+async fn shutdown_exports_the_spans_still_queued_over_grpc() {
+    let mock = Mock::start(&[]);
+    let collector = Collector::start(None);
+    // Spans would wait a minute: the first export, over a channel built then, is the shutdown's.
+    let gw = Gateway::start(
+        &config(&mock, true),
+        &[],
+        &grpc_envs(&collector.url, &[("OTEL_BSP_SCHEDULE_DELAY", "60000")]),
+    );
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let (status, _) = chat_with(&gw, MASTER_KEY, "backup", &[("traceparent", &traceparent)]).await;
+    assert_eq!(status, 200);
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    assert!(collector.spans().is_empty(), "nothing exported yet");
+    let mut gw = gw;
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &gw.proc.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gw.proc.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the gateway did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let spans = grpc_spans_of(&collector, TRACE, 2).await;
+    assert_eq!(spans.len(), 2, "{spans:#?}");
 }

@@ -165,6 +165,8 @@ async fn the_ui_is_served_from_the_binary_with_its_security_headers() {
         ("pages/models.js", "text/javascript; charset=utf-8"),
         ("pages/usage.js", "text/javascript; charset=utf-8"),
         ("pages/logs.js", "text/javascript; charset=utf-8"),
+        ("pages/account.js", "text/javascript; charset=utf-8"),
+        ("members.js", "text/javascript; charset=utf-8"),
         ("style.css", "text/css; charset=utf-8"),
     ] {
         let url = gw.url(&format!("/ui/{file}"));
@@ -506,6 +508,272 @@ async fn failed_sign_ins_are_rate_limited_per_username_and_address() {
     // The address is limited too: another username from it waits as well.
     let (status, _, _) = login(&gw, "someone-else", "whatever-password").await;
     assert_eq!(status, 429);
+}
+
+/// `GET /key/list?search=`: any part of the alias, the key name or the owner, ignoring case, with
+/// `%` and `_` taken literally, paged; an internal user still finds only their own keys.
+async fn key_search(gw: &Gateway) {
+    for user in ["alice", "bob"] {
+        admin(
+            gw,
+            "/user/new",
+            json!({"user_id": user, "auto_create_key": false}),
+        )
+        .await;
+    }
+    let bob_key = admin(
+        gw,
+        "/key/generate",
+        json!({"user_id": "bob", "key_alias": "bob-own"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (alias, user) in [
+        ("Alpha-Search-One", Some("alice")),
+        ("beta_search_two", Some("bob")),
+        ("100%_done", None),
+        ("plain", None),
+    ] {
+        let mut body = json!({"key_alias": alias});
+        if let Some(u) = user {
+            body["user_id"] = json!(u);
+        }
+        admin(gw, "/key/generate", body).await;
+    }
+    for i in 0..12 {
+        admin(
+            gw,
+            "/key/generate",
+            json!({"key_alias": format!("bulk-{i:02}")}),
+        )
+        .await;
+    }
+    let search = |q: &str, extra: &str| {
+        gw.url(&format!(
+            "/key/list?return_full_object=true&search={}{extra}",
+            urlencoding(q)
+        ))
+    };
+    let aliases = |v: &Value| -> Vec<String> {
+        let mut out: Vec<String> = v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["key_alias"].as_str().unwrap_or("").to_string())
+            .collect();
+        out.sort();
+        out
+    };
+    let (status, _, r) = get(&search("SEARCH", ""), Some(MASTER_KEY)).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(aliases(&r), ["Alpha-Search-One", "beta_search_two"]);
+    // The owner's user id, any case.
+    let (_, _, r) = get(&search("ALIC", ""), Some(MASTER_KEY)).await;
+    assert_eq!(aliases(&r), ["Alpha-Search-One"]);
+    // LIKE wildcards are literal characters.
+    let (_, _, r) = get(&search("%", ""), Some(MASTER_KEY)).await;
+    assert_eq!(aliases(&r), ["100%_done"]);
+    let (_, _, r) = get(&search("a_s", ""), Some(MASTER_KEY)).await;
+    assert_eq!(aliases(&r), ["beta_search_two"]);
+    // The key name (sk-...abcd): its last characters find the key.
+    let (_, _, all) = get(
+        &gw.url("/key/list?return_full_object=true&size=100"),
+        Some(MASTER_KEY),
+    )
+    .await;
+    let plain = all["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_alias"] == "plain")
+        .unwrap();
+    let name = plain["key_name"].as_str().unwrap();
+    let tail = &name[name.len() - 4..];
+    let (_, _, r) = get(&search(&tail.to_uppercase(), ""), Some(MASTER_KEY)).await;
+    assert!(aliases(&r).contains(&"plain".to_string()), "{name}: {r}");
+    // Paged: 12 matches, 5 a page.
+    let (_, _, r) = get(&search("Bulk-", "&size=5&page=3"), Some(MASTER_KEY)).await;
+    assert_eq!(r["total_count"], 12);
+    assert_eq!(r["total_pages"], 3);
+    assert_eq!(aliases(&r), ["bulk-00", "bulk-01"]);
+    // Nothing matches: an empty page.
+    let (_, _, r) = get(&search("no-such-key", ""), Some(MASTER_KEY)).await;
+    assert_eq!(r["total_count"], 0);
+    // An internal user searches their own keys only.
+    let (_, _, r) = get(&search("search", ""), Some(&bob_key)).await;
+    assert_eq!(aliases(&r), ["beta_search_two"]);
+    let (_, _, r) = get(&search("alice", ""), Some(&bob_key)).await;
+    assert_eq!(r["total_count"], 0, "{r}");
+    let (status, _, _) = get(&search(&"x".repeat(300), ""), Some(MASTER_KEY)).await;
+    assert_eq!(status, 400);
+}
+
+/// Percent-encode a query value.
+fn urlencoding(v: &str) -> String {
+    form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+#[actix_rt::test]
+async fn key_search_matches_parts_of_aliases_names_and_owners_on_sqlite() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock, None), &[], &[]);
+    key_search(&gw).await;
+}
+
+#[actix_rt::test]
+async fn key_search_matches_parts_of_aliases_names_and_owners_on_postgres() {
+    let mock = Mock::start(&[]);
+    let pg = FreshPostgres::create();
+    let gw = Gateway::start(&config(&mock, Some(&pg)), &[], &[]);
+    key_search(&gw).await;
+}
+
+/// `POST /ui/password`: the current password is checked (and wrong ones are rate-limited like
+/// sign-ins), the confirmation must match, the new password signs in and the old one no more,
+/// every other session of the user ends; the admin has no password to change.
+#[actix_rt::test]
+async fn users_change_their_own_password() {
+    let mock = Mock::start(&[]);
+    let pg = FreshPostgres::create();
+    let gw = Gateway::start(&config(&mock, Some(&pg)), &[], &[]);
+    admin(
+        &gw,
+        "/user/new",
+        json!({"user_id": "dana", "password": "dana-password-1", "auto_create_key": false}),
+    )
+    .await;
+    let s = session(&gw, "dana", "dana-password-1").await;
+    let other = session(&gw, "dana", "dana-password-1").await;
+    let url = gw.url("/ui/password");
+    let change = |current: &str, new: &str, confirm: &str| json!({"current_password": current, "new_password": new, "confirm_password": confirm});
+    // Without the CSRF token: refused before anything is checked.
+    let (status, body) = with_cookie(
+        "POST",
+        &url,
+        &s.cookie,
+        None,
+        Some(&change(
+            "dana-password-1",
+            "dana-password-2",
+            "dana-password-2",
+        )),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = post_cookie(
+        &url,
+        &s,
+        &change("dana-password-1", "dana-password-2", "dana-password-3"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "confirm_password");
+    let (status, body) = post_cookie(&url, &s, &change("dana-password-1", "short", "short")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "new_password");
+    let (status, body) = post_cookie(
+        &url,
+        &s,
+        &change("wrong-password", "dana-password-2", "dana-password-2"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["message"], "The current password is wrong");
+    assert!(!body.to_string().contains("dana-password"), "{body}");
+    // The stored hash is unchanged by the refusals.
+    assert_eq!(login(&gw, "dana", "dana-password-1").await.0, 200);
+
+    // The change: a new session comes back; the old ones end.
+    let (status, headers, body) = {
+        let mut resp = client()
+            .post(&url)
+            .insert_header(("cookie", s.cookie.clone()))
+            .insert_header(("x-csrf-token", s.csrf.clone()))
+            .insert_header(("content-type", "application/json"))
+            .send_body(change("dana-password-1", "dana-password-2", "dana-password-2").to_string())
+            .await
+            .unwrap();
+        let bytes = resp.body().await.unwrap();
+        (
+            resp.status().as_u16(),
+            resp.headers().clone(),
+            serde_json::from_slice::<Value>(&bytes).unwrap(),
+        )
+    };
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["username"], "dana");
+    assert_eq!(header(&headers, "cache-control"), "no-store");
+    let set_cookie = header(&headers, "set-cookie").to_string();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let renewed = Session {
+        cookie: set_cookie.split(';').next().unwrap().to_string(),
+        csrf: body["csrf_token"].as_str().unwrap().to_string(),
+    };
+    assert_ne!(renewed.cookie, s.cookie);
+    assert_eq!(get_cookie(&gw.url("/ui/session"), &renewed).await.0, 200);
+    assert_eq!(get_cookie(&gw.url("/ui/session"), &s).await.0, 401);
+    assert_eq!(
+        get_cookie(&gw.url("/ui/session"), &other).await.0,
+        401,
+        "other sessions end"
+    );
+    assert_eq!(login(&gw, "dana", "dana-password-1").await.0, 401);
+    assert_eq!(login(&gw, "dana", "dana-password-2").await.0, 200);
+    // The same password again is refused.
+    let (status, body) = post_cookie(
+        &url,
+        &renewed,
+        &change("dana-password-2", "dana-password-2", "dana-password-2"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // The admin has no password to change.
+    let a = session(&gw, "admin", MASTER_KEY).await;
+    let (status, body) = post_cookie(
+        &url,
+        &a,
+        &change(MASTER_KEY, "something-else-1", "something-else-1"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("master key"),
+        "{body}"
+    );
+    assert!(!body.to_string().contains(MASTER_KEY));
+
+    // Wrong current passwords count toward the sign-in limit of the user and the address: two
+    // failures above, eight here make ten.
+    for _ in 0..8 {
+        let (status, body) = post_cookie(
+            &url,
+            &renewed,
+            &change("nope-nope-nope", "dana-password-3", "dana-password-3"),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let (status, body) = post_cookie(
+        &url,
+        &renewed,
+        &change("dana-password-2", "dana-password-3", "dana-password-3"),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(
+        login(&gw, "dana", "dana-password-2").await.0,
+        429,
+        "sign-in waits too"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1218,4 +1486,386 @@ async fn browse(c: &Client, gw: &Gateway, mock_base: &str) {
     // The admin pages refuse her even by URL: the page falls back to Keys.
     c.goto(&gw.url("/ui/#/logs")).await.unwrap();
     see(c, "Your virtual keys").await;
+}
+
+/// [`config`] with a deployment that always answers 401 (so it cools down at its first failure)
+/// and a long cooldown.
+fn config_with_broken(mock: &Mock, pg: &FreshPostgres) -> String {
+    format!(
+        r#"model_list:
+  - model_name: mock-gpt
+    litellm_params: {{model: openai/mock-gpt, api_base: {base}, api_key: sk-mock-upstream-secret-42, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}
+  - model_name: broken
+    litellm_params: {{model: openai/mock-fail-401, api_base: {base}, api_key: sk-broken-upstream-secret-7}}
+router_settings:
+  cooldown_time: 300
+general_settings:
+  master_key: {MASTER_KEY}
+  database_url: {db}
+"#,
+        base = mock.api_base(),
+        db = pg.url
+    )
+}
+
+#[actix_rt::test]
+async fn key_edits_search_cooldowns_member_roles_and_passwords_in_a_real_browser() {
+    let Some(driver) = start_driver() else {
+        return;
+    };
+    let mock = Mock::start(&[]);
+    let pg = FreshPostgres::create();
+    let gw = Gateway::start(&config_with_broken(&mock, &pg), &[], &[]);
+    for user in ["alice", "bob"] {
+        admin(
+            &gw,
+            "/user/new",
+            json!({"user_id": user, "password": format!("{user}-password-1"), "key_alias": format!("{user}-key")}),
+        )
+        .await;
+    }
+    admin(
+        &gw,
+        "/team/new",
+        json!({"team_id": "research", "team_alias": "research", "members_with_roles": [{"user_id": "alice", "role": "user"}]}),
+    )
+    .await;
+    let org = admin(
+        &gw,
+        "/organization/new",
+        json!({"organization_alias": "acme"}),
+    )
+    .await;
+    let org_id = org["organization_id"].as_str().unwrap().to_string();
+    admin(
+        &gw,
+        "/organization/member_add",
+        json!({"organization_id": org_id, "member": {"user_id": "bob", "role": "internal_user"}}),
+    )
+    .await;
+    admin(
+        &gw,
+        "/key/generate",
+        json!({"key_alias": "Alpha-Search-One", "user_id": "alice"}),
+    )
+    .await;
+    for i in 0..27 {
+        admin(
+            &gw,
+            "/key/generate",
+            json!({"key_alias": format!("bulk-{i:02}")}),
+        )
+        .await;
+    }
+    // The broken deployment fails once and cools down.
+    let (status, _, _) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(MASTER_KEY),
+        &chat("broken"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let c = browser(&driver).await;
+    let result = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+        browse_the_new_parts(&c, &gw, &org_id),
+    ))
+    .await;
+    let _ = c.close().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// The rows of the first table on the page.
+async fn table_rows(c: &Client) -> usize {
+    c.find_all(Locator::Css("main .list tbody tr"))
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn click_css(c: &Client, css: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn search_keys(c: &Client, text: &str) {
+    fill(c, "Search keys", text).await;
+    click(c, "Search").await;
+}
+
+async fn key_by_alias(gw: &Gateway, alias: &str) -> Value {
+    let (_, _, r) = get(
+        &gw.url(&format!(
+            "/key/list?return_full_object=true&search={}",
+            urlencoding(alias)
+        )),
+        Some(MASTER_KEY),
+    )
+    .await;
+    r["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_alias"] == alias)
+        .unwrap_or_else(|| panic!("no key {alias}: {r}"))
+        .clone()
+}
+
+async fn browse_the_new_parts(c: &Client, gw: &Gateway, org_id: &str) {
+    c.goto(&gw.url("/ui/")).await.unwrap();
+    sign_in(c, "admin", MASTER_KEY).await;
+    see(c, "Every virtual key of the gateway").await;
+
+    // Search: any part, any case, paged by the server.
+    search_keys(c, "BULK").await;
+    see(c, "27 keys").await;
+    see(c, "Page 1 of 2").await;
+    assert_eq!(table_rows(c).await, 25);
+    click(c, "Next").await;
+    see(c, "Page 2 of 2").await;
+    assert_eq!(table_rows(c).await, 2);
+    screenshot(c, "keys-search").await;
+    search_keys(c, "alpha").await;
+    see(c, "1 key").await;
+    let text = page_text(c).await;
+    assert!(
+        text.contains("Alpha-Search-One") && !text.contains("bulk-"),
+        "{text}"
+    );
+    // By owner: alice's two keys.
+    search_keys(c, "ALICE").await;
+    see(c, "2 keys").await;
+    see(c, "alice-key").await;
+    search_keys(c, "no-such-thing").await;
+    see(c, "Clear the search to see every key").await;
+    search_keys(c, "alpha").await;
+    see(c, "1 key").await;
+
+    // Edit a key: every field through /key/update.
+    click_css(c, "button[aria-label='Edit key Alpha-Search-One']").await;
+    see(c, "Edit key Alpha-Search-One").await;
+    fill(c, "Key alias", "alpha-renamed").await;
+    fill(c, "Models", "mock-gpt").await;
+    fill(c, "Max budget", "7").await;
+    fill(c, "RPM limit", "30").await;
+    fill(c, "TPM limit", "5000").await;
+    fill(c, "Team", "research").await;
+    fill(c, "Duration", "7d").await;
+    fill(c, "Metadata", r#"{"project": "search"}"#).await;
+    screenshot(c, "keys-edit").await;
+    click(c, "Save").await;
+    see(c, "Key alpha-renamed saved").await;
+    let k = key_by_alias(gw, "alpha-renamed").await;
+    assert_eq!(k["models"], json!(["mock-gpt"]), "{k}");
+    assert_eq!(k["max_budget"], 7.0);
+    assert_eq!(k["rpm_limit"], 30);
+    assert_eq!(k["tpm_limit"], 5000);
+    assert_eq!(k["team_id"], "research");
+    assert_eq!(k["user_id"], "alice", "untouched fields stay");
+    assert_eq!(k["metadata"]["project"], "search");
+    let expires = k["expires"].as_str().expect("an expiry");
+    let in_7d = chrono_days_from_now(7);
+    assert_eq!(&expires[..10], in_7d, "{expires}");
+    // The list shows the new values (the search still on, now by the new alias it misses).
+    search_keys(c, "alpha-RENAMED").await;
+    see(c, "$0 / $7.00").await;
+    see(c, "30 rpm, 5,000 tpm").await;
+    // Clearing a limit sends null.
+    click_css(c, "button[aria-label='Edit key alpha-renamed']").await;
+    fill(c, "RPM limit", "").await;
+    click(c, "Save").await;
+    see(c, "Key alpha-renamed saved").await;
+    assert_eq!(
+        key_by_alias(gw, "alpha-renamed").await["rpm_limit"],
+        Value::Null
+    );
+
+    // Models: the broken deployment is cooling down, the other receives traffic.
+    c.goto(&gw.url("/ui/#/models")).await.unwrap();
+    see(c, "Cooling down until").await;
+    see(c, "Receiving traffic").await;
+    let (status, _, state) = get(&gw.url("/model/state"), Some(MASTER_KEY)).await;
+    assert_eq!(status, 200, "{state}");
+    let by_name = |name: &str| {
+        state["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["model_name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let broken = by_name("broken");
+    assert_eq!(broken["cooling_down"], true, "{state}");
+    assert_eq!(broken["state"], "cooling_down");
+    let remaining = broken["cooldown_remaining_seconds"].as_u64().unwrap();
+    assert!((200..=300).contains(&remaining), "{broken}");
+    let until = &broken["cooldown_until"].as_str().unwrap()[11..19];
+    see(c, &format!("Cooling down until {until} UTC")).await;
+    assert_eq!(by_name("mock-gpt")["cooling_down"], false);
+    assert_eq!(by_name("mock-gpt")["state"], "healthy");
+    assert!(!state.to_string().contains("secret"), "{state}");
+    let row = c
+        .find(Locator::XPath(
+            "//tr[td[normalize-space()='broken']]//td[@data-label='Cooldown']",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(row.starts_with("Cooling down until"), "{row}");
+    screenshot(c, "models-cooldown").await;
+
+    // Teams: a member's role changes in place.
+    c.goto(&gw.url("/ui/#/teams")).await.unwrap();
+    click_css(c, "button[aria-label='Open team research']").await;
+    let select = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(
+            "select[aria-label='Role of alice in the team']",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(select.prop("value").await.unwrap().as_deref(), Some("user"));
+    select.select_by_value("admin").await.unwrap();
+    see(c, "alice is now admin in the team").await;
+    let (_, _, t) = get(&gw.url("/team/info?team_id=research"), Some(MASTER_KEY)).await;
+    let member = t["team_info"]["members_with_roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == "alice")
+        .unwrap()
+        .clone();
+    assert_eq!(member["role"], "admin", "{t}");
+    let select = c
+        .find(Locator::Css(
+            "select[aria-label='Role of alice in the team']",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        select.prop("value").await.unwrap().as_deref(),
+        Some("admin")
+    );
+    screenshot(c, "teams-member-role").await;
+
+    // Organizations: the same shared member list, with the organization's roles.
+    c.goto(&gw.url("/ui/#/organizations")).await.unwrap();
+    click_css(c, "button[aria-label='Open organization acme']").await;
+    let select = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(
+            "select[aria-label='Role of bob in the organization']",
+        ))
+        .await
+        .unwrap();
+    select.select_by_value("org_admin").await.unwrap();
+    see(c, "bob is now org admin in the organization").await;
+    let (_, _, o) = get(
+        &gw.url(&format!("/organization/info?organization_id={org_id}")),
+        Some(MASTER_KEY),
+    )
+    .await;
+    assert!(
+        o["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["user_id"] == "bob" && m["user_role"] == "org_admin"),
+        "{o}"
+    );
+    screenshot(c, "organizations-member-role").await;
+
+    // The admin's account: no password to change.
+    c.find(Locator::LinkText("Account"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "There is no password to change here").await;
+    assert!(c
+        .find_all(Locator::Css("input[type=password]"))
+        .await
+        .unwrap()
+        .is_empty());
+    screenshot(c, "account-admin").await;
+
+    // An internal user: edits the alias of her own key (the limits are a proxy admin's), then
+    // changes her password.
+    click(c, "Sign out").await;
+    see(c, "You are signed out").await;
+    sign_in(c, "alice", "alice-password-1").await;
+    see(c, "Account").await;
+    c.goto(&gw.url("/ui/#/keys")).await.unwrap();
+    see(c, "Your virtual keys").await;
+    click_css(c, "button[aria-label='Edit key alice-key']").await;
+    assert!(!labelled(c, "Max budget").await.is_enabled().await.unwrap());
+    assert!(!labelled(c, "Models").await.is_enabled().await.unwrap());
+    see(c, "Only a proxy admin changes this").await;
+    fill(c, "Key alias", "alice-renamed").await;
+    screenshot(c, "keys-edit-internal-user").await;
+    click(c, "Save").await;
+    see(c, "Key alice-renamed saved").await;
+    key_by_alias(gw, "alice-renamed").await;
+
+    c.find(Locator::LinkText("Account"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "Change password").await;
+    fill(c, "Current password", "not-her-password").await;
+    fill(c, "New password", "alice-password-2").await;
+    fill(c, "Confirm new password", "alice-password-2").await;
+    click(c, "Change password").await;
+    see(c, "The current password is wrong").await;
+    fill(c, "Current password", "alice-password-1").await;
+    fill(c, "Confirm new password", "alice-password-3").await;
+    click(c, "Change password").await;
+    see(c, "differ").await;
+    fill(c, "Confirm new password", "alice-password-2").await;
+    click(c, "Change password").await;
+    see(c, "Your password was changed").await;
+    screenshot(c, "account").await;
+    assert_eq!(login(gw, "alice", "alice-password-1").await.0, 401);
+    assert_eq!(login(gw, "alice", "alice-password-2").await.0, 200);
+    // The page goes on with its new session: a change (CSRF token renewed) works.
+    c.goto(&gw.url("/ui/#/keys")).await.unwrap();
+    see(c, "alice-renamed").await;
+    click_css(c, "button[aria-label='Edit key alice-renamed']").await;
+    fill(c, "Key alias", "alice-again").await;
+    click(c, "Save").await;
+    see(c, "Key alice-again saved").await;
+
+    // Phone width.
+    c.set_window_size(390, 844).await.unwrap();
+    c.find(Locator::LinkText("Account"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    see(c, "Change password").await;
+    screenshot(c, "account-phone").await;
+    c.set_window_size(1280, 800).await.unwrap();
+}
+
+/// Today plus `days` (UTC) as YYYY-MM-DD.
+fn chrono_days_from_now(days: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
 }

@@ -11,6 +11,7 @@ import * as organizations from './pages/organizations.js';
 import * as models from './pages/models.js';
 import * as usage from './pages/usage.js';
 import * as logs from './pages/logs.js';
+import * as account from './pages/account.js';
 
 const app = document.getElementById('app');
 
@@ -25,6 +26,8 @@ const PAGES = [
   { id: 'models', title: 'Models', page: models, visible: (s) => s.role !== 'team' && s.role !== 'customer' },
   { id: 'usage', title: 'Usage', page: usage, visible: (s) => ADMIN_READERS.includes(s.role) },
   { id: 'logs', title: 'Logs', page: logs, visible: (s) => ADMIN_READERS.includes(s.role) },
+  // Reached from the header's "Account" link, not the navigation.
+  { id: 'account', title: 'Account', page: account, visible: () => true, inNav: false },
 ];
 
 let session = null;
@@ -68,7 +71,9 @@ function layout() {
     h(
       'ul',
       {},
-      pagesFor(session).map((p) =>
+      pagesFor(session)
+        .filter((p) => p.inNav !== false)
+        .map((p) =>
         h(
           'li',
           {},
@@ -82,6 +87,7 @@ function layout() {
     { class: 'who' },
     h('span', { class: 'user', title: `Role: ${session.role}` }, session.username),
     h('span', { class: 'role' }, session.role.replaceAll('_', ' ')),
+    h('a', { href: '#/account', class: 'account', 'aria-current': current.id === 'account' ? 'page' : null }, 'Account'),
     h('button', { type: 'button', class: 'secondary small', onclick: doSignOut }, 'Sign out'),
   );
   const main = h('main', { id: 'main', tabindex: '-1' });

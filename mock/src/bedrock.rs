@@ -273,18 +273,8 @@ fn authenticate(req: &HttpRequest, body: &Bytes, state: &MockState) -> Result<()
             "The security token included in the request is invalid.",
         ));
     }
-    let mut headers = Vec::with_capacity(sig.signed_headers.len());
-    for name in &sig.signed_headers {
-        let values: Vec<&str> = req
-            .headers()
-            .get_all(name.as_str())
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if values.is_empty() {
-            return Err(incomplete(format!("signed header '{name}' is missing")));
-        }
-        headers.push((name.clone(), values.join(",")));
-    }
+    let headers = crate::shared::sigv4_signed_headers(req, &sig.signed_headers)
+        .map_err(|name| incomplete(format!("signed header '{name}' is missing")))?;
     let payload_hash = sigv4::sha256_hex(body);
     let expected = sigv4::sign(
         &sigv4::Request {

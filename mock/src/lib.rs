@@ -51,6 +51,8 @@ mod openai;
 mod receivers;
 mod shared;
 
+pub use receivers::otlp_spans;
+
 use openai::ApiError;
 
 /// Reply used when the request carries no `mock_reply`.

@@ -347,12 +347,21 @@ fn attributes(kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> Value
     )
 }
 
-/// The spans of an OTLP export request, as JSON.
+/// The spans of an OTLP/HTTP export request body (protobuf), as JSON.
 fn decode_spans(body: &[u8]) -> Result<Vec<Value>, String> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
     use prost::Message as _;
     let request = ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string())?;
+    otlp_spans(&request)
+}
+
+/// The spans of an OTLP export request, as JSON (`trace_id`, `span_id`, `parent_span_id` in hex,
+/// `kind` by its proto name, `status`, `attributes`, `resource`, `scope`); `Err` for a span with
+/// malformed ids. Shared with the tests' OTLP/gRPC collector.
+pub fn otlp_spans(
+    request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+) -> Result<Vec<Value>, String> {
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
     let mut spans = Vec::new();
     for resource_spans in &request.resource_spans {
         let resource = resource_spans
@@ -683,22 +692,14 @@ fn s3_authenticate(req: &HttpRequest, body: &[u8]) -> Result<(), S3Error> {
         }
     }
     let amz_date = header(req, "x-amz-date").unwrap_or_default();
-    let mut headers = Vec::with_capacity(sig.signed_headers.len());
-    for name in &sig.signed_headers {
-        let values: Vec<&str> = req
-            .headers()
-            .get_all(name.as_str())
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if values.is_empty() {
-            return Err(s3_error(
+    let headers =
+        crate::shared::sigv4_signed_headers(req, &sig.signed_headers).map_err(|name| {
+            s3_error(
                 403,
                 "AccessDenied",
                 &format!("signed header {name} is missing"),
-            ));
-        }
-        headers.push((name.clone(), values.join(",")));
-    }
+            )
+        })?;
     let expected = sigv4::sign_s3(
         &sigv4::Request {
             method: req.method().as_str(),

@@ -205,6 +205,28 @@ pub(crate) fn embedding_vector(item: &InputItem<'_>, dimensions: usize) -> Vec<f
     out
 }
 
+/// The signed headers of a SigV4 request, canonicalised as AWS does (each name with its values
+/// joined by `,`), for recomputing the signature. `Err` names the first signed header the request
+/// does not carry.
+pub(crate) fn sigv4_signed_headers(
+    req: &actix_web::HttpRequest,
+    signed: &[String],
+) -> Result<Vec<(String, String)>, String> {
+    let mut headers = Vec::with_capacity(signed.len());
+    for name in signed {
+        let values: Vec<&str> = req
+            .headers()
+            .get_all(name.as_str())
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            return Err(name.clone());
+        }
+        headers.push((name.clone(), values.join(",")));
+    }
+    Ok(headers)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

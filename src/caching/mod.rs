@@ -47,7 +47,7 @@ use crate::error::GatewayError;
 use crate::llm::{CallKind, LlmRequest, Usage, UsageEnvelope};
 use crate::outcome::{Completion, Reply};
 
-pub use settings::{Backend, CacheSettings, Semantic, Sharing};
+pub use settings::{shared_state_redis, Backend, CacheSettings, Semantic, Sharing};
 
 /// The per-request controls LiteLLM clients send: `cache: {...}` and `caching`.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -130,6 +130,41 @@ fn redis_url_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     redis_url_from(&params)
 }
 
+/// Where the Redis shared by every instance's router and rate limits comes from, first found:
+/// `router_settings` (`redis_url`, `redis_host`…), the response cache's Redis settings
+/// (`litellm_settings.cache_params` / `cache: {…}` / `cache_settings` with a host or url, when its
+/// type is Redis or unset), `REDIS_URL`, then `REDIS_HOST` / `REDIS_PORT` / `REDIS_PASSWORD`
+/// (LiteLLM's multi-instance setups give it either way). Returns the URL and where it came from.
+pub fn shared_state_redis(
+    cfg: &ProxyConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<(String, &'static str)> {
+    if let Some(url) = cfg.router_redis_url() {
+        return Some((url, "router_settings"));
+    }
+    let mut params = cfg.cache_settings.clone();
+    if let Some(Value::Object(inline)) = cfg.litellm_settings.get("cache") {
+        params.extend(inline.clone());
+    }
+    if let Some(Value::Object(p)) = cfg.litellm_settings.get("cache_params") {
+        params.extend(p.clone());
+    }
+    let redis_type = params
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(|t| t.to_ascii_lowercase().starts_with("redis"));
+    if redis_type {
+        if let Some(url) = redis_url_from(&params) {
+            return Some((url, "litellm_settings.cache_params"));
+        }
+    }
+    if let Some(url) = env("REDIS_URL").filter(|u| !u.trim().is_empty()) {
+        return Some((url, "REDIS_URL"));
+    }
+    redis_url_from_env(&|var| if var == "REDIS_URL" { None } else { env(var) })
+        .map(|url| (url, "REDIS_HOST"))
+}
+
 fn call_kind(name: &str) -> Option<CallKind> {
     match name {
         "completion" | "acompletion" | "anthropic_messages" => Some(CallKind::Chat),
@@ -355,6 +390,48 @@ mod tests {
         assert_eq!(s.sharing, Sharing::Team);
         assert!(s.default_on);
         assert!(r.notes.iter().any(|n| n.contains("no type and no Redis")));
+    }
+
+    #[test]
+    fn shared_state_redis_from_router_settings_cache_params_or_environment() {
+        let env_none = |_: &str| None;
+        let cfg = |y: &str| ProxyConfig::parse(y, "test").unwrap();
+        assert_eq!(
+            shared_state_redis(&cfg("model_list: []\n"), &env_none),
+            None
+        );
+        assert_eq!(
+            shared_state_redis(
+                &cfg("router_settings:\n  redis_host: r\n  redis_port: 7\n"),
+                &env_none
+            ),
+            Some(("redis://r:7".into(), "router_settings"))
+        );
+        assert_eq!(
+            shared_state_redis(
+                &cfg("litellm_settings:\n  cache: true\n  cache_params: {type: redis, host: c, port: 8, password: 'p@ss'}\n"),
+                &env_none
+            ),
+            Some(("redis://:p%40ss@c:8".into(), "litellm_settings.cache_params"))
+        );
+        let local =
+            cfg("litellm_settings:\n  cache: true\n  cache_params: {type: local, host: c}\n");
+        assert_eq!(shared_state_redis(&local, &env_none), None);
+        let env = |v: &str| match v {
+            "REDIS_HOST" => Some("envhost".to_string()),
+            "REDIS_PORT" => Some("7000".to_string()),
+            "REDIS_PASSWORD" => Some("pw".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            shared_state_redis(&local, &env),
+            Some(("redis://:pw@envhost:7000".into(), "REDIS_HOST"))
+        );
+        let url = |v: &str| (v == "REDIS_URL").then(|| "redis://u:1/0".to_string());
+        assert_eq!(
+            shared_state_redis(&cfg("model_list: []\n"), &url),
+            Some(("redis://u:1/0".into(), "REDIS_URL"))
+        );
     }
 
     #[test]

@@ -26,14 +26,63 @@ async fn liveliness() -> HttpResponse {
     HttpResponse::Ok().json("I'm alive!")
 }
 
+/// How long a readiness probe waits for the database to answer `SELECT 1`.
+const DB_PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// A database answer is reused for this long, so probes (public, unauthenticated) can never take
+/// more than one pooled connection a second from the requests.
+const DB_PING_REUSE: Duration = Duration::from_secs(1);
+
+/// The last database ping: when, and why it failed (`None`: it answered).
+static LAST_DB_PING: std::sync::Mutex<Option<(std::time::Instant, Option<String>)>> =
+    std::sync::Mutex::new(None);
+
+/// Whether the database answers now: `Err` says why not (unreachable since start, or a ping that
+/// failed or timed out). The probe is public: the reason names neither the database's address nor
+/// the driver's message (those go to the log).
+async fn database_answers(state: &AppState) -> Result<(), String> {
+    let Ok(store) = state.db.store() else {
+        return Err("unreachable since start or its migrations have not run yet (retrying)".into());
+    };
+    if let Ok(last) = LAST_DB_PING.lock() {
+        if let Some((at, outcome)) = last.as_ref() {
+            if at.elapsed() < DB_PING_REUSE {
+                return outcome.clone().map_or(Ok(()), Err);
+            }
+        }
+    }
+    let outcome = match tokio::time::timeout(DB_PING_TIMEOUT, store.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => {
+            tracing::warn!(database = %state.db.url.redacted(), error = %e, "readiness: the database does not answer");
+            Some("does not answer".to_string())
+        }
+        Err(_) => {
+            tracing::warn!(database = %state.db.url.redacted(), "readiness: the database did not answer in time");
+            Some(format!(
+                "did not answer within {} s",
+                DB_PING_TIMEOUT.as_secs()
+            ))
+        }
+    };
+    if let Ok(mut last) = LAST_DB_PING.lock() {
+        *last = Some((std::time::Instant::now(), outcome.clone()));
+    }
+    outcome.map_or(Ok(()), Err)
+}
+
+/// Readiness: 200 while the database and every configured Redis answer; 503 with the reasons
+/// otherwise, so a load balancer stops sending traffic here (liveness stays 200).
 async fn readiness(state: web::Data<AppState>) -> HttpResponse {
-    let db = if state.db.is_ready() {
-        "connected"
-    } else {
-        "disconnected"
+    let mut reasons: Vec<String> = Vec::new();
+    let db = match database_answers(&state).await {
+        Ok(()) => "connected",
+        Err(reason) => {
+            reasons.push(format!("database: {reason}"));
+            "disconnected"
+        }
     };
     let deployments = state.router.snapshot().deployments().len();
-    // Redis shared by the routers of several instances (`router_settings.redis_*`).
+    // Redis shared by the routers and the limits of several instances.
     let router_redis = state
         .router
         .shared
@@ -41,7 +90,13 @@ async fn readiness(state: web::Data<AppState>) -> HttpResponse {
         .map(|shared| match shared.status() {
             SharedStatus::Connected => "connected",
             SharedStatus::Connecting => "connecting",
-            SharedStatus::Unavailable => "unavailable: routing on local state",
+            SharedStatus::Unavailable => {
+                reasons.push(
+                    "router Redis: unreachable; routing and limits on this instance's state only"
+                        .into(),
+                );
+                "unavailable: routing on local state"
+            }
         });
     // The response cache: LiteLLM's `cache` field names its type; `cache_status` says whether its
     // Redis answers (requests are served without the cache while it does not).
@@ -52,12 +107,16 @@ async fn readiness(state: web::Data<AppState>) -> HttpResponse {
             json!(match c.store.status() {
                 None | Some(SharedStatus::Connected) => "connected",
                 Some(SharedStatus::Connecting) => "connecting",
-                Some(SharedStatus::Unavailable) => "unavailable: serving without the cache",
+                Some(SharedStatus::Unavailable) => {
+                    reasons.push("cache Redis: unreachable; serving without the cache".into());
+                    "unavailable: serving without the cache"
+                }
             }),
         ),
     };
-    HttpResponse::Ok().json(json!({
-        "status": "healthy",
+    let ready = reasons.is_empty();
+    let mut body = json!({
+        "status": if ready { "healthy" } else { "unhealthy" },
         "db": db,
         "db_backend": state.db.url.backend(),
         "cache": cache,
@@ -69,7 +128,14 @@ async fn readiness(state: web::Data<AppState>) -> HttpResponse {
         "uptime_seconds": state.started_at.elapsed().as_secs(),
         "success_callbacks": [],
         "last_updated": crate::time::now_iso(),
-    }))
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        body["reason"] = json!(reasons.join("; "));
+        body["reasons"] = json!(reasons);
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 #[derive(Deserialize)]

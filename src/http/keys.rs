@@ -70,6 +70,8 @@ struct ListQuery {
     organization_id: Option<String>,
     key_alias: Option<String>,
     key_hash: Option<String>,
+    /// Tollgate's own: a case-insensitive substring of the alias, the key name or the owner.
+    search: Option<String>,
     return_full_object: Option<bool>,
     include_team_keys: Option<bool>,
 }
@@ -83,8 +85,20 @@ async fn list(c: Ctx, q: web::Query<ListQuery>) -> HttpResponse {
                 organization_id: q.organization_id.clone(),
                 key_alias: q.key_alias.clone(),
                 token: q.key_hash.clone(),
+                search: q
+                    .search
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
                 or_team_ids: Vec::new(),
             };
+            if filter.search.as_ref().is_some_and(|s| s.len() > 256) {
+                return Err(GatewayError::bad_param(
+                    "search",
+                    "'search' must be at most 256 characters",
+                ));
+            }
             if !c.caller.can_read_all() {
                 let own = c.caller.user_id().map(str::to_string);
                 if q.user_id.is_some() && q.user_id != own {

@@ -371,7 +371,7 @@ pub enum Kind {
     StrList,
     /// Any JSON object (bounded by the body size).
     Object,
-    /// A LiteLLM duration (`30s`, `30m`, `30h`, `30d`, `2w`, `1mo`) of at most 100 years.
+    /// A LiteLLM duration (`30s`, `30m` / `30min`, `30h`, `30d`, `2w`, `1mo`) of at most 100 years.
     Duration,
     /// At most [`MAX_ENTRIES`] entries name → string (`aliases`, `model_aliases`).
     StrMap,

@@ -1,5 +1,5 @@
-//! `/models`, `/v1/models`, `/models/{id}` (OpenAI list shape) and `/model/info` (deployments with
-//! secrets stripped).
+//! `/models`, `/v1/models`, `/models/{id}` (OpenAI list shape), `/model/info` (deployments with
+//! secrets stripped) and `/model/state` (each deployment's cooldown and health, for admins).
 
 use super::routes::{Access, Routes};
 use std::collections::BTreeSet;
@@ -21,7 +21,8 @@ pub fn configure(r: &mut Routes) {
         .get("/models/{model:.+}", Access::AnyKey, get_model)
         .get("/v1/models/{model:.+}", Access::AnyKey, get_model)
         .get("/model/info", Access::AnyKey, model_info)
-        .get("/v1/model/info", Access::AnyKey, model_info);
+        .get("/v1/model/info", Access::AnyKey, model_info)
+        .get("/model/state", Access::ReadAll, model_state);
 }
 
 #[derive(Deserialize)]
@@ -50,7 +51,9 @@ fn visible_models(state: &AppState, caller: &Caller, with_wildcards: bool) -> BT
     let permitted = |m: &str| access.permits(m, |g, m| state.in_access_group(g, m));
     names.retain(|m| {
         let m = access.resolve(m);
-        permitted(m) || state.aliases.get(m).is_some_and(|a| permitted(&a.target))
+        let group = state.aliases.get(m).map_or(m, |a| a.target.as_str());
+        (permitted(m) || state.aliases.get(m).is_some_and(|a| permitted(&a.target)))
+            && state.team_scope_permits(caller, group)
     });
     names
 }
@@ -110,7 +113,69 @@ async fn model_info(
         .iter()
         .filter(|d| q.litellm_model_id.as_deref().is_none_or(|id| d.id() == id))
         .filter(|d| access.permits(&d.upstream.model_name, |g, m| state.in_access_group(g, m)))
+        .filter(|d| state.team_scope_permits(&caller, &d.upstream.model_name))
         .map(|d| d.upstream.info())
+        .collect();
+    HttpResponse::Ok().json(json!({"data": data}))
+}
+
+/// `GET /model/state` (Tollgate's own; proxy admins and viewers): what the router knows of each
+/// deployment right now: whether it is cooling down after failures and until when, the result
+/// of its last health probe, and its traffic. `state` is `cooling_down` while the router skips
+/// the deployment, else `unhealthy` when its last probe failed, else `healthy` (the
+/// `litellm_deployment_state` gauge's 2, 1, 0). Deployments are named by `model_id` and
+/// `model_name`, as in `/model/info`; no parameter or credential of theirs is shown.
+async fn model_state(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    // The route's access (proxy admins and viewers) is checked against the caller here.
+    if let Err(e) = state.auth.authenticate(&req).await {
+        return e.error_response();
+    }
+    let now = tollgate_actors::now_ms();
+    let snapshot = state.router.snapshot();
+    let data: Vec<Value> = snapshot
+        .deployments()
+        .iter()
+        .map(|d| {
+            let s = &d.state;
+            let stats = s.stats();
+            let until = s.cooldown_until_ms();
+            let cooling = s.is_cooling_down(now);
+            let probe = s.probe_health();
+            let health = match probe {
+                tollgate_actors::ProbeHealth::Healthy => "healthy",
+                tollgate_actors::ProbeHealth::Unhealthy => "unhealthy",
+                tollgate_actors::ProbeHealth::Unknown => "unknown",
+            };
+            let summary = if cooling {
+                "cooling_down"
+            } else if probe == tollgate_actors::ProbeHealth::Unhealthy {
+                "unhealthy"
+            } else {
+                "healthy"
+            };
+            let (minute_requests, minute_tokens) = s.minute_usage(now);
+            json!({
+                "model_id": d.id(),
+                "model_name": d.upstream.model_name,
+                "state": summary,
+                "cooling_down": cooling,
+                "cooldown_until": if cooling {
+                    Value::String(crate::time::iso8601(until as i64))
+                } else {
+                    Value::Null
+                },
+                "cooldown_remaining_seconds": if cooling { until.saturating_sub(now).div_ceil(1000) } else { 0 },
+                "cooldowns": stats.cooldowns,
+                "health": health,
+                "last_probe_error": s.last_probe_error(),
+                "in_flight": stats.in_flight,
+                "requests": stats.requests,
+                "successes": stats.successes,
+                "failures": stats.failures,
+                "minute_requests": minute_requests,
+                "minute_tokens": minute_tokens,
+            })
+        })
         .collect();
     HttpResponse::Ok().json(json!({"data": data}))
 }

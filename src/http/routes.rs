@@ -161,7 +161,20 @@ impl RouteAccess {
         let Some(p) = caller.principal() else {
             return Ok(());
         };
-        let allowed = p.key.strings("allowed_routes");
+        let mut allowed = p.key.strings("allowed_routes");
+        if allowed.is_empty() {
+            // A key whose `key_type` was stored without the routes it implies (imported, or
+            // written before the type was enforced) is held to them all the same.
+            if let Some(routes) = p
+                .key
+                .data
+                .get("key_type")
+                .and_then(serde_json::Value::as_str)
+                .and_then(key_type_routes)
+            {
+                allowed = routes.iter().map(|r| r.to_string()).collect();
+            }
+        }
         if allowed.is_empty() || allowed.iter().any(|a| self.matches(a, req.path())) {
             return Ok(());
         }
@@ -183,6 +196,21 @@ impl RouteAccess {
             Some(prefix) if !prefix.is_empty() => path.starts_with(prefix),
             _ => false,
         }
+    }
+}
+
+/// The key types LiteLLM's `/key/generate` takes.
+pub const KEY_TYPES: [&str; 4] = ["llm_api", "management", "read_only", "default"];
+
+/// The routes a `key_type` limits a key to (LiteLLM's `handle_key_type`): `llm_api` the LLM
+/// routes, `management` the management routes, `read_only` the info routes; `default` (or none)
+/// adds no limit. `None` for `default` and for names that are not key types.
+pub fn key_type_routes(key_type: &str) -> Option<&'static [&'static str]> {
+    match key_type {
+        "llm_api" => Some(&["llm_api_routes"]),
+        "management" => Some(&["management_routes"]),
+        "read_only" => Some(&["info_routes"]),
+        _ => None,
     }
 }
 

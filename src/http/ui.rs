@@ -11,6 +11,7 @@
 //! | `POST /ui/login`, `POST /login` | sign in (`Username`, `Password`; JSON or a form) |
 //! | `GET /ui/session` | who is signed in and the session's CSRF token |
 //! | `POST /ui/logout` | sign out |
+//! | `POST /ui/password` | a signed-in internal user changes their password (`current_password`, `new_password`, `confirm_password`) |
 //!
 //! These routes are not in the API's route table (`GET /routes`): they take no key.
 //! Every answer carries the UI's Content-Security-Policy (no inline script, nothing from another
@@ -61,6 +62,8 @@ static ASSETS: &[Asset] = &[
     asset!("pages/models.js", JS),
     asset!("pages/usage.js", JS),
     asset!("pages/logs.js", JS),
+    asset!("pages/account.js", JS),
+    asset!("members.js", JS),
 ];
 
 /// Each asset's ETag (a SHA-256 prefix of its bytes), computed once.
@@ -87,6 +90,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/ui/login").route(web::post().to(login)))
         .service(web::resource("/ui/logout").route(web::post().to(logout)))
         .service(web::resource("/ui/session").route(web::get().to(session)))
+        .service(web::resource("/ui/password").route(web::post().to(change_password)))
         .service(web::resource("/ui").route(web::get().to(index)))
         .service(web::resource("/ui/{path:.*}").route(web::get().to(file)));
 }
@@ -328,4 +332,72 @@ async fn logout(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         .insert_header((header::SET_COOKIE, cookie(&req, "", 0)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({"signed_out": true}))
+}
+
+/// `POST /ui/password`: the signed-in internal user changes their own password. JSON
+/// `{"current_password", "new_password", "confirm_password"}` (the confirmation optional; when
+/// sent it must equal the new password). Needs the session cookie and its CSRF token; wrong
+/// current passwords count toward the sign-in rate limit (429 past it). Every session of the user
+/// ends; the answer sets a new session cookie and carries the new session (as `GET /ui/session`).
+/// The admin has no password to change (400).
+async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let result = async {
+        let token = ui_session::cookie_token(&req).ok_or_else(|| GatewayError::Authentication {
+            message: "not signed in".into(),
+        })?;
+        let body = super::read_body(&req, payload, MAX_LOGIN_BODY).await?;
+        let fields = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return Err(GatewayError::bad_request(
+                    "send current_password and new_password as JSON",
+                ))
+            }
+        };
+        let text = |name: &str| fields.get(name).and_then(Value::as_str).unwrap_or("");
+        let (current, new) = (text("current_password"), text("new_password"));
+        if current.is_empty() || new.is_empty() {
+            // The session (and its CSRF token) is checked first, so that a bad request says
+            // nothing to a caller without one.
+            state.sessions.authenticate(&req, &token).await?;
+            return Err(GatewayError::bad_param(
+                "new_password",
+                "current_password and new_password are required",
+            ));
+        }
+        if fields.get("confirm_password").is_some() && text("confirm_password") != new {
+            state.sessions.authenticate(&req, &token).await?;
+            return Err(GatewayError::bad_param(
+                "confirm_password",
+                "the confirmation does not match the new password",
+            ));
+        }
+        let client = req.peer_addr().map(|a| a.ip());
+        state
+            .sessions
+            .change_password(&req, &token, current, new, client)
+            .await
+    }
+    .await;
+    let session = match result {
+        Ok(s) => s,
+        Err(e) => return error(&e),
+    };
+    secured(HttpResponse::Ok())
+        .insert_header((
+            header::SET_COOKIE,
+            cookie(&req, session.token.expose(), SESSION_TTL.as_secs()),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(session_json(
+            &state,
+            &session.who,
+            session.role,
+            &session.csrf,
+            session.expires_at,
+        ))
 }

@@ -84,6 +84,31 @@ fn check_allowed_routes(data: &Map<String, Value>) -> Result<(), GatewayError> {
     }
 }
 
+/// A `key_type` in the body: one of LiteLLM's types; `llm_api`, `management` and `read_only` set
+/// the key's `allowed_routes` to the route group they name (as LiteLLM does, replacing any list
+/// the body gave), `default` leaves them as they are.
+fn apply_key_type(
+    body: &Map<String, Value>,
+    data: &mut Map<String, Value>,
+) -> Result<(), GatewayError> {
+    let Some(key_type) = body.get("key_type").filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    let key_type = key_type
+        .as_str()
+        .filter(|t| routes::KEY_TYPES.contains(t))
+        .ok_or_else(|| {
+            GatewayError::bad_param(
+                "key_type",
+                format!("'key_type' must be one of {}", routes::KEY_TYPES.join(", ")),
+            )
+        })?;
+    if let Some(groups) = routes::key_type_routes(key_type) {
+        data.insert("allowed_routes".into(), json!(groups));
+    }
+    Ok(())
+}
+
 /// A team that must exist, and that a non-admin must belong to. To a non-admin, a team it does
 /// not belong to answers like a team that does not exist.
 async fn team_for_key(c: &Ctx, team_id: &str) -> Result<EntityRecord, GatewayError> {
@@ -167,12 +192,107 @@ fn invalidate(state: &AppState, tokens: &[&str]) {
     }
 }
 
+/// The `/key/generate` fields `litellm_settings.default_key_generate_params` fills in when the
+/// body leaves them out (LiteLLM's list).
+const DEFAULTABLE_ON_GENERATE: &[&str] = &[
+    "max_budget",
+    "user_id",
+    "team_id",
+    "max_parallel_requests",
+    "tpm_limit",
+    "rpm_limit",
+    "budget_duration",
+    "duration",
+    "models",
+    "metadata",
+];
+
+/// Numeric fields `upperbound_key_generate_params` caps.
+const NUMERIC_UPPER_BOUNDS: &[&str] = &[
+    "max_budget",
+    "soft_budget",
+    "max_parallel_requests",
+    "tpm_limit",
+    "rpm_limit",
+];
+
+/// A `/key/generate` body with `litellm_settings.default_key_generate_params` applied to what it
+/// leaves out, then held to `upperbound_key_generate_params`: a field the body leaves out takes
+/// the bound; a number above its bound, or a duration longer than its bound, is refused (400), as
+/// in LiteLLM. Both apply to every caller, the master key included.
+fn with_generate_params(
+    config: &crate::config::ProxyConfig,
+    body: &Map<String, Value>,
+) -> Result<Map<String, Value>, GatewayError> {
+    let mut body = body.clone();
+    let unset = |v: Option<&Value>, field: &str| match v {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(a)) => a.is_empty() && field == "models",
+        Some(Value::Object(o)) => o.is_empty() && field == "metadata",
+        _ => false,
+    };
+    if let Some(Value::Object(defaults)) =
+        config.litellm_settings.get("default_key_generate_params")
+    {
+        for (field, value) in defaults {
+            if DEFAULTABLE_ON_GENERATE.contains(&field.as_str())
+                && !value.is_null()
+                && unset(body.get(field), field)
+            {
+                body.insert(field.clone(), value.clone());
+            }
+        }
+    }
+    let Some(Value::Object(bounds)) = config
+        .litellm_settings
+        .get("upperbound_key_generate_params")
+    else {
+        return Ok(body);
+    };
+    for (field, bound) in bounds {
+        if bound.is_null() {
+            continue;
+        }
+        let over = |given: &str, max: &str| {
+            GatewayError::bad_param(
+                field,
+                format!(
+                    "{field} is over the maximum set in the config (upperbound_key_generate_params) - user_value={given}; max_value={max}"
+                ),
+            )
+        };
+        match body.get(field) {
+            None | Some(Value::Null) => {
+                body.insert(field.clone(), bound.clone());
+            }
+            Some(given) if NUMERIC_UPPER_BOUNDS.contains(&field.as_str()) => {
+                if let (Some(g), Some(max)) = (given.as_f64(), crate::config::as_f64(bound)) {
+                    if g > max {
+                        return Err(over(&given.to_string(), &bound.to_string()));
+                    }
+                }
+            }
+            Some(Value::String(given)) if field == "duration" || field == "budget_duration" => {
+                let max = bound.as_str().and_then(keys::parse_duration);
+                if let (Some(g), Some(max)) = (keys::parse_duration(given), max) {
+                    if g > max {
+                        return Err(over(given, bound.as_str().unwrap_or_default()));
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(body)
+}
+
 /// Create a key (`/key/generate`) and answer with it and its plaintext (shown once).
 pub async fn generate(
     state: &AppState,
     c: &Ctx,
     body: &Map<String, Value>,
 ) -> Result<Value, GatewayError> {
+    let body = &with_generate_params(&state.config, body)?;
     let mut user_id = opt_str(body, "user_id")?;
     if !c.caller.is_admin() {
         if user_id.is_none() {
@@ -206,6 +326,7 @@ pub async fn generate(
 
     let mut data = Map::new();
     apply_fields(body, KEY_FIELDS, &mut data)?;
+    apply_key_type(body, &mut data)?;
     check_allowed_routes(&data)?;
     let expires = expires_from(body, now_ms())?.flatten();
     if !c.caller.is_admin() {
@@ -349,6 +470,7 @@ async fn apply_update(
         }
     }
     apply_fields(body, KEY_FIELDS, &mut record.data)?;
+    apply_key_type(body, &mut record.data)?;
     check_allowed_routes(&record.data)?;
     super::apply_budget_duration(body, &mut record.data, now_ms())?;
     if body.contains_key("key_alias") {

@@ -17,8 +17,8 @@
 //! `tollgate_metrics_series_folded_total{metric}` counts the folds. The hot path hashes borrowed label
 //! values, finds the series in the family's index, and adds to it (see [`Capped`]).
 
-use std::sync::atomic::AtomicU64;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -362,8 +362,11 @@ struct Capped<M, C: MetricConstructor<M>> {
     /// `tollgate_metrics_series_folded_total{metric=<this family>}`.
     folded: Counter,
     /// The series made so far (never the `"other"` one), by [`Facts::hash`]; at most `cap`.
-    index: RwLock<HashMap<u64, Vec<(Labels, M)>, NoHash>>,
+    index: RwLock<Index<(Labels, M)>>,
 }
+
+/// Entries by a hash of their label values (entries whose values collide share a bucket).
+type Index<T> = HashMap<u64, Vec<T>, NoHash>;
 
 /// The index's keys are hashes already.
 #[derive(Default, Clone, Copy)]
@@ -402,7 +405,10 @@ where
         Self {
             family: Family::new_with_constructor(constructor),
             names,
-            other: names.iter().map(|n| (n.name(), "other".to_string())).collect(),
+            other: names
+                .iter()
+                .map(|n| (n.name(), "other".to_string()))
+                .collect(),
             cap,
             creating: Mutex::new(0),
             folded,
@@ -524,7 +530,7 @@ pub struct Metrics {
     remaining_tokens: GaugeFamily,
     /// [`SuccessSeries`] by [`Facts::hash`] of [`SUCCESS_KEY`]; at most `cap` of them (label
     /// sets beyond that take the per-family path).
-    success: RwLock<HashMap<u64, Vec<Arc<SuccessSeries>>, NoHash>>,
+    success: RwLock<Index<Arc<SuccessSeries>>>,
     cap: usize,
 }
 
@@ -768,11 +774,11 @@ impl Observer for Metrics {
                 series.proxy_total.inc();
                 series.requests.inc();
                 series.input_tokens.inc_by(log.prompt_tokens.max(0) as u64);
-                series.output_tokens.inc_by(log.completion_tokens.max(0) as u64);
-                series.total_tokens.inc_by(log.total_tokens.max(0) as u64);
                 series
-                    .latency
-                    .observe(event.duration_ms() as f64 / 1000.0);
+                    .output_tokens
+                    .inc_by(log.completion_tokens.max(0) as u64);
+                series.total_tokens.inc_by(log.total_tokens.max(0) as u64);
+                series.latency.observe(event.duration_ms() as f64 / 1000.0);
                 if log.spend > 0.0 && log.spend.is_finite() {
                     series.spend.inc_by(log.spend);
                 }

@@ -35,7 +35,7 @@ fn varint(out: &mut Vec<u8>, mut n: u64) {
 
 fn varint_len(n: u64) -> usize {
     // 1 byte per 7 bits, at least one.
-    ((64 - (n | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (n | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
@@ -121,8 +121,12 @@ fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
         _ => {
             let mut any = Vec::new();
             any_value(&mut any, value);
-            let kv_len =
-                1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(any.len() as u64) + any.len();
+            let kv_len = 1
+                + varint_len(key.len() as u64)
+                + key.len()
+                + 1
+                + varint_len(any.len() as u64)
+                + any.len();
             tag(out, field, LEN);
             varint(out, kv_len as u64);
             bytes_field(out, 1, key.as_bytes());
@@ -130,7 +134,8 @@ fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
             return;
         }
     };
-    let kv_len = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(any_len as u64) + any_len;
+    let kv_len =
+        1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(any_len as u64) + any_len;
     tag(out, field, LEN);
     varint(out, kv_len as u64);
     bytes_field(out, 1, key.as_bytes());
@@ -305,9 +310,7 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{
-        SpanContext, SpanId, TraceFlags, TraceId, TraceState,
-    };
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
     use opentelemetry::KeyValue;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
@@ -416,7 +419,16 @@ mod tests {
 
     #[test]
     fn varint_lengths() {
-        for n in [0_u64, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
+        for n in [
+            0_u64,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             varint(&mut out, n);
             assert_eq!(out.len(), varint_len(n), "{n}");

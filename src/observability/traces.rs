@@ -12,19 +12,25 @@
 //! when they end ([`Tracer::attempt_ended`], [`RequestTrace::request_finished`]). The finished
 //! spans go into a bounded queue (the request path only pushes, or drops and counts when it is
 //! full); an actor on its own arbiter exports them in batches with `opentelemetry-otlp`'s
-//! OTLP/HTTP protobuf exporter, whose HTTP client here is the arbiter's awc client. A slow or dead
-//! collector costs the request path nothing: the queue fills, and spans are dropped and counted.
-//! At shutdown, what is queued is exported before the process ends (bounded by a deadline).
+//! exporters: OTLP/HTTP protobuf, whose HTTP client here is the arbiter's awc client, or OTLP/gRPC
+//! (tonic), built on the first export so that its channel's connection task runs on the actor's
+//! arbiter (a Tokio runtime). One queue and one actor either way; only the exporter differs. A
+//! slow or dead collector costs the request path nothing: the queue fills, and spans are dropped
+//! and counted. At shutdown, what is queued is exported before the process ends (bounded by a
+//! deadline).
 //!
 //! Environment (LiteLLM's names, then the standard OpenTelemetry ones, which win as in LiteLLM):
-//! `OTEL_EXPORTER` (`otlp_http`, `otlp`, `http/protobuf`, `http/json`, `console`; `otlp_grpc` is
-//! refused: not built in), `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL`;
-//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is), `OTEL_EXPORTER_OTLP_ENDPOINT` and
-//! `OTEL_ENDPOINT` (`/v1/traces` appended when missing); `OTEL_EXPORTER_OTLP_TRACES_HEADERS`,
-//! `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_HEADERS` (`name=value,name=value`, values
-//! percent-decoded); `OTEL_SERVICE_NAME` (default `litellm`, as LiteLLM, so that dashboards built
-//! on LiteLLM's traces keep working); `OTEL_ENVIRONMENT_NAME` (`deployment.environment`, default
-//! `production`).
+//! `OTEL_EXPORTER` (`otlp_http`, `otlp`, `http/protobuf`, `http/json`, `otlp_grpc`, `grpc`,
+//! `console`), `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL`;
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_ENDPOINT`: for
+//! OTLP/HTTP the per-signal one is used as is and the others get `/v1/traces` appended when
+//! missing; for OTLP/gRPC only the origin counts ([`grpc_origin`]; default
+//! [`GRPC_DEFAULT_ENDPOINT`], as LiteLLM's Python exporter), with `OTEL_EXPORTER_OTLP[_TRACES]_INSECURE`
+//! for an endpoint without a scheme and `OTEL_EXPORTER_OTLP[_TRACES]_CERTIFICATE` (a CA bundle)
+//! for TLS; `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_HEADERS`
+//! (`name=value,name=value`, values percent-decoded; gRPC metadata for OTLP/gRPC);
+//! `OTEL_SERVICE_NAME` (default `litellm`, as LiteLLM, so that dashboards built on LiteLLM's traces
+//! keep working); `OTEL_ENVIRONMENT_NAME` (`deployment.environment`, default `production`).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -37,7 +43,7 @@ use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 use serde_json::{json, Map, Value};
 
 use super::RequestEvent;
@@ -67,9 +73,21 @@ pub enum Exporter {
         endpoint: String,
         headers: Vec<(String, String)>,
     },
+    /// OTLP over gRPC (tonic): `TraceService/Export` at the collector's origin (`scheme://host:port`;
+    /// gRPC has no signal path). `https` is TLS, checked against the built-in (webpki) and system
+    /// roots, plus the PEM bundle `ca_file` when given.
+    OtlpGrpc {
+        endpoint: String,
+        headers: Vec<(String, String)>,
+        ca_file: Option<String>,
+    },
     /// One JSON object per span on standard output.
     Console,
 }
+
+/// The OTLP/gRPC collector when no endpoint is configured (the OpenTelemetry default, which
+/// LiteLLM's gRPC exporter falls back to as well).
+pub const GRPC_DEFAULT_ENDPOINT: &str = "http://localhost:4317";
 
 /// The traces configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +141,40 @@ pub fn traces_url(endpoint: &str) -> String {
     }
 }
 
+/// A gRPC collector's origin from an endpoint setting: the scheme and `host:port`, any path
+/// dropped (gRPC calls are routed by the service's path, so LiteLLM's `/v1/traces` suffix, or a
+/// collector URL copied from an OTLP/HTTP setup, is ignored as Python's gRPC exporter does). An
+/// endpoint without a scheme is `https` unless `insecure` (the `OTEL_EXPORTER_OTLP_INSECURE`
+/// rule). `Err` names the variable, never the URL's credentials.
+pub fn grpc_origin(name: &str, endpoint: &str, insecure: bool) -> Result<String, String> {
+    let endpoint = endpoint.trim();
+    let (scheme, rest) = match endpoint.split_once("://") {
+        Some((scheme, rest)) if !scheme.contains(['/', '?', '#']) => {
+            (scheme.to_ascii_lowercase(), rest)
+        }
+        _ => (
+            (if insecure { "http" } else { "https" }).to_string(),
+            endpoint,
+        ),
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "{name}: the OpenTelemetry gRPC endpoint must be an http:// or https:// URL (got {})",
+            crate::secret::display_url(endpoint)
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // Credentials in the URL are not sent over gRPC (headers are: OTEL_HEADERS).
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!(
+            "{name}: the OpenTelemetry gRPC endpoint names no host (got {})",
+            crate::secret::display_url(endpoint)
+        ));
+    }
+    Ok(format!("{scheme}://{host}"))
+}
+
 /// `%XX` escapes decoded (the OpenTelemetry header variables are percent-encoded).
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -171,48 +223,78 @@ impl TraceSettings {
             .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
             .or_else(|| var("OTEL_EXPORTER"));
         let endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            .map(|(_, url)| url.trim_end_matches('/').to_string())
-            .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT").map(|(_, url)| traces_url(&url)))
-            .or_else(|| var("OTEL_ENDPOINT").map(|(_, url)| traces_url(&url)));
-        let http = match &protocol {
+            .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .or_else(|| var("OTEL_ENDPOINT"));
+        enum Transport {
+            Http,
+            Grpc,
+            Console,
+        }
+        let transport = match &protocol {
             // LiteLLM: no exporter named, but an endpoint given, means OTLP/HTTP.
-            None => endpoint.is_some(),
+            None if endpoint.is_some() => Transport::Http,
+            None => Transport::Console,
             Some((name, value)) => match value.to_ascii_lowercase().as_str() {
-                "otlp_http" | "otlp" | "http" | "http/protobuf" | "http/json" => true,
-                "console" => false,
-                "otlp_grpc" | "grpc" => {
-                    return Err(format!(
-                        "{name}={value}: this Tollgate exports traces over OTLP/HTTP only; \
-                         point it at the collector's OTLP/HTTP port (4318) with OTEL_EXPORTER=otlp_http"
-                    ))
-                }
+                "otlp_http" | "otlp" | "http" | "http/protobuf" | "http/json" => Transport::Http,
+                "otlp_grpc" | "grpc" => Transport::Grpc,
+                "console" => Transport::Console,
                 _ => {
                     return Err(format!(
-                        "{name}={value} is not an exporter Tollgate knows (otlp_http, console)"
+                        "{name}={value} is not an exporter Tollgate knows (otlp_http, otlp_grpc, console)"
                     ))
                 }
             },
         };
-        let exporter = if http {
-            let endpoint = endpoint.ok_or_else(|| {
-                "the otel callback exporting over OTLP/HTTP needs the environment variable \
-                 OTEL_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)"
-                    .to_string()
-            })?;
-            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                return Err(format!(
-                    "the OpenTelemetry endpoint must be an http:// or https:// URL (got {})",
-                    crate::secret::display_url(&endpoint)
-                ));
-            }
-            let headers = var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+        let headers = || {
+            var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
                 .or_else(|| var("OTEL_EXPORTER_OTLP_HEADERS"))
                 .or_else(|| var("OTEL_HEADERS"))
                 .map(|(_, h)| parse_headers(&h))
-                .unwrap_or_default();
-            Exporter::OtlpHttp { endpoint, headers }
-        } else {
-            Exporter::Console
+                .unwrap_or_default()
+        };
+        let exporter = match transport {
+            Transport::Http => {
+                let endpoint = endpoint
+                    .map(|(name, url)| match name {
+                        // The per-signal variable is the full URL, used as it is.
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => {
+                            url.trim_end_matches('/').to_string()
+                        }
+                        _ => traces_url(&url),
+                    })
+                    .ok_or_else(|| {
+                        "the otel callback exporting over OTLP/HTTP needs the environment variable \
+                         OTEL_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)"
+                            .to_string()
+                    })?;
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                    return Err(format!(
+                        "the OpenTelemetry endpoint must be an http:// or https:// URL (got {})",
+                        crate::secret::display_url(&endpoint)
+                    ));
+                }
+                Exporter::OtlpHttp {
+                    endpoint,
+                    headers: headers(),
+                }
+            }
+            Transport::Grpc => {
+                let insecure = var("OTEL_EXPORTER_OTLP_TRACES_INSECURE")
+                    .or_else(|| var("OTEL_EXPORTER_OTLP_INSECURE"))
+                    .is_some_and(|(_, v)| v.eq_ignore_ascii_case("true"));
+                let endpoint = match endpoint {
+                    Some((name, url)) => grpc_origin(name, &url, insecure)?,
+                    None => GRPC_DEFAULT_ENDPOINT.to_string(),
+                };
+                Exporter::OtlpGrpc {
+                    endpoint,
+                    headers: headers(),
+                    ca_file: var("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE")
+                        .or_else(|| var("OTEL_EXPORTER_OTLP_CERTIFICATE"))
+                        .map(|(_, path)| path),
+                }
+            }
+            Transport::Console => Exporter::Console,
         };
         let number = |name: &'static str, default: u64| -> Result<u64, String> {
             match var(name) {
@@ -453,13 +535,109 @@ enum Sink {
         /// The content type, then `OTEL_*_HEADERS`.
         headers: Vec<(String, Vec<u8>)>,
     },
-    Console { service_name: String },
+    OtlpGrpc(Box<GrpcSink>),
+    Console {
+        service_name: String,
+    },
 }
 
 /// The instrumentation scope of every span.
 fn scope() -> InstrumentationScope {
     InstrumentationScope::builder("tollgate")
         .with_version(crate::state::VERSION)
+        .build()
+}
+
+/// The OTLP/gRPC exporter, built on its first export: tonic's channel spawns its connection task
+/// on the Tokio runtime that builds it, and the tracer is made before the actix system runs. The
+/// first export runs on the export actor's arbiter (a Tokio runtime of its own), so the channel's
+/// connection lives there; an export at shutdown uses the same channel.
+struct GrpcSink {
+    endpoint: String,
+    metadata: tonic::metadata::MetadataMap,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+    resource: opentelemetry_sdk::Resource,
+    exporter: tokio::sync::OnceCell<opentelemetry_otlp::SpanExporter>,
+}
+
+impl GrpcSink {
+    fn new(
+        endpoint: &str,
+        headers: &[(String, String)],
+        ca_file: Option<&str>,
+        resource: opentelemetry_sdk::Resource,
+    ) -> Result<GrpcSink, String> {
+        use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+        let mut metadata = MetadataMap::new();
+        for (name, value) in headers {
+            // The value is a secret more often than not: errors name the header only.
+            let key =
+                MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+                    format!("the OpenTelemetry header {name} is not a valid gRPC metadata name")
+                })?;
+            let value = MetadataValue::try_from(value.as_str()).map_err(|_| {
+                format!("the value of the OpenTelemetry header {name} is not valid gRPC metadata (visible ASCII)")
+            })?;
+            metadata.insert(key, value);
+        }
+        let tls = if endpoint.starts_with("https://") {
+            let mut tls = tonic::transport::ClientTlsConfig::new().with_webpki_roots();
+            // tonic refuses a system store without certificates; the built-in roots still apply.
+            if !rustls_native_certs::load_native_certs().certs.is_empty() {
+                tls = tls.with_native_roots();
+            }
+            if let Some(path) = ca_file {
+                // Read and checked here, so that a bad bundle stops the start naming the file.
+                crate::outbound::read_bundle(path)?;
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read the CA bundle {path}: {e}"))?;
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            }
+            Some(tls)
+        } else {
+            None
+        };
+        Ok(GrpcSink {
+            endpoint: endpoint.to_string(),
+            metadata,
+            tls,
+            resource,
+            exporter: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The exporter, built on first use (inside a Tokio runtime).
+    async fn exporter(&self) -> Result<&opentelemetry_otlp::SpanExporter, String> {
+        self.exporter
+            .get_or_try_init(|| async {
+                use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
+                let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(self.endpoint.clone())
+                    .with_timeout(EXPORT_TIMEOUT)
+                    .with_metadata(self.metadata.clone());
+                if let Some(tls) = &self.tls {
+                    builder = builder.with_tls_config(tls.clone());
+                }
+                let mut exporter = builder
+                    .build()
+                    .map_err(|e| format!("OpenTelemetry gRPC exporter: {e}"))?;
+                exporter.set_resource(&self.resource);
+                Ok(exporter)
+            })
+            .await
+    }
+}
+
+/// The resource every exported span names: the service, its environment and version.
+fn resource(settings: &TraceSettings) -> opentelemetry_sdk::Resource {
+    opentelemetry_sdk::Resource::builder()
+        .with_service_name(settings.service_name.clone())
+        .with_attribute(KeyValue::new(
+            "deployment.environment",
+            settings.environment.clone(),
+        ))
+        .with_attribute(KeyValue::new("service.version", crate::state::VERSION))
         .build()
 }
 
@@ -484,14 +662,6 @@ impl Tracer {
                 service_name: settings.service_name.clone(),
             },
             Exporter::OtlpHttp { endpoint, headers } => {
-                let resource = opentelemetry_sdk::Resource::builder()
-                    .with_service_name(settings.service_name.clone())
-                    .with_attribute(KeyValue::new(
-                        "deployment.environment",
-                        settings.environment.clone(),
-                    ))
-                    .with_attribute(KeyValue::new("service.version", crate::state::VERSION))
-                    .build();
                 let mut all = vec![(
                     "content-type".to_string(),
                     b"application/x-protobuf".to_vec(),
@@ -508,11 +678,21 @@ impl Tracer {
                         .map_err(|_| format!("OTEL headers: the value of {name} is not valid"))?;
                 }
                 Sink::OtlpHttp {
-                    encoder: super::otlp::Encoder::new(&resource, &scope()),
+                    encoder: super::otlp::Encoder::new(&resource(settings), &scope()),
                     endpoint: endpoint.clone(),
                     headers: all,
                 }
             }
+            Exporter::OtlpGrpc {
+                endpoint,
+                headers,
+                ca_file,
+            } => Sink::OtlpGrpc(Box::new(GrpcSink::new(
+                endpoint,
+                headers,
+                ca_file.as_deref(),
+                resource(settings),
+            )?)),
         };
         Ok(Tracer {
             queue: Mutex::new(VecDeque::new()),
@@ -600,13 +780,7 @@ impl Tracer {
         if let Some(usage) = end.usage {
             usage_attributes(&mut attributes, &usage);
         }
-        let status = match &end.error {
-            Some(error) => {
-                attributes.push(KeyValue::new("error.type", end.status_code.to_string()));
-                Status::error(error.clone())
-            }
-            None => Status::Ok,
-        };
+        let status = end_status(&mut attributes, end.status_code, end.error.as_deref());
         self.push(SpanData {
             span_context: ctx.span_context(span.span_id),
             parent_span_id: ctx.span_id,
@@ -681,13 +855,7 @@ impl Tracer {
                 attributes.push(KeyValue::new(key, value.clone()));
             }
         }
-        let status = match &ev.error {
-            Some(error) => {
-                attributes.push(KeyValue::new("error.type", ev.status_code.to_string()));
-                Status::error(error.clone())
-            }
-            None => Status::Ok,
-        };
+        let status = end_status(&mut attributes, ev.status_code, ev.error.as_deref());
         self.push(SpanData {
             span_context: ctx.span_context(ctx.span_id),
             parent_span_id: ctx.parent_span_id,
@@ -734,6 +902,10 @@ impl Tracer {
                     Err(e) => Err(e),
                 }
             }
+            Sink::OtlpGrpc(grpc) => match grpc.exporter().await {
+                Ok(exporter) => exporter.export(batch).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            },
             Sink::Console { service_name } => {
                 use std::io::Write as _;
                 let mut out = std::io::stdout().lock();
@@ -780,6 +952,18 @@ impl Tracer {
                 .fetch_add(left as u64, Ordering::Relaxed);
             tracing::warn!(spans = left, "spans not exported before shutdown");
         }
+    }
+}
+
+/// A finished span's status: `Ok`, or `Error` with the error's message, the span then also
+/// carrying `error.type` (the HTTP status).
+fn end_status(attributes: &mut Vec<KeyValue>, status_code: u16, error: Option<&str>) -> Status {
+    match error {
+        Some(error) => {
+            attributes.push(KeyValue::new("error.type", status_code.to_string()));
+            Status::error(error.to_string())
+        }
+        None => Status::Ok,
     }
 }
 
@@ -1018,15 +1202,118 @@ mod tests {
             ON,
             &[
                 ("OTEL_EXPORTER", "otlp_grpc"),
-                ("OTEL_ENDPOINT", "http://c:4317"),
+                ("OTEL_ENDPOINT", "unix:///run/collector.sock"),
             ],
         )
         .unwrap_err();
-        assert!(err.contains("OTLP/HTTP"), "{err}");
+        assert!(
+            err.contains("OTEL_ENDPOINT") && err.contains("http://"),
+            "{err}"
+        );
+        let err = resolve(
+            ON,
+            &[
+                ("OTEL_EXPORTER", "grpc"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http:///v1/traces"),
+            ],
+        )
+        .unwrap_err();
+        assert!(err.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{err}");
         let err = resolve(ON, &[("OTEL_ENDPOINT", "collector:4318")]).unwrap_err();
         assert!(err.contains("http://"), "{err}");
         let err = resolve(ON, &[("OTEL_BSP_SCHEDULE_DELAY", "soon")]).unwrap_err();
         assert!(err.contains("OTEL_BSP_SCHEDULE_DELAY"), "{err}");
+    }
+
+    #[test]
+    fn grpc_exports_to_the_collectors_origin_with_the_headers_as_metadata() {
+        let grpc = |env: &[(&str, &str)]| match resolve(ON, env).unwrap().unwrap().exporter {
+            Exporter::OtlpGrpc {
+                endpoint,
+                headers,
+                ca_file,
+            } => (endpoint, headers, ca_file),
+            other => panic!("{other:?}"),
+        };
+        // LiteLLM's variables; its `/v1/traces` (or any path) is not part of a gRPC target.
+        let (endpoint, headers, ca_file) = grpc(&[
+            ("OTEL_EXPORTER", "otlp_grpc"),
+            ("OTEL_ENDPOINT", "https://api.lmnr.ai:8443/v1/traces"),
+            ("OTEL_HEADERS", "authorization=Bearer%20tok,x-team=ml"),
+        ]);
+        assert_eq!(endpoint, "https://api.lmnr.ai:8443");
+        assert_eq!(
+            headers,
+            vec![
+                ("authorization".into(), "Bearer tok".into()),
+                ("x-team".into(), "ml".into())
+            ]
+        );
+        assert_eq!(ca_file, None);
+        // No endpoint: the OpenTelemetry default, as LiteLLM's gRPC exporter.
+        assert_eq!(
+            grpc(&[("OTEL_EXPORTER", "otlp_grpc")]).0,
+            GRPC_DEFAULT_ENDPOINT
+        );
+        // The standard variables: protocol `grpc`, the per-signal endpoint without a scheme
+        // (https unless INSECURE), the certificate bundle.
+        let (endpoint, _, ca_file) = grpc(&[
+            ("OTEL_EXPORTER", "otlp_http"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4317"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+        ]);
+        assert_eq!(endpoint, "https://collector:4317");
+        assert_eq!(ca_file.as_deref(), Some("/etc/ca.pem"));
+        let (endpoint, _, _) = grpc(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+        ]);
+        assert_eq!(endpoint, "http://collector:4317");
+        assert_eq!(
+            grpc_origin("E", "http://user:secret@c:4317/x?y", false).unwrap(),
+            "http://c:4317"
+        );
+        let err = grpc_origin("E", "ftp://user:secret@c", false).unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn grpc_metadata_and_certificates_are_checked_at_start() {
+        let settings = |exporter| TraceSettings {
+            exporter,
+            service_name: "litellm".into(),
+            environment: "production".into(),
+            schedule_delay: EXPORT_EVERY,
+            max_queue: QUEUE_MAX,
+            max_batch: BATCH,
+        };
+        let grpc = |headers: Vec<(&str, &str)>, ca_file: Option<&str>| {
+            Tracer::new(&settings(Exporter::OtlpGrpc {
+                endpoint: "https://collector:4317".into(),
+                headers: headers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ca_file: ca_file.map(str::to_string),
+            }))
+        };
+        // Built without a Tokio runtime (the exporter itself is made on the first export).
+        assert!(grpc(vec![("X-Team", "ml")], None).is_ok());
+        let err = grpc(vec![("bad header", "v")], None).err().unwrap();
+        assert!(err.contains("bad header"), "{err}");
+        let err = grpc(vec![("authorization", "secret\nvalue")], None)
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("authorization") && !err.contains("secret"),
+            "{err}"
+        );
+        let err = grpc(vec![], Some("/nonexistent/collector-ca.pem"))
+            .err()
+            .unwrap();
+        assert!(err.contains("/nonexistent/collector-ca.pem"), "{err}");
     }
 
     #[test]

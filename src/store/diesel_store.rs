@@ -23,6 +23,26 @@ use super::{
 
 const DAY_MS: i64 = 86_400_000;
 
+diesel::define_sql_function! {
+    /// SQL `lower()`, on SQLite (ASCII letters) and Postgres alike.
+    fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// A `LIKE` pattern matching `needle` anywhere, case-folded, its wildcards (`%`, `_`) and the
+/// escape character itself taken literally (`ESCAPE '\'`).
+fn contains_pattern(needle: &str) -> String {
+    let mut out = String::with_capacity(needle.len() + 2);
+    out.push('%');
+    for ch in needle.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('%');
+    out
+}
+
 /// Rows whose JSON data holds a non-null `budget_duration` (serde_json writes no spaces).
 const BUDGET_DURATION_PATTERN: &str = "%\"budget_duration\":\"%";
 
@@ -742,6 +762,16 @@ macro_rules! diesel_store {
                     }
                     if let Some(v) = &filter.token {
                         q = q.filter(verification_tokens::token.eq(v.clone()));
+                    }
+                    if let Some(needle) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+                        let pattern = contains_pattern(needle);
+                        q = q.filter(
+                            lower(verification_tokens::key_alias)
+                                .like(pattern.clone())
+                                .escape('\\')
+                                .or(lower(verification_tokens::key_name.nullable()).like(pattern.clone()).escape('\\'))
+                                .or(lower(verification_tokens::user_id).like(pattern).escape('\\')),
+                        );
                     }
                     if !filter.or_team_ids.is_empty() {
                         q = q.or_filter(verification_tokens::team_id.eq_any(filter.or_team_ids.clone()));

@@ -389,6 +389,9 @@ pub struct KeyFilter {
     pub organization_id: Option<String>,
     pub key_alias: Option<String>,
     pub token: Option<String>,
+    /// Case-insensitive substring of the alias, the key name (`sk-...abcd`) or the owner's user
+    /// id (any of them).
+    pub search: Option<String>,
     /// Keys of any of these teams, in addition to the filters above (OR).
     pub or_team_ids: Vec<String>,
 }

@@ -9,7 +9,7 @@ const PAGE_SIZE = 25;
 export function render(main, session) {
   const isAdmin = session.role === 'proxy_admin';
   const canWrite = isAdmin || session.role === 'internal_user';
-  const state = { page: 1, searchBy: 'key_alias', search: '' };
+  const state = { page: 1, search: '' };
 
   const status = h('div', { class: 'status' });
   const listArea = h('div', { class: 'list' });
@@ -17,15 +17,9 @@ export function render(main, session) {
   const reveal = h('div', { class: 'reveal-area' });
   const formArea = h('div', { class: 'form-area' });
 
-  // Search: exact match on the field chosen (the API filters; it does not search substrings).
-  const searchInput = h('input', { type: 'search', name: 'search', placeholder: 'exact value' });
-  const searchBy = h(
-    'select',
-    { name: 'search_by' },
-    h('option', { value: 'key_alias' }, 'Key alias'),
-    isAdmin || session.role === 'proxy_admin_viewer' ? h('option', { value: 'user_id' }, 'Owner (user id)') : null,
-    isAdmin || session.role === 'proxy_admin_viewer' ? h('option', { value: 'team_id' }, 'Team id') : null,
-  );
+  // Search: the API matches any part of the alias, the key name (sk-…abcd) or the owner's user
+  // id, ignoring case, and pages the matches.
+  const searchInput = h('input', { type: 'search', name: 'search', placeholder: 'alias, sk-…abcd or owner', maxlength: '256' });
   const searchForm = h(
     'form',
     {
@@ -34,13 +28,11 @@ export function render(main, session) {
       onsubmit: (ev) => {
         ev.preventDefault();
         state.search = searchInput.value.trim();
-        state.searchBy = searchBy.value;
         state.page = 1;
         load();
       },
     },
-    field('Search keys', searchInput),
-    field('Search by', searchBy),
+    h('div', { class: 'wide' }, field('Search keys', searchInput, 'Part of an alias, key name (sk-…abcd) or owner; any case.')),
     h('button', { type: 'submit', class: 'secondary' }, 'Search'),
     h(
       'button',
@@ -204,6 +196,110 @@ export function render(main, session) {
       .catch(() => {});
   }
 
+  /** The edit form of a key: only what changed is sent to /key/update. Internal users may
+   * change the alias and metadata of their own keys; the rest is a proxy admin's. */
+  function showEdit(k) {
+    const name = k.key_alias || k.key_name;
+    const adminOnly = isAdmin ? null : 'Only a proxy admin changes this.';
+    const text = ({ admin, ...attrs }, value) => h('input', { ...attrs, value: value ?? '', disabled: Boolean(admin) && !isAdmin });
+    const alias = text({ name: 'key_alias', maxlength: '256' }, k.key_alias);
+    const models = text({ name: 'models', placeholder: 'all models the owner may use', admin: true }, (k.models || []).join(', '));
+    const budget = text({ name: 'max_budget', type: 'number', min: '0', step: 'any', placeholder: 'no limit', admin: true }, k.max_budget);
+    const rpm = text({ name: 'rpm_limit', type: 'number', min: '0', step: '1', placeholder: 'no limit', admin: true }, k.rpm_limit);
+    const tpm = text({ name: 'tpm_limit', type: 'number', min: '0', step: '1', placeholder: 'no limit', admin: true }, k.tpm_limit);
+    const team = text({ name: 'team_id', placeholder: 'no team', admin: true }, k.team_id);
+    const duration = text({ name: 'duration', placeholder: 'keep the current expiry', pattern: 'never|\\d+[smhdwy]|\\d+mo', admin: true }, '');
+    const metadataText = k.metadata && Object.keys(k.metadata).length ? JSON.stringify(k.metadata) : '';
+    const metadata = h('textarea', { name: 'metadata', rows: '2', placeholder: '{"project": "search"}' });
+    metadata.value = metadataText;
+    const formStatus = h('div', { class: 'status' });
+    const submit = h('button', { type: 'submit' }, 'Save');
+    const numberChange = (input, key, body) => {
+      const was = k[key] ?? null;
+      const now = input.value === '' ? null : Number(input.value);
+      if (now !== was) body[key] = now;
+    };
+    const form = h(
+      'form',
+      {
+        class: 'card edit',
+        'aria-labelledby': 'edit-title',
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          const body = { key: k.token };
+          const a = alias.value.trim();
+          if (a !== (k.key_alias || '')) body.key_alias = a || null;
+          if (metadata.value.trim() !== metadataText) {
+            if (metadata.value.trim() === '') {
+              body.metadata = {};
+            } else {
+              try {
+                const parsed = JSON.parse(metadata.value);
+                if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+                body.metadata = parsed;
+              } catch {
+                replace(formStatus, notice('error', 'Metadata must be a JSON object, such as {"project": "search"}.'));
+                return;
+              }
+            }
+          }
+          if (isAdmin) {
+            const m = list(models.value);
+            if (m.join(',') !== (k.models || []).join(',')) body.models = m;
+            numberChange(budget, 'max_budget', body);
+            numberChange(rpm, 'rpm_limit', body);
+            numberChange(tpm, 'tpm_limit', body);
+            const t = team.value.trim();
+            if (t !== (k.team_id || '')) body.team_id = t || null;
+            const d = duration.value.trim();
+            if (d === 'never') body.duration = null;
+            else if (d) body.duration = d;
+          }
+          if (Object.keys(body).length === 1) {
+            replace(formStatus, notice('empty', 'Nothing changed.'));
+            return;
+          }
+          submit.disabled = true;
+          replace(formStatus, notice('loading', 'Saving…'));
+          try {
+            const saved = await api('POST', '/key/update', body);
+            replace(formArea);
+            replace(status, notice('ok', `Key ${saved.key_alias || saved.key_name} saved.`));
+            load(false);
+          } catch (e) {
+            replace(formStatus, notice('error', `Not saved: ${e.message}`));
+          } finally {
+            submit.disabled = false;
+          }
+        },
+      },
+      h('h2', { id: 'edit-title' }, `Edit key ${name}`),
+      h('p', { class: 'muted' }, `${k.key_name} · expires ${when(k.expires, 'never')}`),
+      h(
+        'div',
+        { class: 'grid' },
+        field('Key alias', alias, 'Empty removes the alias.'),
+        field('Models', models, adminOnly || 'Comma-separated; empty allows every model the owner may use.'),
+        field('Max budget', budget, adminOnly || 'USD; empty: no limit.'),
+        field('RPM limit', rpm, adminOnly || 'Requests per minute; empty: no limit.'),
+        field('TPM limit', tpm, adminOnly || 'Tokens per minute; empty: no limit.'),
+        field('Team', team, adminOnly || 'Team id; empty: no team.'),
+        field('Duration', duration, adminOnly || 'A new lifetime from now (30d, 12h…); "never" removes the expiry; empty keeps it.'),
+        field('Metadata', metadata, 'A JSON object of your own labels.'),
+      ),
+      formStatus,
+      h(
+        'div',
+        { class: 'actions' },
+        h('button', { type: 'button', class: 'secondary', onclick: () => replace(formArea) }, 'Cancel'),
+        submit,
+      ),
+    );
+    replace(formArea, form);
+    form.scrollIntoView({ block: 'nearest' });
+    alias.focus();
+  }
+
   async function act(what, path, body, done) {
     replace(status, notice('loading', `${what}…`));
     try {
@@ -235,6 +331,16 @@ export function render(main, session) {
     }
     if (canWrite) {
       buttons.push(
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'secondary small',
+            'aria-label': `Edit key ${name}`,
+            onclick: () => showEdit(k),
+          },
+          'Edit',
+        ),
         h(
           'button',
           {
@@ -302,7 +408,7 @@ export function render(main, session) {
   async function load(showLoading = true) {
     if (showLoading) replace(status, notice('loading', 'Loading keys…'));
     const query = { page: state.page, size: PAGE_SIZE, return_full_object: true };
-    if (state.search) query[state.searchBy] = state.search;
+    if (state.search) query.search = state.search;
     let r;
     try {
       r = await api('GET', '/key/list', null, query);
@@ -320,7 +426,7 @@ export function render(main, session) {
         notice(
           'empty',
           state.search
-            ? `No key has ${searchBy.selectedOptions[0]?.textContent.toLowerCase()} "${state.search}". Search is by exact value; clear it to see every key.`
+            ? `No key's alias, name or owner contains "${state.search}". Clear the search to see every key.`
             : canWrite
               ? 'No keys yet. Use "Create key" to make one.'
               : 'No keys yet. Ask an admin to create one for you.',

@@ -7,10 +7,13 @@ import { confirmDialog, count, field, h, notice, plural, replace, table } from '
 
 export function render(main, session) {
   const isAdmin = session.role === 'proxy_admin';
+  const canSeeState = isAdmin || session.role === 'proxy_admin_viewer';
   const status = h('div', { class: 'status' });
   const formArea = h('div', { class: 'form-area' });
   const listArea = h('div', { class: 'list' });
   let health = new Map();
+  // model_id → the router's view of the deployment (GET /model/state): cooldown and last probe.
+  let states = new Map();
 
   replace(
     main,
@@ -19,6 +22,7 @@ export function render(main, session) {
       { class: 'page-head' },
       h('h1', {}, 'Models'),
       h('p', { class: 'lead' }, 'Deployments by model group: from the config file and added here (stored in the database).'),
+      canSeeState ? h('button', { type: 'button', class: 'secondary', onclick: () => load() }, 'Refresh') : null,
       isAdmin ? h('button', { type: 'button', class: 'secondary', onclick: () => checkHealth() }, 'Check health') : null,
       isAdmin ? h('button', { type: 'button', onclick: () => showForm() }, 'Add model') : null,
     ),
@@ -99,8 +103,29 @@ export function render(main, session) {
 
   function healthCell(m) {
     const hc = health.get(m.model_info?.id);
-    if (!hc) return h('span', { class: 'muted' }, isAdmin ? 'not checked' : '—');
-    return h('span', { class: `badge ${hc.ok ? 'good' : 'bad'}`, title: hc.text }, hc.ok ? hc.text : 'unhealthy');
+    if (hc) return h('span', { class: `badge ${hc.ok ? 'good' : 'bad'}`, title: hc.text }, hc.ok ? hc.text : 'unhealthy');
+    const st = states.get(m.model_info?.id);
+    if (st?.health === 'healthy') return h('span', { class: 'badge good' }, 'healthy');
+    if (st?.health === 'unhealthy') {
+      return h('span', { class: 'badge bad', title: st.last_probe_error || '' }, 'unhealthy');
+    }
+    return h('span', { class: 'muted' }, isAdmin ? 'not checked' : '—');
+  }
+
+  /** Whether the router sends the deployment traffic now, or skips it until its cooldown ends. */
+  function cooldownCell(m) {
+    const st = states.get(m.model_info?.id);
+    if (!st) return h('span', { class: 'muted' }, '—');
+    const failures = st.cooldowns ? ` · ${plural(st.cooldowns, 'cooldown')} so far` : '';
+    if (st.cooling_down) {
+      const until = new Date(st.cooldown_until).toISOString().slice(11, 19);
+      return h(
+        'span',
+        { class: 'badge bad', title: `${st.failures} failed of ${st.requests} requests${failures}` },
+        `Cooling down until ${until} UTC (${st.cooldown_remaining_seconds} s)`,
+      );
+    }
+    return h('span', { class: 'badge good', title: `${st.failures} failed of ${st.requests} requests${failures}` }, 'Receiving traffic');
   }
 
   const columns = [
@@ -116,6 +141,7 @@ export function render(main, session) {
     { label: 'Source', value: (m) => (m.model_info?.db_model ? 'database' : 'config') },
     { label: 'Health', value: healthCell },
   ];
+  if (canSeeState) columns.push({ label: 'Cooldown', value: cooldownCell });
   if (isAdmin) {
     columns.push({
       label: 'Actions',
@@ -148,7 +174,12 @@ export function render(main, session) {
   async function load() {
     let r;
     try {
-      r = await api('GET', '/model/info');
+      const [info, state] = await Promise.all([
+        api('GET', '/model/info'),
+        canSeeState ? api('GET', '/model/state').catch(() => null) : null,
+      ]);
+      r = info;
+      states = new Map(((state && state.data) || []).map((d) => [d.model_id, d]));
     } catch (e) {
       replace(listArea, notice('error', `Could not load the models: ${e.message}. Reload the page to try again.`));
       return;

@@ -3,6 +3,7 @@
 
 import { api } from '../api.js';
 import { confirmDialog, count, field, h, list, money, notice, plural, replace, table } from '../dom.js';
+import { memberSection } from '../members.js';
 
 const ORG_ROLES = ['internal_user', 'org_admin', 'internal_user_viewer'];
 
@@ -114,42 +115,22 @@ export function render(main, session) {
       return;
     }
     const members = o.members || [];
-    const memberStatus = h('div', { class: 'status' });
-    const memberId = h('input', { name: 'org_member_user_id', autocomplete: 'off' });
-    const memberRole = h('select', { name: 'org_member_role' }, ORG_ROLES.map((r) => h('option', { value: r }, r.replaceAll('_', ' '))));
-    const memberAction = async (what, method, path, body) => {
-      replace(memberStatus, notice('loading', `${what}…`));
-      try {
-        await api(method, path, body);
+    const memberNodes = memberSection({
+      noun: 'organization',
+      members,
+      roles: ORG_ROLES,
+      roleOf: (m) => m.user_role || 'internal_user',
+      canManage: isAdmin,
+      fieldPrefix: 'org_member',
+      add: (userId, role) => api('POST', '/organization/member_add', { organization_id: orgId, member: { user_id: userId, role } }),
+      update: (userId, role) => api('PATCH', '/organization/member_update', { organization_id: orgId, user_id: userId, role }),
+      remove: (userId) => api('DELETE', '/organization/member_delete', { organization_id: orgId, user_id: userId }),
+      removeText: (m) => `${m.user_id} leaves the organization.`,
+      reload: async () => {
         await open(orgId);
         load();
-      } catch (e) {
-        replace(memberStatus, notice('error', `${what} failed: ${e.message}`));
-      }
-    };
-    const memberColumns = [
-      { label: 'User', value: (m) => m.user_id || m.user_email || '—' },
-      { label: 'Organization role', value: (m) => String(m.user_role || 'internal_user').replaceAll('_', ' ') },
-    ];
-    if (isAdmin) {
-      memberColumns.push({
-        label: 'Actions',
-        value: (m) =>
-          h(
-            'button',
-            {
-              type: 'button',
-              class: 'danger small',
-              'aria-label': `Remove ${m.user_id} from the organization`,
-              onclick: async () => {
-                const ok = await confirmDialog('Remove member?', `${m.user_id} leaves the organization.`, 'Remove');
-                if (ok) memberAction('Remove member', 'DELETE', '/organization/member_delete', { organization_id: orgId, user_id: m.user_id });
-              },
-            },
-            'Remove',
-          ),
-      });
-    }
+      },
+    });
     replace(
       detail,
       h(
@@ -175,28 +156,7 @@ export function render(main, session) {
           h('div', { class: 'stat' }, h('span', { class: 'label' }, 'Teams'), h('span', { class: 'value' }, count((teams || []).length))),
         ),
         h('p', {}, `Organization id: ${o.organization_id}. Models: ${(o.models || []).length ? o.models.join(', ') : 'every model'}. Limits: ${limits(o)}.`),
-        h('h3', {}, 'Members'),
-        members.length ? table(memberColumns, members) : notice('empty', isAdmin ? 'No members yet: add one below.' : 'No members.'),
-        isAdmin
-          ? h(
-              'form',
-              {
-                class: 'toolbar',
-                onsubmit: (ev) => {
-                  ev.preventDefault();
-                  if (!memberId.value.trim()) return;
-                  memberAction('Add member', 'POST', '/organization/member_add', {
-                    organization_id: orgId,
-                    member: { user_id: memberId.value.trim(), role: memberRole.value },
-                  });
-                },
-              },
-              field('Member user ID', memberId),
-              field('Member role', memberRole),
-              h('button', { type: 'submit', class: 'secondary' }, 'Add member'),
-            )
-          : null,
-        memberStatus,
+        memberNodes,
         h('h3', {}, 'Teams of this organization'),
         (teams || []).length
           ? table(

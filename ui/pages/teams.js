@@ -4,6 +4,7 @@
 
 import { api } from '../api.js';
 import { confirmDialog, count, field, h, list, money, notice, plural, replace, table } from '../dom.js';
+import { memberSection } from '../members.js';
 
 export function render(main, session) {
   const isAdmin = session.role === 'proxy_admin';
@@ -110,42 +111,22 @@ export function render(main, session) {
     const t = info.team_info;
     const canManage = isAdmin || (t.admins || []).includes(session.user_id);
     const members = t.members_with_roles || [];
-    const memberStatus = h('div', { class: 'status' });
-    const memberId = h('input', { name: 'member_user_id', autocomplete: 'off' });
-    const memberRole = h('select', { name: 'member_role' }, h('option', { value: 'user' }, 'user'), h('option', { value: 'admin' }, 'admin'));
-    const memberAction = async (what, path, body) => {
-      replace(memberStatus, notice('loading', `${what}…`));
-      try {
-        await api('POST', path, body);
+    const memberNodes = memberSection({
+      noun: 'team',
+      members,
+      roles: ['user', 'admin'],
+      roleOf: (m) => m.role,
+      canManage,
+      fieldPrefix: 'member',
+      add: (userId, role) => api('POST', '/team/member_add', { team_id: teamId, member: { user_id: userId, role } }),
+      update: (userId, role) => api('POST', '/team/member_update', { team_id: teamId, user_id: userId, role }),
+      remove: (userId) => api('POST', '/team/member_delete', { team_id: teamId, user_id: userId }),
+      removeText: (m) => `${m.user_id} leaves the team; their keys of this team are deleted.`,
+      reload: async () => {
         await open(teamId);
         load();
-      } catch (e) {
-        replace(memberStatus, notice('error', `${what} failed: ${e.message}`));
-      }
-    };
-    const memberColumns = [
-      { label: 'User', value: (m) => m.user_id || m.user_email || '—' },
-      { label: 'Team role', value: (m) => m.role || 'user' },
-    ];
-    if (canManage) {
-      memberColumns.push({
-        label: 'Actions',
-        value: (m) =>
-          h(
-            'button',
-            {
-              type: 'button',
-              class: 'danger small',
-              'aria-label': `Remove ${m.user_id} from the team`,
-              onclick: async () => {
-                const ok = await confirmDialog('Remove member?', `${m.user_id} leaves the team; their keys of this team are deleted.`, 'Remove');
-                if (ok) memberAction('Remove member', '/team/member_delete', { team_id: teamId, user_id: m.user_id });
-              },
-            },
-            'Remove',
-          ),
-      });
-    }
+      },
+    });
     const keys = info.keys || [];
     const teamSpend = keys.reduce((s, k) => s + (k.spend || 0), 0);
     replace(
@@ -173,28 +154,7 @@ export function render(main, session) {
           h('div', { class: 'stat' }, h('span', { class: 'label' }, 'Spend of these keys'), h('span', { class: 'value' }, money(teamSpend))),
         ),
         h('p', {}, `Team id: ${t.team_id}. Models: ${(t.models || []).length ? t.models.join(', ') : 'every model'}. Limits: ${limits(t)}.`),
-        h('h3', {}, 'Members'),
-        members.length ? table(memberColumns, members) : notice('empty', canManage ? 'No members yet: add one below.' : 'No members.'),
-        canManage
-          ? h(
-              'form',
-              {
-                class: 'toolbar',
-                onsubmit: (ev) => {
-                  ev.preventDefault();
-                  if (!memberId.value.trim()) return;
-                  memberAction('Add member', '/team/member_add', {
-                    team_id: teamId,
-                    member: { user_id: memberId.value.trim(), role: memberRole.value },
-                  });
-                },
-              },
-              field('Member user ID', memberId),
-              field('Member role', memberRole),
-              h('button', { type: 'submit', class: 'secondary' }, 'Add member'),
-            )
-          : null,
-        memberStatus,
+        memberNodes,
         h('h3', {}, 'Keys of this team'),
         keys.length
           ? table(
