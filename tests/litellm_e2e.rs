@@ -196,6 +196,46 @@ async fn team_member_delete_of_a_non_member_is_a_400_and_team_new_adds_its_creat
         "{team}"
     );
     assert_eq!(team["members_with_roles"][0]["role"], "user", "{team}");
+
+    // A proxy admin user's UI session: the same.
+    ok(
+        &gw,
+        "/user/new",
+        json!({"user_id": "ui-boss", "user_role": "proxy_admin", "password": "a-long-ui-password-1"}),
+    )
+    .await;
+    let (status, headers, login) = post(
+        &gw.url("/ui/login"),
+        None,
+        &json!({"username": "ui-boss", "password": "a-long-ui-password-1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let cookie = headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_string();
+    let csrf = login["csrf_token"]
+        .as_str()
+        .expect("csrf_token")
+        .to_string();
+    let mut resp = client()
+        .post(gw.url("/team/new"))
+        .insert_header(("cookie", cookie))
+        .insert_header(("x-csrf-token", csrf))
+        .insert_header(("content-type", "application/json"))
+        .send_body(json!({"team_id": "t-ui"}).to_string())
+        .await
+        .expect("request sent");
+    assert_eq!(resp.status().as_u16(), 200);
+    let team: Value = serde_json::from_slice(&resp.body().await.unwrap()).unwrap();
+    assert_eq!(
+        team["members_with_roles"],
+        json!([{"user_id": "ui-boss", "user_email": null, "role": "admin"}]),
+        "{team}"
+    );
 }
 
 const LANGFUSE_SECRET: &str = "sk-lf-very-secret-langfuse-key-0001";
