@@ -404,6 +404,15 @@ mod tests {
             Group::Management
         );
         assert_eq!(Group::of("/metrics", Access::Public), Group::Public);
+        assert_eq!(
+            Group::of("/health/readiness/details", Access::AnyKey),
+            Group::Info
+        );
+        assert_eq!(Group::of("/active/callbacks", Access::AnyKey), Group::Info);
+        assert_eq!(
+            Group::of("/get/config/callbacks", Access::Admin),
+            Group::Management
+        );
     }
 
     #[test]
