@@ -417,16 +417,24 @@ impl From<crate::store::StoreError> for GatewayError {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError;
         match e {
-            StoreError::Unavailable(m) => GatewayError::Unavailable {
-                message: format!("database unavailable: {m}"),
-            },
+            // The driver's words (and the database's address) go to the log, never to a client.
+            StoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "database unavailable");
+                GatewayError::Unavailable {
+                    message: "database unavailable (details in the gateway log); retry the request"
+                        .into(),
+                }
+            }
             StoreError::Conflict(m) => GatewayError::bad_request(format!("already exists: {m}")),
             StoreError::Invalid { field, message } => GatewayError::bad_param(&field, message),
             StoreError::NotFound(message) => GatewayError::NotFound { message },
             StoreError::Stale => GatewayError::Unavailable {
                 message: "the records kept changing; retry the request".into(),
             },
-            StoreError::Config(m) => GatewayError::internal(format!("database configuration: {m}")),
+            StoreError::Config(m) => {
+                tracing::error!(error = %m, "database configuration");
+                GatewayError::internal("database configuration error (details in the gateway log)")
+            }
             StoreError::Query(m) | StoreError::Corrupt(m) => {
                 tracing::error!(error = %m, "database error");
                 GatewayError::internal("database error (details in the gateway log)")
@@ -438,6 +446,25 @@ impl From<crate::store::StoreError> for GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_errors_never_carry_the_databases_words() {
+        use crate::store::StoreError;
+        for e in [
+            StoreError::Unavailable("connection refused: postgres://db.internal:5432".into()),
+            StoreError::Config("bad sslrootcert /etc/secret.pem".into()),
+            StoreError::Query("syntax error at or near \"users\"".into()),
+            StoreError::Corrupt("invalid JSON in users.data".into()),
+        ] {
+            let g: GatewayError = e.into();
+            let text = g.to_string();
+            for raw in ["db.internal", "secret.pem", "syntax", "users"] {
+                assert!(!text.contains(raw), "{text}");
+            }
+        }
+        let g: GatewayError = StoreError::Conflict("a record with this id".into()).into();
+        assert!(matches!(g, GatewayError::BadRequest { .. }), "{g:?}");
+    }
 
     #[test]
     fn envelope_has_string_code_and_real_type() {

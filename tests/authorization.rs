@@ -439,6 +439,12 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             row("GET", "/spend/tags", json!({}), READ_ALL),
             // health
             row("GET", "/health", json!({}), ADMIN),
+            // introspection: any key reads readiness details, the route list and the active
+            // callbacks; only proxy admins read the callbacks' configuration
+            row("GET", "/health/readiness/details", json!({}), ROLES),
+            row("GET", "/routes", json!({}), ROLES),
+            row("GET", "/active/callbacks", json!({}), ROLES),
+            row("GET", "/get/config/callbacks", json!({}), ADMIN),
             // the response cache
             row("GET", "/cache/ping", json!({}), ADMIN),
             row("GET", "/cache/redis/info", json!({}), ADMIN),
@@ -471,7 +477,7 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 61);
+    assert_eq!(checked, ROLES.len() * 65);
 }
 
 /// How a UI-route row authenticates: the role's session cookie with or without its CSRF token,

@@ -164,7 +164,7 @@ async fn user_routes_with_the_master_key() {
         admin_post(
             &gw,
             "/user/update",
-            json!({"user_id": "nobody", "max_budget": 1}),
+            json!({"user_email": "nobody@example.com", "max_budget": 1}),
         )
         .await,
         admin_post(&gw, "/user/delete", json!({"user_ids": ["nobody"]})).await,
@@ -422,16 +422,19 @@ async fn team_routes_with_the_master_key() {
             json!({"team_id": "nope", "member": {"user_id": "alice"}}),
         )
         .await,
-        admin_post(
-            &gw,
-            "/team/member_delete",
-            json!({"team_id": "t-1", "user_id": "not-a-member"}),
-        )
-        .await,
         admin_post(&gw, "/team/block", json!({"team_id": "nope"})).await,
     ] {
         assert_eq!(status, 404, "{resp}");
     }
+    // Removing a user who is not a member is a 400, as in LiteLLM.
+    let (status, resp) = admin_post(
+        &gw,
+        "/team/member_delete",
+        json!({"team_id": "t-1", "user_id": "not-a-member"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{resp}");
+    assert_envelope(&resp);
 
     // A key of the team shows in /team/info.
     let k = ok_post(

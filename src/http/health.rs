@@ -19,6 +19,13 @@ pub fn configure(r: &mut Routes) {
     r.get("/health/liveliness", Access::Public, liveliness)
         .get("/health/liveness", Access::Public, liveliness)
         .get("/health/readiness", Access::Public, readiness)
+        .get(
+            "/health/readiness/details",
+            Access::AnyKey,
+            readiness_details,
+        )
+        .get("/active/callbacks", Access::AnyKey, active_callbacks)
+        .get("/get/config/callbacks", Access::Admin, config_callbacks)
         .get("/health", Access::Admin, health);
 }
 
@@ -73,8 +80,232 @@ async fn database_answers(state: &AppState) -> Result<(), String> {
 /// Readiness: 200 while the database and every configured Redis answer; 503 with the reasons
 /// otherwise, so a load balancer stops sending traffic here (liveness stays 200).
 async fn readiness(state: web::Data<AppState>) -> HttpResponse {
+    readiness_answer(readiness_body(&state).await)
+}
+
+fn readiness_answer((ready, body): (bool, Value)) -> HttpResponse {
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// `GET /health/readiness/details` (any key, as in LiteLLM): the readiness answer with the
+/// logging callbacks the configuration names in `success_callbacks`.
+async fn readiness_details(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(e) = state.auth.authenticate(&req).await {
+        return e.error_response();
+    }
+    let (ready, mut body) = readiness_body(&state).await;
+    let settings = &state.config.litellm_settings;
+    let mut names = callback_names(settings, "success_callback");
+    for n in callback_names(settings, "callbacks") {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    body["success_callbacks"] = json!(names);
+    readiness_answer((ready, body))
+}
+
+/// The callback names `litellm_settings.<field>` lists (a list or one name).
+fn callback_names(settings: &serde_json::Map<String, Value>, field: &str) -> Vec<String> {
+    match settings.get(field) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// `general_settings.alerting` (e.g. `["slack"]`).
+fn alerting_names(state: &AppState) -> Vec<String> {
+    callback_names(&state.config.general_settings, "alerting")
+}
+
+/// `GET /active/callbacks` (any key, as in LiteLLM): the callbacks and alerting the gateway runs,
+/// by name, in LiteLLM's shape.
+async fn active_callbacks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(e) = state.auth.authenticate(&req).await {
+        return e.error_response();
+    }
+    let settings = &state.config.litellm_settings;
+    let callbacks = callback_names(settings, "callbacks");
+    let success = callback_names(settings, "success_callback");
+    let failure = callback_names(settings, "failure_callback");
+    let mut all: Vec<String> = Vec::new();
+    for n in callbacks.iter().chain(&success).chain(&failure) {
+        if !all.contains(n) {
+            all.push(n.clone());
+        }
+    }
+    let alerting = alerting_names(&state);
+    HttpResponse::Ok().json(json!({
+        "alerting": alerting,
+        "litellm.callbacks": callbacks,
+        "litellm.input_callback": [],
+        "litellm.failure_callback": failure,
+        "litellm.success_callback": success,
+        "litellm._async_success_callback": success,
+        "litellm._async_failure_callback": failure,
+        "litellm._async_input_callback": [],
+        "all_litellm_callbacks": all,
+        "num_callbacks": all.len(),
+        "num_alerting": alerting.len(),
+        "litellm.request_timeout": state.request_timeout.as_secs_f64(),
+    }))
+}
+
+/// The environment variables each logging callback (and Slack alerting) reads.
+fn callback_env_vars(name: &str) -> &'static [&'static str] {
+    match name {
+        "langfuse" => &[
+            "LANGFUSE_PUBLIC_KEY",
+            "LANGFUSE_SECRET_KEY",
+            "LANGFUSE_HOST",
+        ],
+        "datadog" => &["DD_API_KEY", "DD_SITE", "DD_BASE_URL"],
+        "generic" | "generic_api" => &["GENERIC_LOGGER_ENDPOINT", "GENERIC_LOGGER_HEADERS"],
+        "langsmith" => &[
+            "LANGSMITH_API_KEY",
+            "LANGSMITH_PROJECT",
+            "LANGSMITH_BASE_URL",
+        ],
+        "sentry" => &["SENTRY_DSN"],
+        "s3" => &[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION_NAME",
+        ],
+        "otel" | "opentelemetry" => &["OTEL_EXPORTER", "OTEL_ENDPOINT", "OTEL_HEADERS"],
+        "slack" => &["SLACK_WEBHOOK_URL"],
+        _ => &[],
+    }
+}
+
+/// A callback's variables: each name with its value masked (`null` when unset). Values are never
+/// shown, whatever the variable: endpoints and headers can hold credentials too.
+fn masked_env(name: &str) -> serde_json::Map<String, Value> {
+    callback_env_vars(name)
+        .iter()
+        .map(|v| {
+            let value = std::env::var(v)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map_or(Value::Null, |s| Value::String(crate::secret::mask(&s)));
+            (v.to_string(), value)
+        })
+        .collect()
+}
+
+/// The router settings LiteLLM's `Router.get_settings` reports (none of them secret).
+const REPORTED_ROUTER_SETTINGS: [&str; 11] = [
+    "routing_strategy_args",
+    "routing_strategy",
+    "allowed_fails",
+    "cooldown_time",
+    "num_retries",
+    "timeout",
+    "max_retries",
+    "retry_after",
+    "fallbacks",
+    "context_window_fallbacks",
+    "model_group_retry_policy",
+];
+
+/// `GET /get/config/callbacks` (proxy admins): each configured callback with its variables
+/// (values masked) and type, Slack alerting, and the router settings, in LiteLLM's shape.
+async fn config_callbacks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(e) = state.auth.authenticate(&req).await {
+        return e.error_response();
+    }
+    let settings = &state.config.litellm_settings;
+    let success = callback_names(settings, "success_callback");
+    let failure = callback_names(settings, "failure_callback");
+    let both = callback_names(settings, "callbacks");
+    let mut names: Vec<String> = Vec::new();
+    for n in both.iter().chain(&success).chain(&failure) {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    let callbacks: Vec<Value> = names
+        .iter()
+        .map(|n| {
+            let kind = if both.contains(n) || (success.contains(n) && failure.contains(n)) {
+                "success_and_failure"
+            } else if success.contains(n) {
+                "success"
+            } else {
+                "failure"
+            };
+            json!({"name": n, "variables": masked_env(n), "type": kind})
+        })
+        .collect();
+    let general = &state.config.general_settings;
+    let alerts: Vec<Value> = alerting_names(&state)
+        .iter()
+        .filter(|a| a.as_str() == "slack")
+        .map(|a| {
+            // Webhook URLs are credentials: masked like the variables.
+            let webhooks: serde_json::Map<String, Value> = general
+                .get("alert_to_webhook_url")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            let masked = match v {
+                                Value::String(s) => json!(crate::secret::mask(s)),
+                                Value::Array(items) => items
+                                    .iter()
+                                    .filter_map(Value::as_str)
+                                    .map(|s| json!(crate::secret::mask(s)))
+                                    .collect(),
+                                _ => Value::Null,
+                            };
+                            (k.clone(), masked)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "name": a,
+                "variables": masked_env(a),
+                "active_alerts": general.get("alert_types").cloned().unwrap_or(json!([])),
+                "alerts_to_webhook": webhooks,
+            })
+        })
+        .collect();
+    let mut router: serde_json::Map<String, Value> = REPORTED_ROUTER_SETTINGS
+        .iter()
+        .filter_map(|k| {
+            state
+                .config
+                .router_settings
+                .get(*k)
+                .map(|v| (k.to_string(), v.clone()))
+        })
+        .collect();
+    router
+        .entry("routing_strategy")
+        .or_insert_with(|| json!("simple-shuffle"));
+    HttpResponse::Ok().json(json!({
+        "status": "success",
+        "callbacks": callbacks,
+        "alerts": alerts,
+        "router_settings": router,
+    }))
+}
+
+/// Readiness: ready while the database and every configured Redis answer (200); the reasons
+/// otherwise (503).
+async fn readiness_body(state: &AppState) -> (bool, Value) {
     let mut reasons: Vec<String> = Vec::new();
-    let db = match database_answers(&state).await {
+    let db = match database_answers(state).await {
         Ok(()) => "connected",
         Err(reason) => {
             reasons.push(format!("database: {reason}"));
@@ -129,13 +360,11 @@ async fn readiness(state: web::Data<AppState>) -> HttpResponse {
         "success_callbacks": [],
         "last_updated": crate::time::now_iso(),
     });
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
+    if !ready {
         body["reason"] = json!(reasons.join("; "));
         body["reasons"] = json!(reasons);
-        HttpResponse::ServiceUnavailable().json(body)
     }
+    (ready, body)
 }
 
 #[derive(Deserialize)]

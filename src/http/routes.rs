@@ -105,6 +105,8 @@ impl Group {
         } else if path.ends_with("/info")
             || path == "/routes"
             || path == "/health"
+            || path.starts_with("/health/")
+            || path == "/active/callbacks"
             || path.starts_with("/models")
             || path.starts_with("/v1/models")
         {
@@ -343,7 +345,7 @@ pub fn table() -> &'static [RouteInfo] {
     TABLE.get().map_or(&[], Vec::as_slice)
 }
 
-/// The table as JSON: LiteLLM's `{"routes": [{"path", "methods", "name"}]}`, plus each route's
+/// The table as JSON: LiteLLM's `{"routes": [{"path", "methods", "name", "endpoint"}]}`, plus each route's
 /// `access` and `group`.
 pub fn table_json(table: &[RouteInfo]) -> Value {
     let routes: Vec<Value> = table
@@ -353,6 +355,7 @@ pub fn table_json(table: &[RouteInfo]) -> Value {
                 "path": r.path,
                 "methods": [r.method.as_str()],
                 "name": r.path,
+                "endpoint": r.path,
                 "access": r.access.as_str(),
                 "group": r.group.as_str(),
             })
@@ -401,6 +404,15 @@ mod tests {
             Group::Management
         );
         assert_eq!(Group::of("/metrics", Access::Public), Group::Public);
+        assert_eq!(
+            Group::of("/health/readiness/details", Access::AnyKey),
+            Group::Info
+        );
+        assert_eq!(Group::of("/active/callbacks", Access::AnyKey), Group::Info);
+        assert_eq!(
+            Group::of("/get/config/callbacks", Access::Admin),
+            Group::Management
+        );
     }
 
     #[test]

@@ -215,7 +215,18 @@ fn new_members(body: &Map<String, Value>) -> Result<Vec<Member>, GatewayError> {
 async fn new(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(
         async {
-            let wanted = new_members(&body)?;
+            let mut wanted = new_members(&body)?;
+            // LiteLLM makes the creating user (a user's key, a user's UI session) an admin of
+            // the team, unless the body already lists it.
+            if let Some(uid) = c.caller.user_id() {
+                if !wanted.iter().any(|m| m.user_id.as_deref() == Some(uid)) {
+                    wanted.push(Member {
+                        user_id: Some(uid.to_string()),
+                        user_email: None,
+                        role: "admin".into(),
+                    });
+                }
+            }
             let mut team = TEAM.create(&c, &body).await?;
             if !wanted.is_empty() {
                 team = add_members(&state, &c, &team.id, &wanted).await?.0;
@@ -419,10 +430,12 @@ async fn member_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpRe
             let (tid, uid) = (id.clone(), user_id.clone());
             let done = TEAM_GROUP
                 .change_members(&c, &id, vec![user_id.clone()], move |team, user_row, _| {
+                    // LiteLLM answers 400 for a user who is not a member.
                     if !TEAM_GROUP.unlink_member(team, &uid) {
-                        return Err(StoreError::NotFound(format!(
-                            "user {uid} is not a member of team {tid}"
-                        )));
+                        return Err(StoreError::Invalid {
+                            field: "user_id".into(),
+                            message: format!("user {uid} is not a member of team {tid}"),
+                        });
                     }
                     if let Some(user) = user_row.first_mut().and_then(|r| r.record.as_mut()) {
                         TEAM_GROUP.unlink_user(user, &tid);

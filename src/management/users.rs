@@ -6,7 +6,8 @@
 //! `key` (shown once) and the user's fields, as LiteLLM does. Joining the new user's teams, an
 //! update and a delete each run in one transaction ([`crate::store::Store::modify`]); the user row
 //! and its key are inserted on their own (the store's transactions change existing rows), and a
-//! user whose key could not be inserted is removed again.
+//! user whose key could not be inserted is removed again. A proxy admin's update of an unknown
+//! `user_id` creates the user with the fields given (LiteLLM's `/user/update` upserts).
 
 use serde_json::{Map, Value};
 
@@ -331,7 +332,28 @@ pub async fn update(
     c: &Ctx,
     body: &Map<String, Value>,
 ) -> Result<Value, GatewayError> {
-    let mut user = user_to_update(c, body).await?;
+    let mut user = match user_to_update(c, body).await {
+        // LiteLLM's `/user/update` upserts: a proxy admin naming an unknown `user_id` creates it.
+        Err(GatewayError::NotFound { message }) if c.caller.is_admin() => {
+            let Some(id) = opt_str(body, "user_id")? else {
+                return Err(GatewayError::NotFound { message });
+            };
+            match upsert_new(c, body, &id).await {
+                Ok(user) => {
+                    invalidate_user(state, &user.id);
+                    return Ok(Value::Object(user_json(&user)));
+                }
+                // Created meanwhile by a parallel request: update it as it is now.
+                Err(GatewayError::BadRequest { .. })
+                    if c.store.get_entity(EntityKind::User, &id).await?.is_some() =>
+                {
+                    user_to_update(c, body).await?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        other => other?,
+    };
     if body.contains_key("password") && !c.caller.is_admin() {
         return Err(GatewayError::Forbidden {
             message: "only proxy admins can change 'password' of a user".into(),
@@ -390,6 +412,34 @@ pub async fn update(
         c.store.delete_user_sessions(&user.id).await?;
     }
     Ok(Value::Object(user_json(&user)))
+}
+
+/// The user a proxy admin's `/user/update` creates when `user_id` names no user (LiteLLM upserts):
+/// the fields given, `internal_user` unless `user_role` says otherwise, no team and no key. An id
+/// taken meanwhile by a parallel request is a 400 (the caller then updates that user).
+async fn upsert_new(
+    c: &Ctx,
+    body: &Map<String, Value>,
+    id: &str,
+) -> Result<EntityRecord, GatewayError> {
+    if let Some(e) = opt_str(body, "user_email")? {
+        check_email_free(c, &e, None).await?;
+    }
+    let password = new_password(body).await?;
+    let now = now_ms();
+    let mut data = Map::new();
+    data.insert(
+        "user_role".into(),
+        Value::String(Role::InternalUser.as_str().into()),
+    );
+    data.insert("teams".into(), Value::Array(Vec::new()));
+    let mut user = c.new_record(id.to_string(), None, data, now);
+    apply_update(true, body, &mut user, now)?;
+    let user = create_in_one_transaction(c, user, &[], None, now).await?;
+    if let Some(hash) = &password {
+        c.store.set_user_password(&user.id, Some(hash), now).await?;
+    }
+    Ok(user)
 }
 
 /// The Argon2id hash of a body's `password` (the admin UI password), if it sets one. The
