@@ -152,3 +152,53 @@ export function list(text) {
 export function plural(n, word) {
   return `${count(n)} ${word}${Number(n) === 1 ? '' : 's'}`;
 }
+
+/**
+ * A small "Delete" button: asks with `title` and `text`, runs `remove()`, reports the result in
+ * `status`, then calls `done()`.
+ */
+export function deleteButton({ label, title, text, status, remove, done }) {
+  return h(
+    'button',
+    {
+      type: 'button',
+      class: 'danger small',
+      'aria-label': label,
+      onclick: async () => {
+        if (!(await confirmDialog(title, text, 'Delete'))) return;
+        try {
+          await remove();
+          replace(status, notice('ok', 'Delete: done.'));
+          done();
+        } catch (e) {
+          replace(status, notice('error', `Delete failed: ${e.message}`));
+        }
+      },
+    },
+    'Delete',
+  );
+}
+
+/**
+ * Fills `area` with the rows `fetchRows()` resolves to: a table captioned with their count of
+ * `noun`, the `empty` notice when there are none, or an error notice naming `what`.
+ */
+export async function loadTable(area, { fetchRows, what, columns, noun, empty }) {
+  let rows;
+  try {
+    rows = await fetchRows();
+  } catch (e) {
+    replace(area, notice('error', `Could not load the ${what}: ${e.message}. Reload the page to try again.`));
+    return;
+  }
+  replace(area, rows.length ? table(columns, rows, plural(rows.length, noun)) : notice('empty', empty));
+}
+
+/** The rate and concurrency limits of a key, team or organization: "10 rpm, 1,000 tpm", or "—". */
+export function limitsText(x) {
+  const parts = [];
+  if (x.rpm_limit != null) parts.push(`${count(x.rpm_limit)} rpm`);
+  if (x.tpm_limit != null) parts.push(`${count(x.tpm_limit)} tpm`);
+  if (x.max_parallel_requests != null) parts.push(`${count(x.max_parallel_requests)} parallel`);
+  return parts.length ? parts.join(', ') : '—';
+}

@@ -2,7 +2,7 @@
 // delete. Internal users see and manage only their own keys: /key/list answers only those.
 
 import { api } from '../api.js';
-import { confirmDialog, count, field, h, list, money, notice, plural, replace, table, when } from '../dom.js';
+import { confirmDialog, field, h, limitsText, list, money, notice, plural, replace, table, when } from '../dom.js';
 
 const PAGE_SIZE = 25;
 
@@ -376,13 +376,6 @@ export function render(main, session) {
     return h('div', { class: 'row-actions' }, buttons);
   }
 
-  function limits(k) {
-    const parts = [];
-    if (k.rpm_limit != null) parts.push(`${count(k.rpm_limit)} rpm`);
-    if (k.tpm_limit != null) parts.push(`${count(k.tpm_limit)} tpm`);
-    if (k.max_parallel_requests != null) parts.push(`${count(k.max_parallel_requests)} parallel`);
-    return parts.length ? parts.join(', ') : '—';
-  }
 
   const columns = [
     { label: 'Alias', value: (k) => k.key_alias || h('span', { class: 'muted' }, 'no alias') },
@@ -395,7 +388,7 @@ export function render(main, session) {
       class: 'num',
       value: (k) => `${money(k.spend)} / ${k.max_budget == null ? '∞' : money(k.max_budget)}`,
     },
-    { label: 'Limits', value: limits },
+    { label: 'Limits', value: limitsText },
     { label: 'Expires', value: (k) => when(k.expires, 'never') },
     {
       label: 'Status',

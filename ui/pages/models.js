@@ -3,7 +3,7 @@
 // its credentials sealed) and delete for the database's models. Proxy admins change; others read.
 
 import { api } from '../api.js';
-import { confirmDialog, count, field, h, notice, plural, replace, table } from '../dom.js';
+import { count, deleteButton, field, h, loadTable, notice, plural, replace } from '../dom.js';
 
 export function render(main, session) {
   const isAdmin = session.role === 'proxy_admin';
@@ -147,50 +147,33 @@ export function render(main, session) {
       label: 'Actions',
       value: (m) =>
         m.model_info?.db_model
-          ? h(
-              'button',
-              {
-                type: 'button',
-                class: 'danger small',
-                'aria-label': `Delete model ${m.model_name}`,
-                onclick: async () => {
-                  const ok = await confirmDialog('Delete model?', `This deployment of ${m.model_name} is removed; requests go to the others of its name.`, 'Delete');
-                  if (!ok) return;
-                  try {
-                    await api('POST', '/model/delete', { id: m.model_info.id });
-                    replace(status, notice('ok', 'Delete: done.'));
-                    load();
-                  } catch (e) {
-                    replace(status, notice('error', `Delete failed: ${e.message}`));
-                  }
-                },
-              },
-              'Delete',
-            )
+          ? deleteButton({
+              label: `Delete model ${m.model_name}`,
+              title: 'Delete model?',
+              text: `This deployment of ${m.model_name} is removed; requests go to the others of its name.`,
+              status,
+              remove: () => api('POST', '/model/delete', { id: m.model_info.id }),
+              done: load,
+            })
           : h('span', { class: 'muted' }, 'in the config file'),
     });
   }
 
-  async function load() {
-    let r;
-    try {
-      const [info, state] = await Promise.all([
-        api('GET', '/model/info'),
-        canSeeState ? api('GET', '/model/state').catch(() => null) : null,
-      ]);
-      r = info;
-      states = new Map(((state && state.data) || []).map((d) => [d.model_id, d]));
-    } catch (e) {
-      replace(listArea, notice('error', `Could not load the models: ${e.message}. Reload the page to try again.`));
-      return;
-    }
-    const models = (r.data || []).slice().sort((a, b) => a.model_name.localeCompare(b.model_name));
-    replace(
-      listArea,
-      models.length
-        ? table(columns, models, plural(models.length, 'deployment'))
-        : notice('empty', isAdmin ? 'No models yet. Use "Add model", or list them in the config file.' : 'No model is available to you.'),
-    );
+  function load() {
+    return loadTable(listArea, {
+      fetchRows: async () => {
+        const [info, state] = await Promise.all([
+          api('GET', '/model/info'),
+          canSeeState ? api('GET', '/model/state').catch(() => null) : null,
+        ]);
+        states = new Map(((state && state.data) || []).map((d) => [d.model_id, d]));
+        return (info.data || []).slice().sort((a, b) => a.model_name.localeCompare(b.model_name));
+      },
+      what: 'models',
+      columns,
+      noun: 'deployment',
+      empty: isAdmin ? 'No models yet. Use "Add model", or list them in the config file.' : 'No model is available to you.',
+    });
   }
 
   load();

@@ -2,7 +2,7 @@
 // organization's teams and spend, delete. Proxy admins change; proxy admin viewers read.
 
 import { api } from '../api.js';
-import { confirmDialog, count, field, h, list, money, notice, plural, replace, table } from '../dom.js';
+import { count, deleteButton, field, h, limitsText, list, loadTable, money, notice, replace, table } from '../dom.js';
 import { memberSection } from '../members.js';
 
 const ORG_ROLES = ['internal_user', 'org_admin', 'internal_user_viewer'];
@@ -32,12 +32,6 @@ export function render(main, session) {
 
   const name = (o) => o.organization_alias || o.organization_id;
 
-  function limits(o) {
-    const parts = [];
-    if (o.rpm_limit != null) parts.push(`${count(o.rpm_limit)} rpm`);
-    if (o.tpm_limit != null) parts.push(`${count(o.tpm_limit)} tpm`);
-    return parts.length ? parts.join(', ') : '—';
-  }
 
   function showForm(org) {
     const editing = Boolean(org);
@@ -155,7 +149,7 @@ export function render(main, session) {
           h('div', { class: 'stat' }, h('span', { class: 'label' }, 'Members'), h('span', { class: 'value' }, count(members.length))),
           h('div', { class: 'stat' }, h('span', { class: 'label' }, 'Teams'), h('span', { class: 'value' }, count((teams || []).length))),
         ),
-        h('p', {}, `Organization id: ${o.organization_id}. Models: ${(o.models || []).length ? o.models.join(', ') : 'every model'}. Limits: ${limits(o)}.`),
+        h('p', {}, `Organization id: ${o.organization_id}. Models: ${(o.models || []).length ? o.models.join(', ') : 'every model'}. Limits: ${limitsText(o)}.`),
         memberNodes,
         h('h3', {}, 'Teams of this organization'),
         (teams || []).length
@@ -177,7 +171,7 @@ export function render(main, session) {
     { label: 'Members', class: 'num', value: (o) => count((o.members || []).length) },
     { label: 'Models', value: (o) => ((o.models || []).length ? o.models.join(', ') : 'all') },
     { label: 'Spend / budget', class: 'num', value: (o) => `${money(o.spend)} / ${o.max_budget == null ? '∞' : money(o.max_budget)}` },
-    { label: 'Limits', value: limits },
+    { label: 'Limits', value: limitsText },
     {
       label: 'Actions',
       value: (o) =>
@@ -186,46 +180,30 @@ export function render(main, session) {
           { class: 'row-actions' },
           h('button', { type: 'button', class: 'secondary small', 'aria-label': `Open organization ${name(o)}`, onclick: () => open(o.organization_id) }, 'Open'),
           isAdmin
-            ? h(
-                'button',
-                {
-                  type: 'button',
-                  class: 'danger small',
-                  'aria-label': `Delete organization ${name(o)}`,
-                  onclick: async () => {
-                    const ok = await confirmDialog('Delete organization?', `Organization ${name(o)} is deleted; its members stay as users.`, 'Delete');
-                    if (!ok) return;
-                    try {
-                      await api('DELETE', '/organization/delete', { organization_ids: [o.organization_id] });
-                      replace(status, notice('ok', 'Delete: done.'));
-                      if (openOrg === o.organization_id) replace(detail);
-                      load();
-                    } catch (e) {
-                      replace(status, notice('error', `Delete failed: ${e.message}`));
-                    }
-                  },
+            ? deleteButton({
+                label: `Delete organization ${name(o)}`,
+                title: 'Delete organization?',
+                text: `Organization ${name(o)} is deleted; its members stay as users.`,
+                status,
+                remove: () => api('DELETE', '/organization/delete', { organization_ids: [o.organization_id] }),
+                done: () => {
+                  if (openOrg === o.organization_id) replace(detail);
+                  load();
                 },
-                'Delete',
-              )
+              })
             : null,
         ),
     },
   ];
 
-  async function load() {
-    let orgs;
-    try {
-      orgs = await api('GET', '/organization/list');
-    } catch (e) {
-      replace(listArea, notice('error', `Could not load the organizations: ${e.message}. Reload the page to try again.`));
-      return;
-    }
-    replace(
-      listArea,
-      orgs.length
-        ? table(columns, orgs, plural(orgs.length, 'organization'))
-        : notice('empty', isAdmin ? 'No organizations yet. Use "Create organization" to add one.' : 'No organizations yet.'),
-    );
+  function load() {
+    return loadTable(listArea, {
+      fetchRows: () => api('GET', '/organization/list'),
+      what: 'organizations',
+      columns,
+      noun: 'organization',
+      empty: isAdmin ? 'No organizations yet. Use "Create organization" to add one.' : 'No organizations yet.',
+    });
   }
 
   load();

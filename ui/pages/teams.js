@@ -3,7 +3,7 @@
 // other users see the teams they belong to.
 
 import { api } from '../api.js';
-import { confirmDialog, count, field, h, list, money, notice, plural, replace, table } from '../dom.js';
+import { count, deleteButton, field, h, limitsText, list, loadTable, money, notice, replace, table } from '../dom.js';
 import { memberSection } from '../members.js';
 
 export function render(main, session) {
@@ -29,12 +29,6 @@ export function render(main, session) {
     listArea,
   );
 
-  function limits(t) {
-    const parts = [];
-    if (t.rpm_limit != null) parts.push(`${count(t.rpm_limit)} rpm`);
-    if (t.tpm_limit != null) parts.push(`${count(t.tpm_limit)} tpm`);
-    return parts.length ? parts.join(', ') : '—';
-  }
 
   /** The create form (team = null) or the edit form of a team (proxy admins). */
   function showForm(team) {
@@ -153,7 +147,7 @@ export function render(main, session) {
           h('div', { class: 'stat' }, h('span', { class: 'label' }, 'Keys'), h('span', { class: 'value' }, count(keys.length))),
           h('div', { class: 'stat' }, h('span', { class: 'label' }, 'Spend of these keys'), h('span', { class: 'value' }, money(teamSpend))),
         ),
-        h('p', {}, `Team id: ${t.team_id}. Models: ${(t.models || []).length ? t.models.join(', ') : 'every model'}. Limits: ${limits(t)}.`),
+        h('p', {}, `Team id: ${t.team_id}. Models: ${(t.models || []).length ? t.models.join(', ') : 'every model'}. Limits: ${limitsText(t)}.`),
         memberNodes,
         h('h3', {}, 'Keys of this team'),
         keys.length
@@ -178,7 +172,7 @@ export function render(main, session) {
     { label: 'Members', class: 'num', value: (t) => count((t.members_with_roles || []).length) },
     { label: 'Models', value: (t) => ((t.models || []).length ? t.models.join(', ') : 'all') },
     { label: 'Spend / budget', class: 'num', value: (t) => `${money(t.spend)} / ${t.max_budget == null ? '∞' : money(t.max_budget)}` },
-    { label: 'Limits', value: limits },
+    { label: 'Limits', value: limitsText },
     { label: 'Status', value: (t) => (t.blocked ? h('span', { class: 'badge bad' }, 'Blocked') : h('span', { class: 'badge good' }, 'Active')) },
     {
       label: 'Actions',
@@ -188,46 +182,30 @@ export function render(main, session) {
           { class: 'row-actions' },
           h('button', { type: 'button', class: 'secondary small', 'aria-label': `Open team ${t.team_alias || t.team_id}`, onclick: () => open(t.team_id) }, 'Open'),
           isAdmin
-            ? h(
-                'button',
-                {
-                  type: 'button',
-                  class: 'danger small',
-                  'aria-label': `Delete team ${t.team_alias || t.team_id}`,
-                  onclick: async () => {
-                    const ok = await confirmDialog('Delete team?', `Team ${t.team_alias || t.team_id} and its keys are deleted; the keys stop working at once.`, 'Delete');
-                    if (!ok) return;
-                    try {
-                      await api('POST', '/team/delete', { team_ids: [t.team_id] });
-                      replace(status, notice('ok', 'Delete: done.'));
-                      if (openTeam === t.team_id) replace(detail);
-                      load();
-                    } catch (e) {
-                      replace(status, notice('error', `Delete failed: ${e.message}`));
-                    }
-                  },
+            ? deleteButton({
+                label: `Delete team ${t.team_alias || t.team_id}`,
+                title: 'Delete team?',
+                text: `Team ${t.team_alias || t.team_id} and its keys are deleted; the keys stop working at once.`,
+                status,
+                remove: () => api('POST', '/team/delete', { team_ids: [t.team_id] }),
+                done: () => {
+                  if (openTeam === t.team_id) replace(detail);
+                  load();
                 },
-                'Delete',
-              )
+              })
             : null,
         ),
     },
   ];
 
-  async function load() {
-    let teams;
-    try {
-      teams = await api('GET', '/team/list');
-    } catch (e) {
-      replace(listArea, notice('error', `Could not load the teams: ${e.message}. Reload the page to try again.`));
-      return;
-    }
-    replace(
-      listArea,
-      teams.length
-        ? table(columns, teams, plural(teams.length, 'team'))
-        : notice('empty', isAdmin ? 'No teams yet. Use "Create team" to add one.' : 'You are in no team. A proxy admin or a team admin can add you.'),
-    );
+  function load() {
+    return loadTable(listArea, {
+      fetchRows: () => api('GET', '/team/list'),
+      what: 'teams',
+      columns,
+      noun: 'team',
+      empty: isAdmin ? 'No teams yet. Use "Create team" to add one.' : 'You are in no team. A proxy admin or a team admin can add you.',
+    });
   }
 
   load();
