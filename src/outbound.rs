@@ -504,23 +504,12 @@ impl Proxy {
     }
 }
 
-/// `%XX` escapes decoded (a URL's userinfo, or a query value); anything else kept as it is.
+/// `%XX` escapes decoded (a URL's userinfo, a query value, a header value); anything else kept as
+/// it is.
 pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let Some(Ok(b)) = s.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16)) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// An awc connector that reaches proxied targets through an HTTP `CONNECT` tunnel and the others

@@ -104,34 +104,17 @@ async fn chat_with(gw: &Gateway, key: &str, model: &str, headers: &[(&str, &str)
     (status, body)
 }
 
-#[actix_rt::test]
-async fn a_request_continues_the_clients_trace_with_a_span_per_attempt() {
-    let mock = Mock::start(&[]);
-    let endpoint = mock.proc.url.clone();
-    let gw = Gateway::start(&config(&mock, true), &[], &envs(&endpoint, &[]));
-    let (status, _, key) = post(
-        &gw.url("/key/generate"),
-        Some(MASTER_KEY),
-        &json!({"key_alias": "tracing-key"}),
-    )
-    .await;
-    assert_eq!(status, 200, "{key}");
-    let key = key["key"].as_str().unwrap().to_string();
-
-    let traceparent = format!("00-{TRACE}-{PARENT}-01");
-    let (status, body) = chat_with(
-        &gw,
-        &key,
-        "primary",
-        &[("traceparent", &traceparent), ("tracestate", "vendor=1")],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let upstream = mock.last_request().await;
-
-    // The server span and three attempts: two on the failing deployment (the first try and its
-    // retry), then the fallback.
-    let spans = spans_of(&mock, TRACE, 4).await;
+/// The spans of a chat request to `primary` with the client's trace `TRACE`/`PARENT`, served by
+/// the fallback after the failing deployment's try and retry: the server span continuing the
+/// client's, three attempt spans under it, GenAI attributes, no key or credential anywhere, and the
+/// served attempt's context passed upstream. Returns the server span.
+fn assert_a_fallback_s_spans<'a>(
+    spans: &'a [Value],
+    body: &Value,
+    key: &str,
+    alias: &str,
+    upstream: &Value,
+) -> &'a Value {
     assert_eq!(spans.len(), 4, "{spans:#?}");
     let server: Vec<&Value> = spans
         .iter()
@@ -144,7 +127,6 @@ async fn a_request_continues_the_clients_trace_with_a_span_per_attempt() {
         server["parent_span_id"], PARENT,
         "continues the client's span"
     );
-    assert_eq!(server["trace_state"], "vendor=1");
     assert_eq!(server["status"]["code"], 1, "OK");
     let a = &server["attributes"];
     assert_eq!(a["gen_ai.operation.name"], "chat");
@@ -162,14 +144,14 @@ async fn a_request_continues_the_clients_trace_with_a_span_per_attempt() {
     assert_eq!(a["gen_ai.response.id"], body["id"]);
     assert_eq!(a["http.response.status_code"], 200);
     assert_eq!(a["litellm.model_group"], "backup");
-    assert_eq!(a["metadata.user_api_key_alias"], "tracing-key");
+    assert_eq!(a["metadata.user_api_key_alias"], alias);
     let hash = a["metadata.user_api_key_hash"].as_str().unwrap();
     assert_eq!(hash.len(), 64, "a SHA-256 hash: {hash}");
     let resource = &server["resource"];
     assert_eq!(resource["service.name"], "litellm");
     assert_eq!(resource["deployment.environment"], "production");
-    let all = serde_json::to_string(&spans).unwrap();
-    assert!(!all.contains(&key), "no span carries the key");
+    let all = serde_json::to_string(spans).unwrap();
+    assert!(!all.contains(key), "no span carries the key");
     assert!(!all.contains("sk-mock-upstream-secret-42"));
 
     let server_id = server["span_id"].as_str().unwrap();
@@ -212,9 +194,40 @@ async fn a_request_continues_the_clients_trace_with_a_span_per_attempt() {
 
     // The provider continues the trace from the attempt that reached it.
     assert_eq!(
-        header(&upstream, "traceparent"),
+        header(upstream, "traceparent"),
         format!("00-{TRACE}-{}-01", served["span_id"].as_str().unwrap())
     );
+    server
+}
+
+#[actix_rt::test]
+async fn a_request_continues_the_clients_trace_with_a_span_per_attempt() {
+    let mock = Mock::start(&[]);
+    let endpoint = mock.proc.url.clone();
+    let gw = Gateway::start(&config(&mock, true), &[], &envs(&endpoint, &[]));
+    let (status, _, key) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"key_alias": "tracing-key"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{key}");
+    let key = key["key"].as_str().unwrap().to_string();
+
+    let traceparent = format!("00-{TRACE}-{PARENT}-01");
+    let (status, body) = chat_with(
+        &gw,
+        &key,
+        "primary",
+        &[("traceparent", &traceparent), ("tracestate", "vendor=1")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let upstream = mock.last_request().await;
+
+    let spans = spans_of(&mock, TRACE, 4).await;
+    let server = assert_a_fallback_s_spans(&spans, &body, &key, "tracing-key", &upstream);
+    assert_eq!(server["trace_state"], "vendor=1");
     assert_eq!(header(&upstream, "tracestate"), "vendor=1");
 
     // The collector got OTEL_HEADERS (percent-decoded) and protobuf.
@@ -572,66 +585,8 @@ async fn a_grpc_collector_gets_the_spans_with_the_headers_as_metadata() {
     assert_eq!(status, 200, "{body}");
     let upstream = mock.last_request().await;
 
-    // The server span and three attempts (the failing deployment twice, then the fallback).
     let spans = grpc_spans_of(&collector, TRACE, 4).await;
-    assert_eq!(spans.len(), 4, "{spans:#?}");
-    let server: Vec<&Value> = spans
-        .iter()
-        .filter(|s| s["kind"] == "SPAN_KIND_SERVER")
-        .collect();
-    assert_eq!(server.len(), 1, "{spans:#?}");
-    let server = server[0];
-    assert_eq!(server["name"], "Received Proxy Server Request");
-    assert_eq!(
-        server["parent_span_id"], PARENT,
-        "continues the client's span"
-    );
-    assert_eq!(server["status"]["code"], 1, "OK");
-    let a = &server["attributes"];
-    assert_eq!(a["gen_ai.operation.name"], "chat");
-    assert_eq!(a["gen_ai.request.model"], "primary");
-    assert_eq!(a["gen_ai.response.model"], "mock-gpt");
-    assert_eq!(a["gen_ai.provider.name"], "openai");
-    assert_eq!(
-        a["gen_ai.usage.input_tokens"],
-        body["usage"]["prompt_tokens"]
-    );
-    assert_eq!(
-        a["gen_ai.usage.output_tokens"],
-        body["usage"]["completion_tokens"]
-    );
-    assert_eq!(a["metadata.user_api_key_alias"], "grpc-key");
-    assert_eq!(server["resource"]["service.name"], "litellm");
-    let all = serde_json::to_string(&spans).unwrap();
-    assert!(!all.contains(&key), "no span carries the key");
-    assert!(!all.contains("sk-mock-upstream-secret-42"));
-
-    let server_id = server["span_id"].as_str().unwrap();
-    let mut attempts: Vec<&Value> = spans
-        .iter()
-        .filter(|s| s["kind"] == "SPAN_KIND_CLIENT")
-        .collect();
-    attempts.sort_by_key(|s| s["start_time_unix_nano"].as_u64());
-    assert_eq!(attempts.len(), 3);
-    for attempt in &attempts {
-        assert_eq!(attempt["parent_span_id"], server_id);
-    }
-    for failed in &attempts[..2] {
-        assert_eq!(failed["status"]["code"], 2, "ERROR: {failed}");
-        assert_eq!(failed["attributes"]["error.type"], "503");
-    }
-    let served = attempts[2];
-    assert_eq!(served["name"], "chat mock-gpt");
-    assert_eq!(served["attributes"]["gen_ai.response.model"], "mock-gpt");
-    assert_eq!(
-        served["attributes"]["gen_ai.usage.output_tokens"],
-        body["usage"]["completion_tokens"]
-    );
-    // The provider continues the trace from the attempt that reached it.
-    assert_eq!(
-        header(&upstream, "traceparent"),
-        format!("00-{TRACE}-{}-01", served["span_id"].as_str().unwrap())
-    );
+    assert_a_fallback_s_spans(&spans, &body, &key, "grpc-key", &upstream);
 
     // OTEL_HEADERS arrive as gRPC metadata (percent-decoded, names lower-cased as gRPC wants).
     let metadata = collector.metadata();
@@ -652,80 +607,15 @@ async fn a_grpc_collector_gets_the_spans_with_the_headers_as_metadata() {
 
 #[actix_rt::test]
 async fn grpc_export_over_tls_trusts_the_configured_certificate_bundle() {
-    let certs = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(certs.path())
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Tollgate test collector CA",
-    ];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    run(&ca);
-    let mut csr = vec!["req", "-subj", "/CN=localhost"];
-    csr.extend(ec);
-    csr.extend(["-keyout", "leaf.key", "-out", "leaf.csr"]);
-    run(&csr);
-    std::fs::write(
-        certs.path().join("leaf.ext"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "leaf.pem",
-        "-extfile",
-        "leaf.ext",
-    ]);
-    let read = |name: &str| std::fs::read(certs.path().join(name)).unwrap();
+    let certs = Certs::new();
+    let read = |name: &str| certs.read(name);
     let collector = Collector::start(Some((read("leaf.pem"), read("leaf.key"))));
     assert!(
         collector.url.starts_with("https://localhost:"),
         "{}",
         collector.url
     );
-    let ca = certs.path().join("ca.pem").to_string_lossy().into_owned();
+    let ca = certs.ca();
 
     let mock = Mock::start(&[]);
     let gw = Gateway::start(

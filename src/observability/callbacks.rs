@@ -703,14 +703,6 @@ impl StandardPayload<'_> {
     }
 }
 
-/// LiteLLM's standard logging payload for one request, as a JSON value.
-pub fn standard_payload(ev: &RequestEvent) -> Value {
-    StandardPayload::of(ev)
-        .to_vec()
-        .and_then(|v| serde_json::from_slice(&v))
-        .unwrap_or(Value::Null)
-}
-
 /// The metadata of a Langfuse trace and generation.
 #[derive(Serialize)]
 struct LangfuseMetadata<'a> {
@@ -919,35 +911,82 @@ fn run_id(call_id: &str) -> uuid::Uuid {
 
 /// One LangSmith run (a root `llm` run per request): `inputs` is the standard logging payload
 /// (LiteLLM's), `outputs` the response, `dotted_order` `{start:%Y%m%dT%H%M%S%fZ}{id}`.
-fn langsmith_run(ev: &RequestEvent, project: &str, run_name: &str) -> Value {
+#[derive(Serialize)]
+struct LangsmithRun<'a> {
+    id: &'a str,
+    trace_id: &'a str,
+    dotted_order: String,
+    name: &'a str,
+    run_type: &'static str,
+    start_time: String,
+    end_time: String,
+    session_name: &'a str,
+    extra: LangsmithExtra<'a>,
+    outputs: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LangsmithExtra<'a> {
+    metadata: &'a PayloadMetadata<'a>,
+}
+
+/// Writes one LangSmith run into `out`; the payload's stored texts (tags, the payload itself as
+/// `inputs`) are spliced in as they are.
+fn write_langsmith_run(
+    ev: &RequestEvent,
+    project: &str,
+    run_name: &str,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
     let log = &ev.log;
     let id = run_id(&log.request_id).to_string();
     let start =
         chrono::DateTime::<chrono::Utc>::from_timestamp_millis(log.start_time).unwrap_or_default();
-    let payload = standard_payload(ev);
-    let outputs = match stored(&log.response) {
-        Value::Object(o) => Value::Object(o),
-        Value::Null => json!({}),
-        other => json!({"output": other}),
+    let payload = StandardPayload::of(ev);
+    let mut inputs = Vec::with_capacity(1024);
+    payload.write(&mut inputs)?;
+    let inputs = std::str::from_utf8(&inputs).map_err(serde::ser::Error::custom)?;
+    let run = LangsmithRun {
+        id: &id,
+        trace_id: &id,
+        dotted_order: format!("{}{id}", start.format("%Y%m%dT%H%M%S%6fZ")),
+        name: run_name,
+        run_type: "llm",
+        start_time: iso(log.start_time),
+        end_time: iso(log.end_time),
+        session_name: project,
+        extra: LangsmithExtra {
+            metadata: &payload.metadata,
+        },
+        outputs: match stored(&log.response) {
+            Value::Object(o) => Value::Object(o),
+            Value::Null => json!({}),
+            other => json!({"output": other}),
+        },
+        error: ev.error.as_deref(),
     };
-    let mut run = json!({
-        "id": id,
-        "trace_id": id,
-        "dotted_order": format!("{}{id}", start.format("%Y%m%dT%H%M%S%6fZ")),
-        "name": run_name,
-        "run_type": "llm",
-        "start_time": iso(log.start_time),
-        "end_time": iso(log.end_time),
-        "session_name": project,
-        "tags": payload["request_tags"],
-        "extra": {"metadata": payload["metadata"]},
-        "outputs": outputs,
-        "inputs": payload,
-    });
-    if let Some(error) = &ev.error {
-        run["error"] = Value::String(error.clone());
+    write_object_with(
+        out,
+        &run,
+        &[("tags", payload.request_tags), ("inputs", inputs)],
+    )
+}
+
+/// Writes `items` into `out` separated by commas, stopping at the first error.
+fn write_joined<T>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    mut write: impl FnMut(&T, &mut Vec<u8>) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(item, out)?;
     }
-    run
+    Ok(())
 }
 
 /// One Sentry envelope (header line, item header line, event) for a failed request: `level`
@@ -1048,13 +1087,8 @@ impl Destination {
             Destination::GenericApi { url, headers } => {
                 let mut body = Vec::with_capacity(1536 * n);
                 body.push(b'[');
-                let mut written = Ok(());
-                for (i, e) in batch.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    written = written.and_then(|()| StandardPayload::of(e).write(&mut body));
-                }
+                let written =
+                    write_joined(&mut body, batch, |e, out| StandardPayload::of(e).write(out));
                 body.push(b']');
                 vec![Outgoing::serialized(
                     url.clone(),
@@ -1073,13 +1107,8 @@ impl Destination {
                     .encode(format!("{public_key}:{secret_key}"));
                 let mut body = Vec::with_capacity(4096 * n);
                 body.extend_from_slice(b"{\"batch\":[");
-                let mut written = Ok(());
-                for (i, e) in batch.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    written = written.and_then(|()| write_langfuse_events(e, &mut body));
-                }
+                let written =
+                    write_joined(&mut body, batch, |e, out| write_langfuse_events(e, out));
                 body.extend_from_slice(b"],\"metadata\":");
                 let written = written.and_then(|()| {
                     serde_json::to_writer(
@@ -1118,14 +1147,20 @@ impl Destination {
                 api_key,
                 project,
                 run_name,
-            } => vec![Outgoing::json(
-                format!("{base_url}/runs/batch"),
-                vec![("x-api-key".into(), api_key.clone())],
-                &json!({
-                    "post": batch.iter().map(|e| langsmith_run(e, project, run_name)).collect::<Vec<_>>(),
-                }),
-                n,
-            )],
+            } => {
+                let mut body = Vec::with_capacity(3072 * n);
+                body.extend_from_slice(b"{\"post\":[");
+                let written = write_joined(&mut body, batch, |e, out| {
+                    write_langsmith_run(e, project, run_name, out)
+                });
+                body.extend_from_slice(b"]}");
+                vec![Outgoing::serialized(
+                    format!("{base_url}/runs/batch"),
+                    vec![("x-api-key".into(), api_key.clone())],
+                    written.map(|()| body),
+                    n,
+                )]
+            }
             Destination::Sentry(dsn) => {
                 let auth = format!(
                     "Sentry sentry_version=7, sentry_key={}, sentry_client=tollgate/{}",
@@ -1519,6 +1554,16 @@ mod tests {
         }
     }
 
+    fn standard_payload(ev: &RequestEvent) -> Value {
+        serde_json::from_slice(&StandardPayload::of(ev).to_vec().unwrap()).unwrap()
+    }
+
+    fn langsmith_run(ev: &RequestEvent, project: &str, run_name: &str) -> Value {
+        let mut out = Vec::new();
+        write_langsmith_run(ev, project, run_name, &mut out).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
     #[test]
     fn payloads_follow_the_receivers_formats() {
         let ev = event("success");
@@ -1560,6 +1605,9 @@ mod tests {
         );
         assert_eq!(run["session_name"], "proj");
         assert_eq!(run["run_type"], "llm");
+        assert_eq!(run["inputs"], standard_payload(&ok));
+        assert_eq!(run["tags"], standard_payload(&ok)["request_tags"]);
+        assert_eq!(run["extra"]["metadata"]["user_api_key_hash"], "hash-of-key");
         assert!(run.get("error").is_none());
         assert_eq!(langsmith_run(&failed, "p", "n")["error"], "boom");
         assert_eq!(run_id("call-1"), run_id("call-1"));

@@ -110,30 +110,27 @@ fn any_value(out: &mut Vec<u8>, value: &Value) {
 /// One `KeyValue` as field `field` of its parent. Scalars' lengths are known without writing them
 /// twice; an array goes through a scratch buffer.
 fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
-    let any_len = match value {
+    // A scalar's encoded length is known up front and it is written in place; any other value is
+    // encoded once into a scratch buffer to learn its length.
+    let scalar_len = match value {
         Value::String(s) => {
             let n = s.as_str().len();
-            1 + varint_len(n as u64) + n
+            Some(1 + varint_len(n as u64) + n)
         }
-        Value::Bool(_) => 2,
-        Value::I64(i) => 1 + varint_len(*i as u64),
-        Value::F64(_) => 9,
-        _ => {
+        Value::Bool(_) => Some(2),
+        Value::I64(i) => Some(1 + varint_len(*i as u64)),
+        Value::F64(_) => Some(9),
+        _ => None,
+    };
+    let scratch = match scalar_len {
+        Some(_) => Vec::new(),
+        None => {
             let mut any = Vec::new();
             any_value(&mut any, value);
-            let kv_len = 1
-                + varint_len(key.len() as u64)
-                + key.len()
-                + 1
-                + varint_len(any.len() as u64)
-                + any.len();
-            tag(out, field, LEN);
-            varint(out, kv_len as u64);
-            bytes_field(out, 1, key.as_bytes());
-            bytes_field(out, 2, &any);
-            return;
+            any
         }
     };
+    let any_len = scalar_len.unwrap_or(scratch.len());
     let kv_len =
         1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(any_len as u64) + any_len;
     tag(out, field, LEN);
@@ -141,7 +138,10 @@ fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
     bytes_field(out, 1, key.as_bytes());
     tag(out, 2, LEN);
     varint(out, any_len as u64);
-    any_value(out, value);
+    match scalar_len {
+        Some(_) => any_value(out, value),
+        None => out.extend_from_slice(&scratch),
+    }
 }
 
 fn unix_nanos(t: std::time::SystemTime) -> u64 {

@@ -175,31 +175,17 @@ pub fn grpc_origin(name: &str, endpoint: &str, insecure: bool) -> Result<String,
     Ok(format!("{scheme}://{host}"))
 }
 
-/// `%XX` escapes decoded (the OpenTelemetry header variables are percent-encoded).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `name=value,name=value`.
+/// `name=value,name=value`, values percent-decoded (the OpenTelemetry header variables are
+/// percent-encoded).
 fn parse_headers(raw: &str) -> Vec<(String, String)> {
     raw.split(',')
         .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), percent_decode(v.trim())))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                crate::outbound::percent_decode(v.trim()),
+            )
+        })
         .filter(|(k, _)| !k.is_empty())
         .collect()
 }

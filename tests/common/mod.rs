@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+mod certs;
+pub use certs::Certs;
+
 pub const MASTER_KEY: &str = "sk-test-master-key-0123456789";
 
 pub fn bin() -> &'static str {
