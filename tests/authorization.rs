@@ -445,6 +445,13 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             row("GET", "/routes", json!({}), ROLES),
             row("GET", "/active/callbacks", json!({}), ROLES),
             row("GET", "/get/config/callbacks", json!({}), ADMIN),
+            // run-time settings (stored in the database)
+            row(
+                "POST",
+                "/config/update",
+                json!({"router_settings": {"num_retries": 2}}),
+                ADMIN,
+            ),
             // the response cache
             row("GET", "/cache/ping", json!({}), ADMIN),
             row("GET", "/cache/redis/info", json!({}), ADMIN),
