@@ -484,7 +484,7 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 65);
+    assert_eq!(checked, ROLES.len() * 66);
 }
 
 /// How a UI-route row authenticates: the role's session cookie with or without its CSRF token,
