@@ -71,6 +71,13 @@ pub struct ProxyConfig {
     pub cache_settings: Map<String, Value>,
     /// Everything worth telling the operator at start (unknown keys, unresolved variables…).
     pub warnings: Vec<String>,
+    /// `model_list` and `credential_list` as written, before `os.environ/` resolution: the
+    /// deployments are resolved again from them when `POST /config/update` sets a variable they
+    /// name ([`ProxyConfig::model_list_resolved_again`]).
+    pub raw_model_list: Value,
+    pub raw_credential_list: Value,
+    /// How many `model_list` entries came from the file (quick-start `--model` entries follow).
+    pub file_models: usize,
 }
 
 impl ProxyConfig {
@@ -133,6 +140,9 @@ impl ProxyConfig {
             }
         }
 
+        let raw_model_list = root.get("model_list").cloned().unwrap_or(Value::Null);
+        let raw_credential_list = root.get("credential_list").cloned().unwrap_or(Value::Null);
+
         // 3. os.environ/NAME anywhere.
         let mut unresolved = Vec::new();
         let mut root_value = Value::Object(std::mem::take(&mut root));
@@ -186,13 +196,40 @@ impl ProxyConfig {
 
         Ok(Self {
             source: None,
+            file_models: model_list.len(),
             model_list,
             litellm_settings,
             router_settings,
             general_settings,
             cache_settings,
             warnings,
+            raw_model_list,
+            raw_credential_list,
         })
+    }
+
+    /// The variables the deployments read through `os.environ/NAME` (in `model_list` or
+    /// `credential_list`): the ones `POST /config/update` may set.
+    pub fn deployment_env_vars(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        env_ref_names(&self.raw_model_list, &mut out);
+        env_ref_names(&self.raw_credential_list, &mut out);
+        out
+    }
+
+    /// `model_list` resolved again from the file's text, with the variables set now (including
+    /// those of [`set_env_overlay`]); warnings were given at start and are not repeated.
+    pub fn model_list_resolved_again(&self) -> Vec<ModelEntry> {
+        let mut unresolved = Vec::new();
+        let mut models = self.raw_model_list.clone();
+        resolve_env_refs(&mut models, "model_list", &mut unresolved);
+        let mut credentials = self.raw_credential_list.clone();
+        resolve_env_refs(&mut credentials, "credential_list", &mut Vec::new());
+        let mut ignored = Vec::new();
+        let credentials = parse_credentials(Some(&credentials), &mut ignored);
+        let mut out = parse_model_list(Some(models), &credentials, &unresolved, &mut ignored);
+        out.extend(self.model_list.iter().skip(self.file_models).cloned());
+        out
     }
 
     /// The master key: `general_settings.master_key`, else `LITELLM_MASTER_KEY`.
@@ -550,6 +587,63 @@ fn kind(v: &Value) -> &'static str {
 
 const ENV_PREFIX: &str = "os.environ/";
 
+/// Variables set by `POST /config/update` (`environment_variables`): `os.environ/NAME` resolves
+/// to them before the process environment. They are never exported into the process environment,
+/// which cannot be changed safely once threads run.
+static ENV_OVERLAY: std::sync::RwLock<std::collections::BTreeMap<String, Secret>> =
+    std::sync::RwLock::new(std::collections::BTreeMap::new());
+
+/// Replace the variables `os.environ/` resolves before the process environment. Returns whether
+/// they changed.
+pub fn set_env_overlay(vars: std::collections::BTreeMap<String, Secret>) -> bool {
+    let mut overlay = ENV_OVERLAY.write().unwrap_or_else(|e| e.into_inner());
+    let changed = overlay.len() != vars.len()
+        || overlay
+            .iter()
+            .zip(vars.iter())
+            .any(|((a, av), (b, bv))| a != b || av.expose() != bv.expose());
+    *overlay = vars;
+    if changed {
+        ENV_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    changed
+}
+
+static ENV_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many times [`set_env_overlay`] changed the variables (0: never).
+pub fn env_generation() -> u64 {
+    ENV_GENERATION.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A variable's value for `os.environ/NAME`: the overlay's, else the process environment's.
+fn env_value(name: &str) -> Option<String> {
+    let overlay = ENV_OVERLAY.read().unwrap_or_else(|e| e.into_inner());
+    match overlay.get(name) {
+        Some(v) => Some(v.expose().to_string()),
+        None => std::env::var(name).ok(),
+    }
+}
+
+/// Every variable named by an `os.environ/NAME` string in `value`, at any depth.
+fn env_ref_names(value: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match value {
+        Value::String(s) if s.starts_with(ENV_PREFIX) => {
+            out.insert(s[ENV_PREFIX.len()..].trim().to_string());
+        }
+        Value::Array(items) => items.iter().for_each(|v| env_ref_names(v, out)),
+        Value::Object(map) => map.values().for_each(|v| env_ref_names(v, out)),
+        _ => {}
+    }
+}
+
+/// The variables named by `os.environ/` references in a stored model's `litellm_params`.
+pub fn env_refs_in(params: &Map<String, Value>) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    params.values().for_each(|v| env_ref_names(v, &mut out));
+    out
+}
+
 /// Replace every `os.environ/NAME` string, at any depth, by the variable's value; unset variables
 /// become `null` and are reported as (field path, variable).
 pub(crate) fn resolve_env_refs(
@@ -560,9 +654,9 @@ pub(crate) fn resolve_env_refs(
     match value {
         Value::String(s) if s.starts_with(ENV_PREFIX) => {
             let var = s[ENV_PREFIX.len()..].trim().to_string();
-            match std::env::var(&var) {
-                Ok(v) => *s = v,
-                Err(_) => {
+            match env_value(&var) {
+                Some(v) => *s = v,
+                None => {
                     unresolved.push((path.to_string(), var));
                     *value = Value::Null;
                 }

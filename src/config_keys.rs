@@ -65,9 +65,19 @@ pub struct Key {
     pub section: Section,
     pub name: &'static str,
     pub status: Status,
+    /// Whether `POST /config/update` may change it at run time: the gateway applies a new value
+    /// without a restart (see `crate::runtime_settings`). Every other key needs a restart.
+    pub live: bool,
 }
 
 impl Key {
+    /// What the key does, or why it does nothing.
+    pub fn what(&self) -> &'static str {
+        match self.status {
+            Acts(what) | NoOp(what) => what,
+        }
+    }
+
     fn matches(&self, key: &str) -> bool {
         match self.name.strip_suffix('*') {
             Some(prefix) => key.starts_with(prefix),
@@ -84,6 +94,17 @@ const fn acts(section: Section, name: &'static str, what: &'static str) -> Key {
         section,
         name,
         status: Acts(what),
+        live: false,
+    }
+}
+
+/// A key that acts and that `POST /config/update` may change at run time.
+const fn live(section: Section, name: &'static str, what: &'static str) -> Key {
+    Key {
+        section,
+        name,
+        status: Acts(what),
+        live: true,
     }
 }
 
@@ -92,6 +113,7 @@ const fn noop(section: Section, name: &'static str, why: &'static str) -> Key {
         section,
         name,
         status: NoOp(why),
+        live: false,
     }
 }
 
@@ -106,7 +128,7 @@ pub static KEYS: &[Key] = &[
     acts(Top, "litellm_settings", "gateway-wide settings (below)"),
     acts(Top, "router_settings", "routing, retries, cooldowns, fallbacks, shared Redis (below)"),
     acts(Top, "general_settings", "keys, database, limits, alerting (below)"),
-    acts(Top, "environment_variables", "exported into the process environment before `os.environ/` references resolve"),
+    live(Top, "environment_variables", "exported into the process environment before `os.environ/` references resolve"),
     acts(Top, "credential_list", "named credentials merged into the `litellm_params` that name them (`litellm_credential_name`)"),
     acts(Top, "cache_settings", "response cache settings, as `litellm_settings.cache_params` (docs/CACHING.md)"),
     noop(Top, "guardrails", "guardrails are not implemented: requests are not checked by any guardrail"),
@@ -217,7 +239,7 @@ pub static KEYS: &[Key] = &[
     noop(ModelInfo, "team_public_model_name", "team models are called by the group's `model_name`; LiteLLM's public renaming is not read"),
     // ---- litellm_settings ----
     acts(LitellmSettings, "drop_params", "drop OpenAI parameters a provider does not support instead of answering 400"),
-    acts(LitellmSettings, "request_timeout", "default upstream timeout in seconds (default 600)"),
+    live(LitellmSettings, "request_timeout", "default upstream timeout in seconds (default 600)"),
     acts(LitellmSettings, "json_logs", "JSON log lines"),
     acts(LitellmSettings, "set_verbose", "`true`: debug logs for the gateway (as `--debug` / `LITELLM_LOG=DEBUG`)"),
     acts(LitellmSettings, "ssl_verify", "provider certificate check: `false`, a CA bundle path, or `true`"),
@@ -231,23 +253,23 @@ pub static KEYS: &[Key] = &[
     acts(LitellmSettings, "s3_callback_params", "the `s3` callback's bucket, region, credentials, endpoint"),
     acts(LitellmSettings, "turn_off_message_logging", "`true`: prompts and completions redacted from callbacks and debug logs"),
     acts(LitellmSettings, "require_auth_for_metrics_endpoint", "`true`: `/metrics` needs the master key"),
-    acts(LitellmSettings, "budget_exceeded_status_code", "HTTP status of budget-exceeded errors (default 400)"),
-    acts(LitellmSettings, "allowed_fails", ROUTER_TOO),
-    acts(LitellmSettings, "num_retries", ROUTER_TOO),
-    acts(LitellmSettings, "cooldown_time", ROUTER_TOO),
-    acts(LitellmSettings, "disable_cooldowns", ROUTER_TOO),
-    acts(LitellmSettings, "fallbacks", ROUTER_TOO),
-    acts(LitellmSettings, "context_window_fallbacks", ROUTER_TOO),
-    acts(LitellmSettings, "content_policy_fallbacks", ROUTER_TOO),
-    acts(LitellmSettings, "default_fallbacks", ROUTER_TOO),
-    acts(LitellmSettings, "max_fallbacks", ROUTER_TOO),
+    live(LitellmSettings, "budget_exceeded_status_code", "HTTP status of budget-exceeded errors (default 400)"),
+    live(LitellmSettings, "allowed_fails", ROUTER_TOO),
+    live(LitellmSettings, "num_retries", ROUTER_TOO),
+    live(LitellmSettings, "cooldown_time", ROUTER_TOO),
+    live(LitellmSettings, "disable_cooldowns", ROUTER_TOO),
+    live(LitellmSettings, "fallbacks", ROUTER_TOO),
+    live(LitellmSettings, "context_window_fallbacks", ROUTER_TOO),
+    live(LitellmSettings, "content_policy_fallbacks", ROUTER_TOO),
+    live(LitellmSettings, "default_fallbacks", ROUTER_TOO),
+    live(LitellmSettings, "max_fallbacks", ROUTER_TOO),
     acts(LitellmSettings, "model_group_alias", ROUTER_TOO),
-    acts(LitellmSettings, "retry_policy", ROUTER_TOO),
-    acts(LitellmSettings, "model_group_retry_policy", ROUTER_TOO),
-    acts(LitellmSettings, "routing_strategy", ROUTER_TOO),
-    acts(LitellmSettings, "routing_strategy_args", ROUTER_TOO),
-    acts(LitellmSettings, "enable_pre_call_checks", ROUTER_TOO),
-    acts(LitellmSettings, "retry_after", ROUTER_TOO),
+    live(LitellmSettings, "retry_policy", ROUTER_TOO),
+    live(LitellmSettings, "model_group_retry_policy", ROUTER_TOO),
+    live(LitellmSettings, "routing_strategy", ROUTER_TOO),
+    live(LitellmSettings, "routing_strategy_args", ROUTER_TOO),
+    live(LitellmSettings, "enable_pre_call_checks", ROUTER_TOO),
+    live(LitellmSettings, "retry_after", ROUTER_TOO),
     noop(LitellmSettings, "max_budget", "the gateway-wide budget is shown by /global/spend but not enforced; set budgets on keys, users or teams"),
     noop(LitellmSettings, "budget_duration", "the gateway-wide budget is not enforced"),
     noop(LitellmSettings, "service_callback", "service-health callbacks are not implemented"),
@@ -274,25 +296,25 @@ pub static KEYS: &[Key] = &[
     noop(LitellmSettings, "langfuse_default_tags", "Langfuse traces get Tollgate's fixed tags"),
     noop(LitellmSettings, "force_ipv4", "connections use whatever address the name resolves to"),
     // ---- router_settings ----
-    acts(RouterSettings, "routing_strategy", "simple-shuffle, least-busy, usage-based, latency-based, cost-based"),
-    acts(RouterSettings, "routing_strategy_args", "`lowest_latency_buffer` for latency-based routing"),
+    live(RouterSettings, "routing_strategy", "simple-shuffle, least-busy, usage-based, latency-based, cost-based"),
+    live(RouterSettings, "routing_strategy_args", "`lowest_latency_buffer` for latency-based routing"),
     acts(RouterSettings, "model_group_alias", "`{alias: group}` or `{alias: {model, hidden}}`"),
-    acts(RouterSettings, "timeout", "default upstream timeout when `request_timeout` is absent"),
-    acts(RouterSettings, "stream_timeout", "stream timeout for deployments that set none"),
-    acts(RouterSettings, "allowed_fails", "failures per minute before a deployment cools down (default 3)"),
-    acts(RouterSettings, "allowed_fails_policy", "failures allowed per error class"),
-    acts(RouterSettings, "cooldown_time", "seconds a cooled-down deployment is skipped (default 5)"),
-    acts(RouterSettings, "disable_cooldowns", "never cool deployments down"),
-    acts(RouterSettings, "num_retries", "retries per request (default 2)"),
-    acts(RouterSettings, "retry_policy", "retries per error class"),
-    acts(RouterSettings, "model_group_retry_policy", "`retry_policy` per model group"),
-    acts(RouterSettings, "retry_after", "least seconds before a retry on the same deployment"),
-    acts(RouterSettings, "enable_pre_call_checks", "skip deployments whose context window is too small"),
-    acts(RouterSettings, "fallbacks", "`[{group: [fallback, …]}]`"),
-    acts(RouterSettings, "context_window_fallbacks", "fallbacks for context-window errors"),
-    acts(RouterSettings, "content_policy_fallbacks", "fallbacks for content-policy errors"),
-    acts(RouterSettings, "default_fallbacks", "fallbacks for groups without an entry"),
-    acts(RouterSettings, "max_fallbacks", "most fallbacks tried per request (default 5)"),
+    live(RouterSettings, "timeout", "default upstream timeout when `request_timeout` is absent"),
+    live(RouterSettings, "stream_timeout", "stream timeout for deployments that set none"),
+    live(RouterSettings, "allowed_fails", "failures per minute before a deployment cools down (default 3)"),
+    live(RouterSettings, "allowed_fails_policy", "failures allowed per error class"),
+    live(RouterSettings, "cooldown_time", "seconds a cooled-down deployment is skipped (default 5)"),
+    live(RouterSettings, "disable_cooldowns", "never cool deployments down"),
+    live(RouterSettings, "num_retries", "retries per request (default 2)"),
+    live(RouterSettings, "retry_policy", "retries per error class"),
+    live(RouterSettings, "model_group_retry_policy", "`retry_policy` per model group"),
+    live(RouterSettings, "retry_after", "least seconds before a retry on the same deployment"),
+    live(RouterSettings, "enable_pre_call_checks", "skip deployments whose context window is too small"),
+    live(RouterSettings, "fallbacks", "`[{group: [fallback, …]}]`"),
+    live(RouterSettings, "context_window_fallbacks", "fallbacks for context-window errors"),
+    live(RouterSettings, "content_policy_fallbacks", "fallbacks for content-policy errors"),
+    live(RouterSettings, "default_fallbacks", "fallbacks for groups without an entry"),
+    live(RouterSettings, "max_fallbacks", "most fallbacks tried per request (default 5)"),
     acts(RouterSettings, "redis_host", "Redis shared by every instance's router (and limits)"),
     acts(RouterSettings, "redis_port", "Redis shared by every instance's router (and limits)"),
     acts(RouterSettings, "redis_password", "Redis shared by every instance's router (and limits)"),
@@ -309,7 +331,7 @@ pub static KEYS: &[Key] = &[
     acts(GeneralSettings, "master_key", "the admin key (else `LITELLM_MASTER_KEY`)"),
     acts(GeneralSettings, "dangerously_permit_weak_or_unset_master_key", "allow a weak or missing key on a non-loopback address"),
     acts(GeneralSettings, "litellm_key_header_name", "an extra header to read the key from"),
-    acts(GeneralSettings, "max_request_size_mb", "larger request bodies answer 413 (default 32)"),
+    live(GeneralSettings, "max_request_size_mb", "larger request bodies answer 413 (default 32)"),
     acts(GeneralSettings, "max_parallel_requests", "requests in flight through the whole gateway"),
     acts(GeneralSettings, "global_max_parallel_requests", "requests in flight through the whole gateway"),
     acts(GeneralSettings, "database_url", "the database (also `DATABASE_URL`); default the SQLite file `tollgate.db`"),
@@ -394,6 +416,22 @@ pub fn warning(section: Section, key: &str, path: &str) -> Option<String> {
     }
 }
 
+/// Why `POST /config/update` refuses to change `key` of `section` at run time; `None` when the
+/// key is [`Key::live`].
+pub fn runtime_refusal(section: Section, key: &str) -> Option<String> {
+    match lookup(section, key) {
+        Some(k) if k.live => None,
+        Some(Key {
+            status: NoOp(why), ..
+        }) => Some(format!("has no effect in Tollgate ({why})")),
+        Some(_) => Some("needs a restart: change it in config.yaml".into()),
+        None => Some(match known_elsewhere(section, key).first() {
+            Some(s) => format!("unknown key (Tollgate reads it in {})", s.title()),
+            None => "unknown key".into(),
+        }),
+    }
+}
+
 /// Warn about every key of `map` that does not act. `prefix` is written before each key
 /// (`litellm_settings.`, `model_list[0].litellm_params.`), `suffix` after it (` (gpt-4o)`).
 pub fn check(
@@ -423,6 +461,7 @@ pub fn markdown() -> String {
         out.push_str("| key | status | what it does, or why it does nothing |\n|---|---|---|\n");
         for key in KEYS.iter().filter(|k| k.section == section) {
             let (status, text) = match key.status {
+                Acts(_) if key.live => ("acts, live", key.what()),
                 Acts(what) => ("acts", what),
                 NoOp(why) => ("no-op", why),
             };
@@ -482,7 +521,12 @@ pub fn command(args: &crate::cli::ConfigKeysArgs) -> i32 {
             Section::Top => key.name.to_string(),
             s => format!("{}.{}", s.title(), key.name),
         };
-        println!("{status}  {path}: {text}");
+        let live = if key.live {
+            " (live: POST /config/update changes it at run time)"
+        } else {
+            ""
+        };
+        println!("{status}  {path}: {text}{live}");
     }
     0
 }
@@ -546,6 +590,37 @@ mod tests {
             None
         );
         assert_eq!(warning(Section::ModelInfo, "supports_vision", "x"), None);
+    }
+
+    #[test]
+    fn config_update_refuses_keys_that_are_not_live_and_says_why() {
+        assert_eq!(
+            runtime_refusal(Section::RouterSettings, "num_retries"),
+            None
+        );
+        assert_eq!(runtime_refusal(Section::Top, "environment_variables"), None);
+        assert_eq!(
+            runtime_refusal(Section::GeneralSettings, "database_url").as_deref(),
+            Some("needs a restart: change it in config.yaml")
+        );
+        assert_eq!(
+            runtime_refusal(Section::RouterSettings, "flux").as_deref(),
+            Some("unknown key")
+        );
+        assert_eq!(
+            runtime_refusal(Section::LitellmSettings, "stream_timeout").as_deref(),
+            Some("unknown key (Tollgate reads it in router_settings)")
+        );
+        assert!(runtime_refusal(Section::LitellmSettings, "telemetry")
+            .is_some_and(|r| r.starts_with("has no effect in Tollgate")));
+        // Every live key acts, and no prefix entry is live.
+        for k in KEYS.iter().filter(|k| k.live) {
+            assert!(
+                matches!(k.status, Acts(_)) && !k.name.ends_with('*'),
+                "{}",
+                k.name
+            );
+        }
     }
 
     #[test]

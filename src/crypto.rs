@@ -18,12 +18,15 @@ use crate::secret::Secret;
 pub enum Purpose {
     /// `litellm_params` of models stored in the database.
     ModelCredentials,
+    /// `environment_variables` values stored by `POST /config/update`.
+    ConfigSecrets,
 }
 
 impl Purpose {
     fn label(self) -> &'static [u8] {
         match self {
             Self::ModelCredentials => b"tollgate/v1/model-credentials",
+            Self::ConfigSecrets => b"tollgate/v1/config-secrets",
         }
     }
 }

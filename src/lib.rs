@@ -39,6 +39,7 @@ pub mod pricing;
 pub mod providers;
 pub mod render;
 pub mod routing;
+pub mod runtime_settings;
 pub mod secret;
 pub mod server;
 pub mod spend;

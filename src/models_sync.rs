@@ -57,11 +57,15 @@ pub const RELOAD_ENV: &str = "TOLLGATE_DB_MODELS_RELOAD_SECONDS";
 /// What the gateway knows about database models: the config deployments they are merged with,
 /// the sealer for their credentials, and what was last loaded.
 pub struct DbModels {
-    config_deployments: Vec<Arc<Deployment>>,
+    config_deployments: std::sync::RwLock<Vec<Arc<Deployment>>>,
+    /// The config the config deployments are resolved again from when `POST /config/update`
+    /// changes a variable they name.
+    config: Option<Arc<crate::config::ProxyConfig>>,
     cli: CliDefaults,
     sealer: Option<Sealer>,
-    /// Fingerprint of the rows the router was last given; the lock also serializes reloads.
-    applied: tokio::sync::Mutex<Option<[u8; 32]>>,
+    /// Fingerprint of the rows the router was last given, and the generation of the
+    /// `environment_variables` they were resolved with; the lock also serializes reloads.
+    applied: tokio::sync::Mutex<Option<([u8; 32], u64)>>,
     pub reload_every: Option<Duration>,
 }
 
@@ -74,12 +78,42 @@ impl DbModels {
     ) -> Self {
         let salt = crypto::salt_key(master_key);
         Self {
-            config_deployments,
+            config_deployments: std::sync::RwLock::new(config_deployments),
+            config: None,
             cli,
             sealer: Sealer::new(salt.as_ref(), Purpose::ModelCredentials).ok(),
             applied: tokio::sync::Mutex::new(None),
             reload_every: reload_every_from_env(),
         }
+    }
+
+    /// Resolve the config deployments again from `config` when `environment_variables` change.
+    pub fn with_config(mut self, config: Arc<crate::config::ProxyConfig>) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    fn config_deployments(&self) -> Vec<Arc<Deployment>> {
+        self.config_deployments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// When `environment_variables` were set at run time, rebuild the config deployments with them.
+    fn resolve_config_again(&self, env_generation: u64) {
+        let Some(config) = self.config.as_ref().filter(|_| env_generation > 0) else {
+            return;
+        };
+        let deployments: Vec<Arc<Deployment>> = config
+            .model_list_resolved_again()
+            .iter()
+            .map(|e| Arc::new(Deployment::from_entry(e, &self.cli)))
+            .collect();
+        *self
+            .config_deployments
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = deployments;
     }
 
     /// The sealer for `litellm_params`, or why models cannot be stored.
@@ -93,7 +127,11 @@ impl DbModels {
 
     /// Whether a config deployment has this id.
     pub fn is_config_id(&self, id: &str) -> bool {
-        self.config_deployments.iter().any(|d| d.id == id)
+        self.config_deployments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|d| d.id == id)
     }
 
     /// Open a row's `litellm_params`. The error never contains the plaintext.
@@ -121,7 +159,9 @@ impl DbModels {
     /// The deployment list at start: config deployments, plus the database's models when the
     /// database is ready.
     pub async fn initial(&self, db: &crate::database::Database) -> Vec<Arc<Deployment>> {
-        let mut out = self.config_deployments.clone();
+        let env_generation = crate::config::env_generation();
+        self.resolve_config_again(env_generation);
+        let mut out = self.config_deployments();
         let store = match db.store() {
             Ok(s) => s.clone(),
             Err(_) => return out,
@@ -129,7 +169,7 @@ impl DbModels {
         let mut applied = self.applied.lock().await;
         match store.list_models().await {
             Ok(records) => {
-                *applied = Some(fingerprint(&records));
+                *applied = Some((fingerprint(&records), env_generation));
                 out.extend(self.build(&records));
             }
             Err(e) => {
@@ -147,10 +187,14 @@ impl DbModels {
         let mut applied = self.applied.lock().await;
         let records = store.list_models().await?;
         let print = fingerprint(&records);
-        if *applied == Some(print) {
+        let env_generation = crate::config::env_generation();
+        if *applied == Some((print, env_generation)) {
             return Ok(false);
         }
-        let mut upstreams = self.config_deployments.clone();
+        if applied.is_none_or(|(_, g)| g != env_generation) {
+            self.resolve_config_again(env_generation);
+        }
+        let mut upstreams = self.config_deployments();
         upstreams.extend(self.build(&records));
         let count = upstreams.len();
         if state
@@ -163,7 +207,7 @@ impl DbModels {
             tracing::error!("router did not accept the new deployment list");
             return Ok(false);
         }
-        *applied = Some(print);
+        *applied = Some((print, env_generation));
         tracing::info!(
             deployments = count,
             db_models = records.len(),
@@ -247,12 +291,19 @@ impl DbModels {
     }
 }
 
-/// Reload the database models every `every` (runs on the current actix system).
+/// Reload the settings stored by `/config/update` and the database models every `every` (runs
+/// on the current actix system).
 pub fn spawn_periodic(state: actix_web::web::Data<AppState>, every: Duration) {
     actix_web::rt::spawn(async move {
         let mut reported = false;
         loop {
             actix_web::rt::time::sleep(every).await;
+            // Settings first: their environment variables resolve the deployments' references.
+            if let Ok(store) = state.db.store() {
+                if let Err(e) = state.settings.reload(&**store, &state.router).await {
+                    tracing::debug!(error = %e, "cannot reload settings stored by /config/update");
+                }
+            }
             match state.db_models.reload(&state).await {
                 Ok(_) => reported = false,
                 Err(e) => {

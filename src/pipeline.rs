@@ -437,7 +437,7 @@ async fn admit_request(
         caller,
         &group,
         &state.ledger,
-        state.budget_exceeded_status,
+        state.settings.live().budget_exceeded_status,
         &estimate,
     )?;
     let end_user = end_user_id(http, &req).map(str::to_string);
@@ -517,7 +517,11 @@ async fn route(
         &[group.as_str(), req.model.as_str()],
         &first_error,
     );
-    let chain = state.policy.fallbacks_for(&group, &first_error, &client);
+    let chain = state
+        .settings
+        .live()
+        .policy
+        .fallbacks_for(&group, &first_error, &client);
     for fallback in chain {
         // A fallback the key may not use is skipped, never tried.
         if !access.permits(&fallback.model, |g, m| state.in_access_group(g, m))
@@ -678,7 +682,7 @@ async fn admit(
                     id,
                     &limits,
                     &state.ledger,
-                    state.budget_exceeded_status,
+                    state.settings.live().budget_exceeded_status,
                     estimate,
                 )?;
                 Some((id.to_string(), limits))
@@ -830,7 +834,8 @@ async fn retry_loop(
             model: req.model.clone(),
         })?;
     run.model_group = Some(group.name.clone());
-    let policy = &state.policy;
+    let live = state.settings.live();
+    let policy = &live.policy;
     let mut tried: Vec<String> = Vec::new();
     // Deployments whose rpm/tpm the instances sharing Redis have used up this minute.
     let mut over_limit: Vec<String> = Vec::new();
@@ -1319,14 +1324,15 @@ async fn attempt(
 ) -> (AttemptFacts, Result<Reply, Failed>) {
     let deployment = counters.handle.upstream.clone();
     // Timeouts: body, then header, then deployment, then router settings / global.
+    let live = state.settings.live();
     let timeout = call
         .timeout
         .or(deployment.timeout)
-        .unwrap_or(state.request_timeout);
+        .unwrap_or(live.request_timeout);
     let stream_timeout = call
         .stream_timeout
         .or(deployment.stream_timeout)
-        .or(state.policy.stream_timeout)
+        .or(live.policy.stream_timeout)
         .unwrap_or(timeout);
     let mut facts = AttemptFacts {
         deployment_id: deployment.id.clone(),
@@ -1612,11 +1618,12 @@ async fn account_shared(
     let Some(shared) = &state.router.shared else {
         return Some(accounting);
     };
-    if matches!(state.policy.strategy, RoutingStrategy::LatencyBased { .. }) {
+    let strategy = state.settings.live().policy.strategy.clone();
+    if matches!(strategy, RoutingStrategy::LatencyBased { .. }) {
         accounting.shared_latency = Some(shared.clone());
     }
     let limited = deployment.rpm.is_some() || deployment.tpm.is_some();
-    if !limited && state.policy.strategy != RoutingStrategy::UsageBased {
+    if !limited && strategy != RoutingStrategy::UsageBased {
         return Some(accounting);
     }
     match shared

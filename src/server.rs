@@ -184,12 +184,6 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let request_timeout = cli
-        .request_timeout()
-        .unwrap_or_else(|| config.request_timeout());
-    let mut cooldown = config.cooldown_policy();
-    cooldown.allowed_fails_by_class = crate::routing::RouterPolicy::allowed_fails_policy(&config);
-    let policy = crate::routing::RouterPolicy::from_config(&config);
     let shared_redis = crate::caching::shared_state_redis(&config, &|var| std::env::var(var).ok());
     let shared = match shared_redis {
         None => {
@@ -215,9 +209,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     };
     let aliases = config.model_group_aliases();
     let background_health = config.background_health_checks();
-    let max_body_bytes = config.max_request_size_bytes();
     let global_max_parallel = config.global_max_parallel_requests();
-    let budget_exceeded_status = config.budget_exceeded_status_code();
     let spend_flush_every = config
         .general_settings
         .get("proxy_batch_write_at")
@@ -278,6 +270,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         }
     };
     let prometheus = config.prometheus_callback();
+    let cli_request_timeout = cli.request_timeout();
     let config = Arc::new(config);
     // `litellm_settings.set_verbose` is LiteLLM's `--debug`: each request and upstream call is logged.
     let debug = cli.debug || cli.detailed_debug || crate::logging::set_verbose(&config);
@@ -296,15 +289,23 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
     system.block_on(async move {
         db.open_pool()
             .map_err(|e| StartError::Database(e.to_string()))?;
-        // Models stored in the database (`/model/new`) join the config's deployments at start
-        // and are reloaded periodically (see crate::models_sync).
-        let db_models = Arc::new(crate::models_sync::DbModels::new(
-            deployments,
-            cli_defaults,
+        // Settings stored by `/config/update` override config.yaml's (see
+        // crate::runtime_settings); their environment variables resolve the deployments' references.
+        let settings = Arc::new(crate::runtime_settings::RuntimeSettings::new(
+            config.clone(),
+            cli_request_timeout,
             master_key.as_ref(),
         ));
+        settings.initial(&db).await;
+        // Models stored in the database (`/model/new`) join the config's deployments at start
+        // and are reloaded periodically (see crate::models_sync).
+        let db_models = Arc::new(
+            crate::models_sync::DbModels::new(deployments, cli_defaults, master_key.as_ref())
+                .with_config(config.clone()),
+        );
         let deployments = db_models.initial(&db).await;
-        let router = RouterHandle::start_shared(deployments, cooldown, shared);
+        let router =
+            RouterHandle::start_shared(deployments, settings.live().cooldown.clone(), shared);
         let keys = key_cache(db.clone());
         let ledger = Arc::new(crate::spend::Ledger::default());
         let spend_tracker = crate::spend::start(
@@ -386,14 +387,11 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             end_users,
             spend: spend_tracker.clone(),
             ledger,
-            budget_exceeded_status,
             db,
             aliases,
-            policy,
+            settings,
             limiter,
             global_max_parallel,
-            request_timeout,
-            max_body_bytes,
             started_at,
             debug,
             detailed_debug,

@@ -36,14 +36,11 @@ pub struct AppState {
     pub end_users: tollgate_actors::CacheHandle<Arc<crate::limits::EndUserLimits>>,
     /// Spend recorded and not yet written, for budget checks.
     pub ledger: Arc<crate::spend::Ledger>,
-    /// `litellm_settings.budget_exceeded_status_code` (default 400).
-    pub budget_exceeded_status: u16,
     /// The spend tracker (spend-log rows, batched).
     pub spend: crate::spend::Tracker,
-    /// Strategy, retries and fallbacks (`router_settings`).
-    pub policy: crate::routing::RouterPolicy,
-    pub request_timeout: Duration,
-    pub max_body_bytes: usize,
+    /// The settings `POST /config/update` may change at run time (strategy, retries, fallbacks,
+    /// timeouts, request size, budget-exceeded status): read with `settings.live()`.
+    pub settings: Arc<crate::runtime_settings::RuntimeSettings>,
     pub started_at: Instant,
     /// Log request and upstream details (`--debug` / `--detailed_debug`).
     pub debug: bool,

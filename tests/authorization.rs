@@ -445,6 +445,13 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             row("GET", "/routes", json!({}), ROLES),
             row("GET", "/active/callbacks", json!({}), ROLES),
             row("GET", "/get/config/callbacks", json!({}), ADMIN),
+            // run-time settings (stored in the database)
+            row(
+                "POST",
+                "/config/update",
+                json!({"router_settings": {"num_retries": 2}}),
+                ADMIN,
+            ),
             // the response cache
             row("GET", "/cache/ping", json!({}), ADMIN),
             row("GET", "/cache/redis/info", json!({}), ADMIN),
@@ -477,7 +484,7 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 65);
+    assert_eq!(checked, ROLES.len() * 66);
 }
 
 /// How a UI-route row authenticates: the role's session cookie with or without its CSRF token,

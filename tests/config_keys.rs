@@ -81,7 +81,7 @@ fn the_config_keys_subcommand_prints_the_registry() {
     assert_eq!(code, 0, "{err}");
     let written = std::fs::read_to_string(&doc).expect("read");
     assert!(written.starts_with("# Title\n") && written.ends_with("tail\n"));
-    assert!(written.contains("| `allowed_fails` | acts |") && !written.contains("stale"));
+    assert!(written.contains("| `allowed_fails` | acts, live |") && !written.contains("stale"));
 }
 
 /// Keys of the repository's configs that no LiteLLM version reads (the LiteLLM tutorial that

@@ -22,7 +22,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// When a deployment is taken out of rotation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CooldownPolicy {
     /// Failures tolerated within one minute before a cooldown (`allowed_fails`, default 3).
     pub allowed_fails: u32,

@@ -55,7 +55,7 @@ pub use limiter_actor::{
 };
 pub use messages::{
     DeploymentFailure, ErrorClass, FailureClass, HealthReport, ProbeAll, ProbeOutcome,
-    ReplaceDeployments,
+    ReplaceDeployments, SetCooldownPolicy,
 };
 pub use response_cache::{
     CacheBackend, CacheError, CacheStats, CachedEntry, ResponseCache, ResponseCacheActor,

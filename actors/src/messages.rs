@@ -131,6 +131,13 @@ pub struct HealthReport {
     pub outcome: ProbeOutcome,
 }
 
+/// Replace the cooldown policy (`allowed_fails`, `cooldown_time`, `disable_cooldowns`,
+/// `allowed_fails_policy`) of every deployment actor, e.g. after `POST /config/update`. Counters
+/// and cooldown deadlines (in each deployment's state) are kept.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetCooldownPolicy(pub crate::deployment::CooldownPolicy);
+
 /// Replace the deployment set (config reload, models added through the API). Deployments whose id is
 /// unchanged keep their counters and cooldown state.
 #[derive(Message)]

@@ -10,7 +10,9 @@ use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 
 use crate::deployment::{CooldownPolicy, DeploymentActor, DeploymentState};
-use crate::messages::{HealthReport, Probe, ProbeAll, ProbeOutcome, ReplaceDeployments};
+use crate::messages::{
+    HealthReport, Probe, ProbeAll, ProbeOutcome, ReplaceDeployments, SetCooldownPolicy,
+};
 use crate::shared::{SharedRouterState, SYNC_EVERY};
 use crate::snapshot::{DeploymentHandle, RoutingSnapshot};
 use crate::supervise::{Adopt, Child};
@@ -205,6 +207,22 @@ impl<U: Upstream> Handler<ReplaceDeployments<U>> for RouterActor<U> {
             self.spawn_child(handle);
         }
         self.publish();
+    }
+}
+
+impl<U: Upstream> Handler<SetCooldownPolicy> for RouterActor<U> {
+    type Result = ();
+
+    /// Every deployment actor starts anew with the policy; their states (counters, cooldown
+    /// deadlines) are kept, and each old actor stops once its address is dropped.
+    fn handle(&mut self, msg: SetCooldownPolicy, _ctx: &mut Self::Context) {
+        if self.policy == msg.0 {
+            return;
+        }
+        self.policy = msg.0;
+        for handle in &self.handles {
+            self.spawn_child(handle);
+        }
     }
 }
 

@@ -156,7 +156,7 @@ async fn active_callbacks(state: web::Data<AppState>, req: HttpRequest) -> HttpR
         "all_litellm_callbacks": all,
         "num_callbacks": all.len(),
         "num_alerting": alerting.len(),
-        "litellm.request_timeout": state.request_timeout.as_secs_f64(),
+        "litellm.request_timeout": state.settings.live().request_timeout.as_secs_f64(),
     }))
 }
 
@@ -280,12 +280,11 @@ async fn config_callbacks(state: web::Data<AppState>, req: HttpRequest) -> HttpR
             })
         })
         .collect();
+    let live = state.settings.live();
     let mut router: serde_json::Map<String, Value> = REPORTED_ROUTER_SETTINGS
         .iter()
         .filter_map(|k| {
-            state
-                .config
-                .router_settings
+            live.router_settings
                 .get(*k)
                 .map(|v| (k.to_string(), v.clone()))
         })

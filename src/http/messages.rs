@@ -45,7 +45,7 @@ async fn translated(
         );
         anthropic_error(&e)
     })?;
-    let raw = super::read_body(req, payload, state.max_body_bytes)
+    let raw = super::read_body(req, payload, state.settings.live().max_body_bytes)
         .await
         .map_err(|e| anthropic_error(&e))?;
     crate::llm::check_shape(&raw).map_err(|e| anthropic_error(&e))?;

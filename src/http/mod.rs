@@ -3,6 +3,7 @@
 
 mod budgets;
 mod cache;
+mod config_update;
 mod customers;
 mod db_models;
 mod health;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     health::configure(&mut r);
     metrics::configure(&mut r);
     db_models::configure(&mut r);
+    config_update::configure(&mut r);
     keys::configure(&mut r);
     spend::configure(&mut r);
     users::configure(&mut r);

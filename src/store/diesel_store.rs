@@ -12,13 +12,14 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use futures_util::FutureExt;
 
 use super::schema::{
-    budgets, end_users, organizations, proxy_models, spend_logs, teams, ui_sessions,
-    user_passwords, users, verification_tokens,
+    audit_logs, budgets, config_settings, end_users, organizations, proxy_models, spend_logs,
+    teams, ui_sessions, user_passwords, users, verification_tokens,
 };
 use super::{
-    budget_reset_data, json_object, lock_rank, BudgetReset, Change, EntityKind, EntityRecord,
-    KeyFilter, KeyRecord, KeyScope, Locked, ModelRecord, Modified, Page, SessionRecord,
-    SpendFilter, SpendGroup, SpendLog, SpendRollup, Store, StoreError, TagSpend, TxEffects,
+    budget_reset_data, json_object, lock_rank, AuditRecord, BudgetReset, Change, ConfigSetting,
+    EntityKind, EntityRecord, KeyFilter, KeyRecord, KeyScope, Locked, ModelRecord, Modified, Page,
+    SessionRecord, SpendFilter, SpendGroup, SpendLog, SpendRollup, Store, StoreError, TagSpend,
+    TxEffects,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -1223,6 +1224,70 @@ macro_rules! diesel_store {
                     .await
                     .map_err(query_error)?;
                 rows.into_iter().map(ModelRecord::try_from).collect()
+            }
+
+            async fn list_config_settings(&self) -> Result<Vec<ConfigSetting>, StoreError> {
+                let mut conn = self.conn().await?;
+                config_settings::table
+                    .order((config_settings::section.asc(), config_settings::name.asc()))
+                    .load(&mut conn)
+                    .await
+                    .map_err(query_error)
+            }
+
+            async fn update_config_settings(
+                &self,
+                set: &[ConfigSetting],
+                delete: &[(String, String)],
+                audit: &AuditRecord,
+            ) -> Result<(), StoreError> {
+                let mut conn = self.conn().await?;
+                let set = set.to_vec();
+                let delete = delete.to_vec();
+                let audit = audit.clone();
+                conn.transaction::<(), diesel::result::Error, _>(async move |conn| {
+                    for (section, name) in &delete {
+                        diesel::delete(config_settings::table.find((section, name)))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    for row in &set {
+                        diesel::insert_into(config_settings::table)
+                            .values(row.clone())
+                            .on_conflict((config_settings::section, config_settings::name))
+                            .do_update()
+                            .set((
+                                config_settings::value.eq(&row.value),
+                                config_settings::sealed.eq(row.sealed),
+                                config_settings::updated_at.eq(row.updated_at),
+                                config_settings::updated_by.eq(&row.updated_by),
+                            ))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    diesel::insert_into(audit_logs::table)
+                        .values(audit)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+                .await
+                .map_err(query_error)
+            }
+
+            async fn list_audit_logs(
+                &self,
+                table_name: &str,
+                limit: i64,
+            ) -> Result<Vec<AuditRecord>, StoreError> {
+                let mut conn = self.conn().await?;
+                audit_logs::table
+                    .filter(audit_logs::table_name.eq(table_name))
+                    .order(audit_logs::updated_at.desc())
+                    .limit(limit)
+                    .load(&mut conn)
+                    .await
+                    .map_err(query_error)
             }
         }
     };

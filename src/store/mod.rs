@@ -381,6 +381,40 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
+/// One setting changed through `POST /config/update` (LiteLLM's `LiteLLM_Config`): it overrides
+/// config.yaml's value of `section.name`. `value` is JSON text, or for `environment_variables`
+/// the sealed value (`sealed`).
+#[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Insertable)]
+#[diesel(table_name = schema::config_settings)]
+pub struct ConfigSetting {
+    pub section: String,
+    pub name: String,
+    pub value: String,
+    pub sealed: bool,
+    /// Unix ms.
+    pub updated_at: i64,
+    pub updated_by: Option<String>,
+}
+
+/// A management change as the audit log keeps it (LiteLLM's `LiteLLM_AuditLog`); values never
+/// hold secrets.
+#[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Insertable)]
+#[diesel(table_name = schema::audit_logs)]
+pub struct AuditRecord {
+    pub id: String,
+    /// Unix ms.
+    pub updated_at: i64,
+    pub changed_by: Option<String>,
+    /// `created`, `updated` or `deleted`.
+    pub action: String,
+    pub table_name: String,
+    pub object_id: String,
+    /// JSON text.
+    pub before_value: Option<String>,
+    /// JSON text.
+    pub updated_values: Option<String>,
+}
+
 /// Which keys `/key/list` wants.
 #[derive(Debug, Clone, Default)]
 pub struct KeyFilter {
@@ -538,6 +572,22 @@ pub trait Store: Send + Sync {
     async fn update_model(&self, model: &ModelRecord) -> Result<bool, StoreError>;
     async fn delete_model(&self, model_id: &str) -> Result<bool, StoreError>;
     async fn list_models(&self) -> Result<Vec<ModelRecord>, StoreError>;
+    /// Every setting stored by `/config/update`, by section and name.
+    async fn list_config_settings(&self) -> Result<Vec<ConfigSetting>, StoreError>;
+    /// In one transaction: write `set` (replacing rows of the same section and name), delete the
+    /// `(section, name)` rows of `delete`, and record `audit`.
+    async fn update_config_settings(
+        &self,
+        set: &[ConfigSetting],
+        delete: &[(String, String)],
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
+    /// Audit-log entries of `table_name`, newest first, at most `limit`.
+    async fn list_audit_logs(
+        &self,
+        table_name: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
 /// The Postgres connection pool's settings (`general_settings.database_connection_pool_limit`,

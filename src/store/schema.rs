@@ -107,3 +107,27 @@ diesel::table! {
         expires_at -> BigInt,
     }
 }
+
+diesel::table! {
+    config_settings (section, name) {
+        section -> Text,
+        name -> Text,
+        value -> Text,
+        sealed -> Bool,
+        updated_at -> BigInt,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_logs (id) {
+        id -> Text,
+        updated_at -> BigInt,
+        changed_by -> Nullable<Text>,
+        action -> Text,
+        table_name -> Text,
+        object_id -> Text,
+        before_value -> Nullable<Text>,
+        updated_values -> Nullable<Text>,
+    }
+}
