@@ -115,6 +115,9 @@ pub struct Deployment {
     pub parallel: Option<ParallelLimit>,
     /// `litellm_params.mock_timeout: true`: every call waits its timeout, then fails as a timeout.
     pub mock_timeout: bool,
+    /// The deployment's region for region routing (`eu`, `us`, or another region's own name):
+    /// `region_name`, else the provider's region (see [`crate::region`]); `None` when unknown.
+    pub region: Option<String>,
 }
 
 /// A deployment's `max_parallel_requests`: calls in flight at once, on this instance.
@@ -526,7 +529,9 @@ impl Deployment {
             public_params,
             display_base: None,
             provider_params: ProviderParams::new(params.clone()),
+            region: None,
         };
+        deployment.region = deployment.resolve_region();
         // Endpoints that depend on other parameters (Bedrock's region, Vertex AI's location) are resolved once, so
         // `/health` and `x-litellm-model-api-base` show the URL actually called.
         let resolved = deployment.target.as_ref().and_then(|t| match t.spec.wire {
@@ -544,6 +549,20 @@ impl Deployment {
             .as_ref()
             .map(|t| crate::secret::display_url(&t.url(t.api_base.clone())));
         deployment
+    }
+
+    /// `litellm_params.region_name`, else the region the provider is called in: Bedrock's AWS
+    /// region, Vertex AI's location.
+    fn resolve_region(&self) -> Option<String> {
+        if let Some(name) = self.provider_params.str("region_name") {
+            return crate::region::normalize(&name);
+        }
+        let provider = match self.target.as_ref().map(|t| t.spec.wire)? {
+            providers::Wire::Bedrock => providers::bedrock::region(self),
+            providers::Wire::VertexAi => providers::vertex::location(self),
+            _ => return None,
+        };
+        crate::region::normalize(&provider)
     }
 
     fn make_target(
@@ -672,6 +691,9 @@ impl Deployment {
         let mut model_info = self.model_info.clone();
         model_info.insert("id".into(), json!(self.id));
         model_info.entry("db_model").or_insert(json!(false));
+        if let Some(region) = &self.region {
+            model_info.insert("region".into(), json!(region));
+        }
         if let Some(t) = &self.target {
             model_info
                 .entry("litellm_provider")
@@ -764,6 +786,10 @@ impl tollgate_actors::Upstream for Deployment {
 
     fn max_input_tokens(&self) -> Option<u64> {
         self.max_input_tokens
+    }
+
+    fn region(&self) -> Option<&str> {
+        self.region.as_deref()
     }
 
     fn probe(self: std::sync::Arc<Self>) -> LocalBoxFuture<'static, Result<(), String>> {
@@ -966,5 +992,54 @@ model_list:
         );
         assert_eq!(ds[0].target_for("azure/x&y=1").expect("ok").model, "x&y=1");
         assert!(ds[2].target_for("ollama/library/llama3:8b").is_ok());
+    }
+
+    #[test]
+    fn a_deployment_region_is_region_name_else_the_provider_region() {
+        let ds = deployments(
+            r#"
+model_list:
+  - model_name: explicit
+    litellm_params: {model: openai/gpt-4o, api_key: sk-a, region_name: eu}
+  - model_name: explicit-provider-region
+    litellm_params: {model: azure/gpt-4o, api_base: "https://x.openai.azure.com", api_key: k, region_name: swedencentral}
+  - model_name: bedrock
+    litellm_params: {model: bedrock/anthropic.claude-3-haiku-20240307-v1:0, aws_region_name: eu-west-3, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: s}
+  - model_name: bedrock-named
+    litellm_params: {model: bedrock/anthropic.claude-3-haiku-20240307-v1:0, aws_region_name: eu-west-3, region_name: us, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: s}
+  - model_name: vertex
+    litellm_params: {model: vertex_ai/gemini-2.5-flash, vertex_project: p, vertex_location: europe-west4}
+  - model_name: vertex-us
+    litellm_params: {model: vertex_ai/gemini-2.5-flash, vertex_project: p, vertex_location: us-east4}
+  - model_name: tokyo
+    litellm_params: {model: bedrock/anthropic.claude-3-haiku-20240307-v1:0, aws_region_name: ap-northeast-1, aws_access_key_id: AKIDEXAMPLE, aws_secret_access_key: s}
+  - model_name: unknown
+    litellm_params: {model: openai/gpt-4o, api_key: sk-a}
+  - model_name: any
+    litellm_params: {model: "*", region_name: US}
+"#,
+        );
+        let regions: Vec<Option<&str>> = ds.iter().map(|d| d.region.as_deref()).collect();
+        assert_eq!(
+            regions,
+            [
+                Some("eu"),
+                Some("eu"),
+                Some("eu"),
+                Some("us"),
+                Some("eu"),
+                Some("us"),
+                Some("ap-northeast-1"),
+                None,
+                Some("us"),
+            ]
+        );
+        // `/model/info` shows it; `region_name` stays as configured.
+        let info = ds[2].info();
+        assert_eq!(info["model_info"]["region"], "eu");
+        let info = ds[1].info();
+        assert_eq!(info["litellm_params"]["region_name"], "swedencentral");
+        assert_eq!(info["model_info"]["region"], "eu");
+        assert!(ds[7].info()["model_info"].get("region").is_none());
     }
 }

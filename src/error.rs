@@ -216,6 +216,11 @@ pub enum GatewayError {
         retry_after: Duration,
     },
 
+    /// The request is restricted to a region (its end user's `allowed_model_region`) and no
+    /// deployment of the group is in it.
+    #[error("No deployment of model group '{model_group}' is in region '{region}', the end user's allowed_model_region; the request was not sent to any other region. Give a deployment of the group `region_name: {region}`.")]
+    NoDeploymentInRegion { model_group: String, region: String },
+
     #[error("{message}")]
     DeploymentMisconfigured { message: String },
 
@@ -271,9 +276,10 @@ impl GatewayError {
             Self::RateLimited { .. } => "rate_limit_error",
             Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::NotFound { .. } => "not_found_error",
-            Self::BadRequest { .. } | Self::UnknownModel { .. } | Self::PayloadTooLarge { .. } => {
-                "invalid_request_error"
-            }
+            Self::BadRequest { .. }
+            | Self::UnknownModel { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::NoDeploymentInRegion { .. } => "invalid_request_error",
             Self::RouteNotFound { .. } => "not_found_error",
             Self::NoDeploymentsAvailable { .. } => "rate_limit_error",
             Self::DeploymentMisconfigured { .. } | Self::Internal { .. } => "internal_server_error",
@@ -389,7 +395,9 @@ impl ResponseError for GatewayError {
             Self::RateLimited { .. } => 429,
             Self::BudgetExceeded { status, .. } => *status,
             Self::NotFound { .. } => 404,
-            Self::BadRequest { .. } | Self::UnknownModel { .. } => 400,
+            Self::BadRequest { .. }
+            | Self::UnknownModel { .. }
+            | Self::NoDeploymentInRegion { .. } => 400,
             Self::PayloadTooLarge { .. } => 413,
             Self::RouteNotFound { .. } => 404,
             Self::NoDeploymentsAvailable { .. } => 429,

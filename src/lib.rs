@@ -37,6 +37,7 @@ pub mod outcome;
 pub mod pipeline;
 pub mod pricing;
 pub mod providers;
+pub mod region;
 pub mod render;
 pub mod routing;
 pub mod runtime_settings;

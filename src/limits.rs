@@ -47,6 +47,8 @@ pub struct EndUserLimits {
     /// Stored spend and `max_budget` (its own, else its budget's).
     pub spend: f64,
     pub max_budget: Option<f64>,
+    /// `allowed_model_region` (`eu` or `us`): only deployments in that region serve the end user.
+    pub allowed_model_region: Option<String>,
 }
 
 impl EndUserLimits {
@@ -57,6 +59,11 @@ impl EndUserLimits {
         Self {
             blocked: end_user.blocked,
             spend: end_user.spend,
+            allowed_model_region: end_user
+                .data
+                .get("allowed_model_region")
+                .and_then(serde_json::Value::as_str)
+                .and_then(crate::region::normalize),
             max_budget: end_user
                 .number("max_budget")
                 .or_else(|| budget_record.and_then(|b| b.number("max_budget"))),

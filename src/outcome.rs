@@ -81,6 +81,8 @@ pub struct Facts {
     /// The deployment that served the request (or failed it last).
     pub deployment_id: Option<String>,
     pub api_base: Option<String>,
+    /// `x-litellm-model-region`: that deployment's region, when known.
+    pub model_region: Option<String>,
     pub timeout: Option<Duration>,
     /// Time spent waiting on providers (to the first byte, for streams), over every attempt.
     pub upstream_time: Duration,
@@ -115,6 +117,7 @@ impl Facts {
             model_group: None,
             deployment_id: None,
             api_base: None,
+            model_region: None,
             timeout: None,
             upstream_time: Duration::ZERO,
             provider_headers: Vec::new(),
@@ -148,6 +151,9 @@ impl Facts {
         }
         if let Some(base) = &self.api_base {
             put("x-litellm-model-api-base", base.clone());
+        }
+        if let Some(region) = &self.model_region {
+            put("x-litellm-model-region", region.clone());
         }
         if let Some(t) = self.timeout {
             put("x-litellm-timeout", format!("{}", t.as_secs_f64()));

@@ -29,7 +29,9 @@
 //! 3. **route**: the model name (after `model_group_alias`) selects a model group in the routing
 //!    snapshot the router actor publishes (no message on this path); the group picks a deployment
 //!    by the routing strategy (`actors/src/strategy.rs`). Failed attempts are retried and then fall
-//!    back per `router_settings` (`src/routing.rs`). All cooling → 429 with `retry-after`.
+//!    back per `router_settings` (`src/routing.rs`). All cooling → 429 with `retry-after`. An
+//!    end user's `allowed_model_region` keeps every pick, retries and fallbacks included, on
+//!    deployments of that region (`src/region.rs`); none in the group → 400.
 //! 4. **translate**: the deployment's provider adapter builds the upstream request (URL, auth header,
 //!    provider model name, defaults, `drop_params`; streams always ask for usage).
 //! 5. **call**: awc, on this worker's client, with the request's timeout (`timeout` in the body,
@@ -54,7 +56,7 @@
 //! any other.
 //!
 //! Every response, success or error, carries the facts as `x-litellm-*` headers: call id,
-//! deployment id and base, model group, durations, retries and fallbacks.
+//! deployment id, base and region, model group, durations, retries and fallbacks.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -359,6 +361,9 @@ struct Call {
     started: Instant,
     /// The model group the request resolves to (after `model_group_alias`).
     group: String,
+    /// The region the request is restricted to (its end user's `allowed_model_region`): the
+    /// requested group and every fallback are served only by deployments in it.
+    region: Option<String>,
     /// The response-cache key, when the request consulted the cache (for its spend-log rows).
     cache_key: Option<String>,
     /// The caller's key spend as loaded (`x-litellm-key-spend` adds this instance's unwritten spend).
@@ -441,7 +446,7 @@ async fn admit_request(
         &estimate,
     )?;
     let end_user = end_user_id(http, &req).map(str::to_string);
-    let (permit, end_user_reservation) = admit(
+    let (permit, end_user_reservation, region) = admit(
         state,
         end_user.as_deref(),
         caller,
@@ -468,6 +473,7 @@ async fn admit_request(
         call_id: call_id.to_string(),
         started,
         group,
+        region,
         cache_key: None,
         prompt_tokens,
         key: caller
@@ -658,8 +664,8 @@ async fn admit_with(
     ))
 }
 
-/// The end user's checks and the rate limits; the end user's budget reservation comes with the
-/// permit.
+/// The end user's checks and the rate limits; the end user's budget reservation and the region
+/// it is restricted to (`allowed_model_region`) come with the permit.
 async fn admit(
     state: &AppState,
     end_user: Option<&str>,
@@ -667,7 +673,14 @@ async fn admit(
     prompt_tokens: u64,
     group: &str,
     estimate: &dyn Fn() -> f64,
-) -> Result<(crate::limits::Admission, crate::spend::Reservation), GatewayError> {
+) -> Result<
+    (
+        crate::limits::Admission,
+        crate::spend::Reservation,
+        Option<String>,
+    ),
+    GatewayError,
+> {
     let mut reservation = crate::spend::Reservation::default();
     let end_user = match end_user {
         None => None,
@@ -702,7 +715,8 @@ async fn admit(
         end_user.as_ref().map(|(id, l)| (id.as_str(), &**l)),
     )
     .await?;
-    Ok((admission, reservation))
+    let region = end_user.and_then(|(_, limits)| limits.allowed_model_region.clone());
+    Ok((admission, reservation, region))
 }
 
 impl Call {
@@ -724,6 +738,10 @@ fn pick_error(group: &str, err: PickError) -> GatewayError {
             model_group: group.to_string(),
             reason: "every deployment has reached its rpm/tpm limit for this minute",
             retry_after,
+        },
+        PickError::NoneInRegion { region } => GatewayError::NoDeploymentInRegion {
+            model_group: group.to_string(),
+            region,
         },
         PickError::Exhausted => GatewayError::NoDeploymentsAvailable {
             model_group: group.to_string(),
@@ -762,6 +780,8 @@ struct GroupRun {
 struct AttemptFacts {
     deployment_id: String,
     api_base: Option<String>,
+    /// The deployment's region, when known.
+    region: Option<String>,
     timeout: Option<Duration>,
     upstream_time: Duration,
     /// Set when the provider answered.
@@ -783,6 +803,7 @@ fn absorb(facts: &mut Facts, run: GroupRun) -> Result<Reply, GatewayError> {
     if let Some(last) = run.last {
         facts.deployment_id = Some(last.deployment_id);
         facts.api_base = last.api_base;
+        facts.model_region = last.region;
         if last.timeout.is_some() {
             facts.timeout = last.timeout;
         }
@@ -847,6 +868,7 @@ async fn retry_loop(
                 exclude,
                 estimated_tokens: call.prompt_tokens,
                 pre_call_checks: policy.pre_call_checks,
+                region: call.region.as_deref(),
                 now_ms: now_ms(),
             })
         };
@@ -890,7 +912,7 @@ async fn retry_loop(
         let class = err.classify(false).map(|c| c.bucket);
         let max = policy.max_retries(&group.name, class, call.num_retries, deployment.num_retries);
         run.max_retries = Some(max);
-        let others = group.deployments.len() > 1;
+        let others = group.serving(call.region.as_deref()) > 1;
         if failed.final_for_group
             || run.retries >= max
             || !policy.retryable(&group.name, &err, others)
@@ -899,7 +921,7 @@ async fn retry_loop(
         }
         run.retries += 1;
         tried.push(deployment.id.clone());
-        if !group.has_other_available(now_ms(), &tried) {
+        if !group.has_other_available(now_ms(), &tried, call.region.as_deref()) {
             match policy.backoff(run.retries, err.retry_after()) {
                 Some(wait) => {
                     tracing::debug!(
@@ -1337,6 +1359,7 @@ async fn attempt(
     let mut facts = AttemptFacts {
         deployment_id: deployment.id.clone(),
         api_base: deployment.api_base().map(str::to_string),
+        region: deployment.region.clone(),
         timeout: Some(if req.stream { stream_timeout } else { timeout }),
         ..AttemptFacts::default()
     };

@@ -387,7 +387,10 @@ impl RouterPolicy {
     ) -> Vec<Fallback> {
         let kind = match err {
             GatewayError::Upstream { kind, .. } => Some(*kind),
-            GatewayError::Timeout { .. } | GatewayError::NoDeploymentsAvailable { .. } => None,
+            // Another group may have a deployment in the request's region.
+            GatewayError::Timeout { .. }
+            | GatewayError::NoDeploymentsAvailable { .. }
+            | GatewayError::NoDeploymentInRegion { .. } => None,
             _ => return Vec::new(),
         };
         let lookup =

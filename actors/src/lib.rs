@@ -103,6 +103,11 @@ pub trait Upstream: Send + Sync + 'static {
     fn max_input_tokens(&self) -> Option<u64> {
         None
     }
+    /// The deployment's region (`eu`, `us`, or another region's name), for requests restricted to
+    /// one region (an end user's `allowed_model_region`); `None` when unknown.
+    fn region(&self) -> Option<&str> {
+        None
+    }
     /// A tiny real call to the deployment. It runs on the deployment actor's arbiter, so it may use
     /// thread-local, non-`Send` clients. The error string must not contain secrets.
     fn probe(self: std::sync::Arc<Self>) -> LocalBoxFuture<'static, Result<(), String>>;

@@ -52,6 +52,12 @@ impl<U: Upstream> DeploymentHandle<U> {
     pub fn is_available(&self, now_ms: u64) -> bool {
         !self.state.is_cooling_down(now_ms)
     }
+
+    /// Whether the deployment may serve a request restricted to `region` (`None`: unrestricted).
+    /// A deployment with no known region serves only unrestricted requests.
+    pub fn in_region(&self, region: Option<&str>) -> bool {
+        region.is_none_or(|r| self.upstream.region() == Some(r))
+    }
 }
 
 /// A model group: every deployment sharing a `model_name`.
@@ -66,11 +72,25 @@ impl<U: Upstream> ModelGroup<U> {
         crate::strategy::pick(&self.deployments, req)
     }
 
-    /// Whether a deployment other than those in `exclude` could take a request now.
-    pub fn has_other_available(&self, now_ms: u64, exclude: &[String]) -> bool {
+    /// Whether a deployment other than those in `exclude`, in `region` when the request is
+    /// restricted to one, could take a request now.
+    pub fn has_other_available(
+        &self,
+        now_ms: u64,
+        exclude: &[String],
+        region: Option<&str>,
+    ) -> bool {
+        self.deployments.iter().any(|d| {
+            d.in_region(region) && d.is_available(now_ms) && !exclude.iter().any(|id| id == d.id())
+        })
+    }
+
+    /// How many deployments may serve a request restricted to `region` (`None`: all of them).
+    pub fn serving(&self, region: Option<&str>) -> usize {
         self.deployments
             .iter()
-            .any(|d| d.is_available(now_ms) && !exclude.iter().any(|id| id == d.id()))
+            .filter(|d| d.in_region(region))
+            .count()
     }
 }
 

@@ -3,11 +3,13 @@
 //!
 //! A pick is one pass over the group's published state (atomics), with no message to any actor:
 //!
-//! 1. drop deployments cooling down and those this request already tried;
-//! 2. with `enable_pre_call_checks`, drop those whose context window is smaller than the prompt;
-//! 3. drop those whose `rpm`/`tpm` for the current minute is used up;
-//! 4. keep only the lowest `order` (1 = first choice);
-//! 5. rank the rest by the strategy, then reserve one request (and the estimated tokens) on the
+//! 1. keep only the deployments in the request's region, when it is restricted to one (an end
+//!    user's `allowed_model_region`): a deployment with no known region never serves it;
+//! 2. drop deployments cooling down and those this request already tried;
+//! 3. with `enable_pre_call_checks`, drop those whose context window is smaller than the prompt;
+//! 4. drop those whose `rpm`/`tpm` for the current minute is used up;
+//! 5. keep only the lowest `order` (1 = first choice);
+//! 6. rank the rest by the strategy, then reserve one request (and the estimated tokens) on the
 //!    winner atomically; if another request took the last slot meanwhile, take the next one.
 
 use std::sync::Arc;
@@ -60,6 +62,9 @@ pub struct PickRequest<'a> {
     pub estimated_tokens: u64,
     /// `enable_pre_call_checks`.
     pub pre_call_checks: bool,
+    /// Only deployments in this region may serve the request (an end user's
+    /// `allowed_model_region`); `None`: any deployment.
+    pub region: Option<&'a str>,
     pub now_ms: u64,
 }
 
@@ -77,6 +82,8 @@ pub enum PickError {
     },
     /// Every deployment was already tried by this request.
     Exhausted,
+    /// The request is restricted to a region no deployment of the group is in.
+    NoneInRegion { region: String },
 }
 
 /// A deployment chosen for one attempt, with its minute reservation already counted.
@@ -90,8 +97,17 @@ pub(crate) fn pick<U: Upstream>(
     req: &PickRequest<'_>,
 ) -> Result<Picked<U>, PickError> {
     let now = req.now_ms;
-    let untried: Vec<&Arc<DeploymentHandle<U>>> = deployments
+    let in_region: Vec<&Arc<DeploymentHandle<U>>> = deployments
         .iter()
+        .filter(|d| d.in_region(req.region))
+        .collect();
+    if let (true, Some(region)) = (in_region.is_empty(), req.region) {
+        return Err(PickError::NoneInRegion {
+            region: region.to_string(),
+        });
+    }
+    let untried: Vec<&Arc<DeploymentHandle<U>>> = in_region
+        .into_iter()
         .filter(|d| !req.exclude.iter().any(|id| id == d.id()))
         .collect();
     if untried.is_empty() {
@@ -216,4 +232,103 @@ fn rank<'a, U: Upstream>(
         }),
     }
     candidates
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::future::LocalBoxFuture;
+
+    struct Regional {
+        id: &'static str,
+        region: Option<&'static str>,
+    }
+
+    impl Upstream for Regional {
+        fn id(&self) -> &str {
+            self.id
+        }
+        fn model_group(&self) -> &str {
+            "g"
+        }
+        fn region(&self) -> Option<&str> {
+            self.region
+        }
+        fn probe(self: Arc<Self>) -> LocalBoxFuture<'static, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn group(
+        deployments: &[(&'static str, Option<&'static str>)],
+    ) -> Vec<Arc<DeploymentHandle<Regional>>> {
+        deployments
+            .iter()
+            .map(|(id, region)| {
+                Arc::new(DeploymentHandle::new(
+                    Arc::new(Regional {
+                        id,
+                        region: *region,
+                    }),
+                    Arc::default(),
+                ))
+            })
+            .collect()
+    }
+
+    fn pick_in(
+        deployments: &[Arc<DeploymentHandle<Regional>>],
+        region: Option<&str>,
+        exclude: &[String],
+    ) -> Result<String, PickError> {
+        let strategy = RoutingStrategy::SimpleShuffle;
+        pick(
+            deployments,
+            &PickRequest {
+                strategy: &strategy,
+                exclude,
+                estimated_tokens: 10,
+                pre_call_checks: false,
+                region,
+                now_ms: crate::now_ms(),
+            },
+        )
+        .map(|p| p.handle.id().to_string())
+    }
+
+    #[test]
+    fn a_region_restricted_request_is_served_only_in_its_region() {
+        let deployments = group(&[
+            ("eu-1", Some("eu")),
+            ("us-1", Some("us")),
+            ("unknown", None),
+        ]);
+        for _ in 0..200 {
+            assert_eq!(pick_in(&deployments, Some("eu"), &[]).unwrap(), "eu-1");
+            assert_eq!(pick_in(&deployments, Some("us"), &[]).unwrap(), "us-1");
+        }
+        // Unrestricted: every deployment, those with no known region included.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..500 {
+            seen.insert(pick_in(&deployments, None, &[]).unwrap());
+        }
+        assert_eq!(seen.len(), 3, "{seen:?}");
+    }
+
+    #[test]
+    fn no_deployment_in_the_region_is_its_own_error_and_retries_stay_in_the_region() {
+        let deployments = group(&[("us-1", Some("us")), ("unknown", None)]);
+        assert_eq!(
+            pick_in(&deployments, Some("eu"), &[]).unwrap_err(),
+            PickError::NoneInRegion {
+                region: "eu".into()
+            }
+        );
+        // The only eu deployment tried: the request is exhausted, never sent to us.
+        let deployments = group(&[("eu-1", Some("eu")), ("us-1", Some("us"))]);
+        assert_eq!(
+            pick_in(&deployments, Some("eu"), &["eu-1".to_string()]).unwrap_err(),
+            PickError::Exhausted
+        );
+    }
 }

@@ -172,7 +172,8 @@ fn env(names: &[&str]) -> Option<String> {
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
 }
 
-fn location(deployment: &Deployment) -> String {
+/// The Vertex AI location a deployment is called in.
+pub fn location(deployment: &Deployment) -> String {
     setting(deployment, &["vertex_location", "vertex_ai_location"])
         .or_else(|| env(&["VERTEXAI_LOCATION", "VERTEX_LOCATION"]))
         .unwrap_or_else(|| DEFAULT_LOCATION.to_string())
