@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 mod certs;
+#[allow(unused_imports)]
 pub use certs::Certs;
 
 pub const MASTER_KEY: &str = "sk-test-master-key-0123456789";
