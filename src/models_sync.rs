@@ -96,10 +96,14 @@ pub fn check_caller_credentials(
         unresolved: Vec::new(),
     };
     let deployment = Deployment::from_entry(&entry, cli);
-    let Ok(target) = deployment.target_for(model) else {
-        // Not callable at all: nothing to send anywhere.
-        return Ok(());
-    };
+    // A deployment that cannot be called now might become callable with the gateway's
+    // environment later: refused too.
+    let target = deployment.target_for(model).map_err(|e| {
+        GatewayError::bad_param(
+            "litellm_params",
+            format!("the deployment cannot be called: {e}"),
+        )
+    })?;
     let own = match target.spec.wire {
         crate::providers::Wire::Bedrock => {
             (given("aws_access_key_id") && given("aws_secret_access_key")) || given("api_key")
@@ -429,6 +433,36 @@ mod tests {
         let d = Deployment::from_entry(&entry, &CliDefaults::default());
         assert_eq!(d.id, "m1");
         assert_eq!(d.info()["model_info"]["db_model"], true);
+    }
+
+    #[test]
+    fn models_of_non_admins_carry_their_own_credentials() {
+        let check =
+            |v: Value| check_caller_credentials(v.as_object().unwrap(), &CliDefaults::default());
+        let base = "https://upstream.example/v1";
+        assert!(check(json!({"model": "openai/x", "api_base": base, "api_key": "sk-own"})).is_ok());
+        // The provider's key from the gateway's environment, an environment reference, a wildcard.
+        for refused in [
+            json!({"model": "openai/x", "api_base": base}),
+            json!({"model": "openai/x", "api_base": base, "api_key": "os.environ/OPENAI_API_KEY"}),
+            json!({"model": "openai/x", "api_base": "os.environ/SECRET_BASE", "api_key": "sk-own"}),
+            json!({"model": "openai/*", "api_base": base, "api_key": "sk-own"}),
+            json!({"model": "bedrock/anthropic.claude-3-haiku-20240307-v1:0", "api_base": base}),
+            json!({"model": "bedrock/anthropic.claude-3-haiku-20240307-v1:0", "api_base": base, "aws_access_key_id": "AKID"}),
+            json!({"model": "vertex_ai/gemini-1.5-pro", "api_base": base, "vertex_project": "p", "vertex_credentials": "/etc/gateway/service-account.json"}),
+            json!({"model": "vertex_ai/gemini-1.5-pro", "api_base": base, "vertex_project": "p"}),
+            json!({"model": "azure/dep", "api_base": base, "api_version": "2024-02-01"}),
+        ] {
+            let err = check(refused.clone()).expect_err(&refused.to_string());
+            assert!(matches!(err, GatewayError::Forbidden { .. }), "{refused}");
+        }
+        for allowed in [
+            json!({"model": "bedrock/anthropic.claude-3-haiku-20240307-v1:0", "api_base": base, "aws_access_key_id": "AKID", "aws_secret_access_key": "s"}),
+            json!({"model": "vertex_ai/gemini-1.5-pro", "api_base": base, "vertex_project": "p", "vertex_credentials": {"type": "service_account"}}),
+            json!({"model": "azure/dep", "api_base": base, "api_version": "2024-02-01", "azure_ad_token": "t"}),
+        ] {
+            assert!(check(allowed.clone()).is_ok(), "{allowed}");
+        }
     }
 
     #[test]
