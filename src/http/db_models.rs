@@ -274,13 +274,13 @@ async fn update_inner(
 
     // The caller must manage the model's team as stored, and the team it moves to.
     let stored_team = team_of(&record.model_info);
-    authorize(&c, stored_team.as_deref(), true).await?;
+    let mut team = authorize(&c, stored_team.as_deref(), true).await?;
     let new_team = match info_patch.as_ref().and_then(|i| i.get("team_id")) {
         None => stored_team.clone(),
         Some(v) => v.as_str().filter(|t| !t.is_empty()).map(str::to_string),
     };
     if new_team != stored_team {
-        authorize(&c, new_team.as_deref(), false).await?;
+        team = authorize(&c, new_team.as_deref(), false).await?;
     }
     let mut params = state.db_models.open_params(&record).map_err(|e| {
         tracing::error!(model_id, error = %e, "stored model's litellm_params cannot be opened");
@@ -353,11 +353,12 @@ async fn update_inner(
         model_name = record.model_name,
         "model in the database updated"
     );
-    if let (Some(team_id), Some(public)) = (&new_team, public_name(&record)) {
+    // `team`: the model's team as it now stands, when that team exists.
+    if let (Some(team), Some(public)) = (&team, public_name(&record)) {
         change_team_models(
             state,
             &c,
-            team_id,
+            &team.id,
             ModelsChange::AddIfRestricted(vec![public]),
         )
         .await?;
