@@ -237,7 +237,7 @@ pub static KEYS: &[Key] = &[
     noop(ModelInfo, "output_cost_per_token", "shown by /model/info but not used for pricing: set prices in `litellm_params`"),
     noop(ModelInfo, "custom_tokenizer", "tokens are estimated (about 4 bytes per token); custom tokenizers are not loaded"),
     acts(ModelInfo, "team_id", "team-scoped model: only that team's keys see and call the model group"),
-    noop(ModelInfo, "team_public_model_name", "team models are called by the group's `model_name`; LiteLLM's public renaming is not read"),
+    acts(ModelInfo, "team_public_model_name", "with `team_id`: the team's keys call and list the model by this name; its `model_name` is internal and listed to no one"),
     // ---- litellm_settings ----
     acts(LitellmSettings, "drop_params", "drop OpenAI parameters a provider does not support instead of answering 400"),
     live(LitellmSettings, "request_timeout", "default upstream timeout in seconds (default 600)"),

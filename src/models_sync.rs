@@ -49,6 +49,85 @@ pub fn check_params(params: &Map<String, Value>) -> Result<(), GatewayError> {
     }
 }
 
+/// Whether any string in `v` references the gateway's environment (`os.environ/NAME`).
+fn references_env(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.trim_start().starts_with("os.environ/"),
+        Value::Array(a) => a.iter().any(references_env),
+        Value::Object(o) => o.values().any(references_env),
+        _ => false,
+    }
+}
+
+/// A model added or changed by a caller who is not a proxy admin (a team's admin) must carry its
+/// own credentials: no `os.environ/` reference, no wildcard, and the provider's credential given
+/// inline (`api_key`; Azure `api_key` or `azure_ad_token`; Bedrock `aws_access_key_id` and
+/// `aws_secret_access_key` or `api_key`; Vertex AI `vertex_credentials` as JSON, never a file).
+/// Otherwise the deployment would fall back on the gateway's own credentials (its environment,
+/// a credentials file) and send them to an `api_base` the caller chose.
+pub fn check_caller_credentials(
+    params: &Map<String, Value>,
+    cli: &CliDefaults,
+) -> Result<(), GatewayError> {
+    let refuse = |why: &str| {
+        Err(GatewayError::Forbidden {
+            message: format!(
+                "only proxy admins may add a model that {why}; give the deployment's own credentials in litellm_params"
+            ),
+        })
+    };
+    if references_env(&Value::Object(params.clone())) {
+        return refuse("references the gateway's environment (os.environ/)");
+    }
+    let model = params.get("model").and_then(Value::as_str).unwrap_or("");
+    if model.contains('*') {
+        return refuse("is a wildcard");
+    }
+    let given = |k: &str| {
+        params
+            .get(k)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.trim().is_empty())
+    };
+    let entry = ModelEntry {
+        model_name: "check".into(),
+        litellm_params: params.clone(),
+        model_info: Map::new(),
+        unresolved: Vec::new(),
+    };
+    let deployment = Deployment::from_entry(&entry, cli);
+    // A deployment that cannot be called now might become callable with the gateway's
+    // environment later: refused too.
+    let target = deployment.target_for(model).map_err(|e| {
+        GatewayError::bad_param(
+            "litellm_params",
+            format!("the deployment cannot be called: {e}"),
+        )
+    })?;
+    let own = match target.spec.wire {
+        crate::providers::Wire::Bedrock => {
+            (given("aws_access_key_id") && given("aws_secret_access_key")) || given("api_key")
+        }
+        crate::providers::Wire::VertexAi => {
+            match params
+                .get("vertex_credentials")
+                .or_else(|| params.get("vertex_ai_credentials"))
+            {
+                Some(Value::Object(_)) => true,
+                Some(Value::String(s)) => s.trim_start().starts_with('{'),
+                _ => false,
+            }
+        }
+        crate::providers::Wire::Azure => given("api_key") || given("azure_ad_token"),
+        _ => given("api_key") || target.spec.api_key_env.is_empty(),
+    };
+    if own {
+        Ok(())
+    } else {
+        refuse("would use the gateway's own provider credentials")
+    }
+}
+
 /// How often the database is checked for models changed by other instances.
 pub const DEFAULT_RELOAD_EVERY: Duration = Duration::from_secs(10);
 /// Overrides [`DEFAULT_RELOAD_EVERY`] (seconds, may be fractional; `0` disables the reload).
@@ -123,6 +202,14 @@ impl DbModels {
                 "models cannot be stored in the database without a key to encrypt their credentials: set general_settings.master_key or LITELLM_SALT_KEY",
             )
         })
+    }
+
+    /// [`check_caller_credentials`] with the gateway's defaults.
+    pub fn check_caller_credentials(
+        &self,
+        params: &Map<String, Value>,
+    ) -> Result<(), GatewayError> {
+        check_caller_credentials(params, &self.cli)
     }
 
     /// Whether a config deployment has this id.
@@ -397,6 +484,36 @@ mod tests {
         let d = Deployment::from_entry(&entry, &CliDefaults::default());
         assert_eq!(d.id, "m1");
         assert_eq!(d.info()["model_info"]["db_model"], true);
+    }
+
+    #[test]
+    fn models_of_non_admins_carry_their_own_credentials() {
+        let check =
+            |v: Value| check_caller_credentials(v.as_object().unwrap(), &CliDefaults::default());
+        let base = "https://upstream.example/v1";
+        assert!(check(json!({"model": "openai/x", "api_base": base, "api_key": "sk-own"})).is_ok());
+        // The provider's key from the gateway's environment, an environment reference, a wildcard.
+        for refused in [
+            json!({"model": "openai/x", "api_base": base}),
+            json!({"model": "openai/x", "api_base": base, "api_key": "os.environ/OPENAI_API_KEY"}),
+            json!({"model": "openai/x", "api_base": "os.environ/SECRET_BASE", "api_key": "sk-own"}),
+            json!({"model": "openai/*", "api_base": base, "api_key": "sk-own"}),
+            json!({"model": "bedrock/anthropic.claude-3-haiku-20240307-v1:0", "api_base": base}),
+            json!({"model": "bedrock/anthropic.claude-3-haiku-20240307-v1:0", "api_base": base, "aws_access_key_id": "AKID"}),
+            json!({"model": "vertex_ai/gemini-1.5-pro", "api_base": base, "vertex_project": "p", "vertex_credentials": "/etc/gateway/service-account.json"}),
+            json!({"model": "vertex_ai/gemini-1.5-pro", "api_base": base, "vertex_project": "p"}),
+            json!({"model": "azure/dep", "api_base": base, "api_version": "2024-02-01"}),
+        ] {
+            let err = check(refused.clone()).expect_err(&refused.to_string());
+            assert!(matches!(err, GatewayError::Forbidden { .. }), "{refused}");
+        }
+        for allowed in [
+            json!({"model": "bedrock/anthropic.claude-3-haiku-20240307-v1:0", "api_base": base, "aws_access_key_id": "AKID", "aws_secret_access_key": "s"}),
+            json!({"model": "vertex_ai/gemini-1.5-pro", "api_base": base, "vertex_project": "p", "vertex_credentials": {"type": "service_account"}}),
+            json!({"model": "azure/dep", "api_base": base, "api_version": "2024-02-01", "azure_ad_token": "t"}),
+        ] {
+            assert!(check(allowed.clone()).is_ok(), "{allowed}");
+        }
     }
 
     #[test]

@@ -400,6 +400,10 @@ async fn admit_request(
     if !permitted(&resolved) && !group_of_alias.is_some_and(permitted) {
         return Err(access.denied(&req.model));
     }
+    // A team's own model, called by its public name, is served by its team-scoped group.
+    let resolved = state
+        .team_model_group(caller, &resolved)
+        .unwrap_or(resolved);
     if resolved != req.model {
         req.model = resolved;
         req.body

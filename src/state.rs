@@ -107,6 +107,76 @@ impl AppState {
         };
         teams.any(|t| t == own)
     }
+
+    /// A team's own model called by its public name: the model group (LiteLLM's internal
+    /// `model_name_{team_id}_{uuid}`) of a deployment of the caller's team whose
+    /// `model_info.team_public_model_name` is `requested`. Such a name means the team's model for
+    /// that team's keys only, ahead of any model group of the same name.
+    pub fn team_model_group(
+        &self,
+        caller: &crate::auth::Caller,
+        requested: &str,
+    ) -> Option<String> {
+        let team = caller.principal().and_then(|p| p.key.team_id.as_deref())?;
+        self.router
+            .snapshot()
+            .deployments()
+            .iter()
+            .find(|d| {
+                team_public_name(&d.upstream) == Some(requested)
+                    && string_info(&d.upstream, "team_id") == Some(team)
+            })
+            .map(|d| d.upstream.model_name.clone())
+    }
+
+    /// The public names of the caller's team's own models (`team_public_model_name`), each with
+    /// the model group that serves it.
+    pub fn team_public_models(&self, caller: &crate::auth::Caller) -> Vec<(String, String)> {
+        let Some(team) = caller.principal().and_then(|p| p.key.team_id.as_deref()) else {
+            return Vec::new();
+        };
+        self.router
+            .snapshot()
+            .deployments()
+            .iter()
+            .filter(|d| string_info(&d.upstream, "team_id") == Some(team))
+            .filter_map(|d| {
+                team_public_name(&d.upstream)
+                    .map(|p| (p.to_string(), d.upstream.model_name.clone()))
+            })
+            .collect()
+    }
+
+    /// Model groups served only under a team's public name (their internal names are listed to
+    /// no one).
+    pub fn team_internal_groups(&self) -> std::collections::HashSet<String> {
+        self.router
+            .snapshot()
+            .deployments()
+            .iter()
+            .filter(|d| team_public_name(&d.upstream).is_some())
+            .map(|d| d.upstream.model_name.clone())
+            .collect()
+    }
+}
+
+fn string_info<'a>(d: &'a Deployment, field: &str) -> Option<&'a str> {
+    d.model_info
+        .get(field)
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// The public name of a team's own model (`model_info.team_public_model_name`, with a `team_id`).
+pub fn team_public_name(d: &Deployment) -> Option<&str> {
+    string_info(d, "team_id")?;
+    string_info(d, "team_public_model_name")
+}
+
+/// The name model access is checked against for a deployment: a team model's public name (what
+/// the team's `models` list names), else its model group.
+pub fn access_name(d: &Deployment) -> &str {
+    team_public_name(d).unwrap_or(&d.model_name)
 }
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

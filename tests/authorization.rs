@@ -304,6 +304,19 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
                 json!({"team_ids": [format!("doomed-team-{suffix}")]}),
                 ADMIN,
             ),
+            // a team's models: proxy admins and the team's admins (no role here is one)
+            row(
+                "POST",
+                "/team/model/add",
+                json!({"team_id": "fixture-team", "models": ["mock-gpt"]}),
+                ADMIN,
+            ),
+            row(
+                "POST",
+                "/team/model/delete",
+                json!({"team_id": "fixture-team", "models": ["mock-gpt"]}),
+                ADMIN,
+            ),
             // organizations
             row(
                 "POST",
@@ -413,7 +426,14 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
                 json!({"id": format!("doomed-budget-{suffix}")}),
                 ADMIN,
             ),
-            // models in the database
+            // models in the database: proxy admins any; a team's admins the team's own (none
+            // of these callers administers fixture-team)
+            row(
+                "POST",
+                "/model/new",
+                json!({"model_name": "tm", "litellm_params": {"model": "openai/x", "api_base": mock.api_base()}, "model_info": {"team_id": "fixture-team"}}),
+                ADMIN,
+            ),
             row(
                 "POST",
                 "/model/new",
@@ -484,7 +504,7 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 66);
+    assert_eq!(checked, ROLES.len() * 69);
 }
 
 /// How a UI-route row authenticates: the role's session cookie with or without its CSRF token,

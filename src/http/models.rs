@@ -25,9 +25,17 @@ pub fn configure(r: &mut Routes) {
         .get("/model/state", Access::ReadAll, model_state);
 }
 
+/// `GET /models` options. Flags are read as LiteLLM's clients send them (`True`, `true`, `1`).
 #[derive(Deserialize)]
 struct ListQuery {
-    return_wildcard_routes: Option<bool>,
+    return_wildcard_routes: Option<String>,
+    include_model_access_groups: Option<String>,
+    only_model_access_groups: Option<String>,
+}
+
+fn flag(v: &Option<String>) -> bool {
+    v.as_deref()
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
 
 fn model_entry(id: &str, owner: &str) -> Value {
@@ -35,7 +43,8 @@ fn model_entry(id: &str, owner: &str) -> Value {
 }
 
 /// Names a client may request: model groups, visible aliases, and wildcards when asked for;
-/// for a virtual key, only those it may use.
+/// for a virtual key, only those it may use. A team's own models (`team_public_model_name`) are
+/// listed by their public name to that team's keys only; their internal group names to no one.
 fn visible_models(state: &AppState, caller: &Caller, with_wildcards: bool) -> BTreeSet<String> {
     let snapshot = state.router.snapshot();
     let mut names: BTreeSet<String> = snapshot.group_names().map(str::to_string).collect();
@@ -47,6 +56,8 @@ fn visible_models(state: &AppState, caller: &Caller, with_wildcards: bool) -> BT
             names.insert(alias.clone());
         }
     }
+    let internal = state.team_internal_groups();
+    names.retain(|m| !internal.contains(m));
     let access = caller.model_access();
     let permitted = |m: &str| access.permits(m, |g, m| state.in_access_group(g, m));
     names.retain(|m| {
@@ -55,7 +66,29 @@ fn visible_models(state: &AppState, caller: &Caller, with_wildcards: bool) -> BT
         (permitted(m) || state.aliases.get(m).is_some_and(|a| permitted(&a.target)))
             && state.team_scope_permits(caller, group)
     });
+    for (public, _) in state.team_public_models(caller) {
+        if permitted(&public) {
+            names.insert(public);
+        }
+    }
     names
+}
+
+/// Access groups (`model_info.access_groups` of deployments the caller may see) the caller may
+/// use: every one for an unrestricted caller, else those each of its model lists names.
+fn visible_access_groups(state: &AppState, caller: &Caller) -> BTreeSet<String> {
+    let access = caller.model_access();
+    let snapshot = state.router.snapshot();
+    snapshot
+        .deployments()
+        .iter()
+        .filter(|d| state.team_scope_permits(caller, &d.upstream.model_name))
+        .filter_map(|d| d.upstream.model_info.get("access_groups")?.as_array())
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|g| access.permits(g, |listed, g| listed == g))
+        .map(str::to_string)
+        .collect()
 }
 
 async fn list_models(
@@ -67,11 +100,16 @@ async fn list_models(
         Ok(c) => c,
         Err(e) => return e.error_response(),
     };
-    let data: Vec<Value> =
-        visible_models(&state, &caller, q.return_wildcard_routes.unwrap_or(false))
-            .iter()
-            .map(|m| model_entry(m, "openai"))
-            .collect();
+    let names = if flag(&q.only_model_access_groups) {
+        visible_access_groups(&state, &caller)
+    } else {
+        let mut names = visible_models(&state, &caller, flag(&q.return_wildcard_routes));
+        if flag(&q.include_model_access_groups) {
+            names.extend(visible_access_groups(&state, &caller));
+        }
+        names
+    };
+    let data: Vec<Value> = names.iter().map(|m| model_entry(m, "openai")).collect();
     HttpResponse::Ok().json(json!({"object": "list", "data": data}))
 }
 
@@ -112,7 +150,11 @@ async fn model_info(
         .deployments()
         .iter()
         .filter(|d| q.litellm_model_id.as_deref().is_none_or(|id| d.id() == id))
-        .filter(|d| access.permits(&d.upstream.model_name, |g, m| state.in_access_group(g, m)))
+        .filter(|d| {
+            access.permits(crate::state::access_name(&d.upstream), |g, m| {
+                state.in_access_group(g, m)
+            })
+        })
         .filter(|d| state.team_scope_permits(&caller, &d.upstream.model_name))
         .map(|d| d.upstream.info())
         .collect();

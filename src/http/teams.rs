@@ -1,5 +1,6 @@
 //! Teams: `/team/new`, `/team/info`, `/team/update`, `/team/delete`, `/team/list`,
-//! `/team/member_add`, `/team/member_delete`, `/team/block`, `/team/unblock`.
+//! `/team/member_add`, `/team/member_delete`, `/team/block`, `/team/unblock`, `/team/model/add`,
+//! `/team/model/delete`.
 //!
 //! Members live in the team's `members_with_roles` (`[{"user_id","user_email","role"}]`), and each
 //! member user's `teams` lists the team back; both sides are kept in sync, and a member named by
@@ -30,7 +31,9 @@ pub fn configure(r: &mut Routes) {
         .post("/team/member_delete", Access::Writers, member_delete)
         .post("/team/member_update", Access::Writers, member_update)
         .post("/team/block", Access::Admin, block)
-        .post("/team/unblock", Access::Admin, unblock);
+        .post("/team/unblock", Access::Admin, unblock)
+        .post("/team/model/add", Access::Writers, model_add)
+        .post("/team/model/delete", Access::Writers, model_delete);
 }
 
 /// A team as the API shows it, with `admins` and `members` derived from `members_with_roles`.
@@ -567,4 +570,93 @@ async fn block(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
 
 async fn unblock(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
     respond(set_blocked(&state, c, body, false).await)
+}
+
+/// How [`change_team_models`] changes a team's `models`.
+pub(super) enum ModelsChange {
+    /// Add these names (those already listed stay once).
+    Add(Vec<String>),
+    /// Add these names only when the list restricts the team (an empty list, `*` or
+    /// `all-proxy-models` already allows every model, and adding a name would narrow it).
+    AddIfRestricted(Vec<String>),
+    /// Remove these names.
+    Remove(Vec<String>),
+}
+
+/// Change team `team_id`'s `models` in one transaction on the locked team, then forget its
+/// cached keys. Returns the team as stored.
+pub(super) async fn change_team_models(
+    state: &AppState,
+    c: &Ctx,
+    team_id: &str,
+    change: ModelsChange,
+) -> Result<EntityRecord, GatewayError> {
+    use crate::keys::string_list;
+    let done = TEAM_GROUP
+        .change_members(c, team_id, Vec::new(), move |team, _, _| {
+            let mut models = string_list(&team.data, "models");
+            let open =
+                models.is_empty() || models.iter().any(|m| m == "*" || m == "all-proxy-models");
+            match change {
+                ModelsChange::AddIfRestricted(_) if open => {}
+                ModelsChange::Add(add) | ModelsChange::AddIfRestricted(add) => {
+                    for m in add {
+                        if !models.contains(&m) {
+                            models.push(m);
+                        }
+                    }
+                }
+                ModelsChange::Remove(remove) => models.retain(|m| !remove.contains(m)),
+            }
+            team.data.insert("models".into(), json!(models));
+            Ok(TxEffects::default())
+        })
+        .await?;
+    invalidate_team(state, team_id);
+    Ok(done
+        .entities
+        .into_iter()
+        .next()
+        .and_then(|l| l.record)
+        .expect("the team was written"))
+}
+
+/// The `models` a `/team/model/add|delete` body lists (at least one).
+fn models_listed(body: &Map<String, Value>) -> Result<Vec<String>, GatewayError> {
+    let models = str_list(body, "models")?;
+    if models.is_empty() {
+        return Err(GatewayError::bad_param(
+            "models",
+            "'models' is required: a list of model names",
+        ));
+    }
+    Ok(models)
+}
+
+/// `/team/model/add` `{team_id, models}`: add model names to the team's `models` (proxy admins
+/// and the team's admins).
+async fn model_add(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
+    respond(
+        async {
+            let (id, _) = managed_team(&c, &body, "modify team models").await?;
+            let models = models_listed(&body)?;
+            let team = change_team_models(&state, &c, &id, ModelsChange::Add(models)).await?;
+            Ok(Value::Object(team_json(&team)))
+        }
+        .await,
+    )
+}
+
+/// `/team/model/delete` `{team_id, models}`: remove model names from the team's `models` (proxy
+/// admins and the team's admins).
+async fn model_delete(state: web::Data<AppState>, c: Ctx, body: Body) -> HttpResponse {
+    respond(
+        async {
+            let (id, _) = managed_team(&c, &body, "modify team models").await?;
+            let models = models_listed(&body)?;
+            let team = change_team_models(&state, &c, &id, ModelsChange::Remove(models)).await?;
+            Ok(Value::Object(team_json(&team)))
+        }
+        .await,
+    )
 }
