@@ -1037,7 +1037,6 @@ model_list:
             warnings,
             vec![
                 "model_list[0].litellm_params.tags (a) has no effect in Tollgate: kept on the deployment and shown by /model/info; tag routing (`enable_tag_filtering`) is not implemented, so every deployment of the group serves every request; ignored".to_string(),
-                "model_list[0].model_info.custom_tokenizer (a) has no effect in Tollgate: tokens are estimated (about 4 bytes per token); custom tokenizers are not loaded; ignored".to_string(),
                 "unknown config key model_list[0].extra (a); ignored".to_string(),
                 "unknown config key model_list[0].litellm_params.flux (a); ignored".to_string(),
                 "unknown config key model_list[0].model_info.colour (a); ignored".to_string(),

@@ -235,7 +235,7 @@ pub static KEYS: &[Key] = &[
     acts(ModelInfo, "supports_*", SHOWN),
     noop(ModelInfo, "input_cost_per_token", "shown by /model/info but not used for pricing: set prices in `litellm_params`"),
     noop(ModelInfo, "output_cost_per_token", "shown by /model/info but not used for pricing: set prices in `litellm_params`"),
-    noop(ModelInfo, "custom_tokenizer", "tokens are estimated (about 4 bytes per token); custom tokenizers are not loaded"),
+    acts(ModelInfo, "custom_tokenizer", "named by /utils/token_counter as the tokenizer its count stands in for: Hugging Face tokenizers are not loaded (counts use tiktoken's `cl100k_base`), and request-time estimates stay about 4 bytes per token"),
     acts(ModelInfo, "team_id", "team-scoped model: only that team's keys see and call the model group"),
     acts(ModelInfo, "team_public_model_name", "with `team_id`: the team's keys call and list the model by this name; its `model_name` is internal and listed to no one"),
     // ---- litellm_settings ----

@@ -657,6 +657,26 @@ impl Deployment {
         }
     }
 
+    /// The resolved provider and model (`None` for `model: "*"`).
+    pub fn target(&self) -> Option<&Target> {
+        self.target.as_ref()
+    }
+
+    /// The bundled model table's entry for this deployment's model (or `model_info.base_model`).
+    pub fn price_entry(&self) -> Option<&'static crate::pricing::ModelPrice> {
+        let t = self.target.as_ref()?;
+        string_param(&self.model_info, "base_model")
+            .and_then(|base| crate::pricing::lookup(Some(t.spec.name), &base))
+            .or_else(|| crate::pricing::lookup(Some(t.spec.name), &t.model))
+    }
+
+    /// The OpenAI parameters this deployment's provider accepts for its mode.
+    pub fn supported_openai_params(&self) -> Vec<&'static str> {
+        self.target.as_ref().map_or_else(Vec::new, |t| {
+            crate::providers::supported_openai_params(t.spec, self.mode())
+        })
+    }
+
     /// Provider name for display (`openai`, `azure`…).
     pub fn provider_name(&self) -> &str {
         self.target

@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod caching;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod config_keys;
@@ -47,6 +48,7 @@ pub mod spend;
 pub mod sse;
 pub mod state;
 pub mod store;
+pub mod tokens;
 pub use tollgate_wire::time;
 pub mod outbound;
 pub mod ui_session;

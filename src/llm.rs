@@ -68,6 +68,8 @@ pub struct GatewayParams {
     pub mock_failure: Option<MockFailure>,
     /// The response-cache controls (`cache: {...}`, `caching`).
     pub cache: crate::caching::Controls,
+    /// `fastest_response`: with several comma-separated models, answer with the first success.
+    pub fastest_response: bool,
 }
 
 /// A failure the client asked the gateway to simulate on the requested model group.
@@ -123,6 +125,7 @@ const GATEWAY_ONLY_KEYS: &[&str] = &[
     "request_timeout",
     "mock_response",
     "mock_tool_calls",
+    "fastest_response",
     "mock_testing_fallbacks",
     "mock_testing_rate_limit_error",
     "mock_testing_context_fallbacks",
@@ -614,6 +617,9 @@ impl LlmRequest {
             .find(|(key, _)| body.get(*key).is_some_and(crate::config::truthy))
             .map(|(_, f)| f),
             cache: crate::caching::Controls::parse(body.get("cache"), body.get("caching"))?,
+            fastest_response: body
+                .get("fastest_response")
+                .is_some_and(crate::config::truthy),
         };
         for key in GATEWAY_ONLY_KEYS {
             body.remove(*key);

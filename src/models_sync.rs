@@ -369,6 +369,12 @@ impl DbModels {
         let mut model_info = record.model_info.clone();
         model_info.insert("id".into(), Value::String(record.model_id.clone()));
         model_info.insert("db_model".into(), Value::Bool(true));
+        // Who added it, as LiteLLM shows it (`/v2/model/info?user_models_only=true` reads it).
+        if let Some(by) = &record.created_by {
+            model_info
+                .entry("created_by")
+                .or_insert_with(|| Value::String(by.clone()));
+        }
         Some(ModelEntry {
             model_name: record.model_name.clone(),
             litellm_params,

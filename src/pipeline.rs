@@ -231,6 +231,79 @@ pub async fn run(state: &AppState, http: &HttpRequest, caller: Caller, req: LlmR
     Outcome { facts, result }
 }
 
+/// A chat request naming several model groups at once (`"model": "a,b"`, LiteLLM's batch
+/// completions). Each group is served as a request of its own through [`run`], concurrently:
+/// its own model-access check, limits, budget, routing and spend-log row.
+pub enum Batch {
+    /// Every group's outcome, in the order the client named them.
+    All(Vec<Outcome>),
+    /// `fastest_response: true`: the first success (the other calls are dropped, which cancels
+    /// them), else the failure that came last.
+    Fastest(Outcome),
+    /// The request cannot be fanned out as asked.
+    Refused(Outcome),
+}
+
+/// The model groups of a comma-separated chat `model`; `None` when it names one.
+pub fn batch_models(req: &LlmRequest) -> Option<Vec<String>> {
+    if req.kind != CallKind::Chat || !req.model.contains(',') {
+        return None;
+    }
+    Some(
+        req.model
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// Serve `req` once per model group of `models` (see [`Batch`]). A stream is served only with
+/// `fastest_response` (the first stream to start wins); a list of streams has no wire form, so
+/// streaming to every group is refused with a 400.
+pub async fn run_batch(
+    state: &AppState,
+    http: &HttpRequest,
+    caller: Caller,
+    req: LlmRequest,
+    models: Vec<String>,
+) -> Batch {
+    let fastest = req.gateway.fastest_response;
+    if models.is_empty() {
+        return Batch::Refused(Outcome::refused(GatewayError::bad_param(
+            "model",
+            "'model' names no model group.",
+        )));
+    }
+    if req.stream && !fastest {
+        return Batch::Refused(Outcome::refused(GatewayError::bad_param(
+            "stream",
+            "Streaming is not supported with several comma-separated models; set \"fastest_response\": true to stream the first model group that answers, or call each model group on its own.",
+        )));
+    }
+    let one = |model: String| {
+        let mut r = req.clone();
+        r.body.insert("model".into(), Value::String(model.clone()));
+        r.model = model;
+        run(state, http, caller.clone(), r)
+    };
+    if !fastest {
+        return Batch::All(futures_util::future::join_all(models.into_iter().map(one)).await);
+    }
+    let mut pending: futures_util::stream::FuturesUnordered<_> =
+        models.into_iter().map(one).collect();
+    let mut last = None;
+    while let Some(outcome) = pending.next().await {
+        if outcome.result.is_ok() {
+            // Dropping `pending` cancels the calls still running.
+            return Batch::Fastest(outcome);
+        }
+        last = Some(outcome);
+    }
+    Batch::Fastest(last.expect("at least one model group"))
+}
+
 /// An admitted request: answered from the response cache when it can be, else routed (and its
 /// answer stored for next time).
 async fn serve(

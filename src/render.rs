@@ -40,6 +40,52 @@ pub fn openai(outcome: Outcome) -> HttpResponse {
     response
 }
 
+/// Several model groups' answers (LiteLLM's batch completions, `"model": "a,b"`): with
+/// `fastest_response`, the winner as one response marked `x-litellm-fastest_response_batch_completion:
+/// True` (its own `x-litellm-model-id` and model group); otherwise a JSON list with each group's
+/// completion or error envelope in the order asked, answered 200.
+pub fn openai_batch(batch: crate::pipeline::Batch) -> HttpResponse {
+    use crate::pipeline::Batch;
+    match batch {
+        Batch::Refused(outcome) => openai(outcome),
+        Batch::Fastest(outcome) => {
+            let won = outcome.result.is_ok();
+            let mut response = openai(outcome);
+            if won {
+                response.headers_mut().insert(
+                    actix_web::http::header::HeaderName::from_static(
+                        "x-litellm-fastest_response_batch_completion",
+                    ),
+                    HeaderValue::from_static("True"),
+                );
+            }
+            response
+        }
+        Batch::All(outcomes) => {
+            let mut list = BytesMut::from(&b"["[..]);
+            for (i, outcome) in outcomes.into_iter().enumerate() {
+                if i > 0 {
+                    list.extend_from_slice(b",");
+                }
+                match outcome.result {
+                    Ok(Reply::Complete(completion)) => list.extend_from_slice(&completion.body),
+                    Ok(Reply::Stream(_)) => list.extend_from_slice(
+                        GatewayError::internal("a stream cannot be listed")
+                            .body()
+                            .to_string()
+                            .as_bytes(),
+                    ),
+                    Err(err) => list.extend_from_slice(err.body().to_string().as_bytes()),
+                }
+            }
+            list.extend_from_slice(b"]");
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(list.freeze())
+        }
+    }
+}
+
 /// The outcome as Anthropic's Messages API answers it. `model` is the model the client asked for
 /// (used until the provider names its own).
 pub fn anthropic(outcome: Outcome, model: &str) -> HttpResponse {

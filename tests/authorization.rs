@@ -472,6 +472,21 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
                 json!({"router_settings": {"num_retries": 2}}),
                 ADMIN,
             ),
+            // model introspection and helpers: any key, narrowed to the models it may use
+            row("GET", "/model_group/info", json!({}), ROLES),
+            row("GET", "/v2/model/info", json!({}), ROLES),
+            row(
+                "GET",
+                "/utils/supported_openai_params?model=mock-gpt",
+                json!({}),
+                ROLES,
+            ),
+            row(
+                "POST",
+                "/utils/token_counter",
+                json!({"model": "mock-gpt", "prompt": "hello world"}),
+                ROLES,
+            ),
             // the response cache
             row("GET", "/cache/ping", json!({}), ADMIN),
             row("GET", "/cache/redis/info", json!({}), ADMIN),
@@ -504,7 +519,7 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 69);
+    assert_eq!(checked, ROLES.len() * 73);
 }
 
 /// How a UI-route row authenticates: the role's session cookie with or without its CSRF token,

@@ -59,7 +59,13 @@ async fn handle(
         .and_then(|body| pipeline::request(&caller, kind, body, path_model.as_deref()));
     drop(body); // the parsed form is all that is kept: never the body twice for the whole call
     let outcome = match request {
-        Ok(request) => pipeline::run(&state, &req, caller, request).await,
+        Ok(request) => match pipeline::batch_models(&request) {
+            Some(models) => {
+                let batch = pipeline::run_batch(&state, &req, caller, request, models).await;
+                return render::openai_batch(batch);
+            }
+            None => pipeline::run(&state, &req, caller, request).await,
+        },
         Err(e) => Outcome::refused(e),
     };
     render::openai(outcome)

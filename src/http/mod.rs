@@ -22,6 +22,7 @@ pub mod routes;
 mod teams;
 mod ui;
 mod users;
+mod utils;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     llm::configure(&mut r);
     messages::configure(&mut r);
     models::configure(&mut r);
+    utils::configure(&mut r);
     health::configure(&mut r);
     metrics::configure(&mut r);
     db_models::configure(&mut r);

@@ -1,5 +1,6 @@
-//! `/models`, `/v1/models`, `/models/{id}` (OpenAI list shape), `/model/info` (deployments with
-//! secrets stripped) and `/model/state` (each deployment's cooldown and health, for admins).
+//! `/models`, `/v1/models`, `/models/{id}` (OpenAI list shape), `/model/info` and `/v2/model/info`
+//! (deployments with secrets stripped), `/model_group/info` (one entry per model group) and
+//! `/model/state` (each deployment's cooldown and health, for admins).
 
 use super::routes::{Access, Routes};
 use std::collections::BTreeSet;
@@ -22,6 +23,8 @@ pub fn configure(r: &mut Routes) {
         .get("/v1/models/{model:.+}", Access::AnyKey, get_model)
         .get("/model/info", Access::AnyKey, model_info)
         .get("/v1/model/info", Access::AnyKey, model_info)
+        .get("/v2/model/info", Access::AnyKey, model_info_v2)
+        .get("/model_group/info", Access::AnyKey, model_group_info)
         .get("/model/state", Access::ReadAll, model_state);
 }
 
@@ -45,7 +48,11 @@ fn model_entry(id: &str, owner: &str) -> Value {
 /// Names a client may request: model groups, visible aliases, and wildcards when asked for;
 /// for a virtual key, only those it may use. A team's own models (`team_public_model_name`) are
 /// listed by their public name to that team's keys only; their internal group names to no one.
-fn visible_models(state: &AppState, caller: &Caller, with_wildcards: bool) -> BTreeSet<String> {
+pub(super) fn visible_models(
+    state: &AppState,
+    caller: &Caller,
+    with_wildcards: bool,
+) -> BTreeSet<String> {
     let snapshot = state.router.snapshot();
     let mut names: BTreeSet<String> = snapshot.group_names().map(str::to_string).collect();
     if with_wildcards {
@@ -135,6 +142,28 @@ struct InfoQuery {
     litellm_model_id: Option<String>,
 }
 
+/// The deployments a caller may use (as `/model/info` lists them): those of the models its key,
+/// user and team allow, within its team's scope.
+fn visible_deployments(
+    state: &AppState,
+    caller: &Caller,
+) -> Vec<std::sync::Arc<tollgate_actors::DeploymentHandle<crate::deployment::Deployment>>> {
+    let access = caller.model_access();
+    state
+        .router
+        .snapshot()
+        .deployments()
+        .iter()
+        .filter(|d| {
+            access.permits(crate::state::access_name(&d.upstream), |g, m| {
+                state.in_access_group(g, m)
+            })
+        })
+        .filter(|d| state.team_scope_permits(caller, &d.upstream.model_name))
+        .cloned()
+        .collect()
+}
+
 async fn model_info(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -144,20 +173,91 @@ async fn model_info(
         Ok(c) => c,
         Err(e) => return e.error_response(),
     };
-    let access = caller.model_access();
-    let snapshot = state.router.snapshot();
-    let data: Vec<Value> = snapshot
-        .deployments()
+    let data: Vec<Value> = visible_deployments(&state, &caller)
         .iter()
         .filter(|d| q.litellm_model_id.as_deref().is_none_or(|id| d.id() == id))
-        .filter(|d| {
-            access.permits(crate::state::access_name(&d.upstream), |g, m| {
-                state.in_access_group(g, m)
-            })
-        })
-        .filter(|d| state.team_scope_permits(&caller, &d.upstream.model_name))
         .map(|d| d.upstream.info())
         .collect();
+    HttpResponse::Ok().json(json!({"data": data}))
+}
+
+#[derive(Deserialize)]
+struct InfoV2Query {
+    model: Option<String>,
+    #[serde(alias = "modelId")]
+    litellm_model_id: Option<String>,
+    user_models_only: Option<bool>,
+    search: Option<String>,
+    page: Option<usize>,
+    size: Option<usize>,
+}
+
+/// `GET /v2/model/info`: the deployments `/model/info` shows the caller, filtered by `model`
+/// (its `model_name`), `modelId`, `search` (part of the name, any case) and `user_models_only`
+/// (models the caller added), paged by `page` (from 1) and `size` (50 by default).
+async fn model_info_v2(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<InfoV2Query>,
+) -> HttpResponse {
+    let caller = match state.auth.authenticate(&req).await {
+        Ok(c) => c,
+        Err(e) => return e.error_response(),
+    };
+    if q.page == Some(0) || q.size == Some(0) {
+        return GatewayError::bad_request("page and size must be at least 1").error_response();
+    }
+    let search = q.search.as_deref().map(str::to_lowercase);
+    let mine = q.user_models_only.unwrap_or(false);
+    let me = caller.actor_id();
+    let data: Vec<Value> = visible_deployments(&state, &caller)
+        .iter()
+        .filter(|d| {
+            q.model
+                .as_deref()
+                .is_none_or(|m| d.upstream.model_name == m)
+        })
+        .filter(|d| q.litellm_model_id.as_deref().is_none_or(|id| d.id() == id))
+        .filter(|d| {
+            search
+                .as_deref()
+                .is_none_or(|s| d.upstream.model_name.to_lowercase().contains(s))
+        })
+        .filter(|d| {
+            !mine
+                || d.upstream
+                    .model_info
+                    .get("created_by")
+                    .and_then(Value::as_str)
+                    == Some(me.as_str())
+        })
+        .map(|d| d.upstream.info())
+        .collect();
+    let page = crate::catalog::Page {
+        page: q.page.unwrap_or(1),
+        size: q.size.unwrap_or(crate::catalog::Page::DEFAULT_SIZE),
+    };
+    HttpResponse::Ok().json(page.of(data))
+}
+
+#[derive(Deserialize)]
+struct GroupInfoQuery {
+    model_group: Option<String>,
+}
+
+/// `GET /model_group/info`: one entry per model group the caller may use (the names `/models`
+/// lists), or only `?model_group=`.
+async fn model_group_info(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<GroupInfoQuery>,
+) -> HttpResponse {
+    let caller = match state.auth.authenticate(&req).await {
+        Ok(c) => c,
+        Err(e) => return e.error_response(),
+    };
+    let names = visible_models(&state, &caller, false);
+    let data = crate::catalog::groups_info(&state, &names, q.model_group.as_deref());
     HttpResponse::Ok().json(json!({"data": data}))
 }
 

@@ -397,6 +397,84 @@ pub static PROVIDERS: &[ProviderSpec] = &[
     native("replicate"),
 ];
 
+/// The OpenAI chat-completion parameters (LiteLLM's list for OpenAI chat models).
+pub const OPENAI_CHAT_PARAMS: &[&str] = &[
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "max_tokens",
+    "max_completion_tokens",
+    "modalities",
+    "prediction",
+    "n",
+    "presence_penalty",
+    "seed",
+    "stop",
+    "stream",
+    "stream_options",
+    "temperature",
+    "top_p",
+    "tools",
+    "tool_choice",
+    "function_call",
+    "functions",
+    "parallel_tool_calls",
+    "audio",
+    "response_format",
+    "user",
+    "reasoning_effort",
+    "service_tier",
+    "store",
+    "web_search_options",
+];
+
+/// The OpenAI embedding parameters.
+pub const OPENAI_EMBEDDING_PARAMS: &[&str] = &["dimensions", "encoding_format", "user"];
+
+/// The OpenAI parameters a provider's adapter does not take (refused, or dropped with
+/// `drop_params`): the registry's list plus the adapter's own list, the constants the adapters
+/// enforce. One table per provider, shown by `/utils/supported_openai_params` and
+/// `/model_group/info`.
+pub fn rejected_params(spec: &ProviderSpec) -> Vec<&'static str> {
+    let adapter: &[&str] = match spec.wire {
+        Wire::Cohere | Wire::Ollama => native::UNSUPPORTED_CHAT,
+        Wire::Bedrock => bedrock::UNSUPPORTED,
+        _ => &[],
+    };
+    let mut out: Vec<&'static str> = spec.unsupported_params.to_vec();
+    for p in adapter {
+        if !out.contains(p) {
+            out.push(p);
+        }
+    }
+    // Cohere and Ollama answer one choice only (`n` other than 1 is refused).
+    if matches!(spec.wire, Wire::Cohere | Wire::Ollama) && !out.contains(&"n") {
+        out.push("n");
+    }
+    out
+}
+
+/// The OpenAI parameters a deployment of `spec` accepts for calls of `kind` (chat and
+/// completions share the chat list); none for providers whose adapter this build lacks.
+pub fn supported_openai_params(
+    spec: &ProviderSpec,
+    kind: crate::llm::CallKind,
+) -> Vec<&'static str> {
+    if spec.wire == Wire::Native {
+        return Vec::new();
+    }
+    let all = match kind {
+        crate::llm::CallKind::Embedding => OPENAI_EMBEDDING_PARAMS,
+        _ => OPENAI_CHAT_PARAMS,
+    };
+    let rejected = rejected_params(spec);
+    all.iter()
+        .copied()
+        .filter(|p| !rejected.contains(p))
+        .collect()
+}
+
 /// The provider for a `provider/` prefix.
 pub fn by_name(name: &str) -> Option<&'static ProviderSpec> {
     PROVIDERS.iter().find(|p| p.name == name)

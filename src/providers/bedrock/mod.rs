@@ -49,7 +49,7 @@ pub struct BedrockAdapter;
 pub static BEDROCK: BedrockAdapter = BedrockAdapter;
 
 /// OpenAI parameters the Converse API has no place for.
-const UNSUPPORTED: &[&str] = &[
+pub(crate) const UNSUPPORTED: &[&str] = &[
     "seed",
     "presence_penalty",
     "frequency_penalty",
