@@ -1,6 +1,7 @@
 //! `/chat/completions`, `/completions`, `/embeddings`, `/images/generations`, `/images/edits` and
-//! `/moderations`, with and without `/v1`; the first four also in the `/engines/{model}/…` and
-//! `/openai/deployments/{model}/…` forms (the path's model wins).
+//! `/moderations`, with and without `/v1`; chat, completions and embeddings also in the
+//! `/engines/{model}/…` and `/openai/deployments/{model}/…` forms, images in the
+//! `/openai/deployments/{model}/…` form (the path's model wins).
 
 use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};

@@ -102,7 +102,7 @@ impl ProviderAdapter for HuggingFaceAdapter {
                 PreparedRequest::json(url, native::json_headers(deployment, target, false), &body)
             }
             CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
-                return Err(crate::providers::native::unsupported_call(target, req.kind))
+                Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => Err(native::bad_request(
                 target,
