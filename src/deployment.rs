@@ -615,6 +615,18 @@ impl Deployment {
         )
     }
 
+    /// The cost of an image call on this deployment (`model_info.base_model`, else the provider's
+    /// model, priced by [`crate::pricing::image_cost`] with this deployment's own prices first).
+    pub fn image_cost(&self, target: &Target, bill: &crate::pricing::ImageBill<'_>) -> f64 {
+        let base_model = self.model_info.get("base_model").and_then(Value::as_str);
+        crate::pricing::image_cost(
+            target.spec.name,
+            base_model.unwrap_or(&target.model),
+            &self.custom_prices,
+            bill,
+        )
+    }
+
     pub fn is_wildcard(&self) -> bool {
         self.litellm_model.ends_with('*')
     }
@@ -702,6 +714,8 @@ impl Deployment {
         match mode.as_deref() {
             Some("embedding") => CallKind::Embedding,
             Some("completion") => CallKind::Completion,
+            Some("image_generation") => CallKind::ImageGeneration,
+            Some("moderation") => CallKind::Moderation,
             _ => CallKind::Chat,
         }
     }
@@ -767,7 +781,13 @@ impl Deployment {
                 json!({"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
             }
             CallKind::Completion => json!({"model": model, "prompt": "ping", "max_tokens": 1}),
-            CallKind::Embedding => json!({"model": model, "input": "health check"}),
+            CallKind::Embedding | CallKind::Moderation => {
+                json!({"model": model, "input": "health check"})
+            }
+            // As LiteLLM's health check: one image from a short prompt.
+            CallKind::ImageGeneration | CallKind::ImageEdit => {
+                json!({"model": model, "prompt": "health check", "n": 1})
+            }
         };
         let req = LlmRequest::parse(kind, body.to_string().as_bytes(), None)
             .map_err(|e| e.to_string())?;

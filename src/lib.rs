@@ -33,6 +33,7 @@ pub mod management;
 pub mod messages_api;
 pub mod mock_response;
 pub mod models_sync;
+pub mod multipart;
 pub mod observability;
 pub mod outcome;
 pub mod pipeline;

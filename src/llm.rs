@@ -15,6 +15,12 @@ pub enum CallKind {
     Chat,
     Completion,
     Embedding,
+    /// `/images/generations` (JSON).
+    ImageGeneration,
+    /// `/images/edits` (multipart: the image files ride in [`LlmRequest::uploads`]).
+    ImageEdit,
+    /// `/moderations`.
+    Moderation,
 }
 
 impl CallKind {
@@ -24,6 +30,26 @@ impl CallKind {
             CallKind::Chat => "/chat/completions",
             CallKind::Completion => "/completions",
             CallKind::Embedding => "/embeddings",
+            CallKind::ImageGeneration => "/images/generations",
+            CallKind::ImageEdit => "/images/edits",
+            CallKind::Moderation => "/moderations",
+        }
+    }
+
+    /// Whether the operation is one of OpenAI's image endpoints.
+    pub fn is_image(self) -> bool {
+        matches!(self, CallKind::ImageGeneration | CallKind::ImageEdit)
+    }
+
+    /// The operation as error messages name it ("image generation is not supported for …").
+    pub fn describe(self) -> &'static str {
+        match self {
+            CallKind::Chat => "chat completion",
+            CallKind::Completion => "text completion",
+            CallKind::Embedding => "embedding",
+            CallKind::ImageGeneration => "image generation",
+            CallKind::ImageEdit => "image editing",
+            CallKind::Moderation => "moderation",
         }
     }
 
@@ -32,6 +58,9 @@ impl CallKind {
             CallKind::Chat => "chat",
             CallKind::Completion => "completion",
             CallKind::Embedding => "embedding",
+            CallKind::ImageGeneration => "image_generation",
+            CallKind::ImageEdit => "image_edit",
+            CallKind::Moderation => "moderation",
         }
     }
 }
@@ -92,7 +121,20 @@ pub struct LlmRequest {
     pub client_wants_usage: bool,
     /// The body to forward, minus gateway-only and credential fields.
     pub body: Map<String, Value>,
+    /// The files of a multipart request (`/images/edits`: `image`, `image[]`, `mask`), in the order
+    /// they arrived; empty for JSON requests. Cheap to clone (the bytes are shared).
+    pub uploads: Vec<Upload>,
     pub gateway: GatewayParams,
+}
+
+/// One file part of a multipart request, forwarded as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The form field (`image`, `image[]`, `mask`).
+    pub field: String,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub data: bytes::Bytes,
 }
 
 /// A body's client-side fallback list (`fallbacks`, `context_window_fallbacks`,
@@ -560,10 +602,13 @@ impl LlmRequest {
                 ))
             }
         };
-        if stream && kind == CallKind::Embedding {
+        if stream && kind != CallKind::Chat && kind != CallKind::Completion {
             return Err(GatewayError::bad_param(
                 "stream",
-                "Embeddings cannot be streamed.",
+                format!(
+                    "Streaming is not supported for {} requests.",
+                    kind.describe()
+                ),
             ));
         }
         let client_wants_usage = body
@@ -642,6 +687,7 @@ impl LlmRequest {
             stream,
             client_wants_usage,
             body,
+            uploads: Vec::new(),
             gateway,
         })
     }
@@ -762,6 +808,44 @@ impl LlmRequest {
                     ));
                 }
                 expect_type(body, "dimensions", integer, "an integer")?;
+            }
+            CallKind::ImageGeneration | CallKind::ImageEdit => {
+                match body.get("prompt") {
+                    Some(Value::String(p)) if !p.is_empty() => {}
+                    None | Some(Value::Null) => {
+                        return Err(GatewayError::bad_param(
+                            "prompt",
+                            "Missing required parameter: 'prompt'.",
+                        ))
+                    }
+                    Some(_) => {
+                        return Err(GatewayError::bad_param(
+                            "prompt",
+                            "'prompt' must be a non-empty string.",
+                        ))
+                    }
+                }
+                expect_type(body, "size", string, "a string")?;
+                expect_type(body, "quality", string, "a string")?;
+                expect_type(body, "response_format", string, "a string")?;
+                if body.get("n").and_then(Value::as_u64) == Some(0) {
+                    return Err(GatewayError::bad_param("n", "'n' must be at least 1."));
+                }
+            }
+            CallKind::Moderation => {
+                let ok = body.get("input").is_some_and(|v| match v {
+                    Value::String(_) => true,
+                    Value::Array(items) => {
+                        !items.is_empty() && items.iter().all(|i| i.is_string() || i.is_object())
+                    }
+                    _ => false,
+                });
+                if !ok {
+                    return Err(GatewayError::bad_param(
+                        "input",
+                        "'input' must be a string, a list of strings, or a list of text and image inputs.",
+                    ));
+                }
             }
         }
         Ok(())
@@ -1026,7 +1110,9 @@ pub(crate) mod proptests {
         prop_oneof![
             Just(CallKind::Chat),
             Just(CallKind::Completion),
-            Just(CallKind::Embedding)
+            Just(CallKind::Embedding),
+            Just(CallKind::ImageGeneration),
+            Just(CallKind::Moderation)
         ]
     }
 

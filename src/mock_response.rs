@@ -51,6 +51,36 @@ pub fn respond(req: &LlmRequest, content: &Value) -> Reply {
             [openai::EmbeddingVector::Float32(vec![0.0; 3])],
             prompt_tokens,
         )),
+        (CallKind::ImageGeneration | CallKind::ImageEdit, _) => {
+            // LiteLLM's canned image: the text as the image's link.
+            encode(&openai::ImagesResponse {
+                created,
+                data: vec![openai::Image {
+                    url: Some(text),
+                    ..openai::Image::default()
+                }],
+                usage: None,
+            })
+        }
+        (CallKind::Moderation, _) => {
+            // A canned moderation: nothing flagged.
+            let each = |v: Value| {
+                openai::MODERATION_CATEGORIES
+                    .iter()
+                    .map(|c| (c.to_string(), v.clone()))
+                    .collect::<serde_json::Map<_, _>>()
+            };
+            encode(&openai::ModerationResponse {
+                id: format!("modr-{}", uuid::Uuid::new_v4().simple()).into(),
+                model: model.into(),
+                results: vec![openai::ModerationResult {
+                    flagged: false,
+                    categories: each(Value::Bool(false)),
+                    category_scores: each(Value::from(0.0)),
+                    category_applied_input_types: None,
+                }],
+            })
+        }
         (CallKind::Completion, false) => {
             let choice = text_choice(text, Some("stop"));
             encode(&text_completion(
@@ -246,6 +276,7 @@ mod tests {
             stream: true,
             client_wants_usage: usage,
             body: Default::default(),
+            uploads: Vec::new(),
             gateway: Default::default(),
         }
     }

@@ -6,7 +6,7 @@
 //! Anthropic Messages JSON or SSE: one pipeline, any number of inbound formats.
 //!
 //! Replies are in the internal model, which is OpenAI-shaped: a complete reply is an OpenAI
-//! `chat.completion` / `text_completion` / embedding list (its bytes kept as the adapter wrote
+//! `chat.completion` / `text_completion` / embedding list / images / moderation results (its bytes kept as the adapter wrote
 //! them; the fields the gateway reads, usage and id, typed beside them), a stream is OpenAI
 //! `chat.completion.chunk` / `text_completion` chunks.
 

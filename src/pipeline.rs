@@ -1,5 +1,5 @@
 //! The request pipeline for every LLM call (`/chat/completions`, `/completions`, `/embeddings`,
-//! `/v1/messages`), in one place. Handlers extract the HTTP pieces, build the typed request
+//! `/images/generations`, `/images/edits`, `/moderations`, `/v1/messages`), in one place. Handlers extract the HTTP pieces, build the typed request
 //! ([`request`]), call [`run`] and render its [`Outcome`].
 //!
 //! ```text
@@ -676,8 +676,22 @@ fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str, prompt_tokens
     let Some(group) = snapshot.group(group) else {
         return 0.0;
     };
+    if req.kind.is_image() {
+        // The images asked for, at the highest per-image price among the group's deployments.
+        let bill = image_bill(req, &[], Usage::default());
+        return group
+            .deployments
+            .iter()
+            .filter_map(|h| {
+                let d = &h.upstream;
+                let target = d.target_for(&req.model).ok()?;
+                Some(d.image_cost(&target, &bill))
+            })
+            .filter(|c| c.is_finite())
+            .fold(0.0, f64::max);
+    }
     let completion_tokens = match req.kind {
-        CallKind::Embedding => 0,
+        CallKind::Embedding | CallKind::Moderation => 0,
         _ => ["max_completion_tokens", "max_tokens"]
             .iter()
             .find_map(|f| req.body.get(*f).and_then(Value::as_u64))
@@ -700,6 +714,40 @@ fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str, prompt_tokens
         .map(|p| p.cost(&usage, Duration::ZERO))
         .filter(|c| c.is_finite())
         .fold(0.0, f64::max)
+}
+
+/// What an image request asked for (`size`, `quality`, `n`) and, once answered, what it got (the
+/// images returned, GPT Image models' token usage), for its cost. `body` is the OpenAI images
+/// response (empty before the call).
+fn image_bill<'a>(req: &'a LlmRequest, body: &[u8], usage: Usage) -> crate::pricing::ImageBill<'a> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        data: Vec<serde::de::IgnoredAny>,
+        #[serde(default)]
+        usage: Option<tollgate_wire::openai::ImageUsage>,
+    }
+    let probe = serde_json::from_slice::<Probe>(body).ok();
+    let asked = req.body.get("n").and_then(Value::as_u64).unwrap_or(1);
+    let images = probe
+        .as_ref()
+        .map(|p| p.data.len() as u64)
+        .filter(|n| *n > 0)
+        .unwrap_or(asked);
+    let details = probe.and_then(|p| p.usage).unwrap_or_default();
+    let text_tokens = if details.input_tokens_details == Default::default() {
+        usage.prompt_tokens
+    } else {
+        details.input_tokens_details.text_tokens
+    };
+    crate::pricing::ImageBill {
+        size: req.body.get("size").and_then(Value::as_str),
+        quality: req.body.get("quality").and_then(Value::as_str),
+        images,
+        text_tokens,
+        image_input_tokens: details.input_tokens_details.image_tokens,
+        output_tokens: usage.completion_tokens,
+    }
 }
 
 /// Admit the request under every rate limit that applies to it, or answer 429. Per-model limits
@@ -1104,11 +1152,13 @@ enum Exit<'a> {
     Simulated(&'a GatewayError),
     /// The provider failed this attempt; the request may still retry or fall back.
     AttemptFailed(&'a GatewayError),
-    /// A complete response, `latency` after the call started.
+    /// A complete response, `latency` after the call started; `priced`: its cost when it is not
+    /// priced by its tokens (images).
     Complete {
         usage: Usage,
         latency: Duration,
         response_id: Option<String>,
+        priced: Option<f64>,
     },
     /// A stream ended: completed, broken, or left by its client.
     StreamEnd {
@@ -1143,6 +1193,8 @@ struct Row {
     usage: Usage,
     /// The duration per-second prices apply to; `None`: nothing is charged.
     priced_over: Option<Duration>,
+    /// The cost worked out already (images), instead of the prices' cost of the usage.
+    priced: Option<f64>,
     response_id: Option<String>,
     error: Option<String>,
 }
@@ -1189,6 +1241,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
                 time_to_first_token: None,
                 usage: Usage::default(),
                 priced_over: None,
+                priced: None,
                 response_id: None,
                 error: None,
             }),
@@ -1204,6 +1257,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
             usage,
             latency,
             response_id,
+            priced,
         } => {
             log_finished(acc, "request finished", &usage);
             Effects {
@@ -1214,6 +1268,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
                     time_to_first_token: None,
                     usage,
                     priced_over: Some(latency),
+                    priced,
                     response_id,
                     error: None,
                 }),
@@ -1251,6 +1306,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
                     time_to_first_token: Some(time_to_first_token),
                     usage,
                     priced_over: Some(acc.started.elapsed()),
+                    priced: None,
                     response_id: outcome.response_id,
                     error: outcome.error,
                 }),
@@ -1262,6 +1318,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
                 time_to_first_token: None,
                 usage: Usage::default(),
                 priced_over: None,
+                priced: None,
                 response_id: None,
                 error: Some(err.to_string()),
             }),
@@ -1273,6 +1330,7 @@ fn account(acc: &Account, exit: Exit) -> f64 {
                 time_to_first_token: None,
                 usage,
                 priced_over: None,
+                priced: None,
                 response_id: acc.target.response_id.clone(),
                 error: None,
             }),
@@ -1299,8 +1357,9 @@ fn account(acc: &Account, exit: Exit) -> f64 {
     let Some(row) = effects.row else {
         return 0.0;
     };
-    let cost = match (&acc.prices, row.priced_over) {
-        (Some(prices), Some(over)) => prices.cost(&row.usage, over),
+    let cost = match (&acc.prices, row.priced_over, row.priced) {
+        (_, Some(_), Some(priced)) => priced,
+        (Some(prices), Some(over), None) => prices.cost(&row.usage, over),
         _ => 0.0,
     };
     let target = crate::spend::Served {
@@ -1553,6 +1612,9 @@ async fn call_provider(
                 message: format!("no adapter for provider '{}'", target.spec.name),
             }
         })?;
+    if !adapter.supports(req.kind) {
+        return Err(providers::native::unsupported_call(&target, req.kind));
+    }
     let prepared = adapter.prepare(&deployment, &target, req)?;
     acc.prices = deployment.prices_for(&target);
 
@@ -1634,12 +1696,18 @@ async fn call_provider(
             .response_id
             .clone()
             .or_else(|| response_id(&translated.body));
+        // Images are priced per image (or pixel) by what was asked and returned.
+        let priced = req
+            .kind
+            .is_image()
+            .then(|| deployment.image_cost(&target, &image_bill(req, &translated.body, usage)));
         let cost = account(
             acc,
             Exit::Complete {
                 usage,
                 latency,
                 response_id: id.clone(),
+                priced,
             },
         );
         facts.response_cost = Some(cost);

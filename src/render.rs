@@ -1,7 +1,8 @@
 //! Renderers: a pipeline [`Outcome`] as the HTTP response of one inbound API.
 //!
-//! * [`openai`]: OpenAI chat / completions / embeddings JSON, OpenAI SSE, the OpenAI error envelope
-//!   (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`);
+//! * [`openai`]: OpenAI chat / completions / embeddings / images / moderations JSON, OpenAI SSE,
+//!   the OpenAI error envelope (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+//!   `/v1/images/*`, `/v1/moderations`);
 //! * [`anthropic`]: Anthropic Messages JSON, Anthropic SSE events, Anthropic's error body
 //!   (`/v1/messages`).
 //!

@@ -535,7 +535,8 @@ fn request_messages(req: &crate::llm::LlmRequest) -> Option<String> {
     let field = match req.kind {
         CallKind::Chat => "messages",
         CallKind::Completion => "prompt",
-        CallKind::Embedding => "input",
+        CallKind::Embedding | CallKind::Moderation => "input",
+        CallKind::ImageGeneration | CallKind::ImageEdit => "prompt",
     };
     req.body.get(field).map(bounded_json)
 }
@@ -546,6 +547,9 @@ pub fn call_type(kind: CallKind) -> &'static str {
         CallKind::Chat => "acompletion",
         CallKind::Completion => "atext_completion",
         CallKind::Embedding => "aembedding",
+        CallKind::ImageGeneration => "aimage_generation",
+        CallKind::ImageEdit => "aimage_edit",
+        CallKind::Moderation => "amoderation",
     }
 }
 

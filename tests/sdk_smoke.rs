@@ -42,7 +42,17 @@ async fn openai_python_sdk_receives_openai_shapes() {
         return;
     };
     let mock = Mock::start(&[]);
-    let gw = Gateway::start(&basic_config(&mock), &[], &[]);
+    // Images and moderations too: an image model, and the moderation model `moderations.create`
+    // falls back to when it names none.
+    let config = basic_config(&mock).replacen(
+        "model_list:\n",
+        &format!(
+            "model_list:\n  - model_name: mock-image\n    litellm_params: {{model: openai/gpt-image-1, api_base: {base}, api_key: sk-x}}\n  - model_name: mock-moderation\n    litellm_params: {{model: openai/omni-moderation-latest, api_base: {base}, api_key: sk-x}}\n    model_info: {{mode: moderation}}\n",
+            base = mock.api_base()
+        ),
+        1,
+    );
+    let gw = Gateway::start(&config, &[], &[]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_smoke.py");
     let url = gw.proc.url.clone();
     run_script(&python, &[script, &url, MASTER_KEY]);

@@ -46,6 +46,7 @@ mod bedrock;
 mod cohere;
 mod gemini;
 mod huggingface;
+mod images;
 mod ollama;
 mod openai;
 mod receivers;
@@ -153,16 +154,29 @@ enum Endpoint {
     Chat,
     Completions,
     Embeddings,
+    ImageGenerations,
+    ImageEdits,
+    Moderations,
 }
 
 impl Endpoint {
-    const ALL: [Self; 3] = [Self::Chat, Self::Completions, Self::Embeddings];
+    const ALL: [Self; 6] = [
+        Self::Chat,
+        Self::Completions,
+        Self::Embeddings,
+        Self::ImageGenerations,
+        Self::ImageEdits,
+        Self::Moderations,
+    ];
 
     fn route(self) -> &'static str {
         match self {
             Self::Chat => "/chat/completions",
             Self::Completions => "/completions",
             Self::Embeddings => "/embeddings",
+            Self::ImageGenerations => "/images/generations",
+            Self::ImageEdits => "/images/edits",
+            Self::Moderations => "/moderations",
         }
     }
 
@@ -171,6 +185,9 @@ impl Endpoint {
             Self::Chat => 0,
             Self::Completions => 1,
             Self::Embeddings => 2,
+            Self::ImageGenerations => 3,
+            Self::ImageEdits => 4,
+            Self::Moderations => 5,
         }
     }
 }
@@ -222,7 +239,7 @@ pub struct MockState {
     /// `--serial-replies`: the reply text of OpenAI completions ends with its serial.
     serial_replies: bool,
     total: AtomicU64,
-    by_route: [AtomicU64; 3],
+    by_route: [AtomicU64; 6],
     by_model: Mutex<HashMap<String, u64>>,
     last_request: Mutex<Option<CapturedRequest>>,
     /// Gemini API / Vertex AI: issued access tokens and token requests.
@@ -260,7 +277,7 @@ impl MockState {
             },
             serial_replies: args.serial_replies,
             total: AtomicU64::new(0),
-            by_route: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            by_route: std::array::from_fn(|_| AtomicU64::new(0)),
             by_model: Mutex::new(HashMap::new()),
             last_request: Mutex::new(None),
             google: gemini::GoogleState::default(),
@@ -1282,7 +1299,7 @@ mod tests {
             json!({
                 "total": 6,
                 "by_model": {"emb": 1, "mock-fail-429": 1, "mock-gpt": 3},
-                "by_route": {"/chat/completions": 4, "/completions": 1, "/embeddings": 1}
+                "by_route": {"/chat/completions": 4, "/completions": 1, "/embeddings": 1, "/images/generations": 0, "/images/edits": 0, "/moderations": 0}
             })
         );
 
@@ -1296,7 +1313,7 @@ mod tests {
             json!({
                 "total": 0,
                 "by_model": {},
-                "by_route": {"/chat/completions": 0, "/completions": 0, "/embeddings": 0}
+                "by_route": {"/chat/completions": 0, "/completions": 0, "/embeddings": 0, "/images/generations": 0, "/images/edits": 0, "/moderations": 0}
             })
         );
         let response = test::call_service(

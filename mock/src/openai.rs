@@ -72,6 +72,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<MockStat
     cfg.service(llm_resource(Endpoint::Chat).route(web::post().to(chat_completions)))
         .service(llm_resource(Endpoint::Completions).route(web::post().to(completions)))
         .service(llm_resource(Endpoint::Embeddings).route(web::post().to(embeddings)))
+        .service(
+            llm_resource(Endpoint::ImageGenerations)
+                .route(web::post().to(crate::images::generations)),
+        )
+        .service(llm_resource(Endpoint::ImageEdits).route(web::post().to(crate::images::edits)))
+        .service(
+            llm_resource(Endpoint::Moderations).route(web::post().to(crate::images::moderations)),
+        )
         .service(resource("/models").route(web::get().to(list_models)))
         .service(resource("/models/{model:.+}").route(web::get().to(retrieve_model)));
 }
@@ -136,8 +144,19 @@ pub(crate) async fn handle_llm(
     raw: &Bytes,
     state: &MockState,
 ) -> HttpResponse {
-    let started = Instant::now();
     let parsed: Option<Value> = serde_json::from_slice(raw).ok();
+    handle_parsed(endpoint, req, raw, parsed, state).await
+}
+
+/// [`handle_llm`] of a body already read into JSON (a form's fields, for `/images/edits`).
+pub(crate) async fn handle_parsed(
+    endpoint: Endpoint,
+    req: &HttpRequest,
+    raw: &Bytes,
+    parsed: Option<Value>,
+    state: &MockState,
+) -> HttpResponse {
+    let started = Instant::now();
     let model = parsed
         .as_ref()
         .and_then(|body| body.get("model"))
@@ -207,6 +226,10 @@ pub(crate) async fn serve_llm(
         Endpoint::Chat => exchange.chat_completion(),
         Endpoint::Completions => exchange.text_completion(),
         Endpoint::Embeddings => exchange.embeddings(),
+        Endpoint::ImageGenerations | Endpoint::ImageEdits => {
+            crate::images::images(endpoint, body, model, cut)
+        }
+        Endpoint::Moderations => crate::images::moderation(body, model, cut),
     }?;
     response.headers_mut().insert(
         HeaderName::from_static(SERIAL_HEADER),

@@ -91,7 +91,10 @@ pub fn assemble(kind: CallKind, chunks: &[Bytes]) -> Option<Completion> {
             usage: None,
             extra,
         }),
-        CallKind::Embedding => return None,
+        CallKind::Embedding
+        | CallKind::ImageGeneration
+        | CallKind::ImageEdit
+        | CallKind::Moderation => return None,
     };
     let usage = head
         .usage
@@ -119,7 +122,10 @@ pub fn assemble(kind: CallKind, chunks: &[Bytes]) -> Option<Completion> {
 /// response replays as a stream of one `Error` item.
 pub fn replay(kind: CallKind, stored: &Completion, include_usage: bool) -> ChunkStream {
     let items = match kind {
-        CallKind::Embedding => None,
+        CallKind::Embedding
+        | CallKind::ImageGeneration
+        | CallKind::ImageEdit
+        | CallKind::Moderation => None,
         kind => serde_json::from_slice::<EnvelopeIn>(&stored.body)
             .ok()
             .map(|body| Replay::new(kind, body, stored, include_usage).items()),

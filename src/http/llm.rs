@@ -1,9 +1,14 @@
-//! `/chat/completions`, `/completions`, `/embeddings`, with and without `/v1`, and in the
-//! `/engines/{model}/…` and `/openai/deployments/{model}/…` forms (the path's model wins).
+//! `/chat/completions`, `/completions`, `/embeddings`, `/images/generations`, `/images/edits` and
+//! `/moderations`, with and without `/v1`; chat, completions and embeddings also in the
+//! `/engines/{model}/…` and `/openai/deployments/{model}/…` forms, images in the
+//! `/openai/deployments/{model}/…` form (the path's model wins).
 
 use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde_json::{Map, Value};
 
+use crate::auth::Caller;
+use crate::error::GatewayError;
 use crate::llm::{CallKind, LlmRequest};
 use crate::outcome::Outcome;
 use crate::state::AppState;
@@ -14,16 +19,28 @@ pub fn configure(r: &mut Routes) {
         (CallKind::Chat, "chat/completions"),
         (CallKind::Completion, "completions"),
         (CallKind::Embedding, "embeddings"),
+        (CallKind::ImageGeneration, "images/generations"),
+        (CallKind::ImageEdit, "images/edits"),
+        (CallKind::Moderation, "moderations"),
     ] {
         let plain = move |state, req, payload| handle(state, req, payload, kind, None);
         r.post(&format!("/{suffix}"), Access::AnyKey, plain);
         r.post(&format!("/v1/{suffix}"), Access::AnyKey, plain);
-        for prefix in [
-            "/engines",
-            "/openai/deployments",
-            "/v1/engines",
-            "/v1/openai/deployments",
-        ] {
+        if kind == CallKind::Moderation {
+            continue;
+        }
+        let prefixes: &[&str] = match kind {
+            CallKind::ImageGeneration | CallKind::ImageEdit => {
+                &["/openai/deployments", "/v1/openai/deployments"]
+            }
+            _ => &[
+                "/engines",
+                "/openai/deployments",
+                "/v1/engines",
+                "/v1/openai/deployments",
+            ],
+        };
+        for prefix in prefixes {
             let with_model = move |state, req, payload, path: web::Path<String>| {
                 handle(state, req, payload, kind, Some(path.into_inner()))
             };
@@ -55,9 +72,18 @@ async fn handle(
         Ok(b) => b,
         Err(e) => return e.error_response(),
     };
-    let request = LlmRequest::decode(&body)
-        .and_then(|body| pipeline::request(&caller, kind, body, path_model.as_deref()));
-    drop(body); // the parsed form is all that is kept: never the body twice for the whole call
+    let request = if kind == CallKind::ImageEdit {
+        form_request(&req, &caller, body, path_model.as_deref()).await
+    } else {
+        let decoded = LlmRequest::decode(&body);
+        drop(body); // the parsed form is all that is kept: never the body twice for the whole call
+        decoded.and_then(|mut body| {
+            if kind == CallKind::Moderation && path_model.is_none() {
+                default_moderation_model(&state, &mut body);
+            }
+            pipeline::request(&caller, kind, body, path_model.as_deref())
+        })
+    };
     let outcome = match request {
         Ok(request) => match pipeline::batch_models(&request) {
             Some(models) => {
@@ -69,4 +95,57 @@ async fn handle(
         Err(e) => Outcome::refused(e),
     };
     render::openai(outcome)
+}
+
+/// `/images/edits`: a `multipart/form-data` body (read within the request-size limit) as the
+/// internal request, its files kept beside the text fields.
+async fn form_request(
+    http: &HttpRequest,
+    caller: &Caller,
+    body: bytes::Bytes,
+    path_model: Option<&str>,
+) -> Result<LlmRequest, GatewayError> {
+    let is_form = http
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    if !is_form {
+        return Err(GatewayError::bad_request(
+            "/images/edits takes a multipart/form-data body (the image file, prompt, model…)",
+        ));
+    }
+    let (fields, uploads) = crate::multipart::parse(http.headers(), body).await?;
+    if !uploads
+        .iter()
+        .any(|u| u.field == "image" || u.field == "image[]")
+    {
+        return Err(GatewayError::bad_param(
+            "image",
+            "Missing required parameter: 'image' (a file part).",
+        ));
+    }
+    let mut request = pipeline::request(caller, CallKind::ImageEdit, fields, path_model)?;
+    request.uploads = uploads;
+    Ok(request)
+}
+
+/// A `/moderations` body without `model` gets LiteLLM's default: the first model group whose
+/// deployments say `model_info.mode: moderation`, else `omni-moderation-latest`.
+fn default_moderation_model(state: &AppState, body: &mut Map<String, Value>) {
+    if body.get("model").is_some_and(|m| !m.is_null()) {
+        return;
+    }
+    let snapshot = state.router.snapshot();
+    let group = snapshot
+        .deployments()
+        .iter()
+        .find(|h| h.upstream.model_info.get("mode").and_then(Value::as_str) == Some("moderation"))
+        .map(|h| h.upstream.model_name.clone())
+        .unwrap_or_else(|| "omni-moderation-latest".to_string());
+    body.insert("model".into(), Value::String(group));
 }

@@ -23,6 +23,12 @@ pub struct ModelPrice {
     pub output_cost_per_reasoning_token: Option<f64>,
     pub input_cost_per_second: Option<f64>,
     pub output_cost_per_second: Option<f64>,
+    pub input_cost_per_image: Option<f64>,
+    pub output_cost_per_image: Option<f64>,
+    pub input_cost_per_pixel: Option<f64>,
+    pub output_cost_per_pixel: Option<f64>,
+    pub input_cost_per_image_token: Option<f64>,
+    pub output_cost_per_image_token: Option<f64>,
     pub supports_function_calling: Option<bool>,
     pub supports_vision: Option<bool>,
     pub supports_response_schema: Option<bool>,
@@ -133,6 +139,96 @@ impl Prices {
     }
 }
 
+/// What one image request asked for and got, for its cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ImageBill<'a> {
+    /// `size` as asked (`1024x1024`; `auto` or none: 1024×1024).
+    pub size: Option<&'a str>,
+    /// `quality` as asked (`standard`, `hd`, `low`, `medium`, `high`).
+    pub quality: Option<&'a str>,
+    /// The images the provider returned (else `n` as asked).
+    pub images: u64,
+    /// GPT Image models' usage: text and image input tokens, image output tokens.
+    pub text_tokens: u64,
+    pub image_input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// The cost in USD of an image generation or edit, as LiteLLM's image cost calculator works it
+/// out. The entry is the first of `{quality}/{W}-x-{H}/{model}`, `{W}-x-{H}/{model}`,
+/// `medium/{W}-x-{H}/{model}` and `{model}` in the table (each tried with the provider's prefix
+/// first); `custom` (the deployment's `litellm_params`) wins field by field. The price is, in this
+/// order: `input_cost_per_image` × images, `output_cost_per_image` × images,
+/// `input_cost_per_pixel` (+ `output_cost_per_pixel`) × W × H × images, else the token prices of
+/// the usage (`input_cost_per_token` for text, `input_cost_per_image_token` for image input,
+/// `output_cost_per_image_token` for the output); 0 when nothing prices it.
+pub fn image_cost(
+    provider: &str,
+    model: &str,
+    custom: &serde_json::Map<String, serde_json::Value>,
+    bill: &ImageBill<'_>,
+) -> f64 {
+    let size = bill
+        .size
+        .filter(|s| !s.eq_ignore_ascii_case("auto"))
+        .unwrap_or("1024x1024");
+    let size = if size.contains("-x-") {
+        size.to_string()
+    } else {
+        size.replacen('x', "-x-", 1)
+    };
+    let (w, h) = size
+        .split_once("-x-")
+        .and_then(|(w, h)| Some((w.trim().parse::<u64>().ok()?, h.trim().parse::<u64>().ok()?)))
+        .unwrap_or((1024, 1024));
+    let quality = bill.quality.filter(|q| !q.eq_ignore_ascii_case("auto"));
+    let mut names = Vec::with_capacity(4);
+    if let Some(q) = quality {
+        names.push(format!("{q}/{size}/{model}"));
+    }
+    names.push(format!("{size}/{model}"));
+    names.push(format!("medium/{size}/{model}"));
+    names.push(model.to_string());
+    let entry = names.iter().find_map(|n| lookup(Some(provider), n));
+    let num = |k: &str| {
+        custom.get(k).and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+    };
+    let e = entry.cloned().unwrap_or_default();
+    let images = bill.images as f64;
+    let per_image = num("input_cost_per_image")
+        .or(e.input_cost_per_image)
+        .filter(|p| *p > 0.0)
+        .or(num("output_cost_per_image").or(e.output_cost_per_image));
+    if let Some(price) = per_image.filter(|p| *p > 0.0) {
+        return price * images;
+    }
+    let per_pixel = num("input_cost_per_pixel")
+        .or(e.input_cost_per_pixel)
+        .unwrap_or(0.0)
+        + num("output_cost_per_pixel")
+            .or(e.output_cost_per_pixel)
+            .unwrap_or(0.0);
+    if per_pixel > 0.0 {
+        return per_pixel * (w * h) as f64 * images;
+    }
+    let text = num("input_cost_per_token")
+        .or(e.input_cost_per_token)
+        .unwrap_or(0.0);
+    let image_in = num("input_cost_per_image_token")
+        .or(e.input_cost_per_image_token)
+        .unwrap_or(text);
+    let image_out = num("output_cost_per_image_token")
+        .or(e.output_cost_per_image_token)
+        .or(num("output_cost_per_token").or(e.output_cost_per_token))
+        .unwrap_or(0.0);
+    bill.text_tokens as f64 * text
+        + bill.image_input_tokens as f64 * image_in
+        + bill.output_tokens as f64 * image_out
+}
+
 /// Number of models in the bundled table.
 pub fn len() -> usize {
     table().len()
@@ -152,6 +248,45 @@ mod tests {
             cached_tokens: cached,
             reasoning_tokens: reasoning,
         }
+    }
+
+    #[test]
+    fn image_costs_follow_litellms_lookup_order() {
+        let none = serde_json::Map::new();
+        let bill = |size, quality, images| ImageBill {
+            size,
+            quality,
+            images,
+            ..ImageBill::default()
+        };
+        // Per image: `medium/1024-x-1024/gpt-image-1` (0.042), also when no quality is given.
+        let medium = image_cost(
+            "openai",
+            "gpt-image-1",
+            &none,
+            &bill(Some("1024x1024"), Some("medium"), 2),
+        );
+        assert!((medium - 0.084).abs() < 1e-12, "{medium}");
+        let unset = image_cost("openai", "gpt-image-1", &none, &bill(None, None, 1));
+        assert!((unset - 0.042).abs() < 1e-12, "{unset}");
+        // Per pixel: Azure's `hd/1024-x-1024/dall-e-3`.
+        let hd = image_cost(
+            "azure",
+            "dall-e-3",
+            &none,
+            &bill(Some("1024x1024"), Some("hd"), 1),
+        );
+        assert!((hd - 8.39233e-08 * 1024.0 * 1024.0).abs() < 1e-12, "{hd}");
+        // The deployment's own price wins.
+        let mut custom = serde_json::Map::new();
+        custom.insert("output_cost_per_image".into(), serde_json::json!(0.5));
+        let own = image_cost("openai", "my-model", &custom, &bill(None, None, 3));
+        assert!((own - 1.5).abs() < 1e-12, "{own}");
+        // Unknown models cost nothing.
+        assert_eq!(
+            image_cost("openai", "nope", &none, &bill(None, None, 1)),
+            0.0
+        );
     }
 
     #[test]

@@ -81,6 +81,9 @@ impl ProviderAdapter for AnthropicAdapter {
                     code: Some("unsupported_endpoint"),
                 })
             }
+            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+                return Err(crate::providers::native::unsupported_call(target, req.kind))
+            }
             CallKind::Completion => {
                 return Err(GatewayError::BadRequest {
                     message: format!(

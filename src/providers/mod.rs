@@ -26,7 +26,7 @@ use tollgate_wire::openai::{AssistantMessage, ChatCompletion, EmbeddingList, Too
 
 use crate::deployment::{Deployment, Target};
 use crate::error::GatewayError;
-use crate::llm::{LlmRequest, Usage};
+use crate::llm::{CallKind, LlmRequest, Usage};
 
 /// How a provider is spoken to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,6 +541,20 @@ impl TranslatedResponse {
     }
 }
 
+/// The usage of an OpenAI images response (GPT Image models' `input_tokens` / `output_tokens`) in
+/// the internal terms: input as prompt tokens, output as completion tokens. No usage counts 0.
+pub fn image_usage(body: &[u8]) -> Result<Usage, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        usage: Option<tollgate_wire::openai::ImageUsage>,
+    }
+    let usage = serde_json::from_slice::<Probe>(body)?
+        .usage
+        .unwrap_or_default();
+    Ok(native::usage(usage.input_tokens, usage.output_tokens, 0))
+}
+
 fn encode(out: &impl serde::Serialize) -> Result<Bytes, GatewayError> {
     serde_json::to_vec(out)
         .map(Bytes::from)
@@ -594,6 +608,15 @@ pub trait ProviderAdapter {
         target: &Target,
         req: &LlmRequest,
     ) -> Result<PreparedRequest, GatewayError>;
+
+    /// Whether this adapter translates `kind` (chat, completions and embeddings unless it says
+    /// more); the pipeline answers 400 "… is not supported for provider X" for the rest.
+    fn supports(&self, kind: CallKind) -> bool {
+        matches!(
+            kind,
+            CallKind::Chat | CallKind::Completion | CallKind::Embedding
+        )
+    }
 
     /// Provider success body → internal (OpenAI) body and usage.
     fn translate_response(

@@ -209,6 +209,19 @@ pub fn bad_request(target: &Target, message: impl std::fmt::Display) -> GatewayE
     }
 }
 
+/// A call this provider's adapter does not translate (image generation on Anthropic…): a 400.
+pub fn unsupported_call(target: &Target, kind: crate::llm::CallKind) -> GatewayError {
+    GatewayError::BadRequest {
+        message: format!(
+            "{} is not supported for provider {}",
+            kind.describe(),
+            target.spec.name
+        ),
+        param: Some("model".into()),
+        code: None,
+    }
+}
+
 /// `content-type: application/json`, the bearer key if any, and the deployment's extra headers.
 pub fn json_headers(
     deployment: &Deployment,

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::{urls, PreparedRequest, ProviderAdapter, TranslatedResponse};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
-use crate::llm::{LlmRequest, UsageEnvelope};
+use crate::llm::{CallKind, LlmRequest, UsageEnvelope};
 use crate::secret::scrub;
 
 /// Azure's GA API version, used when neither the deployment nor `AZURE_API_VERSION` sets one.
@@ -54,7 +54,16 @@ impl ProviderAdapter for OpenAiAdapter {
 
         let path = req.kind.path();
         let mut headers: Vec<(Cow<'static, str>, String)> = Vec::with_capacity(4);
-        headers.push((Cow::Borrowed("content-type"), "application/json".into()));
+        // `/images/edits` goes as a form, its files as they arrived; everything else as JSON.
+        let form = (req.kind == CallKind::ImageEdit).then(|| {
+            let fields = body.to_map();
+            crate::multipart::encode(fields.iter().map(|(k, v)| (k.as_str(), v)), &req.uploads)
+        });
+        let content_type = match &form {
+            Some((content_type, _)) => content_type.clone(),
+            None => "application/json".into(),
+        };
+        headers.push((Cow::Borrowed("content-type"), content_type));
         let url = if self.azure {
             let version = deployment
                 .api_version
@@ -86,23 +95,43 @@ impl ProviderAdapter for OpenAiAdapter {
             headers.push((Cow::Borrowed("openai-organization"), org.clone()));
         }
         headers.extend(super::native::extra_headers(deployment));
-        PreparedRequest::json(target.url(url), headers, &body)
+        match form {
+            Some((_, form)) => Ok(PreparedRequest {
+                url: target.url(url),
+                headers,
+                body: form,
+            }),
+            None => PreparedRequest::json(target.url(url), headers, &body),
+        }
+    }
+
+    fn supports(&self, _kind: CallKind) -> bool {
+        true
     }
 
     fn translate_response(
         &self,
-        _req: &LlmRequest,
+        req: &LlmRequest,
         body: Bytes,
     ) -> Result<TranslatedResponse, GatewayError> {
-        let envelope =
-            serde_json::from_slice::<UsageEnvelope>(&body).map_err(|e| GatewayError::Upstream {
-                kind: UpstreamErrorKind::Server,
-                status: 502,
-                message: format!("Provider returned a body that is not valid JSON: {e}"),
-                code: None,
-                param: None,
-                retry_after: None,
-            })?;
+        let not_json = |e: serde_json::Error| GatewayError::Upstream {
+            kind: UpstreamErrorKind::Server,
+            status: 502,
+            message: format!("Provider returned a body that is not valid JSON: {e}"),
+            code: None,
+            param: None,
+            retry_after: None,
+        };
+        if req.kind.is_image() {
+            // Images are OpenAI's shape already; GPT Image models count tokens their own way.
+            let usage = super::image_usage(&body).map_err(not_json)?;
+            return Ok(TranslatedResponse {
+                body,
+                usage: Some(usage),
+                response_id: None,
+            });
+        }
+        let envelope = serde_json::from_slice::<UsageEnvelope>(&body).map_err(not_json)?;
         Ok(TranslatedResponse {
             body,
             usage: envelope.usage,
@@ -186,7 +215,6 @@ pub fn classify(status: u16, code: Option<&str>, message: &str) -> UpstreamError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::CallKind;
     use crate::providers::testing::deployment_from as deployment;
     use std::time::Duration;
 

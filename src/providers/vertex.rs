@@ -95,6 +95,9 @@ impl ProviderAdapter for VertexAdapter {
                 Value::Object(gemini::chat_request(deployment, target, req)?),
             ),
             CallKind::Embedding => ("predict", embed_request(deployment, target, req)?),
+            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+                return Err(crate::providers::native::unsupported_call(target, req.kind))
+            }
             CallKind::Completion => return Err(gemini::no_legacy_completions(target)),
         };
         let url = vertex_url(&target.api_base, &project, &location, model, method);

@@ -33,6 +33,18 @@ check("embeddings", len(e.data) == 2 and len(e.data[0].embedding) > 0)
 c = client.completions.create(model="mock-gpt", prompt="Once upon a time")
 check("completions", c.choices[0].text)
 
+img = client.images.generate(model="mock-image", prompt="a lighthouse", n=2, size="1024x1024",
+                             quality="medium")
+check("images.generate", len(img.data) == 2 and img.data[0].b64_json and img.usage.output_tokens > 0, img)
+
+edit = client.images.edit(model="mock-image", image=("cat.png", b"\x89PNG\r\n\x1a\n\0pixels", "image/png"),
+                          prompt="add a hat")
+check("images.edit", len(edit.data) == 1 and edit.data[0].b64_json, edit)
+
+mod = client.moderations.create(input=["hello", "I will kill it"])
+check("moderations.create", len(mod.results) == 2 and not mod.results[0].flagged
+      and mod.results[1].flagged and mod.results[1].categories.violence, mod)
+
 ids = [m.id for m in client.models.list()]
 check("models", "mock-gpt" in ids, ids)
 

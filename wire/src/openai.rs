@@ -448,6 +448,86 @@ impl<'a> EmbeddingList<'a> {
     }
 }
 
+/// One generated image: base64 data (`b64_json`) or a link (`url`), with the prompt as the model
+/// rewrote it (DALL·E 3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Image<'a> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b64_json: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revised_prompt: Option<Cow<'a, str>>,
+}
+
+/// `usage` of an image response (GPT Image models): text and image input tokens, image output
+/// tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ImageUsage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub total_tokens: u64,
+    #[serde(default)]
+    pub input_tokens_details: ImageInputTokens,
+}
+
+/// `usage.input_tokens_details` of an image response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ImageInputTokens {
+    #[serde(default)]
+    pub text_tokens: u64,
+    #[serde(default)]
+    pub image_tokens: u64,
+}
+
+/// The answer of `/images/generations` and `/images/edits`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagesResponse<'a> {
+    pub created: u64,
+    pub data: Vec<Image<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ImageUsage>,
+}
+
+/// One input's moderation verdict: flagged, and per category a verdict and a score (categories
+/// kept as maps, so new ones pass through).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModerationResult {
+    pub flagged: bool,
+    pub categories: Map<String, Value>,
+    pub category_scores: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_applied_input_types: Option<Map<String, Value>>,
+}
+
+/// The answer of `/moderations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModerationResponse<'a> {
+    pub id: Cow<'a, str>,
+    pub model: Cow<'a, str>,
+    pub results: Vec<ModerationResult>,
+}
+
+/// OpenAI's moderation categories, in its order.
+pub const MODERATION_CATEGORIES: [&str; 13] = [
+    "sexual",
+    "sexual/minors",
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "violence",
+    "violence/graphic",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

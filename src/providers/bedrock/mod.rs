@@ -270,6 +270,9 @@ impl ProviderAdapter for BedrockAdapter {
                 },
             ),
             CallKind::Embedding => (embedding_body(model, req)?, "invoke"),
+            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+                return Err(crate::providers::native::unsupported_call(target, req.kind))
+            }
             CallKind::Completion => {
                 return Err(GatewayError::bad_request(format!(
                     "Bedrock deployments take chat completions and embeddings, not legacy completions (model={})",
