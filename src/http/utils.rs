@@ -113,7 +113,7 @@ async fn token_counter(
         Ok(c) => c,
         Err(e) => return e.error_response(),
     };
-    let body = match super::read_body(&req, payload, state.max_body_bytes).await {
+    let body = match super::read_body(&req, payload, state.settings.live().max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return e.error_response(),
     };
