@@ -80,29 +80,6 @@ async fn store(db_dir: &Path) -> std::sync::Arc<dyn Store> {
     tollgate::store::open(&url).expect("open the gateway's database")
 }
 
-/// Every byte of the SQLite database (main file, WAL and shared memory).
-fn database_bytes(dir: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("tollgate.db")
-        {
-            out.extend(std::fs::read(entry.path()).unwrap());
-        }
-    }
-    assert!(!out.is_empty(), "no database file in {}", dir.display());
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 #[actix_rt::test]
 async fn router_settings_change_at_run_time_and_survive_a_restart() {
     let mock = Mock::start(&[]);

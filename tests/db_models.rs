@@ -51,29 +51,6 @@ async fn model_names(gw: &Gateway) -> Vec<String> {
         .collect()
 }
 
-/// Every byte of the gateway's SQLite database (main file, WAL and shared memory).
-fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("tollgate.db")
-        {
-            out.extend(std::fs::read(entry.path()).unwrap());
-        }
-    }
-    assert!(!out.is_empty(), "no database file in {}", dir.display());
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
-
 fn sharing_config(mock: &Mock, db_dir: &std::path::Path) -> String {
     let db = db_dir.join("tollgate.db");
     format!(

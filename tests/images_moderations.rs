@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use serde_json::{json, Value};
 
@@ -103,19 +101,9 @@ async fn post_form(
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR--test-boundary\r\n\xff\xfe binary tail";
 
 async fn spend_row(gw: &Gateway, call_id: &str) -> Value {
-    let url = gw.url(&format!("/spend/logs?request_id={call_id}"));
-    wait_for(Duration::from_secs(10), || {
-        let u = url.clone();
-        async move {
-            get(&u, Some(MASTER_KEY))
-                .await
-                .2
-                .as_array()
-                .is_some_and(|a| a.len() == 1)
-        }
-    })
-    .await;
-    get(&url, Some(MASTER_KEY)).await.2[0].clone()
+    spend_logs_when(gw, &format!("request_id={call_id}"), 1)
+        .await
+        .remove(0)
 }
 
 #[actix_rt::test]

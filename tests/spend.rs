@@ -76,20 +76,7 @@ async fn every_request_gets_a_spend_log_row_and_its_cost_lands_on_the_key() {
         .unwrap()
         .to_string();
 
-    let logs_url = gw.url(&format!("/spend/logs?api_key={key}"));
-    wait_for(Duration::from_secs(10), || {
-        let u = logs_url.clone();
-        async move {
-            get(&u, Some(MASTER_KEY))
-                .await
-                .2
-                .as_array()
-                .is_some_and(|a| a.len() == 4)
-        }
-    })
-    .await;
-    let (_, _, logs) = get(&logs_url, Some(MASTER_KEY)).await;
-    let logs = logs.as_array().unwrap();
+    let logs = spend_logs_when(&gw, &format!("api_key={key}"), 4).await;
     let spent: f64 = logs.iter().map(|l| l["spend"].as_f64().unwrap()).sum();
     assert!((spent - total).abs() < 1e-9, "{spent} vs {total}");
     let failure = logs

@@ -43,24 +43,7 @@ async fn new_key(gw: &Gateway) -> (String, String) {
 
 /// The rows `/spend/logs?request_id=` shows for a call id, once `n` are there.
 async fn rows_for(gw: &Gateway, call_id: &str, n: usize) -> Vec<Value> {
-    let url = gw.url(&format!("/spend/logs?request_id={call_id}"));
-    wait_for(Duration::from_secs(10), || {
-        let u = url.clone();
-        async move {
-            get(&u, Some(MASTER_KEY))
-                .await
-                .2
-                .as_array()
-                .is_some_and(|a| a.len() == n)
-        }
-    })
-    .await;
-    get(&url, Some(MASTER_KEY))
-        .await
-        .2
-        .as_array()
-        .unwrap()
-        .clone()
+    spend_logs_when(gw, &format!("request_id={call_id}"), n).await
 }
 
 async fn key_spend(gw: &Gateway, key: &str) -> f64 {

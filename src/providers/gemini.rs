@@ -993,16 +993,7 @@ pub(crate) fn embedding_texts(body: &Map<String, Value>) -> Result<Vec<String>, 
 // Response: GenerateContentResponse → chat.completion
 // ---------------------------------------------------------------------------------------------
 
-pub(crate) fn invalid_body(e: impl std::fmt::Display) -> GatewayError {
-    GatewayError::Upstream {
-        kind: UpstreamErrorKind::Server,
-        status: 502,
-        message: format!("Provider returned a body that is not valid JSON: {e}"),
-        code: None,
-        param: None,
-        retry_after: None,
-    }
-}
+pub(crate) use super::invalid_body;
 
 /// `finishReason` → OpenAI `finish_reason` (LiteLLM's map).
 pub fn finish_reason(reason: &str) -> &'static str {

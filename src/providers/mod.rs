@@ -746,3 +746,15 @@ mod tests {
         }
     }
 }
+
+/// A provider's answer that is not the JSON its API promises: a 502 the router may retry.
+pub(crate) fn invalid_body(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Upstream {
+        kind: crate::error::UpstreamErrorKind::Server,
+        status: 502,
+        message: format!("Provider returned a body that is not valid JSON: {e}"),
+        code: None,
+        param: None,
+        retry_after: None,
+    }
+}

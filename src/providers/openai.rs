@@ -114,14 +114,7 @@ impl ProviderAdapter for OpenAiAdapter {
         req: &LlmRequest,
         body: Bytes,
     ) -> Result<TranslatedResponse, GatewayError> {
-        let not_json = |e: serde_json::Error| GatewayError::Upstream {
-            kind: UpstreamErrorKind::Server,
-            status: 502,
-            message: format!("Provider returned a body that is not valid JSON: {e}"),
-            code: None,
-            param: None,
-            retry_after: None,
-        };
+        let not_json = super::invalid_body;
         if req.kind.is_image() {
             // Images are OpenAI's shape already; GPT Image models count tokens their own way.
             let usage = super::image_usage(&body).map_err(not_json)?;

@@ -560,3 +560,49 @@ impl Drop for PrivateRedis {
         self.kill();
     }
 }
+
+/// Every byte of the gateway's SQLite database in `dir` (main file, WAL and shared memory).
+pub fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("tollgate.db")
+        {
+            out.extend(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    assert!(!out.is_empty(), "no database file in {}", dir.display());
+    out
+}
+
+/// Whether `needle` occurs in the bytes.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// The rows `/spend/logs?{query}` shows (read with the master key), once there are `n`.
+pub async fn spend_logs_when(gw: &Gateway, query: &str, n: usize) -> Vec<Value> {
+    let url = gw.url(&format!("/spend/logs?{query}"));
+    wait_for(Duration::from_secs(10), || {
+        let u = url.clone();
+        async move {
+            get(&u, Some(MASTER_KEY))
+                .await
+                .2
+                .as_array()
+                .is_some_and(|a| a.len() == n)
+        }
+    })
+    .await;
+    get(&url, Some(MASTER_KEY))
+        .await
+        .2
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
