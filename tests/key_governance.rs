@@ -134,17 +134,6 @@ async fn key_type_limits_a_key_to_its_route_group() {
     assert_eq!(b["error"]["param"], "key_type", "{b}");
 }
 
-fn millis(v: &Value) -> i64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"));
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return t.timestamp_millis();
-    }
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .unwrap_or_else(|e| panic!("{s}: {e}"))
-        .and_utc()
-        .timestamp_millis()
-}
-
 #[actix_rt::test]
 async fn default_and_upperbound_key_generate_params() {
     let mock = Mock::start(&[]);

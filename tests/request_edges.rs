@@ -156,18 +156,6 @@ async fn body_context_window_fallbacks_act_and_are_never_forwarded() {
     assert_eq!(resp["error"]["param"], "context_window_fallbacks");
 }
 
-/// A timestamp as the management API shows it, in milliseconds.
-fn millis(v: &Value) -> i64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"));
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return t.timestamp_millis();
-    }
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .unwrap_or_else(|e| panic!("{s}: {e}"))
-        .and_utc()
-        .timestamp_millis()
-}
-
 #[actix_rt::test]
 async fn every_litellm_duration_form_parses_wherever_durations_are_taken() {
     let mock = Mock::start(&[]);

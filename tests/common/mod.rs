@@ -606,3 +606,15 @@ pub async fn spend_logs_when(gw: &Gateway, query: &str, n: usize) -> Vec<Value> 
         .cloned()
         .unwrap_or_default()
 }
+
+/// A timestamp the management API shows (RFC 3339, or LiteLLM's naive UTC form) in milliseconds.
+pub fn millis(v: &Value) -> i64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"));
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return t.timestamp_millis();
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .unwrap_or_else(|e| panic!("{s}: {e}"))
+        .and_utc()
+        .timestamp_millis()
+}
