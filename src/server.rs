@@ -167,12 +167,19 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
                 deployment = d.id,
                 "deployment cannot be called: {p}"
             ),
-            None => tracing::info!(
-                model_name = d.model_name,
-                model = d.litellm_model,
-                provider = d.provider_name(),
-                "deployment ready"
-            ),
+            None => match d.retired() {
+                Some(reason) => tracing::warn!(
+                    model_name = d.model_name,
+                    deployment = d.id,
+                    "deployment cannot be called: {reason}"
+                ),
+                None => tracing::info!(
+                    model_name = d.model_name,
+                    model = d.litellm_model,
+                    provider = d.provider_name(),
+                    "deployment ready"
+                ),
+            },
         }
     }
     if deployments.is_empty() {
