@@ -58,8 +58,25 @@ model_list:
       api_key: br-test-api-key
     model_info:
       mode: embedding
+  - model_name: titan-image
+    litellm_params:
+      model: "bedrock/amazon.titan-image-generator-v2:0"
+      api_base: "{url}"
+      aws_access_key_id: {AKID}
+      aws_secret_access_key: "{SECRET}"
+  - model_name: sd3
+    litellm_params:
+      model: "bedrock/stability.sd3-5-large-v1:0"
+      api_base: "{url}"
+      api_key: br-test-api-key
+  - model_name: sdxl
+    litellm_params:
+      model: "bedrock/stability.stable-diffusion-xl-v1"
+      api_base: "{url}"
+      api_key: br-test-api-key
 general_settings:
   master_key: {MASTER_KEY}
+  proxy_batch_write_at: 0.2
 "#
     )
 }
@@ -430,4 +447,92 @@ async fn health_probes_are_signed_too() {
     .await;
     assert_eq!(body["unhealthy_count"], 1, "{body}");
     assert!(!body.to_string().contains("not-the-secret"), "{body}");
+}
+
+#[actix_rt::test]
+async fn image_generation_on_titan_and_stability_models() {
+    let (mock, gw) = start();
+    let url = gw.url("/v1/images/generations");
+    // Titan: TEXT_IMAGE with the size and count, signed with SigV4; priced per image.
+    let (status, headers, v) = post(
+        &url,
+        Some(MASTER_KEY),
+        &json!({"model": "titan-image", "prompt": "a red kite", "n": 2, "size": "1024x1024", "quality": "hd"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let data = v["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2, "{v}");
+    assert!(data.iter().all(|d| d["b64_json"].is_string()), "{v}");
+    let last = mock.last_request().await;
+    assert_eq!(
+        last["path"],
+        "/model/amazon.titan-image-generator-v2%3A0/invoke"
+    );
+    assert_eq!(
+        last["body"],
+        json!({"taskType": "TEXT_IMAGE", "textToImageParams": {"text": "a red kite"},
+               "imageGenerationConfig": {"numberOfImages": 2, "width": 1024, "height": 1024, "quality": "premium"}})
+    );
+    assert!(last["headers"]["authorization"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 ")));
+    let call_id = headers
+        .get("x-litellm-call-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let row = spend_logs_when(&gw, &format!("request_id={call_id}"), 1)
+        .await
+        .remove(0);
+    assert_eq!(row["call_type"], "aimage_generation", "{row}");
+    assert!(
+        (row["spend"].as_f64().unwrap() - 0.016).abs() < 1e-9,
+        "{row}"
+    );
+
+    // Stability's current models: one image per call, the size as an aspect ratio.
+    let (status, _, v) = post(
+        &url,
+        Some(MASTER_KEY),
+        &json!({"model": "sd3", "prompt": "a red kite", "size": "1024x1024"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        mock.last_request().await["body"],
+        json!({"prompt": "a red kite", "mode": "text-to-image", "output_format": "png", "aspect_ratio": "1:1"})
+    );
+    let (status, _, v) = post(
+        &url,
+        Some(MASTER_KEY),
+        &json!({"model": "sd3", "prompt": "x", "n": 2}),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["param"], "n", "{v}");
+
+    // Stable Diffusion XL: text_prompts and samples; artifacts back.
+    let (status, _, v) = post(
+        &url,
+        Some(MASTER_KEY),
+        &json!({"model": "sdxl", "prompt": "a red kite", "n": 3, "size": "512x512"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(3));
+    assert_eq!(mock.last_request().await["body"]["samples"], 3);
+
+    // A chat model is not an image model: a clear 400, nothing sent.
+    let before = mock.stats().await["total"].clone();
+    let (status, _, v) = post(
+        &url,
+        Some(MASTER_KEY),
+        &json!({"model": "claude", "prompt": "x"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(mock.stats().await["total"], before);
 }

@@ -485,3 +485,78 @@ async fn vertex_rejects_requests_without_a_valid_token() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["status"], "UNAUTHENTICATED");
 }
+
+#[actix_rt::test]
+async fn vertex_imagen_generates_images_priced_per_image() {
+    let mock = Mock::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let creds = dir.path().join("sa.json");
+    std::fs::write(&creds, service_account(&mock, "/token")).expect("write");
+    let config = format!(
+        r#"
+model_list:
+  - model_name: imagen
+    litellm_params:
+      model: vertex_ai/imagen-3.0-generate-002
+      api_base: {base}
+      vertex_project: test-proj
+      vertex_location: us-central1
+      vertex_credentials: {creds}
+      output_cost_per_image: 0.04
+general_settings:
+  master_key: {MASTER_KEY}
+  proxy_batch_write_at: 0.2
+"#,
+        base = mock.proc.url,
+        creds = creds.display(),
+    );
+    let gw = Gateway::start(&config, &[], &[]);
+    let (status, headers, body) = post(
+        &gw.url("/v1/images/generations"),
+        Some(MASTER_KEY),
+        &json!({"model": "imagen", "prompt": "a lighthouse at dusk", "n": 2, "size": "1792x1024", "seed": 3}),
+    )
+    .await;
+    // 1792x1024 is 7:4, which Imagen does not take: its 400 comes back as the client's error.
+    assert_eq!(status, 400, "{body}");
+    assert_envelope(&body);
+    assert!(headers.get("x-litellm-call-id").is_some());
+    let (status, headers, body) = post(
+        &gw.url("/v1/images/generations"),
+        Some(MASTER_KEY),
+        &json!({"model": "imagen", "prompt": "a lighthouse at dusk", "n": 2, "size": "1024x1024", "seed": 3}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let data = body["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2, "{body}");
+    assert!(data
+        .iter()
+        .all(|d| d["b64_json"].as_str().is_some_and(|b| !b.is_empty())));
+    let last = mock.last_request().await;
+    assert_eq!(
+        last["path"],
+        "/v1/projects/test-proj/locations/us-central1/publishers/google/models/imagen-3.0-generate-002:predict"
+    );
+    assert_eq!(
+        last["body"],
+        json!({"instances": [{"prompt": "a lighthouse at dusk"}], "parameters": {"sampleCount": 2, "aspectRatio": "1:1", "seed": 3}})
+    );
+    assert!(last["headers"]["authorization"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("Bearer ya29.mock-")));
+    let call_id = headers
+        .get("x-litellm-call-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let row = spend_logs_when(&gw, &format!("request_id={call_id}"), 1)
+        .await
+        .remove(0);
+    assert_eq!(row["call_type"], "aimage_generation", "{row}");
+    assert!(
+        (row["spend"].as_f64().unwrap() - 0.08).abs() < 1e-9,
+        "{row}"
+    );
+}

@@ -129,10 +129,12 @@ async fn handle(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> H
     let (_, segment, action) = (parts.next(), parts.next(), parts.next());
     let model = decode(segment.unwrap_or_default());
     let action = action.unwrap_or_default().to_string();
-    let endpoint = if action == "invoke" {
-        Endpoint::Embeddings
-    } else {
+    let endpoint = if action != "invoke" {
         Endpoint::Chat
+    } else if is_image_model(&model) {
+        Endpoint::ImageGenerations
+    } else {
+        Endpoint::Embeddings
     };
     state.record(endpoint, Some(&model), &req, &body);
     let mut response = match serve(&req, &body, &state, &model, &action).await {
@@ -535,6 +537,70 @@ fn has_cache_point(body: &Map<String, Value>) -> bool {
             .is_some_and(|m| m.iter().any(|m| blocks(m.get("content"))))
 }
 
+/// Bedrock's image models: Stability's and Amazon's (Titan Image Generator, Nova Canvas).
+fn is_image_model(model: &str) -> bool {
+    let id = model
+        .split_once('.')
+        .filter(|(p, _)| matches!(*p, "us" | "eu" | "apac" | "global"))
+        .map_or(model, |(_, rest)| rest);
+    id.starts_with("stability.")
+        || id.starts_with("amazon.titan-image")
+        || id.starts_with("amazon.nova-canvas")
+}
+
+/// An image model's `InvokeModel` answer, checked as each family's API takes its body:
+/// Stable Diffusion XL (`text_prompts` → `artifacts`), Stability's current models (`prompt` →
+/// `images`, one per call), Titan / Nova Canvas (`TEXT_IMAGE` → `images`).
+fn image(model: &str, body: &Map<String, Value>) -> Result<Value, AwsError> {
+    let picture = |text: &str, i: u64| {
+        let seed = crate::shared::fnv1a(crate::shared::FNV_OFFSET, text.as_bytes()) ^ i;
+        crate::openai::base64_encode(&seed.to_le_bytes().repeat(4))
+    };
+    let id = model.trim_start_matches("us.").trim_start_matches("eu.");
+    if id.starts_with("stability.stable-diffusion-xl") {
+        let text = body
+            .get("text_prompts")
+            .and_then(Value::as_array)
+            .and_then(|p| p.first())
+            .and_then(|p| p.get("text"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| AwsError::validation("Malformed input request: required key [text_prompts] not found, please reformat your input and try again."))?;
+        let samples = body.get("samples").and_then(Value::as_u64).unwrap_or(1);
+        let artifacts: Vec<Value> = (0..samples)
+            .map(|i| json!({"base64": picture(text, i), "seed": i, "finishReason": "SUCCESS"}))
+            .collect();
+        Ok(json!({"result": "success", "artifacts": artifacts}))
+    } else if id.starts_with("stability.") {
+        let text = body
+            .get("prompt")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AwsError::validation("Malformed input request: #: required key [prompt] not found, please reformat your input and try again."))?;
+        if body.contains_key("samples") || body.contains_key("text_prompts") {
+            return Err(AwsError::validation("Malformed input request: #: extraneous key [samples] is not permitted, please reformat your input and try again."));
+        }
+        Ok(json!({"images": [picture(text, 0)], "seeds": [0], "finish_reasons": [null]}))
+    } else {
+        if body.get("taskType").and_then(Value::as_str) != Some("TEXT_IMAGE") {
+            return Err(AwsError::validation("Malformed input request: #/taskType: TEXT_IMAGE is expected, please reformat your input and try again."));
+        }
+        let text = body
+            .get("textToImageParams")
+            .and_then(|p| p.get("text"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| AwsError::validation("Malformed input request: #/textToImageParams: required key [text] not found, please reformat your input and try again."))?;
+        let count = body
+            .get("imageGenerationConfig")
+            .and_then(|c| c.get("numberOfImages"))
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        if !(1..=5).contains(&count) {
+            return Err(AwsError::validation("Malformed input request: #/imageGenerationConfig/numberOfImages: must be from 1 to 5"));
+        }
+        let images: Vec<String> = (0..count).map(|i| picture(text, i)).collect();
+        Ok(json!({"images": images, "error": null}))
+    }
+}
+
 fn invoke(
     model: &str,
     body: &Map<String, Value>,
@@ -574,6 +640,8 @@ fn invoke(
             "response_type": "embeddings_floats",
             "texts": texts,
         })
+    } else if is_image_model(model) {
+        image(model, body)?
     } else {
         return Err(AwsError::validation(format!(
             "The provided model identifier is invalid: {model}"

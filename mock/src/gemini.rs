@@ -211,6 +211,7 @@ async fn handle(
     };
     let endpoint = match (api, method) {
         (_, "generateContent" | "streamGenerateContent") => Endpoint::Chat,
+        (Api::Vertex, "predict") if model.starts_with("imagen") => Endpoint::ImageGenerations,
         (Api::Gemini, "batchEmbedContents" | "embedContent") | (Api::Vertex, "predict") => {
             Endpoint::Embeddings
         }
@@ -358,8 +359,48 @@ async fn serve(
                 cut,
             ))
         }
+        _ if model.starts_with("imagen") => imagen(body, cut),
         _ => predict(body, state, cut),
     }
+}
+
+/// Imagen's `:predict`: one instance with a `prompt`; `parameters.sampleCount` images (1 to 4),
+/// each a few deterministic bytes as `bytesBase64Encoded`.
+fn imagen(body: &Map<String, Value>, cut: bool) -> Result<HttpResponse, GoogleError> {
+    let prompt = body
+        .get("instances")
+        .and_then(Value::as_array)
+        .and_then(|i| i.first())
+        .and_then(|i| i.get("prompt"))
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| GoogleError::invalid("instances[0].prompt must be a non-empty string"))?;
+    let params = body.get("parameters");
+    let count = params
+        .and_then(|p| p.get("sampleCount"))
+        .map_or(Some(1), Value::as_u64)
+        .filter(|n| (1..=4).contains(n))
+        .ok_or_else(|| GoogleError::invalid("parameters.sampleCount must be from 1 to 4"))?;
+    if let Some(ratio) = params.and_then(|p| p.get("aspectRatio")) {
+        if !matches!(
+            ratio.as_str(),
+            Some("1:1" | "9:16" | "16:9" | "3:4" | "4:3")
+        ) {
+            return Err(GoogleError::invalid(format!(
+                "aspectRatio {ratio} is not supported: use 1:1, 9:16, 16:9, 3:4 or 4:3"
+            )));
+        }
+    }
+    let predictions: Vec<Value> = (0..count)
+        .map(|i| {
+            let seed = crate::shared::fnv1a(crate::shared::FNV_OFFSET, prompt.as_bytes()) ^ i;
+            json!({
+                "bytesBase64Encoded": crate::openai::base64_encode(&seed.to_le_bytes().repeat(4)),
+                "mimeType": "image/png",
+            })
+        })
+        .collect();
+    Ok(json_response(&json!({"predictions": predictions}), cut))
 }
 
 fn json_response(value: &Value, cut: bool) -> HttpResponse {

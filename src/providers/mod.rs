@@ -10,6 +10,7 @@ pub mod bedrock;
 pub mod cohere;
 pub mod gemini;
 pub mod huggingface;
+pub mod images;
 pub mod native;
 pub mod ollama;
 pub mod openai;

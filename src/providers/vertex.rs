@@ -95,7 +95,8 @@ impl ProviderAdapter for VertexAdapter {
                 Value::Object(gemini::chat_request(deployment, target, req)?),
             ),
             CallKind::Embedding => ("predict", embed_request(deployment, target, req)?),
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::ImageGeneration => ("predict", imagen_request(req)?),
+            CallKind::ImageEdit | CallKind::Moderation => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => return Err(gemini::no_legacy_completions(target)),
@@ -131,6 +132,13 @@ impl ProviderAdapter for VertexAdapter {
         })
     }
 
+    fn supports(&self, kind: CallKind) -> bool {
+        matches!(
+            kind,
+            CallKind::Chat | CallKind::Completion | CallKind::Embedding | CallKind::ImageGeneration
+        )
+    }
+
     fn translate_response(
         &self,
         req: &LlmRequest,
@@ -138,6 +146,7 @@ impl ProviderAdapter for VertexAdapter {
     ) -> Result<TranslatedResponse, GatewayError> {
         match req.kind {
             CallKind::Embedding => translate_predictions(req, &body),
+            CallKind::ImageGeneration => imagen_response(&body),
             _ => gemini::translate_chat_response(req, &body),
         }
     }
@@ -249,6 +258,42 @@ fn embed_request(
 
 /// `{"predictions":[{"embeddings":{"values":[…],"statistics":{"token_count":N}}}]}` → the OpenAI
 /// embedding list.
+/// Imagen's `:predict` body: the prompt as the one instance; `n` as `sampleCount`, `size` as an
+/// `aspectRatio`, `negative_prompt` and `seed` as Imagen names them.
+fn imagen_request(req: &LlmRequest) -> Result<Value, GatewayError> {
+    let ask = crate::providers::images::ImageAsk::of(req)?;
+    let mut parameters = serde_json::Map::new();
+    parameters.insert("sampleCount".into(), json!(ask.n));
+    if let Some(ratio) = ask.aspect_ratio() {
+        parameters.insert("aspectRatio".into(), json!(ratio));
+    }
+    if let Some(n) = ask.negative_prompt {
+        parameters.insert("negativePrompt".into(), json!(n));
+    }
+    if let Some(seed) = ask.seed {
+        parameters.insert("seed".into(), json!(seed));
+    }
+    Ok(json!({"instances": [{"prompt": ask.prompt}], "parameters": parameters}))
+}
+
+/// Imagen's predictions (`bytesBase64Encoded` each) as OpenAI's images response.
+fn imagen_response(body: &[u8]) -> Result<TranslatedResponse, GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Predictions {
+        #[serde(default)]
+        predictions: Vec<Prediction>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Prediction {
+        #[serde(rename = "bytesBase64Encoded")]
+        bytes: Option<String>,
+    }
+    let p: Predictions = serde_json::from_slice(body).map_err(crate::providers::invalid_body)?;
+    crate::providers::images::openai_images(
+        p.predictions.into_iter().filter_map(|p| p.bytes).collect(),
+    )
+}
+
 fn translate_predictions(
     req: &LlmRequest,
     body: &[u8],

@@ -270,7 +270,8 @@ impl ProviderAdapter for BedrockAdapter {
                 },
             ),
             CallKind::Embedding => (embedding_body(model, req)?, "invoke"),
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::ImageGeneration => (image_body(target, model, req)?, "invoke"),
+            CallKind::ImageEdit | CallKind::Moderation => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {
@@ -348,8 +349,16 @@ impl ProviderAdapter for BedrockAdapter {
         })?;
         match req.kind {
             CallKind::Embedding => embedding_response(req, &v),
+            CallKind::ImageGeneration => image_response(&v),
             _ => chat_response(req, &v),
         }
+    }
+
+    fn supports(&self, kind: CallKind) -> bool {
+        matches!(
+            kind,
+            CallKind::Chat | CallKind::Completion | CallKind::Embedding | CallKind::ImageGeneration
+        )
     }
 
     fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
@@ -830,6 +839,134 @@ fn image_block(url: &str) -> Result<Value, GatewayError> {
 }
 
 /// The InvokeModel body of an embedding request (Titan or Cohere on Bedrock).
+/// The image model families Bedrock's `InvokeModel` takes, each with its own body.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ImageFamily {
+    /// Stable Diffusion XL v1 / v0: `text_prompts`, `width` / `height`, `samples`.
+    StableDiffusionXl,
+    /// Stability's current models (SD3, SD3.5, Stable Image Core / Ultra): `prompt`,
+    /// `aspect_ratio`, one image per call.
+    Stability,
+    /// Amazon Titan Image Generator and Nova Canvas: `TEXT_IMAGE` with `imageGenerationConfig`.
+    AmazonImage,
+}
+
+fn image_family(model: &str) -> Option<ImageFamily> {
+    // Cross-region inference profiles prefix the id (`us.amazon.nova-canvas-v1:0`).
+    let id = model
+        .split_once('.')
+        .filter(|(p, _)| matches!(*p, "us" | "eu" | "apac" | "global"))
+        .map_or(model, |(_, rest)| rest);
+    if id.starts_with("stability.stable-diffusion-xl") {
+        Some(ImageFamily::StableDiffusionXl)
+    } else if id.starts_with("stability.") {
+        Some(ImageFamily::Stability)
+    } else if id.starts_with("amazon.titan-image") || id.starts_with("amazon.nova-canvas") {
+        Some(ImageFamily::AmazonImage)
+    } else {
+        None
+    }
+}
+
+/// The `InvokeModel` body of an image generation, by model family.
+fn image_body(
+    target: &Target,
+    model: &str,
+    req: &LlmRequest,
+) -> Result<Map<String, Value>, GatewayError> {
+    let ask = crate::providers::images::ImageAsk::of(req)?;
+    let family = image_family(model)
+        .ok_or_else(|| crate::providers::native::unsupported_call(target, req.kind))?;
+    let mut body = Map::new();
+    match family {
+        ImageFamily::StableDiffusionXl => {
+            let mut prompts = vec![json!({"text": ask.prompt, "weight": 1.0})];
+            if let Some(n) = ask.negative_prompt {
+                prompts.push(json!({"text": n, "weight": -1.0}));
+            }
+            body.insert("text_prompts".into(), json!(prompts));
+            body.insert("samples".into(), json!(ask.n));
+            if let Some((w, h)) = ask.size {
+                body.insert("width".into(), json!(w));
+                body.insert("height".into(), json!(h));
+            }
+            if let Some(seed) = ask.seed {
+                body.insert("seed".into(), json!(seed));
+            }
+        }
+        ImageFamily::Stability => {
+            if ask.n != 1 {
+                return Err(bad(
+                    "n",
+                    format!(
+                        "{model} makes one image per request; send n=1 (or one request per image)"
+                    ),
+                ));
+            }
+            body.insert("prompt".into(), json!(ask.prompt));
+            body.insert("mode".into(), json!("text-to-image"));
+            body.insert("output_format".into(), json!("png"));
+            if let Some(ratio) = ask.aspect_ratio() {
+                body.insert("aspect_ratio".into(), json!(ratio));
+            }
+            if let Some(n) = ask.negative_prompt {
+                body.insert("negative_prompt".into(), json!(n));
+            }
+            if let Some(seed) = ask.seed {
+                body.insert("seed".into(), json!(seed));
+            }
+        }
+        ImageFamily::AmazonImage => {
+            let mut params = Map::new();
+            params.insert("text".into(), json!(ask.prompt));
+            if let Some(n) = ask.negative_prompt {
+                params.insert("negativeText".into(), json!(n));
+            }
+            let mut config = Map::new();
+            config.insert("numberOfImages".into(), json!(ask.n));
+            if let Some((w, h)) = ask.size {
+                config.insert("width".into(), json!(w));
+                config.insert("height".into(), json!(h));
+            }
+            if let Some(q) = ask.quality {
+                let premium = matches!(q, "hd" | "high" | "premium");
+                config.insert(
+                    "quality".into(),
+                    json!(if premium { "premium" } else { "standard" }),
+                );
+            }
+            if let Some(seed) = ask.seed {
+                config.insert("seed".into(), json!(seed));
+            }
+            body.insert("taskType".into(), json!("TEXT_IMAGE"));
+            body.insert("textToImageParams".into(), Value::Object(params));
+            body.insert("imageGenerationConfig".into(), Value::Object(config));
+        }
+    }
+    Ok(body)
+}
+
+/// The images of an `InvokeModel` answer (`images`: Stability's current models, Titan, Nova
+/// Canvas; `artifacts[].base64`: Stable Diffusion XL) as OpenAI's images response.
+fn image_response(v: &Value) -> Result<TranslatedResponse, GatewayError> {
+    let strings = |list: Option<&Vec<Value>>, field: Option<&str>| -> Vec<String> {
+        list.into_iter()
+            .flatten()
+            .filter_map(|i| match field {
+                Some(f) => i.get(f).and_then(Value::as_str),
+                None => i.as_str(),
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let mut images = strings(v.get("images").and_then(Value::as_array), None);
+    images.extend(strings(
+        v.get("artifacts").and_then(Value::as_array),
+        Some("base64"),
+    ));
+    crate::providers::images::openai_images(images)
+}
+
 fn embedding_body(model: &str, req: &LlmRequest) -> Result<Map<String, Value>, GatewayError> {
     let inputs: Vec<String> = match req.body.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
