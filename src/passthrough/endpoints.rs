@@ -161,7 +161,9 @@ fn parse(item: &Value, builtin: &dyn Fn(&str) -> bool) -> Result<Endpoint, Strin
         Some(Value::Object(h)) => {
             for (name, value) in h {
                 let value = match value {
-                    Value::String(s) => s.clone(),
+                    Value::String(s) => header_value(s).map_err(|var| {
+                        format!("header {name}: environment variable {var} (os.environ/{var}) is not set")
+                    })?,
                     Value::Number(n) => n.to_string(),
                     Value::Bool(b) => b.to_string(),
                     Value::Null => {
@@ -191,6 +193,25 @@ fn parse(item: &Value, builtin: &dyn Fn(&str) -> bool) -> Result<Endpoint, Strin
         include_subpath: flag("include_subpath"),
     })
 }
+
+/// A header value with each `os.environ/NAME` word replaced by the variable's value, as LiteLLM
+/// does (`Authorization: "bearer os.environ/COHERE_API_KEY"`; a whole value that was a reference
+/// is resolved when the config is read). `Err(NAME)` for an unset variable.
+fn header_value(value: &str) -> Result<String, String> {
+    if !value.contains(ENV_PREFIX) {
+        return Ok(value.to_string());
+    }
+    let words: Result<Vec<String>, String> = value
+        .split(' ')
+        .map(|word| match word.strip_prefix(ENV_PREFIX) {
+            Some(var) => crate::config::env_value(var).ok_or_else(|| var.to_string()),
+            None => Ok(word.to_string()),
+        })
+        .collect();
+    Ok(words?.join(" "))
+}
+
+const ENV_PREFIX: &str = "os.environ/";
 
 #[cfg(test)]
 mod tests {
@@ -223,6 +244,20 @@ mod tests {
             "https://api.cohere.com/v1/rerank/extra?a=1"
         );
         assert_eq!(e.patterns(), ["/v1/rerank", "/v1/rerank/{subpath:.*}"]);
+    }
+
+    #[test]
+    fn environment_references_inside_header_values_resolve() {
+        std::env::set_var("TOLLGATE_PT_TEST_KEY", "co-secret");
+        assert_eq!(
+            header_value("bearer os.environ/TOLLGATE_PT_TEST_KEY").unwrap(),
+            "bearer co-secret"
+        );
+        assert_eq!(header_value("plain").unwrap(), "plain");
+        assert_eq!(
+            header_value("bearer os.environ/TOLLGATE_PT_TEST_UNSET").unwrap_err(),
+            "TOLLGATE_PT_TEST_UNSET"
+        );
     }
 
     #[test]
