@@ -130,6 +130,9 @@ impl Provider {
     }
 }
 
+/// Headers sent upstream, as [`PreparedRequest`] holds them.
+type UpstreamHeaders = Vec<(Cow<'static, str>, String)>;
+
 /// A relayed response: the provider's status and headers, and its body as it arrives.
 pub struct Relayed {
     pub status: u16,
@@ -745,10 +748,10 @@ fn upstream_url(
     up: &Upstream,
     rest: &str,
     query: &str,
-) -> Result<(String, Vec<(Cow<'static, str>, String)>), GatewayError> {
+) -> Result<(String, UpstreamHeaders), GatewayError> {
     let t = &up.target;
     let d = &up.deployment;
-    let mut headers: Vec<(Cow<'static, str>, String)> = Vec::new();
+    let mut headers: UpstreamHeaders = Vec::new();
     let no_key = || {
         GatewayError::DeploymentMisconfigured {
         message: format!(
@@ -930,10 +933,7 @@ fn relayable(name: &str, key_header: Option<&str>) -> bool {
 }
 
 /// The client's headers that go upstream (see [`relayable`]).
-pub fn client_headers(
-    headers: &HeaderMap,
-    key_header: Option<&str>,
-) -> Vec<(Cow<'static, str>, String)> {
+pub fn client_headers(headers: &HeaderMap, key_header: Option<&str>) -> UpstreamHeaders {
     headers
         .iter()
         .filter(|(name, _)| relayable(name.as_str(), key_header))
