@@ -696,3 +696,49 @@ async fn azure_style_openai_deployment_routes_still_answer() {
     let rows = spend_logs_when(&s.gw, "", 1).await;
     assert_eq!(rows[0]["call_type"], "acompletion", "{rows:?}");
 }
+
+#[actix_rt::test]
+async fn the_keys_budget_and_rate_limits_hold_on_pass_through_routes() {
+    let s = start(&[], "", &[]);
+    let chat = json!({"model": "gpt-pt", "messages": [{"role": "user", "content": "hi"}]});
+    // A budget the first call spends.
+    let (_, _, created) = post(
+        &s.gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"max_budget": 0.000_000_1}),
+    )
+    .await;
+    let poor = format!("Bearer {}", created["key"].as_str().unwrap());
+    let url = s.gw.url("/openai/v1/chat/completions");
+    let (status, _, text) = call("POST", &url, &[("authorization", &poor)], Some(&chat)).await;
+    assert_eq!(status, 200, "{text}");
+    let (status, _, text) = call("POST", &url, &[("authorization", &poor)], Some(&chat)).await;
+    assert!(text.contains("Budget has been exceeded"), "{status} {text}");
+    // One request a minute.
+    clear_of_a_minute_turn(Duration::from_secs(5)).await;
+    let (_, _, created) = post(
+        &s.gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"rpm_limit": 1}),
+    )
+    .await;
+    let slow = format!("Bearer {}", created["key"].as_str().unwrap());
+    let contents = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let gemini = s.gw.url("/gemini/v1beta/models/gem-pt:generateContent");
+    let (status, _, text) = call(
+        "POST",
+        &gemini,
+        &[("authorization", &slow)],
+        Some(&contents),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let (status, _, text) = call(
+        "POST",
+        &gemini,
+        &[("authorization", &slow)],
+        Some(&contents),
+    )
+    .await;
+    assert_eq!(status, 429, "{text}");
+}
