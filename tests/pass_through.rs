@@ -354,7 +354,7 @@ async fn a_model_no_group_serves_uses_the_providers_environment_credential() {
     std::fs::write(&creds, service_account(&mock)).expect("write");
     let base = mock.api_base();
     let gw = Gateway::start(
-        &config(&mock, &creds, ""),
+        &config(&mock, &creds, "  store_prompts_in_spend_logs: true\n"),
         &[],
         &[("OPENAI_API_KEY", env_key), ("OPENAI_API_BASE", &base)],
     );
@@ -376,8 +376,12 @@ async fn a_model_no_group_serves_uses_the_providers_environment_credential() {
         format!("Bearer {env_key}")
     );
     assert_eq!(last["body"]["model"], "gpt-4o-mini");
-    // The price table knows the model: the row has its cost.
-    assert_priced_row(&spend_row(&gw, &call_id(&headers)).await, "gpt-4o-mini");
+    // The price table knows the model: the row has its cost; with `store_prompts_in_spend_logs`
+    // it keeps the request body and the response.
+    let row = spend_row(&gw, &call_id(&headers)).await;
+    assert_priced_row(&row, "gpt-4o-mini");
+    assert_eq!(row["messages"]["messages"], body["messages"], "{row}");
+    assert_eq!(row["response"]["object"], "chat.completion", "{row}");
 }
 
 #[actix_rt::test]

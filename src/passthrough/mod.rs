@@ -452,12 +452,17 @@ async fn send(state: &AppState, s: Sending) -> Result<Relayed, GatewayError> {
     let (spend, permit, served, prices, started) =
         (s.spend, s.permit, s.served, s.prices, s.started);
     let finish = move |end: End| {
-        let usage = end.usage.unwrap_or_default();
+        let read = end.read;
+        let usage = read.usage.unwrap_or_default();
         if let Some(permit) = &permit {
             permit.settle(usage.total_tokens);
         }
+        // With `store_prompts_in_spend_logs` (or message logging), a whole JSON response is kept.
+        if let Some(body) = &read.body {
+            spend.keep_response(body);
+        }
         let model = if served.model.is_empty() {
-            end.model.unwrap_or_default()
+            read.model.unwrap_or_default()
         } else {
             served.model.clone()
         };
@@ -467,7 +472,7 @@ async fn send(state: &AppState, s: Sending) -> Result<Relayed, GatewayError> {
         } else {
             Some(format!("the provider answered {status}"))
         };
-        let cost = if ok || end.usage.is_some() {
+        let cost = if ok || read.usage.is_some() {
             prices.cost(&model, &usage, started.elapsed())
         } else {
             0.0
@@ -496,8 +501,7 @@ async fn send(state: &AppState, s: Sending) -> Result<Relayed, GatewayError> {
 
 /// How a relayed body ended.
 struct End {
-    usage: Option<Usage>,
-    model: Option<String>,
+    read: usage::Read,
     error: Option<String>,
 }
 
@@ -517,12 +521,8 @@ impl RelayBody {
     fn end(&mut self, error: Option<String>) {
         self.done = true;
         if let Some(finish) = self.finish.take() {
-            let (usage, model) = self.tap.take().map_or((None, None), usage::Tap::finish);
-            finish(End {
-                usage,
-                model,
-                error,
-            });
+            let read = self.tap.take().map(usage::Tap::finish).unwrap_or_default();
+            finish(End { read, error });
         }
     }
 }

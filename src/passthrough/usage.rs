@@ -318,8 +318,9 @@ impl Tap {
         }
     }
 
-    /// The usage and model the body showed, once it ended (or was cut).
-    pub fn finish(mut self) -> (Option<Usage>, Option<String>) {
+    /// What the body showed, once it ended (or was cut).
+    pub fn finish(mut self) -> Read {
+        let mut body = None;
         match self.framing {
             Framing::Json if !self.overflow => {
                 if let Ok(v) = serde_json::from_slice::<Value>(&self.buf) {
@@ -334,6 +335,7 @@ impl Tap {
                             self.usage = from_json(doc);
                         }
                     }
+                    body = Some(std::mem::take(&mut self.buf));
                 }
             }
             Framing::Sse if !self.overflow && !self.buf.is_empty() => {
@@ -342,8 +344,22 @@ impl Tap {
             }
             _ => {}
         }
-        (self.anthropic.or(self.usage), self.model)
+        Read {
+            usage: self.anthropic.or(self.usage),
+            model: self.model,
+            body,
+        }
     }
+}
+
+/// What a relayed body showed.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub usage: Option<Usage>,
+    /// The model the response names.
+    pub model: Option<String>,
+    /// A whole JSON body (not a stream), as received.
+    pub body: Option<Vec<u8>>,
 }
 
 #[cfg(test)]
@@ -382,20 +398,21 @@ mod tests {
         for piece in text.as_bytes().chunks(7) {
             tap.feed(piece);
         }
-        let (usage, model) = tap.finish();
-        assert_eq!(tokens(usage), (12, 30, 42));
-        assert_eq!(model.as_deref(), Some("claude-x"));
+        let read = tap.finish();
+        assert_eq!(tokens(read.usage), (12, 30, 42));
+        assert_eq!(read.model.as_deref(), Some("claude-x"));
+        assert!(read.body.is_none(), "a stream is not kept whole");
     }
 
     #[test]
     fn openai_and_gemini_streams_take_the_last_usage() {
         let mut tap = Tap::new(Framing::Sse);
         tap.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6,\"total_tokens\":10}}\n\ndata: [DONE]\n\n");
-        assert_eq!(tokens(tap.finish().0), (4, 6, 10));
+        assert_eq!(tokens(tap.finish().usage), (4, 6, 10));
         let mut tap = Tap::new(Framing::Json);
         tap.feed(br#"[{"usageMetadata":{"promptTokenCount":1,"candidatesTokenCount":1}},"#);
         tap.feed(br#"{"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":5,"totalTokenCount":8}}]"#);
-        assert_eq!(tokens(tap.finish().0), (3, 5, 8));
+        assert_eq!(tokens(tap.finish().usage), (3, 5, 8));
     }
 
     #[test]
@@ -408,19 +425,19 @@ mod tests {
         for piece in frame.chunks(5) {
             tap.feed(piece);
         }
-        assert_eq!(tokens(tap.finish().0), (9, 2, 11));
+        assert_eq!(tokens(tap.finish().usage), (9, 2, 11));
         let mut tap = Tap::new(Framing::Sse);
         tap.feed(b"event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\",\"usage\":{\"billed_units\":{\"input_tokens\":5,\"output_tokens\":8}}}}\n\n");
-        assert_eq!(tokens(tap.finish().0), (5, 8, 13));
+        assert_eq!(tokens(tap.finish().usage), (5, 8, 13));
     }
 
     #[test]
     fn unknown_and_oversized_bodies_have_no_usage() {
         let mut tap = Tap::new(Framing::Opaque);
         tap.feed(b"{\"usage\":{\"prompt_tokens\":1}}");
-        assert!(tap.finish().0.is_none());
+        assert!(tap.finish().usage.is_none());
         let mut tap = Tap::new(Framing::Json);
         tap.feed(b"not json");
-        assert!(tap.finish().0.is_none());
+        assert!(tap.finish().usage.is_none());
     }
 }
