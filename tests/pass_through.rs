@@ -73,33 +73,16 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-/// The mock (demanding [`UPSTREAM_KEY`]) and a gateway whose environment holds no provider
-/// credential of the machine running the tests, only the ones a test passes.
-fn start(mock_args: &[&str], extra_general: &str, envs: &[(&str, &str)]) -> Setup {
+/// The mock (demanding [`UPSTREAM_KEY`]) and a gateway (whose environment holds no provider
+/// credential of the machine running the tests: the harness removes them).
+fn start(mock_args: &[&str], extra_general: &str) -> Setup {
     let mut args = vec!["--api-key", UPSTREAM_KEY];
     args.extend_from_slice(mock_args);
     let mock = Mock::start(&args);
     let dir = tempfile::tempdir().expect("tempdir");
     let creds = dir.path().join("sa.json");
     std::fs::write(&creds, service_account(&mock)).expect("write");
-    let mut env: Vec<(&str, &str)> = [
-        "OPENAI_API_KEY",
-        "OPENAI_API_BASE",
-        "OPENAI_BASE_URL",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_API_BASE",
-        "GEMINI_API_KEY",
-        "GOOGLE_API_KEY",
-        "COHERE_API_KEY",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_BEARER_TOKEN_BEDROCK",
-    ]
-    .into_iter()
-    .map(|v| (v, ""))
-    .collect();
-    env.extend_from_slice(envs);
-    let gw = Gateway::start(&config(&mock, &creds, extra_general), &[], &env);
+    let gw = Gateway::start(&config(&mock, &creds, extra_general), &[], &[]);
     Setup {
         mock,
         gw,
@@ -195,7 +178,7 @@ fn assert_priced_row(row: &Value, model: &str) {
 
 #[actix_rt::test]
 async fn every_provider_prefix_relays_with_the_deployments_credential_never_the_virtual_key() {
-    let s = start(&[], "", &[]);
+    let s = start(&[], "");
     let vk = virtual_key(&s.gw, json!([])).await;
     let bearer = format!("Bearer {vk}");
 
@@ -386,11 +369,7 @@ async fn a_model_no_group_serves_uses_the_providers_environment_credential() {
 
 #[actix_rt::test]
 async fn streams_are_relayed_as_they_arrive_with_their_usage_recorded() {
-    let s = start(
-        &["--chunk-delay-ms", "150", "--stream-chunks", "8"],
-        "",
-        &[],
-    );
+    let s = start(&["--chunk-delay-ms", "150", "--stream-chunks", "8"], "");
     let vk = virtual_key(&s.gw, json!([])).await;
     let bearer = format!("Bearer {vk}");
 
@@ -479,7 +458,7 @@ async fn streams_are_relayed_as_they_arrive_with_their_usage_recorded() {
 
 #[actix_rt::test]
 async fn keys_are_checked_like_on_llm_routes_and_models_a_key_may_not_use_are_refused() {
-    let s = start(&[], "", &[]);
+    let s = start(&[], "");
     let limited = virtual_key(&s.gw, json!(["gpt-pt"])).await;
     let before = s.mock.stats().await["total"].as_u64().unwrap();
 
@@ -683,7 +662,7 @@ async fn a_bad_pass_through_entry_stops_start_up_with_a_clear_error() {
 
 #[actix_rt::test]
 async fn azure_style_openai_deployment_routes_still_answer() {
-    let s = start(&[], "", &[]);
+    let s = start(&[], "");
     let vk = virtual_key(&s.gw, json!(["gpt-pt"])).await;
     let (status, headers, body) = post(
         &s.gw.url("/openai/deployments/gpt-pt/chat/completions"),
@@ -703,7 +682,7 @@ async fn azure_style_openai_deployment_routes_still_answer() {
 
 #[actix_rt::test]
 async fn the_keys_budget_and_rate_limits_hold_on_pass_through_routes() {
-    let s = start(&[], "", &[]);
+    let s = start(&[], "");
     let chat = json!({"model": "gpt-pt", "messages": [{"role": "user", "content": "hi"}]});
     // A budget the first call spends.
     let (_, _, created) = post(

@@ -821,7 +821,13 @@ async fn authorize(
                 }
                 return Ok(prepared);
             }
-            let creds = bedrock::credentials(&up.deployment)?;
+            // A missing gateway credential is the operator's to fix: never a 401, which
+            // speaks of the caller's key.
+            let creds = bedrock::credentials(&up.deployment).map_err(|e| {
+                GatewayError::DeploymentMisconfigured {
+                    message: format!("{}/*: {e}", provider.prefix()),
+                }
+            })?;
             let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
             bedrock::sign_request_with(
                 method.as_str(),
