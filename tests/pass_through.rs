@@ -657,6 +657,17 @@ async fn a_bad_pass_through_entry_stops_start_up_with_a_clear_error() {
             err.contains("general_settings.pass_through_endpoints[0]") && err.contains(expected),
             "{entry}: {err}"
         );
+        // `--validate_config` says the same without starting.
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, config(&mock, &creds, &extra)).expect("write");
+        let path = path.to_string_lossy().to_string();
+        let (code, _, stderr) = run_to_end(
+            &["--config", path.as_str(), "--validate_config"],
+            &[],
+            dir.path(),
+        );
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
     }
 }
 
