@@ -874,6 +874,11 @@ impl Authenticator {
         self
     }
 
+    /// The operator's `litellm_key_header_name`, when set.
+    pub fn key_header(&self) -> Option<&str> {
+        self.key_header.as_deref()
+    }
+
     pub fn key_cache(&self) -> Option<&CacheHandle<Arc<Principal>>> {
         self.keys.as_ref()
     }
@@ -907,10 +912,21 @@ impl Authenticator {
     /// Who is calling, checked against the route's declared access and the key's
     /// `allowed_routes` ([`crate::http::routes::RouteAccess`]).
     pub async fn authenticate(&self, req: &HttpRequest) -> Result<Caller, GatewayError> {
+        self.authenticate_with(req, None).await
+    }
+
+    /// [`Self::authenticate`], with `also` a key the route accepts in a place of its own
+    /// (`/gemini/*`: `x-goog-api-key` or `?key=`, as LiteLLM does), used when none of the usual
+    /// headers carries one.
+    pub async fn authenticate_with(
+        &self,
+        req: &HttpRequest,
+        also: Option<&str>,
+    ) -> Result<Caller, GatewayError> {
         let route = req.app_data::<crate::http::routes::RouteAccess>();
-        let caller = match self.session_caller(req, route).await? {
+        let caller = match self.session_caller(req, route, also).await? {
             Some(caller) => caller,
-            None => self.identify(req).await?,
+            None => self.identify(req, also).await?,
         };
         if let Some(route) = route {
             route.check(&caller, req)?;
@@ -925,12 +941,14 @@ impl Authenticator {
         &self,
         req: &HttpRequest,
         route: Option<&crate::http::routes::RouteAccess>,
+        also: Option<&str>,
     ) -> Result<Option<Caller>, GatewayError> {
         let Some(sessions) = self.sessions.as_ref() else {
             return Ok(None);
         };
         if self.master_key_digest.is_none()
             || self.presented_key(req).is_some()
+            || also.is_some()
             || route.is_some_and(|r| r.group == crate::http::routes::Group::LlmApi)
         {
             return Ok(None);
@@ -942,11 +960,15 @@ impl Authenticator {
     }
 
     /// Who is calling: the master key, a usable virtual key, or open access.
-    async fn identify(&self, req: &HttpRequest) -> Result<Caller, GatewayError> {
+    async fn identify(
+        &self,
+        req: &HttpRequest,
+        also: Option<&str>,
+    ) -> Result<Caller, GatewayError> {
         let Some(expected) = &self.master_key_digest else {
             return Ok(Caller::Open);
         };
-        let presented = match self.presented_key(req) {
+        let presented = match self.presented_key(req).or(also.map(str::trim)) {
             None => {
                 return Err(GatewayError::Authentication {
                     message: "Authentication Error, No api key passed in.".into(),

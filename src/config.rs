@@ -617,7 +617,7 @@ pub fn env_generation() -> u64 {
 }
 
 /// A variable's value for `os.environ/NAME`: the overlay's, else the process environment's.
-fn env_value(name: &str) -> Option<String> {
+pub(crate) fn env_value(name: &str) -> Option<String> {
     let overlay = ENV_OVERLAY.read().unwrap_or_else(|e| e.into_inner());
     match overlay.get(name) {
         Some(v) => Some(v.expose().to_string()),

@@ -7,6 +7,8 @@
 //! * [`llm`]: the internal request/response model; [`providers`]: one adapter per provider;
 //!   [`messages_api`]: Anthropic's Messages API translated to and from that model;
 //! * [`routing`]: strategy, retries, fallbacks (`router_settings`);
+//! * [`passthrough`]: provider-native requests relayed (`/openai/*`, `/anthropic/*`…,
+//!   `pass_through_endpoints`);
 //! * [`deployment`]: a `model_list` entry resolved; the router and deployment actors live in the
 //!   `tollgate-actors` crate (`actors/`);
 //! * [`upstream`]: the awc client; [`sse`]: stream relaying; the built-in mock provider is the
@@ -37,6 +39,7 @@ pub mod models_sync;
 pub mod multipart;
 pub mod observability;
 pub mod outcome;
+pub mod passthrough;
 pub mod pipeline;
 pub mod pricing;
 pub mod providers;

@@ -52,6 +52,12 @@ fn main() {
         for warning in config.warnings.iter().chain(&cli.litellm_only.warnings()) {
             println!("warning: {warning}");
         }
+        let builtin = tollgate::http::is_builtin_path;
+        if let Err(e) = tollgate::passthrough::endpoints::Endpoints::from_config(&config, &builtin)
+        {
+            eprintln!("error: pass-through endpoints: {e}");
+            std::process::exit(1);
+        }
         println!("config OK: {} model deployment(s)", config.model_list.len());
         std::process::exit(0);
     }

@@ -869,6 +869,27 @@ fn allowed_region(
     }
 }
 
+/// Budgets and rate limits for a request relayed to a provider's own API (a pass-through
+/// route): the caller's budgets (and `model_max_budget` for `group`, the model group it names,
+/// `""` for none) and its rate limits, as for any LLM call. Nothing is estimated beforehand (the
+/// native body is not read), so the limits' token windows count the real usage once the
+/// permit is settled, and budgets admit while the spend recorded is below them.
+pub async fn admit_pass_through(
+    state: &AppState,
+    caller: &Caller,
+    group: &str,
+) -> Result<(crate::limits::SharedPermit, crate::spend::Reservation), GatewayError> {
+    let reservation = crate::spend::check_budgets(
+        caller,
+        group,
+        &state.ledger,
+        state.settings.live().budget_exceeded_status,
+        &|| 0.0,
+    )?;
+    let admission = admit_with(state, caller, 0, group, None).await?;
+    Ok((Arc::new(admission), reservation))
+}
+
 impl Call {
     fn key_spend(&self, ledger: &crate::spend::Ledger) -> Option<f64> {
         self.key

@@ -46,6 +46,8 @@ pub enum StartError {
     Alerting(String),
     #[error("OpenTelemetry traces: {0}")]
     Traces(String),
+    #[error("pass-through endpoints: {0}")]
+    PassThrough(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -291,6 +293,21 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             ))
         }
     };
+    let pass_through = Arc::new(
+        crate::passthrough::endpoints::Endpoints::from_config(
+            &config,
+            &crate::http::is_builtin_path,
+        )
+        .map_err(StartError::PassThrough)?,
+    );
+    for e in &pass_through.list {
+        tracing::info!(
+            path = e.path,
+            target = %crate::secret::display_url(&e.target),
+            auth = e.auth,
+            "pass-through endpoint"
+        );
+    }
     let prometheus = config.prometheus_callback();
     let cli_request_timeout = cli.request_timeout();
     let config = Arc::new(config);
@@ -428,6 +445,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
             traces: traces.clone(),
             alerting: alerting.clone(),
             log_tail,
+            pass_through: pass_through.clone(),
         });
         if let Some(alerting) = alerting {
             crate::observability::alerting::spawn_watch(state.clone(), alerting);
@@ -460,6 +478,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         }
         let app_state = state.clone();
         let server = HttpServer::new(move || {
+            let pass_through = pass_through.clone();
             App::new()
                 .app_data(app_state.clone())
                 // Per-request access spans only when debugging: formatting them costs more than
@@ -468,7 +487,7 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
                     debug,
                     tracing_actix_web::TracingLogger::default(),
                 ))
-                .configure(crate::http::configure)
+                .configure(move |cfg| crate::http::configure(cfg, &pass_through))
         })
         .workers(workers)
         .backlog(4096)

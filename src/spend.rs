@@ -541,6 +541,9 @@ fn request_messages(req: &crate::llm::LlmRequest) -> Option<String> {
     req.body.get(field).map(bounded_json)
 }
 
+/// LiteLLM's `call_type` of a request relayed to a provider's own API (a pass-through route).
+pub const PASS_THROUGH_CALL_TYPE: &str = "pass_through_endpoint";
+
 /// LiteLLM's `call_type` of a request.
 pub fn call_type(kind: CallKind) -> &'static str {
     match kind {
@@ -594,7 +597,9 @@ pub struct SpendContext {
     trace: Option<crate::observability::traces::RequestTrace>,
     /// The request's place among the running requests, for the hanging-request alert.
     _in_flight: Option<crate::observability::alerting::InFlight>,
-    kind: CallKind,
+    /// The call's kind, to assemble a relayed stream into the response kept; `None` for a
+    /// pass-through request, whose provider-native response is never assembled.
+    kind: Option<CallKind>,
 }
 
 /// Where the request went, known once a deployment answered.
@@ -662,7 +667,7 @@ impl SpendContext {
                 .alerting
                 .as_ref()
                 .and_then(|a| a.begin(request_id, requested_model)),
-            kind,
+            kind: Some(kind),
             observers: state.observers.clone(),
             metrics: state.metrics.clone(),
             budgets: crate::observability::metrics::BudgetsAtStart::of(caller),
@@ -682,6 +687,72 @@ impl SpendContext {
             team_id: p.and_then(|p| p.key.team_id.clone()),
             organization_id: p.and_then(|p| p.key.organization_id.clone()),
             end_user: end_user.map(str::to_string),
+            key_alias: p.and_then(|p| p.key.key_alias.clone()),
+            start_time: crate::time::now_ms(),
+            reservation: Mutex::new(None),
+            trace: None,
+        }
+    }
+
+    /// The spend context of a pass-through request (`call_type` `pass_through_endpoint`, as in
+    /// LiteLLM): who made it, its tags and `spend_logs_metadata` from the `x-litellm-tags` and
+    /// `x-litellm-spend-logs-metadata` headers, the client's address and, when kept, the body it
+    /// sent (bounded). `caller` is `None` on a route without authentication.
+    pub fn pass_through(
+        state: &crate::state::AppState,
+        request_id: &str,
+        http: &actix_web::HttpRequest,
+        caller: Option<&Caller>,
+        requested_model: &str,
+        body: &[u8],
+    ) -> Self {
+        let p = caller.and_then(Caller::principal);
+        let header = |name: &str| http.headers().get(name).and_then(|v| v.to_str().ok());
+        let tags = request_tags(None, None, header("x-litellm-tags"));
+        let store_prompts = state.config.store_prompts_in_spend_logs();
+        let message_logging = state.message_logging;
+        let keep = store_prompts || message_logging == MessageLogging::On;
+        let messages =
+            (keep && !body.is_empty()).then(|| match serde_json::from_slice::<Value>(body) {
+                Ok(v) => bounded_json(&v),
+                Err(_) => {
+                    bounded_text(Value::String(String::from_utf8_lossy(body).into()).to_string())
+                }
+            });
+        Self {
+            request_tags: serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
+            spend_logs_metadata: spend_logs_metadata(None, header("x-litellm-spend-logs-metadata")),
+            requester_ip_address: http.peer_addr().map(|a| a.ip().to_string()),
+            messages,
+            store_prompts,
+            message_logging,
+            response: Mutex::new(None),
+            _in_flight: state
+                .alerting
+                .as_ref()
+                .and_then(|a| a.begin(request_id, requested_model)),
+            kind: None,
+            observers: state.observers.clone(),
+            metrics: state.metrics.clone(),
+            budgets: caller
+                .map(crate::observability::metrics::BudgetsAtStart::of)
+                .unwrap_or_default(),
+            user_email: p
+                .and_then(|p| p.user.as_ref())
+                .and_then(|u| u.alias.clone()),
+            requested_model: requested_model.to_string(),
+            team_alias: p
+                .and_then(|p| p.team.as_ref())
+                .and_then(|t| t.alias.clone()),
+            tracker: state.spend.clone(),
+            ledger: state.ledger.clone(),
+            request_id: request_id.to_string(),
+            call_type: PASS_THROUGH_CALL_TYPE,
+            api_key: p.map(|p| p.key.token.clone()).unwrap_or_default(),
+            user_id: p.and_then(|p| p.key.user_id.clone()),
+            team_id: p.and_then(|p| p.key.team_id.clone()),
+            organization_id: p.and_then(|p| p.key.organization_id.clone()),
+            end_user: None,
             key_alias: p.and_then(|p| p.key.key_alias.clone()),
             start_time: crate::time::now_ms(),
             reservation: Mutex::new(None),
@@ -755,7 +826,10 @@ impl SpendContext {
         if chunks.is_empty() || !self.keeps_response() {
             return;
         }
-        if let Some(done) = crate::caching::replay::assemble(self.kind, chunks) {
+        let Some(kind) = self.kind else {
+            return;
+        };
+        if let Some(done) = crate::caching::replay::assemble(kind, chunks) {
             self.keep_response(&done.body);
         }
     }

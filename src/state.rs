@@ -66,6 +66,8 @@ pub struct AppState {
     pub alerting: Option<Arc<crate::observability::alerting::Alerting>>,
     /// The live tail `GET /logs/stream` reads (see `src/observability/tail.rs`).
     pub log_tail: crate::observability::tail::LogTail,
+    /// `general_settings.pass_through_endpoints`, checked at start (see `src/passthrough/`).
+    pub pass_through: Arc<crate::passthrough::endpoints::Endpoints>,
 }
 
 impl AppState {

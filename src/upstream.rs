@@ -93,8 +93,28 @@ pub async fn send(
     key: Option<&Secret>,
     trust: Option<&Trust>,
 ) -> Result<UpstreamResponse, GatewayError> {
+    send_with(
+        awc::http::Method::POST,
+        prepared,
+        head_timeout,
+        model,
+        key,
+        trust,
+    )
+    .await
+}
+
+/// [`send`] with any method (pass-through routes relay the client's).
+pub async fn send_with(
+    method: awc::http::Method,
+    prepared: PreparedRequest,
+    head_timeout: Duration,
+    model: &str,
+    key: Option<&Secret>,
+    trust: Option<&Trust>,
+) -> Result<UpstreamResponse, GatewayError> {
     let request = with_client(trust, |c| {
-        let mut r = c.post(&prepared.url).timeout(head_timeout);
+        let mut r = c.request(method, &prepared.url).timeout(head_timeout);
         for (k, v) in &prepared.headers {
             r = r.insert_header((k.as_ref(), v.as_str()));
         }

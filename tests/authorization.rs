@@ -487,6 +487,44 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
                 json!({"model": "mock-gpt", "prompt": "hello world"}),
                 ROLES,
             ),
+            // pass-through routes: any key (the other providers' routes refuse `mock-gpt`,
+            // an OpenAI model group, with a 400 before anything is sent)
+            row(
+                "POST",
+                "/openai/v1/chat/completions",
+                json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}),
+                ROLES,
+            ),
+            row(
+                "POST",
+                "/anthropic/v1/messages",
+                json!({"model": "mock-gpt", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}),
+                ROLES,
+            ),
+            row(
+                "POST",
+                "/gemini/v1beta/models/mock-gpt:generateContent",
+                json!({"contents": []}),
+                ROLES,
+            ),
+            row(
+                "POST",
+                "/vertex_ai/v1/projects/p/locations/us-central1/publishers/google/models/mock-gpt:generateContent",
+                json!({"contents": []}),
+                ROLES,
+            ),
+            row(
+                "POST",
+                "/bedrock/model/mock-gpt/converse",
+                json!({"messages": []}),
+                ROLES,
+            ),
+            row(
+                "POST",
+                "/cohere/v2/chat",
+                json!({"model": "mock-gpt", "messages": []}),
+                ROLES,
+            ),
             // the response cache
             row("GET", "/cache/ping", json!({}), ADMIN),
             row("GET", "/cache/redis/info", json!({}), ADMIN),
@@ -519,7 +557,7 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 73);
+    assert_eq!(checked, ROLES.len() * 79);
 }
 
 /// How a UI-route row authenticates: the role's session cookie with or without its CSRF token,

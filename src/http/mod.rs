@@ -18,6 +18,7 @@ mod messages;
 mod metrics;
 mod models;
 mod organizations;
+mod passthrough;
 pub mod routes;
 mod teams;
 mod ui;
@@ -29,30 +30,62 @@ use futures_util::StreamExt;
 
 use crate::error::GatewayError;
 
-/// Every route the gateway serves, each with the callers it admits ([`routes::Access`]).
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Every route the gateway serves, each with the callers it admits ([`routes::Access`]): the
+/// built-in routes, then the pass-through routes (the providers' and the configured
+/// `pass_through_endpoints`), which therefore never take a path a built-in route serves.
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    pass_through: &crate::passthrough::endpoints::Endpoints,
+) {
     let mut r = routes::Routes::new(cfg);
-    llm::configure(&mut r);
-    messages::configure(&mut r);
-    models::configure(&mut r);
-    utils::configure(&mut r);
-    health::configure(&mut r);
-    metrics::configure(&mut r);
-    db_models::configure(&mut r);
-    config_update::configure(&mut r);
-    keys::configure(&mut r);
-    spend::configure(&mut r);
-    users::configure(&mut r);
-    teams::configure(&mut r);
-    organizations::configure(&mut r);
-    customers::configure(&mut r);
-    budgets::configure(&mut r);
-    cache::configure(&mut r);
-    logs::configure(&mut r);
+    builtin(&mut r);
+    passthrough::configure(&mut r, pass_through);
     r.finish();
     // The admin UI: its page, files, sign-in and session (no key; not in the route table).
     ui::configure(cfg);
     cfg.default_service(web::to(not_found));
+}
+
+/// Whether a built-in route (or the admin UI) serves `path`, for any method: configured
+/// pass-through paths may not shadow one.
+pub fn is_builtin_path(path: &str) -> bool {
+    static BUILTIN: std::sync::OnceLock<Vec<actix_web::dev::ResourceDef>> =
+        std::sync::OnceLock::new();
+    let defs = BUILTIN.get_or_init(|| {
+        let mut list = Vec::new();
+        let _ = actix_web::App::new().configure(|cfg| {
+            let mut r = routes::Routes::new(cfg);
+            builtin(&mut r);
+            passthrough::configure(&mut r, &crate::passthrough::endpoints::Endpoints::default());
+            list = r.paths();
+        });
+        list.extend(["/routes", "/", "/login", "/ui"].map(String::from));
+        list.push("/ui/{rest:.*}".to_string());
+        list.iter()
+            .map(|p| actix_web::dev::ResourceDef::new(p.as_str()))
+            .collect()
+    });
+    defs.iter().any(|d| d.is_match(path))
+}
+
+fn builtin(r: &mut routes::Routes) {
+    llm::configure(r);
+    messages::configure(r);
+    models::configure(r);
+    utils::configure(r);
+    health::configure(r);
+    metrics::configure(r);
+    db_models::configure(r);
+    config_update::configure(r);
+    keys::configure(r);
+    spend::configure(r);
+    users::configure(r);
+    teams::configure(r);
+    organizations::configure(r);
+    customers::configure(r);
+    budgets::configure(r);
+    cache::configure(r);
+    logs::configure(r);
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {

@@ -315,6 +315,11 @@ impl<'a> Routes<'a> {
         self.add(Method::DELETE, path, access, handler)
     }
 
+    /// The path patterns registered so far.
+    pub fn paths(&self) -> Vec<String> {
+        self.list.iter().map(|r| r.path.clone()).collect()
+    }
+
     /// Register `GET /routes` (itself included) and hand back the whole table.
     pub fn finish(mut self) -> Vec<RouteInfo> {
         self.list.push(RouteInfo {

@@ -74,16 +74,7 @@ impl ProviderAdapter for VertexAdapter {
                 "vertex_ai/{model}: only Google's own models (publishers/google: Gemini, text embeddings) are supported by this gateway's Vertex AI adapter; partner models and custom endpoints are not"
             )));
         }
-        let account = account_for(deployment)?;
-        let project = setting(deployment, &["vertex_project", "vertex_ai_project"])
-            .or_else(|| env(&["VERTEXAI_PROJECT", "VERTEX_PROJECT"]))
-            .or_else(|| account.as_ref().and_then(|a| a.project_id.clone()))
-            .ok_or_else(|| GatewayError::DeploymentMisconfigured {
-                message: format!(
-                    "Deployment of model '{}' cannot be called: set litellm_params.vertex_project (or VERTEXAI_PROJECT)",
-                    deployment.model_name
-                ),
-            })?;
+        let project = project(deployment)?;
         let location = location(deployment);
         let (method, body) = match req.kind {
             CallKind::Chat => (
@@ -182,6 +173,21 @@ fn env(names: &[&str]) -> Option<String> {
     names
         .iter()
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// The Google Cloud project a deployment is called in: `vertex_project`, else
+/// `VERTEXAI_PROJECT`, else its service account's project.
+pub fn project(deployment: &Deployment) -> Result<String, GatewayError> {
+    let account = account_for(deployment)?;
+    setting(deployment, &["vertex_project", "vertex_ai_project"])
+        .or_else(|| env(&["VERTEXAI_PROJECT", "VERTEX_PROJECT"]))
+        .or_else(|| account.as_ref().and_then(|a| a.project_id.clone()))
+        .ok_or_else(|| GatewayError::DeploymentMisconfigured {
+            message: format!(
+                "Deployment of model '{}' cannot be called: set litellm_params.vertex_project (or VERTEXAI_PROJECT)",
+                deployment.model_name
+            ),
+        })
 }
 
 /// The Vertex AI location a deployment is called in.

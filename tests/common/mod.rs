@@ -73,6 +73,23 @@ pub fn spawn(args: &[&str], envs: &[(&str, &str)], dir: &std::path::Path) -> Res
         "LITELLM_CONFIG_BUCKET_NAME",
         "LITELLM_CONFIG_BUCKET_TYPE",
         "LITELLM_CONFIG_BUCKET_OBJECT_KEY",
+        // Provider credentials too (the pass-through routes fall back to them): a test never
+        // reaches a real provider with the credentials of the machine it runs on.
+        "OPENAI_API_KEY",
+        "OPENAI_API_BASE",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_API_BASE",
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "COHERE_API_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_BEARER_TOKEN_BEDROCK",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "VERTEXAI_CREDENTIALS",
+        // Redis for shared limits comes from the environment too: tests set it explicitly.
         "REDIS_URL",
         "REDIS_HOST",
         "REDIS_PORT",

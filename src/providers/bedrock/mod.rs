@@ -137,7 +137,7 @@ pub fn endpoint(deployment: &Deployment, target: &Target) -> String {
 
 /// Whether this deployment authenticates with a Bedrock API key rather than SigV4: an explicit
 /// `api_key` wins, explicit `aws_access_key_id` comes next, then `AWS_BEARER_TOKEN_BEDROCK`.
-fn uses_api_key(deployment: &Deployment, target: &Target) -> bool {
+pub fn uses_api_key(deployment: &Deployment, target: &Target) -> bool {
     let p = &deployment.provider_params;
     p.str("api_key").is_some() || (p.str("aws_access_key_id").is_none() && target.api_key.is_some())
 }
@@ -201,6 +201,17 @@ pub fn sign_request(
     region: &str,
     amz_date: &str,
 ) -> Result<(), GatewayError> {
+    sign_request_with("POST", prepared, creds, region, amz_date)
+}
+
+/// [`sign_request`] for a request sent with `method`.
+pub fn sign_request_with(
+    method: &str,
+    prepared: &mut PreparedRequest,
+    creds: &sigv4::Credentials,
+    region: &str,
+    amz_date: &str,
+) -> Result<(), GatewayError> {
     let (_, host, path, query) = sigv4::split_url(&prepared.url).ok_or_else(|| {
         GatewayError::internal(format!("cannot sign a request to {}", prepared.url))
     })?;
@@ -225,7 +236,7 @@ pub fn sign_request(
     let payload_hash = sigv4::sha256_hex(&prepared.body);
     let signature = sigv4::sign(
         &sigv4::Request {
-            method: "POST",
+            method,
             path: &path,
             query: &query,
             headers: &signed,
