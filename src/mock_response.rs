@@ -45,7 +45,24 @@ pub fn respond(req: &LlmRequest, content: &Value) -> Reply {
         ..openai::Usage::default()
     };
     let model = req.model.as_str();
+    let mut content_type = None;
     let body = match (req.kind, req.stream) {
+        (CallKind::Transcription | CallKind::Translation, _) => {
+            // The text as the transcript, in the format asked for.
+            match req.body.get("response_format").and_then(Value::as_str) {
+                Some(format @ ("text" | "srt" | "vtt")) => {
+                    content_type = Some(crate::audio::text_content_type(format).to_string());
+                    Bytes::from(text.into_owned())
+                }
+                _ => encode(&serde_json::json!({"text": text})),
+            }
+        }
+        (CallKind::Speech, _) => {
+            // The text's bytes as the "audio".
+            content_type = Some("audio/mpeg".to_string());
+            Bytes::from(text.into_owned())
+        }
+        (CallKind::Rerank, _) => encode(&crate::rerank::canned(req)),
         (CallKind::Embedding, _) => encode(&openai::EmbeddingList::new(
             model,
             [openai::EmbeddingVector::Float32(vec![0.0; 3])],
@@ -118,6 +135,7 @@ pub fn respond(req: &LlmRequest, content: &Value) -> Reply {
         body,
         usage: Usage::default(),
         id: None,
+        content_type,
     })
 }
 
