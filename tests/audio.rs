@@ -445,3 +445,21 @@ async fn bad_input_and_providers_without_audio_are_refused_with_the_openai_envel
         "nothing reached the provider"
     );
 }
+
+#[actix_rt::test]
+async fn health_probes_transcribe_a_short_silence_and_speak_a_short_text() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+    // whisper-1 and tts-1 are `audio_transcription` and `audio_speech` in the price table.
+    for (model, route) in [
+        ("whisper", "/v1/audio/transcriptions"),
+        ("tts", "/v1/audio/speech"),
+    ] {
+        let (status, _, body) =
+            get(&gw.url(&format!("/health?model={model}")), Some(MASTER_KEY)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["healthy_count"], 1, "{model}: {body}");
+        assert_eq!(body["unhealthy_count"], 0, "{model}: {body}");
+        assert_eq!(mock.last_request().await["path"], route);
+    }
+}

@@ -252,3 +252,20 @@ async fn bad_input_and_providers_without_rerank_are_refused_with_the_openai_enve
         "nothing reached the provider"
     );
 }
+
+#[actix_rt::test]
+async fn health_probes_rerank_one_document() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+    // rerank-v3.5 is a `rerank` model in the price table; the compatible one says so itself.
+    for (model, route) in [
+        ("cohere-rerank", "/v2/rerank"),
+        ("compat-rerank", "/v1/rerank"),
+    ] {
+        let (status, _, body) =
+            get(&gw.url(&format!("/health?model={model}")), Some(MASTER_KEY)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["healthy_count"], 1, "{model}: {body}");
+        assert_eq!(mock.last_request().await["path"], route);
+    }
+}
