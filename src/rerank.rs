@@ -7,6 +7,8 @@
 //! does not return documents: they are filled in from the request when `return_documents` is set.
 //! OpenAI-compatible bases (Jina's `/v1/rerank` among them) take the Cohere body as it is; Jina
 //! answers `usage.total_tokens` instead of search units, kept as `meta.tokens.input_tokens`.
+//! Bedrock's agent runtime (`POST /rerank`) takes the query and inline text sources with the
+//! model's ARN, and answers `relevanceScore`s.
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -76,7 +78,39 @@ pub fn cohere_v2_body(model: &str, body: &Map<String, Value>) -> Map<String, Val
     out
 }
 
-/// A provider's rerank answer (Cohere v1/v2, Jina, any Cohere-compatible server) in Cohere's
+/// Bedrock's agent-runtime Rerank body: the query, the documents as inline text sources, and
+/// `numberOfResults` (`top_n`, else every document) for the model `model_arn`.
+pub fn bedrock_body(model_arn: &str, body: &Map<String, Value>) -> Map<String, Value> {
+    let texts = document_texts(body);
+    let results = body
+        .get("top_n")
+        .and_then(Value::as_u64)
+        .unwrap_or(texts.len() as u64)
+        .min(texts.len() as u64);
+    let sources: Vec<Value> = texts
+        .iter()
+        .map(|text| {
+            json!({"type": "INLINE", "inlineDocumentSource": {"type": "TEXT", "textDocument": {"text": text}}})
+        })
+        .collect();
+    let out = json!({
+        "queries": [{"type": "TEXT", "textQuery": {"text": body.get("query").cloned().unwrap_or(Value::Null)}}],
+        "sources": sources,
+        "rerankingConfiguration": {
+            "type": "BEDROCK_RERANKING_MODEL",
+            "bedrockRerankingConfiguration": {
+                "numberOfResults": results,
+                "modelConfiguration": {"modelArn": model_arn},
+            },
+        },
+    });
+    match out {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// A provider's rerank answer (Cohere v1/v2, Jina, Bedrock, any Cohere-compatible server) in Cohere's
 /// shape: results sorted by score and cut to `top_n`, documents as `{text}` (or the request's own
 /// object) when `return_documents` is set, search units (the provider's, else one per 100
 /// documents) and the provider's token count, which is also the usage.
@@ -106,7 +140,7 @@ pub fn normalize(req: &LlmRequest, body: &[u8]) -> Result<TranslatedResponse, Ga
         item.insert("relevance_score".into(), json!(score));
         if return_documents {
             let document = match r.get("document") {
-                Some(Value::Object(d)) => Some(Value::Object(d.clone())),
+                Some(Value::Object(d)) if d.contains_key("text") => Some(Value::Object(d.clone())),
                 Some(Value::String(s)) => Some(json!({"text": s})),
                 _ => asked
                     .and_then(|docs| docs.get(index as usize))
@@ -258,5 +292,22 @@ mod tests {
         assert_eq!(v["id"], "abc");
         assert_eq!(v["meta"]["billed_units"]["search_units"], 3);
         assert!(normalize(&req, b"{}").is_err());
+        // Bedrock: camel-case scores, documents as typed sources (the request's text is used).
+        let bedrock = br#"{"results":[{"index":2,"relevanceScore":0.8,"document":{"type":"TEXT","textDocument":{"text":"c"}}}]}"#;
+        let v: Value =
+            serde_json::from_slice(&normalize(&req, bedrock).expect("ok").body).expect("json");
+        assert_eq!(
+            v["results"],
+            json!([{"index": 2, "relevance_score": 0.8, "document": {"text": "c"}}])
+        );
+        let body = bedrock_body("arn:m", &req.body);
+        assert_eq!(
+            body["rerankingConfiguration"]["bedrockRerankingConfiguration"]["numberOfResults"],
+            2
+        );
+        assert_eq!(
+            body["sources"][0]["inlineDocumentSource"]["textDocument"]["text"],
+            "a"
+        );
     }
 }

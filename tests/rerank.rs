@@ -1,6 +1,6 @@
 //! `/rerank`, `/v1/rerank` and `/v2/rerank` in Cohere's shape through the whole pipeline against
-//! the mock provider: Cohere natively (`/v2/rerank`), Jina (`/v1/rerank`) and an OpenAI-compatible
-//! base with `mode: rerank`, each answered in Cohere's shape; key model access, retries and
+//! the mock provider: Cohere natively (`/v2/rerank`), Jina (`/v1/rerank`), an OpenAI-compatible
+//! base with `mode: rerank` and Bedrock's agent runtime (SigV4), each answered in Cohere's shape; key model access, retries and
 //! fallbacks, spend-log rows with `call_type: arerank` and the cost per search unit (or per token
 //! for Jina), and the OpenAI error envelope for bad input and providers without rerank.
 
@@ -22,7 +22,7 @@ fn config(mock: &Mock) -> String {
   - model_name: rerank-broken
     litellm_params: {{model: cohere/mock-fail-500, api_base: {base}, api_key: sk-x}}
   - model_name: bedrock-rerank
-    litellm_params: {{model: bedrock/amazon.rerank-v1:0, aws_region_name: us-west-2, aws_access_key_id: AKIAEXAMPLE, aws_secret_access_key: secret, api_base: {base}}}
+    litellm_params: {{model: bedrock/amazon.rerank-v1:0, aws_region_name: us-west-2, aws_access_key_id: AKIAEXAMPLE, aws_secret_access_key: secret, api_base: {root}}}
   - model_name: claude
     litellm_params: {{model: anthropic/claude-3-5-haiku-latest, api_base: {base}, api_key: sk-x}}
 router_settings:
@@ -32,7 +32,8 @@ general_settings:
   master_key: {MASTER_KEY}
   proxy_batch_write_at: 0.2
 "#,
-        base = mock.api_base()
+        base = mock.api_base(),
+        root = mock.api_base().trim_end_matches("/v1"),
     )
 }
 
@@ -168,6 +169,57 @@ async fn jina_and_openai_compatible_bases_answer_in_cohere_shape() {
 }
 
 #[actix_rt::test]
+async fn bedrock_reranks_through_the_agent_runtime_signed() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+    let (status, headers, out) = post(
+        &gw.url("/v1/rerank"),
+        Some(MASTER_KEY),
+        &body("bedrock-rerank"),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    let results = out["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{out}");
+    assert_eq!(results[0]["index"], 1, "{out}");
+    assert!(
+        results[0]["relevance_score"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
+    assert_eq!(
+        results[0]["document"],
+        json!({"text": "Paris is the capital of France."})
+    );
+    assert_eq!(out["meta"]["billed_units"]["search_units"], 1);
+    // amazon.rerank-v1:0: $0.001 a query.
+    assert!((cost(&headers) - 0.001).abs() < 1e-12);
+    let row = spend_row(&gw, &header(&headers, "x-litellm-call-id")).await;
+    assert_eq!(row["call_type"], "arerank", "{row}");
+    let sent = mock.last_request().await;
+    assert_eq!(sent["path"], "/rerank");
+    assert_eq!(
+        sent["body"]["queries"],
+        json!([{"type": "TEXT", "textQuery": {"text": "What is the capital of France?"}}])
+    );
+    assert_eq!(
+        sent["body"]["sources"][1],
+        json!({"type": "INLINE", "inlineDocumentSource": {"type": "TEXT", "textDocument": {"text": "Paris is the capital of France."}}})
+    );
+    assert_eq!(
+        sent["body"]["rerankingConfiguration"],
+        json!({"type": "BEDROCK_RERANKING_MODEL", "bedrockRerankingConfiguration": {
+            "numberOfResults": 2,
+            "modelConfiguration": {"modelArn": "arn:aws:bedrock:us-west-2::foundation-model/amazon.rerank-v1:0"}}})
+    );
+    let auth = sent["headers"]["authorization"].as_str().expect("signed");
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/")
+            && auth.contains("/us-west-2/bedrock/aws4_request"),
+        "{auth}"
+    );
+}
+
+#[actix_rt::test]
 async fn key_model_access_and_fallbacks_apply() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start(&config(&mock), &[], &[]);
@@ -236,7 +288,7 @@ async fn bad_input_and_providers_without_rerank_are_refused_with_the_openai_enve
         assert_envelope(&out);
         assert_eq!(out["error"]["param"], param, "{out}");
     }
-    for (model, provider) in [("claude", "anthropic"), ("bedrock-rerank", "bedrock")] {
+    for (model, provider) in [("claude", "anthropic")] {
         let (status, _, out) = post(&gw.url("/rerank"), Some(MASTER_KEY), &body(model)).await;
         assert_eq!(status, 400, "{model}: {out}");
         assert_envelope(&out);
