@@ -369,4 +369,45 @@ mod tests {
         assert_eq!(events.len(), 200_000 + 2);
         assert!(polls > 100, "{polls} polls");
     }
+
+    #[test]
+    fn canned_transcripts_speech_and_rerank_have_their_shapes() {
+        let parse = |kind, body: Value| {
+            LlmRequest::parse(kind, body.to_string().as_bytes(), None).expect("valid")
+        };
+        let complete = |reply: Reply| match reply {
+            Reply::Complete(c) => c,
+            _ => panic!("a complete reply"),
+        };
+        let text = Value::String("hello there".into());
+        let req = parse(CallKind::Transcription, serde_json::json!({"model": "w"}));
+        let c = complete(respond(&req, &text));
+        assert_eq!(&c.body[..], br#"{"text":"hello there"}"#);
+        assert_eq!(c.content_type, None);
+        let req = parse(
+            CallKind::Translation,
+            serde_json::json!({"model": "w", "response_format": "srt"}),
+        );
+        let c = complete(respond(&req, &text));
+        assert_eq!(&c.body[..], b"hello there");
+        assert_eq!(c.content_type.as_deref(), Some("text/plain; charset=utf-8"));
+        let req = parse(
+            CallKind::Speech,
+            serde_json::json!({"model": "t", "input": "x", "voice": "alloy"}),
+        );
+        assert_eq!(
+            complete(respond(&req, &text)).content_type.as_deref(),
+            Some("audio/mpeg")
+        );
+        let req = parse(
+            CallKind::Rerank,
+            serde_json::json!({"model": "r", "query": "q", "documents": ["a", "b"], "top_n": 1}),
+        );
+        let v: Value = serde_json::from_slice(&complete(respond(&req, &text)).body).expect("json");
+        assert_eq!(
+            v["results"],
+            serde_json::json!([{"index": 0, "relevance_score": 1.0}])
+        );
+        assert_eq!(v["meta"]["billed_units"]["search_units"], 1);
+    }
 }
