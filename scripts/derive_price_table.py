@@ -31,6 +31,8 @@ FIELDS = [
     "output_cost_per_pixel",
     "input_cost_per_image_token",
     "output_cost_per_image_token",
+    "input_cost_per_character",
+    "input_cost_per_query",
     "supports_function_calling",
     "supports_vision",
     "supports_response_schema",

@@ -176,6 +176,8 @@ pub static KEYS: &[Key] = &[
     acts(LitellmParams, "input_cost_per_image", "custom price per image (image generation and edits)"),
     acts(LitellmParams, "output_cost_per_image", "custom price per image (image generation and edits)"),
     acts(LitellmParams, "input_cost_per_pixel", "custom price per pixel of each image (image generation and edits)"),
+    acts(LitellmParams, "input_cost_per_character", "custom price per character of input (text to speech)"),
+    acts(LitellmParams, "input_cost_per_query", "custom price per search unit (rerank)"),
     acts(LitellmParams, "extra_headers", "headers sent upstream"),
     acts(LitellmParams, "headers", "as `extra_headers`"),
     acts(LitellmParams, "drop_params", "drop parameters the provider does not support"),

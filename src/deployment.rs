@@ -644,6 +644,16 @@ impl Deployment {
         providers::retired(t.spec, &t.model)
     }
 
+    /// The cost of a call priced per unit (audio seconds, characters, search units) on this
+    /// deployment: `model_info.base_model`, else the provider's model, in the table, this
+    /// deployment's own prices first ([`crate::pricing::unit_cost`]).
+    pub fn unit_cost(&self, target: &Target, units: crate::pricing::Units) -> f64 {
+        let base_model = self.model_info.get("base_model").and_then(Value::as_str);
+        let entry =
+            crate::pricing::lookup(Some(target.spec.name), base_model.unwrap_or(&target.model));
+        crate::pricing::unit_cost(entry, &self.custom_prices, units)
+    }
+
     pub fn is_wildcard(&self) -> bool {
         self.litellm_model.ends_with('*')
     }
@@ -733,6 +743,9 @@ impl Deployment {
             Some("completion") => CallKind::Completion,
             Some("image_generation") => CallKind::ImageGeneration,
             Some("moderation") => CallKind::Moderation,
+            Some("audio_transcription") => CallKind::Transcription,
+            Some("audio_speech") => CallKind::Speech,
+            Some("rerank") => CallKind::Rerank,
             _ => CallKind::Chat,
         }
     }
@@ -805,9 +818,23 @@ impl Deployment {
             CallKind::ImageGeneration | CallKind::ImageEdit => {
                 json!({"model": model, "prompt": "health check", "n": 1})
             }
+            // A tenth of a second of silence to transcribe; a short text to speak.
+            CallKind::Transcription | CallKind::Translation => json!({"model": model}),
+            CallKind::Speech => json!({"model": model, "input": "health check", "voice": "alloy"}),
+            CallKind::Rerank => {
+                json!({"model": model, "query": "health check", "documents": ["health check"]})
+            }
         };
-        let req = LlmRequest::parse(kind, body.to_string().as_bytes(), None)
+        let mut req = LlmRequest::parse(kind, body.to_string().as_bytes(), None)
             .map_err(|e| e.to_string())?;
+        if kind.is_audio_input() {
+            req.uploads.push(crate::llm::Upload {
+                field: "file".into(),
+                filename: Some("health_check.wav".into()),
+                content_type: Some("audio/wav".into()),
+                data: crate::audio::silence_wav(0.1).into(),
+            });
+        }
         Ok((req, model))
     }
 }

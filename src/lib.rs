@@ -15,6 +15,7 @@
 //!   `tollgate-mock` crate (`mock/`), and the wire code it shares with the gateway (event-stream
 //!   framing, SigV4, [`time`]) is the `tollgate-wire` crate (`wire/`).
 
+pub mod audio;
 pub mod auth;
 pub mod caching;
 pub mod catalog;
@@ -45,6 +46,7 @@ pub mod pricing;
 pub mod providers;
 pub mod region;
 pub mod render;
+pub mod rerank;
 pub mod routing;
 pub mod runtime_settings;
 pub mod secret;

@@ -21,6 +21,14 @@ pub enum CallKind {
     ImageEdit,
     /// `/moderations`.
     Moderation,
+    /// `/audio/transcriptions` (multipart: the audio file rides in [`LlmRequest::uploads`]).
+    Transcription,
+    /// `/audio/translations` (multipart, as transcriptions).
+    Translation,
+    /// `/audio/speech` (JSON in, binary audio out, relayed as it arrives).
+    Speech,
+    /// `/rerank` (Cohere's request and response shape).
+    Rerank,
 }
 
 impl CallKind {
@@ -33,6 +41,24 @@ impl CallKind {
             CallKind::ImageGeneration => "/images/generations",
             CallKind::ImageEdit => "/images/edits",
             CallKind::Moderation => "/moderations",
+            CallKind::Transcription => "/audio/transcriptions",
+            CallKind::Translation => "/audio/translations",
+            CallKind::Speech => "/audio/speech",
+            CallKind::Rerank => "/rerank",
+        }
+    }
+
+    /// Whether the operation takes an audio file (`/audio/transcriptions`, `/audio/translations`).
+    pub fn is_audio_input(self) -> bool {
+        matches!(self, CallKind::Transcription | CallKind::Translation)
+    }
+
+    /// Whether the request body is a `multipart/form-data` form, and the file field it needs.
+    pub fn form_file(self) -> Option<&'static [&'static str]> {
+        match self {
+            CallKind::ImageEdit => Some(&["image", "image[]"]),
+            CallKind::Transcription | CallKind::Translation => Some(&["file"]),
+            _ => None,
         }
     }
 
@@ -50,6 +76,10 @@ impl CallKind {
             CallKind::ImageGeneration => "image generation",
             CallKind::ImageEdit => "image editing",
             CallKind::Moderation => "moderation",
+            CallKind::Transcription => "audio transcription",
+            CallKind::Translation => "audio translation",
+            CallKind::Speech => "text to speech",
+            CallKind::Rerank => "rerank",
         }
     }
 
@@ -61,6 +91,10 @@ impl CallKind {
             CallKind::ImageGeneration => "image_generation",
             CallKind::ImageEdit => "image_edit",
             CallKind::Moderation => "moderation",
+            CallKind::Transcription => "transcription",
+            CallKind::Translation => "translation",
+            CallKind::Speech => "speech",
+            CallKind::Rerank => "rerank",
         }
     }
 }
@@ -121,7 +155,8 @@ pub struct LlmRequest {
     pub client_wants_usage: bool,
     /// The body to forward, minus gateway-only and credential fields.
     pub body: Map<String, Value>,
-    /// The files of a multipart request (`/images/edits`: `image`, `image[]`, `mask`), in the order
+    /// The files of a multipart request (`/images/edits`: `image`, `image[]`, `mask`;
+    /// `/audio/transcriptions` and `/audio/translations`: `file`), in the order
     /// they arrived; empty for JSON requests. Cheap to clone (the bytes are shared).
     pub uploads: Vec<Upload>,
     pub gateway: GatewayParams,
@@ -130,7 +165,7 @@ pub struct LlmRequest {
 /// One file part of a multipart request, forwarded as it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
-    /// The form field (`image`, `image[]`, `mask`).
+    /// The form field (`image`, `image[]`, `mask`, `file`).
     pub field: String,
     pub filename: Option<String>,
     pub content_type: Option<String>,
@@ -248,6 +283,8 @@ const CONTENT_KEYS: &[&str] = &[
     "prediction",
     "logit_bias",
     "stop",
+    "query",
+    "documents",
 ];
 
 /// Remove every credential/routing field from `map` and from any nested object, except inside the
@@ -464,6 +501,77 @@ fn expect_type(
     }
 }
 
+/// The `response_format` values of `/audio/transcriptions` and `/audio/translations`.
+pub const TRANSCRIPTION_FORMATS: &[&str] = &["json", "text", "srt", "verbose_json", "vtt"];
+
+/// `key`, when present, is one of `allowed`.
+fn one_of(body: &Map<String, Value>, key: &str, allowed: &[&str]) -> Result<(), GatewayError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(v)) if allowed.contains(&v.as_str()) => Ok(()),
+        Some(_) => Err(GatewayError::bad_param(
+            key,
+            format!("'{key}' must be one of {}.", allowed.join(", ")),
+        )),
+    }
+}
+
+/// A Cohere-shaped rerank body: a non-empty `query`, a non-empty `documents` list of strings or
+/// objects, a positive `top_n`, a boolean `return_documents`, `rank_fields` a list of strings.
+fn validate_rerank(body: &Map<String, Value>) -> Result<(), GatewayError> {
+    match body.get("query") {
+        Some(Value::String(q)) if !q.is_empty() => {}
+        None | Some(Value::Null) => {
+            return Err(GatewayError::bad_param(
+                "query",
+                "Missing required parameter: 'query'.",
+            ))
+        }
+        Some(_) => {
+            return Err(GatewayError::bad_param(
+                "query",
+                "'query' must be a non-empty string.",
+            ))
+        }
+    }
+    let documents_ok = body.get("documents").is_some_and(|v| {
+        v.as_array().is_some_and(|docs| {
+            !docs.is_empty()
+                && docs.len() <= bounds::MAX_INPUTS
+                && docs.iter().all(|d| d.is_string() || d.is_object())
+        })
+    });
+    if !documents_ok {
+        return Err(GatewayError::bad_param(
+            "documents",
+            "'documents' must be a non-empty list of strings or of objects (such as {\"text\": ...}).",
+        ));
+    }
+    match body.get("top_n") {
+        None | Some(Value::Null) => {}
+        Some(v) if v.as_u64().is_some_and(|n| n >= 1) => {}
+        Some(_) => {
+            return Err(GatewayError::bad_param(
+                "top_n",
+                "'top_n' must be a positive integer.",
+            ))
+        }
+    }
+    expect_type(body, "return_documents", Value::is_boolean, "a boolean")?;
+    expect_type(
+        body,
+        "max_chunks_per_doc",
+        |v| v.is_u64(),
+        "a positive integer",
+    )?;
+    expect_type(
+        body,
+        "rank_fields",
+        |v| v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        "a list of strings",
+    )
+}
+
 impl LlmRequest {
     /// The request as sent to a fallback model group: the model replaced, and for the client-side
     /// `{"model", "messages", …}` form those fields replaced too (never credential fields).
@@ -507,7 +615,7 @@ impl LlmRequest {
         }
         let mut bytes = 0;
         let mut items = 0;
-        for key in ["messages", "prompt", "input", "tools"] {
+        for key in ["messages", "prompt", "input", "tools", "query"] {
             if let Some(v) = self.body.get(key) {
                 bytes += match key {
                     "tools" => v.to_string().len() as u64,
@@ -847,6 +955,37 @@ impl LlmRequest {
                     ));
                 }
             }
+            CallKind::Transcription | CallKind::Translation => {
+                expect_type(body, "language", string, "a string")?;
+                expect_type(body, "prompt", string, "a string")?;
+                one_of(body, "response_format", TRANSCRIPTION_FORMATS)?;
+            }
+            CallKind::Speech => {
+                match body.get("input") {
+                    Some(Value::String(p)) if !p.is_empty() => {}
+                    None | Some(Value::Null) => {
+                        return Err(GatewayError::bad_param(
+                            "input",
+                            "Missing required parameter: 'input'.",
+                        ))
+                    }
+                    Some(_) => {
+                        return Err(GatewayError::bad_param(
+                            "input",
+                            "'input' must be a non-empty string.",
+                        ))
+                    }
+                }
+                if body.get("voice").is_none_or(Value::is_null) {
+                    return Err(GatewayError::bad_param(
+                        "voice",
+                        "Missing required parameter: 'voice'.",
+                    ));
+                }
+                expect_type(body, "speed", number, "a number")?;
+                expect_type(body, "response_format", string, "a string")?;
+            }
+            CallKind::Rerank => validate_rerank(body)?,
         }
         Ok(())
     }

@@ -45,7 +45,24 @@ pub fn respond(req: &LlmRequest, content: &Value) -> Reply {
         ..openai::Usage::default()
     };
     let model = req.model.as_str();
+    let mut content_type = None;
     let body = match (req.kind, req.stream) {
+        (CallKind::Transcription | CallKind::Translation, _) => {
+            // The text as the transcript, in the format asked for.
+            match req.body.get("response_format").and_then(Value::as_str) {
+                Some(format @ ("text" | "srt" | "vtt")) => {
+                    content_type = Some(crate::audio::text_content_type(format).to_string());
+                    Bytes::from(text.into_owned())
+                }
+                _ => encode(&serde_json::json!({"text": text})),
+            }
+        }
+        (CallKind::Speech, _) => {
+            // The text's bytes as the "audio".
+            content_type = Some("audio/mpeg".to_string());
+            Bytes::from(text.into_owned())
+        }
+        (CallKind::Rerank, _) => encode(&crate::rerank::canned(req)),
         (CallKind::Embedding, _) => encode(&openai::EmbeddingList::new(
             model,
             [openai::EmbeddingVector::Float32(vec![0.0; 3])],
@@ -118,6 +135,7 @@ pub fn respond(req: &LlmRequest, content: &Value) -> Reply {
         body,
         usage: Usage::default(),
         id: None,
+        content_type,
     })
 }
 
@@ -350,5 +368,46 @@ mod tests {
         assert!(done);
         assert_eq!(events.len(), 200_000 + 2);
         assert!(polls > 100, "{polls} polls");
+    }
+
+    #[test]
+    fn canned_transcripts_speech_and_rerank_have_their_shapes() {
+        let parse = |kind, body: Value| {
+            LlmRequest::parse(kind, body.to_string().as_bytes(), None).expect("valid")
+        };
+        let complete = |reply: Reply| match reply {
+            Reply::Complete(c) => c,
+            _ => panic!("a complete reply"),
+        };
+        let text = Value::String("hello there".into());
+        let req = parse(CallKind::Transcription, serde_json::json!({"model": "w"}));
+        let c = complete(respond(&req, &text));
+        assert_eq!(&c.body[..], br#"{"text":"hello there"}"#);
+        assert_eq!(c.content_type, None);
+        let req = parse(
+            CallKind::Translation,
+            serde_json::json!({"model": "w", "response_format": "srt"}),
+        );
+        let c = complete(respond(&req, &text));
+        assert_eq!(&c.body[..], b"hello there");
+        assert_eq!(c.content_type.as_deref(), Some("text/plain; charset=utf-8"));
+        let req = parse(
+            CallKind::Speech,
+            serde_json::json!({"model": "t", "input": "x", "voice": "alloy"}),
+        );
+        assert_eq!(
+            complete(respond(&req, &text)).content_type.as_deref(),
+            Some("audio/mpeg")
+        );
+        let req = parse(
+            CallKind::Rerank,
+            serde_json::json!({"model": "r", "query": "q", "documents": ["a", "b"], "top_n": 1}),
+        );
+        let v: Value = serde_json::from_slice(&complete(respond(&req, &text)).body).expect("json");
+        assert_eq!(
+            v["results"],
+            serde_json::json!([{"index": 0, "relevance_score": 1.0}])
+        );
+        assert_eq!(v["meta"]["billed_units"]["search_units"], 1);
     }
 }

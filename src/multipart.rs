@@ -1,4 +1,4 @@
-//! `multipart/form-data` bodies (`/images/edits`): read into the internal model (text fields as a
+//! `multipart/form-data` bodies (`/images/edits`, `/audio/transcriptions`, `/audio/translations`): read into the internal model (text fields as a
 //! JSON object, files as [`Upload`]s) and written again for the provider.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -20,6 +20,7 @@ const TEXT_FIELDS: &[&str] = &[
     "input_fidelity",
     "response_format",
     "mock_response",
+    "language",
 ];
 
 /// Most parts (fields and files) in one form.

@@ -8,7 +8,8 @@
 //! Replies are in the internal model, which is OpenAI-shaped: a complete reply is an OpenAI
 //! `chat.completion` / `text_completion` / embedding list / images / moderation results (its bytes kept as the adapter wrote
 //! them; the fields the gateway reads, usage and id, typed beside them), a stream is OpenAI
-//! `chat.completion.chunk` / `text_completion` chunks.
+//! `chat.completion.chunk` / `text_completion` chunks; a binary reply (speech audio) is the
+//! provider's bytes as they arrive.
 
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use futures_util::Stream;
+use std::future::Future as _;
 
 use crate::error::GatewayError;
 use crate::llm::Usage;
@@ -42,6 +44,8 @@ impl Outcome {
 pub enum Reply {
     Complete(Completion),
     Stream(ChunkStream),
+    /// Bytes relayed as the provider sends them (`/audio/speech`), with their content type.
+    Binary(BinaryReply),
 }
 
 /// A complete response: the OpenAI JSON as the adapter wrote it, with the fields the gateway uses
@@ -50,7 +54,20 @@ pub struct Completion {
     pub body: Bytes,
     pub usage: Usage,
     pub id: Option<String>,
+    /// The body's content type when it is not JSON (a transcription in `text`, `srt` or `vtt`).
+    pub content_type: Option<String>,
 }
+
+/// A provider's byte stream as it arrives (the audio of `/audio/speech`). It ends with the
+/// provider's body, or with an `Err` when the provider's stream broke (the client's connection is
+/// then cut); its accounting runs when it ends or is dropped.
+pub struct BinaryReply {
+    pub content_type: String,
+    pub body: ByteStream,
+}
+
+/// The bytes of a [`BinaryReply`].
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>>>>;
 
 /// A stream of typed chunks. It ends with [`StreamItem::Done`] or [`StreamItem::Error`]; the
 /// stream's accounting runs when it ends, or when it is dropped (the client went away).
@@ -185,5 +202,82 @@ impl Facts {
         for (k, v) in self.provider_headers.iter().chain(&self.limit_headers) {
             headers.insert(k.clone(), v.clone());
         }
+    }
+}
+
+/// A provider's byte stream relayed as it arrives: each piece passed on, the stream cut with an
+/// error when nothing arrives for `idle`, and `on_end` called once with the bytes relayed and how
+/// the stream ended (`None`: it completed; `Some(why)`: it broke, went idle, or the client left).
+pub struct ByteRelay<F: FnOnce(u64, Option<String>)> {
+    inner: ByteStream,
+    idle_timeout: Duration,
+    idle: Pin<Box<actix_web::rt::time::Sleep>>,
+    bytes: u64,
+    on_end: Option<F>,
+}
+
+impl<F: FnOnce(u64, Option<String>)> ByteRelay<F> {
+    pub fn new(inner: ByteStream, idle_timeout: Duration, on_end: F) -> Self {
+        Self {
+            inner,
+            idle_timeout,
+            idle: Box::pin(actix_web::rt::time::sleep(idle_timeout)),
+            bytes: 0,
+            on_end: Some(on_end),
+        }
+    }
+
+    fn finish(&mut self, why: Option<String>) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(self.bytes, why);
+        }
+    }
+}
+
+impl<F: FnOnce(u64, Option<String>) + Unpin> Stream for ByteRelay<F> {
+    type Item = Result<Bytes, String>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.on_end.is_none() {
+            return Poll::Ready(None);
+        }
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => {
+                this.bytes += bytes.len() as u64;
+                let deadline = actix_web::rt::time::Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.finish(Some(e.clone()));
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.finish(None);
+                Poll::Ready(None)
+            }
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    let why = format!(
+                        "the provider sent nothing for {}s",
+                        this.idle_timeout.as_secs_f64()
+                    );
+                    this.finish(Some(why.clone()));
+                    Poll::Ready(Some(Err(why)))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<F: FnOnce(u64, Option<String>)> Drop for ByteRelay<F> {
+    fn drop(&mut self) {
+        self.finish(Some("the client went away".into()));
     }
 }

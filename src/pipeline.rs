@@ -1,5 +1,6 @@
 //! The request pipeline for every LLM call (`/chat/completions`, `/completions`, `/embeddings`,
-//! `/images/generations`, `/images/edits`, `/moderations`, `/v1/messages`), in one place. Handlers extract the HTTP pieces, build the typed request
+//! `/images/generations`, `/images/edits`, `/moderations`, `/audio/transcriptions`,
+//! `/audio/translations`, `/audio/speech`, `/rerank`, `/v1/messages`), in one place. Handlers extract the HTTP pieces, build the typed request
 //! ([`request`]), call [`run`] and render its [`Outcome`].
 //!
 //! ```text
@@ -39,7 +40,7 @@
 //!    answers 408 and drops the upstream connection.
 //! 6. **relay**: a complete body is translated back by the adapter; a stream is read by
 //!    [`SseRelay`] into typed chunks as they arrive, and a stream that breaks ends with an error
-//!    item.
+//!    item; speech audio is relayed byte for byte as it arrives ([`crate::outcome::ByteRelay`]).
 //! 7. **account**: every exit (a canned answer, a simulated failure, a failed attempt, a complete
 //!    response, a stream's end, a request that failed for good) goes through [`account`], which
 //!    states what each does: the deployment's latency and token counters, a failure for its actor
@@ -690,6 +691,19 @@ fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str, prompt_tokens
             .filter(|c| c.is_finite())
             .fold(0.0, f64::max);
     }
+    if let Some(units) = unit_bill(req, None) {
+        // Audio seconds, characters, search units: at the group's highest unit price.
+        return group
+            .deployments
+            .iter()
+            .filter_map(|h| {
+                let d = &h.upstream;
+                let target = d.target_for(&req.model).ok()?;
+                Some(d.unit_cost(&target, units))
+            })
+            .filter(|c| c.is_finite())
+            .fold(0.0, f64::max);
+    }
     let completion_tokens = match req.kind {
         CallKind::Embedding | CallKind::Moderation => 0,
         _ => ["max_completion_tokens", "max_tokens"]
@@ -714,6 +728,43 @@ fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str, prompt_tokens
         .map(|p| p.cost(&usage, Duration::ZERO))
         .filter(|c| c.is_finite())
         .fold(0.0, f64::max)
+}
+
+/// What a call priced per unit consumed: the seconds of audio of a transcription (the answer's
+/// `duration`, else the file's length), the characters of a speech input, the search units (and
+/// provider tokens) of a rerank. `answer` is the translated response, `None` before the call (an
+/// estimate: the file's length, one search unit per 100 documents). `None` for calls priced by
+/// tokens or per image.
+fn unit_bill(req: &LlmRequest, answer: Option<&[u8]>) -> Option<crate::pricing::Units> {
+    use crate::pricing::Units;
+    Some(match req.kind {
+        CallKind::Transcription | CallKind::Translation => Units::AudioSeconds(match answer {
+            Some(answer) => crate::audio::billed_seconds(req, answer),
+            None => req
+                .uploads
+                .iter()
+                .find(|u| u.field == "file")
+                .and_then(|f| crate::audio::file_seconds(&f.data))
+                .unwrap_or(0.0),
+        }),
+        CallKind::Speech => Units::Characters(
+            req.body
+                .get("input")
+                .and_then(Value::as_str)
+                .map_or(0, |s| s.chars().count() as u64),
+        ),
+        CallKind::Rerank => {
+            let (search_units, tokens) = match answer {
+                Some(answer) => crate::rerank::billed(answer),
+                None => crate::rerank::expected_billing(req),
+            };
+            Units::Rerank {
+                search_units,
+                tokens,
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// What an image request asked for (`size`, `quality`, `n`) and, once answered, what it got (the
@@ -1670,6 +1721,8 @@ async fn call_provider(
     // 5. call
     let call_started = Instant::now();
     let head_timeout = if req.stream { stream_timeout } else { timeout };
+    // Speech audio is relayed as it arrives, like a stream (but byte for byte).
+    let relayed = req.stream || req.kind == CallKind::Speech;
     let key = target.api_key.clone();
     let fail = |err: GatewayError, facts: &mut AttemptFacts| {
         facts.upstream_time += call_started.elapsed();
@@ -1714,8 +1767,13 @@ async fn call_provider(
     };
     facts.provider_headers = Some(provider_headers(response.headers()));
     let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(awc::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
 
-    if !(200..300).contains(&status) || !req.stream {
+    if !(200..300).contains(&status) || !relayed {
         let left = timeout.saturating_sub(call_started.elapsed());
         let body = upstream::read_body(&mut response, left, &req.model).await;
         let result = body.and_then(|body| {
@@ -1745,11 +1803,13 @@ async fn call_provider(
             .response_id
             .clone()
             .or_else(|| response_id(&translated.body));
-        // Images are priced per image (or pixel) by what was asked and returned.
-        let priced = req
-            .kind
-            .is_image()
-            .then(|| deployment.image_cost(&target, &image_bill(req, &translated.body, usage)));
+        // Images are priced per image (or pixel) by what was asked and returned; audio and rerank
+        // per second, character or search unit.
+        let priced = if req.kind.is_image() {
+            Some(deployment.image_cost(&target, &image_bill(req, &translated.body, usage)))
+        } else {
+            unit_bill(req, Some(&translated.body)).map(|units| deployment.unit_cost(&target, units))
+        };
         let cost = account(
             acc,
             Exit::Complete {
@@ -1762,10 +1822,13 @@ async fn call_provider(
         facts.response_cost = Some(cost);
         facts.key_spend = call.key_spend(&state.ledger);
         drop(in_flight);
+        // Transcripts keep the provider's content type (`text`, `srt`, `vtt` are not JSON).
+        let content_type = content_type.filter(|_| req.kind.is_audio_input());
         return Ok(Reply::Complete(Completion {
             body: translated.body,
             usage,
             id,
+            content_type,
         }));
     }
 
@@ -1791,6 +1854,34 @@ async fn call_provider(
     let time_to_first_token = call_started.elapsed();
     facts.upstream_time += time_to_first_token;
     let body = futures_util::stream::iter([Ok(first)]).chain(response);
+    if req.kind == CallKind::Speech {
+        // Priced by the characters spoken, known now; accounted when the audio ends.
+        let priced = unit_bill(req, None).map(|units| deployment.unit_cost(&target, units));
+        facts.response_cost = priced;
+        let acc = acc.clone();
+        let model = req.model.clone();
+        let body: crate::outcome::ByteStream =
+            Box::pin(body.map(|item| item.map_err(|e| e.to_string())));
+        let relay = crate::outcome::ByteRelay::new(body, stream_timeout, move |bytes, broke| {
+            let _in_flight = in_flight;
+            if let Some(why) = &broke {
+                tracing::warn!(model, bytes, error = %why, "speech audio ended early");
+            }
+            account(
+                &acc,
+                Exit::Complete {
+                    usage: Usage::default(),
+                    latency: call_started.elapsed(),
+                    response_id: None,
+                    priced,
+                },
+            );
+        });
+        return Ok(Reply::Binary(crate::outcome::BinaryReply {
+            content_type: content_type.unwrap_or_else(|| "audio/mpeg".to_string()),
+            body: Box::pin(relay),
+        }));
+    }
     let body: Pin<Box<dyn Stream<Item = Result<Bytes, String>>>> =
         match adapter.stream_translator(&target, req) {
             Some(translator) => Box::pin(TranslatedStream::new(body, translator)),

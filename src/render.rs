@@ -32,13 +32,33 @@ const BATCH_BYTES: usize = 16 * 1024;
 pub fn openai(outcome: Outcome) -> HttpResponse {
     let mut response = match outcome.result {
         Ok(Reply::Complete(completion)) => HttpResponse::Ok()
-            .content_type("application/json")
+            .content_type(
+                completion
+                    .content_type
+                    .as_deref()
+                    .unwrap_or("application/json"),
+            )
             .body(completion.body),
         Ok(Reply::Stream(stream)) => sse_response().streaming(openai_sse(stream)),
+        Ok(Reply::Binary(binary)) => binary_response(binary),
         Err(err) => err.error_response(),
     };
     outcome.facts.apply(response.headers_mut());
     response
+}
+
+/// A binary reply relayed chunk by chunk as the provider sends it; a provider stream that breaks
+/// cuts the client's connection (a truncated audio file cannot carry an error).
+fn binary_response(binary: crate::outcome::BinaryReply) -> HttpResponse {
+    use futures_util::StreamExt;
+    HttpResponse::Ok()
+        .content_type(binary.content_type)
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(
+            binary
+                .body
+                .map(|item| item.map_err(actix_web::error::ErrorBadGateway)),
+        )
 }
 
 /// Several model groups' answers (LiteLLM's batch completions, `"model": "a,b"`): with
@@ -70,7 +90,7 @@ pub fn openai_batch(batch: crate::pipeline::Batch) -> HttpResponse {
                 }
                 match outcome.result {
                     Ok(Reply::Complete(completion)) => list.extend_from_slice(&completion.body),
-                    Ok(Reply::Stream(_)) => list.extend_from_slice(
+                    Ok(Reply::Stream(_) | Reply::Binary(_)) => list.extend_from_slice(
                         GatewayError::internal("a stream cannot be listed")
                             .body()
                             .to_string()
@@ -101,6 +121,9 @@ pub fn anthropic(outcome: Outcome, model: &str) -> HttpResponse {
                 ))),
             }
         }
+        Ok(Reply::Binary(_)) => anthropic_error(&GatewayError::internal(
+            "a binary reply has no Messages API form",
+        )),
         Ok(Reply::Stream(stream)) => {
             let writer = AnthropicStream::new(model, outcome.facts.prompt_tokens);
             sse_response().streaming(Batched {
@@ -339,6 +362,7 @@ mod tests {
                 body: Bytes::from_static(body.as_bytes()),
                 usage: Usage::default(),
                 id: None,
+                content_type: None,
             })),
         };
         let response = anthropic(outcome, "asked");

@@ -535,8 +535,12 @@ fn request_messages(req: &crate::llm::LlmRequest) -> Option<String> {
     let field = match req.kind {
         CallKind::Chat => "messages",
         CallKind::Completion => "prompt",
-        CallKind::Embedding | CallKind::Moderation => "input",
-        CallKind::ImageGeneration | CallKind::ImageEdit => "prompt",
+        CallKind::Embedding | CallKind::Moderation | CallKind::Speech => "input",
+        CallKind::ImageGeneration
+        | CallKind::ImageEdit
+        | CallKind::Transcription
+        | CallKind::Translation => "prompt",
+        CallKind::Rerank => "query",
     };
     req.body.get(field).map(bounded_json)
 }
@@ -553,6 +557,10 @@ pub fn call_type(kind: CallKind) -> &'static str {
         CallKind::ImageGeneration => "aimage_generation",
         CallKind::ImageEdit => "aimage_edit",
         CallKind::Moderation => "amoderation",
+        // LiteLLM has no call type of its own for translations: they are transcriptions.
+        CallKind::Transcription | CallKind::Translation => "atranscription",
+        CallKind::Speech => "aspeech",
+        CallKind::Rerank => "arerank",
     }
 }
 

@@ -525,6 +525,29 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
                 json!({"model": "mock-gpt", "messages": []}),
                 ROLES,
             ),
+            // audio and rerank calls: any key (bodies the parser refuses, so no model is
+            // called: a JSON body where a form is expected, missing fields)
+            row(
+                "POST",
+                "/v1/audio/transcriptions",
+                json!({"model": "mock-gpt"}),
+                ROLES,
+            ),
+            row(
+                "POST",
+                "/audio/translations",
+                json!({"model": "mock-gpt"}),
+                ROLES,
+            ),
+            row(
+                "POST",
+                "/v1/audio/speech",
+                json!({"model": "mock-gpt"}),
+                ROLES,
+            ),
+            row("POST", "/rerank", json!({"model": "mock-gpt"}), ROLES),
+            row("POST", "/v1/rerank", json!({"model": "mock-gpt"}), ROLES),
+            row("POST", "/v2/rerank", json!({"model": "mock-gpt"}), ROLES),
             // the response cache
             row("GET", "/cache/ping", json!({}), ADMIN),
             row("GET", "/cache/redis/info", json!({}), ADMIN),
@@ -557,7 +580,7 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 79);
+    assert_eq!(checked, ROLES.len() * 85);
 }
 
 /// How a UI-route row authenticates: the role's session cookie with or without its CSRF token,

@@ -60,7 +60,12 @@ pub(crate) async fn edits(
     handle_parsed(Endpoint::ImageEdits, &req, &body, parsed, &state).await
 }
 
-async fn read_form(req: &HttpRequest, body: Bytes) -> Result<Map<String, Value>, ApiError> {
+/// A form's text fields, its files described under `_files` (`field:filename:type:length:hash`),
+/// and the length in seconds of a WAV `file` part under `_seconds`.
+pub(crate) async fn read_form(
+    req: &HttpRequest,
+    body: Bytes,
+) -> Result<Map<String, Value>, ApiError> {
     let invalid = |message: String| ApiError::invalid_request(message, None, None);
     let stream =
         futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
@@ -80,6 +85,11 @@ async fn read_form(req: &HttpRequest, body: Bytes) -> Result<Map<String, Value>,
             data.extend_from_slice(
                 &chunk.map_err(|e| invalid(format!("Invalid multipart body: {e}")))?,
             );
+        }
+        if name == "file" {
+            if let Some(seconds) = crate::audio::wav_seconds(&data) {
+                fields.insert("_seconds".to_owned(), Value::from(seconds));
+            }
         }
         match filename {
             Some(filename) => files.push(Value::String(format!(

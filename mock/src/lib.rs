@@ -42,6 +42,7 @@ use futures_util::stream::{self, Stream, StreamExt as _};
 use serde_json::{json, Map, Value};
 
 mod anthropic;
+mod audio;
 mod bedrock;
 mod cohere;
 mod gemini;
@@ -157,16 +158,28 @@ enum Endpoint {
     ImageGenerations,
     ImageEdits,
     Moderations,
+    Transcriptions,
+    Translations,
+    Speech,
+    /// `/rerank` in Jina's shape (also any Cohere-compatible server's path).
+    Rerank,
+    /// Cohere's `/v2/rerank`.
+    CohereRerank,
 }
 
 impl Endpoint {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 11] = [
         Self::Chat,
         Self::Completions,
         Self::Embeddings,
         Self::ImageGenerations,
         Self::ImageEdits,
         Self::Moderations,
+        Self::Transcriptions,
+        Self::Translations,
+        Self::Speech,
+        Self::Rerank,
+        Self::CohereRerank,
     ];
 
     fn route(self) -> &'static str {
@@ -177,6 +190,11 @@ impl Endpoint {
             Self::ImageGenerations => "/images/generations",
             Self::ImageEdits => "/images/edits",
             Self::Moderations => "/moderations",
+            Self::Transcriptions => "/audio/transcriptions",
+            Self::Translations => "/audio/translations",
+            Self::Speech => "/audio/speech",
+            Self::Rerank => "/rerank",
+            Self::CohereRerank => "/v2/rerank",
         }
     }
 
@@ -188,6 +206,11 @@ impl Endpoint {
             Self::ImageGenerations => 3,
             Self::ImageEdits => 4,
             Self::Moderations => 5,
+            Self::Transcriptions => 6,
+            Self::Translations => 7,
+            Self::Speech => 8,
+            Self::Rerank => 9,
+            Self::CohereRerank => 10,
         }
     }
 }
@@ -239,7 +262,7 @@ pub struct MockState {
     /// `--serial-replies`: the reply text of OpenAI completions ends with its serial.
     serial_replies: bool,
     total: AtomicU64,
-    by_route: [AtomicU64; 6],
+    by_route: [AtomicU64; Endpoint::ALL.len()],
     by_model: Mutex<HashMap<String, u64>>,
     last_request: Mutex<Option<CapturedRequest>>,
     /// Gemini API / Vertex AI: issued access tokens and token requests.
@@ -1299,7 +1322,7 @@ mod tests {
             json!({
                 "total": 6,
                 "by_model": {"emb": 1, "mock-fail-429": 1, "mock-gpt": 3},
-                "by_route": {"/chat/completions": 4, "/completions": 1, "/embeddings": 1, "/images/generations": 0, "/images/edits": 0, "/moderations": 0}
+                "by_route": {"/chat/completions": 4, "/completions": 1, "/embeddings": 1, "/images/generations": 0, "/images/edits": 0, "/moderations": 0, "/audio/transcriptions": 0, "/audio/translations": 0, "/audio/speech": 0, "/rerank": 0, "/v2/rerank": 0}
             })
         );
 
@@ -1313,7 +1336,7 @@ mod tests {
             json!({
                 "total": 0,
                 "by_model": {},
-                "by_route": {"/chat/completions": 0, "/completions": 0, "/embeddings": 0, "/images/generations": 0, "/images/edits": 0, "/moderations": 0}
+                "by_route": {"/chat/completions": 0, "/completions": 0, "/embeddings": 0, "/images/generations": 0, "/images/edits": 0, "/moderations": 0, "/audio/transcriptions": 0, "/audio/translations": 0, "/audio/speech": 0, "/rerank": 0, "/v2/rerank": 0}
             })
         );
         let response = test::call_service(

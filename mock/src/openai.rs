@@ -80,6 +80,21 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<MockStat
         .service(
             llm_resource(Endpoint::Moderations).route(web::post().to(crate::images::moderations)),
         )
+        .service(
+            llm_resource(Endpoint::Transcriptions)
+                .route(web::post().to(crate::audio::transcriptions)),
+        )
+        .service(
+            llm_resource(Endpoint::Translations).route(web::post().to(crate::audio::translations)),
+        )
+        .service(llm_resource(Endpoint::Speech).route(web::post().to(crate::audio::speech)))
+        .service(llm_resource(Endpoint::Rerank).route(web::post().to(crate::audio::rerank)))
+        .service(
+            web::resource(Endpoint::CohereRerank.route())
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .route(web::post().to(crate::audio::cohere_rerank)),
+        )
         .service(resource("/models").route(web::get().to(list_models)))
         .service(resource("/models/{model:.+}").route(web::get().to(retrieve_model)));
 }
@@ -230,6 +245,12 @@ pub(crate) async fn serve_llm(
             crate::images::images(endpoint, body, model, cut)
         }
         Endpoint::Moderations => crate::images::moderation(body, model, cut),
+        Endpoint::Transcriptions | Endpoint::Translations => {
+            crate::audio::transcript(endpoint, body, cut)
+        }
+        Endpoint::Speech => crate::audio::speech_audio(body, cut),
+        Endpoint::Rerank => crate::audio::jina_rerank(body, model, cut),
+        Endpoint::CohereRerank => crate::audio::cohere_rerank_answer(body, cut),
     }?;
     response.headers_mut().insert(
         HeaderName::from_static(SERIAL_HEADER),

@@ -512,6 +512,8 @@ impl Cache {
                 self.keep(http, &plan, completion.body.clone());
                 Reply::Complete(completion)
             }
+            // Never stored: only call types that answer JSON or SSE are cached.
+            Reply::Binary(binary) => Reply::Binary(binary),
             Reply::Stream(stream) => {
                 let cache = self.clone();
                 let http = http.clone();
@@ -573,6 +575,7 @@ fn hit(key: String, entry: CachedEntry) -> Hit {
             body: entry.body,
             usage,
             id,
+            content_type: None,
         },
     }
 }
@@ -596,7 +599,7 @@ async fn embed(
     let outcome = run.await;
     let body = match outcome.result {
         Ok(Reply::Complete(c)) => c.body,
-        Ok(Reply::Stream(_)) => return None,
+        Ok(Reply::Stream(_) | Reply::Binary(_)) => return None,
         Err(e) => {
             tracing::warn!(model, error = %e, "semantic cache: the prompt could not be embedded; served without the cache");
             return None;

@@ -94,7 +94,11 @@ pub fn assemble(kind: CallKind, chunks: &[Bytes]) -> Option<Completion> {
         CallKind::Embedding
         | CallKind::ImageGeneration
         | CallKind::ImageEdit
-        | CallKind::Moderation => return None,
+        | CallKind::Moderation
+        | CallKind::Transcription
+        | CallKind::Translation
+        | CallKind::Speech
+        | CallKind::Rerank => return None,
     };
     let usage = head
         .usage
@@ -104,6 +108,7 @@ pub fn assemble(kind: CallKind, chunks: &[Bytes]) -> Option<Completion> {
         body,
         usage,
         id: (!id.is_empty()).then_some(id),
+        content_type: None,
     })
 }
 
@@ -125,7 +130,11 @@ pub fn replay(kind: CallKind, stored: &Completion, include_usage: bool) -> Chunk
         CallKind::Embedding
         | CallKind::ImageGeneration
         | CallKind::ImageEdit
-        | CallKind::Moderation => None,
+        | CallKind::Moderation
+        | CallKind::Transcription
+        | CallKind::Translation
+        | CallKind::Speech
+        | CallKind::Rerank => None,
         kind => serde_json::from_slice::<EnvelopeIn>(&stored.body)
             .ok()
             .map(|body| Replay::new(kind, body, stored, include_usage).items()),
@@ -918,6 +927,7 @@ mod tests {
             body: Bytes::from(body.to_string()),
             usage,
             id: body["id"].as_str().map(str::to_owned),
+            content_type: None,
         }
     }
 
@@ -1251,6 +1261,7 @@ mod tests {
             body: Bytes::from_static(b"{\"object\":\"list\",\"data\":[],\"model\":\"e\"}"),
             usage: Usage::default(),
             id: None,
+            content_type: None,
         };
         let items = drain(replay(CallKind::Embedding, &list, false), usize::MAX);
         assert!(matches!(items.as_slice(), [StreamItem::Error(_)]));

@@ -1,6 +1,7 @@
-//! `/chat/completions`, `/completions`, `/embeddings`, `/images/generations`, `/images/edits` and
-//! `/moderations`, with and without `/v1`; chat, completions and embeddings also in the
-//! `/engines/{model}/…` and `/openai/deployments/{model}/…` forms, images in the
+//! `/chat/completions`, `/completions`, `/embeddings`, `/images/generations`, `/images/edits`,
+//! `/moderations`, `/audio/transcriptions`, `/audio/translations`, `/audio/speech` and `/rerank`,
+//! with and without `/v1` (rerank also as `/v2/rerank`); chat, completions and embeddings also in
+//! the `/engines/{model}/…` and `/openai/deployments/{model}/…` forms, images and audio in the
 //! `/openai/deployments/{model}/…` form (the path's model wins).
 
 use super::routes::{Access, Routes};
@@ -22,17 +23,27 @@ pub fn configure(r: &mut Routes) {
         (CallKind::ImageGeneration, "images/generations"),
         (CallKind::ImageEdit, "images/edits"),
         (CallKind::Moderation, "moderations"),
+        (CallKind::Transcription, "audio/transcriptions"),
+        (CallKind::Translation, "audio/translations"),
+        (CallKind::Speech, "audio/speech"),
+        (CallKind::Rerank, "rerank"),
     ] {
         let plain = move |state, req, payload| handle(state, req, payload, kind, None);
         r.post(&format!("/{suffix}"), Access::AnyKey, plain);
         r.post(&format!("/v1/{suffix}"), Access::AnyKey, plain);
-        if kind == CallKind::Moderation {
+        if kind == CallKind::Rerank {
+            // Cohere's v2 path, as LiteLLM serves it.
+            r.post("/v2/rerank", Access::AnyKey, plain);
+        }
+        if matches!(kind, CallKind::Moderation | CallKind::Rerank) {
             continue;
         }
         let prefixes: &[&str] = match kind {
-            CallKind::ImageGeneration | CallKind::ImageEdit => {
-                &["/openai/deployments", "/v1/openai/deployments"]
-            }
+            CallKind::ImageGeneration
+            | CallKind::ImageEdit
+            | CallKind::Transcription
+            | CallKind::Translation
+            | CallKind::Speech => &["/openai/deployments", "/v1/openai/deployments"],
             _ => &[
                 "/engines",
                 "/openai/deployments",
@@ -72,8 +83,8 @@ async fn handle(
         Ok(b) => b,
         Err(e) => return e.error_response(),
     };
-    let request = if kind == CallKind::ImageEdit {
-        form_request(&req, &caller, body, path_model.as_deref()).await
+    let request = if let Some(files) = kind.form_file() {
+        form_request(&req, &caller, kind, files, body, path_model.as_deref()).await
     } else {
         let decoded = LlmRequest::decode(&body);
         drop(body); // the parsed form is all that is kept: never the body twice for the whole call
@@ -97,11 +108,14 @@ async fn handle(
     render::openai(outcome)
 }
 
-/// `/images/edits`: a `multipart/form-data` body (read within the request-size limit) as the
-/// internal request, its files kept beside the text fields.
+/// `/images/edits`, `/audio/transcriptions`, `/audio/translations`: a `multipart/form-data` body
+/// (read within the request-size limit) as the internal request, its files kept beside the text
+/// fields; one of `files` must be a file part.
 async fn form_request(
     http: &HttpRequest,
     caller: &Caller,
+    kind: CallKind,
+    files: &[&str],
     body: bytes::Bytes,
     path_model: Option<&str>,
 ) -> Result<LlmRequest, GatewayError> {
@@ -115,21 +129,20 @@ async fn form_request(
                 .starts_with("multipart/form-data")
         });
     if !is_form {
-        return Err(GatewayError::bad_request(
-            "/images/edits takes a multipart/form-data body (the image file, prompt, model…)",
-        ));
+        return Err(GatewayError::bad_request(format!(
+            "{} takes a multipart/form-data body (the {} file, model…)",
+            kind.path(),
+            files[0]
+        )));
     }
     let (fields, uploads) = crate::multipart::parse(http.headers(), body).await?;
-    if !uploads
-        .iter()
-        .any(|u| u.field == "image" || u.field == "image[]")
-    {
+    if !uploads.iter().any(|u| files.contains(&u.field.as_str())) {
         return Err(GatewayError::bad_param(
-            "image",
-            "Missing required parameter: 'image' (a file part).",
+            files[0],
+            format!("Missing required parameter: '{}' (a file part).", files[0]),
         ));
     }
-    let mut request = pipeline::request(caller, CallKind::ImageEdit, fields, path_model)?;
+    let mut request = pipeline::request(caller, kind, fields, path_model)?;
     request.uploads = uploads;
     Ok(request)
 }

@@ -29,6 +29,8 @@ pub struct ModelPrice {
     pub output_cost_per_pixel: Option<f64>,
     pub input_cost_per_image_token: Option<f64>,
     pub output_cost_per_image_token: Option<f64>,
+    pub input_cost_per_character: Option<f64>,
+    pub input_cost_per_query: Option<f64>,
     pub supports_function_calling: Option<bool>,
     pub supports_vision: Option<bool>,
     pub supports_response_schema: Option<bool>,
@@ -229,6 +231,66 @@ pub fn image_cost(
         + bill.output_tokens as f64 * image_out
 }
 
+/// What a call priced by units other than tokens consumed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Units {
+    /// Seconds of audio transcribed or translated.
+    AudioSeconds(f64),
+    /// Characters of text spoken (`/audio/speech`).
+    Characters(u64),
+    /// A rerank call: its search units, and the tokens the provider counted (Jina).
+    Rerank { search_units: u64, tokens: u64 },
+}
+
+/// The cost in USD of a call priced per unit, with `custom` (the deployment's `litellm_params`)
+/// winning over the table entry field by field:
+/// * audio seconds × `input_cost_per_second` (else `output_cost_per_second`), as LiteLLM prices
+///   Whisper;
+/// * characters × `input_cost_per_character`;
+/// * search units × `input_cost_per_query`, else the provider's tokens × `input_cost_per_token`.
+///
+/// 0 when nothing prices it.
+pub fn unit_cost(
+    entry: Option<&ModelPrice>,
+    custom: &serde_json::Map<String, serde_json::Value>,
+    units: Units,
+) -> f64 {
+    let num = |k: &str| {
+        custom.get(k).and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+    };
+    let e = entry.cloned().unwrap_or_default();
+    let positive = |p: Option<f64>| p.filter(|p| *p > 0.0);
+    match units {
+        Units::AudioSeconds(seconds) => {
+            let per_second = positive(num("input_cost_per_second").or(e.input_cost_per_second))
+                .or(num("output_cost_per_second").or(e.output_cost_per_second))
+                .unwrap_or(0.0);
+            per_second * seconds.max(0.0)
+        }
+        Units::Characters(chars) => {
+            num("input_cost_per_character")
+                .or(e.input_cost_per_character)
+                .unwrap_or(0.0)
+                * chars as f64
+        }
+        Units::Rerank {
+            search_units,
+            tokens,
+        } => match positive(num("input_cost_per_query").or(e.input_cost_per_query)) {
+            Some(per_query) => per_query * search_units as f64,
+            None => {
+                num("input_cost_per_token")
+                    .or(e.input_cost_per_token)
+                    .unwrap_or(0.0)
+                    * tokens as f64
+            }
+        },
+    }
+}
+
 /// Number of models in the bundled table.
 pub fn len() -> usize {
     table().len()
@@ -287,6 +349,39 @@ mod tests {
             image_cost("openai", "nope", &none, &bill(None, None, 1)),
             0.0
         );
+    }
+
+    #[test]
+    fn unit_costs_of_audio_speech_and_rerank() {
+        let none = serde_json::Map::new();
+        let whisper = lookup(Some("openai"), "whisper-1");
+        let c = unit_cost(whisper, &none, Units::AudioSeconds(30.0));
+        assert!((c - 0.003).abs() < 1e-12, "{c}");
+        let tts = lookup(Some("openai"), "tts-1");
+        let c = unit_cost(tts, &none, Units::Characters(1000));
+        assert!((c - 0.015).abs() < 1e-12, "{c}");
+        let rerank = lookup(Some("cohere"), "rerank-v3.5");
+        let units = Units::Rerank {
+            search_units: 2,
+            tokens: 0,
+        };
+        assert!((unit_cost(rerank, &none, units) - 0.004).abs() < 1e-12);
+        // Jina prices tokens.
+        let jina = lookup(Some("jina_ai"), "jina-reranker-v2-base-multilingual");
+        let units = Units::Rerank {
+            search_units: 1,
+            tokens: 1000,
+        };
+        assert!((unit_cost(jina, &none, units) - 5e-5).abs() < 1e-12);
+        // The deployment's own price wins.
+        let mut custom = serde_json::Map::new();
+        custom.insert("input_cost_per_query".into(), serde_json::json!("0.5"));
+        let units = Units::Rerank {
+            search_units: 3,
+            tokens: 0,
+        };
+        assert!((unit_cost(None, &custom, units) - 1.5).abs() < 1e-12);
+        assert_eq!(unit_cost(None, &none, Units::AudioSeconds(5.0)), 0.0);
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl ProviderAdapter for AnthropicAdapter {
                     code: Some("unsupported_endpoint"),
                 })
             }
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation | CallKind::Transcription | CallKind::Translation | CallKind::Speech | CallKind::Rerank => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {

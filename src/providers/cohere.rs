@@ -2,7 +2,8 @@
 //! OpenAI's (messages with system/user/assistant/tool roles, `tool_calls`, tools in OpenAI's shape);
 //! the differences are parameter names (`stop_sequences`, `p`, `k`), the upper-case `tool_choice`,
 //! `response_format` with `json_schema` inside a `json_object`, the response's content parts and
-//! finish reasons, and a stream of typed SSE events.
+//! finish reasons, and a stream of typed SSE events. `POST /v2/rerank` answers `/rerank`
+//! (`crate::rerank` writes its body and reads its answer).
 
 use super::ErrorReply;
 
@@ -34,7 +35,16 @@ impl ProviderAdapter for CohereAdapter {
         let (path, body) = match req.kind {
             CallKind::Chat => ("/v2/chat", chat_body(deployment, target, req)?),
             CallKind::Embedding => ("/v2/embed", embed_body(deployment, target, req)?),
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::Rerank => (
+                "/v2/rerank",
+                crate::rerank::cohere_v2_body(&target.model, &req.body),
+            ),
+            CallKind::ImageGeneration
+            | CallKind::ImageEdit
+            | CallKind::Moderation
+            | CallKind::Transcription
+            | CallKind::Translation
+            | CallKind::Speech => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {
@@ -56,11 +66,21 @@ impl ProviderAdapter for CohereAdapter {
         req: &LlmRequest,
         body: Bytes,
     ) -> Result<TranslatedResponse, GatewayError> {
+        if req.kind == CallKind::Rerank {
+            return crate::rerank::normalize(req, &body);
+        }
         let v: Value = serde_json::from_slice(&body).map_err(|e| native::bad_body(PROVIDER, e))?;
         match req.kind {
             CallKind::Embedding => embed_response(&req.model, &v),
             _ => chat_response(&req.model, &v),
         }
+    }
+
+    fn supports(&self, kind: CallKind) -> bool {
+        matches!(
+            kind,
+            CallKind::Chat | CallKind::Completion | CallKind::Embedding | CallKind::Rerank
+        )
     }
 
     fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
@@ -82,7 +102,7 @@ impl ProviderAdapter for CohereAdapter {
 /// `api_base` without a path LiteLLM configs sometimes include (`…/v2/chat`, `…/v1`).
 fn base_url(api_base: &str) -> &str {
     let mut base = api_base.trim_end_matches('/');
-    for suffix in ["/chat", "/embed"] {
+    for suffix in ["/chat", "/embed", "/rerank"] {
         base = base.strip_suffix(suffix).unwrap_or(base);
     }
     for suffix in ["/v2", "/v1"] {

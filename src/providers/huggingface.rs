@@ -101,9 +101,13 @@ impl ProviderAdapter for HuggingFaceAdapter {
                 let url = target.url(url);
                 PreparedRequest::json(url, native::json_headers(deployment, target, false), &body)
             }
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
-                Err(crate::providers::native::unsupported_call(target, req.kind))
-            }
+            CallKind::ImageGeneration
+            | CallKind::ImageEdit
+            | CallKind::Moderation
+            | CallKind::Transcription
+            | CallKind::Translation
+            | CallKind::Speech
+            | CallKind::Rerank => Err(crate::providers::native::unsupported_call(target, req.kind)),
             CallKind::Completion => Err(native::bad_request(
                 target,
                 "text completions are not available for Hugging Face here; use /chat/completions",

@@ -339,6 +339,14 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         &["LITELLM_PROXY_API_KEY"],
         &[],
     ),
+    // Jina AI: OpenAI-compatible embeddings, and `/v1/rerank` in Cohere's shape.
+    openai_like(
+        "jina_ai",
+        Some("https://api.jina.ai/v1"),
+        &["JINA_AI_API_BASE"],
+        &["JINA_AI_API_KEY"],
+        &[],
+    ),
     ProviderSpec {
         name: "anthropic",
         wire: Wire::Anthropic,

@@ -54,8 +54,9 @@ impl ProviderAdapter for OpenAiAdapter {
 
         let path = req.kind.path();
         let mut headers: Vec<(Cow<'static, str>, String)> = Vec::with_capacity(4);
-        // `/images/edits` goes as a form, its files as they arrived; everything else as JSON.
-        let form = (req.kind == CallKind::ImageEdit).then(|| {
+        // `/images/edits` and the audio uploads go as a form, their files as they arrived;
+        // everything else as JSON.
+        let form = req.kind.form_file().is_some().then(|| {
             let fields = body.to_map();
             crate::multipart::encode(fields.iter().map(|(k, v)| (k.as_str(), v)), &req.uploads)
         });
@@ -105,8 +106,9 @@ impl ProviderAdapter for OpenAiAdapter {
         }
     }
 
-    fn supports(&self, _kind: CallKind) -> bool {
-        true
+    /// Everything OpenAI's API has; Azure OpenAI has no rerank.
+    fn supports(&self, kind: CallKind) -> bool {
+        !(self.azure && kind == CallKind::Rerank)
     }
 
     fn translate_response(
@@ -115,6 +117,19 @@ impl ProviderAdapter for OpenAiAdapter {
         body: Bytes,
     ) -> Result<TranslatedResponse, GatewayError> {
         let not_json = super::invalid_body;
+        match req.kind {
+            // Transcripts pass as the provider wrote them (JSON, or text, SRT, WebVTT).
+            CallKind::Transcription | CallKind::Translation | CallKind::Speech => {
+                return Ok(TranslatedResponse {
+                    body,
+                    usage: None,
+                    response_id: None,
+                })
+            }
+            // Cohere-compatible servers (Jina among them) answer in Cohere's shape or close to it.
+            CallKind::Rerank => return crate::rerank::normalize(req, &body),
+            _ => {}
+        }
         if req.kind.is_image() {
             // Images are OpenAI's shape already; GPT Image models count tokens their own way.
             let usage = super::image_usage(&body).map_err(not_json)?;

@@ -87,7 +87,12 @@ impl ProviderAdapter for VertexAdapter {
             ),
             CallKind::Embedding => ("predict", embed_request(deployment, target, req)?),
             CallKind::ImageGeneration => ("predict", imagen_request(req)?),
-            CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::ImageEdit
+            | CallKind::Moderation
+            | CallKind::Transcription
+            | CallKind::Translation
+            | CallKind::Speech
+            | CallKind::Rerank => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => return Err(gemini::no_legacy_completions(target)),

@@ -45,6 +45,25 @@ mod = client.moderations.create(input=["hello", "I will kill it"])
 check("moderations.create", len(mod.results) == 2 and not mod.results[0].flagged
       and mod.results[1].flagged and mod.results[1].categories.violence, mod)
 
+wav = (b"RIFF" + (36 + 32000).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+       + bytes([1, 0, 1, 0]) + (16000).to_bytes(4, "little") + (32000).to_bytes(4, "little")
+       + bytes([2, 0, 16, 0]) + b"data" + (32000).to_bytes(4, "little") + bytes(32000))
+tr = client.audio.transcriptions.create(model="mock-whisper", file=("hello.wav", wav, "audio/wav"))
+check("audio.transcriptions.create", tr.text.startswith("Mock transcript of hello.wav"), tr)
+srt = client.audio.transcriptions.create(model="mock-whisper", file=("hello.wav", wav, "audio/wav"),
+                                         response_format="srt")
+check("audio.transcriptions.create srt", isinstance(srt, str) and "00:00:01,000" in srt, srt)
+tl = client.audio.translations.create(model="mock-whisper", file=("hello.wav", wav, "audio/wav"))
+check("audio.translations.create", tl.text.startswith("Mock English translation"), tl)
+
+speech = client.audio.speech.create(model="mock-tts", voice="alloy", input="Hello world")
+check("audio.speech.create", len(speech.content) == 64 * len("Hello world"), len(speech.content))
+with client.audio.speech.with_streaming_response.create(model="mock-tts", voice="alloy",
+                                                        input="Hello world", response_format="wav") as r:
+    pieces = list(r.iter_bytes())
+    check("audio.speech streaming", r.headers["content-type"] == "audio/wav"
+          and sum(len(p) for p in pieces) == 64 * len("Hello world"), r.headers)
+
 ids = [m.id for m in client.models.list()]
 check("models", "mock-gpt" in ids, ids)
 

@@ -135,6 +135,12 @@ pub fn endpoint(deployment: &Deployment, target: &Target) -> String {
     target.api_base.replace("{region}", &region(deployment))
 }
 
+/// The Bedrock agent runtime's endpoint (the Rerank API): the runtime endpoint with
+/// `bedrock-agent-runtime` for `bedrock-runtime`; a custom base as it is.
+pub fn agent_endpoint(deployment: &Deployment, target: &Target) -> String {
+    endpoint(deployment, target).replacen("://bedrock-runtime.", "://bedrock-agent-runtime.", 1)
+}
+
 /// Whether this deployment authenticates with a Bedrock API key rather than SigV4: an explicit
 /// `api_key` wins, explicit `aws_access_key_id` comes next, then `AWS_BEARER_TOKEN_BEDROCK`.
 pub fn uses_api_key(deployment: &Deployment, target: &Target) -> bool {
@@ -282,7 +288,19 @@ impl ProviderAdapter for BedrockAdapter {
             ),
             CallKind::Embedding => (embedding_body(model, req)?, "invoke"),
             CallKind::ImageGeneration => (image_body(target, model, req)?, "invoke"),
-            CallKind::ImageEdit | CallKind::Moderation => {
+            // The agent runtime's Rerank API, with the model named by its ARN.
+            CallKind::Rerank => (
+                crate::rerank::bedrock_body(
+                    &format!("arn:aws:bedrock:{}::foundation-model/{model}", region(deployment)),
+                    &req.body,
+                ),
+                "rerank",
+            ),
+            CallKind::ImageEdit
+            | CallKind::Moderation
+            | CallKind::Transcription
+            | CallKind::Translation
+            | CallKind::Speech => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {
@@ -292,11 +310,15 @@ impl ProviderAdapter for BedrockAdapter {
                 )))
             }
         };
-        let url = format!(
-            "{}/model/{}/{action}",
-            endpoint(deployment, target),
-            sigv4::uri_encode(model, false)
-        );
+        let url = if req.kind == CallKind::Rerank {
+            format!("{}/rerank", agent_endpoint(deployment, target))
+        } else {
+            format!(
+                "{}/model/{}/{action}",
+                endpoint(deployment, target),
+                sigv4::uri_encode(model, false)
+            )
+        };
         let mut headers: Vec<(Cow<'static, str>, String)> = Vec::with_capacity(6);
         headers.push((Cow::Borrowed("content-type"), "application/json".into()));
         headers.push((
@@ -345,11 +367,25 @@ impl ProviderAdapter for BedrockAdapter {
         Box::pin(std::future::ready(result))
     }
 
+    fn supports(&self, kind: CallKind) -> bool {
+        matches!(
+            kind,
+            CallKind::Chat
+                | CallKind::Completion
+                | CallKind::Embedding
+                | CallKind::ImageGeneration
+                | CallKind::Rerank
+        )
+    }
+
     fn translate_response(
         &self,
         req: &LlmRequest,
         body: Bytes,
     ) -> Result<TranslatedResponse, GatewayError> {
+        if req.kind == CallKind::Rerank {
+            return crate::rerank::normalize(req, &body);
+        }
         let v: Value = serde_json::from_slice(&body).map_err(|e| GatewayError::Upstream {
             kind: UpstreamErrorKind::Server,
             status: 502,
@@ -363,13 +399,6 @@ impl ProviderAdapter for BedrockAdapter {
             CallKind::ImageGeneration => image_response(&v),
             _ => chat_response(req, &v),
         }
-    }
-
-    fn supports(&self, kind: CallKind) -> bool {
-        matches!(
-            kind,
-            CallKind::Chat | CallKind::Completion | CallKind::Embedding | CallKind::ImageGeneration
-        )
     }
 
     fn error(&self, reply: &ErrorReply<'_>) -> GatewayError {
