@@ -93,8 +93,29 @@ pub async fn send(
     key: Option<&Secret>,
     trust: Option<&Trust>,
 ) -> Result<UpstreamResponse, GatewayError> {
+    send_method(
+        awc::http::Method::POST,
+        prepared,
+        head_timeout,
+        model,
+        key,
+        trust,
+    )
+    .await
+}
+
+/// [`send`] with another method (`GET`, `DELETE` for the files and batches APIs); a `GET` or
+/// `DELETE` sends its body only when it has one.
+pub async fn send_method(
+    method: awc::http::Method,
+    prepared: PreparedRequest,
+    head_timeout: Duration,
+    model: &str,
+    key: Option<&Secret>,
+    trust: Option<&Trust>,
+) -> Result<UpstreamResponse, GatewayError> {
     let request = with_client(trust, |c| {
-        let mut r = c.post(&prepared.url).timeout(head_timeout);
+        let mut r = c.request(method, &prepared.url).timeout(head_timeout);
         for (k, v) in &prepared.headers {
             r = r.insert_header((k.as_ref(), v.as_str()));
         }
@@ -108,10 +129,12 @@ pub async fn send(
         param: None,
         retry_after: None,
     })?;
-    request
-        .send_body(prepared.body)
-        .await
-        .map_err(|e| send_error(e, head_timeout, model, key))
+    let sent = if prepared.body.is_empty() && request.get_method() != awc::http::Method::POST {
+        request.send().await
+    } else {
+        request.send_body(prepared.body).await
+    };
+    sent.map_err(|e| send_error(e, head_timeout, model, key))
 }
 
 fn send_error(

@@ -6,6 +6,7 @@ mod cache;
 mod config_update;
 mod customers;
 mod db_models;
+mod files;
 mod health;
 mod keys;
 mod logs;
@@ -33,6 +34,7 @@ use crate::error::GatewayError;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut r = routes::Routes::new(cfg);
     llm::configure(&mut r);
+    files::configure(&mut r);
     messages::configure(&mut r);
     models::configure(&mut r);
     utils::configure(&mut r);
