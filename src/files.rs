@@ -108,13 +108,11 @@ impl Holder {
         body: Option<(String, Bytes)>,
     ) -> Result<(Bytes, Option<String>), GatewayError> {
         let (content_type, body) = body.unwrap_or_default();
-        let mut prepared =
-            self.adapter
-                .resource(&self.deployment, &self.target, path, query, body);
+        let mut prepared = self
+            .adapter
+            .resource(&self.deployment, &self.target, path, query, body);
         if !content_type.is_empty() {
-            prepared
-                .headers
-                .push(("content-type".into(), content_type));
+            prepared.headers.push(("content-type".into(), content_type));
         }
         let timeout = self
             .deployment
@@ -316,7 +314,9 @@ fn record(
         .get("id")
         .and_then(Value::as_str)
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| crate::providers::invalid_body(format!("the provider's {kind} has no id")))?;
+        .ok_or_else(|| {
+            crate::providers::invalid_body(format!("the provider's {kind} has no id"))
+        })?;
     Ok(ManagedObject {
         id: id.to_string(),
         kind: kind.to_string(),
@@ -452,7 +452,10 @@ pub async fn retrieve_file(
     let holder = holder_of(state, &record)?;
     let _permit =
         crate::pipeline::admit_operation(state, caller, &record.model_group, false).await?;
-    let path = format!("/files/{}", crate::providers::urls::segment(&record.upstream_id));
+    let path = format!(
+        "/files/{}",
+        crate::providers::urls::segment(&record.upstream_id)
+    );
     let object = holder.call_json(state, Method::GET, &path, None).await?;
     let text = Value::Object(object.clone()).to_string();
     store(state)?
@@ -488,7 +491,10 @@ pub async fn delete_file(
     let holder = holder_of(state, &record)?;
     let _permit =
         crate::pipeline::admit_operation(state, caller, &record.model_group, false).await?;
-    let path = format!("/files/{}", crate::providers::urls::segment(&record.upstream_id));
+    let path = format!(
+        "/files/{}",
+        crate::providers::urls::segment(&record.upstream_id)
+    );
     let object = holder.call_json(state, Method::DELETE, &path, None).await?;
     store(state)?.delete_managed(FILE, &record.id).await?;
     Ok(Value::Object(object))
@@ -581,7 +587,10 @@ pub async fn create_batch(
         crate::pipeline::admit_operation(state, caller, &holder.deployment.model_name, true)
             .await?;
     let mut sent = Map::new();
-    sent.insert("input_file_id".into(), Value::String(file.upstream_id.clone()));
+    sent.insert(
+        "input_file_id".into(),
+        Value::String(file.upstream_id.clone()),
+    );
     sent.insert("endpoint".into(), Value::String(endpoint.clone()));
     sent.insert(
         "completion_window".into(),
@@ -694,7 +703,11 @@ async fn observe(
     };
     let status = status_of(object);
     if let Err(e) = store
-        .update_managed(&record.id, &status, &Value::Object(object.clone()).to_string())
+        .update_managed(
+            &record.id,
+            &status,
+            &Value::Object(object.clone()).to_string(),
+        )
         .await
     {
         tracing::warn!(batch = record.id, error = %e, "batch state not stored");
@@ -749,7 +762,10 @@ async fn record_cost(
     let usage = match output {
         None => Ok(Usage::default()),
         Some(file_id) => {
-            let path = format!("/files/{}/content", crate::providers::urls::segment(file_id));
+            let path = format!(
+                "/files/{}/content",
+                crate::providers::urls::segment(file_id)
+            );
             holder
                 .call(state, Method::GET, &path, &[], None)
                 .await
@@ -833,7 +849,12 @@ not json
 "#;
         let u = batch_usage(output);
         assert_eq!(
-            (u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens),
+            (
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.total_tokens,
+                u.cached_tokens
+            ),
             (16, 6, 22, 3)
         );
     }

@@ -720,8 +720,12 @@ impl SpendContext {
         let mut ctx = Self::for_owner(state, request_id, call_type, owner, requested_model);
         ctx.metrics = state.metrics.clone();
         ctx.budgets = crate::observability::metrics::BudgetsAtStart::of(caller);
-        ctx.user_email = p.and_then(|p| p.user.as_ref()).and_then(|u| u.alias.clone());
-        ctx.team_alias = p.and_then(|p| p.team.as_ref()).and_then(|t| t.alias.clone());
+        ctx.user_email = p
+            .and_then(|p| p.user.as_ref())
+            .and_then(|u| u.alias.clone());
+        ctx.team_alias = p
+            .and_then(|p| p.team.as_ref())
+            .and_then(|t| t.alias.clone());
         ctx.key_alias = p.and_then(|p| p.key.key_alias.clone());
         ctx.requester_ip_address = http.peer_addr().map(|a| a.ip().to_string());
         ctx

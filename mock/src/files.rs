@@ -124,7 +124,11 @@ async fn upload(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> H
     answer(store_upload(&req, body, &state).await)
 }
 
-async fn store_upload(req: &HttpRequest, body: Bytes, state: &MockState) -> Result<Value, ApiError> {
+async fn store_upload(
+    req: &HttpRequest,
+    body: Bytes,
+    state: &MockState,
+) -> Result<Value, ApiError> {
     admit(state, req, &body)?;
     let invalid = |message: String| ApiError::invalid_request(message, None, None);
     let stream =
@@ -140,7 +144,9 @@ async fn store_upload(req: &HttpRequest, body: Bytes, state: &MockState) -> Resu
             .map(str::to_owned);
         let mut data = Vec::new();
         while let Some(chunk) = part.next().await {
-            data.extend_from_slice(&chunk.map_err(|e| invalid(format!("Invalid multipart body: {e}")))?);
+            data.extend_from_slice(
+                &chunk.map_err(|e| invalid(format!("Invalid multipart body: {e}")))?,
+            );
         }
         match name.as_str() {
             "purpose" => purpose = Some(String::from_utf8_lossy(&data).into_owned()),
@@ -190,7 +196,11 @@ async fn list_files(req: HttpRequest, state: web::Data<MockState>) -> HttpRespon
         let files = lock(&state.files.files);
         let mut data: Vec<&StoredFile> = files.values().collect();
         data.sort_by_key(|f| std::cmp::Reverse(f.object["created_at"].as_u64()));
-        list(data.into_iter().map(|f| Value::Object(f.object.clone())).collect())
+        list(
+            data.into_iter()
+                .map(|f| Value::Object(f.object.clone()))
+                .collect(),
+        )
     }))
 }
 
@@ -256,9 +266,11 @@ fn new_batch(req: &HttpRequest, raw: &Bytes, state: &MockState) -> Result<Value,
     let delay_ms = header_text(req.headers(), "x-mock-batch-delay-ms")
         .map(str::to_owned)
         .or_else(|| {
-            metadata
-                .get("mock_batch_delay_ms")
-                .and_then(|v| v.as_str().map(str::to_owned).or_else(|| Some(v.to_string())))
+            metadata.get("mock_batch_delay_ms").and_then(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| Some(v.to_string()))
+            })
         })
         .and_then(|v| v.trim().parse::<u64>().ok());
     let delay = delay_ms.map_or(state.batch_delay, Duration::from_millis);
@@ -306,7 +318,10 @@ fn new_batch(req: &HttpRequest, raw: &Bytes, state: &MockState) -> Result<Value,
 fn advance(state: &MockState, batch: &mut StoredBatch, complete_now: bool) {
     let status = batch.object["status"].as_str().unwrap_or("").to_owned();
     let now = unix_now();
-    if matches!(status.as_str(), "completed" | "cancelled" | "failed" | "expired") {
+    if matches!(
+        status.as_str(),
+        "completed" | "cancelled" | "failed" | "expired"
+    ) {
         return;
     }
     if batch.cancelling {
@@ -325,7 +340,10 @@ fn advance(state: &MockState, batch: &mut StoredBatch, complete_now: bool) {
 
 /// Answer every input line and write the output (and error) file.
 fn complete(state: &MockState, batch: &mut StoredBatch, now: u64) {
-    let input_id = batch.object["input_file_id"].as_str().unwrap_or("").to_owned();
+    let input_id = batch.object["input_file_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     let input = lock(&state.files.files)
         .get(&input_id)
         .map(|f| f.data.clone())
@@ -382,20 +400,35 @@ fn complete(state: &MockState, batch: &mut StoredBatch, now: u64) {
 /// One input line answered: a chat completion with usage (`Ok`), or the line's error (`Err`).
 fn answer_line(line: &[u8]) -> Result<Value, Value> {
     let request_id = random_id("batch_req_", 24);
-    let fail = |custom_id: Value, code: &str, message: String| {
-        json!({"id": request_id, "custom_id": custom_id, "response": null, "error": {"code": code, "message": message}})
-    };
-    let item: Map<String, Value> = serde_json::from_slice(line)
-        .map_err(|e| fail(Value::Null, "invalid_json", format!("The line is not JSON: {e}")))?;
+    let fail = |custom_id: Value, code: &str, message: String| json!({"id": request_id, "custom_id": custom_id, "response": null, "error": {"code": code, "message": message}});
+    let item: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
+        fail(
+            Value::Null,
+            "invalid_json",
+            format!("The line is not JSON: {e}"),
+        )
+    })?;
     let custom_id = item.get("custom_id").cloned().unwrap_or(Value::Null);
     let Some(body) = item.get("body").and_then(Value::as_object) else {
-        return Err(fail(custom_id, "missing_body", "The line has no `body`.".into()));
+        return Err(fail(
+            custom_id,
+            "missing_body",
+            "The line has no `body`.".into(),
+        ));
     };
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
-        return Err(fail(custom_id, "missing_messages", "The body has no `messages`.".into()));
+        return Err(fail(
+            custom_id,
+            "missing_messages",
+            "The body has no `messages`.".into(),
+        ));
     };
-    let model = body.get("model").and_then(Value::as_str).unwrap_or("mock-gpt");
-    let reply = Reply::text(body).map_err(|e| fail(custom_id.clone(), "invalid_request", e.message.to_string()))?;
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock-gpt");
+    let reply = Reply::text(body)
+        .map_err(|e| fail(custom_id.clone(), "invalid_request", e.message.to_string()))?;
     let prompt_tokens = chat_prompt_tokens(messages);
     let completion_tokens = reply.completion_tokens();
     let (content, finish_reason) = match reply {
@@ -442,7 +475,9 @@ async fn retrieve_batch(req: HttpRequest, state: web::Data<MockState>) -> HttpRe
     answer(admit(&state, &req, &Bytes::new()).and_then(|()| {
         let id = id_of(&req);
         let mut batches = lock(&state.files.batches);
-        let batch = batches.get_mut(&id).ok_or_else(|| not_found("batch", &id))?;
+        let batch = batches
+            .get_mut(&id)
+            .ok_or_else(|| not_found("batch", &id))?;
         advance(&state, batch, complete_header(&req));
         Ok(Value::Object(batch.object.clone()))
     }))
@@ -456,7 +491,11 @@ async fn list_batches(req: HttpRequest, state: web::Data<MockState>) -> HttpResp
             advance(&state, batch, false);
         }
         data.sort_by_key(|b| std::cmp::Reverse(b.created));
-        list(data.into_iter().map(|b| Value::Object(b.object.clone())).collect())
+        list(
+            data.into_iter()
+                .map(|b| Value::Object(b.object.clone()))
+                .collect(),
+        )
     }))
 }
 
@@ -464,7 +503,9 @@ async fn cancel_batch(req: HttpRequest, state: web::Data<MockState>) -> HttpResp
     answer(admit(&state, &req, &Bytes::new()).and_then(|()| {
         let id = id_of(&req);
         let mut batches = lock(&state.files.batches);
-        let batch = batches.get_mut(&id).ok_or_else(|| not_found("batch", &id))?;
+        let batch = batches
+            .get_mut(&id)
+            .ok_or_else(|| not_found("batch", &id))?;
         let status = batch.object["status"].as_str().unwrap_or("").to_owned();
         if !matches!(status.as_str(), "validating" | "in_progress") {
             return Err(ApiError::invalid_request(
@@ -475,7 +516,9 @@ async fn cancel_batch(req: HttpRequest, state: web::Data<MockState>) -> HttpResp
         }
         batch.cancelling = true;
         batch.object.insert("status".into(), json!("cancelling"));
-        batch.object.insert("cancelling_at".into(), json!(unix_now()));
+        batch
+            .object
+            .insert("cancelling_at".into(), json!(unix_now()));
         Ok(Value::Object(batch.object.clone()))
     }))
 }

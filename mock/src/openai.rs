@@ -290,7 +290,10 @@ impl ApiError {
         )
     }
 
-    pub(crate) fn invalid_value(param: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_value(
+        param: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self::invalid_request(message, Some(param), Some("invalid_value"))
     }
 

@@ -75,7 +75,10 @@ impl OpenAiAdapter {
                 "api-version={}",
                 urls::segment(azure_api_version(deployment))
             ));
-            format!("{}/openai{path}", target.api_base.trim_end_matches("/openai"))
+            format!(
+                "{}/openai{path}",
+                target.api_base.trim_end_matches("/openai")
+            )
         } else {
             format!("{}{path}", target.api_base)
         };

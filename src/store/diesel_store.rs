@@ -12,14 +12,14 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use futures_util::FutureExt;
 
 use super::schema::{
-    audit_logs, budgets, config_settings, end_users, managed_objects, organizations, proxy_models, spend_logs,
-    teams, ui_sessions, user_passwords, users, verification_tokens,
+    audit_logs, budgets, config_settings, end_users, managed_objects, organizations, proxy_models,
+    spend_logs, teams, ui_sessions, user_passwords, users, verification_tokens,
 };
 use super::{
     budget_reset_data, json_object, lock_rank, AuditRecord, BudgetReset, Change, ConfigSetting,
-    EntityKind, EntityRecord, KeyFilter, KeyRecord, KeyScope, Locked, ManagedObject, ModelRecord, Modified, Page,
-    SessionRecord, SpendFilter, SpendGroup, SpendLog, SpendRollup, Store, StoreError, TagSpend,
-    TxEffects,
+    EntityKind, EntityRecord, KeyFilter, KeyRecord, KeyScope, Locked, ManagedObject, ModelRecord,
+    Modified, Page, SessionRecord, SpendFilter, SpendGroup, SpendLog, SpendRollup, Store,
+    StoreError, TagSpend, TxEffects,
 };
 
 const DAY_MS: i64 = 86_400_000;

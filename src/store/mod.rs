@@ -629,8 +629,7 @@ pub trait Store: Send + Sync {
         owner: Option<&str>,
     ) -> Result<Vec<ManagedObject>, StoreError>;
     /// Store the provider's latest answer for an object and its status.
-    async fn update_managed(&self, id: &str, status: &str, object: &str)
-        -> Result<(), StoreError>;
+    async fn update_managed(&self, id: &str, status: &str, object: &str) -> Result<(), StoreError>;
     async fn delete_managed(&self, kind: &str, id: &str) -> Result<bool, StoreError>;
     /// Mark a batch's cost recorded, or give the mark back (`recorded: false`). `true` only for
     /// the call that changed the flag: of concurrent claims exactly one wins.
