@@ -310,12 +310,28 @@ async fn wait_for_status(gw: &Gateway, key: &str, id: &str, status: &str) -> Val
 }
 
 #[actix_rt::test]
-async fn a_completed_batch_records_its_cost_once_for_its_owner() {
+async fn a_completed_batch_records_its_cost_once_for_its_owner_on_sqlite() {
     let mock = Mock::start(&["--batch-delay-ms", "400"]);
     let gw = Gateway::start(&config(&mock), &[], &[]);
-    let owner = new_key(&gw, json!({"models": ["gpt", "gpt-batch-priced"]})).await;
-    let other = new_key(&gw, json!({"models": ["gpt"]})).await;
-    let (status, file) = upload(&gw, "/v1/files", &owner, &[("model", "gpt")]).await;
+    completed_batch_cost(&gw, &mock).await;
+}
+
+#[actix_rt::test]
+async fn a_completed_batch_records_its_cost_once_for_its_owner_on_postgres() {
+    let mock = Mock::start(&["--batch-delay-ms", "400"]);
+    let pg = FreshPostgres::create();
+    let gw = Gateway::start(
+        &format!("{}  database_url: {}\n", config(&mock), pg.url),
+        &[],
+        &[],
+    );
+    completed_batch_cost(&gw, &mock).await;
+}
+
+async fn completed_batch_cost(gw: &Gateway, mock: &Mock) {
+    let owner = new_key(gw, json!({"models": ["gpt", "gpt-batch-priced"]})).await;
+    let other = new_key(gw, json!({"models": ["gpt"]})).await;
+    let (status, file) = upload(gw, "/v1/files", &owner, &[("model", "gpt")]).await;
     assert_eq!(status, 200, "{file}");
     let file_id = file["id"].as_str().unwrap();
 
@@ -334,7 +350,7 @@ async fn a_completed_batch_records_its_cost_once_for_its_owner() {
     let sent = mock.last_request().await;
     assert_eq!(sent["path"], "/v1/batches");
     assert_eq!(sent["body"]["input_file_id"], file_id);
-    assert_upstream_credentials(&mock, &owner).await;
+    assert_upstream_credentials(mock, &owner).await;
 
     // Another key: a 404 on the batch, and not in its list.
     let (status, _, out) = get(&gw.url(&format!("/v1/batches/{id}")), Some(&other)).await;
@@ -368,14 +384,14 @@ async fn a_completed_batch_records_its_cost_once_for_its_owner() {
     for status in futures_util::future::join_all(reads).await {
         assert_eq!(status, 200);
     }
-    let done = wait_for_status(&gw, &owner, &id, "completed").await;
+    let done = wait_for_status(gw, &owner, &id, "completed").await;
     let logs = gw.proc.logs();
     assert_eq!(
         logs.matches("batch cost recorded").count(),
         1,
         "one claim wins: {logs}"
     );
-    let rows = spend_logs_when(&gw, &format!("request_id={id}_batch_cost"), 1).await;
+    let rows = spend_logs_when(gw, &format!("request_id={id}_batch_cost"), 1).await;
     let row = &rows[0];
     assert_eq!(row["call_type"], "aretrieve_batch", "{row}");
     assert_eq!(row["prompt_tokens"], 10, "{row}");
@@ -387,7 +403,7 @@ async fn a_completed_batch_records_its_cost_once_for_its_owner() {
     );
     assert_eq!(row["model_group"], "gpt", "{row}");
     // Charged to the owner, though the master key read it too.
-    let owner_rows = spend_logs_when(&gw, &format!("api_key={owner}"), 3).await;
+    let owner_rows = spend_logs_when(gw, &format!("api_key={owner}"), 3).await;
     let mut types: Vec<&str> = owner_rows
         .iter()
         .map(|r| r["call_type"].as_str().unwrap())
@@ -430,13 +446,13 @@ async fn a_completed_batch_records_its_cost_once_for_its_owner() {
     assert_eq!(ids(&list), vec![id.clone()]);
 
     // A deployment with batch prices of its own is billed at them.
-    let (_, file) = upload(&gw, "/v1/files", &owner, &[("model", "gpt-batch-priced")]).await;
+    let (_, file) = upload(gw, "/v1/files", &owner, &[("model", "gpt-batch-priced")]).await;
     let create = json!({"input_file_id": file["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"});
     let (status, _, batch) = post(&gw.url("/batches"), Some(&owner), &create).await;
     assert_eq!(status, 200, "{batch}");
     let priced = batch["id"].as_str().unwrap();
-    wait_for_status(&gw, &owner, priced, "completed").await;
-    let rows = spend_logs_when(&gw, &format!("request_id={priced}_batch_cost"), 1).await;
+    wait_for_status(gw, &owner, priced, "completed").await;
+    let rows = spend_logs_when(gw, &format!("request_id={priced}_batch_cost"), 1).await;
     // 10 × 0.0001 + 6 × 0.0003.
     assert!(
         (rows[0]["spend"].as_f64().unwrap() - 0.0028).abs() < 1e-9,
