@@ -15,7 +15,8 @@
 //!   files of its batches); anything else is a 404 in the OpenAI envelope, exactly as an id that
 //!   does not exist. The master key reaches all.
 //! * **Admission.** Uploads and batch creation check the key's model access, its budgets and its
-//!   rate limits; reads, downloads, deletes and cancels its rate limits.
+//!   rate limits (per-model limits of the deployment's group included); reads, downloads,
+//!   deletes and cancels its rate limits; a list counts one request (the key-wide limits).
 //! * **Accounting.** An upload (`acreate_file`) and a batch creation (`acreate_batch`) each leave
 //!   a spend-log row at no cost. When a read (`GET /v1/batches/{id}`, the list, a cancel) first
 //!   sees a batch `completed`, its output file is downloaded once and the usage of its successful
@@ -554,6 +555,8 @@ pub async fn list_files(
     caller: &Caller,
     query: &ListQuery,
 ) -> Result<Value, GatewayError> {
+    // One request under the caller's rate limits (no model group: a list spans them).
+    let _permit = crate::pipeline::admit_operation(state, caller, "", false).await?;
     let (records, more) = page(state, caller, FILE, query, 10_000).await?;
     let data = records
         .iter()
@@ -626,7 +629,9 @@ pub async fn retrieve_batch(
     id: &str,
 ) -> Result<Value, GatewayError> {
     let record = owned(state, caller, BATCH, id).await?;
-    batch_call(state, caller, &record, false).await
+    let _permit =
+        crate::pipeline::admit_operation(state, caller, &record.model_group, false).await?;
+    batch_call(state, &record, false).await
 }
 
 /// `POST /v1/batches/{id}/cancel`.
@@ -636,19 +641,18 @@ pub async fn cancel_batch(
     id: &str,
 ) -> Result<Value, GatewayError> {
     let record = owned(state, caller, BATCH, id).await?;
-    batch_call(state, caller, &record, true).await
+    let _permit =
+        crate::pipeline::admit_operation(state, caller, &record.model_group, false).await?;
+    batch_call(state, &record, true).await
 }
 
 /// Read (or cancel) a batch at its deployment, and take note of what it says.
 async fn batch_call(
     state: &AppState,
-    caller: &Caller,
     record: &ManagedObject,
     cancel: bool,
 ) -> Result<Value, GatewayError> {
     let holder = holder_of(state, record)?;
-    let _permit =
-        crate::pipeline::admit_operation(state, caller, &record.model_group, false).await?;
     let id = crate::providers::urls::segment(&record.upstream_id);
     let object = if cancel {
         let path = format!("/batches/{id}/cancel");
@@ -673,10 +677,12 @@ pub async fn list_batches(
         after: query.after.clone(),
         purpose: None,
     };
+    // One request under the caller's rate limits (no model group: a list spans them).
+    let _permit = crate::pipeline::admit_operation(state, caller, "", false).await?;
     let (records, more) = page(state, caller, BATCH, &query, 20).await?;
     let mut data = Vec::with_capacity(records.len());
     for record in &records {
-        match batch_call(state, caller, record, false).await {
+        match batch_call(state, record, false).await {
             Ok(object) => data.push(object),
             Err(e) => {
                 tracing::debug!(batch = record.id, error = %e, "batch not read again; listed as last seen");

@@ -558,3 +558,22 @@ async fn azure_deployments_get_azure_urls_and_their_resource_key() {
     let rows = spend_logs_when(&gw, &format!("request_id={id}_batch_cost"), 1).await;
     assert_eq!(rows[0]["model_group"], "azure-gpt", "{}", rows[0]);
 }
+
+#[actix_rt::test]
+async fn files_and_batches_calls_count_against_the_keys_rate_limits() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+    let key = new_key(&gw, json!({"models": ["gpt"], "rpm_limit": 3})).await;
+    clear_of_a_minute_turn(std::time::Duration::from_secs(10)).await;
+    let (status, file) = upload(&gw, "/v1/files", &key, &[]).await;
+    assert_eq!(status, 200, "{file}");
+    let id = file["id"].as_str().unwrap();
+    let (status, _, out) = get(&gw.url(&format!("/v1/files/{id}")), Some(&key)).await;
+    assert_eq!(status, 200, "{out}");
+    let (status, _, out) = get(&gw.url("/v1/files"), Some(&key)).await;
+    assert_eq!(status, 200, "{out}");
+    let (status, headers, out) = get(&gw.url("/v1/batches"), Some(&key)).await;
+    assert_eq!(status, 429, "the fourth call this minute: {out}");
+    assert_envelope(&out);
+    assert!(headers.get("retry-after").is_some());
+}
