@@ -173,6 +173,8 @@ pub static KEYS: &[Key] = &[
     acts(LitellmParams, "output_cost_per_second", "custom price"),
     acts(LitellmParams, "output_cost_per_reasoning_token", "custom price"),
     acts(LitellmParams, "cache_read_input_token_cost", "custom price"),
+    acts(LitellmParams, "input_cost_per_token_batches", "custom price of a prompt token in a batch (else half of `input_cost_per_token`)"),
+    acts(LitellmParams, "output_cost_per_token_batches", "custom price of a completion token in a batch (else half of `output_cost_per_token`)"),
     acts(LitellmParams, "input_cost_per_image", "custom price per image (image generation and edits)"),
     acts(LitellmParams, "output_cost_per_image", "custom price per image (image generation and edits)"),
     acts(LitellmParams, "input_cost_per_pixel", "custom price per pixel of each image (image generation and edits)"),

@@ -801,6 +801,29 @@ fn image_bill<'a>(req: &'a LlmRequest, body: &[u8], usage: Usage) -> crate::pric
     }
 }
 
+/// Admission of a call that is not an LLM request (the files and batches APIs) to a deployment
+/// of model group `group`: with `budget`, the key's, user's, team's and organization's budgets
+/// (and the key's `model_max_budget` for `group`) must not be spent (nothing is reserved: such
+/// a call is priced, if at all, only later); then one request under every rate limit that
+/// applies (no tokens). The permit is held until the call ends.
+pub async fn admit_operation(
+    state: &AppState,
+    caller: &Caller,
+    group: &str,
+    budget: bool,
+) -> Result<crate::limits::Admission, GatewayError> {
+    if budget {
+        drop(crate::spend::check_budgets(
+            caller,
+            group,
+            &state.ledger,
+            state.settings.live().budget_exceeded_status,
+            &|| 0.0,
+        )?);
+    }
+    admit_with(state, caller, 0, group, None).await
+}
+
 /// Admit the request under every rate limit that applies to it, or answer 429. Per-model limits
 /// apply to the model group `group`.
 async fn admit_with(

@@ -564,6 +564,16 @@ pub fn call_type(kind: CallKind) -> &'static str {
     }
 }
 
+/// Whom a spend-log row is charged to: a virtual key (its hash) with its user, team and
+/// organization; all `None` for the master key.
+#[derive(Debug, Clone, Default)]
+pub struct Owner {
+    pub token: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+}
+
 /// Who made a request, for its spend-log row.
 pub struct SpendContext {
     tracker: Tracker,
@@ -765,6 +775,79 @@ impl SpendContext {
             start_time: crate::time::now_ms(),
             reservation: Mutex::new(None),
             trace: None,
+        }
+    }
+
+    /// The spend context of a call that is not an LLM request (the files and batches APIs:
+    /// `acreate_file`, `acreate_batch`, `aretrieve_batch`), made by `caller`: its row names
+    /// the caller's key, user, team and organization, and keeps no messages.
+    pub fn for_caller(
+        state: &crate::state::AppState,
+        request_id: &str,
+        http: &actix_web::HttpRequest,
+        caller: &Caller,
+        call_type: &'static str,
+        requested_model: &str,
+    ) -> Self {
+        let p = caller.principal();
+        let owner = Owner {
+            token: p.map(|p| p.key.token.clone()),
+            user_id: p.and_then(|p| p.key.user_id.clone()),
+            team_id: p.and_then(|p| p.key.team_id.clone()),
+            organization_id: p.and_then(|p| p.key.organization_id.clone()),
+        };
+        let mut ctx = Self::for_owner(state, request_id, call_type, owner, requested_model);
+        ctx.metrics = state.metrics.clone();
+        ctx.budgets = crate::observability::metrics::BudgetsAtStart::of(caller);
+        ctx.user_email = p
+            .and_then(|p| p.user.as_ref())
+            .and_then(|u| u.alias.clone());
+        ctx.team_alias = p
+            .and_then(|p| p.team.as_ref())
+            .and_then(|t| t.alias.clone());
+        ctx.key_alias = p.and_then(|p| p.key.key_alias.clone());
+        ctx.requester_ip_address = http.peer_addr().map(|a| a.ip().to_string());
+        ctx
+    }
+
+    /// The spend context of a call made for `owner` rather than by the client at hand (a
+    /// batch's cost, recorded for the key that created the batch whoever read it first).
+    pub fn for_owner(
+        state: &crate::state::AppState,
+        request_id: &str,
+        call_type: &'static str,
+        owner: Owner,
+        requested_model: &str,
+    ) -> Self {
+        Self {
+            tracker: state.spend.clone(),
+            ledger: state.ledger.clone(),
+            request_id: request_id.to_string(),
+            call_type,
+            api_key: owner.token.unwrap_or_default(),
+            user_id: owner.user_id,
+            team_id: owner.team_id,
+            organization_id: owner.organization_id,
+            end_user: None,
+            key_alias: None,
+            start_time: crate::time::now_ms(),
+            reservation: Mutex::new(None),
+            observers: state.observers.clone(),
+            requested_model: requested_model.to_string(),
+            team_alias: None,
+            metrics: None,
+            budgets: Default::default(),
+            user_email: None,
+            request_tags: "[]".into(),
+            spend_logs_metadata: None,
+            requester_ip_address: None,
+            messages: None,
+            store_prompts: false,
+            message_logging: state.message_logging,
+            response: Mutex::new(None),
+            trace: None,
+            _in_flight: None,
+            kind: None,
         }
     }
 

@@ -128,10 +128,12 @@ pub async fn send_with(
         param: None,
         retry_after: None,
     })?;
-    request
-        .send_body(prepared.body)
-        .await
-        .map_err(|e| send_error(e, head_timeout, model, key))
+    let sent = if prepared.body.is_empty() && request.get_method() != awc::http::Method::POST {
+        request.send().await
+    } else {
+        request.send_body(prepared.body).await
+    };
+    sent.map_err(|e| send_error(e, head_timeout, model, key))
 }
 
 fn send_error(

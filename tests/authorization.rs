@@ -555,6 +555,23 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             row("POST", "/cache/flushall", json!({}), ADMIN),
             // live log tailing (a stream: only its status is read)
             row("GET", "/logs/stream", json!({}), ADMIN),
+            // files and batches: any key, narrowed to its own objects (ids nobody owns: 404)
+            row("POST", "/v1/files", json!({"purpose": "batch"}), ROLES),
+            row("GET", "/v1/files", json!({}), ROLES),
+            row("GET", "/files", json!({}), ROLES),
+            row("GET", "/v1/files/file-nobody", json!({}), ROLES),
+            row("GET", "/v1/files/file-nobody/content", json!({}), ROLES),
+            row("DELETE", "/v1/files/file-nobody", json!({}), ROLES),
+            row(
+                "POST",
+                "/v1/batches",
+                json!({"input_file_id": "file-nobody", "endpoint": "/v1/chat/completions"}),
+                ROLES,
+            ),
+            row("GET", "/v1/batches", json!({}), ROLES),
+            row("GET", "/batches", json!({}), ROLES),
+            row("GET", "/v1/batches/batch-nobody", json!({}), ROLES),
+            row("POST", "/v1/batches/batch-nobody/cancel", json!({}), ROLES),
         ];
         for r in &rows {
             let (status, body) = send_once(r.method, &gw.url(&r.path), Some(key), &r.body).await;
@@ -580,7 +597,7 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 85);
+    assert_eq!(checked, ROLES.len() * 96);
 }
 
 /// How a UI-route row authenticates: the role's session cookie with or without its CSRF token,

@@ -45,6 +45,7 @@ mod anthropic;
 mod audio;
 mod bedrock;
 mod cohere;
+mod files;
 mod gemini;
 mod huggingface;
 mod images;
@@ -123,6 +124,11 @@ pub struct MockProviderArgs {
     /// anyway).
     #[arg(long, env = "TOLLGATE_MOCK_SERIAL_REPLIES", value_parser = clap::builder::BoolishValueParser::new())]
     pub serial_replies: bool,
+    /// Milliseconds a batch takes from creation to `completed` (validating for the first
+    /// half, in progress for the second); a batch's `metadata.mock_batch_delay_ms` or the
+    /// `x-mock-batch-delay-ms` header of its creation overrides it.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_delay_ms: u64,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -143,6 +149,7 @@ impl Default for MockProviderArgs {
             api_key: None,
             embedding_dim: 0,
             serial_replies: false,
+            batch_delay_ms: 1000,
             tls_cert: None,
             tls_key: None,
         }
@@ -269,6 +276,10 @@ pub struct MockState {
     google: gemini::GoogleState,
     /// What the logging-callback receivers accepted (`GET /mock/receivers`).
     receivers: receivers::Receivers,
+    /// Uploaded files and batches.
+    files: files::FilesState,
+    /// How long a batch takes to complete (`--batch-delay-ms`).
+    batch_delay: Duration,
 }
 
 impl fmt::Debug for MockState {
@@ -305,6 +316,8 @@ impl MockState {
             last_request: Mutex::new(None),
             google: gemini::GoogleState::default(),
             receivers: receivers::Receivers::default(),
+            files: files::FilesState::default(),
+            batch_delay: Duration::from_millis(args.batch_delay_ms),
         }
     }
 
@@ -337,6 +350,11 @@ impl MockState {
                 }
             }
         }
+        self.capture(req, body);
+    }
+
+    /// Keep a request as the last one (`GET /mock/last_request`).
+    fn capture(&self, req: &HttpRequest, body: &Bytes) {
         let captured = CapturedRequest {
             path: req.path().to_owned(),
             query: req.query_string().to_owned(),
@@ -441,6 +459,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
 
     bedrock::configure(cfg, &state);
     openai::configure(cfg, &state);
+    files::configure(cfg, &state);
     cfg.service(resource("/health").route(web::get().to(health)))
         .service(resource("/mock/stats").route(web::get().to(mock_stats)))
         .service(resource("/mock/reset").route(web::post().to(mock_reset)))

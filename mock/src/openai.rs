@@ -311,11 +311,14 @@ impl ApiError {
         )
     }
 
-    fn invalid_value(param: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_value(
+        param: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self::invalid_request(message, Some(param), Some("invalid_value"))
     }
 
-    fn missing_parameter(param: &'static str) -> Self {
+    pub(crate) fn missing_parameter(param: &'static str) -> Self {
         Self::invalid_request(
             format!("Missing required parameter: '{param}'."),
             Some(param),

@@ -6,6 +6,7 @@ mod cache;
 mod config_update;
 mod customers;
 mod db_models;
+mod files;
 mod health;
 mod keys;
 mod logs;
@@ -70,6 +71,7 @@ pub fn is_builtin_path(path: &str) -> bool {
 
 fn builtin(r: &mut routes::Routes) {
     llm::configure(r);
+    files::configure(r);
     messages::configure(r);
     models::configure(r);
     utils::configure(r);

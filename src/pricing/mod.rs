@@ -21,6 +21,8 @@ pub struct ModelPrice {
     pub cache_read_input_token_cost: Option<f64>,
     pub cache_creation_input_token_cost: Option<f64>,
     pub output_cost_per_reasoning_token: Option<f64>,
+    pub input_cost_per_token_batches: Option<f64>,
+    pub output_cost_per_token_batches: Option<f64>,
     pub input_cost_per_second: Option<f64>,
     pub output_cost_per_second: Option<f64>,
     pub input_cost_per_image: Option<f64>,
@@ -81,6 +83,10 @@ pub struct Prices {
     pub reasoning_per_token: Option<f64>,
     pub input_per_second: f64,
     pub output_per_second: f64,
+    /// Batch API prices (`input_cost_per_token_batches`, `output_cost_per_token_batches`);
+    /// `None` bills batches at half the regular price, as [`Prices::batch_cost`] says.
+    pub input_batch_per_token: Option<f64>,
+    pub output_batch_per_token: Option<f64>,
 }
 
 impl Prices {
@@ -124,6 +130,10 @@ impl Prices {
             output_per_second: num("output_cost_per_second")
                 .or(e.output_cost_per_second)
                 .unwrap_or(0.0),
+            input_batch_per_token: num("input_cost_per_token_batches")
+                .or(e.input_cost_per_token_batches),
+            output_batch_per_token: num("output_cost_per_token_batches")
+                .or(e.output_cost_per_token_batches),
         })
     }
 
@@ -138,6 +148,30 @@ impl Prices {
             + reasoning as f64 * self.reasoning_per_token.unwrap_or(self.output_per_token);
         let seconds = duration.as_secs_f64() * (self.input_per_second + self.output_per_second);
         input + output + seconds
+    }
+}
+
+impl Prices {
+    /// The cost in USD of a batch's usage, as LiteLLM's batch cost calculator works it out:
+    /// prompt tokens at `input_cost_per_token_batches` when the model has it, else its billable
+    /// (uncached) prompt tokens at half the regular input price plus its cached tokens at half
+    /// the cache-read price; completion tokens at `output_cost_per_token_batches`, else at half
+    /// the regular output price (OpenAI bills batches at half price).
+    pub fn batch_cost(&self, usage: &crate::llm::Usage) -> f64 {
+        let input = match self.input_batch_per_token {
+            Some(price) => usage.prompt_tokens as f64 * price,
+            None => {
+                let cached = usage.cached_tokens.min(usage.prompt_tokens);
+                ((usage.prompt_tokens - cached) as f64 * self.input_per_token
+                    + cached as f64 * self.cache_read_per_token.unwrap_or(0.0))
+                    / 2.0
+            }
+        };
+        let output = match self.output_batch_per_token {
+            Some(price) => usage.completion_tokens as f64 * price,
+            None => usage.completion_tokens as f64 * self.output_per_token / 2.0,
+        };
+        input + output
     }
 }
 
@@ -418,6 +452,26 @@ mod tests {
         assert!(e.cost(&usage(1000, 0, 0, 0), Duration::ZERO) > 0.0);
         // Unknown model, no custom prices: no prices (costs 0, with a warning at start).
         assert!(Prices::resolve(None, &serde_json::Map::new()).is_none());
+    }
+
+    #[test]
+    fn batches_cost_their_own_prices_else_half_the_regular_ones() {
+        let half = Prices {
+            input_per_token: 0.002,
+            output_per_token: 0.004,
+            cache_read_per_token: Some(0.001),
+            ..Prices::default()
+        };
+        // 10 prompt tokens (4 cached) and 5 completion tokens, at half price.
+        let used = usage(10, 5, 4, 0);
+        let expected = (6.0 * 0.002 + 4.0 * 0.001) / 2.0 + 5.0 * 0.004 / 2.0;
+        assert!((half.batch_cost(&used) - expected).abs() < 1e-15);
+        let custom: serde_json::Map<String, serde_json::Value> = serde_json::from_value(
+            serde_json::json!({"input_cost_per_token": 0.002, "output_cost_per_token": 0.004, "input_cost_per_token_batches": 0.0001, "output_cost_per_token_batches": 0.0003}),
+        )
+        .unwrap();
+        let own = Prices::resolve(None, &custom).unwrap();
+        assert!((own.batch_cost(&used) - (10.0 * 0.0001 + 5.0 * 0.0003)).abs() < 1e-15);
     }
 
     #[test]

@@ -25,6 +25,86 @@ pub struct OpenAiAdapter {
 pub static OPENAI: OpenAiAdapter = OpenAiAdapter { azure: false };
 pub static AZURE: OpenAiAdapter = OpenAiAdapter { azure: true };
 
+impl OpenAiAdapter {
+    /// The deployment's credentials (Azure: `api-key`, else a Microsoft Entra ID bearer token;
+    /// OpenAI: a bearer key), its `openai-organization` and its `extra_headers`.
+    fn credentials(
+        &self,
+        deployment: &Deployment,
+        target: &Target,
+        headers: &mut Vec<(Cow<'static, str>, String)>,
+    ) {
+        if self.azure {
+            if let Some(key) = &target.api_key {
+                headers.push((Cow::Borrowed("api-key"), key.expose().to_string()));
+            } else if let Some(token) = azure_ad_token(deployment) {
+                // Microsoft Entra ID: a bearer token instead of the resource key.
+                headers.push((Cow::Borrowed("authorization"), format!("Bearer {token}")));
+            }
+        } else if let Some(key) = &target.api_key {
+            headers.push((
+                Cow::Borrowed("authorization"),
+                format!("Bearer {}", key.expose()),
+            ));
+        }
+        if let Some(org) = &deployment.organization {
+            headers.push((Cow::Borrowed("openai-organization"), org.clone()));
+        }
+        headers.extend(super::native::extra_headers(deployment));
+    }
+
+    /// A call to one of OpenAI's resource APIs (`/files`, `/files/{id}/content`, `/batches`…)
+    /// on this deployment: the URL of `path` with `query` (pairs already percent-encoded by the
+    /// caller's [`urls::segment`]) and the deployment's credentials. OpenAI:
+    /// `{api_base}{path}`; Azure: `{api_base}/openai{path}?api-version=…` (resources are not
+    /// per model deployment there). The body is the caller's.
+    pub fn resource(
+        &self,
+        deployment: &Deployment,
+        target: &Target,
+        path: &str,
+        query: &[(&str, String)],
+        body: Bytes,
+    ) -> PreparedRequest {
+        let mut pairs: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urls::segment(v)))
+            .collect();
+        let url = if self.azure {
+            pairs.push(format!(
+                "api-version={}",
+                urls::segment(azure_api_version(deployment))
+            ));
+            format!(
+                "{}/openai{path}",
+                target.api_base.trim_end_matches("/openai")
+            )
+        } else {
+            format!("{}{path}", target.api_base)
+        };
+        let url = if pairs.is_empty() {
+            url
+        } else {
+            format!("{url}?{}", pairs.join("&"))
+        };
+        let mut headers = Vec::with_capacity(4);
+        self.credentials(deployment, target, &mut headers);
+        PreparedRequest {
+            url: target.url(url),
+            headers,
+            body,
+        }
+    }
+}
+
+/// The deployment's Azure `api-version` (else [`AZURE_DEFAULT_API_VERSION`]).
+fn azure_api_version(deployment: &Deployment) -> &str {
+    deployment
+        .api_version
+        .as_deref()
+        .unwrap_or(AZURE_DEFAULT_API_VERSION)
+}
+
 impl ProviderAdapter for OpenAiAdapter {
     fn prepare(
         &self,
@@ -66,36 +146,17 @@ impl ProviderAdapter for OpenAiAdapter {
         };
         headers.push((Cow::Borrowed("content-type"), content_type));
         let url = if self.azure {
-            let version = deployment
-                .api_version
-                .as_deref()
-                .unwrap_or(AZURE_DEFAULT_API_VERSION);
-            if let Some(key) = &target.api_key {
-                headers.push((Cow::Borrowed("api-key"), key.expose().to_string()));
-            } else if let Some(token) = azure_ad_token(deployment) {
-                // Microsoft Entra ID: a bearer token instead of the resource key.
-                headers.push((Cow::Borrowed("authorization"), format!("Bearer {token}")));
-            }
             format!(
                 "{}/openai/deployments/{}{}?api-version={}",
                 target.api_base.trim_end_matches("/openai"),
                 urls::segment(&target.model),
                 path,
-                urls::segment(version)
+                urls::segment(azure_api_version(deployment))
             )
         } else {
-            if let Some(key) = &target.api_key {
-                headers.push((
-                    Cow::Borrowed("authorization"),
-                    format!("Bearer {}", key.expose()),
-                ));
-            }
             format!("{}{}", target.api_base, path)
         };
-        if let Some(org) = &deployment.organization {
-            headers.push((Cow::Borrowed("openai-organization"), org.clone()));
-        }
-        headers.extend(super::native::extra_headers(deployment));
+        self.credentials(deployment, target, &mut headers);
         match form {
             Some((_, form)) => Ok(PreparedRequest {
                 url: target.url(url),

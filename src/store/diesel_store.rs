@@ -12,14 +12,14 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use futures_util::FutureExt;
 
 use super::schema::{
-    audit_logs, budgets, config_settings, end_users, organizations, proxy_models, spend_logs,
-    teams, ui_sessions, user_passwords, users, verification_tokens,
+    audit_logs, budgets, config_settings, end_users, managed_objects, organizations, proxy_models,
+    spend_logs, teams, ui_sessions, user_passwords, users, verification_tokens,
 };
 use super::{
     budget_reset_data, json_object, lock_rank, AuditRecord, BudgetReset, Change, ConfigSetting,
-    EntityKind, EntityRecord, KeyFilter, KeyRecord, KeyScope, Locked, ModelRecord, Modified, Page,
-    SessionRecord, SpendFilter, SpendGroup, SpendLog, SpendRollup, Store, StoreError, TagSpend,
-    TxEffects,
+    EntityKind, EntityRecord, KeyFilter, KeyRecord, KeyScope, Locked, ManagedObject, ModelRecord,
+    Modified, Page, SessionRecord, SpendFilter, SpendGroup, SpendLog, SpendRollup, Store,
+    StoreError, TagSpend, TxEffects,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -1288,6 +1288,94 @@ macro_rules! diesel_store {
                     .load(&mut conn)
                     .await
                     .map_err(query_error)
+            }
+
+            async fn insert_managed(&self, object: &ManagedObject) -> Result<bool, StoreError> {
+                let mut conn = self.conn().await?;
+                diesel::insert_into(managed_objects::table)
+                    .values(object.clone())
+                    .on_conflict_do_nothing()
+                    .execute(&mut conn)
+                    .await
+                    .map(|n| n > 0)
+                    .map_err(query_error)
+            }
+
+            async fn get_managed(
+                &self,
+                kind: &str,
+                id: &str,
+            ) -> Result<Option<ManagedObject>, StoreError> {
+                let mut conn = self.conn().await?;
+                managed_objects::table
+                    .find(id)
+                    .filter(managed_objects::kind.eq(kind))
+                    .first(&mut conn)
+                    .await
+                    .optional()
+                    .map_err(query_error)
+            }
+
+            async fn list_managed(
+                &self,
+                kind: &str,
+                owner: Option<&str>,
+            ) -> Result<Vec<ManagedObject>, StoreError> {
+                let mut conn = self.conn().await?;
+                let mut query = managed_objects::table
+                    .filter(managed_objects::kind.eq(kind))
+                    .order((managed_objects::created_at.desc(), managed_objects::id.desc()))
+                    .into_boxed();
+                if let Some(owner) = owner {
+                    query = query.filter(managed_objects::owner_token.eq(owner));
+                }
+                query.load(&mut conn).await.map_err(query_error)
+            }
+
+            async fn update_managed(
+                &self,
+                id: &str,
+                status: &str,
+                object: &str,
+            ) -> Result<(), StoreError> {
+                let mut conn = self.conn().await?;
+                diesel::update(managed_objects::table.find(id))
+                    .set((
+                        managed_objects::status.eq(status),
+                        managed_objects::object.eq(object),
+                    ))
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(query_error)
+            }
+
+            async fn delete_managed(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+                let mut conn = self.conn().await?;
+                diesel::delete(
+                    managed_objects::table
+                        .find(id)
+                        .filter(managed_objects::kind.eq(kind)),
+                )
+                .execute(&mut conn)
+                .await
+                .map(|n| n > 0)
+                .map_err(query_error)
+            }
+
+            async fn set_cost_recorded(&self, id: &str, recorded: bool) -> Result<bool, StoreError> {
+                let mut conn = self.conn().await?;
+                // A conditional update: only the call that flips the flag changes a row.
+                diesel::update(
+                    managed_objects::table
+                        .find(id)
+                        .filter(managed_objects::cost_recorded.eq(!recorded)),
+                )
+                .set(managed_objects::cost_recorded.eq(recorded))
+                .execute(&mut conn)
+                .await
+                .map(|n| n == 1)
+                .map_err(query_error)
             }
         }
     };

@@ -396,6 +396,36 @@ pub struct ConfigSetting {
     pub updated_by: Option<String>,
 }
 
+/// A file or batch created through `/v1/files` or `/v1/batches`: the deployment that holds it,
+/// who owns it, and for a batch whether its cost was recorded.
+#[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Insertable)]
+#[diesel(table_name = schema::managed_objects)]
+pub struct ManagedObject {
+    /// The id the client uses (the provider's id).
+    pub id: String,
+    /// `file` or `batch`.
+    pub kind: String,
+    /// The id at the provider.
+    pub upstream_id: String,
+    pub deployment_id: String,
+    /// The deployment's model group when the object was created.
+    pub model_group: String,
+    /// The owning virtual key's hash; `None` for the master key.
+    pub owner_token: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+    /// A file's `purpose`, a batch's `endpoint`.
+    pub purpose: String,
+    pub status: String,
+    /// The provider's last answer for the object (JSON text).
+    pub object: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// A batch's cost is in the spend log.
+    pub cost_recorded: bool,
+}
+
 /// A management change as the audit log keeps it (LiteLLM's `LiteLLM_AuditLog`); values never
 /// hold secrets.
 #[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Insertable)]
@@ -588,6 +618,22 @@ pub trait Store: Send + Sync {
         table_name: &str,
         limit: i64,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Record a file or batch; `false` when one with its id is recorded already (kept as it is).
+    async fn insert_managed(&self, object: &ManagedObject) -> Result<bool, StoreError>;
+    /// The `kind` object with this id.
+    async fn get_managed(&self, kind: &str, id: &str) -> Result<Option<ManagedObject>, StoreError>;
+    /// The `kind` objects of `owner` (every one for `None`), newest first.
+    async fn list_managed(
+        &self,
+        kind: &str,
+        owner: Option<&str>,
+    ) -> Result<Vec<ManagedObject>, StoreError>;
+    /// Store the provider's latest answer for an object and its status.
+    async fn update_managed(&self, id: &str, status: &str, object: &str) -> Result<(), StoreError>;
+    async fn delete_managed(&self, kind: &str, id: &str) -> Result<bool, StoreError>;
+    /// Mark a batch's cost recorded, or give the mark back (`recorded: false`). `true` only for
+    /// the call that changed the flag: of concurrent claims exactly one wins.
+    async fn set_cost_recorded(&self, id: &str, recorded: bool) -> Result<bool, StoreError>;
 }
 
 /// The Postgres connection pool's settings (`general_settings.database_connection_pool_limit`,

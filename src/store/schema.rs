@@ -131,3 +131,22 @@ diesel::table! {
         updated_values -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    managed_objects (id) {
+        id -> Text,
+        kind -> Text,
+        upstream_id -> Text,
+        deployment_id -> Text,
+        model_group -> Text,
+        owner_token -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        organization_id -> Nullable<Text>,
+        purpose -> Text,
+        status -> Text,
+        object -> Text,
+        created_at -> BigInt,
+        cost_recorded -> Bool,
+    }
+}

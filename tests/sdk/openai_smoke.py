@@ -64,6 +64,24 @@ with client.audio.speech.with_streaming_response.create(model="mock-tts", voice=
     check("audio.speech streaming", r.headers["content-type"] == "audio/wav"
           and sum(len(p) for p in pieces) == 64 * len("Hello world"), r.headers)
 
+line = ('{"custom_id": "r1", "method": "POST", "url": "/v1/chat/completions", '
+        '"body": {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}}\n')
+f = client.files.create(file=("batch.jsonl", line.encode(), "application/jsonl"), purpose="batch")
+check("files.create", f.id and f.purpose == "batch" and f.bytes == len(line), f)
+check("files.list", f.id in [x.id for x in client.files.list()])
+check("files.retrieve", client.files.retrieve(f.id).id == f.id)
+check("files.content", client.files.content(f.id).read() == line.encode())
+b = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h",
+                          metadata={"mock_batch_delay_ms": "0"})
+check("batches.create", b.id and b.input_file_id == f.id, b)
+b = client.batches.retrieve(b.id)
+check("batches.retrieve", b.status == "completed" and b.output_file_id, b)
+check("batches.list", b.id in [x.id for x in client.batches.list()])
+out = client.files.content(b.output_file_id).text
+check("batch output", '"custom_id":"r1"' in out.replace(" ", ""), out)
+d = client.files.delete(f.id)
+check("files.delete", d.deleted, d)
+
 ids = [m.id for m in client.models.list()]
 check("models", "mock-gpt" in ids, ids)
 
