@@ -131,3 +131,14 @@ diesel::table! {
         updated_values -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    stored_responses (id) {
+        id -> Text,
+        owner -> Nullable<Text>,
+        model -> Text,
+        input_items -> Text,
+        response -> Text,
+        created_at -> BigInt,
+    }
+}
