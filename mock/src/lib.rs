@@ -50,6 +50,7 @@ mod images;
 mod ollama;
 mod openai;
 mod receivers;
+mod responses;
 mod shared;
 
 pub use receivers::otlp_spans;
@@ -157,16 +158,18 @@ enum Endpoint {
     ImageGenerations,
     ImageEdits,
     Moderations,
+    Responses,
 }
 
 impl Endpoint {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Chat,
         Self::Completions,
         Self::Embeddings,
         Self::ImageGenerations,
         Self::ImageEdits,
         Self::Moderations,
+        Self::Responses,
     ];
 
     fn route(self) -> &'static str {
@@ -177,6 +180,7 @@ impl Endpoint {
             Self::ImageGenerations => "/images/generations",
             Self::ImageEdits => "/images/edits",
             Self::Moderations => "/moderations",
+            Self::Responses => "/responses",
         }
     }
 
@@ -188,6 +192,7 @@ impl Endpoint {
             Self::ImageGenerations => 3,
             Self::ImageEdits => 4,
             Self::Moderations => 5,
+            Self::Responses => 6,
         }
     }
 }
@@ -239,7 +244,7 @@ pub struct MockState {
     /// `--serial-replies`: the reply text of OpenAI completions ends with its serial.
     serial_replies: bool,
     total: AtomicU64,
-    by_route: [AtomicU64; 6],
+    by_route: [AtomicU64; 7],
     by_model: Mutex<HashMap<String, u64>>,
     last_request: Mutex<Option<CapturedRequest>>,
     /// Gemini API / Vertex AI: issued access tokens and token requests.
@@ -1299,7 +1304,7 @@ mod tests {
             json!({
                 "total": 6,
                 "by_model": {"emb": 1, "mock-fail-429": 1, "mock-gpt": 3},
-                "by_route": {"/chat/completions": 4, "/completions": 1, "/embeddings": 1, "/images/generations": 0, "/images/edits": 0, "/moderations": 0}
+                "by_route": {"/chat/completions": 4, "/completions": 1, "/embeddings": 1, "/images/generations": 0, "/images/edits": 0, "/moderations": 0, "/responses": 0}
             })
         );
 
@@ -1313,7 +1318,7 @@ mod tests {
             json!({
                 "total": 0,
                 "by_model": {},
-                "by_route": {"/chat/completions": 0, "/completions": 0, "/embeddings": 0, "/images/generations": 0, "/images/edits": 0, "/moderations": 0}
+                "by_route": {"/chat/completions": 0, "/completions": 0, "/embeddings": 0, "/images/generations": 0, "/images/edits": 0, "/moderations": 0, "/responses": 0}
             })
         );
         let response = test::call_service(
