@@ -41,6 +41,7 @@ pub mod pricing;
 pub mod providers;
 pub mod region;
 pub mod render;
+pub mod responses_api;
 pub mod routing;
 pub mod runtime_settings;
 pub mod secret;

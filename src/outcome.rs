@@ -99,6 +99,10 @@ pub struct Facts {
     pub attempts: Attempts,
     /// `x-litellm-cache-key`: the response-cache key, when the request consulted the cache.
     pub cache_key: Option<String>,
+    /// The reply is in OpenAI's Responses shape (a Responses object, or Responses events): a
+    /// `/responses` request served by a deployment spoken to in the Responses API. Otherwise it is
+    /// chat-shaped.
+    pub responses_shaped: bool,
 }
 
 /// Retries and fallbacks a request went through.
@@ -127,6 +131,7 @@ impl Facts {
             prompt_tokens: 0,
             attempts: Attempts::default(),
             cache_key: None,
+            responses_shaped: false,
         }
     }
 

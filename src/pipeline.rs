@@ -314,7 +314,11 @@ async fn serve(
     call: &mut Call,
     facts: &mut Facts,
 ) -> Result<Reply, GatewayError> {
-    let cache = state.cache.as_ref();
+    // Responses are stored by id and continued from the store, never answered from the cache.
+    let cache = state
+        .cache
+        .as_ref()
+        .filter(|_| req.kind != CallKind::Responses);
     let plan = match cache {
         Some(cache) => cache.plan(caller, req, &call.group)?,
         None => None,
@@ -692,7 +696,7 @@ fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str, prompt_tokens
     }
     let completion_tokens = match req.kind {
         CallKind::Embedding | CallKind::Moderation => 0,
-        _ => ["max_completion_tokens", "max_tokens"]
+        _ => ["max_completion_tokens", "max_tokens", "max_output_tokens"]
             .iter()
             .find_map(|f| req.body.get(*f).and_then(Value::as_u64))
             .unwrap_or(DEFAULT_COMPLETION_ESTIMATE),
@@ -913,6 +917,8 @@ struct AttemptFacts {
     provider_headers: Option<Vec<(HeaderName, HeaderValue)>>,
     response_cost: Option<f64>,
     key_spend: Option<f64>,
+    /// The reply is in the Responses API's shape (see [`Facts::responses_shaped`]).
+    responses_shaped: bool,
 }
 
 /// A group's facts added to the request's; its result handed on.
@@ -937,6 +943,7 @@ fn absorb(facts: &mut Facts, run: GroupRun) -> Result<Reply, GatewayError> {
         }
         facts.response_cost = last.response_cost;
         facts.key_spend = last.key_spend;
+        facts.responses_shaped = last.responses_shaped;
     }
     run.result
 }
@@ -1612,6 +1619,17 @@ async fn call_provider(
                 message: format!("no adapter for provider '{}'", target.spec.name),
             }
         })?;
+    // A Responses request goes to OpenAI and Azure as it is, to every other provider as chat:
+    // decided per deployment, so a fallback may cross from one to the other.
+    let responses_native = req.kind == CallKind::Responses && crate::responses_api::native(&target);
+    let as_chat;
+    let req = if req.kind == CallKind::Responses && !responses_native {
+        as_chat = crate::responses_api::chat_request(req)?;
+        &as_chat
+    } else {
+        req
+    };
+    facts.responses_shaped = responses_native;
     if !adapter.supports(req.kind) {
         return Err(providers::native::unsupported_call(&target, req.kind));
     }
@@ -1764,7 +1782,8 @@ async fn call_provider(
             );
         },
     )
-    .capture(call.spend.keeps_response());
+    .capture(call.spend.keeps_response())
+    .responses_events(responses_native);
     Ok(Reply::Stream(Box::pin(relay)))
 }
 

@@ -535,7 +535,7 @@ fn request_messages(req: &crate::llm::LlmRequest) -> Option<String> {
     let field = match req.kind {
         CallKind::Chat => "messages",
         CallKind::Completion => "prompt",
-        CallKind::Embedding | CallKind::Moderation => "input",
+        CallKind::Embedding | CallKind::Moderation | CallKind::Responses => "input",
         CallKind::ImageGeneration | CallKind::ImageEdit => "prompt",
     };
     req.body.get(field).map(bounded_json)
@@ -550,6 +550,7 @@ pub fn call_type(kind: CallKind) -> &'static str {
         CallKind::ImageGeneration => "aimage_generation",
         CallKind::ImageEdit => "aimage_edit",
         CallKind::Moderation => "amoderation",
+        CallKind::Responses => "aresponses",
     }
 }
 

@@ -90,6 +90,21 @@ pub struct SseRelay<S> {
     /// Keep the chunks in the outcome ([`Self::capture`]); turned off past the bound.
     capture: bool,
     captured_bytes: usize,
+    /// The events are the Responses API's (`response.*`), not chat chunks.
+    responses: bool,
+}
+
+/// What the relay reads of one Responses API event.
+#[derive(Deserialize)]
+struct ResponsesEventProbe<'a> {
+    #[serde(default, borrow, rename = "type")]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    delta: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    response: Option<serde_json::Value>,
+    #[serde(default, borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// The generated text of one OpenAI-shaped chunk, borrowed where the JSON has no escapes.
@@ -246,7 +261,65 @@ impl<S> SseRelay<S> {
             ready: VecDeque::new(),
             capture: false,
             captured_bytes: 0,
+            responses: false,
         }
+    }
+
+    /// Read the events as the Responses API's: the stream finishes with `response.completed`
+    /// (or `response.incomplete`), whose response carries the usage; `response.failed` and
+    /// `error` events break it.
+    pub fn responses_events(mut self, on: bool) -> Self {
+        self.responses = on;
+        self
+    }
+
+    /// One Responses API event: finish, usage and errors read from it; relayed whole.
+    fn inspect_responses_event(&mut self, data: &[u8]) -> Option<StreamItem> {
+        let bytes = Bytes::copy_from_slice(data);
+        if let Ok(event) = serde_json::from_slice::<ResponsesEventProbe>(data) {
+            match event.kind.as_ref() {
+                "response.completed" | "response.incomplete" => {
+                    self.saw_finish = true;
+                    if let Some(response) = &event.response {
+                        self.outcome.usage = crate::responses_api::usage_of(response);
+                        self.outcome.response_id = response
+                            .get("id")
+                            .and_then(serde_json::Value::as_str)
+                            .map(str::to_string);
+                    }
+                }
+                "response.failed" => {
+                    let error = event.response.as_ref().and_then(|r| r.get("error"));
+                    self.outcome.error = Some(
+                        error
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| "the response failed".into())
+                            .chars()
+                            .take(500)
+                            .collect(),
+                    );
+                }
+                "error" => {
+                    self.outcome.error = Some(
+                        event
+                            .message
+                            .as_deref()
+                            .unwrap_or("the provider sent an error event")
+                            .chars()
+                            .take(500)
+                            .collect(),
+                    );
+                }
+                _ => {
+                    if self.outcome.usage.is_none() {
+                        self.outcome.relayed_text_bytes +=
+                            event.delta.as_ref().map_or(0, |d| d.len() as u64);
+                    }
+                }
+            }
+        }
+        self.keep(&bytes);
+        Some(StreamItem::Chunk(bytes))
     }
 
     /// Keep every chunk (shared with the item relayed, not copied) for the outcome, so that the
@@ -301,6 +374,9 @@ impl<S> SseRelay<S> {
         if trimmed == b"[DONE]" {
             self.saw_done = true;
             return Some(StreamItem::Done);
+        }
+        if self.responses {
+            return self.inspect_responses_event(trimmed);
         }
         if matches!(value_start_after(trimmed, b"\"finish_reason\""), Some(b'"')) {
             self.saw_finish = true;

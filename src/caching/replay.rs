@@ -94,7 +94,8 @@ pub fn assemble(kind: CallKind, chunks: &[Bytes]) -> Option<Completion> {
         CallKind::Embedding
         | CallKind::ImageGeneration
         | CallKind::ImageEdit
-        | CallKind::Moderation => return None,
+        | CallKind::Moderation
+        | CallKind::Responses => return None,
     };
     let usage = head
         .usage
@@ -125,7 +126,8 @@ pub fn replay(kind: CallKind, stored: &Completion, include_usage: bool) -> Chunk
         CallKind::Embedding
         | CallKind::ImageGeneration
         | CallKind::ImageEdit
-        | CallKind::Moderation => None,
+        | CallKind::Moderation
+        | CallKind::Responses => None,
         kind => serde_json::from_slice::<EnvelopeIn>(&stored.body)
             .ok()
             .map(|body| Replay::new(kind, body, stored, include_usage).items()),

@@ -18,6 +18,7 @@ mod messages;
 mod metrics;
 mod models;
 mod organizations;
+mod responses;
 pub mod routes;
 mod teams;
 mod ui;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut r = routes::Routes::new(cfg);
     llm::configure(&mut r);
     messages::configure(&mut r);
+    responses::configure(&mut r);
     models::configure(&mut r);
     utils::configure(&mut r);
     health::configure(&mut r);

@@ -81,7 +81,10 @@ impl ProviderAdapter for AnthropicAdapter {
                     code: Some("unsupported_endpoint"),
                 })
             }
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::ImageGeneration
+            | CallKind::ImageEdit
+            | CallKind::Moderation
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {

@@ -34,7 +34,10 @@ impl ProviderAdapter for CohereAdapter {
         let (path, body) = match req.kind {
             CallKind::Chat => ("/v2/chat", chat_body(deployment, target, req)?),
             CallKind::Embedding => ("/v2/embed", embed_body(deployment, target, req)?),
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::ImageGeneration
+            | CallKind::ImageEdit
+            | CallKind::Moderation
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {

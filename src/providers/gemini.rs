@@ -78,7 +78,10 @@ impl ProviderAdapter for GeminiAdapter {
                 "batchEmbedContents",
                 gemini_embed_request(deployment, target, req)?,
             ),
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::ImageGeneration
+            | CallKind::ImageEdit
+            | CallKind::Moderation
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => return Err(no_legacy_completions(target)),

@@ -101,7 +101,10 @@ impl ProviderAdapter for HuggingFaceAdapter {
                 let url = target.url(url);
                 PreparedRequest::json(url, native::json_headers(deployment, target, false), &body)
             }
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::ImageGeneration
+            | CallKind::ImageEdit
+            | CallKind::Moderation
+            | CallKind::Responses => {
                 Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => Err(native::bad_request(

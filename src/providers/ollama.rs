@@ -51,7 +51,10 @@ impl ProviderAdapter for OllamaAdapter {
         let (path, body) = match req.kind {
             CallKind::Chat => ("/api/chat", chat_body(deployment, target, req)?),
             CallKind::Embedding => ("/api/embed", embed_body(deployment, target, req)?),
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::ImageGeneration
+            | CallKind::ImageEdit
+            | CallKind::Moderation
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {

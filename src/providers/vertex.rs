@@ -95,7 +95,10 @@ impl ProviderAdapter for VertexAdapter {
                 Value::Object(gemini::chat_request(deployment, target, req)?),
             ),
             CallKind::Embedding => ("predict", embed_request(deployment, target, req)?),
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::ImageGeneration
+            | CallKind::ImageEdit
+            | CallKind::Moderation
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => return Err(gemini::no_legacy_completions(target)),

@@ -270,7 +270,10 @@ impl ProviderAdapter for BedrockAdapter {
                 },
             ),
             CallKind::Embedding => (embedding_body(model, req)?, "invoke"),
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation => {
+            CallKind::ImageGeneration
+            | CallKind::ImageEdit
+            | CallKind::Moderation
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {
