@@ -45,6 +45,32 @@ mod = client.moderations.create(input=["hello", "I will kill it"])
 check("moderations.create", len(mod.results) == 2 and not mod.results[0].flagged
       and mod.results[1].flagged and mod.results[1].categories.violence, mod)
 
+resp = client.responses.create(model="mock-gpt", input="hi", instructions="Be brief.")
+check("responses.create", resp.object == "response" and resp.status == "completed"
+      and resp.output_text and resp.usage.total_tokens > 0, resp)
+
+events = list(client.responses.create(model="mock-gpt", input="hi", stream=True))
+kinds = [e.type for e in events]
+streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+check("responses stream", kinds[0] == "response.created" and kinds[-1] == "response.completed"
+      and streamed and streamed == events[-1].response.output_text
+      and events[-1].response.usage.output_tokens > 0, kinds)
+
+got = client.responses.retrieve(resp.id)
+check("responses.retrieve", got.id == resp.id and got.output_text == resp.output_text, got)
+
+follow = client.responses.create(model="mock-gpt", input="again", previous_response_id=resp.id)
+items = client.responses.input_items.list(follow.id)
+check("responses.input_items.list", len(items.data) == 3 and items.data[0].type == "message"
+      and items.data[0].content[0].text == "again", items)
+
+client.responses.delete(resp.id)
+try:
+    client.responses.retrieve(resp.id)
+    check("responses.delete", False)
+except openai.NotFoundError:
+    check("responses.delete (then retrieve raises NotFoundError)", True)
+
 ids = [m.id for m in client.models.list()]
 check("models", "mock-gpt" in ids, ids)
 
