@@ -502,8 +502,11 @@ pub struct Echo {
     fields: Map<String, Value>,
 }
 
+/// A request field and its default.
+type Defaulted = (&'static str, fn() -> Value);
+
 /// Request fields every Responses object repeats, with OpenAI's defaults.
-const ECHOED: &[(&str, fn() -> Value)] = &[
+const ECHOED: &[Defaulted] = &[
     ("instructions", || Value::Null),
     ("max_output_tokens", || Value::Null),
     ("metadata", || json!({})),
@@ -561,11 +564,10 @@ impl Echo {
         &self,
         id: &str,
         created_at: u64,
-        status: &str,
         model: &str,
         output: Vec<Value>,
         usage: Value,
-        incomplete: Value,
+        (status, incomplete): (&str, Value),
     ) -> Value {
         let mut obj = Map::new();
         obj.insert("id".into(), json!(id));
@@ -732,11 +734,10 @@ pub fn from_chat(chat: &Value, echo: &Echo) -> Value {
     echo.object(
         &new_id("resp"),
         created,
-        status,
         model,
         output,
         usage_from_chat(chat.get("usage")),
-        incomplete,
+        (status, incomplete),
     )
 }
 
@@ -863,11 +864,10 @@ impl ResponsesStream {
         let mut object = self.echo.object(
             &self.id,
             self.created_at,
-            status,
             &self.model,
             output,
             usage,
-            incomplete,
+            (status, incomplete),
         );
         if status == "in_progress" {
             object["output"] = json!([]);
@@ -1439,9 +1439,8 @@ mod tests {
         );
         let last: Value = serde_json::from_str(
             text.lines()
+                .filter_map(|l| l.strip_prefix("data: "))
                 .last()
-                .expect("line")
-                .strip_prefix("data: ")
                 .expect("data"),
         )
         .expect("json");
