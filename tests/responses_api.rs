@@ -21,11 +21,18 @@ fn config(mock: &Mock) -> String {
     litellm_params: {{model: hosted_vllm/mock-gpt, api_base: {base}, api_key: sk-x}}
   - model_name: mock-gpt
     litellm_params: {{model: openai/mock-gpt, api_base: {base}, api_key: sk-x}}
+  - model_name: azure-gpt
+    litellm_params: {{model: azure/my-deployment, api_base: {root}, api_key: sk-x}}
+  - model_name: claude-broken
+    litellm_params: {{model: anthropic/mock-fail-500, api_base: {base}, api_key: sk-x}}
+router_settings:
+  fallbacks: [{{"claude-broken": ["gpt"]}}]
 general_settings:
   master_key: {MASTER_KEY}
   proxy_batch_write_at: 0.2
 "#,
-        base = mock.api_base()
+        base = mock.api_base(),
+        root = mock.proc.url
     )
 }
 
@@ -560,4 +567,53 @@ async fn bad_input_is_refused_with_the_openai_envelope() {
     assert_eq!(status, 400, "{out}");
     assert_envelope(&out);
     assert_eq!(mock.stats().await["by_route"]["/responses"], 0);
+}
+
+#[actix_rt::test]
+async fn azure_gets_its_responses_path_and_a_fallback_may_cross_wires() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+    let (status, _, out) = post(
+        &gw.url("/v1/responses"),
+        Some(MASTER_KEY),
+        &json!({"model": "azure-gpt", "input": "hi"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["object"], "response", "{out}");
+    let sent = mock.last_request().await;
+    assert_eq!(sent["path"], "/openai/responses", "{sent}");
+    assert!(
+        sent["query"]
+            .as_str()
+            .unwrap()
+            .contains("api-version=2025-04-01-preview"),
+        "{sent}"
+    );
+    assert_eq!(sent["body"]["model"], "my-deployment", "{sent}");
+
+    // The Anthropic deployment fails; its fallback is the OpenAI one, spoken to natively.
+    for stream in [false, true] {
+        let body = json!({"model": "claude-broken", "input": "hi", "stream": stream});
+        let (status, headers, text) =
+            stream_text(&gw.url("/v1/responses"), Some(MASTER_KEY), &body).await;
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(header(&headers, "x-litellm-model-group"), "gpt");
+        assert_eq!(header(&headers, "x-litellm-attempted-fallbacks"), "1");
+        let response = if stream {
+            completed(&text)
+        } else {
+            serde_json::from_str(&text).expect("json")
+        };
+        assert!(
+            output_text(&response).contains("Tollgate mock"),
+            "{response}"
+        );
+        assert_eq!(mock.last_request().await["path"], "/v1/responses");
+    }
+    let stats = mock.stats().await;
+    assert!(
+        stats["by_model"]["mock-fail-500"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
 }

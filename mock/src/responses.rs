@@ -399,3 +399,172 @@ fn event_stream(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test;
+    use serde_json::{json, Value};
+
+    use crate::tests::{drain, json_of, mock_app, post};
+
+    /// The `(event, data)` pairs of a Responses SSE body.
+    fn events(bytes: &[u8]) -> Vec<(String, Value)> {
+        let text = std::str::from_utf8(bytes).expect("UTF-8");
+        assert!(text.ends_with("\n\n"), "{text}");
+        text.split_terminator("\n\n")
+            .map(|event| {
+                let (head, data) = event.split_once('\n').expect("two lines");
+                let kind = head.strip_prefix("event: ").expect("event line");
+                let data = data.strip_prefix("data: ").expect("data line");
+                (kind.to_owned(), serde_json::from_str(data).expect("JSON"))
+            })
+            .collect()
+    }
+
+    #[actix_web::test]
+    async fn a_response_object_with_text_and_usage() {
+        let (app, state) = mock_app!();
+        let body = json!({"model": "mock-gpt", "input": "Hello there", "metadata": {"k": "v"}});
+        let response = test::call_service(&app, post("/v1/responses", body).to_request()).await;
+        assert_eq!(response.status(), 200);
+        let out = json_of(response).await;
+        assert_eq!(out["object"], "response");
+        assert_eq!(out["status"], "completed");
+        assert!(out["id"].as_str().is_some_and(|id| id.starts_with("resp_")));
+        assert_eq!(out["output"][0]["type"], "message");
+        assert_eq!(out["output"][0]["content"][0]["text"], crate::DEFAULT_REPLY);
+        assert_eq!(out["metadata"], json!({"k": "v"}));
+        let usage = &out["usage"];
+        assert_eq!(usage["input_tokens"], 3);
+        assert_eq!(
+            usage["total_tokens"].as_u64(),
+            Some(
+                usage["input_tokens"].as_u64().unwrap() + usage["output_tokens"].as_u64().unwrap()
+            )
+        );
+        assert_eq!(state.stats_json()["by_route"]["/responses"], 1);
+
+        let truncated = json!({"model": "m", "input": "x", "max_output_tokens": 2});
+        let out =
+            json_of(test::call_service(&app, post("/responses", truncated).to_request()).await)
+                .await;
+        assert_eq!(out["status"], "incomplete");
+        assert_eq!(out["incomplete_details"]["reason"], "max_output_tokens");
+        assert_eq!(out["usage"]["output_tokens"], 2);
+    }
+
+    #[actix_web::test]
+    async fn tools_make_a_function_call_until_its_output_comes_back() {
+        let (app, _) = mock_app!();
+        let tools =
+            json!([{"type": "function", "name": "lookup"}, {"type": "function", "name": "other"}]);
+        let body = json!({"model": "m", "input": "find it", "tools": tools,
+                          "tool_choice": {"type": "function", "name": "other"}});
+        let out =
+            json_of(test::call_service(&app, post("/v1/responses", body).to_request()).await).await;
+        let call = &out["output"][0];
+        assert_eq!(call["type"], "function_call");
+        assert_eq!(call["name"], "other");
+        assert_eq!(call["arguments"], "{}");
+        assert!(call["call_id"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("call_")));
+
+        let answered = json!({"model": "m", "tools": tools, "input": [
+            {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "42"}]});
+        let out =
+            json_of(test::call_service(&app, post("/v1/responses", answered).to_request()).await)
+                .await;
+        assert_eq!(out["output"][0]["type"], "message");
+        let none = json!({"model": "m", "input": "x", "tools": tools, "tool_choice": "none"});
+        let out =
+            json_of(test::call_service(&app, post("/v1/responses", none).to_request()).await).await;
+        assert_eq!(out["output"][0]["type"], "message");
+    }
+
+    #[actix_web::test]
+    async fn a_stream_of_typed_numbered_events() {
+        let (app, _) = mock_app!();
+        let body = json!({"model": "m", "input": "hi", "stream": true});
+        let response = test::call_service(&app, post("/v1/responses", body).to_request()).await;
+        let (bytes, errored) = drain(response.into_body()).await;
+        assert!(!errored);
+        let evs = events(&bytes);
+        for (i, (kind, data)) in evs.iter().enumerate() {
+            assert_eq!(data["type"], kind.as_str());
+            assert_eq!(data["sequence_number"], i);
+        }
+        let kinds: Vec<&str> = evs.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds[..4],
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added"
+            ]
+        );
+        assert_eq!(
+            kinds[kinds.len() - 4..],
+            [
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed"
+            ]
+        );
+        let text: String = evs
+            .iter()
+            .filter(|(k, _)| k == "response.output_text.delta")
+            .map(|(_, d)| d["delta"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(text, crate::DEFAULT_REPLY);
+        let done = &evs.last().unwrap().1["response"];
+        assert_eq!(
+            done["output"][0]["content"][0]["text"],
+            crate::DEFAULT_REPLY
+        );
+        assert!(done["usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+        let tools = json!([{"type": "function", "name": "lookup"}]);
+        let body = json!({"model": "m", "input": "hi", "stream": true, "tools": tools});
+        let response = test::call_service(&app, post("/v1/responses", body).to_request()).await;
+        let (bytes, _) = drain(response.into_body()).await;
+        let kinds: Vec<String> = events(&bytes).into_iter().map(|(k, _)| k).collect();
+        assert!(kinds
+            .iter()
+            .any(|k| k == "response.function_call_arguments.delta"));
+        assert!(kinds
+            .iter()
+            .any(|k| k == "response.function_call_arguments.done"));
+
+        // A cut stream drops the connection before it completes.
+        let body = json!({"model": "mock-fail-cut", "input": "hi", "stream": true});
+        let response = test::call_service(&app, post("/v1/responses", body).to_request()).await;
+        let (bytes, errored) = drain(response.into_body()).await;
+        assert!(errored);
+        assert!(!String::from_utf8_lossy(&bytes).contains("response.completed"));
+    }
+
+    #[actix_web::test]
+    async fn azure_paths_and_missing_input() {
+        let (app, _) = mock_app!();
+        let body = json!({"model": "my-deployment", "input": "hi"});
+        for path in [
+            "/openai/responses?api-version=2025-04-01-preview",
+            "/openai/v1/responses",
+        ] {
+            let response = test::call_service(&app, post(path, body.clone()).to_request()).await;
+            assert_eq!(response.status(), 200, "{path}");
+            assert_eq!(json_of(response).await["model"], "my-deployment");
+        }
+        let response = test::call_service(
+            &app,
+            post("/v1/responses", json!({"model": "m"})).to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), 400);
+        assert_eq!(json_of(response).await["error"]["param"], "input");
+    }
+}

@@ -117,14 +117,19 @@ async fn prepare(
             ))
         }
     };
-    let recorder = match echo.store() {
-        true => Some(Recorder::new(
-            state.db.store()?.clone(),
+    // A database that is not there does not stop the call: its response is not stored.
+    let recorder = match (echo.store(), state.db.store()) {
+        (true, Ok(store)) => Some(Recorder::new(
+            store.clone(),
             caller,
             &echo.model,
             conversation,
         )),
-        false => None,
+        (true, Err(e)) => {
+            tracing::warn!(error = %e, "the database is unavailable: this response is not stored");
+            None
+        }
+        (false, _) => None,
     };
     Ok((request, recorder))
 }
