@@ -1,5 +1,6 @@
 //! The request pipeline for every LLM call (`/chat/completions`, `/completions`, `/embeddings`,
-//! `/images/generations`, `/images/edits`, `/moderations`, `/v1/messages`), in one place. Handlers extract the HTTP pieces, build the typed request
+//! `/images/generations`, `/images/edits`, `/moderations`, `/v1/messages`, `/v1/responses`), in
+//! one place. Handlers extract the HTTP pieces, build the typed request
 //! ([`request`]), call [`run`] and render its [`Outcome`].
 //!
 //! ```text
@@ -33,7 +34,9 @@
 //!    end user's `allowed_model_region` keeps every pick, retries and fallbacks included, on
 //!    deployments of that region (`src/region.rs`); none in the group → 400.
 //! 4. **translate**: the deployment's provider adapter builds the upstream request (URL, auth header,
-//!    provider model name, defaults, `drop_params`; streams always ask for usage).
+//!    provider model name, defaults, `drop_params`; streams always ask for usage). A Responses API
+//!    request goes as it is to OpenAI and Azure, and as its chat translation to every other
+//!    provider (`crate::responses_api`), chosen per attempt.
 //! 5. **call**: awc, on this worker's client, with the request's timeout (`timeout` in the body,
 //!    `x-litellm-timeout`, `litellm_params.timeout`/`stream_timeout`, `request_timeout`). Expiry
 //!    answers 408 and drops the upstream connection.
