@@ -1440,7 +1440,7 @@ mod tests {
         let last: Value = serde_json::from_str(
             text.lines()
                 .filter_map(|l| l.strip_prefix("data: "))
-                .last()
+                .next_back()
                 .expect("data"),
         )
         .expect("json");
