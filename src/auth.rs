@@ -366,7 +366,8 @@ impl Caller {
     ///   bound it together with the caller's keys); a key of neither is a proxy admin's to create.
     /// - **lifetime**: if the caller's key expires, the new key must expire no later.
     /// - **enforced_params**: the new key enforces at least the caller key's; **allowed_routes**:
-    ///   a caller key limited to routes gives a subset of them.
+    ///   a caller key limited to routes gives a subset of them; **allowed_model_region**: a caller
+    ///   key held to a region gives keys held to the same region.
     pub fn check_key_grant(
         &self,
         grant: &KeyGrant<'_>,
@@ -561,6 +562,24 @@ impl Caller {
                 ));
             }
         }
+        // Region: a key held to a region mints keys held to the same region.
+        if let Some(own) = p
+            .key
+            .data
+            .get("allowed_model_region")
+            .and_then(Value::as_str)
+        {
+            if grant
+                .data
+                .get("allowed_model_region")
+                .and_then(Value::as_str)
+                != Some(own)
+            {
+                return refuse(format!(
+                    "the new key must keep the creating key's allowed_model_region '{own}'"
+                ));
+            }
+        }
         // Enforced parameters.
         let asked = strings_of(grant.data, "enforced_params");
         if let Some(missing) = p
@@ -684,6 +703,16 @@ pub struct ModelAccess {
 }
 
 impl ModelAccess {
+    /// What a team's keys may use as far as the team says (its `models`, its `model_aliases`).
+    pub fn of_team(team: &EntityRecord) -> ModelAccess {
+        ModelAccess {
+            layers: restricting(team.strings("models"))
+                .map(|l| vec![("team", l)])
+                .unwrap_or_default(),
+            aliases: team.string_map("model_aliases"),
+        }
+    }
+
     /// The model group a requested name means for this caller.
     pub fn resolve<'a>(&'a self, requested: &'a str) -> &'a str {
         self.aliases

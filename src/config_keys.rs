@@ -335,6 +335,7 @@ pub static KEYS: &[Key] = &[
     acts(GeneralSettings, "master_key", "the admin key (else `LITELLM_MASTER_KEY`)"),
     acts(GeneralSettings, "dangerously_permit_weak_or_unset_master_key", "allow a weak or missing key on a non-loopback address"),
     acts(GeneralSettings, "litellm_key_header_name", "an extra header to read the key from"),
+    acts(GeneralSettings, "moderation_model", "the model group `/moderations` uses when a request names none (a request's own `model` wins)"),
     live(GeneralSettings, "max_request_size_mb", "larger request bodies answer 413 (default 32)"),
     acts(GeneralSettings, "max_parallel_requests", "requests in flight through the whole gateway"),
     acts(GeneralSettings, "global_max_parallel_requests", "requests in flight through the whole gateway"),

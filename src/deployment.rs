@@ -571,6 +571,17 @@ impl Deployment {
         configured_base: Option<String>,
         configured_key: Option<Secret>,
     ) -> Result<Target, String> {
+        if spec.wire == providers::Wire::Retired {
+            // Nothing to reach: every call is refused with what replaces the provider
+            // (`providers::retired`), with the deployment's own name in the error.
+            return Ok(Target {
+                spec,
+                model,
+                api_base: String::new(),
+                base_query: None,
+                api_key: configured_key,
+            });
+        }
         if providers::adapter_for(spec.wire).is_none() {
             return Err(format!(
                 "provider '{}' needs its native adapter, which this Tollgate version does not include yet",
@@ -625,6 +636,12 @@ impl Deployment {
             &self.custom_prices,
             bill,
         )
+    }
+
+    /// Why calls to this deployment are refused, when its provider or model is retired.
+    pub fn retired(&self) -> Option<&'static str> {
+        let t = self.target.as_ref()?;
+        providers::retired(t.spec, &t.model)
     }
 
     pub fn is_wildcard(&self) -> bool {
@@ -842,6 +859,9 @@ impl tollgate_actors::Upstream for Deployment {
         Box::pin(async move {
             let (req, model) = self.probe_request()?;
             let target = self.target_for(&model).map_err(|e| e.to_string())?;
+            if let Some(reason) = providers::retired(target.spec, &target.model) {
+                return Err(reason.to_string());
+            }
             let adapter = providers::adapter_for(target.spec.wire)
                 .ok_or_else(|| format!("no adapter for provider '{}'", target.spec.name))?;
             let prepared = adapter

@@ -18,6 +18,7 @@ pub mod caching;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod config_bucket;
 pub mod config_keys;
 pub mod crypto;
 pub mod database;

@@ -65,11 +65,18 @@ pub struct Outbound {
 }
 
 static OUTBOUND: OnceLock<Outbound> = OnceLock::new();
+/// What [`get`] answers before [`init`] ran; kept apart so that an early call (fetching the
+/// config from a bucket) does not fix the gateway's settings before the config names them.
+static DEFAULTS: OnceLock<Outbound> = OnceLock::new();
 
 /// The settings [`init`] set, or the defaults (built-in and system roots, proxies from the
-/// environment) when it was not called (unit tests, health probes before start-up).
+/// environment) when it was not called yet (unit tests, the config bucket, health probes before
+/// start-up).
 pub fn get() -> &'static Outbound {
-    OUTBOUND.get_or_init(|| {
+    if let Some(o) = OUTBOUND.get() {
+        return o;
+    }
+    DEFAULTS.get_or_init(|| {
         build(None, None, &std::env::vars().collect::<Vec<_>>()).unwrap_or_else(|e| {
             tracing::error!("{e}; provider certificates are checked against the built-in roots");
             Outbound {

@@ -30,9 +30,9 @@
 //! 3. **route**: the model name (after `model_group_alias`) selects a model group in the routing
 //!    snapshot the router actor publishes (no message on this path); the group picks a deployment
 //!    by the routing strategy (`actors/src/strategy.rs`). Failed attempts are retried and then fall
-//!    back per `router_settings` (`src/routing.rs`). All cooling → 429 with `retry-after`. An
-//!    end user's `allowed_model_region` keeps every pick, retries and fallbacks included, on
-//!    deployments of that region (`src/region.rs`); none in the group → 400.
+//!    back per `router_settings` (`src/routing.rs`). All cooling → 429 with `retry-after`. A
+//!    key's or end user's `allowed_model_region` keeps every pick, retries and fallbacks included,
+//!    on deployments of that region (`src/region.rs`); none in the group → 400.
 //! 4. **translate**: the deployment's provider adapter builds the upstream request (URL, auth header,
 //!    provider model name, defaults, `drop_params`; streams always ask for usage). A Responses API
 //!    request goes as it is to OpenAI and Azure, and as its chat translation to every other
@@ -441,7 +441,7 @@ struct Call {
     started: Instant,
     /// The model group the request resolves to (after `model_group_alias`).
     group: String,
-    /// The region the request is restricted to (its end user's `allowed_model_region`): the
+    /// The region the request is restricted to (its key's or end user's `allowed_model_region`): the
     /// requested group and every fallback are served only by deployments in it.
     region: Option<String>,
     /// The response-cache key, when the request consulted the cache (for its spend-log rows).
@@ -797,7 +797,8 @@ async fn admit_with(
 }
 
 /// The end user's checks and the rate limits; the end user's budget reservation and the region
-/// it is restricted to (`allowed_model_region`) come with the permit.
+/// the request is restricted to (the key's and the end user's `allowed_model_region`) come with
+/// the permit.
 async fn admit(
     state: &AppState,
     end_user: Option<&str>,
@@ -847,8 +848,32 @@ async fn admit(
         end_user.as_ref().map(|(id, l)| (id.as_str(), &**l)),
     )
     .await?;
-    let region = end_user.and_then(|(_, limits)| limits.allowed_model_region.clone());
+    let region = allowed_region(
+        caller,
+        end_user.and_then(|(_, limits)| limits.allowed_model_region.clone()),
+    )?;
     Ok((admission, reservation, region))
+}
+
+/// The region a request is restricted to: its key's `allowed_model_region` and its end user's.
+/// Both set and different: no deployment can serve it (400).
+fn allowed_region(
+    caller: &Caller,
+    end_user: Option<String>,
+) -> Result<Option<String>, GatewayError> {
+    let key = caller.principal().and_then(|p| {
+        p.key
+            .data
+            .get("allowed_model_region")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    match (key, end_user) {
+        (Some(k), Some(u)) if k != u => Err(GatewayError::bad_request(format!(
+            "the key may only use models in region '{k}' and the end user only in region '{u}': no deployment can serve this request"
+        ))),
+        (k, u) => Ok(k.or(u)),
+    }
 }
 
 impl Call {
@@ -1616,6 +1641,9 @@ async fn call_provider(
 
     // 4. translate
     let target = deployment.target_for(&req.model)?;
+    if let Some(reason) = providers::retired(target.spec, &target.model) {
+        return Err(GatewayError::bad_request(reason));
+    }
     let adapter: &dyn ProviderAdapter =
         providers::adapter_for(target.spec.wire).ok_or_else(|| {
             GatewayError::DeploymentMisconfigured {

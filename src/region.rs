@@ -12,9 +12,10 @@
 //! neither group (`ap-northeast-1`, `global`) keeps its own name: it is shown, and never serves a
 //! region-restricted request. So is a deployment with no known region (LiteLLM's behaviour too).
 
-/// An end user's `allowed_model_region` values.
+/// A key's or end user's `allowed_model_region` values.
 pub const EU: &str = "eu";
 pub const US: &str = "us";
+pub const ALLOWED: &[&str] = &[EU, US];
 
 /// Azure region names (no hyphen) in Europe, as LiteLLM's Azure list (`europe`, `sweden`,
 /// `switzerland`, `france`, `uk`) plus the other European Azure regions.

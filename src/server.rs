@@ -36,6 +36,8 @@ pub enum StartError {
     Database(String),
     #[error("outbound TLS or proxy: {0}")]
     Outbound(String),
+    #[error("config bucket: {0}")]
+    ConfigBucket(String),
     #[error("TLS on the gateway's port: {0}")]
     Tls(String),
     #[error("logging callbacks: {0}")]
@@ -81,9 +83,22 @@ fn quick_start_entries(cli: &Cli) -> Vec<ModelEntry> {
 
 /// Load the config named on the command line (or none), with the quick-start model added.
 pub fn load_config(cli: &Cli) -> Result<ProxyConfig, StartError> {
-    let mut config = match &cli.config {
-        Some(path) => ProxyConfig::load(path)?,
-        None => ProxyConfig::default(),
+    let bucket = crate::config_bucket::from_env(&|k| std::env::var(k).ok())
+        .map_err(StartError::ConfigBucket)?;
+    let mut config = match (&bucket, &cli.config) {
+        (Some(bucket), path) => {
+            if let Some(path) = path {
+                eprintln!(
+                    "warning: LITELLM_CONFIG_BUCKET_NAME is set: the config is read from {}, not from {}",
+                    bucket.origin(),
+                    path.display()
+                );
+            }
+            let text = bucket.fetch().map_err(StartError::ConfigBucket)?;
+            ProxyConfig::parse(&text, &bucket.origin())?
+        }
+        (None, Some(path)) => ProxyConfig::load(path)?,
+        (None, None) => ProxyConfig::default(),
     };
     config.model_list.extend(quick_start_entries(cli));
     Ok(config)
@@ -167,12 +182,19 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
                 deployment = d.id,
                 "deployment cannot be called: {p}"
             ),
-            None => tracing::info!(
-                model_name = d.model_name,
-                model = d.litellm_model,
-                provider = d.provider_name(),
-                "deployment ready"
-            ),
+            None => match d.retired() {
+                Some(reason) => tracing::warn!(
+                    model_name = d.model_name,
+                    deployment = d.id,
+                    "deployment cannot be called: {reason}"
+                ),
+                None => tracing::info!(
+                    model_name = d.model_name,
+                    model = d.litellm_model,
+                    provider = d.provider_name(),
+                    "deployment ready"
+                ),
+            },
         }
     }
     if deployments.is_empty() {

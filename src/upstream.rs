@@ -229,6 +229,27 @@ pub async fn post_form(
     Ok((status, body))
 }
 
+/// GET `url` with `headers`: the status and the response body (at most `limit` bytes), within
+/// `timeout`. For the config bucket.
+pub async fn get_bytes(
+    url: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+    limit: usize,
+) -> Result<(u16, bytes::Bytes), String> {
+    let mut request = CLIENT.with(|c| c.get(url).timeout(timeout));
+    for (name, value) in headers {
+        request = request.insert_header((name.as_str(), value.as_str()));
+    }
+    let mut response = request.send().await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = actix_web::rt::time::timeout(timeout, response.body().limit(limit))
+        .await
+        .map_err(|_| format!("no response body within {} s", timeout.as_secs_f64()))?
+        .map_err(|e| e.to_string())?;
+    Ok((status, body))
+}
+
 /// POST `body` with `headers` (raw values) to `url`: the status and the response body (at most
 /// 4 MB), within `timeout`. For exporters that build their own requests (OpenTelemetry).
 pub async fn post_bytes(

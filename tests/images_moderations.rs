@@ -239,6 +239,39 @@ async fn moderations_answer_on_both_paths_and_default_to_the_moderation_group() 
 }
 
 #[actix_rt::test]
+async fn general_settings_moderation_model_is_the_default_and_a_requests_model_wins() {
+    let mock = Mock::start(&[]);
+    let config = config(&mock).replace(
+        "router_settings:",
+        &format!(
+            "  - model_name: mod-default\n    litellm_params: {{model: openai/text-moderation-stable, api_base: {}, api_key: sk-x}}\nrouter_settings:",
+            mock.api_base()
+        ),
+    ) + "  moderation_model: mod-default\n";
+    let gw = Gateway::start(&config, &[], &[]);
+    let (status, headers, out) = post(
+        &gw.url("/moderations"),
+        Some(MASTER_KEY),
+        &json!({"input": "fine text"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(header(&headers, "x-litellm-model-group"), "mod-default");
+    assert_eq!(
+        mock.last_request().await["body"]["model"],
+        "text-moderation-stable"
+    );
+    let (status, headers, out) = post(
+        &gw.url("/moderations"),
+        Some(MASTER_KEY),
+        &json!({"model": "mod", "input": "fine text"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(header(&headers, "x-litellm-model-group"), "mod");
+}
+
+#[actix_rt::test]
 async fn key_model_access_and_budgets_apply() {
     let mock = Mock::start(&[]);
     let gw = Gateway::start(&config(&mock), &[], &[]);

@@ -226,6 +226,90 @@ async fn v2_model_info_pages_and_filters_the_callers_deployments() {
     assert_eq!(own["data"][0]["model_name"], "added");
 }
 
+fn names(body: &Value) -> Vec<String> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["model_name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[actix_rt::test]
+async fn v2_model_info_sorts_and_filters_by_team() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock), &[], &[]);
+
+    let (_, _, asc) = get(
+        &gw.url("/v2/model/info?sortBy=model_name"),
+        Some(MASTER_KEY),
+    )
+    .await;
+    let mut expected = names(&asc);
+    expected.sort();
+    assert_eq!(names(&asc), expected);
+    let (_, _, desc) = get(
+        &gw.url("/v2/model/info?sortBy=model_name&sortOrder=desc"),
+        Some(MASTER_KEY),
+    )
+    .await;
+    expected.reverse();
+    assert_eq!(names(&desc), expected);
+    // By input cost: priced models first, cheapest first; unpriced ones last.
+    let (status, _, costs) = get(&gw.url("/v2/model/info?sortBy=costs"), Some(MASTER_KEY)).await;
+    assert_eq!(status, 200, "{costs}");
+    let prices: Vec<Option<f64>> = costs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["model_info"]["input_cost_per_token"].as_f64())
+        .collect();
+    let priced: Vec<f64> = prices.iter().map_while(|p| *p).collect();
+    assert!(priced.len() >= 3, "{prices:?}");
+    assert!(priced.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
+    assert!(
+        prices[priced.len()..].iter().all(Option::is_none),
+        "{prices:?}"
+    );
+    for bad in ["sortBy=price", "sortBy=model_name&sortOrder=sideways"] {
+        let (status, _, body) =
+            get(&gw.url(&format!("/v2/model/info?{bad}")), Some(MASTER_KEY)).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    // teamId: what that team's keys may use.
+    let (status, _, team) = post(
+        &gw.url("/team/new"),
+        Some(MASTER_KEY),
+        &json!({"team_alias": "claude-team", "models": ["claude", "second"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{team}");
+    let team_id = team["team_id"].as_str().unwrap();
+    let url = gw.url(&format!(
+        "/v2/model/info?teamId={team_id}&sortBy=model_name"
+    ));
+    let (status, _, of_team) = get(&url, Some(MASTER_KEY)).await;
+    assert_eq!(status, 200, "{of_team}");
+    assert_eq!(names(&of_team), ["claude", "second"]);
+    // A caller who cannot read the team is told it does not exist.
+    let (status, _, user) = post(
+        &gw.url("/user/new"),
+        Some(MASTER_KEY),
+        &json!({"user_role": "internal_user"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{user}");
+    let (status, _, body) = get(&url, user["key"].as_str()).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _, body) = get(
+        &gw.url("/v2/model/info?teamId=no-such-team"),
+        Some(MASTER_KEY),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+}
+
 #[actix_rt::test]
 async fn supported_openai_params_follow_the_provider() {
     let mock = Mock::start(&[]);

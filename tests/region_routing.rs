@@ -1,7 +1,7 @@
 //! Region routing (LiteLLM's region-based routing): deployments have a region (`region_name`,
-//! else the provider's), an end user's `allowed_model_region` keeps its requests on deployments
-//! in that region (fallbacks included), and every response names the serving deployment's region
-//! in `x-litellm-model-region`.
+//! else the provider's), a key's or end user's `allowed_model_region` keeps its requests on
+//! deployments in that region (fallbacks included), and every response names the serving
+//! deployment's region in `x-litellm-model-region`.
 
 mod common;
 
@@ -316,4 +316,146 @@ async fn model_info_shows_each_deployments_region() {
     assert_eq!(us["model_info"]["region"], "us");
     let embed = entry("eu-embed");
     assert_eq!(embed["model_info"]["region"], "eu");
+}
+
+#[actix_rt::test]
+async fn a_keys_allowed_model_region_keeps_its_requests_in_that_region() {
+    let (mock, _pg, gw) = start().await;
+    let eu_key = admin_ok(
+        &gw,
+        "/key/generate",
+        json!({"models": ["regional-gpt", "us-only-gpt", "us-then-regional"], "allowed_model_region": "eu"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    served(&mock).await;
+    const CALLS: usize = 12;
+    for _ in 0..CALLS {
+        // No end user: the key's region alone decides.
+        let (status, headers, body) = post(
+            &gw.url("/v1/chat/completions"),
+            Some(&eu_key),
+            &json!({"model": "regional-gpt", "messages": [{"role": "user", "content": "Hey!"}]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(header(&headers, "x-litellm-model-region"), Some("eu"));
+    }
+    // An end user with no region of its own keeps the key's.
+    let (status, _, body) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(&eu_key),
+        &chat_for("regional-gpt", "anywhere-customer"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Fallbacks stay in the key's region: the us-only group falls back to the eu deployment.
+    let (status, headers, body) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(&eu_key),
+        &json!({"model": "us-then-regional", "messages": [{"role": "user", "content": "Hey!"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "x-litellm-model-region"), Some("eu"));
+    let by_model = served(&mock).await;
+    assert_eq!(
+        by_model["mock-gpt-eu"].as_u64(),
+        Some(CALLS as u64 + 2),
+        "{by_model}"
+    );
+    assert!(by_model.get("mock-gpt-us").is_none(), "{by_model}");
+    assert!(by_model.get("mock-gpt-us-first").is_none(), "{by_model}");
+
+    // A group with no deployment in the key's region: 400, and nothing goes upstream.
+    let (status, _, body) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(&eu_key),
+        &json!({"model": "us-only-gpt", "messages": [{"role": "user", "content": "Hey!"}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // The key's region and the end user's disagree: no deployment can serve both.
+    let (status, _, body) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(&eu_key),
+        &chat_for("regional-gpt", "us-customer"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("region"),
+        "{body}"
+    );
+    let by_model = served(&mock).await;
+    assert!(
+        by_model.as_object().is_none_or(|m| m.is_empty()),
+        "{by_model}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_keys_region_is_validated_admin_only_and_kept_by_keys_it_mints() {
+    let (_mock, _pg, gw) = start().await;
+    let (status, _, body) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &json!({"allowed_model_region": "mars"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "allowed_model_region", "{body}");
+
+    admin_ok(
+        &gw,
+        "/user/new",
+        json!({"user_id": "eu-user", "auto_create_key": false}),
+    )
+    .await;
+    let generated = admin_ok(
+        &gw,
+        "/key/generate",
+        json!({"user_id": "eu-user", "allowed_model_region": "eu"}),
+    )
+    .await;
+    let key = generated["key"].as_str().unwrap().to_string();
+    let (status, _, info) = get(&gw.url("/key/info"), Some(&key)).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["info"]["allowed_model_region"], "eu", "{info}");
+
+    // Its holder cannot lift the restriction.
+    let (status, _, body) = post(
+        &gw.url("/key/update"),
+        Some(&key),
+        &json!({"key": key, "allowed_model_region": null}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    // Nor escape it through a new key of its own.
+    let (status, _, body) = post(
+        &gw.url("/key/generate"),
+        Some(&key),
+        &json!({"user_id": "eu-user"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("allowed_model_region"),
+        "{body}"
+    );
+    let (status, _, body) = post(
+        &gw.url("/key/generate"),
+        Some(&key),
+        &json!({"user_id": "eu-user", "allowed_model_region": "eu"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -29,7 +29,13 @@
 //!   `{mock}/s3`. SigV4 (service `s3`) with the mock's AWS credentials (those of Bedrock) is
 //!   recomputed over the request; `x-amz-content-sha256` must be the body's SHA-256 and signed. A
 //!   bad or missing signature is 403 with S3's XML error (`SignatureDoesNotMatch`,
-//!   `AccessDenied`…). Answers 200 with an `ETag`.
+//!   `AccessDenied`…). Answers 200 with an `ETag`. The object is kept.
+//! * `GET /s3/{bucket}/{key…}`: S3's `GetObject`, path style, signed as `PutObject` (empty
+//!   payload): the object's bytes, or 404 `NoSuchKey`.
+//! * `GET /storage/v1/b/{bucket}/o/{object}?alt=media`: Google Cloud Storage's JSON API media
+//!   download, as an emulator (`STORAGE_EMULATOR_HOST`) serves it: the object's bytes, or 404.
+//! * `PUT /mock/objects/{bucket}/{key…}`: put an object in the store S3 and GCS read (unsigned;
+//!   for tests that need a config in a bucket).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -58,6 +64,8 @@ pub(crate) struct Received {
     sentry: Vec<Value>,
     sentry_keys: Vec<String>,
     s3: Vec<Value>,
+    /// Objects by bucket and key, for S3's `GetObject` and GCS's media download.
+    objects: std::collections::HashMap<(String, String), web::Bytes>,
     rejected: u64,
     /// What `/mock/sink/…` took: requests and body bytes.
     sink: (u64, u64),
@@ -149,7 +157,18 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<MockStat
     .service(
         web::resource("/s3/{bucket}/{key:.+}")
             .app_data(state.clone())
-            .route(web::put().to(s3)),
+            .route(web::put().to(s3))
+            .route(web::get().to(s3_get)),
+    )
+    .service(
+        web::resource("/storage/v1/b/{bucket}/o/{object:.+}")
+            .app_data(state.clone())
+            .route(web::get().to(gcs_get)),
+    )
+    .service(
+        web::resource("/mock/objects/{bucket}/{key:.+}")
+            .app_data(state.clone())
+            .route(web::put().to(put_object)),
     );
 }
 
@@ -734,6 +753,8 @@ async fn s3(
     let etag = format!("\"{}\"", &tollgate_wire::sigv4::sha256_hex(&body)[..32]);
     {
         let mut r = lock(&state.receivers);
+        r.objects
+            .insert((bucket.clone(), key.clone()), body.clone());
         r.s3.push(json!({
             "bucket": bucket,
             "key": key,
@@ -743,6 +764,74 @@ async fn s3(
         r.bound();
     }
     HttpResponse::Ok().insert_header(("etag", etag)).finish()
+}
+
+/// `GET /s3/{bucket}/{key}`: S3's `GetObject`, signed like a `PutObject` of nothing.
+async fn s3_get(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<MockState>,
+) -> HttpResponse {
+    if let Err(refused) = s3_authenticate(&req, b"") {
+        reject(&state);
+        return refused.response();
+    }
+    let found = lock(&state.receivers)
+        .objects
+        .get(&path.into_inner())
+        .cloned();
+    match found {
+        Some(bytes) => HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .body(bytes),
+        None => s3_error(404, "NoSuchKey", "The specified key does not exist.").response(),
+    }
+}
+
+/// `GET /storage/v1/b/{bucket}/o/{object}?alt=media`: GCS's media download (the object name is
+/// percent-encoded in the path, `/` as `%2F`).
+async fn gcs_get(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<MockState>,
+) -> HttpResponse {
+    if !req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .any(|p| p == "alt=media")
+    {
+        return HttpResponse::BadRequest().json(
+            json!({"error": {"code": 400, "message": "only alt=media downloads are served"}}),
+        );
+    }
+    let (bucket, object) = path.into_inner();
+    let object = percent_encoding::percent_decode_str(&object)
+        .decode_utf8_lossy()
+        .into_owned();
+    let found = lock(&state.receivers)
+        .objects
+        .get(&(bucket.clone(), object.clone()))
+        .cloned();
+    match found {
+        Some(bytes) => HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .body(bytes),
+        None => HttpResponse::NotFound().json(json!({"error": {"code": 404, "message": format!("No such object: {bucket}/{object}")}})),
+    }
+}
+
+/// `PUT /mock/objects/{bucket}/{key}`: put an object in the store (unsigned; for tests).
+async fn put_object(
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    state: web::Data<MockState>,
+) -> HttpResponse {
+    lock(&state.receivers)
+        .objects
+        .insert(path.into_inner(), body);
+    HttpResponse::Ok().finish()
 }
 
 /// `POST /mock/sink/…`: takes any body on any path below it and answers 200 `{}` without parsing

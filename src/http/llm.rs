@@ -134,10 +134,20 @@ async fn form_request(
     Ok(request)
 }
 
-/// A `/moderations` body without `model` gets LiteLLM's default: the first model group whose
-/// deployments say `model_info.mode: moderation`, else `omni-moderation-latest`.
+/// A `/moderations` body without `model` gets the gateway's default: `general_settings.
+/// moderation_model`, else the first model group whose deployments say `model_info.mode:
+/// moderation`, else `omni-moderation-latest` (LiteLLM's default).
 fn default_moderation_model(state: &AppState, body: &mut Map<String, Value>) {
     if body.get("model").is_some_and(|m| !m.is_null()) {
+        return;
+    }
+    if let Some(model) = state
+        .config
+        .general_settings
+        .get("moderation_model")
+        .and_then(Value::as_str)
+    {
+        body.insert("model".into(), Value::String(model.to_string()));
         return;
     }
     let snapshot = state.router.snapshot();

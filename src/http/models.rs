@@ -190,11 +190,76 @@ struct InfoV2Query {
     search: Option<String>,
     page: Option<usize>,
     size: Option<usize>,
+    #[serde(alias = "teamId")]
+    team_id: Option<String>,
+    #[serde(alias = "sortBy")]
+    sort_by: Option<String>,
+    #[serde(alias = "sortOrder")]
+    sort_order: Option<String>,
+}
+
+/// What `/v2/model/info` sorts by (`sortBy`); `sortOrder` is `asc` (the default) or `desc`.
+#[derive(Clone, Copy)]
+enum SortBy {
+    ModelName,
+    CreatedAt,
+    UpdatedAt,
+    Costs,
+}
+
+impl SortBy {
+    const NAMES: &'static str = "model_name, created_at, updated_at, costs";
+
+    fn parse(raw: &str) -> Option<SortBy> {
+        Some(match raw {
+            "model_name" => SortBy::ModelName,
+            "created_at" => SortBy::CreatedAt,
+            "updated_at" => SortBy::UpdatedAt,
+            "costs" => SortBy::Costs,
+            _ => return None,
+        })
+    }
+
+    /// Sort `/model/info` entries (`model_name`, `model_info.{created_at, updated_at,
+    /// input_cost_per_token}`); entries without the field come last, ties keep the listed order.
+    fn sort(self, entries: &mut [Value], descending: bool) {
+        let key = |v: &Value| -> Option<Value> {
+            let info = &v["model_info"];
+            match self {
+                SortBy::ModelName => v.get("model_name").cloned(),
+                SortBy::CreatedAt => info.get("created_at").cloned(),
+                SortBy::UpdatedAt => info.get("updated_at").cloned(),
+                SortBy::Costs => info.get("input_cost_per_token").cloned(),
+            }
+            .filter(|v| !v.is_null())
+        };
+        entries.sort_by(|a, b| {
+            use std::cmp::Ordering;
+            match (key(a), key(b)) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(_), None) => Ordering::Less,
+                (Some(x), Some(y)) => {
+                    let order = match (x.as_f64(), y.as_f64()) {
+                        (Some(x), Some(y)) => x.total_cmp(&y),
+                        _ => x.as_str().unwrap_or("").cmp(y.as_str().unwrap_or("")),
+                    };
+                    if descending {
+                        order.reverse()
+                    } else {
+                        order
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// `GET /v2/model/info`: the deployments `/model/info` shows the caller, filtered by `model`
-/// (its `model_name`), `modelId`, `search` (part of the name, any case) and `user_models_only`
-/// (models the caller added), paged by `page` (from 1) and `size` (50 by default).
+/// (its `model_name`), `modelId`, `search` (part of the name, any case), `user_models_only`
+/// (models the caller added) and `teamId` (what that team's keys may use: its own models and
+/// the shared ones its `models` allow; the caller must be able to read the team), sorted by
+/// `sortBy` / `sortOrder`, paged by `page` (from 1) and `size` (50 by default).
 async fn model_info_v2(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -207,11 +272,46 @@ async fn model_info_v2(
     if q.page == Some(0) || q.size == Some(0) {
         return GatewayError::bad_request("page and size must be at least 1").error_response();
     }
+    let sort = match q.sort_by.as_deref().map(|s| (s, SortBy::parse(s))) {
+        None => None,
+        Some((_, Some(by))) => Some(by),
+        Some((raw, None)) => {
+            return GatewayError::bad_param(
+                "sortBy",
+                format!("cannot sort by '{raw}': use one of {}", SortBy::NAMES),
+            )
+            .error_response()
+        }
+    };
+    let descending = match q
+        .sort_order
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return GatewayError::bad_param(
+                "sortOrder",
+                format!("sortOrder must be asc or desc, not '{other}'"),
+            )
+            .error_response()
+        }
+    };
+    let team = match &q.team_id {
+        None => None,
+        Some(id) => match team_for(&state, &caller, id).await {
+            Ok(team) => Some(team),
+            Err(e) => return e.error_response(),
+        },
+    };
     let search = q.search.as_deref().map(str::to_lowercase);
     let mine = q.user_models_only.unwrap_or(false);
     let me = caller.actor_id();
-    let data: Vec<Value> = visible_deployments(&state, &caller)
+    let mut data: Vec<Value> = visible_deployments(&state, &caller)
         .iter()
+        .filter(|d| team.as_ref().is_none_or(|t| team_may_use(&state, t, d)))
         .filter(|d| {
             q.model
                 .as_deref()
@@ -233,11 +333,47 @@ async fn model_info_v2(
         })
         .map(|d| d.upstream.info())
         .collect();
+    if let Some(by) = sort {
+        by.sort(&mut data, descending);
+    }
     let page = crate::catalog::Page {
         page: q.page.unwrap_or(1),
         size: q.size.unwrap_or(crate::catalog::Page::DEFAULT_SIZE),
     };
     HttpResponse::Ok().json(page.of(data))
+}
+
+/// The team `/v2/model/info?teamId=` names, when the caller may read it (404 otherwise, as for a
+/// team that does not exist).
+async fn team_for(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::store::EntityRecord, GatewayError> {
+    let store = state.db.store()?;
+    store
+        .get_entity(crate::store::EntityKind::Team, id)
+        .await?
+        .filter(|t| caller.can_read_team(t))
+        .ok_or_else(|| GatewayError::NotFound {
+            message: format!("team {id} not found"),
+        })
+}
+
+/// Whether a team's keys may use a deployment: the team's own models, and shared models its
+/// `models` allow (another team's models never).
+fn team_may_use(
+    state: &AppState,
+    team: &crate::store::EntityRecord,
+    d: &tollgate_actors::DeploymentHandle<crate::deployment::Deployment>,
+) -> bool {
+    match d.upstream.model_info.get("team_id").and_then(Value::as_str) {
+        Some(owner) => owner == team.id,
+        None => crate::auth::ModelAccess::of_team(team)
+            .permits(crate::state::access_name(&d.upstream), |g, m| {
+                state.in_access_group(g, m)
+            }),
+    }
 }
 
 #[derive(Deserialize)]

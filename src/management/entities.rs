@@ -80,7 +80,7 @@ pub static END_USER: Entity = Entity {
     ],
     about: &[],
     checks: &[
-        ("allowed_model_region", Check::OneOf(&["eu", "us"])),
+        ("allowed_model_region", Check::OneOf(crate::region::ALLOWED)),
         ("budget_id", Check::Exists(EntityKind::Budget)),
     ],
     shown: &[
@@ -290,6 +290,7 @@ pub static KEY_FIELDS: &[(&str, Kind)] = &[
     ("enforced_params", Kind::StrList),
     ("key_type", Kind::Str),
     ("object_permission", Kind::Object),
+    ("allowed_model_region", Kind::Str),
 ];
 
 /// The key fields `/user/new` does not pass to the key it creates (its `max_budget` and

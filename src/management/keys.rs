@@ -52,6 +52,7 @@ const ADMIN_ONLY_ON_UPDATE: &[&str] = &[
     "model_tpm_limit",
     // what it may call, and how
     "models",
+    "allowed_model_region",
     "allowed_routes",
     "allowed_cache_controls",
     "enforced_params",
@@ -66,6 +67,23 @@ const ADMIN_ONLY_ON_UPDATE: &[&str] = &[
 /// that grant nothing. `soft_budget` only sets when an alert fires; `aliases` only rename models
 /// (the resolved model is still checked against the key's models).
 const HOLDER_FIELDS: &[&str] = &["key_alias", "metadata", "tags", "aliases", "soft_budget"];
+
+/// What a key is restricted to must be something the gateway enforces: its routes and its
+/// region (`allowed_model_region`: `eu` or `us`).
+fn check_restrictions(data: &Map<String, Value>) -> Result<(), GatewayError> {
+    check_allowed_routes(data)?;
+    match data.get("allowed_model_region") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(r)) if crate::region::ALLOWED.contains(&r.as_str()) => Ok(()),
+        Some(other) => Err(GatewayError::bad_param(
+            "allowed_model_region",
+            format!(
+                "invalid allowed_model_region {other}: use one of {:?}",
+                crate::region::ALLOWED
+            ),
+        )),
+    }
+}
 
 /// A key's `allowed_routes` may only name what the route gate understands: a route the gateway
 /// serves, a prefix pattern covering one, or a route group (anything else would silently lock the
@@ -327,7 +345,7 @@ pub async fn generate(
     let mut data = Map::new();
     apply_fields(body, KEY_FIELDS, &mut data)?;
     apply_key_type(body, &mut data)?;
-    check_allowed_routes(&data)?;
+    check_restrictions(&data)?;
     let expires = expires_from(body, now_ms())?.flatten();
     if !c.caller.is_admin() {
         let user = match &user_id {
@@ -471,7 +489,7 @@ async fn apply_update(
     }
     apply_fields(body, KEY_FIELDS, &mut record.data)?;
     apply_key_type(body, &mut record.data)?;
-    check_allowed_routes(&record.data)?;
+    check_restrictions(&record.data)?;
     super::apply_budget_duration(body, &mut record.data, now_ms())?;
     if body.contains_key("key_alias") {
         record.key_alias = opt_str(body, "key_alias")?;

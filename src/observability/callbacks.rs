@@ -269,22 +269,45 @@ impl S3Settings {
 
     /// A signed `PutObject` of `body` under `key`.
     fn put(&self, key: &str, body: Bytes, amz_date: &str) -> Outgoing {
+        let (url, headers) = self.signed("PUT", key, &body, Some("application/json"), amz_date);
+        Outgoing {
+            method: "PUT",
+            url,
+            headers,
+            body,
+            events: 1,
+        }
+    }
+
+    /// The URL and SigV4-signed headers (service `s3`) of a `method` request on object `key`
+    /// carrying `body` (`PutObject`; `GetObject` with an empty body).
+    pub fn signed(
+        &self,
+        method: &'static str,
+        key: &str,
+        body: &[u8],
+        content_type: Option<&str>,
+        amz_date: &str,
+    ) -> (String, Vec<(String, String)>) {
         use tollgate_wire::sigv4;
         let url = self.object_url(key);
         let (_, host, path, _) = sigv4::split_url(&url).unwrap_or(("https", "", "/", ""));
-        let payload_hash = sigv4::sha256_hex(&body);
-        let mut headers = vec![
-            ("content-type".to_string(), "application/json".to_string()),
+        let payload_hash = sigv4::sha256_hex(body);
+        let mut headers = Vec::with_capacity(6);
+        if let Some(t) = content_type {
+            headers.push(("content-type".to_string(), t.to_string()));
+        }
+        headers.extend([
             ("host".to_string(), host.to_string()),
             ("x-amz-content-sha256".to_string(), payload_hash.clone()),
             ("x-amz-date".to_string(), amz_date.to_string()),
-        ];
+        ]);
         if let Some(token) = &self.session_token {
             headers.push(("x-amz-security-token".into(), token.expose().to_string()));
         }
         let signature = sigv4::sign_s3(
             &sigv4::Request {
-                method: "PUT",
+                method,
                 path,
                 query: "",
                 headers: &headers,
@@ -300,13 +323,7 @@ impl S3Settings {
             "authorization".into(),
             signature.authorization(&self.access_key_id),
         ));
-        Outgoing {
-            method: "PUT",
-            url,
-            headers,
-            body,
-            events: 1,
-        }
+        (url, headers)
     }
 }
 

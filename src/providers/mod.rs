@@ -51,6 +51,9 @@ pub enum Wire {
     HuggingFace,
     /// A provider with its own wire format whose adapter this build does not include.
     Native,
+    /// A provider that no longer exists upstream: its deployments load, and every call (and
+    /// health check) is refused with what replaces it ([`retired`]).
+    Retired,
 }
 
 /// A provider prefix and everything needed to reach it.
@@ -94,6 +97,41 @@ const fn native(name: &'static str) -> ProviderSpec {
         api_key_env: &[],
         unsupported_params: &[],
     }
+}
+
+const fn gone(name: &'static str) -> ProviderSpec {
+    ProviderSpec {
+        name,
+        wire: Wire::Retired,
+        default_api_base: None,
+        api_base_env: &[],
+        api_key_env: &[],
+        unsupported_params: &[],
+    }
+}
+
+/// Why a provider or model can no longer be called, and what to use instead: `palm/` (Google shut
+/// the PaLM API down), `petals/` (the public swarm is gone), and AI21's retired Jurassic-2 names.
+/// Calls answer 400 with this text; `/health` shows it.
+pub fn retired(spec: &ProviderSpec, model: &str) -> Option<&'static str> {
+    match spec.name {
+        "palm" => Some(
+            "Google shut the PaLM API down: palm/ models cannot be called any more. Use Gemini instead: gemini/<model> (for example gemini/gemini-2.5-flash) with GEMINI_API_KEY, or vertex_ai/<model>.",
+        ),
+        "petals" => Some(
+            "The Petals network no longer serves models: petals/ models cannot be called any more. Serve the model behind an OpenAI-compatible server instead (hosted_vllm/<model>, ollama/<model> or huggingface/<model>).",
+        ),
+        "ai21" | "ai21_chat" if is_jurassic(model) => Some(
+            "AI21 retired its Jurassic-2 models (j2-light, j2-mid, j2-ultra): use AI21's current Jamba models instead, for example ai21/jamba-mini-1.7 or ai21/jamba-large-1.7.",
+        ),
+        _ => None,
+    }
+}
+
+/// AI21's Jurassic names (`j2-light`, `j2-mid`, `j2-ultra`, `j2-grande-instruct`…).
+fn is_jurassic(model: &str) -> bool {
+    let m = model.to_ascii_lowercase();
+    m.starts_with("j2-") || m.starts_with("j1-") || m.starts_with("jurassic")
 }
 
 /// AWS Bedrock: the base URL is derived from the region unless set (`{region}` is filled in by the
@@ -392,9 +430,26 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         api_key_env: &["HF_TOKEN", "HUGGINGFACE_API_KEY"],
         unsupported_params: &[],
     },
+    // AI21's chat API (Jamba) speaks OpenAI's format at /studio/v1/chat/completions.
+    openai_like(
+        "ai21",
+        Some("https://api.ai21.com/studio/v1"),
+        &["AI21_API_BASE"],
+        &["AI21_API_KEY"],
+        &[],
+    ),
+    openai_like(
+        "ai21_chat",
+        Some("https://api.ai21.com/studio/v1"),
+        &["AI21_API_BASE"],
+        &["AI21_API_KEY"],
+        &[],
+    ),
     native("sagemaker"),
     native("watsonx"),
     native("replicate"),
+    gone("palm"),
+    gone("petals"),
 ];
 
 /// The OpenAI chat-completion parameters (LiteLLM's list for OpenAI chat models).
@@ -461,7 +516,7 @@ pub fn supported_openai_params(
     spec: &ProviderSpec,
     kind: crate::llm::CallKind,
 ) -> Vec<&'static str> {
-    if spec.wire == Wire::Native {
+    if matches!(spec.wire, Wire::Native | Wire::Retired) {
         return Vec::new();
     }
     let all = match kind {
@@ -679,7 +734,7 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
         Wire::HuggingFace => Some(&huggingface::HUGGINGFACE),
         Wire::Gemini => Some(&gemini::GEMINI),
         Wire::VertexAi => Some(&vertex::VERTEX),
-        Wire::Native => None,
+        Wire::Native | Wire::Retired => None,
     }
 }
 
@@ -744,6 +799,22 @@ mod tests {
         for name in ["hosted_vllm", "vllm"] {
             assert!(!by_name(name).expect(name).api_base_env.is_empty());
         }
+    }
+
+    #[test]
+    fn retired_providers_and_models_say_what_replaces_them() {
+        let palm = by_name("palm").expect("palm");
+        assert!(retired(palm, "chat-bison").unwrap().contains("gemini/"));
+        let petals = by_name("petals").expect("petals");
+        assert!(retired(petals, "petals-team/StableBeluga2")
+            .unwrap()
+            .contains("OpenAI-compatible"));
+        let ai21 = by_name("ai21").expect("ai21");
+        for old in ["j2-light", "j2-mid", "J2-Ultra"] {
+            assert!(retired(ai21, old).unwrap().contains("jamba"), "{old}");
+        }
+        assert_eq!(retired(ai21, "jamba-mini-1.7"), None);
+        assert_eq!(retired(by_name("openai").unwrap(), "j2-light"), None);
     }
 }
 

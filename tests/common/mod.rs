@@ -69,7 +69,10 @@ pub fn spawn(args: &[&str], envs: &[(&str, &str)], dir: &std::path::Path) -> Res
         "http_proxy",
         "NO_PROXY",
         "no_proxy",
-        // Redis for shared limits comes from the environment too: tests set it explicitly.
+        // So do a config bucket and Redis for shared limits.
+        "LITELLM_CONFIG_BUCKET_NAME",
+        "LITELLM_CONFIG_BUCKET_TYPE",
+        "LITELLM_CONFIG_BUCKET_OBJECT_KEY",
         "REDIS_URL",
         "REDIS_HOST",
         "REDIS_PORT",
