@@ -671,4 +671,52 @@ mod tests {
             None
         );
     }
+
+    /// A Responses API stream: relayed whole, finished by `response.completed`, whose usage
+    /// (input and output tokens) is the stream's; one that ends before it is broken.
+    #[actix_rt::test]
+    async fn responses_events_finish_with_their_completed_response() {
+        async fn run(events: &[&'static str]) -> (Vec<StreamItem>, StreamOutcome) {
+            let seen = Rc::new(RefCell::new(None));
+            let seen2 = seen.clone();
+            let upstream = stream::iter(
+                events
+                    .iter()
+                    .map(|e| Ok::<_, &str>(Bytes::from_static(e.as_bytes())))
+                    .collect::<Vec<_>>(),
+            );
+            let relay = SseRelay::new(upstream, true, Duration::from_secs(5), move |o| {
+                *seen2.borrow_mut() = Some(o);
+            })
+            .responses_events(true);
+            let items: Vec<StreamItem> = relay.collect().await;
+            let outcome = seen.borrow_mut().take().expect("outcome reported");
+            (items, outcome)
+        }
+        const DELTA: &str = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hello\",\"sequence_number\":3}\n\n";
+        const DONE: &str = "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":4,\"response\":{\"id\":\"resp_1\",\"error\":null,\"usage\":{\"input_tokens\":7,\"output_tokens\":2,\"total_tokens\":9,\"output_tokens_details\":{\"reasoning_tokens\":1}}}}\n\n";
+        let (items, outcome) = run(&[DELTA, DONE]).await;
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        let usage = outcome.usage.expect("usage");
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens,
+                usage.reasoning_tokens
+            ),
+            (7, 2, 9, 1)
+        );
+        assert_eq!(outcome.response_id.as_deref(), Some("resp_1"));
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert_eq!(items[2], StreamItem::Done);
+
+        let (items, outcome) = run(&[DELTA]).await;
+        assert!(outcome.error.is_some());
+        assert_eq!(outcome.relayed_text_bytes, 5);
+        assert!(
+            matches!(items.last(), Some(StreamItem::Error(_))),
+            "{items:?}"
+        );
+    }
 }
