@@ -1189,6 +1189,20 @@ impl ResponsesStream {
     }
 }
 
+/// The response a native Responses stream ended with (its `response.completed` or
+/// `response.incomplete` event), from the stream's captured events.
+pub fn completed_response(events: &[Bytes]) -> Option<Bytes> {
+    events.iter().rev().find_map(|event| {
+        let v: Value = serde_json::from_slice(event).ok()?;
+        match v.get("type").and_then(Value::as_str)? {
+            "response.completed" | "response.incomplete" => {
+                Some(Bytes::from(v.get("response")?.to_string()))
+            }
+            _ => None,
+        }
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // The store
 // ---------------------------------------------------------------------------------------------

@@ -756,7 +756,19 @@ impl SpendContext {
         if chunks.is_empty() || !self.keeps_response() {
             return;
         }
-        if let Some(done) = crate::caching::replay::assemble(self.kind, chunks) {
+        // A Responses API stream spoken natively ends with its whole response; one spoken in
+        // chat is assembled as a chat stream.
+        if self.kind == CallKind::Responses {
+            if let Some(response) = crate::responses_api::completed_response(chunks) {
+                self.keep_response(&response);
+                return;
+            }
+        }
+        let kind = match self.kind {
+            CallKind::Responses => CallKind::Chat,
+            kind => kind,
+        };
+        if let Some(done) = crate::caching::replay::assemble(kind, chunks) {
             self.keep_response(&done.body);
         }
     }

@@ -30,6 +30,7 @@ router_settings:
 general_settings:
   master_key: {MASTER_KEY}
   proxy_batch_write_at: 0.2
+  store_prompts_in_spend_logs: true
 "#,
         base = mock.api_base(),
         root = mock.proc.url
@@ -167,6 +168,10 @@ async fn an_openai_deployment_gets_the_responses_api_itself_streamed_and_not() {
     assert_eq!(row["call_type"], "aresponses", "{row}");
     assert_eq!(row["completion_tokens"], response["usage"]["output_tokens"]);
     assert!(row["spend"].as_f64().unwrap() > 0.0, "{row}");
+    assert_eq!(
+        row["response"]["id"], response["id"],
+        "the stream's response: {row}"
+    );
     // The streamed response was stored too.
     let id = response["id"].as_str().unwrap().to_string();
     wait_for(std::time::Duration::from_secs(5), || {
@@ -256,6 +261,11 @@ async fn another_provider_is_spoken_to_in_chat_and_answers_as_responses() {
     let row = spend_row(&gw, &header(&headers, "x-litellm-call-id")).await;
     assert_eq!(row["call_type"], "aresponses", "{row}");
     assert!(row["spend"].as_f64().unwrap() > 0.0, "{row}");
+    assert_eq!(
+        row["response"]["choices"][0]["message"]["content"].as_str(),
+        Some(output_text(&response).as_str()),
+        "the chat answer, assembled: {row}"
+    );
 }
 
 #[actix_rt::test]
