@@ -807,7 +807,8 @@ impl Deployment {
         };
         let kind = self.mode();
         let body = match kind {
-            CallKind::Chat => {
+            // `mode` never names the Responses API: a chat probe.
+            CallKind::Chat | CallKind::Responses => {
                 json!({"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})
             }
             CallKind::Completion => json!({"model": model, "prompt": "ping", "max_tokens": 1}),

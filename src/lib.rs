@@ -48,6 +48,7 @@ pub mod providers;
 pub mod region;
 pub mod render;
 pub mod rerank;
+pub mod responses_api;
 pub mod routing;
 pub mod runtime_settings;
 pub mod secret;

@@ -29,6 +29,9 @@ pub enum CallKind {
     Speech,
     /// `/rerank` (Cohere's request and response shape).
     Rerank,
+    /// `/responses` (OpenAI's Responses API): passed through to OpenAI and Azure deployments,
+    /// translated to chat for every other provider (`src/responses_api.rs`).
+    Responses,
 }
 
 impl CallKind {
@@ -45,6 +48,7 @@ impl CallKind {
             CallKind::Translation => "/audio/translations",
             CallKind::Speech => "/audio/speech",
             CallKind::Rerank => "/rerank",
+            CallKind::Responses => "/responses",
         }
     }
 
@@ -80,6 +84,7 @@ impl CallKind {
             CallKind::Translation => "audio translation",
             CallKind::Speech => "text to speech",
             CallKind::Rerank => "rerank",
+            CallKind::Responses => "response",
         }
     }
 
@@ -95,6 +100,7 @@ impl CallKind {
             CallKind::Translation => "translation",
             CallKind::Speech => "speech",
             CallKind::Rerank => "rerank",
+            CallKind::Responses => "responses",
         }
     }
 }
@@ -285,6 +291,8 @@ const CONTENT_KEYS: &[&str] = &[
     "stop",
     "query",
     "documents",
+    // The Responses API's `text.format` (a JSON schema, like chat's `response_format`).
+    "text",
 ];
 
 /// Remove every credential/routing field from `map` and from any nested object, except inside the
@@ -604,7 +612,7 @@ impl LlmRequest {
                     .filter(|(k, _)| {
                         matches!(
                             k.as_str(),
-                            "content" | "text" | "arguments" | "name" | "input"
+                            "content" | "text" | "arguments" | "name" | "input" | "output"
                         )
                     })
                     .map(|(_, v)| text_bytes(v))
@@ -615,7 +623,7 @@ impl LlmRequest {
         }
         let mut bytes = 0;
         let mut items = 0;
-        for key in ["messages", "prompt", "input", "tools", "query"] {
+        for key in ["messages", "prompt", "input", "instructions", "tools", "query"] {
             if let Some(v) = self.body.get(key) {
                 bytes += match key {
                     "tools" => v.to_string().len() as u64,
@@ -710,7 +718,12 @@ impl LlmRequest {
                 ))
             }
         };
-        if stream && kind != CallKind::Chat && kind != CallKind::Completion {
+        if stream
+            && !matches!(
+                kind,
+                CallKind::Chat | CallKind::Completion | CallKind::Responses
+            )
+        {
             return Err(GatewayError::bad_param(
                 "stream",
                 format!(
@@ -719,11 +732,13 @@ impl LlmRequest {
                 ),
             ));
         }
-        let client_wants_usage = body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        // A Responses stream always ends with its usage (in `response.completed`).
+        let client_wants_usage = kind == CallKind::Responses
+            || body
+                .get("stream_options")
+                .and_then(|o| o.get("include_usage"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
 
         // Moved out, not copied: a `mock_response` may be most of the body.
         let mock_response = body.remove("mock_response").filter(|v| !v.is_null());
@@ -840,6 +855,9 @@ impl LlmRequest {
             }
         }
         for key in ["input", "prompt"] {
+            if kind == CallKind::Responses && key == "input" {
+                continue;
+            }
             let count = body.get(key).and_then(Value::as_array).map_or(0, Vec::len);
             if count > bounds::MAX_INPUTS {
                 return Err(GatewayError::bad_param(
@@ -939,6 +957,36 @@ impl LlmRequest {
                 if body.get("n").and_then(Value::as_u64) == Some(0) {
                     return Err(GatewayError::bad_param("n", "'n' must be at least 1."));
                 }
+            }
+            // The input's items are checked by their translation (`responses_api`).
+            CallKind::Responses => {
+                match body.get("input") {
+                    Some(Value::String(_)) => {}
+                    Some(Value::Array(items)) if items.len() <= bounds::MAX_MESSAGES => {}
+                    Some(Value::Array(_)) => {
+                        return Err(GatewayError::bad_param(
+                            "input",
+                            format!("'input' must have at most {} items.", bounds::MAX_MESSAGES),
+                        ))
+                    }
+                    None | Some(Value::Null) => {
+                        return Err(GatewayError::bad_param(
+                            "input",
+                            "Missing required parameter: 'input'.",
+                        ))
+                    }
+                    Some(_) => {
+                        return Err(GatewayError::bad_param(
+                            "input",
+                            "Invalid type for 'input': expected a string or a list of input items.",
+                        ))
+                    }
+                }
+                expect_type(body, "tools", array, "a list")?;
+                expect_type(body, "instructions", string, "a string")?;
+                expect_type(body, "max_output_tokens", integer, "an integer")?;
+                expect_type(body, "text", object, "an object")?;
+                expect_type(body, "reasoning", object, "an object")?;
             }
             CallKind::Moderation => {
                 let ok = body.get("input").is_some_and(|v| match v {

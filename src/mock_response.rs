@@ -108,7 +108,9 @@ pub fn respond(req: &LlmRequest, content: &Value) -> Reply {
                 Some(usage),
             ))
         }
-        (CallKind::Chat, false) => {
+        // A Responses request's canned answer is a chat completion, rendered as a Responses
+        // object like every answer of a provider spoken to in chat.
+        (CallKind::Chat | CallKind::Responses, false) => {
             let message = openai::AssistantMessage::new(Some(text));
             let choice = openai::Choice::new(0, message, "stop");
             encode(&openai::ChatCompletion::new(
@@ -121,7 +123,7 @@ pub fn respond(req: &LlmRequest, content: &Value) -> Reply {
         }
         (kind, true) => {
             return Reply::Stream(Box::pin(MockStream {
-                chat: kind == CallKind::Chat,
+                chat: kind != CallKind::Completion,
                 id,
                 created,
                 model: req.model.clone(),

@@ -2,14 +2,16 @@
 //!
 //! An [`Outcome`] is the request's [`Reply`] (a complete response or a stream of typed chunks) or
 //! its error, plus the [`Facts`] of how it was served (deployment, attempts, cost, limits), as data.
-//! The handler picks a renderer (`src/render.rs`) that turns it into OpenAI JSON or SSE, or
-//! Anthropic Messages JSON or SSE: one pipeline, any number of inbound formats.
+//! The handler picks a renderer (`src/render.rs`) that turns it into OpenAI JSON or SSE,
+//! Anthropic Messages JSON or SSE, or Responses API objects and events: one pipeline, any number
+//! of inbound formats.
 //!
 //! Replies are in the internal model, which is OpenAI-shaped: a complete reply is an OpenAI
 //! `chat.completion` / `text_completion` / embedding list / images / moderation results (its bytes kept as the adapter wrote
 //! them; the fields the gateway reads, usage and id, typed beside them), a stream is OpenAI
 //! `chat.completion.chunk` / `text_completion` chunks; a binary reply (speech audio) is the
-//! provider's bytes as they arrive.
+//! provider's bytes as they arrive; a Responses API request served natively (OpenAI, Azure) has
+//! a Responses object or Responses events instead ([`Facts::responses_shaped`]).
 
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -116,6 +118,10 @@ pub struct Facts {
     pub attempts: Attempts,
     /// `x-litellm-cache-key`: the response-cache key, when the request consulted the cache.
     pub cache_key: Option<String>,
+    /// The reply is in OpenAI's Responses shape (a Responses object, or Responses events): a
+    /// `/responses` request served by a deployment spoken to in the Responses API. Otherwise it is
+    /// chat-shaped.
+    pub responses_shaped: bool,
 }
 
 /// Retries and fallbacks a request went through.
@@ -144,6 +150,7 @@ impl Facts {
             prompt_tokens: 0,
             attempts: Attempts::default(),
             cache_key: None,
+            responses_shaped: false,
         }
     }
 

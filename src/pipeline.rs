@@ -1,6 +1,7 @@
 //! The request pipeline for every LLM call (`/chat/completions`, `/completions`, `/embeddings`,
 //! `/images/generations`, `/images/edits`, `/moderations`, `/audio/transcriptions`,
-//! `/audio/translations`, `/audio/speech`, `/rerank`, `/v1/messages`), in one place. Handlers extract the HTTP pieces, build the typed request
+//! `/audio/translations`, `/audio/speech`, `/rerank`, `/v1/messages`, `/v1/responses`), in one
+//! place. Handlers extract the HTTP pieces, build the typed request
 //! ([`request`]), call [`run`] and render its [`Outcome`].
 //!
 //! ```text
@@ -34,7 +35,9 @@
 //!    key's or end user's `allowed_model_region` keeps every pick, retries and fallbacks included,
 //!    on deployments of that region (`src/region.rs`); none in the group → 400.
 //! 4. **translate**: the deployment's provider adapter builds the upstream request (URL, auth header,
-//!    provider model name, defaults, `drop_params`; streams always ask for usage).
+//!    provider model name, defaults, `drop_params`; streams always ask for usage). A Responses API
+//!    request goes as it is to OpenAI and Azure, and as its chat translation to every other
+//!    provider (`crate::responses_api`), chosen per attempt.
 //! 5. **call**: awc, on this worker's client, with the request's timeout (`timeout` in the body,
 //!    `x-litellm-timeout`, `litellm_params.timeout`/`stream_timeout`, `request_timeout`). Expiry
 //!    answers 408 and drops the upstream connection.
@@ -315,7 +318,11 @@ async fn serve(
     call: &mut Call,
     facts: &mut Facts,
 ) -> Result<Reply, GatewayError> {
-    let cache = state.cache.as_ref();
+    // Responses are stored by id and continued from the store, never answered from the cache.
+    let cache = state
+        .cache
+        .as_ref()
+        .filter(|_| req.kind != CallKind::Responses);
     let plan = match cache {
         Some(cache) => cache.plan(caller, req, &call.group)?,
         None => None,
@@ -706,7 +713,7 @@ fn estimated_cost(state: &AppState, req: &LlmRequest, group: &str, prompt_tokens
     }
     let completion_tokens = match req.kind {
         CallKind::Embedding | CallKind::Moderation => 0,
-        _ => ["max_completion_tokens", "max_tokens"]
+        _ => ["max_completion_tokens", "max_tokens", "max_output_tokens"]
             .iter()
             .find_map(|f| req.body.get(*f).and_then(Value::as_u64))
             .unwrap_or(DEFAULT_COMPLETION_ESTIMATE),
@@ -1033,6 +1040,8 @@ struct AttemptFacts {
     provider_headers: Option<Vec<(HeaderName, HeaderValue)>>,
     response_cost: Option<f64>,
     key_spend: Option<f64>,
+    /// The reply is in the Responses API's shape (see [`Facts::responses_shaped`]).
+    responses_shaped: bool,
 }
 
 /// A group's facts added to the request's; its result handed on.
@@ -1057,6 +1066,7 @@ fn absorb(facts: &mut Facts, run: GroupRun) -> Result<Reply, GatewayError> {
         }
         facts.response_cost = last.response_cost;
         facts.key_spend = last.key_spend;
+        facts.responses_shaped = last.responses_shaped;
     }
     run.result
 }
@@ -1735,6 +1745,17 @@ async fn call_provider(
                 message: format!("no adapter for provider '{}'", target.spec.name),
             }
         })?;
+    // A Responses request goes to OpenAI and Azure as it is, to every other provider as chat:
+    // decided per deployment, so a fallback may cross from one to the other.
+    let responses_native = req.kind == CallKind::Responses && crate::responses_api::native(&target);
+    let as_chat;
+    let req = if req.kind == CallKind::Responses && !responses_native {
+        as_chat = crate::responses_api::chat_request(req)?;
+        &as_chat
+    } else {
+        req
+    };
+    facts.responses_shaped = responses_native;
     if !adapter.supports(req.kind) {
         return Err(providers::native::unsupported_call(&target, req.kind));
     }
@@ -1927,7 +1948,8 @@ async fn call_provider(
             );
         },
     )
-    .capture(call.spend.keeps_response());
+    .capture(call.spend.keeps_response())
+    .responses_events(responses_native);
     Ok(Reply::Stream(Box::pin(relay)))
 }
 

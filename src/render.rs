@@ -4,7 +4,9 @@
 //!   the OpenAI error envelope (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
 //!   `/v1/images/*`, `/v1/moderations`);
 //! * [`anthropic`]: Anthropic Messages JSON, Anthropic SSE events, Anthropic's error body
-//!   (`/v1/messages`).
+//!   (`/v1/messages`);
+//! * [`responses`]: OpenAI Responses objects and their typed SSE events, the OpenAI error
+//!   envelope (`/v1/responses`).
 //!
 //! Every response, success or error, carries the outcome's facts as `x-litellm-*` headers; errors
 //! keep their status and `retry-after`.
@@ -22,6 +24,7 @@ use serde_json::Value;
 use crate::error::GatewayError;
 use crate::messages_api::{self, AnthropicStream};
 use crate::outcome::{ChunkStream, Outcome, Reply, StreamItem};
+use crate::responses_api::{self, Echo, OnFinal, ResponsesStream};
 use crate::sse::{error_event, DONE_EVENT};
 
 /// About how many bytes of events one write to the client carries at most, when the stream has
@@ -138,6 +141,33 @@ pub fn anthropic(outcome: Outcome, model: &str) -> HttpResponse {
     response
 }
 
+/// The outcome as OpenAI's Responses API answers it: a Responses object (a chat answer converted,
+/// see [`responses_api::complete_object`]), typed Responses events, or the OpenAI error envelope.
+/// `on_final` gets a stream's final response object once it is written.
+pub fn responses(mut outcome: Outcome, echo: &Echo, on_final: Option<OnFinal>) -> HttpResponse {
+    responses_api::complete_object(&mut outcome, echo);
+    let mut response = match outcome.result {
+        Ok(Reply::Complete(completion)) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(completion.body),
+        Ok(Reply::Stream(stream)) => {
+            let writer =
+                ResponsesStream::new(outcome.facts.responses_shaped, echo.clone(), on_final);
+            sse_response().streaming(Batched {
+                items: stream,
+                writer,
+                ended: false,
+            })
+        }
+        Ok(Reply::Binary(_)) => {
+            GatewayError::internal("a binary reply has no Responses API form").error_response()
+        }
+        Err(err) => err.error_response(),
+    };
+    outcome.facts.apply(response.headers_mut());
+    response
+}
+
 /// An error in Anthropic's shape, status and `retry-after` kept.
 pub fn anthropic_error(err: &GatewayError) -> HttpResponse {
     let mut response = err.error_response();
@@ -209,6 +239,17 @@ impl SseWriter for OpenAiSse {
 
 /// Anthropic's events (`message_start`, `content_block_*`, `message_delta`, `message_stop`).
 impl SseWriter for AnthropicStream {
+    fn item(&mut self, item: StreamItem, out: &mut BytesMut) {
+        out.extend_from_slice(&self.push(&item));
+    }
+
+    fn end(&mut self, out: &mut BytesMut) {
+        out.extend_from_slice(&self.close());
+    }
+}
+
+/// The Responses API's typed events.
+impl SseWriter for ResponsesStream {
     fn item(&mut self, item: StreamItem, out: &mut BytesMut) {
         out.extend_from_slice(&self.push(&item));
     }

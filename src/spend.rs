@@ -535,7 +535,7 @@ fn request_messages(req: &crate::llm::LlmRequest) -> Option<String> {
     let field = match req.kind {
         CallKind::Chat => "messages",
         CallKind::Completion => "prompt",
-        CallKind::Embedding | CallKind::Moderation | CallKind::Speech => "input",
+        CallKind::Embedding | CallKind::Moderation | CallKind::Speech | CallKind::Responses => "input",
         CallKind::ImageGeneration
         | CallKind::ImageEdit
         | CallKind::Transcription
@@ -561,6 +561,7 @@ pub fn call_type(kind: CallKind) -> &'static str {
         CallKind::Transcription | CallKind::Translation => "atranscription",
         CallKind::Speech => "aspeech",
         CallKind::Rerank => "arerank",
+        CallKind::Responses => "aresponses",
     }
 }
 
@@ -919,6 +920,18 @@ impl SpendContext {
         }
         let Some(kind) = self.kind else {
             return;
+        };
+        // A Responses API stream spoken natively ends with its whole response; one spoken in
+        // chat is assembled as a chat stream.
+        if kind == CallKind::Responses {
+            if let Some(response) = crate::responses_api::completed_response(chunks) {
+                self.keep_response(&response);
+                return;
+            }
+        }
+        let kind = match kind {
+            CallKind::Responses => CallKind::Chat,
+            kind => kind,
         };
         if let Some(done) = crate::caching::replay::assemble(kind, chunks) {
             self.keep_response(&done.body);

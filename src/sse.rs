@@ -90,6 +90,21 @@ pub struct SseRelay<S> {
     /// Keep the chunks in the outcome ([`Self::capture`]); turned off past the bound.
     capture: bool,
     captured_bytes: usize,
+    /// The events are the Responses API's (`response.*`), not chat chunks.
+    responses: bool,
+}
+
+/// What the relay reads of one Responses API event.
+#[derive(Deserialize)]
+struct ResponsesEventProbe<'a> {
+    #[serde(default, borrow, rename = "type")]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    delta: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    response: Option<serde_json::Value>,
+    #[serde(default, borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// The generated text of one OpenAI-shaped chunk, borrowed where the JSON has no escapes.
@@ -246,7 +261,65 @@ impl<S> SseRelay<S> {
             ready: VecDeque::new(),
             capture: false,
             captured_bytes: 0,
+            responses: false,
         }
+    }
+
+    /// Read the events as the Responses API's: the stream finishes with `response.completed`
+    /// (or `response.incomplete`), whose response carries the usage; `response.failed` and
+    /// `error` events break it.
+    pub fn responses_events(mut self, on: bool) -> Self {
+        self.responses = on;
+        self
+    }
+
+    /// One Responses API event: finish, usage and errors read from it; relayed whole.
+    fn inspect_responses_event(&mut self, data: &[u8]) -> Option<StreamItem> {
+        let bytes = Bytes::copy_from_slice(data);
+        if let Ok(event) = serde_json::from_slice::<ResponsesEventProbe>(data) {
+            match event.kind.as_ref() {
+                "response.completed" | "response.incomplete" => {
+                    self.saw_finish = true;
+                    if let Some(response) = &event.response {
+                        self.outcome.usage = crate::responses_api::usage_of(response);
+                        self.outcome.response_id = response
+                            .get("id")
+                            .and_then(serde_json::Value::as_str)
+                            .map(str::to_string);
+                    }
+                }
+                "response.failed" => {
+                    let error = event.response.as_ref().and_then(|r| r.get("error"));
+                    self.outcome.error = Some(
+                        error
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| "the response failed".into())
+                            .chars()
+                            .take(500)
+                            .collect(),
+                    );
+                }
+                "error" => {
+                    self.outcome.error = Some(
+                        event
+                            .message
+                            .as_deref()
+                            .unwrap_or("the provider sent an error event")
+                            .chars()
+                            .take(500)
+                            .collect(),
+                    );
+                }
+                _ => {
+                    if self.outcome.usage.is_none() {
+                        self.outcome.relayed_text_bytes +=
+                            event.delta.as_ref().map_or(0, |d| d.len() as u64);
+                    }
+                }
+            }
+        }
+        self.keep(&bytes);
+        Some(StreamItem::Chunk(bytes))
     }
 
     /// Keep every chunk (shared with the item relayed, not copied) for the outcome, so that the
@@ -301,6 +374,9 @@ impl<S> SseRelay<S> {
         if trimmed == b"[DONE]" {
             self.saw_done = true;
             return Some(StreamItem::Done);
+        }
+        if self.responses {
+            return self.inspect_responses_event(trimmed);
         }
         if matches!(value_start_after(trimmed, b"\"finish_reason\""), Some(b'"')) {
             self.saw_finish = true;
@@ -593,6 +669,54 @@ mod tests {
         assert_eq!(
             value_start_after(b"{\"x\":\"finish_reason\"}", b"\"finish_reason\""),
             None
+        );
+    }
+
+    /// A Responses API stream: relayed whole, finished by `response.completed`, whose usage
+    /// (input and output tokens) is the stream's; one that ends before it is broken.
+    #[actix_rt::test]
+    async fn responses_events_finish_with_their_completed_response() {
+        async fn run(events: &[&'static str]) -> (Vec<StreamItem>, StreamOutcome) {
+            let seen = Rc::new(RefCell::new(None));
+            let seen2 = seen.clone();
+            let upstream = stream::iter(
+                events
+                    .iter()
+                    .map(|e| Ok::<_, &str>(Bytes::from_static(e.as_bytes())))
+                    .collect::<Vec<_>>(),
+            );
+            let relay = SseRelay::new(upstream, true, Duration::from_secs(5), move |o| {
+                *seen2.borrow_mut() = Some(o);
+            })
+            .responses_events(true);
+            let items: Vec<StreamItem> = relay.collect().await;
+            let outcome = seen.borrow_mut().take().expect("outcome reported");
+            (items, outcome)
+        }
+        const DELTA: &str = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hello\",\"sequence_number\":3}\n\n";
+        const DONE: &str = "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":4,\"response\":{\"id\":\"resp_1\",\"error\":null,\"usage\":{\"input_tokens\":7,\"output_tokens\":2,\"total_tokens\":9,\"output_tokens_details\":{\"reasoning_tokens\":1}}}}\n\n";
+        let (items, outcome) = run(&[DELTA, DONE]).await;
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        let usage = outcome.usage.expect("usage");
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens,
+                usage.reasoning_tokens
+            ),
+            (7, 2, 9, 1)
+        );
+        assert_eq!(outcome.response_id.as_deref(), Some("resp_1"));
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert_eq!(items[2], StreamItem::Done);
+
+        let (items, outcome) = run(&[DELTA]).await;
+        assert!(outcome.error.is_some());
+        assert_eq!(outcome.relayed_text_bytes, 5);
+        assert!(
+            matches!(items.last(), Some(StreamItem::Error(_))),
+            "{items:?}"
         );
     }
 }

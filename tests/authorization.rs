@@ -572,6 +572,22 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             row("GET", "/batches", json!({}), ROLES),
             row("GET", "/v1/batches/batch-nobody", json!({}), ROLES),
             row("POST", "/v1/batches/batch-nobody/cancel", json!({}), ROLES),
+            // OpenAI's Responses API: any key; a stored response only its owner (or an admin)
+            // sees, others get 404
+            row(
+                "POST",
+                "/v1/responses",
+                json!({"model": "mock-gpt", "input": "hi"}),
+                ROLES,
+            ),
+            row("GET", "/v1/responses/resp_missing", json!({}), ROLES),
+            row("DELETE", "/v1/responses/resp_missing", json!({}), ROLES),
+            row(
+                "GET",
+                "/v1/responses/resp_missing/input_items",
+                json!({}),
+                ROLES,
+            ),
         ];
         for r in &rows {
             let (status, body) = send_once(r.method, &gw.url(&r.path), Some(key), &r.body).await;
@@ -597,7 +613,7 @@ async fn every_route_for_every_role(mock: &Mock, gw: &Gateway) {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROLES.len() * 96);
+    assert_eq!(checked, ROLES.len() * 100);
 }
 
 /// How a UI-route row authenticates: the role's session cookie with or without its CSRF token,

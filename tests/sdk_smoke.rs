@@ -43,11 +43,12 @@ async fn openai_python_sdk_receives_openai_shapes() {
     };
     let mock = Mock::start(&[]);
     // Images, moderations and audio too: an image model, the moderation model
-    // `moderations.create` falls back to when it names none, a Whisper and a TTS model.
+    // `moderations.create` falls back to when it names none, a Whisper and a TTS model; and an
+    // Anthropic deployment, which the Responses API speaks to in chat.
     let config = basic_config(&mock).replacen(
         "model_list:\n",
         &format!(
-            "model_list:\n  - model_name: mock-image\n    litellm_params: {{model: openai/gpt-image-1, api_base: {base}, api_key: sk-x}}\n  - model_name: mock-moderation\n    litellm_params: {{model: openai/omni-moderation-latest, api_base: {base}, api_key: sk-x}}\n    model_info: {{mode: moderation}}\n  - model_name: mock-whisper\n    litellm_params: {{model: openai/whisper-1, api_base: {base}, api_key: sk-x}}\n  - model_name: mock-tts\n    litellm_params: {{model: openai/tts-1, api_base: {base}, api_key: sk-x}}\n",
+            "model_list:\n  - model_name: mock-claude\n    litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: {base}, api_key: sk-x}}\n  - model_name: mock-image\n    litellm_params: {{model: openai/gpt-image-1, api_base: {base}, api_key: sk-x}}\n  - model_name: mock-moderation\n    litellm_params: {{model: openai/omni-moderation-latest, api_base: {base}, api_key: sk-x}}\n    model_info: {{mode: moderation}}\n  - model_name: mock-whisper\n    litellm_params: {{model: openai/whisper-1, api_base: {base}, api_key: sk-x}}\n  - model_name: mock-tts\n    litellm_params: {{model: openai/tts-1, api_base: {base}, api_key: sk-x}}\n",
             base = mock.api_base()
         ),
         1,

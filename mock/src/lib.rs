@@ -52,6 +52,7 @@ mod images;
 mod ollama;
 mod openai;
 mod receivers;
+mod responses;
 mod shared;
 
 pub use receivers::otlp_spans;
@@ -172,10 +173,12 @@ enum Endpoint {
     Rerank,
     /// Cohere's `/v2/rerank`.
     CohereRerank,
+    /// OpenAI's Responses API.
+    Responses,
 }
 
 impl Endpoint {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 12] = [
         Self::Chat,
         Self::Completions,
         Self::Embeddings,
@@ -187,6 +190,7 @@ impl Endpoint {
         Self::Speech,
         Self::Rerank,
         Self::CohereRerank,
+        Self::Responses,
     ];
 
     fn route(self) -> &'static str {
@@ -202,6 +206,7 @@ impl Endpoint {
             Self::Speech => "/audio/speech",
             Self::Rerank => "/rerank",
             Self::CohereRerank => "/v2/rerank",
+            Self::Responses => "/responses",
         }
     }
 
@@ -218,6 +223,7 @@ impl Endpoint {
             Self::Speech => 8,
             Self::Rerank => 9,
             Self::CohereRerank => 10,
+            Self::Responses => 11,
         }
     }
 }
@@ -1341,7 +1347,7 @@ mod tests {
             json!({
                 "total": 6,
                 "by_model": {"emb": 1, "mock-fail-429": 1, "mock-gpt": 3},
-                "by_route": {"/chat/completions": 4, "/completions": 1, "/embeddings": 1, "/images/generations": 0, "/images/edits": 0, "/moderations": 0, "/audio/transcriptions": 0, "/audio/translations": 0, "/audio/speech": 0, "/rerank": 0, "/v2/rerank": 0}
+                "by_route": {"/chat/completions": 4, "/completions": 1, "/embeddings": 1, "/images/generations": 0, "/images/edits": 0, "/moderations": 0, "/audio/transcriptions": 0, "/audio/translations": 0, "/audio/speech": 0, "/rerank": 0, "/v2/rerank": 0, "/responses": 0}
             })
         );
 
@@ -1355,7 +1361,7 @@ mod tests {
             json!({
                 "total": 0,
                 "by_model": {},
-                "by_route": {"/chat/completions": 0, "/completions": 0, "/embeddings": 0, "/images/generations": 0, "/images/edits": 0, "/moderations": 0, "/audio/transcriptions": 0, "/audio/translations": 0, "/audio/speech": 0, "/rerank": 0, "/v2/rerank": 0}
+                "by_route": {"/chat/completions": 0, "/completions": 0, "/embeddings": 0, "/images/generations": 0, "/images/edits": 0, "/moderations": 0, "/audio/transcriptions": 0, "/audio/translations": 0, "/audio/speech": 0, "/rerank": 0, "/v2/rerank": 0, "/responses": 0}
             })
         );
         let response = test::call_service(

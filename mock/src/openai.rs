@@ -95,6 +95,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<MockStat
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .route(web::post().to(crate::audio::cohere_rerank)),
         )
+        .service(llm_resource(Endpoint::Responses).route(web::post().to(crate::responses::create)))
+        // Azure's Responses API is not under a deployment: `/openai/responses?api-version=` and
+        // the v1 path.
+        .service(
+            web::resource(["/openai/responses", "/openai/v1/responses"])
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .route(web::post().to(crate::responses::create)),
+        )
         .service(resource("/models").route(web::get().to(list_models)))
         .service(resource("/models/{model:.+}").route(web::get().to(retrieve_model)));
 }
@@ -251,6 +260,7 @@ pub(crate) async fn serve_llm(
         Endpoint::Speech => crate::audio::speech_audio(body, cut),
         Endpoint::Rerank => crate::audio::jina_rerank(body, model, cut),
         Endpoint::CohereRerank => crate::audio::cohere_rerank_answer(body, cut),
+        Endpoint::Responses => crate::responses::respond(body, model, state, cut),
     }?;
     response.headers_mut().insert(
         HeaderName::from_static(SERIAL_HEADER),

@@ -98,7 +98,8 @@ pub fn assemble(kind: CallKind, chunks: &[Bytes]) -> Option<Completion> {
         | CallKind::Transcription
         | CallKind::Translation
         | CallKind::Speech
-        | CallKind::Rerank => return None,
+        | CallKind::Rerank
+        | CallKind::Responses => return None,
     };
     let usage = head
         .usage
@@ -134,7 +135,8 @@ pub fn replay(kind: CallKind, stored: &Completion, include_usage: bool) -> Chunk
         | CallKind::Transcription
         | CallKind::Translation
         | CallKind::Speech
-        | CallKind::Rerank => None,
+        | CallKind::Rerank
+        | CallKind::Responses => None,
         kind => serde_json::from_slice::<EnvelopeIn>(&stored.body)
             .ok()
             .map(|body| Replay::new(kind, body, stored, include_usage).items()),

@@ -20,6 +20,7 @@ mod metrics;
 mod models;
 mod organizations;
 mod passthrough;
+mod responses;
 pub mod routes;
 mod teams;
 mod ui;
@@ -73,6 +74,7 @@ fn builtin(r: &mut routes::Routes) {
     llm::configure(r);
     files::configure(r);
     messages::configure(r);
+    responses::configure(r);
     models::configure(r);
     utils::configure(r);
     health::configure(r);

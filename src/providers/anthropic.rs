@@ -81,7 +81,8 @@ impl ProviderAdapter for AnthropicAdapter {
                     code: Some("unsupported_endpoint"),
                 })
             }
-            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation | CallKind::Transcription | CallKind::Translation | CallKind::Speech | CallKind::Rerank => {
+            CallKind::ImageGeneration | CallKind::ImageEdit | CallKind::Moderation | CallKind::Transcription | CallKind::Translation | CallKind::Speech | CallKind::Rerank
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {

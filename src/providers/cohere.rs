@@ -44,7 +44,8 @@ impl ProviderAdapter for CohereAdapter {
             | CallKind::Moderation
             | CallKind::Transcription
             | CallKind::Translation
-            | CallKind::Speech => {
+            | CallKind::Speech
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {

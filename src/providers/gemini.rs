@@ -84,7 +84,8 @@ impl ProviderAdapter for GeminiAdapter {
             | CallKind::Transcription
             | CallKind::Translation
             | CallKind::Speech
-            | CallKind::Rerank => {
+            | CallKind::Rerank
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => return Err(no_legacy_completions(target)),

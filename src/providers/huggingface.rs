@@ -107,7 +107,8 @@ impl ProviderAdapter for HuggingFaceAdapter {
             | CallKind::Transcription
             | CallKind::Translation
             | CallKind::Speech
-            | CallKind::Rerank => Err(crate::providers::native::unsupported_call(target, req.kind)),
+            | CallKind::Rerank
+            | CallKind::Responses => Err(crate::providers::native::unsupported_call(target, req.kind)),
             CallKind::Completion => Err(native::bad_request(
                 target,
                 "text completions are not available for Hugging Face here; use /chat/completions",

@@ -57,7 +57,8 @@ impl ProviderAdapter for OllamaAdapter {
             | CallKind::Transcription
             | CallKind::Translation
             | CallKind::Speech
-            | CallKind::Rerank => {
+            | CallKind::Rerank
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {

@@ -18,6 +18,10 @@ use crate::secret::scrub;
 /// Azure's GA API version, used when neither the deployment nor `AZURE_API_VERSION` sets one.
 pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
+/// The API version of Azure's Responses API when the deployment sets none (the GA chat version
+/// predates it).
+pub const AZURE_RESPONSES_API_VERSION: &str = "2025-04-01-preview";
+
 pub struct OpenAiAdapter {
     azure: bool,
 }
@@ -117,8 +121,16 @@ impl ProviderAdapter for OpenAiAdapter {
         // Serialized from the client's body in place, never a copy of it.
         let mut body = super::native::OpenAiBody::new(deployment, target, req, &[])?;
         body.insert("model", Value::String(target.model.clone()));
+        let responses = req.kind == CallKind::Responses;
+        if responses {
+            // The Responses API's own `metadata` (the gateway reads it too, and keeps it out of
+            // chat bodies).
+            if let Some(metadata) = req.gateway.metadata.as_ref().filter(|m| m.is_object()) {
+                body.insert("metadata", metadata.clone());
+            }
+        }
 
-        if req.stream {
+        if req.stream && !responses {
             // Always ask for the usage chunk so streams are accounted; the relay hides it from
             // clients that did not ask for it.
             let mut opts = match body.get("stream_options") {
@@ -146,13 +158,32 @@ impl ProviderAdapter for OpenAiAdapter {
         };
         headers.push((Cow::Borrowed("content-type"), content_type));
         let url = if self.azure {
-            format!(
-                "{}/openai/deployments/{}{}?api-version={}",
-                target.api_base.trim_end_matches("/openai"),
-                urls::segment(&target.model),
-                path,
-                urls::segment(azure_api_version(deployment))
-            )
+            let default_version = if responses {
+                AZURE_RESPONSES_API_VERSION
+            } else {
+                AZURE_DEFAULT_API_VERSION
+            };
+            let version = deployment.api_version.as_deref().unwrap_or(default_version);
+            let base = target.api_base.trim_end_matches("/openai");
+            if responses {
+                // Azure's Responses API is not under a deployment: the body's `model` names it.
+                if version.starts_with("v1") || version == "preview" || version == "latest" {
+                    format!("{base}/openai/v1/responses")
+                } else {
+                    format!(
+                        "{base}/openai/responses?api-version={}",
+                        urls::segment(version)
+                    )
+                }
+            } else {
+                format!(
+                    "{}/openai/deployments/{}{}?api-version={}",
+                    base,
+                    urls::segment(&target.model),
+                    path,
+                    urls::segment(version)
+                )
+            }
         } else {
             format!("{}{}", target.api_base, path)
         };
@@ -198,6 +229,15 @@ impl ProviderAdapter for OpenAiAdapter {
                 body,
                 usage: Some(usage),
                 response_id: None,
+            });
+        }
+        if req.kind == CallKind::Responses {
+            // A Responses object: its usage counts input and output tokens.
+            let object = serde_json::from_slice::<Value>(&body).map_err(not_json)?;
+            return Ok(TranslatedResponse {
+                usage: crate::responses_api::usage_of(&object),
+                response_id: object.get("id").and_then(Value::as_str).map(str::to_string),
+                body,
             });
         }
         let envelope = serde_json::from_slice::<UsageEnvelope>(&body).map_err(not_json)?;

@@ -92,7 +92,8 @@ impl ProviderAdapter for VertexAdapter {
             | CallKind::Transcription
             | CallKind::Translation
             | CallKind::Speech
-            | CallKind::Rerank => {
+            | CallKind::Rerank
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => return Err(gemini::no_legacy_completions(target)),

@@ -13,13 +13,13 @@ use futures_util::FutureExt;
 
 use super::schema::{
     audit_logs, budgets, config_settings, end_users, managed_objects, organizations, proxy_models,
-    spend_logs, teams, ui_sessions, user_passwords, users, verification_tokens,
+    spend_logs, stored_responses, teams, ui_sessions, user_passwords, users, verification_tokens,
 };
 use super::{
     budget_reset_data, json_object, lock_rank, AuditRecord, BudgetReset, Change, ConfigSetting,
     EntityKind, EntityRecord, KeyFilter, KeyRecord, KeyScope, Locked, ManagedObject, ModelRecord,
     Modified, Page, SessionRecord, SpendFilter, SpendGroup, SpendLog, SpendRollup, Store,
-    StoreError, TagSpend, TxEffects,
+    StoreError, StoredResponse, TagSpend, TxEffects,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -1224,6 +1224,44 @@ macro_rules! diesel_store {
                     .await
                     .map_err(query_error)?;
                 rows.into_iter().map(ModelRecord::try_from).collect()
+            }
+
+            async fn insert_response(&self, response: &StoredResponse) -> Result<(), StoreError> {
+                let mut conn = self.conn().await?;
+                diesel::insert_into(stored_responses::table)
+                    .values(response.clone())
+                    .on_conflict(stored_responses::id)
+                    .do_update()
+                    .set((
+                        stored_responses::owner.eq(&response.owner),
+                        stored_responses::model.eq(&response.model),
+                        stored_responses::input_items.eq(&response.input_items),
+                        stored_responses::response.eq(&response.response),
+                        stored_responses::created_at.eq(response.created_at),
+                    ))
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(query_error)
+            }
+
+            async fn get_response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError> {
+                let mut conn = self.conn().await?;
+                stored_responses::table
+                    .find(id)
+                    .first(&mut conn)
+                    .await
+                    .optional()
+                    .map_err(query_error)
+            }
+
+            async fn delete_response(&self, id: &str) -> Result<bool, StoreError> {
+                let mut conn = self.conn().await?;
+                diesel::delete(stored_responses::table.find(id))
+                    .execute(&mut conn)
+                    .await
+                    .map(|n| n > 0)
+                    .map_err(query_error)
             }
 
             async fn list_config_settings(&self) -> Result<Vec<ConfigSetting>, StoreError> {

@@ -381,6 +381,23 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
+/// A response of `/v1/responses` (see [`crate::responses_api`]): who created it (its key's hash;
+/// `None` for the master key), the conversation it was given and the Responses object, as JSON
+/// text.
+#[derive(Debug, Clone, PartialEq, diesel::Queryable, diesel::Insertable)]
+#[diesel(table_name = schema::stored_responses)]
+pub struct StoredResponse {
+    pub id: String,
+    pub owner: Option<String>,
+    pub model: String,
+    /// The input items (the rebuilt conversation and the request's own input), a JSON array.
+    pub input_items: String,
+    /// The Responses object returned, JSON.
+    pub response: String,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
 /// One setting changed through `POST /config/update` (LiteLLM's `LiteLLM_Config`): it overrides
 /// config.yaml's value of `section.name`. `value` is JSON text, or for `environment_variables`
 /// the sealed value (`sealed`).
@@ -604,6 +621,13 @@ pub trait Store: Send + Sync {
     async fn list_models(&self) -> Result<Vec<ModelRecord>, StoreError>;
     /// Every setting stored by `/config/update`, by section and name.
     async fn list_config_settings(&self) -> Result<Vec<ConfigSetting>, StoreError>;
+
+    /// Store a response of `/v1/responses` (a response stored again under the same id replaces
+    /// it).
+    async fn insert_response(&self, response: &StoredResponse) -> Result<(), StoreError>;
+    async fn get_response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError>;
+    /// False when there was none.
+    async fn delete_response(&self, id: &str) -> Result<bool, StoreError>;
     /// In one transaction: write `set` (replacing rows of the same section and name), delete the
     /// `(section, name)` rows of `delete`, and record `audit`.
     async fn update_config_settings(

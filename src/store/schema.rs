@@ -150,3 +150,14 @@ diesel::table! {
         cost_recorded -> Bool,
     }
 }
+
+diesel::table! {
+    stored_responses (id) {
+        id -> Text,
+        owner -> Nullable<Text>,
+        model -> Text,
+        input_items -> Text,
+        response -> Text,
+        created_at -> BigInt,
+    }
+}

@@ -82,6 +82,54 @@ check("batch output", '"custom_id":"r1"' in out.replace(" ", ""), out)
 d = client.files.delete(f.id)
 check("files.delete", d.deleted, d)
 
+resp = client.responses.create(model="mock-gpt", input="hi", instructions="Be brief.")
+check("responses.create", resp.object == "response" and resp.status == "completed"
+      and resp.output_text and resp.usage.total_tokens > 0, resp)
+
+events = list(client.responses.create(model="mock-gpt", input="hi", stream=True))
+kinds = [e.type for e in events]
+streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+check("responses stream", kinds[0] == "response.created" and kinds[-1] == "response.completed"
+      and streamed and streamed == events[-1].response.output_text
+      and events[-1].response.usage.output_tokens > 0, kinds)
+
+got = client.responses.retrieve(resp.id)
+check("responses.retrieve", got.id == resp.id and got.output_text == resp.output_text, got)
+
+follow = client.responses.create(model="mock-gpt", input="again", previous_response_id=resp.id)
+items = client.responses.input_items.list(follow.id)
+check("responses.input_items.list", len(items.data) == 3 and items.data[0].type == "message"
+      and items.data[0].content[0].text == "again", items)
+
+tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}]
+for model in ["mock-gpt", "mock-claude"]:
+    call = client.responses.create(model=model, input="Weather?", tools=tools, tool_choice="required")
+    fc = [o for o in call.output if o.type == "function_call"]
+    check(f"responses function call ({model})", fc and fc[0].name == "get_weather" and fc[0].call_id, call)
+    after = client.responses.create(model=model, previous_response_id=call.id, tools=tools, input=[
+        {"type": "function_call_output", "call_id": fc[0].call_id, "output": "sunny"}])
+    check(f"responses function call output ({model})", after.output_text, after)
+    events = list(client.responses.create(model=model, input="Weather?", tools=tools,
+                                          tool_choice="required", stream=True))
+    done = [e for e in events if e.type == "response.function_call_arguments.done"]
+    check(f"responses streamed function call ({model})", done and events[-1].type == "response.completed"
+          and events[-1].response.output[0].type == "function_call", [e.type for e in events])
+
+claude = client.responses.create(model="mock-claude", input="hi", instructions="Be brief.", max_output_tokens=50)
+check("responses.create (translated)", claude.status == "completed" and claude.output_text
+      and claude.usage.input_tokens > 0, claude)
+events = list(client.responses.create(model="mock-claude", input="hi", stream=True))
+streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+check("responses stream (translated)", events[-1].type == "response.completed"
+      and streamed == events[-1].response.output_text, [e.type for e in events])
+
+client.responses.delete(resp.id)
+try:
+    client.responses.retrieve(resp.id)
+    check("responses.delete", False)
+except openai.NotFoundError:
+    check("responses.delete (then retrieve raises NotFoundError)", True)
+
 ids = [m.id for m in client.models.list()]
 check("models", "mock-gpt" in ids, ids)
 

@@ -300,7 +300,8 @@ impl ProviderAdapter for BedrockAdapter {
             | CallKind::Moderation
             | CallKind::Transcription
             | CallKind::Translation
-            | CallKind::Speech => {
+            | CallKind::Speech
+            | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
             CallKind::Completion => {
