@@ -623,7 +623,14 @@ impl LlmRequest {
         }
         let mut bytes = 0;
         let mut items = 0;
-        for key in ["messages", "prompt", "input", "instructions", "tools", "query"] {
+        for key in [
+            "messages",
+            "prompt",
+            "input",
+            "instructions",
+            "tools",
+            "query",
+        ] {
             if let Some(v) = self.body.get(key) {
                 bytes += match key {
                     "tools" => v.to_string().len() as u64,

@@ -535,7 +535,9 @@ fn request_messages(req: &crate::llm::LlmRequest) -> Option<String> {
     let field = match req.kind {
         CallKind::Chat => "messages",
         CallKind::Completion => "prompt",
-        CallKind::Embedding | CallKind::Moderation | CallKind::Speech | CallKind::Responses => "input",
+        CallKind::Embedding | CallKind::Moderation | CallKind::Speech | CallKind::Responses => {
+            "input"
+        }
         CallKind::ImageGeneration
         | CallKind::ImageEdit
         | CallKind::Transcription

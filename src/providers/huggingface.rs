@@ -108,7 +108,9 @@ impl ProviderAdapter for HuggingFaceAdapter {
             | CallKind::Translation
             | CallKind::Speech
             | CallKind::Rerank
-            | CallKind::Responses => Err(crate::providers::native::unsupported_call(target, req.kind)),
+            | CallKind::Responses => {
+                Err(crate::providers::native::unsupported_call(target, req.kind))
+            }
             CallKind::Completion => Err(native::bad_request(
                 target,
                 "text completions are not available for Hugging Face here; use /chat/completions",
