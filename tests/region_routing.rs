@@ -459,3 +459,50 @@ async fn a_keys_region_is_validated_admin_only_and_kept_by_keys_it_mints() {
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[actix_rt::test]
+async fn a_keys_region_holds_on_pass_through_routes_too() {
+    let (mock, _pg, gw) = start().await;
+    let eu_key = admin_ok(
+        &gw,
+        "/key/generate",
+        json!({"models": ["regional-gpt", "us-only-gpt", "openai/gpt-4o"], "allowed_model_region": "eu"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    served(&mock).await;
+    let chat =
+        |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "Hey!"}]});
+    // The group's deployment in the key's region lends its credential.
+    let (status, _, body) = post(
+        &gw.url("/openai/v1/chat/completions"),
+        Some(&eu_key),
+        &chat("regional-gpt"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(mock.last_request().await["body"]["model"], "mock-gpt-eu");
+    // A group with nothing in the region, and a model only the environment credential would
+    // serve (its region unknown): refused before anything is sent.
+    for model in ["us-only-gpt", "openai/gpt-4o"] {
+        let (status, _, body) = post(
+            &gw.url("/openai/v1/chat/completions"),
+            Some(&eu_key),
+            &chat(model),
+        )
+        .await;
+        assert_eq!(status, 400, "{model}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("region 'eu'"),
+            "{body}"
+        );
+    }
+    let by_model = served(&mock).await;
+    assert_eq!(by_model["mock-gpt-eu"].as_u64(), Some(1), "{by_model}");
+    assert!(by_model.get("mock-gpt-us-only").is_none(), "{by_model}");
+}

@@ -184,13 +184,18 @@ pub async fn provider(
                 .into_owned()
         }),
     };
+    let region = key_region(&caller);
     let (upstream, group) = match &requested {
         Some(model) => {
             let group = permitted_group(state, &caller, model)?;
-            (by_model(state, provider, model, &group)?, group)
+            (
+                by_model(state, provider, model, &group, region.as_deref())?,
+                group,
+            )
         }
         None => (default_upstream(state, provider)?, String::new()),
     };
+    check_region(&upstream, region.as_deref())?;
 
     // 3. budgets and limits
     let (permit, reservation) = crate::pipeline::admit_pass_through(state, &caller, &group).await?;
@@ -627,22 +632,61 @@ fn permitted_group(state: &AppState, caller: &Caller, model: &str) -> Result<Str
     Ok(group)
 }
 
-/// A named model: the group's first deployment of this provider, or (for a model no group
-/// serves) the provider's default credential.
+/// The region a key is held to (`allowed_model_region`), if any.
+fn key_region(caller: &Caller) -> Option<String> {
+    caller
+        .principal()?
+        .key
+        .data
+        .get("allowed_model_region")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// A key held to a region reaches only deployments known to be in it: never a deployment of
+/// another or unknown region, nor the provider's environment credential (whose region is not
+/// known).
+fn check_region(upstream: &Upstream, region: Option<&str>) -> Result<(), GatewayError> {
+    let Some(region) = region else {
+        return Ok(());
+    };
+    let inside =
+        upstream.deployment_id.is_some() && upstream.deployment.region.as_deref() == Some(region);
+    if inside {
+        return Ok(());
+    }
+    Err(GatewayError::bad_request(format!(
+        "this key may only use models in region '{region}': name a model with a deployment in that region (the pass-through credential found is {})",
+        match (&upstream.deployment_id, &upstream.deployment.region) {
+            (None, _) => "the provider's environment credential, whose region is not known".to_string(),
+            (Some(_), Some(other)) => format!("in region '{other}'"),
+            (Some(_), None) => "of a deployment with no known region".to_string(),
+        }
+    )))
+}
+
+/// A named model: the group's first deployment of this provider (in `region` when the key is
+/// held to one), or (for a model no group serves) the provider's default credential.
 fn by_model(
     state: &AppState,
     provider: Provider,
     requested: &str,
     group: &str,
+    region: Option<&str>,
 ) -> Result<Upstream, GatewayError> {
     let snapshot = state.router.snapshot();
     let Some(g) = snapshot.group(group) else {
         return default_upstream(state, provider);
     };
+    let serving = |h: &&std::sync::Arc<tollgate_actors::DeploymentHandle<Deployment>>| {
+        h.upstream.target().is_some_and(|t| provider.serves(t.spec))
+    };
     let handle = g
         .deployments
         .iter()
-        .find(|h| h.upstream.target().is_some_and(|t| provider.serves(t.spec)))
+        .filter(serving)
+        .find(|h| region.is_none_or(|r| h.upstream.region.as_deref() == Some(r)))
+        .or_else(|| g.deployments.iter().find(serving))
         .ok_or_else(|| {
             GatewayError::bad_param(
                 "model",
