@@ -78,6 +78,51 @@ pub fn cohere_v2_body(model: &str, body: &Map<String, Value>) -> Map<String, Val
     out
 }
 
+/// The Discovery Engine ranking API's body (Vertex AI rerank): the documents as records whose
+/// `id` is their index, `topN`, and `ignoreRecordDetailsInResponse` (the documents are filled
+/// back in from the request when `return_documents` asks for them).
+pub fn vertex_body(model: &str, body: &Map<String, Value>) -> Map<String, Value> {
+    let records: Vec<Value> = document_texts(body)
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| json!({"id": i.to_string(), "content": text}))
+        .collect();
+    let mut out = Map::new();
+    out.insert("model".into(), json!(model));
+    out.insert(
+        "query".into(),
+        body.get("query").cloned().unwrap_or(Value::Null),
+    );
+    if let Some(n) = body.get("top_n").and_then(Value::as_u64) {
+        out.insert("topN".into(), json!(n));
+    }
+    out.insert("ignoreRecordDetailsInResponse".into(), json!(true));
+    out.insert("records".into(), Value::Array(records));
+    out
+}
+
+/// A Discovery Engine ranking answer (`records` of `id`, `score`) in Cohere's shape, one search
+/// unit per call (Vertex AI bills ranking per query).
+pub fn from_vertex(req: &LlmRequest, body: &[u8]) -> Result<TranslatedResponse, GatewayError> {
+    let v: Value = serde_json::from_slice(body).map_err(crate::providers::invalid_body)?;
+    let results = v
+        .get("records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| crate::providers::invalid_body("a ranking answer without 'records'"))?
+        .iter()
+        .map(|r| {
+            let index = r
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|id| id.parse::<u64>().ok())
+                .ok_or_else(|| crate::providers::invalid_body("a ranked record without its id"))?;
+            Ok(json!({"index": index, "relevance_score": r.get("score").and_then(Value::as_f64).unwrap_or(0.0)}))
+        })
+        .collect::<Result<Vec<_>, GatewayError>>()?;
+    let cohere = json!({"results": results, "meta": {"billed_units": {"search_units": 1}}});
+    normalize(req, cohere.to_string().as_bytes())
+}
+
 /// Bedrock's agent-runtime Rerank body: the query, the documents as inline text sources, and
 /// `numberOfResults` (`top_n`, else every document) for the model `model_arn`.
 pub fn bedrock_body(model_arn: &str, body: &Map<String, Value>) -> Map<String, Value> {

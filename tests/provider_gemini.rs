@@ -560,3 +560,73 @@ general_settings:
         "{row}"
     );
 }
+
+#[actix_rt::test]
+async fn vertex_rerank_uses_the_ranking_api_with_the_service_accounts_token() {
+    let mock = Mock::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let creds = dir.path().join("sa.json");
+    std::fs::write(&creds, service_account(&mock, "/token")).expect("write");
+    let config = format!(
+        r#"
+model_list:
+  - model_name: ranker
+    litellm_params:
+      model: vertex_ai/semantic-ranker-512@latest
+      api_base: {base}
+      vertex_project: test-proj
+      vertex_credentials: {creds}
+      input_cost_per_query: 0.001
+    model_info:
+      mode: rerank
+general_settings:
+  master_key: {MASTER_KEY}
+  proxy_batch_write_at: 0.2
+"#,
+        base = mock.proc.url,
+        creds = creds.display(),
+    );
+    let gw = Gateway::start(&config, &[], &[]);
+    let (status, headers, body) = post(
+        &gw.url("/v1/rerank"),
+        Some(MASTER_KEY),
+        &json!({"model": "ranker", "query": "red fox", "documents": ["a blue whale", "the red fox", "a fox"],
+                "top_n": 2, "return_documents": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{body}");
+    assert_eq!(results[0]["index"], 1, "{body}");
+    assert_eq!(results[0]["document"]["text"], "the red fox", "{body}");
+    assert_eq!(results[1]["index"], 2, "{body}");
+    assert!(results[0]["relevance_score"].as_f64() > results[1]["relevance_score"].as_f64());
+    let last = mock.last_request().await;
+    assert_eq!(
+        last["path"],
+        "/v1/projects/test-proj/locations/global/rankingConfigs/default_ranking_config:rank"
+    );
+    assert_eq!(last["body"]["model"], "semantic-ranker-512@latest");
+    assert_eq!(last["body"]["topN"], 2);
+    assert_eq!(
+        last["body"]["records"][2],
+        json!({"id": "2", "content": "a fox"})
+    );
+    assert!(last["headers"]["authorization"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("Bearer ya29.mock-")));
+    let call_id = headers
+        .get("x-litellm-call-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let row = spend_logs_when(&gw, &format!("request_id={call_id}"), 1)
+        .await
+        .remove(0);
+    assert_eq!(row["call_type"], "arerank", "{row}");
+    assert!(
+        (row["spend"].as_f64().unwrap() - 0.001).abs() < 1e-12,
+        "{row}"
+    );
+}

@@ -85,6 +85,12 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<MockStat
         .route(web::post().to(vertex_api)),
     )
     .service(
+        web::resource("/v1/projects/{project}/locations/{location}/rankingConfigs/{config}")
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .route(web::post().to(vertex_rank)),
+    )
+    .service(
         web::resource("/token")
             .app_data(state.clone())
             .route(web::post().to(token)),
@@ -190,6 +196,93 @@ async fn vertex_api(
     state: web::Data<MockState>,
 ) -> HttpResponse {
     handle(Api::Vertex, &req, &path.2, &body, &state).await
+}
+
+/// The Discovery Engine ranking API (`rankingConfigs/{config}:rank`, Vertex AI's reranker):
+/// a Vertex token, `query` and `records` (`id`, `content` or `title`); each record scored by the
+/// share of the query's words it holds, best first, `topN` of them; `ignoreRecordDetailsInResponse`
+/// leaves the content out.
+async fn vertex_rank(
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    body: Bytes,
+    state: web::Data<MockState>,
+) -> HttpResponse {
+    let model = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("model").and_then(Value::as_str).map(str::to_string));
+    state.record(Endpoint::Rerank, model.as_deref(), &req, &body);
+    match rank(&req, &path.2, &body, &state) {
+        Ok(v) => json_response(&v, false),
+        Err(e) => e.response(),
+    }
+}
+
+fn rank(
+    req: &HttpRequest,
+    config: &str,
+    body: &[u8],
+    state: &MockState,
+) -> Result<Value, GoogleError> {
+    authorize(Api::Vertex, req, state)?;
+    if !config.ends_with(":rank") {
+        return Err(GoogleError::new(
+            StatusCode::NOT_FOUND,
+            format!("Method not found: {config}"),
+        ));
+    }
+    let body: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| GoogleError::invalid(format!("Invalid JSON payload received. {e}")))?;
+    let query = body
+        .get("query")
+        .and_then(Value::as_str)
+        .filter(|q| !q.is_empty())
+        .ok_or_else(|| GoogleError::invalid("query must be a non-empty string"))?;
+    let records = body
+        .get("records")
+        .and_then(Value::as_array)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| GoogleError::invalid("records must be a non-empty list"))?;
+    let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+    let mut scored = records
+        .iter()
+        .map(|r| {
+            let id = r
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| GoogleError::invalid("each record needs an id"))?;
+            let text = r
+                .get("content")
+                .or_else(|| r.get("title"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| GoogleError::invalid("each record needs content or a title"))?;
+            let lower = text.to_lowercase();
+            let hits = words.iter().filter(|w| lower.contains(w.as_str())).count();
+            let score = hits as f64 / words.len().max(1) as f64;
+            Ok((score, id.to_string(), text.to_string()))
+        })
+        .collect::<Result<Vec<_>, GoogleError>>()?;
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let top = body
+        .get("topN")
+        .and_then(Value::as_u64)
+        .map_or(scored.len(), |n| n as usize);
+    let bare = body
+        .get("ignoreRecordDetailsInResponse")
+        .and_then(Value::as_bool)
+        == Some(true);
+    let out: Vec<Value> = scored
+        .into_iter()
+        .take(top)
+        .map(|(score, id, text)| {
+            if bare {
+                json!({"id": id, "score": score})
+            } else {
+                json!({"id": id, "score": score, "content": text})
+            }
+        })
+        .collect();
+    Ok(json!({"records": out}))
 }
 
 async fn handle(

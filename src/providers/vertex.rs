@@ -87,12 +87,21 @@ impl ProviderAdapter for VertexAdapter {
             ),
             CallKind::Embedding => ("predict", embed_request(deployment, target, req)?),
             CallKind::ImageGeneration => ("predict", imagen_request(req)?),
+            CallKind::Rerank => {
+                // The Discovery Engine ranking API, not a model method.
+                let url = rank_url(&target.api_base, &project);
+                let body = Value::Object(crate::rerank::vertex_body(model, &req.body));
+                let mut headers: Vec<(Cow<'static, str>, String)> =
+                    vec![(Cow::Borrowed("content-type"), "application/json".into())];
+                headers.push((Cow::Borrowed("x-goog-user-project"), project.clone()));
+                headers.extend(super::native::extra_headers(deployment));
+                return PreparedRequest::json(target.url(url), headers, &body);
+            }
             CallKind::ImageEdit
             | CallKind::Moderation
             | CallKind::Transcription
             | CallKind::Translation
             | CallKind::Speech
-            | CallKind::Rerank
             | CallKind::Responses => {
                 return Err(crate::providers::native::unsupported_call(target, req.kind))
             }
@@ -132,7 +141,11 @@ impl ProviderAdapter for VertexAdapter {
     fn supports(&self, kind: CallKind) -> bool {
         matches!(
             kind,
-            CallKind::Chat | CallKind::Completion | CallKind::Embedding | CallKind::ImageGeneration
+            CallKind::Chat
+                | CallKind::Completion
+                | CallKind::Embedding
+                | CallKind::ImageGeneration
+                | CallKind::Rerank
         )
     }
 
@@ -144,6 +157,7 @@ impl ProviderAdapter for VertexAdapter {
         match req.kind {
             CallKind::Embedding => translate_predictions(req, &body),
             CallKind::ImageGeneration => imagen_response(&body),
+            CallKind::Rerank => crate::rerank::from_vertex(req, &body),
             _ => gemini::translate_chat_response(req, &body),
         }
     }
@@ -243,6 +257,20 @@ pub fn vertex_url(base: &str, project: &str, location: &str, model: &str, method
             urls::segment(model)
         )
     }
+}
+
+/// The ranking API's URL: Discovery Engine's host for the default base, else the configured host
+/// (a proxy, a test server), with the project's default ranking config.
+fn rank_url(base: &str, project: &str) -> String {
+    let host = if base.contains("{location}") || base.contains("aiplatform.googleapis.com") {
+        "https://discoveryengine.googleapis.com".to_string()
+    } else {
+        base.trim_end_matches('/').to_string()
+    };
+    format!(
+        "{host}/v1/projects/{}/locations/global/rankingConfigs/default_ranking_config:rank",
+        urls::segment(project)
+    )
 }
 
 /// `:predict` for Vertex text-embedding models.
