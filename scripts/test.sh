@@ -19,7 +19,7 @@
 #                              cannot), "snapshot" (audit/advisory-db, no network), or unset: live when
 #                              GitHub answers, else the snapshot
 #   CI                         when set, tests that need the Python SDK or Chromium fail instead of being
-#                              skipped
+#                              skipped, and (as on any cold build) incremental compilation is off
 # Exported to the tests: TOLLGATE_TEST_DATABASE_URL, TOLLGATE_TEST_PG_ADMIN_URL, TOLLGATE_TEST_REDIS_URL,
 # TOLLGATE_TEST_PYTHON (only when the SDKs are available), TOLLGATE_TEST_LITELLM_MIGRATIONS (only when
 # LiteLLM's migrations could be fetched), RUST_BACKTRACE=1.
@@ -27,6 +27,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export RUST_BACKTRACE=1
+# A cold build (a fresh clone, CI) gains nothing from incremental compilation, only its cost:
+# switch it off there. A developer's warm target/ keeps it (cargo's default).
+if [ -n "${CI:-}" ] || [ ! -d target/debug ]; then
+  export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi
 
 PG_HOST=127.0.0.1
 PG_PORT=5432
