@@ -1927,7 +1927,7 @@ async fn call_provider(
         }));
     }
     let body: Pin<Box<dyn Stream<Item = Result<Bytes, String>>>> =
-        match adapter.stream_translator(&target, req) {
+        match adapter.stream_translator_for(&deployment, &target, req) {
             Some(translator) => Box::pin(TranslatedStream::new(body, translator)),
             None => Box::pin(body.map(|item| item.map_err(|e| e.to_string()))),
         };

@@ -130,3 +130,99 @@ async fn huggingface_chat_stream_tools_errors_and_embeddings() {
     assert_eq!(status, 413, "{v}");
     assert_eq!(v["error"]["code"], "context_length_exceeded", "{v}");
 }
+
+/// The seeds' Mistral block: a TGI endpoint with a custom prompt template.
+#[actix_rt::test]
+async fn a_prompt_template_sends_chat_to_tgis_generate_api() {
+    let mock = Mock::start(&[]);
+    let config = format!(
+        r#"
+model_list:
+  - model_name: mistral-7b
+    litellm_params:
+      model: "huggingface/mistralai/Mistral-7B-Instruct-v0.1"
+      api_base: "{url}"
+      api_key: {HF_KEY}
+      initial_prompt_value: "\n"
+      roles: {{"system":{{"pre_message":"<|im_start|>system\n", "post_message":"<|im_end|>"}}, "assistant":{{"pre_message":"<|im_start|>assistant\n","post_message":"<|im_end|>"}}, "user":{{"pre_message":"<|im_start|>user\n","post_message":"<|im_end|>"}}}}
+      final_prompt_value: "\n"
+      bos_token: "<s>"
+      eos_token: "</s>"
+      max_tokens: 4096
+general_settings:
+  master_key: {MASTER_KEY}
+"#,
+        url = mock.proc.url
+    );
+    let gw = Gateway::start(&config, &[], &[]);
+    assert!(
+        !gw.proc.logs().contains("prompt templates are not applied"),
+        "{}",
+        gw.proc.logs()
+    );
+    let messages = json!([
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Bye"}
+    ]);
+    let url = gw.url("/v1/chat/completions");
+    let (status, _, body) = post(
+        &url,
+        Some(MASTER_KEY),
+        &json!({"model": "mistral-7b", "messages": messages}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the Tollgate mock provider. This is a deterministic reply."
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert!(
+        body["usage"]["completion_tokens"].as_u64() > Some(0),
+        "{body}"
+    );
+    let last = mock.last_request().await;
+    assert_eq!(last["path"], "/generate");
+    assert_eq!(last["headers"]["authorization"], format!("Bearer {HF_KEY}"));
+    assert_eq!(
+        last["body"]["inputs"],
+        "<s>\n<|im_start|>system\nBe brief.<|im_end|><|im_start|>user\nHi<|im_end|><|im_start|>assistant\nHello.<|im_end|></s><s><|im_start|>user\nBye<|im_end|>\n"
+    );
+    assert_eq!(last["body"]["parameters"]["max_new_tokens"], 4096);
+
+    // Streamed through /generate_stream, cut by max_tokens.
+    let (status, _, text) = stream_text(
+        &url,
+        Some(MASTER_KEY),
+        &json!({"model": "mistral-7b", "messages": messages, "stream": true, "max_tokens": 3,
+                "stream_options": {"include_usage": true}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let chunks: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "Hello from the ");
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"] == "length"),
+        "{text}"
+    );
+    assert_eq!(
+        chunks.last().unwrap()["usage"]["completion_tokens"],
+        3,
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert_eq!(mock.last_request().await["path"], "/generate_stream");
+}

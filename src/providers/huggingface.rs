@@ -55,7 +55,32 @@ fn chat_target(target: &Target) -> (String, String) {
     (base, target.model.clone())
 }
 
+/// The deployment's prompt template (`initial_prompt_value`, `roles`…), which sends its chat to
+/// TGI's own `/generate` API; none on the router, which takes chat messages only.
+fn template(
+    deployment: &Deployment,
+    target: &Target,
+) -> Option<super::prompt_template::PromptTemplate> {
+    if is_router(&target.api_base) {
+        return None;
+    }
+    super::prompt_template::PromptTemplate::from_params(|k| {
+        deployment.provider_params.get(k).cloned()
+    })
+}
+
 impl ProviderAdapter for HuggingFaceAdapter {
+    fn stream_translator_for(
+        &self,
+        deployment: &Deployment,
+        target: &Target,
+        req: &LlmRequest,
+    ) -> Option<Box<dyn super::stream::StreamTranslator>> {
+        (req.kind == CallKind::Chat && template(deployment, target).is_some()).then(|| {
+            Box::new(super::tgi::TgiStream::new(req)) as Box<dyn super::stream::StreamTranslator>
+        })
+    }
+
     fn prepare(
         &self,
         deployment: &Deployment,
@@ -63,6 +88,30 @@ impl ProviderAdapter for HuggingFaceAdapter {
         req: &LlmRequest,
     ) -> Result<PreparedRequest, GatewayError> {
         match req.kind {
+            CallKind::Chat if template(deployment, target).is_some() => {
+                // A prompt template: TGI's own API with the rendered prompt.
+                let template = template(deployment, target).unwrap_or_default();
+                let src = native::openai_body(deployment, target, req, &[])?;
+                let messages = src
+                    .get("messages")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let body = super::tgi::generate_body(template.render(&messages), &src);
+                let root = target.api_base.trim_end_matches('/');
+                let root = root.strip_suffix("/v1").unwrap_or(root);
+                let method = if req.stream {
+                    "generate_stream"
+                } else {
+                    "generate"
+                };
+                let url = target.url(format!("{root}/{method}"));
+                PreparedRequest::json(
+                    url,
+                    native::json_headers(deployment, target, req.stream),
+                    &body,
+                )
+            }
             CallKind::Chat => {
                 let (api_base, model) = chat_target(target);
                 let chat = Target {
@@ -123,6 +172,9 @@ impl ProviderAdapter for HuggingFaceAdapter {
         req: &LlmRequest,
         body: Bytes,
     ) -> Result<TranslatedResponse, GatewayError> {
+        if req.kind == CallKind::Chat && super::tgi::is_generate_answer(&body) {
+            return super::tgi::chat_response(req, &body);
+        }
         if req.kind != CallKind::Embedding {
             return OPENAI.translate_response(req, body);
         }

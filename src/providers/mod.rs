@@ -14,7 +14,9 @@ pub mod images;
 pub mod native;
 pub mod ollama;
 pub mod openai;
+pub mod prompt_template;
 pub mod stream;
+pub mod tgi;
 pub mod urls;
 pub mod vertex;
 
@@ -706,6 +708,17 @@ pub trait ProviderAdapter {
             retry_after,
             body,
         })
+    }
+
+    /// [`Self::stream_translator`] for a call on `deployment` (adapters whose stream format
+    /// depends on the deployment's settings override this one).
+    fn stream_translator_for(
+        &self,
+        _deployment: &Deployment,
+        target: &Target,
+        req: &LlmRequest,
+    ) -> Option<Box<dyn stream::StreamTranslator>> {
+        self.stream_translator(target, req)
     }
 
     /// The translator for this provider's stream, or `None` when the provider already streams
