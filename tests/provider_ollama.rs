@@ -214,3 +214,75 @@ async fn ollama_errors_and_embeddings() {
         "{v}"
     );
 }
+
+/// A prompt template on an Ollama deployment: the generate API with the rendered prompt, raw.
+#[actix_rt::test]
+async fn a_prompt_template_sends_chat_to_the_generate_api() {
+    let mock = Mock::start(&["--stream-chunks", "3"]);
+    let config = format!(
+        r#"
+model_list:
+  - model_name: templated
+    litellm_params:
+      model: ollama/mistral
+      api_base: {base}
+      roles: {{"user": {{"pre_message": "[INST] ", "post_message": " [/INST]"}}}}
+      bos_token: "<s>"
+      eos_token: "</s>"
+general_settings:
+  master_key: {MASTER_KEY}
+"#,
+        base = mock.proc.url
+    );
+    let gw = Gateway::start(&config, &[], &[]);
+    let url = gw.url("/v1/chat/completions");
+    let messages = json!([
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Bye"}
+    ]);
+    let (status, _, body) = post(
+        &url,
+        Some(MASTER_KEY),
+        &json!({"model": "templated", "messages": messages, "max_tokens": 50}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["choices"][0]["message"]["content"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty()));
+    assert!(body["usage"]["prompt_tokens"].as_u64() > Some(0), "{body}");
+    let last = mock.last_request().await;
+    assert_eq!(last["path"], "/api/generate");
+    assert_eq!(last["body"]["raw"], true);
+    assert_eq!(
+        last["body"]["prompt"],
+        "<s>[INST] Hi [/INST]Hello.</s><s>[INST] Bye [/INST]"
+    );
+    assert_eq!(last["body"]["options"]["num_predict"], 50);
+    assert!(last["body"].get("messages").is_none());
+
+    let (status, _, text) = stream_text(
+        &url,
+        Some(MASTER_KEY),
+        &json!({"model": "templated", "messages": messages, "stream": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let content: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(
+        content,
+        "Hello from the Tollgate mock provider. This is a deterministic reply."
+    );
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+}

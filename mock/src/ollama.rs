@@ -27,7 +27,13 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
     };
     cfg.service(resource("/api/chat").route(web::post().to(chat)))
-        .service(resource("/api/embed").route(web::post().to(embed)));
+        .service(resource("/api/embed").route(web::post().to(embed)))
+        .service(resource("/api/generate").route(web::post().to(generate)));
+}
+
+/// `/api/generate` (a raw prompt; counted under `/completions`).
+async fn generate(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
+    handle(Endpoint::Completions, &req, &body, &state).await
 }
 
 async fn chat(req: HttpRequest, body: Bytes, state: web::Data<MockState>) -> HttpResponse {
@@ -113,6 +119,7 @@ async fn handle(
     };
     let result = match endpoint {
         Endpoint::Embeddings => embeddings(body, model, state),
+        Endpoint::Completions => generate_reply(body, model, state, cut),
         _ => chat_reply(body, model, state, cut),
     };
     result.unwrap_or_else(|e| error(e.status, &e.message, None))
@@ -216,6 +223,63 @@ fn chat_reply(
         Reply::Text { text, .. } => json!({"role": "assistant", "content": text}),
         Reply::Tool { name } => tool_message(name),
     };
+    Ok(json_body(&out, cut))
+}
+
+/// `/api/generate`: `prompt` (a non-empty string) → `response`, streamed as NDJSON lines unless
+/// `stream` is false, the last with `done` and the counts.
+fn generate_reply(
+    body: &Map<String, Value>,
+    model: &str,
+    state: &MockState,
+    cut: bool,
+) -> Result<HttpResponse, ApiError> {
+    let prompt = match body.get("prompt") {
+        Some(Value::String(p)) if !p.is_empty() => p,
+        _ => return Err(bad("prompt must be a non-empty string")),
+    };
+    let mut reply_body = body.clone();
+    if let Some(n) = body.get("options").and_then(|o| o.get("num_predict")) {
+        reply_body.insert("max_tokens".into(), n.clone());
+    }
+    let Reply::Text {
+        text,
+        finish_reason,
+        ..
+    } = Reply::text(&reply_body)?
+    else {
+        return Err(bad("no text reply"));
+    };
+    let completion = crate::shared::tokens_for_chars(text.chars().count());
+    let created_at = tollgate_wire::time::now_iso();
+    let done = json!({
+        "model": model,
+        "created_at": created_at,
+        "response": "",
+        "done": true,
+        "done_reason": if finish_reason == "length" { "length" } else { "stop" },
+        "prompt_eval_count": crate::shared::tokens_for_chars(prompt.chars().count()),
+        "eval_count": completion,
+    });
+    if body.get("stream").and_then(Value::as_bool).unwrap_or(true) {
+        let mut lines: Vec<Value> = split_chunks(&text, state.stream_chunks)
+            .into_iter()
+            .map(|part| json!({"model": model, "created_at": created_at, "response": part, "done": false}))
+            .collect();
+        lines.push(done);
+        let frames = lines
+            .into_iter()
+            .map(|l| Bytes::from(format!("{l}\n")))
+            .collect();
+        return Ok(framed_stream(
+            frames,
+            "application/x-ndjson",
+            state.chunk_delay,
+            cut,
+        ));
+    }
+    let mut out = done;
+    out["response"] = json!(text);
     Ok(json_body(&out, cut))
 }
 

@@ -48,7 +48,27 @@ impl ProviderAdapter for OllamaAdapter {
         target: &Target,
         req: &LlmRequest,
     ) -> Result<PreparedRequest, GatewayError> {
+        let template = super::prompt_template::PromptTemplate::from_params(|k| {
+            deployment.provider_params.get(k).cloned()
+        });
         let (path, body) = match req.kind {
+            // A prompt template: the generate API with the rendered prompt, raw (Ollama applies
+            // no template of its own).
+            CallKind::Chat if template.is_some() => {
+                let mut body = chat_body(deployment, target, req)?;
+                body.remove("messages");
+                body.remove("tools");
+                let messages = req
+                    .body
+                    .get("messages")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let prompt = template.as_ref().map(|t| t.render(messages));
+                body.insert("prompt".into(), json!(prompt));
+                body.insert("raw".into(), json!(true));
+                ("/api/generate", body)
+            }
             CallKind::Chat => ("/api/chat", chat_body(deployment, target, req)?),
             CallKind::Embedding => ("/api/embed", embed_body(deployment, target, req)?),
             CallKind::ImageGeneration
@@ -106,8 +126,14 @@ impl ProviderAdapter for OllamaAdapter {
                 TranslatedResponse::embeddings(&native::embedding_list(&model, vectors, prompt))
             }
             _ => {
+                // `/api/generate` (a prompt template) answers `response` text, `/api/chat` a message.
+                let generated = v
+                    .get("response")
+                    .and_then(Value::as_str)
+                    .map(|text| json!({"role": "assistant", "content": text}));
                 let message = v
                     .get("message")
+                    .or(generated.as_ref())
                     .ok_or_else(|| native::bad_body(PROVIDER, "no message"))?;
                 let calls: Vec<ToolCall> = message
                     .get("tool_calls")
@@ -431,7 +457,12 @@ impl OllamaStream {
             }
             self.out.delta(0, Delta::start(), None);
         }
-        let message = v.get("message");
+        // `/api/generate` lines carry `response` text instead of a message.
+        let generated = v
+            .get("response")
+            .and_then(Value::as_str)
+            .map(|text| json!({"content": text}));
+        let message = v.get("message").or(generated.as_ref());
         if let Some(thinking) = message
             .and_then(|m| m.get("thinking"))
             .and_then(Value::as_str)
