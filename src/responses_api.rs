@@ -1212,6 +1212,31 @@ pub fn owner(caller: &crate::auth::Caller) -> Option<String> {
     caller.principal().map(|p| p.key.token.clone())
 }
 
+/// Responses whose stream has ended and whose row is being written ([`Recorder::on_final`]): a
+/// lookup of one of them (a `previous_response_id` sent the moment a stream ends, a retrieve)
+/// waits for the write, at most [`PENDING_WAIT`], instead of missing it.
+static PENDING: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+    std::sync::LazyLock::new(Default::default);
+const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn pending(id: &str) -> bool {
+    PENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(id)
+}
+
+fn set_pending(id: &str, on: bool) {
+    let mut set = PENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if on {
+        set.insert(id.to_string());
+    } else {
+        set.remove(id);
+    }
+}
+
 /// A stored response `caller` may see: its own, or any for a proxy admin. Another key's response
 /// is not found, as OpenAI answers.
 pub async fn find(
@@ -1219,6 +1244,10 @@ pub async fn find(
     caller: &crate::auth::Caller,
     id: &str,
 ) -> Result<StoredResponse, GatewayError> {
+    let waited = std::time::Instant::now();
+    while pending(id) && waited.elapsed() < PENDING_WAIT {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let found = store
         .get_response(id)
         .await
@@ -1275,11 +1304,24 @@ impl Recorder {
         }
     }
 
-    /// For a stream: store the final response once it is written, off the stream.
+    /// For a stream: store the final response once it is written, off the stream (lookups of it
+    /// meanwhile wait for the write: [`find`]).
     pub fn on_final(&self) -> OnFinal {
         let recorder = self.clone();
         Box::new(move |response| {
-            actix_web::rt::spawn(async move { recorder.record(&response).await });
+            let id = response
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if let Some(id) = &id {
+                set_pending(id, true);
+            }
+            actix_web::rt::spawn(async move {
+                recorder.record(&response).await;
+                if let Some(id) = id {
+                    set_pending(&id, false);
+                }
+            });
         })
     }
 }

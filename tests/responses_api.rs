@@ -172,13 +172,18 @@ async fn an_openai_deployment_gets_the_responses_api_itself_streamed_and_not() {
         row["response"]["id"], response["id"],
         "the stream's response: {row}"
     );
-    // The streamed response was stored too.
+    // The streamed response was stored too, and a continuation sent the moment the stream ends
+    // finds it (a lookup waits for a write still under way).
     let id = response["id"].as_str().unwrap().to_string();
-    wait_for(std::time::Duration::from_secs(5), || {
-        let url = gw.url(&format!("/v1/responses/{id}"));
-        async move { get(&url, Some(MASTER_KEY)).await.0 == 200 }
-    })
+    let (status, _, next) = post(
+        &gw.url("/v1/responses"),
+        Some(MASTER_KEY),
+        &json!({"model": "gpt", "input": "And again", "previous_response_id": id}),
+    )
     .await;
+    assert_eq!(status, 200, "{next}");
+    let (status, _, stored) = get(&gw.url(&format!("/v1/responses/{id}")), Some(MASTER_KEY)).await;
+    assert_eq!(status, 200, "{stored}");
 }
 
 #[actix_rt::test]
