@@ -7,6 +7,7 @@ use super::routes::{Access, Routes};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{Map, Value};
 
+use super::manage::Authenticated;
 use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::files::{self, ListQuery};
@@ -99,53 +100,38 @@ async fn upload(
     json(result)
 }
 
-async fn list_files(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let result = async {
-        let caller = state.auth.authenticate(&req).await?;
-        files::list_files(&state, &caller, &list_query(&req)?).await
-    }
-    .await;
+async fn list_files(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+) -> HttpResponse {
+    let result = async { files::list_files(&state, &caller, &list_query(&req)?).await }.await;
     json(result)
 }
 
 async fn retrieve_file(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    Authenticated(caller): Authenticated,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let result = async {
-        let caller = state.auth.authenticate(&req).await?;
-        files::retrieve_file(&state, &caller, &id).await
-    }
-    .await;
-    json(result)
+    json(files::retrieve_file(&state, &caller, &id).await)
 }
 
 async fn delete_file(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    Authenticated(caller): Authenticated,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let result = async {
-        let caller = state.auth.authenticate(&req).await?;
-        files::delete_file(&state, &caller, &id).await
-    }
-    .await;
-    json(result)
+    json(files::delete_file(&state, &caller, &id).await)
 }
 
 /// The file's bytes as the provider sent them, with its content type.
 async fn file_content(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    Authenticated(caller): Authenticated,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let result = async {
-        let caller = state.auth.authenticate(&req).await?;
-        files::file_content(&state, &caller, &id).await
-    }
-    .await;
-    match result {
+    match files::file_content(&state, &caller, &id).await {
         Ok((bytes, content_type)) => HttpResponse::Ok()
             .content_type(content_type.unwrap_or_else(|| "application/octet-stream".into()))
             .body(bytes),
@@ -169,37 +155,27 @@ async fn create_batch(
     json(result)
 }
 
-async fn list_batches(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let result = async {
-        let caller = state.auth.authenticate(&req).await?;
-        files::list_batches(&state, &caller, &list_query(&req)?).await
-    }
-    .await;
+async fn list_batches(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+) -> HttpResponse {
+    let result = async { files::list_batches(&state, &caller, &list_query(&req)?).await }.await;
     json(result)
 }
 
 async fn retrieve_batch(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    Authenticated(caller): Authenticated,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let result = async {
-        let caller = state.auth.authenticate(&req).await?;
-        files::retrieve_batch(&state, &caller, &id).await
-    }
-    .await;
-    json(result)
+    json(files::retrieve_batch(&state, &caller, &id).await)
 }
 
 async fn cancel_batch(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    Authenticated(caller): Authenticated,
     id: web::Path<String>,
 ) -> HttpResponse {
-    let result = async {
-        let caller = state.auth.authenticate(&req).await?;
-        files::cancel_batch(&state, &caller, &id).await
-    }
-    .await;
-    json(result)
+    json(files::cancel_batch(&state, &caller, &id).await)
 }

@@ -238,6 +238,23 @@ impl FromRequest for Ctx {
     }
 }
 
+/// The authenticated caller of any route (the route table's access checked), as a handler
+/// argument; a refused caller is answered with the OpenAI error envelope.
+pub struct Authenticated(pub Caller);
+
+impl FromRequest for Authenticated {
+    type Error = GatewayError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, GatewayError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = app_state(&req)?;
+            Ok(Authenticated(state.auth.authenticate(&req).await?))
+        })
+    }
+}
+
 fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, GatewayError> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
