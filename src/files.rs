@@ -443,21 +443,39 @@ pub async fn upload(
     Ok(Value::Object(object))
 }
 
+/// One of the caller's objects for an operation on it: the record, once the operation is
+/// admitted under the caller's rate limits (the permit is held while the call runs).
+async fn admitted(
+    state: &AppState,
+    caller: &Caller,
+    kind: &str,
+    id: &str,
+) -> Result<(ManagedObject, crate::limits::Admission), GatewayError> {
+    let record = owned(state, caller, kind, id).await?;
+    let permit =
+        crate::pipeline::admit_operation(state, caller, &record.model_group, false).await?;
+    Ok((record, permit))
+}
+
+/// The upstream path of a file: `/files/{upstream id}{tail}`.
+fn file_path(record: &ManagedObject, tail: &str) -> String {
+    format!(
+        "/files/{}{tail}",
+        crate::providers::urls::segment(&record.upstream_id)
+    )
+}
+
 /// `GET /v1/files/{id}`.
 pub async fn retrieve_file(
     state: &AppState,
     caller: &Caller,
     id: &str,
 ) -> Result<Value, GatewayError> {
-    let record = owned(state, caller, FILE, id).await?;
+    let (record, _permit) = admitted(state, caller, FILE, id).await?;
     let holder = holder_of(state, &record)?;
-    let _permit =
-        crate::pipeline::admit_operation(state, caller, &record.model_group, false).await?;
-    let path = format!(
-        "/files/{}",
-        crate::providers::urls::segment(&record.upstream_id)
-    );
-    let object = holder.call_json(state, Method::GET, &path, None).await?;
+    let object = holder
+        .call_json(state, Method::GET, &file_path(&record, ""), None)
+        .await?;
     let text = Value::Object(object.clone()).to_string();
     store(state)?
         .update_managed(&record.id, &status_of(&object), &text)
@@ -471,14 +489,9 @@ pub async fn file_content(
     caller: &Caller,
     id: &str,
 ) -> Result<(Bytes, Option<String>), GatewayError> {
-    let record = owned(state, caller, FILE, id).await?;
+    let (record, _permit) = admitted(state, caller, FILE, id).await?;
     let holder = holder_of(state, &record)?;
-    let _permit =
-        crate::pipeline::admit_operation(state, caller, &record.model_group, false).await?;
-    let path = format!(
-        "/files/{}/content",
-        crate::providers::urls::segment(&record.upstream_id)
-    );
+    let path = file_path(&record, "/content");
     holder.call(state, Method::GET, &path, &[], None).await
 }
 
@@ -488,15 +501,11 @@ pub async fn delete_file(
     caller: &Caller,
     id: &str,
 ) -> Result<Value, GatewayError> {
-    let record = owned(state, caller, FILE, id).await?;
+    let (record, _permit) = admitted(state, caller, FILE, id).await?;
     let holder = holder_of(state, &record)?;
-    let _permit =
-        crate::pipeline::admit_operation(state, caller, &record.model_group, false).await?;
-    let path = format!(
-        "/files/{}",
-        crate::providers::urls::segment(&record.upstream_id)
-    );
-    let object = holder.call_json(state, Method::DELETE, &path, None).await?;
+    let object = holder
+        .call_json(state, Method::DELETE, &file_path(&record, ""), None)
+        .await?;
     store(state)?.delete_managed(FILE, &record.id).await?;
     Ok(Value::Object(object))
 }
@@ -628,9 +637,7 @@ pub async fn retrieve_batch(
     caller: &Caller,
     id: &str,
 ) -> Result<Value, GatewayError> {
-    let record = owned(state, caller, BATCH, id).await?;
-    let _permit =
-        crate::pipeline::admit_operation(state, caller, &record.model_group, false).await?;
+    let (record, _permit) = admitted(state, caller, BATCH, id).await?;
     batch_call(state, &record, false).await
 }
 
@@ -640,9 +647,7 @@ pub async fn cancel_batch(
     caller: &Caller,
     id: &str,
 ) -> Result<Value, GatewayError> {
-    let record = owned(state, caller, BATCH, id).await?;
-    let _permit =
-        crate::pipeline::admit_operation(state, caller, &record.model_group, false).await?;
+    let (record, _permit) = admitted(state, caller, BATCH, id).await?;
     batch_call(state, &record, true).await
 }
 
