@@ -152,6 +152,7 @@ impl ProxyConfig {
                 root.values().for_each(|v| env_ref_names(v, &mut names));
                 let found = manager.fetch(&names).map_err(ConfigError::SecretManager)?;
                 set_managed_secrets(found);
+                crate::secret_manager::activate(manager, names);
             }
         }
 
@@ -632,6 +633,22 @@ static MANAGED_SECRETS: std::sync::RwLock<std::collections::BTreeMap<String, Sec
 /// Replace the secrets read from the secret manager.
 pub fn set_managed_secrets(secrets: std::collections::BTreeMap<String, Secret>) {
     *MANAGED_SECRETS.write().unwrap_or_else(|e| e.into_inner()) = secrets;
+}
+
+/// Replace the secrets read from the secret manager after the gateway started. Returns whether
+/// they changed; when they did, the deployments are resolved again at their next reload.
+pub fn refresh_managed_secrets(secrets: std::collections::BTreeMap<String, Secret>) -> bool {
+    let mut managed = MANAGED_SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    let changed = managed.len() != secrets.len()
+        || managed
+            .iter()
+            .zip(secrets.iter())
+            .any(|((a, av), (b, bv))| a != b || av.expose() != bv.expose());
+    *managed = secrets;
+    if changed {
+        ENV_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    changed
 }
 
 static ENV_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -6,8 +6,10 @@
 //! `key_management_settings.hosted_keys` limits the names read from the manager.
 //!
 //! The secrets are fetched once, while the config loads (before the gateway's threads start), on
-//! a thread of its own with its own actix system. Their values are never logged nor put in an
-//! error: messages name the secret and the manager's answer status only.
+//! a thread of its own with its own actix system, and read again every
+//! `key_management_settings.refresh_interval` seconds (default 3600; 0 turns it off): when a value
+//! changed, the config's deployments are rebuilt with it ([`spawn_refresh`]). Their values are
+//! never logged nor put in an error: messages name the secret and the manager's answer status only.
 //!
 //! * **hashicorp_vault**: KV v2 `GET {HCP_VAULT_ADDR}/v1/{mount}/data/{prefix/}{name}` with
 //!   `X-Vault-Token: HCP_VAULT_TOKEN` (and `X-Vault-Namespace: HCP_VAULT_NAMESPACE`); mount
@@ -73,6 +75,59 @@ pub struct SecretManager {
     pub manager: Manager,
     /// `key_management_settings.hosted_keys`: when set, only these names are read from it.
     pub hosted_keys: Option<BTreeSet<String>>,
+    /// `key_management_settings.refresh_interval`; `None`: never read again.
+    pub refresh_every: Option<Duration>,
+}
+
+/// How often the secrets are read again when `refresh_interval` is not set.
+pub const DEFAULT_REFRESH_EVERY: Duration = Duration::from_secs(3600);
+
+/// The manager the config uses and the names it reads, for [`spawn_refresh`].
+static ACTIVE: std::sync::Mutex<Option<(SecretManager, BTreeSet<String>)>> =
+    std::sync::Mutex::new(None);
+
+/// Remember the manager the config loaded its secrets from, to refresh them.
+pub fn activate(manager: SecretManager, names: BTreeSet<String>) {
+    *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some((manager, names));
+}
+
+/// Read the secrets again every `refresh_interval`; when one changed, rebuild the deployments
+/// (through the models reload, which resolves the config's `os.environ/` references again). A
+/// failed read keeps the current values.
+pub fn spawn_refresh(state: actix_web::web::Data<crate::state::AppState>) {
+    let active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some((manager, names)) = active else {
+        return;
+    };
+    let Some(every) = manager.refresh_every else {
+        return;
+    };
+    let kind = manager.manager.kind();
+    actix_web::rt::spawn(async move {
+        loop {
+            actix_web::rt::time::sleep(every).await;
+            let (m, n) = (manager.clone(), names.clone());
+            match actix_web::web::block(move || m.fetch(&n)).await {
+                Ok(Ok(found)) => {
+                    if crate::config::refresh_managed_secrets(found) {
+                        tracing::info!(
+                            manager = kind,
+                            "secrets changed in the secret manager; rebuilding the deployments"
+                        );
+                        if let Err(e) = state.db_models.reload(&state).await {
+                            tracing::warn!(error = %e, "cannot rebuild the deployments yet; the next periodic reload will");
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot refresh the secrets; keeping the current values")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot refresh the secrets; keeping the current values")
+                }
+            }
+        }
+    });
 }
 
 impl Manager {
@@ -188,9 +243,25 @@ pub fn from_settings(
                 .map(|k| k.trim().to_string())
                 .collect()
         });
+    let refresh_every = match general
+        .get("key_management_settings")
+        .and_then(|s| s.get("refresh_interval"))
+    {
+        None | Some(Value::Null) => Some(DEFAULT_REFRESH_EVERY),
+        Some(v) => match v.as_f64() {
+            Some(s) if s == 0.0 => None,
+            Some(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s)),
+            _ => {
+                return Err(format!(
+                    "general_settings.key_management_settings.refresh_interval must be a number of seconds (0: never), not {v}"
+                ))
+            }
+        },
+    };
     Ok(Some(SecretManager {
         manager,
         hosted_keys,
+        refresh_every,
     }))
 }
 
@@ -467,6 +538,20 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(m.hosted_keys, Some(BTreeSet::from(["A".to_string()])));
+        assert_eq!(m.refresh_every, Some(DEFAULT_REFRESH_EVERY));
+        let never = from_settings(
+            &settings("key_management_system: hashicorp_vault\nkey_management_settings: {refresh_interval: 0}"),
+            &env,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(never.refresh_every, None);
+        let err = from_settings(
+            &settings("key_management_system: hashicorp_vault\nkey_management_settings: {refresh_interval: soon}"),
+            &env,
+        )
+        .unwrap_err();
+        assert!(err.contains("refresh_interval"), "{err}");
         let Manager::Vault { addr, mount, .. } = m.manager else {
             panic!("vault")
         };

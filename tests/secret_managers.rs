@@ -7,6 +7,8 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
+
 use serde_json::json;
 
 /// The upstream key the mock demands (`--api-key`), stored in the secret manager.
@@ -222,4 +224,40 @@ async fn hosted_keys_limit_the_names_read_from_the_manager() {
         last["headers"]["authorization"],
         format!("Bearer {ENV_DECOY}")
     );
+}
+
+#[actix_rt::test]
+async fn a_rotated_secret_is_read_again_after_the_refresh_interval() {
+    let mock = Mock::start(&[]);
+    seed(&mock, "UPSTREAM_KEY", SECRET).await;
+    let url = mock.proc.url.clone();
+    let config = config(&mock, "hashicorp_vault")
+        + "  key_management_settings:\n    refresh_interval: 0.5\n";
+    let gw = Gateway::start(
+        &config,
+        &[],
+        &[
+            ("HCP_VAULT_ADDR", url.as_str()),
+            ("HCP_VAULT_TOKEN", VAULT_TOKEN),
+        ],
+    );
+    let call = || async {
+        let (status, _, body) = post(
+            &gw.url("/v1/chat/completions"),
+            Some(MASTER_KEY),
+            &json!({"model": "managed", "messages": [{"role": "user", "content": "Hey!"}]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        mock.last_request().await["headers"]["authorization"].clone()
+    };
+    assert_eq!(call().await, format!("Bearer {SECRET}"));
+    const ROTATED: &str = "sk-rotated-in-the-secret-manager-77aa";
+    seed(&mock, "UPSTREAM_KEY", ROTATED).await;
+    wait_for(Duration::from_secs(10), || async {
+        call().await == format!("Bearer {ROTATED}")
+    })
+    .await;
+    let logs = gw.proc.logs();
+    assert!(!logs.contains(SECRET) && !logs.contains(ROTATED), "{logs}");
 }
