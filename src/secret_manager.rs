@@ -249,7 +249,7 @@ pub fn from_settings(
     {
         None | Some(Value::Null) => Some(DEFAULT_REFRESH_EVERY),
         Some(v) => match v.as_f64() {
-            Some(s) if s == 0.0 => None,
+            Some(0.0) => None,
             Some(s) if s > 0.0 && s.is_finite() => Some(Duration::from_secs_f64(s)),
             _ => {
                 return Err(format!(

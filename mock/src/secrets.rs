@@ -126,17 +126,26 @@ async fn vault(
     }
 }
 
-fn aws_error(status: u16, kind: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(status)
-            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
-    )
-    .content_type("application/x-amz-json-1.1")
-    .body(json!({"__type": kind, "message": message}).to_string())
+/// A Secrets Manager error: status, `__type`, message.
+struct AwsError(u16, &'static str, String);
+
+impl AwsError {
+    fn response(&self) -> HttpResponse {
+        HttpResponse::build(
+            actix_web::http::StatusCode::from_u16(self.0)
+                .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
+        )
+        .content_type("application/x-amz-json-1.1")
+        .body(json!({"__type": self.1, "message": self.2}).to_string())
+    }
+}
+
+fn aws_error(status: u16, kind: &'static str, message: &str) -> AwsError {
+    AwsError(status, kind, message.to_string())
 }
 
 /// Check a Secrets Manager call's SigV4 signature (service `secretsmanager`).
-fn aws_authenticate(req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> {
+fn aws_authenticate(req: &HttpRequest, body: &[u8]) -> Result<(), AwsError> {
     use tollgate_wire::sigv4;
     let Some(sig) = header(req, "authorization").and_then(sigv4::parse_authorization) else {
         return Err(aws_error(
@@ -188,7 +197,7 @@ fn aws_authenticate(req: &HttpRequest, body: &[u8]) -> Result<(), HttpResponse> 
 
 async fn aws(req: HttpRequest, body: web::Bytes, state: web::Data<MockState>) -> HttpResponse {
     if let Err(refused) = aws_authenticate(&req, &body) {
-        return refused;
+        return refused.response();
     }
     let Some(id) = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -198,7 +207,8 @@ async fn aws(req: HttpRequest, body: web::Bytes, state: web::Data<MockState>) ->
             400,
             "InvalidParameterException",
             "You must provide a SecretId.",
-        );
+        )
+        .response();
     };
     match value(&state, &id) {
         Some(v) => HttpResponse::Ok()
@@ -218,7 +228,8 @@ async fn aws(req: HttpRequest, body: web::Bytes, state: web::Data<MockState>) ->
             400,
             "ResourceNotFoundException",
             "Secrets Manager can't find the specified secret.",
-        ),
+        )
+        .response(),
     }
 }
 
