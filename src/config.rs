@@ -40,6 +40,9 @@ pub enum ConfigError {
     },
     #[error("invalid config file {path}: {message}")]
     Shape { path: String, message: String },
+    /// `general_settings.key_management_system` is misconfigured or could not be read.
+    #[error("secret manager: {0}")]
+    SecretManager(String),
 }
 
 /// One `model_list` entry after resolution.
@@ -137,6 +140,19 @@ impl ProxyConfig {
                 }
                 Value::Null => {}
                 _ => warnings.push("environment_variables must be a mapping; ignored".into()),
+            }
+        }
+
+        // 2b. with a secret manager, the secrets `os.environ/` names are read from it first.
+        if let Some(general) = root.get("general_settings").and_then(Value::as_object) {
+            let manager = crate::secret_manager::from_settings(general, &|k| std::env::var(k).ok())
+                .map_err(ConfigError::SecretManager)?;
+            if let Some(manager) = manager {
+                let mut names = std::collections::BTreeSet::new();
+                root.values().for_each(|v| env_ref_names(v, &mut names));
+                let found = manager.fetch(&names).map_err(ConfigError::SecretManager)?;
+                set_managed_secrets(found);
+                crate::secret_manager::activate(manager, names);
             }
         }
 
@@ -609,6 +625,32 @@ pub fn set_env_overlay(vars: std::collections::BTreeMap<String, Secret>) -> bool
     changed
 }
 
+/// Secrets read from `general_settings.key_management_system`: `os.environ/NAME` resolves to them
+/// after the overlay and before the process environment.
+static MANAGED_SECRETS: std::sync::RwLock<std::collections::BTreeMap<String, Secret>> =
+    std::sync::RwLock::new(std::collections::BTreeMap::new());
+
+/// Replace the secrets read from the secret manager.
+pub fn set_managed_secrets(secrets: std::collections::BTreeMap<String, Secret>) {
+    *MANAGED_SECRETS.write().unwrap_or_else(|e| e.into_inner()) = secrets;
+}
+
+/// Replace the secrets read from the secret manager after the gateway started. Returns whether
+/// they changed; when they did, the deployments are resolved again at their next reload.
+pub fn refresh_managed_secrets(secrets: std::collections::BTreeMap<String, Secret>) -> bool {
+    let mut managed = MANAGED_SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    let changed = managed.len() != secrets.len()
+        || managed
+            .iter()
+            .zip(secrets.iter())
+            .any(|((a, av), (b, bv))| a != b || av.expose() != bv.expose());
+    *managed = secrets;
+    if changed {
+        ENV_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    changed
+}
+
 static ENV_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How many times [`set_env_overlay`] changed the variables (0: never).
@@ -616,10 +658,15 @@ pub fn env_generation() -> u64 {
     ENV_GENERATION.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// A variable's value for `os.environ/NAME`: the overlay's, else the process environment's.
+/// A variable's value for `os.environ/NAME`: the overlay's, else the secret manager's, else the
+/// process environment's.
 pub(crate) fn env_value(name: &str) -> Option<String> {
     let overlay = ENV_OVERLAY.read().unwrap_or_else(|e| e.into_inner());
-    match overlay.get(name) {
+    if let Some(v) = overlay.get(name) {
+        return Some(v.expose().to_string());
+    }
+    let managed = MANAGED_SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    match managed.get(name) {
         Some(v) => Some(v.expose().to_string()),
         None => std::env::var(name).ok(),
     }

@@ -338,6 +338,8 @@ pub static KEYS: &[Key] = &[
     // ---- general_settings ----
     acts(GeneralSettings, "master_key", "the admin key (else `LITELLM_MASTER_KEY`)"),
     acts(GeneralSettings, "dangerously_permit_weak_or_unset_master_key", "allow a weak or missing key on a non-loopback address"),
+    acts(GeneralSettings, "key_management_system", "a secret manager `os.environ/NAME` reads first (`hashicorp_vault`, `aws_secret_manager`, `aws_secret_manager_v2`, `azure_key_vault`, `google_secret_manager`), falling back to the environment"),
+    acts(GeneralSettings, "key_management_settings", "`hosted_keys`: the only names read from the secret manager; `refresh_interval`: seconds between reads (default 3600, 0: never); other fields have no effect"),
     acts(GeneralSettings, "litellm_key_header_name", "an extra header to read the key from"),
     acts(GeneralSettings, "moderation_model", "the model group `/moderations` uses when a request names none (a request's own `model` wins)"),
     live(GeneralSettings, "max_request_size_mb", "larger request bodies answer 413 (default 32)"),

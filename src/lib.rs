@@ -52,6 +52,7 @@ pub mod responses_api;
 pub mod routing;
 pub mod runtime_settings;
 pub mod secret;
+pub mod secret_manager;
 pub mod server;
 pub mod spend;
 pub mod sse;

@@ -454,6 +454,8 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         if let Some(every) = state.db_models.reload_every {
             crate::models_sync::spawn_periodic(state.clone(), every);
         }
+        // Secrets from general_settings.key_management_system are read again periodically.
+        crate::secret_manager::spawn_refresh(state.clone());
         if let Some(every) = crate::spend::budget_reset_every() {
             crate::spend::spawn_budget_resets(state.clone(), every);
         }

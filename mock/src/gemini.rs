@@ -62,6 +62,11 @@ impl GoogleState {
         self.token_requests.load(Ordering::Relaxed)
     }
 
+    /// Whether this mock's `POST /token` issued `token`.
+    pub(super) fn knows(&self, token: &str) -> bool {
+        lock(&self.tokens).contains(token)
+    }
+
     /// Zeroes the counter; issued tokens stay valid (gateways keep them cached).
     pub(super) fn reset(&self) {
         self.token_requests.store(0, Ordering::Relaxed);

@@ -53,6 +53,7 @@ mod ollama;
 mod openai;
 mod receivers;
 mod responses;
+mod secrets;
 mod shared;
 
 pub use receivers::otlp_spans;
@@ -282,6 +283,8 @@ pub struct MockState {
     google: gemini::GoogleState,
     /// What the logging-callback receivers accepted (`GET /mock/receivers`).
     receivers: receivers::Receivers,
+    /// Secret managers' store and the Azure tokens issued.
+    secrets: secrets::SecretsState,
     /// Uploaded files and batches.
     files: files::FilesState,
     /// How long a batch takes to complete (`--batch-delay-ms`).
@@ -322,6 +325,7 @@ impl MockState {
             last_request: Mutex::new(None),
             google: gemini::GoogleState::default(),
             receivers: receivers::Receivers::default(),
+            secrets: secrets::SecretsState::default(),
             files: files::FilesState::default(),
             batch_delay: Duration::from_millis(args.batch_delay_ms),
         }
@@ -476,6 +480,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
     huggingface::configure(cfg, state.clone());
     gemini::configure(cfg, &state);
     receivers::configure(cfg, &state);
+    secrets::configure(cfg, &state);
 }
 
 /// Builds and binds the server; returns it (not yet running) and the bound port.
