@@ -14,6 +14,7 @@ pub mod images;
 pub mod native;
 pub mod ollama;
 pub mod openai;
+pub mod sagemaker;
 pub mod stream;
 pub mod urls;
 pub mod vertex;
@@ -50,6 +51,8 @@ pub enum Wire {
     Ollama,
     /// Hugging Face Inference Endpoints and TGI.
     HuggingFace,
+    /// Amazon SageMaker endpoints (InvokeEndpoint, SigV4 service `sagemaker`).
+    SageMaker,
     /// A provider with its own wire format whose adapter this build does not include.
     Native,
     /// A provider that no longer exists upstream: its deployments load, and every call (and
@@ -454,7 +457,8 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         &["AI21_API_KEY"],
         &[],
     ),
-    native("sagemaker"),
+    sagemaker::spec("sagemaker"),
+    sagemaker::spec("sagemaker_chat"),
     native("watsonx"),
     native("replicate"),
     gone("palm"),
@@ -743,6 +747,7 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
         Wire::HuggingFace => Some(&huggingface::HUGGINGFACE),
         Wire::Gemini => Some(&gemini::GEMINI),
         Wire::VertexAi => Some(&vertex::VERTEX),
+        Wire::SageMaker => Some(&sagemaker::SAGEMAKER),
         Wire::Native | Wire::Retired => None,
     }
 }
