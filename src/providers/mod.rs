@@ -508,6 +508,8 @@ pub fn rejected_params(spec: &ProviderSpec) -> Vec<&'static str> {
     let adapter: &[&str] = match spec.wire {
         Wire::Cohere | Wire::Ollama => native::UNSUPPORTED_CHAT,
         Wire::Bedrock => bedrock::UNSUPPORTED,
+        // The TGI container; `sagemaker_chat/` speaks OpenAI's chat.
+        Wire::SageMaker if spec.name == "sagemaker" => sagemaker::UNSUPPORTED,
         _ => &[],
     };
     let mut out: Vec<&'static str> = spec.unsupported_params.to_vec();
@@ -516,8 +518,10 @@ pub fn rejected_params(spec: &ProviderSpec) -> Vec<&'static str> {
             out.push(p);
         }
     }
-    // Cohere and Ollama answer one choice only (`n` other than 1 is refused).
-    if matches!(spec.wire, Wire::Cohere | Wire::Ollama) && !out.contains(&"n") {
+    // Cohere, Ollama and SageMaker's TGI answer one choice only (`n` other than 1 is refused).
+    let one_choice = matches!(spec.wire, Wire::Cohere | Wire::Ollama)
+        || (spec.wire == Wire::SageMaker && spec.name == "sagemaker");
+    if one_choice && !out.contains(&"n") {
         out.push("n");
     }
     out

@@ -51,7 +51,6 @@ pub(crate) const UNSUPPORTED: &[&str] = &[
     "top_logprobs",
     "logit_bias",
     "presence_penalty",
-    "n",
     "modalities",
     "audio",
     "prediction",
@@ -63,6 +62,7 @@ const CONSUMED: &[&str] = &[
     "model",
     "messages",
     "prompt",
+    "n",
     "stream",
     "stream_options",
     "user",
@@ -184,6 +184,12 @@ fn tgi_body(
     req: &LlmRequest,
 ) -> Result<Value, GatewayError> {
     let src = native::openai_body(deployment, target, req, UNSUPPORTED)?;
+    // One answer per call: `n` above 1 is refused (or dropped with `drop_params`).
+    if src.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1)
+        && !native::drop_params(deployment, req)
+    {
+        return Err(native::unsupported_error(target, &["n"]));
+    }
     let mut parameters = Map::new();
     if let Some(n) = src
         .get("max_completion_tokens")
