@@ -638,6 +638,58 @@ mod tests {
         assert!(auth.contains("/eu-west-1/sagemaker/aws4_request"), "{auth}");
     }
 
+    #[test]
+    fn refused_parameters_embeddings_and_the_chat_container() {
+        let d =
+            deployment("{model: sagemaker/tgi, aws_access_key_id: a, aws_secret_access_key: s}");
+        let t = d.target_for("g").expect("t");
+        let msgs = json!([{"role": "user", "content": "x"}]);
+        for extra in [json!({"n": 2}), json!({"tools": []})] {
+            let mut body = json!({"model": "g", "messages": msgs});
+            body.as_object_mut()
+                .expect("object")
+                .extend(extra.as_object().expect("object").clone());
+            let e = SAGEMAKER
+                .prepare(&d, &t, &request(CallKind::Chat, body))
+                .err()
+                .expect("refused");
+            assert!(e.to_string().contains("UnsupportedParamsError"), "{e}");
+        }
+        let ok = request(
+            CallKind::Chat,
+            json!({"model": "g", "messages": msgs, "n": 1}),
+        );
+        assert!(SAGEMAKER.prepare(&d, &t, &ok).is_ok());
+
+        let emb = request(
+            CallKind::Embedding,
+            json!({"model": "g", "input": "a b c d"}),
+        );
+        let p = SAGEMAKER.prepare(&d, &t, &emb).expect("p");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&p.body).expect("json"),
+            json!({"text_inputs": ["a b c d"]})
+        );
+        let r = SAGEMAKER
+            .translate_response(&emb, Bytes::from_static(b"{\"embedding\": [[0.5, 0.25]]}"))
+            .expect("ok");
+        let v: Value = serde_json::from_slice(&r.body).expect("json");
+        assert_eq!(v["data"][0]["embedding"], json!([0.5, 0.25]));
+
+        let d = deployment("{model: sagemaker_chat/ep, api_base: 'http://h/', aws_access_key_id: a, aws_secret_access_key: s}");
+        let t = d.target_for("g").expect("t");
+        let mut chat = json!({"model": "g", "messages": msgs, "stream": true, "tools": []});
+        chat["n"] = json!(2);
+        let p = SAGEMAKER
+            .prepare(&d, &t, &request(CallKind::Chat, chat))
+            .expect("p");
+        assert_eq!(p.url, "http://h/endpoints/ep/invocations-response-stream");
+        let v: Value = serde_json::from_slice(&p.body).expect("json");
+        assert_eq!(v["model"], "ep");
+        assert_eq!(v["n"], 2);
+        assert!(!p.headers.iter().any(|(k, _)| k == "authorization"));
+    }
+
     fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
