@@ -223,16 +223,24 @@ fn tgi_body(
     Ok(body)
 }
 
+/// The InvokeEndpoint URL. An `api_base` that is already an endpoint's full URL (LiteLLM takes
+/// `…/endpoints/{name}/invocations` there) is used as it is, its last word set for the call.
 fn invocations_url(deployment: &Deployment, target: &Target, stream: bool) -> String {
+    let action = if stream {
+        "invocations-response-stream"
+    } else {
+        "invocations"
+    };
+    let base = endpoint(deployment, target);
+    if let Some(full) = base
+        .strip_suffix("/invocations-response-stream")
+        .or_else(|| base.strip_suffix("/invocations"))
+    {
+        return format!("{full}/{action}");
+    }
     format!(
-        "{}/endpoints/{}/{}",
-        endpoint(deployment, target),
+        "{base}/endpoints/{}/{action}",
         bedrock::sigv4::uri_encode(&target.model, false),
-        if stream {
-            "invocations-response-stream"
-        } else {
-            "invocations"
-        }
     )
 }
 
@@ -688,6 +696,21 @@ mod tests {
         assert_eq!(v["model"], "ep");
         assert_eq!(v["n"], 2);
         assert!(!p.headers.iter().any(|(k, _)| k == "authorization"));
+        let d = deployment("{model: sagemaker/x, api_base: 'https://r.example/endpoints/other/invocations', aws_access_key_id: a, aws_secret_access_key: s}");
+        let t = d.target_for("g").expect("t");
+        let mut streamed = json!({"model": "g", "messages": msgs, "stream": true});
+        let p = SAGEMAKER
+            .prepare(&d, &t, &request(CallKind::Chat, streamed.clone()))
+            .expect("p");
+        assert_eq!(
+            p.url,
+            "https://r.example/endpoints/other/invocations-response-stream"
+        );
+        streamed["stream"] = json!(false);
+        let p = SAGEMAKER
+            .prepare(&d, &t, &request(CallKind::Chat, streamed))
+            .expect("p");
+        assert_eq!(p.url, "https://r.example/endpoints/other/invocations");
     }
 
     fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
