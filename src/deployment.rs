@@ -536,6 +536,7 @@ impl Deployment {
         // `/health` and `x-litellm-model-api-base` show the URL actually called.
         let resolved = deployment.target.as_ref().and_then(|t| match t.spec.wire {
             providers::Wire::Bedrock => Some(providers::bedrock::endpoint(&deployment, t)),
+            providers::Wire::SageMaker => Some(providers::sagemaker::endpoint(&deployment, t)),
             providers::Wire::VertexAi => {
                 Some(providers::vertex::resolved_base(&deployment, &t.api_base))
             }
@@ -558,7 +559,9 @@ impl Deployment {
             return crate::region::normalize(&name);
         }
         let provider = match self.target.as_ref().map(|t| t.spec.wire)? {
-            providers::Wire::Bedrock => providers::bedrock::region(self),
+            providers::Wire::Bedrock | providers::Wire::SageMaker => {
+                providers::bedrock::region(self)
+            }
             providers::Wire::VertexAi => providers::vertex::location(self),
             _ => return None,
         };

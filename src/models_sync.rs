@@ -108,6 +108,9 @@ pub fn check_caller_credentials(
         crate::providers::Wire::Bedrock => {
             (given("aws_access_key_id") && given("aws_secret_access_key")) || given("api_key")
         }
+        crate::providers::Wire::SageMaker => {
+            given("aws_access_key_id") && given("aws_secret_access_key")
+        }
         crate::providers::Wire::VertexAi => {
             match params
                 .get("vertex_credentials")

@@ -47,7 +47,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<MockStat
 }
 
 /// A Bedrock error: status, `x-amzn-ErrorType` and message.
-struct AwsError {
+pub(super) struct AwsError {
     status: StatusCode,
     kind: &'static str,
     message: String,
@@ -55,7 +55,7 @@ struct AwsError {
 }
 
 impl AwsError {
-    fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             kind,
@@ -64,11 +64,11 @@ impl AwsError {
         }
     }
 
-    fn validation(message: impl Into<String>) -> Self {
+    pub(super) fn validation(message: impl Into<String>) -> Self {
         Self::new(400, "ValidationException", message)
     }
 
-    fn injected(status: StatusCode) -> Self {
+    pub(super) fn injected(status: StatusCode) -> Self {
         let kind = match status.as_u16() {
             400 => "ValidationException",
             401 | 403 => "AccessDeniedException",
@@ -86,7 +86,7 @@ impl AwsError {
         )
     }
 
-    fn response(&self) -> HttpResponse {
+    pub(super) fn response(&self) -> HttpResponse {
         let mut b = HttpResponse::build(self.status);
         b.insert_header((
             "x-amzn-errortype",
@@ -103,7 +103,7 @@ impl AwsError {
 }
 
 /// Percent-decode a path segment.
-fn decode(segment: &str) -> String {
+pub(super) fn decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -165,7 +165,7 @@ async fn serve(
     let controls = Controls::extract(req.headers(), extras, Some(model))
         .map_err(|e| AwsError::validation(e.message.to_string()))?;
     pause(controls.latency.unwrap_or(state.latency)).await;
-    authenticate(req, body, state)?;
+    authenticate(req, body, state, "bedrock")?;
 
     let streaming = action == "converse-stream";
     let mut cut = false;
@@ -213,8 +213,13 @@ async fn serve(
     }
 }
 
-/// Bearer (Bedrock API key) or SigV4, as Bedrock checks them.
-fn authenticate(req: &HttpRequest, body: &Bytes, state: &MockState) -> Result<(), AwsError> {
+/// Bearer (Bedrock API key) or SigV4 scoped to `service`, as AWS checks them.
+pub(super) fn authenticate(
+    req: &HttpRequest,
+    body: &Bytes,
+    state: &MockState,
+    service: &str,
+) -> Result<(), AwsError> {
     let denied = |m: &str| AwsError::new(403, "UnrecognizedClientException", m);
     let Some(auth) = header_text(req.headers(), "authorization") else {
         return Err(AwsError::new(
@@ -239,9 +244,9 @@ fn authenticate(req: &HttpRequest, body: &Bytes, state: &MockState) -> Result<()
         )
     })?;
     let incomplete = |m: String| AwsError::new(400, "IncompleteSignatureException", m);
-    if sig.service != "bedrock" {
+    if sig.service != service {
         return Err(incomplete(format!(
-            "Credential should be scoped to correct service: 'bedrock'. (got '{}')",
+            "Credential should be scoped to correct service: '{service}'. (got '{}')",
             sig.service
         )));
     }
@@ -289,7 +294,7 @@ fn authenticate(req: &HttpRequest, body: &Bytes, state: &MockState) -> Result<()
         SECRET_ACCESS_KEY,
         amz_date,
         &sig.region,
-        "bedrock",
+        service,
     );
     if expected.signature != sig.signature {
         return Err(AwsError::new(
@@ -302,7 +307,7 @@ fn authenticate(req: &HttpRequest, body: &Bytes, state: &MockState) -> Result<()
 }
 
 /// Random-length padding, as Bedrock adds to every stream event.
-fn padding() -> String {
+pub(super) fn padding() -> String {
     let n = 1 + (rand::random::<u8>() % 40) as usize;
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[..n].to_string()
 }
@@ -708,14 +713,14 @@ mod tests {
     fn sigv4_is_recomputed_and_single_encoding_is_refused() {
         let state = MockState::new(&super::super::MockProviderArgs::default());
         let (req, body) = signed("/model/a%3A0/converse", SECRET_ACCESS_KEY);
-        assert!(authenticate(&req, &body, &state).is_ok());
+        assert!(authenticate(&req, &body, &state, "bedrock").is_ok());
         // Signed over the singly-encoded path (`a:0` encodes once to `a%3A0`): AWS refuses it.
         let (req, body) = signed("/model/a:0/converse", SECRET_ACCESS_KEY);
-        let err = authenticate(&req, &body, &state).expect_err("refused");
+        let err = authenticate(&req, &body, &state, "bedrock").expect_err("refused");
         assert_eq!(err.kind, "InvalidSignatureException");
         let (req, body) = signed("/model/a%3A0/converse", "wrong");
-        assert!(authenticate(&req, &body, &state).is_err());
+        assert!(authenticate(&req, &body, &state, "bedrock").is_err());
         let (req, _) = signed("/model/a%3A0/converse", SECRET_ACCESS_KEY);
-        assert!(authenticate(&req, &Bytes::from_static(b"{ }"), &state).is_err());
+        assert!(authenticate(&req, &Bytes::from_static(b"{ }"), &state, "bedrock").is_err());
     }
 }

@@ -53,6 +53,7 @@ mod ollama;
 mod openai;
 mod receivers;
 mod responses;
+mod sagemaker;
 mod secrets;
 mod shared;
 
@@ -468,6 +469,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
     };
 
     bedrock::configure(cfg, &state);
+    sagemaker::configure(cfg, &state);
     openai::configure(cfg, &state);
     files::configure(cfg, &state);
     cfg.service(resource("/health").route(web::get().to(health)))

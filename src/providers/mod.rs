@@ -15,6 +15,7 @@ pub mod native;
 pub mod ollama;
 pub mod openai;
 pub mod prompt_template;
+pub mod sagemaker;
 pub mod stream;
 pub mod tgi;
 pub mod urls;
@@ -52,6 +53,8 @@ pub enum Wire {
     Ollama,
     /// Hugging Face Inference Endpoints and TGI.
     HuggingFace,
+    /// Amazon SageMaker endpoints (InvokeEndpoint, SigV4 service `sagemaker`).
+    SageMaker,
     /// A provider with its own wire format whose adapter this build does not include.
     Native,
     /// A provider that no longer exists upstream: its deployments load, and every call (and
@@ -456,7 +459,8 @@ pub static PROVIDERS: &[ProviderSpec] = &[
         &["AI21_API_KEY"],
         &[],
     ),
-    native("sagemaker"),
+    sagemaker::spec("sagemaker"),
+    sagemaker::spec("sagemaker_chat"),
     native("watsonx"),
     native("replicate"),
     gone("palm"),
@@ -506,6 +510,8 @@ pub fn rejected_params(spec: &ProviderSpec) -> Vec<&'static str> {
     let adapter: &[&str] = match spec.wire {
         Wire::Cohere | Wire::Ollama => native::UNSUPPORTED_CHAT,
         Wire::Bedrock => bedrock::UNSUPPORTED,
+        // The TGI container; `sagemaker_chat/` speaks OpenAI's chat.
+        Wire::SageMaker if spec.name == "sagemaker" => sagemaker::UNSUPPORTED,
         _ => &[],
     };
     let mut out: Vec<&'static str> = spec.unsupported_params.to_vec();
@@ -514,8 +520,10 @@ pub fn rejected_params(spec: &ProviderSpec) -> Vec<&'static str> {
             out.push(p);
         }
     }
-    // Cohere and Ollama answer one choice only (`n` other than 1 is refused).
-    if matches!(spec.wire, Wire::Cohere | Wire::Ollama) && !out.contains(&"n") {
+    // Cohere, Ollama and SageMaker's TGI answer one choice only (`n` other than 1 is refused).
+    let one_choice = matches!(spec.wire, Wire::Cohere | Wire::Ollama)
+        || (spec.wire == Wire::SageMaker && spec.name == "sagemaker");
+    if one_choice && !out.contains(&"n") {
         out.push("n");
     }
     out
@@ -756,6 +764,7 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
         Wire::HuggingFace => Some(&huggingface::HUGGINGFACE),
         Wire::Gemini => Some(&gemini::GEMINI),
         Wire::VertexAi => Some(&vertex::VERTEX),
+        Wire::SageMaker => Some(&sagemaker::SAGEMAKER),
         Wire::Native | Wire::Retired => None,
     }
 }

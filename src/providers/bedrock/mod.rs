@@ -218,6 +218,19 @@ pub fn sign_request_with(
     region: &str,
     amz_date: &str,
 ) -> Result<(), GatewayError> {
+    sign_for_service(SIGNING_SERVICE, method, prepared, creds, region, amz_date)
+}
+
+/// SigV4-sign `prepared` for an AWS `service` (`bedrock`, `sagemaker`): the one signer every AWS
+/// adapter uses.
+pub fn sign_for_service(
+    service: &str,
+    method: &str,
+    prepared: &mut PreparedRequest,
+    creds: &sigv4::Credentials,
+    region: &str,
+    amz_date: &str,
+) -> Result<(), GatewayError> {
     let (_, host, path, query) = sigv4::split_url(&prepared.url).ok_or_else(|| {
         GatewayError::internal(format!("cannot sign a request to {}", prepared.url))
     })?;
@@ -251,7 +264,7 @@ pub fn sign_request_with(
         &creds.secret_access_key,
         amz_date,
         region,
-        SIGNING_SERVICE,
+        service,
     );
     prepared.headers.push((Cow::Borrowed("host"), host));
     prepared
