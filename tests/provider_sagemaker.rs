@@ -39,6 +39,13 @@ model_list:
       api_base: "{url}"
     model_info:
       mode: embedding
+  - model_name: templated
+    litellm_params:
+      model: sagemaker/my-mistral-endpoint
+      api_base: "{url}"
+      roles: {{"system": {{"pre_message": "<<", "post_message": ">>"}}, "user": {{"pre_message": "[INST] ", "post_message": " [/INST]"}}}}
+      bos_token: "<s>"
+      final_prompt_value: "\n"
   - model_name: wrong-secret
     litellm_params:
       model: sagemaker/my-tgi-endpoint
@@ -287,5 +294,21 @@ async fn gptj_embeddings() {
     assert_eq!(
         last["body"],
         json!({"text_inputs": ["hello world", "second"]})
+    );
+}
+
+#[actix_rt::test]
+async fn a_prompt_template_writes_the_tgi_prompt() {
+    let (mock, gw) = start();
+    let (status, _, v) = post(
+        &gw.url("/v1/chat/completions"),
+        Some(MASTER_KEY),
+        &json!({"model": "templated", "messages": messages()}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        mock.last_request().await["body"]["inputs"],
+        "<s><<Be brief.>>[INST] Say hello [/INST]\n"
     );
 }

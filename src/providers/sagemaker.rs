@@ -3,7 +3,8 @@
 //! - `sagemaker/`: the Hugging Face TGI container's format. `POST {base}/endpoints/{endpoint}/invocations`
 //!   with `{"inputs": <prompt>, "parameters": {max_new_tokens, temperature, top_p, stop, …}}`,
 //!   answered with `[{"generated_text": "…"}]` (or one such object). The chat messages become one
-//!   prompt: Llama-2's chat template for Llama-2 chat endpoints (a name with `llama-2`/`llama2` and
+//!   prompt: the deployment's prompt template when it gives one (`initial_prompt_value`, `roles`…,
+//!   `super::prompt_template`), else Llama-2's chat template for Llama-2 chat endpoints (a name with `llama-2`/`llama2` and
 //!   `chat` or a JumpStart `-f` suffix), else `role: content` lines. Token counts are estimated
 //!   (prompt characters / 4) unless the container returns `details`.
 //!   Embeddings (the GPT-J container): `{"text_inputs": [...]}` → `{"embedding": [[...], ...]}`.
@@ -212,8 +213,15 @@ fn tgi_body(
             parameters.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
+    // The deployment's own prompt template (`initial_prompt_value`, `roles`…) comes first.
+    let template = super::prompt_template::PromptTemplate::from_params(|k| {
+        deployment.provider_params.get(k).cloned()
+    });
     let inputs = match src.get("messages") {
-        Some(Value::Array(m)) => prompt(&target.model, m),
+        Some(Value::Array(m)) => match &template {
+            Some(t) => t.render(m),
+            None => prompt(&target.model, m),
+        },
         _ => return Err(native::bad_request(target, "messages are required")),
     };
     let mut body = json!({ "inputs": inputs, "parameters": parameters });
