@@ -26,12 +26,11 @@ use serde_json::{json, Map, Value};
 use super::bedrock::{self, eventstream};
 use super::native::{self, upstream_error};
 use super::openai::{classify, OPENAI};
-use super::stream::{ChunkWriter, SseEvents, StreamTranslator};
+use super::stream::{SseEvents, StreamTranslator};
 use super::{ErrorReply, PreparedRequest, ProviderAdapter, ProviderSpec, TranslatedResponse, Wire};
 use crate::deployment::{Deployment, Target};
 use crate::error::{GatewayError, UpstreamErrorKind};
 use crate::llm::{CallKind, LlmRequest};
-use tollgate_wire::openai::{ChatCompletion, Choice, Delta};
 
 /// The SigV4 service name of the SageMaker runtime.
 pub const SIGNING_SERVICE: &str = "sagemaker";
@@ -352,7 +351,7 @@ impl ProviderAdapter for SageMakerAdapter {
             }
             // The OpenAI-compatible container answers a chat completion.
             _ if v.get("choices").is_some() => OPENAI.translate_response(req, body),
-            _ => tgi_response(req, &v),
+            _ => super::tgi::chat_response(req, &body),
         }
     }
 
@@ -412,142 +411,39 @@ fn estimate(chars: usize) -> u64 {
     (chars as u64).div_ceil(4)
 }
 
-fn finish_reason(tgi: &str) -> &'static str {
-    match tgi {
-        "length" => "length",
-        _ => "stop",
-    }
-}
-
-fn tgi_response(req: &LlmRequest, v: &Value) -> Result<TranslatedResponse, GatewayError> {
-    let first = match v {
-        Value::Array(items) => items.first().unwrap_or(&Value::Null),
-        other => other,
-    };
-    let text = first
-        .get("generated_text")
-        .and_then(Value::as_str)
-        .ok_or_else(|| native::bad_body(PROVIDER, "no `generated_text`"))?;
-    let details = first.get("details");
-    let prompt_chars = {
-        let m = messages(&req.body);
-        prompt("", m).chars().count()
-    };
-    let prompt_tokens = details
-        .and_then(|d| d.get("prefill"))
-        .and_then(Value::as_array)
-        .filter(|p| !p.is_empty())
-        .map_or_else(|| estimate(prompt_chars), |p| p.len() as u64);
-    let completion_tokens = details
-        .and_then(|d| d.get("generated_tokens"))
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| estimate(text.chars().count()));
-    let finish = finish_reason(
-        details
-            .and_then(|d| d.get("finish_reason"))
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-    );
-    let usage = native::usage(prompt_tokens, completion_tokens, 0);
-    let out = ChatCompletion::new(
-        format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
-        super::now_secs(),
-        req.model.as_str(),
-        vec![Choice::new(
-            0,
-            super::assistant_message(text.to_string(), String::new(), Vec::new()),
-            finish,
-        )],
-        usage.to_openai(),
-    );
-    TranslatedResponse::completion(&out, usage)
-}
-
 /// InvokeEndpointWithResponseStream frames → OpenAI chunks. `PayloadPart` payloads are the
 /// container's SSE bytes: TGI token events (translated; `prompt_chars` is then the prompt's
 /// length, for the estimated usage) or, from the OpenAI-compatible container, OpenAI chunks
 /// (passed on as they are).
 pub struct ResponseStream {
     decoder: eventstream::Decoder,
+    /// TGI's token events, translated; `None` for the OpenAI-compatible container, whose chunks
+    /// pass as they are.
+    tgi: Option<super::tgi::TgiStream>,
     sse: SseEvents,
-    writer: ChunkWriter,
-    prompt_chars: Option<usize>,
-    role_sent: bool,
-    completion_chars: usize,
-    tokens: u64,
 }
 
 impl ResponseStream {
     pub fn new(model: String, prompt_chars: Option<usize>) -> Self {
         Self {
             decoder: eventstream::Decoder::default(),
+            tgi: prompt_chars.map(|c| super::tgi::TgiStream::for_prompt(model, estimate(c))),
             sse: SseEvents::default(),
-            writer: ChunkWriter::new(format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()), model),
-            prompt_chars,
-            role_sent: false,
-            completion_chars: 0,
-            tokens: 0,
         }
     }
 
-    fn tgi_event(&mut self, data: &str) {
-        let Ok(v) = serde_json::from_str::<Value>(data) else {
-            return;
-        };
-        if !self.role_sent {
-            self.role_sent = true;
-            self.writer.delta(0, Delta::start(), None);
+    fn payload(&mut self, bytes: &[u8]) -> Result<Bytes, GatewayError> {
+        if let Some(tgi) = &mut self.tgi {
+            return tgi.feed(bytes);
         }
-        let token = v.get("token");
-        let special = token
-            .and_then(|t| t.get("special"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        if let Some(text) = token.and_then(|t| t.get("text")).and_then(Value::as_str) {
-            self.tokens += 1;
-            if !special && !text.is_empty() {
-                self.completion_chars += text.chars().count();
-                self.writer.delta(0, Delta::text(text), None);
-            }
-        }
-        // The last event carries the whole `generated_text` (and `details` when asked for).
-        let last = v.get("generated_text").is_some_and(|g| !g.is_null())
-            || v.get("details").is_some_and(|d| !d.is_null());
-        if last {
-            let details = v.get("details");
-            let finish = finish_reason(
-                details
-                    .and_then(|d| d.get("finish_reason"))
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
-            );
-            let completion = details
-                .and_then(|d| d.get("generated_tokens"))
-                .and_then(Value::as_u64)
-                .unwrap_or(self.tokens.max(estimate(self.completion_chars)));
-            let prompt = estimate(self.prompt_chars.unwrap_or(0));
-            self.writer.delta(0, Delta::default(), Some(finish));
-            self.writer.usage(&native::usage(prompt, completion, 0));
-            self.writer.done();
-        }
-    }
-
-    fn payload(&mut self, bytes: &[u8]) -> Bytes {
+        // OpenAI chunks, `[DONE]` included, as the container wrote them.
         let mut out = Vec::new();
         for event in self.sse.push(bytes) {
-            let data = event.data.trim();
-            if self.prompt_chars.is_some() {
-                self.tgi_event(data);
-            } else {
-                // OpenAI chunks, `[DONE]` included, as the container wrote them.
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(data.as_bytes());
-                out.extend_from_slice(b"\n\n");
-            }
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(event.data.trim().as_bytes());
+            out.extend_from_slice(b"\n\n");
         }
-        let mut all = self.writer.take().to_vec();
-        all.extend_from_slice(&out);
-        Bytes::from(all)
+        Ok(Bytes::from(out))
     }
 }
 
@@ -562,7 +458,7 @@ impl StreamTranslator for ResponseStream {
             match m.header(":message-type").unwrap_or("event") {
                 "event" => {
                     if m.header(":event-type").unwrap_or("PayloadPart") == "PayloadPart" {
-                        out.extend_from_slice(&self.payload(&m.payload));
+                        out.extend_from_slice(&self.payload(&m.payload)?);
                     }
                 }
                 _ => {
@@ -589,14 +485,13 @@ impl StreamTranslator for ResponseStream {
     }
 
     fn finish(&mut self) -> Result<Bytes, GatewayError> {
-        if let Some(last) = self.sse.finish() {
-            let payload = format!("data:{}\n\n", last.data);
-            let out = self.payload(payload.as_bytes());
-            if !out.is_empty() {
-                return Ok(out);
-            }
+        if let Some(tgi) = &mut self.tgi {
+            return tgi.finish();
         }
-        Ok(self.writer.take())
+        Ok(match self.sse.finish() {
+            Some(last) => Bytes::from(format!("data: {}\n\n", last.data.trim())),
+            None => Bytes::new(),
+        })
     }
 }
 

@@ -2,7 +2,8 @@
 //! chat on a TGI server whose deployment gives a prompt template: the messages become one prompt
 //! ([`super::prompt_template`]), and TGI's `generated_text` / token events become a
 //! `chat.completion` / its chunks. TGI counts the generated tokens; the prompt's are estimated
-//! (four characters a token), as TGI does not report them.
+//! (four characters a token) unless the answer lists them (`prefill`). SageMaker's TGI containers
+//! answer the same shapes (their stream inside event-stream frames): `super::sagemaker` uses these.
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -104,7 +105,13 @@ pub fn chat_response(req: &LlmRequest, body: &[u8]) -> Result<TranslatedResponse
         .and_then(|d| d.get("generated_tokens"))
         .and_then(Value::as_u64)
         .unwrap_or_else(|| (text.chars().count() as u64).div_ceil(4));
-    let usage = native::usage(prompt_tokens(req), completion, 0);
+    // `prefill` (with `decoder_input_details`) lists the prompt's tokens; else an estimate.
+    let prompt = details
+        .and_then(|d| d.get("prefill"))
+        .and_then(Value::as_array)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| prompt_tokens(req), |p| p.len() as u64);
+    let usage = native::usage(prompt, completion, 0);
     let reason = finish(
         details
             .and_then(|d| d.get("finish_reason"))
@@ -123,19 +130,26 @@ pub struct TgiStream {
     events: SseEvents,
     out: ChunkWriter,
     prompt_tokens: u64,
+    /// Tokens and characters relayed, for a stream whose last event has no `details`.
+    tokens: u64,
+    chars: usize,
     started: bool,
     ended: bool,
 }
 
 impl TgiStream {
     pub fn new(req: &LlmRequest) -> Self {
+        Self::for_prompt(req.model.clone(), prompt_tokens(req))
+    }
+
+    /// A stream for `model` whose prompt is `prompt_tokens` long (as estimated by the caller).
+    pub fn for_prompt(model: String, prompt_tokens: u64) -> Self {
         Self {
             events: SseEvents::default(),
-            out: ChunkWriter::new(
-                format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
-                req.model.clone(),
-            ),
-            prompt_tokens: prompt_tokens(req),
+            out: ChunkWriter::new(format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()), model),
+            prompt_tokens,
+            tokens: 0,
+            chars: 0,
             started: false,
             ended: false,
         }
@@ -160,19 +174,25 @@ impl TgiStream {
             .and_then(|t| t.get("special"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        if let Some(text) = token
-            .and_then(|t| t.get("text"))
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty() && !special)
-        {
-            self.out.delta(0, Delta::text(text), None);
+        if let Some(text) = token.and_then(|t| t.get("text")).and_then(Value::as_str) {
+            self.tokens += 1;
+            if !text.is_empty() && !special {
+                self.chars += text.chars().count();
+                self.out.delta(0, Delta::text(text), None);
+            }
         }
-        if let Some(details) = v.get("details").filter(|d| !d.is_null()) {
-            let reason = finish(details.get("finish_reason").and_then(Value::as_str));
+        // The last event carries the whole `generated_text`, and `details` when they were asked for.
+        let details = v.get("details").filter(|d| !d.is_null());
+        if details.is_some() || v.get("generated_text").is_some_and(|g| !g.is_null()) {
+            let reason = finish(
+                details
+                    .and_then(|d| d.get("finish_reason"))
+                    .and_then(Value::as_str),
+            );
             let completion = details
-                .get("generated_tokens")
+                .and_then(|d| d.get("generated_tokens"))
                 .and_then(Value::as_u64)
-                .unwrap_or(0);
+                .unwrap_or_else(|| self.tokens.max((self.chars as u64).div_ceil(4)));
             self.out.delta(0, Delta::default(), Some(reason));
             let usage: Usage = native::usage(self.prompt_tokens, completion, 0);
             self.out.usage(&usage);
