@@ -3,6 +3,7 @@
 #
 #   bash bench/instructions.sh            # off, prometheus, observability
 #   N=1000 bash bench/instructions.sh prometheus
+#   bash bench/instructions.sh off otel generic_api langfuse   # each part of "observability" alone
 #
 # Throughput on a shared 2-core machine moves with whatever else runs; an instruction count does
 # not (callgrind counts the same for the same binary, inputs and environment). So this is how a
@@ -56,7 +57,9 @@ EOF
         off) ;;
         prometheus) printf 'litellm_settings:\n  callbacks: ["prometheus"]\n' >>"$f" ;;
         observability) printf 'litellm_settings:\n  callbacks: ["prometheus", "otel", "generic_api", "langfuse"]\n' >>"$f" ;;
-        *) echo "unknown configuration $1 (off, prometheus, observability)" >&2; exit 1 ;;
+        # One part of the observability configuration at a time, to weigh each.
+        otel | generic_api | langfuse) printf 'litellm_settings:\n  callbacks: ["%s"]\n' "$1" >>"$f" ;;
+        *) echo "unknown configuration $1 (off, prometheus, observability, otel, generic_api, langfuse)" >&2; exit 1 ;;
     esac
     echo "$f"
 }
