@@ -670,6 +670,32 @@ impl<'a> ErrorReply<'a> {
     }
 }
 
+/// An attempt whose provider answered with a job rather than its result (Replicate's
+/// predictions): what [`ProviderAdapter::follow_up`] needs to follow the job to its end.
+pub struct FollowUp<'a> {
+    /// The deployment called.
+    pub deployment: &'a Deployment,
+    /// Its target for this call (URL, key).
+    pub target: &'a Target,
+    /// The request as the adapter prepared it (chat for a Responses request).
+    pub req: &'a LlmRequest,
+    /// The provider's 2xx answer to the request [`ProviderAdapter::prepare`] wrote, unread.
+    pub created: &'a mut crate::upstream::UpstreamResponse,
+    /// When the attempt sent its request.
+    pub started: std::time::Instant,
+    /// How long the attempt may take from `started` (for a stream: until the stream's head).
+    pub timeout: std::time::Duration,
+}
+
+/// The end of a follow-up: the provider's final answer, translated as a first answer would be.
+pub enum FollowedUp {
+    /// A body for [`ProviderAdapter::translate_response`].
+    Body(Bytes),
+    /// A stream for the translator of [`ProviderAdapter::stream_translator_for`] (the answer to a
+    /// streaming request).
+    Stream(crate::outcome::ByteStream),
+}
+
 /// One provider's translation, in both directions.
 ///
 /// Adapters are stateless statics; everything a call needs comes from the deployment, the target
@@ -749,6 +775,17 @@ pub trait ProviderAdapter {
         prepared: PreparedRequest,
     ) -> LocalBoxFuture<'a, Result<PreparedRequest, GatewayError>> {
         Box::pin(std::future::ready(Ok(prepared)))
+    }
+
+    /// For providers whose answer is a job rather than its result: the future that follows the
+    /// job from the provider's (2xx) answer to its final answer, polling or streaming it; its
+    /// errors fail the attempt as an error answer would. `None` (the default): the answer is the
+    /// result.
+    fn follow_up<'a>(
+        &'a self,
+        _call: FollowUp<'a>,
+    ) -> Option<LocalBoxFuture<'a, Result<FollowedUp, GatewayError>>> {
+        None
     }
 }
 
