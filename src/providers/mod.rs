@@ -15,6 +15,7 @@ pub mod native;
 pub mod ollama;
 pub mod openai;
 pub mod prompt_template;
+pub mod replicate;
 pub mod sagemaker;
 pub mod stream;
 pub mod tgi;
@@ -55,6 +56,8 @@ pub enum Wire {
     HuggingFace,
     /// Amazon SageMaker endpoints (InvokeEndpoint, SigV4 service `sagemaker`).
     SageMaker,
+    /// Replicate predictions (created, then polled or streamed to their end).
+    Replicate,
     /// A provider with its own wire format whose adapter this build does not include.
     Native,
     /// A provider that no longer exists upstream: its deployments load, and every call (and
@@ -462,7 +465,7 @@ pub static PROVIDERS: &[ProviderSpec] = &[
     sagemaker::spec("sagemaker"),
     sagemaker::spec("sagemaker_chat"),
     native("watsonx"),
-    native("replicate"),
+    replicate::spec(),
     gone("palm"),
     gone("petals"),
 ];
@@ -512,6 +515,7 @@ pub fn rejected_params(spec: &ProviderSpec) -> Vec<&'static str> {
         Wire::Bedrock => bedrock::UNSUPPORTED,
         // The TGI container; `sagemaker_chat/` speaks OpenAI's chat.
         Wire::SageMaker if spec.name == "sagemaker" => sagemaker::UNSUPPORTED,
+        Wire::Replicate => replicate::UNSUPPORTED,
         _ => &[],
     };
     let mut out: Vec<&'static str> = spec.unsupported_params.to_vec();
@@ -520,8 +524,9 @@ pub fn rejected_params(spec: &ProviderSpec) -> Vec<&'static str> {
             out.push(p);
         }
     }
-    // Cohere, Ollama and SageMaker's TGI answer one choice only (`n` other than 1 is refused).
-    let one_choice = matches!(spec.wire, Wire::Cohere | Wire::Ollama)
+    // Cohere, Ollama, Replicate and SageMaker's TGI answer one choice only (`n` other than 1 is
+    // refused).
+    let one_choice = matches!(spec.wire, Wire::Cohere | Wire::Ollama | Wire::Replicate)
         || (spec.wire == Wire::SageMaker && spec.name == "sagemaker");
     if one_choice && !out.contains(&"n") {
         out.push("n");
@@ -802,6 +807,7 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
         Wire::Gemini => Some(&gemini::GEMINI),
         Wire::VertexAi => Some(&vertex::VERTEX),
         Wire::SageMaker => Some(&sagemaker::SAGEMAKER),
+        Wire::Replicate => Some(&replicate::REPLICATE),
         Wire::Native | Wire::Retired => None,
     }
 }
