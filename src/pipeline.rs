@@ -1817,9 +1817,33 @@ async fn call_provider(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
 
-    if !(200..300).contains(&status) || !relayed {
+    // A provider that answers with a job (Replicate's predictions) is followed to the job's end:
+    // its final body, or its stream.
+    let (mut followed_body, mut followed_stream) = (None, None);
+    if (200..300).contains(&status) {
+        let call = providers::FollowUp {
+            deployment: &deployment,
+            target: &target,
+            req,
+            created: &mut response,
+            started: call_started,
+            timeout: head_timeout,
+        };
+        if let Some(job) = adapter.follow_up(call) {
+            match job.await {
+                Ok(providers::FollowedUp::Body(body)) => followed_body = Some(body),
+                Ok(providers::FollowedUp::Stream(stream)) => followed_stream = Some(stream),
+                Err(e) => return Err(fail(e, facts)),
+            }
+        }
+    }
+
+    if !(200..300).contains(&status) || !relayed || followed_body.is_some() {
         let left = timeout.saturating_sub(call_started.elapsed());
-        let body = upstream::read_body(&mut response, left, &req.model).await;
+        let body = match followed_body {
+            Some(body) => Ok(body),
+            None => upstream::read_body(&mut response, left, &req.model).await,
+        };
         let result = body.and_then(|body| {
             if (200..300).contains(&status) {
                 adapter.translate_response(req, body)
@@ -1877,6 +1901,10 @@ async fn call_provider(
     }
 
     // 6. relay the stream, once its first bytes are here.
+    let mut response: crate::outcome::ByteStream = match followed_stream {
+        Some(stream) => stream,
+        None => Box::pin(response.map(|item| item.map_err(|e| e.to_string()))),
+    };
     let first = match actix_web::rt::time::timeout(stream_timeout, response.next()).await {
         Ok(Some(Ok(bytes))) => bytes,
         Ok(Some(Err(e))) => {
@@ -1904,8 +1932,7 @@ async fn call_provider(
         facts.response_cost = priced;
         let acc = acc.clone();
         let model = req.model.clone();
-        let body: crate::outcome::ByteStream =
-            Box::pin(body.map(|item| item.map_err(|e| e.to_string())));
+        let body: crate::outcome::ByteStream = Box::pin(body);
         let relay = crate::outcome::ByteRelay::new(body, stream_timeout, move |bytes, broke| {
             let _in_flight = in_flight;
             if let Some(why) = &broke {
@@ -1929,7 +1956,7 @@ async fn call_provider(
     let body: Pin<Box<dyn Stream<Item = Result<Bytes, String>>>> =
         match adapter.stream_translator_for(&deployment, &target, req) {
             Some(translator) => Box::pin(TranslatedStream::new(body, translator)),
-            None => Box::pin(body.map(|item| item.map_err(|e| e.to_string()))),
+            None => Box::pin(body),
         };
     let acc = acc.clone();
     let relay = SseRelay::new(

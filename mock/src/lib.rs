@@ -7,8 +7,8 @@
 //! `docs/MOCK_PROVIDER.md` is the user-facing reference.
 //!
 //! This file holds the server, the shared state, stats and capture, and failure injection; each
-//! wire format has its own module (`openai`, `anthropic`, `bedrock`, `cohere`, `gemini`,
-//! `huggingface`, `ollama`), and `shared` the pure helpers they all use (token counts, chunking,
+//! wire format has its own module (`openai`, `anthropic`, `bedrock`, `sagemaker`, `replicate`,
+//! `cohere`, `gemini`, `huggingface`, `ollama`), and `shared` the pure helpers they all use (token counts, chunking,
 //! deterministic embeddings, ids). Bedrock's event-stream framing and SigV4 come from
 //! `tollgate-wire`, the same code the gateway's Bedrock adapter uses.
 
@@ -52,6 +52,7 @@ mod images;
 mod ollama;
 mod openai;
 mod receivers;
+mod replicate;
 mod responses;
 mod sagemaker;
 mod secrets;
@@ -290,6 +291,8 @@ pub struct MockState {
     files: files::FilesState,
     /// How long a batch takes to complete (`--batch-delay-ms`).
     batch_delay: Duration,
+    /// Replicate's predictions.
+    replicate: replicate::ReplicateState,
 }
 
 impl fmt::Debug for MockState {
@@ -329,6 +332,7 @@ impl MockState {
             secrets: secrets::SecretsState::default(),
             files: files::FilesState::default(),
             batch_delay: Duration::from_millis(args.batch_delay_ms),
+            replicate: replicate::ReplicateState::default(),
         }
     }
 
@@ -345,6 +349,7 @@ impl MockState {
         }
         lock(&self.by_model).clear();
         self.google.reset();
+        self.replicate.reset();
         let previous = lock(&self.last_request).take();
         drop(previous);
     }
@@ -470,6 +475,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<MockState>) {
 
     bedrock::configure(cfg, &state);
     sagemaker::configure(cfg, &state);
+    replicate::configure(cfg, &state);
     openai::configure(cfg, &state);
     files::configure(cfg, &state);
     cfg.service(resource("/health").route(web::get().to(health)))

@@ -15,6 +15,7 @@ pub mod native;
 pub mod ollama;
 pub mod openai;
 pub mod prompt_template;
+pub mod replicate;
 pub mod sagemaker;
 pub mod stream;
 pub mod tgi;
@@ -55,6 +56,8 @@ pub enum Wire {
     HuggingFace,
     /// Amazon SageMaker endpoints (InvokeEndpoint, SigV4 service `sagemaker`).
     SageMaker,
+    /// Replicate predictions (created, then polled or streamed to their end).
+    Replicate,
     /// A provider with its own wire format whose adapter this build does not include.
     Native,
     /// A provider that no longer exists upstream: its deployments load, and every call (and
@@ -462,7 +465,7 @@ pub static PROVIDERS: &[ProviderSpec] = &[
     sagemaker::spec("sagemaker"),
     sagemaker::spec("sagemaker_chat"),
     native("watsonx"),
-    native("replicate"),
+    replicate::spec(),
     gone("palm"),
     gone("petals"),
 ];
@@ -512,6 +515,7 @@ pub fn rejected_params(spec: &ProviderSpec) -> Vec<&'static str> {
         Wire::Bedrock => bedrock::UNSUPPORTED,
         // The TGI container; `sagemaker_chat/` speaks OpenAI's chat.
         Wire::SageMaker if spec.name == "sagemaker" => sagemaker::UNSUPPORTED,
+        Wire::Replicate => replicate::UNSUPPORTED,
         _ => &[],
     };
     let mut out: Vec<&'static str> = spec.unsupported_params.to_vec();
@@ -520,8 +524,9 @@ pub fn rejected_params(spec: &ProviderSpec) -> Vec<&'static str> {
             out.push(p);
         }
     }
-    // Cohere, Ollama and SageMaker's TGI answer one choice only (`n` other than 1 is refused).
-    let one_choice = matches!(spec.wire, Wire::Cohere | Wire::Ollama)
+    // Cohere, Ollama, Replicate and SageMaker's TGI answer one choice only (`n` other than 1 is
+    // refused).
+    let one_choice = matches!(spec.wire, Wire::Cohere | Wire::Ollama | Wire::Replicate)
         || (spec.wire == Wire::SageMaker && spec.name == "sagemaker");
     if one_choice && !out.contains(&"n") {
         out.push("n");
@@ -670,6 +675,32 @@ impl<'a> ErrorReply<'a> {
     }
 }
 
+/// An attempt whose provider answered with a job rather than its result (Replicate's
+/// predictions): what [`ProviderAdapter::follow_up`] needs to follow the job to its end.
+pub struct FollowUp<'a> {
+    /// The deployment called.
+    pub deployment: &'a Deployment,
+    /// Its target for this call (URL, key).
+    pub target: &'a Target,
+    /// The request as the adapter prepared it (chat for a Responses request).
+    pub req: &'a LlmRequest,
+    /// The provider's 2xx answer to the request [`ProviderAdapter::prepare`] wrote, unread.
+    pub created: &'a mut crate::upstream::UpstreamResponse,
+    /// When the attempt sent its request.
+    pub started: std::time::Instant,
+    /// How long the attempt may take from `started` (for a stream: until the stream's head).
+    pub timeout: std::time::Duration,
+}
+
+/// The end of a follow-up: the provider's final answer, translated as a first answer would be.
+pub enum FollowedUp {
+    /// A body for [`ProviderAdapter::translate_response`].
+    Body(Bytes),
+    /// A stream for the translator of [`ProviderAdapter::stream_translator_for`] (the answer to a
+    /// streaming request).
+    Stream(crate::outcome::ByteStream),
+}
+
 /// One provider's translation, in both directions.
 ///
 /// Adapters are stateless statics; everything a call needs comes from the deployment, the target
@@ -750,6 +781,17 @@ pub trait ProviderAdapter {
     ) -> LocalBoxFuture<'a, Result<PreparedRequest, GatewayError>> {
         Box::pin(std::future::ready(Ok(prepared)))
     }
+
+    /// For providers whose answer is a job rather than its result: the future that follows the
+    /// job from the provider's (2xx) answer to its final answer, polling or streaming it; its
+    /// errors fail the attempt as an error answer would. `None` (the default): the answer is the
+    /// result.
+    fn follow_up<'a>(
+        &'a self,
+        _call: FollowUp<'a>,
+    ) -> Option<LocalBoxFuture<'a, Result<FollowedUp, GatewayError>>> {
+        None
+    }
 }
 
 /// The adapter for a wire format, or `None` when this build has no adapter for it.
@@ -765,6 +807,7 @@ pub fn adapter_for(wire: Wire) -> Option<&'static dyn ProviderAdapter> {
         Wire::Gemini => Some(&gemini::GEMINI),
         Wire::VertexAi => Some(&vertex::VERTEX),
         Wire::SageMaker => Some(&sagemaker::SAGEMAKER),
+        Wire::Replicate => Some(&replicate::REPLICATE),
         Wire::Native | Wire::Retired => None,
     }
 }
