@@ -417,7 +417,7 @@ fn answer_from_cache(
         prices: None,
         span: None,
     };
-    call.spend.keep_response(&hit.completion.body);
+    call.spend.keep_json_response(&hit.completion.body);
     facts.response_cost = Some(account(
         &acc,
         Exit::CacheHit {
@@ -1682,7 +1682,12 @@ async fn attempt(
             let _in_flight = deployment_state(&acc).begin();
             let reply = crate::mock_response::respond(req, content);
             if let Reply::Complete(c) = &reply {
-                call.spend.keep_response(&c.body);
+                // Canned transcripts may be text; everything else is JSON the gateway wrote.
+                if c.content_type.is_some() {
+                    call.spend.keep_response(&c.body);
+                } else {
+                    call.spend.keep_json_response(&c.body);
+                }
             }
             account(&acc, Exit::Canned);
             Ok(reply)
@@ -1865,7 +1870,12 @@ async fn call_provider(
         };
         let latency = call_started.elapsed();
         facts.upstream_time += latency;
-        call.spend.keep_response(&translated.body);
+        // Adapters parse or write their answers as JSON; transcripts may be text, SRT or WebVTT.
+        if req.kind.is_audio_input() {
+            call.spend.keep_response(&translated.body);
+        } else {
+            call.spend.keep_json_response(&translated.body);
+        }
         let usage = translated.usage.unwrap_or_default();
         let id = translated
             .response_id

@@ -895,12 +895,22 @@ impl SpendContext {
     /// Keep the response body for the row and the callbacks, when [`Self::keeps_response`].
     /// A body that is not JSON is kept as a JSON string. Bounded by [`MAX_STORED_JSON_BYTES`].
     pub fn keep_response(&self, body: &[u8]) {
+        self.keep(body, false);
+    }
+
+    /// [`Self::keep_response`] for a body the gateway already parsed or wrote as JSON (a
+    /// translated provider answer, a cache hit, an assembled stream): not checked again.
+    pub fn keep_json_response(&self, body: &[u8]) {
+        self.keep(body, true);
+    }
+
+    fn keep(&self, body: &[u8], known_json: bool) {
         if !self.keeps_response() {
             return;
         }
-        // JSON that fits is kept as it is (checked, not rebuilt: this runs per request).
+        // JSON that fits is kept as it is (checked once, not rebuilt: this runs per request).
         let fits = body.len() <= MAX_STORED_JSON_BYTES
-            && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+            && (known_json || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok());
         let text = match std::str::from_utf8(body) {
             Ok(text) if fits => text.to_string(),
             _ => match serde_json::from_slice::<Value>(body) {
@@ -927,7 +937,7 @@ impl SpendContext {
         // chat is assembled as a chat stream.
         if kind == CallKind::Responses {
             if let Some(response) = crate::responses_api::completed_response(chunks) {
-                self.keep_response(&response);
+                self.keep_json_response(&response);
                 return;
             }
         }
@@ -936,7 +946,7 @@ impl SpendContext {
             kind => kind,
         };
         if let Some(done) = crate::caching::replay::assemble(kind, chunks) {
-            self.keep_response(&done.body);
+            self.keep_json_response(&done.body);
         }
     }
 
