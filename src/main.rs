@@ -1,6 +1,12 @@
 use clap::Parser;
 use tollgate::cli::{Cli, Command};
 
+/// mimalloc: the request path allocates on a worker and hands events and spend rows to other
+/// threads; with glibc's allocator a request cost 13% more instructions (see docs/BENCHMARKS.md,
+/// "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     // One TLS provider for every outbound connection.
