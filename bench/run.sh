@@ -869,7 +869,7 @@ GW_STDERR_LINES=$(wc -l <"$OUT/gateway.stderr")
 # ---------------------------------------------------------------------------------------------
 # Summary
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "NA"; else printf "%.2f×", a / b}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "NA"; else if (a / b < 0.1) printf "%.3f×", a / b; else printf "%.2f×", a / b}'; }
 yesno() { if awk "BEGIN {exit !($1)}"; then echo "**met**"; else echo "**missed**"; fi; }
 ADD_P50=$((G1_P50 - D1_P50))
 ADD_P99=$((G1_P99 - D1_P99))
