@@ -27,6 +27,7 @@ pub mod crypto;
 pub mod database;
 pub mod deployment;
 pub mod error;
+pub mod fd_limit;
 pub mod files;
 pub mod http;
 pub mod import_litellm;

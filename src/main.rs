@@ -14,6 +14,8 @@ fn main() {
 
     if let Some(Command::MockProvider(args)) = cli.command {
         tollgate::logging::init(false, false, false);
+        // The mock serves benchmarks with thousands of open streams.
+        tollgate::fd_limit::raise_and_log();
         if let Err(e) = tollgate_mock::run(args) {
             eprintln!("error: mock provider: {e}");
             std::process::exit(1);

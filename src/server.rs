@@ -152,6 +152,9 @@ pub fn serve(cli: Cli, config: ProxyConfig) -> Result<(), StartError> {
         }
     }
 
+    // Before any listener or pool opens a descriptor: one per client and upstream connection.
+    crate::fd_limit::raise_and_log();
+
     let master_key = config.master_key();
     if let Some(reason) = master_key_weakness(master_key.as_ref()) {
         if !is_loopback(&cli.host) && !config.permit_weak_master_key() {

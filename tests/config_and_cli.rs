@@ -490,3 +490,68 @@ fn validate_config_skip_server_startup_and_v_exit_without_serving() {
     assert_eq!(code, 0);
     assert!(out.starts_with("tollgate "), "{out}");
 }
+
+/// The soft and hard "Max open files" of a running process, from `/proc/<pid>/limits`.
+#[cfg(target_os = "linux")]
+fn open_file_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("Max open files line");
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    let soft = fields.next().expect("soft").to_owned();
+    let hard = fields.next().expect("hard").to_owned();
+    (soft, hard)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn gateway_raises_its_open_file_limit_to_the_hard_limit() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "model_list: []\n").expect("write config");
+    // Started the way a service manager would with a low soft limit (1024 is the usual default;
+    // 256 here, so that the raise shows whatever the hard limit of the test machine).
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -S -n 256 && exec \"$0\" \"$@\"", bin()])
+        .args(["--config", &config.to_string_lossy()])
+        .args(["--host", "127.0.0.1", "--port", "0", "--num_workers", "1"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("LITELLM_MASTER_KEY")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).expect("read stdout") > 0,
+            "gateway exited before listening"
+        );
+    }
+    let (soft, hard) = open_file_limits(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+
+    assert_eq!(soft, hard, "soft limit not raised to the hard limit");
+    assert!(
+        stderr.contains(&format!("open-file limit (RLIMIT_NOFILE) is {hard}")),
+        "{stderr}"
+    );
+}
