@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const AKID: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -96,17 +96,6 @@ fn start() -> (Mock, Gateway) {
 }
 
 const DEFAULT_REPLY: &str = "Hello from the Tollgate mock provider. This is a deterministic reply.";
-
-fn parse_chunks(text: &str) -> (Vec<Value>, bool) {
-    let data = sse_data(text);
-    let done = data.last().map(String::as_str) == Some("[DONE]");
-    let chunks = data
-        .iter()
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).expect("json chunk"))
-        .collect();
-    (chunks, done)
-}
 
 #[actix_rt::test]
 async fn chat_is_signed_with_sigv4_and_translated() {

@@ -77,17 +77,6 @@ fn messages() -> Value {
     ])
 }
 
-fn parse_chunks(text: &str) -> (Vec<Value>, bool) {
-    let data = sse_data(text);
-    let done = data.last().map(String::as_str) == Some("[DONE]");
-    let chunks = data
-        .iter()
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).expect("json chunk"))
-        .collect();
-    (chunks, done)
-}
-
 /// The mock's predictions, newest first.
 async fn predictions(mock: &Mock) -> Vec<Value> {
     let (status, _, v) = get(&format!("{}/predictions", mock.api_base()), Some(KEY)).await;
@@ -325,24 +314,7 @@ async fn streams_are_translated_to_chunks() {
         headers.get("content-type").and_then(|v| v.to_str().ok()),
         Some("text/event-stream")
     );
-    let (chunks, done) = parse_chunks(&text);
-    assert!(done, "{text}");
-    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(content, reply);
-    assert_eq!(
-        chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
-        "stop"
-    );
-    let usage = &chunks[chunks.len() - 1]["usage"];
-    assert!(usage["prompt_tokens"].as_u64().unwrap_or(0) > 0, "{text}");
-    assert!(
-        usage["completion_tokens"].as_u64().unwrap_or(0) > 0,
-        "{text}"
-    );
+    assert_eq!(chat_stream_text(&text), reply);
     let last = mock.last_request().await;
     assert_eq!(last["path"], "/v1/predictions");
     assert_eq!(last["body"]["stream"], true);

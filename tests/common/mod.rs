@@ -410,6 +410,45 @@ pub fn sse_data(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A relayed chat stream's `chat.completion.chunk`s, and whether it ended with `[DONE]`.
+pub fn parse_chunks(text: &str) -> (Vec<Value>, bool) {
+    let data = sse_data(text);
+    let done = data.last().map(String::as_str) == Some("[DONE]");
+    let chunks = data
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("json chunk"))
+        .collect();
+    (chunks, done)
+}
+
+/// Check a chat stream asked with `stream_options.include_usage`: `[DONE]` at the end, the
+/// assistant role first, `stop` on the last choice chunk, then a usage chunk with tokens both ways.
+/// Returns the streamed text.
+pub fn chat_stream_text(text: &str) -> String {
+    let (chunks, done) = parse_chunks(text);
+    assert!(done, "{text}");
+    assert_eq!(
+        chunks[0]["choices"][0]["delta"]["role"], "assistant",
+        "{text}"
+    );
+    assert_eq!(
+        chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+        "stop",
+        "{text}"
+    );
+    let usage = &chunks[chunks.len() - 1]["usage"];
+    assert!(usage["prompt_tokens"].as_u64().unwrap_or(0) > 0, "{text}");
+    assert!(
+        usage["completion_tokens"].as_u64().unwrap_or(0) > 0,
+        "{text}"
+    );
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
+}
+
 /// Assert the OpenAI error envelope: message, type and string code present.
 pub fn assert_envelope(body: &Value) {
     let err = &body["error"];
