@@ -259,6 +259,18 @@ pub fn extra_headers(
         .map(|(k, v)| (Cow::Owned(k.to_ascii_lowercase()), v.clone()))
 }
 
+/// One event of a provider's JSON stream (Ollama's lines, TGI's events): parsed, with an `error`
+/// field (a string or an object) turned into a [`stream_error`].
+pub fn stream_event(provider: &str, data: &str) -> Result<Value, GatewayError> {
+    let v: Value =
+        serde_json::from_str(data).map_err(|e| stream_error(provider, &e.to_string()))?;
+    if let Some(e) = v.get("error") {
+        let message = e.as_str().map_or_else(|| e.to_string(), str::to_string);
+        return Err(stream_error(provider, &message));
+    }
+    Ok(v)
+}
+
 /// A provider stream that broke off or reported an error part-way.
 pub fn stream_error(provider: &str, message: &str) -> GatewayError {
     GatewayError::Upstream {

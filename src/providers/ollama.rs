@@ -444,12 +444,7 @@ impl OllamaStream {
         if self.ended {
             return Ok(());
         }
-        let v: Value = serde_json::from_str(line)
-            .map_err(|e| native::stream_error(PROVIDER, &e.to_string()))?;
-        if let Some(e) = v.get("error") {
-            let message = e.as_str().map_or_else(|| e.to_string(), str::to_string);
-            return Err(native::stream_error(PROVIDER, &message));
-        }
+        let v = native::stream_event(PROVIDER, line)?;
         if !self.started {
             self.started = true;
             if let Some(m) = v.get("model").and_then(Value::as_str) {

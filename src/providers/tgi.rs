@@ -159,12 +159,7 @@ impl TgiStream {
         if self.ended || data.trim().is_empty() {
             return Ok(());
         }
-        let v: Value = serde_json::from_str(data)
-            .map_err(|e| native::stream_error(PROVIDER, &e.to_string()))?;
-        if let Some(e) = v.get("error") {
-            let message = e.as_str().map_or_else(|| e.to_string(), str::to_string);
-            return Err(native::stream_error(PROVIDER, &message));
-        }
+        let v = native::stream_event(PROVIDER, data)?;
         if !self.started {
             self.started = true;
             self.out.delta(0, Delta::start(), None);
