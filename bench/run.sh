@@ -208,7 +208,7 @@ run_load() {
     if [[ $LOADGEN == wrk ]]; then
         local script=()
         [[ $kind == chat ]] && script=(-s "$OUT/chat.lua")
-        [[ $kind == keychat ]] && script=(-s "$OUT/keychat.lua")
+        [[ $kind == keychat ]] && script=(-s "${LUA_OVERRIDE:-$OUT/keychat.lua}")
         # RUN_TIMEOUT: wrk's per-request timeout (its default, 2 s, for every run but the peers').
         [[ -n ${RUN_TIMEOUT:-} ]] && script+=(--timeout "$RUN_TIMEOUT")
         pin "$LOAD_CPUS" wrk -t"$threads" -c"$conns" -d"$WARMUP" "${script[@]}" "$url" >"$OUT/$name.warmup.txt" 2>&1
@@ -227,7 +227,7 @@ run_load() {
     else
         local args=(--no-tui -j -c "$conns")
         [[ $kind == chat ]] && args+=(-m POST -H "Content-Type: application/json" -H "Authorization: Bearer $MASTER_KEY" -d "$BODY")
-        [[ $kind == keychat ]] && args+=(-m POST -H "Content-Type: application/json" -H "Authorization: Bearer $VIRTUAL_KEY" -d "$BODY")
+        [[ $kind == keychat ]] && args+=(-m POST -H "Content-Type: application/json" -H "Authorization: Bearer ${KEY_OVERRIDE:-$VIRTUAL_KEY}" -d "$BODY")
         pin "$LOAD_CPUS" oha "${args[@]}" -z "$WARMUP" "$url" >"$OUT/$name.warmup.json" 2>&1 || true
         cpu_begin
         pin "$LOAD_CPUS" oha "${args[@]}" -z "$duration" "$url" >"$OUT/$name.json"
@@ -756,6 +756,48 @@ else
     log "no Redis at $BENCH_REDIS_HOST:$BENCH_REDIS_PORT: the Redis cache rows are skipped"
     HR64_RPS=NA HR64_P50=NA HR64_P99=NA HR1_P50=NA HR1_P99=NA HR_ERR=NA HR_CALLS=NA HR64_US=NA
 fi
+# j. Limits shared in Redis: the virtual key with rpm/tpm and max_parallel_requests (far above what
+# the run reaches) and a budget, first with the limits counted in the gateway alone, then shared
+# through Redis (router_settings.redis_url), one after the other on the same mock.
+limits_runs() {   # limits_runs NAME ROUTER_YAML; sets L64_RPS L64_P50 L64_P99 L1_P50 LERR L64_US LRT_ADMIT LRT_SETTLE
+    local name=$1 router=$2 cfg=$OUT/config_limits_$1.yaml key code before_a before_s
+    { cat "$OUT/config.yaml"; printf '%b' "$router"; } >"$cfg"
+    sed -i "s#sqlite:///$OUT/tollgate.db#sqlite:///$OUT/tollgate_limits_$name.db#" "$cfg"
+    port_free "$GW_PORT" || die "port $GW_PORT still in use"
+    start_gateway "gateway_limits_$name" "$cfg"
+    wait_first_200 >/dev/null || die "gateway with $name limits did not start (see $OUT/gateway_limits_$name.stderr)"
+    key=$(curl -s --max-time 5 -H "Authorization: Bearer $MASTER_KEY" -H "Content-Type: application/json" \
+        -d '{"rpm_limit": 100000000, "tpm_limit": 10000000000, "max_parallel_requests": 100000, "max_budget": 1000000}' \
+        "http://127.0.0.1:$GW_PORT/key/generate" | jq -r '.key // empty')
+    [[ $key == sk-* ]] || die "could not create the $name limits key"
+    write_lua "$OUT/limits_$name.lua" "$key"
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Content-Type: application/json" \
+        -H "Authorization: Bearer $key" -d "$BODY" "$GW_URL" || true)
+    [[ $code == 200 ]] || die "$name limits smoke test returned HTTP $code"
+    round_trip() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk -v p="purpose=\"$1\"" 'index($0, "tollgate_redis_round_trips_total{" p "}") == 1 {print $NF; f=1} END {if (!f) print 0}'; }
+    before_a=$(round_trip admit) before_s=$(round_trip settle)
+    LUA_OVERRIDE="$OUT/limits_$name.lua" KEY_OVERRIDE=$key run_load "limits_${name}_c$CONNS" "$CONNS" "$GW_URL" keychat
+    L64_RPS=$R_RPS L64_P50=$R_P50 L64_P99=$R_P99 LERR=$((R_NON2XX + R_ERRORS)) L64_US=$R_HOP_US
+    local reqs=$R_REQS
+    sleep 0.5   # the last settlements leave
+    LRT_ADMIT=$(awk -v a="$(round_trip admit)" -v b="$before_a" -v n="$reqs" 'BEGIN {if (n > 0) printf "%.2f", (a - b) / n; else print "NA"}')
+    LRT_SETTLE=$(awk -v a="$(round_trip settle)" -v b="$before_s" -v n="$reqs" 'BEGIN {if (n > 0) printf "%.2f", (a - b) / n; else print "NA"}')
+    LUA_OVERRIDE="$OUT/limits_$name.lua" KEY_OVERRIDE=$key run_load "limits_${name}_c1" 1 "$GW_URL" keychat
+    L1_P50=$R_P50 LERR=$((LERR + R_NON2XX + R_ERRORS))
+    stop_pid "$GW_PID"; GW_PID=""
+    log "$name limits: $L64_RPS req/s at $CONNS conns; Redis round trips per request: admit $LRT_ADMIT, settle $LRT_SETTLE"
+}
+if (exec 3<>"/dev/tcp/$BENCH_REDIS_HOST/$BENCH_REDIS_PORT") 2>/dev/null; then
+    limits_runs local ''
+    LL64_RPS=$L64_RPS LL64_P50=$L64_P50 LL64_P99=$L64_P99 LL1_P50=$L1_P50 LL_ERR=$LERR LL64_US=$L64_US
+    limits_runs redis "router_settings:\n  redis_url: redis://$BENCH_REDIS_HOST:$BENCH_REDIS_PORT\n"
+    LR64_RPS=$L64_RPS LR64_P50=$L64_P50 LR64_P99=$L64_P99 LR1_P50=$L1_P50 LR_ERR=$LERR LR64_US=$L64_US LR_ADMIT=$LRT_ADMIT LR_SETTLE=$LRT_SETTLE
+else
+    log "no Redis at $BENCH_REDIS_HOST:$BENCH_REDIS_PORT: the shared-limits rows are skipped"
+    LL64_RPS=NA LL64_P50=NA LL64_P99=NA LL1_P50=NA LL_ERR=NA LL64_US=NA
+    LR64_RPS=NA LR64_P50=NA LR64_P99=NA LR1_P50=NA LR_ERR=NA LR64_US=NA LR_ADMIT=NA LR_SETTLE=NA
+fi
+
 # i. Peer (--peers): LiteLLM's proxy on the same mock, pinned like the gateway, measured like it
 # (64 and 1 connections, PEER_DURATION), then again with LITELLM_RUST=true. Installed with pip into
 # PEER_VENV; if that fails, the rows say so and the run goes on.
@@ -900,6 +942,8 @@ paths_table() {
     path_row "gateway + observability (Prometheus, OTLP, generic_api, langfuse)" "$O64_RPS" "$O64_P50" "$O64_P99" NA "$O64_US" "$D64_RPS" "$N64_RPS" "$D1_P50"
     path_row "gateway, cache hit in memory" "$HL64_RPS" "$HL64_P50" "$HL64_P99" "$HL1_P50" "$HL64_US" "$D64_RPS" "$N64_RPS" "$D1_P50"
     path_row "gateway, cache hit in Redis" "$HR64_RPS" "$HR64_P50" "$HR64_P99" "$HR1_P50" "$HR64_US" "$D64_RPS" "$N64_RPS" "$D1_P50"
+    path_row "gateway, virtual key with max_parallel_requests too, limits in the gateway" "$LL64_RPS" "$LL64_P50" "$LL64_P99" "$LL1_P50" "$LL64_US" "$D64_RPS" "$N64_RPS" "$D1_P50"
+    path_row "gateway, the same key, limits shared in Redis ($LR_ADMIT + $LR_SETTLE round trips/req; $(ratio "$LR64_RPS" "$LL64_RPS") of in the gateway)" "$LR64_RPS" "$LR64_P50" "$LR64_P99" "$LR1_P50" "$LR64_US" "$D64_RPS" "$N64_RPS" "$D1_P50"
     local row f
     for row in "${PEER_ROWS[@]}"; do
         IFS='|' read -r -a f <<<"$row"

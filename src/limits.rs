@@ -6,13 +6,14 @@
 //! the key's per-model limits (`model_rpm_limit`, `model_tpm_limit`), the key's user, its team and
 //! the team's per-model limits, and the end user (the body's `user`, or `x-litellm-end-user-id` /
 //! `x-litellm-customer-id`, with the limits of its budget). The counters are [`tollgate_actors::RateLimiter`]'s, in this
-//! process; with `router_settings` naming Redis, the rpm/tpm windows are also reserved there in one
-//! atomic script, and `max_parallel_requests` slots are leased in a Redis sorted set per scope, so
-//! the limits hold across instances. Without Redis, or while it is unreachable, each instance
+//! process; with `router_settings` naming Redis, the request is also admitted there by one atomic
+//! script that counts it in the rpm/tpm windows and leases its `max_parallel_requests` slots (a
+//! sorted set per scope), so the limits hold across instances: one round trip before the request
+//! is served, and one after it ends (slots back, token estimate corrected). Without Redis, or while it is unreachable, each instance
 //! enforces every limit on its own (so N instances admit at most N × the limit).
 //!
 //! Redis health for limits is the limiter actor's breaker ([`tollgate_actors::LimitsBreaker`]):
-//! [`acquire_parallel`] and [`reserve_shared`] report each call's outcome to it and, while it is
+//! [`admit_shared`] reports each call's outcome to it and, while it is
 //! open, do not call Redis at all (the local counters decide) until the actor finds Redis
 //! answering again.
 
@@ -20,10 +21,11 @@ use std::sync::Arc;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use tollgate_actors::{
-    Exceeded, Limits, LimitsBreaker, Permit, Remaining, Scope, SharedError, SharedRouterState,
+    AdmitRefusal, Exceeded, Limits, LimitsBreaker, Permit, Remaining, Scope, SharedError,
+    SharedRouterState,
 };
 
 use crate::auth::Caller;
@@ -199,56 +201,85 @@ pub fn headers(permit: &Permit) -> Vec<(HeaderName, HeaderValue)> {
 /// (local and shared) when the last holder drops it.
 pub struct Admission {
     pub permit: Permit,
-    shared: Option<SharedWindows>,
-    parallel: Option<SharedParallel>,
+    shared: Option<SharedAdmission>,
 }
 
-/// In-flight slots leased in Redis, given back when the request ends.
-pub struct SharedParallel {
+/// A request's reservation in Redis: its in-flight slots and its token windows, given back and
+/// corrected in one round trip when it ends.
+struct SharedAdmission {
     redis: SharedRouterState,
-    keys: Vec<String>,
+    /// The lease sets holding an in-flight slot of this request (empty: none).
+    lease_sets: Vec<String>,
     id: String,
+    tpm_keys: Vec<String>,
+    estimate: u64,
+    settled: AtomicBool,
+    /// actual − estimated tokens, once settled; sent with the slots' release.
+    delta: AtomicI64,
 }
 
 /// How long a shared in-flight slot is held if its instance never gives it back (it died): the
 /// bound on how long a crash can keep `max_parallel_requests` slots taken.
 pub const PARALLEL_LEASE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
-/// Lease an in-flight slot in Redis for every scope with `max_parallel_requests`, all or nothing.
-/// `Ok(None)` when no scope has one or Redis cannot answer or the limits breaker is open (the local
-/// count then applies per instance); `Err` (429) when a scope is full across the instances.
-pub async fn acquire_parallel(
+/// Admit the request in Redis under every scope with a limit, all or nothing and in one round
+/// trip: an in-flight slot leased for every `max_parallel_requests`, and the request with its
+/// `tokens` counted in the `rpm`/`tpm` windows. `Ok(None)` when no scope has a limit, Redis cannot
+/// answer or the limits breaker is open (the local limits then apply per instance; the call never
+/// waits longer than the Redis timeout, and not at all while the breaker is open); `Err` (429) when
+/// a scope is full across the instances.
+pub async fn admit_shared(
     redis: &SharedRouterState,
     breaker: &LimitsBreaker,
     scopes: &[Scope],
-) -> Result<Option<SharedParallel>, GatewayError> {
+    tokens: u64,
+    now_ms: u64,
+) -> Result<Option<SharedReservation>, GatewayError> {
     let limited: Vec<&Scope> = scopes
         .iter()
         .filter(|s| s.limits.parallel.is_some())
         .collect();
-    if limited.is_empty() || breaker.is_open() {
+    let windowed: Vec<&Scope> = scopes
+        .iter()
+        .filter(|s| s.limits.rpm.is_some() || s.limits.tpm.is_some())
+        .collect();
+    if (limited.is_empty() && windowed.is_empty()) || breaker.is_open() {
         return Ok(None);
     }
-    let keys: Vec<String> = limited
+    let name = |s: &Scope| format!("{}:{}", s.kind, s.id);
+    let lease_sets: Vec<String> = limited
         .iter()
-        .map(|s| SharedRouterState::parallel_key(&format!("{}:{}", s.kind, s.id)))
+        .map(|s| SharedRouterState::parallel_key(&name(s)))
         .collect();
-    let id = format!("{:032x}", rand::random::<u128>());
-    let request: Vec<(String, u64)> = keys
+    let parallel: Vec<(String, u64)> = lease_sets
         .iter()
         .zip(&limited)
         .map(|(k, s)| (k.clone(), s.limits.parallel.unwrap_or(u64::MAX)))
         .collect();
-    let result = redis.acquire_parallel(request, &id, PARALLEL_LEASE).await;
+    let limit = |l: Option<u64>| l.map_or(-1, |v| v.min(i64::MAX as u64) as i64);
+    let mut windows = Vec::with_capacity(windowed.len());
+    let mut tpm_keys = Vec::new();
+    for s in &windowed {
+        let (rpm_key, tpm_key) = SharedRouterState::limit_keys(&name(s), now_ms);
+        if s.limits.tpm.is_some() {
+            tpm_keys.push(tpm_key.clone());
+        }
+        windows.push((rpm_key, tpm_key, limit(s.limits.rpm), limit(s.limits.tpm)));
+    }
+    let id = format!("{:032x}", rand::random::<u128>());
+    let result = redis
+        .admit(parallel, windows, tokens, &id, PARALLEL_LEASE)
+        .await;
     report(breaker, &result);
     match result {
-        Ok(None) => Ok(Some(SharedParallel {
+        Ok(None) => Ok(Some(SharedReservation {
             redis: redis.clone(),
-            keys,
+            lease_sets,
             id,
+            tpm_keys,
         })),
-        Ok(Some((i, in_flight))) => {
-            let s = limited[i.min(limited.len() - 1)];
+        Ok(Some(AdmitRefusal::Parallel { index, in_flight })) => {
+            let s = limited[index.min(limited.len() - 1)];
             Err(exceeded(Exceeded {
                 kind: s.kind,
                 id: s.id.clone(),
@@ -259,105 +290,18 @@ pub async fn acquire_parallel(
                 retry_after_ms: 1000,
             }))
         }
-        Err(e) => {
-            tracing::debug!(error = %e, "shared in-flight limits unavailable; local limits apply");
-            Ok(None)
-        }
-    }
-}
-
-/// Token windows reserved in Redis, to reconcile with the real usage.
-struct SharedWindows {
-    redis: SharedRouterState,
-    tpm_keys: Vec<String>,
-    estimate: u64,
-    settled: AtomicBool,
-}
-
-impl Admission {
-    pub fn local(permit: Permit) -> Self {
-        Self {
-            permit,
-            shared: None,
-            parallel: None,
-        }
-    }
-
-    /// Replace the token estimate with the real usage, locally and in Redis (once).
-    pub fn settle(&self, actual: u64) {
-        self.permit.settle(actual);
-        if let Some(s) = &self.shared {
-            if !s.settled.swap(true, Ordering::AcqRel) {
-                let (redis, keys) = (s.redis.clone(), s.tpm_keys.clone());
-                let delta = actual as i64 - s.estimate as i64;
-                actix_web::rt::spawn(async move {
-                    if let Err(e) = redis.adjust_windows(keys, delta).await {
-                        tracing::debug!(error = %e, "shared token windows not reconciled");
-                    }
-                });
-            }
-        }
-    }
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        // A request that ended without usage used no tokens.
-        self.settle(0);
-        if let Some(p) = self.parallel.take() {
-            actix_web::rt::spawn(async move {
-                if let Err(e) = p.redis.release_parallel(p.keys, p.id).await {
-                    tracing::debug!(error = %e, "shared in-flight slots not released; they expire with their lease");
-                }
-            });
-        }
-    }
-}
-
-pub type SharedPermit = Arc<Admission>;
-
-/// Reserve the request in the Redis windows of every scope with an `rpm`/`tpm` limit, all or
-/// nothing, so the limits hold across instances. `Ok(None)` when there is nothing to share, Redis
-/// cannot answer or the limits breaker is open (the local limits then apply per instance; the call
-/// never waits longer than the Redis timeout, and not at all while the breaker is open); `Err` when
-/// a shared window is full.
-pub async fn reserve_shared(
-    redis: &SharedRouterState,
-    breaker: &LimitsBreaker,
-    scopes: &[Scope],
-    tokens: u64,
-    now_ms: u64,
-) -> Result<Option<(SharedRouterState, Vec<String>)>, GatewayError> {
-    let windowed: Vec<&Scope> = scopes
-        .iter()
-        .filter(|s| s.limits.rpm.is_some() || s.limits.tpm.is_some())
-        .collect();
-    if windowed.is_empty() || breaker.is_open() {
-        return Ok(None);
-    }
-    let limit = |l: Option<u64>| l.map_or(-1, |v| v.min(i64::MAX as u64) as i64);
-    let mut windows = Vec::with_capacity(windowed.len());
-    let mut tpm_keys = Vec::new();
-    for s in &windowed {
-        let (rpm_key, tpm_key) =
-            SharedRouterState::limit_keys(&format!("{}:{}", s.kind, s.id), now_ms);
-        if s.limits.tpm.is_some() {
-            tpm_keys.push(tpm_key.clone());
-        }
-        windows.push((rpm_key, tpm_key, limit(s.limits.rpm), limit(s.limits.tpm)));
-    }
-    let result = redis.reserve_windows(windows, tokens).await;
-    report(breaker, &result);
-    match result {
-        Ok(None) => Ok(Some((redis.clone(), tpm_keys))),
-        Ok(Some((i, used_requests, used_tokens))) => {
-            let s = windowed[i.min(windowed.len() - 1)];
+        Ok(Some(AdmitRefusal::Window {
+            index,
+            requests,
+            tokens,
+        })) => {
+            let s = windowed[index.min(windowed.len() - 1)];
             Err(exceeded(Exceeded {
                 kind: s.kind,
                 id: s.id.clone(),
                 limits: s.limits,
-                current_rpm: used_requests,
-                current_tpm: used_tokens,
+                current_rpm: requests,
+                current_tpm: tokens,
                 current_parallel: 0,
                 retry_after_ms: tollgate_actors::ms_to_next_minute(now_ms),
             }))
@@ -369,23 +313,82 @@ pub async fn reserve_shared(
     }
 }
 
+/// What [`admit_shared`] reserved in Redis, for [`Admission::with_shared`].
+pub struct SharedReservation {
+    redis: SharedRouterState,
+    lease_sets: Vec<String>,
+    id: String,
+    tpm_keys: Vec<String>,
+}
+
 impl Admission {
-    /// A local permit with its shared reservation.
-    pub fn with_shared(
-        permit: Permit,
-        shared: Option<(SharedRouterState, Vec<String>)>,
-        parallel: Option<SharedParallel>,
-        estimate: u64,
-    ) -> Self {
+    pub fn local(permit: Permit) -> Self {
         Self {
             permit,
-            parallel,
-            shared: shared.map(|(redis, tpm_keys)| SharedWindows {
-                redis,
-                tpm_keys,
+            shared: None,
+        }
+    }
+
+    /// A local permit with its shared reservation.
+    pub fn with_shared(permit: Permit, shared: Option<SharedReservation>, estimate: u64) -> Self {
+        Self {
+            permit,
+            shared: shared.map(|r| SharedAdmission {
+                redis: r.redis,
+                lease_sets: r.lease_sets,
+                id: r.id,
+                tpm_keys: r.tpm_keys,
                 estimate,
                 settled: AtomicBool::new(false),
+                delta: AtomicI64::new(0),
             }),
         }
     }
+
+    /// Replace the token estimate with the real usage, locally and in Redis (once). With shared
+    /// in-flight slots, the Redis correction goes with their release when the request ends.
+    pub fn settle(&self, actual: u64) {
+        self.permit.settle(actual);
+        let Some(s) = &self.shared else { return };
+        if s.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let delta = actual as i64 - s.estimate as i64;
+        if !s.lease_sets.is_empty() {
+            s.delta.store(delta, Ordering::Release);
+            return;
+        }
+        if delta == 0 || s.tpm_keys.is_empty() {
+            return;
+        }
+        let (redis, keys) = (s.redis.clone(), s.tpm_keys.clone());
+        actix_web::rt::spawn(async move {
+            if let Err(e) = redis.settle(None, keys, delta).await {
+                tracing::debug!(error = %e, "shared token windows not reconciled");
+            }
+        });
+    }
 }
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        // A request that ended without usage used no tokens.
+        self.settle(0);
+        let Some(s) = self.shared.take() else { return };
+        if s.lease_sets.is_empty() {
+            return;
+        }
+        let delta = s.delta.load(Ordering::Acquire);
+        actix_web::rt::spawn(async move {
+            if let Err(e) = s
+                .redis
+                .settle(Some((s.lease_sets, s.id)), s.tpm_keys, delta)
+                .await
+            {
+                tracing::debug!(error = %e, "shared in-flight slots not released; they expire with their lease");
+            }
+        });
+    }
+}
+
+pub type SharedPermit = Arc<Admission>;

@@ -853,20 +853,15 @@ async fn admit_with(
         .counters()
         .acquire(scopes.clone(), tokens, now)
         .map_err(crate::limits::exceeded)?;
-    let (shared, parallel) = match &state.router.shared {
+    let shared = match &state.router.shared {
         Some(redis) => {
-            let parallel =
-                crate::limits::acquire_parallel(redis, state.limiter.breaker(), &scopes).await?;
-            // A refused window reservation drops `parallel`, which gives its slots back.
-            let shared =
-                crate::limits::reserve_shared(redis, state.limiter.breaker(), &scopes, tokens, now)
-                    .await?;
-            (shared, parallel)
+            crate::limits::admit_shared(redis, state.limiter.breaker(), &scopes, tokens, now)
+                .await?
         }
-        None => (None, None),
+        None => None,
     };
     Ok(crate::limits::Admission::with_shared(
-        permit, shared, parallel, tokens,
+        permit, shared, tokens,
     ))
 }
 

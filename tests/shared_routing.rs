@@ -417,3 +417,100 @@ async fn redis_killed_mid_run_falls_back_to_local_limits_without_hanging() {
         );
     }
 }
+
+fn redis_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .arg("-u")
+        .arg(redis_url())
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `tollgate_redis_round_trips_total{purpose="…"}` from a scrape.
+async fn round_trips(gw: &Gateway, purpose: &str) -> u64 {
+    let (status, _, text) = get_text(&gw.url("/metrics")).await;
+    assert_eq!(status, 200, "{text}");
+    let line = format!("tollgate_redis_round_trips_total{{purpose=\"{purpose}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .unwrap_or_else(|| panic!("no {line} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn a_key_with_rpm_tpm_and_parallel_limits_costs_one_redis_round_trip_before_its_answer() {
+    let mock = Mock::start(&[]);
+    let pg = FreshPostgres::create();
+    let cfg = format!(
+        "model_list:\n{}general_settings:\n  master_key: {MASTER_KEY}\n  database_url: {}\nrouter_settings:\n  redis_url: {}\n",
+        deployment(&mock, "g", "one-round-trip", ""),
+        pg.url,
+        redis_url()
+    );
+    let gw = Gateway::start(&cfg, &[], &[]);
+    wait_until_connected(&gw).await;
+    let (status, _, created) = post(
+        &gw.url("/key/generate"),
+        Some(MASTER_KEY),
+        &serde_json::json!({"rpm_limit": 1000, "tpm_limit": 1_000_000, "max_parallel_requests": 5}),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+    let token = created["token"].as_str().unwrap().to_string();
+    let (admit, settle, deployment) = (
+        round_trips(&gw, "admit").await,
+        round_trips(&gw, "settle").await,
+        round_trips(&gw, "deployment").await,
+    );
+    let mut tokens = 0;
+    for _ in 0..10 {
+        let (status, _, body) = post(&gw.url("/v1/chat/completions"), Some(&key), &chat("g")).await;
+        assert_eq!(status, 200, "{body}");
+        tokens += body["usage"]["total_tokens"].as_u64().unwrap();
+    }
+    // The slots' release and the token correction go out after each answer, in one pipeline.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while round_trips(&gw, "settle").await < settle + 10 {
+        assert!(Instant::now() < deadline, "the requests never settled");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        round_trips(&gw, "admit").await - admit,
+        10,
+        "one admission each"
+    );
+    assert_eq!(
+        round_trips(&gw, "settle").await - settle,
+        10,
+        "one settlement each"
+    );
+    assert_eq!(
+        round_trips(&gw, "deployment").await - deployment,
+        0,
+        "an unlimited deployment is not reserved in Redis"
+    );
+    // What Redis holds: no slot left taken, ten requests and the real tokens in this minute.
+    let scope = format!("tollgate:limit:key:{token}");
+    assert_eq!(redis_cli(&["ZCARD", &format!("{scope}:parallel")]), "0");
+    let keys = redis_cli(&["--scan", "--pattern", &format!("{scope}:rpm:*")]);
+    let minutes: Vec<&str> = keys.lines().collect();
+    assert!(!minutes.is_empty(), "no rpm window in Redis");
+    let requests: u64 = minutes
+        .iter()
+        .map(|k| redis_cli(&["GET", k]).parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(requests, 10);
+    let used: u64 = redis_cli(&["--scan", "--pattern", &format!("{scope}:tpm:*")])
+        .lines()
+        .map(|k| redis_cli(&["GET", k]).parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(
+        used, tokens,
+        "the estimates were replaced by the real usage"
+    );
+}

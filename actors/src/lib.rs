@@ -62,7 +62,9 @@ pub use response_cache::{
     ResponseCacheSettings, DEFAULT_PREFIX as RESPONSE_CACHE_PREFIX, TICK as RESPONSE_CACHE_TICK,
 };
 pub use router::{RouterActor, RouterHandle};
-pub use shared::{SharedError, SharedRouterState, SharedStatus};
+pub use shared::{
+    AdmitRefusal, Purpose as RedisPurpose, SharedError, SharedRouterState, SharedStatus,
+};
 pub use snapshot::{wildcard_matches, DeploymentHandle, ModelGroup, RoutingSnapshot};
 pub use spend::{Drain, SpendHandle, SpendSink, SpendTracker, MAX_BUFFERED};
 pub use strategy::{PickError, PickRequest, Picked, RoutingStrategy};

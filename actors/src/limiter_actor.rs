@@ -44,17 +44,11 @@ pub const COOL_OFF: Duration = Duration::from_secs(5);
 /// contain secrets.
 pub type RedisProbe = Arc<dyn Fn() -> LocalBoxFuture<'static, Result<(), String>> + Send + Sync>;
 
-/// The probe for the gateway's Redis: one run of the reservation script over no window.
+/// The probe for the gateway's Redis: one run of the admission script over no scope.
 pub fn redis_probe(redis: SharedRouterState) -> RedisProbe {
     Arc::new(move || {
         let redis = redis.clone();
-        Box::pin(async move {
-            redis
-                .reserve_windows(Vec::new(), 0)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
+        Box::pin(async move { redis.probe().await.map_err(|e| e.to_string()) })
     })
 }
 

@@ -2,8 +2,15 @@
 //! cooldowns, per-minute usage of each deployment and recent latencies.
 //!
 //! * **Writes** happen where the fact is born: a deployment actor that decides a cooldown writes it
-//!   (`SET … PX`); a request reserves its deployment's minute usage with an atomic Lua script (so
-//!   deployment `rpm`/`tpm` hold exactly across instances) and pushes its latency.
+//!   (`SET … PX`); a request is admitted under its rate-limit scopes by one atomic Lua script (the
+//!   in-flight slots of `max_parallel_requests` and the `rpm`/`tpm` windows together, [`ADMIT`]),
+//!   and gives back its slots and corrects its token estimate in one pipeline when it ends
+//!   ([`SharedRouterState::settle`]); a deployment with its own `rpm`/`tpm` reserves its minute
+//!   usage with another script ([`RESERVE`]), so those hold exactly across instances; with
+//!   latency-based routing the request pushes its latency.
+//! * **Round trips** are counted by [`Purpose`] (`tollgate_redis_round_trips_total`): a request
+//!   whose key has limits and whose deployment has none makes one before it is answered
+//!   (`admit`) and one after (`settle`).
 //! * **Reads** are one pipelined round trip every [`SYNC_EVERY`], run by the router actor, which
 //!   folds what other instances wrote into each `DeploymentState`. Handlers keep reading atomics.
 //! * **Failure**: every call has a [`CALL_TIMEOUT`], and a circuit breaker opens after
@@ -16,7 +23,6 @@
 //! local counters), `tollgate:latency:{id}` (the last samples, µs).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,23 +65,112 @@ end
 return {0, 0, 0}
 ";
 
-/// Take one in-flight slot in every scope's lease set, all or nothing. Each scope is a sorted set of
-/// request ids scored by lease expiry; expired leases (requests of an instance that died) are
-/// dropped first. KEYS: one set per scope; ARGV: now ms, lease expiry ms, lease ttl ms, request id,
-/// limit₁, limit₂… Returns {0,0} when admitted, else {i, requests in flight} of the first refusal.
-const PARALLEL: &str = r"
+/// A request's admission under its rate-limit scopes in one round trip: an in-flight slot in every
+/// lease set (a sorted set of request ids scored by lease expiry; expired leases, of an instance that
+/// died, are dropped first) and one request plus `tokens` in every (requests, tokens) window (as
+/// [`RESERVE`]), all or nothing. KEYS: the lease sets, then rpm₁, tpm₁, rpm₂, tpm₂…; ARGV: now ms,
+/// lease expiry ms, lease ttl ms, request id, number of lease sets, tokens, their limits…, then
+/// rpm limit₁, tpm limit₁… (-1 = none). Returns {0,0,0,0} when admitted, {1, i, in flight, 0} when
+/// lease set i is full, {2, i, used requests, used tokens} when window i is.
+const ADMIT: &str = r"
 local now = tonumber(ARGV[1])
-for i = 1, #KEYS do
+local np = tonumber(ARGV[5])
+local tokens = tonumber(ARGV[6])
+for i = 1, np do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
   local n = redis.call('ZCARD', KEYS[i])
-  if n >= tonumber(ARGV[4 + i]) then return {i, n} end
+  if n >= tonumber(ARGV[6 + i]) then return {1, i, n, 0} end
 end
-for i = 1, #KEYS do
+local nw = (#KEYS - np) / 2
+local base = 6 + np
+for i = 1, nw do
+  local rpm = tonumber(ARGV[base + 2 * i - 1])
+  local tpm = tonumber(ARGV[base + 2 * i])
+  local r = tonumber(redis.call('GET', KEYS[np + 2 * i - 1]) or '0')
+  local t = tonumber(redis.call('GET', KEYS[np + 2 * i]) or '0')
+  if rpm >= 0 and r >= rpm then return {2, i, r, t} end
+  if tpm >= 0 and (t >= tpm or (t > 0 and t + tokens > tpm)) then return {2, i, r, t} end
+end
+for i = 1, np do
   redis.call('ZADD', KEYS[i], ARGV[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
 end
-return {0, 0}
+for i = 1, nw do
+  redis.call('INCR', KEYS[np + 2 * i - 1])
+  redis.call('EXPIRE', KEYS[np + 2 * i - 1], 120)
+  redis.call('INCRBY', KEYS[np + 2 * i], tokens)
+  redis.call('EXPIRE', KEYS[np + 2 * i], 120)
+end
+return {0, 0, 0, 0}
 ";
+
+/// What a Redis round trip was for: the label of `tollgate_redis_round_trips_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A request's admission under its rate limits (in-flight slots and windows, one script).
+    Admit,
+    /// The end of a request: its in-flight slots given back and its token estimate corrected.
+    Settle,
+    /// A picked deployment's own `rpm`/`tpm` (or usage-based routing's count) reserved.
+    Deployment,
+    /// A latency sample shared for latency-based routing.
+    Latency,
+    /// A cooldown published to the other instances.
+    Cooldown,
+    /// The router's periodic read of the shared state.
+    Sync,
+    /// The response cache.
+    Cache,
+    /// The limits breaker asking whether Redis is back.
+    Probe,
+}
+
+impl Purpose {
+    pub const ALL: [Purpose; 8] = [
+        Purpose::Admit,
+        Purpose::Settle,
+        Purpose::Deployment,
+        Purpose::Latency,
+        Purpose::Cooldown,
+        Purpose::Sync,
+        Purpose::Cache,
+        Purpose::Probe,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Admit => "admit",
+            Purpose::Settle => "settle",
+            Purpose::Deployment => "deployment",
+            Purpose::Latency => "latency",
+            Purpose::Cooldown => "cooldown",
+            Purpose::Sync => "sync",
+            Purpose::Cache => "cache",
+            Purpose::Probe => "probe",
+        }
+    }
+
+    /// Round trips made for this purpose since the process started, by every Redis handle.
+    pub fn round_trips(self) -> u64 {
+        ROUND_TRIPS[self as usize].load(Ordering::Relaxed)
+    }
+}
+
+static ROUND_TRIPS: [AtomicU64; Purpose::ALL.len()] =
+    [const { AtomicU64::new(0) }; Purpose::ALL.len()];
+
+/// Why [`SharedRouterState::admit`] refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmitRefusal {
+    /// Lease set `index` already holds `in_flight` requests.
+    Parallel { index: usize, in_flight: u64 },
+    /// Window `index` has used `requests` and `tokens` this minute.
+    Window {
+        index: usize,
+        requests: u64,
+        tokens: u64,
+    },
+}
 
 /// Whether Redis is usable, as `/health/readiness` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,11 +206,14 @@ pub struct SharedRouterState {
     breaker: Arc<Breaker>,
 }
 
+/// A thread's pool for one Redis URL and breaker generation.
+type ThreadPool = (Arc<str>, u64, Pool<RedisConnectionManager>);
+
 thread_local! {
     /// One small pool per thread: redis connections belong to the runtime that made them, and every
     /// actix worker runs its own runtime. Keyed by URL and a generation bumped after failures, so a
     /// broken connection is replaced rather than reused.
-    static POOLS: RefCell<HashMap<(String, u64), Pool<RedisConnectionManager>>> = RefCell::new(HashMap::new());
+    static POOLS: RefCell<Vec<ThreadPool>> = const { RefCell::new(Vec::new()) };
 }
 
 impl std::fmt::Debug for SharedRouterState {
@@ -152,13 +250,15 @@ impl SharedRouterState {
 
     fn pool(&self) -> Result<Pool<RedisConnectionManager>, SharedError> {
         let generation = self.breaker.generation.load(Ordering::Relaxed);
-        let key = (self.url.to_string(), generation);
         POOLS.with(|pools| {
             let mut pools = pools.borrow_mut();
-            if let Some(pool) = pools.get(&key) {
+            if let Some((_, _, pool)) = pools
+                .iter()
+                .find(|(url, g, _)| *g == generation && **url == *self.url)
+            {
                 return Ok(pool.clone());
             }
-            pools.retain(|(url, _), _| url.as_str() != &*self.url);
+            pools.retain(|(url, _, _)| **url != *self.url);
             let manager = RedisConnectionManager::new(&*self.url)
                 .map_err(|e| SharedError::Redis(e.to_string()))?;
             let pool = Pool::builder()
@@ -167,7 +267,7 @@ impl SharedRouterState {
                 .test_on_check_out(false)
                 .retry_connection(false)
                 .build_unchecked(manager);
-            pools.insert(key, pool.clone());
+            pools.push((self.url.clone(), generation, pool.clone()));
             Ok(pool)
         })
     }
@@ -175,6 +275,7 @@ impl SharedRouterState {
     /// Run one command or pipeline under the timeout and the breaker.
     async fn call<T: redis::FromRedisValue>(
         &self,
+        purpose: Purpose,
         build: impl FnOnce() -> Invocation,
     ) -> Result<T, SharedError> {
         let now = now_ms();
@@ -182,6 +283,7 @@ impl SharedRouterState {
             return Err(SharedError::BreakerOpen);
         }
         let pool = self.pool()?;
+        ROUND_TRIPS[purpose as usize].fetch_add(1, Ordering::Relaxed);
         let invocation = build();
         let work = async move {
             let mut conn = pool
@@ -200,8 +302,8 @@ impl SharedRouterState {
                     }
                     invocation.invoke_async(&mut *conn).await
                 }
-                Invocation::Parallel { keys, args } => {
-                    let mut invocation = parallel_script().prepare_invoke();
+                Invocation::Admit { keys, args } => {
+                    let mut invocation = admit_script().prepare_invoke();
                     for k in &keys {
                         invocation.key(k);
                     }
@@ -257,7 +359,8 @@ impl SharedRouterState {
         &self,
         pipeline: redis::Pipeline,
     ) -> Result<T, SharedError> {
-        self.call(move || Invocation::Pipeline(pipeline)).await
+        self.call(Purpose::Cache, move || Invocation::Pipeline(pipeline))
+            .await
     }
 
     /// Reserve one request and `tokens` of `id`'s current minute across every instance. `Ok(false)`
@@ -273,44 +376,36 @@ impl SharedRouterState {
         let (rpm_key, tpm_key) = (usage_key("rpm", id, minute), usage_key("tpm", id, minute));
         let limit = |l: Option<u64>| l.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
         let (rpm, tpm) = (limit(rpm), limit(tpm));
-        let refused = self
-            .reserve_windows(vec![(rpm_key, tpm_key, rpm, tpm)], tokens)
+        let reply: Vec<i64> = self
+            .call(Purpose::Deployment, move || Invocation::Reserve {
+                keys: vec![rpm_key, tpm_key],
+                args: vec![tokens.min(i64::MAX as u64) as i64, rpm, tpm],
+            })
             .await?;
-        Ok(refused.is_none())
+        match reply.first() {
+            Some(0) => Ok(true),
+            Some(_) => Ok(false),
+            None => Err(SharedError::Redis(
+                "unexpected reply from the reservation script".into(),
+            )),
+        }
     }
 
-    /// Reserve one request and `tokens` in several (requests, tokens) windows at once, each with
-    /// its limits (`-1` = none): all or nothing. `Ok(None)` when admitted, else the index of the
-    /// first window that refused with its used requests and tokens.
-    pub async fn reserve_windows(
-        &self,
-        windows: Vec<(String, String, i64, i64)>,
-        tokens: u64,
-    ) -> Result<Option<(usize, u64, u64)>, SharedError> {
-        let mut keys = Vec::with_capacity(windows.len() * 2);
-        let mut args = vec![tokens.min(i64::MAX as u64) as i64];
-        for (rpm_key, tpm_key, rpm, tpm) in windows {
-            keys.push(rpm_key);
-            keys.push(tpm_key);
-            args.push(rpm);
-            args.push(tpm);
-        }
-        let reply: Vec<i64> = self
-            .call(move || Invocation::Reserve { keys, args })
-            .await?;
-        Ok(match reply.as_slice() {
-            [0, ..] => None,
-            [i, r, t, ..] => Some((
-                (*i - 1).max(0) as usize,
-                (*r).max(0) as u64,
-                (*t).max(0) as u64,
-            )),
-            _ => {
-                return Err(SharedError::Redis(
-                    "unexpected reply from the reservation script".into(),
-                ))
-            }
+    /// Whether Redis answers and runs the admission script: one run of it over no scope.
+    pub async fn probe(&self) -> Result<(), SharedError> {
+        self.call::<Vec<i64>>(Purpose::Probe, || Invocation::Admit {
+            keys: Vec::new(),
+            args: vec![
+                now_ms().to_string(),
+                "0".into(),
+                "1".into(),
+                "probe".into(),
+                "0".into(),
+                "0".into(),
+            ],
         })
+        .await
+        .map(|_| ())
     }
 
     /// The lease set holding the in-flight requests of a rate-limit scope.
@@ -318,49 +413,88 @@ impl SharedRouterState {
         format!("tollgate:limit:{scope}:parallel")
     }
 
-    /// Take an in-flight slot for request `id` in every `(lease set, max_parallel_requests)`, all
-    /// or nothing, held until [`Self::release_parallel`] or until `lease` expires (the bound on
-    /// slots left by an instance that died). `Ok(None)` when admitted, else the index of the first
-    /// full scope and its requests in flight.
-    pub async fn acquire_parallel(
+    /// Admit request `id` under its scopes in one round trip, all or nothing: an in-flight slot in
+    /// every `(lease set, max_parallel_requests)` of `parallel`, held until [`Self::settle`] or until
+    /// `lease` expires (the bound on slots left by an instance that died), and one request plus
+    /// `tokens` in every `(rpm key, tpm key, rpm limit, tpm limit)` of `windows` (`-1` = no limit).
+    /// `Ok(None)` when admitted, else the first refusal.
+    pub async fn admit(
         &self,
-        scopes: Vec<(String, u64)>,
+        parallel: Vec<(String, u64)>,
+        windows: Vec<(String, String, i64, i64)>,
+        tokens: u64,
         id: &str,
         lease: Duration,
-    ) -> Result<Option<(usize, u64)>, SharedError> {
+    ) -> Result<Option<AdmitRefusal>, SharedError> {
         let now = now_ms();
         let lease_ms = lease.as_millis().max(1) as u64;
-        let mut keys = Vec::with_capacity(scopes.len());
-        let mut args = vec![
+        let mut keys = Vec::with_capacity(parallel.len() + windows.len() * 2);
+        let mut args = Vec::with_capacity(6 + parallel.len() + windows.len() * 2);
+        args.extend([
             now.to_string(),
             (now + lease_ms).to_string(),
             lease_ms.to_string(),
             id.to_string(),
-        ];
-        for (key, limit) in scopes {
+            parallel.len().to_string(),
+            tokens.min(i64::MAX as u64).to_string(),
+        ]);
+        for (key, limit) in parallel {
             keys.push(key);
             args.push(limit.min(i64::MAX as u64).to_string());
         }
+        for (rpm_key, tpm_key, rpm, tpm) in windows {
+            keys.push(rpm_key);
+            keys.push(tpm_key);
+            args.push(rpm.to_string());
+            args.push(tpm.to_string());
+        }
         let reply: Vec<i64> = self
-            .call(move || Invocation::Parallel { keys, args })
+            .call(Purpose::Admit, move || Invocation::Admit { keys, args })
             .await?;
+        let index = |i: i64| (i - 1).max(0) as usize;
         Ok(match reply.as_slice() {
             [0, ..] => None,
-            [i, n, ..] => Some(((*i - 1).max(0) as usize, (*n).max(0) as u64)),
+            [1, i, n, ..] => Some(AdmitRefusal::Parallel {
+                index: index(*i),
+                in_flight: (*n).max(0) as u64,
+            }),
+            [2, i, r, t, ..] => Some(AdmitRefusal::Window {
+                index: index(*i),
+                requests: (*r).max(0) as u64,
+                tokens: (*t).max(0) as u64,
+            }),
             _ => {
                 return Err(SharedError::Redis(
-                    "unexpected reply from the in-flight script".into(),
+                    "unexpected reply from the admission script".into(),
                 ))
             }
         })
     }
 
-    /// Give back the in-flight slots of request `id`.
-    pub async fn release_parallel(&self, keys: Vec<String>, id: String) -> Result<(), SharedError> {
-        self.call(move || {
+    /// The end of an admitted request, in one round trip: give back its in-flight slots (`release`:
+    /// the lease sets and the request id) and add `delta` (actual − estimated tokens) to its token
+    /// windows.
+    pub async fn settle(
+        &self,
+        release: Option<(Vec<String>, String)>,
+        tpm_keys: Vec<String>,
+        delta: i64,
+    ) -> Result<(), SharedError> {
+        let adjust = delta != 0 && !tpm_keys.is_empty();
+        if release.is_none() && !adjust {
+            return Ok(());
+        }
+        self.call(Purpose::Settle, move || {
             let mut p = redis::pipe();
-            for k in &keys {
-                p.cmd("ZREM").arg(k).arg(&id).ignore();
+            if let Some((keys, id)) = &release {
+                for k in keys {
+                    p.cmd("ZREM").arg(k).arg(id).ignore();
+                }
+            }
+            if adjust {
+                for k in &tpm_keys {
+                    p.cmd("INCRBY").arg(k).arg(delta).ignore();
+                }
             }
             Invocation::Pipeline(p)
         })
@@ -376,25 +510,6 @@ impl SharedRouterState {
         )
     }
 
-    /// Add `delta` (actual − estimated tokens) to token windows.
-    pub async fn adjust_windows(
-        &self,
-        tpm_keys: Vec<String>,
-        delta: i64,
-    ) -> Result<(), SharedError> {
-        if delta == 0 || tpm_keys.is_empty() {
-            return Ok(());
-        }
-        self.call(move || {
-            let mut p = redis::pipe();
-            for k in &tpm_keys {
-                p.cmd("INCRBY").arg(k).arg(delta).ignore();
-            }
-            Invocation::Pipeline(p)
-        })
-        .await
-    }
-
     /// Replace a token estimate with the real count (`delta` = actual − estimated).
     pub async fn adjust_tokens(
         &self,
@@ -406,7 +521,7 @@ impl SharedRouterState {
             return Ok(());
         }
         let key = usage_key("tpm", id, reserved_at_ms / 60_000);
-        self.call(move || {
+        self.call(Purpose::Settle, move || {
             let mut p = redis::pipe();
             p.cmd("INCRBY").arg(&key).arg(delta).ignore();
             Invocation::Pipeline(p)
@@ -418,7 +533,7 @@ impl SharedRouterState {
     pub async fn push_latency(&self, id: &str, latency: Duration) -> Result<(), SharedError> {
         let key = format!("tollgate:latency:{id}");
         let micros = latency.as_micros().min(u64::MAX as u128) as u64;
-        self.call(move || {
+        self.call(Purpose::Latency, move || {
             let mut p = redis::pipe();
             p.cmd("LPUSH").arg(&key).arg(micros).ignore();
             p.cmd("LTRIM")
@@ -436,7 +551,7 @@ impl SharedRouterState {
     pub async fn publish_cooldown(&self, id: &str, until_ms: u64) -> Result<(), SharedError> {
         let ttl = until_ms.saturating_sub(now_ms()).max(1);
         let key = format!("tollgate:cooldown:{id}");
-        self.call(move || {
+        self.call(Purpose::Cooldown, move || {
             let mut p = redis::pipe();
             p.cmd("SET")
                 .arg(&key)
@@ -459,7 +574,7 @@ impl SharedRouterState {
         let ids: Vec<String> = deployments.iter().map(|(id, _)| id.clone()).collect();
         let rows: Vec<Row> = if ids.is_empty() {
             let (_pong,): (String,) = self
-                .call(|| {
+                .call(Purpose::Sync, || {
                     let mut p = redis::pipe();
                     p.cmd("PING");
                     Invocation::Pipeline(p)
@@ -468,7 +583,7 @@ impl SharedRouterState {
             Vec::new()
         } else {
             let values: Vec<redis::Value> = self
-                .call(move || {
+                .call(Purpose::Sync, move || {
                     let mut p = redis::pipe();
                     for id in &ids {
                         p.cmd("GET").arg(format!("tollgate:cooldown:{id}"));
@@ -508,16 +623,16 @@ enum Invocation {
         keys: Vec<String>,
         args: Vec<i64>,
     },
-    /// The in-flight lease script with its keys and arguments.
-    Parallel {
+    /// The admission script with its keys and arguments.
+    Admit {
         keys: Vec<String>,
         args: Vec<String>,
     },
 }
 
-fn parallel_script() -> &'static Script {
+fn admit_script() -> &'static Script {
     static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(PARALLEL))
+    SCRIPT.get_or_init(|| Script::new(ADMIT))
 }
 
 fn reserve_script() -> &'static Script {

@@ -111,6 +111,23 @@ fn render(state: &AppState) -> Result<String, std::fmt::Error> {
                 .set(i64::from(status == s));
         }
     }
+    let round_trips: Vec<(&str, u64)> = tollgate_actors::RedisPurpose::ALL
+        .iter()
+        .map(|p| (p.as_str(), p.round_trips()))
+        .collect();
+    if shared.is_some() || round_trips.iter().any(|(_, n)| *n > 0) {
+        let family = Family::<Labels, prometheus_client::metrics::counter::Counter<u64>>::default();
+        registry.register(
+            "tollgate_redis_round_trips",
+            "Redis round trips made by this process, by purpose (admit and settle: a request's rate limits)",
+            family.clone(),
+        );
+        for (purpose, n) in round_trips {
+            family
+                .get_or_create(&vec![("purpose", purpose.to_string())])
+                .inc_by(n);
+        }
+    }
     let limits_shared = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
     limits_shared.set(i64::from(
         shared == Some(SharedStatus::Connected) && !state.limiter.breaker().is_open(),
