@@ -1819,7 +1819,7 @@ async fn call_provider(
 
     // A provider that answers with a job (Replicate's predictions) is followed to the job's end:
     // its final body, or its stream.
-    let (mut followed_body, mut followed_stream) = (None, None);
+    let (mut followed_body, mut followed_stream, mut followed_translator) = (None, None, None);
     if (200..300).contains(&status) {
         let call = providers::FollowUp {
             deployment: &deployment,
@@ -1832,7 +1832,10 @@ async fn call_provider(
         if let Some(job) = adapter.follow_up(call) {
             match job.await {
                 Ok(providers::FollowedUp::Body(body)) => followed_body = Some(body),
-                Ok(providers::FollowedUp::Stream(stream)) => followed_stream = Some(stream),
+                Ok(providers::FollowedUp::Stream { body, translator }) => {
+                    followed_stream = Some(body);
+                    followed_translator = translator;
+                }
                 Err(e) => return Err(fail(e, facts)),
             }
         }
@@ -1958,11 +1961,12 @@ async fn call_provider(
             body: Box::pin(relay),
         }));
     }
-    let body: Pin<Box<dyn Stream<Item = Result<Bytes, String>>>> =
-        match adapter.stream_translator_for(&deployment, &target, req) {
-            Some(translator) => Box::pin(TranslatedStream::new(body, translator)),
-            None => Box::pin(body),
-        };
+    let translator =
+        followed_translator.or_else(|| adapter.stream_translator_for(&deployment, &target, req));
+    let body: Pin<Box<dyn Stream<Item = Result<Bytes, String>>>> = match translator {
+        Some(translator) => Box::pin(TranslatedStream::new(body, translator)),
+        None => Box::pin(body),
+    };
     let acc = acc.clone();
     let relay = SseRelay::new(
         body,

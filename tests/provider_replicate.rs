@@ -371,3 +371,99 @@ async fn a_client_that_goes_away_cancels_the_prediction() {
     })
     .await;
 }
+
+/// A listener on another loopback port that keeps what every connection to it sent, and answers
+/// each with a 500.
+struct Foreign {
+    origin: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Foreign {
+    fn start() -> Foreign {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let origin = format!("http://{}", listener.local_addr().expect("address"));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut buf = vec![0u8; 16 * 1024];
+                let n = conn.read(&mut buf).unwrap_or(0);
+                // Recorded even when nothing was read: a connection is a contact.
+                kept.lock().expect("lock").push(buf[..n].to_vec());
+                let _ = conn.write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        Foreign { origin, seen }
+    }
+
+    fn contacts(&self) -> Vec<Vec<u8>> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+#[actix_rt::test]
+async fn urls_on_another_host_are_never_contacted() {
+    let (mock, gw) = start();
+    let foreign = Foreign::start();
+    let url = gw.url("/v1/chat/completions");
+
+    // Polled: the mock's `urls.get` points at the foreign port; the polls go to the api_base.
+    let body = json!({"model": "deployed", "messages": messages(), "mock_polls": 2,
+                      "mock_urls_origin": foreign.origin});
+    let (status, _, v) = post(&url, Some(MASTER_KEY), &body).await;
+    assert_eq!(status, 200, "{v}\n{}", gw.proc.logs());
+    assert_eq!(v["choices"][0]["message"]["content"], DEFAULT_REPLY);
+    let shown = &predictions(&mock).await[0];
+    assert_eq!(shown["status"], "succeeded", "{shown}");
+    let get = shown["urls"]["get"].as_str().unwrap_or_default();
+    assert!(get.starts_with(&foreign.origin), "{shown}");
+
+    // Streamed: a stream on another host is not read; the prediction is polled at the api_base
+    // and its output replayed.
+    let body = json!({"model": "llama-versioned", "messages": messages(), "stream": true,
+                      "stream_options": {"include_usage": true}, "mock_urls_origin": foreign.origin});
+    let (status, _, text) = stream_text(&url, Some(MASTER_KEY), &body).await;
+    assert_eq!(status, 200, "{text}\n{}", gw.proc.logs());
+    assert_eq!(chat_stream_text(&text), DEFAULT_REPLY);
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let shown = &predictions(&mock).await[0];
+    assert_eq!(shown["status"], "succeeded", "{shown}");
+    assert!(
+        shown["urls"]["stream"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&foreign.origin)),
+        "{shown}"
+    );
+
+    // Left behind: cancelled at the api_base, not at the foreign `urls.cancel`.
+    let body = json!({"model": "deployed", "messages": messages(), "mock_polls": 100000,
+                      "timeout": 1, "num_retries": 0, "mock_urls_origin": foreign.origin});
+    let (status, _, v) = post(&url, Some(MASTER_KEY), &body).await;
+    assert_eq!(status, 408, "{v}");
+    wait_for(Duration::from_secs(10), || async {
+        predictions(&mock).await[0]["status"] == "canceled"
+    })
+    .await;
+
+    let contacts = foreign.contacts();
+    assert!(
+        contacts.is_empty(),
+        "the foreign host was contacted: {:?}",
+        contacts
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+    );
+    assert!(!contacts.iter().any(|c| contains(c, KEY)));
+    assert!(
+        gw.proc.logs().contains("not followed"),
+        "{}",
+        gw.proc.logs()
+    );
+}

@@ -4,7 +4,8 @@
 //!   and `POST /v1/deployments/{owner}/{name}/predictions` (`{"input"}`) create a prediction;
 //!   `input.prompt` must be a string. With `Prefer: wait=<n>` a prediction that does not stream
 //!   finishes at once (201 with its output), else it answers `starting`.
-//! - `GET /v1/predictions/{id}` shows it (a running prediction moves on at each poll),
+//! - `GET /v1/predictions/{id}` shows it (a running prediction moves on at each poll, unless its
+//!   stream is being read),
 //!   `GET /v1/predictions` lists them (newest first), `POST /v1/predictions/{id}/cancel` cancels it.
 //! - `GET /v1/predictions/{id}/stream` (its `urls.stream`, when created with `"stream": true`):
 //!   server-sent `output` events (a text with newlines on several `data:` lines), then `done`
@@ -18,7 +19,9 @@
 //! `mock_prediction_error: "<text>"` makes it fail with that error, `mock_chunk_delay_ms` spaces
 //! its stream's events; `mock_fail` / `mock_latency_ms` (or the `x-mock-fail` header, or a model
 //! named `mock-fail-<mode>`) inject HTTP failures as on the other routes. URLs in `urls` point
-//! back at the address the request was sent to. The bearer key is checked against `--api-key`.
+//! back at the address the request was sent to, or at `input.mock_urls_origin`
+//! (`scheme://host:port`, for tests of clients that must not follow URLs to another host). The
+//! bearer key is checked against `--api-key`.
 
 use std::{sync::Mutex, time::Duration};
 
@@ -70,9 +73,11 @@ struct Prediction {
     status: &'static str,
     polls_left: u64,
     stream: bool,
+    /// Its stream was opened (it then ends with its stream, not with polls).
+    streaming: bool,
     chunk_delay: Duration,
     input_tokens: u64,
-    /// `scheme://host` the prediction was created at.
+    /// `scheme://host` the prediction was created at, or `mock_urls_origin`: where `urls` point.
     origin: String,
     created_at: u64,
 }
@@ -281,9 +286,13 @@ async fn create(req: HttpRequest, raw: Bytes, state: web::Data<MockState>) -> Ht
         status: "starting",
         polls_left: number("mock_polls").unwrap_or(0),
         stream: body.get("stream").and_then(Value::as_bool) == Some(true),
+        streaming: false,
         chunk_delay: number("mock_chunk_delay_ms").map_or(state.chunk_delay, Duration::from_millis),
         input_tokens: tokens_for_chars(prompt.chars().count() + system.chars().count()),
-        origin: origin(&req),
+        origin: input
+            .get("mock_urls_origin")
+            .and_then(Value::as_str)
+            .map_or_else(|| origin(&req), str::to_string),
         created_at: unix_now(),
     };
     let waits = req
@@ -305,8 +314,8 @@ async fn show(req: HttpRequest, state: web::Data<MockState>) -> HttpResponse {
     }
     let id = req.match_info().get("id").unwrap_or_default();
     let shown = state.replicate.with(id, |p| {
-        // A polled prediction moves on; a streamed one ends with its stream.
-        if p.running() && !p.stream {
+        // A polled prediction moves on; one whose stream is read ends with its stream.
+        if p.running() && !p.streaming {
             if p.polls_left > 0 {
                 p.polls_left -= 1;
                 p.status = "processing";
@@ -379,6 +388,9 @@ async fn events(req: HttpRequest, state: web::Data<MockState>) -> HttpResponse {
     let known = state.replicate.with(&id, |p| {
         if p.status == "starting" {
             p.status = "processing";
+        }
+        if p.stream {
+            p.streaming = true;
         }
         p.stream
     });

@@ -696,9 +696,13 @@ pub struct FollowUp<'a> {
 pub enum FollowedUp {
     /// A body for [`ProviderAdapter::translate_response`].
     Body(Bytes),
-    /// A stream for the translator of [`ProviderAdapter::stream_translator_for`] (the answer to a
-    /// streaming request).
-    Stream(crate::outcome::ByteStream),
+    /// The answer to a streaming request: its bytes, and the translator that reads them when the
+    /// follow-up brings its own (one that holds the job's state, such as the cancellation of a
+    /// job left behind); `None`: the translator of [`ProviderAdapter::stream_translator_for`].
+    Stream {
+        body: crate::outcome::ByteStream,
+        translator: Option<Box<dyn stream::StreamTranslator>>,
+    },
 }
 
 /// One provider's translation, in both directions.

@@ -19,20 +19,24 @@
 //!   `urls.get` (100 ms doubling to 1 s) until it is, within the attempt's timeout; a streaming
 //!   call reads `urls.stream` (server-sent `output`, `done` and `error` events). A prediction
 //!   left behind (the client went away, or the wait ran out) is cancelled at `urls.cancel`.
+//! - The key goes only where the deployment sends it: a URL of `urls` is followed when
+//!   [`may_follow`] allows it (the `api_base`'s scheme, host and port; Replicate's stream host for
+//!   Replicate's own API). Another `get` or `cancel` URL is replaced by
+//!   `{base}/predictions/{id}[/cancel]`; a stream on another host is polled instead and its output
+//!   replayed as one event.
 //! - Output: `output` is a list of strings (joined) or a string; usage from
 //!   `metrics.input_token_count` / `output_token_count`, else estimated (four characters a token).
 
 use std::borrow::Cow;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::LocalBoxFuture;
-use futures_util::Stream;
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tollgate_wire::openai::{Delta, TextChoice, TextCompletion};
+use url::Url;
 
 use super::native::{self, upstream_error};
 use super::openai::classify;
@@ -50,6 +54,9 @@ use crate::upstream;
 
 /// Replicate's API, `/v1` included.
 pub const DEFAULT_API_BASE: &str = "https://api.replicate.com/v1";
+/// The host of Replicate's API, and the one it serves prediction streams from.
+const API_HOST: &str = "api.replicate.com";
+const STREAM_HOST: &str = "stream.replicate.com";
 
 const PROVIDER: &str = "Replicate";
 
@@ -449,12 +456,61 @@ fn prompt_tokens(req: &LlmRequest) -> u64 {
     estimate(chars)
 }
 
+/// Whether `url`, one of a prediction's `urls`, may be contacted with the deployment's key: its
+/// scheme, host and port are those of `api_base`, or (a stream of Replicate's own API,
+/// `https://api.replicate.com`) it is on `https://stream.replicate.com`. Both URLs are parsed and
+/// their hosts and ports compared, never their text; a URL with userinfo is refused.
+fn may_follow(api_base: &str, url: &str, stream: bool) -> bool {
+    let (Ok(base), Ok(url)) = (Url::parse(api_base), Url::parse(url)) else {
+        return false;
+    };
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return false;
+    }
+    if url.scheme() == base.scheme()
+        && url.host() == base.host()
+        && url.port_or_known_default() == base.port_or_known_default()
+    {
+        return true;
+    }
+    let https_on = |u: &Url, host: &str| {
+        u.scheme() == "https"
+            && u.host_str() == Some(host)
+            && u.port_or_known_default() == Some(443)
+    };
+    stream && https_on(&base, API_HOST) && https_on(&url, STREAM_HOST)
+}
+
+/// Which of a prediction's `urls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Get,
+    Cancel,
+    Stream,
+}
+
+impl Link {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Cancel => "cancel",
+            Self::Stream => "stream",
+        }
+    }
+}
+
 /// What the calls after the create carry: the key, the deployment's extra headers and TLS.
 struct Session {
     headers: Vec<(Cow<'static, str>, String)>,
     key: Option<Secret>,
     trust: Option<Trust>,
     model: String,
+    /// The deployment's target: its `api_base` is where the key may go.
+    target: Target,
 }
 
 impl Session {
@@ -466,7 +522,43 @@ impl Session {
             key: call.target.api_key.clone(),
             trust: call.deployment.trust.clone(),
             model: call.req.model.clone(),
+            target: call.target.clone(),
         }
+    }
+
+    /// Where to send the prediction's `link` call: the URL Replicate gave when [`may_follow`]
+    /// allows it; else, for `get` and `cancel`, the one built from the `api_base` and the
+    /// prediction's id (`None` without a usable id), and for `stream` none (the caller polls).
+    /// `None` as well when Replicate gave no URL.
+    fn link(&self, prediction: &Prediction, link: Link) -> Option<String> {
+        let given = match link {
+            Link::Get => prediction.urls.get.as_deref(),
+            Link::Cancel => prediction.urls.cancel.as_deref(),
+            Link::Stream => prediction.urls.stream.as_deref(),
+        }?;
+        if may_follow(&self.target.api_base, given, link == Link::Stream) {
+            return Some(given.to_string());
+        }
+        let host = Url::parse(given)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        tracing::warn!(
+            model = self.model,
+            link = link.name(),
+            host,
+            "Replicate gave a URL on another host than the api_base; not followed"
+        );
+        let id = prediction.id.as_str();
+        if link == Link::Stream || id.is_empty() || id == "." || id == ".." {
+            return None;
+        }
+        let base = self.target.api_base.trim_end_matches('/');
+        let id = super::urls::segment(id);
+        Some(self.target.url(match link {
+            Link::Cancel => format!("{base}/predictions/{id}/cancel"),
+            _ => format!("{base}/predictions/{id}"),
+        }))
     }
 
     fn request(&self, url: &str, accept: &str) -> PreparedRequest {
@@ -512,8 +604,10 @@ struct CancelOnDrop {
 
 impl CancelOnDrop {
     fn new(prediction: &Prediction, session: &Session) -> Self {
-        let request = match (&prediction.urls.cancel, prediction.state()) {
-            (Some(url), State::Running) => Some(session.request(url, "application/json")),
+        let request = match prediction.state() {
+            State::Running => session
+                .link(prediction, Link::Cancel)
+                .map(|url| session.request(&url, "application/json")),
             _ => None,
         };
         Self {
@@ -573,14 +667,20 @@ async fn follow(call: FollowUp<'_>) -> Result<FollowedUp, GatewayError> {
         let (_, body) = poll(&call, &session, &mut guard, prediction, body).await?;
         return Ok(FollowedUp::Body(body));
     }
-    let stream_url = match (&prediction.urls.stream, prediction.state()) {
-        (Some(url), State::Running) => url.clone(),
-        // Finished already (or a model that does not stream): its output as one event.
-        _ => {
+    let stream_url = match prediction.state() {
+        State::Running => session.link(&prediction, Link::Stream),
+        _ => None,
+    };
+    let stream_url = match stream_url {
+        Some(url) => url,
+        // Finished already, a model that does not stream, or a stream on another host: its
+        // output, once finished, as one event.
+        None => {
             let (done, _) = poll(&call, &session, &mut guard, prediction, body).await?;
-            return Ok(FollowedUp::Stream(Box::pin(futures_util::stream::iter([
-                Ok(replay(&done)),
-            ]))));
+            return Ok(FollowedUp::Stream {
+                body: Box::pin(futures_util::stream::iter([Ok(replay(&done))])),
+                translator: None,
+            });
         }
     };
     let left = deadline.saturating_duration_since(Instant::now());
@@ -595,11 +695,11 @@ async fn follow(call: FollowUp<'_>) -> Result<FollowedUp, GatewayError> {
             body: &body,
         }));
     }
-    Ok(FollowedUp::Stream(Box::pin(Watched {
-        upstream: response,
-        events: SseEvents::default(),
-        guard,
-    })))
+    // The translator ends the guard's watch when it reads the prediction's end.
+    Ok(FollowedUp::Stream {
+        body: Box::pin(response.map(|item| item.map_err(|e| e.to_string()))),
+        translator: Some(Box::new(ReplicateStream::new(call.req).watching(guard))),
+    })
 }
 
 /// Poll a prediction until it succeeded (its last answer, parsed and raw), failed or the
@@ -617,6 +717,7 @@ async fn poll(
         timeout: call.timeout,
     };
     let mut pause = FIRST_POLL_PAUSE;
+    let mut get = None;
     loop {
         match prediction.state() {
             State::Succeeded => {
@@ -629,7 +730,10 @@ async fn poll(
             }
             State::Running => {}
         }
-        let Some(url) = prediction.urls.get.clone() else {
+        if get.is_none() {
+            get = session.link(&prediction, Link::Get);
+        }
+        let Some(url) = get.clone() else {
             return Err(native::bad_body(
                 PROVIDER,
                 "a running prediction without urls.get",
@@ -672,42 +776,6 @@ fn replay(prediction: &Prediction) -> Bytes {
     Bytes::from(out)
 }
 
-/// A prediction's event stream, passed on as it is; the prediction is cancelled if the stream is
-/// dropped before its `done` (or `error`) event.
-struct Watched<S> {
-    upstream: S,
-    events: SseEvents,
-    guard: CancelOnDrop,
-}
-
-impl<S, E> Stream for Watched<S>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    type Item = Result<Bytes, String>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.upstream).poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => {
-                let ended = this
-                    .events
-                    .push(&bytes)
-                    .iter()
-                    .any(|e| matches!(e.event.as_deref(), Some("done" | "error")));
-                if ended {
-                    this.guard.disarm();
-                }
-                Poll::Ready(Some(Ok(bytes)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.to_string()))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
 /// A prediction's server-sent events as OpenAI chunks (`chat.completion.chunk`, or
 /// `text_completion` chunks for a text completion): `output` events are text, `done` ends the
 /// stream with its finish and usage chunks, `error` breaks it.
@@ -723,6 +791,9 @@ pub struct ReplicateStream {
     chars: usize,
     started: bool,
     ended: bool,
+    /// The prediction's cancellation, disarmed when its `done` or `error` event is read (the
+    /// stream of a follow-up: dropped before then, the prediction is cancelled).
+    guard: Option<CancelOnDrop>,
 }
 
 impl ReplicateStream {
@@ -741,7 +812,14 @@ impl ReplicateStream {
             chars: 0,
             started: false,
             ended: false,
+            guard: None,
         }
+    }
+
+    /// The translator that disarms `guard` when the prediction's end is read.
+    fn watching(mut self, guard: CancelOnDrop) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     fn text_chunk(&mut self, text: &str, finish: Option<&str>, usage: Option<&Usage>) {
@@ -805,6 +883,12 @@ impl ReplicateStream {
     }
 
     fn event(&mut self, event: Option<&str>, data: &str) -> Result<(), GatewayError> {
+        // The prediction ended (succeeded, failed or was canceled): nothing left to cancel.
+        if matches!(event, Some("done" | "error")) {
+            if let Some(guard) = &mut self.guard {
+                guard.disarm();
+            }
+        }
         if self.ended {
             return Ok(());
         }
@@ -1144,6 +1228,210 @@ mod tests {
         assert!(text.contains("\"object\":\"text_completion\""), "{text}");
         assert!(text.contains("\"text\":\"Hi\""), "{text}");
         assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    }
+
+    #[test]
+    fn only_urls_on_the_api_base_or_replicates_stream_host_are_followed() {
+        let real = DEFAULT_API_BASE;
+        // The api_base's own scheme, host and port; the trailing path does not matter.
+        assert!(may_follow(
+            real,
+            "https://api.replicate.com/v1/predictions/p1",
+            false
+        ));
+        assert!(may_follow(
+            real,
+            "https://API.Replicate.com:443/v1/predictions/p1/cancel",
+            false
+        ));
+        assert!(may_follow(
+            "http://127.0.0.1:9000/v1",
+            "http://127.0.0.1:9000/v1/predictions/p1",
+            false
+        ));
+        // Replicate's stream host, for a stream of the real API only, over https only.
+        assert!(may_follow(
+            real,
+            "https://stream.replicate.com/v1/files/abc",
+            true
+        ));
+        assert!(!may_follow(
+            real,
+            "https://stream.replicate.com/v1/files/abc",
+            false
+        ));
+        assert!(!may_follow(
+            real,
+            "http://stream.replicate.com/v1/files/abc",
+            true
+        ));
+        assert!(!may_follow(
+            real,
+            "https://stream.replicate.com:8443/v1/files/abc",
+            true
+        ));
+        assert!(!may_follow(
+            "https://proxy.example/v1",
+            "https://stream.replicate.com/v1/files/abc",
+            true
+        ));
+        assert!(!may_follow(
+            "http://api.replicate.com/v1",
+            "https://stream.replicate.com/x",
+            true
+        ));
+        // Foreign hosts, other ports, a downgrade to http.
+        for url in [
+            "https://evil.example/v1/predictions/p1",
+            "https://api.replicate.com.evil.example/v1/predictions/p1",
+            "https://evil.example/api.replicate.com/v1/predictions/p1",
+            "https://api.replicate.com:8443/v1/predictions/p1",
+            "http://api.replicate.com/v1/predictions/p1",
+            "https://replicate.com/p/p1",
+            "ftp://api.replicate.com/v1/predictions/p1",
+            "/v1/predictions/p1",
+            "not a url",
+        ] {
+            assert!(!may_follow(real, url, false), "{url}");
+            assert!(!may_follow(real, url, true), "{url}");
+        }
+        assert!(!may_follow(
+            "http://127.0.0.1:9000/v1",
+            "http://127.0.0.1:9001/v1/predictions/p1",
+            false
+        ));
+        assert!(!may_follow(
+            "http://127.0.0.1:9000/v1",
+            "http://localhost:9000/v1/predictions/p1",
+            false
+        ));
+        // Userinfo: a host that only looks like the base, and credentials on the right host.
+        for url in [
+            "https://api.replicate.com@evil.example/v1/predictions/p1",
+            "https://api.replicate.com:443@evil.example/v1/predictions/p1",
+            "https://user:pw@api.replicate.com/v1/predictions/p1",
+            "https://stream.replicate.com@evil.example/v1/files/abc",
+        ] {
+            assert!(!may_follow(real, url, true), "{url}");
+        }
+        // An api_base that cannot be parsed allows nothing.
+        assert!(!may_follow(
+            "api.replicate.com",
+            "https://api.replicate.com/v1/x",
+            false
+        ));
+    }
+
+    fn session(params: &str) -> Session {
+        let d = deployment(params);
+        Session {
+            headers: Vec::new(),
+            key: None,
+            trust: None,
+            model: "g".into(),
+            target: d.target_for("g").expect("target").into_owned(),
+        }
+    }
+
+    fn prediction_with(id: &str, get: &str, stream: &str) -> Prediction {
+        serde_json::from_value(json!({"id": id, "status": "processing", "urls": {
+            "get": get, "cancel": format!("{get}/cancel"), "stream": stream}}))
+        .expect("json")
+    }
+
+    #[test]
+    fn foreign_urls_are_replaced_by_the_api_base_ones() {
+        let s = session(
+            "{model: replicate/acme/phi, api_key: r8_k, api_base: 'http://127.0.0.1:9000/v1?k=1'}",
+        );
+        let own = prediction_with(
+            "p1",
+            "http://127.0.0.1:9000/v1/predictions/p1",
+            "http://127.0.0.1:9000/v1/predictions/p1/stream",
+        );
+        assert_eq!(
+            s.link(&own, Link::Get).as_deref(),
+            Some("http://127.0.0.1:9000/v1/predictions/p1")
+        );
+        assert_eq!(
+            s.link(&own, Link::Stream).as_deref(),
+            Some("http://127.0.0.1:9000/v1/predictions/p1/stream")
+        );
+        let foreign = prediction_with(
+            "p/../2",
+            "http://127.0.0.1:9001/v1/predictions/p1",
+            "https://stream.replicate.com/v1/files/p1",
+        );
+        // Built on the api_base (its query kept), the id one path segment.
+        assert_eq!(
+            s.link(&foreign, Link::Get).as_deref(),
+            Some("http://127.0.0.1:9000/v1/predictions/p%2F..%2F2?k=1")
+        );
+        assert_eq!(
+            s.link(&foreign, Link::Cancel).as_deref(),
+            Some("http://127.0.0.1:9000/v1/predictions/p%2F..%2F2/cancel?k=1")
+        );
+        assert_eq!(s.link(&foreign, Link::Stream), None);
+        // No usable id: nothing to build; no URL given: none.
+        let nameless = prediction_with("..", "https://evil.example/x", "https://evil.example/y");
+        assert_eq!(s.link(&nameless, Link::Get), None);
+        assert_eq!(s.link(&Prediction::default(), Link::Get), None);
+
+        // Replicate's own API: its stream host is followed.
+        let s = session("{model: replicate/acme/phi, api_key: r8_k}");
+        let real = prediction_with(
+            "p1",
+            "https://api.replicate.com/v1/predictions/p1",
+            "https://stream.replicate.com/v1/files/p1",
+        );
+        assert_eq!(
+            s.link(&real, Link::Stream).as_deref(),
+            Some("https://stream.replicate.com/v1/files/p1")
+        );
+        assert_eq!(
+            s.link(&real, Link::Cancel).as_deref(),
+            Some("https://api.replicate.com/v1/predictions/p1/cancel")
+        );
+    }
+
+    #[test]
+    fn the_translator_disarms_the_cancellation_at_the_end_of_the_prediction() {
+        let req = request(
+            CallKind::Chat,
+            json!({"model": "g", "messages": [{"role": "user", "content": "x"}]}),
+        );
+        let armed = || CancelOnDrop {
+            request: Some(PreparedRequest {
+                url: "http://127.0.0.1:9/v1/predictions/p/cancel".into(),
+                headers: Vec::new(),
+                body: Bytes::new(),
+            }),
+            key: None,
+            trust: None,
+            model: "g".into(),
+        };
+        let armed_after = |raw: &[u8]| {
+            let mut s = ReplicateStream::new(&req).watching(armed());
+            for byte in raw.chunks(3) {
+                let _ = s.feed(byte);
+            }
+            let guard = s.guard.as_mut().expect("guard");
+            let armed = guard.request.is_some();
+            // Dropped disarmed: these tests run no runtime to send a cancellation on.
+            guard.disarm();
+            armed
+        };
+        assert!(armed_after(b"event: output\ndata: Hi\n\n"));
+        assert!(armed_after(b"event: output\ndata: done\n\n: done\n\n"));
+        assert!(!armed_after(
+            b"event: output\ndata: Hi\n\nevent: done\ndata: {}\n\n"
+        ));
+        assert!(!armed_after(
+            b"event: done\ndata: {\"reason\":\"canceled\"}\n\n"
+        ));
+        assert!(!armed_after(
+            b"event: error\ndata: {\"detail\": \"boom\"}\n\n"
+        ));
     }
 
     #[test]
