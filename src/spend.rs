@@ -402,7 +402,8 @@ pub async fn drain(tracker: &Tracker, within: Duration) {
     while std::time::Instant::now() < deadline {
         match tracker.drain().await {
             Ok(()) if tracker.pending() == 0 => return,
-            Ok(()) => {}
+            // The next batch.
+            Ok(()) => continue,
             Err(e) => tracing::debug!(error = %e, "spend drain: retrying"),
         }
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;

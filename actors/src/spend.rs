@@ -3,7 +3,9 @@
 //!
 //! Nothing is lost while the process lives. A record goes into a buffer owned by the
 //! [`SpendHandle`], outside the actor, which cannot refuse it (no mailbox to be full or closed);
-//! the actor drains that buffer on its tick. A batch the sink refuses (database down) comes back
+//! the actor drains that buffer on its tick, or as soon as [`BATCH_MAX`] records wait, in batches of
+//! at most [`BATCH_MAX`] (so memory under load holds about a batch, not a tick's worth of records
+//! twice over). A batch the sink refuses (database down) comes back
 //! and stays buffered for the next tick. The batch being written is also kept aside until the sink
 //! answers: if the actor dies (a panic), its supervisor (the router, see [`crate::RouterHandle::adopt`])
 //! starts a new one, which puts that batch back in front of the buffer and writes it again. The
@@ -11,6 +13,7 @@
 //! ever dropped past [`MAX_BUFFERED`], each one logged and counted ([`SpendHandle::lost`]).
 //! [`Drain`] writes everything still buffered, for a graceful shutdown.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -29,10 +32,14 @@ pub type SpendSink<E> = std::sync::Arc<
 /// (only after the database has been unreachable for a long time).
 pub const MAX_BUFFERED: usize = 1_000_000;
 
+/// Records per batch handed to the sink at most; a buffer this full is written without waiting
+/// for the tick.
+pub const BATCH_MAX: usize = 1_000;
+
 /// The tracker's state, shared by every incarnation of the actor and the handle.
 struct Queue<E> {
     /// Records not handed to the sink yet, oldest first.
-    buffer: Mutex<Vec<E>>,
+    buffer: Mutex<VecDeque<E>>,
     /// A copy of the batch the sink is writing, until it answers.
     in_flight: Mutex<Vec<E>>,
     /// Records dropped (buffer over [`MAX_BUFFERED`]).
@@ -50,10 +57,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<E> Queue<E> {
     /// Put `batch` back in front of the buffer; drop (log, count) the oldest past the limit.
-    fn requeue(&self, mut batch: Vec<E>) {
+    fn requeue(&self, batch: Vec<E>) {
         let mut buffer = lock(&self.buffer);
-        batch.append(&mut buffer);
-        *buffer = batch;
+        for record in batch.into_iter().rev() {
+            buffer.push_front(record);
+        }
         if buffer.len() > MAX_BUFFERED {
             let excess = buffer.len() - MAX_BUFFERED;
             buffer.drain(..excess);
@@ -102,7 +110,7 @@ impl<E: Send + Clone + Unpin + 'static> SpendHandle<E> {
     /// of the supervision only.
     pub fn start_with(sink: SpendSink<E>, flush_every: Duration, panic_after: Option<u64>) -> Self {
         let queue = Arc::new(Queue {
-            buffer: Mutex::new(Vec::new()),
+            buffer: Mutex::new(VecDeque::new()),
             in_flight: Mutex::new(Vec::new()),
             lost: AtomicU64::new(0),
             handed: AtomicU64::new(0),
@@ -119,9 +127,17 @@ impl<E: Send + Clone + Unpin + 'static> SpendHandle<E> {
         Self { queue, actor }
     }
 
-    /// Queue one finished request's record for the next batch.
+    /// Queue one finished request's record for the next batch. The record that fills a batch
+    /// wakes the tracker.
     pub fn record(&self, record: E) {
-        lock(&self.queue.buffer).push(record);
+        let waiting = {
+            let mut buffer = lock(&self.queue.buffer);
+            buffer.push_back(record);
+            buffer.len()
+        };
+        if waiting == BATCH_MAX {
+            self.actor.addr().do_send(Flush);
+        }
     }
 
     /// Write everything buffered now (shutdown); answers once it is written or the sink refused
@@ -160,12 +176,17 @@ impl<E: Send + Clone + Unpin + 'static> SpendHandle<E> {
 }
 
 impl<E: Send + Clone + Unpin + 'static> SpendTracker<E> {
-    /// Hand the buffer to the sink; a refused batch goes back to the front of the buffer.
+    /// Hand the oldest [`BATCH_MAX`] records to the sink, and the next ones when it answers while
+    /// a full batch waits; a refused batch goes back to the front of the buffer.
     fn write(&mut self) -> Option<ResponseActFuture<Self, Result<(), String>>> {
         if self.writing {
             return None;
         }
-        let batch = std::mem::take(&mut *lock(&self.queue.buffer));
+        let batch: Vec<E> = {
+            let mut buffer = lock(&self.queue.buffer);
+            let n = buffer.len().min(BATCH_MAX);
+            buffer.drain(..n).collect()
+        };
         if batch.is_empty() {
             return None;
         }
@@ -175,11 +196,16 @@ impl<E: Send + Clone + Unpin + 'static> SpendTracker<E> {
             .fetch_add(batch.len() as u64, Ordering::SeqCst);
         *lock(&self.queue.in_flight) = batch.clone();
         let write = (self.sink)(batch);
-        Some(Box::pin(write.into_actor(self).map(|result, act, _| {
+        Some(Box::pin(write.into_actor(self).map(|result, act, ctx| {
             act.writing = false;
             lock(&act.queue.in_flight).clear();
             match result {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    if lock(&act.queue.buffer).len() >= BATCH_MAX {
+                        act.write_now(ctx);
+                    }
+                    Ok(())
+                }
                 Err((error, batch)) => {
                     tracing::warn!(error = %error, records = batch.len(), "spend batch not written; kept for the next try");
                     act.queue.requeue(batch);
@@ -204,19 +230,37 @@ impl<E: Send + Clone + Unpin + 'static> Actor for SpendTracker<E> {
             );
             self.queue.requeue(unanswered);
         }
-        ctx.run_interval(self.flush_every, |act, ctx| {
-            if let Some(write) = act.write() {
-                ctx.spawn(write.map(|_, _, _| ()));
-                let queue = &act.queue;
-                if let Some(after) = queue.panic_after {
-                    if queue.handed.load(Ordering::SeqCst) >= after
-                        && !queue.panicked.swap(true, Ordering::SeqCst)
-                    {
-                        panic!("spend tracker: test panic after {after} records");
-                    }
+        ctx.run_interval(self.flush_every, |act, ctx| act.write_now(ctx));
+    }
+}
+
+impl<E: Send + Clone + Unpin + 'static> SpendTracker<E> {
+    /// Start writing the next batch, unless one is being written.
+    fn write_now(&mut self, ctx: &mut Context<Self>) {
+        if let Some(write) = self.write() {
+            ctx.spawn(write.map(|_, _, _| ()));
+            let queue = &self.queue;
+            if let Some(after) = queue.panic_after {
+                if queue.handed.load(Ordering::SeqCst) >= after
+                    && !queue.panicked.swap(true, Ordering::SeqCst)
+                {
+                    panic!("spend tracker: test panic after {after} records");
                 }
             }
-        });
+        }
+    }
+}
+
+/// A full batch waits: write it now rather than at the next tick.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Flush;
+
+impl<E: Send + Clone + Unpin + 'static> Handler<Flush> for SpendTracker<E> {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Flush, ctx: &mut Self::Context) {
+        self.write_now(ctx);
     }
 }
 
@@ -281,6 +325,44 @@ mod tests {
         let mut got = written.lock().unwrap().clone();
         got.sort();
         assert_eq!(got, vec![0, 1, 2, 3, 4, 5], "nothing lost, nothing twice");
+    }
+
+    #[actix::test]
+    async fn a_full_batch_is_written_at_once_and_no_batch_is_larger() {
+        let batches = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        let b = batches.clone();
+        let sink: SpendSink<u32> = Arc::new(move |batch: Vec<u32>| {
+            let b = b.clone();
+            async move {
+                b.lock().unwrap().push(batch);
+                Ok(())
+            }
+            .boxed_local()
+        });
+        // The tick never comes during the test: only full batches are written.
+        let tracker = SpendHandle::start(sink, Duration::from_secs(3600));
+        let total = 2 * BATCH_MAX as u32 + 500;
+        for i in 0..total {
+            tracker.record(i);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while batches.lock().unwrap().len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "full batches not written");
+            actix::clock::sleep(Duration::from_millis(10)).await;
+        }
+        actix::clock::sleep(Duration::from_millis(50)).await;
+        {
+            let got = batches.lock().unwrap();
+            assert_eq!(got.len(), 2, "the last 500 wait for the tick");
+            assert!(got.iter().all(|b| b.len() == BATCH_MAX));
+            assert_eq!(got[0][0], 0, "oldest first");
+        }
+        assert_eq!(tracker.pending(), 500);
+        while tracker.pending() > 0 {
+            let _ = tracker.drain().await;
+        }
+        let got: Vec<u32> = batches.lock().unwrap().concat();
+        assert_eq!(got, (0..total).collect::<Vec<_>>(), "each once, in order");
     }
 
     /// A sink that keeps what it is given, and the tracker writing to it.
@@ -367,7 +449,7 @@ mod tests {
     #[test]
     fn rows_past_the_limit_are_counted_as_lost() {
         let queue = Queue {
-            buffer: Mutex::new(vec![0u8; MAX_BUFFERED]),
+            buffer: Mutex::new(VecDeque::from(vec![0u8; MAX_BUFFERED])),
             in_flight: Mutex::new(Vec::new()),
             lost: AtomicU64::new(0),
             handed: AtomicU64::new(0),
