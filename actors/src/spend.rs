@@ -34,7 +34,7 @@ pub const MAX_BUFFERED: usize = 1_000_000;
 
 /// Records per batch handed to the sink at most; a buffer this full is written without waiting
 /// for the tick.
-pub const BATCH_MAX: usize = 1_000;
+pub const BATCH_MAX: usize = 250;
 
 /// The tracker's state, shared by every incarnation of the actor and the handle.
 struct Queue<E> {
