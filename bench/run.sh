@@ -775,11 +775,14 @@ limits_runs() {   # limits_runs NAME ROUTER_YAML; sets L64_RPS L64_P50 L64_P99 L
         -H "Authorization: Bearer $key" -d "$BODY" "$GW_URL" || true)
     [[ $code == 200 ]] || die "$name limits smoke test returned HTTP $code"
     round_trip() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk -v p="purpose=\"$1\"" 'index($0, "tollgate_redis_round_trips_total{" p "}") == 1 {print $NF; f=1} END {if (!f) print 0}'; }
+    # Per request served: every admitted request reaches the mock once (warm-up included).
+    local calls_before reqs
     before_a=$(round_trip admit) before_s=$(round_trip settle)
+    calls_before=$(curl -s "http://127.0.0.1:$MOCK_PORT/mock/stats" | jq -r '.total // 0')
     LUA_OVERRIDE="$OUT/limits_$name.lua" KEY_OVERRIDE=$key run_load "limits_${name}_c$CONNS" "$CONNS" "$GW_URL" keychat
     L64_RPS=$R_RPS L64_P50=$R_P50 L64_P99=$R_P99 LERR=$((R_NON2XX + R_ERRORS)) L64_US=$R_HOP_US
-    local reqs=$R_REQS
     sleep 0.5   # the last settlements leave
+    reqs=$(( $(curl -s "http://127.0.0.1:$MOCK_PORT/mock/stats" | jq -r '.total // 0') - calls_before ))
     LRT_ADMIT=$(awk -v a="$(round_trip admit)" -v b="$before_a" -v n="$reqs" 'BEGIN {if (n > 0) printf "%.2f", (a - b) / n; else print "NA"}')
     LRT_SETTLE=$(awk -v a="$(round_trip settle)" -v b="$before_s" -v n="$reqs" 'BEGIN {if (n > 0) printf "%.2f", (a - b) / n; else print "NA"}')
     LUA_OVERRIDE="$OUT/limits_$name.lua" KEY_OVERRIDE=$key run_load "limits_${name}_c1" 1 "$GW_URL" keychat

@@ -286,12 +286,17 @@ impl SharedRouterState {
         ROUND_TRIPS[purpose as usize].fetch_add(1, Ordering::Relaxed);
         let invocation = build();
         let work = async move {
+            // The pool's connections are multiplexed: a clone shares the socket and pipelines its
+            // commands with every other caller's, so the pooled handle goes back at once and no
+            // request waits for a free connection.
             let mut conn = pool
                 .get()
                 .await
+                .map(|pooled| (*pooled).clone())
                 .map_err(|e| SharedError::Redis(e.to_string()))?;
+            let conn = &mut conn;
             let result = match invocation {
-                Invocation::Pipeline(p) => p.query_async(&mut *conn).await,
+                Invocation::Pipeline(p) => p.query_async(conn).await,
                 Invocation::Reserve { keys, args } => {
                     let mut invocation = reserve_script().prepare_invoke();
                     for k in &keys {
@@ -300,7 +305,7 @@ impl SharedRouterState {
                     for a in args {
                         invocation.arg(a);
                     }
-                    invocation.invoke_async(&mut *conn).await
+                    invocation.invoke_async(conn).await
                 }
                 Invocation::Admit { keys, args } => {
                     let mut invocation = admit_script().prepare_invoke();
@@ -310,7 +315,7 @@ impl SharedRouterState {
                     for a in &args {
                         invocation.arg(a);
                     }
-                    invocation.invoke_async(&mut *conn).await
+                    invocation.invoke_async(conn).await
                 }
             };
             result.map_err(|e| SharedError::Redis(e.to_string()))

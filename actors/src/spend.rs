@@ -347,7 +347,10 @@ mod tests {
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while batches.lock().unwrap().len() < 2 {
-            assert!(std::time::Instant::now() < deadline, "full batches not written");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "full batches not written"
+            );
             actix::clock::sleep(Duration::from_millis(10)).await;
         }
         actix::clock::sleep(Duration::from_millis(50)).await;
