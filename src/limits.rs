@@ -9,7 +9,8 @@
 //! process; with `router_settings` naming Redis, the request is also admitted there by one atomic
 //! script that counts it in the rpm/tpm windows and leases its `max_parallel_requests` slots (a
 //! sorted set per scope), so the limits hold across instances: one round trip before the request
-//! is served, and one after it ends (slots back, token estimate corrected). Without Redis, or while it is unreachable, each instance
+//! is served; when it ends, its slots go back and its token estimate is corrected in one pipeline
+//! shared with the other requests ending at that moment. Without Redis, or while it is unreachable, each instance
 //! enforces every limit on its own (so N instances admit at most N × the limit).
 //!
 //! Redis health for limits is the limiter actor's breaker ([`tollgate_actors::LimitsBreaker`]):
@@ -361,12 +362,7 @@ impl Admission {
         if delta == 0 || s.tpm_keys.is_empty() {
             return;
         }
-        let (redis, keys) = (s.redis.clone(), s.tpm_keys.clone());
-        actix_web::rt::spawn(async move {
-            if let Err(e) = redis.settle(None, keys, delta).await {
-                tracing::debug!(error = %e, "shared token windows not reconciled");
-            }
-        });
+        s.redis.settle_soon(None, s.tpm_keys.clone(), delta);
     }
 }
 
@@ -379,15 +375,8 @@ impl Drop for Admission {
             return;
         }
         let delta = s.delta.load(Ordering::Acquire);
-        actix_web::rt::spawn(async move {
-            if let Err(e) = s
-                .redis
-                .settle(Some((s.lease_sets, s.id)), s.tpm_keys, delta)
-                .await
-            {
-                tracing::debug!(error = %e, "shared in-flight slots not released; they expire with their lease");
-            }
-        });
+        s.redis
+            .settle_soon(Some((s.lease_sets, s.id)), s.tpm_keys, delta);
     }
 }
 

@@ -473,9 +473,18 @@ async fn a_key_with_rpm_tpm_and_parallel_limits_costs_one_redis_round_trip_befor
         assert_eq!(status, 200, "{body}");
         tokens += body["usage"]["total_tokens"].as_u64().unwrap();
     }
-    // The slots' release and the token correction go out after each answer, in one pipeline.
+    // The slots' release and the token correction go out after the answers, in pipelines shared
+    // by the requests that end together.
+    let scope = format!("tollgate:limit:key:{token}");
+    let window_sum = |kind: &str| -> u64 {
+        redis_cli(&["--scan", "--pattern", &format!("{scope}:{kind}:*")])
+            .lines()
+            .map(|k| redis_cli(&["GET", k]).parse::<u64>().unwrap())
+            .sum()
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
-    while round_trips(&gw, "settle").await < settle + 10 {
+    while redis_cli(&["ZCARD", &format!("{scope}:parallel")]) != "0" || window_sum("tpm") != tokens
+    {
         assert!(Instant::now() < deadline, "the requests never settled");
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
@@ -484,10 +493,10 @@ async fn a_key_with_rpm_tpm_and_parallel_limits_costs_one_redis_round_trip_befor
         10,
         "one admission each"
     );
-    assert_eq!(
-        round_trips(&gw, "settle").await - settle,
-        10,
-        "one settlement each"
+    let settled = round_trips(&gw, "settle").await - settle;
+    assert!(
+        (1..=10).contains(&settled),
+        "{settled} settlement round trips for 10 requests"
     );
     assert_eq!(
         round_trips(&gw, "deployment").await - deployment,
@@ -495,20 +504,8 @@ async fn a_key_with_rpm_tpm_and_parallel_limits_costs_one_redis_round_trip_befor
         "an unlimited deployment is not reserved in Redis"
     );
     // What Redis holds: no slot left taken, ten requests and the real tokens in this minute.
-    let scope = format!("tollgate:limit:key:{token}");
-    assert_eq!(redis_cli(&["ZCARD", &format!("{scope}:parallel")]), "0");
-    let keys = redis_cli(&["--scan", "--pattern", &format!("{scope}:rpm:*")]);
-    let minutes: Vec<&str> = keys.lines().collect();
-    assert!(!minutes.is_empty(), "no rpm window in Redis");
-    let requests: u64 = minutes
-        .iter()
-        .map(|k| redis_cli(&["GET", k]).parse::<u64>().unwrap())
-        .sum();
-    assert_eq!(requests, 10);
-    let used: u64 = redis_cli(&["--scan", "--pattern", &format!("{scope}:tpm:*")])
-        .lines()
-        .map(|k| redis_cli(&["GET", k]).parse::<u64>().unwrap())
-        .sum();
+    assert_eq!(window_sum("rpm"), 10);
+    let used = window_sum("tpm");
     assert_eq!(
         used, tokens,
         "the estimates were replaced by the real usage"

@@ -4,13 +4,13 @@
 //! * **Writes** happen where the fact is born: a deployment actor that decides a cooldown writes it
 //!   (`SET … PX`); a request is admitted under its rate-limit scopes by one atomic Lua script (the
 //!   in-flight slots of `max_parallel_requests` and the `rpm`/`tpm` windows together, [`ADMIT`]),
-//!   and gives back its slots and corrects its token estimate in one pipeline when it ends
-//!   ([`SharedRouterState::settle`]); a deployment with its own `rpm`/`tpm` reserves its minute
+//!   and gives back its slots and corrects its token estimate when it ends, in one pipeline with
+//!   the other requests ending at that moment ([`SharedRouterState::settle_soon`]); a deployment with its own `rpm`/`tpm` reserves its minute
 //!   usage with another script ([`RESERVE`]), so those hold exactly across instances; with
 //!   latency-based routing the request pushes its latency.
 //! * **Round trips** are counted by [`Purpose`] (`tollgate_redis_round_trips_total`): a request
 //!   whose key has limits and whose deployment has none makes one before it is answered
-//!   (`admit`) and one after (`settle`).
+//!   (`admit`); its end shares a round trip (`settle`) with the others ending with it.
 //! * **Reads** are one pipelined round trip every [`SYNC_EVERY`], run by the router actor, which
 //!   folds what other instances wrote into each `DeploymentState`. Handlers keep reading atomics.
 //! * **Failure**: every call has a [`CALL_TIMEOUT`], and a circuit breaker opens after
@@ -204,6 +204,17 @@ struct Breaker {
 pub struct SharedRouterState {
     url: Arc<str>,
     breaker: Arc<Breaker>,
+    /// Settlements waiting for the next pipeline ([`SharedRouterState::settle_soon`]).
+    settlements: Arc<std::sync::Mutex<Settlements>>,
+}
+
+/// The ends of requests not sent to Redis yet: slots to give back and token corrections.
+#[derive(Default)]
+struct Settlements {
+    release: Vec<(Vec<String>, String)>,
+    adjust: Vec<(Vec<String>, i64)>,
+    /// A task is on its way to send them.
+    scheduled: bool,
 }
 
 /// A thread's pool for one Redis URL and breaker generation.
@@ -237,6 +248,7 @@ impl SharedRouterState {
                 status: AtomicU8::new(SharedStatus::Connecting as u8),
                 generation: AtomicU64::new(0),
             }),
+            settlements: Arc::default(),
         })
     }
 
@@ -419,7 +431,7 @@ impl SharedRouterState {
     }
 
     /// Admit request `id` under its scopes in one round trip, all or nothing: an in-flight slot in
-    /// every `(lease set, max_parallel_requests)` of `parallel`, held until [`Self::settle`] or until
+    /// every `(lease set, max_parallel_requests)` of `parallel`, held until [`Self::settle_soon`] or until
     /// `lease` expires (the bound on slots left by an instance that died), and one request plus
     /// `tokens` in every `(rpm key, tpm key, rpm limit, tpm limit)` of `windows` (`-1` = no limit).
     /// `Ok(None)` when admitted, else the first refusal.
@@ -476,34 +488,58 @@ impl SharedRouterState {
         })
     }
 
-    /// The end of an admitted request, in one round trip: give back its in-flight slots (`release`:
-    /// the lease sets and the request id) and add `delta` (actual − estimated tokens) to its token
-    /// windows.
-    pub async fn settle(
+    /// Settle an admitted request soon: its end joins those of the other requests that end during
+    /// the same turn of this thread's event loop, and all go to Redis in one pipeline (one round
+    /// trip for a burst of endings under load, one per request when they come one at a time).
+    /// Must run on an actix (Tokio) runtime.
+    pub fn settle_soon(
         &self,
         release: Option<(Vec<String>, String)>,
         tpm_keys: Vec<String>,
         delta: i64,
-    ) -> Result<(), SharedError> {
+    ) {
         let adjust = delta != 0 && !tpm_keys.is_empty();
         if release.is_none() && !adjust {
-            return Ok(());
+            return;
         }
-        self.call(Purpose::Settle, move || {
-            let mut p = redis::pipe();
-            if let Some((keys, id)) = &release {
-                for k in keys {
-                    p.cmd("ZREM").arg(k).arg(id).ignore();
-                }
-            }
+        let schedule = {
+            let mut pending = self.settlements.lock().unwrap_or_else(|p| p.into_inner());
+            pending.release.extend(release);
             if adjust {
-                for k in &tpm_keys {
-                    p.cmd("INCRBY").arg(k).arg(delta).ignore();
-                }
+                pending.adjust.push((tpm_keys, delta));
             }
-            Invocation::Pipeline(p)
-        })
-        .await
+            !std::mem::replace(&mut pending.scheduled, true)
+        };
+        if !schedule {
+            return;
+        }
+        let this = self.clone();
+        actix::spawn(async move {
+            // Let the other requests that are ending now add theirs.
+            tokio::task::yield_now().await;
+            let Settlements {
+                release, adjust, ..
+            } = std::mem::take(&mut *this.settlements.lock().unwrap_or_else(|p| p.into_inner()));
+            let result: Result<(), SharedError> = this
+                .call(Purpose::Settle, move || {
+                    let mut p = redis::pipe();
+                    for (keys, id) in &release {
+                        for k in keys {
+                            p.cmd("ZREM").arg(k).arg(id).ignore();
+                        }
+                    }
+                    for (keys, delta) in &adjust {
+                        for k in keys {
+                            p.cmd("INCRBY").arg(k).arg(*delta).ignore();
+                        }
+                    }
+                    Invocation::Pipeline(p)
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "shared slots not released (they expire with their lease) or token windows not corrected");
+            }
+        });
     }
 
     /// The (requests, tokens) window keys of a rate-limit scope for the minute of `at_ms`.
