@@ -27,6 +27,16 @@ fn shared_config(entries: &[String], router: &str) -> String {
     )
 }
 
+/// One deployment of group `g`, keys in `pg`, limits and routing state shared through Redis.
+fn keyed_config(mock: &Mock, pg: &FreshPostgres, upstream: &str) -> String {
+    format!(
+        "model_list:\n{}general_settings:\n  master_key: {MASTER_KEY}\n  database_url: {}\nrouter_settings:\n  redis_url: {}\n",
+        deployment(mock, "g", upstream, ""),
+        pg.url,
+        redis_url()
+    )
+}
+
 async fn calls(mock: &Mock, model: &str) -> u64 {
     mock.stats().await["by_model"][model].as_u64().unwrap_or(0)
 }
@@ -218,12 +228,7 @@ async fn redis_down_never_stalls_a_request_and_readiness_says_so() {
 async fn a_key_rpm_limit_holds_across_three_instances_sharing_postgres_and_redis() {
     let mock = Mock::start(&[]);
     let pg = FreshPostgres::create();
-    let cfg = format!(
-        "model_list:\n{}general_settings:\n  master_key: {MASTER_KEY}\n  database_url: {}\nrouter_settings:\n  redis_url: {}\n",
-        deployment(&mock, "g", "limited-by-key", ""),
-        pg.url,
-        redis_url()
-    );
+    let cfg = keyed_config(&mock, &pg, "limited-by-key");
     let gateways: Vec<Gateway> = (0..3).map(|_| Gateway::start(&cfg, &[], &[])).collect();
     for gw in &gateways {
         wait_until_connected(gw).await;
@@ -263,12 +268,7 @@ async fn a_key_rpm_limit_holds_across_three_instances_sharing_postgres_and_redis
 async fn max_parallel_requests_holds_across_instances_and_slots_come_back() {
     let mock = Mock::start(&[]);
     let pg = FreshPostgres::create();
-    let cfg = format!(
-        "model_list:\n{}general_settings:\n  master_key: {MASTER_KEY}\n  database_url: {}\nrouter_settings:\n  redis_url: {}\n",
-        deployment(&mock, "g", "parallel-by-key", ""),
-        pg.url,
-        redis_url()
-    );
+    let cfg = keyed_config(&mock, &pg, "parallel-by-key");
     let gateways: Vec<Gateway> = (0..2).map(|_| Gateway::start(&cfg, &[], &[])).collect();
     for gw in &gateways {
         wait_until_connected(gw).await;
@@ -445,12 +445,7 @@ async fn round_trips(gw: &Gateway, purpose: &str) -> u64 {
 async fn a_key_with_rpm_tpm_and_parallel_limits_costs_one_redis_round_trip_before_its_answer() {
     let mock = Mock::start(&[]);
     let pg = FreshPostgres::create();
-    let cfg = format!(
-        "model_list:\n{}general_settings:\n  master_key: {MASTER_KEY}\n  database_url: {}\nrouter_settings:\n  redis_url: {}\n",
-        deployment(&mock, "g", "one-round-trip", ""),
-        pg.url,
-        redis_url()
-    );
+    let cfg = keyed_config(&mock, &pg, "one-round-trip");
     let gw = Gateway::start(&cfg, &[], &[]);
     wait_until_connected(&gw).await;
     let (status, _, created) = post(
