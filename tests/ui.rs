@@ -593,11 +593,23 @@ async fn key_search(gw: &Gateway) {
     let tail = &name[name.len() - 4..];
     let (_, _, r) = get(&search(&tail.to_uppercase(), ""), Some(MASTER_KEY)).await;
     assert!(aliases(&r).contains(&"plain".to_string()), "{name}: {r}");
-    // Paged: 12 matches, 5 a page.
-    let (_, _, r) = get(&search("Bulk-", "&size=5&page=3"), Some(MASTER_KEY)).await;
-    assert_eq!(r["total_count"], 12);
-    assert_eq!(r["total_pages"], 3);
-    assert_eq!(aliases(&r), ["bulk-00", "bulk-01"]);
+    // Paged: 12 matches, 5 a page; the pages hold each match once (keys created in the same
+    // instant have no order among themselves, so which page holds which is not asserted).
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let (_, _, r) = get(
+            &search("Bulk-", &format!("&size=5&page={page}")),
+            Some(MASTER_KEY),
+        )
+        .await;
+        assert_eq!(r["total_count"], 12);
+        assert_eq!(r["total_pages"], 3);
+        assert_eq!(aliases(&r).len(), if page < 3 { 5 } else { 2 }, "{r}");
+        seen.extend(aliases(&r));
+    }
+    seen.sort();
+    let all: Vec<String> = (0..12).map(|i| format!("bulk-{i:02}")).collect();
+    assert_eq!(seen, all);
     // Nothing matches: an empty page.
     let (_, _, r) = get(&search("no-such-key", ""), Some(MASTER_KEY)).await;
     assert_eq!(r["total_count"], 0);
@@ -880,6 +892,16 @@ async fn button(c: &Client, name: &str) -> fantoccini::elements::Element {
         .for_element(Locator::XPath(&xpath))
         .await
         .unwrap_or_else(|e| panic!("button {name}: {e}"))
+}
+
+/// The button whose `aria-label` is `label`, once it is on the page (lists redraw after a change).
+async fn aria_button(c: &Client, label: &str) -> fantoccini::elements::Element {
+    let css = format!("button[aria-label='{label}']");
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&css))
+        .await
+        .unwrap_or_else(|e| panic!("button {label}: {e}"))
 }
 
 async fn click(c: &Client, name: &str) {
@@ -1192,9 +1214,8 @@ async fn browse(c: &Client, gw: &Gateway, mock_base: &str) {
         "the password set in the UI signs carol in: {body}"
     );
     assert_eq!(body["role"], "internal_user");
-    c.find(Locator::Css("button[aria-label='Edit user carol']"))
+    aria_button(c, "Edit user carol")
         .await
-        .unwrap()
         .click()
         .await
         .unwrap();
@@ -1205,9 +1226,8 @@ async fn browse(c: &Client, gw: &Gateway, mock_base: &str) {
     see(c, "$0 / $10.00").await;
     let (_, _, info) = get(&gw.url("/user/info?user_id=carol"), Some(MASTER_KEY)).await;
     assert_eq!(info["user_info"]["max_budget"], 10.0);
-    c.find(Locator::Css("button[aria-label='Block user carol']"))
+    aria_button(c, "Block user carol")
         .await
-        .unwrap()
         .click()
         .await
         .unwrap();
@@ -1215,9 +1235,8 @@ async fn browse(c: &Client, gw: &Gateway, mock_base: &str) {
     let (status, _, _) = login(gw, "carol", "carol-password-1").await;
     assert_eq!(status, 401, "a blocked user cannot sign in");
     screenshot(c, "users").await;
-    c.find(Locator::Css("button[aria-label='Delete user carol']"))
+    aria_button(c, "Delete user carol")
         .await
-        .unwrap()
         .click()
         .await
         .unwrap();
@@ -1274,9 +1293,8 @@ async fn browse(c: &Client, gw: &Gateway, mock_base: &str) {
         t["team_info"]["spend"].as_f64().unwrap_or(0.0) > 0.0
     })
     .await;
-    c.find(Locator::Css("button[aria-label='Open team research']"))
+    aria_button(c, "Open team research")
         .await
-        .unwrap()
         .click()
         .await
         .unwrap();
@@ -1330,9 +1348,8 @@ async fn browse(c: &Client, gw: &Gateway, mock_base: &str) {
         .await
         .unwrap();
     see(c, "No members yet").await;
-    c.find(Locator::Css("button[aria-label='Delete team research']"))
+    aria_button(c, "Delete team research")
         .await
-        .unwrap()
         .click()
         .await
         .unwrap();
@@ -1360,9 +1377,8 @@ async fn browse(c: &Client, gw: &Gateway, mock_base: &str) {
     fill(c, "Organization budget", "100").await;
     click(c, "Create").await;
     see(c, "Organization acme created").await;
-    c.find(Locator::Css("button[aria-label='Open organization acme']"))
+    aria_button(c, "Open organization acme")
         .await
-        .unwrap()
         .click()
         .await
         .unwrap();
@@ -1436,9 +1452,8 @@ async fn browse(c: &Client, gw: &Gateway, mock_base: &str) {
         .contains("sk-ui-added-upstream-secret"));
     assert!(!text.contains("sk-mock-upstream-secret-42"), "{text}");
     screenshot(c, "models").await;
-    c.find(Locator::Css("button[aria-label='Delete model ui-added']"))
+    aria_button(c, "Delete model ui-added")
         .await
-        .unwrap()
         .click()
         .await
         .unwrap();
