@@ -341,7 +341,8 @@ mod tests {
         });
         // The tick never comes during the test: only full batches are written.
         let tracker = SpendHandle::start(sink, Duration::from_secs(3600));
-        let total = 2 * BATCH_MAX as u32 + 500;
+        let rest = BATCH_MAX as u32 / 2;
+        let total = 2 * BATCH_MAX as u32 + rest;
         for i in 0..total {
             tracker.record(i);
         }
@@ -356,11 +357,11 @@ mod tests {
         actix::clock::sleep(Duration::from_millis(50)).await;
         {
             let got = batches.lock().unwrap();
-            assert_eq!(got.len(), 2, "the last 500 wait for the tick");
+            assert_eq!(got.len(), 2, "the rest waits for the tick");
             assert!(got.iter().all(|b| b.len() == BATCH_MAX));
             assert_eq!(got[0][0], 0, "oldest first");
         }
-        assert_eq!(tracker.pending(), 500);
+        assert_eq!(tracker.pending(), rest as usize);
         while tracker.pending() > 0 {
             let _ = tracker.drain().await;
         }
