@@ -384,6 +384,9 @@ struct Inner {
     queue: Mutex<WriteQueue>,
     /// The highest sequence number of the Redis vector set this instance has fetched.
     synced_seq: AtomicU64,
+    /// Bumped when a flush starts and when it ends: a vector sync that read Redis across a flush
+    /// drops what it read, so a flushed cache does not get its vectors back.
+    flushes: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -513,6 +516,7 @@ impl Inner {
         let mut added = 0;
         loop {
             let since = self.synced_seq.load(Ordering::Acquire);
+            let flushes = self.flushes.load(Ordering::Acquire);
             let mut p = redis::pipe();
             p.cmd("EVAL")
                 .arg(FETCH_VECTORS)
@@ -556,6 +560,11 @@ impl Inner {
             }
             if !found.is_empty() {
                 let mut index = write(index);
+                // Checked under the lock a flush clears the index with after it bumps the count.
+                if self.flushes.load(Ordering::Acquire) != flushes {
+                    // A flush ran meanwhile: what was read may be gone from Redis already.
+                    return Ok(added);
+                }
                 for (key, partition, vector, expires) in found {
                     // Already known: this instance's own write, or fetched before.
                     if !index.contains(&key) {
@@ -713,6 +722,7 @@ impl ResponseCache {
             counters: Counters::default(),
             queue: Mutex::new(WriteQueue::default()),
             synced_seq: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
         });
         let shared = inner.clone();
         let tick = settings.tick;
@@ -846,10 +856,23 @@ impl ResponseCache {
     /// MATCH` and `UNLINK` in batches; other keys are never touched), and the writes still queued.
     /// The vector sequence counter stays, so that other instances' syncs keep their place.
     pub async fn flush(&self) -> Result<(), CacheError> {
+        self.inner.flushes.fetch_add(1, Ordering::AcqRel);
+        let result = self.flush_stores().await;
+        // Again once Redis is empty: a sync that read it before is dropped (see `flushes`).
+        self.inner.flushes.fetch_add(1, Ordering::AcqRel);
+        self.clear_index();
+        result
+    }
+
+    fn clear_index(&self) {
         if let Some(index) = &self.inner.index {
             write(index).clear();
             self.inner.counters.vectors.store(0, Ordering::Relaxed);
         }
+    }
+
+    async fn flush_stores(&self) -> Result<(), CacheError> {
+        self.clear_index();
         match &self.inner.store {
             Store::Local(store) => {
                 let mut store = lock(store);
