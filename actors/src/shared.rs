@@ -5,8 +5,9 @@
 //!   (`SET … PX`); a request is admitted under its rate-limit scopes by one atomic Lua script (the
 //!   in-flight slots of `max_parallel_requests` and the `rpm`/`tpm` windows together, [`ADMIT`]),
 //!   and gives back its slots and corrects its token estimate when it ends, in one pipeline with
-//!   the other requests ending at that moment ([`SharedRouterState::settle_soon`]); a deployment with its own `rpm`/`tpm` reserves its minute
-//!   usage with another script ([`RESERVE`]), so those hold exactly across instances; with
+//!   the other requests ending at that moment ([`SharedRouterState::settle_soon`]); a deployment
+//!   with its own `rpm`/`tpm` reserves its minute usage with the same script over its two windows
+//!   alone ([`SharedRouterState::reserve`]), so those hold exactly across instances; with
 //!   latency-based routing the request pushes its latency.
 //! * **Round trips** are counted by [`Purpose`] (`tollgate_redis_round_trips_total`): a request
 //!   whose key has limits and whose deployment has none makes one before it is answered
@@ -42,36 +43,14 @@ pub const BREAKER_THRESHOLD: u32 = 3;
 /// How long an open breaker skips Redis before trying again.
 pub const BREAKER_OPEN_FOR: Duration = Duration::from_secs(5);
 
-/// Check every (requests, tokens) window pair against its limits, then count in all of them, in
-/// one atomic step. KEYS: rpm₁, tpm₁, rpm₂, tpm₂…; ARGV: tokens, rpm limit₁, tpm limit₁… (-1 =
-/// none). Returns {0,0,0} when admitted, else {i, used requests, used tokens} of the first refusal.
-const RESERVE: &str = r"
-local tokens = tonumber(ARGV[1])
-local n = #KEYS / 2
-for i = 1, n do
-  local rpm = tonumber(ARGV[2 * i])
-  local tpm = tonumber(ARGV[2 * i + 1])
-  local r = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
-  local t = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
-  if rpm >= 0 and r >= rpm then return {i, r, t} end
-  if tpm >= 0 and (t >= tpm or (t > 0 and t + tokens > tpm)) then return {i, r, t} end
-end
-for i = 1, n do
-  redis.call('INCR', KEYS[2 * i - 1])
-  redis.call('EXPIRE', KEYS[2 * i - 1], 120)
-  redis.call('INCRBY', KEYS[2 * i], tokens)
-  redis.call('EXPIRE', KEYS[2 * i], 120)
-end
-return {0, 0, 0}
-";
-
 /// A request's admission under its rate-limit scopes in one round trip: an in-flight slot in every
 /// lease set (a sorted set of request ids scored by lease expiry; expired leases, of an instance that
-/// died, are dropped first) and one request plus `tokens` in every (requests, tokens) window (as
-/// [`RESERVE`]), all or nothing. KEYS: the lease sets, then rpm₁, tpm₁, rpm₂, tpm₂…; ARGV: now ms,
-/// lease expiry ms, lease ttl ms, request id, number of lease sets, tokens, their limits…, then
-/// rpm limit₁, tpm limit₁… (-1 = none). Returns {0,0,0,0} when admitted, {1, i, in flight, 0} when
-/// lease set i is full, {2, i, used requests, used tokens} when window i is.
+/// died, are dropped first) and one request plus `tokens` in every (requests, tokens) window, all
+/// or nothing; with no lease set it is a deployment's minute reservation. KEYS: the lease sets,
+/// then rpm₁, tpm₁, rpm₂, tpm₂…; ARGV: now ms, lease expiry ms, lease ttl ms, request id, number
+/// of lease sets, tokens, their limits…, then rpm limit₁, tpm limit₁… (-1 = none). Returns
+/// {0,0,0,0} when admitted, {1, i, in flight, 0} when lease set i is full, {2, i, used requests,
+/// used tokens} when window i is.
 const ADMIT: &str = r"
 local now = tonumber(ARGV[1])
 local np = tonumber(ARGV[5])
@@ -309,16 +288,6 @@ impl SharedRouterState {
             let conn = &mut conn;
             let result = match invocation {
                 Invocation::Pipeline(p) => p.query_async(conn).await,
-                Invocation::Reserve { keys, args } => {
-                    let mut invocation = reserve_script().prepare_invoke();
-                    for k in &keys {
-                        invocation.key(k);
-                    }
-                    for a in args {
-                        invocation.arg(a);
-                    }
-                    invocation.invoke_async(conn).await
-                }
                 Invocation::Admit { keys, args } => {
                     let mut invocation = admit_script().prepare_invoke();
                     for k in &keys {
@@ -392,20 +361,19 @@ impl SharedRouterState {
         let minute = now_ms() / 60_000;
         let (rpm_key, tpm_key) = (usage_key("rpm", id, minute), usage_key("tpm", id, minute));
         let limit = |l: Option<u64>| l.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
-        let (rpm, tpm) = (limit(rpm), limit(tpm));
-        let reply: Vec<i64> = self
-            .call(Purpose::Deployment, move || Invocation::Reserve {
-                keys: vec![rpm_key, tpm_key],
-                args: vec![tokens.min(i64::MAX as u64) as i64, rpm, tpm],
-            })
+        let window = (rpm_key, tpm_key, limit(rpm), limit(tpm));
+        // No lease set: the id and the lease are not used.
+        let refusal = self
+            .run_admit(
+                Purpose::Deployment,
+                Vec::new(),
+                vec![window],
+                tokens,
+                id,
+                Duration::ZERO,
+            )
             .await?;
-        match reply.first() {
-            Some(0) => Ok(true),
-            Some(_) => Ok(false),
-            None => Err(SharedError::Redis(
-                "unexpected reply from the reservation script".into(),
-            )),
-        }
+        Ok(refusal.is_none())
     }
 
     /// Whether Redis answers and runs the admission script: one run of it over no scope.
@@ -443,6 +411,20 @@ impl SharedRouterState {
         id: &str,
         lease: Duration,
     ) -> Result<Option<AdmitRefusal>, SharedError> {
+        self.run_admit(Purpose::Admit, parallel, windows, tokens, id, lease)
+            .await
+    }
+
+    /// One run of [`ADMIT`], counted as a round trip for `purpose`.
+    async fn run_admit(
+        &self,
+        purpose: Purpose,
+        parallel: Vec<(String, u64)>,
+        windows: Vec<(String, String, i64, i64)>,
+        tokens: u64,
+        id: &str,
+        lease: Duration,
+    ) -> Result<Option<AdmitRefusal>, SharedError> {
         let now = now_ms();
         let lease_ms = lease.as_millis().max(1) as u64;
         let mut keys = Vec::with_capacity(parallel.len() + windows.len() * 2);
@@ -466,7 +448,7 @@ impl SharedRouterState {
             args.push(tpm.to_string());
         }
         let reply: Vec<i64> = self
-            .call(Purpose::Admit, move || Invocation::Admit { keys, args })
+            .call(purpose, move || Invocation::Admit { keys, args })
             .await?;
         let index = |i: i64| (i - 1).max(0) as usize;
         Ok(match reply.as_slice() {
@@ -659,11 +641,6 @@ fn usage_key(kind: &str, id: &str, minute: u64) -> String {
 
 enum Invocation {
     Pipeline(redis::Pipeline),
-    /// The reservation script with its keys and integer arguments.
-    Reserve {
-        keys: Vec<String>,
-        args: Vec<i64>,
-    },
     /// The admission script with its keys and arguments.
     Admit {
         keys: Vec<String>,
@@ -674,11 +651,6 @@ enum Invocation {
 fn admit_script() -> &'static Script {
     static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
     SCRIPT.get_or_init(|| Script::new(ADMIT))
-}
-
-fn reserve_script() -> &'static Script {
-    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(RESERVE))
 }
 
 /// One deployment's shared state: cooldown deadline, minute requests, minute tokens, latencies.
