@@ -866,15 +866,24 @@ async fn browser(driver: &Driver) -> Client {
         .expect("a WebDriver session")
 }
 
+/// The element `locator` finds, once it is on the page (lists redraw after a change); the test
+/// fails, naming `what`, when it does not come within 10 s.
+async fn wait_for_element(
+    c: &Client,
+    locator: Locator<'_>,
+    what: &str,
+) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(locator)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
 /// The element labelled `label` (its `<label for>`).
 async fn labelled(c: &Client, label: &str) -> fantoccini::elements::Element {
     let xpath = format!("//label[normalize-space()='{label}']");
-    let l = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath(&xpath))
-        .await
-        .unwrap_or_else(|e| panic!("label {label}: {e}"));
+    let l = wait_for_element(c, Locator::XPath(&xpath), &format!("label {label}")).await;
     let id = l.attr("for").await.unwrap().expect("label for");
     c.find(Locator::Id(&id)).await.expect("labelled input")
 }
@@ -887,21 +896,13 @@ async fn fill(c: &Client, label: &str, value: &str) {
 
 async fn button(c: &Client, name: &str) -> fantoccini::elements::Element {
     let xpath = format!("//button[normalize-space()='{name}']");
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath(&xpath))
-        .await
-        .unwrap_or_else(|e| panic!("button {name}: {e}"))
+    wait_for_element(c, Locator::XPath(&xpath), &format!("button {name}")).await
 }
 
 /// The button whose `aria-label` is `label`, once it is on the page (lists redraw after a change).
 async fn aria_button(c: &Client, label: &str) -> fantoccini::elements::Element {
     let css = format!("button[aria-label='{label}']");
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(&css))
-        .await
-        .unwrap_or_else(|e| panic!("button {label}: {e}"))
+    wait_for_element(c, Locator::Css(&css), &format!("button {label}")).await
 }
 
 async fn click(c: &Client, name: &str) {
@@ -1600,11 +1601,8 @@ async fn table_rows(c: &Client) -> usize {
 }
 
 async fn click_css(c: &Client, css: &str) {
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(css))
+    wait_for_element(c, Locator::Css(css), css)
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
         .click()
         .await
         .unwrap();
