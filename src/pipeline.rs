@@ -1208,15 +1208,11 @@ impl DeploymentCounters {
         self.handle
             .state
             .reconcile_tokens(now_ms(), self.reserved_tokens, actual);
-        if let Some(shared) = self.shared_usage.clone() {
-            let id = self.handle.id().to_string();
+        if let Some(shared) = &self.shared_usage {
+            // Joins the settlements of the requests ending now: one pipeline for all of them.
+            let key = SharedRouterState::deployment_tpm_key(self.handle.id(), self.reserved_at_ms);
             let delta = actual as i64 - self.reserved_tokens as i64;
-            let at = self.reserved_at_ms;
-            actix_web::rt::spawn(async move {
-                if let Err(e) = shared.adjust_tokens(&id, at, delta).await {
-                    tracing::debug!(deployment = id, error = %e, "shared token count not adjusted");
-                }
-            });
+            shared.settle_soon(None, vec![key], delta);
         }
     }
 

@@ -506,3 +506,62 @@ async fn a_key_with_rpm_tpm_and_parallel_limits_costs_one_redis_round_trip_befor
         "the estimates were replaced by the real usage"
     );
 }
+
+#[actix_rt::test]
+async fn a_deployment_tpm_window_gets_the_real_tokens_through_the_shared_settlements() {
+    let mock = Mock::start(&[]);
+    let id = format!("dep-{}", uuid_like());
+    let cfg = shared_config(
+        &[deployment(
+            &mock,
+            "g",
+            "tpm-limited",
+            &format!("      tpm: 1000000\n    model_info:\n      id: {id}\n"),
+        )],
+        "  num_retries: 0\n",
+    );
+    let gw = Gateway::start(&cfg, &[], &[]);
+    wait_until_connected(&gw).await;
+    let (settle, deployment) = (
+        round_trips(&gw, "settle").await,
+        round_trips(&gw, "deployment").await,
+    );
+    let mut tokens = 0;
+    for _ in 0..10 {
+        let (status, _, body) = post(
+            &gw.url("/v1/chat/completions"),
+            Some(MASTER_KEY),
+            &chat("g"),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        tokens += body["usage"]["total_tokens"].as_u64().unwrap();
+    }
+    let window_sum = |kind: &str| -> u64 {
+        redis_cli(&["--scan", "--pattern", &format!("tollgate:{kind}:{id}:*")])
+            .lines()
+            .map(|k| redis_cli(&["GET", k]).parse::<u64>().unwrap())
+            .sum()
+    };
+    // The estimates are corrected after the answers, in the pipelines the ending requests share.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while window_sum("tpm") != tokens {
+        assert!(
+            Instant::now() < deadline,
+            "the deployment's tokens window holds {} after {tokens} real tokens",
+            window_sum("tpm")
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(window_sum("rpm"), 10);
+    assert_eq!(
+        round_trips(&gw, "deployment").await - deployment,
+        10,
+        "one reservation each"
+    );
+    let settled = round_trips(&gw, "settle").await - settle;
+    assert!(
+        (1..=10).contains(&settled),
+        "{settled} settlement round trips for 10 requests"
+    );
+}

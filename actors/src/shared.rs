@@ -7,8 +7,9 @@
 //!   and gives back its slots and corrects its token estimate when it ends, in one pipeline with
 //!   the other requests ending at that moment ([`SharedRouterState::settle_soon`]); a deployment
 //!   with its own `rpm`/`tpm` reserves its minute usage with the same script over its two windows
-//!   alone ([`SharedRouterState::reserve`]), so those hold exactly across instances; with
-//!   latency-based routing the request pushes its latency.
+//!   alone ([`SharedRouterState::reserve`]), so those hold exactly across instances, and its token
+//!   correction joins the same settlement pipeline ([`SharedRouterState::deployment_tpm_key`]);
+//!   with latency-based routing the request pushes its latency.
 //! * **Round trips** are counted by [`Purpose`] (`tollgate_redis_round_trips_total`): a request
 //!   whose key has limits and whose deployment has none makes one before it is answered
 //!   (`admit`); its end shares a round trip (`settle`) with the others ending with it.
@@ -358,8 +359,9 @@ impl SharedRouterState {
         tpm: Option<u64>,
         tokens: u64,
     ) -> Result<bool, SharedError> {
-        let minute = now_ms() / 60_000;
-        let (rpm_key, tpm_key) = (usage_key("rpm", id, minute), usage_key("tpm", id, minute));
+        let now = now_ms();
+        let rpm_key = usage_key("rpm", id, now / 60_000);
+        let tpm_key = Self::deployment_tpm_key(id, now);
         let limit = |l: Option<u64>| l.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
         let window = (rpm_key, tpm_key, limit(rpm), limit(tpm));
         // No lease set: the id and the lease are not used.
@@ -470,9 +472,10 @@ impl SharedRouterState {
         })
     }
 
-    /// Settle an admitted request soon: its end joins those of the other requests that end during
-    /// the same turn of this thread's event loop, and all go to Redis in one pipeline (one round
-    /// trip for a burst of endings under load, one per request when they come one at a time).
+    /// Settle an admitted request soon (or, `release` = `None`, only correct token windows, as a
+    /// deployment's): its end joins those of the other requests that end during the same turn of
+    /// this thread's event loop, and all go to Redis in one pipeline (one round trip for a burst of
+    /// endings under load, one per request when they come one at a time).
     /// Must run on an actix (Tokio) runtime.
     pub fn settle_soon(
         &self,
@@ -533,23 +536,10 @@ impl SharedRouterState {
         )
     }
 
-    /// Replace a token estimate with the real count (`delta` = actual − estimated).
-    pub async fn adjust_tokens(
-        &self,
-        id: &str,
-        reserved_at_ms: u64,
-        delta: i64,
-    ) -> Result<(), SharedError> {
-        if delta == 0 {
-            return Ok(());
-        }
-        let key = usage_key("tpm", id, reserved_at_ms / 60_000);
-        self.call(Purpose::Settle, move || {
-            let mut p = redis::pipe();
-            p.cmd("INCRBY").arg(&key).arg(delta).ignore();
-            Invocation::Pipeline(p)
-        })
-        .await
+    /// The tokens window of deployment `id` for the minute of `at_ms` (the one [`Self::reserve`]
+    /// counts in): the key whose estimate a request corrects through [`Self::settle_soon`].
+    pub fn deployment_tpm_key(id: &str, at_ms: u64) -> String {
+        usage_key("tpm", id, at_ms / 60_000)
     }
 
     /// Record a latency sample (µs) for `latency-based-routing`.
