@@ -192,6 +192,18 @@ to_us() {
         if (f < 0) print "NA"; else printf "%d\n", n * f + 0.5 }'
 }
 
+wrk_parse() {   # wrk_parse FILE: sets R_RPS R_P50 R_P99 (µs) R_REQS R_NON2XX R_ERRORS from wrk --latency output
+    local f=$1
+    R_RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$f")
+    R_P50=$(to_us "$(awk '$1 == "50%" {print $2}' "$f")")
+    R_P99=$(to_us "$(awk '$1 == "99%" {print $2}' "$f")")
+    R_REQS=$(awk '/requests in/ {print $1}' "$f")
+    R_NON2XX=$(awk -F: '/Non-2xx or 3xx responses/ {gsub(/ /, "", $2); print $2}' "$f")
+    R_NON2XX=${R_NON2XX:-0}
+    R_ERRORS=$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$f")
+    R_ERRORS=${R_ERRORS:-0}
+}
+
 # run_load NAME CONNS URL KIND(chat|keychat|get) -> writes $OUT/NAME.txt (or .json) and sets
 # R_RPS R_P50 R_P99 R_NON2XX R_ERRORS R_REQS, and R_HOP_US / R_MOCK_US (CPU µs per request of the
 # hop under test, HOP_PIDS, and of the mock). RUN_DURATION overrides DURATION.
@@ -215,15 +227,7 @@ run_load() {
         cpu_begin
         pin "$LOAD_CPUS" wrk -t"$threads" -c"$conns" -d"$duration" --latency "${script[@]}" "$url" >"$OUT/$name.txt" 2>&1
         cpu_end
-        local f=$OUT/$name.txt
-        R_RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$f")
-        R_P50=$(to_us "$(awk '$1 == "50%" {print $2}' "$f")")
-        R_P99=$(to_us "$(awk '$1 == "99%" {print $2}' "$f")")
-        R_REQS=$(awk '/requests in/ {print $1}' "$f")
-        R_NON2XX=$(awk -F: '/Non-2xx or 3xx responses/ {gsub(/ /, "", $2); print $2}' "$f")
-        R_NON2XX=${R_NON2XX:-0}
-        R_ERRORS=$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$f")
-        R_ERRORS=${R_ERRORS:-0}
+        wrk_parse "$OUT/$name.txt"
     else
         local args=(--no-tui -j -c "$conns")
         [[ $kind == chat ]] && args+=(-m POST -H "Content-Type: application/json" -H "Authorization: Bearer $MASTER_KEY" -d "$BODY")
@@ -390,6 +394,22 @@ wait_first_200() {
         kill -0 "$GW_PID" 2>/dev/null || return 1
     done
     return 1
+}
+
+# The benchmark's virtual key, on the running gateway (GW_PID): rpm/tpm limits far above what a run
+# reaches (so every request is admitted but counted), a budget, and spend tracking. Sets
+# VIRTUAL_KEY, writes $OUT/keychat.lua, and checks one request with it is a 200 with rate-limit headers.
+make_virtual_key() {
+    local code
+    VIRTUAL_KEY=$(curl -s --max-time 5 -H "Authorization: Bearer $MASTER_KEY" -H "Content-Type: application/json" \
+        -d '{"rpm_limit": 100000000, "tpm_limit": 10000000000, "max_budget": 1000000, "key_alias": "bench-'"$TS"'"}' \
+        "http://127.0.0.1:$GW_PORT/key/generate" | jq -r '.key // empty')
+    [[ $VIRTUAL_KEY == sk-* ]] || die "could not create the benchmark's virtual key"
+    write_lua "$OUT/keychat.lua" "$VIRTUAL_KEY"
+    code=$(curl -s -o "$OUT/smoke_key.json" -D "$OUT/smoke_key.headers" -w '%{http_code}' --max-time 5 \
+        -H "Content-Type: application/json" -H "Authorization: Bearer $VIRTUAL_KEY" -d "$BODY" "$GW_URL" || true)
+    [[ $code == 200 ]] || die "virtual-key smoke test returned HTTP $code"
+    grep -qi '^x-ratelimit-remaining-requests' "$OUT/smoke_key.headers" || die "virtual-key response has no x-ratelimit headers"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -649,15 +669,7 @@ log "gateway after ${CONNS}c load: VmRSS ${RSS_LOAD} kB, VmHWM ${HWM_LOAD} kB"
 
 # c. 64 connections with a virtual key that has rpm/tpm limits (far above what the run reaches, so
 # every request is admitted but counted), a budget, and spend tracking.
-VIRTUAL_KEY=$(curl -s --max-time 5 -H "Authorization: Bearer $MASTER_KEY" -H "Content-Type: application/json" \
-    -d '{"rpm_limit": 100000000, "tpm_limit": 10000000000, "max_budget": 1000000, "key_alias": "bench-'"$TS"'"}' \
-    "http://127.0.0.1:$GW_PORT/key/generate" | jq -r '.key // empty')
-[[ $VIRTUAL_KEY == sk-* ]] || die "could not create the benchmark's virtual key"
-write_lua "$OUT/keychat.lua" "$VIRTUAL_KEY"
-code=$(curl -s -o "$OUT/smoke_key.json" -D "$OUT/smoke_key.headers" -w '%{http_code}' --max-time 5 \
-    -H "Content-Type: application/json" -H "Authorization: Bearer $VIRTUAL_KEY" -d "$BODY" "$GW_URL" || true)
-[[ $code == 200 ]] || die "virtual-key smoke test returned HTTP $code"
-grep -qi '^x-ratelimit-remaining-requests' "$OUT/smoke_key.headers" || die "virtual-key response has no x-ratelimit headers"
+make_virtual_key
 run_load gateway_key_c$CONNS "$CONNS" "$GW_URL" keychat
 K64_RPS=$R_RPS K64_P50=$R_P50 K64_P99=$R_P99 K64_NON2XX=$R_NON2XX K64_ERR=$R_ERRORS K64_REQS=$R_REQS K64_US=$R_HOP_US
 RSS_KEY=$(rss_kb "$GW_PID" VmRSS); HWM_KEY=$(rss_kb "$GW_PID" VmHWM)
