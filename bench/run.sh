@@ -712,6 +712,8 @@ if [[ $MODE == soak ]]; then
             'BEGIN {printf "%+.2f MB (%+.3f MB/min over %.1f min)", (b - a) / 1024, (b - a) / 1024 / ((tb - ta) / 60), (tb - ta) / 60}')
     fi
     SHORT="needs SOAK_MINUTES ≥ 2"
+    AFTER_WARMUP="minutes 2..$SOAK_MINUTES"; (( SOAK_MINUTES < 2 )) && AFTER_WARMUP="none in a 1-minute run"
+    SLOPE_TXT="$SLOPE MB/min"; [[ $SLOPE == NA ]] && SLOPE_TXT=NA
     CPU_LINE=$(tail -n 1 "$OUT/cpu.tsv")
     IFS=$'\t' read -r _ C_WALL C_GW C_MOCK C_LOAD C_OTHER C_GW_S _ C_GW_US _ <<<"$CPU_LINE"
     MINUTE_ROWS=$(tail -n +2 "$OUT/soak_minutes.tsv" | while IFS=$'\t' read -r m t r x q c; do
@@ -732,10 +734,10 @@ minute 1 to the end of the load is below $SLOPE_MAX MB/min.
 | --- | ---: | --- | --- |
 | gateway RSS idle (after start, before load) | $(mb "$RSS_IDLE") | ≤ 30 MB idle | $(verdict "no sample" "$RSS_IDLE <= 30720") |
 | RSS at the end of minute 1 (warm-up) | $(mb "$M1_KB") | | |
-| max RSS during minutes 2..$SOAK_MINUTES (after warm-up) | $(mb "$MAXW_KB") | ≤ 40 MB under load | $(verdict "$SHORT" "$MAXW_KB <= 40960") |
+| max RSS after warm-up ($AFTER_WARMUP) | $(mb "$MAXW_KB") | ≤ 40 MB under load | $(verdict "$SHORT" "$MAXW_KB <= 40960") |
 | RSS at the end of the load (last sample, t = $END_T s) | $(mb "$END_KB") | | |
 | growth, end of minute 1 → end of the load | $GROWTH | | |
-| RSS slope after warm-up (least squares over $SLOPE_N samples) | $SLOPE MB/min | steady: < $SLOPE_MAX MB/min | $(verdict "$SHORT" "$SLOPE < $SLOPE_MAX") |
+| RSS slope after warm-up (least squares over $SLOPE_N samples) | $SLOPE_TXT | steady: < $SLOPE_MAX MB/min | $(verdict "$SHORT" "$SLOPE < $SLOPE_MAX") |
 | max RSS sampled over the whole load / VmHWM (kernel's peak) at the end | $(mb "$MAXALL_KB") / $(mb "$HWM_END") | | |
 | RSS right after the load / 10 s after | $(mb "$RSS_AFTER") / $(mb "$RSS_AFTER10") | | |
 | requests (wrk), req/s | $R_REQS, $R_RPS req/s | | |
