@@ -4,6 +4,8 @@
 #   bash bench/run.sh              # default run (~4 min): direct, nginx, gateway and its extra configs
 #   bash bench/run.sh --peers      # the same plus LiteLLM's proxy (installed into a venv under target/)
 #   bash bench/run.sh --streams    # streaming soak only: STREAMS concurrent streams of SOAK_SECONDS each
+#   bash bench/run.sh --soak       # memory soak only: the virtual key at CONNS conns for SOAK_MINUTES,
+#                                  # gateway RSS sampled every SOAK_SAMPLE s (idle, warm-up, growth after)
 #
 # Writes everything to bench/results/<timestamp>/ and prints a markdown summary (also saved as
 # summary.md there). See bench/README.md and docs/BENCHMARKS.md.
@@ -30,6 +32,7 @@
 #   PEER_VENV [target/bench-venv]         venv LiteLLM is installed into (pip install 'litellm[proxy]')
 #   STREAMS [2000]  SOAK_SECONDS [20]     --streams: concurrent streams, length of each stream
 #   SOAK_CHUNKS [10]  SOAK_RAMP [2]       content chunks per stream (1-12); seconds to open them all
+#   SOAK_MINUTES [5]  SOAK_SAMPLE [5]     --soak: minutes of load (one wrk run); seconds between RSS samples
 set -euo pipefail
 
 MODE=default
@@ -37,9 +40,10 @@ PEERS=${PEERS:-0}
 for arg in "$@"; do
     case $arg in
         --streams) MODE=streams ;;
+        --soak) MODE=soak ;;
         --peers) PEERS=1 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (expected --streams or --peers)" >&2; exit 2 ;;
+        *) echo "unknown argument: $arg (expected --streams, --soak or --peers)" >&2; exit 2 ;;
     esac
 done
 
@@ -72,12 +76,15 @@ STREAMS=${STREAMS:-2000}
 SOAK_SECONDS=${SOAK_SECONDS:-20}
 SOAK_CHUNKS=${SOAK_CHUNKS:-10}
 SOAK_RAMP=${SOAK_RAMP:-2}
+SOAK_MINUTES=${SOAK_MINUTES:-5}
+SOAK_SAMPLE=${SOAK_SAMPLE:-5}
 
 # Bare numbers are seconds.
 [[ $DURATION =~ ^[0-9]+$ ]] && DURATION="${DURATION}s"
 [[ $WARMUP =~ ^[0-9]+$ ]] && WARMUP="${WARMUP}s"
 [[ $PEER_DURATION =~ ^[0-9]+$ ]] && PEER_DURATION="${PEER_DURATION}s"
 (( SOAK_CHUNKS >= 1 && SOAK_CHUNKS <= 12 )) || { echo "SOAK_CHUNKS must be 1-12 (the mock's reply has 12 words)" >&2; exit 2; }
+[[ $SOAK_MINUTES =~ ^[1-9][0-9]*$ && $SOAK_SAMPLE =~ ^[1-9][0-9]*$ ]] || { echo "SOAK_MINUTES and SOAK_SAMPLE must be whole numbers >= 1" >&2; exit 2; }
 
 BIN=$ROOT/target/release/tollgate
 TS=$(date -u +%Y%m%dT%H%M%SZ)
@@ -157,8 +164,10 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # Load generator
+# --soak runs wrk itself (one run with --latency).
+[[ $MODE == soak && -n $LOADGEN && $LOADGEN != wrk ]] && die "--soak runs wrk (LOADGEN=$LOADGEN)"
 if [[ -z $LOADGEN ]]; then
-    if command -v oha >/dev/null; then LOADGEN=oha
+    if [[ $MODE != soak ]] && command -v oha >/dev/null; then LOADGEN=oha
     elif command -v wrk >/dev/null; then LOADGEN=wrk
     else
         log "neither oha nor wrk on PATH: installing wrk with apt-get"
@@ -192,6 +201,18 @@ to_us() {
         if (f < 0) print "NA"; else printf "%d\n", n * f + 0.5 }'
 }
 
+wrk_parse() {   # wrk_parse FILE: sets R_RPS R_P50 R_P99 (µs) R_REQS R_NON2XX R_ERRORS from wrk --latency output
+    local f=$1
+    R_RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$f")
+    R_P50=$(to_us "$(awk '$1 == "50%" {print $2}' "$f")")
+    R_P99=$(to_us "$(awk '$1 == "99%" {print $2}' "$f")")
+    R_REQS=$(awk '/requests in/ {print $1}' "$f")
+    R_NON2XX=$(awk -F: '/Non-2xx or 3xx responses/ {gsub(/ /, "", $2); print $2}' "$f")
+    R_NON2XX=${R_NON2XX:-0}
+    R_ERRORS=$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$f")
+    R_ERRORS=${R_ERRORS:-0}
+}
+
 # run_load NAME CONNS URL KIND(chat|keychat|get) -> writes $OUT/NAME.txt (or .json) and sets
 # R_RPS R_P50 R_P99 R_NON2XX R_ERRORS R_REQS, and R_HOP_US / R_MOCK_US (CPU µs per request of the
 # hop under test, HOP_PIDS, and of the mock). RUN_DURATION overrides DURATION.
@@ -215,15 +236,7 @@ run_load() {
         cpu_begin
         pin "$LOAD_CPUS" wrk -t"$threads" -c"$conns" -d"$duration" --latency "${script[@]}" "$url" >"$OUT/$name.txt" 2>&1
         cpu_end
-        local f=$OUT/$name.txt
-        R_RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$f")
-        R_P50=$(to_us "$(awk '$1 == "50%" {print $2}' "$f")")
-        R_P99=$(to_us "$(awk '$1 == "99%" {print $2}' "$f")")
-        R_REQS=$(awk '/requests in/ {print $1}' "$f")
-        R_NON2XX=$(awk -F: '/Non-2xx or 3xx responses/ {gsub(/ /, "", $2); print $2}' "$f")
-        R_NON2XX=${R_NON2XX:-0}
-        R_ERRORS=$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$f")
-        R_ERRORS=${R_ERRORS:-0}
+        wrk_parse "$OUT/$name.txt"
     else
         local args=(--no-tui -j -c "$conns")
         [[ $kind == chat ]] && args+=(-m POST -H "Content-Type: application/json" -H "Authorization: Bearer $MASTER_KEY" -d "$BODY")
@@ -390,6 +403,22 @@ wait_first_200() {
         kill -0 "$GW_PID" 2>/dev/null || return 1
     done
     return 1
+}
+
+# The benchmark's virtual key, on the running gateway (GW_PID): rpm/tpm limits far above what a run
+# reaches (so every request is admitted but counted), a budget, and spend tracking. Sets
+# VIRTUAL_KEY, writes $OUT/keychat.lua, and checks one request with it is a 200 with rate-limit headers.
+make_virtual_key() {
+    local code
+    VIRTUAL_KEY=$(curl -s --max-time 5 -H "Authorization: Bearer $MASTER_KEY" -H "Content-Type: application/json" \
+        -d '{"rpm_limit": 100000000, "tpm_limit": 10000000000, "max_budget": 1000000, "key_alias": "bench-'"$TS"'"}' \
+        "http://127.0.0.1:$GW_PORT/key/generate" | jq -r '.key // empty')
+    [[ $VIRTUAL_KEY == sk-* ]] || die "could not create the benchmark's virtual key"
+    write_lua "$OUT/keychat.lua" "$VIRTUAL_KEY"
+    code=$(curl -s -o "$OUT/smoke_key.json" -D "$OUT/smoke_key.headers" -w '%{http_code}' --max-time 5 \
+        -H "Content-Type: application/json" -H "Authorization: Bearer $VIRTUAL_KEY" -d "$BODY" "$GW_URL" || true)
+    [[ $code == 200 ]] || die "virtual-key smoke test returned HTTP $code"
+    grep -qi '^x-ratelimit-remaining-requests' "$OUT/smoke_key.headers" || die "virtual-key response has no x-ratelimit headers"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -574,6 +603,165 @@ EOF
     exit 0
 fi
 
+# ---------------------------------------------------------------------------------------------
+# --soak: the memory soak. The gateway alone (the default run's config, SQLite spend logs), its RSS
+# idle, then one wrk run of SOAK_MINUTES minutes at CONNS connections with the default run's virtual
+# key, while a sampler writes the gateway's VmRSS (and VmHWM, its CPU jiffies and the mock's request
+# count) every SOAK_SAMPLE s to soak_rss.tsv. Minute 1 is the warm-up; after it the RSS should stay flat.
+if [[ $MODE == soak ]]; then
+    SOAK_S=$((SOAK_MINUTES * 60))
+    SLOPE_MAX=0.1   # MB/min: below it, the RSS after the warm-up counts as steady
+    port_free "$GW_PORT" || die "port $GW_PORT is in use (set GW_PORT)"
+    start_gateway gateway
+    wait_first_200 >/dev/null || die "gateway did not start (see $OUT/gateway.stderr)"
+    sleep 1
+    RSS_IDLE=$(rss_kb "$GW_PID" VmRSS); HWM_IDLE=$(rss_kb "$GW_PID" VmHWM)
+    log "gateway idle: VmRSS ${RSS_IDLE} kB, VmHWM ${HWM_IDLE} kB"
+    make_virtual_key
+
+    soak_sampler() {   # soak_sampler T0_US: one line every SOAK_SAMPLE s (on the T0 grid) while the gateway lives
+        local t0=$1 i=0 now next d k v rss hwm jif stats total
+        while kill -0 "$GW_PID" 2>/dev/null; do
+            now=${EPOCHREALTIME/./}
+            rss=NA hwm=NA
+            while read -r k v _; do
+                case $k in VmRSS:) rss=$v ;; VmHWM:) hwm=$v ;; esac
+            done <"/proc/$GW_PID/status" || break
+            jif=$(pid_jiffies "$GW_PID")
+            stats=$(curl -s --max-time 1 "http://127.0.0.1:$MOCK_PORT/mock/stats" || true)
+            total=NA; [[ $stats =~ \"total\":([0-9]+) ]] && total=${BASH_REMATCH[1]}
+            printf '%d.%03d\t%s\t%s\t%s\t%s\t%s\n' $(((now - t0) / 1000000)) $(((now - t0) % 1000000 / 1000)) \
+                "${EPOCHREALTIME%.*}" "$rss" "$hwm" "$jif" "$total"
+            i=$((i + 1)); next=$((t0 + i * SOAK_SAMPLE * 1000000)); now=${EPOCHREALTIME/./}
+            d=$((next - now))
+            (( d > 0 )) && sleep "$((d / 1000000)).$(printf '%06d' $((d % 1000000)))"
+        done
+    }
+    printf 't_s\tunix_time\trss_kb\thwm_kb\tgateway_cpu_jiffies\tmock_requests\n' >"$OUT/soak_rss.tsv"
+    SOAK_THREADS=$LOAD_THREADS
+    (( SOAK_THREADS > CONNS )) && SOAK_THREADS=$CONNS
+    log "soak: wrk -t$SOAK_THREADS -c$CONNS -d${SOAK_S}s with the virtual key; gateway RSS every ${SOAK_SAMPLE}s to $OUT/soak_rss.tsv"
+    SOAK_T0=${EPOCHREALTIME/./}
+    soak_sampler "$SOAK_T0" >>"$OUT/soak_rss.tsv" 2>/dev/null &
+    SAMPLER_PID=$!
+    HOP_PIDS=$GW_PID
+    cpu_begin
+    pin "$LOAD_CPUS" wrk -t"$SOAK_THREADS" -c"$CONNS" -d"${SOAK_S}s" --latency -s "$OUT/keychat.lua" "$GW_URL" >"$OUT/soak.txt" 2>&1 \
+        || die "wrk failed (see $OUT/soak.txt)"
+    cpu_end
+    RSS_AFTER=$(rss_kb "$GW_PID" VmRSS)
+    wrk_parse "$OUT/soak.txt"
+    cpu_record soak "$R_REQS"
+    log "soak: ${R_RPS} req/s, p50 ${R_P50} us, p99 ${R_P99} us, non-2xx ${R_NON2XX}, errors ${R_ERRORS}; gateway VmRSS right after ${RSS_AFTER} kB"
+    sleep 10   # the sampler goes on: soak_rss.tsv shows the RSS after the load too
+    RSS_AFTER10=$(rss_kb "$GW_PID" VmRSS); HWM_END=$(rss_kb "$GW_PID" VmHWM)
+    kill "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
+    curl -s "http://127.0.0.1:$MOCK_PORT/mock/stats" >"$OUT/mock_stats.json" || true
+    stop_pid "$GW_PID"; GW_PID=""
+    read -r E1 E5 E15 _ </proc/loadavg
+
+    # Minute m holds the samples with t in (60(m-1), 60m], with up to 1 s of slack for the sampler's
+    # lateness (so the sample due at 60 s ends minute 1); t = 0 is the start, later than the load = after.
+    # soak_minutes.tsv: one line per minute; the last line of the output: the figures for the summary.
+    SOAK_FIGS=$(awk -F'\t' -v D="$SOAK_S" -v M="$SOAK_MINUTES" -v S="$SOAK_SAMPLE" -v hz="$CLK_TCK" \
+        -v minutes="$OUT/soak_minutes.tsv" '
+        NR == 1 || $3 == "NA" { next }
+        {
+            t = $1 + 0; tol = (S < 2) ? S / 2 : 1
+            if (t > D + tol) next
+            m = (t < tol) ? 0 : int((t - tol) / 60) + 1
+            if (m > M) m = M
+            n[m]++; endt[m] = t; endr[m] = $3; endj[m] = $5; endq[m] = $6
+            if (!(m in mx) || $3 > mx[m]) mx[m] = $3
+            if (m >= 1 && (all == "" || $3 > all)) all = $3
+            T[++k] = t; R[k] = $3; Mi[k] = m
+            last = $3
+        }
+        END {
+            print "minute\tt_end_s\trss_end_kb\trss_max_kb\treq_per_s\tgateway_core_pct" > minutes
+            for (m = 1; m <= M; m++) {
+                if (!(m in n)) { print m "\tNA\tNA\tNA\tNA\tNA" > minutes; continue }
+                p = m - 1; rps = "NA"; core = "NA"
+                if ((p in n) && endt[m] > endt[p]) {
+                    dt = endt[m] - endt[p]
+                    if (endq[m] != "NA" && endq[p] != "NA") rps = sprintf("%.0f", (endq[m] - endq[p]) / dt)
+                    core = sprintf("%.0f", 100 * (endj[m] - endj[p]) / hz / dt)
+                }
+                printf "%d\t%.1f\t%d\t%d\t%s\t%s\n", m, endt[m], endr[m], mx[m], rps, core > minutes
+            }
+            m1 = (1 in n) ? endr[1] : "NA"; m1t = (1 in n) ? endt[1] : "NA"
+            maxw = "NA"
+            for (m = 2; m <= M; m++) if ((m in mx) && (maxw == "NA" || mx[m] > maxw)) maxw = mx[m]
+            endkb = (M in n) ? endr[M] : "NA"; endtt = (M in n) ? endt[M] : "NA"
+            # Least squares of RSS (MB) on time (min) over the samples from the end of minute 1 on.
+            sn = sx = sy = sxx = sxy = 0
+            for (i = 1; i <= k; i++) if (m1t != "NA" && Mi[i] >= 1 && T[i] >= m1t) {
+                x = T[i] / 60; y = R[i] / 1024; sn++; sx += x; sy += y; sxx += x * x; sxy += x * y
+            }
+            den = sn * sxx - sx * sx
+            slope = (sn >= 2 && den > 0) ? sprintf("%.3f", (sn * sxy - sx * sy) / den) : "NA"
+            print m1, m1t, maxw, endkb, endtt, (all == "" ? "NA" : all), slope, sn
+        }' "$OUT/soak_rss.tsv")
+    read -r M1_KB M1_T MAXW_KB END_KB END_T MAXALL_KB SLOPE SLOPE_N <<<"$SOAK_FIGS"
+
+    mb() { if [[ $1 == NA || -z $1 ]]; then echo NA; else awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}'; fi; }
+    verdict() { if [[ $2 == *NA* ]]; then echo "n/a ($1)"; elif awk "BEGIN {exit !($2)}"; then echo "**met**"; else echo "**missed**"; fi; }
+    GROWTH="NA"
+    if [[ $M1_KB != NA && $END_KB != NA && $END_T != "$M1_T" ]]; then
+        GROWTH=$(awk -v a="$M1_KB" -v b="$END_KB" -v ta="$M1_T" -v tb="$END_T" \
+            'BEGIN {printf "%+.2f MB (%+.3f MB/min over %.1f min)", (b - a) / 1024, (b - a) / 1024 / ((tb - ta) / 60), (tb - ta) / 60}')
+    fi
+    SHORT="needs SOAK_MINUTES ≥ 2"
+    AFTER_WARMUP="minutes 2..$SOAK_MINUTES"; (( SOAK_MINUTES < 2 )) && AFTER_WARMUP="none in a 1-minute run"
+    SLOPE_TXT="$SLOPE MB/min"; [[ $SLOPE == NA ]] && SLOPE_TXT=NA
+    CPU_LINE=$(tail -n 1 "$OUT/cpu.tsv")
+    IFS=$'\t' read -r _ C_WALL C_GW C_MOCK C_LOAD C_OTHER C_GW_S _ C_GW_US _ <<<"$CPU_LINE"
+    MINUTE_ROWS=$(tail -n +2 "$OUT/soak_minutes.tsv" | while IFS=$'\t' read -r m t r x q c; do
+        printf '| %s | %s | %s | %s | %s | %s |\n' "$m" "$t" "$(mb "$r")" "$(mb "$x")" "$q" "${c}$([[ $c != NA ]] && echo %)"
+    done)
+    {
+    cat <<EOF
+## Tollgate memory soak $TS
+
+One \`wrk -t$SOAK_THREADS -c$CONNS -d${SOAK_S}s --latency\` run ($SOAK_MINUTES min) through the gateway with the
+default run's virtual key (rpm/tpm limits far above the load, a budget, spend logs to SQLite), the same
+request as the default run, to the mock (\`--latency-ms 0\`). The gateway's \`VmRSS\` is sampled every
+${SOAK_SAMPLE} s (\`soak_rss.tsv\`, with its VmHWM, CPU jiffies and the mock's request count). Minute 1
+is the warm-up; "steady" means the least-squares slope of the RSS over the samples from the end of
+minute 1 to the end of the load is below $SLOPE_MAX MB/min.
+
+| measurement | value | target | met? |
+| --- | ---: | --- | --- |
+| gateway RSS idle (after start, before load) | $(mb "$RSS_IDLE") | ≤ 30 MB idle | $(verdict "no sample" "$RSS_IDLE <= 30720") |
+| RSS at the end of minute 1 (warm-up) | $(mb "$M1_KB") | | |
+| max RSS after warm-up ($AFTER_WARMUP) | $(mb "$MAXW_KB") | ≤ 40 MB under load | $(verdict "$SHORT" "$MAXW_KB <= 40960") |
+| RSS at the end of the load (last sample, t = $END_T s) | $(mb "$END_KB") | | |
+| growth, end of minute 1 → end of the load | $GROWTH | | |
+| RSS slope after warm-up (least squares over $SLOPE_N samples) | $SLOPE_TXT | steady: < $SLOPE_MAX MB/min | $(verdict "$SHORT" "$SLOPE < $SLOPE_MAX") |
+| max RSS sampled over the whole load / VmHWM (kernel's peak) at the end | $(mb "$MAXALL_KB") / $(mb "$HWM_END") | | |
+| RSS right after the load / 10 s after | $(mb "$RSS_AFTER") / $(mb "$RSS_AFTER10") | | |
+| requests (wrk), req/s | $R_REQS, $R_RPS req/s | | |
+| p50 / p99 latency | $R_P50 / $R_P99 µs | | |
+| non-2xx / socket errors | $R_NON2XX / $R_ERRORS | 0 | $(verdict "" "$R_NON2XX + $R_ERRORS == 0") |
+| gateway CPU during the load | $C_GW_S s ($C_GW% of a core), $C_GW_US µs/req | | |
+
+### Per minute
+
+| minute | t at its end (s) | RSS at its end | max RSS in it | req/s (mock's count) | gateway CPU |
+| --- | ---: | ---: | ---: | ---: | ---: |
+$MINUTE_ROWS
+
+CPU during the load (% of one core, over ${C_WALL} s): gateway $C_GW%, mock $C_MOCK%, wrk $C_LOAD%, other $C_OTHER%.
+$(awk -v o="$C_OTHER" -v lim="$NOISE_MAX" 'BEGIN {if (o > lim) print "\n**WARNING: other processes used more than " lim "% of a core during the load: req/s and latency are disturbed (the RSS much less so).**\n"}')
+Setup: mock \`--workers $MOCK_WORKERS --latency-ms 0\` on CPU $MOCK_CPUS; gateway \`--num_workers $GATEWAY_WORKERS\` on CPU $GATEWAY_CPUS;
+$LOADGEN_VERSION on CPU $LOAD_CPUS. Machine: nproc $NPROC; kernel $(uname -r); tollgate commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$([[ $SKIP_BUILD == 1 ]] && echo " (SKIP_BUILD=1: binary not rebuilt by this run)").
+Load average at start: $LOAD_AT_START; at end: $E1 $E5 $E15. Raw output: bench/results/$TS/
+EOF
+    } | tee "$OUT/summary.md"
+    log "results in $OUT"
+    exit 0
+fi
+
 # d. Time to first served request.
 log "timing $STARTUP_RUNS gateway cold starts"
 : >"$OUT/startup.txt"
@@ -649,15 +837,7 @@ log "gateway after ${CONNS}c load: VmRSS ${RSS_LOAD} kB, VmHWM ${HWM_LOAD} kB"
 
 # c. 64 connections with a virtual key that has rpm/tpm limits (far above what the run reaches, so
 # every request is admitted but counted), a budget, and spend tracking.
-VIRTUAL_KEY=$(curl -s --max-time 5 -H "Authorization: Bearer $MASTER_KEY" -H "Content-Type: application/json" \
-    -d '{"rpm_limit": 100000000, "tpm_limit": 10000000000, "max_budget": 1000000, "key_alias": "bench-'"$TS"'"}' \
-    "http://127.0.0.1:$GW_PORT/key/generate" | jq -r '.key // empty')
-[[ $VIRTUAL_KEY == sk-* ]] || die "could not create the benchmark's virtual key"
-write_lua "$OUT/keychat.lua" "$VIRTUAL_KEY"
-code=$(curl -s -o "$OUT/smoke_key.json" -D "$OUT/smoke_key.headers" -w '%{http_code}' --max-time 5 \
-    -H "Content-Type: application/json" -H "Authorization: Bearer $VIRTUAL_KEY" -d "$BODY" "$GW_URL" || true)
-[[ $code == 200 ]] || die "virtual-key smoke test returned HTTP $code"
-grep -qi '^x-ratelimit-remaining-requests' "$OUT/smoke_key.headers" || die "virtual-key response has no x-ratelimit headers"
+make_virtual_key
 run_load gateway_key_c$CONNS "$CONNS" "$GW_URL" keychat
 K64_RPS=$R_RPS K64_P50=$R_P50 K64_P99=$R_P99 K64_NON2XX=$R_NON2XX K64_ERR=$R_ERRORS K64_REQS=$R_REQS K64_US=$R_HOP_US
 RSS_KEY=$(rss_kb "$GW_PID" VmRSS); HWM_KEY=$(rss_kb "$GW_PID" VmHWM)
