@@ -37,8 +37,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use sonic_rs::LazyValue;
 
 use super::{Observer, RequestEvent};
 use crate::config::ProxyConfig;
@@ -552,14 +552,14 @@ fn json_text(text: Option<&str>) -> &str {
     }
 }
 
+/// The result of writing a payload. Payloads are written with sonic-rs, whose SIMD string escaping
+/// costs about half of serde_json's per payload (docs/BENCHMARKS.md, "Callback payloads").
+type Written = Result<(), sonic_rs::Error>;
+
 /// Serialize `value` (a struct: a JSON object) into `out` with the stored JSON texts `raw` added as
 /// its last fields, written as they are.
-fn write_object_with(
-    out: &mut Vec<u8>,
-    value: &impl Serialize,
-    raw: &[(&str, &str)],
-) -> serde_json::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
+fn write_object_with(out: &mut Vec<u8>, value: &impl Serialize, raw: &[(&str, &str)]) -> Written {
+    sonic_rs::to_writer(&mut *out, value)?;
     debug_assert_eq!(out.last(), Some(&b'}'));
     out.pop();
     for (name, text) in raw {
@@ -579,7 +579,7 @@ fn write_object_with(
 #[derive(Deserialize, Default)]
 struct StoredMetadata<'a> {
     #[serde(borrow)]
-    spend_logs_metadata: Option<&'a RawValue>,
+    spend_logs_metadata: Option<LazyValue<'a>>,
 }
 
 /// LiteLLM's `StandardLoggingMetadata`: who made the request.
@@ -592,7 +592,8 @@ struct PayloadMetadata<'a> {
     user_api_key_team_alias: Option<&'a str>,
     user_api_key_org_id: Option<&'a str>,
     user_api_key_end_user_id: Option<&'a str>,
-    spend_logs_metadata: Option<&'a RawValue>,
+    /// Written as stored (sonic-rs writes a [`LazyValue`] as its raw text).
+    spend_logs_metadata: Option<LazyValue<'a>>,
 }
 
 #[derive(Serialize)]
@@ -646,7 +647,7 @@ impl<'a> StandardPayload<'a> {
     pub fn of(ev: &'a RequestEvent) -> Self {
         let log = &ev.log;
         let stored_metadata =
-            serde_json::from_str::<StoredMetadata>(&log.metadata).unwrap_or_default();
+            sonic_rs::from_str::<StoredMetadata>(&log.metadata).unwrap_or_default();
         Self {
             id: &log.request_id,
             trace_id: &log.request_id,
@@ -700,7 +701,7 @@ impl<'a> StandardPayload<'a> {
 
 impl StandardPayload<'_> {
     /// Serialize the payload into `out`.
-    pub fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    pub fn write(&self, out: &mut Vec<u8>) -> Written {
         write_object_with(
             out,
             self,
@@ -713,7 +714,7 @@ impl StandardPayload<'_> {
     }
 
     /// The payload's JSON text.
-    pub fn to_vec(&self) -> serde_json::Result<Vec<u8>> {
+    pub fn to_vec(&self) -> Result<Vec<u8>, sonic_rs::Error> {
         let mut out = Vec::with_capacity(1024);
         self.write(&mut out)?;
         Ok(out)
@@ -786,8 +787,8 @@ fn write_langfuse_event(
     body: &impl Serialize,
     input: &str,
     output: &str,
-) -> serde_json::Result<()> {
-    serde_json::to_writer(&mut *out, head)?;
+) -> Written {
+    sonic_rs::to_writer(&mut *out, head)?;
     out.pop();
     out.extend_from_slice(b",\"body\":");
     write_object_with(out, body, &[("input", input), ("output", output)])?;
@@ -797,7 +798,7 @@ fn write_langfuse_event(
 
 /// Serialize one request's Langfuse ingestion events (its trace and its generation) into `out`,
 /// the elements of the batch array (comma-separated, no brackets).
-fn write_langfuse_events(ev: &RequestEvent, out: &mut Vec<u8>) -> serde_json::Result<()> {
+fn write_langfuse_events(ev: &RequestEvent, out: &mut Vec<u8>) -> Written {
     let log = &ev.log;
     let now = iso(log.end_time);
     let start = iso(log.start_time);
@@ -956,7 +957,7 @@ fn write_langsmith_run(
     project: &str,
     run_name: &str,
     out: &mut Vec<u8>,
-) -> serde_json::Result<()> {
+) -> Written {
     let log = &ev.log;
     let id = run_id(&log.request_id).to_string();
     let start =
@@ -995,8 +996,8 @@ fn write_langsmith_run(
 fn write_joined<T>(
     out: &mut Vec<u8>,
     items: &[T],
-    mut write: impl FnMut(&T, &mut Vec<u8>) -> serde_json::Result<()>,
-) -> serde_json::Result<()> {
+    mut write: impl FnMut(&T, &mut Vec<u8>) -> Written,
+) -> Written {
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -1066,7 +1067,7 @@ impl Outgoing {
     fn serialized(
         url: String,
         mut headers: Vec<(String, String)>,
-        body: serde_json::Result<Vec<u8>>,
+        body: Result<Vec<u8>, sonic_rs::Error>,
         events: usize,
     ) -> Self {
         headers.insert(0, ("content-type".into(), "application/json".into()));
@@ -1128,7 +1129,7 @@ impl Destination {
                     write_joined(&mut body, batch, |e, out| write_langfuse_events(e, out));
                 body.extend_from_slice(b"],\"metadata\":");
                 let written = written.and_then(|()| {
-                    serde_json::to_writer(
+                    sonic_rs::to_writer(
                         &mut body,
                         &json!({"sdk_name": "tollgate", "sdk_version": crate::state::VERSION}),
                     )
@@ -1599,6 +1600,32 @@ mod tests {
             langfuse_events(&event("failure"))[1]["body"]["level"],
             "ERROR"
         );
+    }
+
+    #[test]
+    fn spend_logs_metadata_and_odd_strings_reach_the_payloads_intact() {
+        let mut ev = event("success");
+        ev.log.metadata = r#"{"user_api_key_alias":"a","spend_logs_metadata":{"job":"nightly \"run\"","n":[1,2.5],"deep":{"x":null}}}"#.into();
+        ev.key_alias = Some("quote \" backslash \\ tab \t newline \n bell \u{7} é".into());
+        ev.log.request_tags = r#"["t1","t\"2"]"#.into();
+        let expected = json!({"job": "nightly \"run\"", "n": [1, 2.5], "deep": {"x": null}});
+        let p = standard_payload(&ev);
+        assert_eq!(p["metadata"]["spend_logs_metadata"], expected);
+        assert_eq!(
+            p["metadata"]["user_api_key_alias"],
+            ev.key_alias.as_deref().unwrap()
+        );
+        assert_eq!(p["request_tags"], json!(["t1", "t\"2"]));
+        let run = langsmith_run(&ev, "proj", "run");
+        assert_eq!(run["extra"]["metadata"]["spend_logs_metadata"], expected);
+        let [trace, _] = langfuse_events(&ev);
+        assert_eq!(
+            trace["body"]["metadata"]["user_api_key_alias"],
+            ev.key_alias.as_deref().unwrap()
+        );
+        // No spend_logs_metadata: null, and the payload is still one JSON object.
+        ev.log.metadata = "{}".into();
+        assert!(standard_payload(&ev)["metadata"]["spend_logs_metadata"].is_null());
     }
 
     #[test]
