@@ -2017,6 +2017,7 @@ async fn account_shared(
             deployment.rpm,
             deployment.tpm,
             picked.reserved_tokens,
+            accounting.reserved_at_ms,
         )
         .await
     {

@@ -350,16 +350,19 @@ impl SharedRouterState {
             .await
     }
 
-    /// Reserve one request and `tokens` of `id`'s current minute across every instance. `Ok(false)`
-    /// when the deployment's `rpm`/`tpm` is used up; `Err` when Redis could not answer.
+    /// Reserve one request and `tokens` in `id`'s minute of `at_ms` across every instance (the
+    /// caller's clock reading, so that the token correction later goes to the same minute's
+    /// window: [`Self::deployment_tpm_key`]). `Ok(false)` when the deployment's `rpm`/`tpm` is
+    /// used up; `Err` when Redis could not answer.
     pub async fn reserve(
         &self,
         id: &str,
         rpm: Option<u64>,
         tpm: Option<u64>,
         tokens: u64,
+        at_ms: u64,
     ) -> Result<bool, SharedError> {
-        let now = now_ms();
+        let now = at_ms;
         let rpm_key = usage_key("rpm", id, now / 60_000);
         let tpm_key = Self::deployment_tpm_key(id, now);
         let limit = |l: Option<u64>| l.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
