@@ -36,9 +36,11 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sonic_rs::LazyValue;
+
+use super::json_object::JsonObject;
 
 use super::{Observer, RequestEvent};
 use crate::config::ProxyConfig;
@@ -529,13 +531,6 @@ fn iso(ms: i64) -> String {
     crate::time::iso8601(ms)
 }
 
-/// A stored JSON text (the spend log's `messages` / `response`) as JSON; `null` when not kept.
-fn stored(text: &Option<String>) -> Value {
-    text.as_deref()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or(Value::Null)
-}
-
 /// A stored JSON text (a spend log's `messages`, `response`, `request_tags`), or `null` when not
 /// kept. These texts are JSON by construction (the gateway serialized them, or checked them when it
 /// kept a response: `SpendContext::keep_response`), so a payload embeds them as they are.
@@ -552,30 +547,6 @@ fn json_text(text: Option<&str>) -> &str {
     }
 }
 
-/// The result of writing a payload. Payloads are written with sonic-rs: its SIMD string escaping
-/// cut the serializer's instructions a request by about a third against serde_json's
-/// (docs/BENCHMARKS.md, "Callback payloads with sonic-rs").
-type Written = Result<(), sonic_rs::Error>;
-
-/// Serialize `value` (a struct: a JSON object) into `out` with the stored JSON texts `raw` added as
-/// its last fields, written as they are.
-fn write_object_with(out: &mut Vec<u8>, value: &impl Serialize, raw: &[(&str, &str)]) -> Written {
-    sonic_rs::to_writer(&mut *out, value)?;
-    debug_assert_eq!(out.last(), Some(&b'}'));
-    out.pop();
-    for (name, text) in raw {
-        if out.last() != Some(&b'{') {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-        out.extend_from_slice(text.as_bytes());
-    }
-    out.push(b'}');
-    Ok(())
-}
-
 /// The part of a spend log's `metadata` text the payloads carry.
 #[derive(Deserialize, Default)]
 struct StoredMetadata<'a> {
@@ -584,7 +555,6 @@ struct StoredMetadata<'a> {
 }
 
 /// LiteLLM's `StandardLoggingMetadata`: who made the request.
-#[derive(Serialize)]
 struct PayloadMetadata<'a> {
     user_api_key_hash: &'a str,
     user_api_key_alias: Option<&'a str>,
@@ -593,19 +563,30 @@ struct PayloadMetadata<'a> {
     user_api_key_team_alias: Option<&'a str>,
     user_api_key_org_id: Option<&'a str>,
     user_api_key_end_user_id: Option<&'a str>,
-    /// Written as stored (sonic-rs writes a [`LazyValue`] as its raw text).
+    /// Written as stored.
     spend_logs_metadata: Option<LazyValue<'a>>,
 }
 
-#[derive(Serialize)]
-struct ErrorInformation<'a> {
-    error_code: String,
-    error_message: &'a str,
+impl PayloadMetadata<'_> {
+    fn write(&self, o: &mut JsonObject<'_>) {
+        o.str("user_api_key_hash", self.user_api_key_hash)
+            .opt_str("user_api_key_alias", self.user_api_key_alias)
+            .opt_str("user_api_key_user_id", self.user_api_key_user_id)
+            .opt_str("user_api_key_team_id", self.user_api_key_team_id)
+            .opt_str("user_api_key_team_alias", self.user_api_key_team_alias)
+            .opt_str("user_api_key_org_id", self.user_api_key_org_id)
+            .opt_str("user_api_key_end_user_id", self.user_api_key_end_user_id)
+            .raw(
+                "spend_logs_metadata",
+                self.spend_logs_metadata
+                    .as_ref()
+                    .map_or("null", |m| m.as_raw_str()),
+            );
+    }
 }
 
 /// LiteLLM's standard logging payload for one request (the fields the gateway has), serialized
 /// straight from the event: prompts and completions are embedded as stored, nothing is rebuilt.
-#[derive(Serialize)]
 pub struct StandardPayload<'a> {
     id: &'a str,
     trace_id: &'a str,
@@ -615,11 +596,8 @@ pub struct StandardPayload<'a> {
     total_tokens: i64,
     prompt_tokens: i64,
     completion_tokens: i64,
-    #[serde(rename = "startTime")]
     start_time: f64,
-    #[serde(rename = "endTime")]
     end_time: f64,
-    #[serde(rename = "completionStartTime")]
     completion_start_time: Option<f64>,
     response_time: f64,
     model: &'a str,
@@ -634,13 +612,11 @@ pub struct StandardPayload<'a> {
     metadata: PayloadMetadata<'a>,
     response_id: Option<&'a str>,
     error_str: Option<&'a str>,
-    error_information: Option<ErrorInformation<'a>>,
-    // Stored JSON texts, written as they are by [`Self::write`].
-    #[serde(skip)]
+    /// `error_information.error_code`: the HTTP status.
+    error_code: u16,
+    // Stored JSON texts, written as they are.
     request_tags: &'a str,
-    #[serde(skip)]
     messages: &'a str,
-    #[serde(skip)]
     response: &'a str,
 }
 
@@ -692,195 +668,154 @@ impl<'a> StandardPayload<'a> {
             messages: json_text(log.messages.as_deref()),
             response: json_text(log.response.as_deref()),
             error_str: ev.error.as_deref(),
-            error_information: ev.error.as_deref().map(|e| ErrorInformation {
-                error_code: ev.status_code.to_string(),
-                error_message: e,
-            }),
+            error_code: ev.status_code,
         }
     }
 }
 
 impl StandardPayload<'_> {
     /// Serialize the payload into `out`.
-    pub fn write(&self, out: &mut Vec<u8>) -> Written {
-        write_object_with(
-            out,
-            self,
-            &[
-                ("request_tags", self.request_tags),
-                ("messages", self.messages),
-                ("response", self.response),
-            ],
-        )
+    pub fn write(&self, out: &mut Vec<u8>) {
+        let mut o = JsonObject::begin(out);
+        o.str("id", self.id)
+            .str("trace_id", self.trace_id)
+            .str("call_type", self.call_type)
+            .f64("response_cost", self.response_cost)
+            .str("status", self.status)
+            .i64("total_tokens", self.total_tokens)
+            .i64("prompt_tokens", self.prompt_tokens)
+            .i64("completion_tokens", self.completion_tokens)
+            .f64("startTime", self.start_time)
+            .f64("endTime", self.end_time)
+            .opt_f64("completionStartTime", self.completion_start_time)
+            .f64("response_time", self.response_time)
+            .str("model", self.model)
+            .opt_str("model_id", self.model_id)
+            .opt_str("model_group", self.model_group)
+            .str("requested_model", self.requested_model)
+            .opt_str("api_base", self.api_base)
+            .opt_str("custom_llm_provider", self.custom_llm_provider)
+            .bool("cache_hit", self.cache_hit)
+            .opt_str("cache_key", self.cache_key)
+            .opt_str("end_user", self.end_user)
+            .object("metadata", |m| self.metadata.write(m))
+            .opt_str("response_id", self.response_id)
+            .opt_str("error_str", self.error_str);
+        match self.error_str {
+            Some(message) => o.object("error_information", |e| {
+                e.str("error_code", itoa::Buffer::new().format(self.error_code))
+                    .str("error_message", message);
+            }),
+            None => o.raw("error_information", "null"),
+        };
+        o.raw("request_tags", self.request_tags)
+            .raw("messages", self.messages)
+            .raw("response", self.response);
+        o.end();
     }
 
     /// The payload's JSON text.
-    pub fn to_vec(&self) -> Result<Vec<u8>, sonic_rs::Error> {
+    pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1024);
-        self.write(&mut out)?;
-        Ok(out)
+        self.write(&mut out);
+        out
     }
 }
 
 /// The metadata of a Langfuse trace and generation.
-#[derive(Serialize)]
-struct LangfuseMetadata<'a> {
-    user_api_key_hash: &'a str,
-    user_api_key_alias: Option<&'a str>,
-    user_api_key_team_id: Option<&'a str>,
-    user_api_key_team_alias: Option<&'a str>,
-    model_group: Option<&'a str>,
-    model_id: Option<&'a str>,
-    cache_hit: bool,
-    response_cost: f64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LangfuseTrace<'a> {
-    id: &'a str,
-    name: &'a str,
-    timestamp: &'a str,
-    user_id: Option<&'a str>,
-    metadata: &'a LangfuseMetadata<'a>,
-    tags: Vec<&'a str>,
-}
-
-#[derive(Serialize)]
-struct LangfuseUsage {
-    input: i64,
-    output: i64,
-    total: i64,
-    unit: &'static str,
-    #[serde(rename = "totalCost")]
-    total_cost: f64,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LangfuseGeneration<'a> {
-    id: String,
-    trace_id: &'a str,
-    name: &'a str,
-    start_time: &'a str,
-    end_time: &'a str,
-    completion_start_time: Option<String>,
-    model: &'a str,
-    usage: LangfuseUsage,
-    metadata: &'a LangfuseMetadata<'a>,
-    level: &'static str,
-    status_message: Option<&'a str>,
-}
-
-/// One event of Langfuse's ingestion API, without its body.
-#[derive(Serialize)]
-struct LangfuseEvent<'a> {
-    id: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    timestamp: &'a str,
-}
-
-/// Write one ingestion event: its head, and its body with the request's input and output.
-fn write_langfuse_event(
-    out: &mut Vec<u8>,
-    head: &LangfuseEvent,
-    body: &impl Serialize,
-    input: &str,
-    output: &str,
-) -> Written {
-    sonic_rs::to_writer(&mut *out, head)?;
-    out.pop();
-    out.extend_from_slice(b",\"body\":");
-    write_object_with(out, body, &[("input", input), ("output", output)])?;
-    out.push(b'}');
-    Ok(())
+fn write_langfuse_metadata(ev: &RequestEvent, o: &mut JsonObject<'_>) {
+    let log = &ev.log;
+    o.str("user_api_key_hash", &log.api_key)
+        .opt_str("user_api_key_alias", ev.key_alias.as_deref())
+        .opt_str("user_api_key_team_id", log.team_id.as_deref())
+        .opt_str("user_api_key_team_alias", ev.team_alias.as_deref())
+        .opt_str("model_group", log.model_group.as_deref())
+        .opt_str("model_id", log.model_id.as_deref())
+        .bool("cache_hit", log.cache_hit)
+        .f64("response_cost", log.spend);
 }
 
 /// Serialize one request's Langfuse ingestion events (its trace and its generation) into `out`,
-/// the elements of the batch array (comma-separated, no brackets).
-fn write_langfuse_events(ev: &RequestEvent, out: &mut Vec<u8>) -> Written {
+/// the elements of the batch array (comma-separated, no brackets). Each event's body carries the
+/// request's input and output, spliced in as stored.
+fn write_langfuse_events(ev: &RequestEvent, out: &mut Vec<u8>) {
     let log = &ev.log;
-    let now = iso(log.end_time);
     let start = iso(log.start_time);
     let end = iso(log.end_time);
     let trace_id = log.request_id.as_str();
-    let name = format!("litellm-{}", log.call_type);
-    let tags: Vec<&str> = [Some(log.model.as_str()), log.model_group.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let metadata = LangfuseMetadata {
-        user_api_key_hash: &log.api_key,
-        user_api_key_alias: ev.key_alias.as_deref(),
-        user_api_key_team_id: log.team_id.as_deref(),
-        user_api_key_team_alias: ev.team_alias.as_deref(),
-        model_group: log.model_group.as_deref(),
-        model_id: log.model_id.as_deref(),
-        cache_hit: log.cache_hit,
-        response_cost: log.spend,
-    };
+    let name = ["litellm-", log.call_type.as_str()];
     let (input, output) = (
         json_text(log.messages.as_deref()),
         json_text(log.response.as_deref()),
     );
-    write_langfuse_event(
-        out,
-        &LangfuseEvent {
-            id: format!("{trace_id}-trace"),
-            kind: "trace-create",
-            timestamp: &now,
-        },
-        &LangfuseTrace {
-            id: trace_id,
-            name: &name,
-            timestamp: &start,
-            user_id: log.end_user.as_deref().or(log.user_id.as_deref()),
-            metadata: &metadata,
-            tags,
-        },
-        input,
-        output,
-    )?;
+
+    let mut trace = JsonObject::begin(out);
+    trace
+        .str_concat("id", &[trace_id, "-trace"])
+        .str("type", "trace-create")
+        .str("timestamp", &end)
+        .object("body", |body| {
+            let tags: &[&str] = match log.model_group.as_deref() {
+                Some(group) => &[log.model.as_str(), group],
+                None => &[log.model.as_str()],
+            };
+            body.str("id", trace_id)
+                .str_concat("name", &name)
+                .str("timestamp", &start)
+                .opt_str("userId", log.end_user.as_deref().or(log.user_id.as_deref()))
+                .object("metadata", |m| write_langfuse_metadata(ev, m))
+                .strs("tags", tags)
+                .raw("input", input)
+                .raw("output", output);
+        });
+    trace.end();
     out.push(b',');
-    write_langfuse_event(
-        out,
-        &LangfuseEvent {
-            id: format!("{trace_id}-generation"),
-            kind: "generation-create",
-            timestamp: &now,
-        },
-        &LangfuseGeneration {
-            id: format!("time-{}-{trace_id}", log.start_time),
-            trace_id,
-            name: &name,
-            start_time: &start,
-            end_time: &end,
-            completion_start_time: ev
-                .time_to_first_token_ms
-                .map(|t| iso(log.start_time + t as i64)),
-            model: &log.model,
-            usage: LangfuseUsage {
-                input: log.prompt_tokens,
-                output: log.completion_tokens,
-                total: log.total_tokens,
-                unit: "TOKENS",
-                total_cost: log.spend,
-            },
-            metadata: &metadata,
-            level: if ev.succeeded() { "DEFAULT" } else { "ERROR" },
-            status_message: ev.error.as_deref(),
-        },
-        input,
-        output,
-    )
+
+    let mut generation = JsonObject::begin(out);
+    let first_token = ev
+        .time_to_first_token_ms
+        .map(|t| iso(log.start_time + t as i64));
+    generation
+        .str_concat("id", &[trace_id, "-generation"])
+        .str("type", "generation-create")
+        .str("timestamp", &end)
+        .object("body", |body| {
+            body.str_concat(
+                "id",
+                &[
+                    "time-",
+                    itoa::Buffer::new().format(log.start_time),
+                    "-",
+                    trace_id,
+                ],
+            )
+            .str("traceId", trace_id)
+            .str_concat("name", &name)
+            .str("startTime", &start)
+            .str("endTime", &end)
+            .opt_str("completionStartTime", first_token.as_deref())
+            .str("model", &log.model)
+            .object("usage", |u| {
+                u.i64("input", log.prompt_tokens)
+                    .i64("output", log.completion_tokens)
+                    .i64("total", log.total_tokens)
+                    .str("unit", "TOKENS")
+                    .f64("totalCost", log.spend);
+            })
+            .object("metadata", |m| write_langfuse_metadata(ev, m))
+            .str("level", if ev.succeeded() { "DEFAULT" } else { "ERROR" })
+            .opt_str("statusMessage", ev.error.as_deref())
+            .raw("input", input)
+            .raw("output", output);
+        });
+    generation.end();
 }
 
 /// Langfuse ingestion events for one request: its trace and its generation.
 #[cfg(test)]
 fn langfuse_events(ev: &RequestEvent) -> [Value; 2] {
     let mut out = b"[".to_vec();
-    write_langfuse_events(ev, &mut out).expect("serializes");
+    write_langfuse_events(ev, &mut out);
     out.push(b']');
     let events: Vec<Value> = serde_json::from_slice(&out).expect("JSON");
     events.try_into().expect("two events")
@@ -906,11 +841,8 @@ fn datadog_item(
         "ddsource": source,
         "ddtags": all.join(","),
         "hostname": hostname,
-        "message": StandardPayload::of(ev)
-            .to_vec()
-            .ok()
-            .and_then(|v| String::from_utf8(v).ok())
-            .unwrap_or_default(),
+        // Valid UTF-8 by construction: the writer copies `&str`s and writes ASCII.
+        "message": String::from_utf8(StandardPayload::of(ev).to_vec()).unwrap_or_default(),
         "service": service,
         "status": if ev.succeeded() { "info" } else { "error" },
     })
@@ -928,84 +860,59 @@ fn run_id(call_id: &str) -> uuid::Uuid {
     })
 }
 
-/// One LangSmith run (a root `llm` run per request): `inputs` is the standard logging payload
-/// (LiteLLM's), `outputs` the response, `dotted_order` `{start:%Y%m%dT%H%M%S%fZ}{id}`.
-#[derive(Serialize)]
-struct LangsmithRun<'a> {
-    id: &'a str,
-    trace_id: &'a str,
-    dotted_order: String,
-    name: &'a str,
-    run_type: &'static str,
-    start_time: String,
-    end_time: String,
-    session_name: &'a str,
-    extra: LangsmithExtra<'a>,
-    outputs: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct LangsmithExtra<'a> {
-    metadata: &'a PayloadMetadata<'a>,
-}
-
-/// Writes one LangSmith run into `out`; the payload's stored texts (tags, the payload itself as
-/// `inputs`) are spliced in as they are.
-fn write_langsmith_run(
-    ev: &RequestEvent,
-    project: &str,
-    run_name: &str,
-    out: &mut Vec<u8>,
-) -> Written {
+/// Writes one LangSmith run (a root `llm` run per request) into `out`: `inputs` is the standard
+/// logging payload (LiteLLM's), `outputs` the response, `dotted_order`
+/// `{start:%Y%m%dT%H%M%S%fZ}{id}`; the stored texts are spliced in as they are.
+fn write_langsmith_run(ev: &RequestEvent, project: &str, run_name: &str, out: &mut Vec<u8>) {
     let log = &ev.log;
     let id = run_id(&log.request_id).to_string();
     let start =
         chrono::DateTime::<chrono::Utc>::from_timestamp_millis(log.start_time).unwrap_or_default();
+    let dotted_order = start.format("%Y%m%dT%H%M%S%6fZ").to_string();
     let payload = StandardPayload::of(ev);
-    let mut inputs = Vec::with_capacity(1024);
-    payload.write(&mut inputs)?;
-    let inputs = std::str::from_utf8(&inputs).map_err(serde::ser::Error::custom)?;
-    let run = LangsmithRun {
-        id: &id,
-        trace_id: &id,
-        dotted_order: format!("{}{id}", start.format("%Y%m%dT%H%M%S%6fZ")),
-        name: run_name,
-        run_type: "llm",
-        start_time: iso(log.start_time),
-        end_time: iso(log.end_time),
-        session_name: project,
-        extra: LangsmithExtra {
-            metadata: &payload.metadata,
-        },
-        outputs: match stored(&log.response) {
-            Value::Object(o) => Value::Object(o),
-            Value::Null => json!({}),
-            other => json!({"output": other}),
-        },
-        error: ev.error.as_deref(),
+    let mut run = JsonObject::begin(out);
+    run.str("id", &id)
+        .str("trace_id", &id)
+        .str_concat("dotted_order", &[&dotted_order, &id])
+        .str("name", run_name)
+        .str("run_type", "llm")
+        .str("start_time", &iso(log.start_time))
+        .str("end_time", &iso(log.end_time))
+        .str("session_name", project)
+        .object("extra", |extra| {
+            extra.object("metadata", |m| payload.metadata.write(m));
+        });
+    // `outputs` is an object: the response itself, or the response under `output`.
+    match log.response.as_deref().map(str::trim_start) {
+        Some(text) if text.starts_with('{') => run.raw("outputs", text),
+        None | Some("null") => run.raw("outputs", "{}"),
+        Some(text) => run.object("outputs", |o| {
+            o.raw("output", text);
+        }),
     };
-    write_object_with(
-        out,
-        &run,
-        &[("tags", payload.request_tags), ("inputs", inputs)],
-    )
+    if let Some(error) = ev.error.as_deref() {
+        run.str("error", error);
+    }
+    run.raw("tags", payload.request_tags);
+    run.value_with("inputs", |inputs| payload.write(inputs));
+    run.end();
 }
 
-/// Writes `items` into `out` separated by commas, stopping at the first error.
-fn write_joined<T>(
-    out: &mut Vec<u8>,
-    items: &[T],
-    mut write: impl FnMut(&T, &mut Vec<u8>) -> Written,
-) -> Written {
+/// Writes `items` into `out` as the elements of a JSON array (comma-separated, no brackets).
+fn write_joined<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&T, &mut Vec<u8>)) {
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write(item, out)?;
+        write(item, out);
     }
-    Ok(())
+}
+
+/// Writes `items` into `out` as a JSON array.
+fn write_array<T>(out: &mut Vec<u8>, items: &[T], write: impl FnMut(&T, &mut Vec<u8>)) {
+    out.push(b'[');
+    write_joined(out, items, write);
+    out.push(b']');
 }
 
 /// One Sentry envelope (header line, item header line, event) for a failed request: `level`
@@ -1063,12 +970,11 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    /// A JSON body already serialized (a serialization error, which the gateway's own types
-    /// cannot produce, sends `null`).
+    /// A JSON body already serialized.
     fn serialized(
         url: String,
         mut headers: Vec<(String, String)>,
-        body: Result<Vec<u8>, sonic_rs::Error>,
+        body: Vec<u8>,
         events: usize,
     ) -> Self {
         headers.insert(0, ("content-type".into(), "application/json".into()));
@@ -1076,7 +982,7 @@ impl Outgoing {
             method: "POST",
             url,
             headers,
-            body: Bytes::from(body.unwrap_or_else(|_| b"null".to_vec())),
+            body: Bytes::from(body),
             events: events as u64,
         }
     }
@@ -1105,16 +1011,8 @@ impl Destination {
         match self {
             Destination::GenericApi { url, headers } => {
                 let mut body = Vec::with_capacity(1536 * n);
-                body.push(b'[');
-                let written =
-                    write_joined(&mut body, batch, |e, out| StandardPayload::of(e).write(out));
-                body.push(b']');
-                vec![Outgoing::serialized(
-                    url.clone(),
-                    headers.clone(),
-                    written.map(|()| body),
-                    n,
-                )]
+                write_array(&mut body, batch, |e, out| StandardPayload::of(e).write(out));
+                vec![Outgoing::serialized(url.clone(), headers.clone(), body, n)]
             }
             Destination::Langfuse {
                 host,
@@ -1125,21 +1023,19 @@ impl Destination {
                 let auth = base64::engine::general_purpose::STANDARD
                     .encode(format!("{public_key}:{secret_key}"));
                 let mut body = Vec::with_capacity(4096 * n);
-                body.extend_from_slice(b"{\"batch\":[");
-                let written =
-                    write_joined(&mut body, batch, |e, out| write_langfuse_events(e, out));
-                body.extend_from_slice(b"],\"metadata\":");
-                let written = written.and_then(|()| {
-                    sonic_rs::to_writer(
-                        &mut body,
-                        &json!({"sdk_name": "tollgate", "sdk_version": crate::state::VERSION}),
-                    )
+                let mut o = JsonObject::begin(&mut body);
+                o.array_with("batch", |out| {
+                    write_joined(out, batch, |e, out| write_langfuse_events(e, out))
+                })
+                .object("metadata", |m| {
+                    m.str("sdk_name", "tollgate")
+                        .str("sdk_version", crate::state::VERSION);
                 });
-                body.push(b'}');
+                o.end();
                 vec![Outgoing::serialized(
                     format!("{host}/api/public/ingestion"),
                     vec![("authorization".into(), format!("Basic {auth}"))],
-                    written.map(|()| body),
+                    body,
                     n,
                 )]
             }
@@ -1168,15 +1064,17 @@ impl Destination {
                 run_name,
             } => {
                 let mut body = Vec::with_capacity(3072 * n);
-                body.extend_from_slice(b"{\"post\":[");
-                let written = write_joined(&mut body, batch, |e, out| {
-                    write_langsmith_run(e, project, run_name, out)
+                let mut o = JsonObject::begin(&mut body);
+                o.array_with("post", |out| {
+                    write_joined(out, batch, |e, out| {
+                        write_langsmith_run(e, project, run_name, out)
+                    })
                 });
-                body.extend_from_slice(b"]}");
+                o.end();
                 vec![Outgoing::serialized(
                     format!("{base_url}/runs/batch"),
                     vec![("x-api-key".into(), api_key.clone())],
-                    written.map(|()| body),
+                    body,
                     n,
                 )]
             }
@@ -1211,7 +1109,7 @@ impl Destination {
                         let key = s3.object_key(e.log.start_time, &e.log.request_id);
                         s3.put(
                             &key,
-                            Bytes::from(StandardPayload::of(e).to_vec().unwrap_or_default()),
+                            Bytes::from(StandardPayload::of(e).to_vec()),
                             &amz_date,
                         )
                     })
@@ -1573,13 +1471,51 @@ mod tests {
         }
     }
 
+    fn rich_event(status: &str) -> RequestEvent {
+        let mut ev = event(status);
+        ev.log.spend = 0.000_123_5;
+        ev.log.user_id = Some("user-1".into());
+        ev.log.team_id = Some("team-1".into());
+        ev.log.organization_id = Some("org-1".into());
+        ev.log.end_user = Some("end \"user\"".into());
+        ev.log.model_id = Some("dep-1".into());
+        ev.log.api_base = Some("http://127.0.0.1:1/v1".into());
+        ev.log.cache_key = Some("ck".into());
+        ev.log.response_id = Some("chatcmpl-1".into());
+        ev.log.request_tags = r#"["a","b\n"]"#.into();
+        ev.log.metadata = r#"{"other":1,"spend_logs_metadata":{"x":[1,"y"]}}"#.into();
+        ev.log.messages = Some(r#"[{"role":"user","content":"hi \u0001"}]"#.into());
+        ev.log.response = Some(r#"{"id":"chatcmpl-1","choices":[]}"#.into());
+        ev.team_alias = Some("team alias".into());
+        ev.time_to_first_token_ms = Some(40);
+        ev
+    }
+
+    /// The three payloads of a request with every field set, success and failure, against their
+    /// recorded form (`testdata/callback_payloads.json`, written by the serde structs these
+    /// writers replaced): the same fields, values and types.
+    #[test]
+    fn payloads_match_their_recorded_form() {
+        let recorded: Value =
+            serde_json::from_str(include_str!("testdata/callback_payloads.json")).unwrap();
+        for status in ["success", "failure"] {
+            let ev = rich_event(status);
+            let written = json!({
+                "standard": standard_payload(&ev),
+                "langfuse": langfuse_events(&ev),
+                "langsmith": langsmith_run(&ev, "proj", "run"),
+            });
+            assert_eq!(written, recorded[status], "{status}");
+        }
+    }
+
     fn standard_payload(ev: &RequestEvent) -> Value {
-        serde_json::from_slice(&StandardPayload::of(ev).to_vec().unwrap()).unwrap()
+        serde_json::from_slice(&StandardPayload::of(ev).to_vec()).unwrap()
     }
 
     fn langsmith_run(ev: &RequestEvent, project: &str, run_name: &str) -> Value {
         let mut out = Vec::new();
-        write_langsmith_run(ev, project, run_name, &mut out).unwrap();
+        write_langsmith_run(ev, project, run_name, &mut out);
         serde_json::from_slice(&out).unwrap()
     }
 

@@ -481,10 +481,79 @@ const SUCCESS_KEY: &[L] = &[
     L::ApiProvider,
 ];
 
-/// The series a successful request counts in, resolved once per label set: a request then hashes
-/// its labels once, not once per family.
+/// The labels that decide every series a complete (not streamed) successful attempt counts in.
+const ATTEMPT_KEY: &[L] = &[
+    L::ModelGroup,
+    L::RequestedModel,
+    L::LitellmModelName,
+    L::ModelId,
+    L::ApiBase,
+    L::ApiProvider,
+    L::HashedApiKey,
+    L::ApiKeyAlias,
+    L::Team,
+    L::TeamAlias,
+    L::Model,
+    L::EndUser,
+    L::User,
+];
+
+/// Series of several families resolved together once per label set (the values of `key`'s
+/// labels), so that a request hashes its labels once, not once per family. At most `cap` bundles
+/// are kept; label sets beyond that take the per-family path.
+struct Bundles<S> {
+    key: &'static [L],
+    index: RwLock<Index<Arc<(Labels, S)>>>,
+}
+
+impl<S> Bundles<S> {
+    fn new(key: &'static [L]) -> Self {
+        Self {
+            key,
+            index: RwLock::new(HashMap::default()),
+        }
+    }
+
+    /// The bundle of `facts`' label set, made by `make` if need be (`None` when a family is full).
+    fn get(
+        &self,
+        facts: &Facts,
+        cap: usize,
+        make: impl FnOnce() -> Option<S>,
+    ) -> Option<Arc<(Labels, S)>> {
+        let hash = facts.hash(self.key);
+        {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(b) = index
+                .get(&hash)
+                .and_then(|all| all.iter().find(|b| facts.matches(self.key, &b.0)))
+            {
+                return Some(b.clone());
+            }
+        }
+        let bundle = Arc::new((facts.labels(self.key), make()?));
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        let held: usize = index.values().map(Vec::len).sum();
+        if held < cap {
+            let all = index.entry(hash).or_default();
+            if !all.iter().any(|b| facts.matches(self.key, &b.0)) {
+                all.push(bundle.clone());
+            }
+        }
+        Some(bundle)
+    }
+}
+
+/// The series a complete successful attempt counts in.
+struct AttemptSeries {
+    total: Counter,
+    success: Counter,
+    llm_latency: Histogram,
+    overhead: Histogram,
+}
+
+/// The series a successful request counts in.
 struct SuccessSeries {
-    labels: Labels,
     proxy_total: Counter,
     requests: Counter,
     input_tokens: Counter,
@@ -528,9 +597,10 @@ pub struct Metrics {
     remaining_user_budget: FloatGaugeFamily,
     remaining_requests: GaugeFamily,
     remaining_tokens: GaugeFamily,
-    /// [`SuccessSeries`] by [`Facts::hash`] of [`SUCCESS_KEY`]; at most `cap` of them (label
-    /// sets beyond that take the per-family path).
-    success: RwLock<Index<Arc<SuccessSeries>>>,
+    /// [`SuccessSeries`] by the values of [`SUCCESS_KEY`].
+    success: Bundles<SuccessSeries>,
+    /// [`AttemptSeries`] by the values of [`ATTEMPT_KEY`].
+    attempts: Bundles<AttemptSeries>,
     cap: usize,
 }
 
@@ -589,7 +659,8 @@ impl Metrics {
             remaining_requests: gauge(DEPLOYMENT_KEYED, "litellm_remaining_requests_metric"),
             remaining_tokens: gauge(DEPLOYMENT_KEYED, "litellm_remaining_tokens_metric"),
             folded,
-            success: RwLock::new(HashMap::default()),
+            success: Bundles::new(SUCCESS_KEY),
+            attempts: Bundles::new(ATTEMPT_KEY),
             cap,
         }
     }
@@ -770,7 +841,8 @@ impl Observer for Metrics {
             ..Facts::default()
         };
         if event.succeeded() {
-            if let Some(series) = self.success_series(&facts) {
+            if let Some(bundle) = self.success_series(&facts) {
+                let series = &bundle.1;
                 series.proxy_total.inc();
                 series.requests.inc();
                 series.input_tokens.inc_by(log.prompt_tokens.max(0) as u64);
@@ -827,36 +899,29 @@ impl Observer for Metrics {
 impl Metrics {
     /// The [`SuccessSeries`] of `facts`, made if need be; `None` when a family is full (the
     /// request then counts family by family, in `"other"` where it must).
-    fn success_series(&self, facts: &Facts) -> Option<Arc<SuccessSeries>> {
-        let hash = facts.hash(SUCCESS_KEY);
-        {
-            let cache = self.success.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(s) = cache
-                .get(&hash)
-                .and_then(|all| all.iter().find(|s| facts.matches(SUCCESS_KEY, &s.labels)))
-            {
-                return Some(s.clone());
-            }
-        }
-        let series = Arc::new(SuccessSeries {
-            labels: facts.labels(SUCCESS_KEY),
-            proxy_total: self.proxy_total.resolve(facts)?,
-            requests: self.requests.resolve(facts)?,
-            input_tokens: self.input_tokens.resolve(facts)?,
-            output_tokens: self.output_tokens.resolve(facts)?,
-            total_tokens: self.total_tokens.resolve(facts)?,
-            latency: self.request_latency.resolve(facts)?,
-            spend: self.spend.resolve(facts)?,
-        });
-        let mut cache = self.success.write().unwrap_or_else(|p| p.into_inner());
-        let held: usize = cache.values().map(Vec::len).sum();
-        if held < self.cap {
-            let all = cache.entry(hash).or_default();
-            if !all.iter().any(|s| facts.matches(SUCCESS_KEY, &s.labels)) {
-                all.push(series.clone());
-            }
-        }
-        Some(series)
+    fn success_series(&self, facts: &Facts) -> Option<Arc<(Labels, SuccessSeries)>> {
+        self.success.get(facts, self.cap, || {
+            Some(SuccessSeries {
+                proxy_total: self.proxy_total.resolve(facts)?,
+                requests: self.requests.resolve(facts)?,
+                input_tokens: self.input_tokens.resolve(facts)?,
+                output_tokens: self.output_tokens.resolve(facts)?,
+                total_tokens: self.total_tokens.resolve(facts)?,
+                latency: self.request_latency.resolve(facts)?,
+                spend: self.spend.resolve(facts)?,
+            })
+        })
+    }
+
+    fn attempt_series(&self, facts: &Facts) -> Option<Arc<(Labels, AttemptSeries)>> {
+        self.attempts.get(facts, self.cap, || {
+            Some(AttemptSeries {
+                total: self.deployment_total.resolve(facts)?,
+                success: self.deployment_success.resolve(facts)?,
+                llm_latency: self.llm_latency.resolve(facts)?,
+                overhead: self.overhead.resolve(facts)?,
+            })
+        })
     }
 
     fn remaining_budgets(&self, event: &RequestEvent, facts: &Facts) {
@@ -946,6 +1011,19 @@ impl Scope<'_> {
     ) {
         let m = self.metrics;
         let mut facts = self.facts(served);
+        if let AttemptEnd::Complete { latency, elapsed } = end {
+            if let Some(bundle) = m.attempt_series(&facts) {
+                let series = &bundle.1;
+                series.total.inc();
+                series.success.inc();
+                series.llm_latency.observe(latency.as_secs_f64());
+                series
+                    .overhead
+                    .observe(elapsed.saturating_sub(latency).as_secs_f64());
+                self.remaining_limits(deployment, &facts);
+                return;
+            }
+        }
         m.deployment_total.with(&facts, |c| {
             c.inc();
         });
@@ -994,18 +1072,24 @@ impl Scope<'_> {
             }
             AttemptEnd::Failed(_) => {}
         }
+        self.remaining_limits(deployment, &facts);
+    }
+
+    /// The deployment's remaining requests and tokens this minute, when it has limits.
+    fn remaining_limits(&self, deployment: &DeploymentHandle<Deployment>, facts: &Facts) {
+        let m = self.metrics;
         let d = &deployment.upstream;
         if d.rpm.is_some() || d.tpm.is_some() {
             let (requests, tokens) = deployment.state.minute_usage(tollgate_actors::now_ms());
             let left =
                 |limit: u64, used: u64| limit.saturating_sub(used).min(i64::MAX as u64) as i64;
             if let Some(rpm) = d.rpm {
-                m.remaining_requests.with(&facts, |g| {
+                m.remaining_requests.with(facts, |g| {
                     g.set(left(rpm, requests));
                 });
             }
             if let Some(tpm) = d.tpm {
-                m.remaining_tokens.with(&facts, |g| {
+                m.remaining_tokens.with(facts, |g| {
                     g.set(left(tpm, tokens));
                 });
             }
@@ -1266,6 +1350,35 @@ mod tests {
                 team: None,
             }
         );
+    }
+
+    /// A bundle is found by its key's labels, so the key must hold every label of every family in
+    /// it: two label sets differing only outside the key would share one family's series.
+    #[test]
+    fn a_bundle_key_holds_every_label_of_its_families() {
+        // LiteLLM's labels the gateway writes empty (it does not record them): no key needs them.
+        const UNRECORDED: &[L] = &[L::ClientIp, L::UserAgent, L::Route, L::ServiceTier];
+        let bundles: [(&[L], &[&[L]]); 2] = [
+            (
+                SUCCESS_KEY,
+                &[PROXY_TOTAL, REQUESTS, TOKENS, TOTAL_LATENCY, SPEND],
+            ),
+            (
+                ATTEMPT_KEY,
+                &[DEPLOYMENT_TOTAL, LLM_LATENCY, DEPLOYMENT_KEYED],
+            ),
+        ];
+        for (key, families) in bundles {
+            for names in families {
+                for n in *names {
+                    assert!(
+                        key.contains(n) || UNRECORDED.contains(n),
+                        "{} is missing from a bundle key",
+                        n.name()
+                    );
+                }
+            }
+        }
     }
 
     #[test]

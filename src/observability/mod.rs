@@ -12,6 +12,7 @@
 
 pub mod alerting;
 pub mod callbacks;
+mod json_object;
 pub mod metrics;
 pub mod otlp;
 pub mod tail;
