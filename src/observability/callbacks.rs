@@ -898,21 +898,15 @@ fn write_langsmith_run(ev: &RequestEvent, project: &str, run_name: &str, out: &m
     run.end();
 }
 
-/// Writes `items` into `out` as the elements of a JSON array (comma-separated, no brackets).
-fn write_joined<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&T, &mut Vec<u8>)) {
-    for (i, item) in items.iter().enumerate() {
+/// Writes `elements` (JSON texts) into `out` as the elements of a JSON array (comma-separated, no
+/// brackets).
+fn write_joined<'a>(out: &mut Vec<u8>, elements: impl Iterator<Item = &'a [u8]>) {
+    for (i, element) in elements.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write(item, out);
+        out.extend_from_slice(element);
     }
-}
-
-/// Writes `items` into `out` as a JSON array.
-fn write_array<T>(out: &mut Vec<u8>, items: &[T], write: impl FnMut(&T, &mut Vec<u8>)) {
-    out.push(b'[');
-    write_joined(out, items, write);
-    out.push(b']');
 }
 
 /// One Sentry envelope (header line, item header line, event) for a failed request: `level`
@@ -1005,13 +999,46 @@ impl Destination {
         !matches!(self, Destination::Sentry(_))
     }
 
+    /// One event's element of the JSON array this destination sends a batch as, for those that
+    /// send one (`generic_api`, `langfuse`, `langsmith`): written when the request ends, while the
+    /// event is still in the cache (docs/BENCHMARKS.md, "Spans and callback payloads encoded when
+    /// the request ends").
+    fn element(&self, ev: &RequestEvent) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(2048);
+        match self {
+            Destination::GenericApi { .. } => StandardPayload::of(ev).write(&mut out),
+            Destination::Langfuse { .. } => write_langfuse_events(ev, &mut out),
+            Destination::Langsmith {
+                project, run_name, ..
+            } => write_langsmith_run(ev, project, run_name, &mut out),
+            Destination::Datadog { .. } | Destination::Sentry(_) | Destination::S3(_) => {
+                return None
+            }
+        }
+        Some(out)
+    }
+
     /// The requests that carry `batch`: one for the whole batch, or one per event (Sentry, S3).
-    fn outgoing(&self, batch: &[Arc<RequestEvent>]) -> Vec<Outgoing> {
+    fn outgoing(&self, batch: &[Queued]) -> Vec<Outgoing> {
         let n = batch.len();
+        let written = || {
+            batch.iter().filter_map(|q| match q {
+                Queued::Written(element) => Some(element.as_slice()),
+                Queued::Event(_) => None,
+            })
+        };
+        let events = || {
+            batch.iter().filter_map(|q| match q {
+                Queued::Event(ev) => Some(ev),
+                Queued::Written(_) => None,
+            })
+        };
         match self {
             Destination::GenericApi { url, headers } => {
                 let mut body = Vec::with_capacity(1536 * n);
-                write_array(&mut body, batch, |e, out| StandardPayload::of(e).write(out));
+                body.push(b'[');
+                write_joined(&mut body, written());
+                body.push(b']');
                 vec![Outgoing::serialized(url.clone(), headers.clone(), body, n)]
             }
             Destination::Langfuse {
@@ -1024,13 +1051,11 @@ impl Destination {
                     .encode(format!("{public_key}:{secret_key}"));
                 let mut body = Vec::with_capacity(4096 * n);
                 let mut o = JsonObject::begin(&mut body);
-                o.array_with("batch", |out| {
-                    write_joined(out, batch, |e, out| write_langfuse_events(e, out))
-                })
-                .object("metadata", |m| {
-                    m.str("sdk_name", "tollgate")
-                        .str("sdk_version", crate::state::VERSION);
-                });
+                o.array_with("batch", |out| write_joined(out, written()))
+                    .object("metadata", |m| {
+                        m.str("sdk_name", "tollgate")
+                            .str("sdk_version", crate::state::VERSION);
+                    });
                 o.end();
                 vec![Outgoing::serialized(
                     format!("{host}/api/public/ingestion"),
@@ -1050,26 +1075,18 @@ impl Destination {
                 url.clone(),
                 vec![("dd-api-key".into(), api_key.clone())],
                 &Value::Array(
-                    batch
-                        .iter()
+                    events()
                         .map(|e| datadog_item(e, source, service, hostname, tags))
                         .collect(),
                 ),
                 n,
             )],
             Destination::Langsmith {
-                base_url,
-                api_key,
-                project,
-                run_name,
+                base_url, api_key, ..
             } => {
                 let mut body = Vec::with_capacity(3072 * n);
                 let mut o = JsonObject::begin(&mut body);
-                o.array_with("post", |out| {
-                    write_joined(out, batch, |e, out| {
-                        write_langsmith_run(e, project, run_name, out)
-                    })
-                });
+                o.array_with("post", |out| write_joined(out, written()));
                 o.end();
                 vec![Outgoing::serialized(
                     format!("{base_url}/runs/batch"),
@@ -1084,8 +1101,7 @@ impl Destination {
                     dsn.public_key,
                     crate::state::VERSION
                 );
-                batch
-                    .iter()
+                events()
                     .map(|e| Outgoing {
                         method: "POST",
                         url: dsn.envelope_url.clone(),
@@ -1103,8 +1119,7 @@ impl Destination {
             }
             Destination::S3(s3) => {
                 let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-                batch
-                    .iter()
+                events()
                     .map(|e| {
                         let key = s3.object_key(e.log.start_time, &e.log.request_id);
                         s3.put(
@@ -1127,15 +1142,23 @@ pub struct ShipperCounters {
     pub failed: AtomicU64,
 }
 
+/// An event waiting in a callback's queue: its element of the batch, already written
+/// ([`Destination::element`]), or the event itself for the destinations that build their requests
+/// per event.
+enum Queued {
+    Written(Vec<u8>),
+    Event(Arc<RequestEvent>),
+}
+
 /// A callback's queue, outside its actor so that a restart loses nothing.
 pub struct Queue {
     pub settings: CallbackSettings,
-    events: Mutex<VecDeque<Arc<RequestEvent>>>,
+    events: Mutex<VecDeque<Queued>>,
     pub counters: ShipperCounters,
 }
 
 impl Queue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<RequestEvent>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
         self.events.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -1150,13 +1173,20 @@ impl Observer for Queue {
         if !wanted {
             return;
         }
-        let mut events = self.lock();
-        if events.len() >= QUEUE_MAX {
-            drop(events);
-            self.counters.failed.fetch_add(1, Ordering::Relaxed);
-            return;
+        // A full queue drops the event before any work is spent on it; the second look, when it
+        // is queued, keeps the bound exact.
+        if self.lock().len() < QUEUE_MAX {
+            let queued = match self.settings.destination.element(event) {
+                Some(element) => Queued::Written(element),
+                None => Queued::Event(event.clone()),
+            };
+            let mut events = self.lock();
+            if events.len() < QUEUE_MAX {
+                events.push_back(queued);
+                return;
+            }
         }
-        events.push_back(event.clone());
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -1179,7 +1209,7 @@ impl Shipper {
         if self.sending {
             return;
         }
-        let batch: Vec<Arc<RequestEvent>> = {
+        let batch: Vec<Queued> = {
             let mut events = self.queue.lock();
             let n = events.len().min(BATCH);
             events.drain(..n).collect()

@@ -9,6 +9,13 @@
 //! the SDK's [`SpanData`]: the resource and the scope are encoded once, at start, and each span is
 //! written once into a scratch buffer and appended. The output decodes to the same message the
 //! SDK's transform builds (tested against it).
+//!
+//! A span is encoded when it ends ([`span_message`]), on the request's thread while its strings are
+//! still in the cache, and queued as bytes; an export only frames the queued messages
+//! ([`Encoder::request`]). Encoding a whole batch at export time read each span's attribute strings
+//! back from memory long evicted from the cache, and freed them there: it cost the gateway more
+//! than the encoding itself (docs/BENCHMARKS.md, "Spans and callback payloads encoded when the
+//! request ends").
 
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, Value};
@@ -227,6 +234,13 @@ fn span(out: &mut Vec<u8>, span: &SpanData) {
     out.extend_from_slice(&flags.to_le_bytes());
 }
 
+/// One span's `Span` message (its fields, without a tag or a length).
+pub fn span_message(s: &SpanData) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    span(&mut out, s);
+    out
+}
+
 /// Encodes export requests for one resource and one instrumentation scope.
 pub struct Encoder {
     /// `ResourceSpans.resource` (field 1, with its tag and length).
@@ -276,16 +290,21 @@ impl Encoder {
     }
 
     /// The `ExportTraceServiceRequest` carrying `spans` (all of this encoder's scope).
+    #[cfg(test)]
     pub fn encode(&self, spans: &[SpanData]) -> Vec<u8> {
-        // ScopeSpans.spans (field 2), each span written once into `one` and appended.
-        let mut spans_field = Vec::with_capacity(spans.len() * 768);
-        let mut one = Vec::with_capacity(1024);
-        for s in spans {
-            one.clear();
-            span(&mut one, s);
-            bytes_field(&mut spans_field, 2, &one);
-        }
-        let scope_spans_len = self.scope.len() + spans_field.len() + self.scope_schema.len();
+        let messages: Vec<Vec<u8>> = spans.iter().map(span_message).collect();
+        self.request(messages.iter().map(Vec::as_slice))
+    }
+
+    /// The `ExportTraceServiceRequest` carrying the span messages `spans` (each from
+    /// [`span_message`], all of this encoder's scope).
+    pub fn request<'a>(&self, spans: impl Iterator<Item = &'a [u8]> + Clone) -> Vec<u8> {
+        // ScopeSpans.spans (field 2): each message with its tag and length.
+        let spans_len: usize = spans
+            .clone()
+            .map(|m| 1 + varint_len(m.len() as u64) + m.len())
+            .sum();
+        let scope_spans_len = self.scope.len() + spans_len + self.scope_schema.len();
         let resource_spans_len = self.resource.len()
             + 1
             + varint_len(scope_spans_len as u64)
@@ -300,7 +319,9 @@ impl Encoder {
         tag(&mut out, 2, LEN);
         varint(&mut out, scope_spans_len as u64);
         out.extend_from_slice(&self.scope);
-        out.extend_from_slice(&spans_field);
+        for m in spans {
+            bytes_field(&mut out, 2, m);
+        }
         out.extend_from_slice(&self.scope_schema);
         out.extend_from_slice(&self.resource_schema);
         out

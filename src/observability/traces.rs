@@ -627,9 +627,16 @@ fn resource(settings: &TraceSettings) -> opentelemetry_sdk::Resource {
         .build()
 }
 
+/// A finished span waiting for export: for OTLP/HTTP its encoded message, already written (see
+/// [`super::otlp`]); for the other sinks the SDK's span.
+enum QueuedSpan {
+    Encoded(Vec<u8>),
+    Data(Box<SpanData>),
+}
+
 /// Builds and queues spans; its actor ([`ExportActor`]) exports them.
 pub struct Tracer {
-    queue: Mutex<VecDeque<SpanData>>,
+    queue: Mutex<VecDeque<QueuedSpan>>,
     max_queue: usize,
     max_batch: usize,
     schedule_delay: Duration,
@@ -692,16 +699,19 @@ impl Tracer {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<SpanData>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<QueuedSpan>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queue a finished span, or drop it (counted) when the queue is full.
     fn push(&self, span: SpanData) {
+        let span = match &self.sink {
+            Sink::OtlpHttp { .. } => QueuedSpan::Encoded(super::otlp::span_message(&span)),
+            Sink::OtlpGrpc(_) | Sink::Console { .. } => QueuedSpan::Data(Box::new(span)),
+        };
         let mut queue = self.lock();
         if queue.len() >= self.max_queue {
             drop(queue);
-            drop(span);
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -862,7 +872,7 @@ impl Tracer {
     /// Export up to one batch. Returns how many spans it took from the queue.
     async fn export_batch(&self) -> usize {
         let _one_at_a_time = self.exporting.lock().await;
-        let batch: Vec<SpanData> = {
+        let batch: Vec<QueuedSpan> = {
             let mut queue = self.lock();
             let n = queue.len().min(self.max_batch);
             queue.drain(..n).collect()
@@ -871,13 +881,25 @@ impl Tracer {
         if n == 0 {
             return 0;
         }
+        let encoded = || {
+            batch.iter().filter_map(|s| match s {
+                QueuedSpan::Encoded(m) => Some(m.as_slice()),
+                QueuedSpan::Data(_) => None,
+            })
+        };
+        let data = || {
+            batch.iter().filter_map(|s| match s {
+                QueuedSpan::Data(d) => Some(d),
+                QueuedSpan::Encoded(_) => None,
+            })
+        };
         let result = match &self.sink {
             Sink::OtlpHttp {
                 encoder,
                 endpoint,
                 headers,
             } => {
-                let body = bytes::Bytes::from(encoder.encode(&batch));
+                let body = bytes::Bytes::from(encoder.request(encoded()));
                 drop(batch);
                 match crate::upstream::post_bytes(endpoint, headers, body, EXPORT_TIMEOUT).await {
                     Ok((status, _)) if (200..300).contains(&status) => Ok(()),
@@ -889,14 +911,22 @@ impl Tracer {
                 }
             }
             Sink::OtlpGrpc(grpc) => match grpc.exporter().await {
-                Ok(exporter) => exporter.export(batch).await.map_err(|e| e.to_string()),
+                Ok(exporter) => {
+                    let spans = batch
+                        .into_iter()
+                        .filter_map(|s| match s {
+                            QueuedSpan::Data(d) => Some(*d),
+                            QueuedSpan::Encoded(_) => None,
+                        })
+                        .collect();
+                    exporter.export(spans).await.map_err(|e| e.to_string())
+                }
                 Err(e) => Err(e),
             },
             Sink::Console { service_name } => {
                 use std::io::Write as _;
                 let mut out = std::io::stdout().lock();
-                batch
-                    .iter()
+                data()
                     .try_for_each(|span| writeln!(out, "{}", console_json(span, service_name)))
                     .and_then(|()| out.flush())
                     .map_err(|e| e.to_string())
@@ -1400,7 +1430,11 @@ mod tests {
         );
         let queue = tracer.lock();
         assert_eq!(queue.len(), 2);
-        let line = console_json(&queue[0], "litellm");
+        let data = |q: &QueuedSpan| match q {
+            QueuedSpan::Data(span) => (**span).clone(),
+            QueuedSpan::Encoded(_) => panic!("the console tracer queues the SDK's spans"),
+        };
+        let line = console_json(&data(&queue[0]), "litellm");
         assert_eq!(line["name"], "chat gpt-4o");
         assert_eq!(line["kind"], "CLIENT");
         assert_eq!(line["context"]["trace_id"], ctx.trace_id.to_string());
@@ -1414,7 +1448,7 @@ mod tests {
         assert_eq!(a["gen_ai.usage.output_tokens"], 4);
         assert_eq!(a["http.response.status_code"], 200);
         assert_eq!(line["status"]["status_code"], "OK");
-        let failed = console_json(&queue[1], "litellm");
+        let failed = console_json(&data(&queue[1]), "litellm");
         assert_eq!(failed["name"], "embeddings amazon.titan");
         assert_eq!(failed["attributes"]["gen_ai.provider.name"], "aws.bedrock");
         assert_eq!(failed["attributes"]["error.type"], "503");
