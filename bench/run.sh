@@ -603,6 +603,15 @@ EOF
     exit 0
 fi
 
+# The gateway for the load runs (the default config), up and idle: sets GW_PID, RSS_IDLE, HWM_IDLE.
+start_idle_gateway() {
+    start_gateway gateway
+    wait_first_200 >/dev/null || die "gateway did not start (see $OUT/gateway.stderr)"
+    sleep 1
+    RSS_IDLE=$(rss_kb "$GW_PID" VmRSS); HWM_IDLE=$(rss_kb "$GW_PID" VmHWM)
+    log "gateway idle: VmRSS ${RSS_IDLE} kB, VmHWM ${HWM_IDLE} kB"
+}
+
 # ---------------------------------------------------------------------------------------------
 # --soak: the memory soak. The gateway alone (the default run's config, SQLite spend logs), its RSS
 # idle, then one wrk run of SOAK_MINUTES minutes at CONNS connections with the default run's virtual
@@ -612,11 +621,7 @@ if [[ $MODE == soak ]]; then
     SOAK_S=$((SOAK_MINUTES * 60))
     SLOPE_MAX=0.1   # MB/min: below it, the RSS after the warm-up counts as steady
     port_free "$GW_PORT" || die "port $GW_PORT is in use (set GW_PORT)"
-    start_gateway gateway
-    wait_first_200 >/dev/null || die "gateway did not start (see $OUT/gateway.stderr)"
-    sleep 1
-    RSS_IDLE=$(rss_kb "$GW_PID" VmRSS); HWM_IDLE=$(rss_kb "$GW_PID" VmHWM)
-    log "gateway idle: VmRSS ${RSS_IDLE} kB, VmHWM ${HWM_IDLE} kB"
+    start_idle_gateway
     make_virtual_key
 
     soak_sampler() {   # soak_sampler T0_US: one line every SOAK_SAMPLE s (on the T0 grid) while the gateway lives
@@ -788,11 +793,7 @@ echo "median: first 200 $START_MED ms; listening line $LISTEN_MED ms" | tee -a "
 # Gateway for the load runs
 log "starting gateway on CPU $GATEWAY_CPUS (num_workers $GATEWAY_WORKERS) at :$GW_PORT"
 port_free "$GW_PORT" || die "port $GW_PORT still in use"
-start_gateway gateway
-wait_first_200 >/dev/null || die "gateway did not start (see $OUT/gateway.stderr)"
-sleep 1
-RSS_IDLE=$(rss_kb "$GW_PID" VmRSS); HWM_IDLE=$(rss_kb "$GW_PID" VmHWM)
-log "gateway idle: VmRSS ${RSS_IDLE} kB, VmHWM ${HWM_IDLE} kB"
+start_idle_gateway
 
 # Smoke test: one request each way must be a 200 chat.completion.
 for u in "$MOCK_URL" "$GW_URL"; do

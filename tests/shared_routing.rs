@@ -441,6 +441,35 @@ async fn round_trips(gw: &Gateway, purpose: &str) -> u64 {
         .unwrap()
 }
 
+/// The sum of the Redis counters whose keys match `pattern` (a limit's minute windows).
+fn redis_sum(pattern: &str) -> u64 {
+    redis_cli(&["--scan", "--pattern", pattern])
+        .lines()
+        .map(|k| redis_cli(&["GET", k]).parse::<u64>().unwrap())
+        .sum()
+}
+
+/// Ten chat completions to group `g` with `key`: the tokens they really used.
+async fn ten_chats(gw: &Gateway, key: &str) -> u64 {
+    let mut tokens = 0;
+    for _ in 0..10 {
+        let (status, _, body) = post(&gw.url("/v1/chat/completions"), Some(key), &chat("g")).await;
+        assert_eq!(status, 200, "{body}");
+        tokens += body["usage"]["total_tokens"].as_u64().unwrap();
+    }
+    tokens
+}
+
+/// Ten requests' ends (slots back, token corrections) went to Redis in pipelines shared by the
+/// requests that ended together: 1 to 10 settlement round trips since `before`.
+async fn assert_ten_settled_in_shared_pipelines(gw: &Gateway, before: u64) {
+    let settled = round_trips(gw, "settle").await - before;
+    assert!(
+        (1..=10).contains(&settled),
+        "{settled} settlement round trips for 10 requests"
+    );
+}
+
 #[actix_rt::test]
 async fn a_key_with_rpm_tpm_and_parallel_limits_costs_one_redis_round_trip_before_its_answer() {
     let mock = Mock::start(&[]);
@@ -462,21 +491,11 @@ async fn a_key_with_rpm_tpm_and_parallel_limits_costs_one_redis_round_trip_befor
         round_trips(&gw, "settle").await,
         round_trips(&gw, "deployment").await,
     );
-    let mut tokens = 0;
-    for _ in 0..10 {
-        let (status, _, body) = post(&gw.url("/v1/chat/completions"), Some(&key), &chat("g")).await;
-        assert_eq!(status, 200, "{body}");
-        tokens += body["usage"]["total_tokens"].as_u64().unwrap();
-    }
+    let tokens = ten_chats(&gw, &key).await;
     // The slots' release and the token correction go out after the answers, in pipelines shared
     // by the requests that end together.
     let scope = format!("tollgate:limit:key:{token}");
-    let window_sum = |kind: &str| -> u64 {
-        redis_cli(&["--scan", "--pattern", &format!("{scope}:{kind}:*")])
-            .lines()
-            .map(|k| redis_cli(&["GET", k]).parse::<u64>().unwrap())
-            .sum()
-    };
+    let window_sum = |kind: &str| redis_sum(&format!("{scope}:{kind}:*"));
     let deadline = Instant::now() + Duration::from_secs(5);
     while redis_cli(&["ZCARD", &format!("{scope}:parallel")]) != "0" || window_sum("tpm") != tokens
     {
@@ -488,11 +507,7 @@ async fn a_key_with_rpm_tpm_and_parallel_limits_costs_one_redis_round_trip_befor
         10,
         "one admission each"
     );
-    let settled = round_trips(&gw, "settle").await - settle;
-    assert!(
-        (1..=10).contains(&settled),
-        "{settled} settlement round trips for 10 requests"
-    );
+    assert_ten_settled_in_shared_pipelines(&gw, settle).await;
     assert_eq!(
         round_trips(&gw, "deployment").await - deployment,
         0,
@@ -526,23 +541,8 @@ async fn a_deployment_tpm_window_gets_the_real_tokens_through_the_shared_settlem
         round_trips(&gw, "settle").await,
         round_trips(&gw, "deployment").await,
     );
-    let mut tokens = 0;
-    for _ in 0..10 {
-        let (status, _, body) = post(
-            &gw.url("/v1/chat/completions"),
-            Some(MASTER_KEY),
-            &chat("g"),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        tokens += body["usage"]["total_tokens"].as_u64().unwrap();
-    }
-    let window_sum = |kind: &str| -> u64 {
-        redis_cli(&["--scan", "--pattern", &format!("tollgate:{kind}:{id}:*")])
-            .lines()
-            .map(|k| redis_cli(&["GET", k]).parse::<u64>().unwrap())
-            .sum()
-    };
+    let tokens = ten_chats(&gw, MASTER_KEY).await;
+    let window_sum = |kind: &str| redis_sum(&format!("tollgate:{kind}:{id}:*"));
     // The estimates are corrected after the answers, in the pipelines the ending requests share.
     let deadline = Instant::now() + Duration::from_secs(5);
     while window_sum("tpm") != tokens {
@@ -559,9 +559,5 @@ async fn a_deployment_tpm_window_gets_the_real_tokens_through_the_shared_settlem
         10,
         "one reservation each"
     );
-    let settled = round_trips(&gw, "settle").await - settle;
-    assert!(
-        (1..=10).contains(&settled),
-        "{settled} settlement round trips for 10 requests"
-    );
+    assert_ten_settled_in_shared_pipelines(&gw, settle).await;
 }

@@ -362,9 +362,8 @@ impl SharedRouterState {
         tokens: u64,
         at_ms: u64,
     ) -> Result<bool, SharedError> {
-        let now = at_ms;
-        let rpm_key = usage_key("rpm", id, now / 60_000);
-        let tpm_key = Self::deployment_tpm_key(id, now);
+        let rpm_key = usage_key("rpm", id, at_ms / 60_000);
+        let tpm_key = Self::deployment_tpm_key(id, at_ms);
         let limit = |l: Option<u64>| l.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
         let window = (rpm_key, tpm_key, limit(rpm), limit(tpm));
         // No lease set: the id and the lease are not used.

@@ -1021,18 +1021,8 @@ impl Destination {
     /// The requests that carry `batch`: one for the whole batch, or one per event (Sentry, S3).
     fn outgoing(&self, batch: &[Queued]) -> Vec<Outgoing> {
         let n = batch.len();
-        let written = || {
-            batch.iter().filter_map(|q| match q {
-                Queued::Written(element) => Some(element.as_slice()),
-                Queued::Event(_) => None,
-            })
-        };
-        let events = || {
-            batch.iter().filter_map(|q| match q {
-                Queued::Event(ev) => Some(ev),
-                Queued::Written(_) => None,
-            })
-        };
+        let written = || batch.iter().filter_map(Queued::written);
+        let events = || batch.iter().filter_map(Queued::event);
         match self {
             Destination::GenericApi { url, headers } => {
                 let mut body = Vec::with_capacity(1536 * n);
@@ -1148,6 +1138,22 @@ pub struct ShipperCounters {
 enum Queued {
     Written(Vec<u8>),
     Event(Arc<RequestEvent>),
+}
+
+impl Queued {
+    fn written(&self) -> Option<&[u8]> {
+        match self {
+            Queued::Written(element) => Some(element),
+            Queued::Event(_) => None,
+        }
+    }
+
+    fn event(&self) -> Option<&Arc<RequestEvent>> {
+        match self {
+            Queued::Event(event) => Some(event),
+            Queued::Written(_) => None,
+        }
+    }
 }
 
 /// A callback's queue, outside its actor so that a restart loses nothing.

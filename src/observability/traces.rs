@@ -634,6 +634,22 @@ enum QueuedSpan {
     Data(Box<SpanData>),
 }
 
+impl QueuedSpan {
+    fn encoded(&self) -> Option<&[u8]> {
+        match self {
+            QueuedSpan::Encoded(message) => Some(message),
+            QueuedSpan::Data(_) => None,
+        }
+    }
+
+    fn data(&self) -> Option<&SpanData> {
+        match self {
+            QueuedSpan::Data(span) => Some(span),
+            QueuedSpan::Encoded(_) => None,
+        }
+    }
+}
+
 /// Builds and queues spans; its actor ([`ExportActor`]) exports them.
 pub struct Tracer {
     queue: Mutex<VecDeque<QueuedSpan>>,
@@ -881,18 +897,7 @@ impl Tracer {
         if n == 0 {
             return 0;
         }
-        let encoded = || {
-            batch.iter().filter_map(|s| match s {
-                QueuedSpan::Encoded(m) => Some(m.as_slice()),
-                QueuedSpan::Data(_) => None,
-            })
-        };
-        let data = || {
-            batch.iter().filter_map(|s| match s {
-                QueuedSpan::Data(d) => Some(d),
-                QueuedSpan::Encoded(_) => None,
-            })
-        };
+        let encoded = || batch.iter().filter_map(QueuedSpan::encoded);
         let result = match &self.sink {
             Sink::OtlpHttp {
                 encoder,
@@ -926,7 +931,9 @@ impl Tracer {
             Sink::Console { service_name } => {
                 use std::io::Write as _;
                 let mut out = std::io::stdout().lock();
-                data()
+                batch
+                    .iter()
+                    .filter_map(QueuedSpan::data)
                     .try_for_each(|span| writeln!(out, "{}", console_json(span, service_name)))
                     .and_then(|()| out.flush())
                     .map_err(|e| e.to_string())
