@@ -898,15 +898,23 @@ fn write_langsmith_run(ev: &RequestEvent, project: &str, run_name: &str, out: &m
     run.end();
 }
 
-/// Writes `elements` (JSON texts) into `out` as the elements of a JSON array (comma-separated, no
-/// brackets).
-fn write_joined<'a>(out: &mut Vec<u8>, elements: impl Iterator<Item = &'a [u8]>) {
+/// What `write` writes, in a buffer sized for one request's payload.
+fn written(write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2048);
+    write(&mut out);
+    out
+}
+
+/// Writes `elements` (JSON texts) into `out` as a JSON array.
+fn write_array<'a>(out: &mut Vec<u8>, elements: impl Iterator<Item = &'a [u8]>) {
+    out.push(b'[');
     for (i, element) in elements.enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(element);
     }
+    out.push(b']');
 }
 
 /// One Sentry envelope (header line, item header line, event) for a failed request: `level`
@@ -1004,31 +1012,29 @@ impl Destination {
     /// event is still in the cache (docs/BENCHMARKS.md, "Spans and callback payloads encoded when
     /// the request ends").
     fn element(&self, ev: &RequestEvent) -> Option<Vec<u8>> {
-        let mut out = Vec::with_capacity(2048);
         match self {
-            Destination::GenericApi { .. } => StandardPayload::of(ev).write(&mut out),
-            Destination::Langfuse { .. } => write_langfuse_events(ev, &mut out),
+            Destination::GenericApi { .. } => {
+                Some(written(|out| StandardPayload::of(ev).write(out)))
+            }
+            Destination::Langfuse { .. } => Some(written(|out| write_langfuse_events(ev, out))),
             Destination::Langsmith {
                 project, run_name, ..
-            } => write_langsmith_run(ev, project, run_name, &mut out),
-            Destination::Datadog { .. } | Destination::Sentry(_) | Destination::S3(_) => {
-                return None
-            }
+            } => Some(written(|out| {
+                write_langsmith_run(ev, project, run_name, out)
+            })),
+            Destination::Datadog { .. } | Destination::Sentry(_) | Destination::S3(_) => None,
         }
-        Some(out)
     }
 
     /// The requests that carry `batch`: one for the whole batch, or one per event (Sentry, S3).
     fn outgoing(&self, batch: &[Queued]) -> Vec<Outgoing> {
         let n = batch.len();
-        let written = || batch.iter().filter_map(Queued::written);
+        let elements = || batch.iter().filter_map(Queued::written);
         let events = || batch.iter().filter_map(Queued::event);
         match self {
             Destination::GenericApi { url, headers } => {
                 let mut body = Vec::with_capacity(1536 * n);
-                body.push(b'[');
-                write_joined(&mut body, written());
-                body.push(b']');
+                write_array(&mut body, elements());
                 vec![Outgoing::serialized(url.clone(), headers.clone(), body, n)]
             }
             Destination::Langfuse {
@@ -1041,7 +1047,7 @@ impl Destination {
                     .encode(format!("{public_key}:{secret_key}"));
                 let mut body = Vec::with_capacity(4096 * n);
                 let mut o = JsonObject::begin(&mut body);
-                o.array_with("batch", |out| write_joined(out, written()))
+                o.value_with("batch", |out| write_array(out, elements()))
                     .object("metadata", |m| {
                         m.str("sdk_name", "tollgate")
                             .str("sdk_version", crate::state::VERSION);
@@ -1076,7 +1082,7 @@ impl Destination {
             } => {
                 let mut body = Vec::with_capacity(3072 * n);
                 let mut o = JsonObject::begin(&mut body);
-                o.array_with("post", |out| write_joined(out, written()));
+                o.value_with("post", |out| write_array(out, elements()));
                 o.end();
                 vec![Outgoing::serialized(
                     format!("{base_url}/runs/batch"),

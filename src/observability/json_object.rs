@@ -42,9 +42,7 @@ impl<'o> JsonObject<'o> {
     }
 
     pub fn str(&mut self, key: &'static str, value: &str) -> &mut Self {
-        let out = self.key(key);
-        write_str(out, &[value]);
-        self
+        self.str_concat(key, &[value])
     }
 
     /// A string value made of `parts` written one after the other (an id with a suffix), without
@@ -109,19 +107,10 @@ impl<'o> JsonObject<'o> {
         self
     }
 
-    /// Any JSON value, written by `fill` at the end of the buffer (a whole payload written
-    /// elsewhere).
+    /// Any JSON value, written by `fill` at the end of the buffer (a whole payload, an array of
+    /// payloads written elsewhere).
     pub fn value_with(&mut self, key: &'static str, fill: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
         fill(self.key(key));
-        self
-    }
-
-    /// An array whose elements (comma-separated) `fill` writes.
-    pub fn array_with(&mut self, key: &'static str, fill: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
-        let out = self.key(key);
-        out.push(b'[');
-        fill(out);
-        out.push(b']');
         self
     }
 

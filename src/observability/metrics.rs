@@ -382,12 +382,54 @@ struct Capped<M, C: MetricConstructor<M>> {
     creating: Mutex<usize>,
     /// `tollgate_metrics_series_folded_total{metric=<this family>}`.
     folded: Counter,
-    /// The series made so far (never the `"other"` one), by [`Facts::hash`]; at most `cap`.
-    index: RwLock<Index<(Joined, M)>>,
+    /// The series made so far (never the `"other"` one); at most `cap`.
+    index: LabelIndex<M>,
 }
 
-/// Entries by a hash of their label values (entries whose values collide share a bucket).
-type Index<T> = HashMap<u64, Vec<T>, NoHash>;
+/// Entries by their label values: a hash of the values picks a bucket (entries whose values
+/// collide share it), and the values, joined, tell a bucket's entries apart.
+struct LabelIndex<T> {
+    held: RwLock<Held<T>>,
+}
+
+struct Held<T> {
+    buckets: HashMap<u64, Vec<(Joined, T)>, NoHash>,
+    len: usize,
+}
+
+impl<T: Clone> LabelIndex<T> {
+    fn new() -> Self {
+        Self {
+            held: RwLock::new(Held {
+                buckets: HashMap::default(),
+                len: 0,
+            }),
+        }
+    }
+
+    /// The entry for the values of `facts`' labels `names`, if held.
+    fn get(&self, facts: &Facts, names: &[L]) -> Option<T> {
+        let held = self.held.read().unwrap_or_else(|p| p.into_inner());
+        held.buckets
+            .get(&facts.hash(names))
+            .and_then(|bucket| bucket.iter().find(|(j, _)| facts.matches(names, j)))
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Hold `value` for the values of `facts`' labels `names`, unless an entry has them already or
+    /// `cap` entries are held.
+    fn insert(&self, facts: &Facts, names: &[L], value: T, cap: usize) {
+        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
+        if held.len >= cap {
+            return;
+        }
+        let bucket = held.buckets.entry(facts.hash(names)).or_default();
+        if !bucket.iter().any(|(j, _)| facts.matches(names, j)) {
+            bucket.push((facts.joined(names), value));
+            held.len += 1;
+        }
+    }
+}
 
 /// The index's keys are hashes already.
 #[derive(Default, Clone, Copy)]
@@ -433,7 +475,7 @@ where
             cap,
             creating: Mutex::new(0),
             folded,
-            index: RwLock::new(HashMap::default()),
+            index: LabelIndex::new(),
         }
     }
 
@@ -452,15 +494,8 @@ where
     /// The series of `facts`' label set (a handle sharing its value), made if need be; `None`
     /// when the family is full and the label set is new (it counts in `"other"`).
     fn resolve(&self, facts: &Facts) -> Option<M> {
-        let hash = facts.hash(self.names);
-        {
-            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, m)) = index
-                .get(&hash)
-                .and_then(|series| series.iter().find(|(l, _)| facts.matches(self.names, l)))
-            {
-                return Some(m.clone());
-            }
+        if let Some(m) = self.index.get(facts, self.names) {
+            return Some(m);
         }
         let labels = facts.labels(self.names);
         let mut created = self.creating.lock().unwrap_or_else(|p| p.into_inner());
@@ -474,12 +509,8 @@ where
         }
         *created += 1;
         let m = self.family.get_or_create(&labels).clone();
-        self.index
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(hash)
-            .or_default()
-            .push((facts.joined(self.names), m.clone()));
+        // The creation count holds the cap.
+        self.index.insert(facts, self.names, m.clone(), usize::MAX);
         Some(m)
     }
 }
@@ -524,43 +555,24 @@ const ATTEMPT_KEY: &[L] = &[
 /// are kept; label sets beyond that take the per-family path.
 struct Bundles<S> {
     key: &'static [L],
-    index: RwLock<Index<Arc<(Joined, S)>>>,
+    index: LabelIndex<Arc<S>>,
 }
 
 impl<S> Bundles<S> {
     fn new(key: &'static [L]) -> Self {
         Self {
             key,
-            index: RwLock::new(HashMap::default()),
+            index: LabelIndex::new(),
         }
     }
 
     /// The bundle of `facts`' label set, made by `make` if need be (`None` when a family is full).
-    fn get(
-        &self,
-        facts: &Facts,
-        cap: usize,
-        make: impl FnOnce() -> Option<S>,
-    ) -> Option<Arc<(Joined, S)>> {
-        let hash = facts.hash(self.key);
-        {
-            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(b) = index
-                .get(&hash)
-                .and_then(|all| all.iter().find(|b| facts.matches(self.key, &b.0)))
-            {
-                return Some(b.clone());
-            }
+    fn get(&self, facts: &Facts, cap: usize, make: impl FnOnce() -> Option<S>) -> Option<Arc<S>> {
+        if let Some(bundle) = self.index.get(facts, self.key) {
+            return Some(bundle);
         }
-        let bundle = Arc::new((facts.joined(self.key), make()?));
-        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-        let held: usize = index.values().map(Vec::len).sum();
-        if held < cap {
-            let all = index.entry(hash).or_default();
-            if !all.iter().any(|b| facts.matches(self.key, &b.0)) {
-                all.push(bundle.clone());
-            }
-        }
+        let bundle = Arc::new(make()?);
+        self.index.insert(facts, self.key, bundle.clone(), cap);
         Some(bundle)
     }
 }
@@ -862,8 +874,7 @@ impl Observer for Metrics {
             ..Facts::default()
         };
         if event.succeeded() {
-            if let Some(bundle) = self.success_series(&facts) {
-                let series = &bundle.1;
+            if let Some(series) = self.success_series(&facts) {
                 series.proxy_total.inc();
                 series.requests.inc();
                 series.input_tokens.inc_by(log.prompt_tokens.max(0) as u64);
@@ -920,7 +931,7 @@ impl Observer for Metrics {
 impl Metrics {
     /// The [`SuccessSeries`] of `facts`, made if need be; `None` when a family is full (the
     /// request then counts family by family, in `"other"` where it must).
-    fn success_series(&self, facts: &Facts) -> Option<Arc<(Joined, SuccessSeries)>> {
+    fn success_series(&self, facts: &Facts) -> Option<Arc<SuccessSeries>> {
         self.success.get(facts, self.cap, || {
             Some(SuccessSeries {
                 proxy_total: self.proxy_total.resolve(facts)?,
@@ -934,7 +945,7 @@ impl Metrics {
         })
     }
 
-    fn attempt_series(&self, facts: &Facts) -> Option<Arc<(Joined, AttemptSeries)>> {
+    fn attempt_series(&self, facts: &Facts) -> Option<Arc<AttemptSeries>> {
         self.attempts.get(facts, self.cap, || {
             Some(AttemptSeries {
                 total: self.deployment_total.resolve(facts)?,
@@ -1033,8 +1044,7 @@ impl Scope<'_> {
         let m = self.metrics;
         let mut facts = self.facts(served);
         if let AttemptEnd::Complete { latency, elapsed } = end {
-            if let Some(bundle) = m.attempt_series(&facts) {
-                let series = &bundle.1;
+            if let Some(series) = m.attempt_series(&facts) {
                 series.total.inc();
                 series.success.inc();
                 series.llm_latency.observe(latency.as_secs_f64());

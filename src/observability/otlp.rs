@@ -7,7 +7,7 @@
 //! gateway more per request than everything else observability does on it. The spans here all
 //! share one resource and one instrumentation scope, so this writes the wire format straight from
 //! the SDK's [`SpanData`]: the resource and the scope are encoded once, at start, and each span is
-//! written once into a scratch buffer and appended. The output decodes to the same message the
+//! written once, into its own message. The output decodes to the same message the
 //! SDK's transform builds (tested against it).
 //!
 //! A span is encoded when it ends ([`span_message`]), on the request's thread while its strings are

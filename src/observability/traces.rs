@@ -897,14 +897,15 @@ impl Tracer {
         if n == 0 {
             return 0;
         }
-        let encoded = || batch.iter().filter_map(QueuedSpan::encoded);
         let result = match &self.sink {
             Sink::OtlpHttp {
                 encoder,
                 endpoint,
                 headers,
             } => {
-                let body = bytes::Bytes::from(encoder.request(encoded()));
+                let body = bytes::Bytes::from(
+                    encoder.request(batch.iter().filter_map(QueuedSpan::encoded)),
+                );
                 drop(batch);
                 match crate::upstream::post_bytes(endpoint, headers, body, EXPORT_TIMEOUT).await {
                     Ok((status, _)) if (200..300).contains(&status) => Ok(()),
@@ -1437,10 +1438,7 @@ mod tests {
         );
         let queue = tracer.lock();
         assert_eq!(queue.len(), 2);
-        let data = |q: &QueuedSpan| match q {
-            QueuedSpan::Data(span) => (**span).clone(),
-            QueuedSpan::Encoded(_) => panic!("the console tracer queues the SDK's spans"),
-        };
+        let data = |q: &QueuedSpan| q.data().cloned().expect("the console tracer queues spans");
         let line = console_json(&data(&queue[0]), "litellm");
         assert_eq!(line["name"], "chat gpt-4o");
         assert_eq!(line["kind"], "CLIENT");
